@@ -1,0 +1,14 @@
+// The backend types compiled into this executable, in `kmbench list` order.
+// A new backend: include its header and add its class to InProcessBackends.
+#pragma once
+
+#include "allocators/system/system.h"
+
+namespace kmbench {
+
+template <class... Bs>
+struct BackendList {};
+
+using InProcessBackends = BackendList<SystemBackend>;
+
+}  // namespace kmbench

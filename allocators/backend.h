@@ -1,0 +1,126 @@
+// The backend interface: what every allocator in kmbench is, as a concept.
+//
+// Backends are plain classes checked at compile time, so the replay loop is
+// instantiated per backend and allocate/free inline; the run-time choice is
+// made once per run (registry.h), never per operation.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kmbench {
+
+namespace physmem {
+class Machine;  // simulated physical memory and NUMA topology (allocators/physmem)
+}
+
+/// Allocation tag: an OSMalloc tag, a kmem cache or a call site. 0 means untagged.
+using TagId = std::uint32_t;
+inline constexpr TagId kNoTag = 0;
+
+/// NUMA node index in the run's topology; kAnyNode lets the backend choose (local).
+using NodeId = std::int32_t;
+inline constexpr NodeId kAnyNode = -1;
+
+/// Alignment every backend guarantees without being asked (as malloc and kalloc do).
+inline constexpr std::size_t kMinAlign = 16;
+
+/// Optional capabilities. A backend claims a bit in kFeatures; the concept then
+/// requires the matching method.
+enum Feature : std::uint32_t {
+  kFeatureSizedFree = 1u << 0,   // free(p, size) uses size instead of looking it up
+  kFeatureNuma = 1u << 1,        // allocate(.., node) really places memory on node
+  kFeatureUsableSize = 1u << 2,  // usable_size(p, size): bytes actually handed out
+  kFeatureReclaim = 1u << 3,     // reclaim(level): return cached memory (zone GC, reap)
+  kFeaturePhysical = 1u << 4,    // memory lies in simulated physical memory: physical_address(p)
+  kFeatureTags = 1u << 5,        // the backend keeps per-tag state of its own (arena per tag)
+};
+
+/// How hard reclaim() works: trim caches beyond the working set, or drain them all.
+enum class ReclaimLevel { trim, drain };
+
+/// One named statistic in jemalloc-style dotted form, e.g. "backend.slab.magazine.depot_hits".
+struct Metric {
+  std::string name;
+  double value = 0;
+};
+
+/// What a backend itself knows about its memory (the counting decorator adds
+/// what the caller asked for). Bytes are exact where the backend can know them.
+struct BackendStats {
+  std::uint64_t mapped_bytes = 0;    // address space the backend holds from the OS / page layer
+  std::uint64_t resident_bytes = 0;  // of which touched/committed, as far as the backend knows
+  std::uint64_t metadata_bytes = 0;  // bookkeeping outside the blocks handed out
+  std::vector<Metric> metrics;       // backend-specific counters
+};
+
+/// What a backend is constructed with. params holds variant settings
+/// ("tcache=off"), from the registry entry and then the user (later wins).
+struct BackendConfig {
+  physmem::Machine* machine = nullptr;  // null: the backend uses its own memory source
+  unsigned cpus = 0;                    // CPU slots expected (0: the machine's count)
+  std::map<std::string, std::string> params;
+
+  std::string param(std::string_view key, std::string_view fallback = {}) const {
+    auto it = params.find(std::string(key));
+    return it == params.end() ? std::string(fallback) : it->second;
+  }
+};
+
+/// A named configuration of a backend type: "jemalloc" and "jemalloc-notcache"
+/// are two variants of one class.
+struct BackendVariant {
+  std::string_view name;     // short stable name, used on the command line and in results
+  std::string_view summary;  // one line for `kmbench list`
+  std::string_view params;   // "key=value,key=value" applied before the user's
+};
+
+/// An allocator kmbench can measure.
+///  pre  allocate: align is a power of two; node is kAnyNode or a node of the machine
+///  post allocate: nullptr on failure (never throws, never waits), else a block of
+///       at least size bytes aligned to max(align, kMinAlign); size 0 gives a unique block
+///  pre  free: p came from this backend's allocate with this size (or p is nullptr: no-op)
+///  Thread safe: any thread may free what another allocated.
+template <class B>
+concept Backend =
+    requires(B& b, const B& cb, std::size_t size, std::size_t align, TagId tag, NodeId node,
+             void* p, const BackendConfig& config) {
+      { B::kVariants[0] } -> std::convertible_to<const BackendVariant&>;
+      { B::kFeatures } -> std::convertible_to<std::uint32_t>;
+      requires std::constructible_from<B, const BackendConfig&>;
+      { b.allocate(size, align, tag, node) } noexcept -> std::same_as<void*>;
+      { b.free(p, size) } noexcept;
+      { cb.stats() } -> std::same_as<BackendStats>;
+    } &&
+    (!(B::kFeatures & kFeatureUsableSize) ||
+     requires(const B& cb, void* p, std::size_t size) {
+       { cb.usable_size(p, size) } noexcept -> std::same_as<std::size_t>;
+     }) &&
+    (!(B::kFeatures & kFeatureReclaim) ||
+     requires(B& b, ReclaimLevel level) {
+       { b.reclaim(level) } -> std::same_as<std::size_t>;  // bytes given back
+     }) &&
+    (!(B::kFeatures & kFeaturePhysical) ||
+     requires(const B& cb, const void* p) {
+       { cb.physical_address(p) } noexcept -> std::same_as<std::uint64_t>;
+     });
+
+/// Bytes a backend handed out for a request: usable_size when it can tell, else size.
+template <Backend B>
+inline std::size_t handed_out(const B& b, void* p, std::size_t size) noexcept {
+  if constexpr ((B::kFeatures & kFeatureUsableSize) != 0) {
+    return b.usable_size(p, size);
+  } else {
+    return size;
+  }
+}
+
+/// Names of the feature bits, for `kmbench list` and result files.
+std::string feature_names(std::uint32_t features);
+
+}  // namespace kmbench

@@ -1,0 +1,137 @@
+#include "allocators/registry.h"
+
+#include <algorithm>
+
+namespace kmbench {
+namespace {
+
+/// Backends served by a worker executable of their own, because the allocator
+/// they stand for owns the process's malloc (DESIGN: one allocator per process).
+/// The worker lists them in-process; this executable lists them from here.
+struct WorkerBackend {
+  std::string_view name;
+  std::string_view summary;
+  std::uint32_t features;
+  std::string_view executable;
+};
+constexpr WorkerBackend kWorkerBackends[] = {
+    // Filled in as worker executables are added (allocators/jemalloc, allocators/mimalloc).
+    {"", "", 0, ""},
+};
+
+template <class... Bs>
+void add_in_process(std::vector<BackendInfo>& out, BackendList<Bs...>) {
+  (
+      [&] {
+        for (const BackendVariant& v : Bs::kVariants) {
+          out.push_back({std::string(v.name), std::string(v.summary), Bs::kFeatures, {}});
+        }
+      }(),
+      ...);
+}
+
+template <class B>
+std::unique_ptr<AnyBackend> make_any(const BackendVariant& v, const BackendConfig& config) {
+  BackendConfig merged;
+  merged.machine = config.machine;
+  merged.cpus = config.cpus;
+  apply_params(merged, v.params);
+  for (const auto& [key, value] : config.params) {
+    merged.params[key] = value;
+  }
+  auto* self = new Counting<B>(merged);
+  return std::make_unique<AnyBackend>(std::string(v.name), B::kFeatures, self, &kOpsFor<B>);
+}
+
+template <class... Bs>
+std::unique_ptr<AnyBackend> open_in_process(std::string_view name, const BackendConfig& config,
+                                            BackendList<Bs...>) {
+  std::unique_ptr<AnyBackend> out;
+  (
+      [&] {
+        for (const BackendVariant& v : Bs::kVariants) {
+          if (!out && v.name == name) {
+            out = make_any<Bs>(v, config);
+          }
+        }
+      }(),
+      ...);
+  return out;
+}
+
+}  // namespace
+
+const std::vector<BackendInfo>& all_backends() {
+  static const std::vector<BackendInfo> list = [] {
+    std::vector<BackendInfo> out;
+    add_in_process(out, InProcessBackends{});
+    for (const WorkerBackend& w : kWorkerBackends) {
+      const bool here = std::any_of(out.begin(), out.end(),
+                                    [&](const BackendInfo& b) { return b.name == w.name; });
+      if (!w.name.empty() && !here) {
+        out.push_back({std::string(w.name), std::string(w.summary), w.features,
+                       std::string(w.executable)});
+      }
+    }
+    return out;
+  }();
+  return list;
+}
+
+const BackendInfo* find_backend(std::string_view name) {
+  for (const BackendInfo& b : all_backends()) {
+    if (b.name == name) {
+      return &b;
+    }
+  }
+  return nullptr;
+}
+
+void apply_params(BackendConfig& config, std::string_view params) {
+  while (!params.empty()) {
+    const std::size_t comma = params.find(',');
+    const std::string_view item = params.substr(0, comma);
+    params = comma == std::string_view::npos ? std::string_view{} : params.substr(comma + 1);
+    if (item.empty()) {
+      continue;
+    }
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      throw UsageError("backend parameter '" + std::string(item) + "' is not key=value");
+    }
+    config.params[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+  }
+}
+
+std::unique_ptr<AnyBackend> open_backend(std::string_view name, BackendConfig config) {
+  if (auto backend = open_in_process(name, config, InProcessBackends{})) {
+    return backend;
+  }
+  const BackendInfo* info = find_backend(name);
+  if (info == nullptr) {
+    std::string known;
+    for (const BackendInfo& b : all_backends()) {
+      known += (known.empty() ? "" : ", ") + b.name;
+    }
+    throw UsageError("unknown backend '" + std::string(name) + "' (known: " + known + ")");
+  }
+  throw UsageError("backend '" + std::string(name) + "' runs in its own executable, " +
+                   info->executable + ", not in this process");
+}
+
+std::string feature_names(std::uint32_t features) {
+  static constexpr std::pair<Feature, std::string_view> kNames[] = {
+      {kFeatureSizedFree, "sized-free"}, {kFeatureNuma, "numa"},
+      {kFeatureUsableSize, "usable-size"}, {kFeatureReclaim, "reclaim"},
+      {kFeaturePhysical, "physical"},    {kFeatureTags, "tags"},
+  };
+  std::string out;
+  for (const auto& [bit, name] : kNames) {
+    if ((features & bit) != 0) {
+      out += (out.empty() ? "" : ",") + std::string(name);
+    }
+  }
+  return out;
+}
+
+}  // namespace kmbench

@@ -1,0 +1,46 @@
+// system: glibc malloc, the baseline everyone knows.
+//
+// glibc is reached through libc.so.6's own symbols (dlsym on its handle), so
+// this backend is glibc even in a process whose malloc another allocator owns.
+// Sanitizer builds are the exception: there the sanitizer's malloc serves it.
+#pragma once
+
+#include <cstddef>
+
+#include "allocators/backend.h"
+
+namespace kmbench {
+
+/// glibc's allocation entry points, resolved in libc.so.6 itself.
+struct GlibcFunctions {
+  void* (*malloc)(std::size_t) = nullptr;
+  void (*free)(void*) = nullptr;
+  void* (*memalign)(std::size_t, std::size_t) = nullptr;
+  std::size_t (*usable_size)(void*) = nullptr;
+};
+
+/// Resolved once; aborts with a message if libc.so.6 lacks them (never silently falls back).
+const GlibcFunctions& glibc() noexcept;
+
+class SystemBackend {
+ public:
+  static constexpr BackendVariant kVariants[] = {
+      {"system", "glibc malloc/free/memalign, reached in libc.so.6 itself (the baseline)", ""},
+  };
+  static constexpr std::uint32_t kFeatures = kFeatureUsableSize;
+
+  explicit SystemBackend(const BackendConfig&) : fn_(glibc()) {}
+
+  void* allocate(std::size_t size, std::size_t align, TagId, NodeId) noexcept {
+    // glibc's malloc aligns to 16 on x86_64; memalign only when more is asked.
+    return align <= kMinAlign ? fn_.malloc(size) : fn_.memalign(align, size);
+  }
+  void free(void* p, std::size_t) noexcept { fn_.free(p); }
+  std::size_t usable_size(void* p, std::size_t) const noexcept { return fn_.usable_size(p); }
+  BackendStats stats() const;
+
+ private:
+  const GlibcFunctions& fn_;
+};
+
+}  // namespace kmbench

@@ -1,0 +1,12 @@
+# Runs EXE with ARGS; checks the exit code and that the output holds each of EXPECT_OUTPUT.
+set(args ${ARGS})
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL EXPECT_EXIT)
+  message(FATAL_ERROR "exit ${rc}, expected ${EXPECT_EXIT}\nstdout:\n${out}\nstderr:\n${err}")
+endif()
+foreach(needle IN LISTS EXPECT_OUTPUT)
+  string(FIND "${out}${err}" "${needle}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "output lacks '${needle}'\nstdout:\n${out}\nstderr:\n${err}")
+  endif()
+endforeach()

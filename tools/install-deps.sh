@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package kmbench's build, tests, plots and report need.
+# Idempotent: does nothing (and needs no network) when all are present.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkgconf g++ clang libclang-rt-14-dev
+  # libraries
+  libjemalloc-dev libmimalloc-dev libhwloc-dev hwloc libnuma-dev
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  libtracecmd-dev libzstd-dev liblzma-dev zlib1g-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
+  # plots and report (always Debian's /usr/bin/python3)
+  python3 python3-matplotlib python3-numpy python3-scipy
+  # trace capture and compressed inputs
+  trace-cmd xz-utils zstd gzip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
