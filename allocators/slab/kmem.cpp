@@ -65,6 +65,8 @@ std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) & ~(a - 
 
 }  // namespace
 
+void SpinLock::yield() noexcept { std::this_thread::yield(); }
+
 unsigned detail::claim_slot() noexcept {
   const unsigned s = this_cpu_slot();
   for (;;) {
@@ -172,8 +174,14 @@ ObjectCache::ObjectCache(Kmem& kmem, std::string name, std::size_t size, std::si
   }
   maxcolor_ &= ~(align_ - 1);
   unsigned mt = 0;
-  while (mt + 1 < kMagTypeCount && chunksize_ <= kMagTypes[mt].minbuf) {
-    ++mt;
+  if (const int start = kmem_.tunables().magazine_rounds; start > 0) {
+    while (mt + 1 < kMagTypeCount && kMagTypes[mt].size < start) {
+      ++mt;
+    }
+  } else {
+    while (mt + 1 < kMagTypeCount && chunksize_ <= kMagTypes[mt].minbuf) {
+      ++mt;
+    }
   }
   magtype_.store(mt, std::memory_order_relaxed);
   const bool magazines = (flags_ & kCacheNoMagazine) == 0 && kmem_.tunables().magazines;
@@ -244,11 +252,11 @@ void ObjectCache::cpu_sync(CpuCache& cc) noexcept {
 }
 
 void* ObjectCache::alloc_slow(CpuCache& cc, std::size_t size) noexcept {
+  bump(cc.alloc_misses);
   for (;;) {
     cpu_sync(cc);
     if (cc.rounds > 0) {
       void* buf = cc.loaded->rounds[--cc.rounds];
-      bump(cc.allocs);
       return cc.debug ? alloc_debug(buf, size) : buf;
     }
     if (cc.prounds > 0) {
@@ -258,15 +266,12 @@ void* ObjectCache::alloc_slow(CpuCache& cc, std::size_t size) noexcept {
     if (cc.magsize == 0) {
       break;
     }
-    if (Magazine* fmp = depot_alloc(full_, cc.magsize)) {
-      if (cc.ploaded != nullptr) {
-        depot_free(empty_, cc.ploaded);
-      }
+    // The previous magazine is empty (or absent): swap it for a full one.
+    if (Magazine* fmp = depot_exchange(full_, empty_, cc.ploaded, cc.magsize)) {
       cc.ploaded = cc.loaded;
       cc.prounds = cc.rounds;
       cc.loaded = fmp;
       cc.rounds = static_cast<int>(fmp->size);
-      // The previous magazine went to the depot; the old loaded one (empty) is now previous.
       continue;
     }
     break;
@@ -288,11 +293,11 @@ void* ObjectCache::alloc_slow(CpuCache& cc, std::size_t size) noexcept {
 }
 
 void ObjectCache::free_slow(CpuCache& cc, void* buf) noexcept {
+  bump(cc.free_misses);
   for (;;) {
     cpu_sync(cc);
     if (static_cast<unsigned>(cc.rounds) < static_cast<unsigned>(cc.magsize)) {
       cc.loaded->rounds[cc.rounds++] = buf;
-      bump(cc.frees);
       return;
     }
     if (cc.prounds == 0) {
@@ -302,10 +307,8 @@ void ObjectCache::free_slow(CpuCache& cc, void* buf) noexcept {
     if (cc.magsize == 0) {
       break;
     }
-    if (Magazine* emp = depot_alloc(empty_, cc.magsize)) {
-      if (cc.ploaded != nullptr) {
-        depot_free(full_, cc.ploaded);
-      }
+    // The previous magazine is full (or absent): swap it for an empty one.
+    if (Magazine* emp = depot_exchange(empty_, full_, cc.ploaded, cc.magsize)) {
       cc.ploaded = cc.loaded;
       cc.prounds = cc.rounds;
       cc.loaded = emp;
@@ -342,18 +345,24 @@ void ObjectCache::depot_lock() noexcept {
   }
 }
 
-Magazine* ObjectCache::depot_alloc(MagList& ml, int magsize) noexcept {
+Magazine* ObjectCache::depot_exchange(MagList& from, MagList& to, Magazine* give,
+                                      int magsize) noexcept {
   depot_lock();
   Magazine* mp = nullptr;
   if (kMagTypes[magtype_.load(std::memory_order_relaxed)].size == magsize) {
-    mp = ml.list;
+    mp = from.list;
     if (mp != nullptr) {
-      ml.list = mp->next;
-      if (--ml.total < ml.min) {
-        ml.min = ml.total;
+      from.list = mp->next;
+      if (--from.total < from.min) {
+        from.min = from.total;
       }
-      ml.alloc++;
+      from.alloc++;
       depot_hits_++;
+      if (give != nullptr) {
+        give->next = to.list;
+        to.list = give;
+        to.total++;
+      }
     } else {
       depot_misses_++;
     }
@@ -885,11 +894,11 @@ CacheStats ObjectCache::stats() const {
     s = sst_;
   }
   for (const CpuCache& cc : cpu_) {
-    s.cpu_allocs += cc.allocs.load(std::memory_order_relaxed);
-    s.cpu_frees += cc.frees.load(std::memory_order_relaxed);
+    s.cpu_alloc_misses += cc.alloc_misses.load(std::memory_order_relaxed);
+    s.cpu_free_misses += cc.free_misses.load(std::memory_order_relaxed);
   }
   {
-    std::lock_guard g(const_cast<std::mutex&>(depot_lock_));
+    std::lock_guard g(depot_lock_);
     s.depot_full = full_.total;
     s.depot_empty = empty_.total;
     s.depot_hits = depot_hits_;

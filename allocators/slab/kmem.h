@@ -65,6 +65,33 @@ inline constexpr MagType kMagTypes[] = {
 };
 inline constexpr unsigned kMagTypeCount = sizeof(kMagTypes) / sizeof(kMagTypes[0]);
 
+/// The depot lock: held for a few loads and stores, so a test-and-set lock
+/// (one atomic exchange to take, a store to drop) that yields the CPU when the
+/// holder is not running. try_lock failing is what counts as contention.
+class SpinLock {
+ public:
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void lock() noexcept {
+    for (unsigned spins = 0; !try_lock(); ++spins) {
+      if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        yield();
+      }
+    }
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  static void yield() noexcept;
+  std::atomic<bool> locked_{false};
+};
+
 namespace detail {
 inline thread_local int t_slot = -1;
 unsigned claim_slot() noexcept;  // this_cpu_slot(), registered so reclaim can flush it once idle
@@ -83,7 +110,7 @@ inline unsigned current_slot() noexcept {
 struct CacheStats {
   std::uint64_t slabs = 0, slab_creates = 0, slab_destroys = 0, buf_total = 0, buf_inuse_slab = 0;
   std::uint64_t slab_allocs = 0, slab_frees = 0;  // buffers to and from the slab layer
-  std::uint64_t cpu_allocs = 0, cpu_frees = 0;    // served by the CPU layer
+  std::uint64_t cpu_alloc_misses = 0, cpu_free_misses = 0;  // the CPU layer's loaded magazine could not serve
   std::uint64_t depot_full = 0, depot_empty = 0;  // magazines in the depot now
   std::uint64_t depot_hits = 0, depot_misses = 0, depot_contention = 0;
   std::uint64_t magazine_resizes = 0, reaped_magazines = 0, alloc_fails = 0;
@@ -114,7 +141,6 @@ class ObjectCache {
     CpuCache& cc = cpu_[slot];
     if (cc.rounds > 0) [[likely]] {
       void* buf = cc.loaded->rounds[--cc.rounds];
-      bump(cc.allocs);
       if (cc.debug) [[unlikely]] {
         return alloc_debug(buf, size);
       }
@@ -129,7 +155,6 @@ class ObjectCache {
     }
     if (static_cast<unsigned>(cc.rounds) < static_cast<unsigned>(cc.magsize)) [[likely]] {
       cc.loaded->rounds[cc.rounds++] = buf;
-      bump(cc.frees);
       return;
     }
     free_slow(cc, buf);
@@ -170,7 +195,7 @@ class ObjectCache {
     int magsize = 0;   // 0: magazines off
     bool debug = false;
     std::uint32_t seen_purge = 0;
-    std::atomic<std::uint64_t> allocs{0}, frees{0};
+    std::atomic<std::uint64_t> alloc_misses{0}, free_misses{0};  // slow-path entries
   };
   struct MagList {  // illumos kmem_maglist_t
     Magazine* list = nullptr;
@@ -190,7 +215,8 @@ class ObjectCache {
   void cpu_reload(CpuCache& cc, Magazine* mp, int rounds) noexcept;
   void cpu_sync(CpuCache& cc) noexcept;
   void cpu_flush(CpuCache& cc) noexcept;
-  Magazine* depot_alloc(MagList& ml, int magsize) noexcept;  // nullptr also when resized since
+  /// One depot visit: takes a magazine from `from` and, if one was there, puts `give` (may be null) on `to`.
+  Magazine* depot_exchange(MagList& from, MagList& to, Magazine* give, int magsize) noexcept;
   void depot_free(MagList& ml, Magazine* mp) noexcept;
   void depot_lock() noexcept;
   void magazine_destroy(Magazine* mp, int rounds) noexcept;
@@ -237,7 +263,7 @@ class ObjectCache {
   CacheStats sst_;            // slab-layer counters
 
   // Depot, under depot_lock_.
-  std::mutex depot_lock_;
+  mutable SpinLock depot_lock_;
   MagList full_, empty_;
   std::uint64_t depot_contention_ = 0, depot_contention_prev_ = 0;
   std::uint64_t depot_ops_ = 0;
@@ -258,6 +284,8 @@ struct KmemTunables {
   std::size_t qcache_max = 8 * kPage;  // largest size a quantum cache serves
   std::size_t import_min = 1u << 20;   // smallest span the arena imports from the page layer
   bool magazines = true;               // false: no CPU layer anywhere (for comparison)
+  int magazine_rounds = 0;             // > 0: every cache starts at the first magazine type this
+                                       // large, instead of illumos's choice by chunk size
 };
 
 /// One node's kmem: its arena, the metadata caches (slab headers, bufctls,

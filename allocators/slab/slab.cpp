@@ -45,20 +45,30 @@ SlabBackend::SlabBackend(const BackendConfig& config)
     : machine_(config.machine != nullptr ? config.machine : &physmem::current_machine()) {
   static const std::map<std::string, int, std::less<>> kKnown = {
       {"debug", 0}, {"magazines", 0}, {"update_ms", 0},
-      {"depot_contention", 0}, {"qcache_max", 0}, {"import_min", 0}};
+      {"depot_contention", 0}, {"qcache_max", 0}, {"import_min", 0},
+      {"magazine_rounds", 0}};
   for (const auto& [key, value] : config.params) {
     if (!kKnown.contains(key)) {
       throw UsageError("slab: unknown parameter '" + key +
                        "' (known: debug, magazines, update_ms, depot_contention, qcache_max, "
-                       "import_min)");
+                       "import_min, magazine_rounds)");
     }
   }
   tunables_.debug = parse_switch(config, "debug", false);
   tunables_.magazines = parse_switch(config, "magazines", true);
   tunables_.update_interval_ns = parse_number(config, "update_ms", 15000) * 1'000'000;
-  tunables_.depot_contention = static_cast<int>(parse_number(config, "depot_contention", 3));
+  const std::uint64_t contention = parse_number(config, "depot_contention", 3);
+  if (contention > 1'000'000) {
+    throw UsageError("slab: depot_contention must be at most 1000000");
+  }
+  tunables_.depot_contention = static_cast<int>(contention);
   tunables_.qcache_max = parse_number(config, "qcache_max", 8 * slab::kPage);
   tunables_.import_min = parse_number(config, "import_min", 1u << 20);
+  const std::uint64_t rounds = parse_number(config, "magazine_rounds", 0);
+  if (rounds > static_cast<std::uint64_t>(slab::kMagTypes[slab::kMagTypeCount - 1].size)) {
+    throw UsageError("slab: magazine_rounds must be at most 143 (the largest illumos magazine)");
+  }
+  tunables_.magazine_rounds = static_cast<int>(rounds);
   if (tunables_.qcache_max % slab::kPage != 0 || tunables_.qcache_max > 64 * slab::kPage) {
     throw UsageError("slab: qcache_max must be a multiple of 4096 up to 262144");
   }
@@ -243,12 +253,12 @@ BackendStats SlabBackend::stats() const {
       total.depot_contention += s.depot_contention;
       total.magazine_resizes += s.magazine_resizes;
       total.reaped_magazines += s.reaped_magazines;
-      total.cpu_allocs += s.cpu_allocs;
-      total.cpu_frees += s.cpu_frees;
+      total.cpu_alloc_misses += s.cpu_alloc_misses;
+      total.cpu_free_misses += s.cpu_free_misses;
       total.slab_creates += s.slab_creates;
       total.slab_destroys += s.slab_destroys;
       total.slabs += s.slabs;
-      if (s.slab_creates == 0 && s.cpu_allocs == 0) {
+      if (s.slab_creates == 0 && s.cpu_alloc_misses == 0) {
         continue;
       }
       auto [it, fresh] = by_name.try_emplace(cp->name(), s);
@@ -264,8 +274,8 @@ BackendStats SlabBackend::stats() const {
       a.slab_destroys += s.slab_destroys;
       a.slab_allocs += s.slab_allocs;
       a.slab_frees += s.slab_frees;
-      a.cpu_allocs += s.cpu_allocs;
-      a.cpu_frees += s.cpu_frees;
+      a.cpu_alloc_misses += s.cpu_alloc_misses;
+      a.cpu_free_misses += s.cpu_free_misses;
       a.depot_full += s.depot_full;
       a.depot_empty += s.depot_empty;
       a.depot_contention += s.depot_contention;
@@ -279,8 +289,8 @@ BackendStats SlabBackend::stats() const {
   add("backend.slab.magazine.depot_contention", static_cast<double>(total.depot_contention));
   add("backend.slab.magazine.resizes", static_cast<double>(total.magazine_resizes));
   add("backend.slab.magazine.reaped", static_cast<double>(total.reaped_magazines));
-  add("backend.slab.magazine.cpu_allocs", static_cast<double>(total.cpu_allocs));
-  add("backend.slab.magazine.cpu_frees", static_cast<double>(total.cpu_frees));
+  add("backend.slab.magazine.cpu_alloc_misses", static_cast<double>(total.cpu_alloc_misses));
+  add("backend.slab.magazine.cpu_free_misses", static_cast<double>(total.cpu_free_misses));
   add("backend.slab.slabs", static_cast<double>(total.slabs));
   add("backend.slab.slab_creates", static_cast<double>(total.slab_creates));
   add("backend.slab.slab_destroys", static_cast<double>(total.slab_destroys));
@@ -313,8 +323,8 @@ BackendStats SlabBackend::stats() const {
     add(p + ".slab_destroys", static_cast<double>(s.slab_destroys));
     add(p + ".slab_allocs", static_cast<double>(s.slab_allocs));
     add(p + ".slab_frees", static_cast<double>(s.slab_frees));
-    add(p + ".cpu_allocs", static_cast<double>(s.cpu_allocs));
-    add(p + ".cpu_frees", static_cast<double>(s.cpu_frees));
+    add(p + ".cpu_alloc_misses", static_cast<double>(s.cpu_alloc_misses));
+    add(p + ".cpu_free_misses", static_cast<double>(s.cpu_free_misses));
     add(p + ".depot_full", static_cast<double>(s.depot_full));
     add(p + ".depot_empty", static_cast<double>(s.depot_empty));
     add(p + ".depot_contention", static_cast<double>(s.depot_contention));

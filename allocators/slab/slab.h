@@ -10,7 +10,8 @@
 // writes after free, reported as a panic), magazines=on|off, update_ms=N
 // (working-set and magazine-resize period, default 15000), depot_contention=N
 // (contended depot locks per period that grow the magazine size, default 3),
-// qcache_max=BYTES, import_min=BYTES.
+// qcache_max=BYTES, import_min=BYTES, magazine_rounds=N (every cache starts at
+// the first illumos magazine size of at least N rounds; default: by chunk size).
 #pragma once
 
 #include <array>
@@ -159,7 +160,8 @@ class SlabBackend {
   unsigned nodes_ = 1;
   slab::KmemTunables tunables_;
   std::unique_ptr<slab::Kmem> kmem_[slab::kMaxNodes];
-  slab::ObjectCache* kmalloc_[slab::kMaxNodes][slab::kClassCount] = {};
+  static_assert(slab::kClassCount <= 64);
+  slab::ObjectCache* kmalloc_[slab::kMaxNodes][64] = {};  // a power-of-two row: node * 64 + class
   std::array<std::int8_t, kMaxCpuSlots> home_;
 
   // Over-aligned blocks of kBigMax or less: segments the sized free must tell
