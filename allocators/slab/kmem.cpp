@@ -448,29 +448,32 @@ void ObjectCache::update() {
   }
 }
 
-void ObjectCache::purge_magazines() {
+std::size_t ObjectCache::purge_magazines() {
   const unsigned me = current_slot();
   const std::uint32_t gen = purge_gen_.fetch_add(1, std::memory_order_acq_rel) + 1;
   const unsigned slots = cpu_slots_in_use();
+  std::size_t n = 0;
+  auto flush = [&](CpuCache& cc) {
+    n += (cc.loaded != nullptr) + (cc.ploaded != nullptr);
+    cpu_flush(cc);
+    cc.seen_purge = gen;
+  };
   for (unsigned s = 0; s < slots; ++s) {
     CpuCache& cc = cpu_[s];
     if (s == me) {
-      cpu_flush(cc);
-      cc.seen_purge = gen;
-      continue;
+      flush(cc);
+    } else {
+      with_idle_slot(s, [&] { flush(cc); });
     }
-    with_idle_slot(s, [&] {
-      cpu_flush(cc);
-      cc.seen_purge = gen;
-    });
   }
+  return n;
 }
 
 std::size_t ObjectCache::reap(ReclaimLevel level) {
-  if (level == ReclaimLevel::drain) {
-    purge_magazines();
-  }
   std::size_t n = 0;
+  if (level == ReclaimLevel::drain) {
+    n += purge_magazines();
+  }
   for (int l = 0; l < 2; ++l) {
     MagList& ml = l == 0 ? full_ : empty_;
     Magazine* taken = nullptr;
@@ -937,6 +940,11 @@ std::size_t ObjectCache::colour_of(const void* buf) const {
   return ~std::size_t{0};
 }
 
+std::uint64_t ObjectCache::hash_bytes() const {
+  std::lock_guard g(lock_);
+  return hash_buckets_ * sizeof(Bufctl*);
+}
+
 std::uint64_t ObjectCache::slab_bytes() const {
   std::lock_guard g(lock_);
   return sst_.slabs * slabsize_;
@@ -1036,10 +1044,17 @@ std::size_t Kmem::reclaim(ReclaimLevel level) {
   for (ObjectCache* cp : users) {
     cp->reap(level);
   }
-  slab_cache_->reap(level);
-  bufctl_cache_->reap(level);
-  for (ObjectCache* cp : arena_->quantum_caches()) {
-    cp->reap(level);
+  // Quantum-cache slabs hold bufctls and slab headers whose own slabs sit in
+  // the arena: a few passes until nothing more comes back.
+  for (int pass = 0; pass < 4; ++pass) {
+    const std::uint64_t held = pages_.held_bytes();
+    std::size_t magazines = slab_cache_->reap(level) + bufctl_cache_->reap(level);
+    for (ObjectCache* cp : arena_->quantum_caches()) {
+      magazines += cp->reap(level);
+    }
+    if (magazines == 0 && pages_.held_bytes() == held) {
+      break;
+    }
   }
   const std::uint64_t after = pages_.held_bytes();
   return before > after ? static_cast<std::size_t>(before - after) : 0;
@@ -1050,6 +1065,9 @@ std::uint64_t Kmem::metadata_bytes() const {
   bytes += slab_cache_->slab_bytes() + bufctl_cache_->slab_bytes();
   for (ObjectCache* cp : mag_caches_) {
     bytes += cp->slab_bytes();
+  }
+  for (ObjectCache* cp : caches()) {
+    bytes += cp->hash_bytes();
   }
   return bytes;
 }

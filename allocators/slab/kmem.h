@@ -179,6 +179,8 @@ class ObjectCache {
   std::size_t colour_of(const void* buf) const;
   /// Bytes of slabs this cache holds from its arena.
   std::uint64_t slab_bytes() const;
+  /// Bytes of its bufctl hash table (hashed caches).
+  std::uint64_t hash_bytes() const;
 
  private:
   friend class Kmem;
@@ -220,7 +222,7 @@ class ObjectCache {
   void depot_free(MagList& ml, Magazine* mp) noexcept;
   void depot_lock() noexcept;
   void magazine_destroy(Magazine* mp, int rounds) noexcept;
-  void purge_magazines();
+  std::size_t purge_magazines();  // magazines flushed from CPU slots
   void* slab_alloc() noexcept;
   void slab_free(void* buf) noexcept;
   Slab* slab_create(std::size_t colour) noexcept;
