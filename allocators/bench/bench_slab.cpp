@@ -86,6 +86,15 @@ void batch_1000(benchmark::State& state, A a) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kBatch));
 }
 
+/// Spins briefly, then gives the CPU away (the other side may not be running).
+void backoff(unsigned& spins) {
+  if (++spins < 256) {
+    __builtin_ia32_pause();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 /// Thread 0 allocates and hands blocks over a ring, thread 1 frees them.
 struct Ring {
   static constexpr std::size_t kSlots = 1024;
@@ -102,8 +111,8 @@ void producer_consumer(benchmark::State& state, A a) {
     for (auto _ : state) {
       void* p = a.allocate(size);
       std::atomic<void*>& s = ring.slot[ring.head++ % Ring::kSlots];
-      while (s.load(std::memory_order_acquire) != nullptr) {
-        std::this_thread::yield();
+      for (unsigned spins = 0; s.load(std::memory_order_acquire) != nullptr;) {
+        backoff(spins);
       }
       s.store(p, std::memory_order_release);
     }
@@ -111,8 +120,8 @@ void producer_consumer(benchmark::State& state, A a) {
     for (auto _ : state) {
       std::atomic<void*>& s = ring.slot[ring.tail++ % Ring::kSlots];
       void* p;
-      while ((p = s.load(std::memory_order_acquire)) == nullptr) {
-        std::this_thread::yield();
+      for (unsigned spins = 0; (p = s.load(std::memory_order_acquire)) == nullptr;) {
+        backoff(spins);
       }
       s.store(nullptr, std::memory_order_relaxed);
       a.free(p, size);
