@@ -50,6 +50,10 @@ struct TopologySpec {
   std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: 64); <= high
 };
 
+/// Parses a topology as users write it: "real", "synthetic:<hwloc string>" or
+/// "xml:<path>". Throws UsageError naming the text.
+TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes = 0);
+
 /// Simulated RAM per node when TopologySpec::node_bytes is 0: 8 GiB over all
 /// nodes, at least 1 GiB each (reserved address space; only touched pages cost RAM).
 std::uint64_t default_node_bytes(unsigned node_count) noexcept;
@@ -273,7 +277,8 @@ class Machine {
 };
 
 /// The process's machine: the one given to set_current_machine() or, on first
-/// use, the real topology with default sizes (never destroyed).
+/// use, the topology in $KMBENCH_TOPOLOGY (topology_from_string; default: the
+/// real one) with default sizes, never destroyed. Throws UsageError on a bad value.
 Machine& current_machine();
 /// pre: m outlives its use as the current machine; nullptr restores the default.
 void set_current_machine(Machine* m) noexcept;
