@@ -105,7 +105,7 @@ struct PageStats {
   std::uint64_t pcp_hits = 0;     // pcp allocations served from the list
   std::uint64_t pcp_misses = 0;   // pcp allocations that had to refill from the buddy
   std::uint64_t pcp_refills = 0;  // batches moved buddy -> pcp
-  std::uint64_t pcp_spills = 0;   // batches moved pcp -> buddy (list reached high)
+  std::uint64_t pcp_spills = 0;   // batches moved pcp -> buddy (high mark reached, or a drain)
   std::uint64_t metadata_bytes = 0;  // page descriptors and pcp lists actually reserved
 
   std::uint64_t free_pages() const noexcept;
