@@ -3,6 +3,7 @@
 #pragma once
 
 #include "allocators/slab/slab.h"
+#include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
 
 namespace kmbench {
@@ -10,6 +11,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, SlabBackend>;
+using InProcessBackends = BackendList<SystemBackend, SlabBackend, BuddyBackend>;
 
 }  // namespace kmbench
