@@ -79,6 +79,9 @@ struct ImportOptions {
   Format format = Format::auto_detect;
   ImportFilter filter;
   bool strict = false;  // unknown event names are errors instead of being skipped and counted
+  /// On bad input, stop there and return what came before (metadata "import.error"
+  /// holds the message) instead of throwing.
+  bool keep_partial = false;
 };
 
 /// The whole input, decompressed: a file (memory-mapped when plain), or "-" for
