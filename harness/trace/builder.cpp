@@ -106,7 +106,15 @@ void Builder::add(const Event& e, bool selected) {
   if (is_alloc) {
     if (!selected) {
       ++filtered_;
-      if (!e.null) map[e.key] = Live{0, false, 0, 0, 0};
+      if (e.null) return;
+      auto [it, fresh] = map.try_emplace(e.key, Live{0, false, 0, 0, 0});
+      if (!fresh) {
+        if (it->second.kept && !dma) {
+          ++reuse_;
+          live_bytes_ -= it->second.charged;
+        }
+        it->second = Live{0, false, 0, 0, 0};
+      }
       return;
     }
   } else if (!e.null) {

@@ -243,7 +243,7 @@ class DtraceParser {
     if (x.ev == Ev::kmalloc && !x.null) sizes_[x.key] = x.size;
     bool selected = true;
     if (b_.has_task_filter()) selected = b_.task_selected(exec, tid);
-    if (selected && x.site) selected = b_.site_selected(x.site);
+    if (selected) selected = b_.site_selected(x.site);
     b_.add(x, selected);
   }
 

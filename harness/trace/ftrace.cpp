@@ -247,7 +247,7 @@ class FtraceParser {
       selected = b_.task_selected(comm, pid);
     }
     fill(known->shape, f, x, c);
-    if (selected && x.site) selected = b_.site_selected(x.site);
+    if (selected) selected = b_.site_selected(x.site);
     b_.add(x, selected);
     return true;
   }

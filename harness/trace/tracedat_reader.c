@@ -25,9 +25,9 @@ static int on_record(struct tracecmd_input *handle, struct tep_record *record, i
     return 0;
   }
   trace_seq_reset(&c->seq);
-  tep_print_event(c->tep, &c->seq, record, "%s-%d [%03d] %u.%09u: %s: %s", TEP_PRINT_COMM, TEP_PRINT_PID,
-                  TEP_PRINT_CPU, (unsigned)(record->ts / 1000000000ull), (unsigned)(record->ts % 1000000000ull),
-                  TEP_PRINT_NAME, TEP_PRINT_INFO);
+  tep_print_event(c->tep, &c->seq, record, "%s-%d [%03d] ", TEP_PRINT_COMM, TEP_PRINT_PID, TEP_PRINT_CPU);
+  trace_seq_printf(&c->seq, "%llu.%09llu: ", record->ts / 1000000000ull, record->ts % 1000000000ull);
+  tep_print_event(c->tep, &c->seq, record, "%s: %s", TEP_PRINT_NAME, TEP_PRINT_INFO);
   trace_seq_terminate(&c->seq);
   c->fn(c->user, c->seq.buffer, c->seq.len);
   return 0;

@@ -8,6 +8,7 @@ not a free; a free of an address not live is unmatched; an allocation at a live
 address replaces the older block; pages match by pfn and weigh 4096 << order.
 """
 import json
+import lzma
 import re
 import subprocess
 import sys
@@ -20,12 +21,17 @@ PAGE_ALLOC = {"mm_page_alloc"}
 PAGE_FREE = {"mm_page_free", "mm_page_free_batched"}
 
 
+def hex_or_nil(v):
+    return 0 if v in ("(nil)", "(null)") else int(v, 16)
+
+
 def count(path):
     c = dict.fromkeys(["events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs",
                        "page_frees", "never_freed", "peak_live_bytes"], 0)
     live = {}
     live_bytes = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    opener = lzma.open if path.endswith(".xz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         for line in f:
             m = EVENT.match(line)
             if not m:
@@ -36,9 +42,9 @@ def count(path):
                 if page:
                     key = ("pfn", int(fields["pfn"], 0))
                     size = 4096 << int(fields["order"])
-                    null = int(fields["page"], 16) == 0
+                    null = hex_or_nil(fields["page"]) == 0
                 else:
-                    key = ("ptr", int(fields["ptr"], 16))
+                    key = ("ptr", hex_or_nil(fields["ptr"]))
                     size = int(fields.get("bytes_alloc", fields["bytes_req"]))
                     null = key[1] == 0
                 c["events"] += 1
@@ -53,7 +59,7 @@ def count(path):
                 c["peak_live_bytes"] = max(c["peak_live_bytes"], live_bytes)
             elif name in SLAB_FREE or name in PAGE_FREE:
                 page = name in PAGE_FREE
-                key = ("pfn", int(fields["pfn"], 0)) if page else ("ptr", int(fields["ptr"], 16))
+                key = ("pfn", int(fields["pfn"], 0)) if page else ("ptr", hex_or_nil(fields["ptr"]))
                 c["events"] += 1
                 if not page and key[1] == 0:
                     c["null_frees"] += 1
