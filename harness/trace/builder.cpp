@@ -24,7 +24,6 @@ Builder::Builder(std::string source, std::string capture_tool, const ImportOptio
   if (f.from_s >= 0) from_ns_ = static_cast<std::uint64_t>(std::llround(f.from_s * 1e9));
   if (f.to_s >= 0) to_ns_ = static_cast<std::uint64_t>(std::llround(f.to_s * 1e9));
   kinds_ = f.kinds;
-  slab_.reserve(1 << 16);
 }
 
 std::uint32_t Builder::intern(std::string_view s) {
@@ -107,24 +106,25 @@ void Builder::add(const Event& e, bool selected) {
     if (!selected) {
       ++filtered_;
       if (e.null) return;
-      auto [it, fresh] = map.try_emplace(e.key, Live{0, false, 0, 0, 0});
+      bool fresh;
+      Live& old = map.try_emplace(e.key, Live{0, 0, 0, 0, false}, fresh);
       if (!fresh) {
-        if (it->second.kept && !dma) {
+        if (old.kept && !dma) {
           ++reuse_;
-          live_bytes_ -= it->second.charged;
+          live_bytes_ -= old.charged;
         }
-        it->second = Live{0, false, 0, 0, 0};
+        old = Live{0, 0, 0, 0, false};
       }
       return;
     }
   } else if (!e.null) {
-    const auto it = map.find(e.key);
-    if (it != map.end() && !it->second.kept) {  // a free follows its (filtered-out) allocation
+    Live* live = map.find(e.key);
+    if (live && !live->kept) {  // a free follows its (filtered-out) allocation
       ++filtered_;
-      map.erase(it);
+      map.erase(live);
       return;
     }
-    if (it == map.end() && !selected) {
+    if (!live && !selected) {
       ++filtered_;
       return;
     }
@@ -153,13 +153,14 @@ void Builder::add(const Event& e, bool selected) {
     }
     const std::uint32_t object = trace_.object_count++;
     if (trace_.object_count == 0) throw InputError(trace_.header.source, "more than 2^32 objects");
-    auto [it, fresh] = map.try_emplace(e.key, Live{object, true, e.tag, e.size, e.charged});
+    bool fresh;
+    Live& slot = map.try_emplace(e.key, Live{e.size, e.charged, object, e.tag, true}, fresh);
     if (!fresh) {
-      if (it->second.kept && !dma) {
+      if (slot.kept && !dma) {
         ++reuse_;
-        live_bytes_ -= it->second.charged;
+        live_bytes_ -= slot.charged;
       }
-      it->second = Live{object, true, e.tag, e.size, e.charged};
+      slot = Live{e.size, e.charged, object, e.tag, true};
     }
     if (!dma) {
       live_bytes_ += e.charged;
@@ -181,8 +182,8 @@ void Builder::add(const Event& e, bool selected) {
     ++frees_;
     if (page) ++page_frees_;
   }
-  const auto it = map.find(e.key);
-  if (it == map.end()) {
+  Live* found = map.find(e.key);
+  if (!found) {
     if (dma) {
       ++dma_unmatched_;
     } else {
@@ -190,8 +191,8 @@ void Builder::add(const Event& e, bool selected) {
     }
     return;
   }
-  const Live live = it->second;
-  map.erase(it);
+  const Live live = *found;
+  map.erase(found);
   if (!dma) live_bytes_ -= live.charged;
   const ops::OpKind kind = page ? ops::OpKind::page_free
                            : e.ev == Ev::dma_free  ? ops::OpKind::dma_free
@@ -213,11 +214,11 @@ ops::Trace Builder::finish() {
   t.header.cpu_count = std::max(cpus, 1u);
   std::uint64_t never = 0;
   for (const Map* m : {&slab_, &pages_}) {
-    for (const auto& [k, v] : *m) never += v.kept ? 1 : 0;
+    m->for_each([&](std::uint64_t, const Live& v) { never += v.kept ? 1 : 0; });
   }
   std::uint64_t dma_live = 0;
   for (const Map* m : {&dma_, &maps_}) {
-    for (const auto& [k, v] : *m) dma_live += v.kept ? 1 : 0;
+    m->for_each([&](std::uint64_t, const Live& v) { dma_live += v.kept ? 1 : 0; });
   }
   auto& c = t.counters;
   c["import.events"] = events_;

@@ -4,6 +4,7 @@
 // LD_PRELOAD recorder.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <regex>
 #include <string>
@@ -37,6 +38,102 @@ struct Event {
   std::uint64_t charged = 0;        // bytes the allocator handed out (bytes_alloc; pages: bytes)
 };
 
+/// Open-addressing map from a 64-bit address to V (linear probing, backward-shift
+/// deletion, an empty slot holds the key ~0, which is kept aside): the importer
+/// does a lookup per event, and std::unordered_map's nodes dominated a profile.
+template <class V>
+class AddressMap {
+ public:
+  AddressMap() { rehash(1u << 12); }
+  std::size_t size() const { return size_ + (ones_used_ ? 1 : 0); }
+  /// Returns the value for `key`, inserting `v` first when absent; `fresh` says which.
+  V& try_emplace(std::uint64_t key, const V& v, bool& fresh) {
+    if (key == kEmpty) {
+      fresh = !ones_used_;
+      if (fresh) ones_ = v;
+      ones_used_ = true;
+      return ones_;
+    }
+    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);
+    std::size_t i = slot_of(key);
+    while (slots_[i].key != kEmpty) {
+      if (slots_[i].key == key) {
+        fresh = false;
+        return slots_[i].value;
+      }
+      i = (i + 1) & mask_;
+    }
+    slots_[i].key = key;
+    slots_[i].value = v;
+    ++size_;
+    fresh = true;
+    return slots_[i].value;
+  }
+  V* find(std::uint64_t key) {
+    if (key == kEmpty) return ones_used_ ? &ones_ : nullptr;
+    std::size_t i = slot_of(key);
+    while (slots_[i].key != kEmpty) {
+      if (slots_[i].key == key) return &slots_[i].value;
+      i = (i + 1) & mask_;
+    }
+    return nullptr;
+  }
+  /// pre: `v` was returned by find() and nothing was inserted since.
+  void erase(V* v) {
+    if (v == &ones_) {
+      ones_used_ = false;
+      return;
+    }
+    std::size_t i = static_cast<std::size_t>(
+        reinterpret_cast<Slot*>(reinterpret_cast<char*>(v) - offsetof(Slot, value)) - slots_.data());
+    slots_[i].key = kEmpty;
+    --size_;
+    for (std::size_t j = (i + 1) & mask_; slots_[j].key != kEmpty; j = (j + 1) & mask_) {
+      const std::size_t home = slot_of(slots_[j].key);
+      if (((j - home) & mask_) >= ((j - i) & mask_)) {  // home not in (i, j]: move j into the hole
+        slots_[i] = slots_[j];
+        slots_[j].key = kEmpty;
+        i = j;
+      }
+    }
+  }
+  void prefetch(std::uint64_t key) const { __builtin_prefetch(&slots_[slot_of(key)]); }
+  template <class F>
+  void for_each(F f) const {
+    for (const Slot& s : slots_) {
+      if (s.key != kEmpty) f(s.key, s.value);
+    }
+    if (ones_used_) f(kEmpty, ones_);
+  }
+
+ private:
+  static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+  struct Slot {
+    std::uint64_t key;
+    V value;
+  };
+  std::size_t slot_of(std::uint64_t key) const {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  void rehash(std::size_t n) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(n, Slot{kEmpty, V{}});
+    mask_ = n - 1;
+    shift_ = 64;
+    for (std::size_t m = n; m > 1; m >>= 1) --shift_;
+    size_ = 0;
+    bool fresh;
+    for (const Slot& s : old) {
+      if (s.key != kEmpty) try_emplace(s.key, s.value, fresh);
+    }
+  }
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0, size_ = 0;
+  int shift_ = 64;
+  V ones_{};
+  bool ones_used_ = false;
+};
+
 class Builder {
  public:
   Builder(std::string source, std::string capture_tool, const ImportOptions& options);
@@ -51,6 +148,8 @@ class Builder {
 
   /// pre: e.cpu < 65536; `selected` says whether site and task filters keep it.
   void add(const Event& e, bool selected);
+  /// Starts loading the table slot add(e) will touch (importers run a few events ahead).
+  void prefetch(const Event& e) { map_for(e.ev).prefetch(e.key); }
   void lost(std::uint64_t n) { lost_ += n; ++lost_markers_; }
   void skipped(std::string_view event_name);
   void filtered() { ++filtered_; }
@@ -62,12 +161,11 @@ class Builder {
 
  private:
   struct Live {
-    std::uint32_t object;
-    bool kept;
-    std::uint32_t tag;
     std::uint64_t size, charged;
+    std::uint32_t object, tag;
+    bool kept;
   };
-  using Map = std::unordered_map<std::uint64_t, Live>;
+  using Map = AddressMap<Live>;
   Map& map_for(Ev ev);
   void emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag);
 

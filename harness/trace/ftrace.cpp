@@ -2,6 +2,7 @@
 // A hand-written single pass over the text (no regex, no per-line allocation):
 // importing must keep up with `wc -l` within a small factor.
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "allocators/errors.h"
@@ -13,12 +14,17 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+struct HexTable {
+  std::int8_t v[256];
+  constexpr HexTable() : v() {
+    for (int i = 0; i < 256; ++i) v[i] = -1;
+    for (int i = 0; i < 10; ++i) v['0' + i] = static_cast<std::int8_t>(i);
+    for (int i = 0; i < 6; ++i) v['a' + i] = v['A' + i] = static_cast<std::int8_t>(10 + i);
+  }
+};
+constexpr HexTable kHex;
+
+int hex_value(char c) { return kHex.v[static_cast<unsigned char>(c)]; }
 
 /// One line being parsed; errors name the file and line.
 struct LineCtx {
@@ -32,11 +38,13 @@ std::uint64_t parse_hex(std::string_view v, const LineCtx& c, const char* field)
   if (v.size() > 2 && v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) v.remove_prefix(2);
   if (v.empty() || v.size() > 16) c.fail(std::string("bad ") + field + " '" + std::string(v) + "'");
   std::uint64_t x = 0;
+  int bad = 0;
   for (const char ch : v) {
     const int d = hex_value(ch);
-    if (d < 0) c.fail(std::string("bad ") + field + " '" + std::string(v) + "'");
-    x = (x << 4) | static_cast<std::uint64_t>(d);
+    bad |= d;
+    x = (x << 4) | static_cast<std::uint64_t>(d & 15);
   }
+  if (bad < 0) c.fail(std::string("bad ") + field + " '" + std::string(v) + "'");
   return x;
 }
 
@@ -78,42 +86,51 @@ bool parse_timestamp(std::string_view v, std::uint64_t& ns) {
   return true;
 }
 
-/// The key=value fields of an event line, looked up by name.
+/// The key=value fields of an event line, looked up by name. Left uninitialised
+/// beyond `n`: zeroing it cost more than parsing a line.
 struct Fields {
   static constexpr int kMax = 24;
-  std::string_view key[kMax], value[kMax];
+  struct Field {
+    const char* key;
+    const char* value;
+    std::uint32_t key_len, value_len;
+  };
+  Field f[kMax];
   std::string_view first_bare;  // the first word without '=' (dma: the device)
   int n = 0;
+
+  Fields() {}  // NOLINT: f stays uninitialised on purpose
 
   void parse(const char* p, const char* e) {
     while (p < e) {
       while (p < e && *p == ' ') ++p;
+      if (p == e) break;
       const char* w = p;
-      const char* eq = nullptr;
-      while (p < e && *p != ' ') {
-        if (*p == '=' && !eq) eq = p;
-        ++p;
-      }
-      if (w == p) break;
-      if (!eq) {
+      while (p < e && *p != '=' && *p != ' ') ++p;  // the key: short
+      if (p == e || *p == ' ') {
         if (first_bare.empty() && *w != '(') first_bare = std::string_view(w, static_cast<std::size_t>(p - w));
         continue;
       }
+      const char* eq = p;
+      const char* sp = static_cast<const char*>(std::memchr(eq + 1, ' ', static_cast<std::size_t>(e - eq - 1)));
+      if (!sp) sp = e;
       if (n < kMax) {
-        key[n] = std::string_view(w, static_cast<std::size_t>(eq - w));
-        value[n] = std::string_view(eq + 1, static_cast<std::size_t>(p - eq - 1));
+        f[n] = Field{w, eq + 1, static_cast<std::uint32_t>(eq - w), static_cast<std::uint32_t>(sp - eq - 1)};
         ++n;
       }
+      p = sp;
     }
   }
-  const std::string_view* find(std::string_view k) const {
+  std::optional<std::string_view> find(std::string_view k) const {
     for (int i = 0; i < n; ++i) {
-      if (key[i] == k) return &value[i];
+      if (f[i].key_len == k.size() && std::memcmp(f[i].key, k.data(), k.size()) == 0) {
+        return std::string_view(f[i].value, f[i].value_len);
+      }
     }
-    return nullptr;
+    return std::nullopt;
   }
   std::string_view need(std::string_view k, const LineCtx& c) const {
-    const std::string_view* v = find(k);
+    const auto v = find(k);
     if (!v) c.fail("event lacks the field '" + std::string(k) + "'");
     return *v;
   }
@@ -149,6 +166,7 @@ class FtraceParser {
       if (!options_.keep_partial) throw;
       error = e.what();
     }
+    drain();
     b_.set_metadata("input", name_);
     if (!error.empty()) b_.set_metadata("import.error", error);
     ops::Trace t = b_.finish();
@@ -248,8 +266,26 @@ class FtraceParser {
     }
     fill(known->shape, f, x, c);
     if (selected) selected = b_.site_selected(x.site);
-    b_.add(x, selected);
+    queue(x, selected);
     return true;
+  }
+
+  // Events wait in a short queue so their hash-table slots are in cache when added.
+  void queue(const Event& x, bool selected) {
+    if (pending_n_ == kAhead) {
+      const Pending& p = pending_[pending_head_];
+      b_.add(p.e, p.selected);
+      --pending_n_;
+      pending_head_ = (pending_head_ + 1) % kAhead;
+    }
+    b_.prefetch(x);
+    pending_[(pending_head_ + pending_n_) % kAhead] = Pending{x, selected};
+    ++pending_n_;
+  }
+  void drain() {
+    for (; pending_n_; --pending_n_, pending_head_ = (pending_head_ + 1) % kAhead) {
+      b_.add(pending_[pending_head_].e, pending_[pending_head_].selected);
+    }
   }
 
   std::uint8_t gfp_flags(std::string_view v, const LineCtx& c) {
@@ -269,15 +305,15 @@ class FtraceParser {
         x.key = parse_hex(ptr, c, "ptr");
         x.null = x.key == 0;
         x.size = parse_uint(f.need("bytes_req", c), c, "bytes_req");
-        const std::string_view* ba = f.find("bytes_alloc");
+        const auto ba = f.find("bytes_alloc");
         x.charged = ba ? parse_uint(*ba, c, "bytes_alloc") : x.size;
         if (x.size > kAbsurdSize || x.charged > kAbsurdSize) c.fail("absurd allocation size " + std::to_string(std::max(x.size, x.charged)));
-        if (const std::string_view* g = f.find("gfp_flags")) x.flags = gfp_flags(*g, c);
-        if (const std::string_view* n = f.find("node")) x.node = node(*n, c);
+        if (const auto g = f.find("gfp_flags")) x.flags = gfp_flags(*g, c);
+        if (const auto n = f.find("node")) x.node = node(*n, c);
         x.site = b_.intern(f.need("call_site", c));
         if (x.ev == Ev::cache_alloc) {
           x.flags |= ops::kOpCache;
-          if (const std::string_view* n = f.find("name")) x.tag = b_.intern(*n);
+          if (const auto n = f.find("name")) x.tag = b_.intern(*n);
         }
         break;
       }
@@ -287,25 +323,25 @@ class FtraceParser {
         x.site = b_.intern(f.need("call_site", c));
         if (x.ev == Ev::cache_free) {
           x.flags |= ops::kOpCache;
-          if (const std::string_view* n = f.find("name")) x.tag = b_.intern(*n);
+          if (const auto n = f.find("name")) x.tag = b_.intern(*n);
         }
         break;
       }
       case Shape::page_alloc:
       case Shape::page_free: {
-        const std::string_view* pfn = f.find("pfn");
-        const std::string_view* page = f.find("page");
+        const auto pfn = f.find("pfn");
+        const auto page = f.find("page");
         if (!pfn && !page) c.fail("page event lacks pfn= and page=");
         const std::uint64_t page_v = page ? parse_hex(*page, c, "page") : 1;
         x.key = pfn ? parse_uint(*pfn, c, "pfn") : page_v;
         x.null = page_v == 0;
         std::uint64_t order = 0;
-        if (const std::string_view* o = f.find("order")) order = parse_uint(*o, c, "order");
+        if (const auto o = f.find("order")) order = parse_uint(*o, c, "order");
         if (order > 20) c.fail("absurd page order " + std::to_string(order));
         x.size = x.charged = std::uint64_t{4096} << order;
         x.flags = ops::kOpContiguous;
         if (shape == Shape::page_alloc) {
-          if (const std::string_view* g = f.find("gfp_flags")) x.flags |= gfp_flags(*g, c);
+          if (const auto g = f.find("gfp_flags")) x.flags |= gfp_flags(*g, c);
         }
         break;
       }
@@ -314,15 +350,15 @@ class FtraceParser {
       case Shape::dma_map:
       case Shape::dma_unmap: {
         if (!f.first_bare.empty()) x.tag = b_.intern(f.first_bare);
-        if (const std::string_view* d = f.find("dir")) x.flags = dir_flags(*d);
+        if (const auto d = f.find("dir")) x.flags = dir_flags(*d);
         if (known_sg(x, f, c)) break;
         x.key = parse_hex(f.need("dma_addr", c), c, "dma_addr");
-        if (const std::string_view* s = f.find("size")) x.size = parse_uint(*s, c, "size");
+        if (const auto s = f.find("size")) x.size = parse_uint(*s, c, "size");
         if (x.size > kAbsurdSize) c.fail("absurd DMA size " + std::to_string(x.size));
         x.charged = x.size;
         if (shape == Shape::dma_alloc) {
           x.flags |= ops::kOpContiguous;
-          if (const std::string_view* g = f.find("flags")) x.flags |= gfp_flags(*g, c);
+          if (const auto g = f.find("flags")) x.flags |= gfp_flags(*g, c);
         }
         break;
       }
@@ -332,14 +368,14 @@ class FtraceParser {
   // dma_map_sg / dma_unmap_sg: keyed by the first physical address; size is the sum of lengths.
   bool known_sg(Event& x, const Fields& f, const LineCtx& c) {
     if (f.find("dma_addr")) return false;
-    const std::string_view* phys = f.find("phys_addrs");
+    const auto phys = f.find("phys_addrs");
     if (!phys) c.fail("DMA event lacks dma_addr= and phys_addrs=");
     std::string_view v = *phys;
     while (!v.empty() && (v[0] == '{' || v[0] == '[')) v.remove_prefix(1);
     std::size_t cut = v.find_first_of(",}]");
     if (cut == std::string_view::npos) cut = v.size();
     x.key = cut ? parse_hex(v.substr(0, cut), c, "phys_addrs") : 0;
-    const std::string_view* lens = f.find("sizes");
+    auto lens = f.find("sizes");
     if (!lens) lens = f.find("lengths");
     if (lens) {
       std::string_view l = *lens;
@@ -370,10 +406,18 @@ class FtraceParser {
     return static_cast<std::int8_t>(n);
   }
 
+  struct Pending {
+    Event e;
+    bool selected;
+  };
+  static constexpr std::size_t kAhead = 16;
+
   std::string_view text_;
   const std::string& name_;
   const ImportOptions& options_;
   Builder b_;
+  Pending pending_[kAhead];
+  std::size_t pending_head_ = 0, pending_n_ = 0;
   bool trace_cmd_ = false;
   std::vector<std::pair<std::string, std::uint8_t>> gfp_cache_;
 };

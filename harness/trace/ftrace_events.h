@@ -19,16 +19,17 @@ struct FtraceEvent {
   std::uint32_t kind_bit;  // EventKindBit
 };
 
+// Most frequent first: lookups stop early.
 inline constexpr FtraceEvent kFtraceEvents[] = {
-    {"kmalloc", Ev::kmalloc, Shape::slab_alloc, kKindKmalloc},
-    {"kmalloc_node", Ev::kmalloc, Shape::slab_alloc, kKindKmalloc},
-    {"kfree", Ev::kfree, Shape::slab_free, kKindKmalloc},
-    {"kmem_cache_alloc", Ev::cache_alloc, Shape::slab_alloc, kKindCache},
-    {"kmem_cache_alloc_node", Ev::cache_alloc, Shape::slab_alloc, kKindCache},
-    {"kmem_cache_free", Ev::cache_free, Shape::slab_free, kKindCache},
     {"mm_page_alloc", Ev::page_alloc, Shape::page_alloc, kKindPage},
     {"mm_page_free", Ev::page_free, Shape::page_free, kKindPage},
+    {"kmem_cache_alloc", Ev::cache_alloc, Shape::slab_alloc, kKindCache},
+    {"kmem_cache_free", Ev::cache_free, Shape::slab_free, kKindCache},
     {"mm_page_free_batched", Ev::page_free, Shape::page_free, kKindPage},
+    {"kfree", Ev::kfree, Shape::slab_free, kKindKmalloc},
+    {"kmalloc", Ev::kmalloc, Shape::slab_alloc, kKindKmalloc},
+    {"kmalloc_node", Ev::kmalloc, Shape::slab_alloc, kKindKmalloc},
+    {"kmem_cache_alloc_node", Ev::cache_alloc, Shape::slab_alloc, kKindCache},
     {"dma_alloc", Ev::dma_alloc, Shape::dma_alloc, kKindDma},
     {"dma_alloc_pages", Ev::dma_alloc, Shape::dma_alloc, kKindDma},
     {"dma_alloc_sgt", Ev::dma_alloc, Shape::dma_alloc, kKindDma},

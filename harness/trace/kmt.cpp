@@ -178,15 +178,27 @@ std::uint64_t time_unit(const ops::Stream& s) {
   return g == 0 ? 1 : g;
 }
 
-std::string encode_stream(const ops::Stream& s, std::vector<std::uint64_t>& known_size,
+// Checks what validate() checks, in the same pass.
+std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector<std::uint64_t>& known_size,
                           std::vector<std::uint8_t>& known) {
   Writer w;
+  const auto bad = [&](std::size_t i, const char* what) {
+    throw InputError("(trace being encoded)",
+                     "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": " + what);
+  };
+  const std::size_t strings = t.strings.size();
   const std::uint64_t unit = time_unit(s);
   w.varint(s.cpu);
   w.varint(unit);
   w.varint(s.ops.size());
   StreamState st;
-  for (const ops::Op& op : s.ops) {
+  for (std::size_t i = 0; i < s.ops.size(); ++i) {
+    const ops::Op& op = s.ops[i];
+    if (op.object >= t.object_count) bad(i, "object id beyond object_count");
+    if (op.site >= strings || op.tag >= strings) bad(i, "string id beyond the string table");
+    if (static_cast<int>(op.kind) >= ops::kOpKinds) bad(i, "unknown op kind");
+    if (op.time_ns < st.time) bad(i, "time goes backwards");
+    if (op.align_log2 > 63 || op.node < -1) bad(i, "bad alignment or node");
     const auto k = static_cast<std::uint8_t>(op.kind);
     std::uint8_t h = k;
     if (op.flags) h |= kHasFlags;
@@ -344,7 +356,9 @@ void validate(const ops::Trace& t, const std::string& name) {
 }
 
 std::string encode(const ops::Trace& t) {
-  validate(t, "(trace being encoded)");
+  if (t.strings.empty() || !t.strings[0].empty()) {
+    throw InputError("(trace being encoded)", "strings[0] must be the empty string");
+  }
   Writer file;
   file.bytes(std::string_view(kMagic, 8));
   file.u32(kFormatVersion);
@@ -376,7 +390,7 @@ std::string encode(const ops::Trace& t) {
   std::vector<std::uint64_t> known_size(t.object_count);
   std::vector<std::uint8_t> known(t.object_count);
   for (const ops::Stream& s : t.streams) {
-    put_section(file, kStream, encode_stream(s, known_size, known));
+    put_section(file, kStream, encode_stream(t, s, known_size, known));
     ++sections;
   }
   put_section(file, kEnd, "");
