@@ -75,6 +75,7 @@ void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::
   if (si < 0) {
     si = static_cast<std::int32_t>(trace_.streams.size());
     trace_.streams.push_back({e.cpu, {}});
+    trace_.streams.back().ops.reserve(stream_reserve_);
   }
   std::vector<ops::Op>& s = trace_.streams[static_cast<std::size_t>(si)].ops;
   ops::Op op;

@@ -4,7 +4,10 @@
 // LD_PRELOAD recorder.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
+#include <new>
 #include <memory>
 #include <regex>
 #include <string>
@@ -39,24 +42,29 @@ struct Event {
 };
 
 /// Open-addressing map from a 64-bit address to V (linear probing, backward-shift
-/// deletion, an empty slot holds the key ~0, which is kept aside): the importer
-/// does a lookup per event, and std::unordered_map's nodes dominated a profile.
+/// deletion; key 0 marks an empty slot and is kept aside). The importer does a
+/// lookup per event: std::unordered_map's nodes dominated a profile, and a large
+/// table asks for transparent huge pages to spare TLB misses.
+/// pre: V is trivially copyable.
 template <class V>
 class AddressMap {
  public:
   AddressMap() { rehash(1u << 12); }
-  std::size_t size() const { return size_ + (ones_used_ ? 1 : 0); }
+  ~AddressMap() { release(slots_, capacity_); }
+  AddressMap(const AddressMap&) = delete;
+  AddressMap& operator=(const AddressMap&) = delete;
+  std::size_t size() const { return size_ + (zero_used_ ? 1 : 0); }
   /// Returns the value for `key`, inserting `v` first when absent; `fresh` says which.
   V& try_emplace(std::uint64_t key, const V& v, bool& fresh) {
-    if (key == kEmpty) {
-      fresh = !ones_used_;
-      if (fresh) ones_ = v;
-      ones_used_ = true;
-      return ones_;
+    if (key == 0) {
+      fresh = !zero_used_;
+      if (fresh) zero_ = v;
+      zero_used_ = true;
+      return zero_;
     }
-    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);
+    if ((size_ + 1) * 4 > capacity_ * 3) rehash(capacity_ * 2);
     std::size_t i = slot_of(key);
-    while (slots_[i].key != kEmpty) {
+    while (slots_[i].key != 0) {
       if (slots_[i].key == key) {
         fresh = false;
         return slots_[i].value;
@@ -70,9 +78,9 @@ class AddressMap {
     return slots_[i].value;
   }
   V* find(std::uint64_t key) {
-    if (key == kEmpty) return ones_used_ ? &ones_ : nullptr;
+    if (key == 0) return zero_used_ ? &zero_ : nullptr;
     std::size_t i = slot_of(key);
-    while (slots_[i].key != kEmpty) {
+    while (slots_[i].key != 0) {
       if (slots_[i].key == key) return &slots_[i].value;
       i = (i + 1) & mask_;
     }
@@ -80,19 +88,19 @@ class AddressMap {
   }
   /// pre: `v` was returned by find() and nothing was inserted since.
   void erase(V* v) {
-    if (v == &ones_) {
-      ones_used_ = false;
+    if (v == &zero_) {
+      zero_used_ = false;
       return;
     }
     std::size_t i = static_cast<std::size_t>(
-        reinterpret_cast<Slot*>(reinterpret_cast<char*>(v) - offsetof(Slot, value)) - slots_.data());
-    slots_[i].key = kEmpty;
+        reinterpret_cast<Slot*>(reinterpret_cast<char*>(v) - offsetof(Slot, value)) - slots_);
+    slots_[i].key = 0;
     --size_;
-    for (std::size_t j = (i + 1) & mask_; slots_[j].key != kEmpty; j = (j + 1) & mask_) {
+    for (std::size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
       const std::size_t home = slot_of(slots_[j].key);
       if (((j - home) & mask_) >= ((j - i) & mask_)) {  // home not in (i, j]: move j into the hole
         slots_[i] = slots_[j];
-        slots_[j].key = kEmpty;
+        slots_[j].key = 0;
         i = j;
       }
     }
@@ -100,14 +108,13 @@ class AddressMap {
   void prefetch(std::uint64_t key) const { __builtin_prefetch(&slots_[slot_of(key)]); }
   template <class F>
   void for_each(F f) const {
-    for (const Slot& s : slots_) {
-      if (s.key != kEmpty) f(s.key, s.value);
+    for (std::size_t i = 0; i < capacity_; ++i) {
+      if (slots_[i].key != 0) f(slots_[i].key, slots_[i].value);
     }
-    if (ones_used_) f(kEmpty, ones_);
+    if (zero_used_) f(std::uint64_t{0}, zero_);
   }
 
  private:
-  static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
   struct Slot {
     std::uint64_t key;
     V value;
@@ -115,23 +122,35 @@ class AddressMap {
   std::size_t slot_of(std::uint64_t key) const {
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
   }
+  static Slot* allocate(std::size_t n) {  // zero-filled
+    void* p = ::mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    if (n * sizeof(Slot) >= (std::size_t{2} << 20)) ::madvise(p, n * sizeof(Slot), MADV_HUGEPAGE);
+    return static_cast<Slot*>(p);
+  }
+  static void release(Slot* s, std::size_t n) {
+    if (s) ::munmap(s, n * sizeof(Slot));
+  }
   void rehash(std::size_t n) {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(n, Slot{kEmpty, V{}});
+    Slot* old = slots_;
+    const std::size_t old_n = capacity_;
+    slots_ = allocate(n);
+    capacity_ = n;
     mask_ = n - 1;
     shift_ = 64;
     for (std::size_t m = n; m > 1; m >>= 1) --shift_;
     size_ = 0;
     bool fresh;
-    for (const Slot& s : old) {
-      if (s.key != kEmpty) try_emplace(s.key, s.value, fresh);
+    for (std::size_t i = 0; i < old_n; ++i) {
+      if (old[i].key != 0) try_emplace(old[i].key, old[i].value, fresh);
     }
+    release(old, old_n);
   }
-  std::vector<Slot> slots_;
-  std::size_t mask_ = 0, size_ = 0;
+  Slot* slots_ = nullptr;
+  std::size_t capacity_ = 0, mask_ = 0, size_ = 0;
   int shift_ = 64;
-  V ones_{};
-  bool ones_used_ = false;
+  V zero_{};
+  bool zero_used_ = false;
 };
 
 class Builder {
@@ -154,6 +173,8 @@ class Builder {
   void skipped(std::string_view event_name);
   void filtered() { ++filtered_; }
   void set_cpu_count(std::uint32_t n) { cpu_hint_ = n; }
+  /// Ops a new stream reserves room for (address space only until used).
+  void set_stream_reserve(std::size_t ops) { stream_reserve_ = ops; }
   void set_metadata(const std::string& k, const std::string& v) { trace_.header.metadata[k] = v; }
   std::uint64_t events_seen() const { return events_ + dma_events_; }
 
@@ -183,6 +204,7 @@ class Builder {
   Map slab_, pages_, dma_, maps_;
   std::vector<std::int32_t> stream_of_cpu_;
   std::uint32_t cpu_hint_ = 0;
+  std::size_t stream_reserve_ = 0;
   std::uint64_t last_time_ = 0, min_time_ = ~std::uint64_t{0};
   std::uint64_t live_bytes_ = 0, peak_live_ = 0;
   std::uint64_t events_ = 0, allocs_ = 0, frees_ = 0, null_frees_ = 0, unmatched_ = 0, page_allocs_ = 0;

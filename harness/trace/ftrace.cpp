@@ -1,6 +1,7 @@
 // Linux ftrace text: /sys/kernel/tracing/trace, trace_pipe and `trace-cmd report`.
 // A hand-written single pass over the text (no regex, no per-line allocation):
 // importing must keep up with `wc -l` within a small factor.
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -141,7 +142,9 @@ constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;  // 16 TiB
 class FtraceParser {
  public:
   FtraceParser(std::string_view text, const std::string& name, const ImportOptions& options)
-      : text_(text), name_(name), options_(options), b_("ftrace", "tracefs", options) {}
+      : text_(text), name_(name), options_(options), b_("ftrace", "tracefs", options) {
+    b_.set_stream_reserve(std::min<std::size_t>(text.size() / 256, std::size_t{1} << 24));
+  }
 
   ops::Trace run() {
     const char* p = text_.data();
@@ -249,7 +252,8 @@ class FtraceParser {
     }
     Fields f;
     f.parse(q, e);
-    Event x;
+    Event& x = free_slot();  // filled in place: copying it stalled on store forwarding
+    x = Event{};
     x.ev = known->ev;
     x.cpu = cpu;
     x.time_ns = ts;
@@ -266,20 +270,24 @@ class FtraceParser {
     }
     fill(known->shape, f, x, c);
     if (selected) selected = b_.site_selected(x.site);
-    queue(x, selected);
+    commit(selected);
     return true;
   }
 
   // Events wait in a short queue so their hash-table slots are in cache when added.
-  void queue(const Event& x, bool selected) {
+  Event& free_slot() {
     if (pending_n_ == kAhead) {
       const Pending& p = pending_[pending_head_];
       b_.add(p.e, p.selected);
       --pending_n_;
       pending_head_ = (pending_head_ + 1) % kAhead;
     }
-    b_.prefetch(x);
-    pending_[(pending_head_ + pending_n_) % kAhead] = Pending{x, selected};
+    return pending_[(pending_head_ + pending_n_) % kAhead].e;
+  }
+  void commit(bool selected) {
+    Pending& p = pending_[(pending_head_ + pending_n_) % kAhead];
+    p.selected = selected;
+    b_.prefetch(p.e);
     ++pending_n_;
   }
   void drain() {

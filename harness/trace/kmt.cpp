@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "allocators/errors.h"
@@ -69,6 +70,30 @@ class Writer {
  private:
   std::string out_;
 };
+
+/// Writes into a buffer sized for the worst case: the encoder's hot loop does no
+/// capacity checks.
+class RawWriter {
+ public:
+  explicit RawWriter(char* p) : p_(p), begin_(p) {}
+  void u8(std::uint8_t v) { *p_++ = static_cast<char>(v); }
+  void varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      *p_++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *p_++ = static_cast<char>(v);
+  }
+  void svarint(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  std::size_t size() const { return static_cast<std::size_t>(p_ - begin_); }
+
+ private:
+  char* p_;
+  char* begin_;
+};
+constexpr std::size_t kMaxOpBytes = 1 + 10 + 10 + 1 + 1 + 10 + 10 + 10 + 10;
 
 void put_section(Writer& file, Section id, const std::string& payload) {
   file.u8(id);
@@ -181,7 +206,8 @@ std::uint64_t time_unit(const ops::Stream& s) {
 // Checks what validate() checks, in the same pass.
 std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector<std::uint64_t>& known_size,
                           std::vector<std::uint8_t>& known) {
-  Writer w;
+  const std::unique_ptr<char[]> buf(new char[30 + s.ops.size() * kMaxOpBytes]);
+  RawWriter w(buf.get());
   const auto bad = [&](std::size_t i, const char* what) {
     throw InputError("(trace being encoded)",
                      "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": " + what);
@@ -230,7 +256,7 @@ std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector
       known[op.object] = 1;
     }
   }
-  return std::move(w.buffer());
+  return std::string(buf.get(), w.size());
 }
 
 void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
