@@ -124,7 +124,7 @@ struct Fields {
   }
   std::optional<std::string_view> find(std::string_view k) const {
     for (int i = 0; i < n; ++i) {
-      if (f[i].key_len == k.size() && std::memcmp(f[i].key, k.data(), k.size()) == 0) {
+      if (f[i].key_len == k.size() && f[i].key[0] == k[0] && std::memcmp(f[i].key, k.data(), k.size()) == 0) {
         return std::string_view(f[i].value, f[i].value_len);
       }
     }

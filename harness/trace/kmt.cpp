@@ -197,10 +197,18 @@ struct StreamState {
 std::uint64_t time_unit(const ops::Stream& s) {
   std::uint64_t g = 0;
   for (const ops::Op& op : s.ops) {
-    g = std::gcd(g, op.time_ns);
+    const bool divides = g == 1000 ? op.time_ns % 1000 == 0 : g != 0 && op.time_ns % g == 0;
+    if (!divides) g = std::gcd(g, op.time_ns);
     if (g == 1) break;
   }
   return g == 0 ? 1 : g;
+}
+
+/// dt / unit, with the common units divided by constants (a multiply).
+std::uint64_t in_units(std::uint64_t dt, std::uint64_t unit) {
+  if (unit == 1000) return dt / 1000;
+  if (unit == 1) return dt;
+  return dt / unit;
 }
 
 // Checks what validate() checks, in the same pass.
@@ -234,7 +242,7 @@ std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector
     if (!implicit_size) h |= kHasSize;
     if (op.site != st.site[k] || op.tag != st.tag[k]) h |= kHasSiteTag;
     w.u8(h);
-    w.varint((op.time_ns - st.time) / unit);
+    w.varint(in_units(op.time_ns - st.time, unit));
     w.svarint(static_cast<std::int64_t>(op.object) - static_cast<std::int64_t>(st.object));
     if (h & kHasFlags) w.u8(op.flags);
     if (h & kHasPlacement) {
