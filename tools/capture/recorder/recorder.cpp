@@ -221,7 +221,8 @@ void finish() {
     ::close(g_spill);
     g_spill = -1;
   }
-  std::stable_sort(recs.begin(), recs.end(), [](const Rec& x, const Rec& y) { return x.time_ns < y.time_ns; });
+  const auto by_time = [](const Rec& x, const Rec& y) { return x.time_ns < y.time_ns; };
+  if (!std::is_sorted(recs.begin(), recs.end(), by_time)) std::stable_sort(recs.begin(), recs.end(), by_time);
   const std::uint32_t page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
   std::unordered_set<std::uint64_t> anon;
   std::uint64_t other_munmaps = 0;
