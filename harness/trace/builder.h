@@ -19,7 +19,7 @@
 
 namespace kmbench::trace {
 
-/// A capture event as importers see it.
+/// The kinds of capture events.
 enum class Ev : std::uint8_t {
   kmalloc, cache_alloc, kfree, cache_free,   // one address space: kfree also frees cache objects
   page_alloc, page_free,                     // by pfn (or page address)
@@ -27,6 +27,7 @@ enum class Ev : std::uint8_t {
   dma_map, dma_unmap,                        // by DMA (or first physical) address
 };
 
+/// A capture event as importers see it.
 struct Event {
   Ev ev = Ev::kmalloc;
   bool null = false;          // NULL free, or an allocation that failed
@@ -153,6 +154,8 @@ class AddressMap {
   bool zero_used_ = false;
 };
 
+/// Turns capture events into ops: resolves addresses to object ids, applies
+/// the site/task selection, keeps per-CPU streams and counts what it meets.
 class Builder {
  public:
   Builder(std::string source, std::string capture_tool, const ImportOptions& options);

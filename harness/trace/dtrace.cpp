@@ -13,6 +13,7 @@ namespace {
 
 enum class Probe : std::uint8_t { malloc, free, tagalloc, bmd_alloc, bmd_free, dma_prepare, dma_complete };
 
+/// A probe name of kmbench.d and what it records.
 struct ProbeInfo {
   std::string_view name;
   Probe probe;
@@ -48,6 +49,7 @@ constexpr std::uint32_t kIOMemoryPhysicallyContiguous = 0x10;
 constexpr std::uint32_t kIOMemoryPageable = 0x400;
 constexpr std::uint32_t kIODirectionIn = 0x1, kIODirectionOut = 0x2;
 
+/// One pass over a kmbench.d capture, feeding the Builder.
 class DtraceParser {
  public:
   DtraceParser(std::string_view text, const std::string& name, const ImportOptions& options)

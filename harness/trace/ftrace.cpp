@@ -15,6 +15,7 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/// Hex digit values by byte (-1: not a digit), built at compile time.
 struct HexTable {
   std::int8_t v[256];
   constexpr HexTable() : v() {
@@ -139,6 +140,7 @@ struct Fields {
 
 constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;  // 16 TiB
 
+/// One pass over ftrace text, feeding the Builder a few events behind the parse.
 class FtraceParser {
  public:
   FtraceParser(std::string_view text, const std::string& name, const ImportOptions& options)

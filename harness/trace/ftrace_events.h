@@ -12,6 +12,7 @@ namespace kmbench::trace {
 /// Which fields an event carries.
 enum class Shape : std::uint8_t { slab_alloc, slab_free, page_alloc, page_free, dma_alloc, dma_free, dma_map, dma_unmap };
 
+/// A tracepoint kmbench imports.
 struct FtraceEvent {
   std::string_view name;
   Ev ev;

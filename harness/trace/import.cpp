@@ -13,6 +13,7 @@ namespace {
 
 constexpr std::string_view kTraceDatMagic("\x17\x08\x44tracing", 10);
 
+/// A file libtracecmd can open, removed when done.
 struct TempFile {
   std::string path;
   ~TempFile() {

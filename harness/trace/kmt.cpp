@@ -41,6 +41,7 @@ std::uint32_t crc(const char* p, std::size_t n) {
   return static_cast<std::uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(p), n));
 }
 
+/// Appends little-endian integers, varints and strings to a growing buffer.
 class Writer {
  public:
   void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
@@ -334,6 +335,7 @@ void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_s
   t.streams.push_back(std::move(s));
 }
 
+/// A read-only memory mapping of a whole file.
 class Mapping {
  public:
   explicit Mapping(const std::string& path) {

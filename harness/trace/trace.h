@@ -75,6 +75,7 @@ struct ImportFilter {
   std::uint32_t kinds = kKindAll;  // EventKindBit
 };
 
+/// How to import: format, filters, strictness.
 struct ImportOptions {
   Format format = Format::auto_detect;
   ImportFilter filter;

@@ -46,6 +46,7 @@ namespace {
 
 enum class Call : std::uint8_t { malloc, calloc, realloc, free, memalign, mmap, munmap };
 
+/// One recorded call, as spilled to the spill file.
 struct Rec {
   std::uint64_t time_ns;
   std::uint64_t a;     // result pointer (free/munmap/realloc: the old pointer)
@@ -61,6 +62,7 @@ static_assert(sizeof(Rec) == 40);
 constexpr std::uint32_t kCap = 16384;
 constexpr std::uint32_t kMaxThreads = 4096;
 
+/// A thread's records; only its thread appends, others read under the lock.
 struct ThreadBuf {
   std::atomic<std::uint32_t> n;
   std::uint32_t thread;
@@ -79,6 +81,7 @@ std::atomic<std::uint64_t> g_dropped{0};
 KMBENCH_TLS bool t_in_hook = false;
 KMBENCH_TLS ThreadBuf* t_buf = nullptr;
 
+/// The spin lock over the spill file and the buffer registry.
 struct Lock {
   Lock() {
     while (g_lock.test_and_set(std::memory_order_acquire)) {
