@@ -1,0 +1,219 @@
+// Internal to harness/trace: turns capture events (pointers, pfns, DMA
+// addresses) into an ops::Trace (dense object ids), counting every
+// imperfection of the capture on the way. Shared by all importers and the
+// LD_PRELOAD recorder.
+#pragma once
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <new>
+#include <memory>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "harness/trace/trace.h"
+
+namespace kmbench::trace {
+
+/// The kinds of capture events.
+enum class Ev : std::uint8_t {
+  kmalloc, cache_alloc, kfree, cache_free,   // one address space: kfree also frees cache objects
+  page_alloc, page_free,                     // by pfn (or page address)
+  dma_alloc, dma_free,                       // by DMA address
+  dma_map, dma_unmap,                        // by DMA (or first physical) address
+};
+
+/// A capture event as importers see it.
+struct Event {
+  Ev ev = Ev::kmalloc;
+  bool null = false;          // NULL free, or an allocation that failed
+  std::uint8_t flags = 0;     // ops::OpFlag
+  std::uint8_t align_log2 = 0;
+  std::int8_t node = -1;
+  std::uint32_t cpu = 0;
+  std::uint32_t site = 0, tag = 0;  // Builder::intern ids
+  std::uint64_t time_ns = 0;        // capture clock
+  std::uint64_t key = 0;            // address, pfn
+  std::uint64_t size = 0;           // bytes asked for (pages: bytes)
+  std::uint64_t charged = 0;        // bytes the allocator handed out (bytes_alloc; pages: bytes)
+};
+
+/// Open-addressing map from a 64-bit address to V (linear probing, backward-shift
+/// deletion; key 0 marks an empty slot and is kept aside). The importer does a
+/// lookup per event: std::unordered_map's nodes dominated a profile, and a large
+/// table asks for transparent huge pages to spare TLB misses.
+/// pre: V is trivially copyable.
+template <class V>
+class AddressMap {
+ public:
+  AddressMap() { rehash(1u << 12); }
+  ~AddressMap() { release(slots_, capacity_); }
+  AddressMap(const AddressMap&) = delete;
+  AddressMap& operator=(const AddressMap&) = delete;
+  std::size_t size() const { return size_ + (zero_used_ ? 1 : 0); }
+  /// Returns the value for `key`, inserting `v` first when absent; `fresh` says which.
+  V& try_emplace(std::uint64_t key, const V& v, bool& fresh) {
+    if (key == 0) {
+      fresh = !zero_used_;
+      if (fresh) zero_ = v;
+      zero_used_ = true;
+      return zero_;
+    }
+    if ((size_ + 1) * 4 > capacity_ * 3) rehash(capacity_ * 2);
+    std::size_t i = slot_of(key);
+    while (slots_[i].key != 0) {
+      if (slots_[i].key == key) {
+        fresh = false;
+        return slots_[i].value;
+      }
+      i = (i + 1) & mask_;
+    }
+    slots_[i].key = key;
+    slots_[i].value = v;
+    ++size_;
+    fresh = true;
+    return slots_[i].value;
+  }
+  V* find(std::uint64_t key) {
+    if (key == 0) return zero_used_ ? &zero_ : nullptr;
+    std::size_t i = slot_of(key);
+    while (slots_[i].key != 0) {
+      if (slots_[i].key == key) return &slots_[i].value;
+      i = (i + 1) & mask_;
+    }
+    return nullptr;
+  }
+  /// pre: `v` was returned by find() and nothing was inserted since.
+  void erase(V* v) {
+    if (v == &zero_) {
+      zero_used_ = false;
+      return;
+    }
+    std::size_t i = static_cast<std::size_t>(
+        reinterpret_cast<Slot*>(reinterpret_cast<char*>(v) - offsetof(Slot, value)) - slots_);
+    slots_[i].key = 0;
+    --size_;
+    for (std::size_t j = (i + 1) & mask_; slots_[j].key != 0; j = (j + 1) & mask_) {
+      const std::size_t home = slot_of(slots_[j].key);
+      if (((j - home) & mask_) >= ((j - i) & mask_)) {  // home not in (i, j]: move j into the hole
+        slots_[i] = slots_[j];
+        slots_[j].key = 0;
+        i = j;
+      }
+    }
+  }
+  void prefetch(std::uint64_t key) const { __builtin_prefetch(&slots_[slot_of(key)]); }
+  template <class F>
+  void for_each(F f) const {
+    for (std::size_t i = 0; i < capacity_; ++i) {
+      if (slots_[i].key != 0) f(slots_[i].key, slots_[i].value);
+    }
+    if (zero_used_) f(std::uint64_t{0}, zero_);
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t key;
+    V value;
+  };
+  std::size_t slot_of(std::uint64_t key) const {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  static Slot* allocate(std::size_t n) {  // zero-filled
+    void* p = ::mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    if (n * sizeof(Slot) >= (std::size_t{2} << 20)) ::madvise(p, n * sizeof(Slot), MADV_HUGEPAGE);
+    return static_cast<Slot*>(p);
+  }
+  static void release(Slot* s, std::size_t n) {
+    if (s) ::munmap(s, n * sizeof(Slot));
+  }
+  void rehash(std::size_t n) {
+    Slot* old = slots_;
+    const std::size_t old_n = capacity_;
+    slots_ = allocate(n);
+    capacity_ = n;
+    mask_ = n - 1;
+    shift_ = 64;
+    for (std::size_t m = n; m > 1; m >>= 1) --shift_;
+    size_ = 0;
+    bool fresh;
+    for (std::size_t i = 0; i < old_n; ++i) {
+      if (old[i].key != 0) try_emplace(old[i].key, old[i].value, fresh);
+    }
+    release(old, old_n);
+  }
+  Slot* slots_ = nullptr;
+  std::size_t capacity_ = 0, mask_ = 0, size_ = 0;
+  int shift_ = 64;
+  V zero_{};
+  bool zero_used_ = false;
+};
+
+/// Turns capture events into ops: resolves addresses to object ids, applies
+/// the site/task selection, keeps per-CPU streams and counts what it meets.
+class Builder {
+ public:
+  Builder(std::string source, std::string capture_tool, const ImportOptions& options);
+
+  std::uint32_t intern(std::string_view s);
+  /// Whether an event at `time_ns` of `kind` (EventKindBit) passes the window and kind filters.
+  bool in_window(std::uint64_t time_ns) const { return time_ns >= from_ns_ && time_ns <= to_ns_; }
+  bool kind_selected(std::uint32_t kind) const { return (kinds_ & kind) != 0; }
+  bool has_task_filter() const { return !task_.empty(); }
+  bool task_selected(std::string_view comm, std::string_view pid) const;
+  bool site_selected(std::uint32_t site);
+
+  /// pre: e.cpu < 65536; `selected` says whether site and task filters keep it.
+  void add(const Event& e, bool selected);
+  /// Starts loading the table slot add(e) will touch (importers run a few events ahead).
+  void prefetch(const Event& e) { map_for(e.ev).prefetch(e.key); }
+  void lost(std::uint64_t n) { lost_ += n; ++lost_markers_; }
+  void skipped(std::string_view event_name);
+  void filtered() { ++filtered_; }
+  void set_cpu_count(std::uint32_t n) { cpu_hint_ = n; }
+  /// Ops a new stream reserves room for (address space only until used).
+  void set_stream_reserve(std::size_t ops) { stream_reserve_ = ops; }
+  void set_metadata(const std::string& k, const std::string& v) { trace_.header.metadata[k] = v; }
+  std::uint64_t events_seen() const { return events_ + dma_events_; }
+
+  ops::Trace finish();
+
+ private:
+  struct Live {
+    std::uint64_t size, charged;
+    std::uint32_t object, tag;
+    bool kept;
+  };
+  using Map = AddressMap<Live>;
+  Map& map_for(Ev ev);
+  void emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag);
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  ops::Trace trace_;
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> ids_;
+  std::vector<std::int8_t> site_ok_;  // per string id: -1 unknown, 0 no, 1 yes
+  std::unique_ptr<std::regex> site_re_;
+  std::string task_;
+  std::uint64_t from_ns_ = 0, to_ns_ = ~std::uint64_t{0};
+  std::uint32_t kinds_ = kKindAll;
+  Map slab_, pages_, dma_, maps_;
+  std::vector<std::int32_t> stream_of_cpu_;
+  std::uint32_t cpu_hint_ = 0;
+  std::size_t stream_reserve_ = 0;
+  std::uint64_t last_time_ = 0, min_time_ = ~std::uint64_t{0};
+  std::uint64_t live_bytes_ = 0, peak_live_ = 0;
+  std::uint64_t events_ = 0, allocs_ = 0, frees_ = 0, null_frees_ = 0, unmatched_ = 0, page_allocs_ = 0;
+  std::uint64_t page_frees_ = 0, failed_ = 0, reuse_ = 0, out_of_order_ = 0, clamped_ = 0, lost_ = 0;
+  std::uint64_t lost_markers_ = 0, dma_events_ = 0, dma_unmatched_ = 0, filtered_ = 0, skipped_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> skipped_by_name_;
+};
+
+}  // namespace kmbench::trace

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Records tests/trace/record_target.c with the LD_PRELOAD recorder and checks
+the .kmt against what the program does.
+
+usage: check_recording.py KMBENCH RECORDER TARGET WORKDIR
+"""
+import collections
+import json
+import os
+import subprocess
+import sys
+
+kmbench, recorder, target, work = sys.argv[1:5]
+os.makedirs(work, exist_ok=True)
+out = os.path.join(work, "rec.kmt")
+if os.path.exists(out):
+    os.remove(out)
+env = dict(os.environ, LD_PRELOAD=recorder, KMBENCH_RECORD_OUT=out)
+subprocess.run([target], env=env, check=True)
+
+dump = subprocess.run([kmbench, "trace", "dump", out], check=True, capture_output=True, text=True).stdout
+ops = collections.Counter()
+objects_by = collections.defaultdict(set)
+streams = set()
+stream = None
+align = {}
+for line in dump.splitlines():
+    w = line.split()
+    if w and w[0] == "stream":
+        stream = int(w[1])
+        streams.add(stream)
+    elif stream is not None and len(w) >= 4 and w[0].isdigit():
+        kind, obj, size = w[1], int(w[2]), int(w[3])
+        ops[(kind, size)] += 1
+        objects_by[(kind, size)].add((obj, stream))
+        for f in w[4:]:
+            if f.startswith("align="):
+                align[size] = int(f[6:])
+
+def expect(cond, what):
+    if not cond:
+        print("FAILED:", what)
+        print(dump[:3000])
+        sys.exit(1)
+
+expect(ops[("alloc", 12345)] == 100, "100 allocations of 12345 bytes")
+expect(ops[("free", 12345)] == 100, "100 frees of 12345 bytes")
+alloc_streams = {s for _, s in objects_by[("alloc", 12345)]}
+free_streams = {s for _, s in objects_by[("free", 12345)]}
+expect(alloc_streams != free_streams and len(free_streams) == 1, "frees of 12345 on the worker thread's stream")
+expect(ops[("alloc", 777)] == 50 and ops[("free", 777)] == 50, "50 malloc/free pairs of 777")
+expect(ops[("alloc", 3333)] == 1 and ops[("free", 3333)] == 1, "posix_memalign")
+expect(ops[("alloc", 4444)] == 1 and ops[("free", 4444)] == 1, "aligned_alloc")
+expect(ops[("alloc", 5555)] == 1 and ops[("free", 5555)] == 0, "memalign never freed")
+expect(align.get(3333) == 12 and align.get(4444) == 8 and align.get(5555) == 6, "alignments kept")
+expect(ops[("alloc", 3333)] == 1, "posix_memalign")
+expect(ops[("alloc", 2221)] == 1 and ops[("free", 2221)] == 1, "realloc frees the old block")
+expect(ops[("alloc", 2223)] == 1 and ops[("free", 2223)] == 1, "realloc's new block")
+expect(ops[("alloc", 3333)] == 1, "posix_memalign")
+expect(ops[("page_alloc", 4 * 4096)] == 1 and ops[("page_free", 4 * 4096)] == 1, "anonymous mmap/munmap in pages")
+expect(ops[("alloc", 3 * 1211)] == 1 and ops[("free", 3 * 1211)] == 1, "calloc")
+expect(len(streams) >= 2, "one stream per thread")
+
+info = json.loads(subprocess.run([kmbench, "trace", "info", "--json", out], check=True,
+                                 capture_output=True, text=True).stdout)
+expect(info["source"] == "ldpreload", "source")
+expect(info["null_frees"] >= 1, "free(NULL) counted")
+expect(info["counters"]["recorder.dropped_records"] == 0, "no dropped records")
+print("recording checked:", sum(ops.values()), "ops")

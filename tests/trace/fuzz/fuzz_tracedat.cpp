@@ -1,0 +1,22 @@
+// trace.dat through libtracecmd: junk is an InputError, never a crash in kmbench's code.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+#include "allocators/errors.h"
+#include "harness/trace/trace.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace kmbench;
+  static const int fd = memfd_create("fuzz.dat", 0);
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) return 0;
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  try {
+    const ops::Trace t = trace::import_tracedat(path, "fuzz.dat", {});
+    trace::validate(t, "imported");
+  } catch (const InputError&) {
+  }
+  return 0;
+}

@@ -1,0 +1,279 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "allocators/errors.h"
+#include "harness/trace/trace.h"
+
+namespace kmbench::trace {
+namespace {
+
+const std::string kData = KMBENCH_TRACE_TEST_DATA;
+
+std::uint64_t c(const ops::Trace& t, const std::string& key) {
+  const auto it = t.counters.find("import." + key);
+  return it == t.counters.end() ? ~0ull : it->second;
+}
+
+const ops::Op* find_op(const ops::Trace& t, ops::OpKind kind, std::uint64_t size) {
+  for (const ops::Stream& s : t.streams) {
+    for (const ops::Op& op : s.ops) {
+      if (op.kind == kind && op.size == size) return &op;
+    }
+  }
+  return nullptr;
+}
+
+std::string site_of(const ops::Trace& t, const ops::Op* op) { return op ? t.strings[op->site] : "(no op)"; }
+
+TEST(FtraceImport, CountsEveryImperfectionAndKeepsGoing) {
+  const ops::Trace t = import_file(kData + "/imperfect.ftrace");
+  EXPECT_EQ(c(t, "events"), 14u);
+  EXPECT_EQ(c(t, "allocs"), 7u);
+  EXPECT_EQ(c(t, "frees"), 5u);
+  EXPECT_EQ(c(t, "null_frees"), 1u);
+  EXPECT_EQ(c(t, "unmatched_frees"), 2u);
+  EXPECT_EQ(c(t, "page_allocs"), 2u);
+  EXPECT_EQ(c(t, "page_frees"), 2u);
+  EXPECT_EQ(c(t, "never_freed"), 3u);
+  EXPECT_EQ(c(t, "peak_live_bytes"), 20576u);
+  EXPECT_EQ(c(t, "failed_allocs"), 1u);
+  EXPECT_EQ(c(t, "pointer_reuse"), 1u);
+  EXPECT_EQ(c(t, "out_of_order"), 1u);
+  EXPECT_EQ(c(t, "clamped_times"), 1u);
+  EXPECT_EQ(c(t, "lost_events"), 17u);
+  EXPECT_EQ(c(t, "dma_events"), 4u);
+  EXPECT_EQ(c(t, "skipped_events"), 1u);
+  EXPECT_EQ(c(t, "skipped.rss_stat"), 1u);
+  EXPECT_EQ(t.object_count, 9u);
+  EXPECT_EQ(t.op_count(), 14u);
+  EXPECT_EQ(t.header.cpu_count, 4u);
+  EXPECT_EQ(t.header.time_base_ns, 100000100000u);
+  ASSERT_EQ(t.streams.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(t.streams[i].cpu, i);
+}
+
+TEST(FtraceImport, FreesCarryTheAllocationsSizeAndTag) {
+  const ops::Trace t = import_file(kData + "/imperfect.ftrace");
+  // kmem_cache_free has no size: it comes from the kmem_cache_alloc (bytes_req 200).
+  const ops::Op* free_op = find_op(t, ops::OpKind::free, 200);
+  ASSERT_NE(free_op, nullptr);
+  EXPECT_EQ(t.strings[free_op->tag], "drv_cache");
+  EXPECT_EQ(site_of(t, free_op), "rcu_do_batch+0x1/0x2");
+  const ops::Op* alloc_op = find_op(t, ops::OpKind::alloc, 200);
+  ASSERT_NE(alloc_op, nullptr);
+  EXPECT_EQ(alloc_op->object, free_op->object);
+  EXPECT_EQ(alloc_op->node, 0);
+  EXPECT_TRUE(alloc_op->flags & ops::kOpNoblock);  // GFP_ATOMIC
+  EXPECT_TRUE(alloc_op->flags & ops::kOpCache);
+  const ops::Op* zeroed = find_op(t, ops::OpKind::alloc, 100);
+  ASSERT_NE(zeroed, nullptr);
+  EXPECT_TRUE(zeroed->flags & ops::kOpZero);
+  EXPECT_FALSE(zeroed->flags & ops::kOpNoblock);
+  // Pages match by pfn; order 2 is 16 KiB.
+  const ops::Op* page_free = find_op(t, ops::OpKind::page_free, 16384);
+  ASSERT_NE(page_free, nullptr);
+  EXPECT_EQ(page_free->object, find_op(t, ops::OpKind::page_alloc, 16384)->object);
+  EXPECT_TRUE(find_op(t, ops::OpKind::page_alloc, 4096)->flags & ops::kOpDma32);
+  // DMA: mapped by dma_addr; direction kept; device is the tag.
+  const ops::Op* map = find_op(t, ops::OpKind::dma_map, 1500);
+  ASSERT_NE(map, nullptr);
+  EXPECT_TRUE(map->flags & ops::kOpDirOut);
+  EXPECT_EQ(t.strings[map->tag], "0000:00:03.0");
+  ASSERT_NE(find_op(t, ops::OpKind::dma_unmap, 1500), nullptr);
+  ASSERT_NE(find_op(t, ops::OpKind::dma_free, 8192), nullptr);
+}
+
+TEST(FtraceImport, TimesAreRelativeAndNonDecreasingPerStream) {
+  const ops::Trace t = import_file(kData + "/ftrace-sample.txt.xz");
+  EXPECT_EQ(c(t, "events"), 19999u);
+  for (const ops::Stream& s : t.streams) {
+    for (std::size_t i = 1; i < s.ops.size(); ++i) ASSERT_LE(s.ops[i - 1].time_ns, s.ops[i].time_ns);
+  }
+  EXPECT_NO_THROW(validate(t, "sample"));
+}
+
+TEST(FtraceImport, EncodesToUnderAFifteenthOfTheText) {
+  const Input text(kData + "/ftrace-sample.txt.xz");
+  const ops::Trace t = import_ftrace(text.bytes(), "sample", {});
+  const std::string kmt = encode(t);
+  EXPECT_LT(kmt.size() * 15, text.bytes().size()) << kmt.size() << " bytes of .kmt for " << text.bytes().size();
+}
+
+TEST(FtraceImport, SiteFilterKeepsFreesOfSelectedBlocks) {
+  ImportOptions o;
+  o.filter.site_regex = "^drv_";
+  const ops::Trace t = import_file(kData + "/imperfect.ftrace", o);
+  // drv_alloc (x2), drv_cache (x2): 4 allocations; the frees by rcu_do_batch and drv_free follow.
+  EXPECT_EQ(c(t, "allocs"), 4u);
+  ASSERT_NE(find_op(t, ops::OpKind::free, 200), nullptr);
+  ASSERT_NE(find_op(t, ops::OpKind::free, 64), nullptr);
+  EXPECT_EQ(find_op(t, ops::OpKind::alloc, 30), nullptr);  // other_alloc is filtered out
+  EXPECT_GT(c(t, "filtered_events"), 0u);
+}
+
+TEST(FtraceImport, TaskWindowAndKindFilters) {
+  ImportOptions by_task;
+  by_task.filter.task = "kworker/1:2";
+  EXPECT_EQ(import_file(kData + "/imperfect.ftrace", by_task).op_count(), 0u);  // kworker only frees
+  by_task.filter.task = "200";
+  EXPECT_EQ(c(import_file(kData + "/imperfect.ftrace", by_task), "allocs"), 2u);
+
+  ImportOptions window;
+  window.filter.from_s = 100.0007;
+  window.filter.to_s = 100.0010;
+  const ops::Trace w = import_file(kData + "/imperfect.ftrace", window);
+  EXPECT_EQ(c(w, "page_allocs"), 2u);
+  EXPECT_EQ(c(w, "allocs"), 2u);
+
+  ImportOptions pages;
+  pages.filter.kinds = parse_kinds("page");
+  const ops::Trace p = import_file(kData + "/imperfect.ftrace", pages);
+  EXPECT_EQ(c(p, "allocs"), 2u);
+  EXPECT_EQ(c(p, "dma_events"), 0u);
+  EXPECT_THROW(parse_kinds("pages"), UsageError);
+}
+
+TEST(FtraceImport, StrictRefusesUnknownEvents) {
+  ImportOptions o;
+  o.strict = true;
+  try {
+    import_file(kData + "/imperfect.ftrace", o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("imperfect.ftrace:21:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rss_stat"), std::string::npos);
+  }
+}
+
+ops::Trace ftrace_text(const std::string& text) { return import_ftrace(text, "t.txt", {}); }
+
+std::string error_of(const std::string& text) {
+  try {
+    ftrace_text(text);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+TEST(FtraceImport, BadInputNamesFileAndLine) {
+  const std::string good =
+      "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=00000000000000aa bytes_req=8 "
+      "bytes_alloc=8 gfp_flags=GFP_KERNEL node=-1 accounted=false\n";
+  EXPECT_EQ(ftrace_text(good).op_count(), 1u);
+  EXPECT_NE(error_of(good + "this is garbage\n").find("t.txt:2: not an ftrace event line"), std::string::npos);
+  EXPECT_NE(error_of(good + good.substr(0, 60)).find("t.txt:2: truncated"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x7f" "ELF\x02\x01\x01\0\0\0\n", 11)).find("t.txt:1:"), std::string::npos);
+  std::string absurd = good;
+  absurd.replace(absurd.find("bytes_req=8"), 11, "bytes_req=99999999999999999");
+  EXPECT_NE(error_of(absurd).find("absurd"), std::string::npos) << error_of(absurd);
+  std::string no_ptr = good;
+  no_ptr.replace(no_ptr.find("ptr="), 4, "pt=");
+  EXPECT_NE(error_of(no_ptr).find("lacks the field 'ptr'"), std::string::npos);
+  EXPECT_NE(error_of("").find("empty"), std::string::npos);
+}
+
+TEST(FtraceImport, KeepPartialReturnsWhatCameBefore) {
+  const std::string good =
+      "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=00000000000000aa bytes_req=8 "
+      "bytes_alloc=8 gfp_flags=GFP_KERNEL node=-1 accounted=false\n";
+  ImportOptions o;
+  o.keep_partial = true;
+  const ops::Trace t = import_ftrace(good + "junk\n" + good, "t.txt", o);
+  EXPECT_EQ(t.op_count(), 1u);
+  EXPECT_NE(t.header.metadata.at("import.error").find("t.txt:2:"), std::string::npos);
+}
+
+TEST(TraceDatImport, AgreesWithTheTextOfTheSameCapture) {
+  const ops::Trace t = import_file(kData + "/small-trace.dat");
+  EXPECT_EQ(detect_format(std::string_view("\x17\x08\x44tracing6", 11)), Format::tracedat);
+  EXPECT_GT(c(t, "events"), 500u);
+  EXPECT_GT(c(t, "lost_events"), 0u);
+  EXPECT_EQ(t.header.cpu_count, 2u);
+  EXPECT_NO_THROW(validate(t, "small"));
+  // The same capture through `trace-cmd report` (when the tool is installed) gives the same trace.
+  const std::string report = ::testing::TempDir() + "/small-report.txt";
+  const std::string cmd = "trace-cmd report -i " + kData + "/small-trace.dat > " + report + " 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "trace-cmd is not installed";
+  const ops::Trace r = import_file(report);
+  for (const char* k : {"events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs", "page_frees",
+                        "never_freed", "peak_live_bytes", "lost_events"}) {
+    EXPECT_EQ(c(t, k), c(r, k)) << k;
+  }
+  EXPECT_EQ(t.op_count(), r.op_count());
+}
+
+TEST(TraceDatImport, JunkIsAnInputError) {
+  const std::string path = ::testing::TempDir() + "/junk.dat";
+  std::ofstream(path) << std::string("\x17\x08\x44tracing6\0\0\0garbage", 22);
+  EXPECT_THROW(import_file(path), InputError);
+}
+
+TEST(DtraceImport, ReadsTheDocumentedFormat) {
+  const ops::Trace t = import_file(kData + "/sample.dtrace");
+  EXPECT_EQ(t.header.source, "dtrace");
+  EXPECT_EQ(t.header.metadata.at("kext"), "com.example.nic");
+  EXPECT_EQ(c(t, "events"), 10u);
+  EXPECT_EQ(c(t, "allocs"), 5u);
+  EXPECT_EQ(c(t, "frees"), 4u);
+  EXPECT_EQ(c(t, "null_frees"), 1u);
+  EXPECT_EQ(c(t, "unmatched_frees"), 1u);
+  EXPECT_EQ(c(t, "never_freed"), 2u);
+  EXPECT_EQ(c(t, "peak_live_bytes"), 6044u);
+  EXPECT_EQ(c(t, "dma_events"), 4u);
+  const ops::Op* osm = find_op(t, ops::OpKind::alloc, 256);
+  ASSERT_NE(osm, nullptr);
+  EXPECT_EQ(t.strings[osm->tag], "com.example.nic.rx");
+  EXPECT_EQ(t.strings[osm->site], "com.example.nic`rx_buf+0x8");
+  EXPECT_TRUE(find_op(t, ops::OpKind::alloc, 128)->flags & ops::kOpNoblock);
+  EXPECT_EQ(t.strings[find_op(t, ops::OpKind::alloc, 128)->tag], "tag@0xffffff80aa000200");
+  EXPECT_TRUE(find_op(t, ops::OpKind::alloc, 64)->flags & ops::kOpZero);
+  EXPECT_EQ(find_op(t, ops::OpKind::alloc, 4096)->align_log2, 12);
+  const ops::Op* bmd = find_op(t, ops::OpKind::dma_alloc, 65536);
+  ASSERT_NE(bmd, nullptr);
+  EXPECT_TRUE(bmd->flags & ops::kOpContiguous);
+  EXPECT_TRUE(bmd->flags & ops::kOpDma32);
+  ASSERT_NE(find_op(t, ops::OpKind::dma_map, 65536), nullptr);
+  ASSERT_NE(find_op(t, ops::OpKind::dma_unmap, 65536), nullptr);
+  ASSERT_NE(find_op(t, ops::OpKind::dma_free, 65536), nullptr);
+}
+
+TEST(DtraceImport, BadRecordsNameTheLine) {
+  const std::string head = "#kmbench-dtrace 1\n";
+  EXPECT_THROW(import_dtrace(head + "12 0 5 IOMalloc size=abc ptr=0x10 exec=x\n", "d", {}), InputError);
+  EXPECT_THROW(import_dtrace("12 0 5 IOMalloc size=1 ptr=0x10 exec=x\n", "d", {}), InputError);
+  EXPECT_THROW(import_dtrace(head + "12 0 5 IOMalloc ptr=0x10 exec=x\n", "d", {}), InputError);
+  EXPECT_THROW(import_dtrace("#kmbench-dtrace 2\n", "d", {}), InputError);
+  try {
+    import_dtrace(head + "1 0 5 IOMalloc size=1 ptr=0x10 exec=x\n2 0 5 IOFree ptr=zz exec=x\n", "d.txt", {});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("d.txt:3:"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Input, CompressedAndPlainReadTheSame) {
+  const Input xz(kData + "/ftrace-sample.txt.xz");
+  EXPECT_TRUE(xz.compressed());
+  EXPECT_EQ(detect_format(xz.bytes().substr(0, 4096)), Format::ftrace);
+  for (const char* tool : {"gzip", "zstd"}) {
+    const std::string out = ::testing::TempDir() + "/sample." + tool;
+    const std::string cmd = std::string("xz -dc ") + kData + "/ftrace-sample.txt.xz | " + tool + " -c > " + out;
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const Input other(out);
+    EXPECT_TRUE(other.compressed());
+    EXPECT_EQ(other.bytes(), xz.bytes()) << tool;
+    std::string cut;
+    {
+      std::ifstream in(out, std::ios::binary);
+      cut.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    std::ofstream(out, std::ios::binary) << cut.substr(0, cut.size() / 2);
+    EXPECT_THROW(Input{out}, InputError) << tool << " truncated";
+  }
+}
+
+}  // namespace
+}  // namespace kmbench::trace

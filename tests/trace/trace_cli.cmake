@@ -1,0 +1,73 @@
+# `kmbench trace` end to end. EXE: kmbench; DATA: tests/trace/data; WORK: scratch folder.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+
+# run(EXPECT_EXIT NEEDLES ARGS...) — NEEDLES: ;-list joined by '|' that stdout+stderr must hold.
+function(run expect_exit needles)
+  execute_process(COMMAND ${EXE} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL expect_exit)
+    message(FATAL_ERROR "kmbench ${ARGN}: exit ${rc}, expected ${expect_exit}\n${out}\n${err}")
+  endif()
+  string(REPLACE "|" ";" needles "${needles}")
+  foreach(n IN LISTS needles)
+    string(FIND "${out}${err}" "${n}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "kmbench ${ARGN}: output lacks '${n}'\n${out}\n${err}")
+    endif()
+  endforeach()
+endfunction()
+
+function(must_exist path)
+  if(NOT EXISTS ${path})
+    message(FATAL_ERROR "${path} was not written")
+  endif()
+endfunction()
+
+function(must_not_exist path)
+  if(EXISTS ${path})
+    message(FATAL_ERROR "${path} was left behind")
+  endif()
+  file(GLOB temps ${path}.tmp*)
+  if(temps)
+    message(FATAL_ERROR "temporary files left behind: ${temps}")
+  endif()
+endfunction()
+
+# Import (compressed input read directly), then info on the .kmt and on the raw capture agree.
+run(0 "19249 ops" trace import ${DATA}/ftrace-sample.txt.xz -o ${WORK}/s.kmt)
+must_exist(${WORK}/s.kmt)
+run(0 "\"events\": 19999|\"null_frees\": 688|\"peak_live_bytes\": 25398328" trace info ${WORK}/s.kmt --json)
+run(0 "\"events\": 19999|\"unmatched_frees\": 62" trace info ${DATA}/ftrace-sample.txt.xz --json)
+run(0 "top call sites|alloc_buffer_head|peak live" trace info ${WORK}/s.kmt)
+
+# Dump and undump give back the same bytes.
+run(0 "" trace dump ${WORK}/s.kmt -o ${WORK}/s.txt)
+run(0 "" trace undump ${WORK}/s.txt -o ${WORK}/s2.kmt)
+execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK}/s.kmt ${WORK}/s2.kmt RESULT_VARIABLE same)
+if(NOT same EQUAL 0)
+  message(FATAL_ERROR "dump/undump round trip changed the .kmt")
+endif()
+
+# Standard input, and an explicit format.
+execute_process(COMMAND ${EXE} trace import - -o ${WORK}/stdin.kmt --format ftrace -q
+                INPUT_FILE ${DATA}/imperfect.ftrace RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "import from stdin: exit ${rc}: ${err}")
+endif()
+run(0 "\"pointer_reuse\": 1|\"lost_events\": 17" trace info ${WORK}/stdin.kmt --json)
+run(0 "\"dma_events\": 4" trace info ${DATA}/sample.dtrace --json)
+run(0 "\"events\": 905" trace info ${DATA}/small-trace.dat --json --format tracedat)
+
+# Bad input: file and line, exit 2, no output left unless --keep-partial.
+file(WRITE ${WORK}/bad.txt "   bash-1 [000] .....   1.000001: kfree: call_site=a+0x1/0x2 ptr=00000000000000aa\nnot a trace line\n")
+run(2 "bad.txt:2:" trace import ${WORK}/bad.txt -o ${WORK}/bad.kmt)
+must_not_exist(${WORK}/bad.kmt)
+run(2 "bad.txt:2:|partial trace kept" trace import ${WORK}/bad.txt -o ${WORK}/bad.kmt --keep-partial)
+must_exist(${WORK}/bad.kmt)
+run(2 "unknown trace format" trace import ${WORK}/bad.txt -o ${WORK}/x.kmt --format nope)
+run(2 "cannot open" trace info ${WORK}/missing.kmt)
+
+# A truncated .kmt: byte offset, exit 2.
+execute_process(COMMAND head -c 5000 ${WORK}/s.kmt OUTPUT_FILE ${WORK}/cut.kmt)
+run(2 "cut.kmt: byte offset 5000: truncated" trace info ${WORK}/cut.kmt)
+run(2 "cut.kmt: byte offset" trace dump ${WORK}/cut.kmt)
