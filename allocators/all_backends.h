@@ -3,12 +3,13 @@
 #pragma once
 
 #include "allocators/system/system.h"
+#include "allocators/zones/zones.h"
 
 namespace kmbench {
 
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend>;
+using InProcessBackends = BackendList<SystemBackend, ZonesBackend>;
 
 }  // namespace kmbench
