@@ -28,16 +28,16 @@ namespace {
 
 template <std::size_t N>
 ClassTable make_table(std::string_view heap, const std::uint32_t (&sizes)[N]) {
-  static_assert(N <= kMaxClasses);
+  static_assert(N < kMaxClasses);
   ClassTable t;
   t.heap = heap;
   t.count = N;
   unsigned cls = 0;
-  for (std::size_t q = 0; q < t.by_quantum.size(); ++q) {
+  for (std::size_t q = 0; q < t.number_by_quantum.size(); ++q) {
     while (q * kQuantum > sizes[cls]) {
       ++cls;
     }
-    t.by_quantum[q] = static_cast<std::uint8_t>(cls);
+    t.number_by_quantum[q] = static_cast<std::uint8_t>(cls + 1);
   }
   for (std::size_t i = 0; i < N; ++i) {
     t.sizes[i] = sizes[i];
@@ -87,24 +87,28 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
 // ---- the page map ----------------------------------------------------------
 
 namespace detail {
-std::atomic<PageEntry*> g_page_root[kRootEntries];
-const PageEntry kUnmapped{};
+std::atomic<std::uintptr_t> g_page_root[kRootEntries];
+PageEntry g_zero_leaf[kLeafEntries];
 }  // namespace detail
 
 namespace {
 
 std::mutex g_leaf_mutex;
 
+constexpr PageEntry kUnmapped{};
+
 PageEntry* leaf_for(std::uintptr_t a) {
-  std::atomic<PageEntry*>& root =
+  std::atomic<std::uintptr_t>& root =
       detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)];
-  PageEntry* leaf = root.load(std::memory_order_acquire);
-  if (leaf != nullptr) {
-    return leaf;
+  const auto zero = reinterpret_cast<std::uintptr_t>(detail::g_zero_leaf);
+  std::uintptr_t offset = root.load(std::memory_order_acquire);
+  if (offset != 0) {
+    return reinterpret_cast<PageEntry*>(zero + offset);
   }
   std::lock_guard lock(g_leaf_mutex);
-  leaf = root.load(std::memory_order_acquire);
-  if (leaf == nullptr) {
+  offset = root.load(std::memory_order_acquire);
+  PageEntry* leaf = reinterpret_cast<PageEntry*>(zero + offset);
+  if (offset == 0) {
     // Reserved, not committed: only the pages of entries ever written become resident.
     void* mem = mmap(nullptr, detail::kLeafEntries * sizeof(PageEntry), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -112,11 +116,8 @@ PageEntry* leaf_for(std::uintptr_t a) {
       std::fprintf(stderr, "kmbench: zones: cannot reserve the page map\n");
       std::abort();
     }
-    leaf = static_cast<PageEntry*>(mem);
-    for (std::size_t i = 0; i < detail::kLeafEntries; ++i) {
-      leaf[i].cls = kNoClass;
-    }
-    root.store(leaf, std::memory_order_release);
+    leaf = static_cast<PageEntry*>(mem);  // zero-filled: no zone owns any page yet
+    root.store(reinterpret_cast<std::uintptr_t>(leaf) - zero, std::memory_order_release);
   }
   return leaf;
 }
@@ -250,7 +251,11 @@ struct ZonesInternals {
   ZonesBackend& b;
   ZonesBackend::State& s;
 
-  Zone& zone(unsigned node, unsigned cls) { return *s.zones[node * b.classes_.count + cls]; }
+  static unsigned cache_index(const Zone& z) { return z.node << kClassShift | (z.cls + 1); }
+
+  Zone& zone(unsigned node, unsigned number) {
+    return *s.zones[node * b.classes_.count + number - 1];
+  }
 
   static std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -321,7 +326,7 @@ struct ZonesInternals {
     z.empty.push(c);
     PageEntry e;
     e.chunk = c;
-    e.cls = static_cast<std::uint8_t>(z.cls);
+    e.number = static_cast<std::uint8_t>(z.cls + 1);
     e.node = static_cast<std::uint8_t>(z.node);
     set_pages(mem, z.chunk_pages, e);
     z.elems_total += z.elems_per_chunk;
@@ -333,7 +338,7 @@ struct ZonesInternals {
   std::size_t release(Zone& z, ChunkMeta* c) {
     queue(z, c->list).remove(c);
     const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
-    set_pages(c->base, z.chunk_pages, zones::detail::kUnmapped);
+    set_pages(c->base, z.chunk_pages, kUnmapped);
     if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
       s.machine->free_pages(c->base, static_cast<unsigned>(__builtin_ctz(z.chunk_pages)));
     } else {
@@ -409,47 +414,6 @@ struct ZonesInternals {
     ::operator delete(m);
   }
 
-  /// An empty magazine: this CPU's spare, the zone's spare, or a new one.
-  Magazine* empty_magazine(ZoneCache& zc, Zone& z) {
-    {
-      std::lock_guard lock(zc.depot_lock);
-      if (Magazine* m = zc.depot_empty) {
-        zc.depot_empty = m->next;
-        --zc.spare_count;
-        return m;
-      }
-    }
-    {
-      lock_zone(z);
-      Magazine* m = z.spare_mags;
-      if (m != nullptr) {
-        z.spare_mags = m->next;
-      }
-      z.mu.unlock();
-      if (m != nullptr) {
-        return m;
-      }
-    }
-    return new_magazine();
-  }
-
-  /// Keeps an empty magazine for this CPU (two at most) or gives it to the zone.
-  void stash_empty(ZoneCache& zc, Zone& z, Magazine* m) {
-    {
-      std::lock_guard lock(zc.depot_lock);
-      if (zc.spare_count < 2) {
-        m->next = zc.depot_empty;
-        zc.depot_empty = m;
-        ++zc.spare_count;
-        return;
-      }
-    }
-    lock_zone(z);
-    m->next = z.spare_mags;
-    z.spare_mags = m;
-    z.mu.unlock();
-  }
-
   /// Returns a magazine's elements to their zone (zone lock held).
   void empty_into_zone(Zone& z, Magazine* m, std::uint32_t count) {
     for (std::uint32_t i = 0; i < count; ++i) {
@@ -464,13 +428,17 @@ struct ZonesInternals {
     if (pc != nullptr) {
       return *pc;
     }
-    pc = new PerCpu;
+    const std::size_t caches = std::size_t{b.node_count_} << kClassShift;
+    void* mem = ::operator new(sizeof(PerCpu) + caches * sizeof(ZoneCache), std::align_val_t{64});
+    pc = new (mem) PerCpu;
+    for (std::size_t i = 0; i < caches; ++i) {
+      new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
+    }
     const NodeId local = s.machine->local_node();
     pc->node = static_cast<unsigned>(local);
     if (local < 0 || pc->node >= b.node_count_) {
       pc->node = 0;
     }
-    pc->caches = std::make_unique<ZoneCache[]>(s.zones.size());
     b.percpu_[slot].store(pc, std::memory_order_release);
     return *pc;
   }
@@ -492,7 +460,7 @@ struct ZonesInternals {
   void flush_loaded(PerCpu& pc) {
     pc.flush_requested.store(false, std::memory_order_relaxed);
     for (std::size_t i = 0; i < s.zones.size(); ++i) {
-      ZoneCache& zc = pc.caches[i];
+      ZoneCache& zc = pc.cache(cache_index(*s.zones[i]));
       const std::uint32_t a = zc.alloc_cur.load(std::memory_order_relaxed);
       const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
       if (a + f == 0) {
@@ -519,16 +487,29 @@ struct ZonesInternals {
       return true;
     }
     Magazine* full = nullptr;
+    Magazine* surplus = nullptr;  // an empty magazine this CPU has no room for
     {
       std::lock_guard lock(zc.depot_lock);
       if ((full = zc.depot_full) != nullptr) {
         zc.depot_full = full->next;
         zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) - 1,
                              std::memory_order_relaxed);
+        if (zc.spare_count < 2) {
+          zc.alloc_mag->next = zc.depot_empty;
+          zc.depot_empty = zc.alloc_mag;
+          ++zc.spare_count;
+        } else {
+          surplus = zc.alloc_mag;
+        }
       }
     }
     if (full != nullptr) {
-      stash_empty(zc, z, zc.alloc_mag);
+      if (surplus != nullptr) {
+        lock_zone(z);
+        surplus->next = z.spare_mags;
+        z.spare_mags = surplus;
+        z.mu.unlock();
+      }
       zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
       zc.alloc_mag = full;
@@ -579,8 +560,13 @@ struct ZonesInternals {
     full->count = zc.free_cur.load(std::memory_order_relaxed);
     Magazine* spill = nullptr;
     std::uint64_t spilled = 0;
+    Magazine* empty = nullptr;
     {
       std::lock_guard lock(zc.depot_lock);
+      if ((empty = zc.depot_empty) != nullptr) {
+        zc.depot_empty = empty->next;
+        --zc.spare_count;
+      }
       full->next = zc.depot_full;
       zc.depot_full = full;
       std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed) + 1;
@@ -609,9 +595,19 @@ struct ZonesInternals {
       tail->next = z.recirc;
       z.recirc = spill;
       z.recirc_count += spilled;
+      if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
+        z.spare_mags = empty->next;
+      }
       z.mu.unlock();
     }
-    zc.free_mag = empty_magazine(zc, z);
+    if (empty == nullptr) {
+      lock_zone(z);
+      if ((empty = z.spare_mags) != nullptr) {
+        z.spare_mags = empty->next;
+      }
+      z.mu.unlock();
+    }
+    zc.free_mag = empty != nullptr ? empty : new_magazine();
     zc.free_cur.store(0, std::memory_order_relaxed);
   }
 
@@ -632,7 +628,7 @@ struct ZonesInternals {
     }
     PageEntry e;
     e.large_bytes = bytes;
-    e.cls = kLargeClass;
+    e.number = kLargeClass;
     e.node = static_cast<std::uint8_t>(n);
     set_pages(p, 1, e);
     std::lock_guard lock(s.large_mu);
@@ -662,7 +658,7 @@ struct ZonesInternals {
       s.large.erase(it);
       s.large_bytes -= rec.bytes;
       s.large_bytes_by_tag[rec.tag == kNoTag ? kVmTagKalloc : rec.tag] -= rec.bytes;
-      set_pages(p, 1, zones::detail::kUnmapped);
+      set_pages(p, 1, kUnmapped);
     }
     s.machine->free_contiguous(p, rec.bytes);
   }
@@ -677,7 +673,7 @@ struct ZonesInternals {
       if (pc == nullptr) {
         continue;
       }
-      ZoneCache& zc = pc->caches[i];
+      ZoneCache& zc = pc->cache(cache_index(*s.zones[i]));
       std::lock_guard lock(zc.depot_lock);
       while (Magazine* m = zc.depot_full) {
         zc.depot_full = m->next;
@@ -835,7 +831,7 @@ ZonesBackend::~ZonesBackend() {
       continue;
     }
     for (std::size_t i = 0; i < s.zones.size(); ++i) {
-      ZoneCache& zc = pc->caches[i];
+      ZoneCache& zc = pc->cache(ZonesInternals::cache_index(*s.zones[i]));
       for (Magazine* m : {zc.alloc_mag, zc.free_mag}) {
         if (m != nullptr) {
           in.delete_magazine(m);
@@ -848,7 +844,11 @@ ZonesBackend::~ZonesBackend() {
         }
       }
     }
-    delete pc;
+    for (std::size_t i = 0; i < (std::size_t{node_count_} << kClassShift); ++i) {
+      pc->cache(static_cast<unsigned>(i)).~ZoneCache();
+    }
+    pc->~PerCpu();
+    ::operator delete(pc, std::align_val_t{64});
     slot.store(nullptr, std::memory_order_relaxed);
   }
   for (auto& zp : s.zones) {
@@ -868,7 +868,7 @@ ZonesBackend::~ZonesBackend() {
     }
   }
   for (const auto& [p, rec] : s.large) {
-    set_pages(p, 1, zones::detail::kUnmapped);
+    set_pages(p, 1, kUnmapped);
     s.machine->free_contiguous(p, rec.bytes);
   }
 }
@@ -888,9 +888,9 @@ void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag
     in.flush_loaded(pc);
   }
   const unsigned n = node < 0 ? pc.node : static_cast<unsigned>(node);
-  const unsigned cls = classes_.class_of(size);
-  Zone& z = in.zone(n, cls);
-  ZoneCache& zc = pc.caches[n * classes_.count + cls];
+  const unsigned number = classes_.number_of(size);
+  Zone& z = in.zone(n, number);
+  ZoneCache& zc = pc.cache(n << kClassShift | number);
   void* p = nullptr;
   if (z.caching.load(std::memory_order_relaxed)) {
     in.arm(zc, z);
@@ -918,15 +918,15 @@ void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
   State& s = *state_;
   ZonesInternals in{*this, s};
   const PageEntry& e = page_entry(p);
-  if (e.cls == kLargeClass) {
+  if (e.number == kLargeClass) {
     in.large_free(p, size);
     return;
   }
-  if (e.cls == kNoClass) {
+  if (e.number == kNoClass) {
     panic("kfree of %p (size %zu): the pointer belongs to no zone", p, size);
   }
-  Zone& z = in.zone(e.node, e.cls);
-  if (size > kMaxSmall || classes_.class_of(size) != e.cls) {
+  Zone& z = in.zone(e.node, e.number);
+  if (size > kMaxSmall || classes_.number_of(size) != e.number) {
     panic("kfree of %p with size %zu (zone %s.%zu) but the element is in zone %s", p, size,
           std::string(classes_.heap).c_str(),
           size > kMaxSmall ? size : std::size_t{classes_.sizes[classes_.class_of(size)]},
@@ -942,7 +942,7 @@ void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
   }
   words[1] = cookie(p);
   if (z.caching.load(std::memory_order_relaxed)) {
-    ZoneCache& zc = pc.caches[e.node * classes_.count + e.cls];
+    ZoneCache& zc = pc.cache(unsigned{e.node} << kClassShift | e.number);
     in.arm(zc, z);
     if (zc.free_cur.load(std::memory_order_relaxed) >= zc.free_limit) {
       in.make_room(zc, z);
@@ -1015,7 +1015,7 @@ BackendStats ZonesBackend::stats() const {
       if (pc == nullptr) {
         continue;
       }
-      const ZoneCache& zc = pc->caches[i];
+      const ZoneCache& zc = pc->cache(ZonesInternals::cache_index(z));
       cached += zc.alloc_cur.load(std::memory_order_relaxed) +
                 zc.free_cur.load(std::memory_order_relaxed) +
                 double(zc.depot_count.load(std::memory_order_relaxed)) * s.magazine_size;
@@ -1097,7 +1097,7 @@ BackendStats ZonesBackend::stats() const {
       s.zones.size() * sizeof(Zone);
   for (const auto& slot : percpu_) {
     if (slot.load(std::memory_order_acquire) != nullptr) {
-      out.metadata_bytes += sizeof(PerCpu) + s.zones.size() * sizeof(ZoneCache);
+      out.metadata_bytes += sizeof(PerCpu) + (std::size_t{node_count_} << kClassShift) * sizeof(ZoneCache);
     }
   }
   return out;

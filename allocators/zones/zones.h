@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "allocators/backend.h"
@@ -38,21 +39,24 @@ inline constexpr std::size_t kMaxClasses = 32;
 inline constexpr std::size_t kMaxSmall = 16384;  // largest kalloc class; beyond: kalloc_large
 inline constexpr std::size_t kQuantum = 16;      // element sizes are multiples of this
 inline constexpr unsigned kMaxChunkPages = 8;
+// A class number is the class index + 1, so that a zero page-map entry means "no zone".
+inline constexpr std::uint8_t kNoClass = 0;        // page-map mark of a page the zones do not own
 inline constexpr std::uint8_t kLargeClass = 0xfe;  // page-map mark of a kalloc_large block
-inline constexpr std::uint8_t kNoClass = 0xff;     // page-map mark of a page the zones do not own
 
 /// A heap's size classes (kalloc's or kalloc_type's) and the table that maps a
 /// size to its class in one load.
 struct ClassTable {
   std::string_view heap;  // "kalloc" or "kalloc_type": the prefix of statistic names
   unsigned count = 0;
-  std::array<std::uint32_t, kMaxClasses> sizes{};
-  std::array<std::uint8_t, kMaxSmall / kQuantum + 1> by_quantum{};
+  std::array<std::uint32_t, kMaxClasses> sizes{};  // by class index
+  std::array<std::uint8_t, kMaxSmall / kQuantum + 1> number_by_quantum{};
 
-  /// pre: size <= kMaxSmall
-  unsigned class_of(std::size_t size) const noexcept {
-    return by_quantum[(size + kQuantum - 1) / kQuantum];
+  /// The class number (index + 1) of a size. pre: size <= kMaxSmall
+  unsigned number_of(std::size_t size) const noexcept {
+    return number_by_quantum[(size + kQuantum - 1) / kQuantum];
   }
+  /// The class index of a size. pre: size <= kMaxSmall
+  unsigned class_of(std::size_t size) const noexcept { return number_of(size) - 1; }
 };
 
 /// kalloc's x86_64 classes: 16 … 16384.
@@ -66,35 +70,37 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept;
 
 struct ChunkMeta;
 
-/// What the zones know about one 4 KiB page. The map is process-wide (pages
-/// belong to one backend at a time) so its root needs no pointer chase.
+/// What the zones know about one 4 KiB page. All zeros: a page no zone owns.
 struct PageEntry {
   union {
-    ChunkMeta* chunk;           // cls < kLargeClass: the chunk this page is part of
-    std::uint64_t large_bytes;  // cls == kLargeClass: bytes of the block starting here
+    ChunkMeta* chunk;           // a zone's page: the chunk it is part of
+    std::uint64_t large_bytes;  // kLargeClass: bytes of the block starting here
   };
-  std::uint8_t cls = kNoClass;
-  std::uint8_t node = 0;
+  std::uint8_t number;  // class number, kLargeClass or kNoClass
+  std::uint8_t node;
 };
 
 namespace detail {
 inline constexpr unsigned kLeafShift = 30;  // one leaf maps 1 GiB
 inline constexpr std::size_t kLeafEntries = std::size_t{1} << (kLeafShift - 12);
 inline constexpr std::size_t kRootEntries = std::size_t{1} << (47 - kLeafShift);
-extern std::atomic<PageEntry*> g_page_root[kRootEntries];
-extern const PageEntry kUnmapped;
+/// The root holds each leaf's byte offset from g_zero_leaf, so an unset root
+/// entry (0) reads the all-zero leaf: a lookup has no branch. Both live in
+/// .bss and the zero leaf is never written, so neither costs resident memory.
+extern std::atomic<std::uintptr_t> g_page_root[kRootEntries];
+extern PageEntry g_zero_leaf[kLeafEntries];
 }  // namespace detail
 
-/// The entry of the page holding p (kUnmapped's when none was ever set).
+/// The entry of the page holding p (all zeros when none was ever set).
+/// The map is process-wide: a page belongs to one backend at a time.
 inline const PageEntry& page_entry(const void* p) noexcept {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  PageEntry* leaf =
+  const std::uintptr_t leaf =
       detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)].load(
           std::memory_order_acquire);
-  if (leaf == nullptr) [[unlikely]] {
-    return detail::kUnmapped;
-  }
-  return leaf[(a >> 12) & (detail::kLeafEntries - 1)];
+  const auto* entries =
+      reinterpret_cast<const PageEntry*>(reinterpret_cast<const char*>(detail::g_zero_leaf) + leaf);
+  return entries[(a >> 12) & (detail::kLeafEntries - 1)];
 }
 
 /// A stack of free elements moved as one unit between a CPU and the depots.
@@ -140,11 +146,16 @@ struct alignas(64) ZoneCache {
   std::atomic<std::uint64_t> depot_hits{0}, recirc_hits{0}, zone_fills{0}, depot_spills{0};
 };
 
-/// A CPU slot's caches for every zone (node-major), created on the slot's first use.
-struct PerCpu {
-  unsigned node = 0;                     // the slot's home node (kAnyNode requests go there)
+inline constexpr unsigned kClassShift = 5;  // a node's caches span 1 << kClassShift entries
+static_assert(kMaxClasses <= 1u << kClassShift);  // class numbers run 1..kMaxClasses - 1
+
+/// A CPU slot's caches for every zone, created on the slot's first use. The
+/// caches follow it in memory, indexed node << kClassShift | class number (no
+/// pointer to chase, no multiply on the hot path).
+struct alignas(64) PerCpu {
+  unsigned node = 0;                         // the slot's home node (kAnyNode requests go there)
   std::atomic<bool> flush_requested{false};  // set by a drain: empty the loaded magazines
-  std::unique_ptr<ZoneCache[]> caches;
+  ZoneCache& cache(unsigned index) noexcept { return reinterpret_cast<ZoneCache*>(this + 1)[index]; }
 };
 
 struct Zone;
@@ -176,18 +187,25 @@ class ZonesBackend {
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     if (size <= zones::kMaxSmall && align <= zones::kQuantum) [[likely]] {
       zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
-      const unsigned n = node < 0 ? (pc ? pc->node : 0) : static_cast<unsigned>(node);
-      if (pc != nullptr && n < node_count_) [[likely]] {
-        const unsigned cls = classes_.class_of(size);
-        zones::ZoneCache& zc = pc->caches[n * classes_.count + cls];
+      if (pc != nullptr && (node < 0 || static_cast<unsigned>(node) < node_count_)) [[likely]] {
+        const unsigned n = node < 0 ? pc->node : static_cast<unsigned>(node);
+        const unsigned index = n << zones::kClassShift | classes_.number_of(size);
+        zones::ZoneCache& zc = pc->cache(index);
         std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed);
-        if (cur != 0) [[likely]] {
-          --cur;
-          zc.alloc_cur.store(cur, std::memory_order_relaxed);
-          void* p = zc.alloc_mag->elems()[cur];
-          static_cast<std::uint64_t*>(p)[1] = 0;  // the free cookie
-          return p;
+        if (cur == 0) [[unlikely]] {
+          // XNU's first refill: the free magazine becomes the alloc magazine.
+          cur = zc.free_cur.load(std::memory_order_relaxed);
+          if (cur == 0) {
+            return allocate_slow(size, align, tag, node);
+          }
+          std::swap(zc.alloc_mag, zc.free_mag);
+          zc.free_cur.store(0, std::memory_order_relaxed);
         }
+        --cur;
+        zc.alloc_cur.store(cur, std::memory_order_relaxed);
+        void* p = zc.alloc_mag->elems()[cur];
+        static_cast<std::uint64_t*>(p)[1] = 0;  // the free cookie
+        return p;
       }
     }
     return allocate_slow(size, align, tag, node);
@@ -198,17 +216,18 @@ class ZonesBackend {
   void free(void* p, std::size_t size) noexcept {
     if (size <= zones::kMaxSmall) [[likely]] {
       const zones::PageEntry& e = zones::page_entry(p);
-      const unsigned cls = classes_.class_of(size);
+      const unsigned number = classes_.number_of(size);
       auto* words = static_cast<std::uint64_t*>(p);
-      if (e.cls == cls && words[1] != cookie(p)) [[likely]] {
+      const std::uint64_t mark = cookie(p);
+      if (e.number == number && words[1] != mark) [[likely]] {
         zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
         if (pc != nullptr) [[likely]] {
-          zones::ZoneCache& zc = pc->caches[e.node * classes_.count + cls];
+          zones::ZoneCache& zc = pc->cache(unsigned{e.node} << zones::kClassShift | number);
           const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
           if (cur < zc.free_limit) [[likely]] {
             zc.free_mag->elems()[cur] = p;
             zc.free_cur.store(cur + 1, std::memory_order_relaxed);
-            words[1] = cookie(p);
+            words[1] = mark;
             return;
           }
         }
@@ -222,10 +241,10 @@ class ZonesBackend {
   /// Bytes handed out: the element size, or the page-rounded size of a large block.
   std::size_t usable_size(void* p, std::size_t size) const noexcept {
     const zones::PageEntry& e = zones::page_entry(p);
-    if (e.cls < zones::kLargeClass) {
-      return classes_.sizes[e.cls];
+    if (e.number == zones::kLargeClass) {
+      return static_cast<std::size_t>(e.large_bytes);
     }
-    return e.cls == zones::kLargeClass ? static_cast<std::size_t>(e.large_bytes) : size;
+    return e.number != zones::kNoClass ? classes_.sizes[e.number - 1u] : size;
   }
 
   std::uint64_t physical_address(const void* p) const noexcept;
