@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -111,16 +112,28 @@ struct Magazine {
   void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
 };
 
-/// Tiny lock for the slow paths that another thread may rarely touch
-/// (a per-CPU depot while GC drains it).
+/// The zone lock and the per-CPU depot lock: a spin lock as in XNU (one atomic
+/// exchange to take it, a plain store to drop it). A waiter that has spun a
+/// while yields, since a user-space holder can be preempted.
 class SpinLock {
  public:
   void lock() noexcept {
+    unsigned spins = 0;
     while (flag_.exchange(true, std::memory_order_acquire)) {
       while (flag_.load(std::memory_order_relaxed)) {
-        __builtin_ia32_pause();
+        if (++spins < 128) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        } else {
+          std::this_thread::yield();
+        }
       }
     }
+  }
+  bool try_lock() noexcept {
+    return !flag_.load(std::memory_order_relaxed) &&
+           !flag_.exchange(true, std::memory_order_acquire);
   }
   void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
