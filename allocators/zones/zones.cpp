@@ -197,7 +197,7 @@ struct Zone {
   std::uint64_t reciprocal = 0;  // ceil(2^32 / element_size): element index without division
   std::atomic<bool> caching{false};
 
-  SpinLock mu;
+  std::mutex mu;  // a sleeping lock: a user-space holder can be preempted (XNU spins)
   ChunkQueue empty, partial, full;
   std::uint64_t elems_total = 0;
   std::uint64_t elems_free = 0;      // free in chunks (not cached)

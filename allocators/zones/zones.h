@@ -112,9 +112,9 @@ struct Magazine {
   void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
 };
 
-/// The zone lock and the per-CPU depot lock: a spin lock as in XNU (one atomic
-/// exchange to take it, a plain store to drop it). A waiter that has spun a
-/// while yields, since a user-space holder can be preempted.
+/// The per-CPU depot lock: taken by its CPU on magazine exchanges and, rarely,
+/// by GC. One atomic exchange to take it, a plain store to drop it; a waiter
+/// that has spun a while yields.
 class SpinLock {
  public:
   void lock() noexcept {
