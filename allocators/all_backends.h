@@ -5,12 +5,13 @@
 #include "allocators/slab/slab.h"
 #include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
+#include "allocators/zones/zones.h"
 
 namespace kmbench {
 
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, SlabBackend, BuddyBackend>;
+using InProcessBackends = BackendList<SystemBackend, ZonesBackend, SlabBackend, BuddyBackend>;
 
 }  // namespace kmbench
