@@ -124,7 +124,7 @@ class JemallocBackend {
 
   unsigned arena_for(TagId tag, NodeId node) noexcept {
     if (single_arena_) [[likely]] {
-      return 0;
+      return node == kAnyNode || node == 0 ? 0 : kNoArena;
     }
     const NodeId n = node == kAnyNode ? memory_.local_node() : node;
     if (n < 0 || static_cast<unsigned>(n) >= nodes_) {
