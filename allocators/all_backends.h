@@ -6,6 +6,7 @@
 // malloc; the plain kmbench lists them from the registry's worker table.
 #pragma once
 
+#include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
 
 #if defined(KMBENCH_WORKER_JEMALLOC)
@@ -23,6 +24,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend KMBENCH_WORKER_BACKENDS>;
+using InProcessBackends = BackendList<SystemBackend, BuddyBackend KMBENCH_WORKER_BACKENDS>;
 
 }  // namespace kmbench
