@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstring>
 #include <string>
 
 #include "allocators/errors.h"
@@ -10,7 +11,10 @@ namespace kmbench {
 namespace {
 
 constexpr std::size_t kGranule = std::size_t{1} << nodemem::GranuleMap::kShift;
-constexpr std::size_t kChunk = 64u << 20;  // address space per hook refill (committed on touch)
+// Memory per hook refill: address space on real nodes (committed on touch);
+// on a synthetic topology simulated RAM, so less.
+constexpr std::size_t kChunk = 64u << 20;
+constexpr std::size_t kSyntheticChunk = 16u << 20;
 
 std::size_t round_up(std::size_t v, std::size_t to) { return (v + to - 1) & ~(to - 1); }
 
@@ -197,7 +201,8 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
   std::lock_guard lock(a.mu);
   std::uintptr_t p = (a.cur + alignment - 1) & ~(alignment - 1);
   if (a.cur == 0 || p + size > a.end) {
-    const std::size_t bytes = round_up(size > kChunk ? size : kChunk, kGranule);
+    const std::size_t refill = a.owner->memory_.synthetic() ? kSyntheticChunk : kChunk;
+    const std::size_t bytes = round_up(size > refill ? size : refill, kGranule);
     void* chunk = a.owner->memory_.map(bytes, alignment > kGranule ? alignment : kGranule, a.node);
     if (chunk == nullptr) {
       return nullptr;
@@ -214,7 +219,11 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
     a.end = p + bytes;
   }
   a.cur = p + size;
-  *zero = true;  // fresh anonymous memory, never handed out before
+  if (a.owner->memory_.zeroed()) {
+    *zero = true;  // fresh anonymous memory, never handed out before
+  } else if (*zero) {
+    std::memset(reinterpret_cast<void*>(p), 0, size);  // simulated RAM may hold old contents
+  }
   *commit = true;
   return reinterpret_cast<void*>(p);
 }
@@ -224,14 +233,19 @@ bool JemallocBackend::hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, uns
   return true;
 }
 
-bool JemallocBackend::hook_purge_lazy(extent_hooks_t*, void* addr, std::size_t, std::size_t offset,
-                                      std::size_t length, unsigned) {
+// Purging gives pages back to the OS; simulated RAM cannot be (it stays the arena's).
+bool JemallocBackend::hook_purge_lazy(extent_hooks_t* hooks, void* addr, std::size_t,
+                                      std::size_t offset, std::size_t length, unsigned) {
+  if (reinterpret_cast<Hooks*>(hooks)->arena->owner->memory_.synthetic()) {
+    return true;
+  }
   return madvise(static_cast<char*>(addr) + offset, length, MADV_FREE) != 0;
 }
 
-bool JemallocBackend::hook_purge_forced(extent_hooks_t*, void* addr, std::size_t,
+bool JemallocBackend::hook_purge_forced(extent_hooks_t* hooks, void* addr, std::size_t,
                                         std::size_t offset, std::size_t length, unsigned) {
-  return madvise(static_cast<char*>(addr) + offset, length, MADV_DONTNEED) != 0;
+  return !reinterpret_cast<Hooks*>(hooks)->arena->owner->memory_.discard(
+      static_cast<char*>(addr) + offset, length);
 }
 
 bool JemallocBackend::hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t,

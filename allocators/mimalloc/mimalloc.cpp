@@ -1,6 +1,7 @@
 #include "allocators/mimalloc/mimalloc.h"
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -31,13 +32,21 @@ struct Entry {
   std::array<mi_heap_t*, nodemem::kMaxNodes> heaps{};
 };
 
+/// A thread's heaps go when it exits or their backend ends. While the backend
+/// lives, its blocks may outlive the thread: mi_heap_delete moves them to the
+/// thread's default heap. Once it has ended, mi_heap_destroy gives every page
+/// back to its arena at once (as jemalloc's arena.<i>.destroy does).
 void release(Entry& e) {
   std::lock_guard lock(e.registry->mu);
   for (mi_heap_t*& h : e.heaps) {
     if (h != nullptr) {
       auto& all = e.registry->heaps;
       all.erase(std::remove(all.begin(), all.end(), h), all.end());
-      mi_heap_delete(h);  // live blocks move to this thread's default heap
+      if (e.registry->alive) {
+        mi_heap_delete(h);
+      } else {
+        mi_heap_destroy(h);
+      }
       h = nullptr;
     }
   }
@@ -89,40 +98,47 @@ struct ThreadHeaps {
 thread_local ThreadHeaps t_heaps;
 
 std::mutex g_arena_mu;
-std::size_t g_arena_bytes = 0;
-std::array<mi_arena_id_t, nodemem::kMaxNodes> g_arenas{};
+std::map<const physmem::Machine*, NodeArenas> g_arenas;
 
 }  // namespace
 
-const std::array<mi_arena_id_t, nodemem::kMaxNodes>& node_arenas(nodemem::NodeMemory& memory,
-                                                                  std::size_t mib) {
+const NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib) {
   std::lock_guard lock(g_arena_mu);
-  if (g_arena_bytes != 0) {
-    return g_arenas;
+  auto found = g_arenas.find(&memory.machine());
+  if (found != g_arenas.end()) {
+    return found->second;
   }
-  const std::size_t bytes = ((mib << 20) + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+  std::size_t bytes = mib << 20;
+  if (mib == 0) {
+    bytes = std::size_t{4096} << 20;
+    if (memory.synthetic()) {
+      bytes = memory.machine().node(0).sim_bytes / 2;
+    }
+  }
+  bytes = bytes / kArenaAlign * kArenaAlign;
+  if (bytes < kArenaAlign) {
+    throw RunError("mimalloc: a node arena needs at least 32 MiB");
+  }
+  NodeArenas arenas;
+  arenas.bytes = bytes;
   for (unsigned n = 0; n < memory.node_count(); ++n) {
     void* region = memory.map(bytes, kArenaAlign, static_cast<NodeId>(n));
     if (region == nullptr) {
-      throw RunError("mimalloc: cannot map " + std::to_string(mib) + " MiB bound to node " +
-                     std::to_string(n));
+      throw RunError("mimalloc: cannot take " + std::to_string(bytes >> 20) +
+                     " MiB of node " + std::to_string(n) + " (" + memory.description() + ")");
     }
     // Exclusive: only heaps made in this arena use it, and they use nothing else.
+    // No numa_node: mimalloc would then refuse it to threads of other nodes, but
+    // a remote allocation is a placement kmbench measures; the memory is bound already.
     if (!mi_manage_os_memory_ex(region, bytes, /*is_committed=*/true, /*is_large=*/false,
-                                /*is_zero=*/true, static_cast<int>(n), /*exclusive=*/true,
-                                &g_arenas[n])) {
+                                /*is_zero=*/memory.zeroed(), /*numa_node=*/-1,
+                                /*exclusive=*/true, &arenas.ids[n])) {
       memory.unmap(region, bytes);
       throw RunError("mimalloc: mi_manage_os_memory_ex refused the arena of node " +
                      std::to_string(n));
     }
   }
-  g_arena_bytes = bytes;
-  return g_arenas;
-}
-
-std::size_t node_arena_bytes() {
-  std::lock_guard lock(g_arena_mu);
-  return g_arena_bytes;
+  return g_arenas.emplace(&memory.machine(), arenas).first->second;
 }
 
 }  // namespace mimalloc_detail
@@ -135,7 +151,7 @@ BasicMimallocBackend<kNodeArenas>::BasicMimallocBackend(const BackendConfig& con
       nodes_(kNodeArenas ? memory_.node_count() : 1),
       id_(mimalloc_detail::g_next_id.fetch_add(1)),
       registry_(std::make_shared<Registry>()) {
-  std::size_t mib = 4096;
+  std::size_t mib = 0;
   for (const auto& [key, value] : config.params) {
     if (kNodeArenas && key == "arena_mib") {
       try {
@@ -176,7 +192,7 @@ mi_heap_t* BasicMimallocBackend<kNodeArenas>::heap_slow(NodeId node) noexcept {
   try {
     mimalloc_detail::Entry& e = mimalloc_detail::t_heaps.find(id_, registry_);
     if (e.heaps[node] == nullptr) {
-      mi_heap_t* h = kNodeArenas ? mi_heap_new_in_arena((*arenas_)[node]) : mi_heap_new();
+      mi_heap_t* h = kNodeArenas ? mi_heap_new_in_arena(arenas_->ids[node]) : mi_heap_new();
       if (h == nullptr) {
         return nullptr;
       }
@@ -264,7 +280,7 @@ BackendStats BasicMimallocBackend<kNodeArenas>::stats() const {
   metric("numa.nodes", nodes_);
   metric("numa.bound_to_real_nodes", kNodeArenas && !memory_.synthetic() ? 1 : 0);
   if constexpr (kNodeArenas) {
-    metric("numa.arena_bytes_per_node", static_cast<double>(mimalloc_detail::node_arena_bytes()));
+    metric("numa.arena_bytes_per_node", static_cast<double>(arenas_->bytes));
   }
   metric("heaps", static_cast<double>(heaps));
   metric("heap.areas", static_cast<double>(areas.count));

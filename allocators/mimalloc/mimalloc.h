@@ -38,12 +38,18 @@ struct ThreadCache {
 };
 inline thread_local ThreadCache t_cache;
 
-/// The per-node exclusive arenas of this process, made once.
-/// pre: the first call's mib is the arena size for every node (later calls reuse them).
-/// Throws RunError if mimalloc refuses the memory.
-const std::array<mi_arena_id_t, nodemem::kMaxNodes>& node_arenas(nodemem::NodeMemory& memory,
-                                                                  std::size_t mib);
-std::size_t node_arena_bytes();
+/// Exclusive arenas, one per node of a machine, made once per machine and process
+/// (mimalloc cannot give an arena back).
+struct NodeArenas {
+  std::array<mi_arena_id_t, nodemem::kMaxNodes> ids{};
+  std::size_t bytes = 0;  // per node
+};
+
+/// The arenas on memory's machine. mib: bytes per node on the first call for
+/// that machine (0: 4 GiB of address space on real nodes, half a synthetic node).
+/// pre: the machine outlives every use of mimalloc in the process.
+/// Throws RunError if there is no such memory or mimalloc refuses it.
+const NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib);
 
 }  // namespace mimalloc_detail
 
@@ -64,8 +70,8 @@ class BasicMimallocBackend {
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureUsableSize |
                                              kFeatureReclaim | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);
 
-  /// params (variant mimalloc): arena_mib=N, address space per node arena
-  /// (default 4096; the first backend of the process sets it).
+  /// params (variant mimalloc): arena_mib=N, memory per node arena (default: 4096
+  /// on real nodes, half of a synthetic node; the first backend on a machine sets it).
   explicit BasicMimallocBackend(const BackendConfig& config);
   ~BasicMimallocBackend();
   BasicMimallocBackend(const BasicMimallocBackend&) = delete;
@@ -116,7 +122,7 @@ class BasicMimallocBackend {
     return heap_slow(n);
   }
   /// The mimalloc arena of node (variant mimalloc).
-  mi_arena_id_t arena(NodeId node) const noexcept { return (*arenas_)[node]; }
+  mi_arena_id_t arena(NodeId node) const noexcept { return arenas_->ids[node]; }
   /// The runtime version (mi_version()), as "2.0.9".
   static std::string runtime_version();
   const nodemem::NodeMemory& memory() const noexcept { return memory_; }
@@ -139,7 +145,7 @@ class BasicMimallocBackend {
   nodemem::NodeMemory memory_;
   unsigned nodes_ = 1;
   std::uint64_t id_ = 0;  // never reused, so a thread's stale cache entry never matches
-  const std::array<mi_arena_id_t, nodemem::kMaxNodes>* arenas_ = nullptr;
+  const mimalloc_detail::NodeArenas* arenas_ = nullptr;
   std::shared_ptr<mimalloc_detail::Registry> registry_;
 };
 

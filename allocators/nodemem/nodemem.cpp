@@ -2,7 +2,6 @@
 
 #include <numa.h>
 #include <numaif.h>
-#include <sched.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -14,30 +13,35 @@ namespace {
 
 constexpr std::size_t kPage = 4096;
 
-unsigned real_node_count() {
-  if (numa_available() < 0) {
-    return 1;
-  }
-  return static_cast<unsigned>(numa_max_node()) + 1;
-}
-
 }  // namespace
 
-NodeMemory::NodeMemory(const BackendConfig&) : nodes_(real_node_count()) {
+NodeMemory::NodeMemory(const BackendConfig& config)
+    : machine_(config.machine != nullptr ? config.machine : &physmem::current_machine()),
+      synthetic_(machine_->synthetic()),
+      nodes_(machine_->node_count()) {
   if (nodes_ > kMaxNodes) {
-    throw UsageError("machine has " + std::to_string(nodes_) + " NUMA nodes; at most " +
+    throw UsageError("the topology has " + std::to_string(nodes_) + " NUMA nodes; at most " +
                      std::to_string(kMaxNodes) + " are supported");
+  }
+  if (!synthetic_ && numa_available() >= 0 &&
+      nodes_ > static_cast<unsigned>(numa_max_node()) + 1) {
+    throw UsageError("topology has " + std::to_string(nodes_) + " nodes, the kernel " +
+                     std::to_string(numa_max_node() + 1));
   }
 }
 
 std::string NodeMemory::description() const {
-  return "real: " + std::to_string(nodes_) + (nodes_ == 1 ? " node" : " nodes") +
-         ", mbind MPOL_BIND";
+  return machine_->topology_description() +
+         (synthetic_ ? "; memory from the page layer's simulated node ranges, not bound"
+                     : "; mbind MPOL_BIND");
 }
 
 void* NodeMemory::map(std::size_t bytes, std::size_t align, NodeId node) noexcept {
   if (node < 0 || static_cast<unsigned>(node) >= nodes_ || bytes == 0) {
     return nullptr;
+  }
+  if (synthetic_) {
+    return machine_->alloc_contiguous(bytes, align < kPage ? kPage : align, node);
   }
   align = align < kPage ? kPage : align;
   const std::size_t span = bytes + align - kPage;
@@ -64,23 +68,17 @@ void* NodeMemory::map(std::size_t bytes, std::size_t align, NodeId node) noexcep
   return reinterpret_cast<void*>(start);
 }
 
-void NodeMemory::unmap(void* p, std::size_t bytes) noexcept { munmap(p, bytes); }
-
-void NodeMemory::discard(void* p, std::size_t bytes) noexcept {
-  madvise(p, bytes, MADV_DONTNEED);
+void NodeMemory::unmap(void* p, std::size_t bytes) noexcept {
+  if (synthetic_) {
+    machine_->free_contiguous(p, bytes);
+  } else {
+    munmap(p, bytes);
+  }
 }
 
-NodeId NodeMemory::local_node() const noexcept {
-  if (nodes_ == 1) {
-    return 0;
-  }
-  thread_local NodeId cached = -1;
-  if (cached < 0) {
-    const int cpu = sched_getcpu();
-    const int node = cpu < 0 ? 0 : numa_node_of_cpu(cpu);
-    cached = node < 0 || static_cast<unsigned>(node) >= nodes_ ? 0 : node;
-  }
-  return cached;
+bool NodeMemory::discard(void* p, std::size_t bytes) noexcept {
+  // Simulated RAM stays with its owner until unmap: the page layer has no partial free.
+  return !synthetic_ && madvise(p, bytes, MADV_DONTNEED) == 0;
 }
 
 int resident_node(const void* p) noexcept {

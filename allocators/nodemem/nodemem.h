@@ -3,7 +3,8 @@
 //
 // On the real topology a region is an anonymous mapping bound to its node
 // with mbind(MPOL_BIND) before it is touched; placement can be checked with
-// resident_node(). The granule map tells, in O(1), which of a backend's
+// resident_node(). On a synthetic topology (physmem) a region is a
+// contiguous run of the node's simulated range, from the page layer. The granule map tells, in O(1), which of a backend's
 // arenas a block came from, so a sized free needs no allocator lookup.
 #pragma once
 
@@ -14,36 +15,46 @@
 
 #include "allocators/backend.h"
 #include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
 
 namespace kmbench::nodemem {
 
 /// Nodes a backend can bind to; ids above are rejected by NodeMemory.
 inline constexpr unsigned kMaxNodes = 64;
 
-/// Where a backend's node-bound memory comes from, for the run's topology.
+/// Where a backend's node-bound memory comes from, for the run's topology:
+/// real nodes (anonymous mappings bound with mbind), or on a synthetic
+/// topology the page layer's simulated range of each node (nothing bound).
 class NodeMemory {
  public:
+  /// Uses config.machine, else physmem::current_machine().
   explicit NodeMemory(const BackendConfig& config);
 
+  physmem::Machine& machine() const noexcept { return *machine_; }
   unsigned node_count() const noexcept { return nodes_; }
   /// true: the memory is not bound to real nodes (say so in results).
-  bool synthetic() const noexcept { return false; }
-  /// "real: 1 node, mbind MPOL_BIND" and the like.
+  bool synthetic() const noexcept { return synthetic_; }
+  /// true: map() hands out zeroed memory.
+  bool zeroed() const noexcept { return !synthetic_; }
+  /// "real: 1 node; mbind MPOL_BIND" and the like.
   std::string description() const;
 
-  /// pre: node < node_count(), align is a power of two multiple of the page size.
-  /// post: nullptr, or bytes of zeroed read-write memory aligned to align whose
-  ///       pages can only be placed on node (committed on first touch).
+  /// pre: align is a power of two, a multiple of the page size.
+  /// post: nullptr (node out of range, no memory), or bytes of read-write memory
+  ///       aligned to align that belongs to node: real pages can only be placed
+  ///       there (committed on first touch); synthetic ones lie in its range.
   void* map(std::size_t bytes, std::size_t align, NodeId node) noexcept;
   /// pre: p, bytes as returned by / given to map.
   void unmap(void* p, std::size_t bytes) noexcept;
-  /// Gives the pages' memory back; the range stays mapped and reads as zero.
-  void discard(void* p, std::size_t bytes) noexcept;
+  /// Gives a range's pages back to the OS (reads as zero after); false if it cannot.
+  bool discard(void* p, std::size_t bytes) noexcept;
 
-  /// The node of the CPU this thread first asked from (replay threads are pinned).
-  NodeId local_node() const noexcept;
+  /// The node of the calling thread (its CPU; on a synthetic topology, its CPU slot's node).
+  NodeId local_node() const noexcept { return nodes_ == 1 ? 0 : machine_->local_node(); }
 
  private:
+  physmem::Machine* machine_;
+  bool synthetic_ = false;
   unsigned nodes_ = 1;
 };
 

@@ -206,3 +206,40 @@ TEST(Jemalloc, RuntimeVersionIsReportedByTheWorkerEnvironment) {
 
 }  // namespace
 }  // namespace kmbench
+
+namespace kmbench {
+namespace {
+
+physmem::Machine& two_synthetic_nodes() {
+  static physmem::Machine machine([] {
+    physmem::TopologySpec spec;
+    spec.kind = physmem::TopologySpec::Kind::synthetic;
+    spec.text = "pack:2 [numa] core:1 pu:1";
+    spec.node_bytes = 256ull << 20;
+    return spec;
+  }());
+  return machine;
+}
+
+TEST(Jemalloc, SyntheticNodesTakeTheirNodesSimulatedRange) {
+  BackendConfig config;
+  config.machine = &two_synthetic_nodes();
+  JemallocBackend b{config};
+  ASSERT_EQ(b.memory().node_count(), 2u);
+  EXPECT_TRUE(b.memory().synthetic());
+  EXPECT_NE(b.arena_index(kNoTag, 0), b.arena_index(kNoTag, 1));
+  for (NodeId n : {0, 1}) {
+    for (std::size_t size : kSizes) {
+      void* p = b.allocate_zeroed(size, kMinAlign, kNoTag, n);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(config.machine->node_of(p), n) << size;
+      EXPECT_EQ(JemallocBackend::lookup_arena(p), b.arena_index(kNoTag, n));
+      EXPECT_EQ(static_cast<unsigned char*>(p)[size - 1], 0);
+      b.free(p, size);
+    }
+  }
+  EXPECT_EQ(metric(b.stats(), "backend.jemalloc.numa.bound_to_real_nodes"), 0);
+}
+
+}  // namespace
+}  // namespace kmbench

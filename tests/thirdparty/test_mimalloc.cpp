@@ -163,3 +163,44 @@ TEST(Mimalloc, RuntimeVersionIsReportedByTheWorkerEnvironment) {
 
 }  // namespace
 }  // namespace kmbench
+
+namespace kmbench {
+namespace {
+
+// Outlives the process's use of mimalloc: its arenas stay registered with mimalloc.
+physmem::Machine& two_synthetic_nodes() {
+  static physmem::Machine machine([] {
+    physmem::TopologySpec spec;
+    spec.kind = physmem::TopologySpec::Kind::synthetic;
+    spec.text = "pack:2 [numa] core:1 pu:1";
+    spec.node_bytes = 256ull << 20;
+    return spec;
+  }());
+  return machine;
+}
+
+TEST(Mimalloc, SyntheticNodesArenasLieInTheirNodesSimulatedRange) {
+  BackendConfig config;
+  config.machine = &two_synthetic_nodes();
+  MimallocBackend b{config};
+  ASSERT_EQ(b.memory().node_count(), 2u);
+  EXPECT_NE(b.arena(0), b.arena(1));
+  for (NodeId n : {0, 1}) {
+    std::size_t size = 0;
+    void* area = mi_arena_area(b.arena(n), &size);
+    EXPECT_EQ(config.machine->node_of(area), n);
+    EXPECT_EQ(size, 128u << 20) << "half the node";
+    for (std::size_t bytes : kSizes) {
+      void* p = b.allocate_zeroed(bytes, kMinAlign, kNoTag, n);
+      ASSERT_NE(p, nullptr) << bytes;
+      EXPECT_EQ(config.machine->node_of(p), n) << bytes;
+      EXPECT_TRUE(mi_heap_contains_block(b.heap(n), p));
+      EXPECT_EQ(static_cast<unsigned char*>(p)[bytes - 1], 0);
+      b.free(p, bytes);
+    }
+  }
+  EXPECT_EQ(metric(b.stats(), "backend.mimalloc.numa.bound_to_real_nodes"), 0);
+}
+
+}  // namespace
+}  // namespace kmbench
