@@ -63,6 +63,7 @@ class JemallocBackend {
     if (p == nullptr) {
       return;
     }
+    nodemem::tsan_before_free(this);
     if (odd_live_.load(std::memory_order_relaxed) != 0 && free_odd(p)) {
       return;
     }
@@ -116,10 +117,10 @@ class JemallocBackend {
       return nullptr;
     }
     int flags = static_cast<int>(MALLOCX_ARENA(arena->index)) | tcache_flag(local) | extra;
-    if (align > kMinAlign) {
-      return allocate_aligned(effective(size), align, flags);
-    }
-    return mallocx(effective(size), flags);
+    void* p = align > kMinAlign ? allocate_aligned(effective(size), align, flags)
+                                : mallocx(effective(size), flags);
+    nodemem::tsan_after_allocate(this);
+    return p;
   }
 
   unsigned arena_for(TagId tag, NodeId node) noexcept {

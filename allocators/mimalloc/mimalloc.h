@@ -83,11 +83,12 @@ class BasicMimallocBackend {
       return nullptr;
     }
     size = size < kMinAlign ? kMinAlign : size;
-    if (align <= kMinAlign) {
-      return mi_heap_malloc(h, size);
+    void* p = align <= kMinAlign ? mi_heap_malloc(h, size) : mi_heap_malloc_aligned(h, size, align);
+    if (!aligned(p, align)) [[unlikely]] {
+      p = realign(h, p, size, align, false);
     }
-    void* p = mi_heap_malloc_aligned(h, size, align);
-    return aligned(p, align) ? p : realign(h, p, size, align, false);
+    nodemem::tsan_after_allocate(this);
+    return p;
   }
   /// As allocate, zero-filled (mi_heap_zalloc): for IOMallocZero / kOpZero.
   void* allocate_zeroed(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
@@ -96,13 +97,15 @@ class BasicMimallocBackend {
       return nullptr;
     }
     size = size < kMinAlign ? kMinAlign : size;
-    if (align <= kMinAlign) {
-      return mi_heap_zalloc(h, size);
+    void* p = align <= kMinAlign ? mi_heap_zalloc(h, size) : mi_heap_zalloc_aligned(h, size, align);
+    if (!aligned(p, align)) [[unlikely]] {
+      p = realign(h, p, size, align, true);
     }
-    void* p = mi_heap_zalloc_aligned(h, size, align);
-    return aligned(p, align) ? p : realign(h, p, size, align, true);
+    nodemem::tsan_after_allocate(this);
+    return p;
   }
   void free(void* p, std::size_t size) noexcept {
+    nodemem::tsan_before_free(this);
     mi_free_size(p, size < kMinAlign ? kMinAlign : size);
   }
   std::size_t usable_size(void* p, std::size_t) const noexcept { return mi_usable_size(p); }

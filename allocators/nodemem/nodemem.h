@@ -17,6 +17,10 @@
 #include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace kmbench::nodemem {
 
 /// Nodes a backend can bind to; ids above are rejected by NodeMemory.
@@ -57,6 +61,21 @@ class NodeMemory {
   bool synthetic_ = false;
   unsigned nodes_ = 1;
 };
+
+/// ThreadSanitizer cannot see the locks inside an uninstrumented allocator
+/// (jemalloc, mimalloc): these tell it that a free happens before any later
+/// allocation from the same backend, as the allocator's own locks ensure.
+/// No code outside TSan builds.
+inline void tsan_before_free([[maybe_unused]] const void* backend) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(const_cast<void*>(backend));
+#endif
+}
+inline void tsan_after_allocate([[maybe_unused]] const void* backend) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(const_cast<void*>(backend));
+#endif
+}
 
 /// The node the page holding p is on now (move_pages with nodes=NULL):
 /// >= 0, or -errno (-ENOENT: not resident yet).
