@@ -1,0 +1,105 @@
+// nodemem: memory bound to a NUMA node, for backends that take their memory
+// from the operating system (jemalloc's extent hooks, mimalloc's arenas).
+//
+// On the real topology a region is an anonymous mapping bound to its node
+// with mbind(MPOL_BIND) before it is touched; placement can be checked with
+// resident_node(). On a synthetic topology (physmem) a region is a
+// contiguous run of the node's simulated range, from the page layer. The granule map tells, in O(1), which of a backend's
+// arenas a block came from, so a sized free needs no allocator lookup.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "allocators/backend.h"
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+namespace kmbench::nodemem {
+
+/// Nodes a backend can bind to; ids above are rejected by NodeMemory.
+inline constexpr unsigned kMaxNodes = 64;
+
+/// Where a backend's node-bound memory comes from, for the run's topology:
+/// real nodes (anonymous mappings bound with mbind), or on a synthetic
+/// topology the page layer's simulated range of each node (nothing bound).
+class NodeMemory {
+ public:
+  /// Uses config.machine, else physmem::current_machine().
+  explicit NodeMemory(const BackendConfig& config);
+
+  physmem::Machine& machine() const noexcept { return *machine_; }
+  unsigned node_count() const noexcept { return nodes_; }
+  /// true: the memory is not bound to real nodes (say so in results).
+  bool synthetic() const noexcept { return synthetic_; }
+  /// true: map() hands out zeroed memory.
+  bool zeroed() const noexcept { return !synthetic_; }
+  /// "real: 1 node; mbind MPOL_BIND" and the like.
+  std::string description() const;
+
+  /// pre: align is a power of two, a multiple of the page size.
+  /// post: nullptr (node out of range, no memory), or bytes of read-write memory
+  ///       aligned to align that belongs to node: real pages can only be placed
+  ///       there (committed on first touch); synthetic ones lie in its range.
+  void* map(std::size_t bytes, std::size_t align, NodeId node) noexcept;
+  /// pre: p, bytes as returned by / given to map.
+  void unmap(void* p, std::size_t bytes) noexcept;
+  /// Gives a range's pages back to the OS (reads as zero after); false if it cannot.
+  bool discard(void* p, std::size_t bytes) noexcept;
+
+  /// The node of the calling thread (its CPU; on a synthetic topology, its CPU slot's node).
+  NodeId local_node() const noexcept { return nodes_ == 1 ? 0 : machine_->local_node(); }
+
+ private:
+  physmem::Machine* machine_;
+  bool synthetic_ = false;
+  unsigned nodes_ = 1;
+};
+
+/// ThreadSanitizer cannot see the locks inside an uninstrumented allocator
+/// (jemalloc, mimalloc): these tell it that a free happens before any later
+/// allocation from the same backend, as the allocator's own locks ensure.
+/// No code outside TSan builds.
+inline void tsan_before_free([[maybe_unused]] const void* backend) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(const_cast<void*>(backend));
+#endif
+}
+inline void tsan_after_allocate([[maybe_unused]] const void* backend) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(const_cast<void*>(backend));
+#endif
+}
+
+/// The node the page holding p is on now (move_pages with nodes=NULL):
+/// >= 0, or -errno (-ENOENT: not resident yet).
+int resident_node(const void* p) noexcept;
+
+/// 2 MiB granules of the address space → a small owner index (0: none).
+/// Process wide; a granule is registered by the one backend arena that owns it.
+class GranuleMap {
+ public:
+  static constexpr unsigned kShift = 21;
+  static GranuleMap& instance();
+
+  /// pre: p and bytes are multiples of the granule size.
+  void set(const void* p, std::size_t bytes, std::uint16_t owner) noexcept;
+  std::uint16_t get(const void* p) const noexcept {
+    return entries_[(reinterpret_cast<std::uintptr_t>(p) >> kShift) & kMask].load(
+        std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::size_t kEntries = std::size_t{1} << (47 - kShift);
+  static constexpr std::size_t kMask = kEntries - 1;
+  GranuleMap();
+  std::atomic<std::uint16_t>* entries_;
+};
+
+}  // namespace kmbench::nodemem
