@@ -166,6 +166,11 @@ def compare_runs(run_a, run_b, alpha):
         if group not in ga or group not in gb:
             rows.append({"group": group, "metric": "*", "verdict": f"only in run {'B' if group in gb else 'A'}"})
             continue
+        if not run_a.values(group, ("ops_per_sec",)) or not run_b.values(group, ("ops_per_sec",)):
+            which = [n for n, r in (("A", run_a), ("B", run_b)) if not r.values(group, ("ops_per_sec",))]
+            rows.append({"group": group, "metric": "*",
+                         "verdict": f"missing: no successful repetition in run {' and '.join(which)}"})
+            continue
         for key, path, unit, better in METRICS:
             a, b = run_a.values(group, path), run_b.values(group, path)
             if not a and not b:

@@ -45,7 +45,9 @@ struct Cell {
   std::string source_kind;  // "workload" | "trace"
   std::string source;       // workload name or trace path
   std::string label;        // the source's unique label in the matrix
-  std::vector<std::pair<std::string, std::string>> params;  // in file order
+  std::vector<std::pair<std::string, std::string>> params;  // workload parameters, in file order
+  std::vector<std::pair<std::string, std::string>> options;  // replay flags ("--drain", ""), ("--touch", "pages")
+  std::vector<std::pair<std::string, std::string>> backend_params;
   unsigned threads = 1;
   std::string placement = "local";  // local | remote | interleaved
   std::string topology = "real";

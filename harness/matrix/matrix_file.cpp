@@ -21,6 +21,8 @@ constexpr unsigned kMaxRepetitions = 1000;
 const std::set<std::string> kPlacements = {"local", "remote", "interleaved"};
 const std::set<std::string> kModes = {"fast", "paced"};
 
+std::string scalar_text(const toml::node& n);
+
 /// Settings a source inherits from the top level and may override.
 struct Axes {
   std::vector<std::string> backends;
@@ -181,6 +183,49 @@ class Checker {
     }
   }
 
+  /// [[...]].replay = { drain = true, touch = "pages", speed = 2.0, sample_ms = 5, node = 0, latency = false }
+  std::vector<std::pair<std::string, std::string>> replay_options(const toml::node& n) const {
+    const toml::table* t = n.as_table();
+    if (t == nullptr) {
+      fail(n, "'replay' must be a table");
+    }
+    known_keys(*t, {"drain", "touch", "speed", "sample_ms", "node", "latency"}, "'replay'");
+    std::vector<std::pair<std::string, std::string>> out;
+    auto flag = [&](const char* key, const char* option, bool when) {
+      if (const toml::node* v = t->get(key)) {
+        if (!v->is_boolean()) {
+          fail(*v, std::string("'") + key + "' must be true or false");
+        }
+        if (*v->value<bool>() == when) {
+          out.emplace_back(option, "");
+        }
+      }
+    };
+    flag("drain", "--drain", true);
+    flag("latency", "--no-latency", false);
+    if (const toml::node* v = t->get("touch")) {
+      const std::string touch = string_of(*v, "touch");
+      if (touch != "none" && touch != "first" && touch != "pages") {
+        fail(*v, "'touch' must be none, first or pages");
+      }
+      out.emplace_back("--touch", touch);
+    }
+    for (const char* key : {"speed", "sample_ms"}) {
+      if (const toml::node* v = t->get(key)) {
+        const double x = number_of(*v, key);
+        if (!(x > 0 && x < 1e9)) {
+          fail(*v, std::string("'") + key + "' must be positive");
+        }
+        out.emplace_back(std::string("--") + (std::string(key) == "speed" ? "speed" : "sample-ms"),
+                         scalar_text(*v));
+      }
+    }
+    if (const toml::node* v = t->get("node")) {
+      out.emplace_back("--node", std::to_string(integer_of(*v, "node", -1, 1023)));
+    }
+    return out;
+  }
+
   const std::string& path() const { return path_; }
   const Catalog& catalog() const { return catalog_; }
 
@@ -293,8 +338,8 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
   check.apply(root, top);
 
   std::set<std::string> labels;
-  const std::set<std::string> entry_keys = {"name", "path", "label", "params", "backends",
-                                            "threads", "placements", "topology", "mode",
+  const std::set<std::string> entry_keys = {"name", "path", "label", "params", "replay", "backend_params",
+                                            "backends", "threads", "placements", "topology", "mode",
                                             "repetitions", "timeout_s"};
   auto add_entries = [&](const char* kind) {
     const toml::node* list = root.get(kind);
@@ -381,6 +426,23 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
           params.emplace_back(k, scalar_text(value));
         }
       }
+      std::vector<std::pair<std::string, std::string>> options;
+      if (const toml::node* n = entry->get("replay")) {
+        options = check.replay_options(*n);
+      }
+      std::vector<std::pair<std::string, std::string>> backend_params;
+      if (const toml::node* n = entry->get("backend_params")) {
+        const toml::table* bt = n->as_table();
+        if (bt == nullptr) {
+          check.fail(*n, "'backend_params' must be a table");
+        }
+        for (auto&& [key, value] : *bt) {
+          if (!value.is_value()) {
+            check.fail(value, "backend parameter '" + std::string(key.str()) + "' must be a scalar");
+          }
+          backend_params.emplace_back(std::string(key.str()), scalar_text(value));
+        }
+      }
       Axes axes = top;
       check.apply(*entry, axes);
       if (axes.backends.empty()) {
@@ -399,6 +461,8 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
                 c.source = source;
                 c.label = label;
                 c.params = params;
+                c.options = options;
+                c.backend_params = backend_params;
                 c.threads = threads;
                 c.placement = placement;
                 c.topology = topo;
@@ -443,13 +507,18 @@ Matrix load_matrix(const std::string& path, const Catalog& catalog) {
 }
 
 nlohmann::json cell_json(const Cell& c) {
-  nlohmann::json params = nlohmann::json::array();
-  for (const auto& [k, v] : c.params) {
-    params.push_back({k, v});
-  }
+  auto pairs = [](const std::vector<std::pair<std::string, std::string>>& v) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [k, x] : v) {
+      out.push_back({k, x});
+    }
+    return out;
+  };
+  const nlohmann::json params = pairs(c.params);
   return {{"id", c.id},           {"group", c.group},         {"backend", c.backend},
           {"source_kind", c.source_kind}, {"source", c.source}, {"label", c.label},
-          {"params", params},     {"threads", c.threads},     {"placement", c.placement},
+          {"params", params},     {"options", pairs(c.options)},
+          {"backend_params", pairs(c.backend_params)}, {"threads", c.threads},     {"placement", c.placement},
           {"topology", c.topology}, {"mode", c.mode},         {"repetition", c.repetition},
           {"timeout_s", c.timeout_s}, {"line", c.line}};
 }
@@ -464,6 +533,12 @@ Cell cell_from_json(const nlohmann::json& j) {
   c.label = j.at("label");
   for (const auto& p : j.at("params")) {
     c.params.emplace_back(p.at(0), p.at(1));
+  }
+  for (const auto& p : j.value("options", nlohmann::json::array())) {
+    c.options.emplace_back(p.at(0), p.at(1));
+  }
+  for (const auto& p : j.value("backend_params", nlohmann::json::array())) {
+    c.backend_params.emplace_back(p.at(0), p.at(1));
   }
   c.threads = j.at("threads");
   c.placement = j.at("placement");

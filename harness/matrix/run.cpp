@@ -169,7 +169,20 @@ std::vector<std::string> cell_command(const Cell& c, const std::string& exe, con
     argv.insert(argv.end(), {"--topology", c.topology});
   }
   for (const auto& [k, v] : c.params) {
-    argv.insert(argv.end(), {"--param", k + "=" + v});
+    if (k == "seed" && c.source_kind == "workload") {
+      argv.insert(argv.end(), {"--seed", v});
+    } else {
+      argv.insert(argv.end(), {"--param", k + "=" + v});
+    }
+  }
+  for (const auto& [option, v] : c.options) {
+    argv.push_back(option);
+    if (!v.empty()) {
+      argv.push_back(v);
+    }
+  }
+  for (const auto& [k, v] : c.backend_params) {
+    argv.insert(argv.end(), {"--backend-param", k + "=" + v});
   }
   argv.insert(argv.end(), {"--json", json_out});
   return argv;

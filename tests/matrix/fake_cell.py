@@ -92,6 +92,14 @@ def main():
     ap.add_argument("--mode", default="fast")
     ap.add_argument("--topology", default="real")
     ap.add_argument("--param", action="append", default=[])
+    ap.add_argument("--backend-param", action="append", default=[])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--node", type=int, default=-1)
+    ap.add_argument("--touch")
+    ap.add_argument("--speed", type=float)
+    ap.add_argument("--sample-ms", type=float)
+    ap.add_argument("--drain", action="store_true")
+    ap.add_argument("--no-latency", action="store_true")
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     behaviour = "ok"
@@ -111,7 +119,7 @@ def main():
         return
     params = dict(p.split("=", 1) for p in a.param)
     result = cell_result(a.backend, "trace" if a.command == "replay" else "workload",
-                         os.path.basename(a.source), params, a.threads, a.placement, a.topology, a.mode, 1)
+                         os.path.basename(a.source), params, a.threads, a.placement, a.topology, a.mode, a.seed)
     with open(a.json, "w") as f:
         if behaviour == "badjson":
             f.write("{\"schema\": ")

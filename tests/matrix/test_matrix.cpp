@@ -195,5 +195,27 @@ TEST(CellCommand, NamesEverythingTheCellMeasures) {
   EXPECT_EQ(cell_from_json(cell_json(c)).id, c.id);
 }
 
+TEST(MatrixFile, ReplayOptionsAndBackendParams) {
+  const Matrix m = parse("backends = [\"system\"]\nrepetitions = 1\n[[workload]]\nname = \"nic\"\n"
+                         "params = { seed = 7 }\nreplay = { drain = true, touch = \"pages\", latency = false }\n"
+                         "backend_params = { tcache = \"off\" }\n");
+  const auto argv = cell_command(m.cells.front(), "k", "o.json");
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(argv.begin(), argv.end(), flag);
+    return it == argv.end() || it + 1 == argv.end() ? std::string("<absent>") : *(it + 1);
+  };
+  EXPECT_EQ(after("--seed"), "7");
+  EXPECT_EQ(after("--touch"), "pages");
+  EXPECT_EQ(after("--backend-param"), "tcache=off");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--drain"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--no-latency"), argv.end());
+  const std::string e = error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\n"
+                                 "replay = { touch = \"all\" }\n");
+  EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+  EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nreplay = { fast = 1 }\n")
+                .find("unknown key 'fast'"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace kmbench::matrix
