@@ -3,6 +3,7 @@
 
 #include "allocators/registry.h"
 #include "harness/cli/command.h"
+#include "workloads/workloads.h"
 
 namespace kmbench::cli {
 
@@ -20,6 +21,10 @@ void add_list_command(CLI::App& app) {
         std::cout << " (runs in " << b.executable << ")";
       }
       std::cout << "\n";
+    }
+    std::cout << "workloads:\n";
+    for (const workloads::WorkloadInfo& w : workloads::all_workloads()) {
+      std::cout << "  " << std::left << std::setw(20) << w.name << w.summary << "\n";
     }
   });
 }

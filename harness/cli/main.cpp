@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cli::add_version_command(app);
   cli::add_list_command(app);
+  cli::add_workload_command(app);
   cli::add_matrix_commands(app);
 
   // Name an unknown command plainly (CLI11 would only say one is required).

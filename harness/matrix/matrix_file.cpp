@@ -12,6 +12,7 @@
 #include "allocators/errors.h"
 #include "allocators/registry.h"
 #include "harness/matrix/matrix.h"
+#include "workloads/workloads.h"
 
 namespace kmbench::matrix {
 namespace {
@@ -305,6 +306,13 @@ Catalog default_catalog() {
   Catalog c;
   for (const BackendInfo& b : all_backends()) {
     c.backends.push_back(b.name);
+  }
+  for (const workloads::WorkloadInfo& w : workloads::all_workloads()) {
+    Catalog::Workload entry{std::string(w.name), {"seed"}};
+    for (const workloads::ParamSpec& p : w.params) {
+      entry.params.emplace_back(p.key);
+    }
+    c.workloads.push_back(std::move(entry));
   }
   c.real_nodes = numa_available() < 0 ? 1 : static_cast<unsigned>(numa_max_node() + 1);
   return c;
