@@ -3,6 +3,7 @@
 #pragma once
 
 #include "allocators/bump/bump.h"
+#include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
 
 namespace kmbench {
@@ -10,6 +11,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BumpBackend>;
+using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend>;
 
 }  // namespace kmbench
