@@ -5,12 +5,13 @@
 #include "allocators/bump/bump.h"
 #include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
+#include "allocators/zones/zones.h"
 
 namespace kmbench {
 
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend>;
+using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend, ZonesBackend>;
 
 }  // namespace kmbench
