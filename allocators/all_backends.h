@@ -4,6 +4,7 @@
 
 #include "allocators/bump/bump.h"
 #include "allocators/buddy/buddy.h"
+#include "allocators/slab/slab.h"
 #include "allocators/system/system.h"
 #include "allocators/zones/zones.h"
 
@@ -12,6 +13,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend, ZonesBackend>;
+using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend, ZonesBackend, SlabBackend>;
 
 }  // namespace kmbench
