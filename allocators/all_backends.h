@@ -27,6 +27,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend, ZonesBackend, SlabBackend, SystemBackend KMBENCH_WORKER_BACKENDS>;
+using InProcessBackends = BackendList<SystemBackend, BumpBackend, BuddyBackend, ZonesBackend, SlabBackend KMBENCH_WORKER_BACKENDS>;
 
 }  // namespace kmbench

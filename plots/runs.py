@@ -140,6 +140,9 @@ def bootstrap_ratio_ci(a, b, level=0.95, resamples=4000, seed=1):
 def compare_samples(a, b, better, alpha):
     """Ratio of medians b/a, its 95% CI, the Mann-Whitney U p-value and a verdict word."""
     out = {"n_a": len(a), "n_b": len(b)}
+    if len(a) == 0 or len(b) == 0:
+        out.update(ratio=None, ci=None, p=None, verdict="missing: no successful repetition")
+        return out
     if len(a) < 2 or len(b) < 2:
         out.update(ratio=None, ci=None, p=None, verdict="too few repetitions")
         return out
@@ -187,9 +190,10 @@ def verdict_line(rows, alpha, what="B vs A"):
     for r in rows:
         if r.get("metric") == "*":
             continue
-        c = counts.setdefault(r["metric"], {"better": 0, "worse": 0, "same": 0, "few": 0})
+        c = counts.setdefault(r["metric"], {"better": 0, "worse": 0, "same": 0, "few": 0, "missing": 0})
         v = r["verdict"]
-        c["better" if v == "better" else "worse" if v == "worse" else "few" if v == "too few repetitions" else "same"] += 1
+        c["better" if v == "better" else "worse" if v == "worse" else "few" if v == "too few repetitions"
+          else "missing" if v.startswith("missing") else "same"] += 1
     if not counts:
         return f"VERDICT {what}: nothing to compare (no group has successful cells in both)"
     parts = []
@@ -199,6 +203,8 @@ def verdict_line(rows, alpha, what="B vs A"):
             s = f"{key}: {c['better']} better, {c['worse']} worse, {c['same']} no significant difference"
             if c["few"]:
                 s += f", {c['few']} too few repetitions"
+            if c["missing"]:
+                s += f", {c['missing']} missing"
             parts.append(s)
     worse = sum(c["worse"] for c in counts.values())
     better = sum(c["better"] for c in counts.values())
