@@ -124,8 +124,13 @@ def throughput(view, out_dir):
                     ax.annotate(f"{len(vals)}/{len(es)} ok", (x, vals.max()), xytext=(0, 4),
                                 textcoords="offset points", ha="center", fontsize=7, color="#a00000")
         ax.set_xticks(range(len(view.backends)), view.backends)
-        ax.set_ylabel("throughput [Mops/s]")
-        ax.set_ylim(bottom=0)
+        shown = [v for v in view.values(view.select(label), ("ops_per_sec",)) if v > 0]
+        log = bool(shown) and max(shown) / min(shown) > 20
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_ylabel("throughput [Mops/s" + (", log]" if log else "]"))
         handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(ti / max(1, len(threads) - 1) * 0.8), alpha=0.6)
                    for ti in range(len(threads))]
         ax.legend(handles, [f"{t} thread{'s' if t > 1 else ''}" for t in threads], fontsize=8, loc="upper left")
@@ -230,12 +235,14 @@ def footprint(view, out_dir):
             a1.plot(ts, mapped / 2**20, color=c, label=f"{backend} footprint")
             a1.plot(ts, live / 2**20, color=c, ls=":", lw=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                frag = np.where(live > 0, mapped / live, np.nan)
+                # Near-empty moments (start, drain) make the ratio meaningless: shown as gaps.
+                frag = np.where(live > 0.05 * live.max(), mapped / live, np.nan)
             a2.plot(ts, frag, color=c, label=backend)
         a1.set_xlabel("time [ms]")
         a1.set_ylabel("bytes [MiB] (solid: footprint, dotted: live)")
         a2.set_xlabel("time [ms]")
-        a2.set_ylabel("fragmentation [footprint ÷ live]")
+        a2.set_ylabel("fragmentation [footprint ÷ live, log]")
+        a2.set_yscale("log")
         for a in (a1, a2):
             a.grid(alpha=0.3)
         if a2.lines:
@@ -244,7 +251,7 @@ def footprint(view, out_dir):
         if not a1.lines:
             panel(a1, "no footprint timelines in this source's results")
         title(fig, view, f"Footprint and fragmentation over time — {label}, {t} threads "
-                         f"[MiB; footprint ÷ live bytes; median repetition{note}]")
+                         f"[MiB; footprint ÷ live bytes where live ≥ 5% of its peak; median repetition{note}]")
         png, svg = save(fig, out_dir, f"footprint_{label}")
         charts.append(Chart(f"footprint_{label}", f"Footprint over time — {label}", png, svg,
                             "Backend footprint (mapped bytes) and live bytes over the run, and their ratio, "
