@@ -178,7 +178,7 @@ class Checker {
         if (p != "local" && nodes < 2) {
           fail(at, "placement '" + p + "' needs two NUMA nodes, topology '" + topo + "' has " +
                        std::to_string(nodes) +
-                       " (use topology = \"synthetic:pack:2 [numa] pu:1\" to simulate two)");
+                       " (run it on a multi-node machine, or simulate two nodes with a synthetic topology)");
         }
       }
     }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -167,6 +168,11 @@ std::vector<std::string> cell_command(const Cell& c, const std::string& exe, con
                                    "--placement", c.placement, "--mode", c.mode};
   if (c.topology != "real") {
     argv.insert(argv.end(), {"--topology", c.topology});
+  }
+  const bool has_node = std::any_of(c.options.begin(), c.options.end(),
+                                    [](const auto& o) { return o.first == "--node"; });
+  if (c.placement != "local" && !has_node) {
+    argv.insert(argv.end(), {"--node", "0"});  // remote/interleaved are relative to the threads' node
   }
   for (const auto& [k, v] : c.params) {
     if (k == "seed" && c.source_kind == "workload") {
