@@ -120,6 +120,11 @@ TEST(MatrixFile, RemotePlacementNeedsTwoNodes) {
                          "topology = \"synthetic:pack:2 [numa] pu:1\"\nrepetitions = 1\n"
                          "[[workload]]\nname = \"churn\"\n");
   EXPECT_EQ(m.cells.size(), 3u);
+  for (const Cell& c : m.cells) {
+    const auto argv = cell_command(c, "k", "o.json");
+    const bool node = std::find(argv.begin(), argv.end(), "--node") != argv.end();
+    EXPECT_EQ(node, c.placement != "local") << c.id;
+  }
 }
 
 TEST(MatrixFile, RejectsSyntaxErrorsWithTheirLine) {
