@@ -354,6 +354,10 @@ def dma(view, out_dir):
                 if not rs:
                     missing_mark(a1, x), missing_mark(a2, x)
                     continue
+                if all((dig(r, ("dma", "segments")) or 0) == 0 for r in rs):
+                    # Transfers counted but no physical addresses: segments and bounces not measured.
+                    missing_mark(a1, x, "not measured"), missing_mark(a2, x, "not measured")
+                    continue
                 seg = np.median([dig(r, ("dma", "segments_per_transfer")) or 0 for r in rs])
                 bounce = np.median([(dig(r, ("dma", "bounce_bytes")) or 0) /
                                     max(1, dig(r, ("dma", "transfers")) or 1) for r in rs])
@@ -365,11 +369,14 @@ def dma(view, out_dir):
             a.set_ylabel(yl)
             a.set_ylim(bottom=0, top=max(1.0, a.get_ylim()[1]))
             a.grid(axis="y", alpha=0.3)
-        a1.legend(fontsize=7)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=view.colors[b]) for b in view.backends]
+        a2.legend(handles, view.backends, fontsize=7, loc="upper left")
     title(fig, view, "DMA costs [segments per transfer; bounce KiB per transfer; median over repetitions]")
     png, svg = save(fig, out_dir, "dma")
     return [Chart("dma", "DMA segments and bounce buffers", png, svg,
-                  "Scatter-gather segments per DMA transfer and bounce-buffer bytes copied per transfer.")]
+                  "Scatter-gather segments per DMA transfer and bounce-buffer bytes copied per transfer; "
+                  "'not measured' marks backends without simulated physical addresses (segments and bounces "
+                  "cannot be known there).")]
 
 
 def tags(view, out_dir):
