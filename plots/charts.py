@@ -2,6 +2,7 @@
 the machine. A group with no successful repetition is drawn as "missing",
 never as zero."""
 import os
+import warnings
 
 import matplotlib
 
@@ -10,6 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from runs import dig  # noqa: E402
+
+# A chart of a run whose cells all failed is a panel of "missing" marks; the layout engine may complain.
+warnings.filterwarnings("ignore", message="constrained_layout not applied")
 
 BACKEND_ORDER = ["system", "zones", "slab", "buddy", "jemalloc", "jemalloc-notcache", "mimalloc",
                  "mimalloc-nonuma", "bump"]
@@ -278,7 +282,7 @@ def scaling(view, out_dir):
                     continue
                 m = np.median(vals)
                 meds.append(m), lo.append(m - np.percentile(vals, 25)), hi.append(np.percentile(vals, 75) - m)
-            if xs:
+            if xs and not np.all(np.isnan(meds)):
                 ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, label=backend, color=view.colors[backend])
         ax.set_xticks(threads)
         ax.set_xlabel("threads")
