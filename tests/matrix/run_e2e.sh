@@ -119,7 +119,7 @@ echo "== kmbench compare"
 set +e; "$km" run m.toml -o run2 --cell-exe "$fake" > /dev/null 2>&1; set -e
 "$km" compare run1 run2 --json cmp.json > cmp.out
 grep -q "^VERDICT B vs A:" cmp.out || fail "no verdict line"
-grep -q "ok.system.t2.local.real.fast  ops_per_sec" cmp.out || fail "no ops_per_sec row"
+grep -Eq "^ok\.system\.t2\.local\.real\.fast +ops_per_sec " cmp.out || fail "no ops_per_sec row"
 has cmp.json "d['verdict']" VERDICT || fail "compare json"
 set +e; "$km" compare run1 . > /dev/null 2>&1; rc=$?; set -e
 [ $rc -eq 2 ] || fail "compare with a non-run must exit 2 ($rc)"
