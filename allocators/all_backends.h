@@ -8,6 +8,7 @@
 
 #include "allocators/slab/slab.h"
 #include "allocators/buddy/buddy.h"
+#include "allocators/bump/bump.h"
 #include "allocators/system/system.h"
 #include "allocators/zones/zones.h"
 
@@ -26,7 +27,7 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends =
-    BackendList<SystemBackend, ZonesBackend, SlabBackend, BuddyBackend KMBENCH_WORKER_BACKENDS>;
+using InProcessBackends = BackendList<SystemBackend, ZonesBackend, SlabBackend, BuddyBackend,
+                                      BumpBackend KMBENCH_WORKER_BACKENDS>;
 
 }  // namespace kmbench

@@ -16,6 +16,8 @@ packages=(
   valgrind
   # plots and report (always Debian's /usr/bin/python3)
   python3 python3-matplotlib python3-numpy python3-scipy
+  # the report is checked by rendering it in headless Chromium
+  chromium
   # trace capture and compressed inputs
   trace-cmd xz-utils zstd gzip hyperfine
 )

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies, builds, runs the default benchmark
-# matrix and makes the charts and the report, then prints where they are.
-#   tools/main.sh [OUT_DIR]      (default: results/runs/<date-time>)
+# matrix, makes the charts and the report, then prints where they are.
+#   tools/main.sh [RUN_DIR]      (default: results/runs/<date-time>-default)
+# Exits 1 when a cell failed (the report still shows the others and says which).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-results/runs/$(date +%Y%m%d-%H%M%S)}
+run=${1:-results/runs/$(date -u +%Y%m%d-%H%M%S)-default}
 
 tools/install-deps.sh
 tools/build.sh build
-mkdir -p "$out"
-build/harness/kmbench version --json > "$out/environment.json"
-build/harness/kmbench list > "$out/backends.txt"
-build/allocators/bench/bench_backends --benchmark_repetitions=5 \
-  --benchmark_report_aggregates_only=true \
-  --benchmark_out="$out/bench_backends.json" --benchmark_out_format=json
-echo "kmbench: results in $out"
+set +e
+build/harness/kmbench run harness/matrix/matrices/default.toml -o "$run"
+status=$?
+set -e
+if [ $status -gt 1 ]; then
+  exit $status  # the matrix or an option was rejected: nothing ran
+fi
+build/harness/kmbench plot "$run"
+echo "kmbench: results in $run (index.json, cells/, benchmark.json, cells.csv)"
+echo "kmbench: report at $run/report/report.html"
+if [ $status -ne 0 ]; then
+  echo "kmbench: some cells failed; the report's Failures section lists them with their stderr"
+fi
+exit $status

@@ -5,6 +5,7 @@
 
 #include "allocators/registry.h"
 #include "harness/cli/command.h"
+#include "workloads/workloads.h"
 #include "harness/worker/worker.h"
 
 namespace kmbench::cli {
@@ -24,6 +25,10 @@ void add_list_command(CLI::App& app) {
         std::cout << " (runs in " << b.executable << (present ? "" : ", not built") << ")";
       }
       std::cout << "\n";
+    }
+    std::cout << "workloads:\n";
+    for (const workloads::WorkloadInfo& w : workloads::all_workloads()) {
+      std::cout << "  " << std::left << std::setw(20) << w.name << w.summary << "\n";
     }
   });
 }

@@ -17,5 +17,7 @@ inline constexpr int kExitBadInput = 2;
 void add_version_command(CLI::App& app);
 void add_list_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+void add_workload_command(CLI::App& app);
+void add_matrix_commands(CLI::App& app);  // run, merge, plot, compare
 
 }  // namespace kmbench::cli

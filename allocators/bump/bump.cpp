@@ -1,0 +1,113 @@
+#include "allocators/bump/bump.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "allocators/errors.h"
+
+namespace kmbench {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+
+std::size_t parse_bytes(const std::string& key, const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    throw UsageError("bump: parameter " + key + "='" + text + "' is not a byte count");
+  }
+  const std::string suffix = text.substr(used);
+  if (suffix == "k" || suffix == "K") {
+    value <<= 10;
+  } else if (suffix == "m" || suffix == "M") {
+    value <<= 20;
+  } else if (suffix == "g" || suffix == "G") {
+    value <<= 30;
+  } else if (!suffix.empty()) {
+    throw UsageError("bump: parameter " + key + "='" + text + "' has an unknown suffix");
+  }
+  if (value == 0) {
+    throw UsageError("bump: parameter " + key + " must be positive");
+  }
+  return static_cast<std::size_t>(value);
+}
+
+}  // namespace
+
+BumpBackend::BumpBackend(const BackendConfig& config)
+    : reserve_bytes_(parse_bytes("reserve", config.param("reserve", "64g"))),
+      chunk_bytes_(parse_bytes("chunk", config.param("chunk", "1m"))) {
+  reserve_bytes_ = (reserve_bytes_ + kPage - 1) & ~(kPage - 1);
+  void* region = mmap(nullptr, reserve_bytes_, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (region == MAP_FAILED) {
+    throw RunError("bump: cannot reserve " + std::to_string(reserve_bytes_) +
+                   " bytes of address space: " + std::strerror(errno));
+  }
+  base_ = reinterpret_cast<std::uintptr_t>(region);
+  next_.store(base_, std::memory_order_relaxed);
+}
+
+BumpBackend::~BumpBackend() { munmap(reinterpret_cast<void*>(base_), reserve_bytes_); }
+
+std::uintptr_t BumpBackend::take(std::size_t bytes, std::size_t align) noexcept {
+  const std::uintptr_t mask = align - 1;
+  std::uintptr_t cur = next_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uintptr_t at = (cur + mask) & ~mask;
+    if (at + bytes > base_ + reserve_bytes_ || at + bytes < at) {
+      return 0;
+    }
+    if (next_.compare_exchange_weak(cur, at + bytes, std::memory_order_relaxed)) {
+      return at;
+    }
+  }
+}
+
+void* BumpBackend::refill_and_allocate(Slot& s, std::size_t need, std::uintptr_t mask) noexcept {
+  const std::uintptr_t chunk = take(chunk_bytes_, kPage);
+  if (chunk == 0) {
+    return nullptr;
+  }
+  s.cursor = chunk;
+  s.end = chunk + chunk_bytes_;
+  const std::uintptr_t at = (s.cursor + mask) & ~mask;
+  s.cursor = at + need;
+  return reinterpret_cast<void*>(at);
+}
+
+void* BumpBackend::allocate_large(std::size_t need, std::size_t align) noexcept {
+  const std::size_t a = align < kPage ? kPage : align;
+  const std::size_t bytes = (need + kPage - 1) & ~(kPage - 1);
+  return reinterpret_cast<void*>(take(bytes, a));
+}
+
+void BumpBackend::release(void* p, std::size_t size) noexcept {
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + size) & ~(kPage - 1);
+  if (end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    released_bytes_.fetch_add(end - begin, std::memory_order_relaxed);
+  }
+}
+
+BackendStats BumpBackend::stats() const {
+  BackendStats s;
+  const std::uint64_t used = next_.load(std::memory_order_relaxed) - base_;
+  const std::uint64_t released = released_bytes_.load(std::memory_order_relaxed);
+  s.mapped_bytes = used;
+  s.resident_bytes = used > released ? used - released : 0;
+  s.metrics = {
+      {"backend.bump.reserved_bytes", static_cast<double>(reserve_bytes_)},
+      {"backend.bump.used_bytes", static_cast<double>(used)},
+      {"backend.bump.released_bytes", static_cast<double>(released)},
+  };
+  return s;
+}
+
+}  // namespace kmbench

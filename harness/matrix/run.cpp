@@ -1,0 +1,479 @@
+// Running a matrix: one process per cell, a time limit each, results written
+// atomically so a killed run loses at most the cell in flight.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "allocators/errors.h"
+#include "allocators/registry.h"
+#include "harness/env/build_info.h"
+#include "harness/env/environment.h"
+#include "harness/matrix/matrix.h"
+#include "results/results.h"
+
+extern char** environ;
+
+namespace kmbench::matrix {
+namespace fs = std::filesystem;
+namespace {
+
+std::atomic<int> g_interrupted{0};
+
+extern "C" void on_interrupt(int sig) { g_interrupted.store(sig); }
+
+constexpr std::size_t kStderrKept = 64 * 1024;
+
+std::string self_exe() {
+  std::error_code ec;
+  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("kmbench") : p.string();
+}
+
+std::string tail_of_file(const std::string& path, std::size_t max) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return {};
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string s = buf.str();
+  return s.size() > max ? "[... " + std::to_string(s.size() - max) + " bytes cut]\n" + s.substr(s.size() - max)
+                        : s;
+}
+
+std::string run_capture(const std::string& command) {
+  std::string out;
+  if (FILE* f = ::popen(command.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, f) != nullptr) {
+      out += buf;
+    }
+    ::pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+    out.pop_back();
+  }
+  return out;
+}
+
+nlohmann::json git_info() {
+  const std::string dir = KMBENCH_SOURCE_DIR;
+  const std::string sha = run_capture("git -C '" + dir + "' rev-parse HEAD 2>/dev/null");
+  if (sha.empty()) {
+    return {{"sha", "unknown"}, {"dirty", nullptr}, {"note", "source tree is not a git checkout"}};
+  }
+  const std::string status = run_capture("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null");
+  return {{"sha", sha}, {"dirty", !status.empty()}};
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string duration_text(double s) {
+  if (!(s >= 0) || std::isinf(s)) {
+    return "?";
+  }
+  const long total = std::lround(s);
+  std::ostringstream out;
+  if (total >= 3600) {
+    out << total / 3600 << "h" << (total % 3600) / 60 << "m";
+  } else if (total >= 60) {
+    out << total / 60 << "m" << total % 60 << "s";
+  } else {
+    out << total << "s";
+  }
+  return out.str();
+}
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return std::to_string(sig) + (abbrev ? std::string(" (SIG") + abbrev + ")" : std::string());
+}
+
+/// Cells done, failures and time left: a bar on a terminal, one line per cell otherwise.
+class Progress {
+ public:
+  Progress(std::size_t total, bool tty) : total_(total), tty_(tty) {}
+
+  void cell_done(const Cell& c, const CellOutcome& o, bool skipped) {
+    ++done_;
+    if (!skipped) {
+      ++ran_;
+      spent_s_ += o.wall_s;
+      if (!o.ok) {
+        ++failed_;
+      }
+    }
+    const double mean = ran_ ? spent_s_ / static_cast<double>(ran_) : 0;
+    const double left = mean * static_cast<double>(total_ - done_);
+    if (tty_) {
+      const int width = 30;
+      const int filled = total_ ? static_cast<int>(width * done_ / total_) : width;
+      std::cerr << "\r\033[K[" << std::string(filled, '#') << std::string(width - filled, '-') << "] "
+                << done_ << "/" << total_ << " cells, " << failed_ << " failed, "
+                << (ran_ ? duration_text(left) : "?") << " left  " << c.label << " " << c.backend
+                << " t" << c.threads << (done_ == total_ ? "\n" : "") << std::flush;
+      if (!skipped && !o.ok) {
+        std::cerr << "\r\033[K  failed " << c.id << ": " << o.failure << "\n";
+      }
+    } else {
+      std::cerr << "[" << done_ << "/" << total_ << "] "
+                << (skipped ? "skip" : o.ok ? "ok  " : "FAIL") << " " << c.id;
+      if (!skipped) {
+        std::cerr << " (" << std::fixed << std::setprecision(2) << o.wall_s << " s)";
+        std::cerr.unsetf(std::ios::fixed);
+      }
+      if (!skipped && !o.ok) {
+        std::cerr << ": " << o.failure;
+      }
+      std::cerr << "; " << failed_ << " failed, " << (ran_ ? duration_text(left) : "?") << " left\n";
+    }
+  }
+
+ private:
+  std::size_t total_, done_ = 0, ran_ = 0, failed_ = 0;
+  double spent_s_ = 0;
+  bool tty_;
+};
+
+}  // namespace
+
+std::vector<std::string> cell_command(const Cell& c, const std::string& exe, const std::string& json_out) {
+  std::vector<std::string> argv = {exe, c.source_kind == "trace" ? "replay" : "workload", c.source,
+                                   "--backend", c.backend,  "--threads", std::to_string(c.threads),
+                                   "--placement", c.placement, "--mode", c.mode};
+  if (c.topology != "real") {
+    argv.insert(argv.end(), {"--topology", c.topology});
+  }
+  const bool has_node = std::any_of(c.options.begin(), c.options.end(),
+                                    [](const auto& o) { return o.first == "--node"; });
+  if (c.placement != "local" && !has_node) {
+    argv.insert(argv.end(), {"--node", "0"});  // remote/interleaved are relative to the threads' node
+  }
+  for (const auto& [k, v] : c.params) {
+    if (k == "seed" && c.source_kind == "workload") {
+      argv.insert(argv.end(), {"--seed", v});
+    } else {
+      argv.insert(argv.end(), {"--param", k + "=" + v});
+    }
+  }
+  for (const auto& [option, v] : c.options) {
+    argv.push_back(option);
+    if (!v.empty()) {
+      argv.push_back(v);
+    }
+  }
+  for (const auto& [k, v] : c.backend_params) {
+    argv.insert(argv.end(), {"--backend-param", k + "=" + v});
+  }
+  argv.insert(argv.end(), {"--json", json_out});
+  return argv;
+}
+
+std::string executable_for(const std::string& backend) {
+  const std::string self = self_exe();
+  const BackendInfo* info = find_backend(backend);
+  if (info == nullptr || info->executable.empty()) {
+    return self;
+  }
+  if (fs::path(info->executable).is_absolute()) {
+    return info->executable;
+  }
+  return (fs::path(self).parent_path() / info->executable).string();
+}
+
+CellOutcome run_cell(const Cell& cell, const std::string& exe, const std::string& json_out,
+                     const std::string& stderr_path) {
+  CellOutcome out;
+  const std::vector<std::string> args = cell_command(cell, exe, json_out);
+  std::vector<char*> argv;
+  for (const auto& a : args) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::error_code ec;
+  fs::remove(json_out, ec);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+
+  const auto start = std::chrono::steady_clock::now();
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    out.failure = "cannot start " + exe + ": " + std::strerror(rc);
+    return out;
+  }
+
+  int status = 0;
+  struct rusage ru {};
+  bool timed_out = false;
+  const auto deadline = start + std::chrono::duration<double>(cell.timeout_s);
+  for (;;) {
+    const pid_t w = wait4(pid, &status, WNOHANG, &ru);
+    if (w == pid) {
+      break;
+    }
+    if (w < 0 && errno != EINTR) {
+      out.failure = std::string("lost the cell's process: ") + std::strerror(errno);
+      return out;
+    }
+    if (g_interrupted.load() != 0 || std::chrono::steady_clock::now() >= deadline) {
+      timed_out = g_interrupted.load() == 0;
+      ::kill(-pid, SIGKILL);
+      while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(-pid, SIGKILL);  // anything the cell left behind in its group
+  out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+              static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  out.stderr_text = tail_of_file(stderr_path, kStderrKept);
+
+  if (g_interrupted.load() != 0) {
+    out.failure = "interrupted";
+  } else if (timed_out) {
+    std::ostringstream t;
+    t << "timeout after " << cell.timeout_s << " s";
+    out.failure = t.str();
+  } else if (WIFSIGNALED(status)) {
+    out.failure = "killed by signal " + signal_text(WTERMSIG(status));
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+    out.failure = "exit status " + std::to_string(WEXITSTATUS(status));
+  } else if (!fs::exists(json_out)) {
+    out.failure = "exited 0 without writing " + json_out;
+  } else {
+    try {
+      out.result = results::read_json(json_out);
+      const std::string problem = results::check_cell_result(out.result);
+      if (!problem.empty()) {
+        out.failure = problem;
+      } else if (out.result["backend"] != cell.backend) {
+        out.failure = "the cell's JSON names backend '" + out.result["backend"].get<std::string>() +
+                      "', expected '" + cell.backend + "'";
+      } else {
+        out.ok = true;
+      }
+    } catch (const InputError& e) {
+      out.failure = e.what();
+    }
+  }
+  fs::remove(json_out, ec);
+  if (!out.ok) {
+    out.result = nullptr;
+  }
+  return out;
+}
+
+RunSummary run_matrix(const Matrix& m, const RunOptions& opt) {
+  const std::vector<Cell> ordered = run_order(m.cells, m.seed);
+  const std::vector<Cell> mine = shard_of(ordered, opt.shard_k, opt.shard_n);
+  const std::string run_dir = opt.run_dir;
+  const std::string shard_text = std::to_string(opt.shard_k) + "/" + std::to_string(opt.shard_n);
+  fs::create_directories(results::cells_dir(run_dir));
+
+  const std::string ipath = results::index_path(run_dir);
+  if (fs::exists(ipath)) {
+    const nlohmann::json old = results::read_json(ipath);
+    if (!opt.resume) {
+      throw UsageError(run_dir + " already holds a run: pass --resume to continue it, or choose another -o");
+    }
+    const auto shards = old.value("shards", nlohmann::json::array());
+    if (old["matrix"]["hash"] != m.hash || old["seed"] != m.seed || shards.size() != 1 ||
+        shards[0].value("shard", "") != shard_text) {
+      throw UsageError(run_dir + " holds a run of another matrix file, seed or shard: cannot resume it");
+    }
+  }
+
+  nlohmann::json env = environment_json();
+  env["git"] = git_info();
+  nlohmann::json topologies = nlohmann::json::object();
+  const Catalog catalog = default_catalog();
+  for (const Cell& c : m.cells) {
+    if (!topologies.contains(c.topology)) {
+      topologies[c.topology] = {{"kind", c.topology == "real" ? "real" : "synthetic"},
+                                {"nodes", topology_nodes(c.topology, catalog)}};
+    }
+  }
+  nlohmann::json order = nlohmann::json::array();
+  for (const Cell& c : ordered) {
+    order.push_back(c.id);
+  }
+  const std::string run_id = fs::path(fs::absolute(run_dir)).lexically_normal().filename().string();
+  nlohmann::json run_block = {
+      {"run_id", run_id},
+      {"matrix", {{"name", m.name}, {"path", m.path}, {"hash", m.hash}, {"text", m.text}}},
+      {"seed", m.seed},
+      {"shard", shard_text},
+  };
+  nlohmann::json index = {
+      {"schema", results::kRunSchema},
+      {"run_id", run_id},
+      {"created_utc", utc_now()},
+      {"matrix", run_block["matrix"]},
+      {"seed", m.seed},
+      {"order", order},
+      {"shards", nlohmann::json::array({{{"shard", shard_text}, {"cells", mine.size()}}})},
+      {"environment", env},
+      {"topology", {{"real_nodes", catalog.real_nodes}, {"used", topologies}}},
+      {"cell_exe", opt.cell_exe.empty() ? nlohmann::json(nullptr) : nlohmann::json(opt.cell_exe)},
+  };
+
+  std::map<std::string, nlohmann::json> entries;
+  auto entry_of = [](const Cell& c, const std::string& status, double wall_s, const std::string& failure) {
+    return nlohmann::json{{"id", c.id},           {"group", c.group},       {"status", status},
+                          {"file", "cells/" + c.id + ".json"},              {"backend", c.backend},
+                          {"label", c.label},     {"source_kind", c.source_kind},
+                          {"threads", c.threads}, {"placement", c.placement},
+                          {"topology", c.topology}, {"mode", c.mode},       {"repetition", c.repetition},
+                          {"wall_s", wall_s},     {"failure", failure.empty() ? nlohmann::json(nullptr)
+                                                                              : nlohmann::json(failure)}};
+  };
+  RunSummary summary;
+  summary.cells = mine.size();
+  auto write_index = [&] {
+    nlohmann::json cells = nlohmann::json::array();
+    std::size_t ok = 0, failed = 0, pending = 0;
+    for (const Cell& c : mine) {
+      const auto& e = entries.at(c.id);
+      cells.push_back(e);
+      const std::string st = e["status"];
+      (st == "ok" ? ok : st == "failed" ? failed : pending)++;
+    }
+    index["cells"] = cells;
+    index["summary"] = {{"cells", cells.size()}, {"ok", ok}, {"failed", failed}, {"pending", pending},
+                        {"matrix_cells", ordered.size()}};
+    results::write_atomic(ipath, index.dump(1) + "\n");
+  };
+
+  std::vector<const Cell*> todo;
+  for (const Cell& c : mine) {
+    entries[c.id] = entry_of(c, "pending", 0, "");
+    const std::string path = results::cell_path(run_dir, c.id);
+    if (opt.resume && fs::exists(path)) {
+      try {
+        const nlohmann::json old = results::read_json(path);
+        const std::string st = old.value("status", "");
+        if (old.value("schema", "") == results::kCellFileSchema &&
+            (st == "ok" || (st == "failed" && !opt.retry_failed))) {
+          entries[c.id] = entry_of(c, st, old.value("wall_s", 0.0),
+                                   old["failure"].is_string() ? old["failure"].get<std::string>() : "");
+          continue;
+        }
+      } catch (const InputError&) {
+        // An unreadable cell file is run again.
+      }
+    }
+    todo.push_back(&c);
+  }
+  write_index();
+
+  Progress progress(mine.size(), opt.progress_tty);
+  for (const Cell& c : mine) {
+    if (entries[c.id]["status"] != "pending") {
+      ++summary.skipped;
+      if (entries[c.id]["status"] == "failed") {
+        ++summary.failed;
+      }
+      progress.cell_done(c, {}, true);
+    }
+  }
+
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  g_interrupted.store(0);
+
+  for (const Cell* c : todo) {
+    const std::string exe = opt.cell_exe.empty() ? executable_for(c->backend) : opt.cell_exe;
+    const std::string json_out = results::cells_dir(run_dir) + "/" + c->id + ".result.tmp";
+    const std::string err_path = results::cells_dir(run_dir) + "/" + c->id + ".stderr";
+    const std::string started = utc_now();
+    CellOutcome o = run_cell(*c, exe, json_out, err_path);
+    if (g_interrupted.load() != 0) {
+      break;  // the cell in flight is lost, the index still says pending
+    }
+    std::error_code ec;
+    if (o.stderr_text.empty()) {
+      fs::remove(err_path, ec);
+    }
+    nlohmann::json cell_file = {
+        {"schema", results::kCellFileSchema},
+        {"run", run_block},
+        {"cell", cell_json(*c)},
+        {"command", cell_command(*c, exe, "OUT")},
+        {"status", o.ok ? "ok" : "failed"},
+        {"failure", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.failure)},
+        {"stderr", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.stderr_text)},
+        {"stderr_file", o.stderr_text.empty() ? nlohmann::json(nullptr)
+                                              : nlohmann::json("cells/" + c->id + ".stderr")},
+        {"started_utc", started},
+        {"wall_s", o.wall_s},
+        {"cpu_s", o.cpu_s},
+        {"environment", env},
+        {"topology", topologies[c->topology]},
+        {"result", o.result},
+    };
+    results::write_atomic(results::cell_path(run_dir, c->id), cell_file.dump(1) + "\n");
+    entries[c->id] = entry_of(*c, o.ok ? "ok" : "failed", o.wall_s, o.failure);
+    write_index();
+    ++summary.ran;
+    if (!o.ok) {
+      ++summary.failed;
+    }
+    progress.cell_done(*c, o, false);
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  if (const int sig = g_interrupted.load(); sig != 0) {
+    write_index();
+    throw RunError("interrupted by signal " + signal_text(sig) + "; continue with --resume -o " + run_dir);
+  }
+  results::write_exports(run_dir);
+  return summary;
+}
+
+}  // namespace kmbench::matrix

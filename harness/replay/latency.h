@@ -1,0 +1,92 @@
+// The latency recorder: a time-stamp counter read around each operation and
+// a fixed-bucket log histogram (8 buckets per power of two, at most 12.5%
+// wide), one per replay thread and operation kind. Recording is a subtract,
+// a count-leading-zeros and an increment; no allocation, no sharing.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#else
+#include <chrono>
+#endif
+
+namespace kmbench::replay {
+
+/// Ticks of the cheapest monotonic counter (rdtsc on x86).
+inline std::uint64_t ticks() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  return __rdtsc();
+#else
+  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+#endif
+}
+
+/// Nanoseconds per tick, measured once against the steady clock (about 20 ms).
+double ns_per_tick();
+
+class LatencyHistogram {
+ public:
+  static constexpr int kSubBits = 3;
+  static constexpr int kBuckets = 8 + (64 - kSubBits) * 8;
+
+  void record(std::uint64_t t) noexcept {
+    ++counts_[bucket_of(t)];
+    max_ = std::max(max_, t);
+  }
+  void merge(const LatencyHistogram& other) noexcept {
+    for (int i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
+    max_ = std::max(max_, other.max_);
+  }
+  std::uint64_t count() const noexcept {
+    std::uint64_t n = 0;
+    for (std::uint64_t c : counts_) n += c;
+    return n;
+  }
+  std::uint64_t max() const noexcept { return max_; }
+  std::uint64_t bucket_count(int i) const noexcept { return counts_[i]; }
+
+  /// Exclusive upper bound of bucket i, in ticks.
+  static std::uint64_t upper_bound(int i) noexcept {
+    if (i < 8) return static_cast<std::uint64_t>(i) + 1;
+    const int octave = (i - 8) / 8 + kSubBits;
+    const std::uint64_t sub = static_cast<std::uint64_t>((i - 8) % 8);
+    return (9 + sub) << (octave - kSubBits);
+  }
+  static int bucket_of(std::uint64_t t) noexcept {
+    if (t < 8) return static_cast<int>(t);
+    const int msb = 63 - __builtin_clzll(t);
+    return 8 + (msb - kSubBits) * 8 + static_cast<int>((t >> (msb - kSubBits)) & 7);
+  }
+
+  /// The q-quantile (0..1) as the upper bound of its bucket, never above max().
+  std::uint64_t quantile(double q) const noexcept {
+    const std::uint64_t n = count();
+    if (n == 0) return 0;
+    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(n - 1)) + 1;
+    std::uint64_t seen = 0;
+    for (int i = 0; i < kBuckets; ++i) {
+      seen += counts_[i];
+      if (seen >= rank) return std::min(upper_bound(i), max_);
+    }
+    return max_;
+  }
+
+ private:
+  std::array<std::uint64_t, kBuckets> counts_{};
+  std::uint64_t max_ = 0;
+};
+
+/// What the recorder costs, measured on this machine before a run.
+struct RecorderCost {
+  double ns_per_record = 0;  // two counter reads and one record, back to back
+  double timer_floor_ns = 0; // median of two back-to-back counter reads (in every latency)
+};
+RecorderCost measure_recorder_cost();
+
+}  // namespace kmbench::replay

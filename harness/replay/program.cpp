@@ -1,0 +1,266 @@
+#include "harness/replay/program.h"
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+#include "allocators/counting.h"
+#include "allocators/errors.h"
+
+namespace kmbench::replay {
+namespace {
+
+using ops::OpKind;
+
+enum class Class : std::uint8_t { alloc, free, map, unmap };
+
+Class class_of(OpKind k) noexcept {
+  switch (k) {
+    case OpKind::alloc:
+    case OpKind::page_alloc:
+    case OpKind::dma_alloc:
+      return Class::alloc;
+    case OpKind::free:
+    case OpKind::page_free:
+    case OpKind::dma_free:
+      return Class::free;
+    case OpKind::dma_map:
+      return Class::map;
+    case OpKind::dma_unmap:
+      return Class::unmap;
+  }
+  return Class::alloc;
+}
+
+struct Ref {
+  std::uint32_t stream;
+  std::uint32_t index;
+};
+
+/// What the load-time simulation knows about one object.
+struct Object {
+  std::uint64_t size = 0;
+  std::uint32_t ordinal = 0;
+  std::uint32_t last_thread = 0;
+  std::uint32_t last_index = 0;
+  std::uint32_t maps = 0;
+  std::uint32_t pending[4] = {0, 0, 0, 0};  // by Class: operations not yet placed
+  std::uint16_t tag = 0;
+  std::uint8_t align_log2 = 0;
+  bool live = false;
+};
+
+enum class Verdict { run, wait, drop };
+
+struct Decision {
+  Verdict verdict;
+  const char* reason;  // for drop
+};
+
+Decision decide(const Object& o, Class c) noexcept {
+  auto pending = [&](Class k) { return o.pending[static_cast<int>(k)] > 0; };
+  switch (c) {
+    case Class::alloc:
+      if (!o.live) return {Verdict::run, nullptr};
+      return pending(Class::free) ? Decision{Verdict::wait, nullptr}
+                                  : Decision{Verdict::drop, "alloc_of_live_object"};
+    case Class::free:
+      if (o.live) {
+        return o.maps > 0 && pending(Class::unmap) ? Decision{Verdict::wait, nullptr}
+                                                   : Decision{Verdict::run, nullptr};
+      }
+      return pending(Class::alloc) ? Decision{Verdict::wait, nullptr}
+                                   : Decision{Verdict::drop, "free_without_alloc"};
+    case Class::map:
+      if (o.live) return {Verdict::run, nullptr};
+      return pending(Class::alloc) ? Decision{Verdict::wait, nullptr}
+                                   : Decision{Verdict::drop, "map_without_buffer"};
+    case Class::unmap:
+      if (o.live && o.maps > 0) return {Verdict::run, nullptr};
+      return pending(Class::map) || (!o.live && pending(Class::alloc))
+                 ? Decision{Verdict::wait, nullptr}
+                 : Decision{Verdict::drop, "unmap_without_map"};
+  }
+  return {Verdict::drop, "unknown_kind"};
+}
+
+std::uint8_t log2_floor(std::uint64_t v) noexcept {
+  return static_cast<std::uint8_t>(63 - __builtin_clzll(v));
+}
+
+}  // namespace
+
+bool is_alloc(ops::OpKind k) noexcept { return class_of(k) == Class::alloc; }
+bool is_free(ops::OpKind k) noexcept { return class_of(k) == Class::free; }
+
+Program build_program(const ops::Trace& trace, unsigned threads) {
+  Program prog;
+  prog.threads.resize(threads);
+  prog.object_count = trace.object_count;
+
+  // Fold streams onto threads, each thread's operations in time order.
+  std::vector<std::vector<Ref>> order(threads);
+  std::uint64_t t0 = std::numeric_limits<std::uint64_t>::max();
+  for (std::uint32_t s = 0; s < trace.streams.size(); ++s) {
+    const auto& ops_of = trace.streams[s].ops;
+    auto& dst = order[s % threads];
+    for (std::uint32_t i = 0; i < ops_of.size(); ++i) {
+      const ops::Op& op = ops_of[i];
+      if (op.object >= trace.object_count) {
+        throw InputError("trace", "stream " + std::to_string(s) + " operation " +
+                                      std::to_string(i) + ": object " + std::to_string(op.object) +
+                                      " is not below the object count " +
+                                      std::to_string(trace.object_count));
+      }
+      if (static_cast<unsigned>(op.kind) >= ops::kOpKinds) {
+        throw InputError("trace", "stream " + std::to_string(s) + " operation " +
+                                      std::to_string(i) + ": unknown kind " +
+                                      std::to_string(static_cast<unsigned>(op.kind)));
+      }
+      t0 = std::min(t0, op.time_ns);
+      dst.push_back({s, i});
+    }
+  }
+  auto op_at = [&](const Ref& r) -> const ops::Op& { return trace.streams[r.stream].ops[r.index]; };
+  for (auto& refs : order) {
+    std::stable_sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
+      return op_at(a).time_ns < op_at(b).time_ns;
+    });
+  }
+  if (t0 == std::numeric_limits<std::uint64_t>::max()) {
+    t0 = 0;
+  }
+
+  // Dense tag ids for Counting: trace string index -> 1, 2, ...
+  std::unordered_map<std::uint32_t, std::uint16_t> tag_ids;
+  prog.tag_names.push_back("");
+  auto tag_of = [&](std::uint32_t string_index) -> std::uint16_t {
+    if (string_index == 0) return 0;
+    auto [it, inserted] = tag_ids.try_emplace(string_index, 0);
+    if (inserted) {
+      if (prog.tag_names.size() < kOverflowTag) {
+        it->second = static_cast<std::uint16_t>(prog.tag_names.size());
+        prog.tag_names.push_back(string_index < trace.strings.size()
+                                     ? trace.strings[string_index]
+                                     : "string#" + std::to_string(string_index));
+      } else {
+        it->second = static_cast<std::uint16_t>(kOverflowTag);
+        if (prog.tag_names.size() == kOverflowTag) prog.tag_names.push_back("(other tags)");
+      }
+    }
+    return it->second;
+  };
+
+  std::vector<Object> objects(trace.object_count);
+  std::uint64_t remaining = 0;
+  for (const auto& refs : order) {
+    for (const Ref& r : refs) {
+      const ops::Op& op = op_at(r);
+      ++objects[op.object].pending[static_cast<int>(class_of(op.kind))];
+    }
+    remaining += refs.size();
+  }
+
+  std::vector<std::size_t> cursor(threads, 0);
+  auto place = [&](unsigned t, const ops::Op& op) {
+    Object& o = objects[op.object];
+    const Class c = class_of(op.kind);
+    Step s;
+    s.time_ns = op.time_ns - t0;
+    s.object = op.object;
+    s.kind = op.kind;
+    s.node = op.node;
+    s.flags = op.flags;
+    s.ordinal = o.ordinal++;
+    if (s.ordinal > 0 && o.last_thread != t) {
+      s.ctl |= kStepWait;
+      prog.threads[o.last_thread][o.last_index].ctl |= kStepPublish;
+      ++prog.cross_thread_waits;
+    }
+    switch (c) {
+      case Class::alloc: {
+        const bool paged = op.kind != OpKind::alloc;
+        std::uint8_t align = std::max<std::uint8_t>(op.align_log2, log2_floor(kMinAlign));
+        s.size = op.size;
+        if (paged) {
+          s.size = (op.size + kPageBytes - 1) & ~(kPageBytes - 1);
+          align = std::max<std::uint8_t>(align, log2_floor(kPageBytes));
+        }
+        s.align_log2 = align;
+        s.tag = tag_of(op.tag);
+        o.live = true;
+        o.maps = 0;
+        o.size = s.size;
+        o.tag = s.tag;
+        o.align_log2 = align;
+        break;
+      }
+      case Class::free:
+        s.size = o.size;
+        s.tag = o.tag;
+        s.align_log2 = o.align_log2;
+        o.live = false;
+        o.maps = 0;
+        break;
+      case Class::map:
+      case Class::unmap:
+        s.size = op.size == 0 ? o.size : std::min(op.size, o.size);
+        s.tag = o.tag;
+        if (c == Class::map) {
+          ++o.maps;
+        } else {
+          --o.maps;
+        }
+        break;
+    }
+    o.last_thread = t;
+    o.last_index = static_cast<std::uint32_t>(prog.threads[t].size());
+    prog.threads[t].push_back(s);
+    prog.duration_ns = std::max(prog.duration_ns, s.time_ns);
+  };
+  auto consume = [&](unsigned t, const ops::Op& op) {
+    --objects[op.object].pending[static_cast<int>(class_of(op.kind))];
+    ++cursor[t];
+    --remaining;
+  };
+
+  while (remaining > 0) {
+    bool progressed = false;
+    for (unsigned t = 0; t < threads; ++t) {
+      while (cursor[t] < order[t].size()) {
+        const ops::Op& op = op_at(order[t][cursor[t]]);
+        const Decision d = decide(objects[op.object], class_of(op.kind));
+        if (d.verdict == Verdict::wait) {
+          break;
+        }
+        if (d.verdict == Verdict::run) {
+          place(t, op);
+        } else {
+          ++prog.dropped[d.reason];
+        }
+        consume(t, op);
+        progressed = true;
+      }
+    }
+    if (!progressed) {
+      // Every thread waits on another: the trace's clocks disagree beyond
+      // repair. Drop the earliest waiting operation and go on.
+      unsigned victim = threads;
+      for (unsigned t = 0; t < threads; ++t) {
+        if (cursor[t] < order[t].size() &&
+            (victim == threads ||
+             op_at(order[t][cursor[t]]).time_ns < op_at(order[victim][cursor[victim]]).time_ns)) {
+          victim = t;
+        }
+      }
+      ++prog.dropped["unorderable"];
+      consume(victim, op_at(order[victim][cursor[victim]]));
+    }
+  }
+  for (const auto& steps : prog.threads) {
+    prog.steps += steps.size();
+  }
+  return prog;
+}
+
+}  // namespace kmbench::replay

@@ -1,0 +1,64 @@
+// The replay program: a trace pre-decoded into one array of steps per replay
+// thread, with every cross-thread ordering decided at load time.
+//
+// Streams are folded onto threads (stream i on thread i % threads, merged by
+// time). Each object's operations are put in an order its lifetime allows
+// (alloc, maps, unmaps, free) by simulating the replay once; operations no
+// order can make valid (a free with no allocation, a second allocation of a
+// live object) are dropped and counted. When two consecutive operations on
+// one object run on different threads, the first publishes the object's
+// sequence number (release) and the second waits for it (acquire); every
+// other step pays nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "allocators/backend.h"
+#include "harness/ops/ops.h"
+
+namespace kmbench::replay {
+
+inline constexpr std::size_t kPageBytes = 4096;
+
+/// Step::ctl bits.
+enum StepCtl : std::uint8_t {
+  kStepWait = 1u << 0,     // wait until seq[object] >= ordinal before running
+  kStepPublish = 1u << 1,  // store seq[object] = ordinal + 1 (release) after running
+};
+
+/// One operation as the replay loop runs it; 32 bytes.
+struct Step {
+  std::uint64_t time_ns = 0;  // since the trace's first operation
+  std::uint64_t size = 0;     // alloc: bytes to ask for (page ops rounded to pages);
+                              // free: the allocation's; map/unmap: bytes transferred
+  std::uint32_t object = 0;
+  std::uint32_t ordinal = 0;  // this step's position among its object's steps
+  std::uint16_t tag = 0;      // dense tag id (Counting's), 0: none
+  ops::OpKind kind = ops::OpKind::alloc;
+  std::uint8_t align_log2 = 0;  // alignment to ask for (already at least the default)
+  std::int8_t node = -1;
+  std::uint8_t flags = 0;  // ops::OpFlag
+  std::uint8_t ctl = 0;    // StepCtl
+};
+static_assert(sizeof(Step) == 32);
+
+struct Program {
+  std::vector<std::vector<Step>> threads;
+  std::uint32_t object_count = 0;
+  std::vector<std::string> tag_names;   // by dense tag id; [0] is ""
+  std::uint64_t steps = 0;
+  std::uint64_t cross_thread_waits = 0;  // steps with kStepWait
+  std::uint64_t duration_ns = 0;         // last step's time
+  std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped
+};
+
+/// pre: threads >= 1. Throws InputError naming the object when an object id is out of range.
+Program build_program(const ops::Trace& trace, unsigned threads);
+
+bool is_alloc(ops::OpKind k) noexcept;
+bool is_free(ops::OpKind k) noexcept;
+
+}  // namespace kmbench::replay

@@ -1,0 +1,423 @@
+"""The charts of a run, each a PNG and an SVG, each titled with its units and
+the machine. A group with no successful repetition is drawn as "missing",
+never as zero."""
+import os
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from runs import dig  # noqa: E402
+
+# A chart of a run whose cells all failed is a panel of "missing" marks; the layout engine may complain.
+warnings.filterwarnings("ignore", message="constrained_layout not applied")
+
+BACKEND_ORDER = ["system", "zones", "slab", "buddy", "jemalloc", "jemalloc-notcache", "mimalloc",
+                 "mimalloc-nonuma", "bump"]
+OP_KINDS = ["alloc", "free", "page_alloc", "page_free", "dma_prepare"]
+MISSING_COLOR = "#b0b0b0"
+
+
+class Chart:
+    """A saved chart: its files and what it shows."""
+
+    def __init__(self, name, title, png, svg, caption):
+        self.name, self.title, self.png, self.svg, self.caption = name, title, png, svg, caption
+
+
+def backend_key(b):
+    return (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER), b)
+
+
+def colors_for(backends):
+    cmap = plt.get_cmap("tab10")
+    return {b: cmap(i % 10) for i, b in enumerate(sorted(backends, key=backend_key))}
+
+
+class View:
+    """The run's cells arranged by label, backend, threads, placement."""
+
+    def __init__(self, run):
+        self.run = run
+        self.entries = run.entries
+        self.ok = {c["cell"]["id"]: c for c in run.ok()}
+        self.labels = list(dict.fromkeys(e["label"] for e in self.entries))
+        self.backends = sorted({e["backend"] for e in self.entries}, key=backend_key)
+        self.colors = colors_for(self.backends)
+
+    def primary(self, label):
+        """The placement, topology and mode most charts of a label show."""
+        es = [e for e in self.entries if e["label"] == label]
+        placements = [e["placement"] for e in es]
+        placement = "local" if "local" in placements else placements[0]
+        topology = next(e["topology"] for e in es if e["placement"] == placement)
+        mode = next(e["mode"] for e in es if e["placement"] == placement and e["topology"] == topology)
+        return placement, topology, mode
+
+    def threads(self, label):
+        return sorted({e["threads"] for e in self.entries if e["label"] == label})
+
+    def select(self, label, backend=None, threads=None, placement=None, topology=None, mode=None):
+        p, t, m = self.primary(label)
+        placement, topology, mode = placement or p, topology or t, mode or m
+        return [e for e in self.entries
+                if e["label"] == label and e["placement"] == placement and e["topology"] == topology
+                and e["mode"] == mode and (backend is None or e["backend"] == backend)
+                and (threads is None or e["threads"] == threads)]
+
+    def results(self, entries):
+        return [self.ok[e["id"]]["result"] for e in entries if e["id"] in self.ok]
+
+    def values(self, entries, path):
+        return [v for v in (dig(r, path) for r in self.results(entries)) if v is not None]
+
+    def topology_note(self, label):
+        p, t, m = self.primary(label)
+        return "" if t == "real" else f", topology {t}"
+
+
+def save(fig, out_dir, name):
+    png = os.path.join(out_dir, name + ".png")
+    svg = os.path.join(out_dir, name + ".svg")
+    fig.savefig(png, dpi=100)
+    fig.savefig(svg)
+    plt.close(fig)
+    return png, svg
+
+
+def title(fig, view, text):
+    fig.suptitle(f"{text}\n{view.run.machine_line()}", fontsize=10)
+
+
+def missing_mark(ax, x, text="missing"):
+    ax.annotate(text, (x, 0), xycoords=("data", "axes fraction"), xytext=(0, 6), textcoords="offset points",
+                ha="center", va="bottom", rotation=90, color="#a00000", fontsize=8)
+
+
+def panel(ax, text):
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11,
+            bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": MISSING_COLOR}, transform=ax.transAxes)
+
+
+def throughput(view, out_dir):
+    charts = []
+    for label in view.labels:
+        threads = view.threads(label)
+        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(view.backends) * len(threads)), 4.2), layout="constrained")
+        width = 0.8 / len(threads)
+        cmap = plt.get_cmap("viridis")
+        for bi, backend in enumerate(view.backends):
+            for ti, t in enumerate(threads):
+                x = bi + (ti - (len(threads) - 1) / 2) * width
+                es = view.select(label, backend, t)
+                if not es:
+                    continue
+                vals = np.array(view.values(es, ("ops_per_sec",))) / 1e6
+                if len(vals) == 0:
+                    missing_mark(ax, x)
+                    continue
+                color = cmap(ti / max(1, len(threads) - 1) * 0.8)
+                ax.boxplot([vals], positions=[x], widths=width * 0.8, patch_artist=True, showfliers=False,
+                           boxprops={"facecolor": color, "alpha": 0.45}, medianprops={"color": "black"})
+                ax.scatter(np.full(len(vals), x), vals, s=10, color=color, zorder=3)
+                if len(vals) < len(es):
+                    ax.annotate(f"{len(vals)}/{len(es)} ok", (x, vals.max()), xytext=(0, 4),
+                                textcoords="offset points", ha="center", fontsize=7, color="#a00000")
+        ax.set_xticks(range(len(view.backends)), view.backends)
+        shown = [v for v in view.values(view.select(label), ("ops_per_sec",)) if v > 0]
+        log = bool(shown) and max(shown) / min(shown) > 20
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_ylabel("throughput [Mops/s" + (", log]" if log else "]"))
+        handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(ti / max(1, len(threads) - 1) * 0.8), alpha=0.6)
+                   for ti in range(len(threads))]
+        ax.legend(handles, [f"{t} thread{'s' if t > 1 else ''}" for t in threads], fontsize=8, loc="upper left")
+        ax.grid(axis="y", alpha=0.3)
+        p, _, mode = view.primary(label)
+        title(fig, view, f"Throughput per backend — {label} ({p} placement, {mode} mode{view.topology_note(label)})"
+                         f" [Mops/s; box: quartiles, dots: repetitions]")
+        png, svg = save(fig, out_dir, f"throughput_{label}")
+        charts.append(Chart(f"throughput_{label}", f"Throughput — {label}", png, svg,
+                            "Operations per second over repetitions; 'missing' marks a cell group with no "
+                            "successful repetition, 'k/n ok' a group where some failed."))
+    return charts
+
+
+def merged_histogram(results, kind):
+    acc = {}
+    for r in results:
+        h = (r.get("latency", {}).get(kind) or {}).get("histogram") or []
+        for upper, count in h:
+            acc[float(upper)] = acc.get(float(upper), 0) + float(count)
+    if not acc:
+        return None, None
+    xs = np.array(sorted(acc))
+    cs = np.array([acc[x] for x in xs])
+    return xs, np.cumsum(cs) / cs.sum()
+
+
+def latency_cdfs(view, out_dir):
+    charts = []
+    for label in view.labels:
+        t = max(view.threads(label))
+        kinds = [k for k in OP_KINDS
+                 if any((r.get("latency", {}).get(k) or {}).get("count", 0) > 0
+                        for r in view.results(view.select(label, threads=t)))]
+        cols = min(3, max(1, len(kinds)))
+        rows = (max(1, len(kinds)) + cols - 1) // cols
+        fig, grid = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False, layout="constrained")
+        axes = [list(grid.flat)]
+        for ax in axes[0][len(kinds):]:
+            ax.set_axis_off()
+        if not kinds:
+            panel(axes[0][0], "no latency histograms: every cell of this source failed or recorded none")
+        missing = []
+        for ax, kind in zip(axes[0], kinds):
+            for backend in view.backends:
+                es = view.select(label, backend, t)
+                if not es:
+                    continue
+                xs, cdf = merged_histogram(view.results(es), kind)
+                if xs is None:
+                    if not view.results(es):
+                        missing.append(backend)
+                    continue
+                ax.step(xs, cdf, where="post", label=backend, color=view.colors[backend])
+            ax.set_xscale("log")
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel(f"{kind} latency [ns, log]")
+            ax.set_ylabel("fraction of operations")
+            ax.grid(alpha=0.3, which="both")
+            ax.set_title(kind, fontsize=9)
+        if kinds:
+            axes[0][0].legend(fontsize=7, loc="lower right")
+        note = f"; missing: {', '.join(sorted(set(missing)))}" if missing else ""
+        title(fig, view, f"Latency CDF per operation kind — {label}, {t} threads{view.topology_note(label)} "
+                         f"[ns, log scale; all repetitions pooled{note}]")
+        png, svg = save(fig, out_dir, f"latency_{label}")
+        charts.append(Chart(f"latency_{label}", f"Latency CDFs — {label}", png, svg,
+                            "Cumulative distribution of per-operation latency from the cells' histograms "
+                            "(bucket upper bounds), repetitions pooled."))
+    return charts
+
+
+def median_rep(view, es):
+    rs = view.results(es)
+    if not rs:
+        return None
+    rs = sorted(rs, key=lambda r: dig(r, ("ops_per_sec",)) or 0)
+    return rs[len(rs) // 2]
+
+
+def footprint(view, out_dir):
+    charts = []
+    for label in view.labels:
+        t = max(view.threads(label))
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+        missing = []
+        for backend in view.backends:
+            es = view.select(label, backend, t)
+            if not es:
+                continue
+            r = median_rep(view, es)
+            if r is None:
+                missing.append(backend)
+                continue
+            tl = r.get("footprint", {}).get("timeline") or []
+            if not tl:
+                continue
+            ts = np.array([p.get("t_ns", 0) for p in tl]) / 1e6
+            mapped = np.array([p.get("mapped_bytes", 0) for p in tl], float)
+            live = np.array([p.get("live_bytes", 0) for p in tl], float)
+            c = view.colors[backend]
+            a1.plot(ts, mapped / 2**20, color=c, label=f"{backend} footprint")
+            a1.plot(ts, live / 2**20, color=c, ls=":", lw=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # Near-empty moments (start, drain) make the ratio meaningless: shown as gaps.
+                frag = np.where(live > 0.05 * live.max(), mapped / live, np.nan)
+            a2.plot(ts, frag, color=c, label=backend)
+        a1.set_xlabel("time [ms]")
+        a1.set_ylabel("bytes [MiB] (solid: footprint, dotted: live)")
+        a2.set_xlabel("time [ms]")
+        a2.set_ylabel("fragmentation [footprint ÷ live, log]")
+        a2.set_yscale("log")
+        for a in (a1, a2):
+            a.grid(alpha=0.3)
+        if a2.lines:
+            a2.legend(fontsize=7)
+        note = f"; missing: {', '.join(missing)}" if missing else ""
+        if not a1.lines:
+            panel(a1, "no footprint timelines in this source's results")
+        title(fig, view, f"Footprint and fragmentation over time — {label}, {t} threads "
+                         f"[MiB; footprint ÷ live bytes where live ≥ 5% of its peak; median repetition{note}]")
+        png, svg = save(fig, out_dir, f"footprint_{label}")
+        charts.append(Chart(f"footprint_{label}", f"Footprint over time — {label}", png, svg,
+                            "Backend footprint (mapped bytes) and live bytes over the run, and their ratio, "
+                            "for the repetition with the median throughput."))
+    return charts
+
+
+def scaling(view, out_dir):
+    labels = view.labels
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False, layout="constrained")
+    for ax, label in zip(axes[0], labels):
+        threads = view.threads(label)
+        for backend in view.backends:
+            meds, lo, hi, xs = [], [], [], []
+            for t in threads:
+                es = view.select(label, backend, t)
+                if not es:
+                    continue
+                vals = np.array(view.values(es, ("ops_per_sec",))) / 1e6
+                xs.append(t)
+                if len(vals) == 0:
+                    meds.append(np.nan), lo.append(0), hi.append(0)
+                    ax.plot([t], [0], marker="x", color="#a00000", ls="none", clip_on=False)
+                    continue
+                m = np.median(vals)
+                meds.append(m), lo.append(m - np.percentile(vals, 25)), hi.append(np.percentile(vals, 75) - m)
+            if xs and not np.all(np.isnan(meds)):
+                ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, label=backend, color=view.colors[backend])
+        ax.set_xticks(threads)
+        ax.set_xlabel("threads")
+        ax.set_ylabel("throughput [Mops/s]")
+        ax.set_ylim(bottom=0)
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    title(fig, view, "Scaling with threads [Mops/s; median, bars: quartiles; red x: no successful repetition]")
+    png, svg = save(fig, out_dir, "scaling")
+    return [Chart("scaling", "Scaling with threads", png, svg,
+                  "Median throughput against thread count; a red x marks a missing point (every repetition failed).")]
+
+
+def numa(view, out_dir):
+    results = [c["result"] for c in view.run.ok()]
+    measured = [r for r in results if (r.get("numa") or {}).get("measured")]
+    placements = sorted({e["placement"] for e in view.entries})
+    if not measured or placements == ["local"]:
+        fig, ax = plt.subplots(figsize=(8, 2.8), layout="constrained")
+        axes = [[ax]]
+        nodes = view.run.index.get("topology", {}).get("real_nodes", 1)
+        notes = sorted({(r.get("numa") or {}).get("note", "") for r in results} - {""})
+        why = (f"single-node machine ({nodes} NUMA node)" if nodes < 2 else "placement was not measured")
+        if placements == ["local"]:
+            why += ";\nthe matrix asks for local placement only"
+        for ax in axes[0][1:]:
+            ax.set_axis_off()
+        panel(axes[0][0], f"NUMA placement not measured\n{why}\n" + "\n".join(notes[:3]))
+        title(fig, view, "NUMA placement [throughput relative to local placement]")
+    else:
+        fig, axes = plt.subplots(1, len(view.labels), figsize=(4.5 * len(view.labels), 3.6), squeeze=False,
+                                 layout="constrained")
+        for ax, label in zip(axes[0], view.labels):
+            t = max(view.threads(label))
+            grid = np.full((len(view.backends), len(placements)), np.nan)
+            for bi, b in enumerate(view.backends):
+                local = view.values(view.select(label, b, t, placement="local"), ("ops_per_sec",))
+                for pi, p in enumerate(placements):
+                    vals = view.values(view.select(label, b, t, placement=p), ("ops_per_sec",))
+                    if vals and local:
+                        grid[bi, pi] = np.median(vals) / np.median(local)
+            im = ax.imshow(grid, cmap="RdYlGn", vmin=0.5, vmax=1.5)
+            for (bi, pi), v in np.ndenumerate(grid):
+                ax.text(pi, bi, "missing" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(len(placements)), placements)
+            ax.set_yticks(range(len(view.backends)), view.backends)
+            ax.set_title(f"{label}, {t} threads", fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        title(fig, view, "NUMA placement [median throughput relative to local placement]")
+    png, svg = save(fig, out_dir, "numa")
+    return [Chart("numa", "NUMA placement", png, svg,
+                  "Throughput of remote and interleaved placement relative to local, or why it was not measured.")]
+
+
+def dma(view, out_dir):
+    labels = [l for l in view.labels
+              if any((dig(r, ("dma", "transfers")) or 0) > 0 for r in view.results(view.select(l)))]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    if not labels:
+        panel(a1, "no DMA transfers in this run")
+        a2.set_axis_off()
+    else:
+        width = 0.8 / len(view.backends)
+        for bi, backend in enumerate(view.backends):
+            for li, label in enumerate(labels):
+                t = max(view.threads(label))
+                es = view.select(label, backend, t)
+                x = li + (bi - (len(view.backends) - 1) / 2) * width
+                if not es:
+                    continue
+                rs = view.results(es)
+                if not rs:
+                    missing_mark(a1, x), missing_mark(a2, x)
+                    continue
+                if all((dig(r, ("dma", "segments")) or 0) == 0 for r in rs):
+                    # Transfers counted but no physical addresses: segments and bounces not measured.
+                    missing_mark(a1, x, "not measured"), missing_mark(a2, x, "not measured")
+                    continue
+                seg = np.median([dig(r, ("dma", "segments_per_transfer")) or 0 for r in rs])
+                bounce = np.median([(dig(r, ("dma", "bounce_bytes")) or 0) /
+                                    max(1, dig(r, ("dma", "transfers")) or 1) for r in rs])
+                kw = {"color": view.colors[backend], "label": backend if li == 0 else None}
+                a1.bar_label(a1.bar(x, seg, width, **kw), fmt="%.2f", fontsize=7)
+                a2.bar_label(a2.bar(x, bounce / 1024, width, **kw), fmt="%.1f", fontsize=7)
+        for a, yl in ((a1, "segments per transfer"), (a2, "bounce-buffer bytes per transfer [KiB]")):
+            a.set_xticks(range(len(labels)), labels)
+            a.set_ylabel(yl)
+            a.set_ylim(bottom=0, top=max(1.0, a.get_ylim()[1]))
+            a.grid(axis="y", alpha=0.3)
+        handles = [plt.Rectangle((0, 0), 1, 1, color=view.colors[b]) for b in view.backends]
+        a2.legend(handles, view.backends, fontsize=7, loc="upper left")
+    title(fig, view, "DMA costs [segments per transfer; bounce KiB per transfer; median over repetitions]")
+    png, svg = save(fig, out_dir, "dma")
+    return [Chart("dma", "DMA segments and bounce buffers", png, svg,
+                  "Scatter-gather segments per DMA transfer and bounce-buffer bytes copied per transfer; "
+                  "'not measured' marks backends without simulated physical addresses (segments and bounces "
+                  "cannot be known there).")]
+
+
+def tags(view, out_dir):
+    labels = [l for l in view.labels if any(r.get("tags") for r in view.results(view.select(l)))]
+    fig, axes = plt.subplots(1, max(1, len(labels)), figsize=(5 * max(1, len(labels)), 3.8), squeeze=False, layout="constrained")
+    if not labels:
+        panel(axes[0][0], "no per-tag accounting in this run")
+    for ax, label in zip(axes[0], labels):
+        t = max(view.threads(label))
+        peaks = {}
+        for backend in view.backends:
+            for r in view.results(view.select(label, backend, t)):
+                for tag in r.get("tags") or []:
+                    peaks.setdefault(tag.get("name", "?"), {}).setdefault(backend, []).append(
+                        tag.get("peak_live_bytes", 0))
+        names = sorted(peaks, key=lambda n: -max(np.median(v) for v in peaks[n].values()))[:8]
+        width = 0.8 / len(view.backends)
+        for bi, backend in enumerate(view.backends):
+            xs = [i + (bi - (len(view.backends) - 1) / 2) * width for i in range(len(names))]
+            ys = [np.median(peaks[n][backend]) / 2**20 if backend in peaks[n] else np.nan for n in names]
+            ax.bar(xs, ys, width, color=view.colors[backend], label=backend)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("peak live bytes [MiB]")
+        ax.set_title(f"{label}, {t} threads", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6)
+    title(fig, view, "Memory per tag [peak live MiB per OSMalloc tag / cache, median over repetitions]")
+    png, svg = save(fig, out_dir, "tags")
+    return [Chart("tags", "Memory per tag", png, svg, "Peak live bytes per allocation tag (largest eight).")]
+
+
+def all_charts(run, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    view = View(run)
+    charts = []
+    if not view.entries:
+        return charts
+    for make in (throughput, scaling, latency_cdfs, footprint, numa, dma, tags):
+        charts.extend(make(view, out_dir))
+    return charts

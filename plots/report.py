@@ -1,0 +1,240 @@
+"""`kmbench plot RUN_DIR [-o OUT_DIR] [--compare OTHER_RUN]`: the charts (PNG
+and SVG) and one self-contained HTML page (images embedded, no network) a
+reviewer can open: environment, summary and failure tables, verdicts."""
+import argparse
+import base64
+import html
+import math
+import os
+import sys
+
+import numpy as np
+
+from runs import METRICS, BadInput, Run, compare_runs, compare_samples, fail_bad_input, fmt_num, verdict_line
+
+ALPHA = 0.05
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
+color:#1d1d1f;line-height:1.4;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:2px solid #e0e0e0;padding-bottom:4px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0;font-size:0.86em}th,td{border:1px solid #d8d8d8;padding:3px 7px;
+text-align:left;vertical-align:top}th{background:#f2f4f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.missing{color:#a00000;font-style:italic}.better{color:#116611;font-weight:600}.worse{color:#a00000;font-weight:600}
+.verdict{font-size:1.05em;background:#f7f7fa;border-left:5px solid #4060c0;padding:8px 12px;margin:8px 0}
+figure{margin:18px 0}figure img{max-width:100%;border:1px solid #e4e4e4}figcaption{font-size:0.85em;color:#555}
+pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:0.8em}.sub{color:#555}
+.ok{color:#116611}.bad{color:#a00000}
+"""
+
+
+def esc(s):
+    return html.escape(str(s))
+
+
+def table(head, rows, num_cols=()):
+    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        cells = []
+        for i, v in enumerate(r):
+            cls = ' class="num"' if i in num_cols else ""
+            cells.append(f"<td{cls}>{v}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def environment_section(run):
+    env = run.environment
+    m = env.get("machine", {})
+    git = env.get("git", {})
+    idx = run.index
+    rows = [
+        ("CPU", esc(m.get("cpu_model", "?"))),
+        ("online CPUs", esc(m.get("online_cpus", "?"))),
+        ("memory", esc(fmt_num(m.get("memory_bytes"), "bytes"))),
+        ("kernel", esc(m.get("kernel", "?"))),
+        ("host", esc(m.get("hostname", "?"))),
+        ("git", esc(f"{git.get('sha', 'unknown')}{' (with uncommitted changes)' if git.get('dirty') else ''}")),
+        ("matrix", esc(f"{idx.get('matrix', {}).get('name', '?')} — {idx.get('matrix', {}).get('path', '?')} "
+                       f"(hash {idx.get('matrix', {}).get('hash', '?')})")),
+        ("seed", esc(idx.get("seed", "?"))),
+        ("shards", esc(", ".join(s.get("shard", "?") for s in idx.get("shards", [])))),
+        ("topology", esc(f"{idx.get('topology', {}).get('real_nodes', '?')} real NUMA node(s); used: " +
+                         ", ".join(f"{k} ({v.get('kind')}, {v.get('nodes')} nodes)"
+                                   for k, v in idx.get("topology", {}).get("used", {}).items()))),
+        ("runner's malloc", esc(env.get("process_malloc", "?"))),
+    ]
+    served = {}
+    for c in run.ok():
+        served.setdefault(c["cell"]["backend"], set()).add(
+            (c["result"].get("environment") or {}).get("process_malloc", "not recorded"))
+    for b, owners in sorted(served.items()):
+        rows.append((f"malloc in {esc(b)} cells", esc(", ".join(sorted(owners)))))
+    versions = env.get("versions", {})
+    vrows = [(esc(k), esc(v.get("version", "")), esc(v.get("note", ""))) for k, v in versions.items()]
+    return ("<h2>Environment</h2>" + table(["", ""], rows) + "<h3>Versions</h3>" +
+            table(["component", "version", "note"], vrows))
+
+
+def summary_section(run):
+    groups = run.groups()
+    rows = []
+    for group, es in groups.items():
+        e = es[0]
+        ok = [x for x in es if x["status"] == "ok"]
+        vals = run.values(group, ("ops_per_sec",))
+        if vals:
+            q1, med, q3 = np.percentile(vals, [25, 50, 75])
+            tput = f"{fmt_num(med)} <span class='sub'>[{fmt_num(q1)}–{fmt_num(q3)}]</span>"
+        else:
+            reasons = sorted({x.get("failure") or x["status"] for x in es})
+            tput = f"<span class='missing'>missing ({esc('; '.join(reasons))})</span>"
+        def med_of(path, unit=""):
+            v = run.values(group, path)
+            return fmt_num(float(np.median(v)), unit) if v else "<span class='missing'>missing</span>"
+        rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]),
+                     esc(e["topology"]), esc(e["mode"]),
+                     f"<span class='{'ok' if len(ok) == len(es) else 'bad'}'>{len(ok)}/{len(es)}</span>",
+                     tput, med_of(("latency", "alloc", "p99_ns")), med_of(("latency", "free", "p99_ns")),
+                     med_of(("footprint", "peak_footprint_bytes"), "bytes"), med_of(("footprint", "fragmentation"))))
+    rows.sort(key=lambda r: r[:4])
+    return ("<h2>Results</h2><p class='sub'>Medians over successful repetitions; throughput brackets are the "
+            "quartiles. A group without a successful repetition is <span class='missing'>missing</span>, "
+            "never zero.</p>" +
+            table(["source", "backend", "threads", "placement", "topology", "mode", "ok", "throughput [ops/s]",
+                   "alloc p99 [ns]", "free p99 [ns]", "peak footprint", "fragmentation"], rows,
+                  num_cols=(7, 8, 9, 10, 11)))
+
+
+def failures_section(run):
+    failed = [c for c in run.cells if c.get("status") == "failed"]
+    pending = [e for e in run.entries if e["status"] == "pending"]
+    if not failed and not pending:
+        return "<h2>Failures</h2><p class='ok'>Every cell succeeded.</p>"
+    rows = []
+    for c in failed:
+        err = c.get("stderr") or ""
+        detail = (f"<details><summary>stderr ({len(err)} bytes)</summary><pre>{esc(err[-4000:])}</pre></details>"
+                  if err else "<span class='sub'>no stderr</span>")
+        rows.append((esc(c["cell"]["id"]), esc(c.get("failure", "")), detail))
+    for e in pending:
+        rows.append((esc(e["id"]), "not run (run interrupted or another shard)", ""))
+    return (f"<h2>Failures</h2><p class='bad'>{len(failed)} failed, {len(pending)} not run. "
+            "They appear as missing in the charts and tables.</p>" + table(["cell", "failure", "stderr"], rows))
+
+
+def within_run_verdicts(run):
+    """Each backend against the baseline backend in the same source, threads, placement."""
+    backends = sorted({e["backend"] for e in run.entries})
+    if len(backends) < 2:
+        return "<h2>Verdicts</h2><p>One backend only: nothing to compare within this run.</p>", None
+    base = "system" if "system" in backends else backends[0]
+    groups = run.groups()
+    rows, all_rows = [], []
+    for group, es in sorted(groups.items()):
+        e = es[0]
+        if e["backend"] == base:
+            continue
+        base_group = next((g for g, bes in groups.items()
+                           if bes[0]["backend"] == base and all(bes[0][k] == e[k] for k in
+                                                               ("label", "threads", "placement", "topology", "mode"))),
+                          None)
+        if base_group is None:
+            continue
+        for key, path, unit, better in METRICS[:3] + METRICS[4:5]:
+            a, b = run.values(base_group, path), run.values(group, path)
+            r = compare_samples(a, b, better, ALPHA)
+            r.update(group=group, metric=key)
+            all_rows.append(r)
+            if r.get("ratio") is None:
+                cls, ratio, ci, p = "missing", "—", "—", "—"
+                if not b:
+                    cls = "missing"
+            else:
+                cls = r["verdict"] if r["verdict"] in ("better", "worse") else ""
+                ratio = f"{r['ratio']:.3f}"
+                ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if all(map(math.isfinite, r["ci"])) else "—"
+                p = f"{r['p']:.4f}"
+            rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]), esc(key),
+                         ratio, ci, p, f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
+    line = verdict_line(all_rows, ALPHA, what=f"backends vs {base}")
+    return (f"<h2>Verdicts: each backend against {esc(base)}</h2><div class='verdict'>{esc(line)}</div>" +
+            table(["source", "backend", "threads", "placement", "metric", f"ratio to {base}", "95% CI", "p",
+                   "verdict"], rows, num_cols=(5, 6, 7)), line)
+
+
+def compare_section(run, other_dir):
+    try:
+        other = Run(other_dir)
+    except BadInput as e:
+        fail_bad_input(e)
+    rows = compare_runs(other, run, ALPHA)
+    line = verdict_line(rows, ALPHA, what=f"this run vs {other.run_id}")
+    trs = []
+    for r in rows:
+        if r.get("metric") == "*" or r.get("ratio") is None:
+            trs.append((esc(r["group"]), esc(r.get("metric", "")), "—", "—", "—",
+                        f"<span class='missing'>{esc(r['verdict'])}</span>"))
+            continue
+        ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if all(map(math.isfinite, r["ci"])) else "—"
+        cls = r["verdict"] if r["verdict"] in ("better", "worse") else ""
+        trs.append((esc(r["group"]), esc(r["metric"]), f"{r['ratio']:.3f}", ci, f"{r['p']:.4f}",
+                    f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
+    return (f"<h2>Compared with run {esc(other.run_id)}</h2><div class='verdict'>{esc(line)}</div>" +
+            table(["group", "metric", "ratio this/other", "95% CI", "p", "verdict"], trs, num_cols=(2, 3, 4)), line)
+
+
+def embed(path):
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="kmbench plot")
+    ap.add_argument("run")
+    ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--compare")
+    a = ap.parse_args()
+    try:
+        run = Run(a.run)
+    except BadInput as e:
+        fail_bad_input(e)
+    from charts import all_charts  # matplotlib only once the input is known good
+    charts_dir = os.path.join(a.out, "charts")
+    charts = all_charts(run, charts_dir)
+    verdicts, line = within_run_verdicts(run)
+    compare_html, compare_line = compare_section(run, a.compare) if a.compare else ("", None)
+    s = run.index.get("summary", {})
+    head = (f"{s.get('ok', 0)} of {s.get('cells', 0)} cells succeeded, {s.get('failed', 0)} failed, "
+            f"{s.get('pending', 0)} not run")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>kmbench report — {esc(run.run_id)}</title><style>{CSS}</style></head><body>",
+             f"<h1>kmbench report — {esc(run.run_id)}</h1>",
+             f"<p class='sub'>{esc(run.machine_line())}<br>{esc(head)}; matrix "
+             f"{esc(run.index.get('matrix', {}).get('name', '?'))}, seed {esc(run.index.get('seed', '?'))}, "
+             f"created {esc(run.index.get('created_utc', '?'))}</p>"]
+    for l in (line, compare_line):
+        if l:
+            parts.append(f"<div class='verdict'>{esc(l)}</div>")
+    parts.append("<h2>Charts</h2>")
+    for c in charts:
+        parts.append(f"<figure><img alt='{esc(c.title)}' src='{embed(c.png)}'><figcaption><b>{esc(c.title)}.</b> "
+                     f"{esc(c.caption)} (SVG: charts/{esc(os.path.basename(c.svg))})</figcaption></figure>")
+    if not charts:
+        parts.append("<p class='missing'>This run has no cells.</p>")
+    parts += [summary_section(run), verdicts, compare_html, failures_section(run), environment_section(run),
+              "<h2>Matrix file</h2><pre>" + esc(run.index.get("matrix", {}).get("text", "")) + "</pre>",
+              "</body></html>"]
+    os.makedirs(a.out, exist_ok=True)
+    out = os.path.join(a.out, "report.html")
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(parts))
+    os.replace(tmp, out)
+    print(f"report: {out}")
+    print(f"charts: {charts_dir} ({len(charts)} charts, PNG and SVG)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,366 @@
+#include "results/results.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "allocators/errors.h"
+
+namespace kmbench::results {
+namespace fs = std::filesystem;
+
+void write_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp." + std::to_string(getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw RunError("cannot write " + tmp + ": " + std::strerror(errno));
+  }
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw RunError("cannot write " + tmp + ": " + std::strerror(err));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw RunError("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
+  }
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw InputError(path, "cannot read");
+  }
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path, "byte " + std::to_string(e.byte) + ": not valid JSON");
+  }
+}
+
+std::string cells_dir(const std::string& run_dir) { return (fs::path(run_dir) / "cells").string(); }
+std::string cell_path(const std::string& run_dir, const std::string& id) {
+  return (fs::path(cells_dir(run_dir)) / (id + ".json")).string();
+}
+std::string index_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "index.json").string();
+}
+
+std::vector<nlohmann::json> load_cells(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  if (!fs::is_directory(cells_dir(run_dir))) {
+    return out;
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(cells_dir(run_dir))) {
+    if (e.path().extension() == ".json") {
+      files.push_back(e.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    nlohmann::json j = read_json(f.string());
+    if (j.value("schema", "") != kCellFileSchema || !j.contains("cell") ||
+        !j["cell"].contains("id") || !j.contains("status")) {
+      throw InputError(f.string(), std::string("not a ") + kCellFileSchema + " cell file");
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::string check_cell_result(const nlohmann::json& r) {
+  if (!r.is_object()) {
+    return "the cell's JSON is not an object";
+  }
+  if (r.value("schema", "") != kCellResultSchema) {
+    return std::string("the cell's JSON has schema '") + r.value("schema", "") + "', expected " +
+           kCellResultSchema;
+  }
+  for (const char* key : {"backend", "events", "duration_ns", "ops_per_sec", "latency", "footprint"}) {
+    if (!r.contains(key)) {
+      return std::string("the cell's JSON lacks '") + key + "'";
+    }
+  }
+  if (!r["events"].is_number() || !r["ops_per_sec"].is_number() || !r["duration_ns"].is_number()) {
+    return "the cell's events, duration_ns or ops_per_sec is not a number";
+  }
+  return {};
+}
+
+namespace {
+
+std::string bench_name(const nlohmann::json& c) {
+  const std::string topo = c.value("topology", "real");
+  std::string t = topo == "real" ? "real" : topo;
+  std::replace(t.begin(), t.end(), ' ', '_');
+  return c.value("label", "") + "/" + c.value("backend", "") + "/threads:" +
+         std::to_string(c.value("threads", 0u)) + "/" + c.value("placement", "") + "/" + t + "/" +
+         c.value("mode", "");
+}
+
+double number_at(const nlohmann::json& j, const nlohmann::json::json_pointer& p) {
+  if (!j.contains(p)) {
+    return NAN;
+  }
+  const auto& v = j.at(p);
+  return v.is_number() ? v.get<double>() : NAN;
+}
+
+/// Columns of cells.csv: name and where in the cell file the value lives.
+struct Column {
+  const char* name;
+  const char* pointer;
+};
+constexpr Column kColumns[] = {
+    {"events", "/result/events"},
+    {"duration_ns", "/result/duration_ns"},
+    {"ops_per_sec", "/result/ops_per_sec"},
+    {"alloc_p50_ns", "/result/latency/alloc/p50_ns"},
+    {"alloc_p99_ns", "/result/latency/alloc/p99_ns"},
+    {"alloc_p999_ns", "/result/latency/alloc/p999_ns"},
+    {"alloc_max_ns", "/result/latency/alloc/max_ns"},
+    {"free_p50_ns", "/result/latency/free/p50_ns"},
+    {"free_p99_ns", "/result/latency/free/p99_ns"},
+    {"page_alloc_p99_ns", "/result/latency/page_alloc/p99_ns"},
+    {"dma_prepare_p99_ns", "/result/latency/dma_prepare/p99_ns"},
+    {"peak_footprint_bytes", "/result/footprint/peak_footprint_bytes"},
+    {"peak_live_bytes", "/result/footprint/peak_live_bytes"},
+    {"fragmentation", "/result/footprint/fragmentation"},
+    {"final_live_blocks", "/result/final_live_blocks"},
+    {"noblock_failures", "/result/noblock_failures"},
+    {"dependency_wait_ns", "/result/dependency_wait_ns"},
+    {"dma_transfers", "/result/dma/transfers"},
+    {"dma_segments_per_transfer", "/result/dma/segments_per_transfer"},
+    {"dma_bounce_bytes", "/result/dma/bounce_bytes"},
+    {"dma_iommu_mappings", "/result/dma/iommu_mappings"},
+    {"wall_s", "/wall_s"},
+    {"cpu_s", "/cpu_s"},
+};
+
+std::string csv_field(std::string s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) {
+    return s;
+  }
+  std::string out = "\"";
+  for (char c : s) {
+    out += c;
+    if (c == '"') {
+      out += '"';
+    }
+  }
+  return out + "\"";
+}
+
+std::string number_text(double v) {
+  if (std::isnan(v)) {
+    return "";
+  }
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+nlohmann::json gbench_export(const nlohmann::json& index, const std::vector<nlohmann::json>& cells) {
+  const nlohmann::json env = index.value("environment", nlohmann::json::object());
+  const nlohmann::json machine = env.value("machine", nlohmann::json::object());
+  nlohmann::json context = {
+      {"date", index.value("created_utc", "")},
+      {"host_name", machine.value("hostname", "")},
+      {"executable", "kmbench run " + index["matrix"].value("path", "")},
+      {"num_cpus", machine.value("online_cpus", 0)},
+      {"mhz_per_cpu", 0},
+      {"cpu_scaling_enabled", false},
+      {"caches", nlohmann::json::array()},
+      {"load_avg", nlohmann::json::array()},
+      {"library_build_type", "release"},
+      {"kmbench_run_id", index.value("run_id", "")},
+      {"kmbench_matrix_hash", index["matrix"].value("hash", "")},
+      {"kmbench_cpu_model", machine.value("cpu_model", "")},
+  };
+  std::set<std::string> names;
+  std::map<std::string, unsigned> reps;
+  for (const auto& c : cells) {
+    if (c["status"] == "ok") {
+      names.insert(bench_name(c["cell"]));
+      reps[bench_name(c["cell"])]++;
+    }
+  }
+  std::map<std::string, unsigned> family;
+  for (const auto& n : names) {
+    family.emplace(n, static_cast<unsigned>(family.size()));
+  }
+  nlohmann::json benchmarks = nlohmann::json::array();
+  for (const auto& c : cells) {
+    if (c["status"] != "ok") {
+      continue;  // a failed cell has no time: it is absent, never zero
+    }
+    const auto& cell = c["cell"];
+    const auto& r = c["result"];
+    const std::string name = bench_name(cell);
+    const double events = std::max(1.0, r.value("events", 0.0));
+    nlohmann::json b = {
+        {"name", name},
+        {"family_index", family[name]},
+        {"per_family_instance_index", 0},
+        {"run_name", name},
+        {"run_type", "iteration"},
+        {"repetitions", reps[name]},
+        {"repetition_index", cell.value("repetition", 0u)},
+        {"threads", cell.value("threads", 1u)},
+        {"iterations", static_cast<std::uint64_t>(events)},
+        {"real_time", r.value("duration_ns", 0.0) / events},
+        {"cpu_time", c.value("cpu_s", 0.0) * 1e9 / events},
+        {"time_unit", "ns"},
+        {"items_per_second", r.value("ops_per_sec", 0.0)},
+    };
+    for (const Column& col : kColumns) {
+      const std::string p = col.pointer;
+      if (p.rfind("/result/latency/", 0) == 0 || p.rfind("/result/footprint/", 0) == 0) {
+        const double v = number_at(c, nlohmann::json::json_pointer(p));
+        if (!std::isnan(v)) {
+          b[col.name] = v;
+        }
+      }
+    }
+    benchmarks.push_back(std::move(b));
+  }
+  return {{"context", context}, {"benchmarks", benchmarks}};
+}
+
+std::string csv_export(const std::vector<nlohmann::json>& cells) {
+  std::ostringstream out;
+  out << "run_id,cell_id,status,failure,backend,source_kind,source,label,params,threads,placement,"
+         "topology,mode,repetition";
+  for (const Column& col : kColumns) {
+    out << ',' << col.name;
+  }
+  out << '\n';
+  for (const auto& c : cells) {
+    const auto& cell = c["cell"];
+    std::string params;
+    for (const auto& p : cell.value("params", nlohmann::json::array())) {
+      params += (params.empty() ? "" : ";") + p.at(0).get<std::string>() + "=" +
+                p.at(1).get<std::string>();
+    }
+    out << csv_field(c["run"].value("run_id", "")) << ',' << csv_field(cell.value("id", "")) << ','
+        << csv_field(c.value("status", "")) << ','
+        << csv_field(c["failure"].is_string() ? c["failure"].get<std::string>() : "") << ','
+        << csv_field(cell.value("backend", "")) << ',' << csv_field(cell.value("source_kind", ""))
+        << ',' << csv_field(cell.value("source", "")) << ',' << csv_field(cell.value("label", ""))
+        << ',' << csv_field(params) << ',' << cell.value("threads", 0u) << ','
+        << csv_field(cell.value("placement", "")) << ',' << csv_field(cell.value("topology", ""))
+        << ',' << csv_field(cell.value("mode", "")) << ',' << cell.value("repetition", 0u);
+    const bool ok = c.value("status", "") == "ok";
+    for (const Column& col : kColumns) {
+      const std::string p = col.pointer;
+      const bool from_result = p.rfind("/result/", 0) == 0;
+      out << ',' << (from_result && !ok ? "" : number_text(number_at(c, nlohmann::json::json_pointer(p))));
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+void write_exports(const std::string& run_dir) {
+  const nlohmann::json index = read_json(index_path(run_dir));
+  const auto cells = load_cells(run_dir);
+  write_atomic((fs::path(run_dir) / "benchmark.json").string(), gbench_export(index, cells).dump(2) + "\n");
+  write_atomic((fs::path(run_dir) / "cells.csv").string(), csv_export(cells));
+}
+
+void merge_runs(const std::vector<std::string>& inputs, const std::string& out_dir) {
+  if (inputs.empty()) {
+    throw UsageError("merge needs at least one run directory");
+  }
+  nlohmann::json merged;
+  std::map<std::string, nlohmann::json> entries;  // cell id → index entry
+  std::map<std::string, std::string> from;        // cell id → source run dir
+  nlohmann::json shards = nlohmann::json::array();
+  for (const auto& in : inputs) {
+    if (fs::absolute(in) == fs::absolute(out_dir)) {
+      throw UsageError("merge: the output directory " + out_dir + " is also an input");
+    }
+    const nlohmann::json index = read_json(index_path(in));
+    if (index.value("schema", "") != kRunSchema) {
+      throw InputError(index_path(in), std::string("not a ") + kRunSchema + " index");
+    }
+    if (merged.is_null()) {
+      merged = index;
+    } else if (index["matrix"]["hash"] != merged["matrix"]["hash"] || index["seed"] != merged["seed"]) {
+      throw InputError(index_path(in), "a run of another matrix file or seed than " +
+                                           index_path(inputs.front()) + ": cannot merge");
+    }
+    for (const auto& s : index.value("shards", nlohmann::json::array())) {
+      shards.push_back(s);
+    }
+    for (const auto& e : index["cells"]) {
+      const std::string id = e["id"];
+      auto it = entries.find(id);
+      const bool better = it == entries.end() || (it->second["status"] != "ok" && e["status"] == "ok") ||
+                          (it->second["status"] == "pending" && e["status"] == "failed");
+      if (better) {
+        entries[id] = e;
+        from[id] = in;
+      }
+    }
+  }
+  fs::create_directories(cells_dir(out_dir));
+  for (const auto& [id, e] : entries) {
+    if (e["status"] == "pending") {
+      continue;
+    }
+    const std::string src = cell_path(from[id], id);
+    nlohmann::json cell = read_json(src);
+    write_atomic(cell_path(out_dir, id), cell.dump(1) + "\n");
+    const fs::path err = fs::path(cells_dir(from[id])) / (id + ".stderr");
+    if (fs::exists(err)) {
+      fs::copy_file(err, fs::path(cells_dir(out_dir)) / (id + ".stderr"),
+                    fs::copy_options::overwrite_existing);
+    }
+  }
+  nlohmann::json cells = nlohmann::json::array();
+  std::size_t ok = 0, failed = 0, pending = 0;
+  for (const auto& id : merged["order"]) {
+    auto it = entries.find(id.get<std::string>());
+    if (it == entries.end()) {
+      continue;
+    }
+    cells.push_back(it->second);
+    const std::string st = it->second["status"];
+    (st == "ok" ? ok : st == "failed" ? failed : pending)++;
+  }
+  merged["cells"] = cells;
+  merged["shards"] = shards;
+  merged["merged_from"] = inputs;
+  merged["summary"] = {{"cells", cells.size()}, {"ok", ok}, {"failed", failed}, {"pending", pending},
+                       {"matrix_cells", merged["order"].size()}};
+  write_atomic(index_path(out_dir), merged.dump(1) + "\n");
+  write_exports(out_dir);
+}
+
+}  // namespace kmbench::results

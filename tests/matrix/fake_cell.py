@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""A stand-in for `kmbench workload|replay` in the matrix tests.
+
+It takes the same arguments the matrix runner passes and writes a
+kmbench.cell/1 object (Contract 3) whose numbers come from a seeded generator:
+test fixtures, never measurements. For `replay FILE`, the file's first word
+picks a behaviour: ok, abort, segv, hang, exit3, badjson, nojson.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+
+KINDS = ("alloc", "free", "page_alloc", "page_free", "dma_prepare")
+SPEED = {"system": 1.0, "zones": 1.6, "slab": 1.8, "buddy": 0.7, "jemalloc": 1.5,
+         "jemalloc-notcache": 0.9, "mimalloc": 1.7, "mimalloc-nonuma": 1.6, "bump": 3.0}
+
+
+def histogram(rng, median_ns, count):
+    """Log-spaced buckets around a median: [[upper_bound_ns, count], ...]."""
+    samples = [median_ns * math.exp(rng.gauss(0, 0.6)) for _ in range(400)]
+    bounds = [2 ** (i / 2) for i in range(2, 60)]
+    out = []
+    for b in bounds:
+        n = sum(1 for s in samples if s <= b) - sum(c for _, c in out)
+        if n:
+            out.append([round(b), n])
+    scale = count / 400.0
+    return [[b, max(1, round(n * scale))] for b, n in out], samples
+
+
+def latency(rng, median_ns, count):
+    hist, samples = histogram(rng, median_ns, count)
+    samples.sort()
+    q = lambda p: round(samples[min(len(samples) - 1, int(p * len(samples)))])
+    return {"count": count, "p50_ns": q(0.5), "p90_ns": q(0.9), "p99_ns": q(0.99),
+            "p999_ns": q(0.999), "max_ns": round(samples[-1]), "histogram": hist}
+
+
+def cell_result(backend, kind, name, params, threads, placement, topology, mode, seed):
+    rng = random.Random(f"{backend}/{name}/{threads}/{placement}/{seed}/{os.getpid()}")
+    speed = SPEED.get(backend, 1.0) * (1 + 0.6 * (threads - 1)) * (0.8 if placement == "remote" else 1.0)
+    events = 200000
+    ops = 5e6 * speed * rng.uniform(0.95, 1.05)
+    dma = name in ("nic", "nvme", "usb32")
+    lat = {k: latency(rng, 80 / SPEED.get(backend, 1.0) * (4 if k.startswith("page") else 1), events // 4)
+           for k in KINDS if dma or not k.startswith("dma")}
+    live = 40 << 20
+    foot = int(live * (1.1 + 0.4 * rng.random()) * (1.3 if backend == "buddy" else 1.0))
+    timeline = []
+    for i in range(20):
+        f = min(1.0, (i + 1) / 10)
+        timeline.append({"t_ns": i * 1_000_000, "mapped_bytes": int(foot * f), "resident_bytes": int(foot * f * 0.9),
+                         "live_bytes": int(live * f * rng.uniform(0.9, 1.0)), "rss_bytes": int(foot * f) + (8 << 20)})
+    synthetic = topology != "real"
+    return {
+        "schema": "kmbench.cell/1", "backend": backend,
+        "source": {"kind": kind, "name": name, "params": params, "seed": seed},
+        "mode": mode, "threads": threads, "node": -1, "placement": placement,
+        "topology": {"kind": "synthetic" if synthetic else "real", "description": topology,
+                     "nodes": 2 if synthetic else 1},
+        "events": events, "duration_ns": int(events / ops * 1e9), "ops_per_sec": ops,
+        "latency": lat,
+        "footprint": {"peak_footprint_bytes": foot, "peak_live_bytes": live,
+                      "fragmentation": foot / live, "timeline": timeline},
+        "final_live_blocks": 0, "noblock_failures": 0, "dependency_wait_ns": 1000 * threads,
+        "dma": {"transfers": 5000 if dma else 0, "segments": 9000 if dma else 0,
+                "segments_per_transfer": (1.8 if backend != "buddy" else 1.0) if dma else 0.0,
+                "bounce_bytes": (4096 * 300 if name == "usb32" else 0), "bounce_copies": 300 if name == "usb32" else 0,
+                "iommu_mappings": 0},
+        "numa": {"measured": False, "note": "synthetic topology: placement not measured" if synthetic
+                 else "single-node machine: placement not measured"},
+        "tags": [{"name": "rx-ring", "peak_live_bytes": live // 2, "live_bytes": 0},
+                 {"name": "tx-ring", "peak_live_bytes": live // 3, "live_bytes": 0}],
+        "accounting_check": {"drained": True, "ok": True, "detail": "fixture"},
+        "metrics": {"replay.latency.alloc.p99_ns": lat["alloc"]["p99_ns"]},
+        "environment": {"machine": {"cpu_model": "fixture CPU", "online_cpus": 2}, "process_malloc": "libc.so.6"},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("command", choices=["workload", "replay"])
+    ap.add_argument("source")
+    ap.add_argument("--backend", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--placement", default="local")
+    ap.add_argument("--mode", default="fast")
+    ap.add_argument("--topology", default="real")
+    ap.add_argument("--param", action="append", default=[])
+    ap.add_argument("--backend-param", action="append", default=[])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--node", type=int, default=-1)
+    ap.add_argument("--touch")
+    ap.add_argument("--speed", type=float)
+    ap.add_argument("--sample-ms", type=float)
+    ap.add_argument("--drain", action="store_true")
+    ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    behaviour = "ok"
+    if a.command == "replay":
+        with open(a.source) as f:
+            behaviour = (f.read().split() or ["ok"])[0]
+    print(f"fake cell: {a.backend} {a.source} behaviour {behaviour}", file=sys.stderr)
+    if behaviour == "abort":
+        os.abort()
+    if behaviour == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if behaviour == "hang":
+        time.sleep(3600)
+    if behaviour == "exit3":
+        sys.exit(3)
+    if behaviour == "nojson":
+        return
+    params = dict(p.split("=", 1) for p in a.param)
+    result = cell_result(a.backend, "trace" if a.command == "replay" else "workload",
+                         os.path.basename(a.source), params, a.threads, a.placement, a.topology, a.mode, a.seed)
+    with open(a.json, "w") as f:
+        if behaviour == "badjson":
+            f.write("{\"schema\": ")
+        else:
+            json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Writes a run directory of fixture cells (fake_cell.py numbers, not
+measurements) with several backends, two sources, two thread counts, one
+group that always failed and one that failed once: input for the plot and
+report tests.   make_fixture_run.py OUT_DIR"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_cell import cell_result  # noqa: E402
+
+BACKENDS = ["system", "zones", "slab", "buddy", "jemalloc"]
+SOURCES = [("nic", {"packets": "20000"}), ("churn", {})]
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
+    env = {"machine": {"cpu_model": "Fixture CPU @ 2.0GHz", "online_cpus": 2, "memory_bytes": 8 << 30,
+                       "kernel": "Linux fixture", "hostname": "fixture"},
+           "versions": {"kmbench": {"version": "0.1.0", "note": "Release"}},
+           "process_malloc": "libc.so.6", "git": {"sha": "0" * 40, "dirty": False}}
+    matrix = {"name": "fixture", "path": "fixture.toml", "hash": "f1x", "text": "# fixture matrix\n"}
+    entries, order = [], []
+    for label, params in SOURCES:
+        for backend in BACKENDS:
+            for threads in (1, 2):
+                group = f"{label}.{backend}.t{threads}.local.real.fast"
+                for rep in range(5):
+                    cid = f"{group}.r{rep}"
+                    order.append(cid)
+                    failed = (backend == "buddy" and label == "churn" and threads == 2) or \
+                             (backend == "zones" and label == "nic" and threads == 1 and rep == 3)
+                    cell = {"id": cid, "group": group, "backend": backend, "source_kind": "workload",
+                            "source": label, "label": label, "params": [[k, v] for k, v in params.items()],
+                            "threads": threads, "placement": "local", "topology": "real", "mode": "fast",
+                            "repetition": rep, "timeout_s": 60, "line": 1}
+                    result = None if failed else cell_result(backend, "workload", label, params, threads,
+                                                             "local", "real", "fast", rep)
+                    doc = {"schema": "kmbench.run-cell/1",
+                           "run": {"run_id": os.path.basename(os.path.normpath(out)), "matrix": matrix, "seed": 1,
+                                   "shard": "1/1"},
+                           "cell": cell, "command": [], "status": "failed" if failed else "ok",
+                           "failure": "killed by signal 11 (SIGSEGV)" if failed else None,
+                           "stderr": "fixture: segmentation fault\n" if failed else None,
+                           "stderr_file": None, "started_utc": "2026-01-01T00:00:00Z",
+                           "wall_s": 0.5, "cpu_s": 0.4, "environment": env,
+                           "topology": {"kind": "real", "nodes": 1}, "result": result}
+                    with open(os.path.join(out, "cells", cid + ".json"), "w") as f:
+                        json.dump(doc, f)
+                    entries.append({"id": cid, "group": group, "status": doc["status"],
+                                    "file": f"cells/{cid}.json", "backend": backend, "label": label,
+                                    "source_kind": "workload", "threads": threads, "placement": "local",
+                                    "topology": "real", "mode": "fast", "repetition": rep, "wall_s": 0.5,
+                                    "failure": doc["failure"]})
+    index = {"schema": "kmbench.run/1", "run_id": os.path.basename(os.path.normpath(out)),
+             "created_utc": "2026-01-01T00:00:00Z", "matrix": matrix, "seed": 1, "order": order,
+             "shards": [{"shard": "1/1", "cells": len(order)}], "environment": env,
+             "topology": {"real_nodes": 1, "used": {"real": {"kind": "real", "nodes": 1}}},
+             "cells": entries,
+             "summary": {"cells": len(entries), "ok": sum(e["status"] == "ok" for e in entries),
+                         "failed": sum(e["status"] == "failed" for e in entries), "pending": 0,
+                         "matrix_cells": len(entries)}}
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

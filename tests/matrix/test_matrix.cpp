@@ -1,0 +1,226 @@
+// Matrix files: expansion into cells, rejections naming the line, run order and shards.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "allocators/errors.h"
+#include "harness/matrix/matrix.h"
+
+namespace kmbench::matrix {
+namespace {
+
+Catalog test_catalog() {
+  Catalog c;
+  c.backends = {"system", "slab", "zones"};
+  c.workloads = {{"nic", {"packets", "seed"}}, {"churn", {}}};
+  c.real_nodes = 1;
+  return c;
+}
+
+Matrix parse(const std::string& text) { return parse_matrix(text, "m.toml", test_catalog()); }
+
+/// The message of the InputError that text raises ("" when it parses).
+std::string error_of(const std::string& text) {
+  try {
+    parse(text);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+constexpr const char* kBase = R"(name = "t"
+seed = 9
+backends = ["system", "slab"]
+threads = [1, 2]
+repetitions = 3
+
+[[workload]]
+name = "nic"
+params = { packets = 100, seed = 4 }
+
+[[workload]]
+name = "churn"
+threads = 1
+backends = "zones"
+)";
+
+TEST(MatrixFile, ExpandsEveryAxis) {
+  const Matrix m = parse(kBase);
+  EXPECT_EQ(m.name, "t");
+  EXPECT_EQ(m.seed, 9u);
+  EXPECT_EQ(m.cells.size(), 2u * 2 * 3 + 1u * 1 * 3);
+  std::set<std::string> ids;
+  for (const Cell& c : m.cells) {
+    ids.insert(c.id);
+    EXPECT_EQ(c.placement, "local");
+    EXPECT_EQ(c.topology, "real");
+  }
+  EXPECT_EQ(ids.size(), m.cells.size());
+  const Cell& first = m.cells.front();
+  EXPECT_EQ(first.source, "nic");
+  ASSERT_EQ(first.params.size(), 2u);
+  EXPECT_EQ(first.params[0], (std::pair<std::string, std::string>{"packets", "100"}));
+  EXPECT_EQ(first.line, 7u);
+  EXPECT_EQ(m.cells.back().backend, "zones");
+  EXPECT_EQ(m.cells.back().threads, 1u);
+}
+
+TEST(MatrixFile, DefaultsToFiveRepetitions) {
+  const Matrix m = parse("backends = [\"system\"]\n[[workload]]\nname = \"churn\"\n");
+  EXPECT_EQ(m.cells.size(), 5u);
+}
+
+TEST(MatrixFile, RejectsUnknownBackendNamingTheLine) {
+  const std::string e = error_of("backends = [\"system\",\n  \"tcmalloc\"]\n[[workload]]\nname = \"nic\"\n");
+  EXPECT_NE(e.find("m.toml:2:"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown backend 'tcmalloc'"), std::string::npos) << e;
+}
+
+TEST(MatrixFile, RejectsUnknownWorkload) {
+  const std::string e = error_of("backends = [\"system\"]\n\n[[workload]]\nname = \"floppy\"\n");
+  EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown workload 'floppy'"), std::string::npos) << e;
+}
+
+TEST(MatrixFile, RejectsUnknownKeys) {
+  std::string e = error_of("backends = [\"system\"]\nthread = 2\n[[workload]]\nname = \"nic\"\n");
+  EXPECT_NE(e.find("m.toml:2:"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'thread'"), std::string::npos) << e;
+  e = error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\ncolour = 1\n");
+  EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+}
+
+TEST(MatrixFile, RejectsUnknownWorkloadParameter) {
+  const std::string e =
+      error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nparams = { packets = 1, mtu = 9000 }\n");
+  EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("no parameter 'mtu'"), std::string::npos) << e;
+}
+
+TEST(MatrixFile, RejectsImpossibleValues) {
+  for (const char* bad : {"threads = 0", "threads = [1, -2]", "repetitions = 0", "timeout_s = -1",
+                          "placements = [\"far\"]", "mode = \"slow\"", "threads = \"two\"",
+                          "topology = \"synthetic:no such thing\"", "topology = \"moon\""}) {
+    const std::string e = error_of(std::string("backends = [\"system\"]\n") + bad +
+                                   "\n[[workload]]\nname = \"churn\"\n");
+    EXPECT_NE(e.find("m.toml:2:"), std::string::npos) << bad << " → " << e;
+  }
+}
+
+TEST(MatrixFile, RemotePlacementNeedsTwoNodes) {
+  std::string e = error_of("backends = [\"system\"]\nplacements = [\"local\", \"remote\"]\n"
+                           "[[workload]]\nname = \"churn\"\n");
+  EXPECT_NE(e.find("needs two NUMA nodes"), std::string::npos) << e;
+  EXPECT_NE(e.find("m.toml:3:"), std::string::npos) << e;
+  const Matrix m = parse("backends = [\"system\"]\nplacements = [\"local\", \"remote\", \"interleaved\"]\n"
+                         "topology = \"synthetic:pack:2 [numa] pu:1\"\nrepetitions = 1\n"
+                         "[[workload]]\nname = \"churn\"\n");
+  EXPECT_EQ(m.cells.size(), 3u);
+  for (const Cell& c : m.cells) {
+    const auto argv = cell_command(c, "k", "o.json");
+    const bool node = std::find(argv.begin(), argv.end(), "--node") != argv.end();
+    EXPECT_EQ(node, c.placement != "local") << c.id;
+  }
+}
+
+TEST(MatrixFile, RejectsSyntaxErrorsWithTheirLine) {
+  const std::string e = error_of("backends = [\"system\"]\n\nthreads = [1,\n");
+  EXPECT_NE(e.find("m.toml:"), std::string::npos) << e;
+  EXPECT_FALSE(e.empty());
+}
+
+TEST(MatrixFile, RejectsDuplicateLabelsAndEmptyMatrix) {
+  EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"churn\"\n[[workload]]\nname = \"churn\"\n")
+                .find("used twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("backends = [\"system\"]\n").find("no [[workload]]"), std::string::npos);
+  EXPECT_NE(error_of("backends = [\"system\", \"system\"]\n[[workload]]\nname = \"churn\"\n").find("twice"),
+            std::string::npos);
+}
+
+TEST(MatrixFile, TraceMustExist) {
+  const auto dir = std::filesystem::temp_directory_path() / "kmbench_test_matrix_trace";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "x.kmt") << "ok";
+  const std::string text = "backends = [\"system\"]\n[[trace]]\npath = \"x.kmt\"\n";
+  const Matrix m = parse_matrix(text, (dir / "m.toml").string(), test_catalog());
+  EXPECT_EQ(m.cells.front().source, (dir / "x.kmt").string());
+  EXPECT_EQ(m.cells.front().label, "x");
+  EXPECT_THROW(parse_matrix("backends = [\"system\"]\n[[trace]]\npath = \"nope.kmt\"\n",
+                            (dir / "m.toml").string(), test_catalog()),
+               InputError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RunOrder, SeededInterleavedAndComplete) {
+  const Matrix m = parse(kBase);
+  const auto a = run_order(m.cells, 1), b = run_order(m.cells, 1), c = run_order(m.cells, 2);
+  auto ids = [](const std::vector<Cell>& v) {
+    std::vector<std::string> out;
+    for (const Cell& x : v) out.push_back(x.id);
+    return out;
+  };
+  EXPECT_EQ(ids(a), ids(b));
+  EXPECT_NE(ids(a), ids(c));
+  auto sorted_a = ids(a), sorted_m = ids(m.cells);
+  std::sort(sorted_a.begin(), sorted_a.end());
+  std::sort(sorted_m.begin(), sorted_m.end());
+  EXPECT_EQ(sorted_a, sorted_m);
+  // Repetition r of every group runs before repetition r+1 of any.
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    EXPECT_LE(a[i - 1].repetition, a[i].repetition);
+  }
+}
+
+TEST(Shards, PartitionTheRunOrder) {
+  const auto ordered = run_order(parse(kBase).cells, 3);
+  std::multiset<std::string> seen;
+  for (unsigned k = 1; k <= 4; ++k) {
+    for (const Cell& c : shard_of(ordered, k, 4)) seen.insert(c.id);
+  }
+  EXPECT_EQ(seen.size(), ordered.size());
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), ordered.size());
+  EXPECT_EQ(parse_shard("2/4"), (std::pair<unsigned, unsigned>{2, 4}));
+  for (const char* bad : {"0/4", "5/4", "1/0", "a/b", "1/2/3", "2"}) {
+    EXPECT_THROW(parse_shard(bad), UsageError) << bad;
+  }
+}
+
+TEST(CellCommand, NamesEverythingTheCellMeasures) {
+  Cell c = parse(kBase).cells.front();
+  const auto argv = cell_command(c, "/bin/kmbench", "/tmp/out.json");
+  const std::vector<std::string> expect = {"/bin/kmbench", "workload", "nic", "--backend", "system"};
+  EXPECT_TRUE(std::equal(expect.begin(), expect.end(), argv.begin()));
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "packets=100"), argv.end());
+  EXPECT_EQ(argv.back(), "/tmp/out.json");
+  EXPECT_EQ(cell_from_json(cell_json(c)).id, c.id);
+}
+
+TEST(MatrixFile, ReplayOptionsAndBackendParams) {
+  const Matrix m = parse("backends = [\"system\"]\nrepetitions = 1\n[[workload]]\nname = \"nic\"\n"
+                         "params = { seed = 7 }\nreplay = { drain = true, touch = \"pages\", latency = false }\n"
+                         "backend_params = { tcache = \"off\" }\n");
+  const auto argv = cell_command(m.cells.front(), "k", "o.json");
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(argv.begin(), argv.end(), flag);
+    return it == argv.end() || it + 1 == argv.end() ? std::string("<absent>") : *(it + 1);
+  };
+  EXPECT_EQ(after("--seed"), "7");
+  EXPECT_EQ(after("--touch"), "pages");
+  EXPECT_EQ(after("--backend-param"), "tcache=off");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--drain"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "--no-latency"), argv.end());
+  const std::string e = error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\n"
+                                 "replay = { touch = \"all\" }\n");
+  EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+  EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nreplay = { fast = 1 }\n")
+                .find("unknown key 'fast'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace kmbench::matrix

@@ -1,0 +1,126 @@
+// Result files: atomic writes, exports that keep failed cells missing, merging shards.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "allocators/errors.h"
+#include "results/results.h"
+
+namespace kmbench::results {
+namespace {
+namespace fs = std::filesystem;
+
+nlohmann::json cell_file(const std::string& id, const std::string& group, bool ok, unsigned rep) {
+  nlohmann::json result = nullptr;
+  if (ok) {
+    result = {{"schema", kCellResultSchema}, {"backend", "slab"}, {"events", 1000}, {"duration_ns", 2000},
+              {"ops_per_sec", 5e8},
+              {"latency", {{"alloc", {{"p50_ns", 10}, {"p99_ns", 40}}}}},
+              {"footprint", {{"peak_footprint_bytes", 4096}, {"fragmentation", 1.5}}}};
+  }
+  return {{"schema", kCellFileSchema},
+          {"run", {{"run_id", "r"}}},
+          {"cell", {{"id", id}, {"group", group}, {"backend", "slab"}, {"label", "nic"}, {"threads", 2},
+                    {"placement", "local"}, {"topology", "real"}, {"mode", "fast"}, {"repetition", rep},
+                    {"source_kind", "workload"}, {"source", "nic"}, {"params", nlohmann::json::array()}}},
+          {"status", ok ? "ok" : "failed"},
+          {"failure", ok ? nlohmann::json(nullptr) : nlohmann::json("killed by signal 6 (SIGABRT)")},
+          {"wall_s", 0.25},
+          {"cpu_s", 0.5},
+          {"result", result}};
+}
+
+TEST(Results, AtomicWriteReplacesWholeFile) {
+  const auto dir = fs::temp_directory_path() / "kmbench_test_results_atomic";
+  fs::create_directories(dir);
+  const std::string p = (dir / "f.json").string();
+  write_atomic(p, "first");
+  write_atomic(p, "second");
+  std::ifstream in(p);
+  std::string s;
+  std::getline(in, s);
+  EXPECT_EQ(s, "second");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
+  EXPECT_THROW(write_atomic((dir / "no" / "such" / "dir").string(), "x"), RunError);
+  fs::remove_all(dir);
+}
+
+TEST(Results, ReadJsonNamesTheFile) {
+  const auto p = fs::temp_directory_path() / "kmbench_test_results_bad.json";
+  std::ofstream(p) << "{\"a\": ";
+  try {
+    read_json(p.string());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos);
+  }
+  fs::remove(p);
+}
+
+TEST(Results, CheckCellResultWantsContract3) {
+  EXPECT_EQ(check_cell_result(cell_file("a", "g", true, 0)["result"]), "");
+  EXPECT_NE(check_cell_result({{"schema", "other"}}), "");
+  auto r = cell_file("a", "g", true, 0)["result"];
+  r.erase("ops_per_sec");
+  EXPECT_NE(check_cell_result(r).find("ops_per_sec"), std::string::npos);
+}
+
+TEST(Results, GbenchExportSkipsFailedCells) {
+  const nlohmann::json index = {{"matrix", {{"path", "m.toml"}, {"hash", "h"}}}, {"run_id", "r"}};
+  const std::vector<nlohmann::json> cells = {cell_file("g.r0", "g", true, 0), cell_file("g.r1", "g", false, 1),
+                                             cell_file("g.r2", "g", true, 2)};
+  const auto j = gbench_export(index, cells);
+  ASSERT_EQ(j["benchmarks"].size(), 2u);
+  const auto& b = j["benchmarks"][0];
+  EXPECT_EQ(b["name"], "nic/slab/threads:2/local/real/fast");
+  EXPECT_EQ(b["run_type"], "iteration");
+  EXPECT_EQ(b["repetitions"], 2);
+  EXPECT_DOUBLE_EQ(b["real_time"].get<double>(), 2.0);  // 2000 ns / 1000 events
+  EXPECT_DOUBLE_EQ(b["cpu_time"].get<double>(), 0.5e9 / 1000);
+  EXPECT_EQ(b["time_unit"], "ns");
+  EXPECT_DOUBLE_EQ(b["items_per_second"].get<double>(), 5e8);
+}
+
+TEST(Results, CsvKeepsFailedCellsWithEmptyMetrics) {
+  const std::string csv = csv_export({cell_file("g.r0", "g", true, 0), cell_file("g.r1", "g", false, 1)});
+  std::istringstream in(csv);
+  std::string header, ok, failed;
+  std::getline(in, header);
+  std::getline(in, ok);
+  std::getline(in, failed);
+  EXPECT_NE(header.find("ops_per_sec"), std::string::npos);
+  EXPECT_NE(ok.find(",500000000,"), std::string::npos) << ok;
+  EXPECT_NE(failed.find("killed by signal 6 (SIGABRT)"), std::string::npos);
+  EXPECT_EQ(failed.find("500000000"), std::string::npos) << failed;
+  EXPECT_NE(failed.find(",,,,"), std::string::npos) << failed;
+}
+
+TEST(Results, MergeRefusesOtherMatrices) {
+  const auto root = fs::temp_directory_path() / "kmbench_test_results_merge";
+  fs::remove_all(root);
+  auto make = [&](const std::string& name, const std::string& hash, const std::string& id, bool ok) {
+    const std::string dir = (root / name).string();
+    fs::create_directories(cells_dir(dir));
+    write_atomic(cell_path(dir, id), cell_file(id, "g", ok, 0).dump());
+    nlohmann::json index = {{"schema", kRunSchema}, {"run_id", name},
+                            {"matrix", {{"hash", hash}, {"path", "m.toml"}}}, {"seed", 1},
+                            {"order", {"g.r0", "g.r1"}}, {"shards", {{{"shard", name}}}},
+                            {"cells", {{{"id", id}, {"group", "g"}, {"status", ok ? "ok" : "failed"}}}}};
+    write_atomic(index_path(dir), index.dump());
+    return dir;
+  };
+  const std::string a = make("1-2", "h", "g.r0", true), b = make("2-2", "h", "g.r1", false);
+  const std::string c = make("other", "h2", "g.r1", true);
+  merge_runs({a, b}, (root / "merged").string());
+  const auto merged = read_json(index_path((root / "merged").string()));
+  EXPECT_EQ(merged["summary"]["ok"], 1);
+  EXPECT_EQ(merged["summary"]["failed"], 1);
+  EXPECT_EQ(load_cells((root / "merged").string()).size(), 2u);
+  EXPECT_TRUE(fs::exists(root / "merged" / "benchmark.json"));
+  EXPECT_THROW(merge_runs({a, c}, (root / "merged2").string()), InputError);
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace kmbench::results

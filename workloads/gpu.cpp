@@ -1,0 +1,78 @@
+// gpu: large physically contiguous buffers (2-256 MiB, in 2 MiB granules)
+// allocated and mapped for the device, beside smaller command buffers. When
+// live bytes pass the budget, randomly chosen buffers are freed (by whichever
+// CPU runs the driver's reclaim), leaving holes a contiguous allocator must
+// work around.
+#include "workloads/builder.h"
+
+namespace kmbench::workloads {
+
+ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
+  using ops::OpKind;
+  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const std::uint64_t buffers = p.u64("buffers");
+  const std::uint64_t granule = std::max(kPage, p.bytes("min"));
+  const std::uint64_t max = std::max(granule, p.bytes("max"));
+  const std::uint64_t budget = std::max(max, p.bytes("budget"));
+  const double small_ratio = p.real("small_ratio");
+  const double gap_ns = p.real("interval_us") * 1e3;
+
+  Rng rng(seed);
+  Builder b("gpu", streams);
+  const std::uint32_t big_tag = b.str("gpu_vram_backing"), cmd_tag = b.str("gpu_command_buffer"),
+                      site = b.str("gpu_bo_create");
+  const OpArgs big{ops::kOpContiguous | ops::kOpZero, big_tag, site, 21};
+  const OpArgs cmd{0, cmd_tag, site};
+
+  struct Live {
+    std::uint32_t object;
+    std::uint64_t size;
+    bool contiguous;
+  };
+  std::vector<Live> live;
+  std::uint64_t live_bytes = 0;
+  std::vector<double> now(streams, 1000.0);
+  double end = 0;
+  auto release = [&](double t) {
+    const std::size_t k = rng.below(live.size());
+    const Live v = live[k];
+    live[k] = live.back();
+    live.pop_back();
+    live_bytes -= v.size;
+    const unsigned s = static_cast<unsigned>(rng.below(streams));
+    const OpArgs& a = v.contiguous ? big : cmd;
+    t = std::max(t, now[s]);
+    const std::uint8_t dir = v.contiguous ? ops::kOpDirIn : ops::kOpDirOut;
+    b.op(s, t, OpKind::dma_unmap, v.object, v.size, {dir, a.tag, site});
+    b.op(s, t + 100, OpKind::dma_free, v.object, v.size, a);
+    now[s] = t + 100;
+  };
+  double small_credit = 0;
+  for (std::uint64_t i = 0; i < buffers; ++i) {
+    const unsigned s = static_cast<unsigned>(i % streams);
+    double t = now[s] += rng.exponential(gap_ns);
+    const std::uint64_t size = rng.log_uniform(1, max / granule) * granule;
+    while (!live.empty() && live_bytes + size > budget) release(t);
+    t = now[s] = std::max(now[s], t);
+    const std::uint32_t o = b.object();
+    b.op(s, t, OpKind::dma_alloc, o, size, big);
+    b.op(s, t + 100, OpKind::dma_map, o, size, {ops::kOpDirIn, big_tag, site});
+    live.push_back({o, size, true});
+    live_bytes += size;
+    for (small_credit += small_ratio; small_credit >= 1; small_credit -= 1) {
+      const std::uint64_t csize = rng.log_uniform(64 * 1024, 1024 * 1024) & ~(kPage - 1);
+      while (!live.empty() && live_bytes + csize > budget) release(t);
+      t = now[s] = std::max(now[s], t) + 200;
+      const std::uint32_t c = b.object();
+      b.op(s, t, OpKind::dma_alloc, c, csize, cmd);
+      b.op(s, t + 50, OpKind::dma_map, c, csize, {ops::kOpDirOut, cmd_tag, site});
+      live.push_back({c, csize, false});
+      live_bytes += csize;
+    }
+    end = std::max(end, t + 200);
+  }
+  while (!live.empty()) release(end);
+  return b.finish();
+}
+
+}  // namespace kmbench::workloads

@@ -1,0 +1,61 @@
+// Synthetic workloads: generators that emit the same operation stream as a
+// replayed trace (harness/ops/ops.h), so a workload replays, saves and
+// compares exactly like a capture. Same parameters and seed, same stream.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/ops/ops.h"
+
+namespace kmbench::workloads {
+
+/// One documented parameter and its default.
+struct ParamSpec {
+  std::string_view key;
+  std::string_view default_value;
+  std::string_view doc;
+};
+
+/// A workload's parameters, defaults filled in; typed getters throw UsageError naming the key.
+class Params {
+ public:
+  Params(std::string_view workload, std::map<std::string, std::string> values)
+      : workload_(workload), values_(std::move(values)) {}
+  std::uint64_t u64(std::string_view key) const;
+  double real(std::string_view key) const;
+  /// A byte count: digits with an optional k/m/g suffix (powers of 1024).
+  std::uint64_t bytes(std::string_view key) const;
+  const std::map<std::string, std::string>& values() const { return values_; }
+
+ private:
+  const std::string& raw(std::string_view key) const;
+  std::string workload_;
+  std::map<std::string, std::string> values_;
+};
+
+struct WorkloadInfo {
+  std::string_view name;
+  std::string_view summary;
+  std::vector<ParamSpec> params;
+  ops::Trace (*generate)(const Params& params, std::uint64_t seed);
+};
+
+/// Every workload, in `kmbench list` order.
+const std::vector<WorkloadInfo>& all_workloads();
+
+/// The workload of that name, or nullptr.
+const WorkloadInfo* find_workload(std::string_view name);
+
+/// Defaults overridden by `overrides`. Throws UsageError naming an unknown workload or key.
+Params resolve_params(std::string_view workload, const std::map<std::string, std::string>& overrides);
+
+/// Generates the named workload. The trace's header records the workload,
+/// every parameter and the seed (metadata "param.<key>", "seed").
+ops::Trace generate(std::string_view workload, const std::map<std::string, std::string>& overrides,
+                    std::uint64_t seed);
+
+}  // namespace kmbench::workloads

@@ -1,0 +1,52 @@
+// xmalloc: producer/consumer, after Lever and Boreham's xmalloc-test. A
+// producer allocates blocks in batches and hands each batch to the next
+// stream, which frees it; every free is remote.
+#include "workloads/builder.h"
+
+namespace kmbench::workloads {
+
+ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
+  using ops::OpKind;
+  const unsigned threads = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("threads")));
+  const std::uint64_t items = p.u64("items");
+  const std::uint64_t lo = std::max<std::uint64_t>(1, p.bytes("min"));
+  const std::uint64_t hi = std::max(lo, p.bytes("max"));
+  const std::uint64_t batch = std::max<std::uint64_t>(1, p.u64("batch"));
+  const double delay_ns = p.real("delay_us") * 1e3;
+  const double op_ns = std::max(1.0, p.real("op_ns"));
+
+  Rng rng(seed);
+  Builder b("xmalloc", threads);
+  const OpArgs args{0, b.str("xmalloc_item"), b.str("xmalloc_producer")};
+  // Producers: even streams (and the last one when the count is odd).
+  std::vector<unsigned> producers;
+  for (unsigned t = 0; t < threads; t += 2) producers.push_back(t);
+  std::vector<double> now(threads, 0);
+  std::uint64_t made = 0;
+  while (made < items) {
+    for (unsigned prod : producers) {
+      if (made >= items) break;
+      const unsigned cons = (prod + 1) % threads;
+      const std::uint64_t n = std::min(batch, items - made);
+      double t = now[prod];
+      std::vector<std::pair<std::uint32_t, std::uint64_t>> handed;
+      for (std::uint64_t i = 0; i < n; ++i, t += op_ns) {
+        const std::uint32_t o = b.object();
+        const std::uint64_t size = rng.log_uniform(lo, hi);
+        b.op(prod, t, OpKind::alloc, o, size, args);
+        handed.emplace_back(o, size);
+      }
+      now[prod] = t;
+      double f = std::max(now[cons], t + rng.exponential(delay_ns));
+      for (const auto& [o, size] : handed) {
+        b.op(cons, f, OpKind::free, o, size, args);
+        f += op_ns / 2;
+      }
+      now[cons] = f;
+      made += n;
+    }
+  }
+  return b.finish();
+}
+
+}  // namespace kmbench::workloads
