@@ -9,13 +9,13 @@ packages=(
   # libraries
   libjemalloc-dev libmimalloc-dev libhwloc-dev hwloc libnuma-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
-  libtracecmd-dev libzstd-dev liblzma-dev zlib1g-dev
+  libtracecmd-dev libtraceevent-dev libtracefs-dev libzstd-dev liblzma-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
   # plots and report (always Debian's /usr/bin/python3)
   python3 python3-matplotlib python3-numpy python3-scipy
   # trace capture and compressed inputs
-  trace-cmd xz-utils zstd gzip
+  trace-cmd xz-utils zstd gzip hyperfine
 )
 
 missing=()

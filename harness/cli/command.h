@@ -16,6 +16,8 @@ inline constexpr int kExitBadInput = 2;
 
 void add_version_command(CLI::App& app);
 void add_list_command(CLI::App& app);
+void add_trace_command(CLI::App& app);
+void add_replay_command(CLI::App& app);
 void add_workload_command(CLI::App& app);
 
 }  // namespace kmbench::cli

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cli::add_version_command(app);
   cli::add_list_command(app);
+  cli::add_trace_command(app);
+  cli::add_replay_command(app);
   cli::add_workload_command(app);
 
   // Name an unknown command plainly (CLI11 would only say one is required).

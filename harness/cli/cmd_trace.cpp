@@ -1,0 +1,144 @@
+// `kmbench trace`: import captures into .kmt, inspect, dump and undump traces.
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "allocators/errors.h"
+#include "harness/cli/command.h"
+#include "harness/trace/trace.h"
+
+namespace kmbench::cli {
+namespace {
+
+struct ImportArgs {
+  std::string format = "auto";
+  std::string site, task, kinds = "all";
+  double from = -1, to = -1;
+  bool strict = false;
+};
+
+void add_import_options(CLI::App* cmd, ImportArgs& a) {
+  cmd->add_option("--format", a.format, "Input format: auto, ftrace, tracedat, dtrace, kmt, text")
+      ->capture_default_str();
+  cmd->add_option("--site", a.site, "Keep allocations whose call site matches this regex (frees follow)");
+  cmd->add_option("--task", a.task, "Keep allocations by this task: comm, comm-pid or pid (frees follow)");
+  cmd->add_option("--from", a.from, "Drop events before this capture time (seconds)");
+  cmd->add_option("--to", a.to, "Drop events after this capture time (seconds)");
+  cmd->add_option("--kinds", a.kinds, "Event kinds to keep: kmalloc,cache,page,dma or all")->capture_default_str();
+  cmd->add_flag("--strict", a.strict, "Unknown event names are errors instead of being skipped and counted");
+}
+
+trace::ImportOptions to_options(const ImportArgs& a) {
+  trace::ImportOptions o;
+  o.format = trace::parse_format(a.format);
+  o.filter.site_regex = a.site;
+  o.filter.task = a.task;
+  o.filter.from_s = a.from;
+  o.filter.to_s = a.to;
+  o.filter.kinds = trace::parse_kinds(a.kinds);
+  o.strict = a.strict;
+  if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
+  return o;
+}
+
+void print_counts(const ops::Trace& t, const std::string& out) {
+  const trace::Info i = trace::summarize(t, 0);
+  std::cerr << "kmbench trace: " << out << ": " << i.ops << " ops, " << i.objects << " objects, " << t.streams.size()
+            << " streams; " << i.events << " events (" << i.unmatched_frees << " unmatched frees, " << i.null_frees
+            << " NULL frees, " << i.never_freed << " never freed, " << i.lost_events << " lost, "
+            << i.skipped_events << " skipped, " << i.filtered_events << " filtered)\n";
+}
+
+}  // namespace
+
+void add_trace_command(CLI::App& app) {
+  auto* trace_cmd = app.add_subcommand("trace", "Import captures into .kmt traces; inspect, dump and undump them");
+  trace_cmd->require_subcommand(1);
+
+  {
+    auto args = std::make_shared<ImportArgs>();
+    auto in = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    auto keep = std::make_shared<bool>(false);
+    auto quiet = std::make_shared<bool>(false);
+    auto* cmd = trace_cmd->add_subcommand(
+        "import", "Convert a capture (ftrace text, trace.dat, kmbench.d output; .gz/.xz/.zst or '-' for stdin) to .kmt");
+    cmd->add_option("input", *in, "Capture file, or - for stdin")->required();
+    cmd->add_option("-o,--output", *out, "Output .kmt file")->required();
+    add_import_options(cmd, *args);
+    cmd->add_flag("--keep-partial", *keep, "On bad input, still write what was read before the error (exit 2)");
+    cmd->add_flag("-q,--quiet", *quiet, "Do not print the summary line");
+    cmd->callback([=] {
+      trace::ImportOptions o = to_options(*args);
+      o.keep_partial = *keep;
+      const ops::Trace t = trace::import_file(*in, o);
+      trace::save(t, *out);
+      const auto err = t.header.metadata.find("import.error");
+      if (err != t.header.metadata.end()) {
+        throw InputError(*in, err->second + " (partial trace kept in " + *out + ")");
+      }
+      if (!*quiet) print_counts(t, *out);
+    });
+  }
+  {
+    auto args = std::make_shared<ImportArgs>();
+    auto in = std::make_shared<std::string>();
+    auto json = std::make_shared<bool>(false);
+    auto top = std::make_shared<std::size_t>(10);
+    auto* cmd = trace_cmd->add_subcommand("info", "Events by kind, size histogram, peak live bytes, top call sites, "
+                                                  "CPUs, duration and the capture's imperfections");
+    cmd->add_option("input", *in, "A .kmt trace or a raw capture (- for stdin)")->required();
+    cmd->add_flag("--json", *json, "Print one JSON object");
+    cmd->add_option("--top", *top, "How many call sites and tags to list")->capture_default_str();
+    add_import_options(cmd, *args);
+    cmd->callback([=] {
+      const ops::Trace t = trace::import_file(*in, to_options(*args));
+      const trace::Info i = trace::summarize(t, *top);
+      if (*json) {
+        std::cout << trace::info_json(t, i) << "\n";
+      } else {
+        trace::print_info(t, i, std::cout);
+      }
+    });
+  }
+  {
+    auto args = std::make_shared<ImportArgs>();
+    auto in = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    auto* cmd = trace_cmd->add_subcommand("dump", "Print a trace (or a capture, imported) in the readable text form");
+    cmd->add_option("input", *in, "A .kmt trace or a raw capture (- for stdin)")->required();
+    cmd->add_option("-o,--output", *out, "Write the text here instead of stdout");
+    add_import_options(cmd, *args);
+    cmd->callback([=] {
+      const ops::Trace t = trace::import_file(*in, to_options(*args));
+      if (out->empty()) {
+        trace::dump(t, std::cout);
+        return;
+      }
+      std::ostringstream text;
+      trace::dump(t, text);
+      const std::string tmp = *out + ".tmp";
+      {
+        std::ofstream f(tmp, std::ios::binary);
+        f << text.str();
+        if (!f.flush()) throw RunError("cannot write " + tmp);
+      }
+      if (std::rename(tmp.c_str(), out->c_str()) != 0) throw RunError("cannot write " + *out);
+    });
+  }
+  {
+    auto in = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    auto* cmd = trace_cmd->add_subcommand("undump", "Convert the text form (from `trace dump`) back to .kmt");
+    cmd->add_option("input", *in, "Text form file, or - for stdin")->required();
+    cmd->add_option("-o,--output", *out, "Output .kmt file")->required();
+    cmd->callback([=] {
+      trace::Input text(*in);
+      const ops::Trace t = trace::undump(text.bytes(), text.name());
+      trace::save(t, *out);
+    });
+  }
+}
+
+}  // namespace kmbench::cli

@@ -1,0 +1,239 @@
+#include "harness/trace/builder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "allocators/errors.h"
+
+namespace kmbench::trace {
+
+Builder::Builder(std::string source, std::string capture_tool, const ImportOptions& options) {
+  trace_.header.source = std::move(source);
+  trace_.header.capture_tool = std::move(capture_tool);
+  ids_.emplace("", 0);
+  site_ok_.push_back(-1);
+  const ImportFilter& f = options.filter;
+  if (!f.site_regex.empty()) {
+    try {
+      site_re_ = std::make_unique<std::regex>(f.site_regex, std::regex::ECMAScript | std::regex::optimize);
+    } catch (const std::regex_error& e) {
+      throw UsageError("bad --site regex '" + f.site_regex + "': " + e.what());
+    }
+  }
+  task_ = f.task;
+  if (f.from_s >= 0) from_ns_ = static_cast<std::uint64_t>(std::llround(f.from_s * 1e9));
+  if (f.to_s >= 0) to_ns_ = static_cast<std::uint64_t>(std::llround(f.to_s * 1e9));
+  kinds_ = f.kinds;
+  slab_.reserve(1 << 16);
+}
+
+std::uint32_t Builder::intern(std::string_view s) {
+  const auto it = ids_.find(s);
+  if (it != ids_.end()) return it->second;
+  const auto id = static_cast<std::uint32_t>(trace_.strings.size());
+  trace_.strings.emplace_back(s);
+  ids_.emplace(std::string(s), id);
+  site_ok_.push_back(-1);
+  return id;
+}
+
+bool Builder::task_selected(std::string_view comm, std::string_view pid) const {
+  if (task_.empty()) return true;
+  if (task_ == comm || task_ == pid) return true;
+  return task_.size() == comm.size() + 1 + pid.size() && task_.compare(0, comm.size(), comm) == 0 &&
+         task_[comm.size()] == '-' && task_.compare(comm.size() + 1, pid.size(), pid) == 0;
+}
+
+bool Builder::site_selected(std::uint32_t site) {
+  if (!site_re_) return true;
+  std::int8_t& ok = site_ok_[site];
+  if (ok < 0) ok = std::regex_search(trace_.strings[site], *site_re_) ? 1 : 0;
+  return ok == 1;
+}
+
+void Builder::skipped(std::string_view event_name) {
+  ++skipped_;
+  const auto it = skipped_by_name_.find(event_name);
+  if (it != skipped_by_name_.end()) {
+    ++it->second;
+  } else {
+    skipped_by_name_.emplace(std::string(event_name), 1);
+  }
+}
+
+Builder::Map& Builder::map_for(Ev ev) {
+  switch (ev) {
+    case Ev::kmalloc: case Ev::cache_alloc: case Ev::kfree: case Ev::cache_free: return slab_;
+    case Ev::page_alloc: case Ev::page_free: return pages_;
+    case Ev::dma_alloc: case Ev::dma_free: return dma_;
+    default: return maps_;
+  }
+}
+
+void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag) {
+  if (e.cpu >= stream_of_cpu_.size()) stream_of_cpu_.resize(e.cpu + 1, -1);
+  std::int32_t& si = stream_of_cpu_[e.cpu];
+  if (si < 0) {
+    si = static_cast<std::int32_t>(trace_.streams.size());
+    trace_.streams.push_back({e.cpu, {}});
+  }
+  std::vector<ops::Op>& s = trace_.streams[static_cast<std::size_t>(si)].ops;
+  ops::Op op;
+  op.time_ns = e.time_ns;
+  if (!s.empty() && op.time_ns < s.back().time_ns) {
+    op.time_ns = s.back().time_ns;
+    ++clamped_;
+  }
+  op.size = size;
+  op.object = object;
+  op.site = e.site;
+  op.tag = tag;
+  op.kind = kind;
+  op.align_log2 = e.align_log2;
+  op.node = e.node;
+  op.flags = e.flags;
+  s.push_back(op);
+}
+
+void Builder::add(const Event& e, bool selected) {
+  if (e.cpu >= 65536) throw InputError(trace_.header.source, "cpu " + std::to_string(e.cpu) + " is absurd");
+  const bool dma = e.ev >= Ev::dma_alloc;
+  const bool page = e.ev == Ev::page_alloc || e.ev == Ev::page_free;
+  const bool is_alloc = e.ev == Ev::kmalloc || e.ev == Ev::cache_alloc || e.ev == Ev::page_alloc ||
+                        e.ev == Ev::dma_alloc || e.ev == Ev::dma_map;
+  Map& map = map_for(e.ev);
+
+  if (is_alloc) {
+    if (!selected) {
+      ++filtered_;
+      if (!e.null) map[e.key] = Live{0, false, 0, 0, 0};
+      return;
+    }
+  } else if (!e.null) {
+    const auto it = map.find(e.key);
+    if (it != map.end() && !it->second.kept) {  // a free follows its (filtered-out) allocation
+      ++filtered_;
+      map.erase(it);
+      return;
+    }
+    if (it == map.end() && !selected) {
+      ++filtered_;
+      return;
+    }
+  } else if (!selected) {
+    ++filtered_;
+    return;
+  }
+
+  if (e.time_ns < last_time_) ++out_of_order_;
+  last_time_ = e.time_ns;
+  min_time_ = std::min(min_time_, e.time_ns);
+  if (dma) {
+    ++dma_events_;
+  } else {
+    ++events_;
+  }
+
+  if (is_alloc) {
+    if (e.null) {
+      if (!dma) ++failed_;
+      return;
+    }
+    if (!dma) {
+      ++allocs_;
+      if (page) ++page_allocs_;
+    }
+    const std::uint32_t object = trace_.object_count++;
+    if (trace_.object_count == 0) throw InputError(trace_.header.source, "more than 2^32 objects");
+    auto [it, fresh] = map.try_emplace(e.key, Live{object, true, e.tag, e.size, e.charged});
+    if (!fresh) {
+      if (it->second.kept && !dma) {
+        ++reuse_;
+        live_bytes_ -= it->second.charged;
+      }
+      it->second = Live{object, true, e.tag, e.size, e.charged};
+    }
+    if (!dma) {
+      live_bytes_ += e.charged;
+      peak_live_ = std::max(peak_live_, live_bytes_);
+    }
+    const ops::OpKind kind = page ? ops::OpKind::page_alloc
+                             : e.ev == Ev::dma_alloc ? ops::OpKind::dma_alloc
+                             : e.ev == Ev::dma_map   ? ops::OpKind::dma_map
+                                                     : ops::OpKind::alloc;
+    emit(e, kind, object, e.size, e.tag);
+    return;
+  }
+
+  if (e.null) {
+    if (!dma) ++null_frees_;
+    return;
+  }
+  if (!dma) {
+    ++frees_;
+    if (page) ++page_frees_;
+  }
+  const auto it = map.find(e.key);
+  if (it == map.end()) {
+    if (dma) {
+      ++dma_unmatched_;
+    } else {
+      ++unmatched_;
+    }
+    return;
+  }
+  const Live live = it->second;
+  map.erase(it);
+  if (!dma) live_bytes_ -= live.charged;
+  const ops::OpKind kind = page ? ops::OpKind::page_free
+                           : e.ev == Ev::dma_free  ? ops::OpKind::dma_free
+                           : e.ev == Ev::dma_unmap ? ops::OpKind::dma_unmap
+                                                   : ops::OpKind::free;
+  emit(e, kind, live.object, live.size, live.tag ? live.tag : e.tag);
+}
+
+ops::Trace Builder::finish() {
+  ops::Trace t = std::move(trace_);
+  const std::uint64_t base = min_time_ == ~std::uint64_t{0} ? 0 : min_time_;
+  t.header.time_base_ns = base;
+  std::uint32_t cpus = cpu_hint_;
+  for (ops::Stream& s : t.streams) {
+    cpus = std::max(cpus, s.cpu + 1);
+    for (ops::Op& op : s.ops) op.time_ns -= std::min(op.time_ns, base);
+  }
+  std::sort(t.streams.begin(), t.streams.end(), [](const ops::Stream& a, const ops::Stream& b) { return a.cpu < b.cpu; });
+  t.header.cpu_count = std::max(cpus, 1u);
+  std::uint64_t never = 0;
+  for (const Map* m : {&slab_, &pages_}) {
+    for (const auto& [k, v] : *m) never += v.kept ? 1 : 0;
+  }
+  std::uint64_t dma_live = 0;
+  for (const Map* m : {&dma_, &maps_}) {
+    for (const auto& [k, v] : *m) dma_live += v.kept ? 1 : 0;
+  }
+  auto& c = t.counters;
+  c["import.events"] = events_;
+  c["import.allocs"] = allocs_;
+  c["import.frees"] = frees_;
+  c["import.null_frees"] = null_frees_;
+  c["import.unmatched_frees"] = unmatched_;
+  c["import.page_allocs"] = page_allocs_;
+  c["import.page_frees"] = page_frees_;
+  c["import.never_freed"] = never;
+  c["import.peak_live_bytes"] = peak_live_;
+  c["import.failed_allocs"] = failed_;
+  c["import.pointer_reuse"] = reuse_;
+  c["import.out_of_order"] = out_of_order_;
+  c["import.clamped_times"] = clamped_;
+  c["import.lost_events"] = lost_;
+  c["import.lost_markers"] = lost_markers_;
+  c["import.dma_events"] = dma_events_;
+  c["import.dma_unmatched"] = dma_unmatched_;
+  c["import.dma_never_released"] = dma_live;
+  c["import.filtered_events"] = filtered_;
+  c["import.skipped_events"] = skipped_;
+  for (const auto& [name, n] : skipped_by_name_) c["import.skipped." + name] = n;
+  return t;
+}
+
+}  // namespace kmbench::trace

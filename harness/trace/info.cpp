@@ -1,0 +1,201 @@
+// `kmbench trace info`: what a user asks first about a trace.
+#include <algorithm>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <unordered_map>
+
+#include "harness/trace/trace.h"
+
+namespace kmbench::trace {
+namespace {
+
+constexpr const char* kKindNames[ops::kOpKinds] = {"alloc",     "free",     "page_alloc", "page_free",
+                                                   "dma_alloc", "dma_free", "dma_map",    "dma_unmap"};
+
+bool is_alloc(ops::OpKind k) { return k == ops::OpKind::alloc || k == ops::OpKind::page_alloc; }
+bool is_free(ops::OpKind k) { return k == ops::OpKind::free || k == ops::OpKind::page_free; }
+
+std::vector<std::pair<std::string, std::uint64_t>> top_of(const std::vector<std::uint64_t>& counts,
+                                                         const ops::Trace& t, std::size_t top) {
+  std::vector<std::pair<std::string, std::uint64_t>> v;
+  for (std::size_t i = 1; i < counts.size(); ++i) {
+    if (counts[i]) v.emplace_back(t.strings[i], counts[i]);
+  }
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  if (v.size() > top) v.resize(top);
+  return v;
+}
+
+/// Capture counts from the ops alone (a trace without importer counters).
+void count_from_ops(const ops::Trace& t, Info& info) {
+  struct Change {
+    std::uint64_t time;
+    std::int64_t bytes;
+  };
+  std::vector<Change> changes;
+  std::vector<std::uint8_t> live(t.object_count);
+  std::uint64_t never = 0;
+  for (const ops::Stream& s : t.streams) {
+    for (const ops::Op& op : s.ops) {
+      if (!is_alloc(op.kind) && !is_free(op.kind)) continue;
+      ++info.events;
+      const bool page = op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::page_free;
+      if (is_alloc(op.kind)) {
+        ++info.allocs;
+        info.page_allocs += page;
+        live[op.object] = 1;
+        changes.push_back({op.time_ns, static_cast<std::int64_t>(op.size)});
+      } else {
+        ++info.frees;
+        info.page_frees += page;
+        if (live[op.object]) {
+          live[op.object] = 0;
+          changes.push_back({op.time_ns, -static_cast<std::int64_t>(op.size)});
+        } else {
+          ++info.unmatched_frees;
+        }
+      }
+    }
+  }
+  for (const std::uint8_t l : live) never += l;
+  info.never_freed = never;
+  std::stable_sort(changes.begin(), changes.end(), [](const Change& a, const Change& b) { return a.time < b.time; });
+  std::int64_t cur = 0, peak = 0;
+  for (const Change& c : changes) {
+    cur += c.bytes;
+    peak = std::max(peak, cur);
+  }
+  info.peak_live_bytes = static_cast<std::uint64_t>(peak);
+}
+
+std::uint64_t counter(const ops::Trace& t, const char* key) {
+  const auto it = t.counters.find(std::string("import.") + key);
+  return it == t.counters.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+Info summarize(const ops::Trace& t, std::size_t top) {
+  Info info;
+  if (t.counters.count("import.events")) {
+    info.events = counter(t, "events");
+    info.allocs = counter(t, "allocs");
+    info.frees = counter(t, "frees");
+    info.null_frees = counter(t, "null_frees");
+    info.unmatched_frees = counter(t, "unmatched_frees");
+    info.page_allocs = counter(t, "page_allocs");
+    info.page_frees = counter(t, "page_frees");
+    info.never_freed = counter(t, "never_freed");
+    info.peak_live_bytes = counter(t, "peak_live_bytes");
+  } else {
+    count_from_ops(t, info);
+  }
+  info.failed_allocs = counter(t, "failed_allocs");
+  info.pointer_reuse = counter(t, "pointer_reuse");
+  info.out_of_order = counter(t, "out_of_order");
+  info.lost_events = counter(t, "lost_events");
+  info.dma_events = counter(t, "dma_events");
+  info.skipped_events = counter(t, "skipped_events");
+  info.filtered_events = counter(t, "filtered_events");
+  info.ops = t.op_count();
+  info.objects = t.object_count;
+
+  std::vector<std::uint64_t> by_site(t.strings.size()), by_tag(t.strings.size());
+  std::vector<std::uint64_t> hist(65);
+  std::uint64_t kinds[ops::kOpKinds] = {};
+  for (const ops::Stream& s : t.streams) {
+    if (!s.ops.empty()) {
+      info.cpus.push_back(s.cpu);
+      info.duration_ns = std::max(info.duration_ns, s.ops.back().time_ns);
+    }
+    for (const ops::Op& op : s.ops) {
+      ++kinds[static_cast<int>(op.kind) & 7];
+      if (op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::dma_alloc) {
+        ++by_site[op.site];
+        ++by_tag[op.tag];
+        int b = 0;
+        while (b < 64 && (std::uint64_t{1} << b) < op.size) ++b;
+        ++hist[b];
+      }
+    }
+  }
+  for (int k = 0; k < ops::kOpKinds; ++k) {
+    if (kinds[k]) info.ops_by_kind[kKindNames[k]] = kinds[k];
+  }
+  for (int b = 0; b < 65; ++b) {
+    if (hist[b]) info.size_histogram.emplace_back(b == 64 ? ~std::uint64_t{0} : std::uint64_t{1} << b, hist[b]);
+  }
+  info.top_sites = top_of(by_site, t, top);
+  info.top_tags = top_of(by_tag, t, top);
+  return info;
+}
+
+std::string info_json(const ops::Trace& t, const Info& i) {
+  nlohmann::json j;
+  j["schema"] = "kmbench.trace-info/1";
+  j["source"] = t.header.source;
+  j["capture_tool"] = t.header.capture_tool;
+  j["events"] = i.events;
+  j["allocs"] = i.allocs;
+  j["frees"] = i.frees;
+  j["null_frees"] = i.null_frees;
+  j["unmatched_frees"] = i.unmatched_frees;
+  j["page_allocs"] = i.page_allocs;
+  j["page_frees"] = i.page_frees;
+  j["never_freed"] = i.never_freed;
+  j["peak_live_bytes"] = i.peak_live_bytes;
+  j["failed_allocs"] = i.failed_allocs;
+  j["pointer_reuse"] = i.pointer_reuse;
+  j["out_of_order"] = i.out_of_order;
+  j["lost_events"] = i.lost_events;
+  j["dma_events"] = i.dma_events;
+  j["skipped_events"] = i.skipped_events;
+  j["filtered_events"] = i.filtered_events;
+  j["ops"] = i.ops;
+  j["objects"] = i.objects;
+  j["duration_ns"] = i.duration_ns;
+  j["cpus"] = i.cpus;
+  j["cpu_count"] = t.header.cpu_count;
+  j["page_size"] = t.header.page_size;
+  j["ops_by_kind"] = i.ops_by_kind;
+  j["size_histogram"] = nlohmann::json::array();
+  for (const auto& [ub, n] : i.size_histogram) j["size_histogram"].push_back({ub, n});
+  j["top_sites"] = nlohmann::json::array();
+  for (const auto& [name, n] : i.top_sites) j["top_sites"].push_back({{"site", name}, {"allocs", n}});
+  j["top_tags"] = nlohmann::json::array();
+  for (const auto& [name, n] : i.top_tags) j["top_tags"].push_back({{"tag", name}, {"allocs", n}});
+  j["counters"] = t.counters;
+  j["metadata"] = t.header.metadata;
+  return j.dump(2);
+}
+
+void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
+  out << "source        " << t.header.source << " (" << t.header.capture_tool << ")\n";
+  out << "cpus          " << i.cpus.size() << " with ops of " << t.header.cpu_count << "; page size "
+      << t.header.page_size << "\n";
+  out << "duration      " << std::fixed << std::setprecision(6) << static_cast<double>(i.duration_ns) / 1e9 << " s\n";
+  out << "events        " << i.events << " (allocs " << i.allocs << ", frees " << i.frees << ", NULL frees "
+      << i.null_frees << "; pages: " << i.page_allocs << " allocs, " << i.page_frees << " frees)\n";
+  out << "dma events    " << i.dma_events << "\n";
+  out << "ops           " << i.ops << " over " << i.objects << " objects:";
+  for (const auto& [k, n] : i.ops_by_kind) out << " " << k << "=" << n;
+  out << "\npeak live     " << i.peak_live_bytes << " bytes\n";
+  out << "imperfections unmatched frees " << i.unmatched_frees << ", never freed " << i.never_freed
+      << ", pointer reuse " << i.pointer_reuse << ", failed allocs " << i.failed_allocs << ", out of order "
+      << i.out_of_order << ", lost events " << i.lost_events << "\n";
+  out << "skipped       " << i.skipped_events << " other events; filtered out " << i.filtered_events << "\n";
+  out << "sizes (allocations by size, bytes <=):\n";
+  std::uint64_t most = 1;
+  for (const auto& [ub, n] : i.size_histogram) most = std::max(most, n);
+  for (const auto& [ub, n] : i.size_histogram) {
+    out << "  " << std::setw(12) << ub << " " << std::setw(9) << n << " "
+        << std::string(static_cast<std::size_t>(40 * n / most), '#') << "\n";
+  }
+  out << "top call sites (allocations):\n";
+  for (const auto& [s, n] : i.top_sites) out << "  " << std::setw(9) << n << "  " << s << "\n";
+  out << "top tags/caches (allocations):\n";
+  for (const auto& [s, n] : i.top_tags) out << "  " << std::setw(9) << n << "  " << s << "\n";
+}
+
+}  // namespace kmbench::trace

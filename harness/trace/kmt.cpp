@@ -1,0 +1,534 @@
+// The .kmt binary format: encoder, decoder, load and save. The layout is
+// documented byte by byte in docs/kmt-format.md; keep the two in step.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+
+#include "allocators/errors.h"
+#include "harness/trace/trace.h"
+
+namespace kmbench::trace {
+namespace {
+
+constexpr char kMagic[8] = {'K', 'M', 'B', 'T', 'R', 'A', 'C', 'E'};
+constexpr std::size_t kFixedHeader = 32;
+
+enum Section : std::uint8_t { kEnd = 0, kHeader = 1, kStrings = 2, kCounters = 3, kStream = 4 };
+constexpr std::uint8_t kFirstOptionalSection = 64;  // unknown ids at or above are skipped
+
+// Op header byte bits (docs/kmt-format.md, "Ops").
+constexpr std::uint8_t kHasFlags = 1u << 3;
+constexpr std::uint8_t kHasPlacement = 1u << 4;
+constexpr std::uint8_t kHasSize = 1u << 5;
+constexpr std::uint8_t kHasSiteTag = 1u << 6;
+constexpr std::uint8_t kReservedBit = 1u << 7;
+
+bool frees_object(ops::OpKind k) {
+  return k == ops::OpKind::free || k == ops::OpKind::page_free || k == ops::OpKind::dma_free ||
+         k == ops::OpKind::dma_unmap;
+}
+
+std::uint32_t crc(const char* p, std::size_t n) {
+  return static_cast<std::uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(p), n));
+}
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  void u64(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  void varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      u8(static_cast<std::uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    u8(static_cast<std::uint8_t>(v));
+  }
+  void svarint(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  void str(std::string_view s) {
+    varint(s.size());
+    out_.append(s);
+  }
+  void bytes(std::string_view s) { out_.append(s); }
+  std::string& buffer() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+void put_section(Writer& file, Section id, const std::string& payload) {
+  file.u8(id);
+  file.varint(payload.size());
+  file.bytes(payload);
+  file.u32(crc(payload.data(), payload.size()));
+}
+
+/// Bounds-checked reading; every error names the absolute byte offset.
+class Reader {
+ public:
+  Reader(const char* base, std::size_t begin, std::size_t end, const std::string& name)
+      : base_(base), pos_(begin), end_(end), name_(&name) {}
+  std::size_t pos() const { return pos_; }
+  bool done() const { return pos_ >= end_; }
+  std::size_t left() const { return end_ - pos_; }
+  [[noreturn]] void fail(const std::string& what) const { fail_at(pos_, what); }
+  [[noreturn]] void fail_at(std::size_t at, const std::string& what) const {
+    throw InputError(*name_, "byte offset " + std::to_string(at) + ": " + what);
+  }
+  std::uint8_t u8() {
+    if (pos_ >= end_) fail("unexpected end of data");
+    return static_cast<std::uint8_t>(base_[pos_++]);
+  }
+  std::uint32_t u32() {
+    if (left() < 4) fail("unexpected end of data");
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<std::uint8_t>(base_[pos_ + i])} << (8 * i);
+    pos_ += 4;
+    return v;
+  }
+  std::uint64_t u64() {
+    if (left() < 8) fail("unexpected end of data");
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<std::uint8_t>(base_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    return v;
+  }
+  std::uint64_t varint() {
+    std::size_t start = pos_;
+    std::uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      if (pos_ >= end_) fail_at(start, "varint runs past the end of its section");
+      const auto b = static_cast<std::uint8_t>(base_[pos_++]);
+      if (shift == 63 && b > 1) fail_at(start, "varint overflows 64 bits");
+      v |= std::uint64_t{b & 0x7fu} << shift;
+      if (!(b & 0x80)) return v;
+      if (shift == 63) fail_at(start, "varint overflows 64 bits");
+    }
+  }
+  std::int64_t svarint() {
+    const std::uint64_t z = varint();
+    return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
+  }
+  std::uint32_t varint32(const char* what) {
+    const std::size_t at = pos_;
+    const std::uint64_t v = varint();
+    if (v > 0xffffffffu) fail_at(at, std::string(what) + " " + std::to_string(v) + " exceeds 32 bits");
+    return static_cast<std::uint32_t>(v);
+  }
+  std::string str() {
+    const std::size_t at = pos_;
+    const std::uint64_t n = varint();
+    if (n > left()) fail_at(at, "string of " + std::to_string(n) + " bytes runs past its section");
+    std::string s(base_ + pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+ private:
+  const char* base_;
+  std::size_t pos_, end_;
+  const std::string* name_;
+};
+
+std::string encode_header(const ops::Trace& t) {
+  Writer w;
+  w.str(t.header.source);
+  w.str(t.header.capture_tool);
+  w.varint(t.header.page_size);
+  w.varint(t.header.cpu_count);
+  w.varint(t.header.node_count);
+  w.varint(t.header.time_base_ns);
+  w.varint(t.object_count);
+  w.varint(t.header.metadata.size());
+  for (const auto& [k, v] : t.header.metadata) {
+    w.str(k);
+    w.str(v);
+  }
+  return std::move(w.buffer());
+}
+
+/// Per-stream coder state, identical in encoder and decoder.
+struct StreamState {
+  std::uint64_t time = 0;
+  std::uint32_t object = 0;
+  std::uint64_t alloc_size = 0;
+  std::array<std::uint32_t, ops::kOpKinds> site{}, tag{};
+};
+
+std::uint64_t time_unit(const ops::Stream& s) {
+  std::uint64_t g = 0;
+  for (const ops::Op& op : s.ops) {
+    g = std::gcd(g, op.time_ns);
+    if (g == 1) break;
+  }
+  return g == 0 ? 1 : g;
+}
+
+std::string encode_stream(const ops::Stream& s, std::vector<std::uint64_t>& known_size,
+                          std::vector<std::uint8_t>& known) {
+  Writer w;
+  const std::uint64_t unit = time_unit(s);
+  w.varint(s.cpu);
+  w.varint(unit);
+  w.varint(s.ops.size());
+  StreamState st;
+  for (const ops::Op& op : s.ops) {
+    const auto k = static_cast<std::uint8_t>(op.kind);
+    std::uint8_t h = k;
+    if (op.flags) h |= kHasFlags;
+    if (op.align_log2 || op.node != -1) h |= kHasPlacement;
+    const bool implicit_size = frees_object(op.kind) ? (known[op.object] && known_size[op.object] == op.size)
+                                                     : op.size == st.alloc_size;
+    if (!implicit_size) h |= kHasSize;
+    if (op.site != st.site[k] || op.tag != st.tag[k]) h |= kHasSiteTag;
+    w.u8(h);
+    w.varint((op.time_ns - st.time) / unit);
+    w.svarint(static_cast<std::int64_t>(op.object) - static_cast<std::int64_t>(st.object));
+    if (h & kHasFlags) w.u8(op.flags);
+    if (h & kHasPlacement) {
+      w.u8(op.align_log2);
+      w.svarint(op.node);
+    }
+    if (h & kHasSize) w.varint(op.size);
+    if (h & kHasSiteTag) {
+      w.varint(op.site);
+      w.varint(op.tag);
+    }
+    st.time = op.time_ns;
+    st.object = op.object;
+    st.site[k] = op.site;
+    st.tag[k] = op.tag;
+    if (!frees_object(op.kind)) {
+      st.alloc_size = op.size;
+      known_size[op.object] = op.size;
+      known[op.object] = 1;
+    }
+  }
+  return std::move(w.buffer());
+}
+
+void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
+                   std::vector<std::uint8_t>& known) {
+  ops::Stream s;
+  s.cpu = r.varint32("cpu");
+  const std::size_t unit_at = r.pos();
+  const std::uint64_t unit = r.varint();
+  if (unit == 0) r.fail_at(unit_at, "time unit 0");
+  const std::size_t count_at = r.pos();
+  const std::uint64_t n = r.varint();
+  if (n > r.left() / 3) r.fail_at(count_at, "op count " + std::to_string(n) + " does not fit in the section");
+  s.ops.resize(n);
+  StreamState st;
+  const std::uint64_t strings = t.strings.size();
+  for (ops::Op& op : s.ops) {
+    const std::size_t at = r.pos();
+    const std::uint8_t h = r.u8();
+    if (h & kReservedBit) r.fail_at(at, "op header byte has the reserved bit set");
+    const std::uint8_t k = h & 7u;
+    op.kind = static_cast<ops::OpKind>(k);
+    const std::uint64_t dt = r.varint();
+    if (dt > (~std::uint64_t{0} - st.time) / unit) r.fail_at(at, "time overflows 64 bits");
+    op.time_ns = st.time + dt * unit;
+    const std::int64_t obj = static_cast<std::int64_t>(st.object) + r.svarint();
+    if (obj < 0 || obj >= static_cast<std::int64_t>(t.object_count)) {
+      r.fail_at(at, "object id " + std::to_string(obj) + " outside 0.." + std::to_string(t.object_count));
+    }
+    op.object = static_cast<std::uint32_t>(obj);
+    if (h & kHasFlags) op.flags = r.u8();
+    if (h & kHasPlacement) {
+      op.align_log2 = r.u8();
+      if (op.align_log2 > 63) r.fail_at(at, "alignment 2^" + std::to_string(op.align_log2));
+      const std::int64_t node = r.svarint();
+      if (node < -1 || node > 127) r.fail_at(at, "node " + std::to_string(node));
+      op.node = static_cast<std::int8_t>(node);
+    }
+    if (h & kHasSize) {
+      op.size = r.varint();
+    } else if (frees_object(op.kind)) {
+      if (!known[op.object]) r.fail_at(at, "implicit size of object " + std::to_string(op.object) + " never allocated before");
+      op.size = known_size[op.object];
+    } else {
+      op.size = st.alloc_size;
+    }
+    if (h & kHasSiteTag) {
+      const std::uint64_t site = r.varint();
+      const std::uint64_t tag = r.varint();
+      if (site >= strings || tag >= strings) r.fail_at(at, "string id outside the string table");
+      op.site = static_cast<std::uint32_t>(site);
+      op.tag = static_cast<std::uint32_t>(tag);
+    } else {
+      op.site = st.site[k];
+      op.tag = st.tag[k];
+    }
+    st.time = op.time_ns;
+    st.object = op.object;
+    st.site[k] = op.site;
+    st.tag[k] = op.tag;
+    if (!frees_object(op.kind)) {
+      st.alloc_size = op.size;
+      known_size[op.object] = op.size;
+      known[op.object] = 1;
+    }
+  }
+  if (!r.done()) r.fail("stream section has " + std::to_string(r.left()) + " bytes after its last op");
+  t.streams.push_back(std::move(s));
+}
+
+class Mapping {
+ public:
+  explicit Mapping(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      throw InputError(path, "not a regular file");
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ > 0) {
+      data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (data_ == MAP_FAILED) {
+        ::close(fd_);
+        throw InputError(path, std::string("cannot map: ") + std::strerror(errno));
+      }
+    }
+  }
+  ~Mapping() {
+    if (data_ && data_ != MAP_FAILED) ::munmap(data_, size_);
+    ::close(fd_);
+  }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  const char* data() const { return static_cast<const char*>(data_); }
+  std::size_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace
+
+void validate(const ops::Trace& t, const std::string& name) {
+  if (t.strings.empty() || !t.strings[0].empty()) throw InputError(name, "strings[0] must be the empty string");
+  for (const ops::Stream& s : t.streams) {
+    std::uint64_t prev = 0;
+    for (std::size_t i = 0; i < s.ops.size(); ++i) {
+      const ops::Op& op = s.ops[i];
+      const std::string where = "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": ";
+      if (op.object >= t.object_count) throw InputError(name, where + "object id beyond object_count");
+      if (op.site >= t.strings.size() || op.tag >= t.strings.size()) {
+        throw InputError(name, where + "string id beyond the string table");
+      }
+      if (static_cast<int>(op.kind) >= ops::kOpKinds) throw InputError(name, where + "unknown op kind");
+      if (op.time_ns < prev) throw InputError(name, where + "time goes backwards");
+      if (op.align_log2 > 63 || op.node < -1) throw InputError(name, where + "bad alignment or node");
+      prev = op.time_ns;
+    }
+  }
+}
+
+std::string encode(const ops::Trace& t) {
+  validate(t, "(trace being encoded)");
+  Writer file;
+  file.bytes(std::string_view(kMagic, 8));
+  file.u32(kFormatVersion);
+  file.u32(kFixedHeader);
+  file.u64(0);  // file size, patched below
+  file.u32(0);  // section count, patched below
+  file.u32(0);  // header CRC, patched below
+  std::uint32_t sections = 0;
+
+  put_section(file, kHeader, encode_header(t));
+  ++sections;
+  {
+    Writer w;
+    w.varint(t.strings.size());
+    for (const std::string& s : t.strings) w.str(s);
+    put_section(file, kStrings, w.buffer());
+    ++sections;
+  }
+  {
+    Writer w;
+    w.varint(t.counters.size());
+    for (const auto& [k, v] : t.counters) {
+      w.str(k);
+      w.varint(v);
+    }
+    put_section(file, kCounters, w.buffer());
+    ++sections;
+  }
+  std::vector<std::uint64_t> known_size(t.object_count);
+  std::vector<std::uint8_t> known(t.object_count);
+  for (const ops::Stream& s : t.streams) {
+    put_section(file, kStream, encode_stream(s, known_size, known));
+    ++sections;
+  }
+  put_section(file, kEnd, "");
+  ++sections;
+
+  std::string& out = file.buffer();
+  const std::uint64_t size = out.size();
+  for (int i = 0; i < 8; ++i) out[16 + i] = static_cast<char>(size >> (8 * i));
+  for (int i = 0; i < 4; ++i) out[24 + i] = static_cast<char>(sections >> (8 * i));
+  const std::uint32_t hcrc = crc(out.data(), 28);
+  for (int i = 0; i < 4; ++i) out[28 + i] = static_cast<char>(hcrc >> (8 * i));
+  return std::move(out);
+}
+
+ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
+  const char* base = static_cast<const char*>(data);
+  Reader head(base, 0, size, name);
+  if (size < 8 || std::memcmp(base, kMagic, 8) != 0) head.fail_at(0, "not a .kmt file (bad magic)");
+  if (size < kFixedHeader) head.fail_at(size, "truncated: " + std::to_string(size) + " bytes, the fixed header alone is 32");
+  head = Reader(base, 8, size, name);
+  const std::uint32_t version = head.u32();
+  const std::uint32_t header_size = head.u32();
+  const std::uint64_t file_size = head.u64();
+  const std::uint32_t sections = head.u32();
+  const std::uint32_t hcrc = head.u32();
+  if (crc(base, 28) != hcrc) head.fail_at(28, "header checksum mismatch (corrupted header)");
+  if (version > kFormatVersion) {
+    head.fail_at(8, "format version " + std::to_string(version) + " is newer than this kmbench reads (" +
+                        std::to_string(kFormatVersion) + ")");
+  }
+  if (version == 0) head.fail_at(8, "format version 0");
+  if (header_size < kFixedHeader || header_size > size) head.fail_at(12, "bad header size " + std::to_string(header_size));
+  if (size < file_size) {
+    head.fail_at(size, "truncated: file has " + std::to_string(size) + " bytes, its header says " +
+                           std::to_string(file_size));
+  }
+  if (size > file_size) head.fail_at(file_size, std::to_string(size - file_size) + " bytes of trailing data");
+
+  ops::Trace t;
+  t.strings.clear();
+  bool have_header = false, have_strings = false, ended = false;
+  std::vector<std::uint64_t> known_size;
+  std::vector<std::uint8_t> known;
+  Reader r(base, header_size, file_size, name);
+  for (std::uint32_t i = 0; i < sections; ++i) {
+    const std::size_t at = r.pos();
+    if (ended) r.fail_at(at, "section after the end section");
+    const std::uint8_t id = r.u8();
+    const std::uint64_t len = r.varint();
+    if (len + 4 > r.left()) r.fail_at(at, "section of " + std::to_string(len) + " bytes runs past the end of the file");
+    const std::size_t body = r.pos();
+    Reader pr(base, body, body + len, name);
+    Reader tail(base, body + len, body + len + 4, name);
+    if (crc(base + body, len) != tail.u32()) {
+      r.fail_at(at, "checksum mismatch in section " + std::to_string(id) + " (" + std::to_string(len) +
+                        " bytes at offset " + std::to_string(body) + "): the file is corrupted");
+    }
+    switch (id) {
+      case kEnd:
+        if (len != 0) r.fail_at(at, "end section is not empty");
+        ended = true;
+        break;
+      case kHeader: {
+        if (have_header) r.fail_at(at, "second header section");
+        t.header.format_version = version;
+        t.header.source = pr.str();
+        t.header.capture_tool = pr.str();
+        t.header.page_size = pr.varint32("page size");
+        t.header.cpu_count = pr.varint32("cpu count");
+        t.header.node_count = pr.varint32("node count");
+        t.header.time_base_ns = pr.varint();
+        t.object_count = pr.varint32("object count");
+        const std::uint64_t n = pr.varint();
+        if (n > pr.left()) pr.fail("metadata count " + std::to_string(n) + " does not fit");
+        for (std::uint64_t j = 0; j < n; ++j) {
+          std::string k = pr.str();
+          t.header.metadata[std::move(k)] = pr.str();
+        }
+        if (!pr.done()) pr.fail("header section has trailing bytes");
+        if (t.object_count > file_size * 8) pr.fail_at(body, "object count " + std::to_string(t.object_count) + " is absurd for the file size");
+        known_size.assign(t.object_count, 0);
+        known.assign(t.object_count, 0);
+        have_header = true;
+        break;
+      }
+      case kStrings: {
+        if (have_strings) r.fail_at(at, "second string table");
+        const std::uint64_t n = pr.varint();
+        if (n > pr.left() || n == 0) pr.fail("string count " + std::to_string(n) + " is impossible here");
+        t.strings.reserve(n);
+        for (std::uint64_t j = 0; j < n; ++j) t.strings.push_back(pr.str());
+        if (!t.strings[0].empty()) pr.fail_at(body, "strings[0] is not the empty string");
+        if (!pr.done()) pr.fail("string table has trailing bytes");
+        have_strings = true;
+        break;
+      }
+      case kCounters: {
+        const std::uint64_t n = pr.varint();
+        if (n > pr.left()) pr.fail("counter count " + std::to_string(n) + " does not fit");
+        for (std::uint64_t j = 0; j < n; ++j) {
+          std::string k = pr.str();
+          t.counters[std::move(k)] = pr.varint();
+        }
+        if (!pr.done()) pr.fail("counter section has trailing bytes");
+        break;
+      }
+      case kStream:
+        if (!have_header || !have_strings) r.fail_at(at, "stream section before the header and string table");
+        decode_stream(pr, t, known_size, known);
+        break;
+      default:
+        if (id < kFirstOptionalSection) {
+          r.fail_at(at, "unknown section id " + std::to_string(id) + " (written by a newer kmbench?)");
+        }
+        break;
+    }
+    r = Reader(base, body + len + 4, file_size, name);
+  }
+  if (!ended) r.fail_at(r.pos(), "no end section: the file is truncated or corrupted");
+  if (!r.done()) r.fail("data after the end section");
+  if (!have_header || !have_strings) r.fail_at(header_size, "header or string table missing");
+  return t;
+}
+
+ops::Trace load(const std::string& path) {
+  Mapping m(path);
+  return decode(m.data(), m.size(), path);
+}
+
+void save(const ops::Trace& trace, const std::string& path) {
+  const std::string bytes = encode(trace);
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw RunError("cannot create " + tmp + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw RunError("cannot write " + path + ": " + std::strerror(e));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  ::fchmod(fd, 0644);
+  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw RunError("cannot write " + path + ": " + std::strerror(e));
+  }
+}
+
+}  // namespace kmbench::trace

@@ -1,0 +1,142 @@
+// Traces on disk: the .kmt format (docs/kmt-format.md), its text form, the
+// importers for real captures and the figures `kmbench trace info` prints.
+//
+// Everything here produces or reads an ops::Trace (harness/ops/ops.h); the
+// replay and the matrix only need load() and save().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/ops/ops.h"
+
+namespace kmbench::trace {
+
+/// The newest .kmt format version this build reads and the one it writes.
+inline constexpr std::uint32_t kFormatVersion = 1;
+
+// ---- .kmt files -----------------------------------------------------------
+
+/// Reads a .kmt file (memory-mapped). Throws InputError naming the file and
+/// the byte offset on truncation, a bad checksum, a newer version or bad data.
+ops::Trace load(const std::string& path);
+
+/// Writes `trace` as .kmt atomically (temp file in the same folder + rename).
+/// pre: every op's object < object_count, site/tag < strings.size(), strings[0] == "".
+void save(const ops::Trace& trace, const std::string& path);
+
+/// The .kmt bytes of `trace` (what save() writes).
+std::string encode(const ops::Trace& trace);
+
+/// Decodes .kmt bytes; `name` is the file named in errors.
+ops::Trace decode(const void* data, std::size_t size, const std::string& name);
+
+/// Checks what save() requires; throws InputError(name, ...) on the first violation.
+void validate(const ops::Trace& trace, const std::string& name);
+
+// ---- the text form ----------------------------------------------------------
+
+/// The readable text form (one op a line), accepted back by undump().
+void dump(const ops::Trace& trace, std::ostream& out);
+
+/// Parses the text form; errors name `name` and the line.
+ops::Trace undump(std::string_view text, const std::string& name);
+
+// ---- importing captures ------------------------------------------------------
+
+enum class Format { auto_detect, kmt, ftrace, tracedat, dtrace, text };
+
+/// "auto", "kmt", "ftrace", "tracedat", "dtrace", "text"; throws UsageError otherwise.
+Format parse_format(const std::string& name);
+const char* format_name(Format f);
+
+/// Capture event kinds, for filtering at import (`--kinds`).
+enum EventKindBit : std::uint32_t {
+  kKindKmalloc = 1u << 0,     // kmalloc, kmalloc_node, kfree; IOMalloc*/IOFree*, OSMalloc*/OSFree; malloc family
+  kKindCache = 1u << 1,       // kmem_cache_alloc(_node), kmem_cache_free
+  kKindPage = 1u << 2,        // mm_page_alloc, mm_page_free(_batched); anonymous mmap/munmap
+  kKindDma = 1u << 3,         // dma:*; IOBufferMemoryDescriptor, IODMACommand
+  kKindAll = 0xf,
+};
+/// Parses a comma list of "kmalloc,cache,page,dma" into EventKindBit bits; throws UsageError.
+std::uint32_t parse_kinds(const std::string& list);
+
+/// What to keep of a capture. Allocations are selected; a free follows its
+/// allocation (kept exactly when the allocation was), whatever its own site or task.
+struct ImportFilter {
+  std::string site_regex;          // ECMAScript regex searched in the call site ("" = all)
+  std::string task;                // comm, comm-pid or pid ("" = all)
+  double from_s = -1, to_s = -1;   // capture clock window in seconds (-1 = open)
+  std::uint32_t kinds = kKindAll;  // EventKindBit
+};
+
+struct ImportOptions {
+  Format format = Format::auto_detect;
+  ImportFilter filter;
+  bool strict = false;  // unknown event names are errors instead of being skipped and counted
+  /// On bad input, stop there and return what came before (metadata "import.error"
+  /// holds the message) instead of throwing.
+  bool keep_partial = false;
+};
+
+/// The whole input, decompressed: a file (memory-mapped when plain), or "-" for
+/// stdin; gzip, xz and zstd are recognised by their magic bytes.
+class Input {
+ public:
+  explicit Input(const std::string& path);
+  ~Input();
+  Input(const Input&) = delete;
+  Input& operator=(const Input&) = delete;
+  std::string_view bytes() const { return {data_, size_}; }
+  const std::string& name() const { return name_; }
+  bool compressed() const { return compressed_; }
+
+ private:
+  std::string name_;
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+  void* map_ = nullptr;
+  std::size_t map_size_ = 0;
+  std::string owned_;
+  bool compressed_ = false;
+};
+
+/// Guesses the format from the first bytes.
+Format detect_format(std::string_view head);
+
+/// Reads any supported input (a .kmt too) into a trace.
+ops::Trace import_file(const std::string& path, const ImportOptions& options = {});
+
+/// Parsers by format; `name` is the file named in errors.
+ops::Trace import_ftrace(std::string_view text, const std::string& name, const ImportOptions& options);
+ops::Trace import_dtrace(std::string_view text, const std::string& name, const ImportOptions& options);
+ops::Trace import_tracedat(const std::string& path, const std::string& name, const ImportOptions& options);
+
+// ---- what `trace info` prints --------------------------------------------------
+
+/// Figures over a trace. The capture counts (events .. peak_live_bytes) come from
+/// the importer's counters when present ("import.*", counted over the capture's
+/// events in file order), else from the ops.
+struct Info {
+  std::uint64_t events = 0, allocs = 0, frees = 0, null_frees = 0, unmatched_frees = 0;
+  std::uint64_t page_allocs = 0, page_frees = 0, never_freed = 0, peak_live_bytes = 0;
+  std::uint64_t failed_allocs = 0, pointer_reuse = 0, out_of_order = 0, lost_events = 0;
+  std::uint64_t dma_events = 0, skipped_events = 0, filtered_events = 0;
+  std::uint64_t ops = 0, objects = 0, duration_ns = 0;
+  std::vector<std::uint32_t> cpus;
+  std::map<std::string, std::uint64_t> ops_by_kind;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> size_histogram;  // (upper bound, allocs)
+  std::vector<std::pair<std::string, std::uint64_t>> top_sites;         // by allocations
+  std::vector<std::pair<std::string, std::uint64_t>> top_tags;
+};
+
+Info summarize(const ops::Trace& trace, std::size_t top = 10);
+std::string info_json(const ops::Trace& trace, const Info& info);
+void print_info(const ops::Trace& trace, const Info& info, std::ostream& out);
+
+}  // namespace kmbench::trace

@@ -1,0 +1,58 @@
+#include "harness/trace/tracedat_reader.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <trace-cmd/trace-cmd.h>
+
+struct kmb_ctx {
+  struct tep_handle *tep;
+  struct trace_seq seq;
+  kmb_tracedat_line_fn fn;
+  void *user;
+};
+
+static int on_record(struct tracecmd_input *handle, struct tep_record *record, int cpu, void *data) {
+  struct kmb_ctx *c = data;
+  (void)handle;
+  if (record->missed_events > 0) {
+    char lost[96];
+    int n = snprintf(lost, sizeof lost, "CPU:%d [LOST %lld EVENTS]", cpu, record->missed_events);
+    c->fn(c->user, lost, (size_t)n);
+  }
+  struct tep_event *event = tep_find_event_by_record(c->tep, record);
+  if (!event || !event->system || (strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0)) {
+    return 0;
+  }
+  trace_seq_reset(&c->seq);
+  tep_print_event(c->tep, &c->seq, record, "%s-%d [%03d] %u.%09u: %s: %s", TEP_PRINT_COMM, TEP_PRINT_PID,
+                  TEP_PRINT_CPU, (unsigned)(record->ts / 1000000000ull), (unsigned)(record->ts % 1000000000ull),
+                  TEP_PRINT_NAME, TEP_PRINT_INFO);
+  trace_seq_terminate(&c->seq);
+  c->fn(c->user, c->seq.buffer, c->seq.len);
+  return 0;
+}
+
+int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err, size_t err_size) {
+  tracecmd_set_loglevel(TEP_LOG_NONE);
+  errno = 0;
+  struct tracecmd_input *handle = tracecmd_open(path, 0);
+  if (!handle) {
+    snprintf(err, err_size, "not a readable trace-cmd trace.dat%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
+    return -1;
+  }
+  struct kmb_ctx c;
+  c.tep = tracecmd_get_tep(handle);
+  c.fn = fn;
+  c.user = ctx;
+  trace_seq_init(&c.seq);
+  *cpus = tep_get_cpus(c.tep);
+  int r = tracecmd_iterate_events(handle, NULL, 0, on_record, &c);
+  trace_seq_destroy(&c.seq);
+  tracecmd_close(handle);
+  if (r < 0) {
+    snprintf(err, err_size, "libtracecmd could not read the events");
+    return -1;
+  }
+  return 0;
+}

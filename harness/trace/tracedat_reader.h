@@ -1,0 +1,23 @@
+/* Internal to harness/trace: a C interface to libtracecmd, whose headers are
+ * not valid C++. Formats each kmem and dma record as a trace-cmd report line. */
+#ifndef KMBENCH_TRACEDAT_READER_H
+#define KMBENCH_TRACEDAT_READER_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Receives one line (no newline) for each kmem:* / dma:* record, in file order. */
+typedef void (*kmb_tracedat_line_fn)(void *ctx, const char *line, size_t len);
+
+/* Reads the trace.dat at `path`. Returns 0, or -1 with a message in `err`.
+ * post: *cpus holds the capture's CPU count on success. */
+int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err, size_t err_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,218 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "allocators/errors.h"
+#include "harness/trace/trace.h"
+
+namespace kmbench::trace {
+namespace {
+
+ops::Trace sample_trace(unsigned seed, std::size_t n_ops) {
+  std::mt19937_64 rng(seed);
+  ops::Trace t;
+  t.header.source = "test";
+  t.header.capture_tool = "unit \"quoted\" \x01 tool";
+  t.header.cpu_count = 3;
+  t.header.node_count = 2;
+  t.header.time_base_ns = 123456789012345;
+  t.header.metadata["host"] = "box";
+  t.header.metadata["kernel"] = "6.1\n";
+  t.strings = {"", "site_a+0x10/0x20", "site_b", "kmalloc-64", "ÿ tag"};
+  t.counters["import.events"] = 42;
+  std::vector<std::uint64_t> live_size;
+  std::vector<std::uint32_t> live;
+  for (std::uint32_t cpu : {0u, 2u}) {
+    ops::Stream s{cpu, {}};
+    std::uint64_t time = rng() % 1000;
+    for (std::size_t i = 0; i < n_ops; ++i) {
+      time += (rng() % 4) * 1000 + (seed % 2 ? 0 : rng() % 3);
+      ops::Op op;
+      op.time_ns = time;
+      if (live.empty() || rng() % 2) {
+        op.kind = static_cast<ops::OpKind>((rng() % 4) * 2);
+        op.object = t.object_count++;
+        op.size = rng() % 3 ? 64 : rng() % 100000;
+        op.align_log2 = rng() % 5 == 0 ? static_cast<std::uint8_t>(rng() % 13) : 0;
+        op.node = rng() % 7 == 0 ? 1 : -1;
+        op.flags = rng() % 3 == 0 ? static_cast<std::uint8_t>(rng()) : 0;
+        live.push_back(op.object);
+        live_size.resize(t.object_count);
+        live_size[op.object] = op.size;
+      } else {
+        const std::size_t j = rng() % live.size();
+        op.object = live[j];
+        live[j] = live.back();
+        live.pop_back();
+        op.kind = static_cast<ops::OpKind>((rng() % 4) * 2 + 1);
+        op.size = rng() % 5 ? live_size[op.object] : 7;
+      }
+      op.site = static_cast<std::uint32_t>(rng() % 3);
+      op.tag = rng() % 2 ? 3 : 4;
+      s.ops.push_back(op);
+    }
+    t.streams.push_back(std::move(s));
+  }
+  return t;
+}
+
+void expect_same(const ops::Trace& a, const ops::Trace& b) {
+  EXPECT_EQ(a.header.format_version, b.header.format_version);
+  EXPECT_EQ(a.header.source, b.header.source);
+  EXPECT_EQ(a.header.capture_tool, b.header.capture_tool);
+  EXPECT_EQ(a.header.page_size, b.header.page_size);
+  EXPECT_EQ(a.header.cpu_count, b.header.cpu_count);
+  EXPECT_EQ(a.header.node_count, b.header.node_count);
+  EXPECT_EQ(a.header.time_base_ns, b.header.time_base_ns);
+  EXPECT_EQ(a.header.metadata, b.header.metadata);
+  EXPECT_EQ(a.strings, b.strings);
+  EXPECT_EQ(a.counters, b.counters);
+  EXPECT_EQ(a.object_count, b.object_count);
+  ASSERT_EQ(a.streams.size(), b.streams.size());
+  for (std::size_t s = 0; s < a.streams.size(); ++s) {
+    EXPECT_EQ(a.streams[s].cpu, b.streams[s].cpu);
+    ASSERT_EQ(a.streams[s].ops.size(), b.streams[s].ops.size());
+    for (std::size_t i = 0; i < a.streams[s].ops.size(); ++i) {
+      const ops::Op& x = a.streams[s].ops[i];
+      const ops::Op& y = b.streams[s].ops[i];
+      ASSERT_EQ(x.time_ns, y.time_ns) << "stream " << s << " op " << i;
+      ASSERT_EQ(x.size, y.size) << "stream " << s << " op " << i;
+      ASSERT_EQ(x.object, y.object);
+      ASSERT_EQ(x.site, y.site);
+      ASSERT_EQ(x.tag, y.tag);
+      ASSERT_EQ(x.kind, y.kind);
+      ASSERT_EQ(x.align_log2, y.align_log2);
+      ASSERT_EQ(x.node, y.node);
+      ASSERT_EQ(x.flags, y.flags);
+    }
+  }
+}
+
+std::string temp_path(const std::string& leaf) {
+  return (std::filesystem::temp_directory_path() / ("kmt-test-" + std::to_string(::getpid()) + "-" + leaf)).string();
+}
+
+TEST(Kmt, EncodeDecodeRoundTrip) {
+  for (unsigned seed = 0; seed < 6; ++seed) {
+    const ops::Trace t = sample_trace(seed, 2000);
+    const std::string bytes = encode(t);
+    expect_same(t, decode(bytes.data(), bytes.size(), "mem"));
+  }
+}
+
+TEST(Kmt, EmptyTraceRoundTrips) {
+  ops::Trace t;
+  const std::string bytes = encode(t);
+  expect_same(t, decode(bytes.data(), bytes.size(), "mem"));
+}
+
+TEST(Kmt, SaveLoadIsAtomicAndLeavesNoTempFile) {
+  const ops::Trace t = sample_trace(7, 500);
+  const std::string path = temp_path("a.kmt");
+  save(t, path);
+  expect_same(t, load(path));
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    EXPECT_EQ(e.path().string().find(path + ".tmp"), std::string::npos) << e.path();
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(Kmt, CompactOpsAreAFewBytesEach) {
+  const ops::Trace t = sample_trace(1, 20000);
+  const std::string bytes = encode(t);
+  EXPECT_LT(bytes.size(), t.op_count() * 10);
+}
+
+TEST(Kmt, EveryTruncationIsAnInputErrorWithAnOffset) {
+  const ops::Trace t = sample_trace(2, 50);
+  const std::string bytes = encode(t);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    try {
+      decode(bytes.data(), n, "cut.kmt");
+      FAIL() << "truncated to " << n << " bytes was accepted";
+    } catch (const InputError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("cut.kmt"), std::string::npos) << what;
+      EXPECT_NE(what.find("byte offset"), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(Kmt, EveryFlippedByteIsDetected) {
+  const ops::Trace t = sample_trace(3, 40);
+  const std::string bytes = encode(t);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x21);
+    EXPECT_THROW(decode(bad.data(), bad.size(), "flip.kmt"), InputError) << "byte " << i;
+  }
+}
+
+TEST(Kmt, NewerVersionIsRefusedByName) {
+  const std::string path = temp_path("new.kmt");
+  save(sample_trace(4, 10), path);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[8] = 2;  // version 2, with a matching header CRC
+  const auto c = static_cast<std::uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), 28));
+  for (int i = 0; i < 4; ++i) bytes[28 + i] = static_cast<char>(c >> (8 * i));
+  std::filesystem::remove(path);
+  try {
+    decode(bytes.data(), bytes.size(), "new.kmt");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("version 2 is newer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Kmt, MissingFileIsAnInputError) {
+  EXPECT_THROW(load("/nonexistent/x.kmt"), InputError);
+}
+
+TEST(Kmt, GarbageIsNotAKmt) {
+  const std::string junk = "hello, this is not a trace at all, just text........";
+  try {
+    decode(junk.data(), junk.size(), "junk");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a .kmt"), std::string::npos);
+  }
+}
+
+TEST(TextForm, DumpUndumpRoundTrip) {
+  for (unsigned seed = 0; seed < 3; ++seed) {
+    const ops::Trace t = sample_trace(seed, 300);
+    std::ostringstream out;
+    dump(t, out);
+    const ops::Trace back = undump(out.str(), "text");
+    expect_same(t, back);
+    std::ostringstream again;
+    dump(back, again);
+    EXPECT_EQ(out.str(), again.str());
+  }
+}
+
+TEST(TextForm, ErrorsNameTheLine) {
+  const std::string text = "kmt-text 1\nobject_count 2\nstream 0\n10 alloc 0 64\n20 alloc 5 64\nend\n";
+  try {
+    undump(text, "t.txt");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.txt:5:"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(undump("kmt-text 1\nstream 0\n", "t.txt"), InputError);             // no end
+  EXPECT_THROW(undump("kmt-text 9\nend\n", "t.txt"), InputError);                  // newer
+  EXPECT_THROW(undump("kmt-text 1\nobject_count 1\nstream 0\n5 bogus 0 1\nend\n", "t"), InputError);
+}
+
+}  // namespace
+}  // namespace kmbench::trace
