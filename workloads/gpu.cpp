@@ -28,6 +28,7 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
     std::uint32_t object;
     std::uint64_t size;
     bool contiguous;
+    double allocated;
   };
   std::vector<Live> live;
   std::uint64_t live_bytes = 0;
@@ -41,7 +42,7 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
     live_bytes -= v.size;
     const unsigned s = static_cast<unsigned>(rng.below(streams));
     const OpArgs& a = v.contiguous ? big : cmd;
-    t = std::max(t, now[s]);
+    t = std::max({t, now[s], v.allocated + 200});
     const std::uint8_t dir = v.contiguous ? ops::kOpDirIn : ops::kOpDirOut;
     b.op(s, t, OpKind::dma_unmap, v.object, v.size, {dir, a.tag, site});
     b.op(s, t + 100, OpKind::dma_free, v.object, v.size, a);
@@ -57,7 +58,7 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
     const std::uint32_t o = b.object();
     b.op(s, t, OpKind::dma_alloc, o, size, big);
     b.op(s, t + 100, OpKind::dma_map, o, size, {ops::kOpDirIn, big_tag, site});
-    live.push_back({o, size, true});
+    live.push_back({o, size, true, t});
     live_bytes += size;
     for (small_credit += small_ratio; small_credit >= 1; small_credit -= 1) {
       const std::uint64_t csize = rng.log_uniform(64 * 1024, 1024 * 1024) & ~(kPage - 1);
@@ -66,7 +67,7 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
       const std::uint32_t c = b.object();
       b.op(s, t, OpKind::dma_alloc, c, csize, cmd);
       b.op(s, t + 50, OpKind::dma_map, c, csize, {ops::kOpDirOut, cmd_tag, site});
-      live.push_back({c, csize, false});
+      live.push_back({c, csize, false, t});
       live_bytes += csize;
     }
     end = std::max(end, t + 200);

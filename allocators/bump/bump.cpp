@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <string>
 
 #include "allocators/errors.h"
@@ -13,7 +14,7 @@ namespace {
 
 constexpr std::size_t kPage = 4096;
 
-std::size_t parse_bytes(const std::string& key, const std::string& text) {
+std::size_t parse_bytes(const std::string& key, const std::string& text, bool allow_zero = false) {
   std::size_t used = 0;
   unsigned long long value = 0;
   try {
@@ -31,7 +32,7 @@ std::size_t parse_bytes(const std::string& key, const std::string& text) {
   } else if (!suffix.empty()) {
     throw UsageError("bump: parameter " + key + "='" + text + "' has an unknown suffix");
   }
-  if (value == 0) {
+  if (value == 0 && !allow_zero) {
     throw UsageError("bump: parameter " + key + " must be positive");
   }
   return static_cast<std::size_t>(value);
@@ -50,6 +51,11 @@ BumpBackend::BumpBackend(const BackendConfig& config)
                    " bytes of address space: " + std::strerror(errno));
   }
   base_ = reinterpret_cast<std::uintptr_t>(region);
+  const std::size_t prefault =
+      std::min(reserve_bytes_, parse_bytes("prefault", config.param("prefault", "128m"), true));
+  for (std::size_t off = 0; off < prefault; off += kPage) {
+    static_cast<volatile char*>(region)[off] = 0;
+  }
   next_.store(base_, std::memory_order_relaxed);
 }
 

@@ -27,7 +27,9 @@ class BumpBackend {
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureUsableSize;
 
   /// params: reserve=<bytes, k/m/g suffix> (default 64g of address space),
-  ///         chunk=<bytes> per CPU slot (default 1m).
+  ///         chunk=<bytes> per CPU slot (default 1m),
+  ///         prefault=<bytes> of the region written at construction, so a
+  ///         replay of small blocks does not time first-touch faults (default 128m).
   explicit BumpBackend(const BackendConfig& config);
   ~BumpBackend();
   BumpBackend(const BumpBackend&) = delete;

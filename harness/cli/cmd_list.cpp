@@ -5,8 +5,8 @@
 
 #include "allocators/registry.h"
 #include "harness/cli/command.h"
-#include "workloads/workloads.h"
 #include "harness/worker/worker.h"
+#include "workloads/workloads.h"
 
 namespace kmbench::cli {
 

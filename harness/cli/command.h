@@ -19,5 +19,6 @@ void add_list_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
 void add_workload_command(CLI::App& app);
 void add_matrix_commands(CLI::App& app);  // run, merge, plot, compare
+void add_replay_command(CLI::App& app);
 
 }  // namespace kmbench::cli

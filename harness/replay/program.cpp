@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <unordered_map>
 
 #include "allocators/counting.h"
@@ -44,6 +45,7 @@ struct Object {
   std::uint32_t last_thread = 0;
   std::uint32_t last_index = 0;
   std::uint32_t maps = 0;
+  std::uint32_t lifetime = 0;  // allocations placed so far
   std::uint32_t pending[4] = {0, 0, 0, 0};  // by Class: operations not yet placed
   std::uint16_t tag = 0;
   std::uint8_t align_log2 = 0;
@@ -57,29 +59,37 @@ struct Decision {
   const char* reason;  // for drop
 };
 
-Decision decide(const Object& o, Class c) noexcept {
+/// May an operation of lifetime `life` (0: none) and class c run on o now?
+Decision decide(const Object& o, Class c, std::uint32_t life) noexcept {
+  constexpr Decision kRun{Verdict::run, nullptr}, kWait{Verdict::wait, nullptr};
   auto pending = [&](Class k) { return o.pending[static_cast<int>(k)] > 0; };
+  const bool current = o.live && life == o.lifetime;
+  const bool unreachable = life > o.lifetime && !pending(Class::alloc);  // its allocation was dropped
   switch (c) {
     case Class::alloc:
-      if (!o.live) return {Verdict::run, nullptr};
-      return pending(Class::free) ? Decision{Verdict::wait, nullptr}
-                                  : Decision{Verdict::drop, "alloc_of_live_object"};
-    case Class::free:
-      if (o.live) {
-        return o.maps > 0 && pending(Class::unmap) ? Decision{Verdict::wait, nullptr}
-                                                   : Decision{Verdict::run, nullptr};
+      if (life == o.lifetime + 1) {
+        if (!o.live) return kRun;
+        return pending(Class::free) ? kWait : Decision{Verdict::drop, "alloc_of_live_object"};
       }
-      return pending(Class::alloc) ? Decision{Verdict::wait, nullptr}
-                                   : Decision{Verdict::drop, "free_without_alloc"};
+      return kWait;
+    case Class::free:
+      if (life == 0 || life < o.lifetime || (life == o.lifetime && !o.live) || unreachable) {
+        return {Verdict::drop, "free_without_alloc"};
+      }
+      if (!current) return kWait;
+      return o.maps > 0 && pending(Class::unmap) ? kWait : kRun;
     case Class::map:
-      if (o.live) return {Verdict::run, nullptr};
-      return pending(Class::alloc) ? Decision{Verdict::wait, nullptr}
-                                   : Decision{Verdict::drop, "map_without_buffer"};
+      if (life == 0 || life < o.lifetime || (life == o.lifetime && !o.live) || unreachable) {
+        return {Verdict::drop, "map_without_buffer"};
+      }
+      return current ? kRun : kWait;
     case Class::unmap:
-      if (o.live && o.maps > 0) return {Verdict::run, nullptr};
-      return pending(Class::map) || (!o.live && pending(Class::alloc))
-                 ? Decision{Verdict::wait, nullptr}
-                 : Decision{Verdict::drop, "unmap_without_map"};
+      if (life == 0 || life < o.lifetime || (life == o.lifetime && !o.live) || unreachable) {
+        return {Verdict::drop, "unmap_without_map"};
+      }
+      if (!current) return kWait;
+      if (o.maps > 0) return kRun;
+      return pending(Class::map) ? kWait : Decision{Verdict::drop, "unmap_without_map"};
   }
   return {Verdict::drop, "unknown_kind"};
 }
@@ -161,6 +171,64 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
     remaining += refs.size();
   }
 
+  // Each operation's lifetime: the k-th allocation of an object and its k-th
+  // free (in time order) are one lifetime, whatever the clocks of the CPUs
+  // say about their order; maps and unmaps belong to the latest allocation
+  // before them (the first when none is). Frees beyond the allocations, the
+  // earliest first, belong to none (allocated before the capture).
+  std::vector<std::vector<std::uint32_t>> life(threads);
+  {
+    struct Entry {
+      std::uint64_t time;
+      std::uint8_t rank;
+      std::uint32_t thread, index;
+    };
+    std::vector<std::uint32_t> start(trace.object_count + 1, 0);
+    for (const auto& refs : order) {
+      for (const Ref& r : refs) ++start[op_at(r).object + 1];
+    }
+    for (std::uint32_t o = 0; o < trace.object_count; ++o) start[o + 1] += start[o];
+    std::vector<Entry> entries(start[trace.object_count]);
+    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+    for (unsigned t = 0; t < threads; ++t) {
+      life[t].assign(order[t].size(), 0);
+      for (std::uint32_t i = 0; i < order[t].size(); ++i) {
+        const ops::Op& op = op_at(order[t][i]);
+        entries[fill[op.object]++] = {op.time_ns, static_cast<std::uint8_t>(class_of(op.kind)), t, i};
+      }
+    }
+    for (std::uint32_t o = 0; o < trace.object_count; ++o) {
+      auto first = entries.begin() + start[o], last = entries.begin() + start[o + 1];
+      std::sort(first, last, [](const Entry& a, const Entry& b) {
+        return std::tie(a.time, a.rank, a.thread, a.index) < std::tie(b.time, b.rank, b.thread, b.index);
+      });
+      const Object& obj = objects[o];
+      const std::uint32_t allocs = obj.pending[static_cast<int>(Class::alloc)];
+      const std::uint32_t frees = obj.pending[static_cast<int>(Class::free)];
+      std::uint32_t unmatched = frees > allocs ? frees - allocs : 0;
+      std::uint32_t seen_allocs = 0, seen_frees = 0;
+      for (auto it = first; it != last; ++it) {
+        std::uint32_t l = 0;
+        switch (static_cast<Class>(it->rank)) {
+          case Class::alloc:
+            l = ++seen_allocs;
+            break;
+          case Class::free:
+            if (unmatched > 0) {
+              --unmatched;
+            } else {
+              l = ++seen_frees;
+            }
+            break;
+          default:
+            l = allocs == 0 ? 0 : std::max<std::uint32_t>(seen_allocs, 1);
+            break;
+        }
+        life[it->thread][it->index] = l;
+      }
+    }
+  }
+
   std::vector<std::size_t> cursor(threads, 0);
   auto place = [&](unsigned t, const ops::Op& op) {
     Object& o = objects[op.object];
@@ -189,6 +257,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
         s.align_log2 = align;
         s.tag = tag_of(op.tag);
         o.live = true;
+        ++o.lifetime;
         o.maps = 0;
         o.size = s.size;
         o.tag = s.tag;
@@ -229,7 +298,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
     for (unsigned t = 0; t < threads; ++t) {
       while (cursor[t] < order[t].size()) {
         const ops::Op& op = op_at(order[t][cursor[t]]);
-        const Decision d = decide(objects[op.object], class_of(op.kind));
+        const Decision d = decide(objects[op.object], class_of(op.kind), life[t][cursor[t]]);
         if (d.verdict == Verdict::wait) {
           break;
         }

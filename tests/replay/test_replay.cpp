@@ -1,0 +1,262 @@
+// The replay engine: ordering across threads, dropping what cannot be
+// ordered, drain and accounting, the latency recorder and the DMA path.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "allocators/errors.h"
+#include "harness/replay/cell_json.h"
+#include "harness/replay/replay.h"
+
+namespace kmbench::replay {
+namespace {
+
+using ops::OpKind;
+
+ops::Op make(std::uint64_t t, OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag = 0,
+             std::uint8_t flags = 0) {
+  ops::Op o;
+  o.time_ns = t;
+  o.kind = kind;
+  o.object = object;
+  o.size = size;
+  o.tag = tag;
+  o.flags = flags;
+  return o;
+}
+
+ops::Trace two_streams(std::uint32_t objects) {
+  ops::Trace t;
+  t.streams.resize(2);
+  t.streams[1].cpu = 1;
+  t.object_count = objects;
+  return t;
+}
+
+Options quiet() {
+  Options o;
+  o.sample_ms = 1;
+  return o;
+}
+
+// Stream 1 frees every block before (in trace time) stream 0 allocates it: the
+// replay must still free each block after its allocation. A free that ran
+// first would see no block, and the backend would count it live at the end.
+TEST(Replay, CrossThreadFreeRunsAfterItsAllocationWhateverTheTimestamps) {
+  constexpr std::uint32_t kObjects = 5000;
+  ops::Trace t = two_streams(kObjects);
+  for (std::uint32_t i = 0; i < kObjects; ++i) {
+    t.streams[0].ops.push_back(make(1'000'000 + i, OpKind::alloc, i, 16 + i % 200));
+    t.streams[1].ops.push_back(make(i, OpKind::free, i, 16 + i % 200));
+  }
+  const Program p = build_program(t, 2);
+  EXPECT_TRUE(p.dropped.empty());
+  EXPECT_EQ(p.cross_thread_waits, kObjects);
+  for (const Step& s : p.threads[0]) EXPECT_EQ(s.ctl, kStepPublish);
+  for (const Step& s : p.threads[1]) EXPECT_EQ(s.ctl, kStepWait);
+  for (const char* backend : {"system", "bump"}) {
+    const Result r = run(p, backend, quiet());
+    EXPECT_EQ(r.events, 2u * kObjects) << backend;
+    EXPECT_EQ(r.final_live_blocks, 0) << backend;
+    EXPECT_EQ(r.final_live_bytes, 0) << backend;
+    EXPECT_TRUE(r.accounting_ok) << r.accounting_detail;
+    EXPECT_EQ(r.dependency_checks, kObjects);
+    EXPECT_EQ(r.latency[static_cast<int>(OpKind::free)].count, kObjects);
+  }
+}
+
+TEST(Replay, SameThreadStepsPayNoSynchronisation) {
+  ops::Trace t = two_streams(4);
+  t.streams[0].ops = {make(0, OpKind::alloc, 0, 64), make(1, OpKind::free, 0, 64)};
+  t.streams[1].ops = {make(0, OpKind::alloc, 1, 64), make(1, OpKind::free, 1, 64)};
+  const Program p = build_program(t, 2);
+  EXPECT_EQ(p.cross_thread_waits, 0u);
+  for (const auto& steps : p.threads) {
+    for (const Step& s : steps) EXPECT_EQ(s.ctl, 0);
+  }
+}
+
+TEST(Replay, OperationsNoOrderCanMakeValidAreDroppedAndCounted) {
+  ops::Trace t = two_streams(6);
+  t.streams[0].ops = {
+      make(0, OpKind::free, 0, 8),                                    // never allocated
+      make(1, OpKind::alloc, 1, 8), make(2, OpKind::alloc, 1, 8),     // second alloc of a live object
+      make(3, OpKind::dma_unmap, 1, 8),                               // no map
+      make(4, OpKind::free, 2, 8), make(5, OpKind::alloc, 3, 8),      // cycle with stream 1 ...
+  };
+  t.streams[1].ops = {make(4, OpKind::free, 3, 8), make(5, OpKind::alloc, 2, 8)};  // ... frees 3 first
+  const Program p = build_program(t, 2);
+  EXPECT_EQ(p.dropped.at("free_without_alloc"), 1u);
+  EXPECT_EQ(p.dropped.at("alloc_of_live_object"), 1u);
+  EXPECT_EQ(p.dropped.at("unmap_without_map"), 1u);
+  EXPECT_GE(p.dropped.at("unorderable"), 1u);
+  Options o = quiet();
+  o.drain = true;
+  const Result r = run(p, "system", o);  // must not hang
+  EXPECT_TRUE(r.accounting_ok) << r.accounting_detail;
+}
+
+TEST(Replay, StreamsFoldOntoFewerThreadsAndObjectsMayBeReused) {
+  ops::Trace t;
+  t.streams.resize(4);
+  t.object_count = 1;
+  // One object id allocated and freed four times, each lifetime on the next stream.
+  for (std::uint32_t s = 0; s < 4; ++s) {
+    t.streams[s].ops = {make(10 * s, OpKind::alloc, 0, 100 + s), make(10 * s + 5, OpKind::free, 0, 100 + s)};
+  }
+  for (unsigned threads : {1u, 2u, 4u}) {
+    const Program p = build_program(t, threads);
+    EXPECT_TRUE(p.dropped.empty());
+    EXPECT_EQ(p.steps, 8u);
+    const Result r = run(p, "bump", quiet());
+    EXPECT_EQ(r.final_live_blocks, 0);
+    EXPECT_EQ(r.threads, threads);
+  }
+}
+
+TEST(Replay, DrainFreesLiveBlocksAndTagAccountingReadsZero) {
+  ops::Trace t = two_streams(100);
+  t.strings = {"", "tag.a", "tag.b"};
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    t.streams[i % 2].ops.push_back(make(i, i % 3 == 0 ? OpKind::page_alloc : OpKind::alloc, i, 10 + i, 1 + i % 2));
+  }
+  for (const char* backend : {"system", "bump"}) {
+    Options o = quiet();
+    o.drain = true;
+    const Result r = run(t, backend, o);
+    EXPECT_EQ(r.final_live_blocks, 100);
+    EXPECT_TRUE(r.drained);
+    EXPECT_TRUE(r.accounting_ok) << r.accounting_detail;
+    ASSERT_EQ(r.tags.size(), 2u);
+    for (const TagResult& tag : r.tags) {
+      EXPECT_EQ(tag.live_bytes, 0) << tag.name;
+      EXPECT_GT(tag.peak_live_bytes, 0) << tag.name;
+    }
+    o.drain = false;
+    const Result kept = run(t, backend, o);
+    EXPECT_FALSE(kept.drained);
+    EXPECT_TRUE(kept.accounting_ok) << kept.accounting_detail;  // replay and backend agree on what is live
+  }
+}
+
+TEST(Replay, PacedModeRunsEveryStep) {
+  ops::Trace t = two_streams(200);
+  for (std::uint32_t i = 0; i < 200; ++i) {
+    t.streams[0].ops.push_back(make(i * 1000, OpKind::alloc, i, 32));
+    t.streams[1].ops.push_back(make(i * 1000 + 500, OpKind::free, i, 32));
+  }
+  Options o = quiet();
+  o.mode = Mode::paced;
+  o.speed = 4;
+  const Result r = run(t, "system", o);
+  EXPECT_EQ(r.events, 400u);
+  EXPECT_EQ(r.final_live_blocks, 0);
+}
+
+TEST(Replay, BadOptionsAndUnknownBackendsAreUsageErrors) {
+  ops::Trace t = two_streams(1);
+  EXPECT_THROW(run(t, "no-such-backend", quiet()), UsageError);
+  Options o = quiet();
+  o.speed = 0;
+  EXPECT_THROW(run(t, "system", o), UsageError);
+  o = quiet();
+  o.node = 4096;
+  EXPECT_THROW(run(t, "system", o), UsageError);
+  t.streams[0].ops.push_back(make(0, OpKind::alloc, 7, 8));  // object beyond object_count
+  EXPECT_THROW(build_program(t, 1), InputError);
+}
+
+TEST(LatencyHistogram, BucketsCoverTheirValuesAndQuantilesAreUpperBounds) {
+  for (std::uint64_t v : {0ull, 1ull, 7ull, 8ull, 9ull, 15ull, 16ull, 1000ull, 123456789ull, 1ull << 40}) {
+    const int b = LatencyHistogram::bucket_of(v);
+    EXPECT_LT(v, LatencyHistogram::upper_bound(b)) << v;
+    if (b > 0) {
+      EXPECT_GE(v, LatencyHistogram::upper_bound(b - 1)) << v;
+    }
+  }
+  LatencyHistogram h;
+  for (std::uint64_t i = 1; i <= 1000; ++i) h.record(i);
+  EXPECT_EQ(h.count(), 1000u);
+  EXPECT_EQ(h.max(), 1000u);
+  EXPECT_GE(h.quantile(0.5), 500u);
+  EXPECT_LE(h.quantile(0.5), 500u * 9 / 8 + 1);
+  EXPECT_EQ(h.quantile(1.0), 1000u);
+}
+
+/// A backend-like type whose pages map to chosen physical addresses.
+struct FakePhysical {
+  static constexpr std::uint32_t kFeatures = kFeaturePhysical;
+  std::uintptr_t base = 0;
+  std::vector<std::uint64_t> page_pa;
+  std::uint64_t physical_address(const void* p) const noexcept {
+    const auto off = reinterpret_cast<std::uintptr_t>(p) - base;
+    return page_pa[off / kPageBytes] + off % kPageBytes;
+  }
+};
+
+TEST(DmaPath, SegmentsMergeAdjacentPagesAndPagesAbove4GiBBounce) {
+  FakePhysical b;
+  b.base = 0x100000;
+  // Pages 0,1 adjacent; 2 elsewhere; 3 above 4 GiB.
+  b.page_pa = {0x10000, 0x11000, 0x80000, (5ull << 30)};
+  Step s;
+  s.size = 4 * kPageBytes;
+  DmaCounters c;
+  dma_prepare(b, reinterpret_cast<void*>(b.base), s, c);
+  EXPECT_EQ(c.transfers, 1u);
+  EXPECT_EQ(c.segments, 3u);
+  EXPECT_EQ(c.bounce_bytes, 0u);  // not a 32-bit transfer
+  s.flags = ops::kOpDma32 | ops::kOpDirIn;
+  dma_prepare(b, reinterpret_cast<void*>(b.base), s, c);
+  EXPECT_EQ(c.bounce_bytes, kPageBytes);
+  EXPECT_EQ(c.bounce_copies, 0u);  // device-to-memory: copied back at complete
+  dma_complete(b, reinterpret_cast<void*>(b.base), s, c);
+  EXPECT_EQ(c.bounce_copies, 1u);
+}
+
+TEST(CellJson, HasEveryContract3Key) {
+  ops::Trace t = two_streams(10);
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    t.streams[0].ops.push_back(make(i, OpKind::dma_alloc, i, 8192));
+    t.streams[0].ops.push_back(make(i, OpKind::dma_map, i, 8192, 0, ops::kOpDirOut));
+    t.streams[1].ops.push_back(make(i + 100, OpKind::dma_unmap, i, 8192));
+    t.streams[1].ops.push_back(make(i + 101, OpKind::dma_free, i, 8192));
+  }
+  Options o = quiet();
+  o.drain = true;
+  const Result r = run(t, "system", o);
+  const nlohmann::json j = cell_json(r, {"workload", "test", {{"k", "v"}}, 7, {}});
+  for (const char* key : {"schema", "backend", "source", "mode", "threads", "node", "placement", "topology",
+                          "events", "duration_ns", "ops_per_sec", "latency", "footprint", "final_live_blocks",
+                          "noblock_failures", "dependency_wait_ns", "dma", "numa", "tags", "accounting_check",
+                          "metrics", "environment"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["schema"], "kmbench.cell/1");
+  EXPECT_EQ(j["source"]["seed"], 7);
+  EXPECT_EQ(j["source"]["params"]["k"], "v");
+  for (const char* kind : {"alloc", "free", "page_alloc", "page_free", "dma_prepare"}) {
+    for (const char* q : {"count", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns", "histogram"}) {
+      EXPECT_TRUE(j["latency"][kind].contains(q)) << kind << "." << q;
+    }
+  }
+  EXPECT_EQ(j["latency"]["dma_prepare"]["count"], 10);
+  for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "fragmentation", "timeline"}) {
+    EXPECT_TRUE(j["footprint"].contains(k)) << k;
+  }
+  EXPECT_GE(j["footprint"]["timeline"].size(), 2u);
+  for (const char* k : {"t_ns", "mapped_bytes", "resident_bytes", "live_bytes", "rss_bytes"}) {
+    EXPECT_TRUE(j["footprint"]["timeline"][0].contains(k)) << k;
+  }
+  for (const char* k : {"transfers", "segments", "segments_per_transfer", "bounce_bytes", "bounce_copies",
+                        "iommu_mappings"}) {
+    EXPECT_TRUE(j["dma"].contains(k)) << k;
+  }
+  EXPECT_EQ(j["dma"]["transfers"], 10);
+  EXPECT_TRUE(j["accounting_check"]["ok"]);
+  EXPECT_TRUE(j["metrics"].contains("replay.latency.alloc.p99_ns") ||
+              j["metrics"].contains("replay.latency.dma_alloc.p99_ns"));
+}
+
+}  // namespace
+}  // namespace kmbench::replay

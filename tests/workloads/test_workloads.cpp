@@ -1,0 +1,144 @@
+// Workloads: determinism, parameters, self-consistent streams, and a brief
+// run of every workload on every backend compiled into this process.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "allocators/errors.h"
+#include "allocators/registry.h"
+#include "harness/replay/replay.h"
+#include "harness/trace/trace.h"
+#include "workloads/workloads.h"
+
+namespace kmbench::workloads {
+namespace {
+
+/// Small settings so each workload runs in a blink.
+std::map<std::string, std::string> brief(std::string_view name) {
+  static const std::map<std::string, std::map<std::string, std::string>> kBrief = {
+      {"nic", {{"packets", "1500"}, {"ring", "32"}}},
+      {"nvme", {{"ios", "300"}, {"max_io", "256k"}}},
+      {"usb32", {{"transfers", "400"}}},
+      {"gpu", {{"buffers", "6"}, {"max", "16m"}, {"budget", "32m"}}},
+      {"larson", {{"rounds", "2000"}, {"slots", "100"}}},
+      {"xmalloc", {{"items", "3000"}}},
+      {"churn", {{"ops", "4000"}, {"live", "400"}}},
+      {"osmalloc", {{"ops", "4000"}, {"live", "300"}, {"unload_every", "1000"}}},
+  };
+  return kBrief.at(std::string(name));
+}
+
+std::vector<std::string> names() {
+  std::vector<std::string> out;
+  for (const WorkloadInfo& w : all_workloads()) out.emplace_back(w.name);
+  return out;
+}
+
+bool same_ops(const ops::Trace& a, const ops::Trace& b) {
+  if (a.streams.size() != b.streams.size() || a.object_count != b.object_count || a.strings != b.strings) {
+    return false;
+  }
+  for (std::size_t s = 0; s < a.streams.size(); ++s) {
+    const auto& x = a.streams[s].ops;
+    const auto& y = b.streams[s].ops;
+    if (x.size() != y.size() || (!x.empty() && std::memcmp(x.data(), y.data(), x.size() * sizeof(ops::Op)) != 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class EachWorkload : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EachWorkload, SameSeedSameStreamOtherSeedOtherStream) {
+  const ops::Trace a = generate(GetParam(), brief(GetParam()), 42);
+  const ops::Trace b = generate(GetParam(), brief(GetParam()), 42);
+  const ops::Trace c = generate(GetParam(), brief(GetParam()), 43);
+  EXPECT_GT(a.op_count(), 0u);
+  EXPECT_TRUE(same_ops(a, b));
+  EXPECT_FALSE(same_ops(a, c));
+}
+
+TEST_P(EachWorkload, StreamsAreTimeOrderedAndParametersRecorded) {
+  const ops::Trace t = generate(GetParam(), brief(GetParam()), 1);
+  for (const ops::Stream& s : t.streams) {
+    for (std::size_t i = 1; i < s.ops.size(); ++i) ASSERT_LE(s.ops[i - 1].time_ns, s.ops[i].time_ns);
+  }
+  EXPECT_EQ(t.header.source, "workload:" + GetParam());
+  EXPECT_EQ(t.header.metadata.at("seed"), "1");
+  for (const ParamSpec& p : find_workload(GetParam())->params) {
+    EXPECT_TRUE(t.header.metadata.count("param." + std::string(p.key))) << p.key;
+  }
+}
+
+TEST_P(EachWorkload, EveryOperationCanBeOrderedAndEverythingIsFreed) {
+  const ops::Trace t = generate(GetParam(), brief(GetParam()), 7);
+  const replay::Program p = replay::build_program(t, static_cast<unsigned>(t.streams.size()));
+  EXPECT_TRUE(p.dropped.empty()) << p.dropped.begin()->first;
+  EXPECT_EQ(p.steps, t.op_count());
+}
+
+TEST_P(EachWorkload, SavesAndLoadsAsKmt) {
+  const ops::Trace t = generate(GetParam(), brief(GetParam()), 11);
+  const std::string path = ::testing::TempDir() + "/workload-" + GetParam() + ".kmt";
+  trace::save(t, path);
+  const ops::Trace back = trace::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(same_ops(t, back));
+  EXPECT_EQ(back.header.metadata.at("workload"), GetParam());
+}
+
+TEST_P(EachWorkload, RunsOnEveryInProcessBackendWithCleanAccounting) {
+  const ops::Trace t = generate(GetParam(), brief(GetParam()), 5);
+  for (const BackendInfo& b : all_backends()) {
+    if (!b.executable.empty()) continue;
+    replay::Options o;
+    o.drain = true;
+    o.sample_ms = 1;
+    const replay::Result r = replay::run(t, b.name, o);
+    EXPECT_EQ(r.events, t.op_count()) << b.name;
+    EXPECT_EQ(r.failed_allocs, 0u) << b.name;
+    EXPECT_TRUE(r.accounting_ok) << b.name << ": " << r.accounting_detail;
+    EXPECT_EQ(r.final_live_blocks, 0) << b.name;  // every workload frees what it allocates
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EachWorkload, ::testing::ValuesIn(names()),
+                         [](const auto& info) { return info.param; });
+
+TEST(WorkloadParams, UnknownWorkloadOrKeyAndBadValuesAreUsageErrors) {
+  EXPECT_THROW(generate("nosuch", {}, 1), UsageError);
+  EXPECT_THROW(generate("churn", {{"bogus", "1"}}, 1), UsageError);
+  EXPECT_THROW(generate("churn", {{"ops", "many"}}, 1), UsageError);
+  EXPECT_THROW(generate("churn", {{"ops", "-5"}}, 1), UsageError);
+  EXPECT_THROW(generate("churn", {{"ops", "1.5"}}, 1), UsageError);
+  EXPECT_THROW(generate("gpu", {{"max", "12x"}}, 1), UsageError);
+  const Params p = resolve_params("gpu", {{"max", "64m"}});
+  EXPECT_EQ(p.bytes("max"), 64u << 20);
+  EXPECT_EQ(p.bytes("min"), 2u << 20);
+}
+
+TEST(WorkloadShapes, DmaWorkloadsMapWhatTheyAllocateAndUsb32AsksFor32Bits) {
+  const ops::Trace usb = generate("usb32", brief("usb32"), 2);
+  std::uint64_t maps = 0, dma32 = 0;
+  for (const ops::Stream& s : usb.streams) {
+    for (const ops::Op& op : s.ops) {
+      if (op.kind == ops::OpKind::dma_map) {
+        ++maps;
+        dma32 += (op.flags & ops::kOpDma32) != 0;
+      }
+    }
+  }
+  EXPECT_EQ(maps, 400u);
+  EXPECT_EQ(dma32, maps);
+  const ops::Trace nvme = generate("nvme", {{"ios", "200"}, {"min_io", "64k"}, {"max_io", "64k"}}, 2);
+  std::uint64_t prp = 0;
+  for (const ops::Stream& s : nvme.streams) {
+    for (const ops::Op& op : s.ops) prp += op.kind == ops::OpKind::page_alloc;
+  }
+  EXPECT_EQ(prp, 200u);  // 16 pages: one PRP list page per I/O
+}
+
+}  // namespace
+}  // namespace kmbench::workloads
