@@ -1,0 +1,189 @@
+// Machine: the simulated RAM of every node (one reservation), page descriptors,
+// zones, pcp sets; and the process's current machine.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+
+namespace kmbench::physmem {
+namespace {
+
+constexpr std::uint64_t kMaxBlockBytes = kPageSize << kMaxOrder;
+constexpr std::uint64_t kMinNodeBytes = 2 * kMaxBlockBytes;
+constexpr std::uint64_t kMaxNodeBytes = 1ull << 40;
+constexpr std::uint64_t kMaxSpanBytes = 1ull << 45;
+
+void* map_noreserve(std::size_t bytes, int prot) {
+  void* p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    throw RunError("physmem: cannot reserve " + std::to_string(bytes >> 20) +
+                   " MiB of address space: " + std::strerror(errno));
+  }
+  return p;
+}
+
+std::size_t page_round(std::size_t bytes) { return (bytes + kPageSize - 1) & ~(kPageSize - 1); }
+
+}  // namespace
+
+const char* zone_name(ZoneKind kind) noexcept {
+  switch (kind) {
+    case ZoneKind::dma:
+      return "dma";
+    case ZoneKind::dma32:
+      return "dma32";
+    case ZoneKind::normal:
+      return "normal";
+  }
+  return "?";
+}
+
+std::uint64_t default_node_bytes(unsigned node_count) noexcept {
+  const std::uint64_t each = (8ull << 30) / std::max(1u, node_count);
+  return std::max<std::uint64_t>(1ull << 30, each) & ~(kMaxBlockBytes - 1);
+}
+
+Machine::Machine(const TopologySpec& spec) {
+  try {
+    load_topology(spec);
+    reserve_memory(spec);
+    bind_nodes();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Machine::~Machine() { release(); }
+
+void Machine::release() noexcept {
+  if (reservation_ != nullptr) {
+    munmap(reservation_, reservation_bytes_);
+    reservation_ = nullptr;
+  }
+  for (Node& n : mem_) {
+    if (n.meta != nullptr) {
+      munmap(n.meta, page_round(std::size_t{n.pages} * sizeof(PageMeta)));
+      n.meta = nullptr;
+    }
+  }
+  if (pcp_ != nullptr) {
+    munmap(pcp_, pcp_bytes_);
+    pcp_ = nullptr;
+  }
+  if (topo_ != nullptr) {
+    hwloc_topology_destroy(topo_);
+    topo_ = nullptr;
+  }
+}
+
+void Machine::reserve_memory(const TopologySpec& spec) {
+  const unsigned count = static_cast<unsigned>(nodes_.size());
+  std::uint64_t bytes = spec.node_bytes != 0 ? spec.node_bytes : default_node_bytes(count);
+  if (bytes < kMinNodeBytes || bytes > kMaxNodeBytes) {
+    throw UsageError("topology: node_bytes " + std::to_string(bytes) + " is outside [" +
+                     std::to_string(kMinNodeBytes) + ", " + std::to_string(kMaxNodeBytes) + "]");
+  }
+  bytes &= ~(kMaxBlockBytes - 1);
+  const std::uint64_t stride = std::bit_ceil(bytes);
+  stride_shift_ = static_cast<unsigned>(std::countr_zero(stride));
+  if (stride * count > kMaxSpanBytes) {
+    throw UsageError("topology: " + std::to_string(count) + " nodes of " +
+                     std::to_string(bytes >> 20) + " MiB exceed the simulated address space");
+  }
+
+  const std::uint32_t high = spec.pcp_high_pages != 0 ? spec.pcp_high_pages : 384;
+  const std::uint32_t batch = spec.pcp_batch_pages != 0 ? spec.pcp_batch_pages : 64;
+  if (high > kPcpCapPages || batch > high) {
+    throw UsageError("topology: pcp_high_pages must be <= " + std::to_string(kPcpCapPages) +
+                     " and pcp_batch_pages <= pcp_high_pages (got " + std::to_string(high) + ", " +
+                     std::to_string(batch) + ")");
+  }
+  for (unsigned o = 0; o < kPcpOrders; ++o) {
+    pcp_high_[o] = std::max(1u, high >> o);
+    pcp_batch_[o] = std::max(1u, batch >> o);
+  }
+
+  // One reservation for all nodes, aligned so that VA and PA share their low bits.
+  va_align_ = std::max<std::uint64_t>(stride, 1ull << 30);
+  const std::size_t span = stride * count;
+  reservation_bytes_ = span + va_align_;
+  reservation_ = map_noreserve(reservation_bytes_, PROT_NONE);
+  const auto raw = reinterpret_cast<std::uintptr_t>(reservation_);
+  va_base_ = (raw + va_align_ - 1) & ~(va_align_ - 1);
+
+  mem_.resize(count);
+  for (unsigned k = 0; k < count; ++k) {
+    NodeInfo& info = nodes_[k];
+    Node& n = mem_[k];
+    info.sim_bytes = bytes;
+    info.phys_base = std::uint64_t{k} << stride_shift_;
+    n.va = node_va(static_cast<NodeId>(k));
+    n.pages = static_cast<std::uint32_t>(bytes >> kPageShift);
+    n.phys_last = info.phys_base + bytes - 1;
+    if (mprotect(reinterpret_cast<void*>(n.va), bytes, PROT_READ | PROT_WRITE) != 0) {
+      throw RunError(std::string("physmem: mprotect of node memory failed: ") +
+                     std::strerror(errno));
+    }
+    const std::size_t meta = page_round(std::size_t{n.pages} * sizeof(PageMeta));
+    n.meta = static_cast<PageMeta*>(map_noreserve(meta, PROT_READ | PROT_WRITE));
+    meta_bytes_ += meta;
+
+    const std::uint64_t base = info.phys_base;
+    const std::uint64_t end = base + bytes;
+    const std::uint64_t limits[] = {kDmaLimit, kDma32Limit, ~0ull};
+    const ZoneKind kinds[] = {ZoneKind::dma, ZoneKind::dma32, ZoneKind::normal};
+    std::uint64_t lo = 0;
+    for (int z = 0; z < 3; ++z) {
+      const std::uint64_t zb = std::max(base, lo);
+      const std::uint64_t ze = std::min(end, limits[z]);
+      lo = limits[z];
+      if (zb >= ze) {
+        continue;
+      }
+      auto zone = std::make_unique<Zone>();
+      zone->kind = kinds[z];
+      zone->begin = static_cast<std::uint32_t>((zb - base) >> kPageShift);
+      zone->end = static_cast<std::uint32_t>((ze - base) >> kPageShift);
+      zone->frontier = zone->begin;
+      zone->head.fill(~0u);
+      zone->free_pages = zone->end - zone->begin;
+      n.zones.push_back(std::move(zone));
+    }
+  }
+  // Node 0's first MiB is firmware's: carve its first max-order block and give back the rest.
+  {
+    Node& n0 = mem_[0];
+    Zone& z = *n0.zones.front();
+    n0.reserved = static_cast<std::uint32_t>(kReservedLowBytes >> kPageShift);
+    z.frontier = z.begin + (1u << kMaxOrder);
+    z.free_pages -= 1u << kMaxOrder;
+    std::lock_guard<std::mutex> hold(z.lock);
+    give_run(n0, z, n0.reserved, (1u << kMaxOrder) - n0.reserved);
+  }
+
+  pcp_bytes_ = page_round(sizeof(PcpSet) * kMaxCpuSlots * count);
+  pcp_ = static_cast<PcpSet*>(map_noreserve(pcp_bytes_, PROT_READ | PROT_WRITE));
+}
+
+namespace {
+std::atomic<Machine*> g_current{nullptr};
+}  // namespace
+
+Machine& current_machine() {
+  Machine* m = g_current.load(std::memory_order_acquire);
+  if (m != nullptr) [[likely]] {
+    return *m;
+  }
+  static Machine* const fallback = new Machine(TopologySpec{});
+  return *fallback;
+}
+
+void set_current_machine(Machine* m) noexcept { g_current.store(m, std::memory_order_release); }
+
+}  // namespace kmbench::physmem

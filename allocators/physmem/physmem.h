@@ -1,0 +1,334 @@
+// physmem: simulated physical memory, NUMA topology and the page layer.
+//
+// Each NUMA node of the run's topology (hwloc: the real machine, a synthetic
+// string or an XML export) owns one reserved range of address space acting as
+// its RAM. Node k's memory sits at physical address k * stride, so a physical
+// address is the offset into one reservation: PA <-> VA is one subtraction,
+// node 0 starts at 0 and a DMA32 (< 4 GiB) region exists. The first MiB of
+// node 0 is reserved (as firmware keeps it on x86), so no page handed out has
+// physical address 0.
+//
+// Pages are managed as Linux does: a binary buddy per node and zone (DMA
+// < 16 MiB, DMA32 < 4 GiB, Normal), orders 0..kMaxOrder, with per-CPU page
+// lists (pcp) in front for orders below kPcpOrders. A pcp set belongs to one
+// CPU slot (allocators/cpu_slot.h) and one node, so its fast path takes no lock.
+// Max-order blocks are carved from a zone's untouched memory on first need, so
+// a large simulated machine costs nothing until used.
+#pragma once
+
+#include <hwloc.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "allocators/backend.h"
+#include "allocators/cpu_slot.h"
+
+namespace kmbench::physmem {
+
+inline constexpr std::size_t kPageSize = 4096;
+inline constexpr unsigned kPageShift = 12;
+inline constexpr unsigned kMaxOrder = 10;  // orders 0..10: 4 KiB..4 MiB
+inline constexpr unsigned kPcpOrders = 4;  // orders 0..3 go through per-CPU page lists
+inline constexpr std::uint32_t kPcpCapPages = 1024;  // largest pcp high mark, in pages
+inline constexpr std::uint64_t kDmaLimit = 16ull << 20;   // ZONE_DMA ends here (ISA)
+inline constexpr std::uint64_t kDma32Limit = 4ull << 30;  // ZONE_DMA32 ends here
+inline constexpr std::uint64_t kReservedLowBytes = 1ull << 20;  // node 0's firmware area
+
+/// How the run's topology is chosen.
+struct TopologySpec {
+  enum class Kind { real, synthetic, xml } kind = Kind::real;
+  std::string text;              // hwloc synthetic string or XML path
+  std::uint64_t node_bytes = 0;  // simulated RAM per node (0: default_node_bytes)
+  std::uint32_t pcp_high_pages = 0;   // per-CPU list high mark in pages (0: 384); <= kPcpCapPages
+  std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: 64); <= high
+};
+
+/// Simulated RAM per node when TopologySpec::node_bytes is 0: 8 GiB over all
+/// nodes, at least 1 GiB each (reserved address space; only touched pages cost RAM).
+std::uint64_t default_node_bytes(unsigned node_count) noexcept;
+
+/// One NUMA node of the run's topology.
+struct NodeInfo {
+  NodeId id = 0;
+  std::vector<unsigned> cpus;           // OS CPU numbers (synthetic: hwloc's own numbering)
+  std::uint64_t os_memory_bytes = 0;    // what the topology says the node has
+  std::uint64_t sim_bytes = 0;          // simulated RAM of this run
+  std::uint64_t phys_base = 0;          // first physical address
+  bool bound = false;                   // range bound to the real node (hwloc membind)
+  bool placement_verified = false;      // a touched page was found on the node it is bound to
+};
+
+enum class ZoneKind : std::uint8_t { dma, dma32, normal };
+const char* zone_name(ZoneKind kind) noexcept;
+
+/// Free memory of one zone of one node.
+struct ZoneStats {
+  ZoneKind kind = ZoneKind::normal;
+  std::uint64_t phys_begin = 0, phys_end = 0;
+  std::uint64_t free_pages = 0;
+  std::array<std::uint64_t, kMaxOrder + 1> free_blocks{};  // untouched memory counts at kMaxOrder
+};
+
+/// Free memory of one node: buddy free lists of all its zones, and pages parked in pcp lists.
+struct NodeStats {
+  NodeId node = 0;
+  std::uint64_t total_pages = 0;  // allocatable pages (reserved ones excluded)
+  std::uint64_t free_pages = 0;   // in the buddy (not counting pcp lists)
+  std::uint64_t pcp_pages = 0;    // free pages cached in per-CPU lists
+  std::array<std::uint64_t, kMaxOrder + 1> free_blocks{};
+  std::vector<ZoneStats> zones;
+
+  /// Largest free buddy block in bytes (0: none).
+  std::uint64_t largest_free_bytes() const noexcept;
+  /// Linux's fragmentation index for a request of that order, in [0, 1]: near 0 an
+  /// allocation would fail for lack of memory, near 1 for fragmentation; -1 when a
+  /// free block of that order exists.
+  double fragmentation_index(unsigned order) const noexcept;
+  /// Gorman's unusable free space index: share of free pages in blocks below that order.
+  double unusable_index(unsigned order) const noexcept;
+};
+
+/// Snapshot of the page layer. pcp counters are exact once allocating threads are quiet.
+struct PageStats {
+  std::vector<NodeStats> nodes;
+  std::uint64_t pcp_hits = 0;     // pcp allocations served from the list
+  std::uint64_t pcp_misses = 0;   // pcp allocations that had to refill from the buddy
+  std::uint64_t pcp_refills = 0;  // batches moved buddy -> pcp
+  std::uint64_t pcp_spills = 0;   // batches moved pcp -> buddy (list reached high)
+  std::uint64_t metadata_bytes = 0;  // page descriptors and pcp lists actually reserved
+
+  std::uint64_t free_pages() const noexcept;
+  /// Dotted metrics: physmem.pcp.hits, physmem.node0.free_pages.order3, ...
+  std::vector<Metric> metrics() const;
+};
+
+/// Where a range really lies, as the kernel reports it (real topologies only).
+struct Placement {
+  bool measured = false;  // false: synthetic topology or nothing touched yet
+  NodeId node = kAnyNode; // the single node holding the touched pages, kAnyNode if several
+  std::string note;       // "synthetic topology: placement not measured", ...
+};
+
+/// A simulated machine: topology, RAM per node and the page allocator over it.
+/// Thread safe. Memory is released when the Machine is destroyed.
+class Machine {
+ public:
+  explicit Machine(const TopologySpec& spec = {});  // throws UsageError on a bad spec
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  bool synthetic() const noexcept { return synthetic_; }  // true: nothing is bound to real nodes
+  std::string topology_description() const;  // "real: 1 node", "synthetic: pack:2 [numa] ..."
+  /// What a result should say about NUMA placement on this machine.
+  std::string numa_note() const;
+  unsigned node_count() const noexcept { return static_cast<unsigned>(nodes_.size()); }
+  const NodeInfo& node(NodeId id) const { return nodes_.at(static_cast<std::size_t>(id)); }
+  NodeId node_of_cpu(unsigned cpu) const noexcept;  // cpu not in the topology: node 0
+  NodeId node_of_phys(std::uint64_t pa) const noexcept;  // kAnyNode: not memory of this machine
+  NodeId node_of(const void* va) const noexcept;         // kAnyNode: not memory of this machine
+  /// The calling thread's node: its CPU's (real) or its CPU slot's (synthetic).
+  NodeId local_node() const noexcept;
+
+  /// 2^order pages, naturally aligned physically and virtually, below max_phys
+  /// (inclusive); nullptr when none (never waits). node kAnyNode: the local node,
+  /// then the others; a given node: only that node.
+  void* alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys = ~0ull) noexcept;
+  /// pre: p came from alloc_pages with this order and is not freed yet.
+  void free_pages(void* p, unsigned order) noexcept;
+
+  /// Page-granular runs of any length (Linux alloc_pages_exact; beyond kMaxOrder
+  /// like alloc_contig_range): physically contiguous, aligned to `align` (a power
+  /// of two; at least a page). nullptr when none, bytes is 0 or align is bad.
+  void* alloc_contiguous(std::size_t bytes, std::size_t align, NodeId node,
+                         std::uint64_t max_phys = ~0ull) noexcept;
+  /// pre: [p, p + bytes rounded to pages) came from alloc_contiguous and is not freed yet.
+  void free_contiguous(void* p, std::size_t bytes) noexcept;
+
+  /// pre: owns(va). O(1).
+  std::uint64_t phys_of(const void* va) const noexcept {
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(va) - va_base_);
+  }
+  /// nullptr when pa is not memory of this machine. O(1).
+  void* virt_of(std::uint64_t pa) const noexcept {
+    return node_of_phys(pa) == kAnyNode ? nullptr : reinterpret_cast<void*>(va_base_ + pa);
+  }
+  bool owns(const void* va) const noexcept { return node_of(va) != kAnyNode; }
+
+  /// Gives the calling CPU slot's pcp pages back to the buddy; returns bytes given back.
+  /// trim keeps up to batch pages per list, drain keeps none.
+  std::size_t drain_local(bool keep_batch = false) noexcept;
+  /// Drains every CPU slot's lists. pre: no other thread uses this machine meanwhile.
+  std::size_t drain_all_quiescent() noexcept;
+
+  PageStats stats() const;
+  /// Where [p, p + bytes) lies on the real machine (its touched pages).
+  Placement placement(const void* p, std::size_t bytes) const;
+
+ private:
+  struct PageMeta {            // one per page of a node (Linux: struct page)
+    std::uint32_t next, prev;  // free-list links (page indices within the node)
+    std::uint8_t state;        // kFreeHead: head of a block on a buddy free list
+    std::uint8_t order;
+    std::uint16_t unused;
+  };
+  struct Zone {
+    ZoneKind kind = ZoneKind::normal;
+    std::uint32_t begin = 0, end = 0;  // page indices within the node
+    std::uint32_t frontier = 0;        // [frontier, end): untouched, free at kMaxOrder
+    std::uint64_t free_pages = 0;      // including untouched
+    std::array<std::uint32_t, kMaxOrder + 1> head{};
+    std::array<std::uint64_t, kMaxOrder + 1> count{};
+    mutable std::mutex lock;
+  };
+  struct Node {
+    PageMeta* meta = nullptr;
+    std::uintptr_t va = 0;
+    std::uint64_t phys_last = 0;  // last physical address of the node's RAM
+    std::uint32_t pages = 0;
+    std::uint32_t reserved = 0;   // leading pages never handed out
+    std::vector<std::unique_ptr<Zone>> zones;  // ascending addresses
+  };
+  /// One CPU slot's page lists for one node. Only the slot's thread touches
+  /// the stacks; counters are read by stats() through atomic_ref.
+  struct PcpSet {
+    std::uint32_t count[kPcpOrders];
+    std::uint64_t hits, misses, refills, spills;
+    void* stack[2 * kPcpCapPages];  // order o's stack at kPcpOffset[o]
+  };
+  static constexpr std::uint32_t kPcpOffset[kPcpOrders] = {
+      0, kPcpCapPages, kPcpCapPages + kPcpCapPages / 2,
+      kPcpCapPages + kPcpCapPages / 2 + kPcpCapPages / 4};
+
+  template <class T>
+  static T load(const T& v) noexcept {
+    return std::atomic_ref<T>(const_cast<T&>(v)).load(std::memory_order_relaxed);
+  }
+  template <class T>
+  static void store(T& v, T x) noexcept {
+    std::atomic_ref<T>(v).store(x, std::memory_order_relaxed);
+  }
+
+  PcpSet& pcp(unsigned slot, NodeId node) const noexcept {
+    return pcp_[slot * nodes_.size() + static_cast<std::size_t>(node)];
+  }
+  std::uintptr_t node_va(NodeId n) const noexcept {
+    return va_base_ + (static_cast<std::uintptr_t>(n) << stride_shift_);
+  }
+
+  NodeId local_node_slow() const noexcept;
+  void* alloc_on(unsigned order, NodeId node, std::uint64_t max_phys) noexcept;
+  void* alloc_node(unsigned order, NodeId node, std::uint64_t max_phys) noexcept;
+  std::size_t drain_slot(unsigned slot, NodeId node, bool keep_batch) noexcept;
+  void* pcp_refill(PcpSet& set, unsigned order, NodeId node) noexcept;
+  void pcp_spill(PcpSet& set, unsigned order, NodeId node, std::uint32_t keep) noexcept;
+  void* buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys) noexcept;
+  void buddy_free(void* p, unsigned order) noexcept;
+  void* contiguous_on(NodeId node, std::uint64_t pages, unsigned align_order,
+                      std::uint64_t max_phys) noexcept;
+  void* contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t align_bytes,
+                        std::uint64_t max_phys) noexcept;
+
+  Zone& zone_of(Node& n, std::uint32_t pfn) noexcept;
+  void list_push(Node& n, Zone& z, std::uint32_t pfn, unsigned order) noexcept;
+  void list_remove(Node& n, Zone& z, std::uint32_t pfn, unsigned order) noexcept;
+  void split(Node& n, Zone& z, std::uint32_t pfn, unsigned from, unsigned to) noexcept;
+  // pre (these four): z.lock held
+  std::uint32_t take(Node& n, Zone& z, unsigned order, std::uint64_t max_phys,
+                     std::uint64_t node_phys) noexcept;
+  void give(Node& n, Zone& z, std::uint32_t pfn, unsigned order) noexcept;
+  void give_run(Node& n, Zone& z, std::uint32_t pfn, std::uint64_t pages) noexcept;
+
+  void load_topology(const TopologySpec& spec);
+  void release() noexcept;
+  void reserve_memory(const TopologySpec& spec);
+  void bind_nodes();
+
+  hwloc_topology_t topo_ = nullptr;
+  bool synthetic_ = true;
+  TopologySpec::Kind kind_ = TopologySpec::Kind::real;
+  std::string spec_text_;
+  std::vector<NodeInfo> nodes_;
+  std::vector<Node> mem_;
+  std::vector<NodeId> cpu_node_;  // by OS CPU number
+  std::array<NodeId, kMaxCpuSlots> slot_node_{};  // synthetic: the node a CPU slot stands on
+  std::uintptr_t va_align_ = 0;
+  std::uintptr_t va_base_ = 0;
+  unsigned stride_shift_ = 0;
+  void* reservation_ = nullptr;
+  std::size_t reservation_bytes_ = 0;
+  PcpSet* pcp_ = nullptr;
+  std::size_t pcp_bytes_ = 0;
+  std::size_t meta_bytes_ = 0;
+  std::array<std::uint32_t, kPcpOrders> pcp_high_{};   // in blocks of that order
+  std::array<std::uint32_t, kPcpOrders> pcp_batch_{};
+};
+
+/// The process's machine: the one given to set_current_machine() or, on first
+/// use, the real topology with default sizes (never destroyed).
+Machine& current_machine();
+/// pre: m outlives its use as the current machine; nullptr restores the default.
+void set_current_machine(Machine* m) noexcept;
+
+// ---- fast paths -------------------------------------------------------------
+
+inline NodeId Machine::node_of(const void* va) const noexcept {
+  return node_of_phys(phys_of(va));
+}
+
+inline NodeId Machine::node_of_phys(std::uint64_t pa) const noexcept {
+  const std::uint64_t n = pa >> stride_shift_;
+  if (n >= mem_.size() || pa > mem_[n].phys_last) {
+    return kAnyNode;
+  }
+  return static_cast<NodeId>(n);
+}
+
+inline NodeId Machine::local_node() const noexcept {
+  if (mem_.size() == 1) [[likely]] {
+    return 0;
+  }
+  return local_node_slow();
+}
+
+inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys) noexcept {
+  const NodeId n0 = node == kAnyNode ? local_node() : node;
+  if (n0 >= 0 && static_cast<std::size_t>(n0) < mem_.size() && order < kPcpOrders &&
+      max_phys >= mem_[static_cast<std::size_t>(n0)].phys_last) [[likely]] {
+    PcpSet& set = pcp(this_cpu_slot(), n0);
+    const std::uint32_t n = set.count[order];
+    if (n != 0) [[likely]] {
+      store(set.count[order], n - 1);
+      store(set.hits, set.hits + 1);
+      return set.stack[kPcpOffset[order] + n - 1];
+    }
+  }
+  return alloc_on(order, node, max_phys);
+}
+
+inline void Machine::free_pages(void* p, unsigned order) noexcept {
+  if (order < kPcpOrders) [[likely]] {
+    const NodeId node = static_cast<NodeId>(phys_of(p) >> stride_shift_);
+    PcpSet& set = pcp(this_cpu_slot(), node);
+    const std::uint32_t n = set.count[order];
+    if (n == pcp_high_[order]) [[unlikely]] {
+      pcp_spill(set, order, node, pcp_high_[order] - pcp_batch_[order]);
+      set.stack[kPcpOffset[order] + set.count[order]] = p;
+      store(set.count[order], set.count[order] + 1);
+      return;
+    }
+    set.stack[kPcpOffset[order] + n] = p;
+    store(set.count[order], n + 1);
+    return;
+  }
+  buddy_free(p, order);
+}
+
+}  // namespace kmbench::physmem

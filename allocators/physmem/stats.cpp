@@ -1,0 +1,127 @@
+// Statistics of the page layer: free blocks per order, pcp counters, fragmentation.
+#include <string>
+
+#include "allocators/physmem/physmem.h"
+
+namespace kmbench::physmem {
+
+std::uint64_t NodeStats::largest_free_bytes() const noexcept {
+  for (unsigned o = kMaxOrder + 1; o-- > 0;) {
+    if (free_blocks[o] != 0) {
+      return kPageSize << o;
+    }
+  }
+  return 0;
+}
+
+double NodeStats::fragmentation_index(unsigned order) const noexcept {
+  std::uint64_t blocks = 0;
+  for (unsigned o = 0; o <= kMaxOrder; ++o) {
+    if (o >= order && free_blocks[o] != 0) {
+      return -1.0;
+    }
+    blocks += free_blocks[o];
+  }
+  if (blocks == 0) {
+    return 0.0;
+  }
+  // Linux mm/vmstat.c __fragmentation_index, as a fraction.
+  const double requested = static_cast<double>(1ull << order);
+  return 1.0 - (1.0 + static_cast<double>(free_pages) / requested) / static_cast<double>(blocks);
+}
+
+double NodeStats::unusable_index(unsigned order) const noexcept {
+  if (free_pages == 0) {
+    return 1.0;
+  }
+  std::uint64_t usable = 0;
+  for (unsigned o = order; o <= kMaxOrder; ++o) {
+    usable += free_blocks[o] << o;
+  }
+  return static_cast<double>(free_pages - usable) / static_cast<double>(free_pages);
+}
+
+std::uint64_t PageStats::free_pages() const noexcept {
+  std::uint64_t total = 0;
+  for (const NodeStats& n : nodes) {
+    total += n.free_pages;
+  }
+  return total;
+}
+
+std::vector<Metric> PageStats::metrics() const {
+  std::vector<Metric> out = {
+      {"physmem.pcp.hits", static_cast<double>(pcp_hits)},
+      {"physmem.pcp.misses", static_cast<double>(pcp_misses)},
+      {"physmem.pcp.refills", static_cast<double>(pcp_refills)},
+      {"physmem.pcp.spills", static_cast<double>(pcp_spills)},
+      {"physmem.metadata_bytes", static_cast<double>(metadata_bytes)},
+  };
+  for (const NodeStats& n : nodes) {
+    const std::string p = "physmem.node" + std::to_string(n.node) + ".";
+    out.push_back({p + "total_pages", static_cast<double>(n.total_pages)});
+    out.push_back({p + "free_pages", static_cast<double>(n.free_pages)});
+    out.push_back({p + "pcp_pages", static_cast<double>(n.pcp_pages)});
+    out.push_back({p + "largest_free_bytes", static_cast<double>(n.largest_free_bytes())});
+    out.push_back({p + "fragmentation_index.order3", n.fragmentation_index(3)});
+    out.push_back({p + "fragmentation_index.order" + std::to_string(kMaxOrder),
+                   n.fragmentation_index(kMaxOrder)});
+    out.push_back({p + "unusable_index.order3", n.unusable_index(3)});
+    out.push_back({p + "unusable_index.order" + std::to_string(kMaxOrder),
+                   n.unusable_index(kMaxOrder)});
+    for (unsigned o = 0; o <= kMaxOrder; ++o) {
+      out.push_back({p + "free_pages.order" + std::to_string(o),
+                     static_cast<double>(n.free_blocks[o] << o)});
+    }
+    for (const ZoneStats& z : n.zones) {
+      out.push_back({p + zone_name(z.kind) + ".free_pages", static_cast<double>(z.free_pages)});
+    }
+  }
+  return out;
+}
+
+PageStats Machine::stats() const {
+  PageStats out;
+  out.metadata_bytes = meta_bytes_ + pcp_bytes_;
+  const unsigned slots = cpu_slots_in_use();
+  for (std::size_t k = 0; k < mem_.size(); ++k) {
+    const Node& n = mem_[k];
+    NodeStats ns;
+    ns.node = static_cast<NodeId>(k);
+    ns.total_pages = n.pages - n.reserved;
+    for (const auto& zp : n.zones) {
+      const Zone& z = *zp;
+      ZoneStats zs;
+      zs.kind = z.kind;
+      zs.phys_begin = nodes_[k].phys_base + (std::uint64_t{z.begin} << kPageShift);
+      zs.phys_end = nodes_[k].phys_base + (std::uint64_t{z.end} << kPageShift);
+      {
+        std::lock_guard<std::mutex> hold(z.lock);
+        zs.free_pages = z.free_pages;
+        for (unsigned o = 0; o <= kMaxOrder; ++o) {
+          zs.free_blocks[o] = z.count[o];
+        }
+        zs.free_blocks[kMaxOrder] += (z.end - z.frontier) >> kMaxOrder;
+      }
+      ns.free_pages += zs.free_pages;
+      for (unsigned o = 0; o <= kMaxOrder; ++o) {
+        ns.free_blocks[o] += zs.free_blocks[o];
+      }
+      ns.zones.push_back(zs);
+    }
+    for (unsigned slot = 0; slot < slots; ++slot) {
+      const PcpSet& set = pcp(slot, static_cast<NodeId>(k));
+      for (unsigned o = 0; o < kPcpOrders; ++o) {
+        ns.pcp_pages += std::uint64_t{load(set.count[o])} << o;
+      }
+      out.pcp_hits += load(set.hits);
+      out.pcp_misses += load(set.misses);
+      out.pcp_refills += load(set.refills);
+      out.pcp_spills += load(set.spills);
+    }
+    out.nodes.push_back(std::move(ns));
+  }
+  return out;
+}
+
+}  // namespace kmbench::physmem
