@@ -59,6 +59,9 @@ void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocT
 void release(Family expected, const char* fn, void* p, std::uint64_t size,
              __OSMallocTag__* tag) noexcept;
 
+/// The machine page runs come from (nullptr: physmem::current_machine()).
+/// pre: no page run is live.
+void set_page_machine(physmem::Machine* machine) noexcept;
 /// Pages for the pageable and contiguous families. post: nullptr on failure.
 void* pages_alloc(std::uint64_t bytes, std::size_t align, std::uint64_t max_phys) noexcept;
 void pages_free(void* p, std::uint64_t bytes) noexcept;

@@ -273,7 +273,7 @@ Mode mode() { return active_mode(); }
 
 AnyBackend& backend() { return active_backend(); }
 
-void set_backend(std::unique_ptr<AnyBackend> backend) {
+void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine) {
   if (!backend) {
     throw UsageError("kpi::set_backend: no backend given");
   }
@@ -285,12 +285,14 @@ void set_backend(std::unique_ptr<AnyBackend> backend) {
                      " KPI blocks of backend " + (old ? old->name() : "(none)") +
                      " are still live; free them first");
   }
+  set_page_machine(machine);
   g_backend.store(backend.release(), std::memory_order_release);
   delete old;
 }
 
 void use_backend(std::string_view name, BackendConfig config) {
-  set_backend(open_backend(name, std::move(config)));
+  physmem::Machine* machine = config.machine;
+  set_backend(open_backend(name, std::move(config)), machine);
 }
 
 std::vector<FamilyUsage> family_usage() {

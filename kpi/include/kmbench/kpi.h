@@ -28,12 +28,13 @@ Mode parse_mode(std::string_view text);
 
 /// The backend serving the KPI, opened from the environment on first use.
 AnyBackend& backend();
-/// Makes `backend` serve the KPI from now on.
+/// Makes `backend` serve the KPI from now on; IOMallocContiguous, IOMallocPageable
+/// and pageable OSMalloc take pages from `machine` (nullptr: physmem::current_machine()).
 /// pre: no KPI block is live and no other thread is inside the KPI.
 /// Throws UsageError when blocks are live (they belong to the old backend).
-void set_backend(std::unique_ptr<AnyBackend> backend);
-/// open_backend(name, config) then set_backend. Throws UsageError for an unknown
-/// backend or one that runs in another executable (the message names it).
+void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine = nullptr);
+/// open_backend(name, config) then set_backend(.., config.machine). Throws UsageError
+/// for an unknown backend or one that runs in another executable (the message names it).
 void use_backend(std::string_view name, BackendConfig config = {});
 
 /// One OSMalloc tag's accounting (requested bytes).
