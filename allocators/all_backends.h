@@ -2,6 +2,7 @@
 // A new backend: include its header and add its class to InProcessBackends.
 #pragma once
 
+#include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
 
 namespace kmbench {
@@ -9,6 +10,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend>;
+using InProcessBackends = BackendList<SystemBackend, BuddyBackend>;
 
 }  // namespace kmbench

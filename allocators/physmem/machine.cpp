@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "allocators/errors.h"
@@ -41,6 +42,27 @@ const char* zone_name(ZoneKind kind) noexcept {
       return "normal";
   }
   return "?";
+}
+
+TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes) {
+  TopologySpec spec;
+  spec.node_bytes = node_bytes;
+  const auto colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  const std::string rest = colon == std::string::npos ? std::string() : text.substr(colon + 1);
+  if (kind == "real" && colon == std::string::npos) {
+    spec.kind = TopologySpec::Kind::real;
+  } else if (kind == "synthetic" && !rest.empty()) {
+    spec.kind = TopologySpec::Kind::synthetic;
+    spec.text = rest;
+  } else if (kind == "xml" && !rest.empty()) {
+    spec.kind = TopologySpec::Kind::xml;
+    spec.text = rest;
+  } else {
+    throw UsageError("topology '" + text +
+                     "': expected real, synthetic:<hwloc synthetic string> or xml:<file>");
+  }
+  return spec;
 }
 
 std::uint64_t default_node_bytes(unsigned node_count) noexcept {
@@ -118,6 +140,7 @@ void Machine::reserve_memory(const TopologySpec& spec) {
   va_base_ = (raw + va_align_ - 1) & ~(va_align_ - 1);
 
   mem_.resize(count);
+  node_count_ = count;
   for (unsigned k = 0; k < count; ++k) {
     NodeInfo& info = nodes_[k];
     Node& n = mem_[k];
@@ -180,7 +203,10 @@ Machine& current_machine() {
   if (m != nullptr) [[likely]] {
     return *m;
   }
-  static Machine* const fallback = new Machine(TopologySpec{});
+  static Machine* const fallback = [] {
+    const char* env = std::getenv("KMBENCH_TOPOLOGY");
+    return new Machine(env != nullptr && *env != '\0' ? topology_from_string(env) : TopologySpec{});
+  }();
   return *fallback;
 }
 

@@ -50,6 +50,10 @@ struct TopologySpec {
   std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: 64); <= high
 };
 
+/// Parses a topology as users write it: "real", "synthetic:<hwloc string>" or
+/// "xml:<path>". Throws UsageError naming the text.
+TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes = 0);
+
 /// Simulated RAM per node when TopologySpec::node_bytes is 0: 8 GiB over all
 /// nodes, at least 1 GiB each (reserved address space; only touched pages cost RAM).
 std::uint64_t default_node_bytes(unsigned node_count) noexcept;
@@ -129,7 +133,7 @@ class Machine {
   std::string topology_description() const;  // "real: 1 node", "synthetic: pack:2 [numa] ..."
   /// What a result should say about NUMA placement on this machine.
   std::string numa_note() const;
-  unsigned node_count() const noexcept { return static_cast<unsigned>(nodes_.size()); }
+  unsigned node_count() const noexcept { return node_count_; }
   const NodeInfo& node(NodeId id) const { return nodes_.at(static_cast<std::size_t>(id)); }
   NodeId node_of_cpu(unsigned cpu) const noexcept;  // cpu not in the topology: node 0
   NodeId node_of_phys(std::uint64_t pa) const noexcept;  // kAnyNode: not memory of this machine
@@ -217,7 +221,7 @@ class Machine {
   }
 
   PcpSet& pcp(unsigned slot, NodeId node) const noexcept {
-    return pcp_[slot * nodes_.size() + static_cast<std::size_t>(node)];
+    return pcp_[slot * node_count_ + static_cast<unsigned>(node)];
   }
   std::uintptr_t node_va(NodeId n) const noexcept {
     return va_base_ + (static_cast<std::uintptr_t>(n) << stride_shift_);
@@ -257,6 +261,7 @@ class Machine {
   std::string spec_text_;
   std::vector<NodeInfo> nodes_;
   std::vector<Node> mem_;
+  unsigned node_count_ = 0;
   std::vector<NodeId> cpu_node_;  // by OS CPU number
   std::array<NodeId, kMaxCpuSlots> slot_node_{};  // synthetic: the node a CPU slot stands on
   std::uintptr_t va_align_ = 0;
@@ -272,7 +277,8 @@ class Machine {
 };
 
 /// The process's machine: the one given to set_current_machine() or, on first
-/// use, the real topology with default sizes (never destroyed).
+/// use, the topology in $KMBENCH_TOPOLOGY (topology_from_string; default: the
+/// real one) with default sizes, never destroyed. Throws UsageError on a bad value.
 Machine& current_machine();
 /// pre: m outlives its use as the current machine; nullptr restores the default.
 void set_current_machine(Machine* m) noexcept;
@@ -285,14 +291,14 @@ inline NodeId Machine::node_of(const void* va) const noexcept {
 
 inline NodeId Machine::node_of_phys(std::uint64_t pa) const noexcept {
   const std::uint64_t n = pa >> stride_shift_;
-  if (n >= mem_.size() || pa > mem_[n].phys_last) {
+  if (n >= node_count_ || pa > mem_[n].phys_last) {
     return kAnyNode;
   }
   return static_cast<NodeId>(n);
 }
 
 inline NodeId Machine::local_node() const noexcept {
-  if (mem_.size() == 1) [[likely]] {
+  if (node_count_ == 1) [[likely]] {
     return 0;
   }
   return local_node_slow();
@@ -300,7 +306,7 @@ inline NodeId Machine::local_node() const noexcept {
 
 inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys) noexcept {
   const NodeId n0 = node == kAnyNode ? local_node() : node;
-  if (n0 >= 0 && static_cast<std::size_t>(n0) < mem_.size() && order < kPcpOrders &&
+  if (static_cast<unsigned>(n0) < node_count_ && order < kPcpOrders &&
       max_phys >= mem_[static_cast<std::size_t>(n0)].phys_last) [[likely]] {
     PcpSet& set = pcp(this_cpu_slot(), n0);
     const std::uint32_t n = set.count[order];

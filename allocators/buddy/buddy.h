@@ -1,0 +1,105 @@
+// buddy: the binary buddy over simulated physical memory as an allocator.
+//
+// Every request becomes a power-of-two run of pages from the page layer
+// (allocators/physmem), as Linux's kmalloc_large does: a 16-byte request costs
+// a 4 KiB page. That waste is what this backend exists to show. Orders 0..3
+// go through the per-CPU page lists; beyond 4 MiB a page-granular contiguous
+// run is taken. Every block has a physical address.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "allocators/backend.h"
+#include "allocators/cpu_slot.h"
+#include "allocators/physmem/physmem.h"
+
+namespace kmbench {
+
+class BuddyBackend {
+ public:
+  static constexpr BackendVariant kVariants[] = {
+      {"buddy",
+       "binary buddy over simulated physical memory: power-of-two pages, per-CPU page lists", ""},
+  };
+  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
+                                             kFeatureUsableSize | kFeatureReclaim |
+                                             kFeaturePhysical;
+
+  /// params: max_phys=ADDR (every block below this physical address, e.g. 0xffffffff).
+  /// Throws UsageError on a bad parameter.
+  explicit BuddyBackend(const BackendConfig& config);
+  ~BuddyBackend();
+  BuddyBackend(const BuddyBackend&) = delete;
+  BuddyBackend& operator=(const BuddyBackend&) = delete;
+
+  void* allocate(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
+    if (size <= physmem::kPageSize && align <= physmem::kPageSize) [[likely]] {
+      void* p = machine_.alloc_pages(0, node, max_phys_);
+      if (p != nullptr) [[likely]] {
+        add_pages(1);
+      } else {
+        Shard& s = shards_[this_cpu_slot()];
+        bump(s.failures, std::uint64_t{1});
+      }
+      return p;
+    }
+    return allocate_large(size, align, node);
+  }
+
+  void free(void* p, std::size_t size) noexcept {
+    if (p == nullptr) {
+      return;
+    }
+    const std::uint64_t pfn = machine_.phys_of(p) >> physmem::kPageShift;
+    if (size <= physmem::kPageSize && shape_[pfn] == kShapeBySize) [[likely]] {
+      machine_.free_pages(p, 0);
+      add_pages(-1);
+      return;
+    }
+    free_large(p, size, pfn);
+  }
+
+  std::size_t usable_size(void* p, std::size_t size) const noexcept;
+  std::uint64_t physical_address(const void* p) const noexcept { return machine_.phys_of(p); }
+  /// Gives the calling CPU slot's cached pages back to the buddy (trim keeps a batch per list).
+  std::size_t reclaim(ReclaimLevel level);
+  BackendStats stats() const;
+
+  physmem::Machine& machine() const noexcept { return machine_; }
+
+ private:
+  // shape_ values: how a block's head page was allocated, when its size does not say.
+  static constexpr std::uint8_t kShapeBySize = 0;   // order (or run) follows from the size
+  static constexpr std::uint8_t kShapeRun = 0xff;   // a contiguous run of the page-rounded size
+  // 1..kMaxOrder+1: order - 1, raised above the size's order by the alignment
+
+  struct alignas(64) Shard {
+    std::int64_t pages = 0;      // pages held (a shard may go negative: frees by other threads)
+    std::uint64_t raised = 0;    // blocks whose order the alignment raised
+    std::uint64_t runs = 0;      // contiguous runs (beyond kMaxOrder or alignment)
+    std::uint64_t failures = 0;  // allocations that found no memory
+  };
+  template <class T>
+  static void bump(T& counter, T delta) noexcept {
+    std::atomic_ref<T>(counter).store(counter + delta, std::memory_order_relaxed);
+  }
+  template <class T>
+  static T load(const T& counter) noexcept {
+    return std::atomic_ref<T>(const_cast<T&>(counter)).load(std::memory_order_relaxed);
+  }
+  void add_pages(std::int64_t delta) noexcept { bump(shards_[this_cpu_slot()].pages, delta); }
+
+  void* allocate_large(std::size_t size, std::size_t align, NodeId node) noexcept;
+  void free_large(void* p, std::size_t size, std::uint64_t pfn) noexcept;
+
+  physmem::Machine& machine_;
+  std::uint64_t max_phys_ = ~0ull;
+  std::uint8_t* shape_ = nullptr;  // one byte per physical page of the machine
+  std::size_t shape_bytes_ = 0;
+  std::array<Shard, kMaxCpuSlots> shards_{};
+};
+
+}  // namespace kmbench
