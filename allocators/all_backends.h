@@ -4,12 +4,13 @@
 
 #include "allocators/buddy/buddy.h"
 #include "allocators/system/system.h"
+#include "allocators/zones/zones.h"
 
 namespace kmbench {
 
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BuddyBackend>;
+using InProcessBackends = BackendList<SystemBackend, BuddyBackend, ZonesBackend>;
 
 }  // namespace kmbench

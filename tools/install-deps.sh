@@ -12,6 +12,8 @@ packages=(
   libtracecmd-dev libzstd-dev liblzma-dev zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark-tools
+  # profiling the backends' hot paths (instruction counts)
+  valgrind
   # plots and report (always Debian's /usr/bin/python3)
   python3 python3-matplotlib python3-numpy python3-scipy
   # trace capture and compressed inputs

@@ -1,0 +1,1115 @@
+// zones: size classes, the page map, zones and their chunks, per-CPU caching
+// slow paths, zone GC, kalloc_large and statistics — in that order.
+#include "allocators/zones/zones.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <new>
+#include <random>
+#include <unordered_map>
+
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+
+namespace kmbench {
+namespace zones {
+
+// ---- size classes ----------------------------------------------------------
+
+namespace {
+
+template <std::size_t N>
+ClassTable make_table(std::string_view heap, const std::uint32_t (&sizes)[N]) {
+  static_assert(N < kMaxClasses);
+  ClassTable t;
+  t.heap = heap;
+  t.count = N;
+  unsigned cls = 0;
+  for (std::size_t q = 0; q < t.number_by_quantum.size(); ++q) {
+    while (q * kQuantum > sizes[cls]) {
+      ++cls;
+    }
+    t.number_by_quantum[q] = static_cast<std::uint8_t>(cls + 1);
+  }
+  for (std::size_t i = 0; i < N; ++i) {
+    t.sizes[i] = sizes[i];
+  }
+  return t;
+}
+
+constexpr std::uint32_t kKallocSizes[] = {16,   32,   48,   64,   96,   128,  192,
+                                          256,  384,  512,  768,  1024, 1536, 2048,
+                                          3072, 4096, 6144, 8192, 12288, 16384};
+constexpr std::uint32_t kKallocTypeSizes[] = {
+    16,  32,  48,  64,   80,   96,   128,  160,  192,  224,  256,   288,   368,  400,
+    512, 576, 768, 1024, 1152, 1280, 1664, 2048, 4096, 6144, 8192, 12288, 16384};
+
+}  // namespace
+
+const ClassTable& kalloc_classes() {
+  static const ClassTable t = make_table("kalloc", kKallocSizes);
+  return t;
+}
+
+const ClassTable& kalloc_type_classes() {
+  static const ClassTable t = make_table("kalloc_type", kKallocTypeSizes);
+  return t;
+}
+
+unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
+  unsigned best = 1;
+  std::uint64_t best_waste = kPageBytes % element_size;
+  for (unsigned pages = 2; pages <= kMaxChunkPages; ++pages) {
+    const std::uint64_t bytes = pages * kPageBytes;
+    if (bytes < element_size) {
+      continue;
+    }
+    const std::uint64_t waste = bytes % element_size;
+    // waste / bytes < best_waste / best_bytes, without division; a chunk too
+    // small for one element always loses.
+    const bool best_fits = best * kPageBytes >= element_size;
+    if (!best_fits || waste * (best * kPageBytes) < best_waste * bytes) {
+      best = pages;
+      best_waste = waste;
+    }
+  }
+  return best;
+}
+
+// ---- the page map ----------------------------------------------------------
+
+namespace detail {
+std::atomic<std::uintptr_t> g_page_root[kRootEntries];
+PageEntry g_zero_leaf[kLeafEntries];
+}  // namespace detail
+
+namespace {
+
+std::mutex g_leaf_mutex;
+
+constexpr PageEntry kUnmapped{};
+
+PageEntry* leaf_for(std::uintptr_t a) {
+  std::atomic<std::uintptr_t>& root =
+      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)];
+  const auto zero = reinterpret_cast<std::uintptr_t>(detail::g_zero_leaf);
+  std::uintptr_t offset = root.load(std::memory_order_acquire);
+  if (offset != 0) {
+    return reinterpret_cast<PageEntry*>(zero + offset);
+  }
+  std::lock_guard lock(g_leaf_mutex);
+  offset = root.load(std::memory_order_acquire);
+  PageEntry* leaf = reinterpret_cast<PageEntry*>(zero + offset);
+  if (offset == 0) {
+    // Reserved, not committed: only the pages of entries ever written become resident.
+    void* mem = mmap(nullptr, detail::kLeafEntries * sizeof(PageEntry), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+      std::fprintf(stderr, "kmbench: zones: cannot reserve the page map\n");
+      std::abort();
+    }
+    leaf = static_cast<PageEntry*>(mem);  // zero-filled: no zone owns any page yet
+    root.store(reinterpret_cast<std::uintptr_t>(leaf) - zero, std::memory_order_release);
+  }
+  return leaf;
+}
+
+void set_pages(const void* base, std::size_t pages, const PageEntry& e) {
+  auto a = reinterpret_cast<std::uintptr_t>(base);
+  for (std::size_t i = 0; i < pages; ++i, a += kPageBytes) {
+    leaf_for(a)[(a >> 12) & (detail::kLeafEntries - 1)] = e;
+  }
+}
+
+}  // namespace
+
+// ---- panics ----------------------------------------------------------------
+
+[[noreturn]] __attribute__((format(printf, 1, 2))) void panic(const char* fmt, ...) {
+  char line[512];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(line, sizeof line, fmt, args);
+  va_end(args);
+  std::fprintf(stderr, "kmbench: panic: %s\n", line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+// ---- zones and chunks ------------------------------------------------------
+
+enum class ChunkList : std::uint8_t { empty, partial, full };
+
+/// Out-of-line metadata of one chunk; its free bitmap (bit set: element free) follows it.
+struct ChunkMeta {
+  Zone* zone = nullptr;
+  char* base = nullptr;
+  ChunkMeta* prev = nullptr;
+  ChunkMeta* next = nullptr;
+  std::uint32_t nfree = 0;
+  std::uint32_t hint = 0;  // first bitmap word that may have a free bit
+  ChunkList list = ChunkList::empty;
+  std::uint64_t* bitmap() noexcept { return reinterpret_cast<std::uint64_t*>(this + 1); }
+};
+
+/// A doubly linked list of chunks with a count.
+struct ChunkQueue {
+  ChunkMeta* head = nullptr;
+  std::uint64_t count = 0;
+  void push(ChunkMeta* c) noexcept {
+    c->prev = nullptr;
+    c->next = head;
+    if (head != nullptr) {
+      head->prev = c;
+    }
+    head = c;
+    ++count;
+  }
+  void remove(ChunkMeta* c) noexcept {
+    (c->prev ? c->prev->next : head) = c->next;
+    if (c->next != nullptr) {
+      c->next->prev = c->prev;
+    }
+    --count;
+  }
+};
+
+enum class CachePolicy { automatic, on, off };
+
+/// One size class on one node: chunks, the recirculation depot, counters.
+/// Everything below `mu` is guarded by it.
+struct Zone {
+  std::string name;  // "kalloc.256"
+  unsigned cls = 0;
+  unsigned node = 0;
+  std::uint32_t element_size = 0;
+  std::uint32_t chunk_pages = 0;
+  std::uint32_t elems_per_chunk = 0;
+  std::uint32_t bitmap_words = 0;
+  std::uint64_t reciprocal = 0;  // ceil(2^32 / element_size): element index without division
+  std::atomic<bool> caching{false};
+
+  std::mutex mu;
+  ChunkQueue empty, partial, full;
+  std::uint64_t elems_total = 0;
+  std::uint64_t elems_free = 0;      // free in chunks (not cached)
+  std::uint64_t free_min = 0;        // low water of elems_free since the last GC period
+  std::uint64_t ws_free_ema = 0;     // working set of free elements (EMA over GC periods)
+  Magazine* recirc = nullptr;        // full magazines
+  std::uint64_t recirc_count = 0;
+  std::uint64_t recirc_min = 0;
+  std::uint64_t ws_recirc_ema = 0;
+  Magazine* spare_mags = nullptr;    // empty magazines
+  std::uint64_t zone_allocs = 0;     // elements taken from chunks
+  std::uint64_t zone_frees = 0;      // elements returned to chunks
+  std::uint64_t contentions = 0;
+  std::int64_t window_start_ns = 0;
+  std::uint64_t window_contentions = 0;
+  std::uint64_t chunks_freed = 0;
+};
+
+}  // namespace zones
+
+using namespace zones;
+
+/// The backend's state outside the hot path.
+struct ZonesBackend::State {
+  physmem::Machine* machine = nullptr;
+  CachePolicy policy = CachePolicy::automatic;
+  std::uint64_t contention_threshold = 10;
+  std::uint32_t magazine_size = 8;
+  std::uint64_t percpu_cap_bytes = 128 * 1024;
+  std::vector<std::unique_ptr<Zone>> zones;  // node-major: zones[node * classes + cls]
+
+  struct Large {
+    std::uint64_t bytes;
+    TagId tag;
+    unsigned node;
+  };
+  mutable std::mutex large_mu;
+  std::unordered_map<void*, Large> large;
+  std::uint64_t large_bytes = 0;
+  std::uint64_t large_allocs = 0;
+  std::map<TagId, std::uint64_t> large_bytes_by_tag;
+
+  std::atomic<std::uint64_t> magazines{0};
+  std::atomic<std::uint64_t> chunk_meta_bytes{0};
+  std::atomic<std::uint64_t> gc_trims{0}, gc_drains{0}, gc_bytes_returned{0};
+  std::atomic<std::uint64_t> failed_allocs{0};
+};
+
+/// The slow paths, with access to the backend's private parts.
+struct ZonesInternals {
+  ZonesBackend& b;
+  ZonesBackend::State& s;
+
+  static unsigned cache_index(const Zone& z) { return z.node << kClassShift | (z.cls + 1); }
+
+  Zone& zone(unsigned node, unsigned number) {
+    return *s.zones[node * b.classes_.count + number - 1];
+  }
+
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  /// Takes the zone lock; a contended acquisition is counted and may switch caching on.
+  void lock_zone(Zone& z) {
+    if (z.mu.try_lock()) {
+      return;
+    }
+    z.mu.lock();
+    ++z.contentions;
+    const std::int64_t now = now_ns();
+    if (now - z.window_start_ns > 1'000'000'000) {
+      z.window_start_ns = now;
+      z.window_contentions = 0;
+    }
+    if (++z.window_contentions >= s.contention_threshold &&
+        s.policy == CachePolicy::automatic) {
+      z.caching.store(true, std::memory_order_relaxed);
+    }
+  }
+
+  // -- chunks (zone lock held) --
+
+  void relist(Zone& z, ChunkMeta* c) {
+    const ChunkList want = c->nfree == 0                   ? ChunkList::full
+                           : c->nfree == z.elems_per_chunk ? ChunkList::empty
+                                                           : ChunkList::partial;
+    if (want == c->list) {
+      return;
+    }
+    queue(z, c->list).remove(c);
+    c->list = want;
+    queue(z, want).push(c);
+  }
+  static ChunkQueue& queue(Zone& z, ChunkList l) {
+    return l == ChunkList::empty ? z.empty : l == ChunkList::partial ? z.partial : z.full;
+  }
+
+  bool grow(Zone& z) {
+    const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
+    void* mem;
+    if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
+      mem = s.machine->alloc_pages(static_cast<unsigned>(__builtin_ctz(z.chunk_pages)),
+                                   static_cast<NodeId>(z.node));
+    } else {
+      mem = s.machine->alloc_contiguous(bytes, kPageBytes, static_cast<NodeId>(z.node));
+    }
+    if (mem == nullptr) {
+      return false;
+    }
+    const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
+    auto* c = new (::operator new(meta_bytes)) ChunkMeta;
+    s.chunk_meta_bytes.fetch_add(meta_bytes, std::memory_order_relaxed);
+    c->zone = &z;
+    c->base = static_cast<char*>(mem);
+    c->nfree = z.elems_per_chunk;
+    std::uint64_t* bits = c->bitmap();
+    for (std::uint32_t w = 0; w < z.bitmap_words; ++w) {
+      const std::uint32_t first = w * 64;
+      const std::uint32_t n = std::min<std::uint32_t>(64, z.elems_per_chunk - first);
+      bits[w] = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+    }
+    c->list = ChunkList::empty;
+    z.empty.push(c);
+    PageEntry e;
+    e.chunk = c;
+    e.number = static_cast<std::uint8_t>(z.cls + 1);
+    e.node = static_cast<std::uint8_t>(z.node);
+    set_pages(mem, z.chunk_pages, e);
+    z.elems_total += z.elems_per_chunk;
+    z.elems_free += z.elems_per_chunk;
+    return true;
+  }
+
+  /// Gives an empty chunk back to the page layer; returns its bytes.
+  std::size_t release(Zone& z, ChunkMeta* c) {
+    queue(z, c->list).remove(c);
+    const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
+    set_pages(c->base, z.chunk_pages, kUnmapped);
+    if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
+      s.machine->free_pages(c->base, static_cast<unsigned>(__builtin_ctz(z.chunk_pages)));
+    } else {
+      s.machine->free_contiguous(c->base, bytes);
+    }
+    z.elems_total -= z.elems_per_chunk;
+    z.elems_free -= z.elems_per_chunk;
+    z.free_min = std::min(z.free_min, z.elems_free);
+    ++z.chunks_freed;
+    const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
+    s.chunk_meta_bytes.fetch_sub(meta_bytes, std::memory_order_relaxed);
+    c->~ChunkMeta();
+    ::operator delete(c);
+    return bytes;
+  }
+
+  void* take(Zone& z) {
+    ChunkMeta* c = z.partial.head ? z.partial.head : z.empty.head;
+    if (c == nullptr) {
+      if (!grow(z)) {
+        return nullptr;
+      }
+      c = z.empty.head;
+    }
+    std::uint64_t* bits = c->bitmap();
+    std::uint32_t w = c->hint;
+    while (bits[w] == 0) {
+      ++w;
+    }
+    const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits[w]));
+    bits[w] &= bits[w] - 1;
+    c->hint = w;
+    --c->nfree;
+    relist(z, c);
+    --z.elems_free;
+    z.free_min = std::min(z.free_min, z.elems_free);
+    ++z.zone_allocs;
+    return c->base + static_cast<std::size_t>(w * 64 + bit) * z.element_size;
+  }
+
+  /// Returns an element to its chunk; a free bit already set is a double free.
+  void put(Zone& z, void* p) {
+    ChunkMeta* c = page_entry(p).chunk;
+    const std::uint64_t offset = static_cast<std::uint64_t>(static_cast<char*>(p) - c->base);
+    const std::uint32_t idx = static_cast<std::uint32_t>((offset * z.reciprocal) >> 32);
+    if (std::uint64_t{idx} * z.element_size != offset || idx >= z.elems_per_chunk) {
+      panic("free of %p (zone %s, element size %u): not the start of an element", p,
+            z.name.c_str(), z.element_size);
+    }
+    std::uint64_t& word = c->bitmap()[idx / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (idx % 64);
+    if ((word & bit) != 0) {
+      panic("double free of %p (size %u) in zone %s", p, z.element_size, z.name.c_str());
+    }
+    word |= bit;
+    c->hint = std::min(c->hint, idx / 64);
+    ++c->nfree;
+    relist(z, c);
+    ++z.elems_free;
+    ++z.zone_frees;
+  }
+
+  // -- magazines --
+
+  Magazine* new_magazine() {
+    void* mem = ::operator new(sizeof(Magazine) + s.magazine_size * sizeof(void*));
+    s.magazines.fetch_add(1, std::memory_order_relaxed);
+    return new (mem) Magazine;
+  }
+  void delete_magazine(Magazine* m) {
+    s.magazines.fetch_sub(1, std::memory_order_relaxed);
+    m->~Magazine();
+    ::operator delete(m);
+  }
+
+  /// Returns a magazine's elements to their zone (zone lock held).
+  void empty_into_zone(Zone& z, Magazine* m, std::uint32_t count) {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      put(z, m->elems()[i]);
+    }
+    m->count = 0;
+  }
+
+  PerCpu& percpu() {
+    const unsigned slot = this_cpu_slot();
+    PerCpu* pc = b.percpu_[slot].load(std::memory_order_acquire);
+    if (pc != nullptr) {
+      return *pc;
+    }
+    const std::size_t caches = std::size_t{b.node_count_} << kClassShift;
+    void* mem = ::operator new(sizeof(PerCpu) + caches * sizeof(ZoneCache), std::align_val_t{64});
+    pc = new (mem) PerCpu;
+    for (std::size_t i = 0; i < caches; ++i) {
+      new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
+    }
+    const NodeId local = s.machine->local_node();
+    pc->node = static_cast<unsigned>(local);
+    if (local < 0 || pc->node >= b.node_count_) {
+      pc->node = 0;
+    }
+    b.percpu_[slot].store(pc, std::memory_order_release);
+    return *pc;
+  }
+
+  /// Gives this CPU's cache its two loaded magazines once its zone caches.
+  void arm(ZoneCache& zc, Zone& z) {
+    if (zc.alloc_mag != nullptr) {
+      return;
+    }
+    zc.alloc_mag = new_magazine();
+    zc.free_mag = new_magazine();
+    const std::uint64_t mag_bytes = std::uint64_t{s.magazine_size} * z.element_size;
+    const std::uint64_t fits = s.percpu_cap_bytes / std::max<std::uint64_t>(mag_bytes, 1);
+    zc.depot_max = static_cast<std::uint32_t>(fits > 2 ? fits - 2 : 0);
+    zc.free_limit = s.magazine_size;
+  }
+
+  /// Empties this CPU's loaded magazines of every zone into their zones (a drain asked for it).
+  void flush_loaded(PerCpu& pc) {
+    pc.flush_requested.store(false, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < s.zones.size(); ++i) {
+      ZoneCache& zc = pc.cache(cache_index(*s.zones[i]));
+      const std::uint32_t a = zc.alloc_cur.load(std::memory_order_relaxed);
+      const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
+      if (a + f == 0) {
+        continue;
+      }
+      Zone& z = *s.zones[i];
+      lock_zone(z);
+      empty_into_zone(z, zc.alloc_mag, a);
+      empty_into_zone(z, zc.free_mag, f);
+      z.mu.unlock();
+      zc.alloc_cur.store(0, std::memory_order_relaxed);
+      zc.free_cur.store(0, std::memory_order_relaxed);
+    }
+  }
+
+  /// Loads a non-empty alloc magazine: the free magazine, the per-CPU depot,
+  /// the recirculation depot, or a fill from the zone's chunks.
+  bool refill(ZoneCache& zc, Zone& z) {
+    const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
+    if (f != 0) {
+      std::swap(zc.alloc_mag, zc.free_mag);
+      zc.alloc_cur.store(f, std::memory_order_relaxed);
+      zc.free_cur.store(0, std::memory_order_relaxed);
+      return true;
+    }
+    Magazine* full = nullptr;
+    Magazine* surplus = nullptr;  // an empty magazine this CPU has no room for
+    {
+      std::lock_guard lock(zc.depot_lock);
+      if ((full = zc.depot_full) != nullptr) {
+        zc.depot_full = full->next;
+        zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+        if (zc.spare_count < 2) {
+          zc.alloc_mag->next = zc.depot_empty;
+          zc.depot_empty = zc.alloc_mag;
+          ++zc.spare_count;
+        } else {
+          surplus = zc.alloc_mag;
+        }
+      }
+    }
+    if (full != nullptr) {
+      if (surplus != nullptr) {
+        lock_zone(z);
+        surplus->next = z.spare_mags;
+        z.spare_mags = surplus;
+        z.mu.unlock();
+      }
+      zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+      zc.alloc_mag = full;
+      zc.alloc_cur.store(full->count, std::memory_order_relaxed);
+      return true;
+    }
+    lock_zone(z);
+    if ((full = z.recirc) != nullptr) {
+      z.recirc = full->next;
+      --z.recirc_count;
+      z.recirc_min = std::min(z.recirc_min, z.recirc_count);
+      zc.alloc_mag->next = z.spare_mags;
+      z.spare_mags = zc.alloc_mag;
+      z.mu.unlock();
+      zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
+      zc.alloc_mag = full;
+      zc.alloc_cur.store(full->count, std::memory_order_relaxed);
+      return true;
+    }
+    std::uint32_t n = 0;
+    void** slots = zc.alloc_mag->elems();
+    while (n < s.magazine_size) {
+      void* p = take(z);
+      if (p == nullptr) {
+        break;
+      }
+      slots[n++] = p;
+    }
+    z.mu.unlock();
+    zc.zone_fills.store(zc.zone_fills.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    zc.alloc_cur.store(n, std::memory_order_relaxed);
+    return n != 0;
+  }
+
+  /// Makes room in a full free magazine: swap with an empty alloc magazine, or
+  /// push it to the per-CPU depot (spilling half the depot to recirculation
+  /// when the depot passes its cap).
+  void make_room(ZoneCache& zc, Zone& z) {
+    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0) {
+      std::swap(zc.alloc_mag, zc.free_mag);
+      zc.alloc_cur.store(zc.free_cur.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      zc.free_cur.store(0, std::memory_order_relaxed);
+      return;
+    }
+    Magazine* full = zc.free_mag;
+    full->count = zc.free_cur.load(std::memory_order_relaxed);
+    Magazine* spill = nullptr;
+    std::uint64_t spilled = 0;
+    Magazine* empty = nullptr;
+    {
+      std::lock_guard lock(zc.depot_lock);
+      if ((empty = zc.depot_empty) != nullptr) {
+        zc.depot_empty = empty->next;
+        --zc.spare_count;
+      }
+      full->next = zc.depot_full;
+      zc.depot_full = full;
+      std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed) + 1;
+      if (count > zc.depot_max) {
+        // Keep the newest half, spill the rest.
+        const std::uint32_t keep = zc.depot_max / 2;
+        Magazine** link = &zc.depot_full;
+        for (std::uint32_t i = 0; i < keep; ++i) {
+          link = &(*link)->next;
+        }
+        spill = *link;
+        *link = nullptr;
+        spilled = count - keep;
+        count = keep;
+      }
+      zc.depot_count.store(count, std::memory_order_relaxed);
+    }
+    if (spill != nullptr) {
+      zc.depot_spills.store(zc.depot_spills.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+      Magazine* tail = spill;
+      while (tail->next != nullptr) {
+        tail = tail->next;
+      }
+      lock_zone(z);
+      tail->next = z.recirc;
+      z.recirc = spill;
+      z.recirc_count += spilled;
+      if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
+        z.spare_mags = empty->next;
+      }
+      z.mu.unlock();
+    }
+    if (empty == nullptr) {
+      lock_zone(z);
+      if ((empty = z.spare_mags) != nullptr) {
+        z.spare_mags = empty->next;
+      }
+      z.mu.unlock();
+    }
+    zc.free_mag = empty != nullptr ? empty : new_magazine();
+    zc.free_cur.store(0, std::memory_order_relaxed);
+  }
+
+  // -- kalloc_large --
+
+  void* large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node) {
+    const std::size_t bytes =
+        (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
+    if (bytes < size) {
+      return nullptr;
+    }
+    const unsigned n = node < 0 ? percpu().node : static_cast<unsigned>(node);
+    void* p = s.machine->alloc_contiguous(bytes, std::max(align, kPageBytes),
+                                          static_cast<NodeId>(n));
+    if (p == nullptr) {
+      s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    PageEntry e;
+    e.large_bytes = bytes;
+    e.number = kLargeClass;
+    e.node = static_cast<std::uint8_t>(n);
+    set_pages(p, 1, e);
+    std::lock_guard lock(s.large_mu);
+    s.large.emplace(p, ZonesBackend::State::Large{bytes, tag, n});
+    s.large_bytes += bytes;
+    ++s.large_allocs;
+    s.large_bytes_by_tag[tag == kNoTag ? kVmTagKalloc : tag] += bytes;
+    return p;
+  }
+
+  void large_free(void* p, std::size_t size) {
+    const PageEntry& e = page_entry(p);
+    const std::size_t want =
+        (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
+    if (want != e.large_bytes) {
+      panic("kfree of %p with size %zu, but the kalloc_large block holds %" PRIu64 " bytes", p,
+            size, e.large_bytes);
+    }
+    ZonesBackend::State::Large rec{};
+    {
+      std::lock_guard lock(s.large_mu);
+      auto it = s.large.find(p);
+      if (it == s.large.end()) {
+        panic("kfree of %p (size %zu): not a kalloc_large block", p, size);
+      }
+      rec = it->second;
+      s.large.erase(it);
+      s.large_bytes -= rec.bytes;
+      s.large_bytes_by_tag[rec.tag == kNoTag ? kVmTagKalloc : rec.tag] -= rec.bytes;
+      set_pages(p, 1, kUnmapped);
+    }
+    s.machine->free_contiguous(p, rec.bytes);
+  }
+
+  // -- zone GC --
+
+  /// Moves every magazine of the per-CPU depots of zone i into `out`.
+  Magazine* collect_depots(std::size_t i) {
+    Magazine* out = nullptr;
+    for (const auto& slot : b.percpu_) {
+      PerCpu* pc = slot.load(std::memory_order_acquire);
+      if (pc == nullptr) {
+        continue;
+      }
+      ZoneCache& zc = pc->cache(cache_index(*s.zones[i]));
+      std::lock_guard lock(zc.depot_lock);
+      while (Magazine* m = zc.depot_full) {
+        zc.depot_full = m->next;
+        m->next = out;
+        out = m;
+      }
+      zc.depot_count.store(0, std::memory_order_relaxed);
+      zc.spare_count = 0;
+      while (Magazine* m = zc.depot_empty) {
+        zc.depot_empty = m->next;
+        m->count = 0;
+        m->next = out;
+        out = m;
+      }
+    }
+    return out;
+  }
+
+  static std::uint64_t ema(std::uint64_t old, std::uint64_t sample) { return (3 * old + sample + 3) / 4; }
+
+  std::size_t gc_zone(std::size_t i, ReclaimLevel level) {
+    Zone& z = *s.zones[i];
+    Magazine* depots = level == ReclaimLevel::drain ? collect_depots(i) : nullptr;
+    std::size_t returned = 0;
+    Magazine* dead = nullptr;
+    lock_zone(z);
+    while (Magazine* m = depots) {
+      depots = m->next;
+      empty_into_zone(z, m, m->count);
+      m->next = dead;
+      dead = m;
+    }
+    std::uint64_t keep_mags = 0;
+    std::uint64_t keep_free = 0;
+    if (level == ReclaimLevel::trim) {
+      z.ws_recirc_ema = ema(z.ws_recirc_ema, z.recirc_count - z.recirc_min);
+      z.ws_free_ema = ema(z.ws_free_ema, z.elems_free - z.free_min);
+      keep_mags = z.ws_recirc_ema;
+      keep_free = z.ws_free_ema;
+    } else {
+      z.ws_recirc_ema = 0;
+      z.ws_free_ema = 0;
+    }
+    while (z.recirc_count > keep_mags) {
+      Magazine* m = z.recirc;
+      z.recirc = m->next;
+      --z.recirc_count;
+      empty_into_zone(z, m, m->count);
+      m->next = dead;
+      dead = m;
+    }
+    while (z.empty.head != nullptr && z.elems_free >= keep_free + z.elems_per_chunk) {
+      returned += release(z, z.empty.head);
+    }
+    if (level == ReclaimLevel::drain || z.recirc_count <= keep_mags) {
+      while (Magazine* m = z.spare_mags) {
+        z.spare_mags = m->next;
+        m->next = dead;
+        dead = m;
+      }
+    }
+    z.recirc_min = z.recirc_count;
+    z.free_min = z.elems_free;
+    z.mu.unlock();
+    while (Magazine* m = dead) {
+      dead = m->next;
+      delete_magazine(m);
+    }
+    return returned;
+  }
+
+  static constexpr TagId kVmTagKalloc = 13;  // VM_KERN_MEMORY_KALLOC
+};
+
+// ---- the backend -----------------------------------------------------------
+
+namespace {
+
+std::uint64_t parse_count(const BackendConfig& config, const char* key, std::uint64_t fallback,
+                          std::uint64_t lo, std::uint64_t hi) {
+  const std::string text = config.param(key);
+  if (text.empty()) {
+    return fallback;
+  }
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (end == text.c_str() || *end != '\0' || v < lo || v > hi) {
+    throw UsageError("zones: parameter " + std::string(key) + "=" + text +
+                     " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  return v;
+}
+
+}  // namespace
+
+ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_unique<State>()) {
+  static constexpr std::string_view kKnown[] = {"classes", "cache", "contention", "magazine"};
+  for (const auto& [key, value] : config.params) {
+    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
+      throw UsageError("zones: unknown parameter '" + key +
+                       "' (known: classes, cache, contention, magazine)");
+    }
+  }
+  const std::string heap = config.param("classes", "kalloc");
+  if (heap == "kalloc") {
+    classes_ = kalloc_classes();
+  } else if (heap == "kalloc_type") {
+    classes_ = kalloc_type_classes();
+  } else {
+    throw UsageError("zones: classes=" + heap + " must be kalloc or kalloc_type");
+  }
+  State& s = *state_;
+  const std::string cache = config.param("cache", "auto");
+  if (cache == "auto") {
+    s.policy = CachePolicy::automatic;
+  } else if (cache == "on") {
+    s.policy = CachePolicy::on;
+  } else if (cache == "off") {
+    s.policy = CachePolicy::off;
+  } else {
+    throw UsageError("zones: cache=" + cache + " must be auto, on or off");
+  }
+  s.contention_threshold = parse_count(config, "contention", 10, 1, 1'000'000'000);
+  s.magazine_size = static_cast<std::uint32_t>(parse_count(config, "magazine", 8, 1, 1024));
+
+  s.machine = config.machine != nullptr ? config.machine : &physmem::current_machine();
+  node_count_ = std::min(s.machine->node_count(), 255u);
+  std::random_device rd;
+  secret_ = (std::uint64_t{rd()} << 32 | rd()) | 1;
+
+  for (unsigned n = 0; n < node_count_; ++n) {
+    for (unsigned c = 0; c < classes_.count; ++c) {
+      auto z = std::make_unique<Zone>();
+      z->cls = c;
+      z->node = n;
+      z->element_size = classes_.sizes[c];
+      z->name = std::string(classes_.heap) + "." + std::to_string(z->element_size);
+      z->chunk_pages = chunk_pages_for(z->element_size);
+      z->elems_per_chunk =
+          static_cast<std::uint32_t>(z->chunk_pages * kPageBytes / z->element_size);
+      z->bitmap_words = (z->elems_per_chunk + 63) / 64;
+      z->reciprocal = ((std::uint64_t{1} << 32) + z->element_size - 1) / z->element_size;
+      z->caching.store(s.policy == CachePolicy::on, std::memory_order_relaxed);
+      s.zones.push_back(std::move(z));
+    }
+  }
+}
+
+ZonesBackend::~ZonesBackend() {
+  State& s = *state_;
+  ZonesInternals in{*this, s};
+  for (auto& slot : percpu_) {
+    PerCpu* pc = slot.load(std::memory_order_acquire);
+    if (pc == nullptr) {
+      continue;
+    }
+    for (std::size_t i = 0; i < s.zones.size(); ++i) {
+      ZoneCache& zc = pc->cache(ZonesInternals::cache_index(*s.zones[i]));
+      for (Magazine* m : {zc.alloc_mag, zc.free_mag}) {
+        if (m != nullptr) {
+          in.delete_magazine(m);
+        }
+      }
+      for (Magazine* list : {zc.depot_full, zc.depot_empty}) {
+        while (Magazine* m = list) {
+          list = m->next;
+          in.delete_magazine(m);
+        }
+      }
+    }
+    for (std::size_t i = 0; i < (std::size_t{node_count_} << kClassShift); ++i) {
+      pc->cache(static_cast<unsigned>(i)).~ZoneCache();
+    }
+    pc->~PerCpu();
+    ::operator delete(pc, std::align_val_t{64});
+    slot.store(nullptr, std::memory_order_relaxed);
+  }
+  for (auto& zp : s.zones) {
+    Zone& z = *zp;
+    for (Magazine* list : {z.recirc, z.spare_mags}) {
+      while (Magazine* m = list) {
+        list = m->next;
+        in.delete_magazine(m);
+      }
+    }
+    // Chunks go back whole, whatever is still allocated in them.
+    for (ChunkQueue* q : {&z.empty, &z.partial, &z.full}) {
+      while (ChunkMeta* c = q->head) {
+        c->nfree = z.elems_per_chunk;  // release() keeps the counters consistent
+        in.release(z, c);
+      }
+    }
+  }
+  for (const auto& [p, rec] : s.large) {
+    set_pages(p, 1, kUnmapped);
+    s.machine->free_contiguous(p, rec.bytes);
+  }
+}
+
+void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag,
+                                  NodeId node) noexcept {
+  State& s = *state_;
+  ZonesInternals in{*this, s};
+  if (node >= static_cast<NodeId>(node_count_) || (align & (align - 1)) != 0) {
+    return nullptr;
+  }
+  if (size > kMaxSmall || align > kQuantum) {
+    return in.large_alloc(size, align, tag, node);
+  }
+  PerCpu& pc = in.percpu();
+  if (pc.flush_requested.load(std::memory_order_relaxed)) {
+    in.flush_loaded(pc);
+  }
+  const unsigned n = node < 0 ? pc.node : static_cast<unsigned>(node);
+  const unsigned number = classes_.number_of(size);
+  Zone& z = in.zone(n, number);
+  ZoneCache& zc = pc.cache(n << kClassShift | number);
+  void* p = nullptr;
+  if (z.caching.load(std::memory_order_relaxed)) {
+    in.arm(zc, z);
+    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0 && !in.refill(zc, z)) {
+      s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    const std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed) - 1;
+    zc.alloc_cur.store(cur, std::memory_order_relaxed);
+    p = zc.alloc_mag->elems()[cur];
+  } else {
+    in.lock_zone(z);
+    p = in.take(z);
+    z.mu.unlock();
+    if (p == nullptr) {
+      s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+  }
+  static_cast<std::uint64_t*>(p)[1] = 0;
+  return p;
+}
+
+void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
+  State& s = *state_;
+  ZonesInternals in{*this, s};
+  const PageEntry& e = page_entry(p);
+  if (e.number == kLargeClass) {
+    in.large_free(p, size);
+    return;
+  }
+  if (e.number == kNoClass) {
+    panic("kfree of %p (size %zu): the pointer belongs to no zone", p, size);
+  }
+  Zone& z = in.zone(e.node, e.number);
+  if (size > kMaxSmall || classes_.number_of(size) != e.number) {
+    panic("kfree of %p with size %zu (zone %s.%zu) but the element is in zone %s", p, size,
+          std::string(classes_.heap).c_str(),
+          size > kMaxSmall ? size : std::size_t{classes_.sizes[classes_.class_of(size)]},
+          z.name.c_str());
+  }
+  auto* words = static_cast<std::uint64_t*>(p);
+  if (words[1] == cookie(p)) {
+    panic("double free of %p (size %zu) in zone %s", p, size, z.name.c_str());
+  }
+  PerCpu& pc = in.percpu();
+  if (pc.flush_requested.load(std::memory_order_relaxed)) {
+    in.flush_loaded(pc);
+  }
+  words[1] = cookie(p);
+  if (z.caching.load(std::memory_order_relaxed)) {
+    ZoneCache& zc = pc.cache(unsigned{e.node} << kClassShift | e.number);
+    in.arm(zc, z);
+    if (zc.free_cur.load(std::memory_order_relaxed) >= zc.free_limit) {
+      in.make_room(zc, z);
+    }
+    const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
+    zc.free_mag->elems()[cur] = p;
+    zc.free_cur.store(cur + 1, std::memory_order_relaxed);
+    return;
+  }
+  in.lock_zone(z);
+  in.put(z, p);
+  z.mu.unlock();
+}
+
+std::uint64_t ZonesBackend::physical_address(const void* p) const noexcept {
+  return state_->machine->phys_of(p);
+}
+
+bool ZonesBackend::caching_enabled(unsigned node, unsigned cls) const noexcept {
+  return state_->zones[node * classes_.count + cls]->caching.load(std::memory_order_relaxed);
+}
+
+std::size_t ZonesBackend::reclaim(ReclaimLevel level) {
+  State& s = *state_;
+  ZonesInternals in{*this, s};
+  if (level == ReclaimLevel::drain) {
+    const unsigned mine = this_cpu_slot();
+    for (unsigned slot = 0; slot < kMaxCpuSlots; ++slot) {
+      PerCpu* pc = percpu_[slot].load(std::memory_order_acquire);
+      if (pc == nullptr) {
+        continue;
+      }
+      if (slot == mine) {
+        in.flush_loaded(*pc);
+      } else {
+        pc->flush_requested.store(true, std::memory_order_relaxed);
+      }
+    }
+  }
+  std::size_t returned = 0;
+  for (std::size_t i = 0; i < s.zones.size(); ++i) {
+    returned += in.gc_zone(i, level);
+  }
+  (level == ReclaimLevel::trim ? s.gc_trims : s.gc_drains).fetch_add(1, std::memory_order_relaxed);
+  s.gc_bytes_returned.fetch_add(returned, std::memory_order_relaxed);
+  return returned;
+}
+
+// ---- statistics ------------------------------------------------------------
+
+BackendStats ZonesBackend::stats() const {
+  const State& s = *state_;
+  BackendStats out;
+  const std::string prefix = "backend.zones.";
+  auto add = [&](const std::string& name, double v) { out.metrics.push_back({prefix + name, v}); };
+
+  struct ClassTotals {
+    double in_use = 0, free = 0, cached = 0, chunks = 0, pages = 0, allocs = 0, frees = 0,
+           contentions = 0, caching = 0;
+  };
+  std::vector<ClassTotals> per_class(classes_.count);
+  std::vector<double> node_pages(node_count_, 0);
+  double zone_pages = 0, depot_hits = 0, recirc_hits = 0, zone_fills = 0, depot_spills = 0,
+         caching_zones = 0, recirc_mags = 0;
+  for (std::size_t i = 0; i < s.zones.size(); ++i) {
+    Zone& z = *s.zones[i];
+    double cached = 0;
+    for (const auto& slot : percpu_) {
+      PerCpu* pc = slot.load(std::memory_order_acquire);
+      if (pc == nullptr) {
+        continue;
+      }
+      const ZoneCache& zc = pc->cache(ZonesInternals::cache_index(z));
+      cached += zc.alloc_cur.load(std::memory_order_relaxed) +
+                zc.free_cur.load(std::memory_order_relaxed) +
+                double(zc.depot_count.load(std::memory_order_relaxed)) * s.magazine_size;
+      depot_hits += zc.depot_hits.load(std::memory_order_relaxed);
+      recirc_hits += zc.recirc_hits.load(std::memory_order_relaxed);
+      zone_fills += zc.zone_fills.load(std::memory_order_relaxed);
+      depot_spills += zc.depot_spills.load(std::memory_order_relaxed);
+    }
+    std::lock_guard lock(z.mu);
+    for (Magazine* m = z.recirc; m != nullptr; m = m->next) {
+      cached += m->count;
+    }
+    recirc_mags += z.recirc_count;
+    const double chunks = double(z.empty.count + z.partial.count + z.full.count);
+    ClassTotals& t = per_class[z.cls];
+    t.in_use += double(z.elems_total - z.elems_free) - cached;
+    t.free += z.elems_free;
+    t.cached += cached;
+    t.chunks += chunks;
+    t.pages += chunks * z.chunk_pages;
+    t.allocs += z.zone_allocs;
+    t.frees += z.zone_frees;
+    t.contentions += z.contentions;
+    t.caching += z.caching.load(std::memory_order_relaxed) ? 1 : 0;
+    caching_zones += z.caching.load(std::memory_order_relaxed) ? 1 : 0;
+    node_pages[z.node] += chunks * z.chunk_pages;
+    zone_pages += chunks * z.chunk_pages;
+  }
+  for (unsigned c = 0; c < classes_.count; ++c) {
+    const ClassTotals& t = per_class[c];
+    const std::string z = std::string(classes_.heap) + "." + std::to_string(classes_.sizes[c]) + ".";
+    add(z + "element_size", classes_.sizes[c]);
+    add(z + "chunk_pages", chunk_pages_for(classes_.sizes[c]));
+    add(z + "elements_in_use", t.in_use);
+    add(z + "elements_free", t.free);
+    add(z + "elements_cached", t.cached);
+    add(z + "chunks", t.chunks);
+    add(z + "pages", t.pages);
+    add(z + "zone_allocs", t.allocs);
+    add(z + "zone_frees", t.frees);
+    add(z + "lock_contentions", t.contentions);
+    add(z + "caching_nodes", t.caching);
+  }
+  add("cache.depot_hits", depot_hits);
+  add("cache.recirc_hits", recirc_hits);
+  add("cache.zone_fills", zone_fills);
+  add("cache.depot_spills", depot_spills);
+  add("cache.recirc_magazines", recirc_mags);
+  add("cache.zones_caching", caching_zones);
+  add("cache.magazine_size", s.magazine_size);
+  add("cache.magazines", double(s.magazines.load(std::memory_order_relaxed)));
+  add("gc.trims", double(s.gc_trims.load(std::memory_order_relaxed)));
+  add("gc.drains", double(s.gc_drains.load(std::memory_order_relaxed)));
+  add("gc.bytes_returned", double(s.gc_bytes_returned.load(std::memory_order_relaxed)));
+  add("failed_allocs", double(s.failed_allocs.load(std::memory_order_relaxed)));
+  for (unsigned n = 0; n < node_count_; ++n) {
+    add("node." + std::to_string(n) + ".zone_pages", node_pages[n]);
+  }
+  std::uint64_t large_bytes = 0;
+  {
+    std::lock_guard lock(s.large_mu);
+    large_bytes = s.large_bytes;
+    add("kalloc_large.allocations_in_use", double(s.large.size()));
+    add("kalloc_large.allocs", double(s.large_allocs));
+    add("kalloc_large.bytes_in_use", double(s.large_bytes));
+    // VM tag accounting: zone pages count under KALLOC, large blocks under their caller's tag.
+    std::map<TagId, std::uint64_t> tags = s.large_bytes_by_tag;
+    tags[ZonesInternals::kVmTagKalloc] += static_cast<std::uint64_t>(zone_pages) * kPageBytes;
+    for (const auto& [tag, bytes] : tags) {
+      add("vmtag." + std::to_string(tag) + ".bytes", double(bytes));
+    }
+  }
+  out.mapped_bytes = static_cast<std::uint64_t>(zone_pages) * kPageBytes + large_bytes;
+  out.resident_bytes = out.mapped_bytes;
+  out.metadata_bytes =
+      s.chunk_meta_bytes.load(std::memory_order_relaxed) +
+      s.magazines.load(std::memory_order_relaxed) *
+          (sizeof(Magazine) + s.magazine_size * sizeof(void*)) +
+      s.zones.size() * sizeof(Zone);
+  for (const auto& slot : percpu_) {
+    if (slot.load(std::memory_order_acquire) != nullptr) {
+      out.metadata_bytes += sizeof(PerCpu) + (std::size_t{node_count_} << kClassShift) * sizeof(ZoneCache);
+    }
+  }
+  return out;
+}
+
+double ZonesBackend::metric(std::string_view name) const {
+  for (const Metric& m : stats().metrics) {
+    if (m.name == name) {
+      return m.value;
+    }
+  }
+  return 0;
+}
+
+}  // namespace kmbench

@@ -1,0 +1,285 @@
+// zones: XNU's zalloc/kalloc, over kmbench's simulated page layer.
+//
+// kalloc rounds a request up to one of a fixed set of size classes, each
+// served by a zone per NUMA node. A zone carves chunks of one or more pages
+// (as many as minimise waste) into elements and keeps per-chunk metadata out
+// of line, with a free bitmap that catches double frees. In front of each
+// zone sit per-CPU caches as in XNU: an alloc and a free magazine per CPU, a
+// per-CPU depot of full magazines, and a recirculation depot under the zone
+// lock; caching switches on when the zone lock is contended (or is forced on).
+// zone GC trims what lies beyond the working set (an EMA) or drains it all.
+// Requests above the largest class, or asking more than 16-byte alignment,
+// go to the page layer (kalloc_large).
+//
+// The hot path is in this header: a sized free names its zone through a
+// table lookup (no size search, no division), checks the element's zone in
+// the page map, and pushes into this CPU's free magazine without a lock.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "allocators/backend.h"
+#include "allocators/cpu_slot.h"
+
+namespace kmbench {
+
+namespace zones {
+
+inline constexpr std::size_t kPageBytes = 4096;
+inline constexpr std::size_t kMaxClasses = 32;
+inline constexpr std::size_t kMaxSmall = 16384;  // largest kalloc class; beyond: kalloc_large
+inline constexpr std::size_t kQuantum = 16;      // element sizes are multiples of this
+inline constexpr unsigned kMaxChunkPages = 8;
+// A class number is the class index + 1, so that a zero page-map entry means "no zone".
+inline constexpr std::uint8_t kNoClass = 0;        // page-map mark of a page the zones do not own
+inline constexpr std::uint8_t kLargeClass = 0xfe;  // page-map mark of a kalloc_large block
+
+/// A heap's size classes (kalloc's or kalloc_type's) and the table that maps a
+/// size to its class in one load.
+struct ClassTable {
+  std::string_view heap;  // "kalloc" or "kalloc_type": the prefix of statistic names
+  unsigned count = 0;
+  std::array<std::uint32_t, kMaxClasses> sizes{};  // by class index
+  std::array<std::uint8_t, kMaxSmall / kQuantum + 1> number_by_quantum{};
+
+  /// The class number (index + 1) of a size. pre: size <= kMaxSmall
+  unsigned number_of(std::size_t size) const noexcept {
+    return number_by_quantum[(size + kQuantum - 1) / kQuantum];
+  }
+  /// The class index of a size. pre: size <= kMaxSmall
+  unsigned class_of(std::size_t size) const noexcept { return number_of(size) - 1; }
+};
+
+/// kalloc's x86_64 classes: 16 … 16384.
+const ClassTable& kalloc_classes();
+/// kalloc_type's classes: 16 32 48 64 80 96 … 16384.
+const ClassTable& kalloc_type_classes();
+
+/// Pages per chunk for an element size: the count in 1..kMaxChunkPages that
+/// wastes the smallest fraction of the chunk (fewest pages on a tie).
+unsigned chunk_pages_for(std::uint32_t element_size) noexcept;
+
+struct ChunkMeta;
+
+/// What the zones know about one 4 KiB page. All zeros: a page no zone owns.
+struct PageEntry {
+  union {
+    ChunkMeta* chunk;           // a zone's page: the chunk it is part of
+    std::uint64_t large_bytes;  // kLargeClass: bytes of the block starting here
+  };
+  std::uint8_t number;  // class number, kLargeClass or kNoClass
+  std::uint8_t node;
+};
+
+namespace detail {
+inline constexpr unsigned kLeafShift = 30;  // one leaf maps 1 GiB
+inline constexpr std::size_t kLeafEntries = std::size_t{1} << (kLeafShift - 12);
+inline constexpr std::size_t kRootEntries = std::size_t{1} << (47 - kLeafShift);
+/// The root holds each leaf's byte offset from g_zero_leaf, so an unset root
+/// entry (0) reads the all-zero leaf: a lookup has no branch. Both live in
+/// .bss and the zero leaf is never written, so neither costs resident memory.
+extern std::atomic<std::uintptr_t> g_page_root[kRootEntries];
+extern PageEntry g_zero_leaf[kLeafEntries];
+}  // namespace detail
+
+/// The entry of the page holding p (all zeros when none was ever set).
+/// The map is process-wide: a page belongs to one backend at a time.
+inline const PageEntry& page_entry(const void* p) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t leaf =
+      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)].load(
+          std::memory_order_acquire);
+  const auto* entries =
+      reinterpret_cast<const PageEntry*>(reinterpret_cast<const char*>(detail::g_zero_leaf) + leaf);
+  return entries[(a >> 12) & (detail::kLeafEntries - 1)];
+}
+
+/// A stack of free elements moved as one unit between a CPU and the depots.
+struct Magazine {
+  Magazine* next = nullptr;
+  std::uint32_t count = 0;  // valid while the magazine sits in a depot
+  /// The element slots, allocated right after the header.
+  void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
+};
+
+/// Tiny lock for the slow paths that another thread may rarely touch
+/// (a per-CPU depot while GC drains it).
+class SpinLock {
+ public:
+  void lock() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        __builtin_ia32_pause();
+      }
+    }
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
+/// One CPU's cache in front of one zone. The loaded magazines are touched only
+/// by the CPU slot's owner; the per-CPU depot also by GC, under depot_lock.
+struct alignas(64) ZoneCache {
+  std::atomic<std::uint32_t> alloc_cur{0};  // elements in alloc_mag
+  std::atomic<std::uint32_t> free_cur{0};   // elements in free_mag
+  std::uint32_t free_limit = 0;             // magazine capacity while caching, else 0
+  Magazine* alloc_mag = nullptr;
+  Magazine* free_mag = nullptr;
+  // Slow path only.
+  SpinLock depot_lock;
+  Magazine* depot_full = nullptr;  // per-CPU depot of full magazines
+  Magazine* depot_empty = nullptr; // spare empty magazines
+  std::uint32_t spare_count = 0;
+  std::atomic<std::uint32_t> depot_count{0};
+  std::uint32_t depot_max = 0;
+  std::atomic<std::uint64_t> depot_hits{0}, recirc_hits{0}, zone_fills{0}, depot_spills{0};
+};
+
+inline constexpr unsigned kClassShift = 5;  // a node's caches span 1 << kClassShift entries
+static_assert(kMaxClasses <= 1u << kClassShift);  // class numbers run 1..kMaxClasses - 1
+
+/// A CPU slot's caches for every zone, created on the slot's first use. The
+/// caches follow it in memory, indexed node << kClassShift | class number (no
+/// pointer to chase, no multiply on the hot path).
+struct alignas(64) PerCpu {
+  unsigned node = 0;                         // the slot's home node (kAnyNode requests go there)
+  std::atomic<bool> flush_requested{false};  // set by a drain: empty the loaded magazines
+  ZoneCache& cache(unsigned index) noexcept { return reinterpret_cast<ZoneCache*>(this + 1)[index]; }
+};
+
+struct Zone;
+
+}  // namespace zones
+
+/// XNU zalloc/kalloc: kalloc size classes, per-node zones, per-CPU magazines,
+/// depots, zone GC; large sizes from the page layer.
+///  params: cache=auto|on|off (auto: on once the zone lock is contended
+///          `contention` times within a second), contention=N (default 10),
+///          magazine=N elements (default 8), classes=kalloc|kalloc_type.
+class ZonesBackend {
+ public:
+  static constexpr BackendVariant kVariants[] = {
+      {"zones", "XNU zalloc/kalloc: kalloc classes, per-node zones, per-CPU magazines, zone GC",
+       "classes=kalloc"},
+      {"zones-kt", "zones with the kalloc_type size classes", "classes=kalloc_type"},
+  };
+  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
+                                             kFeatureUsableSize | kFeatureReclaim |
+                                             kFeaturePhysical;
+
+  /// Throws UsageError on an unknown or malformed parameter.
+  explicit ZonesBackend(const BackendConfig& config);
+  ~ZonesBackend();
+  ZonesBackend(const ZonesBackend&) = delete;
+  ZonesBackend& operator=(const ZonesBackend&) = delete;
+
+  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    if (size <= zones::kMaxSmall && align <= zones::kQuantum) [[likely]] {
+      zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
+      if (pc != nullptr && (node < 0 || static_cast<unsigned>(node) < node_count_)) [[likely]] {
+        const unsigned n = node < 0 ? pc->node : static_cast<unsigned>(node);
+        const unsigned index = n << zones::kClassShift | classes_.number_of(size);
+        zones::ZoneCache& zc = pc->cache(index);
+        std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed);
+        if (cur == 0) [[unlikely]] {
+          // XNU's first refill: the free magazine becomes the alloc magazine.
+          cur = zc.free_cur.load(std::memory_order_relaxed);
+          if (cur == 0) {
+            return allocate_slow(size, align, tag, node);
+          }
+          std::swap(zc.alloc_mag, zc.free_mag);
+          zc.free_cur.store(0, std::memory_order_relaxed);
+        }
+        --cur;
+        zc.alloc_cur.store(cur, std::memory_order_relaxed);
+        void* p = zc.alloc_mag->elems()[cur];
+        static_cast<std::uint64_t*>(p)[1] = 0;  // the free cookie
+        return p;
+      }
+    }
+    return allocate_slow(size, align, tag, node);
+  }
+
+  /// pre: size is the size p was allocated with (or one of the same class).
+  /// A double free, a free of a foreign pointer, or a size of another class panics.
+  void free(void* p, std::size_t size) noexcept {
+    if (size <= zones::kMaxSmall) [[likely]] {
+      const zones::PageEntry& e = zones::page_entry(p);
+      const unsigned number = classes_.number_of(size);
+      auto* words = static_cast<std::uint64_t*>(p);
+      const std::uint64_t mark = cookie(p);
+      if (e.number == number && words[1] != mark) [[likely]] {
+        zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
+        if (pc != nullptr) [[likely]] {
+          zones::ZoneCache& zc = pc->cache(unsigned{e.node} << zones::kClassShift | number);
+          const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
+          if (cur < zc.free_limit) [[likely]] {
+            zc.free_mag->elems()[cur] = p;
+            zc.free_cur.store(cur + 1, std::memory_order_relaxed);
+            words[1] = mark;
+            return;
+          }
+        }
+      }
+    }
+    if (p != nullptr) {
+      free_slow(p, size);
+    }
+  }
+
+  /// Bytes handed out: the element size, or the page-rounded size of a large block.
+  std::size_t usable_size(void* p, std::size_t size) const noexcept {
+    const zones::PageEntry& e = zones::page_entry(p);
+    if (e.number == zones::kLargeClass) {
+      return static_cast<std::size_t>(e.large_bytes);
+    }
+    return e.number != zones::kNoClass ? classes_.sizes[e.number - 1u] : size;
+  }
+
+  std::uint64_t physical_address(const void* p) const noexcept;
+
+  /// zone GC: trim (caches and free chunks beyond the working set) or drain
+  /// (everything cached). Returns the bytes given back to the page layer.
+  std::size_t reclaim(ReclaimLevel level);
+
+  BackendStats stats() const;
+
+  // For tests and tools.
+  const zones::ClassTable& classes() const noexcept { return classes_; }
+  unsigned node_count() const noexcept { return node_count_; }
+  /// True once the zone of that class on that node caches per CPU.
+  bool caching_enabled(unsigned node, unsigned cls) const noexcept;
+  /// One statistic by name (0 when there is none): a convenience over stats().
+  double metric(std::string_view name) const;
+
+ private:
+  std::uint64_t cookie(const void* p) const noexcept {
+    return reinterpret_cast<std::uintptr_t>(p) ^ secret_;
+  }
+
+  void* allocate_slow(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept;
+  void free_slow(void* p, std::size_t size) noexcept;
+
+  // Defined in zones.cpp.
+  friend struct ZonesInternals;
+
+  zones::ClassTable classes_;
+  unsigned node_count_ = 1;
+  std::uint64_t secret_ = 0;
+  std::array<std::atomic<zones::PerCpu*>, kMaxCpuSlots> percpu_{};
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace kmbench

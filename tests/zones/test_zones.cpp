@@ -1,0 +1,319 @@
+// zones: size classes, chunk sizing, the free bitmap, emulated panics, zone GC,
+// kalloc_large, NUMA placement and statistics.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+#include "allocators/zones/zones.h"
+
+namespace kmbench {
+namespace {
+
+using zones::chunk_pages_for;
+using zones::kalloc_classes;
+using zones::kalloc_type_classes;
+
+BackendConfig config_with(std::initializer_list<std::pair<const std::string, std::string>> params) {
+  BackendConfig c;
+  c.params = params;
+  return c;
+}
+
+TEST(ZonesClasses, KallocClassesAreXnuX86_64) {
+  const zones::ClassTable& t = kalloc_classes();
+  const std::vector<std::uint32_t> want = {16,   32,   48,   64,   96,   128,  192,
+                                           256,  384,  512,  768,  1024, 1536, 2048,
+                                           3072, 4096, 6144, 8192, 12288, 16384};
+  ASSERT_EQ(t.count, want.size());
+  for (unsigned c = 0; c < t.count; ++c) {
+    EXPECT_EQ(t.sizes[c], want[c]);
+  }
+}
+
+TEST(ZonesClasses, EverySizeMapsToTheSmallestClassThatHoldsIt) {
+  for (const zones::ClassTable* t : {&kalloc_classes(), &kalloc_type_classes()}) {
+    for (std::size_t size = 0; size <= zones::kMaxSmall; ++size) {
+      const unsigned c = t->class_of(size);
+      ASSERT_LT(c, t->count) << size;
+      ASSERT_GE(t->sizes[c], size) << t->heap << " size " << size;
+      if (c > 0) {
+        ASSERT_LT(t->sizes[c - 1], std::max<std::size_t>(size, 1)) << t->heap << " size " << size;
+      }
+    }
+  }
+  EXPECT_EQ(kalloc_classes().sizes[kalloc_classes().class_of(0)], 16u);
+  EXPECT_EQ(kalloc_classes().sizes[kalloc_classes().class_of(49)], 64u);
+  EXPECT_EQ(kalloc_classes().sizes[kalloc_classes().class_of(65)], 96u);
+  EXPECT_EQ(kalloc_classes().sizes[kalloc_classes().class_of(4097)], 6144u);
+  EXPECT_EQ(kalloc_type_classes().sizes[kalloc_type_classes().class_of(65)], 80u);
+  EXPECT_EQ(kalloc_type_classes().sizes[kalloc_type_classes().class_of(300)], 368u);
+}
+
+TEST(ZonesClasses, UsableSizeIsTheElementSize) {
+  ZonesBackend b(config_with({{"classes", "kalloc_type"}}));
+  void* p = b.allocate(81, 16, kNoTag, kAnyNode);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(b.usable_size(p, 81), 96u);
+  b.free(p, 81);
+}
+
+TEST(ZonesChunks, ChunkSizeMinimisesWaste) {
+  EXPECT_EQ(chunk_pages_for(16), 1u);
+  EXPECT_EQ(chunk_pages_for(48), 3u);
+  EXPECT_EQ(chunk_pages_for(80), 5u);
+  EXPECT_EQ(chunk_pages_for(4096), 1u);
+  EXPECT_EQ(chunk_pages_for(6144), 3u);
+  EXPECT_EQ(chunk_pages_for(12288), 3u);
+  EXPECT_EQ(chunk_pages_for(16384), 4u);
+  for (const zones::ClassTable* t : {&kalloc_classes(), &kalloc_type_classes()}) {
+    for (unsigned c = 0; c < t->count; ++c) {
+      const std::uint32_t e = t->sizes[c];
+      const unsigned best = chunk_pages_for(e);
+      const double best_waste = double(best * 4096 % e) / (best * 4096);
+      ASSERT_GE(best * 4096u, e);
+      for (unsigned pages = 1; pages <= zones::kMaxChunkPages; ++pages) {
+        if (pages * 4096u < e) {
+          continue;
+        }
+        EXPECT_LE(best_waste, double(pages * 4096 % e) / (pages * 4096) + 1e-12)
+            << "element " << e << ": " << pages << " pages waste less than " << best;
+      }
+    }
+  }
+}
+
+TEST(ZonesChunks, OneChunkHoldsItsElementsAndTheBitmapGivesTheLowestFree) {
+  ZonesBackend b(config_with({{"cache", "off"}}));
+  const std::size_t size = 48;
+  const unsigned per_chunk = 3 * 4096 / 48;
+  std::vector<char*> blocks;
+  for (unsigned i = 0; i < per_chunk; ++i) {
+    blocks.push_back(static_cast<char*>(b.allocate(size, 16, kNoTag, kAnyNode)));
+    ASSERT_NE(blocks.back(), nullptr);
+  }
+  std::sort(blocks.begin(), blocks.end());
+  for (unsigned i = 1; i < per_chunk; ++i) {
+    EXPECT_EQ(blocks[i] - blocks[i - 1], 48) << "elements of one chunk are contiguous";
+  }
+  EXPECT_EQ(b.metric("backend.zones.kalloc.48.chunks"), 1);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.48.pages"), 3);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.48.elements_in_use"), per_chunk);
+  b.free(blocks[10], size);
+  b.free(blocks[5], size);
+  EXPECT_EQ(b.allocate(size, 16, kNoTag, kAnyNode), blocks[5]);
+  EXPECT_EQ(b.allocate(size, 16, kNoTag, kAnyNode), blocks[10]);
+  for (char* p : blocks) {
+    b.free(p, size);
+  }
+  EXPECT_EQ(b.metric("backend.zones.kalloc.48.elements_in_use"), 0);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.48.elements_free"), per_chunk);
+}
+
+TEST(ZonesChunks, SmallerSizeOfTheSameClassIsAccepted) {
+  ZonesBackend b(BackendConfig{});
+  void* p = b.allocate(250, 16, kNoTag, kAnyNode);
+  b.free(p, 200);  // 200 and 250 are both kalloc.256
+  EXPECT_EQ(b.metric("backend.zones.kalloc.256.elements_in_use"), 0);
+}
+
+using ZonesDeathTest = ::testing::TestWithParam<std::string>;
+
+TEST_P(ZonesDeathTest, DoubleFreePanics) {
+  ZonesBackend b(config_with({{"cache", GetParam()}}));
+  void* p = b.allocate(64, 16, kNoTag, kAnyNode);
+  void* keep = b.allocate(64, 16, kNoTag, kAnyNode);
+  b.free(p, 64);
+  EXPECT_DEATH(b.free(p, 64), "panic: double free of 0x[0-9a-f]+ \\(size 64\\) in zone kalloc.64");
+  b.free(keep, 64);
+}
+
+TEST_P(ZonesDeathTest, DoubleFreeHiddenFromTheCookieIsCaughtByTheBitmap) {
+  ZonesBackend b(config_with({{"cache", GetParam()}}));
+  void* p = b.allocate(256, 16, kNoTag, kAnyNode);
+  void* keep = b.allocate(256, 16, kNoTag, kAnyNode);
+  b.free(p, 256);
+  static_cast<std::uint64_t*>(p)[1] = 0;  // a use after free scribbles over the cookie
+  // Uncached, the zone's bitmap sees it at once; cached, when the magazine drains.
+  EXPECT_DEATH(
+      {
+        b.free(p, 256);
+        b.reclaim(ReclaimLevel::drain);
+      },
+      "panic: double free of 0x[0-9a-f]+ \\(size 256\\) in zone kalloc.256");
+  b.free(keep, 256);
+}
+
+TEST_P(ZonesDeathTest, WrongSizeClassPanicsNamingBothZones) {
+  ZonesBackend b(config_with({{"cache", GetParam()}}));
+  void* p = b.allocate(64, 16, kNoTag, kAnyNode);
+  EXPECT_DEATH(b.free(p, 200), "panic: kfree of 0x[0-9a-f]+ with size 200 \\(zone kalloc.256\\) "
+                               "but the element is in zone kalloc.64");
+  EXPECT_DEATH(b.free(p, 20000), "panic: kfree of 0x[0-9a-f]+ with size 20000");
+  b.free(p, 64);
+}
+
+TEST_P(ZonesDeathTest, ForeignPointerPanics) {
+  ZonesBackend b(config_with({{"cache", GetParam()}}));
+  static std::uint64_t not_ours[4];
+  EXPECT_DEATH(b.free(not_ours, 16), "panic: kfree of 0x[0-9a-f]+ \\(size 16\\): the pointer belongs to no zone");
+}
+
+TEST_P(ZonesDeathTest, PointerInsideAnElementPanics) {
+  ZonesBackend b(config_with({{"cache", "off"}}));
+  char* p = static_cast<char*>(b.allocate(96, 16, kNoTag, kAnyNode));
+  EXPECT_DEATH(b.free(p + 16, 96), "panic: free of 0x[0-9a-f]+ \\(zone kalloc.96.*not the start");
+  b.free(p, 96);
+}
+
+TEST_P(ZonesDeathTest, LargeBlockWithTheWrongSizePanics) {
+  ZonesBackend b(config_with({{"cache", GetParam()}}));
+  void* p = b.allocate(40000, 16, kNoTag, kAnyNode);
+  EXPECT_DEATH(b.free(p, 90000), "panic: kfree of 0x[0-9a-f]+ with size 90000, but the kalloc_large block holds 40960 bytes");
+  b.free(p, 40000);
+  EXPECT_DEATH(b.free(p, 40000), "panic: kfree of 0x[0-9a-f]+ \\(size 40000\\)");
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheOnAndOff, ZonesDeathTest, ::testing::Values("off", "on"));
+
+TEST(ZonesGc, TrimReturnsPagesBeyondTheWorkingSetAndDrainTheRest) {
+  ZonesBackend b(config_with({{"cache", "off"}}));
+  std::vector<void*> blocks;
+  for (int i = 0; i < 4096; ++i) {
+    blocks.push_back(b.allocate(1024, 16, kNoTag, kAnyNode));  // 4 per page: 1024 pages
+  }
+  for (void* p : blocks) {
+    b.free(p, 1024);
+  }
+  const double pages = b.metric("backend.zones.kalloc.1024.pages");
+  EXPECT_EQ(pages, 1024);
+  const std::size_t trimmed = b.reclaim(ReclaimLevel::trim);
+  EXPECT_GT(trimmed, 0u);
+  const double after_trim = b.metric("backend.zones.kalloc.1024.pages");
+  EXPECT_GT(after_trim, 0) << "trim keeps the working set";
+  EXPECT_EQ(after_trim * 4096 + trimmed, pages * 4096);
+  const std::size_t second = b.reclaim(ReclaimLevel::trim);  // an idle period: the EMA decays
+  EXPECT_GT(second, 0u);
+  const std::size_t drained = b.reclaim(ReclaimLevel::drain);
+  EXPECT_EQ(trimmed + second + drained, pages * 4096);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.1024.pages"), 0);
+  EXPECT_EQ(b.metric("backend.zones.gc.trims"), 2);
+  EXPECT_EQ(b.metric("backend.zones.gc.drains"), 1);
+  EXPECT_EQ(b.metric("backend.zones.gc.bytes_returned"), pages * 4096);
+}
+
+TEST(ZonesGc, DrainEmptiesThisCpusMagazinesAndTheDepots) {
+  ZonesBackend b(config_with({{"cache", "on"}, {"magazine", "8"}}));
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) {
+    blocks.push_back(b.allocate(128, 16, kNoTag, kAnyNode));
+  }
+  for (void* p : blocks) {
+    b.free(p, 128);
+  }
+  EXPECT_GT(b.metric("backend.zones.kalloc.128.elements_cached"), 0);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.128.elements_in_use"), 0);
+  b.reclaim(ReclaimLevel::drain);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.128.elements_cached"), 0);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.128.pages"), 0);
+  EXPECT_EQ(b.stats().mapped_bytes, 0u);
+  // Still usable after a drain.
+  void* p = b.allocate(128, 16, kNoTag, kAnyNode);
+  ASSERT_NE(p, nullptr);
+  b.free(p, 128);
+}
+
+TEST(ZonesCache, MagazinesCycleThroughTheDepots) {
+  ZonesBackend b(config_with({{"cache", "on"}}));
+  EXPECT_TRUE(b.caching_enabled(0, kalloc_classes().class_of(64)));
+  std::vector<void*> blocks;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 500; ++i) {
+      blocks.push_back(b.allocate(64, 16, kNoTag, kAnyNode));
+    }
+    for (void* p : blocks) {
+      b.free(p, 64);
+    }
+    blocks.clear();
+  }
+  EXPECT_GT(b.metric("backend.zones.cache.depot_hits"), 0);
+  EXPECT_GT(b.metric("backend.zones.cache.zone_fills"), 0);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.64.elements_in_use"), 0);
+}
+
+TEST(ZonesCache, PerCpuDepotSpillsToRecirculationPastItsCap) {
+  // 16 KiB elements: a magazine of 8 is the whole 128 KiB per-CPU cap, so the
+  // per-CPU depot holds nothing and full magazines go to recirculation.
+  ZonesBackend b(config_with({{"cache", "on"}}));
+  std::vector<void*> blocks;
+  for (int i = 0; i < 64; ++i) {
+    blocks.push_back(b.allocate(16384, 16, kNoTag, kAnyNode));
+  }
+  for (void* p : blocks) {
+    b.free(p, 16384);
+  }
+  EXPECT_GT(b.metric("backend.zones.cache.depot_spills"), 0);
+  EXPECT_GT(b.metric("backend.zones.cache.recirc_magazines"), 0);
+  for (auto& p : blocks) {
+    p = b.allocate(16384, 16, kNoTag, kAnyNode);
+  }
+  EXPECT_GT(b.metric("backend.zones.cache.recirc_hits"), 0);
+  for (void* p : blocks) {
+    b.free(p, 16384);
+  }
+}
+
+TEST(ZonesLarge, LargeAndAlignedRequestsComeFromThePageLayer) {
+  ZonesBackend b(BackendConfig{});
+  void* big = b.allocate(20000, 16, 7, kAnyNode);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(b.usable_size(big, 20000), 20480u);
+  void* aligned = b.allocate(100, 4096, kNoTag, kAnyNode);
+  ASSERT_NE(aligned, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(aligned) % 4096, 0u);
+  EXPECT_EQ(b.metric("backend.zones.kalloc_large.allocations_in_use"), 2);
+  EXPECT_EQ(b.metric("backend.zones.vmtag.7.bytes"), 20480);
+  EXPECT_EQ(b.metric("backend.zones.vmtag.13.bytes"), 4096);  // untagged: KALLOC
+  b.free(big, 20000);
+  b.free(aligned, 100);
+  EXPECT_EQ(b.metric("backend.zones.kalloc_large.bytes_in_use"), 0);
+}
+
+TEST(ZonesParams, BadParametersAreUsageErrors) {
+  EXPECT_THROW(ZonesBackend(config_with({{"tcache", "off"}})), UsageError);
+  EXPECT_THROW(ZonesBackend(config_with({{"cache", "maybe"}})), UsageError);
+  EXPECT_THROW(ZonesBackend(config_with({{"contention", "ten"}})), UsageError);
+  EXPECT_THROW(ZonesBackend(config_with({{"magazine", "0"}})), UsageError);
+  EXPECT_THROW(ZonesBackend(config_with({{"classes", "kmalloc"}})), UsageError);
+}
+
+TEST(ZonesNuma, AllocationsLandOnTheNodeAsked) {
+  physmem::TopologySpec spec;
+  spec.kind = physmem::TopologySpec::Kind::synthetic;
+  spec.text = "pack:2 [numa] core:1 pu:1";
+  spec.node_bytes = 64u << 20;
+  physmem::Machine machine(spec);
+  ASSERT_EQ(machine.node_count(), 2u);
+  BackendConfig config;
+  config.machine = &machine;
+  ZonesBackend b(config);
+  ASSERT_EQ(b.node_count(), 2u);
+  for (NodeId node : {0, 1}) {
+    for (std::size_t size : {std::size_t{16}, std::size_t{1000}, std::size_t{16384},
+                             std::size_t{100000}}) {
+      void* p = b.allocate(size, 16, kNoTag, node);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(machine.node_of_phys(b.physical_address(p)), node) << "size " << size;
+      b.free(p, size);  // freed from a CPU of any node: back to its own zone
+    }
+  }
+  EXPECT_EQ(b.allocate(16, 16, kNoTag, 2), nullptr) << "no node 2";
+  EXPECT_GT(b.metric("backend.zones.node.1.zone_pages"), 0);
+  EXPECT_GT(b.metric("backend.zones.node.0.zone_pages"), 0);
+}
+
+}  // namespace
+}  // namespace kmbench
