@@ -3,6 +3,7 @@
 #pragma once
 
 #include "allocators/buddy/buddy.h"
+#include "allocators/slab/slab.h"
 #include "allocators/system/system.h"
 #include "allocators/zones/zones.h"
 
@@ -11,6 +12,6 @@ namespace kmbench {
 template <class... Bs>
 struct BackendList {};
 
-using InProcessBackends = BackendList<SystemBackend, BuddyBackend, ZonesBackend>;
+using InProcessBackends = BackendList<SystemBackend, BuddyBackend, ZonesBackend, SlabBackend>;
 
 }  // namespace kmbench

@@ -1,0 +1,1075 @@
+#include "allocators/slab/kmem.h"
+
+#include <bit>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+namespace kmbench::slab {
+
+// --- CPU slots known to reclaim --------------------------------------------------
+//
+// A slot's magazines may be flushed by another thread only while no thread
+// owns the slot: the owner marks it taken on first use and idle at exit;
+// reclaim flushes an idle slot under kFlushing. A live owner is asked to flush
+// itself (purge generation) at its next slow path.
+namespace {
+
+enum SlotState : int { kIdle = 0, kOwned = 1, kFlushing = 2 };
+std::atomic<int> g_slot_state[kMaxCpuSlots];
+thread_local bool t_slot_guard_gone = false;
+
+struct SlotGuard {
+  ~SlotGuard() {
+    if (detail::t_slot >= 0) {
+      g_slot_state[detail::t_slot].store(kIdle, std::memory_order_release);
+      detail::t_slot = -1;
+    }
+    t_slot_guard_gone = true;
+  }
+};
+thread_local SlotGuard t_slot_guard;
+
+/// Runs f on slot s's state when no thread owns it; false if a thread does.
+template <class F>
+bool with_idle_slot(unsigned s, F&& f) {
+  int expected = kIdle;
+  if (!g_slot_state[s].compare_exchange_strong(expected, kFlushing, std::memory_order_acquire)) {
+    return false;
+  }
+  f();
+  g_slot_state[s].store(kIdle, std::memory_order_release);
+  return true;
+}
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+constexpr std::uint64_t kBufAlloc = 0xa110c8edull;  // illumos KMEM_BUFTAG_ALLOC
+constexpr std::uint64_t kBufFree = 0xf4eef4eeull;   // illumos KMEM_BUFTAG_FREE
+constexpr std::uint64_t kRedzonePattern = 0xfeedfacefeedfaceull;
+constexpr std::uint8_t kRedzoneByte = 0xbb;
+constexpr std::uint64_t kFreePattern = 0xdeadbeefdeadbeefull;
+constexpr std::uint32_t size_encode(std::size_t x) { return static_cast<std::uint32_t>(251 * x + 1); }
+constexpr bool size_valid(std::uint32_t x) { return x % 251 == 1; }
+constexpr std::size_t size_decode(std::uint32_t x) { return (x - 1) / 251; }
+
+std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) & ~(a - 1); }
+
+}  // namespace
+
+void SpinLock::yield() noexcept { std::this_thread::yield(); }
+
+unsigned detail::claim_slot() noexcept {
+  const unsigned s = this_cpu_slot();
+  for (;;) {
+    int v = g_slot_state[s].load(std::memory_order_acquire);
+    if (v == kFlushing) {
+      std::this_thread::yield();
+      continue;
+    }
+    // kOwned here is stale: the slot's previous thread used the allocator after
+    // its guard was gone (thread exit). cpu_slot grants a slot to one live thread.
+    if (g_slot_state[s].compare_exchange_weak(v, kOwned, std::memory_order_acq_rel)) {
+      break;
+    }
+  }
+  t_slot = static_cast<int>(s);
+  if (!t_slot_guard_gone) {
+    [[maybe_unused]] SlotGuard& g = t_slot_guard;  // constructs it: released at thread exit
+  }
+  return s;
+}
+
+// --- layouts ------------------------------------------------------------------
+
+/// A slab (illumos kmem_slab_t): at the end of its page for small buffers,
+/// from the slab-header cache for hashed ones.
+struct ObjectCache::Slab {
+  ObjectCache* cache;
+  char* base;    // the slab's memory
+  char* first;   // base + colour: the first buffer
+  void* head;    // free buffers (in-page) or free bufctls (hashed)
+  std::uint32_t refcnt;
+  std::uint32_t chunks;
+  Slab* next;
+  Slab* prev;
+  std::size_t colour;
+};
+
+/// An external buffer control (illumos kmem_bufctl_t).
+struct ObjectCache::Bufctl {
+  Bufctl* next;
+  char* addr;
+  Slab* slab;
+};
+
+/// Debug tag at the end of each chunk (illumos kmem_buftag_t, with the size).
+struct ObjectCache::Buftag {
+  std::uint64_t redzone;
+  std::uint32_t size;      // requested size, encoded
+  std::uint32_t pad;
+  void* link;              // free-list link of in-page slabs in debug caches
+  std::uintptr_t bxstat;   // buffer address ^ kBufAlloc / kBufFree
+};
+static_assert(offsetof(Magazine, rounds) == 16);
+
+// --- construction ----------------------------------------------------------------
+
+ObjectCache::ObjectCache(Kmem& kmem, std::string name, std::size_t size, std::size_t align,
+                         Constructor ctor, Destructor dtor, void* priv, Vmem& arena,
+                         unsigned flags)
+    : kmem_(kmem),
+      name_(std::move(name)),
+      bufsize_(size),
+      align_(align < kMinAlign ? kMinAlign : align),
+      ctor_(ctor),
+      dtor_(dtor),
+      priv_(priv),
+      arena_(arena),
+      flags_(flags) {
+  if ((flags_ & kCacheNoTouch) != 0) {
+    flags_ &= ~kCacheDebug;
+  }
+  const bool debug = (flags_ & kCacheDebug) != 0;
+  chunksize_ = round_up(bufsize_, align_);
+  if (debug) {
+    chunksize_ = round_up(round_up(bufsize_, 8) + sizeof(Buftag), align_);
+  }
+  const std::size_t quantum = arena_.quantum();
+  hashed_ = (flags_ & kCacheNoTouch) != 0 ||
+            ((flags_ & kCacheNoHash) == 0 && bufsize_ >= quantum / 8) ||
+            chunksize_ + sizeof(Slab) > quantum;
+  if (!hashed_) {
+    slabsize_ = quantum;
+    chunks_ = (slabsize_ - sizeof(Slab)) / chunksize_;
+    maxcolor_ = (slabsize_ - sizeof(Slab)) % chunksize_;
+  } else if ((flags_ & kCacheQuantum) != 0) {
+    // illumos VMEM_QCACHE_SLABSIZE: 1 << highbit(3 * qcache_max).
+    slabsize_ = std::size_t{1} << std::bit_width(3 * kmem_.tunables().qcache_max);
+    chunks_ = slabsize_ / chunksize_;
+    maxcolor_ = slabsize_ % chunksize_;
+  } else {
+    // The slab size that wastes least, looking at 1..8 buffers per slab.
+    std::size_t best = 0, min_waste = ~std::size_t{0};
+    for (std::size_t n = 1; n <= 8; ++n) {
+      const std::size_t slab = round_up(chunksize_ * n, quantum);
+      const std::size_t fit = slab / chunksize_;
+      const std::size_t waste = (slab % chunksize_) / fit;
+      if (waste < min_waste) {
+        min_waste = waste;
+        best = slab;
+      }
+    }
+    slabsize_ = best;
+    chunks_ = slabsize_ / chunksize_;
+    maxcolor_ = slabsize_ % chunksize_;
+  }
+  maxcolor_ &= ~(align_ - 1);
+  unsigned mt = 0;
+  if (const int start = kmem_.tunables().magazine_rounds; start > 0) {
+    while (mt + 1 < kMagTypeCount && kMagTypes[mt].size < start) {
+      ++mt;
+    }
+  } else {
+    while (mt + 1 < kMagTypeCount && chunksize_ <= kMagTypes[mt].minbuf) {
+      ++mt;
+    }
+  }
+  magtype_.store(mt, std::memory_order_relaxed);
+  const bool magazines = (flags_ & kCacheNoMagazine) == 0 && kmem_.tunables().magazines;
+  for (CpuCache& cc : cpu_) {
+    cc.debug = debug;
+    cc.magsize = magazines ? kMagTypes[mt].size : 0;
+  }
+  last_update_ns_ = now_ns();
+}
+
+ObjectCache::~ObjectCache() {
+  if (abandon_) {
+    if (hash_ != nullptr) {
+      kmem_.pages().free(hash_, hash_buckets_ * sizeof(Bufctl*));
+    }
+    return;
+  }
+  // Nobody uses the cache any more: every slot's magazines can be flushed here.
+  for (CpuCache& cc : cpu_) {
+    cpu_flush(cc);
+  }
+  std::lock_guard g(depot_lock_);
+  for (MagList* ml : {&full_, &empty_}) {
+    while (Magazine* mp = ml->list) {
+      ml->list = mp->next;
+      magazine_destroy(mp, ml == &full_ ? static_cast<int>(mp->size) : 0);
+    }
+  }
+  if (hash_ != nullptr) {
+    kmem_.pages().free(hash_, hash_buckets_ * sizeof(Bufctl*));
+  }
+  // Slabs still holding objects go back with the arena's spans.
+}
+
+// --- CPU layer -----------------------------------------------------------------
+
+void ObjectCache::cpu_reload(CpuCache& cc, Magazine* mp, int rounds) noexcept {
+  cc.ploaded = cc.loaded;
+  cc.prounds = cc.rounds;
+  cc.loaded = mp;
+  cc.rounds = rounds;
+}
+
+void ObjectCache::cpu_flush(CpuCache& cc) noexcept {
+  if (cc.loaded != nullptr) {
+    magazine_destroy(cc.loaded, cc.rounds);
+  }
+  if (cc.ploaded != nullptr) {
+    magazine_destroy(cc.ploaded, cc.prounds);
+  }
+  cc.loaded = cc.ploaded = nullptr;
+  cc.rounds = cc.prounds = -1;
+}
+
+void ObjectCache::cpu_sync(CpuCache& cc) noexcept {
+  const std::uint32_t gen = purge_gen_.load(std::memory_order_acquire);
+  if (cc.seen_purge != gen) {
+    cpu_flush(cc);
+    cc.seen_purge = gen;
+  }
+  if (cc.magsize != 0) {
+    const int want = kMagTypes[magtype_.load(std::memory_order_acquire)].size;
+    if (cc.magsize != want) {
+      cpu_flush(cc);
+      cc.magsize = want;
+    }
+  }
+}
+
+void* ObjectCache::alloc_slow(CpuCache& cc, std::size_t size) noexcept {
+  bump(cc.alloc_misses);
+  for (;;) {
+    cpu_sync(cc);
+    if (cc.rounds > 0) {
+      void* buf = cc.loaded->rounds[--cc.rounds];
+      return cc.debug ? alloc_debug(buf, size) : buf;
+    }
+    if (cc.prounds > 0) {
+      cpu_reload(cc, cc.ploaded, cc.prounds);
+      continue;
+    }
+    if (cc.magsize == 0) {
+      break;
+    }
+    // The previous magazine is empty (or absent): swap it for a full one.
+    if (Magazine* fmp = depot_exchange(full_, empty_, cc.ploaded, cc.magsize)) {
+      cc.ploaded = cc.loaded;
+      cc.prounds = cc.rounds;
+      cc.loaded = fmp;
+      cc.rounds = static_cast<int>(fmp->size);
+      continue;
+    }
+    break;
+  }
+  void* buf = slab_alloc();
+  if (buf == nullptr) {
+    alloc_fails_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (cc.debug) {
+    return alloc_debug(buf, size);
+  }
+  if (!construct(buf)) {
+    slab_free(buf);
+    alloc_fails_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return buf;
+}
+
+void ObjectCache::free_slow(CpuCache& cc, void* buf) noexcept {
+  bump(cc.free_misses);
+  for (;;) {
+    cpu_sync(cc);
+    if (static_cast<unsigned>(cc.rounds) < static_cast<unsigned>(cc.magsize)) {
+      cc.loaded->rounds[cc.rounds++] = buf;
+      return;
+    }
+    if (cc.prounds == 0) {
+      cpu_reload(cc, cc.ploaded, cc.prounds);
+      continue;
+    }
+    if (cc.magsize == 0) {
+      break;
+    }
+    // The previous magazine is full (or absent): swap it for an empty one.
+    if (Magazine* emp = depot_exchange(empty_, full_, cc.ploaded, cc.magsize)) {
+      cc.ploaded = cc.loaded;
+      cc.prounds = cc.rounds;
+      cc.loaded = emp;
+      cc.rounds = 0;
+      continue;
+    }
+    // No empty magazine in the depot: make one (illumos allocates from the
+    // magazine cache of the current type) and try again.
+    unsigned mt = 0;
+    while (kMagTypes[mt].size != cc.magsize) {
+      ++mt;
+    }
+    auto* emp = static_cast<Magazine*>(kmem_.magazine_cache(mt)->slab_alloc());
+    if (emp == nullptr) {
+      break;
+    }
+    emp->next = nullptr;
+    emp->size = static_cast<std::uint32_t>(cc.magsize);
+    emp->pad = mt;
+    depot_free(empty_, emp);
+  }
+  if (!cc.debug) {
+    destruct(buf);
+  }
+  slab_free(buf);
+}
+
+// --- depot ---------------------------------------------------------------------
+
+void ObjectCache::depot_lock() noexcept {
+  if (!depot_lock_.try_lock()) {
+    depot_lock_.lock();
+    depot_contention_++;
+  }
+}
+
+Magazine* ObjectCache::depot_exchange(MagList& from, MagList& to, Magazine* give,
+                                      int magsize) noexcept {
+  depot_lock();
+  Magazine* mp = nullptr;
+  if (kMagTypes[magtype_.load(std::memory_order_relaxed)].size == magsize) {
+    mp = from.list;
+    if (mp != nullptr) {
+      from.list = mp->next;
+      if (--from.total < from.min) {
+        from.min = from.total;
+      }
+      from.alloc++;
+      depot_hits_++;
+      if (give != nullptr) {
+        give->next = to.list;
+        to.list = give;
+        to.total++;
+      }
+    } else {
+      depot_misses_++;
+    }
+  }
+  bool due = false;
+  if ((++depot_ops_ & 63) == 0) {
+    const std::uint64_t now = now_ns();
+    due = now - last_update_ns_ >= kmem_.tunables().update_interval_ns;
+  }
+  depot_lock_.unlock();
+  if (due) {
+    update();
+  }
+  return mp;
+}
+
+void ObjectCache::depot_free(MagList& ml, Magazine* mp) noexcept {
+  depot_lock();
+  if (static_cast<int>(mp->size) != kMagTypes[magtype_.load(std::memory_order_relaxed)].size) {
+    // A magazine of the size before a resize: it does not go back in the depot.
+    depot_lock_.unlock();
+    magazine_destroy(mp, &ml == &full_ ? static_cast<int>(mp->size) : 0);
+    return;
+  }
+  mp->next = ml.list;
+  ml.list = mp;
+  ml.total++;
+  depot_ops_++;
+  depot_lock_.unlock();
+}
+
+void ObjectCache::magazine_destroy(Magazine* mp, int rounds) noexcept {
+  const bool debug = (flags_ & kCacheDebug) != 0;
+  for (int i = 0; i < rounds; ++i) {
+    void* buf = mp->rounds[i];
+    if (!debug) {
+      destruct(buf);
+    }
+    slab_free(buf);
+  }
+  kmem_.magazine_cache(mp->pad)->slab_free(mp);
+}
+
+void ObjectCache::update() {
+  bool resize = false;
+  unsigned mt;
+  {
+    std::lock_guard g(depot_lock_);
+    for (MagList* ml : {&full_, &empty_}) {
+      ml->reaplimit = ml->min;
+      ml->min = ml->total;
+    }
+    mt = magtype_.load(std::memory_order_relaxed);
+    const auto contention = static_cast<std::int64_t>(depot_contention_ - depot_contention_prev_);
+    resize = (flags_ & kCacheNoMagazine) == 0 && mt + 1 < kMagTypeCount &&
+             chunksize_ < kMagTypes[mt].maxbuf && contention > kmem_.tunables().depot_contention;
+    depot_contention_prev_ = depot_contention_;
+    last_update_ns_ = now_ns();
+  }
+  if (resize) {
+    // illumos kmem_cache_magazine_resize: empty the depot and move to the next
+    // size; every slot flushes its old-size magazines at its next slow path.
+    Magazine* lists[2] = {nullptr, nullptr};
+    {
+      std::lock_guard g(depot_lock_);
+      if (magtype_.load(std::memory_order_relaxed) != mt) {
+        return;
+      }
+      lists[0] = full_.list;
+      lists[1] = empty_.list;
+      full_ = MagList{};
+      empty_ = MagList{};
+      magtype_.store(mt + 1, std::memory_order_release);
+    }
+    resizes_.fetch_add(1, std::memory_order_relaxed);
+    for (int l = 0; l < 2; ++l) {
+      for (Magazine* mp = lists[l]; mp != nullptr;) {
+        Magazine* next = mp->next;
+        magazine_destroy(mp, l == 0 ? static_cast<int>(mp->size) : 0);
+        mp = next;
+      }
+    }
+  }
+}
+
+std::size_t ObjectCache::purge_magazines() {
+  const unsigned me = current_slot();
+  const std::uint32_t gen = purge_gen_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  const unsigned slots = cpu_slots_in_use();
+  std::size_t n = 0;
+  auto flush = [&](CpuCache& cc) {
+    n += (cc.loaded != nullptr) + (cc.ploaded != nullptr);
+    cpu_flush(cc);
+    cc.seen_purge = gen;
+  };
+  for (unsigned s = 0; s < slots; ++s) {
+    CpuCache& cc = cpu_[s];
+    if (s == me) {
+      flush(cc);
+    } else {
+      with_idle_slot(s, [&] { flush(cc); });
+    }
+  }
+  return n;
+}
+
+std::size_t ObjectCache::reap(ReclaimLevel level) {
+  std::size_t n = 0;
+  if (level == ReclaimLevel::drain) {
+    n += purge_magazines();
+  }
+  for (int l = 0; l < 2; ++l) {
+    MagList& ml = l == 0 ? full_ : empty_;
+    Magazine* taken = nullptr;
+    {
+      std::lock_guard g(depot_lock_);
+      if (level == ReclaimLevel::trim) {
+        ml.reaplimit = ml.min;
+        ml.min = ml.total;
+      }
+      std::uint64_t reap = level == ReclaimLevel::drain ? ml.total
+                                                        : std::min(ml.reaplimit, ml.min);
+      while (reap-- > 0 && ml.list != nullptr) {
+        Magazine* mp = ml.list;
+        ml.list = mp->next;
+        if (--ml.total < ml.min) {
+          ml.min = ml.total;
+        }
+        mp->next = taken;
+        taken = mp;
+      }
+    }
+    while (taken != nullptr) {
+      Magazine* next = taken->next;
+      magazine_destroy(taken, l == 0 ? static_cast<int>(taken->size) : 0);
+      taken = next;
+      ++n;
+    }
+  }
+  reaped_.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+// --- constructors and debug checks -------------------------------------------------
+
+bool ObjectCache::construct(void* buf) noexcept {
+  if (ctor_ == nullptr) {
+    return true;
+  }
+  constructs_.fetch_add(1, std::memory_order_relaxed);
+  return ctor_(buf, priv_) == 0;
+}
+
+void ObjectCache::destruct(void* buf) noexcept {
+  if (dtor_ != nullptr) {
+    destructs_.fetch_add(1, std::memory_order_relaxed);
+    dtor_(buf, priv_);
+  }
+}
+
+ObjectCache::Buftag* ObjectCache::buftag(const void* buf) const noexcept {
+  return reinterpret_cast<Buftag*>(const_cast<char*>(static_cast<const char*>(buf)) + chunksize_ -
+                                   sizeof(Buftag));
+}
+
+bool ObjectCache::owns(const void* buf) const noexcept {
+  const auto* p = static_cast<const char*>(buf);
+  if (hashed_) {
+    std::lock_guard g(lock_);
+    if (hash_ == nullptr) {
+      return false;
+    }
+    const std::size_t b = (reinterpret_cast<std::uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull &
+                          (hash_buckets_ - 1);
+    for (Bufctl* bcp = hash_[b]; bcp != nullptr; bcp = bcp->next) {
+      if (bcp->addr == p) {
+        return true;
+      }
+    }
+    return false;
+  }
+  const Slab* sp = slab_of_small(buf);
+  return sp->cache == this && p >= sp->first &&
+         p < sp->first + chunks_ * chunksize_ &&
+         static_cast<std::size_t>(p - sp->first) % chunksize_ == 0;
+}
+
+void* ObjectCache::alloc_debug(void* buf, std::size_t size) noexcept {
+  Buftag* bt = buftag(buf);
+  const auto addr = reinterpret_cast<std::uintptr_t>(buf);
+  if (bt->bxstat != (addr ^ kBufFree)) {
+    panic("buffer state corrupted while free", buf, size);
+  }
+  const std::size_t words = round_up(bufsize_, 8) / 8;
+  auto* w = static_cast<std::uint64_t*>(buf);
+  for (std::size_t i = 0; i < words; ++i) {
+    if (w[i] != kFreePattern) {
+      panic("modified after free", w + i, size);
+    }
+  }
+  if (bt->redzone != kRedzonePattern) {
+    panic("redzone overwritten while free", buf, size);
+  }
+  bt->bxstat = addr ^ kBufAlloc;
+  bt->size = size_encode(size);
+  if (size < round_up(bufsize_, 8)) {
+    static_cast<std::uint8_t*>(buf)[size] = kRedzoneByte;
+  }
+  // A debug cache constructs on every allocation (illumos KMF_DEADBEEF).
+  if (!construct(buf)) {
+    for (std::size_t i = 0; i < words; ++i) {
+      w[i] = kFreePattern;
+    }
+    bt->bxstat = addr ^ kBufFree;
+    slab_free(buf);
+    alloc_fails_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return buf;
+}
+
+void ObjectCache::free_debug(void* buf, std::size_t size) noexcept {
+  if (!owns(buf)) {
+    panic("free of a block this cache did not allocate (wrong size or bad address)", buf, size);
+  }
+  Buftag* bt = buftag(buf);
+  const auto addr = reinterpret_cast<std::uintptr_t>(buf);
+  if (bt->bxstat == (addr ^ kBufFree)) {
+    panic("double free", buf, size);
+  }
+  if (bt->bxstat != (addr ^ kBufAlloc)) {
+    panic("buffer state corrupted (bad free)", buf, size);
+  }
+  if (bt->size != size_encode(size)) {
+    if (size_valid(bt->size)) {
+      char what[96];
+      std::snprintf(what, sizeof what, "wrong-size free (allocated %zu)", size_decode(bt->size));
+      panic(what, buf, size);
+    }
+    panic("redzone overwritten (buftag size)", buf, size);
+  }
+  if (bt->redzone != kRedzonePattern ||
+      (size < round_up(bufsize_, 8) && static_cast<std::uint8_t*>(buf)[size] != kRedzoneByte)) {
+    panic("redzone overwritten (write past the end)", buf, size);
+  }
+  destruct(buf);
+  auto* w = static_cast<std::uint64_t*>(buf);
+  for (std::size_t i = 0, n = round_up(bufsize_, 8) / 8; i < n; ++i) {
+    w[i] = kFreePattern;
+  }
+  bt->bxstat = addr ^ kBufFree;
+}
+
+void ObjectCache::panic(const char* what, const void* buf, std::size_t size) const noexcept {
+  std::fprintf(stderr, "kmbench: slab panic: %s: address %p, size %zu, cache %s\n", what, buf,
+               size, name_.c_str());
+  std::abort();
+}
+
+// --- slab layer ------------------------------------------------------------------
+
+ObjectCache::Slab* ObjectCache::slab_of_small(const void* buf) const noexcept {
+  const auto end = (reinterpret_cast<std::uintptr_t>(buf) | (slabsize_ - 1)) + 1;
+  return reinterpret_cast<Slab*>(end - sizeof(Slab));
+}
+
+void ObjectCache::partial_insert_head(Slab* sp) noexcept {
+  sp->prev = nullptr;
+  sp->next = partial_;
+  if (partial_ != nullptr) {
+    partial_->prev = sp;
+  } else {
+    partial_tail_ = sp;
+  }
+  partial_ = sp;
+  partial_slabs_++;
+}
+
+void ObjectCache::partial_insert_tail(Slab* sp) noexcept {
+  sp->next = nullptr;
+  sp->prev = partial_tail_;
+  if (partial_tail_ != nullptr) {
+    partial_tail_->next = sp;
+  } else {
+    partial_ = sp;
+  }
+  partial_tail_ = sp;
+  partial_slabs_++;
+}
+
+void ObjectCache::partial_remove(Slab* sp) noexcept {
+  (sp->prev != nullptr ? sp->prev->next : partial_) = sp->next;
+  (sp->next != nullptr ? sp->next->prev : partial_tail_) = sp->prev;
+  partial_slabs_--;
+}
+
+void ObjectCache::hash_insert(Bufctl* bcp) noexcept {
+  if (sst_.buf_inuse_slab + 1 > 2 * hash_buckets_) {
+    hash_rescale();
+  }
+  const std::size_t b = (reinterpret_cast<std::uintptr_t>(bcp->addr) >> 4) * 0x9E3779B97F4A7C15ull &
+                        (hash_buckets_ - 1);
+  bcp->next = hash_[b];
+  hash_[b] = bcp;
+}
+
+ObjectCache::Bufctl* ObjectCache::hash_remove(const void* buf) noexcept {
+  if (hash_ == nullptr) {
+    return nullptr;
+  }
+  const std::size_t b =
+      (reinterpret_cast<std::uintptr_t>(buf) >> 4) * 0x9E3779B97F4A7C15ull & (hash_buckets_ - 1);
+  for (Bufctl** pp = &hash_[b]; *pp != nullptr; pp = &(*pp)->next) {
+    if ((*pp)->addr == buf) {
+      Bufctl* bcp = *pp;
+      *pp = bcp->next;
+      return bcp;
+    }
+  }
+  return nullptr;
+}
+
+void ObjectCache::hash_rescale() noexcept {
+  const std::size_t buckets = hash_buckets_ == 0 ? kPage / sizeof(Bufctl*) : hash_buckets_ * 4;
+  auto* table = static_cast<Bufctl**>(
+      kmem_.pages().alloc(buckets * sizeof(Bufctl*), kPage, kmem_.node()));
+  if (table == nullptr) {
+    if (hash_ == nullptr) {
+      panic("no page for the bufctl hash table", nullptr, bufsize_);
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < buckets; ++i) {
+    table[i] = nullptr;
+  }
+  for (std::size_t i = 0; i < hash_buckets_; ++i) {
+    for (Bufctl* bcp = hash_[i]; bcp != nullptr;) {
+      Bufctl* next = bcp->next;
+      const std::size_t b =
+          (reinterpret_cast<std::uintptr_t>(bcp->addr) >> 4) * 0x9E3779B97F4A7C15ull & (buckets - 1);
+      bcp->next = table[b];
+      table[b] = bcp;
+      bcp = next;
+    }
+  }
+  if (hash_ != nullptr) {
+    kmem_.pages().free(hash_, hash_buckets_ * sizeof(Bufctl*));
+  }
+  hash_ = table;
+  hash_buckets_ = buckets;
+}
+
+ObjectCache::Slab* ObjectCache::slab_create(std::size_t colour) noexcept {
+  char* mem = static_cast<char*>((flags_ & (kCacheQuantum | kCacheMetadata)) != 0
+                                     ? arena_.xalloc(slabsize_, arena_.quantum())
+                                     : arena_.alloc(slabsize_));
+  if (mem == nullptr) {
+    return nullptr;
+  }
+  Slab* sp;
+  if (hashed_) {
+    sp = static_cast<Slab*>(kmem_.slab_cache_->alloc());
+    if (sp == nullptr) {
+      slab_mem_free(mem);
+      return nullptr;
+    }
+  } else {
+    sp = reinterpret_cast<Slab*>(mem + slabsize_ - sizeof(Slab));
+  }
+  sp->cache = this;
+  sp->base = mem;
+  sp->first = mem + colour;
+  sp->refcnt = 0;
+  sp->chunks = static_cast<std::uint32_t>(chunks_);
+  sp->colour = colour;
+  sp->head = nullptr;
+  const bool debug = (flags_ & kCacheDebug) != 0;
+  // Free list in address order: the lowest buffer is handed out first.
+  for (std::size_t i = chunks_; i-- > 0;) {
+    char* buf = sp->first + i * chunksize_;
+    if (debug) {
+      auto* w = reinterpret_cast<std::uint64_t*>(buf);
+      for (std::size_t k = 0, n = round_up(bufsize_, 8) / 8; k < n; ++k) {
+        w[k] = kFreePattern;
+      }
+      Buftag* bt = buftag(buf);
+      bt->redzone = kRedzonePattern;
+      bt->size = 0;
+      bt->bxstat = reinterpret_cast<std::uintptr_t>(buf) ^ kBufFree;
+    }
+    if (hashed_) {
+      auto* bcp = static_cast<Bufctl*>(kmem_.bufctl_cache_->alloc());
+      if (bcp == nullptr) {
+        for (auto* b = static_cast<Bufctl*>(sp->head); b != nullptr;) {
+          Bufctl* next = b->next;
+          kmem_.bufctl_cache_->free(b);
+          b = next;
+        }
+        kmem_.slab_cache_->free(sp);
+        slab_mem_free(mem);
+        return nullptr;
+      }
+      bcp->addr = buf;
+      bcp->slab = sp;
+      bcp->next = static_cast<Bufctl*>(sp->head);
+      sp->head = bcp;
+    } else {
+      void** link = debug ? &buftag(buf)->link : reinterpret_cast<void**>(buf);
+      *link = sp->head;
+      sp->head = buf;
+    }
+  }
+  return sp;
+}
+
+void ObjectCache::slab_destroy(Slab* sp) noexcept {
+  char* mem = sp->base;
+  if (hashed_) {
+    for (auto* b = static_cast<Bufctl*>(sp->head); b != nullptr;) {
+      Bufctl* next = b->next;
+      kmem_.bufctl_cache_->free(b);
+      b = next;
+    }
+    kmem_.slab_cache_->free(sp);
+  }
+  slab_mem_free(mem);
+}
+
+void ObjectCache::slab_mem_free(char* mem) noexcept {
+  if ((flags_ & (kCacheQuantum | kCacheMetadata)) != 0) {
+    arena_.xfree(mem, slabsize_);
+  } else {
+    arena_.free(mem, slabsize_);
+  }
+}
+
+void* ObjectCache::slab_alloc() noexcept {
+  std::unique_lock g(lock_);
+  Slab* sp = partial_;
+  if (sp == nullptr) {
+    // illumos kmem_slab_create: each new slab starts one alignment further, wrapping at maxcolor.
+    std::size_t colour = colour_ + align_;
+    if (colour > maxcolor_) {
+      colour = 0;
+    }
+    colour_ = colour;
+    g.unlock();
+    sp = slab_create(colour);
+    if (sp == nullptr) {
+      return nullptr;
+    }
+    g.lock();
+    sst_.slab_creates++;
+    sst_.slabs++;
+    sst_.buf_total += chunks_;
+    partial_insert_head(sp);
+  }
+  void* buf;
+  if (hashed_) {
+    auto* bcp = static_cast<Bufctl*>(sp->head);
+    sp->head = bcp->next;
+    buf = bcp->addr;
+    hash_insert(bcp);
+  } else {
+    buf = sp->head;
+    void** link = (flags_ & kCacheDebug) != 0 ? &buftag(buf)->link : static_cast<void**>(buf);
+    sp->head = *link;
+  }
+  sp->refcnt++;
+  sst_.buf_inuse_slab++;
+  sst_.slab_allocs++;
+  if (sp->refcnt == sp->chunks) {
+    partial_remove(sp);
+    complete_slabs_++;
+  }
+  return buf;
+}
+
+void ObjectCache::slab_free(void* buf) noexcept {
+  std::unique_lock g(lock_);
+  Slab* sp;
+  if (hashed_) {
+    Bufctl* bcp = hash_remove(buf);
+    if (bcp == nullptr) {
+      g.unlock();
+      panic("bad free (buffer not allocated from this cache: double free or wrong size)", buf,
+            bufsize_);
+    }
+    sp = bcp->slab;
+    bcp->next = static_cast<Bufctl*>(sp->head);
+    sp->head = bcp;
+  } else {
+    sp = slab_of_small(buf);
+    if (sp->cache != this) {
+      g.unlock();
+      panic("bad free (buffer not from this cache: wrong size or address)", buf, bufsize_);
+    }
+    void** link = (flags_ & kCacheDebug) != 0 ? &buftag(buf)->link : static_cast<void**>(buf);
+    *link = sp->head;
+    sp->head = buf;
+  }
+  if (sp->refcnt == sp->chunks) {
+    complete_slabs_--;
+    partial_insert_head(sp);
+  }
+  sp->refcnt--;
+  sst_.buf_inuse_slab--;
+  sst_.slab_frees++;
+  if (sp->refcnt == 0) {
+    // No object left in the slab: its memory goes back to the arena at once (illumos).
+    partial_remove(sp);
+    sst_.slab_destroys++;
+    sst_.slabs--;
+    sst_.buf_total -= chunks_;
+    g.unlock();
+    slab_destroy(sp);
+    return;
+  }
+  if (sp->refcnt * 2 < sp->chunks && sp->next != nullptr) {
+    // Allocate from the fullest slabs first so nearly empty ones can drain.
+    partial_remove(sp);
+    partial_insert_tail(sp);
+  }
+}
+
+// --- statistics ------------------------------------------------------------------
+
+CacheStats ObjectCache::stats() const {
+  CacheStats s;
+  {
+    std::lock_guard g(lock_);
+    s = sst_;
+  }
+  for (const CpuCache& cc : cpu_) {
+    s.cpu_alloc_misses += cc.alloc_misses.load(std::memory_order_relaxed);
+    s.cpu_free_misses += cc.free_misses.load(std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard g(depot_lock_);
+    s.depot_full = full_.total;
+    s.depot_empty = empty_.total;
+    s.depot_hits = depot_hits_;
+    s.depot_misses = depot_misses_;
+    s.depot_contention = depot_contention_;
+  }
+  s.magazine_resizes = resizes_.load(std::memory_order_relaxed);
+  s.reaped_magazines = reaped_.load(std::memory_order_relaxed);
+  s.alloc_fails = alloc_fails_.load(std::memory_order_relaxed);
+  s.constructs = constructs_.load(std::memory_order_relaxed);
+  s.destructs = destructs_.load(std::memory_order_relaxed);
+  s.magsize = (flags_ & kCacheNoMagazine) != 0 || !kmem_.tunables().magazines ? 0 : magazine_size();
+  s.bufsize = bufsize_;
+  s.chunksize = chunksize_;
+  s.slabsize = slabsize_;
+  s.align = align_;
+  s.maxcolor = maxcolor_;
+  std::lock_guard g(lock_);
+  s.color = colour_;
+  return s;
+}
+
+std::size_t ObjectCache::colour_of(const void* buf) const {
+  const auto* p = static_cast<const char*>(buf);
+  if (!hashed_) {
+    return static_cast<std::size_t>(slab_of_small(buf)->first - slab_of_small(buf)->base);
+  }
+  std::lock_guard g(lock_);
+  const std::size_t b =
+      (reinterpret_cast<std::uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull & (hash_buckets_ - 1);
+  for (Bufctl* bcp = hash_ != nullptr ? hash_[b] : nullptr; bcp != nullptr; bcp = bcp->next) {
+    if (bcp->addr == p) {
+      return bcp->slab->colour;
+    }
+  }
+  return ~std::size_t{0};
+}
+
+std::uint64_t ObjectCache::hash_bytes() const {
+  std::lock_guard g(lock_);
+  return hash_buckets_ * sizeof(Bufctl*);
+}
+
+std::uint64_t ObjectCache::slab_bytes() const {
+  std::lock_guard g(lock_);
+  return sst_.slabs * slabsize_;
+}
+
+// --- Kmem -----------------------------------------------------------------------
+
+Kmem::Kmem(PageSource& pages, NodeId node, const KmemTunables& tunables)
+    : pages_(pages), node_(node), tunables_(tunables) {
+  const std::string suffix = node > 0 ? "-n" + std::to_string(node) : "";
+  arena_ = std::make_unique<Vmem>("kmem_va" + suffix, kPage, nullptr, pages_, node,
+                                  tunables_.import_min);
+  auto meta = [&](std::string name, std::size_t size, unsigned flags) {
+    auto* cp = new ObjectCache(*this, std::move(name), size, 0, nullptr, nullptr, nullptr, *arena_,
+                               flags | kCacheNoHash | kCacheMetadata);
+    meta_caches_.push_back(cp);
+    return cp;
+  };
+  for (unsigned i = 0; i < kMagTypeCount; ++i) {
+    mag_caches_[i] = meta("kmem_magazine_" + std::to_string(kMagTypes[i].size),
+                          offsetof(Magazine, rounds) + sizeof(void*) * kMagTypes[i].size,
+                          kCacheNoMagazine);
+  }
+  slab_cache_ = meta("kmem_slab_cache", sizeof(ObjectCache::Slab), 0);
+  bufctl_cache_ = meta("kmem_bufctl_cache", sizeof(ObjectCache::Bufctl), 0);
+  std::vector<ObjectCache*> qcaches;
+  for (std::size_t size = kPage; size <= tunables_.qcache_max; size += kPage) {
+    auto* cp = new ObjectCache(*this, arena_->name() + "_" + std::to_string(size), size, kPage,
+                               nullptr, nullptr, nullptr, *arena_,
+                               kCacheQuantum | kCacheNoTouch);
+    qcaches.push_back(cp);
+  }
+  arena_->set_quantum_caches(qcaches);
+}
+
+Kmem::~Kmem() {
+  for (auto it = user_caches_.rbegin(); it != user_caches_.rend(); ++it) {
+    delete *it;
+  }
+  // The internal caches feed each other (quantum-cache slabs need bufctls whose
+  // slabs come from quantum caches): drop them whole, then every span at once.
+  std::vector<ObjectCache*> internal = meta_caches_;
+  internal.insert(internal.end(), arena_->quantum_caches().begin(), arena_->quantum_caches().end());
+  for (ObjectCache* cp : internal) {
+    cp->abandon_ = true;
+    delete cp;
+  }
+  arena_->release_all();
+}
+
+ObjectCache* Kmem::create_cache(std::string name, std::size_t size, std::size_t align,
+                                Constructor ctor, Destructor dtor, void* priv, unsigned flags) {
+  if (tunables_.debug) {
+    flags |= kCacheDebug;
+  }
+  auto* cp = new ObjectCache(*this, std::move(name), size == 0 ? 1 : size, align, ctor, dtor, priv,
+                             *arena_, flags);
+  std::lock_guard g(list_lock_);
+  user_caches_.push_back(cp);
+  return cp;
+}
+
+void Kmem::destroy_cache(ObjectCache* cp) {
+  {
+    std::lock_guard g(list_lock_);
+    std::erase(user_caches_, cp);
+  }
+  delete cp;
+}
+
+std::vector<ObjectCache*> Kmem::caches() const {
+  std::vector<ObjectCache*> out;
+  {
+    std::lock_guard g(list_lock_);
+    out = user_caches_;
+  }
+  out.push_back(slab_cache_);
+  out.push_back(bufctl_cache_);
+  for (ObjectCache* cp : mag_caches_) {
+    out.push_back(cp);
+  }
+  for (ObjectCache* cp : arena_->quantum_caches()) {
+    out.push_back(cp);
+  }
+  return out;
+}
+
+std::size_t Kmem::reclaim(ReclaimLevel level) {
+  const std::uint64_t before = pages_.held_bytes();
+  std::vector<ObjectCache*> users;
+  {
+    std::lock_guard g(list_lock_);
+    users = user_caches_;
+  }
+  // Layer order: object caches free slabs into the metadata and quantum
+  // caches, which free into the arena, which releases whole spans.
+  for (ObjectCache* cp : users) {
+    cp->reap(level);
+  }
+  // Quantum-cache slabs hold bufctls and slab headers whose own slabs sit in
+  // the arena: a few passes until nothing more comes back.
+  for (int pass = 0; pass < 4; ++pass) {
+    const std::uint64_t held = pages_.held_bytes();
+    std::size_t magazines = slab_cache_->reap(level) + bufctl_cache_->reap(level);
+    for (ObjectCache* cp : arena_->quantum_caches()) {
+      magazines += cp->reap(level);
+    }
+    if (magazines == 0 && pages_.held_bytes() == held) {
+      break;
+    }
+  }
+  const std::uint64_t after = pages_.held_bytes();
+  return before > after ? static_cast<std::size_t>(before - after) : 0;
+}
+
+std::uint64_t Kmem::metadata_bytes() const {
+  std::uint64_t bytes = arena_->stats().seg_metadata_bytes;
+  bytes += slab_cache_->slab_bytes() + bufctl_cache_->slab_bytes();
+  for (ObjectCache* cp : mag_caches_) {
+    bytes += cp->slab_bytes();
+  }
+  for (ObjectCache* cp : caches()) {
+    bytes += cp->hash_bytes();
+  }
+  return bytes;
+}
+
+}  // namespace kmbench::slab

@@ -1,0 +1,338 @@
+#include "allocators/slab/slab.h"
+
+#include <charconv>
+#include <map>
+
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+
+namespace kmbench {
+namespace {
+
+bool parse_switch(const BackendConfig& config, std::string_view key, bool fallback) {
+  const std::string v = config.param(key, fallback ? "on" : "off");
+  if (v == "on" || v == "1" || v == "true") {
+    return true;
+  }
+  if (v == "off" || v == "0" || v == "false") {
+    return false;
+  }
+  throw UsageError("slab: parameter " + std::string(key) + "='" + v + "' is not on or off");
+}
+
+std::uint64_t parse_number(const BackendConfig& config, std::string_view key,
+                           std::uint64_t fallback) {
+  const std::string v = config.param(key);
+  if (v.empty()) {
+    return fallback;
+  }
+  std::uint64_t out = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    throw UsageError("slab: parameter " + std::string(key) + "='" + v +
+                     "' is not a non-negative integer");
+  }
+  return out;
+}
+
+std::size_t page_round(std::size_t size) {
+  return (std::max<std::size_t>(size, 1) + slab::kPage - 1) & ~(slab::kPage - 1);
+}
+
+}  // namespace
+
+SlabBackend::SlabBackend(const BackendConfig& config)
+    : machine_(config.machine != nullptr ? config.machine : &physmem::current_machine()) {
+  static const std::map<std::string, int, std::less<>> kKnown = {
+      {"debug", 0}, {"magazines", 0}, {"update_ms", 0},
+      {"depot_contention", 0}, {"qcache_max", 0}, {"import_min", 0},
+      {"magazine_rounds", 0}};
+  for (const auto& [key, value] : config.params) {
+    if (!kKnown.contains(key)) {
+      throw UsageError("slab: unknown parameter '" + key +
+                       "' (known: debug, magazines, update_ms, depot_contention, qcache_max, "
+                       "import_min, magazine_rounds)");
+    }
+  }
+  tunables_.debug = parse_switch(config, "debug", false);
+  tunables_.magazines = parse_switch(config, "magazines", true);
+  tunables_.update_interval_ns = parse_number(config, "update_ms", 15000) * 1'000'000;
+  const std::uint64_t contention = parse_number(config, "depot_contention", 3);
+  if (contention > 1'000'000) {
+    throw UsageError("slab: depot_contention must be at most 1000000");
+  }
+  tunables_.depot_contention = static_cast<int>(contention);
+  tunables_.qcache_max = parse_number(config, "qcache_max", 8 * slab::kPage);
+  tunables_.import_min = parse_number(config, "import_min", 1u << 20);
+  const std::uint64_t rounds = parse_number(config, "magazine_rounds", 0);
+  if (rounds > static_cast<std::uint64_t>(slab::kMagTypes[slab::kMagTypeCount - 1].size)) {
+    throw UsageError("slab: magazine_rounds must be at most 143 (the largest illumos magazine)");
+  }
+  tunables_.magazine_rounds = static_cast<int>(rounds);
+  if (tunables_.qcache_max % slab::kPage != 0 || tunables_.qcache_max > 64 * slab::kPage) {
+    throw UsageError("slab: qcache_max must be a multiple of 4096 up to 262144");
+  }
+  nodes_ = machine_->node_count();
+  if (nodes_ == 0 || nodes_ > slab::kMaxNodes) {
+    throw UsageError("slab: the machine has " + std::to_string(nodes_) + " nodes; at most " +
+                     std::to_string(slab::kMaxNodes) + " are supported");
+  }
+  home_.fill(-1);
+  pages_ = std::make_unique<slab::PageSource>(*machine_);
+  for (unsigned n = 0; n < nodes_; ++n) {
+    kmem_[n] = std::make_unique<slab::Kmem>(*pages_, static_cast<NodeId>(n), tunables_);
+    for (unsigned c = 0; c < slab::kClassCount; ++c) {
+      const std::size_t size = slab::kClassSizes[c];
+      // illumos: multiples of the coherency granule are 64-aligned, of the page page-aligned.
+      std::size_t align = kMinAlign;
+      if (size % 64 == 0) {
+        align = 64;
+      }
+      if (size % slab::kPage == 0) {
+        align = slab::kPage;
+      }
+      kmalloc_[n][c] = kmem_[n]->create_cache("kmalloc-" + std::to_string(size), size, align);
+    }
+  }
+}
+
+SlabBackend::~SlabBackend() = default;
+
+unsigned SlabBackend::home_node(unsigned slot) noexcept {
+  NodeId node = machine_->local_node();
+  if (node < 0 || static_cast<unsigned>(node) >= nodes_) {
+    node = 0;
+  }
+  home_[slot] = static_cast<std::int8_t>(node);
+  return static_cast<unsigned>(node);
+}
+
+NodeId SlabBackend::node_of_slow(const void* p) const noexcept {
+  const NodeId n = machine_->node_of(p);
+  return n >= 0 && static_cast<unsigned>(n) < nodes_ ? n : 0;
+}
+
+bool SlabBackend::is_aligned_block(const void* p) const noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  if ((a & (slab::kPage - 1)) != 0 || aligned_live_.load(std::memory_order_relaxed) == 0) {
+    return false;
+  }
+  std::lock_guard g(aligned_lock_);
+  return aligned_.contains(a);
+}
+
+void* SlabBackend::allocate_slow(std::size_t size, std::size_t align, NodeId node) noexcept {
+  const unsigned slot = slab::current_slot();
+  const unsigned n = node_index(node, slot);
+  if (size <= slab::kBigMax) {
+    slab::ObjectCache* cp = kmalloc_[n][slab::class_of(size)];
+    if (align <= cp->align()) {
+      return cp->alloc_at(slot, size);
+    }
+    // Over-aligned: a segment of the arena, remembered so the sized free finds it.
+    void* p = kmem_[n]->arena().xalloc(page_round(size), std::max(align, slab::kPage));
+    if (p == nullptr) {
+      return nullptr;
+    }
+    try {
+      std::lock_guard g(aligned_lock_);
+      aligned_.insert(reinterpret_cast<std::uintptr_t>(p));
+    } catch (...) {
+      kmem_[n]->arena().xfree(p, page_round(size));
+      return nullptr;
+    }
+    aligned_live_.fetch_add(1, std::memory_order_relaxed);
+    aligned_allocs_.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+  large_allocs_.fetch_add(1, std::memory_order_relaxed);
+  return kmem_[n]->arena().xalloc(page_round(size), std::max(align, slab::kPage));
+}
+
+void SlabBackend::free_slow(void* p, std::size_t size) noexcept {
+  const NodeId n = node_of(p);
+  if (size <= slab::kBigMax) {
+    if (is_aligned_block(p)) {
+      {
+        std::lock_guard g(aligned_lock_);
+        aligned_.erase(reinterpret_cast<std::uintptr_t>(p));
+      }
+      aligned_live_.fetch_sub(1, std::memory_order_relaxed);
+      kmem_[n]->arena().xfree(p, page_round(size));
+      return;
+    }
+    kmalloc_[n][slab::class_of(size)]->free_at(slab::current_slot(), p, size);
+    return;
+  }
+  large_frees_.fetch_add(1, std::memory_order_relaxed);
+  kmem_[n]->arena().xfree(p, page_round(size));
+}
+
+std::size_t SlabBackend::usable_size(void* p, std::size_t size) const noexcept {
+  if (size > slab::kBigMax || is_aligned_block(p)) {
+    return page_round(size);
+  }
+  return slab::kClassSizes[slab::class_of(size)];
+}
+
+std::uint64_t SlabBackend::physical_address(const void* p) const noexcept {
+  return machine_->phys_of(p);
+}
+
+std::size_t SlabBackend::reclaim(ReclaimLevel level) {
+  std::size_t bytes = 0;
+  for (unsigned n = 0; n < nodes_; ++n) {
+    bytes += kmem_[n]->reclaim(level);
+  }
+  (level == ReclaimLevel::trim ? trims_ : drains_).fetch_add(1, std::memory_order_relaxed);
+  reclaimed_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  return bytes;
+}
+
+slab::ObjectCache* SlabBackend::create_cache(std::string name, std::size_t size, std::size_t align,
+                                             slab::Constructor ctor, slab::Destructor dtor,
+                                             void* priv, NodeId node) {
+  if (size == 0) {
+    throw UsageError("slab: cache '" + name + "': object size 0");
+  }
+  if (align != 0 && ((align & (align - 1)) != 0 || align > slab::kPage)) {
+    throw UsageError("slab: cache '" + name + "': alignment " + std::to_string(align) +
+                     " is not a power of two up to 4096");
+  }
+  if (node != kAnyNode && (node < 0 || static_cast<unsigned>(node) >= nodes_)) {
+    throw UsageError("slab: cache '" + name + "': no node " + std::to_string(node));
+  }
+  const unsigned n = node_index(node, slab::current_slot());
+  return kmem_[n]->create_cache(std::move(name), size, align, ctor, dtor, priv);
+}
+
+void SlabBackend::destroy_cache(slab::ObjectCache* cp) {
+  for (unsigned n = 0; n < nodes_; ++n) {
+    if (&kmem_[n]->arena() == &cp->arena()) {
+      kmem_[n]->destroy_cache(cp);
+      return;
+    }
+  }
+}
+
+BackendStats SlabBackend::stats() const {
+  BackendStats out;
+  out.mapped_bytes = pages_->held_bytes();
+  out.resident_bytes = out.mapped_bytes;
+  auto& m = out.metrics;
+  auto add = [&m](std::string name, double v) { m.push_back({std::move(name), v}); };
+
+  // Per cache name, summed over nodes; only caches that have been used.
+  std::map<std::string, slab::CacheStats> by_name;
+  std::vector<std::string> order;
+  slab::CacheStats total;
+  slab::VmemStats vtotal;
+  for (unsigned n = 0; n < nodes_; ++n) {
+    out.metadata_bytes += kmem_[n]->metadata_bytes();
+    const slab::VmemStats v = kmem_[n]->arena().stats();
+    const std::string arena = "backend.slab.vmem." + kmem_[n]->arena().name();
+    add(arena + ".spans", static_cast<double>(v.spans));
+    add(arena + ".span_bytes", static_cast<double>(v.span_bytes));
+    add(arena + ".alloc_bytes", static_cast<double>(v.alloc_bytes));
+    add(arena + ".imports", static_cast<double>(v.imports));
+    add(arena + ".releases", static_cast<double>(v.releases));
+    vtotal.spans += v.spans;
+    vtotal.span_bytes += v.span_bytes;
+    vtotal.alloc_bytes += v.alloc_bytes;
+    vtotal.alloc_segs += v.alloc_segs;
+    vtotal.free_segs += v.free_segs;
+    vtotal.imports += v.imports;
+    vtotal.releases += v.releases;
+    vtotal.xallocs += v.xallocs;
+    vtotal.xfrees += v.xfrees;
+    vtotal.alloc_fails += v.alloc_fails;
+    for (slab::ObjectCache* cp : kmem_[n]->caches()) {
+      const slab::CacheStats s = cp->stats();
+      total.depot_hits += s.depot_hits;
+      total.depot_misses += s.depot_misses;
+      total.depot_contention += s.depot_contention;
+      total.magazine_resizes += s.magazine_resizes;
+      total.reaped_magazines += s.reaped_magazines;
+      total.cpu_alloc_misses += s.cpu_alloc_misses;
+      total.cpu_free_misses += s.cpu_free_misses;
+      total.slab_creates += s.slab_creates;
+      total.slab_destroys += s.slab_destroys;
+      total.slabs += s.slabs;
+      if (s.slab_creates == 0 && s.cpu_alloc_misses == 0) {
+        continue;
+      }
+      auto [it, fresh] = by_name.try_emplace(cp->name(), s);
+      if (fresh) {
+        order.push_back(cp->name());
+        continue;
+      }
+      slab::CacheStats& a = it->second;
+      a.slabs += s.slabs;
+      a.buf_total += s.buf_total;
+      a.buf_inuse_slab += s.buf_inuse_slab;
+      a.slab_creates += s.slab_creates;
+      a.slab_destroys += s.slab_destroys;
+      a.slab_allocs += s.slab_allocs;
+      a.slab_frees += s.slab_frees;
+      a.cpu_alloc_misses += s.cpu_alloc_misses;
+      a.cpu_free_misses += s.cpu_free_misses;
+      a.depot_full += s.depot_full;
+      a.depot_empty += s.depot_empty;
+      a.depot_contention += s.depot_contention;
+      a.magazine_resizes += s.magazine_resizes;
+      a.magsize = std::max(a.magsize, s.magsize);
+    }
+  }
+  add("backend.slab.nodes", nodes_);
+  add("backend.slab.magazine.depot_hits", static_cast<double>(total.depot_hits));
+  add("backend.slab.magazine.depot_misses", static_cast<double>(total.depot_misses));
+  add("backend.slab.magazine.depot_contention", static_cast<double>(total.depot_contention));
+  add("backend.slab.magazine.resizes", static_cast<double>(total.magazine_resizes));
+  add("backend.slab.magazine.reaped", static_cast<double>(total.reaped_magazines));
+  add("backend.slab.magazine.cpu_alloc_misses", static_cast<double>(total.cpu_alloc_misses));
+  add("backend.slab.magazine.cpu_free_misses", static_cast<double>(total.cpu_free_misses));
+  add("backend.slab.slabs", static_cast<double>(total.slabs));
+  add("backend.slab.slab_creates", static_cast<double>(total.slab_creates));
+  add("backend.slab.slab_destroys", static_cast<double>(total.slab_destroys));
+  add("backend.slab.vmem.spans", static_cast<double>(vtotal.spans));
+  add("backend.slab.vmem.span_bytes", static_cast<double>(vtotal.span_bytes));
+  add("backend.slab.vmem.alloc_bytes", static_cast<double>(vtotal.alloc_bytes));
+  add("backend.slab.vmem.segments_allocated", static_cast<double>(vtotal.alloc_segs));
+  add("backend.slab.vmem.segments_free", static_cast<double>(vtotal.free_segs));
+  add("backend.slab.vmem.imports", static_cast<double>(vtotal.imports));
+  add("backend.slab.vmem.releases", static_cast<double>(vtotal.releases));
+  add("backend.slab.vmem.xallocs", static_cast<double>(vtotal.xallocs));
+  add("backend.slab.vmem.xfrees", static_cast<double>(vtotal.xfrees));
+  add("backend.slab.vmem.alloc_fails", static_cast<double>(vtotal.alloc_fails));
+  add("backend.slab.large.allocs", static_cast<double>(large_allocs_.load(std::memory_order_relaxed)));
+  add("backend.slab.large.frees", static_cast<double>(large_frees_.load(std::memory_order_relaxed)));
+  add("backend.slab.aligned.allocs",
+      static_cast<double>(aligned_allocs_.load(std::memory_order_relaxed)));
+  add("backend.slab.aligned.live", static_cast<double>(aligned_live_.load(std::memory_order_relaxed)));
+  add("backend.slab.reclaim.trims", static_cast<double>(trims_.load(std::memory_order_relaxed)));
+  add("backend.slab.reclaim.drains", static_cast<double>(drains_.load(std::memory_order_relaxed)));
+  add("backend.slab.reclaim.bytes",
+      static_cast<double>(reclaimed_bytes_.load(std::memory_order_relaxed)));
+  for (const std::string& name : order) {
+    const slab::CacheStats& s = by_name[name];
+    const std::string p = "backend.slab.cache." + name;
+    add(p + ".slabs", static_cast<double>(s.slabs));
+    add(p + ".buf_total", static_cast<double>(s.buf_total));
+    add(p + ".buf_inuse_slab", static_cast<double>(s.buf_inuse_slab));
+    add(p + ".slab_creates", static_cast<double>(s.slab_creates));
+    add(p + ".slab_destroys", static_cast<double>(s.slab_destroys));
+    add(p + ".slab_allocs", static_cast<double>(s.slab_allocs));
+    add(p + ".slab_frees", static_cast<double>(s.slab_frees));
+    add(p + ".cpu_alloc_misses", static_cast<double>(s.cpu_alloc_misses));
+    add(p + ".cpu_free_misses", static_cast<double>(s.cpu_free_misses));
+    add(p + ".depot_full", static_cast<double>(s.depot_full));
+    add(p + ".depot_empty", static_cast<double>(s.depot_empty));
+    add(p + ".depot_contention", static_cast<double>(s.depot_contention));
+    add(p + ".magazine_size", static_cast<double>(s.magsize));
+    add(p + ".chunk_size", static_cast<double>(s.chunksize));
+    add(p + ".slab_size", static_cast<double>(s.slabsize));
+  }
+  return out;
+}
+
+}  // namespace kmbench
