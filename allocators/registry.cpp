@@ -2,21 +2,34 @@
 
 #include <algorithm>
 
+#include "allocators/jemalloc/jemalloc.h"
+#include "allocators/mimalloc/mimalloc.h"
+
 namespace kmbench {
 namespace {
 
 /// Backends served by a worker executable of their own, because the allocator
 /// they stand for owns the process's malloc (DESIGN: one allocator per process).
 /// The worker lists them in-process; this executable lists them from here.
+/// Names, summaries and features come from the classes themselves (their
+/// headers only: nothing of them is linked here).
 struct WorkerBackend {
   std::string_view name;
   std::string_view summary;
   std::uint32_t features;
   std::string_view executable;
 };
+
+template <class B>
+constexpr WorkerBackend worker(std::size_t variant, std::string_view executable) {
+  return {B::kVariants[variant].name, B::kVariants[variant].summary, B::kFeatures, executable};
+}
+
 constexpr WorkerBackend kWorkerBackends[] = {
-    // Filled in as worker executables are added (allocators/jemalloc, allocators/mimalloc).
-    {"", "", 0, ""},
+    worker<JemallocBackend>(0, "kmbench-jemalloc"),
+    worker<JemallocBackend>(1, "kmbench-jemalloc"),
+    worker<MimallocBackend>(0, "kmbench-mimalloc"),
+    worker<MimallocNonumaBackend>(0, "kmbench-mimalloc"),
 };
 
 template <class... Bs>

@@ -1,7 +1,10 @@
 // Sized alloc+free pairs through every in-process backend, raw and counted.
+// bench_backends_<worker> is this program built like a worker executable: its
+// allocator (jemalloc, mimalloc) beside the in-house backends, in one run.
 //
 //   build/allocators/bench/bench_backends --benchmark_repetitions=5
 //     --benchmark_report_aggregates_only=true
+//   allocators/bench/medians.py out1.json out2.json ...   (medians and ratios to system)
 #include <benchmark/benchmark.h>
 
 #include <vector>

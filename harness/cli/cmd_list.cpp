@@ -1,8 +1,11 @@
+#include <unistd.h>
+
 #include <iomanip>
 #include <iostream>
 
 #include "allocators/registry.h"
 #include "harness/cli/command.h"
+#include "harness/worker/worker.h"
 
 namespace kmbench::cli {
 
@@ -17,7 +20,8 @@ void add_list_command(CLI::App& app) {
         std::cout << " [" << features << "]";
       }
       if (!b.executable.empty()) {
-        std::cout << " (runs in " << b.executable << ")";
+        const bool present = access(worker::worker_path(b).c_str(), X_OK) == 0;
+        std::cout << " (runs in " << b.executable << (present ? "" : ", not built") << ")";
       }
       std::cout << "\n";
     }

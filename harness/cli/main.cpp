@@ -6,6 +6,7 @@
 
 #include "allocators/errors.h"
 #include "harness/cli/command.h"
+#include "harness/worker/worker.h"
 
 namespace {
 
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
     return cli::kExitBadInput;
   }
   try {
+    // A backend served by a worker executable: run the whole command there.
+    worker::exec_worker_for_backend_option(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help

@@ -13,6 +13,13 @@
 
 #include "harness/env/build_info.h"
 
+// Worker executables own a third-party allocator: ask it for its runtime version.
+#if defined(KMBENCH_WORKER_JEMALLOC)
+#include "allocators/jemalloc/jemalloc.h"
+#elif defined(KMBENCH_WORKER_MIMALLOC)
+#include "allocators/mimalloc/mimalloc.h"
+#endif
+
 namespace kmbench {
 namespace {
 
@@ -63,11 +70,21 @@ std::vector<VersionEntry> versions() {
        "C++ " + std::to_string(__cplusplus)},
       {"glibc", gnu_get_libc_version(), "runtime"},
       {"kernel", kernel_release(), "runtime"},
+#if defined(KMBENCH_WORKER_JEMALLOC)
+      {"jemalloc", JemallocBackend::runtime_version(),
+       "runtime (mallctl version); package " KMBENCH_JEMALLOC_PKG_VERSION},
+#else
       {"jemalloc", KMBENCH_JEMALLOC_HEADER_VERSION, "headers; package " KMBENCH_JEMALLOC_PKG_VERSION},
+#endif
+#if defined(KMBENCH_WORKER_MIMALLOC)
+      {"mimalloc", MimallocBackend::runtime_version(),
+       "runtime (mi_version); package " KMBENCH_MIMALLOC_PKG_VERSION},
+#else
       {"mimalloc",
        std::to_string(MI_MALLOC_VERSION / 100) + "." + std::to_string(MI_MALLOC_VERSION % 100 / 10) +
            "." + std::to_string(MI_MALLOC_VERSION % 10),
        "headers; package " KMBENCH_MIMALLOC_PKG_VERSION},
+#endif
       {"hwloc", KMBENCH_HWLOC_PKG_VERSION, "package; runtime API " + hwloc_runtime_version()},
       {"libnuma", "API " + std::to_string(LIBNUMA_API_VERSION),
        numa_available() < 0 ? "runtime: NUMA not available" : "runtime: NUMA available"},
@@ -85,6 +102,17 @@ std::string process_malloc_owner() {
   std::string path = info.dli_fname;
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string executable_name() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) {
+    return "unknown";
+  }
+  const std::string full(path, static_cast<std::size_t>(n));
+  const auto slash = full.rfind('/');
+  return slash == std::string::npos ? full : full.substr(slash + 1);
 }
 
 nlohmann::json machine_info() {
@@ -107,7 +135,10 @@ nlohmann::json environment_json() {
   for (const VersionEntry& e : versions()) {
     v[e.component] = {{"version", e.version}, {"note", e.note}};
   }
-  return {{"versions", v}, {"machine", machine_info()}, {"process_malloc", process_malloc_owner()}};
+  return {{"versions", v},
+          {"machine", machine_info()},
+          {"process_malloc", process_malloc_owner()},
+          {"executable", executable_name()}};
 }
 
 }  // namespace kmbench

@@ -21,10 +21,13 @@ std::vector<VersionEntry> versions();
 /// "libjemalloc.so.2"): a measurement names the allocator behind its own malloc.
 std::string process_malloc_owner();
 
+/// The file name of this executable ("kmbench", "kmbench-jemalloc"): which process measured.
+std::string executable_name();
+
 /// Machine facts for result files: CPU model, cores, memory, kernel, hostname.
 nlohmann::json machine_info();
 
-/// versions() + machine_info() + process_malloc_owner() as one JSON object.
+/// versions() + machine_info() + process_malloc_owner() + executable_name() as one JSON object.
 nlohmann::json environment_json();
 
 }  // namespace kmbench

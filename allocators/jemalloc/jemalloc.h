@@ -1,0 +1,186 @@
+// jemalloc: jemalloc 5 as its experts configure it for node-bound memory.
+//
+// One arena per node, created with arenas.create and extent hooks that carve
+// extents from node-bound chunks (nodemem); optionally one arena per
+// (OSMalloc tag, node). Explicit tcaches, one per (CPU slot, arena), so a
+// cached block never crosses arenas; or no tcache at all (jemalloc-notcache).
+// Blocks are freed with sdallocx; the arena of a block is read from the
+// granule map, not looked up in jemalloc.
+//
+// Debian's libjemalloc is unprefixed: linking it makes it the process's
+// malloc, so this backend lives in the kmbench-jemalloc worker executable.
+#pragma once
+
+#include <jemalloc/jemalloc.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "allocators/backend.h"
+#include "allocators/cpu_slot.h"
+#include "allocators/nodemem/nodemem.h"
+
+namespace kmbench {
+
+class JemallocBackend {
+ public:
+  static constexpr BackendVariant kVariants[] = {
+      {"jemalloc",
+       "jemalloc arenas per node (arenas.create, node-bound extent hooks), explicit tcache per "
+       "CPU slot and arena, sdallocx",
+       ""},
+      {"jemalloc-notcache", "jemalloc arenas per node without a tcache (MALLOCX_TCACHE_NONE)",
+       "tcache=off"},
+  };
+  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
+                                             kFeatureUsableSize | kFeatureReclaim | kFeatureTags;
+
+  /// Arenas one backend can own: nodes × (1 + tag arenas).
+  static constexpr unsigned kMaxArenas = 1024;
+  /// Tags with an arena of their own (arena_per_tag=on); larger tag ids share the last.
+  static constexpr unsigned kTagArenas = 16;
+  static constexpr unsigned kNoArena = kMaxArenas - 1;
+
+  /// params: tcache=on|off, arena_per_tag=off|on.
+  explicit JemallocBackend(const BackendConfig& config);
+  ~JemallocBackend();
+  JemallocBackend(const JemallocBackend&) = delete;
+  JemallocBackend& operator=(const JemallocBackend&) = delete;
+
+  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return allocate_flags(size, align, tag, node, 0);
+  }
+  /// As allocate, zero-filled (MALLOCX_ZERO): for IOMallocZero / kOpZero.
+  void* allocate_zeroed(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return allocate_flags(size, align, tag, node, MALLOCX_ZERO);
+  }
+
+  void free(void* p, std::size_t size) noexcept {
+    if (p == nullptr) {
+      return;
+    }
+    if (odd_live_.load(std::memory_order_relaxed) != 0 && free_odd(p)) {
+      return;
+    }
+    const unsigned local = single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u;
+    sdallocx(p, effective(size), tcache_flag(local));
+  }
+
+  std::size_t usable_size(void* p, std::size_t) const noexcept { return sallocx(p, 0); }
+  std::size_t reclaim(ReclaimLevel level);
+  BackendStats stats() const;
+
+  // For tests and tools.
+  /// jemalloc's index of the arena serving (tag, node); creates it if needed.
+  unsigned arena_index(TagId tag, NodeId node) noexcept {
+    const Arena* a = arenas_[arena_for(tag, node)].load(std::memory_order_acquire);
+    return a == nullptr ? ~0u : a->index;
+  }
+  /// jemalloc's own answer (mallctl arenas.lookup) for the arena that owns p.
+  static unsigned lookup_arena(const void* p);
+  /// The runtime version (mallctl "version").
+  static std::string runtime_version();
+  const nodemem::NodeMemory& memory() const noexcept { return memory_; }
+
+ private:
+  struct Arena;
+  /// extent_hooks_t first, so a hook finds its arena from the pointer jemalloc passes.
+  struct Hooks {
+    extent_hooks_t hooks;
+    Arena* arena;
+  };
+  struct Arena {
+    JemallocBackend* owner = nullptr;
+    unsigned local = 0;  // index in arenas_; granule owner = local + 1
+    unsigned index = 0;  // jemalloc's arena index
+    NodeId node = 0;
+    TagId tag = kNoTag;
+    Hooks hooks{};
+    std::mutex mu;  // guards the chunk list and bump range
+    std::uintptr_t cur = 0, end = 0;
+    std::vector<std::pair<void*, std::size_t>> chunks;
+    std::atomic<std::uint64_t> chunk_bytes{0};
+  };
+
+  static std::size_t effective(std::size_t size) noexcept { return size < kMinAlign ? kMinAlign : size; }
+
+  void* allocate_flags(std::size_t size, std::size_t align, TagId tag, NodeId node,
+                       int extra) noexcept {
+    const unsigned local = arena_for(tag, node);
+    const Arena* arena = arenas_[local].load(std::memory_order_acquire);
+    if (arena == nullptr) [[unlikely]] {
+      return nullptr;
+    }
+    int flags = static_cast<int>(MALLOCX_ARENA(arena->index)) | tcache_flag(local) | extra;
+    if (align > kMinAlign) {
+      return allocate_aligned(effective(size), align, flags);
+    }
+    return mallocx(effective(size), flags);
+  }
+
+  unsigned arena_for(TagId tag, NodeId node) noexcept {
+    if (single_arena_) [[likely]] {
+      return node == kAnyNode || node == 0 ? 0 : kNoArena;
+    }
+    const NodeId n = node == kAnyNode ? memory_.local_node() : node;
+    if (n < 0 || static_cast<unsigned>(n) >= nodes_) {
+      return kNoArena;  // never populated: the allocation fails
+    }
+    if (!per_tag_ || tag == kNoTag) {
+      return node_arena_[static_cast<unsigned>(n)];
+    }
+    return tag_arena(tag, n);
+  }
+
+  int tcache_flag(unsigned local) noexcept {
+    if (!tcache_) {
+      return static_cast<int>(MALLOCX_TCACHE_NONE);
+    }
+    const unsigned* row = tcaches_[this_cpu_slot()].load(std::memory_order_acquire);
+    if (row != nullptr && row[local] != 0) [[likely]] {
+      return static_cast<int>(MALLOCX_TCACHE(row[local] - 1));
+    }
+    return create_tcache(local);
+  }
+
+  unsigned tag_arena(TagId tag, NodeId node) noexcept;
+  int create_tcache(unsigned local) noexcept;
+  void* allocate_aligned(std::size_t size, std::size_t align, int flags) noexcept;
+  bool free_odd(void* p) noexcept;
+  unsigned create_arena(NodeId node, TagId tag);
+
+  static void* hook_alloc(extent_hooks_t*, void* new_addr, std::size_t size,
+                          std::size_t alignment, bool* zero, bool* commit, unsigned arena_ind);
+  static bool hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, unsigned);
+  static bool hook_purge_lazy(extent_hooks_t*, void* addr, std::size_t size, std::size_t offset,
+                              std::size_t length, unsigned);
+  static bool hook_purge_forced(extent_hooks_t*, void* addr, std::size_t size,
+                                std::size_t offset, std::size_t length, unsigned);
+  static bool hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t, bool,
+                         unsigned);
+  static bool hook_merge(extent_hooks_t*, void*, std::size_t, void*, std::size_t, bool,
+                         unsigned);
+
+  nodemem::NodeMemory memory_;
+  unsigned nodes_ = 1;
+  bool tcache_ = true;
+  bool per_tag_ = false;
+  bool single_arena_ = true;
+  std::array<unsigned, nodemem::kMaxNodes> node_arena_{};
+  std::array<std::atomic<Arena*>, kMaxArenas> arenas_{};
+  std::atomic<unsigned> arena_count_{0};
+  std::unique_ptr<std::atomic<std::uint16_t>[]> tag_arenas_;  // [tag slot * kMaxNodes + node] = local + 1
+  std::mutex create_mu_;
+  // Per CPU slot: kMaxArenas tcache ids + 1 (0: none yet). Only the slot's owner writes its row.
+  std::array<std::atomic<unsigned*>, kMaxCpuSlots> tcaches_{};
+  // Aligned blocks whose size class differs from that of their size: sdallocx needs their alignment.
+  std::atomic<std::size_t> odd_live_{0};
+  std::mutex odd_mu_;
+  std::unordered_map<void*, std::size_t> odd_;  // block → alignment
+};
+
+}  // namespace kmbench

@@ -1,0 +1,165 @@
+// The mimalloc backends: heaps per thread and node (mi_heap_check_owned,
+// mi_heap_contains_block), per-node arenas (mi_arena_area) placed on their
+// node (move_pages), statistics from heap visits and mi_process_info.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "allocators/mimalloc/mimalloc.h"
+#include "allocators/registry.h"
+#include "harness/env/environment.h"
+
+namespace kmbench {
+namespace {
+
+double metric(const BackendStats& s, const std::string& name) {
+  for (const Metric& m : s.metrics) {
+    if (m.name == name) {
+      return m.value;
+    }
+  }
+  ADD_FAILURE() << "no metric " << name;
+  return -1;
+}
+
+bool in_arena(mi_arena_id_t arena, const void* p) {
+  std::size_t size = 0;
+  const auto* base = static_cast<const char*>(mi_arena_area(arena, &size));
+  return base != nullptr && p >= base && p < base + size;
+}
+
+constexpr std::size_t kSizes[] = {1, 16, 100, 1000, 4096, 40000, 3u << 20};
+
+TEST(Mimalloc, BlocksComeFromTheNodesHeapAndArenaOnThatNode) {
+  MimallocBackend b{BackendConfig{}};
+  for (NodeId n = 0; static_cast<unsigned>(n) < b.memory().node_count(); ++n) {
+    mi_heap_t* heap = b.heap(n);
+    ASSERT_NE(heap, nullptr);
+    EXPECT_EQ(b.heap(n), heap) << "one heap per thread and node";
+    std::size_t arena_size = 0;
+    const void* area = mi_arena_area(b.arena(n), &arena_size);
+    ASSERT_NE(area, nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(area) % (32u << 20), 0u);
+    for (std::size_t size : kSizes) {
+      auto* p = static_cast<unsigned char*>(b.allocate(size, kMinAlign, kNoTag, n));
+      ASSERT_NE(p, nullptr);
+      std::memset(p, 0x33, size);
+      EXPECT_TRUE(mi_heap_check_owned(heap, p)) << size;
+      EXPECT_TRUE(mi_heap_contains_block(heap, p)) << size;
+      EXPECT_TRUE(in_arena(b.arena(n), p)) << size;
+      EXPECT_EQ(nodemem::resident_node(p), n) << size;
+      EXPECT_EQ(nodemem::resident_node(p + size - 1), n) << size;
+      EXPECT_GE(b.usable_size(p, size), size);
+      b.free(p, size);
+    }
+  }
+  EXPECT_EQ(b.allocate(8, kMinAlign, kNoTag, static_cast<NodeId>(b.memory().node_count())), nullptr);
+}
+
+TEST(Mimalloc, EachThreadHasItsOwnHeapsAndFreesCrossThreads) {
+  MimallocBackend b{BackendConfig{}};
+  mi_heap_t* main_heap = b.heap(0);
+  std::vector<void*> from_thread;
+  mi_heap_t* thread_heap = nullptr;
+  std::thread t([&] {
+    thread_heap = b.heap(0);
+    for (int i = 0; i < 1000; ++i) {
+      void* p = b.allocate(64 + i, kMinAlign, kNoTag, 0);
+      if (!mi_heap_contains_block(thread_heap, p)) {
+        ADD_FAILURE() << "block not in this thread's heap";
+      }
+      from_thread.push_back(p);
+    }
+    EXPECT_EQ(metric(b.stats(), "backend.mimalloc.heaps"), 2);
+  });
+  t.join();
+  EXPECT_NE(thread_heap, main_heap);
+  for (std::size_t i = 0; i < from_thread.size(); ++i) {
+    EXPECT_TRUE(in_arena(b.arena(0), from_thread[i]));
+    b.free(from_thread[i], 64 + i);
+  }
+  EXPECT_EQ(metric(b.stats(), "backend.mimalloc.heaps"), 1) << "the thread's heap went with it";
+}
+
+TEST(Mimalloc, NonumaVariantUsesNoNodeArena) {
+  MimallocBackend numa{BackendConfig{}};  // makes the arenas, if not made yet
+  MimallocNonumaBackend b{BackendConfig{}};
+  void* p = b.allocate(1000, kMinAlign, kNoTag, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(mi_heap_contains_block(b.heap(0), p));
+  EXPECT_FALSE(in_arena(numa.arena(0), p));
+  EXPECT_EQ(metric(b.stats(), "backend.mimalloc.node_arenas"), 0);
+  b.free(p, 1000);
+  EXPECT_EQ(MimallocNonumaBackend::kFeatures & kFeatureNuma, 0u);
+  EXPECT_NE(MimallocBackend::kFeatures & kFeatureNuma, 0u);
+}
+
+TEST(Mimalloc, AlignedAndZeroedBlocks) {
+  MimallocBackend b{BackendConfig{}};
+  for (std::size_t align = 32; align <= 64 * 1024; align *= 2) {
+    void* p = b.allocate(align + 3, align, kNoTag, 0);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % align, 0u);
+    EXPECT_TRUE(mi_heap_contains_block(b.heap(0), p));
+    b.free(p, align + 3);
+  }
+  for (std::size_t size : {std::size_t{24}, std::size_t{3000}, std::size_t{70000}}) {
+    auto* dirty = static_cast<unsigned char*>(b.allocate(size, kMinAlign, kNoTag, 0));
+    std::memset(dirty, 0xff, size);
+    b.free(dirty, size);
+    auto* p = static_cast<unsigned char*>(b.allocate_zeroed(size, 64, kNoTag, 0));
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(std::all_of(p, p + size, [](unsigned char c) { return c == 0; }));
+    b.free(p, size);
+  }
+}
+
+TEST(Mimalloc, StatisticsFromHeapVisitsAndProcessInfo) {
+  MimallocBackend b{BackendConfig{}};
+  std::vector<void*> live;
+  for (int i = 0; i < 1000; ++i) {
+    live.push_back(b.allocate(1024, kMinAlign, kNoTag, 0));
+  }
+  const BackendStats s = b.stats();
+  EXPECT_GE(metric(s, "backend.mimalloc.heap.used_bytes"), 1000.0 * 1024);
+  EXPECT_GE(s.resident_bytes, 1000u * 1024);
+  EXPECT_GE(s.mapped_bytes, s.resident_bytes);
+  EXPECT_GT(metric(s, "backend.mimalloc.process.current_rss"), 0);
+  EXPECT_EQ(metric(s, "backend.mimalloc.numa.bound_to_real_nodes"), 1);
+  EXPECT_GE(metric(s, "backend.mimalloc.numa.arena_bytes_per_node"), 64u << 20);
+  for (void* p : live) {
+    b.free(p, 1024);
+  }
+  EXPECT_LT(metric(b.stats(), "backend.mimalloc.heap.used_bytes"), 1000.0 * 1024);
+  b.reclaim(ReclaimLevel::drain);
+}
+
+TEST(Mimalloc, ParametersAndRegistry) {
+  BackendConfig bad;
+  apply_params(bad, "arena_mib=12");
+  EXPECT_THROW(MimallocBackend{bad}, UsageError);
+  BackendConfig unknown;
+  apply_params(unknown, "colour=blue");
+  EXPECT_THROW(MimallocNonumaBackend{unknown}, UsageError);
+  ASSERT_NE(find_backend("mimalloc-nonuma"), nullptr);
+  EXPECT_TRUE(find_backend("mimalloc")->executable.empty()) << "served in this process";
+  EXPECT_FALSE(find_backend("jemalloc")->executable.empty()) << "served by kmbench-jemalloc";
+}
+
+TEST(Mimalloc, RuntimeVersionIsReportedByTheWorkerEnvironment) {
+  EXPECT_EQ(MimallocBackend::runtime_version(),
+            std::to_string(mi_version() / 100) + "." + std::to_string(mi_version() % 100 / 10) +
+                "." + std::to_string(mi_version() % 10));
+  for (const VersionEntry& e : versions()) {
+    if (e.component == "mimalloc") {
+      EXPECT_EQ(e.version, MimallocBackend::runtime_version());
+      EXPECT_EQ(e.note.rfind("runtime", 0), 0u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kmbench
