@@ -1,0 +1,134 @@
+// OSMalloc: tags and tagged blocks over the KPI core.
+#include <libkern/OSMalloc.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "core.h"
+
+using kmbench::kpi::TagUsage;
+using kmbench::kpi::detail::Family;
+namespace kd = kmbench::kpi::detail;
+
+namespace {
+
+std::mutex g_tags_mutex;
+__OSMallocTag__* g_first_tag = nullptr;
+__OSMallocTag__* g_last_tag = nullptr;
+kmbench::TagId g_next_id = 1;
+
+constexpr int kActive = static_cast<int>(TagUsage::State::active);
+constexpr int kPending = static_cast<int>(TagUsage::State::freed_pending);
+constexpr int kReleased = static_cast<int>(TagUsage::State::released);
+
+/// Panics unless tag is a tag blocks may be allocated with (or, for frees, one that is
+/// waiting for its last block).
+void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size, bool for_free) {
+  if (tag == nullptr) {
+    kd::panic(fn, addr, size, nullptr, "NULL tag");
+  }
+  if (tag->magic != __OSMallocTag__::kMagic) {
+    kd::panic(fn, addr, size, nullptr, "%p is not an OSMalloc tag", static_cast<void*>(tag));
+  }
+  const int state = tag->state.load(std::memory_order_acquire);
+  if (state == kActive || (for_free && state == kPending)) {
+    return;
+  }
+  kd::panic(fn, addr, size, tag->name, "tag was freed by OSMalloc_Tagfree%s",
+            state == kPending ? " (its release waits for its last block)" : "");
+}
+
+Family family_for(OSMallocTag tag, std::uint64_t size) {
+  return (tag->flags & OSMT_PAGEABLE) != 0 && size >= kd::kPage ? Family::os_pageable
+                                                                 : Family::os_malloc;
+}
+
+}  // namespace
+
+extern "C" {
+
+OSMallocTag OSMalloc_Tagalloc(const char* name, uint32_t flags) {
+  auto* tag = new __OSMallocTag__;
+  if (name != nullptr) {
+    std::strncpy(tag->name, name, sizeof tag->name - 1);
+  }
+  tag->flags = flags & OSMT_PAGEABLE;
+  std::lock_guard lock(g_tags_mutex);
+  tag->id = g_next_id++;
+  (g_last_tag != nullptr ? g_last_tag->next : g_first_tag) = tag;
+  g_last_tag = tag;
+  return tag;
+}
+
+void OSMalloc_Tagfree(OSMallocTag tag) {
+  if (tag == nullptr) {
+    kd::panic("OSMalloc_Tagfree", nullptr, 0, nullptr, "NULL tag");
+  }
+  int expected = kActive;
+  if (tag->magic != __OSMallocTag__::kMagic ||
+      !tag->state.compare_exchange_strong(expected, kPending, std::memory_order_seq_cst)) {
+    kd::panic("OSMalloc_Tagfree", tag, 0, tag->magic == __OSMallocTag__::kMagic ? tag->name : nullptr,
+              "tag already freed");
+  }
+  const std::int64_t live = tag->live_blocks.load(std::memory_order_seq_cst);
+  if (live != 0 && kd::active_mode() == kmbench::kpi::Mode::strict) {
+    kd::panic("OSMalloc_Tagfree", tag, static_cast<std::uint64_t>(tag->live_bytes.load()),
+              tag->name, "%lld blocks of the tag are still live (XNU defers the release; "
+              "KMBENCH_KPI_MODE=xnu does too)",
+              static_cast<long long>(live));
+  }
+  // xnu mode: the last OSFree releases a tag that still has blocks.
+  if (live == 0) {
+    int pending = kPending;
+    tag->state.compare_exchange_strong(pending, kReleased, std::memory_order_seq_cst);
+  }
+}
+
+void* OSMalloc(uint32_t size, OSMallocTag tag) {
+  check_tag(tag, "OSMalloc", nullptr, size, false);
+  return kd::allocate(family_for(tag, size), size, kmbench::kMinAlign, tag);
+}
+
+void* OSMalloc_noblock(uint32_t size, OSMallocTag tag) {
+  check_tag(tag, "OSMalloc_noblock", nullptr, size, false);
+  if ((tag->flags & OSMT_PAGEABLE) != 0) {
+    return nullptr;  // pageable memory may have to wait for the pager
+  }
+  // Backends never wait: a failed allocation returns NULL at once.
+  return kd::allocate(Family::os_malloc, size, kmbench::kMinAlign, tag);
+}
+
+void* OSMalloc_nowait(uint32_t size, OSMallocTag tag) {
+  check_tag(tag, "OSMalloc_nowait", nullptr, size, false);
+  return OSMalloc_noblock(size, tag);
+}
+
+void OSFree(void* addr, uint32_t size, OSMallocTag tag) {
+  check_tag(tag, "OSFree", addr, size, true);
+  kd::release(family_for(tag, size), "OSFree", addr, size, tag);
+}
+
+}  // extern "C"
+
+namespace kmbench::kpi {
+
+std::vector<TagUsage> tag_usage() {
+  std::vector<TagUsage> out;
+  std::lock_guard lock(g_tags_mutex);
+  for (const __OSMallocTag__* t = g_first_tag; t != nullptr; t = t->next) {
+    TagUsage u;
+    u.name = t->name;
+    u.id = t->id;
+    u.flags = t->flags;
+    u.state = static_cast<TagUsage::State>(t->state.load(std::memory_order_acquire));
+    u.allocs = t->allocs.load(std::memory_order_relaxed);
+    u.frees = t->frees.load(std::memory_order_relaxed);
+    u.live_blocks = t->live_blocks.load(std::memory_order_relaxed);
+    u.live_bytes = t->live_bytes.load(std::memory_order_relaxed);
+    u.peak_live_bytes = t->peak_live_bytes.load(std::memory_order_relaxed);
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace kmbench::kpi

@@ -1,0 +1,73 @@
+// The example driver (examples/rx_driver) runs on every in-process backend:
+// KMBENCH_BACKEND=<name>, exit status 0 and a clean unload.
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tests/kpi/kpi_test.h"
+
+extern char** environ;
+
+namespace kmbench::testing {
+namespace {
+
+class ExampleDriver : public ::testing::TestWithParam<std::string> {};
+
+/// Runs exe with KMBENCH_BACKEND=backend; returns its exit status and stdout.
+std::pair<int, std::string> run_with_backend(const std::string& exe, const std::string& backend) {
+  std::vector<std::string> env_strings = {"KMBENCH_BACKEND=" + backend};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("KMBENCH_BACKEND=", 0) != 0) {
+      env_strings.emplace_back(*e);
+    }
+  }
+  std::vector<char*> envp;
+  for (std::string& s : env_strings) {
+    envp.push_back(s.data());
+  }
+  envp.push_back(nullptr);
+  int out[2];
+  if (pipe(out) != 0) {
+    return {-1, "pipe failed"};
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  std::vector<char*> argv = {const_cast<char*>(exe.c_str()), nullptr};
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) {
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  close(out[0]);
+  if (rc != 0) {
+    return {-1, "posix_spawn failed"};
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
+}
+
+TEST_P(ExampleDriver, RxDriverRunsAndUnloadsCleanly) {
+  const auto [status, out] = run_with_backend(KMBENCH_EXAMPLE_RX_DRIVER, GetParam());
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("rx_driver: backend " + GetParam() + ": 5000 packets"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, ExampleDriver, ::testing::ValuesIn(kpi_backends()),
+                         backend_test_name);
+
+}  // namespace
+}  // namespace kmbench::testing

@@ -1,0 +1,156 @@
+// Misuse "panics" (one line on stderr, then abort) as the kernel or the
+// documented contract would, whatever backend serves the KPI.
+#include <IOKit/IOLib.h>
+#include <libkern/OSMalloc.h>
+
+#include <cstdlib>
+
+#include "tests/kpi/kpi_test.h"
+
+namespace kmbench::testing {
+namespace {
+
+class KpiDeathTest : public KpiTest {
+ protected:
+  // The panic line: what, address, size, tag, backend.
+  std::string line(const std::string& what, const std::string& size, const std::string& tag) {
+    return "kmbench: panic: " + what + ".*address 0x[0-9a-f]+, size " + size + ", tag " + tag +
+           ", backend " + GetParam();
+  }
+};
+
+TEST_P(KpiDeathTest, IOFreeWithALargerSize) {
+  void* p = IOMalloc(64);
+  EXPECT_DEATH(IOFree(p, 128), line("IOFree: size 128 is larger than the block \\(64 bytes\\)", "128", "-"));
+  kpi::set_mode(kpi::Mode::xnu);
+  EXPECT_DEATH(IOFree(p, 65), line("IOFree: size 65 is larger than the block", "65", "-"));
+  IOFree(p, 64);
+}
+
+TEST_P(KpiDeathTest, IOFreeWithAnotherSizeClass) {
+  void* p = IOMalloc(100);
+  EXPECT_DEATH(IOFree(p, 99), line("IOFree: size 99 does not match the block", "99", "-"));
+  kpi::set_mode(kpi::Mode::xnu);
+  EXPECT_DEATH(IOFree(p, 60), line("IOFree: size 60 does not match .*another size class", "60", "-"));
+  IOFree(p, 128);  // same class: accepted in xnu mode
+}
+
+TEST_P(KpiDeathTest, DoubleFree) {
+  void* p = IOMalloc(48);
+  IOFree(p, 48);
+  EXPECT_DEATH(IOFree(p, 48), line("IOFree: double free", "48", "-"));
+  void* a = IOMallocAligned(48, 256);
+  IOFreeAligned(a, 48);
+  EXPECT_DEATH(IOFreeAligned(a, 48), line("IOFreeAligned: double free", "48", "-"));
+}
+
+TEST_P(KpiDeathTest, FreeOfAPointerNeverAllocated) {
+  static char not_a_block[64];
+  EXPECT_DEATH(IOFree(not_a_block, 64), line("IOFree: pointer is not a live KPI block", "64", "-"));
+}
+
+TEST_P(KpiDeathTest, FreeWithTheWrongFunction) {
+  void* p = IOMalloc(100);
+  EXPECT_DEATH(IOFreeAligned(p, 100),
+               line("IOFreeAligned: block was allocated by IOMalloc, not IOMallocAligned", "100", "-"));
+  EXPECT_DEATH(IOFreePageable(p, 100), line("IOFreePageable: block was allocated by IOMalloc", "100", "-"));
+  IOFree(p, 100);
+  void* a = IOMallocAligned(100, 64);
+  EXPECT_DEATH(IOFree(a, 100), line("IOFree: block was allocated by IOMallocAligned", "100", "-"));
+  IOFreeAligned(a, 100);
+  static char stray[16];
+  EXPECT_DEATH(IOFreeAligned(stray, 16), line("IOFreeAligned: pointer is not a live KPI block .*IOMallocAligned", "16", "-"));
+}
+
+TEST_P(KpiDeathTest, OSMallocAndOSFreeWithANullTag) {
+  EXPECT_DEATH(OSMalloc(10, nullptr), line("OSMalloc: NULL tag", "10", "-"));
+  EXPECT_DEATH(OSMalloc_noblock(10, nullptr), line("OSMalloc_noblock: NULL tag", "10", "-"));
+  int x = 0;
+  EXPECT_DEATH(OSFree(&x, 4, nullptr), line("OSFree: NULL tag", "4", "-"));
+}
+
+TEST_P(KpiDeathTest, OSMallocAndOSFreeWithAFreedTag) {
+  OSMallocTag tag = OSMalloc_Tagalloc("com.kmbench.freed", OSMT_DEFAULT);
+  OSMallocTag other = OSMalloc_Tagalloc("com.kmbench.other", OSMT_DEFAULT);
+  void* p = OSMalloc(32, other);
+  OSMalloc_Tagfree(tag);
+  EXPECT_DEATH(OSMalloc(32, tag), line("OSMalloc: tag was freed", "32", "com.kmbench.freed"));
+  EXPECT_DEATH(OSFree(p, 32, tag), line("OSFree: tag was freed", "32", "com.kmbench.freed"));
+  EXPECT_DEATH(OSMalloc_Tagfree(tag), "kmbench: panic: OSMalloc_Tagfree: tag already freed");
+  OSFree(p, 32, other);
+  OSMalloc_Tagfree(other);
+}
+
+TEST_P(KpiDeathTest, OSFreeWithTheWrongTag) {
+  OSMallocTag a = OSMalloc_Tagalloc("com.kmbench.a", OSMT_DEFAULT);
+  OSMallocTag b = OSMalloc_Tagalloc("com.kmbench.b", OSMT_DEFAULT);
+  void* p = OSMalloc(64, a);
+  EXPECT_DEATH(OSFree(p, 64, b), line("OSFree: wrong tag: the block belongs to tag 'com.kmbench.a'", "64", "com.kmbench.b"));
+  kpi::set_mode(kpi::Mode::xnu);
+  EXPECT_DEATH(OSFree(p, 64, b), line("OSFree: wrong tag", "64", "com.kmbench.b"));
+  EXPECT_DEATH(OSFree(p, 65, a), line("OSFree: size 65 is larger than the block", "65", "com.kmbench.a"));
+  OSFree(p, 64, a);
+  OSMalloc_Tagfree(a);
+  OSMalloc_Tagfree(b);
+}
+
+TEST_P(KpiDeathTest, OSFreeDoubleFree) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.df", OSMT_DEFAULT);
+  void* p = OSMalloc(64, t);
+  OSFree(p, 64, t);
+  EXPECT_DEATH(OSFree(p, 64, t), line("OSFree: double free", "64", "com.kmbench.df"));
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(KpiDeathTest, TagfreeWithLiveBlocksPanicsInStrictMode) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.live", OSMT_DEFAULT);
+  void* p = OSMalloc(64, t);
+  EXPECT_DEATH(OSMalloc_Tagfree(t), "kmbench: panic: OSMalloc_Tagfree: 1 blocks of the tag are still live.*tag com.kmbench.live");
+  OSFree(p, 64, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(KpiDeathTest, TagfreeWithLiveBlocksIsDeferredInXnuMode) {
+  kpi::set_mode(kpi::Mode::xnu);
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.deferred", OSMT_DEFAULT);
+  void* p = OSMalloc(64, t);
+  void* q = OSMalloc(8000, t);
+  OSMalloc_Tagfree(t);
+  EXPECT_EQ(tag("com.kmbench.deferred").state, kpi::TagUsage::State::freed_pending);
+  EXPECT_DEATH(OSMalloc(16, t), line("OSMalloc: tag was freed .*waits for its last block", "16", "com.kmbench.deferred"));
+  OSFree(p, 64, t);
+  EXPECT_EQ(tag("com.kmbench.deferred").state, kpi::TagUsage::State::freed_pending);
+  OSFree(q, 8000, t);
+  EXPECT_EQ(tag("com.kmbench.deferred").state, kpi::TagUsage::State::released);
+  EXPECT_DEATH(OSFree(p, 64, t), line("OSFree: tag was freed", "64", "com.kmbench.deferred"));
+}
+
+TEST_P(KpiDeathTest, PageableOSFreeWithAWiredSize) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
+  void* p = OSMalloc(8192, t);
+  kpi::set_mode(kpi::Mode::xnu);
+  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
+  OSFree(p, 8192, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST(KpiEnvironmentDeathTest, UnknownBackendInTheEnvironmentExitsWith2) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: the KPI not yet opened
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_BACKEND", "no-such-backend", 1);
+        IOMalloc(1);
+      },
+      ::testing::ExitedWithCode(2), "KMBENCH_BACKEND=no-such-backend: unknown backend");
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_KPI_MODE", "lenient", 1);
+        IOMalloc(1);
+      },
+      ::testing::ExitedWithCode(2), "KMBENCH_KPI_MODE: KPI mode 'lenient' is not 'strict' or 'xnu'");
+}
+
+KMBENCH_KPI_ON_EVERY_BACKEND(KpiDeathTest);
+
+}  // namespace
+}  // namespace kmbench::testing

@@ -1,0 +1,141 @@
+// OSMalloc on every in-process backend: tags, per-tag accounting, the
+// pageable-at-a-page-or-more rule and the noblock variants.
+#include <libkern/OSMalloc.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tests/kpi/kpi_test.h"
+
+namespace kmbench::testing {
+namespace {
+
+using OSMallocTest = KpiTest;
+
+TEST_P(OSMallocTest, TagNamesAreCutTo63CharactersAndTwoTagsMayShareAName) {
+  const std::string long_name(100, 'n');
+  OSMallocTag a = OSMalloc_Tagalloc(long_name.c_str(), OSMT_DEFAULT);
+  OSMallocTag b = OSMalloc_Tagalloc("com.kmbench.same", OSMT_DEFAULT);
+  OSMallocTag c = OSMalloc_Tagalloc("com.kmbench.same", OSMT_DEFAULT);
+  EXPECT_NE(b, c);
+  EXPECT_EQ(tag(std::string(63, 'n')).name.size(), 63u);
+  int same = 0;
+  TagId id_b = kNoTag, id_c = kNoTag;
+  for (const kpi::TagUsage& t : kpi::tag_usage()) {
+    if (t.name == "com.kmbench.same" && t.state == kpi::TagUsage::State::active) {
+      (same++ == 0 ? id_b : id_c) = t.id;
+    }
+  }
+  EXPECT_EQ(same, 2);
+  EXPECT_NE(id_b, id_c);
+  void* p = OSMalloc(10, b);
+  void* q = OSMalloc(20, c);
+  ASSERT_NE(q, nullptr);
+  OSFree(p, 10, b);
+  OSMalloc_Tagfree(a);
+  OSMalloc_Tagfree(b);
+  // c lives on with its block: tags that share a name are separate.
+  EXPECT_EQ(tag("com.kmbench.same").live_blocks, 1);
+  EXPECT_EQ(tag("com.kmbench.same").state, kpi::TagUsage::State::active);
+  OSFree(q, 20, c);
+  OSMalloc_Tagfree(c);
+}
+
+TEST_P(OSMallocTest, AccountingPerTagReturnsToZeroAndKeepsThePeak) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.acct", OSMT_DEFAULT);
+  std::vector<std::pair<void*, std::uint32_t>> blocks;
+  std::int64_t total = 0;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    const std::uint32_t size = 1 + i * 37;
+    void* p = OSMalloc(size, t);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x11, size);
+    blocks.emplace_back(p, size);
+    total += size;
+  }
+  kpi::TagUsage u = tag("com.kmbench.acct");
+  EXPECT_EQ(u.live_blocks, 100);
+  EXPECT_EQ(u.live_bytes, total);
+  EXPECT_EQ(u.peak_live_bytes, total);
+  EXPECT_EQ(u.allocs, 100u);
+  for (auto [p, n] : blocks) {
+    OSFree(p, n, t);
+  }
+  u = tag("com.kmbench.acct");
+  EXPECT_EQ(u.live_blocks, 0);
+  EXPECT_EQ(u.live_bytes, 0);
+  EXPECT_EQ(u.peak_live_bytes, total);
+  EXPECT_EQ(u.frees, 100u);
+  EXPECT_EQ(u.state, kpi::TagUsage::State::active);
+  OSMalloc_Tagfree(t);
+  EXPECT_EQ(tag("com.kmbench.acct").state, kpi::TagUsage::State::released);
+}
+
+TEST_P(OSMallocTest, TheBackendSeesTheTag) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.backendtag", OSMT_DEFAULT);
+  const TagId id = tag("com.kmbench.backendtag").id;
+  void* p = OSMalloc(300, t);
+  bool seen = false;
+  for (const TagStats& s : kpi::backend().stats().tags) {
+    if (s.tag == id) {
+      seen = true;
+      EXPECT_EQ(s.live_blocks, 1);
+      EXPECT_EQ(s.live_bytes, 300);
+    }
+  }
+  EXPECT_TRUE(seen);
+  OSFree(p, 300, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(OSMallocTest, PageableTagsGivePageableMemoryFromOnePageUp) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pg", OSMT_PAGEABLE);
+  void* small = OSMalloc(4095, t);
+  void* page = OSMalloc(4096, t);
+  void* big = OSMalloc(3 * 4096 + 10, t);
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(page, nullptr);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(page) % 4096, 0u);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(big) % 4096, 0u);
+  EXPECT_EQ(family("OSMalloc").live_blocks, 1);
+  EXPECT_EQ(family("OSMalloc(pageable)").live_blocks, 2);
+  std::memset(big, 0x77, 3 * 4096 + 10);
+  EXPECT_EQ(tag("com.kmbench.pg").live_bytes, 4095 + 4096 + 3 * 4096 + 10);
+  // The noblock variants never take pageable memory.
+  EXPECT_EQ(OSMalloc_noblock(64, t), nullptr);
+  EXPECT_EQ(OSMalloc_nowait(8192, t), nullptr);
+  OSFree(small, 4095, t);
+  OSFree(page, 4096, t);
+  OSFree(big, 3 * 4096 + 10, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(OSMallocTest, NoblockAndNowaitServeWiredTags) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.nb", OSMT_DEFAULT);
+  void* a = OSMalloc_noblock(128, t);
+  void* b = OSMalloc_nowait(8192, t);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(family("OSMalloc").live_blocks, 2);
+  OSFree(a, 128, t);
+  OSFree(b, 8192, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(OSMallocTest, ZeroSizeAndNullFree) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.zero", OSMT_DEFAULT);
+  void* p = OSMalloc(0, t);
+  ASSERT_NE(p, nullptr);
+  OSFree(nullptr, 64, t);
+  EXPECT_EQ(tag("com.kmbench.zero").frees, 0u);
+  OSFree(p, 0, t);
+  OSMalloc_Tagfree(t);
+}
+
+KMBENCH_KPI_ON_EVERY_BACKEND(OSMallocTest);
+
+}  // namespace
+}  // namespace kmbench::testing
