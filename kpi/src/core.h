@@ -62,6 +62,8 @@ void release(Family expected, const char* fn, void* p, std::uint64_t size,
 /// The machine page runs come from (nullptr: physmem::current_machine()).
 /// pre: no page run is live.
 void set_page_machine(physmem::Machine* machine) noexcept;
+/// The machine the KPI's page runs and DMA buffers come from.
+physmem::Machine& page_machine() noexcept;
 /// Pages for the pageable and contiguous families. post: nullptr on failure.
 void* pages_alloc(std::uint64_t bytes, std::size_t align, std::uint64_t max_phys) noexcept;
 void pages_free(void* p, std::uint64_t bytes) noexcept;

@@ -11,12 +11,14 @@ namespace {
 
 std::atomic<physmem::Machine*> g_machine{nullptr};
 
-physmem::Machine& machine() noexcept {
+physmem::Machine& machine() noexcept { return page_machine(); }
+
+}  // namespace
+
+physmem::Machine& page_machine() noexcept {
   physmem::Machine* m = g_machine.load(std::memory_order_acquire);
   return m != nullptr ? *m : physmem::current_machine();
 }
-
-}  // namespace
 
 void set_page_machine(physmem::Machine* m) noexcept { g_machine.store(m, std::memory_order_release); }
 

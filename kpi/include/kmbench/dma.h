@@ -1,0 +1,38 @@
+// The harness's handle on the DMA layer: where DMA buffers are placed and
+// what DMA cost (segments, bounce copies, IOMMU work).
+#pragma once
+
+#include <cstdint>
+
+#include "allocators/backend.h"
+
+namespace kmbench::kpi {
+
+/// Counters of the DMA layer since the last reset (all threads).
+struct DmaStats {
+  std::uint64_t transfers = 0;            // IODMACommand prepares (outermost)
+  std::uint64_t transfer_bytes = 0;
+  std::uint64_t segments = 0;             // segments generated
+  std::uint64_t bounce_bytes = 0;         // bytes that needed a bounce buffer
+  std::uint64_t bounce_copies = 0;        // copies between memory and bounce buffers
+  std::uint64_t bounce_copy_bytes = 0;
+  std::uint64_t iommu_mappings = 0;       // transfers mapped through an IOMapper
+  std::uint64_t iommu_pages = 0;          // pages inserted into an IOMapper
+  std::uint64_t buffers = 0;              // IOBufferMemoryDescriptors created
+  std::uint64_t buffer_bytes = 0;
+  std::uint64_t contiguous_failures = 0;  // page-layer requests that found no memory
+  std::uint64_t lent_pages = 0;           // heap pages holding lent frames now
+
+  double segments_per_transfer() const {
+    return transfers == 0 ? 0.0 : static_cast<double>(segments) / static_cast<double>(transfers);
+  }
+};
+
+DmaStats dma_stats();
+void reset_dma_stats();
+
+/// The node IOBufferMemoryDescriptor and bounce buffers come from (kAnyNode: the caller's).
+void set_dma_node(NodeId node);
+NodeId dma_node();
+
+}  // namespace kmbench::kpi

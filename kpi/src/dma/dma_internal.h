@@ -1,0 +1,27 @@
+// Shared by the DMA layer's sources: its counters and its panic.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "../core.h"
+#include "kmbench/dma.h"
+
+namespace kmbench::kpi::dma {
+
+/// DmaStats as relaxed atomics; bumped where the work happens.
+struct Counters {
+  std::atomic<std::uint64_t> transfers{0}, transfer_bytes{0}, segments{0}, bounce_bytes{0},
+      bounce_copies{0}, bounce_copy_bytes{0}, iommu_mappings{0}, iommu_pages{0}, buffers{0},
+      buffer_bytes{0}, contiguous_failures{0};
+};
+Counters& counters() noexcept;
+
+inline void count(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
+
+/// The node DMA memory is taken from (kAnyNode: the caller's).
+NodeId node() noexcept;
+
+}  // namespace kmbench::kpi::dma

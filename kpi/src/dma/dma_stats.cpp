@@ -1,0 +1,53 @@
+// The DMA layer's counters and placement, as the harness reads and sets them.
+#include <atomic>
+
+#include "dma_internal.h"
+#include "physical.h"
+
+namespace kmbench::kpi {
+namespace dma {
+namespace {
+std::atomic<NodeId> g_node{kAnyNode};
+}
+
+Counters& counters() noexcept {
+  static Counters c;
+  return c;
+}
+
+NodeId node() noexcept { return g_node.load(std::memory_order_relaxed); }
+
+}  // namespace dma
+
+DmaStats dma_stats() {
+  const dma::Counters& c = dma::counters();
+  auto get = [](const std::atomic<std::uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  DmaStats s;
+  s.transfers = get(c.transfers);
+  s.transfer_bytes = get(c.transfer_bytes);
+  s.segments = get(c.segments);
+  s.bounce_bytes = get(c.bounce_bytes);
+  s.bounce_copies = get(c.bounce_copies);
+  s.bounce_copy_bytes = get(c.bounce_copy_bytes);
+  s.iommu_mappings = get(c.iommu_mappings);
+  s.iommu_pages = get(c.iommu_pages);
+  s.buffers = get(c.buffers);
+  s.buffer_bytes = get(c.buffer_bytes);
+  s.contiguous_failures = get(c.contiguous_failures);
+  s.lent_pages = dma::lent_pages();
+  return s;
+}
+
+void reset_dma_stats() {
+  dma::Counters& c = dma::counters();
+  for (auto* v : {&c.transfers, &c.transfer_bytes, &c.segments, &c.bounce_bytes, &c.bounce_copies,
+                  &c.bounce_copy_bytes, &c.iommu_mappings, &c.iommu_pages, &c.buffers,
+                  &c.buffer_bytes, &c.contiguous_failures}) {
+    v->store(0, std::memory_order_relaxed);
+  }
+}
+
+void set_dma_node(NodeId node) { dma::g_node.store(node, std::memory_order_relaxed); }
+NodeId dma_node() { return dma::node(); }
+
+}  // namespace kmbench::kpi
