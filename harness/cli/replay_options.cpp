@@ -1,6 +1,9 @@
 #include "harness/cli/replay_options.h"
 
 #include <iostream>
+#include <memory>
+
+#include "allocators/physmem/physmem.h"
 
 #include "allocators/errors.h"
 
@@ -16,6 +19,10 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
   cmd->add_option("--node", f.node, "Pin threads to this NUMA node's CPUs (-1: the process's CPUs)")
       ->capture_default_str();
   cmd->add_option("--placement", f.placement, "Memory relative to --node: local, remote or interleaved")
+      ->capture_default_str();
+  cmd->add_option("--topology", f.topology,
+                  "real, synthetic:<hwloc synthetic string> (e.g. \"synthetic:pack:2 [numa] pu:1\") "
+                  "or xml:<lstopo export>: the simulated machine the backends' pages come from")
       ->capture_default_str();
   cmd->add_flag("--drain", f.drain, "Free every live block at the end and check that accounting reads zero");
   cmd->add_option("--touch", f.touch,
@@ -79,6 +86,12 @@ void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source so
   o.sample_ms = f.sample_ms;
   o.backend_params = parse_key_values(f.backend_params, "--backend-param");
   source.counters = trace.counters;
+  if (f.topology != "real") {
+    // The process's machine for this run: backends and the KPI take pages from it.
+    static std::unique_ptr<physmem::Machine> machine;
+    machine = std::make_unique<physmem::Machine>(physmem::topology_from_string(f.topology));
+    physmem::set_current_machine(machine.get());
+  }
 
   const replay::Result r = replay::run(trace, f.backend, o);
   replay::print_summary(std::cout, r, source);

@@ -22,6 +22,7 @@ struct ReplayFlags {
   unsigned threads = 0;
   int node = -1;
   std::string placement = "local";
+  std::string topology = "real";
   bool drain = false;
   std::string touch = "first";
   bool no_latency = false;

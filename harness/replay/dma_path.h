@@ -1,9 +1,9 @@
 // The replay's DMA path: what a dma_map/dma_unmap (IODMACommand prepare and
 // complete) does to a buffer the backend handed out. Kept in this one file
-// so the KPI's DMA layer (IOBufferMemoryDescriptor, IODMACommand, IOMapper)
-// can take it over.
+// so the KPI's DMA layer (kpi/: IOBufferMemoryDescriptor, IODMACommand,
+// IOMapper) can take it over; the replay does not go through it yet.
 //
-// Until then: buffers come from the backend, page-aligned; a transfer walks
+// Here: buffers come from the backend, page-aligned; a transfer walks
 // its pages' physical addresses when the backend has them (kFeaturePhysical),
 // merging physically adjacent pages into segments and counting the bytes of
 // pages above 4 GiB for 32-bit (kOpDma32) transfers as bounced. Without
@@ -47,11 +47,12 @@ inline constexpr bool kDmaMeasured = (B::kFeatures & kFeaturePhysical) != 0;
 template <class B>
 std::string dma_note() {
   if constexpr (kDmaMeasured<B>) {
-    return "DMA layer not built: buffers allocated page-aligned through the backend; segments "
-           "and 32-bit bounce bytes from the backend's simulated physical pages; no IOMMU";
+    return "replay DMA path (not the KPI's IODMACommand): buffers allocated page-aligned through "
+           "the backend; segments and 32-bit bounce bytes from the backend's simulated physical "
+           "pages; no IOMMU";
   } else {
-    return "DMA layer not built and this backend has no physical addresses: transfers counted, "
-           "segments and bounce bytes not measured; no IOMMU";
+    return "replay DMA path (not the KPI's IODMACommand) on a backend without physical "
+           "addresses: transfers counted, segments and bounce bytes not measured; no IOMMU";
   }
 }
 

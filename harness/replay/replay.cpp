@@ -1,5 +1,7 @@
 #include "harness/replay/replay.h"
 
+#include "allocators/physmem/physmem.h"
+
 #include <numa.h>
 #include <pthread.h>
 #include <sched.h>
@@ -148,14 +150,27 @@ void replay_thread(B& b, const std::vector<Step>& steps, Shared& sh, ThreadOutco
 struct Topology {
   unsigned nodes = 1;
   unsigned cpus = 1;
+  bool synthetic = false;  // nodes are the simulated machine's, not the kernel's
+  std::string description;
 };
 
-Topology real_topology() {
+/// The run's topology: the process's simulated machine when it is synthetic
+/// (its nodes exist only in the page layer), else the kernel's nodes.
+Topology run_topology() {
   Topology t;
   t.cpus = static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  const physmem::Machine& m = physmem::current_machine();
+  if (m.synthetic()) {
+    t.nodes = m.node_count();
+    t.synthetic = true;
+    t.description = m.topology_description();
+    return t;
+  }
   if (numa_available() >= 0) {
     t.nodes = static_cast<unsigned>(std::max(1, numa_num_configured_nodes()));
   }
+  t.description = "real: " + std::to_string(t.nodes) + " node" + (t.nodes == 1 ? "" : "s") + ", " +
+                  std::to_string(t.cpus) + " CPUs";
   return t;
 }
 
@@ -165,17 +180,12 @@ std::vector<int> cpus_for(NodeId node, const Topology& topo) {
   cpu_set_t set;
   CPU_ZERO(&set);
   sched_getaffinity(0, sizeof(set), &set);
-  if (node == kAnyNode) {
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &set)) cpus.push_back(c);
-    }
-    return cpus;
-  }
-  if (node < 0 || static_cast<unsigned>(node) >= topo.nodes) {
+  if (node != kAnyNode && (node < 0 || static_cast<unsigned>(node) >= topo.nodes)) {
     throw UsageError("node " + std::to_string(node) + " is not in this machine's topology (" +
                      std::to_string(topo.nodes) + " node" + (topo.nodes == 1 ? "" : "s") + ")");
   }
-  if (numa_available() < 0) {
+  // A synthetic node has no CPUs of its own: threads run on the process's CPUs.
+  if (node == kAnyNode || topo.synthetic || numa_available() < 0) {
     for (int c = 0; c < CPU_SETSIZE; ++c) {
       if (CPU_ISSET(c, &set)) cpus.push_back(c);
     }
@@ -442,7 +452,7 @@ Result run(const Program& program_in, std::string_view backend, const Options& o
   if (!(options.speed > 0)) {
     throw UsageError("--speed must be positive");
   }
-  const Topology topo = real_topology();
+  const Topology topo = run_topology();
   if (options.placement != Placement::local && options.node == kAnyNode) {
     throw UsageError("placement " + std::string(name_of(options.placement)) + " needs --node");
   }
@@ -458,13 +468,14 @@ Result run(const Program& program_in, std::string_view backend, const Options& o
   r.backend = std::string(backend);
   r.options = options;
   r.threads = static_cast<unsigned>(program.threads.size());
-  r.topology_kind = "real";
-  r.topology_description = "real: " + std::to_string(topo.nodes) + " node" +
-                           (topo.nodes == 1 ? "" : "s") + ", " + std::to_string(topo.cpus) + " CPUs";
+  r.topology_kind = topo.synthetic ? "synthetic" : "real";
+  r.topology_description = topo.description;
   r.topology_nodes = topo.nodes;
   r.numa_measured = false;
-  r.numa_note = topo.nodes == 1 ? "real machine with one node: placement not measured"
-                                : "placement requested but not verified (no page-location check in this build)";
+  r.numa_note = topo.synthetic ? physmem::current_machine().numa_note()
+                : topo.nodes == 1
+                    ? "real machine with one node: placement not measured"
+                    : "placement requested but not verified (no page-location check in this build)";
   r.dropped = program.dropped;
   if (options.latency) r.recorder = measure_recorder_cost();
 
