@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, runs the whole ctest suite,
-# then the sanitizer builds (ASan+UBSan over everything, TSan over the
-# concurrency tests). Exits non-zero on any failure.
+# then the sanitizer stages: AddressSanitizer+UBSan over the unit, conformance,
+# death and concurrency tests, ThreadSanitizer over the concurrency tests.
+# Each sanitizer tree builds only the test programs its stage runs.
+# Exits non-zero on any failure.
 #   tools/test.sh            everything
 #   tools/test.sh --quick    the Release build's ctest only
 set -euo pipefail
@@ -18,12 +20,36 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 
 [ $quick -eq 1 ] && exit 0
 
+# The test programs (build targets) behind the tests a label selection picks.
+targets_for() {
+  ctest --test-dir build -N -L "$1" -LE "$2" --show-only=json-v1 | /usr/bin/python3 -c '
+import json, os, sys
+names = set()
+for t in json.load(sys.stdin)["tests"]:
+    cmd = t.get("command") or []
+    if cmd and cmd[0].startswith(os.path.abspath("build") + "/"):
+        names.add(os.path.basename(cmd[0]))
+print(" ".join(sorted(names)))'
+}
+
+# sanitizer_stage NAME SANITIZER INCLUDE_LABELS EXCLUDE_LABELS [ENV=VALUE...]
+sanitizer_stage() {
+  local dir=$1 sanitizer=$2 include=$3 exclude=$4
+  shift 4
+  local targets
+  targets=$(targets_for "$include" "$exclude")
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DKMBENCH_SANITIZER="$sanitizer" \
+    -DKMBENCH_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" >/dev/null
+  # shellcheck disable=SC2086
+  cmake --build "$dir" -j"$jobs" --target $targets
+  env "$@" ctest --test-dir "$dir" --output-on-failure -j"$jobs" -L "$include" -LE "$exclude"
+}
+
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
-tools/build.sh build-asan -DKMBENCH_SANITIZER=address -DKMBENCH_BUILD_BENCHMARKS=OFF
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE nosan
+sanitizer_stage build-asan address 'unit|conformance|death|concurrency' 'nosan|e2e|fuzz' \
+  ASAN_OPTIONS=detect_leaks=1
 
 echo "== ThreadSanitizer (concurrency tests)"
-tools/build.sh build-tsan -DKMBENCH_SANITIZER=thread -DKMBENCH_BUILD_BENCHMARKS=OFF
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L concurrency \
-  -LE 'nosan|notsan'
+sanitizer_stage build-tsan thread concurrency 'nosan|notsan' TSAN_OPTIONS=halt_on_error=1
 echo "== all test stages passed"
