@@ -134,6 +134,8 @@ class IOMemoryDescriptor : public OSObject {
 
  protected:
   bool initDescriptor(IOByteCount length, IOOptionBits flags);
+  /// readBytes (toMemory false) and writeBytes (true): bytes copied.
+  IOByteCount copyBytes(IOByteCount offset, void* bytes, IOByteCount withLength, bool toMemory);
   void free() override;
 
   IOByteCount _length = 0;

@@ -48,6 +48,8 @@ class IORangeAllocator : public OSObject {
   };
   bool insertFragment(UInt32 at, Fragment f);
   void removeFragment(UInt32 at);
+  /// Takes [start, end] out of free fragment i. pre: it lies inside; the lock is held.
+  bool carve(UInt32 i, IORangeScalar start, IORangeScalar end);
   void lock();
   void unlock();
 

@@ -47,6 +47,28 @@ void* clip_virtual(IOMemoryDescriptor* md, IOByteCount at, IOByteCount left, IOB
   return va;
 }
 
+/// Prepares every piece's descriptor; on a failure completes those already prepared.
+template <class Descriptor>
+IOReturn prepare_pieces(UInt32 count, Descriptor descriptor, IODirection direction) {
+  for (UInt32 i = 0; i < count; ++i) {
+    const IOReturn r = descriptor(i)->prepare(direction);
+    if (r != kIOReturnSuccess) {
+      while (i-- > 0) {
+        descriptor(i)->complete(direction);
+      }
+      return r;
+    }
+  }
+  return kIOReturnSuccess;
+}
+
+template <class Descriptor>
+void complete_pieces(UInt32 count, Descriptor descriptor, IODirection direction) {
+  for (UInt32 i = 0; i < count; ++i) {
+    descriptor(i)->complete(direction);
+  }
+}
+
 void no_segment(IOByteCount* length) {
   if (length != nullptr) {
     *length = 0;
@@ -195,16 +217,8 @@ void* IOMultiMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, IOByteC
 }
 
 IOReturn IOMultiMemoryDescriptor::prepare(IODirection forDirection) {
-  for (UInt32 i = 0; i < _count; ++i) {
-    const IOReturn r = _descriptors[i]->prepare(forDirection);
-    if (r != kIOReturnSuccess) {
-      while (i-- > 0) {
-        _descriptors[i]->complete(forDirection);
-      }
-      return r;
-    }
-  }
-  return IOMemoryDescriptor::prepare(forDirection);
+  const IOReturn r = prepare_pieces(_count, [&](UInt32 i) { return _descriptors[i]; }, forDirection);
+  return r == kIOReturnSuccess ? IOMemoryDescriptor::prepare(forDirection) : r;
 }
 
 IOReturn IOMultiMemoryDescriptor::complete(IODirection forDirection) {
@@ -212,9 +226,7 @@ IOReturn IOMultiMemoryDescriptor::complete(IODirection forDirection) {
     return kIOReturnSuccess;
   }
   IOMemoryDescriptor::complete(forDirection);
-  for (UInt32 i = 0; i < _count; ++i) {
-    _descriptors[i]->complete(forDirection);
-  }
+  complete_pieces(_count, [&](UInt32 i) { return _descriptors[i]; }, forDirection);
   return kIOReturnSuccess;
 }
 
@@ -301,16 +313,9 @@ void* IOInterleavedMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, I
 }
 
 IOReturn IOInterleavedMemoryDescriptor::prepare(IODirection forDirection) {
-  for (UInt32 i = 0; i < _count; ++i) {
-    const IOReturn r = _pieces[i].descriptor->prepare(forDirection);
-    if (r != kIOReturnSuccess) {
-      while (i-- > 0) {
-        _pieces[i].descriptor->complete(forDirection);
-      }
-      return r;
-    }
-  }
-  return IOMemoryDescriptor::prepare(forDirection);
+  const IOReturn r =
+      prepare_pieces(_count, [&](UInt32 i) { return _pieces[i].descriptor; }, forDirection);
+  return r == kIOReturnSuccess ? IOMemoryDescriptor::prepare(forDirection) : r;
 }
 
 IOReturn IOInterleavedMemoryDescriptor::complete(IODirection forDirection) {
@@ -318,8 +323,6 @@ IOReturn IOInterleavedMemoryDescriptor::complete(IODirection forDirection) {
     return kIOReturnSuccess;
   }
   IOMemoryDescriptor::complete(forDirection);
-  for (UInt32 i = 0; i < _count; ++i) {
-    _pieces[i].descriptor->complete(forDirection);
-  }
+  complete_pieces(_count, [&](UInt32 i) { return _pieces[i].descriptor; }, forDirection);
   return kIOReturnSuccess;
 }

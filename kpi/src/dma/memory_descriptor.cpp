@@ -85,7 +85,8 @@ void* IOMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, IOByteCount*
   return va;
 }
 
-IOByteCount IOMemoryDescriptor::readBytes(IOByteCount offset, void* bytes, IOByteCount withLength) {
+IOByteCount IOMemoryDescriptor::copyBytes(IOByteCount offset, void* bytes, IOByteCount withLength,
+                                          bool toMemory) {
   if (bytes == nullptr || offset >= _length) {
     return 0;
   }
@@ -98,30 +99,20 @@ IOByteCount IOMemoryDescriptor::readBytes(IOByteCount offset, void* bytes, IOByt
       break;
     }
     run = std::min(run, want - done);
-    std::memcpy(static_cast<char*>(bytes) + done, va, run);
+    char* outside = static_cast<char*>(bytes) + done;
+    std::memcpy(toMemory ? va : outside, toMemory ? outside : va, run);
     done += run;
   }
   return done;
 }
 
+IOByteCount IOMemoryDescriptor::readBytes(IOByteCount offset, void* bytes, IOByteCount withLength) {
+  return copyBytes(offset, bytes, withLength, false);
+}
+
 IOByteCount IOMemoryDescriptor::writeBytes(IOByteCount offset, const void* bytes,
                                            IOByteCount withLength) {
-  if (bytes == nullptr || offset >= _length) {
-    return 0;
-  }
-  const IOByteCount want = std::min(withLength, _length - offset);
-  IOByteCount done = 0;
-  while (done < want) {
-    IOByteCount run = 0;
-    void* va = kmbenchVirtualSegment(offset + done, &run);
-    if (va == nullptr || run == 0) {
-      break;
-    }
-    run = std::min(run, want - done);
-    std::memcpy(va, static_cast<const char*>(bytes) + done, run);
-    done += run;
-  }
-  return done;
+  return copyBytes(offset, const_cast<void*>(bytes), withLength, true);
 }
 
 IOPhysicalAddress IOMemoryDescriptor::getPhysicalAddress() {

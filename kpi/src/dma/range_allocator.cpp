@@ -86,6 +86,24 @@ void IORangeAllocator::removeFragment(UInt32 at) {
   --fCount;
 }
 
+bool IORangeAllocator::carve(UInt32 i, IORangeScalar start, IORangeScalar end) {
+  const Fragment f = fFragments[i];
+  if (start == f.first && end == f.last) {
+    removeFragment(i);
+  } else if (start == f.first) {
+    fFragments[i].first = end + 1;
+  } else if (end == f.last) {
+    fFragments[i].last = start - 1;
+  } else {
+    fFragments[i].last = start - 1;
+    if (!insertFragment(i + 1, {end + 1, f.last})) {
+      fFragments[i] = f;
+      return false;
+    }
+  }
+  return true;
+}
+
 bool IORangeAllocator::allocate(IORangeScalar size, IORangeScalar* result,
                                 IORangeScalar alignment) {
   if (size == 0 || result == nullptr) {
@@ -104,21 +122,7 @@ bool IORangeAllocator::allocate(IORangeScalar size, IORangeScalar* result,
     if (start < f.first || start > f.last || f.last - start < size - 1) {
       continue;
     }
-    const IORangeScalar end = start + size - 1;
-    bool ok = true;
-    if (start == f.first && end == f.last) {
-      removeFragment(i);
-    } else if (start == f.first) {
-      fFragments[i].first = end + 1;
-    } else if (end == f.last) {
-      fFragments[i].last = start - 1;
-    } else {
-      fFragments[i].last = start - 1;
-      ok = insertFragment(i + 1, {end + 1, f.last});
-      if (!ok) {
-        fFragments[i] = f;
-      }
-    }
+    const bool ok = carve(i, start, start + size - 1);
     unlock();
     if (ok) {
       *result = start;
@@ -140,20 +144,7 @@ bool IORangeAllocator::allocateRange(IORangeScalar start, IORangeScalar size) {
     if (start < f.first || end > f.last) {
       continue;
     }
-    bool ok = true;
-    if (start == f.first && end == f.last) {
-      removeFragment(i);
-    } else if (start == f.first) {
-      fFragments[i].first = end + 1;
-    } else if (end == f.last) {
-      fFragments[i].last = start - 1;
-    } else {
-      fFragments[i].last = start - 1;
-      ok = insertFragment(i + 1, {end + 1, f.last});
-      if (!ok) {
-        fFragments[i] = f;
-      }
-    }
+    const bool ok = carve(i, start, end);
     unlock();
     return ok;
   }
