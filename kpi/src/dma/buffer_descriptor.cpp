@@ -74,6 +74,9 @@ bool IOBufferMemoryDescriptor::initWithPhysicalMask(task_t inTask, IOOptionBits 
 }
 
 void IOBufferMemoryDescriptor::free() {
+  if (_ranges != nullptr) {
+    _ranges[0].length = _capacity;  // frames were lent for the capacity, whatever the length now
+  }
   releaseRanges();
   if (_buffer != nullptr) {
     if (_fromPages) {
