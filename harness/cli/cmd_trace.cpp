@@ -43,7 +43,7 @@ trace::ImportOptions to_options(const ImportArgs& a) {
 }
 
 void print_counts(const ops::Trace& t, const std::string& out) {
-  const trace::Info i = trace::summarize(t, 0);
+  const trace::Info i = trace::summarize_counts(t);
   std::cerr << "kmbench trace: " << out << ": " << i.ops << " ops, " << i.objects << " objects, " << t.streams.size()
             << " streams; " << i.events << " events (" << i.unmatched_frees << " unmatched frees, " << i.null_frees
             << " NULL frees, " << i.never_freed << " never freed, " << i.lost_events << " lost, "

@@ -10,7 +10,6 @@ namespace kmbench::trace {
 Builder::Builder(std::string source, std::string capture_tool, const ImportOptions& options) {
   trace_.header.source = std::move(source);
   trace_.header.capture_tool = std::move(capture_tool);
-  ids_.emplace("", 0);
   site_ok_.push_back(-1);
   const ImportFilter& f = options.filter;
   if (!f.site_regex.empty()) {
@@ -27,12 +26,9 @@ Builder::Builder(std::string source, std::string capture_tool, const ImportOptio
 }
 
 std::uint32_t Builder::intern(std::string_view s) {
-  const auto it = ids_.find(s);
-  if (it != ids_.end()) return it->second;
-  const auto id = static_cast<std::uint32_t>(trace_.strings.size());
-  trace_.strings.emplace_back(s);
-  ids_.emplace(std::string(s), id);
-  site_ok_.push_back(-1);
+  const std::size_t known = trace_.strings.size();
+  const std::uint32_t id = ids_.intern(s);
+  if (trace_.strings.size() != known) site_ok_.push_back(-1);
   return id;
 }
 
@@ -57,15 +53,6 @@ void Builder::skipped(std::string_view event_name) {
     ++it->second;
   } else {
     skipped_by_name_.emplace(std::string(event_name), 1);
-  }
-}
-
-Builder::Map& Builder::map_for(Ev ev) {
-  switch (ev) {
-    case Ev::kmalloc: case Ev::cache_alloc: case Ev::kfree: case Ev::cache_free: return slab_;
-    case Ev::page_alloc: case Ev::page_free: return pages_;
-    case Ev::dma_alloc: case Ev::dma_free: return dma_;
-    default: return maps_;
   }
 }
 

@@ -7,12 +7,12 @@
 #include <sys/mman.h>
 
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <memory>
 #include <regex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "harness/trace/trace.h"
@@ -154,6 +154,69 @@ class AddressMap {
   bool zero_used_ = false;
 };
 
+/// Ids of the strings of a trace (call sites, cache names), looked up once or
+/// twice per event: an open-addressing table of (hash, id) over the trace's
+/// own string vector, hashed eight bytes a step. std::unordered_map's modulo
+/// and node walk cost more than the hashing.
+class StringIds {
+ public:
+  explicit StringIds(std::vector<std::string>& strings) : strings_(strings) {
+    slots_.assign(kFirstCapacity, 0);
+    for (std::uint32_t id = 0; id < strings_.size(); ++id) insert(hash(strings_[id]), id);
+  }
+  /// The id of `s`, appending it to the strings when new.
+  std::uint32_t intern(std::string_view s) {
+    const std::uint64_t h = hash(s);
+    const std::uint64_t tag = h >> 32 << 32;
+    for (std::size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
+      if ((slots_[i] & ~kIdBits) == tag) {
+        const auto id = static_cast<std::uint32_t>((slots_[i] & kIdBits) - 1);
+        if (strings_[id] == s) return id;
+      }
+    }
+    const auto id = static_cast<std::uint32_t>(strings_.size());
+    strings_.emplace_back(s);
+    if ((strings_.size() + 1) * 2 > slots_.size()) {
+      grow();
+    } else {
+      insert(h, id);
+    }
+    return id;
+  }
+
+ private:
+  static constexpr std::size_t kFirstCapacity = 1024;
+  static constexpr std::uint64_t kIdBits = 0xffffffffull;  // id + 1 (0: empty slot); the hash's high half above
+  static std::uint64_t hash(std::string_view s) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull * (s.size() + 1);
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      h = (h ^ w) * 0xff51afd7ed558ccdull;
+      h ^= h >> 29;
+    }
+    if (i < s.size()) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, s.data() + i, s.size() - i);
+      h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    }
+    return h ^ (h >> 32);
+  }
+  std::size_t mask() const { return slots_.size() - 1; }
+  void insert(std::uint64_t h, std::uint32_t id) {
+    std::size_t i = h & mask();
+    while (slots_[i] != 0) i = (i + 1) & mask();
+    slots_[i] = (h >> 32 << 32) | (std::uint64_t{id} + 1);
+  }
+  void grow() {
+    slots_.assign(slots_.size() * 2, 0);
+    for (std::uint32_t id = 0; id < strings_.size(); ++id) insert(hash(strings_[id]), id);
+  }
+  std::vector<std::string>& strings_;
+  std::vector<std::uint64_t> slots_;  // power-of-two size, at most half full
+};
+
 /// Turns capture events into ops: resolves addresses to object ids, applies
 /// the site/task selection, keeps per-CPU streams and counts what it meets.
 class Builder {
@@ -190,15 +253,18 @@ class Builder {
     bool kept;
   };
   using Map = AddressMap<Live>;
-  Map& map_for(Ev ev);
+  Map& map_for(Ev ev) {
+    switch (ev) {
+      case Ev::kmalloc: case Ev::cache_alloc: case Ev::kfree: case Ev::cache_free: return slab_;
+      case Ev::page_alloc: case Ev::page_free: return pages_;
+      case Ev::dma_alloc: case Ev::dma_free: return dma_;
+      default: return maps_;
+    }
+  }
   void emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag);
 
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   ops::Trace trace_;
-  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> ids_;
+  StringIds ids_{trace_.strings};
   std::vector<std::int8_t> site_ok_;  // per string id: -1 unknown, 0 no, 1 yes
   std::unique_ptr<std::regex> site_re_;
   std::string task_;

@@ -2,9 +2,14 @@
 // A hand-written single pass over the text (no regex, no per-line allocation):
 // importing must keep up with `wc -l` within a small factor.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <optional>
 #include <string_view>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "allocators/errors.h"
 #include "harness/trace/builder.h"
@@ -27,6 +32,70 @@ struct HexTable {
 constexpr HexTable kHex;
 
 int hex_value(char c) { return kHex.v[static_cast<unsigned char>(c)]; }
+
+/// Byte searches within a line, eight bytes a step: a line's fields are short
+/// and many, so a call to memchr per field cost more than the search itself.
+/// Reads may run past the line (into the next one) but never past the text.
+class Scan {
+ public:
+  explicit Scan(const char* text_end) : end_(text_end) {}
+
+  /// The first `c` in [p, e), or e.
+  const char* find(const char* p, const char* e, char c) const {
+    if constexpr (kWordwise) {
+      for (; end_ - p >= 8 && p < e; p += 8) {
+        if (const std::uint64_t m = zero_bytes(load(p) ^ splat(c))) return at_most(p + byte_index(m), e);
+      }
+      if (p >= e) return e;
+    }
+    while (p < e && *p != c) ++p;
+    return p;
+  }
+  /// The first `a` or `b` in [p, e), or e.
+  const char* find2(const char* p, const char* e, char a, char b) const {
+    if constexpr (kWordwise) {
+      for (; end_ - p >= 8 && p < e; p += 8) {
+        const std::uint64_t v = load(p);
+        if (const std::uint64_t m = zero_bytes(v ^ splat(a)) | zero_bytes(v ^ splat(b))) {
+          return at_most(p + byte_index(m), e);
+        }
+      }
+      if (p >= e) return e;
+    }
+    while (p < e && *p != a && *p != b) ++p;
+    return p;
+  }
+  /// Whether `n` bytes from `p` lie within the text.
+  bool room(const char* p, std::size_t n) const { return static_cast<std::size_t>(end_ - p) >= n; }
+  /// The first byte in [p, e) that is not `c`, or e.
+  const char* skip(const char* p, const char* e, char c) const {
+    if constexpr (kWordwise) {
+      for (; end_ - p >= 8 && p < e; p += 8) {
+        if (const std::uint64_t m = load(p) ^ splat(c)) return at_most(p + byte_index(m), e);
+      }
+      if (p >= e) return e;
+    }
+    while (p < e && *p == c) ++p;
+    return p;
+  }
+
+ private:
+  static constexpr bool kWordwise = std::endian::native == std::endian::little;
+  static constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+  static constexpr std::uint64_t splat(char c) { return kOnes * static_cast<unsigned char>(c); }
+  static std::uint64_t load(const char* p) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  /// The high bit of each zero byte; exact for the lowest zero byte, which is all a search needs.
+  static std::uint64_t zero_bytes(std::uint64_t x) { return (x - kOnes) & ~x & (kOnes << 7); }
+  /// The index of the lowest nonzero byte of m.
+  static std::size_t byte_index(std::uint64_t m) { return static_cast<std::size_t>(std::countr_zero(m)) >> 3; }
+  static const char* at_most(const char* p, const char* e) { return p < e ? p : e; }
+
+  const char* end_;  // of the text: eight-byte reads stop short of it
+};
 
 /// One line being parsed; errors name the file and line.
 struct LineCtx {
@@ -88,6 +157,31 @@ bool parse_timestamp(std::string_view v, std::uint64_t& ns) {
   return true;
 }
 
+/// parse_timestamp over "SECONDS.FRACTION:" followed by a space (or the line's
+/// end), read in the same pass that finds its end; on success `p` is past the ':'.
+bool quick_timestamp(const char*& p, const char* e, std::uint64_t& ns) {
+  const char* q = p;
+  std::uint64_t sec = 0;
+  while (q < e && is_digit(*q) && q - p <= 12) sec = sec * 10 + static_cast<std::uint64_t>(*q++ - '0');
+  if (q == p || q - p > 12) return false;
+  std::uint64_t frac = 0;
+  int digits = 0;
+  if (q < e && *q == '.') {
+    for (++q; q < e && is_digit(*q); ++q) {
+      if (digits < 9) {
+        frac = frac * 10 + static_cast<std::uint64_t>(*q - '0');
+        ++digits;
+      }
+    }
+  }
+  if (q == e || *q != ':' || (q + 1 < e && q[1] != ' ')) return false;
+  static constexpr std::uint64_t kScale[10] = {1000000000, 100000000, 10000000, 1000000, 100000,
+                                               10000,      1000,      100,      10,      1};
+  ns = sec * 1000000000ull + frac * kScale[digits];
+  p = q + 1;
+  return true;
+}
+
 /// The key=value fields of an event line, looked up by name. Left uninitialised
 /// beyond `n`: zeroing it cost more than parsing a line.
 struct Fields {
@@ -103,19 +197,18 @@ struct Fields {
 
   Fields() {}  // NOLINT: f stays uninitialised on purpose
 
-  void parse(const char* p, const char* e) {
+  void parse(const Scan& scan, const char* p, const char* e) {
     while (p < e) {
-      while (p < e && *p == ' ') ++p;
+      p = scan.skip(p, e, ' ');
       if (p == e) break;
       const char* w = p;
-      while (p < e && *p != '=' && *p != ' ') ++p;  // the key: short
+      p = scan.find2(p, e, '=', ' ');  // the key
       if (p == e || *p == ' ') {
         if (first_bare.empty() && *w != '(') first_bare = std::string_view(w, static_cast<std::size_t>(p - w));
         continue;
       }
       const char* eq = p;
-      const char* sp = static_cast<const char*>(std::memchr(eq + 1, ' ', static_cast<std::size_t>(e - eq - 1)));
-      if (!sp) sp = e;
+      const char* sp = scan.find(eq + 1, e, ' ');
       if (n < kMax) {
         f[n] = Field{w, eq + 1, static_cast<std::uint32_t>(eq - w), static_cast<std::uint32_t>(sp - eq - 1)};
         ++n;
@@ -140,11 +233,98 @@ struct Fields {
 
 constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;  // 16 TiB
 
+/// Reads a line's fields in the order the kernel prints them, converting each
+/// value as it is passed over, without splitting the line first. Every step
+/// matches or declines; a declined line is read again by the general path
+/// (Fields), which also words the errors. On the lines it accepts the quick
+/// path yields exactly what the general one would.
+class Quick {
+ public:
+  Quick(const Scan& scan, const char* p, const char* e) : scan_(scan), p_(scan.skip(p, e, ' ')), e_(e) {}
+
+  /// `k`, e.g. " ptr=", next on the line.
+  template <std::size_t N>
+  bool key(const char (&k)[N]) {
+    constexpr std::size_t n = N - 1;
+    if (static_cast<std::size_t>(e_ - p_) < n || std::memcmp(p_, k, n) != 0) return false;
+    p_ += n;
+    return true;
+  }
+  bool hex(std::uint64_t& x) {
+#if defined(__SSE2__)
+    if (scan_.room(p_, 16)) return hex16(x);
+#endif
+    const char* s = p_;
+    int bad = 0;
+    x = 0;
+    while (p_ < e_ && *p_ != ' ' && p_ - s <= 16) {
+      const int d = hex_value(*p_++);
+      bad |= d;
+      x = (x << 4) | static_cast<std::uint64_t>(d & 15);
+    }
+    return bad >= 0 && p_ > s && p_ - s <= 16 && ended();
+  }
+#if defined(__SSE2__)
+  /// Up to 16 hex digits converted together: each byte is checked and turned
+  /// into its nibble, then pairs of nibbles are packed into bytes.
+  bool hex16(std::uint64_t& x) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
+    const __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+    const __m128i letter =
+        _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)), _mm_cmplt_epi8(lower, _mm_set1_epi8('f' + 1)));
+    const unsigned ok = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(digit, letter)));
+    const int n = std::countr_zero(~ok);  // the digits that lead; bytes after them are ignored
+    if (n == 0) return false;
+    const __m128i nibble = _mm_and_si128(
+        _mm_or_si128(_mm_and_si128(digit, _mm_sub_epi8(v, _mm_set1_epi8('0'))),
+                     _mm_andnot_si128(digit, _mm_sub_epi8(lower, _mm_set1_epi8('a' - 10)))),
+        _mm_set1_epi8(0x0f));
+    // 16-bit lane i holds nibbles 2i (low byte) and 2i+1: make them the byte (2i << 4 | 2i+1).
+    const __m128i pairs = _mm_or_si128(_mm_and_si128(_mm_slli_epi16(nibble, 4), _mm_set1_epi16(0x00f0)),
+                                       _mm_srli_epi16(nibble, 8));
+    std::uint64_t packed;
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(&packed), _mm_packus_epi16(pairs, pairs));
+    const std::uint64_t all = __builtin_bswap64(packed);  // the first digit is the most significant
+    x = n == 16 ? all : all >> (4 * (16 - n));
+    p_ += n;
+    return ended();  // a seventeenth digit declines: too long for 64 bits
+  }
+#endif
+  bool dec(std::uint64_t& x) {
+    const char* s = p_;
+    x = 0;
+    while (p_ < e_ && is_digit(*p_) && p_ - s < 19) x = x * 10 + static_cast<std::uint64_t>(*p_++ - '0');
+    return p_ > s && ended();
+  }
+  bool node(std::int8_t& n) {  // -1 .. 127
+    const bool minus = p_ < e_ && *p_ == '-';
+    p_ += minus;
+    std::uint64_t v;
+    if (!dec(v) || v > (minus ? 1u : 127u)) return false;
+    n = static_cast<std::int8_t>(minus ? -static_cast<int>(v) : static_cast<int>(v));
+    return true;
+  }
+  bool word(std::string_view& w) {
+    const char* s = p_;
+    p_ = scan_.find(p_, e_, ' ');
+    w = std::string_view(s, static_cast<std::size_t>(p_ - s));
+    return p_ > s;
+  }
+  bool done() const { return p_ == e_; }
+
+ private:
+  bool ended() const { return p_ == e_ || *p_ == ' '; }
+  const Scan& scan_;
+  const char* p_;
+  const char* e_;
+};
+
 /// One pass over ftrace text, feeding the Builder a few events behind the parse.
 class FtraceParser {
  public:
   FtraceParser(std::string_view text, const std::string& name, const ImportOptions& options)
-      : text_(text), name_(name), options_(options), b_("ftrace", "tracefs", options) {
+      : text_(text), name_(name), options_(options), scan_(text.data() + text.size()), b_("ftrace", "tracefs", options) {
     b_.set_stream_reserve(std::min<std::size_t>(text.size() / 256, std::size_t{1} << 24));
   }
 
@@ -183,6 +363,7 @@ class FtraceParser {
   // Returns true for an event line.
   bool line_(const char* p, const char* e, std::uint64_t line) {
     const LineCtx c{name_, line};
+    p = scan_.skip(p, e, ' ');
     while (p < e && (*p == ' ' || *p == '\t')) ++p;
     if (p == e) return false;
     const std::string_view whole(p, static_cast<std::size_t>(e - p));
@@ -229,15 +410,16 @@ class FtraceParser {
     const char* q = cpu_end + 1;
     std::uint64_t ts = 0;
     for (int token = 0;; ++token) {
-      while (q < e && *q == ' ') ++q;
+      q = scan_.skip(q, e, ' ');
       const char* w = q;
-      while (q < e && *q != ' ') ++q;
+      if (token <= 1 && quick_timestamp(q, e, ts)) break;
+      q = scan_.find(q, e, ' ');
       if (w == q || token > 1) c.fail("no timestamp in event line '" + std::string(whole.substr(0, 80)) + "'");
       if (q[-1] == ':' && parse_timestamp(std::string_view(w, static_cast<std::size_t>(q - 1 - w)), ts)) break;
     }
-    while (q < e && *q == ' ') ++q;
+    q = scan_.skip(q, e, ' ');
     const char* ev = q;
-    while (q < e && *q != ':' && *q != ' ') ++q;
+    q = scan_.find2(q, e, ':', ' ');
     if (q == e || *q != ':' || q == ev) c.fail("no event name in line '" + std::string(whole.substr(0, 80)) + "'");
     const std::string_view event(ev, static_cast<std::size_t>(q - ev));
     ++q;
@@ -252,13 +434,18 @@ class FtraceParser {
       b_.filtered();
       return true;
     }
-    Fields f;
-    f.parse(q, e);
     Event& x = free_slot();  // filled in place: copying it stalled on store forwarding
-    x = Event{};
-    x.ev = known->ev;
-    x.cpu = cpu;
-    x.time_ns = ts;
+    start(x, known->ev, cpu, ts);
+    std::string_view site, tag;  // interned once the line is read, site first
+    if (quick(q, e, x, site, tag)) {
+      x.site = b_.intern(site);
+      if (!tag.empty()) x.tag = b_.intern(tag);
+    } else {
+      start(x, known->ev, cpu, ts);
+      Fields f;
+      f.parse(scan_, q, e);
+      fill(known->shape, f, x, c);
+    }
     bool selected = true;
     if (b_.has_task_filter()) {
       const char* t0 = p;
@@ -270,10 +457,22 @@ class FtraceParser {
       const std::string_view pid(dash, static_cast<std::size_t>(t1 - dash));
       selected = b_.task_selected(comm, pid);
     }
-    fill(known->shape, f, x, c);
     if (selected) selected = b_.site_selected(x.site);
     commit(selected);
     return true;
+  }
+
+  /// x = Event{ev, cpu, time}, field by field: `x = Event{}` compiled to a slow `rep stos`.
+  static void start(Event& x, Ev ev, std::uint32_t cpu, std::uint64_t time_ns) {
+    x.ev = ev;
+    x.null = false;
+    x.flags = 0;
+    x.align_log2 = 0;
+    x.node = -1;
+    x.cpu = cpu;
+    x.site = x.tag = 0;
+    x.time_ns = time_ns;
+    x.key = x.size = x.charged = 0;
   }
 
   // Events wait in a short queue so their hash-table slots are in cache when added.
@@ -296,6 +495,68 @@ class FtraceParser {
     for (; pending_n_; --pending_n_, pending_head_ = (pending_head_ + 1) % kAhead) {
       b_.add(pending_[pending_head_].e, pending_[pending_head_].selected);
     }
+  }
+
+  /// The quick path for the events of a 6.x kernel's kmem.h; false declines the line.
+  bool quick(const char* fields, const char* e, Event& x, std::string_view& site, std::string_view& tag) {
+    Quick r(scan_, fields, e);  // built here: passed by value it was stored and reloaded, stalling
+    const bool cache = x.ev == Ev::cache_alloc || x.ev == Ev::cache_free;
+    std::string_view gfp, accounted;
+    switch (x.ev) {
+      case Ev::kmalloc:  // kmalloc_node prints the same fields
+      case Ev::cache_alloc: {
+        std::uint64_t req, charged;
+        if (!(r.key("call_site=") && r.word(site) && r.key(" ptr=") && r.hex(x.key))) return false;
+        if (cache && !(r.key(" name=") && r.word(tag))) return false;
+        if (!(r.key(" bytes_req=") && r.dec(req) && r.key(" bytes_alloc=") && r.dec(charged) &&
+              r.key(" gfp_flags=") && r.word(gfp) && r.key(" node=") && r.node(x.node) && r.key(" accounted=") &&
+              r.word(accounted) && r.done())) {
+          return false;
+        }
+        if (req > kAbsurdSize || charged > kAbsurdSize || !gfp_quick(gfp, x.flags)) return false;
+        x.null = x.key == 0;
+        x.size = req;
+        x.charged = charged;
+        if (cache) x.flags |= ops::kOpCache;
+        return true;
+      }
+      case Ev::kfree:
+      case Ev::cache_free:
+        if (!(r.key("call_site=") && r.word(site) && r.key(" ptr=") && r.hex(x.key))) return false;
+        if (cache && !(r.key(" name=") && r.word(tag))) return false;
+        if (!r.done()) return false;
+        x.null = x.key == 0;
+        if (cache) x.flags |= ops::kOpCache;
+        return true;
+      case Ev::page_alloc:
+      case Ev::page_free: {
+        std::uint64_t page, order, migratetype;
+        if (!(r.key("page=") && r.hex(page) && r.key(" pfn=0x") && r.hex(x.key) && r.key(" order=") && r.dec(order))) {
+          return false;
+        }
+        if (x.ev == Ev::page_alloc &&
+            !(r.key(" migratetype=") && r.dec(migratetype) && r.key(" gfp_flags=") && r.word(gfp) && gfp_quick(gfp, x.flags))) {
+          return false;
+        }
+        if (!r.done() || order > 20) return false;
+        x.null = page == 0;
+        x.size = x.charged = std::uint64_t{4096} << order;
+        x.flags |= ops::kOpContiguous;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  /// The flags of a gfp_flags value already met (most lines repeat a few); false otherwise.
+  bool gfp_quick(std::string_view v, std::uint8_t& flags) {
+    for (const auto& [k, f] : gfp_cache_) {
+      if (k == v) {
+        flags = f;
+        return true;
+      }
+    }
+    return false;
   }
 
   std::uint8_t gfp_flags(std::string_view v, const LineCtx& c) {
@@ -425,6 +686,7 @@ class FtraceParser {
   std::string_view text_;
   const std::string& name_;
   const ImportOptions& options_;
+  Scan scan_;
   Builder b_;
   Pending pending_[kAhead];
   std::size_t pending_head_ = 0, pending_n_ = 0;

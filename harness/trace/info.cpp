@@ -1,5 +1,6 @@
 // `kmbench trace info`: what a user asks first about a trace.
 #include <algorithm>
+#include <bit>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -76,7 +77,7 @@ std::uint64_t counter(const ops::Trace& t, const char* key) {
 
 }  // namespace
 
-Info summarize(const ops::Trace& t, std::size_t top) {
+Info summarize_counts(const ops::Trace& t) {
   Info info;
   if (t.counters.count("import.events")) {
     info.events = counter(t, "events");
@@ -100,6 +101,11 @@ Info summarize(const ops::Trace& t, std::size_t top) {
   info.filtered_events = counter(t, "filtered_events");
   info.ops = t.op_count();
   info.objects = t.object_count;
+  return info;
+}
+
+Info summarize(const ops::Trace& t, std::size_t top) {
+  Info info = summarize_counts(t);
 
   std::vector<std::uint64_t> by_site(t.strings.size()), by_tag(t.strings.size());
   std::vector<std::uint64_t> hist(65);
@@ -114,9 +120,7 @@ Info summarize(const ops::Trace& t, std::size_t top) {
       if (op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::dma_alloc) {
         ++by_site[op.site];
         ++by_tag[op.tag];
-        int b = 0;
-        while (b < 64 && (std::uint64_t{1} << b) < op.size) ++b;
-        ++hist[b];
+        ++hist[op.size <= 1 ? 0 : std::bit_width(op.size - 1)];  // the least b with 2^b >= size
       }
     }
   }

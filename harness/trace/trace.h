@@ -137,6 +137,8 @@ struct Info {
 };
 
 Info summarize(const ops::Trace& trace, std::size_t top = 10);
+/// The counts of summarize() alone (no walk over the ops when the importer counted them).
+Info summarize_counts(const ops::Trace& trace);
 std::string info_json(const ops::Trace& trace, const Info& info);
 void print_info(const ops::Trace& trace, const Info& info, std::ostream& out);
 

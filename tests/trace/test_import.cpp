@@ -175,6 +175,51 @@ TEST(FtraceImport, BadInputNamesFileAndLine) {
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
 }
 
+// Lines in the kernel's own field order take a quick path; an extra field at
+// the end sends the same line down the general one. Both must give the same trace.
+TEST(FtraceImport, QuickAndGeneralPathsAgreeOnARealCapture) {
+  const std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  std::string general;
+  std::size_t p = 0;
+  while (p < text.size()) {
+    std::size_t nl = text.find('\n', p);
+    if (nl == std::string::npos) nl = text.size();
+    general.append(text, p, nl - p);
+    if (text[p] != '#') general += " x=1";
+    general += '\n';
+    p = nl + 1;
+  }
+  const ops::Trace quick = import_ftrace(text, "t.txt", {});
+  const ops::Trace slow = import_ftrace(general, "t.txt", {});
+  EXPECT_GT(quick.op_count(), 1000u);
+  EXPECT_EQ(encode(quick), encode(slow));
+}
+
+TEST(FtraceImport, QuickPathEdgesReadAsTheGeneralPathDoes) {
+  const auto line = [](const std::string& ptr, const std::string& pfn) {
+    return "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=" + ptr +
+           " bytes_req=8 bytes_alloc=8 gfp_flags=GFP_KERNEL node=-1 accounted=false\n"
+           "   bash-1 [000] .....   1.000002: mm_page_alloc: page=" + ptr + " pfn=0x" + pfn +
+           " order=1 migratetype=0 gfp_flags=GFP_KERNEL\n";
+  };
+  for (const auto& [ptr, pfn] : std::vector<std::pair<std::string, std::string>>{
+           {"00000000000000aa", "1"}, {"FFFF0000ABCDEF12", "1A442E"}, {"1", "ffffffffffffffff"}, {"(nil)", "0"}}) {
+    // Twice: the first gfp_flags value is learnt by the general path, then the quick one reads the rest.
+    const std::string text = line(ptr, pfn) + line(ptr, pfn);
+    std::string general = text;
+    for (std::size_t at = general.find('\n'); at != std::string::npos; at = general.find('\n', at + 6)) {
+      general.insert(at, " x=1");
+    }
+    EXPECT_EQ(encode(ftrace_text(text)), encode(ftrace_text(general))) << ptr << " " << pfn;
+  }
+  // Seventeen digits do not fit: the same error either way, also at the very end of the text.
+  const std::string long_ptr = line("10000000000000000", "1");
+  EXPECT_NE(error_of(long_ptr).find("t.txt:1: bad ptr"), std::string::npos) << error_of(long_ptr);
+  EXPECT_NE(error_of(long_ptr.substr(0, long_ptr.find('\n') + 1)).find("t.txt:1: bad ptr"), std::string::npos);
+  const std::string bad_digit = line("00000000000000g1", "1");
+  EXPECT_NE(error_of(bad_digit).find("t.txt:1: bad ptr"), std::string::npos) << error_of(bad_digit);
+}
+
 TEST(FtraceImport, KeepPartialReturnsWhatCameBefore) {
   const std::string good =
       "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=00000000000000aa bytes_req=8 "
