@@ -1,0 +1,32 @@
+#!/bin/bash
+# Times `kmbench trace import` of an ftrace text capture against `wc -l` on the
+# same file, alternating the two so both see the same machine state, and
+# prints the medians, their ratio and the import's MB/s.
+#   tools/import-speed.sh CAPTURE.txt [RUNS]        (default 15 runs)
+# Make a large capture with tools/capture/ftrace-capture.sh. The page cache is
+# warmed first; the ratio is the figure to quote, not the absolute times.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+capture=${1:?usage: tools/import-speed.sh CAPTURE.txt [RUNS]}
+runs=${2:-15}
+kmbench=${KMBENCH:-$here/build/harness/kmbench}
+[[ -r $capture ]] || { echo "import-speed: cannot read '$capture'" >&2; exit 2; }
+[[ -x $kmbench ]] || { echo "import-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
+out=$(mktemp --suffix=.kmt)
+trap 'rm -f "$out"' EXIT
+
+now() { date +%s%N; }
+cat "$capture" > /dev/null  # warm the page cache
+for _ in $(seq "$runs"); do
+  t0=$(now); "$kmbench" trace import "$capture" -o "$out" -q; t1=$(now)
+  wc -l "$capture" > /dev/null; t2=$(now)
+  echo "$((t1 - t0)) $((t2 - t1))"
+done | /usr/bin/python3 -c '
+import statistics, sys
+size = int(sys.argv[1])
+rows = [tuple(map(int, line.split())) for line in sys.stdin]
+imp = statistics.median(r[0] for r in rows) / 1e9
+wc = statistics.median(r[1] for r in rows) / 1e9
+print(f"{len(rows)} runs, {size / 1e6:.0f} MB: import median {imp * 1e3:.1f} ms ({size / 1e6 / imp:.0f} MB/s), "
+      f"wc -l median {wc * 1e3:.1f} ms; import / wc -l = {imp / wc:.2f}x")
+' "$(stat -c %s "$capture")"
