@@ -64,6 +64,7 @@ struct BackendStats {
 struct BackendConfig {
   physmem::Machine* machine = nullptr;  // null: the backend uses its own memory source
   unsigned cpus = 0;                    // CPU slots expected (0: the machine's count)
+  std::uint64_t demand_bytes = 0;       // bytes the run will ask for in all, when known (0: unknown)
   std::map<std::string, std::string> params;
 
   std::string param(std::string_view key, std::string_view fallback = {}) const {

@@ -45,14 +45,7 @@ void add_in_process(std::vector<BackendInfo>& out, BackendList<Bs...>) {
 
 template <class B>
 std::unique_ptr<AnyBackend> make_any(const BackendVariant& v, const BackendConfig& config) {
-  BackendConfig merged;
-  merged.machine = config.machine;
-  merged.cpus = config.cpus;
-  apply_params(merged, v.params);
-  for (const auto& [key, value] : config.params) {
-    merged.params[key] = value;
-  }
-  auto* self = new Counting<B>(merged);
+  auto* self = new Counting<B>(with_variant(v, config));
   return std::make_unique<AnyBackend>(std::string(v.name), B::kFeatures, self, &kOpsFor<B>);
 }
 
@@ -98,6 +91,16 @@ const BackendInfo* find_backend(std::string_view name) {
     }
   }
   return nullptr;
+}
+
+BackendConfig with_variant(const BackendVariant& v, const BackendConfig& config) {
+  BackendConfig merged = config;
+  merged.params.clear();
+  apply_params(merged, v.params);
+  for (const auto& [key, value] : config.params) {
+    merged.params[key] = value;
+  }
+  return merged;
 }
 
 void apply_params(BackendConfig& config, std::string_view params) {

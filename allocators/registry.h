@@ -41,20 +41,15 @@ const BackendInfo* find_backend(std::string_view name);
 /// Parses "key=value,key=value" into config.params (later keys win).
 /// Throws UsageError naming the malformed item.
 void apply_params(BackendConfig& config, std::string_view params);
+/// `config` with the variant's parameters underneath the caller's own.
+BackendConfig with_variant(const BackendVariant& v, const BackendConfig& config);
 
 namespace detail {
 template <class F, class B, class... Rest>
 bool dispatch(std::string_view name, BackendConfig& config, F& f) {
   for (const BackendVariant& v : B::kVariants) {
     if (v.name == name) {
-      BackendConfig merged;
-      merged.machine = config.machine;
-      merged.cpus = config.cpus;
-      apply_params(merged, v.params);
-      for (const auto& [key, value] : config.params) {
-        merged.params[key] = value;
-      }
-      Counting<B> backend(merged);
+      Counting<B> backend(with_variant(v, config));
       f(backend);
       return true;
     }

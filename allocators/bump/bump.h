@@ -28,8 +28,10 @@ class BumpBackend {
 
   /// params: reserve=<bytes, k/m/g suffix> (default 64g of address space),
   ///         chunk=<bytes> per CPU slot (default 1m),
-  ///         prefault=<bytes> of the region written at construction, so a
-  ///         replay of small blocks does not time first-touch faults (default 128m).
+  ///         prefault=<bytes> of the region made resident at construction, so a
+  ///         replay does not time first-touch faults (default: the run's
+  ///         demand_bytes with room for partly used chunks, at most a quarter
+  ///         of physical memory; 128m when the demand is unknown).
   explicit BumpBackend(const BackendConfig& config);
   ~BumpBackend();
   BumpBackend(const BumpBackend&) = delete;
@@ -51,7 +53,7 @@ class BumpBackend {
   }
 
   void free(void* p, std::size_t size) noexcept {
-    if (size >= kReleaseBytes) [[unlikely]] {
+    if (size >= kReleaseBytes && reinterpret_cast<std::uintptr_t>(p) + size > prefault_end_) [[unlikely]] {
       release(p, size);
     }
   }
@@ -75,6 +77,7 @@ class BumpBackend {
   void release(void* p, std::size_t size) noexcept;
 
   std::uintptr_t base_ = 0;
+  std::uintptr_t prefault_end_ = 0;  // resident from the start: never given back
   std::size_t reserve_bytes_ = 0;
   std::size_t chunk_bytes_ = 0;
   alignas(64) std::atomic<std::uintptr_t> next_{0};

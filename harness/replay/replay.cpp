@@ -488,6 +488,11 @@ Result run(const Program& program_in, std::string_view backend, const Options& o
   BackendConfig config;
   config.cpus = std::max<unsigned>(r.threads, 1);
   config.params = options.backend_params;
+  for (const auto& steps : program.threads) {
+    for (const Step& s : steps) {
+      if (is_alloc(s.kind)) config.demand_bytes += s.size;
+    }
+  }
   const bool found = with_backend(backend, config, [&](auto& b) { run_on(b, program, options, cpus, r); });
   if (!found) {
     throw UsageError("backend '" + std::string(backend) + "' is not compiled into this executable");

@@ -114,6 +114,27 @@ TEST(Replay, StreamsFoldOntoFewerThreadsAndObjectsMayBeReused) {
   }
 }
 
+// bump makes resident what the replay will ask for, so it never times first-touch faults.
+TEST(Replay, BumpPrefaultsTheTracesDemand) {
+  const auto prefaulted = [](const Result& r) {
+    for (const Metric& m : r.metrics) {
+      if (m.name == "backend.bump.prefaulted_bytes") return m.value;
+    }
+    return -1.0;
+  };
+  ops::Trace t = two_streams(48);
+  for (std::uint32_t i = 0; i < 48; ++i) {
+    t.streams[i % 2].ops.push_back(make(i, OpKind::page_alloc, i, std::uint64_t{1} << 20));
+  }
+  const double demand = 48.0 * (1 << 20);
+  const Result r = run(t, "bump", quiet());
+  EXPECT_GE(prefaulted(r), demand);
+  EXPECT_LT(prefaulted(r), 2 * demand);
+  Options o = quiet();
+  o.backend_params["prefault"] = "4m";  // the user's word wins
+  EXPECT_EQ(prefaulted(run(t, "bump", o)), 4.0 * (1 << 20));
+}
+
 TEST(Replay, DrainFreesLiveBlocksAndTagAccountingReadsZero) {
   ops::Trace t = two_streams(100);
   t.strings = {"", "tag.a", "tag.b"};
