@@ -31,6 +31,10 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
       ->capture_default_str();
   cmd->add_flag("--no-latency", f.no_latency, "Do not time each operation");
   cmd->add_option("--sample-ms", f.sample_ms, "Footprint sampling interval")->capture_default_str();
+  cmd->add_option("--iommu", f.iommu,
+                  "DMA maps go through a simulated IOMMU (the KPI's system IOMapper) with this many "
+                  "I/O address bits, 20..36 (0: no IOMMU)")
+      ->capture_default_str();
   cmd->add_option("--backend-param", f.backend_params, "Backend parameter key=value (repeatable)");
   cmd->add_option("--json", f.json, "Write the result (kmbench.cell/1 JSON) to this file");
 }
@@ -84,6 +88,11 @@ void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source so
   o.drain = f.drain;
   o.latency = !f.no_latency;
   o.sample_ms = f.sample_ms;
+  if (f.iommu != 0 && (f.iommu < 20 || f.iommu > 36)) {
+    throw UsageError("--iommu " + std::to_string(f.iommu) + " is not 0 or 20..36 address bits");
+  }
+  o.iommu = f.iommu != 0;
+  if (o.iommu) o.iommu_bits = f.iommu;
   o.backend_params = parse_key_values(f.backend_params, "--backend-param");
   source.counters = trace.counters;
   if (f.topology != "real") {

@@ -27,6 +27,7 @@ struct ReplayFlags {
   std::string touch = "first";
   bool no_latency = false;
   unsigned sample_ms = 10;
+  unsigned iommu = 0;
   std::vector<std::string> backend_params;
   std::string json;
 };

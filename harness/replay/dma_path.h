@@ -1,25 +1,23 @@
-// The replay's DMA path: what a dma_map/dma_unmap (IODMACommand prepare and
-// complete) does to a buffer the backend handed out. Kept in this one file
-// so the KPI's DMA layer (kpi/: IOBufferMemoryDescriptor, IODMACommand,
-// IOMapper) can take it over; the replay does not go through it yet.
+// The replay's DMA path: a dma_map step is what a driver does to start a
+// transfer on a buffer — an IOMemoryDescriptor over the block, an
+// IODMACommand (64-bit, or 32-bit for a kOpDma32 transfer) prepared on it and
+// its segments generated — and dma_unmap completes and releases them. It goes
+// through the KPI's own DMA layer (kpi/src/dma, docs/dma.md), so segments,
+// bounce buffers and IOMMU mappings are the KPI's: physical pages of the
+// simulated machine for page-backed backends, lent frames (above 1 TiB, one
+// segment per page) for heap backends, a system IOMapper when asked for.
 //
-// Here: buffers come from the backend, page-aligned; a transfer walks
-// its pages' physical addresses when the backend has them (kFeaturePhysical),
-// merging physically adjacent pages into segments and counting the bytes of
-// pages above 4 GiB for 32-bit (kOpDma32) transfers as bounced. Without
-// physical addresses only transfers are counted; no IOMMU is simulated.
+// The IOKit types stay in dma_path.cpp; the replay loop holds opaque handles.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "allocators/backend.h"
-#include "harness/ops/ops.h"
 #include "harness/replay/program.h"
 
 namespace kmbench::replay {
 
-/// Per replay thread; summed after the run.
+/// What the DMA layer did during a replay (all threads).
 struct DmaCounters {
   std::uint64_t transfers = 0;
   std::uint64_t bytes = 0;
@@ -27,87 +25,26 @@ struct DmaCounters {
   std::uint64_t bounce_bytes = 0;
   std::uint64_t bounce_copies = 0;
   std::uint64_t iommu_mappings = 0;
-
-  void add(const DmaCounters& o) noexcept {
-    transfers += o.transfers;
-    bytes += o.bytes;
-    segments += o.segments;
-    bounce_bytes += o.bounce_bytes;
-    bounce_copies += o.bounce_copies;
-    iommu_mappings += o.iommu_mappings;
-  }
 };
 
-inline constexpr std::uint64_t kDma32Limit = std::uint64_t{1} << 32;
+/// One prepared transfer: the IODMACommand and its IOMemoryDescriptor.
+struct DmaHandle {
+  void* command = nullptr;
+  void* descriptor = nullptr;
+};
 
-template <class B>
-inline constexpr bool kDmaMeasured = (B::kFeatures & kFeaturePhysical) != 0;
+/// Prepares a transfer of s.size bytes at `block` in the step's direction and
+/// generates its segments. post: an empty handle when the KPI refused it.
+DmaHandle dma_prepare(void* block, const Step& s) noexcept;
+/// Completes the transfer and releases what dma_prepare made. post: h is empty.
+void dma_complete(DmaHandle& h) noexcept;
 
-/// Says in a result what the DMA figures are and are not.
-template <class B>
-std::string dma_note() {
-  if constexpr (kDmaMeasured<B>) {
-    return "replay DMA path (not the KPI's IODMACommand): buffers allocated page-aligned through "
-           "the backend; segments and 32-bit bounce bytes from the backend's simulated physical "
-           "pages; no IOMMU";
-  } else {
-    return "replay DMA path (not the KPI's IODMACommand) on a backend without physical "
-           "addresses: transfers counted, segments and bounce bytes not measured; no IOMMU";
-  }
-}
-
-/// Walks [p, p + bytes) page by page. post: returns bytes above 4 GiB when dma32.
-template <class B>
-std::uint64_t walk_segments(const B& b, const void* p, std::uint64_t bytes, bool dma32,
-                            std::uint64_t& segments) noexcept {
-  auto at = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t end = at + bytes;
-  std::uint64_t next_pa = ~std::uint64_t{0};
-  std::uint64_t above = 0;
-  while (at < end) {
-    const std::uintptr_t page_end = (at | (kPageBytes - 1)) + 1;
-    const std::uint64_t len = (page_end < end ? page_end : end) - at;
-    const std::uint64_t pa = b.physical_address(reinterpret_cast<const void*>(at));
-    if (pa != next_pa) {
-      ++segments;
-    }
-    next_pa = pa + len;
-    if (dma32 && pa + len > kDma32Limit) {
-      above += len;
-    }
-    at += len;
-  }
-  return above;
-}
-
-/// IODMACommand::prepare on a buffer: one transfer of `bytes` in the step's direction.
-template <class B>
-inline void dma_prepare(const B& b, const void* p, const Step& s, DmaCounters& c) noexcept {
-  ++c.transfers;
-  c.bytes += s.size;
-  if constexpr (kDmaMeasured<B>) {
-    const std::uint64_t above =
-        walk_segments(b, p, s.size, (s.flags & ops::kOpDma32) != 0, c.segments);
-    if (above > 0) {
-      c.bounce_bytes += above;
-      if ((s.flags & ops::kOpDirIn) == 0) {
-        ++c.bounce_copies;  // copied into the bounce buffer before the device reads it
-      }
-    }
-  }
-}
-
-/// IODMACommand::complete: device-to-memory transfers are copied back out of the bounce buffer.
-template <class B>
-inline void dma_complete(const B& b, const void* p, const Step& s, DmaCounters& c) noexcept {
-  if constexpr (kDmaMeasured<B>) {
-    if ((s.flags & ops::kOpDma32) != 0 && (s.flags & ops::kOpDirIn) != 0) {
-      std::uint64_t ignored = 0;
-      if (walk_segments(b, p, s.size, true, ignored) > 0) {
-        ++c.bounce_copies;
-      }
-    }
-  }
-}
+/// Starts a replay's DMA accounting; with `iommu`, transfers go through a
+/// system IOMapper of `iommu_bits` address bits until dma_end.
+void dma_begin(bool iommu, unsigned iommu_bits);
+/// The DMA layer's counters since dma_begin; removes the system IOMapper.
+DmaCounters dma_end();
+/// Says in a result what the DMA figures are.
+std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits);
 
 }  // namespace kmbench::replay

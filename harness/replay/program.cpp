@@ -240,6 +240,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
     s.node = op.node;
     s.flags = op.flags;
     s.ordinal = o.ordinal++;
+    if (op.kind == OpKind::dma_map) ++prog.dma_maps;
     if (s.ordinal > 0 && o.last_thread != t) {
       s.ctl |= kStepWait;
       prog.threads[o.last_thread][o.last_index].ctl |= kStepPublish;

@@ -51,6 +51,7 @@ struct Program {
   std::vector<std::string> tag_names;   // by dense tag id; [0] is ""
   std::uint64_t steps = 0;
   std::uint64_t cross_thread_waits = 0;  // steps with kStepWait
+  std::uint64_t dma_maps = 0;            // dma_map steps
   std::uint64_t duration_ns = 0;         // last step's time
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped
 };

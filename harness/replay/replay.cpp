@@ -29,7 +29,6 @@ inline void cpu_relax() noexcept {
 /// What one replay thread measured; merged after the run.
 struct alignas(64) ThreadOutcome {
   std::array<LatencyHistogram, ops::kOpKinds> latency;
-  DmaCounters dma;
   std::uint64_t noblock_failures = 0;
   std::uint64_t failed_allocs = 0;
   std::uint64_t stalls = 0;
@@ -43,6 +42,7 @@ struct alignas(64) ThreadOutcome {
 struct Shared {
   std::unique_ptr<void*[]> blocks;
   std::unique_ptr<std::atomic<std::uint32_t>[]> seq;
+  std::unique_ptr<DmaHandle[]> dma;  // by object id; only when the program maps buffers for DMA
   std::atomic<unsigned> ready{0};
   std::atomic<bool> go{false};
   Clock::time_point start;
@@ -68,6 +68,7 @@ template <bool kLatency, bool kPaced, class B>
 void replay_thread(B& b, const std::vector<Step>& steps, Shared& sh, ThreadOutcome& out) {
   void** blocks = sh.blocks.get();
   std::atomic<std::uint32_t>* seq = sh.seq.get();
+  DmaHandle* dma = sh.dma.get();
   const Touch touch = sh.touch;
   sh.ready.fetch_add(1, std::memory_order_acq_rel);
   while (!sh.go.load(std::memory_order_acquire)) {
@@ -127,14 +128,20 @@ void replay_thread(B& b, const std::vector<Step>& steps, Shared& sh, ThreadOutco
       case ops::OpKind::free:
       case ops::OpKind::page_free:
       case ops::OpKind::dma_free:
+        if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
+          dma_complete(dma[st.object]);  // freed while mapped: the transfer ends first
+        }
         b.free(block, st.size, st.tag);
         block = nullptr;
         break;
       case ops::OpKind::dma_map:
-        if (block != nullptr) dma_prepare(b, block, st, out.dma);
+        if (block != nullptr) {
+          if (dma[st.object].command != nullptr) dma_complete(dma[st.object]);  // mapped again
+          dma[st.object] = dma_prepare(block, st);
+        }
         break;
       case ops::OpKind::dma_unmap:
-        if (block != nullptr) dma_complete(b, block, st, out.dma);
+        if (dma != nullptr) dma_complete(dma[st.object]);
         break;
     }
     if constexpr (kLatency) {
@@ -250,6 +257,8 @@ void run_on(B& b, const Program& prog, const Options& opt, const std::vector<int
   sh.seq = std::make_unique<std::atomic<std::uint32_t>[]>(prog.object_count + 1);
   sh.speed = opt.speed;
   sh.touch = opt.touch;
+  if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
+  dma_begin(opt.iommu, opt.iommu_bits);
   std::vector<ThreadOutcome> outcomes(n);
 
   FootprintSampler sampler(
@@ -296,6 +305,8 @@ void run_on(B& b, const Program& prog, const Options& opt, const std::vector<int
   Clock::time_point end = sh.start;
   for (const ThreadOutcome& o : outcomes) end = std::max(end, o.end);
   sampler.stop();
+  for (std::uint32_t o = 0; sh.dma && o <= prog.object_count; ++o) dma_complete(sh.dma[o]);
+  r.dma = dma_end();
 
   const double npt = ns_per_tick();
   r.events = prog.steps;
@@ -305,7 +316,6 @@ void run_on(B& b, const Program& prog, const Options& opt, const std::vector<int
   double lag_sum = 0;
   for (const ThreadOutcome& o : outcomes) {
     for (int k = 0; k < ops::kOpKinds; ++k) merged[k].merge(o.latency[k]);
-    r.dma.add(o.dma);
     r.noblock_failures += o.noblock_failures;
     r.failed_allocs += o.failed_allocs;
     r.dependency_stalls += o.stalls;
@@ -316,7 +326,7 @@ void run_on(B& b, const Program& prog, const Options& opt, const std::vector<int
   if (opt.mode == Mode::paced && r.events > 0) r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
   for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
   r.dependency_checks = prog.cross_thread_waits;
-  r.dma_note = dma_note<B>();
+  r.dma_note = dma_note((B::kFeatures & kFeaturePhysical) != 0, opt.iommu, opt.iommu_bits);
 
   // Footprint: the backend's mapped bytes where it reports them, else RSS.
   const CountingStats before_drain = b.stats();

@@ -48,6 +48,8 @@ struct Options {
   bool latency = true;         // record per-operation latency
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 10;     // footprint sampling interval
+  bool iommu = false;          // DMA through a system IOMapper (simulated IOMMU)
+  unsigned iommu_bits = 32;    // its I/O virtual address bits
   std::map<std::string, std::string> backend_params;
 };
 

@@ -2,6 +2,8 @@
 // ordered, drain and accounting, the latency recorder and the DMA path.
 #include <gtest/gtest.h>
 
+#include <kmbench/dma.h>
+
 #include <set>
 
 #include "allocators/errors.h"
@@ -204,35 +206,47 @@ TEST(LatencyHistogram, BucketsCoverTheirValuesAndQuantilesAreUpperBounds) {
   EXPECT_EQ(h.quantile(1.0), 1000u);
 }
 
-/// A backend-like type whose pages map to chosen physical addresses.
-struct FakePhysical {
-  static constexpr std::uint32_t kFeatures = kFeaturePhysical;
-  std::uintptr_t base = 0;
-  std::vector<std::uint64_t> page_pa;
-  std::uint64_t physical_address(const void* p) const noexcept {
-    const auto off = reinterpret_cast<std::uintptr_t>(p) - base;
-    return page_pa[off / kPageBytes] + off % kPageBytes;
+// dma_map/dma_unmap go through the KPI's IODMACommand: its segments, bounce
+// buffers and IOMMU mappings are what the result reports.
+TEST(DmaPath, TransfersGoThroughTheKpisDmaCommand) {
+  ops::Trace t = two_streams(20);
+  for (std::uint32_t i = 0; i < 10; ++i) {  // two-page buffers: 32-bit reads, 64-bit writes
+    const std::uint8_t flags = i % 2 ? ops::kOpDirOut : (ops::kOpDirIn | ops::kOpDma32);
+    t.streams[0].ops.push_back(make(10 * i, OpKind::dma_alloc, i, 2 * kPageBytes));
+    t.streams[0].ops.push_back(make(10 * i + 1, OpKind::dma_map, i, 2 * kPageBytes, 0, flags));
+    t.streams[0].ops.push_back(make(10 * i + 2, OpKind::dma_unmap, i, 2 * kPageBytes, 0, flags));
+    t.streams[0].ops.push_back(make(10 * i + 3, OpKind::dma_free, i, 2 * kPageBytes));
   }
-};
+  t.streams[1].ops.push_back(make(200, OpKind::dma_alloc, 10, kPageBytes));  // mapped, then freed unmapped
+  t.streams[1].ops.push_back(make(201, OpKind::dma_map, 10, kPageBytes, 0, ops::kOpDirOut));
+  t.streams[1].ops.push_back(make(202, OpKind::dma_free, 10, kPageBytes));
 
-TEST(DmaPath, SegmentsMergeAdjacentPagesAndPagesAbove4GiBBounce) {
-  FakePhysical b;
-  b.base = 0x100000;
-  // Pages 0,1 adjacent; 2 elsewhere; 3 above 4 GiB.
-  b.page_pa = {0x10000, 0x11000, 0x80000, (5ull << 30)};
-  Step s;
-  s.size = 4 * kPageBytes;
-  DmaCounters c;
-  dma_prepare(b, reinterpret_cast<void*>(b.base), s, c);
-  EXPECT_EQ(c.transfers, 1u);
-  EXPECT_EQ(c.segments, 3u);
-  EXPECT_EQ(c.bounce_bytes, 0u);  // not a 32-bit transfer
-  s.flags = ops::kOpDma32 | ops::kOpDirIn;
-  dma_prepare(b, reinterpret_cast<void*>(b.base), s, c);
-  EXPECT_EQ(c.bounce_bytes, kPageBytes);
-  EXPECT_EQ(c.bounce_copies, 0u);  // device-to-memory: copied back at complete
-  dma_complete(b, reinterpret_cast<void*>(b.base), s, c);
-  EXPECT_EQ(c.bounce_copies, 1u);
+  // Heap memory: lent frames above 1 TiB, never adjacent, so a 64-bit transfer
+  // is one segment per page; a 32-bit one bounces every page into one low,
+  // contiguous bounce buffer (one segment) and copies each page back at complete.
+  const Result heap = run(t, "system", quiet());
+  EXPECT_EQ(heap.dma.transfers, 11u);
+  EXPECT_EQ(heap.dma.bytes, 21 * kPageBytes);
+  EXPECT_EQ(heap.dma.segments, 5 * 1 + 5 * 2 + 1u);
+  EXPECT_EQ(heap.dma.bounce_bytes, 5 * 2 * kPageBytes);
+  EXPECT_EQ(heap.dma.bounce_copies, 5 * 2u);
+  EXPECT_EQ(heap.dma.iommu_mappings, 0u);
+  EXPECT_NE(heap.dma_note.find("IODMACommand"), std::string::npos) << heap.dma_note;
+
+  // Through an IOMMU every transfer is one window, nothing bounces.
+  Options o = quiet();
+  o.iommu = true;
+  const Result mapped = run(t, "system", o);
+  EXPECT_EQ(mapped.dma.iommu_mappings, 11u);
+  EXPECT_EQ(mapped.dma.segments, 11u);
+  EXPECT_EQ(mapped.dma.bounce_bytes, 0u);
+  EXPECT_NE(mapped.dma_note.find("IOMapper"), std::string::npos) << mapped.dma_note;
+
+  // Page-backed memory: the buddy's two pages are physically adjacent, one segment.
+  const Result buddy = run(t, "buddy", quiet());
+  EXPECT_EQ(buddy.dma.transfers, 11u);
+  EXPECT_EQ(buddy.dma.segments, 11u);
+  EXPECT_EQ(kpi::dma_stats().lent_pages, 0u);  // every lent frame was given back
 }
 
 TEST(CellJson, HasEveryContract3Key) {
