@@ -87,11 +87,9 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   j["dependency"] = {{"checks", r.dependency_checks}, {"stalls", r.dependency_stalls},
                      {"wait_ns", r.dependency_wait_ns}};
   j["dma"] = {{"transfers", r.dma.transfers},
-              {"bytes", r.dma.bytes},
+              {"bytes", r.dma.transfer_bytes},
               {"segments", r.dma.segments},
-              {"segments_per_transfer", r.dma.transfers > 0 && r.dma.segments > 0
-                                            ? static_cast<double>(r.dma.segments) / static_cast<double>(r.dma.transfers)
-                                            : 0.0},
+              {"segments_per_transfer", r.dma.segments_per_transfer()},
               {"bounce_bytes", r.dma.bounce_bytes},
               {"bounce_copies", r.dma.bounce_copies},
               {"iommu_mappings", r.dma.iommu_mappings},

@@ -5,8 +5,6 @@
 #include <IOKit/IOMemoryDescriptor.h>
 #include <mach/mach_types.h>
 
-#include <kmbench/dma.h>
-
 namespace kmbench::replay {
 namespace {
 
@@ -62,17 +60,10 @@ void dma_begin(bool iommu, unsigned iommu_bits) {
   }
 }
 
-DmaCounters dma_end() {
+kpi::DmaStats dma_end() {
   const kpi::DmaStats s = kpi::dma_stats();
   IOMapper::setSystemMapper(nullptr);
-  DmaCounters c;
-  c.transfers = s.transfers;
-  c.bytes = s.transfer_bytes;
-  c.segments = s.segments;
-  c.bounce_bytes = s.bounce_bytes;
-  c.bounce_copies = s.bounce_copies;
-  c.iommu_mappings = s.iommu_mappings;
-  return c;
+  return s;
 }
 
 std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits) {
@@ -80,10 +71,9 @@ std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits) {
       "KPI IODMACommand: prepare, gen64IOVMSegments and complete over IOMemoryDescriptor::withAddressRange "
       "of each buffer the backend handed out; ";
   note += physical_backend ? "physical pages of the simulated machine; "
-                           : "heap memory: lent frames above 1 TiB, one segment per page, "
-                             "32-bit transfers always bounced; ";
+                           : "heap memory: lent frames above 1 TiB, never adjacent; ";
   note += iommu ? "system IOMapper with " + std::to_string(iommu_bits) + "-bit I/O addresses"
-                : "no IOMMU";
+                : physical_backend ? "no IOMMU" : "no IOMMU, so every 32-bit transfer bounces";
   note += "; the KPI's own objects come from the KPI's backend";
   return note;
 }

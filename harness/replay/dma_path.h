@@ -10,22 +10,13 @@
 // The IOKit types stay in dma_path.cpp; the replay loop holds opaque handles.
 #pragma once
 
-#include <cstdint>
+#include <kmbench/dma.h>
+
 #include <string>
 
 #include "harness/replay/program.h"
 
 namespace kmbench::replay {
-
-/// What the DMA layer did during a replay (all threads).
-struct DmaCounters {
-  std::uint64_t transfers = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t segments = 0;
-  std::uint64_t bounce_bytes = 0;
-  std::uint64_t bounce_copies = 0;
-  std::uint64_t iommu_mappings = 0;
-};
 
 /// One prepared transfer: the IODMACommand and its IOMemoryDescriptor.
 struct DmaHandle {
@@ -43,7 +34,7 @@ void dma_complete(DmaHandle& h) noexcept;
 /// system IOMapper of `iommu_bits` address bits until dma_end.
 void dma_begin(bool iommu, unsigned iommu_bits);
 /// The DMA layer's counters since dma_begin; removes the system IOMapper.
-DmaCounters dma_end();
+kpi::DmaStats dma_end();
 /// Says in a result what the DMA figures are.
 std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits);
 

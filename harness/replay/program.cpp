@@ -257,6 +257,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
         }
         s.align_log2 = align;
         s.tag = tag_of(op.tag);
+        prog.alloc_bytes += s.size;
         o.live = true;
         ++o.lifetime;
         o.maps = 0;

@@ -52,6 +52,7 @@ struct Program {
   std::uint64_t steps = 0;
   std::uint64_t cross_thread_waits = 0;  // steps with kStepWait
   std::uint64_t dma_maps = 0;            // dma_map steps
+  std::uint64_t alloc_bytes = 0;         // bytes all allocation steps ask for
   std::uint64_t duration_ns = 0;         // last step's time
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped
 };

@@ -136,7 +136,7 @@ void replay_thread(B& b, const std::vector<Step>& steps, Shared& sh, ThreadOutco
         break;
       case ops::OpKind::dma_map:
         if (block != nullptr) {
-          if (dma[st.object].command != nullptr) dma_complete(dma[st.object]);  // mapped again
+          dma_complete(dma[st.object]);  // a buffer mapped again: the earlier transfer ends
           dma[st.object] = dma_prepare(block, st);
         }
         break;
@@ -498,11 +498,7 @@ Result run(const Program& program_in, std::string_view backend, const Options& o
   BackendConfig config;
   config.cpus = std::max<unsigned>(r.threads, 1);
   config.params = options.backend_params;
-  for (const auto& steps : program.threads) {
-    for (const Step& s : steps) {
-      if (is_alloc(s.kind)) config.demand_bytes += s.size;
-    }
-  }
+  config.demand_bytes = program.alloc_bytes;
   const bool found = with_backend(backend, config, [&](auto& b) { run_on(b, program, options, cpus, r); });
   if (!found) {
     throw UsageError("backend '" + std::string(backend) + "' is not compiled into this executable");
@@ -541,7 +537,7 @@ Result run(const Program& program_in, std::string_view backend, const Options& o
     add("replay.paced.mean_lag_ns", r.paced_mean_lag_ns);
   }
   for (const auto& [why, count] : r.dropped) add("replay.dropped." + why, static_cast<double>(count));
-  add("replay.dma.bytes", static_cast<double>(r.dma.bytes));
+  add("replay.dma.bytes", static_cast<double>(r.dma.transfer_bytes));
   return r;
 }
 

@@ -96,7 +96,7 @@ struct Result {
   std::uint64_t paced_max_lag_ns = 0;   // paced: latest start behind schedule
   double paced_mean_lag_ns = 0;
 
-  DmaCounters dma;
+  kpi::DmaStats dma;  // the KPI DMA layer's counters over the run
   std::string dma_note;
   bool numa_measured = false;
   std::string numa_note;

@@ -226,7 +226,7 @@ TEST(DmaPath, TransfersGoThroughTheKpisDmaCommand) {
   // contiguous bounce buffer (one segment) and copies each page back at complete.
   const Result heap = run(t, "system", quiet());
   EXPECT_EQ(heap.dma.transfers, 11u);
-  EXPECT_EQ(heap.dma.bytes, 21 * kPageBytes);
+  EXPECT_EQ(heap.dma.transfer_bytes, 21 * kPageBytes);
   EXPECT_EQ(heap.dma.segments, 5 * 1 + 5 * 2 + 1u);
   EXPECT_EQ(heap.dma.bounce_bytes, 5 * 2 * kPageBytes);
   EXPECT_EQ(heap.dma.bounce_copies, 5 * 2u);
