@@ -42,42 +42,20 @@ class Scan {
 
   /// The first `c` in [p, e), or e.
   const char* find(const char* p, const char* e, char c) const {
-    if constexpr (kWordwise) {
-      for (; end_ - p >= 8 && p < e; p += 8) {
-        if (const std::uint64_t m = zero_bytes(load(p) ^ splat(c))) return at_most(p + byte_index(m), e);
-      }
-      if (p >= e) return e;
-    }
-    while (p < e && *p != c) ++p;
-    return p;
+    return first(p, e, [c](std::uint64_t w) { return zero_bytes(w ^ splat(c)); }, [c](char b) { return b == c; });
   }
   /// The first `a` or `b` in [p, e), or e.
   const char* find2(const char* p, const char* e, char a, char b) const {
-    if constexpr (kWordwise) {
-      for (; end_ - p >= 8 && p < e; p += 8) {
-        const std::uint64_t v = load(p);
-        if (const std::uint64_t m = zero_bytes(v ^ splat(a)) | zero_bytes(v ^ splat(b))) {
-          return at_most(p + byte_index(m), e);
-        }
-      }
-      if (p >= e) return e;
-    }
-    while (p < e && *p != a && *p != b) ++p;
-    return p;
+    return first(
+        p, e, [a, b](std::uint64_t w) { return zero_bytes(w ^ splat(a)) | zero_bytes(w ^ splat(b)); },
+        [a, b](char x) { return x == a || x == b; });
+  }
+  /// The first byte in [p, e) that is not `c`, or e.
+  const char* skip(const char* p, const char* e, char c) const {
+    return first(p, e, [c](std::uint64_t w) { return w ^ splat(c); }, [c](char b) { return b != c; });
   }
   /// Whether `n` bytes from `p` lie within the text.
   bool room(const char* p, std::size_t n) const { return static_cast<std::size_t>(end_ - p) >= n; }
-  /// The first byte in [p, e) that is not `c`, or e.
-  const char* skip(const char* p, const char* e, char c) const {
-    if constexpr (kWordwise) {
-      for (; end_ - p >= 8 && p < e; p += 8) {
-        if (const std::uint64_t m = load(p) ^ splat(c)) return at_most(p + byte_index(m), e);
-      }
-      if (p >= e) return e;
-    }
-    while (p < e && *p == c) ++p;
-    return p;
-  }
 
  private:
   static constexpr bool kWordwise = std::endian::native == std::endian::little;
@@ -93,6 +71,21 @@ class Scan {
   /// The index of the lowest nonzero byte of m.
   static std::size_t byte_index(std::uint64_t m) { return static_cast<std::size_t>(std::countr_zero(m)) >> 3; }
   static const char* at_most(const char* p, const char* e) { return p < e ? p : e; }
+
+  /// The first byte of [p, e) that `byte_hit` accepts: eight bytes a step, where
+  /// `word_hits` marks them in a word (only its lowest nonzero byte need be
+  /// exact), then one by one in the text's last bytes.
+  template <class WordHits, class ByteHit>
+  const char* first(const char* p, const char* e, WordHits word_hits, ByteHit byte_hit) const {
+    if constexpr (kWordwise) {
+      for (; end_ - p >= 8 && p < e; p += 8) {
+        if (const std::uint64_t m = word_hits(load(p))) return at_most(p + byte_index(m), e);
+      }
+      if (p >= e) return e;
+    }
+    while (p < e && !byte_hit(*p)) ++p;
+    return p;
+  }
 
   const char* end_;  // of the text: eight-byte reads stop short of it
 };
