@@ -56,9 +56,3 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
   }
   return 0;
 }
-
-#if defined(__SANITIZE_ADDRESS__)
-/* libtraceevent 1.7 leaks a few bytes of each parsed event format; keep
- * LeakSanitizer's reports to kmbench's own code. */
-const char *__lsan_default_suppressions(void) { return "leak:libtraceevent.so\nleak:libtracecmd.so\n"; }
-#endif

@@ -256,6 +256,18 @@ TEST(TraceDatImport, JunkIsAnInputError) {
   EXPECT_THROW(import_file(path), InputError);
 }
 
+TEST(TraceDatImport, AFileThatKillsLibtracecmdIsAnInputError) {
+  // libtracecmd 3.1.6 frees this file's compression name twice; its child dies, the import does not.
+  try {
+    import_file(kData + "/damaged-trace.dat");
+    FAIL() << "a damaged trace.dat was imported";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("damaged or not a trace-cmd trace.dat"), std::string::npos) << e.what();
+  }
+  // and the next file reads as if nothing had happened
+  EXPECT_GT(c(import_file(kData + "/small-trace.dat"), "events"), 500u);
+}
+
 TEST(DtraceImport, ReadsTheDocumentedFormat) {
   const ops::Trace t = import_file(kData + "/sample.dtrace");
   EXPECT_EQ(t.header.source, "dtrace");
