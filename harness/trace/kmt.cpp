@@ -372,8 +372,22 @@ class Mapping {
 
 }  // namespace
 
+namespace {
+
+/// Every object is made by an operation, so ids beyond the op count are
+/// noise that would still cost a replay an array slot each.
+void check_object_count(const ops::Trace& t, const std::string& name) {
+  if (t.object_count > t.op_count()) {
+    throw InputError(name, "object_count " + std::to_string(t.object_count) + " is more than the trace's " +
+                               std::to_string(t.op_count()) + " operations can use");
+  }
+}
+
+}  // namespace
+
 void validate(const ops::Trace& t, const std::string& name) {
   if (t.strings.empty() || !t.strings[0].empty()) throw InputError(name, "strings[0] must be the empty string");
+  check_object_count(t, name);
   for (const ops::Stream& s : t.streams) {
     std::uint64_t prev = 0;
     for (std::size_t i = 0; i < s.ops.size(); ++i) {
@@ -395,6 +409,7 @@ std::string encode(const ops::Trace& t) {
   if (t.strings.empty() || !t.strings[0].empty()) {
     throw InputError("(trace being encoded)", "strings[0] must be the empty string");
   }
+  check_object_count(t, "(trace being encoded)");
   Writer file;
   file.bytes(std::string_view(kMagic, 8));
   file.u32(kFormatVersion);
@@ -548,6 +563,7 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
   if (!ended) r.fail_at(r.pos(), "no end section: the file is truncated or corrupted");
   if (!r.done()) r.fail("data after the end section");
   if (!have_header || !have_strings) r.fail_at(header_size, "header or string table missing");
+  check_object_count(t, name);
   return t;
 }
 

@@ -153,7 +153,7 @@ void dump(const ops::Trace& t, std::ostream& out) {
 
 ops::Trace undump(std::string_view text, const std::string& name) {
   ops::Trace t;
-  std::uint64_t number = 0;
+  std::uint64_t number = 0, object_count_line = 0;
   bool versioned = false, ended = false;
   ops::Stream* stream = nullptr;
   std::size_t pos = 0;
@@ -189,6 +189,7 @@ ops::Trace undump(std::string_view text, const std::string& name) {
       t.header.time_base_ns = line.number<std::uint64_t>("time base");
     } else if (key == "object_count") {
       t.object_count = line.number<std::uint32_t>("object count");
+      object_count_line = number;
     } else if (key == "meta") {
       std::string k = line.quoted();
       t.header.metadata[std::move(k)] = line.quoted();
@@ -255,6 +256,11 @@ ops::Trace undump(std::string_view text, const std::string& name) {
   }
   if (!versioned) throw InputError(name, number, "empty text form");
   if (!ended) throw InputError(name, number, "missing 'end' line (truncated?)");
+  if (t.object_count > t.op_count()) {
+    throw InputError(name, object_count_line,
+                     "object_count " + std::to_string(t.object_count) + " is more than the trace's " +
+                         std::to_string(t.op_count()) + " operations can use");
+  }
   return t;
 }
 

@@ -214,5 +214,20 @@ TEST(TextForm, ErrorsNameTheLine) {
   EXPECT_THROW(undump("kmt-text 1\nobject_count 1\nstream 0\n5 bogus 0 1\nend\n", "t"), InputError);
 }
 
+TEST(TextForm, ObjectCountBeyondTheOpsIsRefusedAtItsLine) {
+  // Two ops cannot make 2500009 objects; a replay would still size arrays by the claim.
+  const std::string text = "kmt-text 1\nobject_count 2500009\nstream 0\n10 alloc 0 64\n20 free 0 64\nend\n";
+  try {
+    undump(text, "t.txt");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("t.txt:2:"), std::string::npos) << e.what();
+  }
+  ops::Trace t = undump("kmt-text 1\nobject_count 1\nstream 0\n10 alloc 0 64\nend\n", "t.txt");
+  t.object_count = 7;
+  EXPECT_THROW(validate(t, "t"), InputError);
+  EXPECT_THROW(encode(t), InputError);
+}
+
 }  // namespace
 }  // namespace kmbench::trace
