@@ -127,6 +127,12 @@ class AddressMap {
     void* p = ::mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     if (n * sizeof(Slot) >= (std::size_t{2} << 20)) ::madvise(p, n * sizeof(Slot), MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+    // Every page of a table gets used (keys spread evenly); faulted in one go, and
+    // written, a page is not first mapped to the zero page by a lookup and then
+    // copied on the first insert.
+    ::madvise(p, n * sizeof(Slot), MADV_POPULATE_WRITE);
+#endif
     return static_cast<Slot*>(p);
   }
   static void release(Slot* s, std::size_t n) {
@@ -247,11 +253,15 @@ class Builder {
   ops::Trace finish();
 
  private:
+  /// A block live in the capture. 24 bytes, so a table slot (with its key)
+  /// is 32 and never straddles a cache line.
   struct Live {
+    static constexpr std::uint32_t kDropped = ~std::uint32_t{0};  // never an object id (object_count < 2^32)
     std::uint64_t size, charged;
-    std::uint32_t object, tag;
-    bool kept;
+    std::uint32_t object, tag;  // object kDropped: allocated, but filtered out of the trace
+    bool kept() const { return object != kDropped; }
   };
+  static constexpr Live kDroppedBlock{0, 0, Live::kDropped, 0};
   using Map = AddressMap<Live>;
   Map& map_for(Ev ev) {
     switch (ev) {

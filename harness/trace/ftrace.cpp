@@ -354,66 +354,29 @@ class FtraceParser {
 
  private:
   // Returns true for an event line.
-  bool line_(const char* p, const char* e, std::uint64_t line) {
+  bool line_(const char* const line_start, const char* e, std::uint64_t line) {
     const LineCtx c{name_, line};
-    p = scan_.skip(p, e, ' ');
-    while (p < e && (*p == ' ' || *p == '\t')) ++p;
-    if (p == e) return false;
-    const std::string_view whole(p, static_cast<std::size_t>(e - p));
-    if (*p == '#') {
-      const std::size_t at = whole.find("#P:");
-      if (at != std::string_view::npos) b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P")));
-      return false;
-    }
-    if (whole.starts_with("CPU:")) {  // "CPU:1 [LOST 12 EVENTS]" or "CPU:0 [232250 EVENTS DROPPED]"
-      std::size_t i = whole.find('[');
-      if (i == std::string_view::npos) c.fail("unrecognised line '" + std::string(whole.substr(0, 80)) + "'");
-      ++i;
-      if (whole.substr(i).starts_with("LOST ")) i += 5;
-      std::size_t j = i;
-      while (j < whole.size() && is_digit(whole[j])) ++j;
-      if (j == i) c.fail("unrecognised lost-events line '" + std::string(whole.substr(0, 80)) + "'");
-      b_.lost(parse_uint(whole.substr(i, j - i), c, "lost count"));
-      return false;
-    }
-    if (whole.starts_with("cpus=")) {
-      trace_cmd_ = true;
-      b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(5), c, "cpus")));
-      return false;
-    }
-    if (whole.starts_with("version = ") || (whole.starts_with("CPU ") && whole.ends_with(" is empty"))) return false;
-
-    // TASK-PID [CPU] [FLAGS] TIMESTAMP: EVENT: FIELDS
-    const char* br = p;
-    const char* cpu_end = nullptr;
-    while (true) {
-      br = static_cast<const char*>(std::memchr(br, '[', static_cast<std::size_t>(e - br)));
-      if (!br) c.fail("not an ftrace event line: '" + std::string(whole.substr(0, 80)) + "'");
-      const char* q = br + 1;
-      while (q < e && is_digit(*q)) ++q;
-      if (q > br + 1 && q < e && *q == ']' && br > p && br[-1] == ' ') {
-        cpu_end = q;
-        break;
-      }
-      ++br;
-    }
-    std::uint32_t cpu = 0;
-    for (const char* q = br + 1; q < cpu_end; ++q) cpu = cpu * 10 + static_cast<std::uint32_t>(*q - '0');
-    if (cpu_end - br > 6) c.fail("absurd cpu number");
-    const char* q = cpu_end + 1;
+    const char* p;   // the line's first non-blank byte
+    const char* br;  // its '[' before the CPU number
+    const char* q;   // past the timestamp's ':'
+    std::uint32_t cpu;
     std::uint64_t ts = 0;
-    for (int token = 0;; ++token) {
-      q = scan_.skip(q, e, ' ');
-      const char* w = q;
-      if (token <= 1 && quick_timestamp(q, e, ts)) break;
-      q = scan_.find(q, e, ' ');
-      if (w == q || token > 1) c.fail("no timestamp in event line '" + std::string(whole.substr(0, 80)) + "'");
-      if (q[-1] == ':' && parse_timestamp(std::string_view(w, static_cast<std::size_t>(q - 1 - w)), ts)) break;
+    if (const Head* h = known_head(line_start); h && (q = line_start + h->length, quick_timestamp(q, e, ts))) {
+      p = line_start + h->blank;
+      br = line_start + h->bracket;
+      cpu = h->cpu;
+    } else {
+      p = scan_.skip(line_start, e, ' ');
+      while (p < e && (*p == ' ' || *p == '\t')) ++p;
+      if (p == e) return false;
+      const std::string_view whole(p, static_cast<std::size_t>(e - p));
+      if (other_line(whole, c)) return false;
+      event_head(line_start, p, e, c, br, cpu, q, ts);
     }
     q = scan_.skip(q, e, ' ');
     const char* ev = q;
     q = scan_.find2(q, e, ':', ' ');
-    if (q == e || *q != ':' || q == ev) c.fail("no event name in line '" + std::string(whole.substr(0, 80)) + "'");
+    if (q == e || *q != ':' || q == ev) c.fail("no event name in line '" + excerpt(p, e) + "'");
     const std::string_view event(ev, static_cast<std::size_t>(q - ev));
     ++q;
 
@@ -431,7 +394,7 @@ class FtraceParser {
     start(x, known->ev, cpu, ts);
     std::string_view site, tag;  // interned once the line is read, site first
     if (quick(q, e, x, site, tag)) {
-      x.site = b_.intern(site);
+      if (!site.empty()) x.site = b_.intern(site);  // page events name no call site: 0, the empty string
       if (!tag.empty()) x.tag = b_.intern(tag);
     } else {
       start(x, known->ev, cpu, ts);
@@ -453,6 +416,122 @@ class FtraceParser {
     if (selected) selected = b_.site_selected(x.site);
     commit(selected);
     return true;
+  }
+
+  static std::string excerpt(const char* p, const char* e) {
+    return std::string(p, static_cast<std::size_t>(std::min<std::ptrdiff_t>(e - p, 80)));
+  }
+
+  /// Reads the lines that are not events (comments, lost-event markers,
+  /// trace-cmd's headings); false for any other line.
+  bool other_line(std::string_view whole, const LineCtx& c) {
+    if (whole[0] == '#') {
+      const std::size_t at = whole.find("#P:");
+      if (at != std::string_view::npos) b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P")));
+      return true;
+    }
+    if (whole.starts_with("CPU:")) {  // "CPU:1 [LOST 12 EVENTS]" or "CPU:0 [232250 EVENTS DROPPED]"
+      std::size_t i = whole.find('[');
+      if (i == std::string_view::npos) c.fail("unrecognised line '" + std::string(whole.substr(0, 80)) + "'");
+      ++i;
+      if (whole.substr(i).starts_with("LOST ")) i += 5;
+      std::size_t j = i;
+      while (j < whole.size() && is_digit(whole[j])) ++j;
+      if (j == i) c.fail("unrecognised lost-events line '" + std::string(whole.substr(0, 80)) + "'");
+      b_.lost(parse_uint(whole.substr(i, j - i), c, "lost count"));
+      return true;
+    }
+    if (whole.starts_with("cpus=")) {
+      trace_cmd_ = true;
+      b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(5), c, "cpus")));
+      return true;
+    }
+    return whole.starts_with("version = ") || (whole.starts_with("CPU ") && whole.ends_with(" is empty"));
+  }
+
+  /// Reads "TASK-PID [CPU] [FLAGS] TIMESTAMP:" from `p`, the line's first non-blank
+  /// byte; `q` ends past the timestamp's ':'. Remembers the line's head up to the
+  /// timestamp so the next line can skip it when it repeats (see repeats_head).
+  void event_head(const char* line_start, const char* p, const char* e, const LineCtx& c, const char*& br,
+                  std::uint32_t& cpu, const char*& q, std::uint64_t& ts) {
+    const char* cpu_end = nullptr;
+    br = p;
+    while (true) {
+      br = static_cast<const char*>(std::memchr(br, '[', static_cast<std::size_t>(e - br)));
+      if (!br) c.fail("not an ftrace event line: '" + excerpt(p, e) + "'");
+      const char* d = br + 1;
+      while (d < e && is_digit(*d)) ++d;
+      if (d > br + 1 && d < e && *d == ']' && br > p && br[-1] == ' ') {
+        cpu_end = d;
+        break;
+      }
+      ++br;
+    }
+    cpu = 0;
+    for (const char* d = br + 1; d < cpu_end; ++d) cpu = cpu * 10 + static_cast<std::uint32_t>(*d - '0');
+    if (cpu_end - br > 6) c.fail("absurd cpu number");
+    q = cpu_end + 1;
+    for (int token = 0;; ++token) {
+      q = scan_.skip(q, e, ' ');
+      const char* w = q;
+      if (token <= 1 && quick_timestamp(q, e, ts)) {
+        remember_head(line_start, p, br, w, cpu);
+        return;
+      }
+      q = scan_.find(q, e, ' ');
+      if (w == q || token > 1) c.fail("no timestamp in event line '" + excerpt(p, e) + "'");
+      if (q[-1] == ':' && parse_timestamp(std::string_view(w, static_cast<std::size_t>(q - 1 - w)), ts)) return;
+    }
+  }
+
+  // Consecutive lines mostly come from one task on one CPU and repeat the same
+  // head up to the timestamp ("            bash-3235    [000] .....  "): when
+  // a line starts with a recent event line's head byte for byte, its task,
+  // CPU and flags are those already read, and parsing resumes at the
+  // timestamp. The two most recent heads are kept (two CPUs' lines
+  // interleave); heads longer than kHeadMax are not.
+  static constexpr std::size_t kHeadMax = 48;
+  struct Head {
+    const char* text = nullptr;  // the line that had it
+    std::uint32_t length = 0;    // bytes up to the timestamp; 0: none
+    std::uint32_t blank = 0, bracket = 0;  // offsets of the first non-blank byte and of '['
+    std::uint32_t cpu = 0;
+  };
+
+  void remember_head(const char* line_start, const char* p, const char* br, const char* stamp, std::uint32_t cpu) {
+    // A head starting "CPU " could be trace-cmd's "CPU 3 is empty", told apart only by the line's end.
+    const std::size_t length = static_cast<std::size_t>(stamp - line_start);
+    if (length > kHeadMax || !scan_.room(line_start, kHeadMax) || std::string_view(p, 4) == "CPU ") return;
+    heads_[1] = heads_[0];
+    heads_[0] = Head{line_start, static_cast<std::uint32_t>(length), static_cast<std::uint32_t>(p - line_start),
+                     static_cast<std::uint32_t>(br - line_start), cpu};
+  }
+
+  /// The remembered head the line at `s` starts with, the most recent first; or null.
+  const Head* known_head(const char* s) {
+    if (!scan_.room(s, kHeadMax)) return nullptr;
+    if (repeats(s, heads_[0])) return &heads_[0];
+    if (repeats(s, heads_[1])) {
+      std::swap(heads_[0], heads_[1]);
+      return &heads_[0];
+    }
+    return nullptr;
+  }
+  /// pre: kHeadMax bytes from `s` lie within the text.
+  static bool repeats(const char* s, const Head& h) {
+    if (h.length == 0) return false;
+#if defined(__SSE2__)
+    const auto same16 = [&](std::size_t at) -> std::uint64_t {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h.text + at));
+      return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(a, b)))) << at;
+    };
+    const std::uint64_t same = same16(0) | same16(16) | same16(32);
+    const std::uint64_t need = (std::uint64_t{1} << h.length) - 1;
+    return (same & need) == need;
+#else
+    return std::memcmp(s, h.text, h.length) == 0;
+#endif
   }
 
   /// x = Event{ev, cpu, time}, field by field: `x = Event{}` compiled to a slow `rep stos`.
@@ -684,6 +763,7 @@ class FtraceParser {
   Pending pending_[kAhead];
   std::size_t pending_head_ = 0, pending_n_ = 0;
   bool trace_cmd_ = false;
+  Head heads_[2];
   std::vector<std::pair<std::string, std::uint8_t>> gfp_cache_;
 };
 

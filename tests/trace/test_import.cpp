@@ -195,6 +195,40 @@ TEST(FtraceImport, QuickAndGeneralPathsAgreeOnARealCapture) {
   EXPECT_EQ(encode(quick), encode(slow));
 }
 
+// A line whose head (task, CPU, flags) repeats a recent line's is read from its
+// timestamp on. Leading blanks in a three-way rotation make every head new:
+// the same capture must give the same trace either way.
+TEST(FtraceImport, RepeatedHeadsReadAsFreshOnes) {
+  const std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  std::string fresh;
+  std::size_t line = 0;
+  for (std::size_t p = 0; p < text.size(); ++line) {
+    std::size_t nl = text.find('\n', p);
+    if (nl == std::string::npos) nl = text.size();
+    if (text[p] != '#') fresh.append(line % 3, ' ');
+    fresh.append(text, p, nl - p);
+    fresh += '\n';
+    p = nl + 1;
+  }
+  EXPECT_EQ(encode(import_ftrace(text, "t.txt", {})), encode(import_ftrace(fresh, "t.txt", {})));
+
+  // The same head, then a different CPU, then a new task; a repeated head before no timestamp is an error.
+  const std::string head = "            bash-3235    [000] .....  ";
+  const std::string rest = " kmalloc: call_site=a+0x1/0x2 ptr=00000000000000aa bytes_req=8 bytes_alloc=8 "
+                           "gfp_flags=GFP_KERNEL node=-1 accounted=false\n";
+  const std::string free = " kfree: call_site=b+0x1/0x2 ptr=00000000000000aa\n";
+  const ops::Trace t = ftrace_text(head + "1715.582696:" + rest + head + "1715.582697:" + free +
+                                   "            bash-3235    [001] .....  1715.582698:" + rest +
+                                   "            bash-3236    [001] .....  1715.582699:" + free);
+  ASSERT_EQ(t.streams.size(), 2u);
+  EXPECT_EQ(t.streams[0].ops.size(), 2u);
+  EXPECT_EQ(t.streams[1].ops.size(), 2u);
+  EXPECT_EQ(t.streams[0].ops[1].time_ns, 1000u);
+  EXPECT_EQ(t.streams[1].ops[1].time_ns, 3000u);
+  const std::string bad = error_of(head + "1715.582696:" + rest + head + "x1715.582697:" + free);
+  EXPECT_NE(bad.find("t.txt:2: no timestamp"), std::string::npos) << bad;
+}
+
 TEST(FtraceImport, QuickPathEdgesReadAsTheGeneralPathDoes) {
   const auto line = [](const std::string& ptr, const std::string& pfn) {
     return "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=" + ptr +
