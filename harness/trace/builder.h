@@ -160,6 +160,34 @@ class AddressMap {
   bool zero_used_ = false;
 };
 
+/// Whether a and b hold the same bytes: compared a word at a time in line,
+/// overlapping words at the end; never reads outside either.
+inline bool same_bytes(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  const auto load8 = [](const char* p) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    return w;
+  };
+  const auto load4 = [](const char* p) {
+    std::uint32_t w;
+    std::memcpy(&w, p, 4);
+    return w;
+  };
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      if (load8(a.data() + i) != load8(b.data() + i)) return false;
+    }
+    return load8(a.data() + n - 8) == load8(b.data() + n - 8);
+  }
+  if (n >= 4) return load4(a.data()) == load4(b.data()) && load4(a.data() + n - 4) == load4(b.data() + n - 4);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 /// Ids of the strings of a trace (call sites, cache names), looked up once or
 /// twice per event: an open-addressing table of (hash, id) over the trace's
 /// own string vector, hashed eight bytes a step. std::unordered_map's modulo
@@ -177,7 +205,7 @@ class StringIds {
     for (std::size_t i = h & mask(); slots_[i] != 0; i = (i + 1) & mask()) {
       if ((slots_[i] & ~kIdBits) == tag) {
         const auto id = static_cast<std::uint32_t>((slots_[i] & kIdBits) - 1);
-        if (strings_[id] == s) return id;
+        if (same_bytes(strings_[id], s)) return id;
       }
     }
     const auto id = static_cast<std::uint32_t>(strings_.size());

@@ -50,7 +50,7 @@ inline constexpr FtraceEvent kFtraceEvents[] = {
 inline const FtraceEvent* find_ftrace_event(std::string_view name) {
   if (name.size() < 5 || (name[0] != 'k' && name[0] != 'm' && name[0] != 'd')) return nullptr;
   for (const FtraceEvent& e : kFtraceEvents) {
-    if (e.name == name) return &e;
+    if (same_bytes(e.name, name)) return &e;
   }
   return nullptr;
 }
