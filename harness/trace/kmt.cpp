@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -88,6 +89,10 @@ class RawWriter {
   void svarint(std::int64_t v) {
     varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
   }
+  void bytes(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
   std::size_t size() const { return static_cast<std::size_t>(p_ - begin_); }
 
  private:
@@ -96,12 +101,46 @@ class RawWriter {
 };
 constexpr std::size_t kMaxOpBytes = 1 + 10 + 10 + 1 + 1 + 10 + 10 + 10 + 10;
 
-void put_section(Writer& file, Section id, const std::string& payload) {
-  file.u8(id);
-  file.varint(payload.size());
-  file.bytes(payload);
-  file.u32(crc(payload.data(), payload.size()));
-}
+/// The bytes of a whole file, in one buffer sized for the worst case up front:
+/// the stream ops are encoded in place, never copied from section to file.
+class FileBuffer {
+ public:
+  explicit FileBuffer(std::size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
+  char* data() { return data_.get(); }
+  std::size_t size() const { return size_; }
+  void append(std::string_view s) {
+    std::memcpy(data_.get() + size_, s.data(), s.size());
+    size_ += s.size();
+  }
+  /// A section whose payload `fill(RawWriter&)` writes, at most `max_payload` bytes.
+  template <class Fill>
+  void section(Section id, std::size_t max_payload, Fill fill) {
+    char* head = data_.get() + size_;
+    char* payload = head + kMaxHead;
+    RawWriter w(payload);
+    fill(w);
+    const std::size_t n = w.size();
+    assert(n <= max_payload && size_ + kMaxHead + n + 4 <= capacity_);
+    (void)max_payload;
+    RawWriter h(head);
+    h.u8(id);
+    h.varint(n);
+    if (h.size() != kMaxHead) std::memmove(head + h.size(), payload, n);  // close the gap
+    size_ += h.size() + n;
+    const std::uint32_t c = crc(data_.get() + size_ - n, n);
+    for (int i = 0; i < 4; ++i) data_[size_++] = static_cast<char>(c >> (8 * i));
+  }
+  void section(Section id, std::string_view payload) {
+    section(id, payload.size(), [&](RawWriter& w) { w.bytes(payload); });
+  }
+  /// Room a section of `max_payload` bytes needs, headers and checksum included.
+  static constexpr std::size_t room(std::size_t max_payload) { return kMaxHead + max_payload + 4; }
+
+ private:
+  static constexpr std::size_t kMaxHead = 1 + 10;  // id and a varint length
+  std::unique_ptr<char[]> data_;
+  std::size_t capacity_, size_ = 0;
+};
 
 /// Bounds-checked reading; every error names the absolute byte offset.
 class Reader {
@@ -213,10 +252,11 @@ std::uint64_t in_units(std::uint64_t dt, std::uint64_t unit) {
 }
 
 // Checks what validate() checks, in the same pass.
-std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector<std::uint64_t>& known_size,
-                          std::vector<std::uint8_t>& known) {
-  const std::unique_ptr<char[]> buf(new char[30 + s.ops.size() * kMaxOpBytes]);
-  RawWriter w(buf.get());
+constexpr std::size_t kMaxStreamHead = 3 * 10;
+std::size_t max_stream_bytes(const ops::Stream& s) { return kMaxStreamHead + s.ops.size() * kMaxOpBytes; }
+
+void encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector<std::uint64_t>& known_size,
+                   std::vector<std::uint8_t>& known, RawWriter& w) {
   const auto bad = [&](std::size_t i, const char* what) {
     throw InputError("(trace being encoded)",
                      "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": " + what);
@@ -265,7 +305,6 @@ std::string encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector
       known[op.object] = 1;
     }
   }
-  return std::string(buf.get(), w.size());
 }
 
 void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
@@ -405,55 +444,64 @@ void validate(const ops::Trace& t, const std::string& name) {
   }
 }
 
-std::string encode(const ops::Trace& t) {
+namespace {
+
+FileBuffer encode_file(const ops::Trace& t) {
   if (t.strings.empty() || !t.strings[0].empty()) {
     throw InputError("(trace being encoded)", "strings[0] must be the empty string");
   }
   check_object_count(t, "(trace being encoded)");
-  Writer file;
-  file.bytes(std::string_view(kMagic, 8));
-  file.u32(kFormatVersion);
-  file.u32(kFixedHeader);
-  file.u64(0);  // file size, patched below
-  file.u32(0);  // section count, patched below
-  file.u32(0);  // header CRC, patched below
-  std::uint32_t sections = 0;
+  const std::string header = encode_header(t);
+  Writer strings;
+  strings.varint(t.strings.size());
+  for (const std::string& s : t.strings) strings.str(s);
+  Writer counters;
+  counters.varint(t.counters.size());
+  for (const auto& [k, v] : t.counters) {
+    counters.str(k);
+    counters.varint(v);
+  }
+  std::size_t capacity = kFixedHeader + FileBuffer::room(header.size()) + FileBuffer::room(strings.buffer().size()) +
+                         FileBuffer::room(counters.buffer().size()) + FileBuffer::room(0);
+  for (const ops::Stream& s : t.streams) capacity += FileBuffer::room(max_stream_bytes(s));
 
-  put_section(file, kHeader, encode_header(t));
-  ++sections;
-  {
-    Writer w;
-    w.varint(t.strings.size());
-    for (const std::string& s : t.strings) w.str(s);
-    put_section(file, kStrings, w.buffer());
-    ++sections;
-  }
-  {
-    Writer w;
-    w.varint(t.counters.size());
-    for (const auto& [k, v] : t.counters) {
-      w.str(k);
-      w.varint(v);
-    }
-    put_section(file, kCounters, w.buffer());
-    ++sections;
-  }
+  FileBuffer file(capacity);
+  Writer fixed;
+  fixed.bytes(std::string_view(kMagic, 8));
+  fixed.u32(kFormatVersion);
+  fixed.u32(kFixedHeader);
+  fixed.u64(0);  // file size, patched below
+  fixed.u32(0);  // section count, patched below
+  fixed.u32(0);  // header CRC, patched below
+  file.append(fixed.buffer());
+  std::uint32_t sections = 0;
+  file.section(kHeader, header);
+  file.section(kStrings, strings.buffer());
+  file.section(kCounters, counters.buffer());
+  sections += 3;
   std::vector<std::uint64_t> known_size(t.object_count);
   std::vector<std::uint8_t> known(t.object_count);
   for (const ops::Stream& s : t.streams) {
-    put_section(file, kStream, encode_stream(t, s, known_size, known));
+    file.section(kStream, max_stream_bytes(s), [&](RawWriter& w) { encode_stream(t, s, known_size, known, w); });
     ++sections;
   }
-  put_section(file, kEnd, "");
+  file.section(kEnd, "");
   ++sections;
 
-  std::string& out = file.buffer();
-  const std::uint64_t size = out.size();
+  char* out = file.data();
+  const std::uint64_t size = file.size();
   for (int i = 0; i < 8; ++i) out[16 + i] = static_cast<char>(size >> (8 * i));
   for (int i = 0; i < 4; ++i) out[24 + i] = static_cast<char>(sections >> (8 * i));
-  const std::uint32_t hcrc = crc(out.data(), 28);
+  const std::uint32_t hcrc = crc(out, 28);
   for (int i = 0; i < 4; ++i) out[28 + i] = static_cast<char>(hcrc >> (8 * i));
-  return std::move(out);
+  return file;
+}
+
+}  // namespace
+
+std::string encode(const ops::Trace& t) {
+  FileBuffer file = encode_file(t);
+  return std::string(file.data(), file.size());
 }
 
 ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
@@ -573,7 +621,8 @@ ops::Trace load(const std::string& path) {
 }
 
 void save(const ops::Trace& trace, const std::string& path) {
-  const std::string bytes = encode(trace);
+  FileBuffer file = encode_file(trace);
+  const std::string_view bytes(file.data(), file.size());
   std::string tmp = path + ".tmp.XXXXXX";
   const int fd = ::mkstemp(tmp.data());
   if (fd < 0) throw RunError("cannot create " + tmp + ": " + std::strerror(errno));
