@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -326,31 +328,50 @@ class Quick {
   const char* e_;
 };
 
+/// Copies the next bytes of the text into dst: up to n, 0 at the end.
+using TextSource = std::function<std::size_t(char* dst, std::size_t n)>;
+
 /// One pass over ftrace text, feeding the Builder a few events behind the parse.
+/// The text is read a window at a time into a buffer that stays in cache:
+/// parsing straight from a mapping of a large file stalled on its page walks.
 class FtraceParser {
  public:
-  FtraceParser(std::string_view text, const std::string& name, const ImportOptions& options)
-      : text_(text), name_(name), options_(options), scan_(text.data() + text.size()), b_("ftrace", "tracefs", options) {
-    b_.set_stream_reserve(std::min<std::size_t>(text.size() / 64, std::size_t{1} << 24));
+  FtraceParser(TextSource source, std::uint64_t text_size, const std::string& name, const ImportOptions& options)
+      : source_(std::move(source)), name_(name), options_(options), scan_(nullptr), b_("ftrace", "tracefs", options) {
+    b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
   }
 
   ops::Trace run() {
-    const char* p = text_.data();
-    const char* end = p + text_.size();
     std::uint64_t line = 0;
     bool any_event_line = false;
     std::string error;
     try {
-      while (p < end) {
-        const char* nl = scan_.line_end(p);
-        ++line;
-        if (!nl) {
-          throw InputError(name_, line, "truncated: the last line has no newline");
+      std::size_t capacity = kWindow;
+      std::unique_ptr<char[]> window(new char[capacity]);
+      std::size_t held = 0;  // an unfinished line, moved to the window's front
+      for (;;) {
+        if (held == capacity) {  // a line longer than the window
+          std::unique_ptr<char[]> wider(new char[capacity * 2]);
+          std::memcpy(wider.get(), window.get(), held);
+          window = std::move(wider);
+          capacity *= 2;
         }
-        const char* e = nl;
-        if (e > p && e[-1] == '\r') --e;
-        if (line_(p, e, line)) any_event_line = true;
-        p = nl + 1;
+        const std::size_t got = source_(window.get() + held, capacity - held);
+        if (got == 0) {
+          if (held > 0) throw InputError(name_, line + 1, "truncated: the last line has no newline");
+          break;
+        }
+        const char* p = window.get();
+        const char* end = p + held + got;
+        scan_ = Scan(end);
+        for (const char* nl; (nl = scan_.line_end(p)); p = nl + 1) {
+          ++line;
+          const char* e = nl;
+          if (e > p && e[-1] == '\r') --e;
+          if (line_(p, e, line)) any_event_line = true;
+        }
+        held = static_cast<std::size_t>(end - p);
+        std::memmove(window.get(), p, held);
       }
       if (!any_event_line && line == 0) throw InputError(name_, "empty input");
     } catch (const InputError& e) {
@@ -505,7 +526,7 @@ class FtraceParser {
   // interleave); heads longer than kHeadMax are not.
   static constexpr std::size_t kHeadMax = 48;
   struct Head {
-    const char* text = nullptr;  // the line that had it
+    char text[kHeadMax];         // the first bytes of the line that had it
     std::uint32_t length = 0;    // bytes up to the timestamp; 0: none
     std::uint32_t blank = 0, bracket = 0;  // offsets of the first non-blank byte and of '['
     std::uint32_t cpu = 0;
@@ -515,18 +536,22 @@ class FtraceParser {
     // A head starting "CPU " could be trace-cmd's "CPU 3 is empty", told apart only by the line's end.
     const std::size_t length = static_cast<std::size_t>(stamp - line_start);
     if (length > kHeadMax || !scan_.room(line_start, kHeadMax) || std::string_view(p, 4) == "CPU ") return;
-    heads_[1] = heads_[0];
-    heads_[0] = Head{line_start, static_cast<std::uint32_t>(length), static_cast<std::uint32_t>(p - line_start),
-                     static_cast<std::uint32_t>(br - line_start), cpu};
+    newest_ ^= 1;
+    Head& h = heads_[newest_];
+    std::memcpy(h.text, line_start, kHeadMax);
+    h.length = static_cast<std::uint32_t>(length);
+    h.blank = static_cast<std::uint32_t>(p - line_start);
+    h.bracket = static_cast<std::uint32_t>(br - line_start);
+    h.cpu = cpu;
   }
 
   /// The remembered head the line at `s` starts with, the most recent first; or null.
   const Head* known_head(const char* s) {
     if (!scan_.room(s, kHeadMax)) return nullptr;
-    if (repeats(s, heads_[0])) return &heads_[0];
-    if (repeats(s, heads_[1])) {
-      std::swap(heads_[0], heads_[1]);
-      return &heads_[0];
+    if (repeats(s, heads_[newest_])) return &heads_[newest_];
+    if (repeats(s, heads_[newest_ ^ 1])) {
+      newest_ ^= 1;
+      return &heads_[newest_];
     }
     return nullptr;
   }
@@ -768,7 +793,9 @@ class FtraceParser {
   };
   static constexpr std::size_t kAhead = 16;
 
-  std::string_view text_;
+  /// Bytes of text read per window: small enough to stay in the cache.
+  static constexpr std::size_t kWindow = std::size_t{1} << 19;
+  TextSource source_;
   const std::string& name_;
   const ImportOptions& options_;
   Scan scan_;
@@ -777,13 +804,31 @@ class FtraceParser {
   std::size_t pending_head_ = 0, pending_n_ = 0;
   bool trace_cmd_ = false;
   Head heads_[2];
+  unsigned newest_ = 0;  // index of the most recent head
   std::vector<std::pair<std::string, std::uint8_t>> gfp_cache_;
 };
 
 }  // namespace
 
 ops::Trace import_ftrace(std::string_view text, const std::string& name, const ImportOptions& options) {
-  return FtraceParser(text, name, options).run();
+  std::size_t at = 0;
+  const auto source = [&](char* dst, std::size_t n) {
+    n = std::min(n, text.size() - at);
+    if (n > 0) std::memcpy(dst, text.data() + at, n);
+    at += n;
+    return n;
+  };
+  return FtraceParser(source, text.size(), name, options).run();
+}
+
+ops::Trace import_ftrace(const Input& in, const ImportOptions& options) {
+  std::uint64_t at = 0;
+  const auto source = [&](char* dst, std::size_t n) {
+    n = in.read(at, dst, n);
+    at += n;
+    return n;
+  };
+  return FtraceParser(source, in.size(), in.name(), options).run();
 }
 
 }  // namespace kmbench::trace

@@ -84,11 +84,11 @@ Format detect_format(std::string_view head) {
 ops::Trace import_file(const std::string& path, const ImportOptions& options) {
   Input in(path);
   Format f = options.format;
-  if (f == Format::auto_detect) f = detect_format(in.bytes().substr(0, 4096));
+  if (f == Format::auto_detect) f = detect_format(in.head(4096));
   switch (f) {
     case Format::kmt: return decode(in.bytes().data(), in.bytes().size(), in.name());
     case Format::text: return undump(in.bytes(), in.name());
-    case Format::ftrace: return import_ftrace(in.bytes(), in.name(), options);
+    case Format::ftrace: return import_ftrace(in, options);
     case Format::dtrace: return import_dtrace(in.bytes(), in.name(), options);
     case Format::tracedat: {
       if (!in.compressed() && path != "-") return import_tracedat(path, in.name(), options);

@@ -1,5 +1,5 @@
-// Reading an input whole: a plain file is memory-mapped; stdin is read; gzip,
-// xz and zstd data (recognised by magic bytes, not by name) is decompressed.
+// Reading an input: a plain file in pieces or memory-mapped; stdin whole; gzip,
+// xz and zstd data (recognised by magic bytes, not by name) is decompressed whole.
 #include <fcntl.h>
 #include <lzma.h>
 #include <sys/mman.h>
@@ -133,6 +133,8 @@ std::string unzstd(std::string_view in, const std::string& name) {
 Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
   if (path == "-") {
     owned_ = read_fd(0, name_);
+    data_ = owned_.data();
+    size_ = owned_.size();
   } else {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
@@ -145,49 +147,88 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
       ::close(fd);
       throw InputError(path, "is a directory");
     }
-    if (S_ISREG(st.st_mode) && st.st_size > 0) {
-      map_size_ = static_cast<std::size_t>(st.st_size);
-      map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-      if (map_ == MAP_FAILED) {
-        map_ = nullptr;
-        ::close(fd);
-        throw InputError(path, std::string("cannot map: ") + std::strerror(errno));
-      }
-      ::madvise(map_, map_size_, MADV_SEQUENTIAL);
-      data_ = static_cast<const char*>(map_);
-      size_ = map_size_;
-    } else if (!S_ISREG(st.st_mode)) {
+    if (S_ISREG(st.st_mode)) {
+      fd_ = fd;
+      size_ = static_cast<std::size_t>(st.st_size);
+    } else {
       owned_ = read_fd(fd, name_);  // a pipe or device
+      ::close(fd);
+      data_ = owned_.data();
+      size_ = owned_.size();
     }
-    ::close(fd);
   }
-  if (!map_) {
-    data_ = owned_.data();
-    size_ = owned_.size();
-  }
-  const std::string_view head(data_, size_);
   std::string plain;
-  if (starts_with(head, "\x1f\x8b")) {
-    plain = gunzip(head, name_);
-  } else if (starts_with(head, std::string_view("\xfd" "7zXZ\0", 6))) {
-    plain = unxz(head, name_);
-  } else if (starts_with(head, "\x28\xb5\x2f\xfd")) {
-    plain = unzstd(head, name_);
-  } else {
-    return;
+  try {
+    const std::string_view magic = head(6);
+    if (starts_with(magic, "\x1f\x8b")) {
+      plain = gunzip(bytes(), name_);
+    } else if (starts_with(magic, std::string_view("\xfd" "7zXZ\0", 6))) {
+      plain = unxz(bytes(), name_);
+    } else if (starts_with(magic, "\x28\xb5\x2f\xfd")) {
+      plain = unzstd(bytes(), name_);
+    } else {
+      return;
+    }
+  } catch (...) {
+    release();
+    throw;
   }
+  release();
   compressed_ = true;
-  if (map_) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-  }
+  head_.clear();
   owned_ = std::move(plain);
   data_ = owned_.data();
   size_ = owned_.size();
 }
 
-Input::~Input() {
-  if (map_) ::munmap(map_, map_size_);
+Input::~Input() { release(); }
+
+void Input::release() {
+  if (map_) ::munmap(map_, size_);
+  map_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::string_view Input::bytes() const {
+  if (!data_ && size_ > 0) {  // a plain file, mapped on first use
+    void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, 0);
+    if (m == MAP_FAILED) throw InputError(name_, std::string("cannot map: ") + std::strerror(errno));
+    ::madvise(m, size_, MADV_SEQUENTIAL);
+    map_ = m;
+    data_ = static_cast<const char*>(m);
+  }
+  return {data_, size_};
+}
+
+std::string_view Input::head(std::size_t n) const {
+  if (fd_ < 0 || data_) return bytes().substr(0, n);
+  if (head_.size() < std::min<std::size_t>(n, size_)) {
+    head_.resize(std::min<std::size_t>(n, size_));
+    head_.resize(read(0, head_.data(), head_.size()));
+  }
+  return std::string_view(head_).substr(0, n);
+}
+
+std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
+  if (fd_ < 0) {
+    const std::string_view all = bytes();
+    if (offset >= all.size()) return 0;
+    n = std::min<std::size_t>(n, all.size() - offset);
+    std::memcpy(dst, all.data() + offset, n);
+    return n;
+  }
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      throw InputError(name_, "byte offset " + std::to_string(offset + done) + ": cannot read: " + std::strerror(errno));
+    }
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  return done;
 }
 
 }  // namespace kmbench::trace

@@ -85,24 +85,33 @@ struct ImportOptions {
   bool keep_partial = false;
 };
 
-/// The whole input, decompressed: a file (memory-mapped when plain), or "-" for
-/// stdin; gzip, xz and zstd are recognised by their magic bytes.
+/// The whole input, decompressed: a file, or "-" for stdin; gzip, xz and zstd
+/// are recognised by their magic bytes. A plain file is read in pieces by
+/// read(), or memory-mapped whole on the first call of bytes().
 class Input {
  public:
   explicit Input(const std::string& path);
   ~Input();
   Input(const Input&) = delete;
   Input& operator=(const Input&) = delete;
-  std::string_view bytes() const { return {data_, size_}; }
+  std::string_view bytes() const;
+  /// The first bytes, at most n, without reading a plain file whole.
+  std::string_view head(std::size_t n) const;
+  /// Copies up to n bytes from `offset` on into dst; returns how many, 0 at the end.
+  /// A plain file is read with pread(2), mapped or not.
+  std::size_t read(std::uint64_t offset, char* dst, std::size_t n) const;
+  std::uint64_t size() const { return size_; }
   const std::string& name() const { return name_; }
   bool compressed() const { return compressed_; }
 
  private:
+  void release();
   std::string name_;
-  const char* data_ = nullptr;
+  int fd_ = -1;  // a plain file's, open until the destructor
   std::size_t size_ = 0;
-  void* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  mutable const char* data_ = nullptr;  // the whole input, once mapped or read
+  mutable void* map_ = nullptr;
+  mutable std::string head_;
   std::string owned_;
   bool compressed_ = false;
 };
@@ -115,6 +124,8 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options = {
 
 /// Parsers by format; `name` is the file named in errors.
 ops::Trace import_ftrace(std::string_view text, const std::string& name, const ImportOptions& options);
+/// The same, reading `in` front to back a window at a time.
+ops::Trace import_ftrace(const Input& in, const ImportOptions& options);
 ops::Trace import_dtrace(std::string_view text, const std::string& name, const ImportOptions& options);
 ops::Trace import_tracedat(const std::string& path, const std::string& name, const ImportOptions& options);
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -254,6 +255,32 @@ TEST(FtraceImport, QuickPathEdgesReadAsTheGeneralPathDoes) {
   EXPECT_NE(error_of(bad_digit).find("t.txt:1: bad ptr"), std::string::npos) << error_of(bad_digit);
 }
 
+// A file is read a window (512 KiB) at a time: lines cut by a window's end,
+// a line longer than a window and a last line without its newline read as the
+// same text in memory does.
+TEST(FtraceImport, AFileReadsInWindowsAsTheTextInMemory) {
+  const std::string sample(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  const std::string path = ::testing::TempDir() + "/windows.txt";
+  const auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
+
+  std::string text = sample + "# " + std::string(1300 * 1024, 'x') + "\n" + sample;
+  write(text);
+  const ops::Trace from_file = import_file(path);
+  EXPECT_GT(from_file.op_count(), 2000u);
+  EXPECT_EQ(encode(from_file), encode(import_ftrace(text, path, {})));
+
+  text.resize(text.size() - 30);  // cut inside the last line
+  write(text);
+  const std::size_t lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  try {
+    import_file(path);
+    ADD_FAILURE() << "a cut last line was read";
+  } catch (const InputError& e) {
+    const std::string want = path + ":" + std::to_string(lines) + ": truncated";
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+}
+
 TEST(FtraceImport, KeepPartialReturnsWhatCameBefore) {
   const std::string good =
       "   bash-1 [000] .....   1.000001: kmalloc: call_site=a+0x1/0x2 ptr=00000000000000aa bytes_req=8 "
@@ -364,6 +391,18 @@ TEST(Input, CompressedAndPlainReadTheSame) {
     std::ofstream(out, std::ios::binary) << cut.substr(0, cut.size() / 2);
     EXPECT_THROW(Input{out}, InputError) << tool << " truncated";
   }
+  // A plain file: its head and pieces read without mapping it, then the same bytes whole.
+  const std::string out = ::testing::TempDir() + "/sample.txt";
+  std::ofstream(out, std::ios::binary) << xz.bytes();
+  const Input plain(out);
+  EXPECT_FALSE(plain.compressed());
+  EXPECT_EQ(plain.size(), xz.size());
+  EXPECT_EQ(plain.head(100), xz.bytes().substr(0, 100));
+  std::string piece(5000, '\0');
+  ASSERT_EQ(plain.read(xz.size() - 3000, piece.data(), piece.size()), 3000u);
+  EXPECT_EQ(piece.substr(0, 3000), xz.bytes().substr(xz.size() - 3000));
+  EXPECT_EQ(plain.read(xz.size(), piece.data(), piece.size()), 0u);
+  EXPECT_EQ(plain.bytes(), xz.bytes());
 }
 
 }  // namespace
