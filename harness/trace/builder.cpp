@@ -1,5 +1,7 @@
 #include "harness/trace/builder.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 

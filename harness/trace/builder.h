@@ -4,17 +4,15 @@
 // LD_PRELOAD recorder.
 #pragma once
 
-#include <sys/mman.h>
-
 #include <cstddef>
 #include <cstring>
-#include <new>
 #include <memory>
 #include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "harness/trace/pages.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -51,7 +49,6 @@ template <class V>
 class AddressMap {
  public:
   AddressMap() { rehash(1u << 12); }
-  ~AddressMap() { release(slots_, capacity_); }
   AddressMap(const AddressMap&) = delete;
   AddressMap& operator=(const AddressMap&) = delete;
   std::size_t size() const { return size_ + (zero_used_ ? 1 : 0); }
@@ -123,25 +120,13 @@ class AddressMap {
   std::size_t slot_of(std::uint64_t key) const {
     return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
   }
-  static Slot* allocate(std::size_t n) {  // zero-filled
-    void* p = ::mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    if (n * sizeof(Slot) >= (std::size_t{2} << 20)) ::madvise(p, n * sizeof(Slot), MADV_HUGEPAGE);
-#ifdef MADV_POPULATE_WRITE
-    // Every page of a table gets used (keys spread evenly); faulted in one go, and
-    // written, a page is not first mapped to the zero page by a lookup and then
-    // copied on the first insert.
-    ::madvise(p, n * sizeof(Slot), MADV_POPULATE_WRITE);
-#endif
-    return static_cast<Slot*>(p);
-  }
-  static void release(Slot* s, std::size_t n) {
-    if (s) ::munmap(s, n * sizeof(Slot));
-  }
   void rehash(std::size_t n) {
-    Slot* old = slots_;
+    ZeroedPages old = std::move(pages_);
+    const Slot* const old_slots = slots_;
     const std::size_t old_n = capacity_;
-    slots_ = allocate(n);
+    pages_ = ZeroedPages(n * sizeof(Slot));
+    pages_.populate();  // every page of a table gets used: keys spread evenly
+    slots_ = pages_.as<Slot>();
     capacity_ = n;
     mask_ = n - 1;
     shift_ = 64;
@@ -149,10 +134,10 @@ class AddressMap {
     size_ = 0;
     bool fresh;
     for (std::size_t i = 0; i < old_n; ++i) {
-      if (old[i].key != 0) try_emplace(old[i].key, old[i].value, fresh);
+      if (old_slots[i].key != 0) try_emplace(old_slots[i].key, old_slots[i].value, fresh);
     }
-    release(old, old_n);
   }
+  ZeroedPages pages_;
   Slot* slots_ = nullptr;
   std::size_t capacity_ = 0, mask_ = 0, size_ = 0;
   int shift_ = 64;

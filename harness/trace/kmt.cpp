@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "allocators/errors.h"
+#include "harness/trace/pages.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -105,17 +106,17 @@ constexpr std::size_t kMaxOpBytes = 1 + 10 + 10 + 1 + 1 + 10 + 10 + 10 + 10;
 /// the stream ops are encoded in place, never copied from section to file.
 class FileBuffer {
  public:
-  explicit FileBuffer(std::size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
-  char* data() { return data_.get(); }
+  explicit FileBuffer(std::size_t capacity) : pages_(capacity), data_(pages_.as<char>()), capacity_(capacity) {}
+  char* data() { return data_; }
   std::size_t size() const { return size_; }
   void append(std::string_view s) {
-    std::memcpy(data_.get() + size_, s.data(), s.size());
+    std::memcpy(data_ + size_, s.data(), s.size());
     size_ += s.size();
   }
   /// A section whose payload `fill(RawWriter&)` writes, at most `max_payload` bytes.
   template <class Fill>
   void section(Section id, std::size_t max_payload, Fill fill) {
-    char* head = data_.get() + size_;
+    char* head = data_ + size_;
     char* payload = head + kMaxHead;
     RawWriter w(payload);
     fill(w);
@@ -127,7 +128,7 @@ class FileBuffer {
     h.varint(n);
     if (h.size() != kMaxHead) std::memmove(head + h.size(), payload, n);  // close the gap
     size_ += h.size() + n;
-    const std::uint32_t c = crc(data_.get() + size_ - n, n);
+    const std::uint32_t c = crc(data_ + size_ - n, n);
     for (int i = 0; i < 4; ++i) data_[size_++] = static_cast<char>(c >> (8 * i));
   }
   void section(Section id, std::string_view payload) {
@@ -138,7 +139,8 @@ class FileBuffer {
 
  private:
   static constexpr std::size_t kMaxHead = 1 + 10;  // id and a varint length
-  std::unique_ptr<char[]> data_;
+  ZeroedPages pages_;  // only the pages written are ever touched
+  char* data_;
   std::size_t capacity_, size_ = 0;
 };
 
@@ -255,8 +257,8 @@ std::uint64_t in_units(std::uint64_t dt, std::uint64_t unit) {
 constexpr std::size_t kMaxStreamHead = 3 * 10;
 std::size_t max_stream_bytes(const ops::Stream& s) { return kMaxStreamHead + s.ops.size() * kMaxOpBytes; }
 
-void encode_stream(const ops::Trace& t, const ops::Stream& s, std::vector<std::uint64_t>& known_size,
-                   std::vector<std::uint8_t>& known, RawWriter& w) {
+void encode_stream(const ops::Trace& t, const ops::Stream& s, std::uint64_t* known_size, std::uint8_t* known,
+                   RawWriter& w) {
   const auto bad = [&](std::size_t i, const char* what) {
     throw InputError("(trace being encoded)",
                      "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": " + what);
@@ -479,10 +481,13 @@ FileBuffer encode_file(const ops::Trace& t) {
   file.section(kStrings, strings.buffer());
   file.section(kCounters, counters.buffer());
   sections += 3;
-  std::vector<std::uint64_t> known_size(t.object_count);
-  std::vector<std::uint8_t> known(t.object_count);
+  // The size each object was allocated with, once an op has allocated it.
+  const ZeroedPages known_size(t.object_count * sizeof(std::uint64_t));
+  const ZeroedPages known(t.object_count);
   for (const ops::Stream& s : t.streams) {
-    file.section(kStream, max_stream_bytes(s), [&](RawWriter& w) { encode_stream(t, s, known_size, known, w); });
+    file.section(kStream, max_stream_bytes(s), [&](RawWriter& w) {
+      encode_stream(t, s, known_size.as<std::uint64_t>(), known.as<std::uint8_t>(), w);
+    });
     ++sections;
   }
   file.section(kEnd, "");
