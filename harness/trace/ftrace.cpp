@@ -337,7 +337,7 @@ using TextSource = std::function<std::size_t(char* dst, std::size_t n)>;
 class FtraceParser {
  public:
   FtraceParser(TextSource source, std::uint64_t text_size, const std::string& name, const ImportOptions& options)
-      : source_(std::move(source)), name_(name), options_(options), scan_(nullptr), b_("ftrace", "tracefs", options) {
+      : source_(std::move(source)), text_size_(text_size), name_(name), options_(options), scan_(nullptr), b_("ftrace", "tracefs", options) {
     b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
   }
 
@@ -346,7 +346,7 @@ class FtraceParser {
     bool any_event_line = false;
     std::string error;
     try {
-      std::size_t capacity = kWindow;
+      std::size_t capacity = static_cast<std::size_t>(std::clamp<std::uint64_t>(text_size_ + 1, 4096, kWindow));
       std::unique_ptr<char[]> window(new char[capacity]);
       std::size_t held = 0;  // an unfinished line, moved to the window's front
       for (;;) {
@@ -796,6 +796,7 @@ class FtraceParser {
   /// Bytes of text read per window: small enough to stay in the cache.
   static constexpr std::size_t kWindow = std::size_t{1} << 19;
   TextSource source_;
+  std::uint64_t text_size_;  // expected; the window grows for a longer line
   const std::string& name_;
   const ImportOptions& options_;
   Scan scan_;
