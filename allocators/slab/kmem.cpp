@@ -190,6 +190,7 @@ ObjectCache::ObjectCache(Kmem& kmem, std::string name, std::size_t size, std::si
     cc.magsize = magazines ? kMagTypes[mt].size : 0;
   }
   last_update_ns_ = now_ns();
+  rate_mark_ns_ = last_update_ns_;
 }
 
 ObjectCache::~ObjectCache() {
@@ -368,13 +369,23 @@ Magazine* ObjectCache::depot_exchange(MagList& from, MagList& to, Magazine* give
     }
   }
   bool due = false;
-  if ((++depot_ops_ & 63) == 0) {
+  bool busy = false;
+  ++depot_ops_;
+  if ((++exchanges_ & 63) == 0) {
     const std::uint64_t now = now_ns();
     due = now - last_update_ns_ >= kmem_.tunables().update_interval_ns;
+    if ((exchanges_ & (kRateWindow - 1)) == 0) {
+      const std::uint64_t rate = kmem_.tunables().depot_rate;
+      busy = rate > 0 && now - rate_mark_ns_ < kRateWindow * 1'000'000 / rate;
+      rate_mark_ns_ = now;
+    }
   }
+  const unsigned mt = magtype_.load(std::memory_order_relaxed);
   depot_lock_.unlock();
   if (due) {
     update();
+  } else if (busy && can_grow(mt)) {
+    magazine_resize(mt);
   }
   return mp;
 }
@@ -417,33 +428,40 @@ void ObjectCache::update() {
     }
     mt = magtype_.load(std::memory_order_relaxed);
     const auto contention = static_cast<std::int64_t>(depot_contention_ - depot_contention_prev_);
-    resize = (flags_ & kCacheNoMagazine) == 0 && mt + 1 < kMagTypeCount &&
-             chunksize_ < kMagTypes[mt].maxbuf && contention > kmem_.tunables().depot_contention;
+    resize = can_grow(mt) && contention > kmem_.tunables().depot_contention;
     depot_contention_prev_ = depot_contention_;
     last_update_ns_ = now_ns();
   }
   if (resize) {
-    // illumos kmem_cache_magazine_resize: empty the depot and move to the next
-    // size; every slot flushes its old-size magazines at its next slow path.
-    Magazine* lists[2] = {nullptr, nullptr};
-    {
-      std::lock_guard g(depot_lock_);
-      if (magtype_.load(std::memory_order_relaxed) != mt) {
-        return;
-      }
-      lists[0] = full_.list;
-      lists[1] = empty_.list;
-      full_ = MagList{};
-      empty_ = MagList{};
-      magtype_.store(mt + 1, std::memory_order_release);
+    magazine_resize(mt);
+  }
+}
+
+bool ObjectCache::can_grow(unsigned mt) const noexcept {
+  return (flags_ & kCacheNoMagazine) == 0 && mt + 1 < kMagTypeCount && chunksize_ < kMagTypes[mt].maxbuf;
+}
+
+void ObjectCache::magazine_resize(unsigned mt) noexcept {
+  // illumos kmem_cache_magazine_resize: empty the depot and move to the next
+  // size; every slot flushes its old-size magazines at its next slow path.
+  Magazine* lists[2] = {nullptr, nullptr};
+  {
+    std::lock_guard g(depot_lock_);
+    if (magtype_.load(std::memory_order_relaxed) != mt) {
+      return;  // another thread resized first
     }
-    resizes_.fetch_add(1, std::memory_order_relaxed);
-    for (int l = 0; l < 2; ++l) {
-      for (Magazine* mp = lists[l]; mp != nullptr;) {
-        Magazine* next = mp->next;
-        magazine_destroy(mp, l == 0 ? static_cast<int>(mp->size) : 0);
-        mp = next;
-      }
+    lists[0] = full_.list;
+    lists[1] = empty_.list;
+    full_ = MagList{};
+    empty_ = MagList{};
+    magtype_.store(mt + 1, std::memory_order_release);
+  }
+  resizes_.fetch_add(1, std::memory_order_relaxed);
+  for (int l = 0; l < 2; ++l) {
+    for (Magazine* mp = lists[l]; mp != nullptr;) {
+      Magazine* next = mp->next;
+      magazine_destroy(mp, l == 0 ? static_cast<int>(mp->size) : 0);
+      mp = next;
     }
   }
 }

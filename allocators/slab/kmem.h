@@ -221,6 +221,9 @@ class ObjectCache {
   Magazine* depot_exchange(MagList& from, MagList& to, Magazine* give, int magsize) noexcept;
   void depot_free(MagList& ml, Magazine* mp) noexcept;
   void depot_lock() noexcept;
+  /// Whether magazines of type mt may grow to the next type (illumos's maxbuf limit).
+  bool can_grow(unsigned mt) const noexcept;
+  void magazine_resize(unsigned mt) noexcept;
   void magazine_destroy(Magazine* mp, int rounds) noexcept;
   std::size_t purge_magazines();  // magazines flushed from CPU slots
   void* slab_alloc() noexcept;
@@ -269,6 +272,10 @@ class ObjectCache {
   MagList full_, empty_;
   std::uint64_t depot_contention_ = 0, depot_contention_prev_ = 0;
   std::uint64_t depot_ops_ = 0;
+  // Depot traffic: every kRateWindow exchanges, the time they took (KmemTunables::depot_rate).
+  static constexpr std::uint64_t kRateWindow = 1024;
+  std::uint64_t exchanges_ = 0;
+  std::uint64_t rate_mark_ns_ = 0;
   std::uint64_t depot_hits_ = 0, depot_misses_ = 0;
   std::uint64_t last_update_ns_ = 0;
   std::atomic<unsigned> magtype_;
@@ -283,6 +290,11 @@ struct KmemTunables {
   bool debug = false;                  // kCacheDebug on every cache created
   std::uint64_t update_interval_ns = 15'000'000'000;  // illumos kmem_reap_interval
   int depot_contention = 3;            // illumos kmem_depot_contention
+  /// Depot exchanges per millisecond above which a cache's magazines grow at once
+  /// (0: only contention grows them, as in illumos). A magazine layer is there
+  /// to make depot visits rare; with one thread per CPU slot the depot lock is
+  /// never contended, however often a small magazine sends a slot there.
+  std::uint64_t depot_rate = 1000;
   std::size_t qcache_max = 8 * kPage;  // largest size a quantum cache serves
   std::size_t import_min = 1u << 20;   // smallest span the arena imports from the page layer
   bool magazines = true;               // false: no CPU layer anywhere (for comparison)

@@ -46,12 +46,12 @@ SlabBackend::SlabBackend(const BackendConfig& config)
   static const std::map<std::string, int, std::less<>> kKnown = {
       {"debug", 0}, {"magazines", 0}, {"update_ms", 0},
       {"depot_contention", 0}, {"qcache_max", 0}, {"import_min", 0},
-      {"magazine_rounds", 0}};
+      {"magazine_rounds", 0}, {"depot_rate", 0}};
   for (const auto& [key, value] : config.params) {
     if (!kKnown.contains(key)) {
       throw UsageError("slab: unknown parameter '" + key +
                        "' (known: debug, magazines, update_ms, depot_contention, qcache_max, "
-                       "import_min, magazine_rounds)");
+                       "import_min, magazine_rounds, depot_rate)");
     }
   }
   tunables_.debug = parse_switch(config, "debug", false);
@@ -69,6 +69,10 @@ SlabBackend::SlabBackend(const BackendConfig& config)
     throw UsageError("slab: magazine_rounds must be at most 143 (the largest illumos magazine)");
   }
   tunables_.magazine_rounds = static_cast<int>(rounds);
+  tunables_.depot_rate = parse_number(config, "depot_rate", 1000);
+  if (tunables_.depot_rate > 1'000'000'000) {
+    throw UsageError("slab: depot_rate (depot exchanges per millisecond) must be at most 1000000000");
+  }
   if (tunables_.qcache_max % slab::kPage != 0 || tunables_.qcache_max > 64 * slab::kPage) {
     throw UsageError("slab: qcache_max must be a multiple of 4096 up to 262144");
   }
