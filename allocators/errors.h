@@ -21,6 +21,8 @@ class InputError : public std::runtime_error {
       : std::runtime_error(file + ":" + std::to_string(line) + ": " + what) {}
   InputError(const std::string& file, const std::string& what)
       : std::runtime_error(file + ": " + what) {}
+  /// A message that already names the file (and line): another InputError's, passed on.
+  explicit InputError(const std::string& message) : std::runtime_error(message) {}
 };
 
 /// The run itself failed (a backend crashed, a worker could not start).

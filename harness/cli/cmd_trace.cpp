@@ -76,7 +76,7 @@ void add_trace_command(CLI::App& app) {
       trace::save(t, *out);
       const auto err = t.header.metadata.find("import.error");
       if (err != t.header.metadata.end()) {
-        throw InputError(*in, err->second + " (partial trace kept in " + *out + ")");
+        throw InputError(err->second + " (partial trace kept in " + *out + ")");  // names the file
       }
       if (!*quiet) print_counts(t, *out);
     });

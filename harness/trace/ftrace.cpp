@@ -829,7 +829,7 @@ ops::Trace import_ftrace(const Input& in, const ImportOptions& options) {
     at += n;
     return n;
   };
-  return FtraceParser(source, in.size(), in.name(), options).run();
+  return FtraceParser(source, in.size_hint(), in.name(), options).run();
 }
 
 }  // namespace kmbench::trace

@@ -1,5 +1,6 @@
-// Reading an input: a plain file in pieces or memory-mapped; stdin whole; gzip,
-// xz and zstd data (recognised by magic bytes, not by name) is decompressed whole.
+// Reading an input: a plain file in pieces or memory-mapped, stdin whole; gzip,
+// xz and zstd data (recognised by magic bytes, not by name) is decompressed as
+// it is read, or whole when asked for whole.
 #include <fcntl.h>
 #include <lzma.h>
 #include <sys/mman.h>
@@ -10,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "allocators/errors.h"
 #include "harness/trace/trace.h"
@@ -37,104 +39,167 @@ std::string read_fd(int fd, const std::string& name) {
   }
 }
 
-std::string gunzip(std::string_view in, const std::string& name) {
-  std::string out;
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 32) != Z_OK) throw RunError("zlib: inflateInit2 failed");
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(std::min<std::size_t>(in.size(), 1u << 30));
-  std::size_t fed = z.avail_in;
-  for (;;) {
-    const std::size_t at = out.size();
-    out.resize(at + kChunk);
-    z.next_out = reinterpret_cast<Bytef*>(out.data() + at);
-    z.avail_out = kChunk;
-    const int r = inflate(&z, Z_NO_FLUSH);
-    out.resize(at + kChunk - z.avail_out);
-    if (z.avail_in == 0 && fed < in.size()) {
-      const std::size_t more = std::min<std::size_t>(in.size() - fed, 1u << 30);
-      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + fed));
-      z.avail_in = static_cast<uInt>(more);
-      fed += more;
-    }
-    if (r == Z_STREAM_END) {
-      if (z.avail_in == 0 && fed == in.size()) break;
-      inflateReset(&z);  // concatenated gzip members
-      continue;
-    }
-    if (r != Z_OK && r != Z_BUF_ERROR) {
-      const std::size_t off = fed - z.avail_in;
-      inflateEnd(&z);
-      throw InputError(name, "byte offset " + std::to_string(off) + ": corrupt gzip data");
-    }
-    if (r == Z_BUF_ERROR && z.avail_in == 0 && fed == in.size()) {
-      inflateEnd(&z);
-      throw InputError(name, "byte offset " + std::to_string(in.size()) + ": truncated gzip data");
-    }
+}  // namespace
+
+/// Decompresses front to back, a piece per read(). Errors name the byte offset
+/// in the compressed input.
+class Decompressor {
+ public:
+  Decompressor(std::string_view in, const std::string& name) : in_(in), name_(name) {}
+  virtual ~Decompressor() = default;
+  Decompressor(const Decompressor&) = delete;
+  Decompressor& operator=(const Decompressor&) = delete;
+  /// Up to n decompressed bytes into dst; fewer only at the end, 0 after it.
+  /// Bad data is reported once the bytes decoded before it have been read.
+  std::size_t read(char* dst, std::size_t n) {
+    if (!error_.empty()) throw InputError(name_, error_);
+    return decode(dst, n);
   }
-  inflateEnd(&z);
-  return out;
+
+ protected:
+  virtual std::size_t decode(char* dst, std::size_t n) = 0;
+  /// Ends decoding at bad data: throws now if this read produced nothing.
+  std::size_t stop(std::size_t offset, const std::string& what, std::size_t produced) {
+    error_ = "byte offset " + std::to_string(offset) + ": " + what;
+    done_ = true;
+    if (produced == 0) throw InputError(name_, error_);
+    return produced;
+  }
+  std::string_view in_;
+  const std::string& name_;
+  bool done_ = false;
+
+ private:
+  std::string error_;
+};
+
+namespace {
+
+class GzipDecoder final : public Decompressor {
+ public:
+  GzipDecoder(std::string_view in, const std::string& name) : Decompressor(in, name) {
+    if (inflateInit2(&z_, 15 + 32) != Z_OK) throw RunError("zlib: inflateInit2 failed");
+  }
+  ~GzipDecoder() override { inflateEnd(&z_); }
+  std::size_t decode(char* dst, std::size_t n) override {
+    n = std::min<std::size_t>(n, kFeed);
+    z_.next_out = reinterpret_cast<Bytef*>(dst);
+    z_.avail_out = static_cast<uInt>(n);
+    while (z_.avail_out > 0 && !done_) {
+      if (z_.avail_in == 0 && fed_ < in_.size()) {  // zlib counts input in 32 bits
+        const std::size_t more = std::min(in_.size() - fed_, kFeed);
+        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + fed_));
+        z_.avail_in = static_cast<uInt>(more);
+        fed_ += more;
+      }
+      const int r = inflate(&z_, Z_NO_FLUSH);
+      const bool input_gone = z_.avail_in == 0 && fed_ == in_.size();
+      if (r == Z_STREAM_END) {
+        if (input_gone) {
+          done_ = true;
+        } else {
+          inflateReset(&z_);  // concatenated gzip members
+        }
+      } else if (r == Z_BUF_ERROR && input_gone) {
+        return stop(in_.size(), "truncated gzip data", n - z_.avail_out);
+      } else if (r != Z_OK && r != Z_BUF_ERROR) {
+        return stop(fed_ - z_.avail_in, "corrupt gzip data", n - z_.avail_out);
+      }
+    }
+    return n - z_.avail_out;
+  }
+
+ private:
+  static constexpr std::size_t kFeed = std::size_t{1} << 30;
+  z_stream z_{};
+  std::size_t fed_ = 0;
+};
+
+class XzDecoder final : public Decompressor {
+ public:
+  XzDecoder(std::string_view in, const std::string& name) : Decompressor(in, name) {
+    if (lzma_stream_decoder(&s_, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) {
+      throw RunError("liblzma: decoder init failed");
+    }
+    s_.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
+    s_.avail_in = in.size();
+  }
+  ~XzDecoder() override { lzma_end(&s_); }
+  std::size_t decode(char* dst, std::size_t n) override {
+    s_.next_out = reinterpret_cast<std::uint8_t*>(dst);
+    s_.avail_out = n;
+    while (s_.avail_out > 0 && !done_) {
+      const lzma_ret r = lzma_code(&s_, LZMA_FINISH);
+      if (r == LZMA_STREAM_END) {
+        done_ = true;
+      } else if (r != LZMA_OK) {
+        return stop(in_.size() - s_.avail_in, r == LZMA_BUF_ERROR ? "truncated xz data" : "corrupt xz data",
+                    n - s_.avail_out);
+      }
+    }
+    return n - s_.avail_out;
+  }
+
+ private:
+  lzma_stream s_ = LZMA_STREAM_INIT;
+};
+
+class ZstdDecoder final : public Decompressor {
+ public:
+  ZstdDecoder(std::string_view in, const std::string& name) : Decompressor(in, name), d_(ZSTD_createDStream()) {
+    if (!d_) throw RunError("libzstd: cannot create a decoder");
+    ib_ = ZSTD_inBuffer{in.data(), in.size(), 0};
+  }
+  ~ZstdDecoder() override { ZSTD_freeDStream(d_); }
+  std::size_t decode(char* dst, std::size_t n) override {
+    ZSTD_outBuffer ob{dst, n, 0};
+    while (ob.pos < ob.size && !done_) {
+      const std::size_t before = ob.pos;
+      const std::size_t left = ZSTD_decompressStream(d_, &ob, &ib_);
+      if (ZSTD_isError(left)) {
+        return stop(ib_.pos, std::string("corrupt zstd data (") + ZSTD_getErrorName(left) + ")", ob.pos);
+      }
+      if (ib_.pos == ib_.size) {
+        if (left == 0) {
+          done_ = true;  // the last frame is decoded and flushed
+        } else if (ob.pos == before) {
+          return stop(in_.size(), "truncated zstd data", ob.pos);
+        }
+      }
+    }
+    return ob.pos;
+  }
+
+ private:
+  ZSTD_DStream* d_;
+  ZSTD_inBuffer ib_{};
+};
+
+enum class Compression { none, gzip, xz, zstd };
+
+Compression compression_of(std::string_view magic) {
+  if (starts_with(magic, "\x1f\x8b")) return Compression::gzip;
+  if (starts_with(magic, std::string_view("\xfd" "7zXZ\0", 6))) return Compression::xz;
+  if (starts_with(magic, "\x28\xb5\x2f\xfd")) return Compression::zstd;
+  return Compression::none;
 }
 
-std::string unxz(std::string_view in, const std::string& name) {
-  std::string out;
-  lzma_stream s = LZMA_STREAM_INIT;
-  if (lzma_stream_decoder(&s, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) throw RunError("liblzma: decoder init failed");
-  s.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-  s.avail_in = in.size();
-  lzma_action action = LZMA_FINISH;
-  for (;;) {
-    const std::size_t at = out.size();
-    out.resize(at + kChunk);
-    s.next_out = reinterpret_cast<std::uint8_t*>(out.data() + at);
-    s.avail_out = kChunk;
-    const lzma_ret r = lzma_code(&s, action);
-    out.resize(at + kChunk - s.avail_out);
-    if (r == LZMA_STREAM_END) break;
-    if (r != LZMA_OK) {
-      const std::size_t off = in.size() - s.avail_in;
-      lzma_end(&s);
-      throw InputError(name, "byte offset " + std::to_string(off) +
-                                 (r == LZMA_BUF_ERROR ? ": truncated xz data" : ": corrupt xz data"));
-    }
+std::unique_ptr<Decompressor> decoder_for(Compression c, std::string_view in, const std::string& name) {
+  switch (c) {
+    case Compression::gzip: return std::make_unique<GzipDecoder>(in, name);
+    case Compression::xz: return std::make_unique<XzDecoder>(in, name);
+    case Compression::zstd: return std::make_unique<ZstdDecoder>(in, name);
+    case Compression::none: break;
   }
-  lzma_end(&s);
-  return out;
-}
-
-std::string unzstd(std::string_view in, const std::string& name) {
-  std::string out;
-  ZSTD_DStream* d = ZSTD_createDStream();
-  if (!d) throw RunError("libzstd: cannot create a decoder");
-  ZSTD_inBuffer ib{in.data(), in.size(), 0};
-  std::size_t last = 1;
-  while (ib.pos < ib.size || last != 0) {
-    const std::size_t at = out.size();
-    out.resize(at + kChunk);
-    ZSTD_outBuffer ob{out.data() + at, kChunk, 0};
-    last = ZSTD_decompressStream(d, &ob, &ib);
-    out.resize(at + ob.pos);
-    if (ZSTD_isError(last)) {
-      ZSTD_freeDStream(d);
-      throw InputError(name, "byte offset " + std::to_string(ib.pos) + ": corrupt zstd data (" +
-                                 ZSTD_getErrorName(last) + ")");
-    }
-    if (ib.pos == ib.size && last != 0 && ob.pos == 0) {
-      ZSTD_freeDStream(d);
-      throw InputError(name, "byte offset " + std::to_string(in.size()) + ": truncated zstd data");
-    }
-  }
-  ZSTD_freeDStream(d);
-  return out;
+  return nullptr;
 }
 
 }  // namespace
 
 Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
   if (path == "-") {
-    owned_ = read_fd(0, name_);
-    data_ = owned_.data();
-    size_ = owned_.size();
+    raw_ = read_fd(0, name_);
+    raw_size_ = raw_.size();
   } else {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
@@ -149,73 +214,70 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
     }
     if (S_ISREG(st.st_mode)) {
       fd_ = fd;
-      size_ = static_cast<std::size_t>(st.st_size);
+      raw_size_ = static_cast<std::uint64_t>(st.st_size);
     } else {
-      owned_ = read_fd(fd, name_);  // a pipe or device
+      raw_ = read_fd(fd, name_);  // a pipe or device
+      raw_size_ = raw_.size();
       ::close(fd);
-      data_ = owned_.data();
-      size_ = owned_.size();
     }
   }
-  std::string plain;
   try {
-    const std::string_view magic = head(6);
-    if (starts_with(magic, "\x1f\x8b")) {
-      plain = gunzip(bytes(), name_);
-    } else if (starts_with(magic, std::string_view("\xfd" "7zXZ\0", 6))) {
-      plain = unxz(bytes(), name_);
-    } else if (starts_with(magic, "\x28\xb5\x2f\xfd")) {
-      plain = unzstd(bytes(), name_);
-    } else {
-      return;
-    }
+    char magic[6];
+    const std::size_t got = read_raw(0, magic, sizeof magic);
+    const Compression c = compression_of(std::string_view(magic, got));
+    if (c == Compression::none) return;
+    compressed_ = true;
+    stream_ = decoder_for(c, raw_bytes(), name_);
+    head_.resize(kHead);  // the first bytes, for format detection
+    head_.resize(fill(*stream_, head_.data(), kHead));  // stops short of bad data
   } catch (...) {
     release();
     throw;
   }
-  release();
-  compressed_ = true;
-  head_.clear();
-  owned_ = std::move(plain);
-  data_ = owned_.data();
-  size_ = owned_.size();
 }
 
 Input::~Input() { release(); }
 
 void Input::release() {
-  if (map_) ::munmap(map_, size_);
+  stream_.reset();
+  if (map_) ::munmap(map_, raw_size_);
   map_ = nullptr;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
 
-std::string_view Input::bytes() const {
-  if (!data_ && size_ > 0) {  // a plain file, mapped on first use
-    void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, 0);
+std::size_t Input::fill(Decompressor& d, char* dst, std::size_t n) {
+  std::size_t done = 0;
+  while (done < n) {
+    std::size_t got;
+    try {
+      got = d.read(dst + done, n - done);
+    } catch (const InputError&) {
+      if (done == 0) throw;
+      return done;  // the error comes again with the next read
+    }
+    if (got == 0) break;
+    done += got;
+  }
+  return done;
+}
+
+std::string_view Input::raw_bytes() const {
+  if (fd_ < 0) return raw_;
+  if (!map_ && raw_size_ > 0) {  // a plain file, mapped on first use
+    void* m = ::mmap(nullptr, raw_size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, 0);
     if (m == MAP_FAILED) throw InputError(name_, std::string("cannot map: ") + std::strerror(errno));
-    ::madvise(m, size_, MADV_SEQUENTIAL);
+    ::madvise(m, raw_size_, MADV_SEQUENTIAL);
     map_ = m;
-    data_ = static_cast<const char*>(m);
   }
-  return {data_, size_};
+  return {static_cast<const char*>(map_), raw_size_};
 }
 
-std::string_view Input::head(std::size_t n) const {
-  if (fd_ < 0 || data_) return bytes().substr(0, n);
-  if (head_.size() < std::min<std::size_t>(n, size_)) {
-    head_.resize(std::min<std::size_t>(n, size_));
-    head_.resize(read(0, head_.data(), head_.size()));
-  }
-  return std::string_view(head_).substr(0, n);
-}
-
-std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
+std::size_t Input::read_raw(std::uint64_t offset, char* dst, std::size_t n) const {
   if (fd_ < 0) {
-    const std::string_view all = bytes();
-    if (offset >= all.size()) return 0;
-    n = std::min<std::size_t>(n, all.size() - offset);
-    std::memcpy(dst, all.data() + offset, n);
+    if (offset >= raw_.size()) return 0;
+    n = std::min<std::size_t>(n, raw_.size() - offset);
+    std::memcpy(dst, raw_.data() + offset, n);
     return n;
   }
   std::size_t done = 0;
@@ -229,6 +291,62 @@ std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
     done += static_cast<std::size_t>(got);
   }
   return done;
+}
+
+std::string_view Input::bytes() const {
+  if (!compressed_) return raw_bytes();
+  if (!whole_) {  // decoded again from the start: the stream may be part way through
+    const auto d = decoder_for(compression_of(raw_bytes().substr(0, 6)), raw_bytes(), name_);
+    std::string out;
+    for (;;) {
+      const std::size_t at = out.size();
+      out.resize(at + kChunk);
+      const std::size_t got = fill(*d, out.data() + at, kChunk);
+      out.resize(at + got);
+      if (got == 0) break;  // or the next fill throws at bad data
+    }
+    plain_ = std::move(out);
+    whole_ = true;
+  }
+  return plain_;
+}
+
+std::uint64_t Input::size() const { return compressed_ ? bytes().size() : raw_size_; }
+
+std::uint64_t Input::size_hint() const {
+  if (!compressed_) return raw_size_;
+  return whole_ ? plain_.size() : raw_size_ * 8;
+}
+
+std::string_view Input::head(std::size_t n) const {
+  if (compressed_) return whole_ || n > head_.size() ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
+  if (fd_ < 0 || map_) return raw_bytes().substr(0, n);
+  if (head_.size() < std::min<std::uint64_t>(n, raw_size_)) {
+    head_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(n, raw_size_)));
+    head_.resize(read_raw(0, head_.data(), head_.size()));
+  }
+  return std::string_view(head_).substr(0, n);
+}
+
+std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
+  if (!compressed_) return read_raw(offset, dst, n);
+  if (!whole_) {
+    if (offset < head_.size()) {
+      n = std::min<std::size_t>(n, head_.size() - static_cast<std::size_t>(offset));
+      std::memcpy(dst, head_.data() + offset, n);
+      return n;
+    }
+    if (offset == head_.size() + streamed_) {  // the next bytes: decoded straight into dst
+      const std::size_t got = fill(*stream_, dst, n);
+      streamed_ += got;
+      return got;
+    }
+  }
+  const std::string_view all = bytes();
+  if (offset >= all.size()) return 0;
+  n = std::min<std::size_t>(n, all.size() - static_cast<std::size_t>(offset));
+  std::memcpy(dst, all.data() + offset, n);
+  return n;
 }
 
 }  // namespace kmbench::trace

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,35 +86,53 @@ struct ImportOptions {
   bool keep_partial = false;
 };
 
-/// The whole input, decompressed: a file, or "-" for stdin; gzip, xz and zstd
-/// are recognised by their magic bytes. A plain file is read in pieces by
-/// read(), or memory-mapped whole on the first call of bytes().
+class Decompressor;
+
+/// An input: a file, or "-" for stdin; gzip, xz and zstd are recognised by
+/// their magic bytes. A plain file is read in pieces by read(), or
+/// memory-mapped whole on the first call of bytes(); a compressed one is
+/// decompressed as read() goes, or whole on the first call of bytes(). Bad or
+/// truncated compressed data throws InputError (with the byte offset) from
+/// whichever call meets it.
 class Input {
  public:
   explicit Input(const std::string& path);
   ~Input();
   Input(const Input&) = delete;
   Input& operator=(const Input&) = delete;
+  /// The whole input, decompressed.
   std::string_view bytes() const;
-  /// The first bytes, at most n, without reading a plain file whole.
+  /// The first bytes, at most n, without reading the input whole (n <= 64 KiB).
   std::string_view head(std::size_t n) const;
   /// Copies up to n bytes from `offset` on into dst; returns how many, 0 at the end.
-  /// A plain file is read with pread(2), mapped or not.
+  /// A plain file is read with pread(2); a compressed input is decoded straight
+  /// into dst while the offsets follow each other, and whole otherwise.
   std::size_t read(std::uint64_t offset, char* dst, std::size_t n) const;
-  std::uint64_t size() const { return size_; }
+  /// Bytes of the input (a compressed one is decoded whole to know).
+  std::uint64_t size() const;
+  /// size() where it is known without decoding, else a guess (8x the compressed size).
+  std::uint64_t size_hint() const;
   const std::string& name() const { return name_; }
   bool compressed() const { return compressed_; }
 
  private:
+  static constexpr std::size_t kHead = std::size_t{1} << 16;
+  static std::size_t fill(Decompressor& d, char* dst, std::size_t n);
+  std::string_view raw_bytes() const;
+  std::size_t read_raw(std::uint64_t offset, char* dst, std::size_t n) const;
   void release();
+
   std::string name_;
-  int fd_ = -1;  // a plain file's, open until the destructor
-  std::size_t size_ = 0;
-  mutable const char* data_ = nullptr;  // the whole input, once mapped or read
-  mutable void* map_ = nullptr;
-  mutable std::string head_;
-  std::string owned_;
+  int fd_ = -1;                 // a plain file's, open until the destructor
+  std::uint64_t raw_size_ = 0;  // bytes of the file (compressed or not)
+  std::string raw_;             // stdin's or a pipe's bytes
+  mutable void* map_ = nullptr;  // the file, once mapped
+  mutable std::string head_;    // the first bytes (decoded)
   bool compressed_ = false;
+  std::unique_ptr<Decompressor> stream_;  // decodes what read() asks for next
+  mutable std::uint64_t streamed_ = 0;  // bytes it decoded after head_
+  mutable std::string plain_;   // the whole decoded input, once asked for
+  mutable bool whole_ = false;
 };
 
 /// Guesses the format from the first bytes.

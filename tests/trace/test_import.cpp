@@ -383,14 +383,38 @@ TEST(Input, CompressedAndPlainReadTheSame) {
     const Input other(out);
     EXPECT_TRUE(other.compressed());
     EXPECT_EQ(other.bytes(), xz.bytes()) << tool;
+    // Read in pieces, it is decoded as it goes, and reads the same.
+    const Input streamed(out);
+    EXPECT_EQ(streamed.head(4096), xz.bytes().substr(0, 4096));
+    std::string pieces;
+    char piece[100000];
+    for (std::size_t n; (n = streamed.read(pieces.size(), piece, sizeof piece)) > 0;) pieces.append(piece, n);
+    EXPECT_EQ(pieces, xz.bytes()) << tool;
+    EXPECT_EQ(encode(import_file(out)), encode(import_ftrace(xz.bytes(), out, {}))) << tool;
+
     std::string cut;
     {
       std::ifstream in(out, std::ios::binary);
       cut.assign(std::istreambuf_iterator<char>(in), {});
     }
     std::ofstream(out, std::ios::binary) << cut.substr(0, cut.size() / 2);
-    EXPECT_THROW(Input{out}, InputError) << tool << " truncated";
+    EXPECT_THROW(Input{out}.bytes(), InputError) << tool << " truncated";
+    try {
+      import_file(out);
+      ADD_FAILURE() << tool << ": a truncated capture was imported";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("truncated " + std::string(tool == std::string("gzip") ? "gzip" : "zstd")),
+                std::string::npos)
+          << e.what();
+    }
+    ImportOptions keep;
+    keep.keep_partial = true;  // the lines decoded before the cut are kept
+    const ops::Trace partial = import_file(out, keep);
+    EXPECT_GT(partial.op_count(), 100u) << tool;
+    EXPECT_NE(partial.header.metadata.at("import.error").find("truncated"), std::string::npos) << tool;
   }
+  std::ofstream(::testing::TempDir() + "/junk.gz", std::ios::binary) << "\x1f\x8b this is not gzip data";
+  EXPECT_THROW(Input{::testing::TempDir() + "/junk.gz"}, InputError) << "corrupt at the start";
   // A plain file: its head and pieces read without mapping it, then the same bytes whole.
   const std::string out = ::testing::TempDir() + "/sample.txt";
   std::ofstream(out, std::ios::binary) << xz.bytes();
