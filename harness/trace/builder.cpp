@@ -1,7 +1,5 @@
 #include "harness/trace/builder.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -57,20 +55,6 @@ void Builder::skipped(std::string_view event_name) {
     skipped_by_name_.emplace(std::string(event_name), 1);
   }
 }
-
-namespace {
-
-/// Asks for transparent huge pages over the whole 2 MiB pages inside
-/// [p, p + n): a stream of a large capture fills tens of MiB, and 4 KiB page
-/// faults were a tenth of an import.
-void advise_huge(void* p, std::size_t n) {
-  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-  const std::uintptr_t from = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(kHuge - 1);
-  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
-}
-
-}  // namespace
 
 void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag) {
   if (e.cpu >= stream_of_cpu_.size()) stream_of_cpu_.resize(e.cpu + 1, -1);
