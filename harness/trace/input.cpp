@@ -319,7 +319,9 @@ std::uint64_t Input::size_hint() const {
 }
 
 std::string_view Input::head(std::size_t n) const {
-  if (compressed_) return whole_ || n > head_.size() ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
+  if (compressed_) {  // head_ holds all there is up to kHead, or up to bad data
+    return whole_ || n > kHead ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
+  }
   if (fd_ < 0 || map_) return raw_bytes().substr(0, n);
   if (head_.size() < std::min<std::uint64_t>(n, raw_size_)) {
     head_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(n, raw_size_)));
