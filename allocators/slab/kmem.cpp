@@ -370,7 +370,6 @@ Magazine* ObjectCache::depot_exchange(MagList& from, MagList& to, Magazine* give
   }
   bool due = false;
   bool busy = false;
-  ++depot_ops_;
   if ((++exchanges_ & 63) == 0) {
     const std::uint64_t now = now_ns();
     due = now - last_update_ns_ >= kmem_.tunables().update_interval_ns;
@@ -401,7 +400,6 @@ void ObjectCache::depot_free(MagList& ml, Magazine* mp) noexcept {
   mp->next = ml.list;
   ml.list = mp;
   ml.total++;
-  depot_ops_++;
   depot_lock_.unlock();
 }
 

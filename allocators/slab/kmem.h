@@ -271,7 +271,6 @@ class ObjectCache {
   mutable SpinLock depot_lock_;
   MagList full_, empty_;
   std::uint64_t depot_contention_ = 0, depot_contention_prev_ = 0;
-  std::uint64_t depot_ops_ = 0;
   // Depot traffic: every kRateWindow exchanges, the time they took (KmemTunables::depot_rate).
   static constexpr std::uint64_t kRateWindow = 1024;
   std::uint64_t exchanges_ = 0;

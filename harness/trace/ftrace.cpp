@@ -337,7 +337,12 @@ using TextSource = std::function<std::size_t(char* dst, std::size_t n)>;
 class FtraceParser {
  public:
   FtraceParser(TextSource source, std::uint64_t text_size, const std::string& name, const ImportOptions& options)
-      : source_(std::move(source)), text_size_(text_size), name_(name), options_(options), scan_(nullptr), b_("ftrace", "tracefs", options) {
+      : source_(std::move(source)),
+        text_size_(text_size),
+        name_(name),
+        options_(options),
+        scan_(nullptr),
+        b_("ftrace", "tracefs", options) {
     b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
   }
 
