@@ -87,7 +87,7 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
 // ---- the page map ----------------------------------------------------------
 
 namespace detail {
-std::atomic<std::uintptr_t> g_page_root[kRootEntries];
+RootSlot g_page_root[kRootEntries];
 PageEntry g_zero_leaf[kLeafEntries];
 }  // namespace detail
 
@@ -99,7 +99,7 @@ constexpr PageEntry kUnmapped{};
 
 PageEntry* leaf_for(std::uintptr_t a) {
   std::atomic<std::uintptr_t>& root =
-      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)];
+      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)].leaf;
   const auto zero = reinterpret_cast<std::uintptr_t>(detail::g_zero_leaf);
   std::uintptr_t offset = root.load(std::memory_order_acquire);
   if (offset != 0) {
@@ -476,48 +476,15 @@ struct ZonesInternals {
     }
   }
 
-  /// Loads a non-empty alloc magazine: the free magazine, the per-CPU depot,
-  /// the recirculation depot, or a fill from the zone's chunks.
-  bool refill(ZoneCache& zc, Zone& z) {
-    const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
-    if (f != 0) {
-      std::swap(zc.alloc_mag, zc.free_mag);
-      zc.alloc_cur.store(f, std::memory_order_relaxed);
-      zc.free_cur.store(0, std::memory_order_relaxed);
-      return true;
-    }
-    Magazine* full = nullptr;
-    Magazine* surplus = nullptr;  // an empty magazine this CPU has no room for
-    {
-      std::lock_guard lock(zc.depot_lock);
-      if ((full = zc.depot_full) != nullptr) {
-        zc.depot_full = full->next;
-        zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) - 1,
-                             std::memory_order_relaxed);
-        if (zc.spare_count < 2) {
-          zc.alloc_mag->next = zc.depot_empty;
-          zc.depot_empty = zc.alloc_mag;
-          ++zc.spare_count;
-        } else {
-          surplus = zc.alloc_mag;
-        }
-      }
-    }
-    if (full != nullptr) {
-      if (surplus != nullptr) {
-        lock_zone(z);
-        surplus->next = z.spare_mags;
-        z.spare_mags = surplus;
-        z.mu.unlock();
-      }
-      zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_relaxed);
-      zc.alloc_mag = full;
-      zc.alloc_cur.store(full->count, std::memory_order_relaxed);
+  /// Loads a non-empty alloc magazine: the free magazine or this CPU's depot
+  /// (ZonesBackend::reload), else the recirculation depot, else a fill from
+  /// the zone's chunks.
+  bool refill(ZoneCache& zc, Zone& z, PerCpu& pc) {
+    if (b.reload(zc, pc) != 0) {
       return true;
     }
     lock_zone(z);
-    if ((full = z.recirc) != nullptr) {
+    if (Magazine* full = z.recirc) {
       z.recirc = full->next;
       --z.recirc_count;
       z.recirc_min = std::min(z.recirc_min, z.recirc_count);
@@ -546,14 +513,12 @@ struct ZonesInternals {
     return n != 0;
   }
 
-  /// Makes room in a full free magazine: swap with an empty alloc magazine, or
-  /// push it to the per-CPU depot (spilling half the depot to recirculation
-  /// when the depot passes its cap).
-  void make_room(ZoneCache& zc, Zone& z) {
-    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0) {
-      std::swap(zc.alloc_mag, zc.free_mag);
-      zc.alloc_cur.store(zc.free_cur.load(std::memory_order_relaxed), std::memory_order_relaxed);
-      zc.free_cur.store(0, std::memory_order_relaxed);
+  /// Makes room in a full free magazine when ZonesBackend::unload could not:
+  /// pushes it to this CPU's depot (spilling the older half of the depot to
+  /// recirculation when the depot passes its cap) and loads an empty one
+  /// from the depot, the zone's spares, or a new one.
+  void make_room(ZoneCache& zc, Zone& z, PerCpu& pc) {
+    if (b.unload(zc, pc) == 0) {
       return;
     }
     Magazine* full = zc.free_mag;
@@ -565,7 +530,8 @@ struct ZonesInternals {
       std::lock_guard lock(zc.depot_lock);
       if ((empty = zc.depot_empty) != nullptr) {
         zc.depot_empty = empty->next;
-        --zc.spare_count;
+        zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
       }
       full->next = zc.depot_full;
       zc.depot_full = full;
@@ -681,7 +647,7 @@ struct ZonesInternals {
         out = m;
       }
       zc.depot_count.store(0, std::memory_order_relaxed);
-      zc.spare_count = 0;
+      zc.spare_count.store(0, std::memory_order_relaxed);
       while (Magazine* m = zc.depot_empty) {
         zc.depot_empty = m->next;
         m->count = 0;
@@ -873,6 +839,83 @@ ZonesBackend::~ZonesBackend() {
   }
 }
 
+// The per-CPU magazine exchanges, out of line but short of the slow paths:
+// XNU's alloc/free magazine swap, and a trade with this CPU's depot under its
+// depot lock (uncontended but for GC), never the zone lock. A CPU keeps the
+// empty magazines it trades for full ones: it only ever adds a magazine of
+// its own when its depot has no empty one (make_room), so its empties never
+// outnumber the depot's cap plus one.
+
+std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
+  if (pc.flush_requested.load(std::memory_order_relaxed)) {
+    return 0;  // the slow path flushes first
+  }
+  if (const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed); f != 0) {
+    std::swap(zc.alloc_mag, zc.free_mag);  // XNU's first refill
+    zc.alloc_cur.store(f, std::memory_order_relaxed);
+    zc.free_cur.store(0, std::memory_order_relaxed);
+    return f;
+  }
+  if (zc.depot_count.load(std::memory_order_relaxed) == 0) {
+    return 0;  // also every zone that does not cache: no lock taken
+  }
+  Magazine* full;
+  {
+    std::lock_guard lock(zc.depot_lock);
+    if ((full = zc.depot_full) == nullptr) {
+      return 0;  // GC took the depot meanwhile
+    }
+    zc.depot_full = full->next;
+    zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) - 1,
+                         std::memory_order_relaxed);
+    zc.alloc_mag->next = zc.depot_empty;
+    zc.depot_empty = zc.alloc_mag;
+    zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+  }
+  zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_relaxed);
+  zc.alloc_mag = full;
+  zc.alloc_cur.store(full->count, std::memory_order_relaxed);
+  return full->count;
+}
+
+std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
+  const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
+  if (zc.free_limit == 0 || pc.flush_requested.load(std::memory_order_relaxed)) {
+    return cur;  // not caching, or the slow path must flush first
+  }
+  if (zc.alloc_cur.load(std::memory_order_relaxed) == 0) {
+    std::swap(zc.alloc_mag, zc.free_mag);
+    zc.alloc_cur.store(cur, std::memory_order_relaxed);
+    zc.free_cur.store(0, std::memory_order_relaxed);
+    return 0;
+  }
+  if (zc.spare_count.load(std::memory_order_relaxed) == 0 ||
+      zc.depot_count.load(std::memory_order_relaxed) >= zc.depot_max) {
+    return cur;  // make_room finds an empty magazine or spills the depot
+  }
+  Magazine* empty;
+  {
+    std::lock_guard lock(zc.depot_lock);
+    if ((empty = zc.depot_empty) == nullptr) {
+      return cur;  // GC took the depot meanwhile
+    }
+    zc.depot_empty = empty->next;
+    zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) - 1,
+                         std::memory_order_relaxed);
+    Magazine* full = zc.free_mag;
+    full->count = cur;
+    full->next = zc.depot_full;
+    zc.depot_full = full;
+    zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+  }
+  zc.free_mag = empty;
+  zc.free_cur.store(0, std::memory_order_relaxed);
+  return 0;
+}
+
 void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag,
                                   NodeId node) noexcept {
   State& s = *state_;
@@ -894,7 +937,7 @@ void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag
   void* p = nullptr;
   if (z.caching.load(std::memory_order_relaxed)) {
     in.arm(zc, z);
-    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0 && !in.refill(zc, z)) {
+    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0 && !in.refill(zc, z, pc)) {
       s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
@@ -945,7 +988,7 @@ void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
     ZoneCache& zc = pc.cache(unsigned{e.node} << kClassShift | e.number);
     in.arm(zc, z);
     if (zc.free_cur.load(std::memory_order_relaxed) >= zc.free_limit) {
-      in.make_room(zc, z);
+      in.make_room(zc, z, pc);
     }
     const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
     zc.free_mag->elems()[cur] = p;

@@ -244,6 +244,40 @@ TEST(ZonesCache, MagazinesCycleThroughTheDepots) {
   EXPECT_EQ(b.metric("backend.zones.kalloc.64.elements_in_use"), 0);
 }
 
+TEST(ZonesCache, SteadyBatchesTradeMagazinesWithThisCpusDepotAlone) {
+  // 1000 elements of 64 B are 125 magazines, within the per-CPU cap (128 KiB):
+  // once the first batch has built them, a CPU trades its empty magazines for
+  // its depot's full ones and back, and neither the zone nor recirculation
+  // sees another request.
+  ZonesBackend b(config_with({{"cache", "on"}}));
+  std::vector<void*> blocks(1000);
+  auto batch = [&] {
+    for (auto& p : blocks) {
+      p = b.allocate(64, 16, kNoTag, kAnyNode);
+      ASSERT_NE(p, nullptr);
+    }
+    for (void* p : blocks) {
+      b.free(p, 64);
+    }
+  };
+  batch();
+  batch();
+  const double fills = b.metric("backend.zones.cache.zone_fills");
+  const double magazines = b.metric("backend.zones.cache.magazines");
+  const double depot_hits = b.metric("backend.zones.cache.depot_hits");
+  for (int round = 0; round < 5; ++round) {
+    batch();
+  }
+  EXPECT_EQ(b.metric("backend.zones.cache.zone_fills"), fills);
+  EXPECT_EQ(b.metric("backend.zones.cache.recirc_hits"), 0);
+  EXPECT_EQ(b.metric("backend.zones.cache.depot_spills"), 0);
+  EXPECT_EQ(b.metric("backend.zones.cache.magazines"), magazines);
+  // Each batch takes all but the loaded magazines' worth from the depot.
+  EXPECT_GE(b.metric("backend.zones.cache.depot_hits") - depot_hits, 5 * 120);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.64.elements_in_use"), 0);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.64.elements_cached"), 1000);
+}
+
 TEST(ZonesCache, PerCpuDepotSpillsToRecirculationPastItsCap) {
   // 16 KiB elements: a magazine of 8 is the whole 128 KiB per-CPU cap, so the
   // per-CPU depot holds nothing and full magazines go to recirculation.
@@ -313,6 +347,38 @@ TEST(ZonesNuma, AllocationsLandOnTheNodeAsked) {
   EXPECT_EQ(b.allocate(16, 16, kNoTag, 2), nullptr) << "no node 2";
   EXPECT_GT(b.metric("backend.zones.node.1.zone_pages"), 0);
   EXPECT_GT(b.metric("backend.zones.node.0.zone_pages"), 0);
+}
+
+TEST(ZonesNuma, CachedFreesOfAnotherNodesElementsGoBackToThatNode) {
+  physmem::TopologySpec spec;
+  spec.kind = physmem::TopologySpec::Kind::synthetic;
+  spec.text = "pack:2 [numa] core:1 pu:1";
+  spec.node_bytes = 64u << 20;
+  physmem::Machine machine(spec);
+  BackendConfig config;
+  config.machine = &machine;
+  config.params = {{"cache", "on"}};
+  ZonesBackend b(config);
+  // This thread's home node takes kAnyNode requests; the other node's
+  // elements are freed from here too, many magazines' worth.
+  const void* probe = b.allocate(256, 16, kNoTag, kAnyNode);
+  const NodeId home = machine.node_of_phys(b.physical_address(probe));
+  b.free(const_cast<void*>(probe), 256);
+  const NodeId other = 1 - home;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<void*> local, remote;
+    for (int i = 0; i < 100; ++i) {
+      local.push_back(b.allocate(256, 16, kNoTag, kAnyNode));
+      remote.push_back(b.allocate(256, 16, kNoTag, other));
+    }
+    for (std::size_t i = 0; i < local.size(); ++i) {
+      EXPECT_EQ(machine.node_of_phys(b.physical_address(local[i])), home);
+      EXPECT_EQ(machine.node_of_phys(b.physical_address(remote[i])), other);
+      b.free(remote[i], 256);
+      b.free(local[i], 256);
+    }
+  }
+  EXPECT_EQ(b.metric("backend.zones.kalloc.256.elements_in_use"), 0);
 }
 
 }  // namespace
