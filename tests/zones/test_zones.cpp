@@ -324,12 +324,17 @@ TEST(ZonesParams, BadParametersAreUsageErrors) {
   EXPECT_THROW(ZonesBackend(config_with({{"classes", "kmalloc"}})), UsageError);
 }
 
-TEST(ZonesNuma, AllocationsLandOnTheNodeAsked) {
+/// A synthetic machine of two NUMA nodes with 64 MiB each.
+physmem::TopologySpec two_nodes() {
   physmem::TopologySpec spec;
   spec.kind = physmem::TopologySpec::Kind::synthetic;
   spec.text = "pack:2 [numa] core:1 pu:1";
   spec.node_bytes = 64u << 20;
-  physmem::Machine machine(spec);
+  return spec;
+}
+
+TEST(ZonesNuma, AllocationsLandOnTheNodeAsked) {
+  physmem::Machine machine(two_nodes());
   ASSERT_EQ(machine.node_count(), 2u);
   BackendConfig config;
   config.machine = &machine;
@@ -350,11 +355,7 @@ TEST(ZonesNuma, AllocationsLandOnTheNodeAsked) {
 }
 
 TEST(ZonesNuma, CachedFreesOfAnotherNodesElementsGoBackToThatNode) {
-  physmem::TopologySpec spec;
-  spec.kind = physmem::TopologySpec::Kind::synthetic;
-  spec.text = "pack:2 [numa] core:1 pu:1";
-  spec.node_bytes = 64u << 20;
-  physmem::Machine machine(spec);
+  physmem::Machine machine(two_nodes());
   BackendConfig config;
   config.machine = &machine;
   config.params = {{"cache", "on"}};
