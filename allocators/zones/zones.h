@@ -20,9 +20,9 @@
 #include <array>
 #include <atomic>
 #include <bit>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -88,17 +88,21 @@ struct ChunkMeta;
 struct PageEntry {
   std::uint8_t number;  // class number, kLargeClass or kNoClass
   std::uint8_t node;
-  /// number | node << 8, read in one load.
+  /// number | node << 8, read in one load (the two lead the entry).
   unsigned key() const noexcept {
     std::uint16_t k;
-    std::memcpy(&k, &number, sizeof k);
-    return std::endian::native == std::endian::little ? k : static_cast<std::uint16_t>(k >> 8 | k << 8);
+    std::memcpy(&k, this, sizeof k);
+    if constexpr (std::endian::native == std::endian::big) {
+      k = static_cast<std::uint16_t>(k >> 8 | k << 8);
+    }
+    return k;
   }
   union {
     ChunkMeta* chunk;           // a zone's page: the chunk it is part of
     std::uint64_t large_bytes;  // kLargeClass: bytes of the block starting here
   };
 };
+static_assert(offsetof(PageEntry, number) == 0 && offsetof(PageEntry, node) == 1);
 
 namespace detail {
 inline constexpr unsigned kLeafShift = 30;  // one leaf maps 1 GiB
