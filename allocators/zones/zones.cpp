@@ -435,10 +435,9 @@ struct ZonesInternals {
       new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
     }
     const NodeId local = s.machine->local_node();
-    pc->node = static_cast<unsigned>(local);
-    if (local < 0 || pc->node >= b.node_count_) {
-      pc->node = 0;
-    }
+    pc->set_home(local < 0 || static_cast<unsigned>(local) >= b.node_count_
+                     ? 0u
+                     : static_cast<unsigned>(local));
     b.percpu_[slot].store(pc, std::memory_order_release);
     return *pc;
   }

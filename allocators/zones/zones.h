@@ -145,17 +145,8 @@ struct Magazine {
 class SpinLock {
  public:
   void lock() noexcept {
-    unsigned spins = 0;
-    while (flag_.exchange(true, std::memory_order_acquire)) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-        } else {
-          std::this_thread::yield();
-        }
-      }
+    if (flag_.exchange(true, std::memory_order_acquire)) [[unlikely]] {
+      lock_contended();
     }
   }
   bool try_lock() noexcept {
@@ -165,6 +156,22 @@ class SpinLock {
   void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
  private:
+  // Out of line, so that a caller's uncontended path stays a leaf.
+  [[gnu::noinline]] void lock_contended() noexcept {
+    unsigned spins = 0;
+    do {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (++spins < 128) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    } while (flag_.exchange(true, std::memory_order_acquire));
+  }
+
   std::atomic<bool> flag_{false};
 };
 
@@ -194,8 +201,15 @@ static_assert(kMaxClasses <= 1u << kClassShift);  // class numbers run 1..kMaxCl
 /// pointer to chase, no multiply on the hot path).
 struct alignas(64) PerCpu {
   unsigned node = 0;                         // the slot's home node (kAnyNode requests go there)
+  unsigned home_key = 0;                     // node << 8, as in PageEntry::key()
+  ZoneCache* home = nullptr;                 // the home node's caches, by class number
   std::atomic<bool> flush_requested{false};  // set by a drain: empty the loaded magazines
   ZoneCache& cache(unsigned index) noexcept { return reinterpret_cast<ZoneCache*>(this + 1)[index]; }
+  void set_home(unsigned n) noexcept {
+    node = n;
+    home_key = n << 8;
+    home = &cache(n << kClassShift);
+  }
 };
 
 struct Zone;
@@ -228,8 +242,9 @@ class ZonesBackend {
     if (size <= zones::kMaxSmall && align <= zones::kQuantum) [[likely]] {
       zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
       if (pc != nullptr && (node < 0 || static_cast<unsigned>(node) < node_count_)) [[likely]] {
-        const unsigned n = node < 0 ? pc->node : static_cast<unsigned>(node);
-        zones::ZoneCache& zc = pc->cache(n << zones::kClassShift | classes_.number_of(size));
+        zones::ZoneCache* caches =
+            node < 0 ? pc->home : &pc->cache(static_cast<unsigned>(node) << zones::kClassShift);
+        zones::ZoneCache& zc = caches[classes_.number_of(size)];
         std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed);
         if (cur == 0) [[unlikely]] {
           cur = reload(zc, *pc);
@@ -257,13 +272,12 @@ class ZonesBackend {
         const zones::PageEntry& e = zones::page_entry(p);
         auto* words = static_cast<std::uint64_t*>(p);
         const std::uint64_t mark = cookie(p);
-        const unsigned home = pc->node;
-        if (e.key() == (number | home << 8) && words[1] != mark) [[likely]] {
+        if (e.key() == (number | pc->home_key) && words[1] != mark) [[likely]] {
           // The cache is named by the size and this CPU's node, not by the
           // page entry, so the stores below need not wait for the page map,
           // which only confirms them. (An element of another node takes the
           // slow path to that node's cache.)
-          zones::ZoneCache& zc = pc->cache(home << zones::kClassShift | number);
+          zones::ZoneCache& zc = pc->home[number];
           std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
           if (cur >= zc.free_limit) [[unlikely]] {
             cur = unload(zc, *pc);
