@@ -529,8 +529,6 @@ struct ZonesInternals {
       std::lock_guard lock(zc.depot_lock);
       if ((empty = zc.depot_empty) != nullptr) {
         zc.depot_empty = empty->next;
-        zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) - 1,
-                             std::memory_order_relaxed);
       }
       full->next = zc.depot_full;
       zc.depot_full = full;
@@ -646,7 +644,6 @@ struct ZonesInternals {
         out = m;
       }
       zc.depot_count.store(0, std::memory_order_relaxed);
-      zc.spare_count.store(0, std::memory_order_relaxed);
       while (Magazine* m = zc.depot_empty) {
         zc.depot_empty = m->next;
         m->count = 0;
@@ -869,8 +866,6 @@ std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
                          std::memory_order_relaxed);
     zc.alloc_mag->next = zc.depot_empty;
     zc.depot_empty = zc.alloc_mag;
-    zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
   }
   zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
                       std::memory_order_relaxed);
@@ -890,19 +885,16 @@ std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
     zc.free_cur.store(0, std::memory_order_relaxed);
     return 0;
   }
-  if (zc.spare_count.load(std::memory_order_relaxed) == 0 ||
-      zc.depot_count.load(std::memory_order_relaxed) >= zc.depot_max) {
-    return cur;  // make_room finds an empty magazine or spills the depot
+  if (zc.depot_count.load(std::memory_order_relaxed) >= zc.depot_max) {
+    return cur;  // make_room spills the depot
   }
   Magazine* empty;
   {
     std::lock_guard lock(zc.depot_lock);
     if ((empty = zc.depot_empty) == nullptr) {
-      return cur;  // GC took the depot meanwhile
+      return cur;  // make_room finds one elsewhere
     }
     zc.depot_empty = empty->next;
-    zc.spare_count.store(zc.spare_count.load(std::memory_order_relaxed) - 1,
-                         std::memory_order_relaxed);
     Magazine* full = zc.free_mag;
     full->count = cur;
     full->next = zc.depot_full;

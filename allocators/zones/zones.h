@@ -183,11 +183,10 @@ struct alignas(64) ZoneCache {
   std::uint32_t free_limit = 0;             // magazine capacity while caching, else 0
   Magazine* alloc_mag = nullptr;
   Magazine* free_mag = nullptr;
-  // Slow path only.
+  // Magazine exchanges and slow paths.
   SpinLock depot_lock;
   Magazine* depot_full = nullptr;  // per-CPU depot of full magazines
   Magazine* depot_empty = nullptr; // empty magazines traded for full ones
-  std::atomic<std::uint32_t> spare_count{0};
   std::atomic<std::uint32_t> depot_count{0};
   std::uint32_t depot_max = 0;
   std::atomic<std::uint64_t> depot_hits{0}, recirc_hits{0}, zone_fills{0}, depot_spills{0};
