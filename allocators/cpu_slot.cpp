@@ -13,11 +13,11 @@ std::atomic<unsigned> g_high_water{0};
 
 /// Gives the slot back when its thread exits.
 struct SlotOwner {
-  int slot = -1;
+  unsigned slot = kUnclaimedSlot;
   ~SlotOwner() {
-    if (slot >= 0) {
+    if (slot != kUnclaimedSlot) {
       g_taken[slot / 64].fetch_and(~(std::uint64_t{1} << (slot % 64)), std::memory_order_release);
-      detail::tls_cpu_slot = -1;
+      detail::tls_cpu_slot = kUnclaimedSlot;
     }
   }
 };
@@ -33,8 +33,8 @@ unsigned detail::acquire_cpu_slot() {
       if (g_taken[w].compare_exchange_weak(bits, bits | (std::uint64_t{1} << bit),
                                            std::memory_order_acquire)) {
         unsigned slot = w * 64 + bit;
-        t_owner.slot = static_cast<int>(slot);
-        tls_cpu_slot = static_cast<int>(slot);
+        t_owner.slot = slot;
+        tls_cpu_slot = slot;
         unsigned high = g_high_water.load(std::memory_order_relaxed);
         while (high < slot + 1 &&
                !g_high_water.compare_exchange_weak(high, slot + 1, std::memory_order_relaxed)) {

@@ -422,24 +422,39 @@ struct ZonesInternals {
     m->count = 0;
   }
 
+  /// This CPU slot's caches, created on the slot's first slow path.
   PerCpu& percpu() {
     const unsigned slot = this_cpu_slot();
     PerCpu* pc = b.percpu_[slot].load(std::memory_order_acquire);
-    if (pc != nullptr) {
+    if (pc != b.unclaimed_) {
       return *pc;
     }
-    const std::size_t caches = std::size_t{b.node_count_} << kClassShift;
+    const NodeId local = s.machine->local_node();
+    pc = new_percpu(b.node_count_, local < 0 || static_cast<unsigned>(local) >= b.node_count_
+                                       ? 0u
+                                       : static_cast<unsigned>(local));
+    b.percpu_[slot].store(pc, std::memory_order_release);
+    return *pc;
+  }
+
+  /// A CPU slot's caches for every zone of node_count nodes, all empty and not caching.
+  static PerCpu* new_percpu(unsigned node_count, unsigned home) {
+    const std::size_t caches = std::size_t{node_count} << kClassShift;
     void* mem = ::operator new(sizeof(PerCpu) + caches * sizeof(ZoneCache), std::align_val_t{64});
-    pc = new (mem) PerCpu;
+    auto* pc = new (mem) PerCpu;
     for (std::size_t i = 0; i < caches; ++i) {
       new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
     }
-    const NodeId local = s.machine->local_node();
-    pc->set_home(local < 0 || static_cast<unsigned>(local) >= b.node_count_
-                     ? 0u
-                     : static_cast<unsigned>(local));
-    b.percpu_[slot].store(pc, std::memory_order_release);
-    return *pc;
+    pc->set_home(home);
+    return pc;
+  }
+  /// pre: the caches hold no magazine.
+  static void delete_percpu(PerCpu* pc, unsigned node_count) {
+    for (std::size_t i = 0; i < (std::size_t{node_count} << kClassShift); ++i) {
+      pc->cache(static_cast<unsigned>(i)).~ZoneCache();
+    }
+    pc->~PerCpu();
+    ::operator delete(pc, std::align_val_t{64});
   }
 
   /// Gives this CPU's cache its two loaded magazines once its zone caches.
@@ -633,7 +648,7 @@ struct ZonesInternals {
     Magazine* out = nullptr;
     for (const auto& slot : b.percpu_) {
       PerCpu* pc = slot.load(std::memory_order_acquire);
-      if (pc == nullptr) {
+      if (pc == b.unclaimed_) {
         continue;
       }
       ZoneCache& zc = pc->cache(cache_index(*s.zones[i]));
@@ -782,6 +797,10 @@ ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_uniqu
       s.zones.push_back(std::move(z));
     }
   }
+  unclaimed_ = ZonesInternals::new_percpu(node_count_, 0);
+  for (auto& slot : percpu_) {
+    slot.store(unclaimed_, std::memory_order_relaxed);
+  }
 }
 
 ZonesBackend::~ZonesBackend() {
@@ -789,7 +808,7 @@ ZonesBackend::~ZonesBackend() {
   ZonesInternals in{*this, s};
   for (auto& slot : percpu_) {
     PerCpu* pc = slot.load(std::memory_order_acquire);
-    if (pc == nullptr) {
+    if (pc == unclaimed_) {
       continue;
     }
     for (std::size_t i = 0; i < s.zones.size(); ++i) {
@@ -806,13 +825,10 @@ ZonesBackend::~ZonesBackend() {
         }
       }
     }
-    for (std::size_t i = 0; i < (std::size_t{node_count_} << kClassShift); ++i) {
-      pc->cache(static_cast<unsigned>(i)).~ZoneCache();
-    }
-    pc->~PerCpu();
-    ::operator delete(pc, std::align_val_t{64});
-    slot.store(nullptr, std::memory_order_relaxed);
+    ZonesInternals::delete_percpu(pc, node_count_);
+    slot.store(unclaimed_, std::memory_order_relaxed);
   }
+  ZonesInternals::delete_percpu(unclaimed_, node_count_);
   for (auto& zp : s.zones) {
     Zone& z = *zp;
     for (Magazine* list : {z.recirc, z.spare_mags}) {
@@ -1006,7 +1022,7 @@ std::size_t ZonesBackend::reclaim(ReclaimLevel level) {
     const unsigned mine = this_cpu_slot();
     for (unsigned slot = 0; slot < kMaxCpuSlots; ++slot) {
       PerCpu* pc = percpu_[slot].load(std::memory_order_acquire);
-      if (pc == nullptr) {
+      if (pc == unclaimed_) {
         continue;
       }
       if (slot == mine) {
@@ -1046,7 +1062,7 @@ BackendStats ZonesBackend::stats() const {
     double cached = 0;
     for (const auto& slot : percpu_) {
       PerCpu* pc = slot.load(std::memory_order_acquire);
-      if (pc == nullptr) {
+      if (pc == unclaimed_) {
         continue;
       }
       const ZoneCache& zc = pc->cache(ZonesInternals::cache_index(z));
@@ -1129,9 +1145,12 @@ BackendStats ZonesBackend::stats() const {
       s.magazines.load(std::memory_order_relaxed) *
           (sizeof(Magazine) + s.magazine_size * sizeof(void*)) +
       s.zones.size() * sizeof(Zone);
+  const std::size_t percpu_bytes =
+      sizeof(PerCpu) + (std::size_t{node_count_} << kClassShift) * sizeof(ZoneCache);
+  out.metadata_bytes += percpu_bytes;  // unclaimed_
   for (const auto& slot : percpu_) {
-    if (slot.load(std::memory_order_acquire) != nullptr) {
-      out.metadata_bytes += sizeof(PerCpu) + (std::size_t{node_count_} << kClassShift) * sizeof(ZoneCache);
+    if (slot.load(std::memory_order_acquire) != unclaimed_) {
+      out.metadata_bytes += percpu_bytes;
     }
   }
   return out;

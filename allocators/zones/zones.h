@@ -239,8 +239,8 @@ class ZonesBackend {
 
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     if (size <= zones::kMaxSmall && align <= zones::kQuantum) [[likely]] {
-      zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
-      if (pc != nullptr && (node < 0 || static_cast<unsigned>(node) < node_count_)) [[likely]] {
+      zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
+      if (node < 0 || static_cast<unsigned>(node) < node_count_) [[likely]] {
         zones::ZoneCache* caches =
             node < 0 ? pc->home : &pc->cache(static_cast<unsigned>(node) << zones::kClassShift);
         zones::ZoneCache& zc = caches[classes_.number_of(size)];
@@ -266,27 +266,25 @@ class ZonesBackend {
   void free(void* p, std::size_t size) noexcept {
     if (size <= zones::kMaxSmall) [[likely]] {
       const unsigned number = classes_.number_of(size);
-      zones::PerCpu* pc = percpu_[this_cpu_slot()].load(std::memory_order_relaxed);
-      if (pc != nullptr) [[likely]] {
-        const zones::PageEntry& e = zones::page_entry(p);
-        auto* words = static_cast<std::uint64_t*>(p);
-        const std::uint64_t mark = cookie(p);
-        if (e.key() == (number | pc->home_key) && words[1] != mark) [[likely]] {
-          // The cache is named by the size and this CPU's node, not by the
-          // page entry, so the stores below need not wait for the page map,
-          // which only confirms them. (An element of another node takes the
-          // slow path to that node's cache.)
-          zones::ZoneCache& zc = pc->home[number];
-          std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
-          if (cur >= zc.free_limit) [[unlikely]] {
-            cur = unload(zc, *pc);
-          }
-          if (cur < zc.free_limit) [[likely]] {
-            zc.free_mag->elems()[cur] = p;
-            zc.free_cur.store(cur + 1, std::memory_order_relaxed);
-            words[1] = mark;
-            return;
-          }
+      zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
+      const zones::PageEntry& e = zones::page_entry(p);
+      auto* words = static_cast<std::uint64_t*>(p);
+      const std::uint64_t mark = cookie(p);
+      if (e.key() == (number | pc->home_key) && words[1] != mark) [[likely]] {
+        // The cache is named by the size and this CPU's node, not by the
+        // page entry, so the stores below need not wait for the page map,
+        // which only confirms them. (An element of another node takes the
+        // slow path to that node's cache.)
+        zones::ZoneCache& zc = pc->home[number];
+        std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
+        if (cur >= zc.free_limit) [[unlikely]] {
+          cur = unload(zc, *pc);
+        }
+        if (cur < zc.free_limit) [[likely]] {
+          zc.free_mag->elems()[cur] = p;
+          zc.free_cur.store(cur + 1, std::memory_order_relaxed);
+          words[1] = mark;
+          return;
         }
       }
     }
@@ -341,7 +339,12 @@ class ZonesBackend {
   zones::ClassTable classes_;
   unsigned node_count_ = 1;
   std::uint64_t secret_ = 0;
-  std::array<std::atomic<zones::PerCpu*>, kMaxCpuSlots> percpu_{};
+  // By CPU slot. A slot whose thread has not yet taken the slow path, and the
+  // extra entry at kUnclaimedSlot, hold `unclaimed_`: empty caches with a free
+  // limit of 0, so the inline paths need no null test and fall through to
+  // reload/unload (which find nothing and write nothing), then to the slow path.
+  std::array<std::atomic<zones::PerCpu*>, kMaxCpuSlots + 1> percpu_{};
+  zones::PerCpu* unclaimed_ = nullptr;
   struct State;
   std::unique_ptr<State> state_;
 };
