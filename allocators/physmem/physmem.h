@@ -165,6 +165,12 @@ class Machine {
     return node_of_phys(pa) == kAnyNode ? nullptr : reinterpret_cast<void*>(va_base_ + pa);
   }
   bool owns(const void* va) const noexcept { return node_of(va) != kAnyNode; }
+  /// The one reserved range holding every node's memory (and the gaps between
+  /// nodes): [memory_base(), memory_base() + memory_span()). For tables by page.
+  std::uintptr_t memory_base() const noexcept { return va_base_; }
+  std::uintptr_t memory_span() const noexcept {
+    return static_cast<std::uintptr_t>(node_count_) << stride_shift_;
+  }
 
   /// Gives the calling CPU slot's pcp pages back to the buddy; returns bytes given back.
   /// trim keeps up to batch pages per list, drain keeps none.

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdarg>
@@ -83,53 +84,6 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
   }
   return best;
 }
-
-// ---- the page map ----------------------------------------------------------
-
-namespace detail {
-RootSlot g_page_root[kRootEntries];
-PageEntry g_zero_leaf[kLeafEntries];
-}  // namespace detail
-
-namespace {
-
-std::mutex g_leaf_mutex;
-
-constexpr PageEntry kUnmapped{};
-
-PageEntry* leaf_for(std::uintptr_t a) {
-  std::atomic<std::uintptr_t>& root =
-      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)].leaf;
-  const auto zero = reinterpret_cast<std::uintptr_t>(detail::g_zero_leaf);
-  std::uintptr_t offset = root.load(std::memory_order_acquire);
-  if (offset != 0) {
-    return reinterpret_cast<PageEntry*>(zero + offset);
-  }
-  std::lock_guard lock(g_leaf_mutex);
-  offset = root.load(std::memory_order_acquire);
-  PageEntry* leaf = reinterpret_cast<PageEntry*>(zero + offset);
-  if (offset == 0) {
-    // Reserved, not committed: only the pages of entries ever written become resident.
-    void* mem = mmap(nullptr, detail::kLeafEntries * sizeof(PageEntry), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED) {
-      std::fprintf(stderr, "kmbench: zones: cannot reserve the page map\n");
-      std::abort();
-    }
-    leaf = static_cast<PageEntry*>(mem);  // zero-filled: no zone owns any page yet
-    root.store(reinterpret_cast<std::uintptr_t>(leaf) - zero, std::memory_order_release);
-  }
-  return leaf;
-}
-
-void set_pages(const void* base, std::size_t pages, const PageEntry& e) {
-  auto a = reinterpret_cast<std::uintptr_t>(base);
-  for (std::size_t i = 0; i < pages; ++i, a += kPageBytes) {
-    leaf_for(a)[(a >> 12) & (detail::kLeafEntries - 1)] = e;
-  }
-}
-
-}  // namespace
 
 // ---- panics ----------------------------------------------------------------
 
@@ -252,6 +206,18 @@ struct ZonesInternals {
   ZonesBackend::State& s;
 
   static unsigned cache_index(const Zone& z) { return z.node << kClassShift | (z.cls + 1); }
+
+  // -- the page map --
+
+  static constexpr PageEntry kUnmapped{};
+
+  /// Sets the entries of [base, base + pages * 4 KiB). pre: the machine's memory.
+  void set_pages(const void* base, std::size_t pages, const PageEntry& e) {
+    const std::uintptr_t first = b.map_page(base);
+    for (std::size_t i = 0; i < pages; ++i) {
+      b.map_[first + i] = e;
+    }
+  }
 
   Zone& zone(unsigned node, unsigned number) {
     return *s.zones[node * b.classes_.count + number - 1];
@@ -381,7 +347,7 @@ struct ZonesInternals {
 
   /// Returns an element to its chunk; a free bit already set is a double free.
   void put(Zone& z, void* p) {
-    ChunkMeta* c = page_entry(p).chunk;
+    ChunkMeta* c = b.page_entry(p).chunk;
     const std::uint64_t offset = static_cast<std::uint64_t>(static_cast<char*>(p) - c->base);
     const std::uint32_t idx = static_cast<std::uint32_t>((offset * z.reciprocal) >> 32);
     if (std::uint64_t{idx} * z.element_size != offset || idx >= z.elems_per_chunk) {
@@ -618,7 +584,7 @@ struct ZonesInternals {
   }
 
   void large_free(void* p, std::size_t size) {
-    const PageEntry& e = page_entry(p);
+    const PageEntry& e = b.page_entry(p);
     const std::size_t want =
         (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
     if (want != e.large_bytes) {
@@ -778,6 +744,16 @@ ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_uniqu
 
   s.machine = config.machine != nullptr ? config.machine : &physmem::current_machine();
   node_count_ = std::min(s.machine->node_count(), 255u);
+  map_base_ = s.machine->memory_base();
+  map_pages_ = s.machine->memory_span() / kPageBytes;
+  map_bytes_ = map_pages_ * sizeof(PageEntry);
+  void* map = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (map == MAP_FAILED) {
+    throw RunError("zones: cannot reserve " + std::to_string(map_bytes_ >> 20) +
+                   " MiB of address space for the page map: " + std::strerror(errno));
+  }
+  map_ = static_cast<PageEntry*>(map);  // zero-filled: no zone owns any page yet
   std::random_device rd;
   secret_ = (std::uint64_t{rd()} << 32 | rd()) | 1;
 
@@ -846,9 +822,9 @@ ZonesBackend::~ZonesBackend() {
     }
   }
   for (const auto& [p, rec] : s.large) {
-    set_pages(p, 1, kUnmapped);
     s.machine->free_contiguous(p, rec.bytes);
   }
+  munmap(map_, map_bytes_);
 }
 
 // The per-CPU magazine exchanges, out of line but short of the slow paths:

@@ -75,6 +75,7 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept;
 struct ChunkMeta;
 
 /// What the zones know about one 4 KiB page. All zeros: a page no zone owns.
+/// A backend's page map holds one per page of its machine's memory.
 ///
 /// Where the map's words sit matters to speed. A CPU that sees a load match
 /// an older, still unfinished store in the low 12 address bits may hold the
@@ -82,8 +83,8 @@ struct ChunkMeta;
 /// aliasing"). A free stores the cookie at 8 mod 16 (elements are multiples
 /// of 16 bytes) right after loading the page map, so every word a free loads
 /// from the map sits at 0..7 mod 16: the number and node lead the 16-byte
-/// entry, and root slots are 16 bytes apart. With the number and node at bytes
-/// 8 and 9 instead, 16-byte LIFO pairs took twice as long (7.7 ns against
+/// entry, and the map starts on a page. With the number and node at bytes 8
+/// and 9 instead, 16-byte LIFO pairs took twice as long (7.7 ns against
 /// 3.7 ns on a 2-vCPU EPYC).
 struct PageEntry {
   std::uint8_t number;  // class number, kLargeClass or kNoClass
@@ -103,33 +104,10 @@ struct PageEntry {
   };
 };
 static_assert(offsetof(PageEntry, number) == 0 && offsetof(PageEntry, node) == 1);
+static_assert(sizeof(PageEntry) == 16);
 
-namespace detail {
-inline constexpr unsigned kLeafShift = 30;  // one leaf maps 1 GiB
-inline constexpr std::size_t kLeafEntries = std::size_t{1} << (kLeafShift - 12);
-inline constexpr std::size_t kRootEntries = std::size_t{1} << (47 - kLeafShift);
-/// The root holds each leaf's byte offset from g_zero_leaf, so an unset root
-/// entry (0) reads the all-zero leaf: a lookup has no branch. Both live in
-/// .bss and the zero leaf is never written, so neither costs resident memory.
-/// A root slot is 16 bytes, so its word sits at 0 mod 16 (see PageEntry).
-struct alignas(16) RootSlot {
-  std::atomic<std::uintptr_t> leaf{0};
-};
-extern RootSlot g_page_root[kRootEntries];
-extern PageEntry g_zero_leaf[kLeafEntries];
-}  // namespace detail
-
-/// The entry of the page holding p (all zeros when none was ever set).
-/// The map is process-wide: a page belongs to one backend at a time.
-inline const PageEntry& page_entry(const void* p) noexcept {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t leaf =
-      detail::g_page_root[(a >> detail::kLeafShift) & (detail::kRootEntries - 1)].leaf.load(
-          std::memory_order_acquire);
-  const auto* entries =
-      reinterpret_cast<const PageEntry*>(reinterpret_cast<const char*>(detail::g_zero_leaf) + leaf);
-  return entries[(a >> 12) & (detail::kLeafEntries - 1)];
-}
+/// The entry read for an address outside the map: no zone owns it.
+inline constexpr PageEntry kNoPage{};
 
 /// A stack of free elements moved as one unit between a CPU and the depots.
 struct Magazine {
@@ -267,10 +245,11 @@ class ZonesBackend {
     if (size <= zones::kMaxSmall) [[likely]] {
       const unsigned number = classes_.number_of(size);
       zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
-      const zones::PageEntry& e = zones::page_entry(p);
+      const std::uintptr_t page = map_page(p);
       auto* words = static_cast<std::uint64_t*>(p);
       const std::uint64_t mark = cookie(p);
-      if (e.key() == (number | pc->home_key) && words[1] != mark) [[likely]] {
+      if (page < map_pages_ && map_[page].key() == (number | pc->home_key) &&
+          words[1] != mark) [[likely]] {
         // The cache is named by the size and this CPU's node, not by the
         // page entry, so the stores below need not wait for the page map,
         // which only confirms them. (An element of another node takes the
@@ -295,7 +274,7 @@ class ZonesBackend {
 
   /// Bytes handed out: the element size, or the page-rounded size of a large block.
   std::size_t usable_size(void* p, std::size_t size) const noexcept {
-    const zones::PageEntry& e = zones::page_entry(p);
+    const zones::PageEntry& e = page_entry(p);
     if (e.number == zones::kLargeClass) {
       return static_cast<std::size_t>(e.large_bytes);
     }
@@ -319,6 +298,16 @@ class ZonesBackend {
   double metric(std::string_view name) const;
 
  private:
+  /// The page map index of p's page; map_pages_ or more when p is not the machine's memory.
+  std::uintptr_t map_page(const void* p) const noexcept {
+    return (reinterpret_cast<std::uintptr_t>(p) - map_base_) >> 12;
+  }
+  /// The entry of the page holding p (kNoPage when p is not the machine's memory).
+  const zones::PageEntry& page_entry(const void* p) const noexcept {
+    const std::uintptr_t page = map_page(p);
+    return page < map_pages_ ? map_[page] : zones::kNoPage;
+  }
+
   std::uint64_t cookie(const void* p) const noexcept {
     return reinterpret_cast<std::uintptr_t>(p) ^ secret_;
   }
@@ -338,6 +327,14 @@ class ZonesBackend {
 
   zones::ClassTable classes_;
   unsigned node_count_ = 1;
+  // The page map: one entry per 4 KiB page of the machine's memory, which is
+  // one reserved range, so an entry is a subtraction and a shift away.
+  // Reserved, not committed: only the pages of entries ever written become
+  // resident. Written under the zone lock (chunks) or the large-block lock.
+  zones::PageEntry* map_ = nullptr;
+  std::uintptr_t map_base_ = 0;   // the machine's first byte
+  std::uintptr_t map_pages_ = 0;  // entries
+  std::size_t map_bytes_ = 0;     // of the reservation
   std::uint64_t secret_ = 0;
   // By CPU slot. A slot whose thread has not yet taken the slow path, and the
   // extra entry at kUnclaimedSlot, hold `unclaimed_`: empty caches with a free
