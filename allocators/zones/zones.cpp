@@ -2,7 +2,10 @@
 // slow paths, zone GC, kalloc_large and statistics — in that order.
 #include "allocators/zones/zones.h"
 
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -507,7 +510,7 @@ struct ZonesInternals {
     std::uint64_t spilled = 0;
     Magazine* empty = nullptr;
     {
-      std::lock_guard lock(zc.depot_lock);
+      OwnerGuard lock(zc.depot_lock);
       if ((empty = zc.depot_empty) != nullptr) {
         zc.depot_empty = empty->next;
       }
@@ -609,37 +612,51 @@ struct ZonesInternals {
 
   // -- zone GC --
 
-  /// Moves every magazine of the per-CPU depots of zone i into `out`.
-  Magazine* collect_depots(std::size_t i) {
-    Magazine* out = nullptr;
+  /// Moves every magazine of every per-CPU depot into its zone's list, by
+  /// zone index. The depot locks are claimed all at once, so that one process
+  /// barrier serves them all (see DepotLock).
+  std::vector<Magazine*> collect_depots() {
+    std::vector<Magazine*> out(s.zones.size(), nullptr);
+    std::vector<ZoneCache*> caches;
     for (const auto& slot : b.percpu_) {
       PerCpu* pc = slot.load(std::memory_order_acquire);
       if (pc == b.unclaimed_) {
         continue;
       }
-      ZoneCache& zc = pc->cache(cache_index(*s.zones[i]));
-      std::lock_guard lock(zc.depot_lock);
+      for (std::size_t i = 0; i < s.zones.size(); ++i) {
+        caches.push_back(&pc->cache(cache_index(*s.zones[i])));
+      }
+    }
+    for (ZoneCache* zc : caches) {
+      zc->depot_lock.claim();
+    }
+    DepotLock::publish_claims();
+    for (std::size_t k = 0; k < caches.size(); ++k) {
+      ZoneCache& zc = *caches[k];
+      Magazine*& list = out[k % s.zones.size()];
+      zc.depot_lock.await_owner();
       while (Magazine* m = zc.depot_full) {
         zc.depot_full = m->next;
-        m->next = out;
-        out = m;
+        m->next = list;
+        list = m;
       }
       zc.depot_count.store(0, std::memory_order_relaxed);
       while (Magazine* m = zc.depot_empty) {
         zc.depot_empty = m->next;
         m->count = 0;
-        m->next = out;
-        out = m;
+        m->next = list;
+        list = m;
       }
+      zc.depot_lock.release();
     }
     return out;
   }
 
   static std::uint64_t ema(std::uint64_t old, std::uint64_t sample) { return (3 * old + sample + 3) / 4; }
 
-  std::size_t gc_zone(std::size_t i, ReclaimLevel level) {
+  /// Trims or drains zone i; `depots` are magazines taken from per-CPU depots.
+  std::size_t gc_zone(std::size_t i, ReclaimLevel level, Magazine* depots) {
     Zone& z = *s.zones[i];
-    Magazine* depots = level == ReclaimLevel::drain ? collect_depots(i) : nullptr;
     std::size_t returned = 0;
     Magazine* dead = nullptr;
     lock_zone(z);
@@ -827,6 +844,34 @@ ZonesBackend::~ZonesBackend() {
   munmap(map_, map_bytes_);
 }
 
+// ---- the biased depot lock ------------------------------------------------
+
+bool zones::detail::process_barrier_available() noexcept {
+  static const bool available = [] {
+#ifdef SYS_membarrier
+    const long commands = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return commands > 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+           syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+  }();
+  return available;
+}
+
+void DepotLock::publish_claims() noexcept {
+  if (!detail::process_barrier_available()) {
+    return;  // every lock stays claimed: owners take the spinlock
+  }
+#ifdef SYS_membarrier
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+    std::fprintf(stderr, "kmbench: zones: membarrier failed after registration: %s\n",
+                 std::strerror(errno));
+    std::abort();  // the owners' way in would no longer exclude GC
+  }
+#endif
+}
+
 // The per-CPU magazine exchanges, out of line but short of the slow paths:
 // XNU's alloc/free magazine swap, and a trade with this CPU's depot under its
 // depot lock (uncontended but for GC), never the zone lock. A CPU keeps the
@@ -849,7 +894,7 @@ std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
   }
   Magazine* full;
   {
-    std::lock_guard lock(zc.depot_lock);
+    OwnerGuard lock(zc.depot_lock);
     if ((full = zc.depot_full) == nullptr) {
       return 0;  // GC took the depot meanwhile
     }
@@ -882,7 +927,7 @@ std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
   }
   Magazine* empty;
   {
-    std::lock_guard lock(zc.depot_lock);
+    OwnerGuard lock(zc.depot_lock);
     if ((empty = zc.depot_empty) == nullptr) {
       return cur;  // make_room finds one elsewhere
     }
@@ -1008,9 +1053,11 @@ std::size_t ZonesBackend::reclaim(ReclaimLevel level) {
       }
     }
   }
+  std::vector<Magazine*> depots =
+      level == ReclaimLevel::drain ? in.collect_depots() : std::vector<Magazine*>(s.zones.size());
   std::size_t returned = 0;
   for (std::size_t i = 0; i < s.zones.size(); ++i) {
-    returned += in.gc_zone(i, level);
+    returned += in.gc_zone(i, level, depots[i]);
   }
   (level == ReclaimLevel::trim ? s.gc_trims : s.gc_drains).fetch_add(1, std::memory_order_relaxed);
   s.gc_bytes_returned.fetch_add(returned, std::memory_order_relaxed);

@@ -117,9 +117,8 @@ struct Magazine {
   void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
 };
 
-/// The per-CPU depot lock: taken by its CPU on magazine exchanges and, rarely,
-/// by GC. One atomic exchange to take it, a plain store to drop it; a waiter
-/// that has spun a while yields.
+/// A small lock for short sections: one atomic exchange to take it, a plain
+/// store to drop it; a waiter that has spun a while yields.
 class SpinLock {
  public:
   void lock() noexcept {
@@ -153,6 +152,95 @@ class SpinLock {
   std::atomic<bool> flag_{false};
 };
 
+namespace detail {
+/// True when this process can have all its threads run a memory barrier
+/// (membarrier(2), registered on first use); DepotLock is biased only then.
+bool process_barrier_available() noexcept;
+}  // namespace detail
+
+/// The per-CPU depot lock, biased to the thread that owns the CPU slot.
+///
+/// The owner takes it on each magazine exchange with its depot, others (GC)
+/// rarely. So the owner gets in with two plain stores and a load, no atomic
+/// read-modify-write and no fence: it says it is in, then checks that nobody
+/// has claimed the lock. Anyone else takes the spinlock, claims, has every
+/// thread of the process run a memory barrier (publish_claims: membarrier)
+/// and waits for the owner to be out. That barrier puts the owner's "in"
+/// before its read of the claim, or the claim before that read, at no cost to
+/// the owner: what a kernel gets by owning its CPU with preemption disabled.
+/// An owner that finds a claim waits on the spinlock. Without the process
+/// barrier every lock is born claimed: the owner always takes the spinlock.
+/// (An uncontended atomic exchange per depot trade cost 13% of a batch of
+/// 1000 allocations then frees on a 2-vCPU EPYC.)
+class DepotLock {
+ public:
+  /// For the CPU slot's owner. Returns whether it went in without the spinlock.
+  bool lock_as_owner() noexcept {
+    owner_in_.store(true, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the barrier is the claimer's
+    if (claimed_.load(std::memory_order_acquire)) [[unlikely]] {
+      owner_in_.store(false, std::memory_order_release);
+      slow_.lock();
+      return false;
+    }
+    return true;
+  }
+  void unlock_as_owner(bool fast) noexcept {
+    if (fast) {
+      owner_in_.store(false, std::memory_order_release);
+    } else {
+      slow_.unlock();
+    }
+  }
+
+  /// For anyone else, in steps so that one barrier serves many locks: claim
+  /// each, publish_claims() once, await_owner() on each; then release each.
+  void claim() noexcept {
+    slow_.lock();
+    claimed_.store(true, std::memory_order_seq_cst);
+  }
+  static void publish_claims() noexcept;
+  void await_owner() const noexcept {
+    for (unsigned spins = 0; owner_in_.load(std::memory_order_acquire); ++spins) {
+      if (spins < 128) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  void release() noexcept {
+    claimed_.store(!biased_, std::memory_order_release);
+    slow_.unlock();
+  }
+  void lock_as_other() noexcept {
+    claim();
+    publish_claims();
+    await_owner();
+  }
+
+ private:
+  std::atomic<bool> owner_in_{false};
+  std::atomic<bool> claimed_{!detail::process_barrier_available()};
+  bool biased_ = !claimed_.load(std::memory_order_relaxed);
+  SpinLock slow_;
+};
+
+/// Holds a DepotLock as its CPU slot's owner.
+class OwnerGuard {
+ public:
+  explicit OwnerGuard(DepotLock& l) noexcept : lock_(l), fast_(l.lock_as_owner()) {}
+  ~OwnerGuard() { lock_.unlock_as_owner(fast_); }
+  OwnerGuard(const OwnerGuard&) = delete;
+  OwnerGuard& operator=(const OwnerGuard&) = delete;
+
+ private:
+  DepotLock& lock_;
+  bool fast_;
+};
+
 /// One CPU's cache in front of one zone. The loaded magazines are touched only
 /// by the CPU slot's owner; the per-CPU depot also by GC, under depot_lock.
 struct alignas(64) ZoneCache {
@@ -162,7 +250,7 @@ struct alignas(64) ZoneCache {
   Magazine* alloc_mag = nullptr;
   Magazine* free_mag = nullptr;
   // Magazine exchanges and slow paths.
-  SpinLock depot_lock;
+  DepotLock depot_lock;
   Magazine* depot_full = nullptr;  // per-CPU depot of full magazines
   Magazine* depot_empty = nullptr; // empty magazines traded for full ones
   std::atomic<std::uint32_t> depot_count{0};

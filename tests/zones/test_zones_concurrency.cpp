@@ -140,6 +140,45 @@ TEST(ZonesConcurrency, ManyThreadsChurnAndDrainConcurrently) {
   EXPECT_EQ(in_use(b), 0);
 }
 
+TEST(ZonesDepotLock, OwnerAndOthersExcludeEachOther) {
+  // The owner goes in without an atomic read-modify-write; two others claim
+  // the lock meanwhile. A plain counter, read and written back apart, loses
+  // updates (and ThreadSanitizer reports a race) unless each side excludes the other.
+  zones::DepotLock lock;
+  std::uint64_t counter = 0;
+  auto bump = [&counter] {
+    const std::uint64_t v = counter;
+    for (int spin = 0; spin < 4; ++spin) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    }
+    counter = v + 1;
+  };
+  constexpr int kOwnerRounds = 200000;
+  constexpr int kOtherRounds = 2000;
+  std::thread owner([&] {
+    for (int i = 0; i < kOwnerRounds; ++i) {
+      const bool fast = lock.lock_as_owner();
+      bump();
+      lock.unlock_as_owner(fast);
+    }
+  });
+  std::vector<std::thread> others;
+  for (int t = 0; t < 2; ++t) {
+    others.emplace_back([&] {
+      for (int i = 0; i < kOtherRounds; ++i) {
+        lock.lock_as_other();
+        bump();
+        lock.release();
+      }
+    });
+  }
+  owner.join();
+  for (auto& th : others) {
+    th.join();
+  }
+  EXPECT_EQ(counter, std::uint64_t{kOwnerRounds} + 2 * kOtherRounds);
+}
+
 TEST(ZonesConcurrency, LockContentionSwitchesCachingOn) {
   BackendConfig config;
   config.params = {{"cache", "auto"}, {"contention", "3"}};
