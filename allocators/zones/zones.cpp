@@ -412,7 +412,10 @@ struct ZonesInternals {
     void* mem = ::operator new(sizeof(PerCpu) + caches * sizeof(ZoneCache), std::align_val_t{64});
     auto* pc = new (mem) PerCpu;
     for (std::size_t i = 0; i < caches; ++i) {
+      // Index node << kClassShift | number; the key is number | node << 8.
       new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
+      pc->cache(static_cast<unsigned>(i)).key =
+          static_cast<std::uint32_t>((i & ((1u << kClassShift) - 1)) | (i >> kClassShift) << 8);
     }
     pc->set_home(home);
     return pc;

@@ -247,6 +247,7 @@ struct alignas(64) ZoneCache {
   std::atomic<std::uint32_t> alloc_cur{0};  // elements in alloc_mag
   std::atomic<std::uint32_t> free_cur{0};   // elements in free_mag
   std::uint32_t free_limit = 0;             // magazine capacity while caching, else 0
+  std::uint32_t key = 0;                    // its zone's PageEntry::key()
   Magazine* alloc_mag = nullptr;
   Magazine* free_mag = nullptr;
   // Magazine exchanges and slow paths.
@@ -266,13 +267,11 @@ static_assert(kMaxClasses <= 1u << kClassShift);  // class numbers run 1..kMaxCl
 /// pointer to chase, no multiply on the hot path).
 struct alignas(64) PerCpu {
   unsigned node = 0;                         // the slot's home node (kAnyNode requests go there)
-  unsigned home_key = 0;                     // node << 8, as in PageEntry::key()
   ZoneCache* home = nullptr;                 // the home node's caches, by class number
   std::atomic<bool> flush_requested{false};  // set by a drain: empty the loaded magazines
   ZoneCache& cache(unsigned index) noexcept { return reinterpret_cast<ZoneCache*>(this + 1)[index]; }
   void set_home(unsigned n) noexcept {
     node = n;
-    home_key = n << 8;
     home = &cache(n << kClassShift);
   }
 };
@@ -333,16 +332,15 @@ class ZonesBackend {
     if (size <= zones::kMaxSmall) [[likely]] {
       const unsigned number = classes_.number_of(size);
       zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
+      // The cache is named by the size and this CPU's node, not by the page
+      // entry, so the stores below need not wait for the page map, which
+      // only confirms them. (An element of another node takes the slow path
+      // to that node's cache.)
+      zones::ZoneCache& zc = pc->home[number];
       const std::uintptr_t page = map_page(p);
       auto* words = static_cast<std::uint64_t*>(p);
       const std::uint64_t mark = cookie(p);
-      if (page < map_pages_ && map_[page].key() == (number | pc->home_key) &&
-          words[1] != mark) [[likely]] {
-        // The cache is named by the size and this CPU's node, not by the
-        // page entry, so the stores below need not wait for the page map,
-        // which only confirms them. (An element of another node takes the
-        // slow path to that node's cache.)
-        zones::ZoneCache& zc = pc->home[number];
+      if (page < map_pages_ && map_[page].key() == zc.key && words[1] != mark) [[likely]] {
         std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
         if (cur >= zc.free_limit) [[unlikely]] {
           cur = unload(zc, *pc);
