@@ -340,7 +340,11 @@ class ZonesBackend {
       const std::uintptr_t page = map_page(p);
       auto* words = static_cast<std::uint64_t*>(p);
       const std::uint64_t mark = cookie(p);
-      if (page < map_pages_ && map_[page].key() == zc.key && words[1] != mark) [[likely]] {
+      // Each test expected on its own: [[likely]] on the whole condition
+      // left the fast path out of line, a taken jump more per free.
+      if (__builtin_expect(page < map_pages_, 1) &&
+          __builtin_expect(map_[page].key() == zc.key, 1) &&
+          __builtin_expect(words[1] != mark, 1)) {
         std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
         if (cur >= zc.free_limit) [[unlikely]] {
           cur = unload(zc, *pc);
