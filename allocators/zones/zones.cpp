@@ -212,8 +212,6 @@ struct ZonesInternals {
 
   // -- the page map --
 
-  static constexpr PageEntry kUnmapped{};
-
   /// Sets the entries of [base, base + pages * 4 KiB). pre: the machine's memory.
   void set_pages(const void* base, std::size_t pages, const PageEntry& e) {
     const std::uintptr_t first = b.map_page(base);
@@ -307,7 +305,7 @@ struct ZonesInternals {
   std::size_t release(Zone& z, ChunkMeta* c) {
     queue(z, c->list).remove(c);
     const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
-    set_pages(c->base, z.chunk_pages, kUnmapped);
+    set_pages(c->base, z.chunk_pages, kNoPage);
     if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
       s.machine->free_pages(c->base, static_cast<unsigned>(__builtin_ctz(z.chunk_pages)));
     } else {
@@ -608,7 +606,7 @@ struct ZonesInternals {
       s.large.erase(it);
       s.large_bytes -= rec.bytes;
       s.large_bytes_by_tag[rec.tag == kNoTag ? kVmTagKalloc : rec.tag] -= rec.bytes;
-      set_pages(p, 1, kUnmapped);
+      set_pages(p, 1, kNoPage);
     }
     s.machine->free_contiguous(p, rec.bytes);
   }
@@ -636,7 +634,7 @@ struct ZonesInternals {
     DepotLock::publish_claims();
     for (std::size_t k = 0; k < caches.size(); ++k) {
       ZoneCache& zc = *caches[k];
-      Magazine*& list = out[k % s.zones.size()];
+      Magazine*& list = out[k % s.zones.size()];  // caches run slot by slot, zone by zone
       zc.depot_lock.await_owner();
       while (Magazine* m = zc.depot_full) {
         zc.depot_full = m->next;
@@ -766,11 +764,11 @@ ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_uniqu
   node_count_ = std::min(s.machine->node_count(), 255u);
   map_base_ = s.machine->memory_base();
   map_pages_ = s.machine->memory_span() / kPageBytes;
-  map_bytes_ = map_pages_ * sizeof(PageEntry);
-  void* map = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE,
+  const std::size_t map_bytes = map_pages_ * sizeof(PageEntry);
+  void* map = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (map == MAP_FAILED) {
-    throw RunError("zones: cannot reserve " + std::to_string(map_bytes_ >> 20) +
+    throw RunError("zones: cannot reserve " + std::to_string(map_bytes >> 20) +
                    " MiB of address space for the page map: " + std::strerror(errno));
   }
   map_ = static_cast<PageEntry*>(map);  // zero-filled: no zone owns any page yet
@@ -844,7 +842,7 @@ ZonesBackend::~ZonesBackend() {
   for (const auto& [p, rec] : s.large) {
     s.machine->free_contiguous(p, rec.bytes);
   }
-  munmap(map_, map_bytes_);
+  munmap(map_, map_pages_ * sizeof(PageEntry));
 }
 
 // ---- the biased depot lock ------------------------------------------------

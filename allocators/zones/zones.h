@@ -106,7 +106,8 @@ struct PageEntry {
 static_assert(offsetof(PageEntry, number) == 0 && offsetof(PageEntry, node) == 1);
 static_assert(sizeof(PageEntry) == 16);
 
-/// The entry read for an address outside the map: no zone owns it.
+/// The all-zero entry of a page no zone owns: what an address outside the map
+/// reads, and what a page given back is set to.
 inline constexpr PageEntry kNoPage{};
 
 /// A stack of free elements moved as one unit between a CPU and the depots.
@@ -212,7 +213,7 @@ class DepotLock {
     }
   }
   void release() noexcept {
-    claimed_.store(!biased_, std::memory_order_release);
+    claimed_.store(!detail::process_barrier_available(), std::memory_order_release);
     slow_.unlock();
   }
   void lock_as_other() noexcept {
@@ -224,7 +225,6 @@ class DepotLock {
  private:
   std::atomic<bool> owner_in_{false};
   std::atomic<bool> claimed_{!detail::process_barrier_available()};
-  bool biased_ = !claimed_.load(std::memory_order_relaxed);
   SpinLock slow_;
 };
 
@@ -424,7 +424,6 @@ class ZonesBackend {
   zones::PageEntry* map_ = nullptr;
   std::uintptr_t map_base_ = 0;   // the machine's first byte
   std::uintptr_t map_pages_ = 0;  // entries
-  std::size_t map_bytes_ = 0;     // of the reservation
   std::uint64_t secret_ = 0;
   // By CPU slot. A slot whose thread has not yet taken the slow path, and the
   // extra entry at kUnclaimedSlot, hold `unclaimed_`: empty caches with a free
