@@ -437,6 +437,7 @@ struct ZonesInternals {
     const std::uint64_t mag_bytes = std::uint64_t{s.magazine_size} * z.element_size;
     const std::uint64_t fits = s.percpu_cap_bytes / std::max<std::uint64_t>(mag_bytes, 1);
     zc.depot_max = static_cast<std::uint32_t>(fits > 2 ? fits - 2 : 0);
+    zc.depot = new Magazine*[std::size_t{zc.depot_max} + 1];
     zc.free_limit = s.magazine_size;
   }
 
@@ -505,29 +506,30 @@ struct ZonesInternals {
     if (b.unload(zc, pc) == 0) {
       return;
     }
-    Magazine* full = zc.free_mag;
-    full->count = zc.free_cur.load(std::memory_order_relaxed);
     Magazine* spill = nullptr;
     std::uint64_t spilled = 0;
     Magazine* empty = nullptr;
     {
       OwnerGuard lock(zc.depot_lock);
-      if ((empty = zc.depot_empty) != nullptr) {
-        zc.depot_empty = empty->next;
+      std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
+      if (count < zc.depot_held) {
+        empty = zc.depot[count];
+      } else {
+        ++zc.depot_held;  // at most depot_max + 1: count <= depot_max before this push
       }
-      full->next = zc.depot_full;
-      zc.depot_full = full;
-      std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed) + 1;
+      zc.depot[count++] = zc.free_mag;
       if (count > zc.depot_max) {
-        // Keep the newest half, spill the rest.
+        // Keep the newest half, spill the rest (the oldest, at the bottom).
         const std::uint32_t keep = zc.depot_max / 2;
-        Magazine** link = &zc.depot_full;
-        for (std::uint32_t i = 0; i < keep; ++i) {
-          link = &(*link)->next;
-        }
-        spill = *link;
-        *link = nullptr;
         spilled = count - keep;
+        for (std::uint32_t i = 0; i < spilled; ++i) {
+          Magazine* m = zc.depot[i];
+          m->count = s.magazine_size;
+          m->next = spill;
+          spill = m;
+        }
+        std::copy(zc.depot + spilled, zc.depot + zc.depot_held, zc.depot);
+        zc.depot_held -= static_cast<std::uint32_t>(spilled);
         count = keep;
       }
       zc.depot_count.store(count, std::memory_order_relaxed);
@@ -636,18 +638,15 @@ struct ZonesInternals {
       ZoneCache& zc = *caches[k];
       Magazine*& list = out[k % s.zones.size()];  // caches run slot by slot, zone by zone
       zc.depot_lock.await_owner();
-      while (Magazine* m = zc.depot_full) {
-        zc.depot_full = m->next;
+      const std::uint32_t full = zc.depot_count.load(std::memory_order_relaxed);
+      for (std::uint32_t j = 0; j < zc.depot_held; ++j) {
+        Magazine* m = zc.depot[j];
+        m->count = j < full ? s.magazine_size : 0;
         m->next = list;
         list = m;
       }
       zc.depot_count.store(0, std::memory_order_relaxed);
-      while (Magazine* m = zc.depot_empty) {
-        zc.depot_empty = m->next;
-        m->count = 0;
-        m->next = list;
-        list = m;
-      }
+      zc.depot_held = 0;
       zc.depot_lock.release();
     }
     return out;
@@ -812,12 +811,10 @@ ZonesBackend::~ZonesBackend() {
           in.delete_magazine(m);
         }
       }
-      for (Magazine* list : {zc.depot_full, zc.depot_empty}) {
-        while (Magazine* m = list) {
-          list = m->next;
-          in.delete_magazine(m);
-        }
+      for (std::uint32_t j = 0; j < zc.depot_held; ++j) {
+        in.delete_magazine(zc.depot[j]);
       }
+      delete[] zc.depot;
     }
     ZonesInternals::delete_percpu(pc, node_count_);
     slot.store(unclaimed_, std::memory_order_relaxed);
@@ -880,6 +877,29 @@ void DepotLock::publish_claims() noexcept {
 // its own when its depot has no empty one (make_room), so its empties never
 // outnumber the depot's cap plus one.
 
+namespace {
+
+/// Runs f under the depot lock, as the slot's owner, when someone has claimed
+/// it: out of line, so that the callers below reach it by a tail call and
+/// their common path needs no stack frame.
+template <class F>
+[[gnu::noinline]] std::uint32_t under_claimed_depot_lock(DepotLock& lock, F f) noexcept {
+  OwnerGuard guard(lock);
+  return f();
+}
+
+template <class F>
+std::uint32_t under_depot_lock(DepotLock& lock, F f) noexcept {
+  if (lock.try_enter_as_owner()) [[likely]] {
+    const std::uint32_t r = f();
+    lock.leave_as_owner();
+    return r;
+  }
+  return under_claimed_depot_lock(lock, f);
+}
+
+}  // namespace
+
 std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
   if (pc.flush_requested.load(std::memory_order_relaxed)) {
     return 0;  // the slow path flushes first
@@ -893,23 +913,20 @@ std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
   if (zc.depot_count.load(std::memory_order_relaxed) == 0) {
     return 0;  // also every zone that does not cache: no lock taken
   }
-  Magazine* full;
-  {
-    OwnerGuard lock(zc.depot_lock);
-    if ((full = zc.depot_full) == nullptr) {
+  return under_depot_lock(zc.depot_lock, [&zc]() noexcept -> std::uint32_t {
+    const std::uint32_t n = zc.depot_count.load(std::memory_order_relaxed);
+    if (n == 0) {
       return 0;  // GC took the depot meanwhile
     }
-    zc.depot_full = full->next;
-    zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) - 1,
-                         std::memory_order_relaxed);
-    zc.alloc_mag->next = zc.depot_empty;
-    zc.depot_empty = zc.alloc_mag;
-  }
-  zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
-                      std::memory_order_relaxed);
-  zc.alloc_mag = full;
-  zc.alloc_cur.store(full->count, std::memory_order_relaxed);
-  return full->count;
+    Magazine* full = zc.depot[n - 1];
+    zc.depot[n - 1] = zc.alloc_mag;
+    zc.depot_count.store(n - 1, std::memory_order_relaxed);
+    zc.depot_hits.store(zc.depot_hits.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+    zc.alloc_mag = full;
+    zc.alloc_cur.store(zc.free_limit, std::memory_order_relaxed);
+    return zc.free_limit;
+  });
 }
 
 std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
@@ -926,23 +943,18 @@ std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
   if (zc.depot_count.load(std::memory_order_relaxed) >= zc.depot_max) {
     return cur;  // make_room spills the depot
   }
-  Magazine* empty;
-  {
-    OwnerGuard lock(zc.depot_lock);
-    if ((empty = zc.depot_empty) == nullptr) {
-      return cur;  // make_room finds one elsewhere
+  return under_depot_lock(zc.depot_lock, [&zc, cur]() noexcept -> std::uint32_t {
+    const std::uint32_t n = zc.depot_count.load(std::memory_order_relaxed);
+    if (n == zc.depot_held) {
+      return cur;  // no empty magazine: make_room finds one elsewhere
     }
-    zc.depot_empty = empty->next;
-    Magazine* full = zc.free_mag;
-    full->count = cur;
-    full->next = zc.depot_full;
-    zc.depot_full = full;
-    zc.depot_count.store(zc.depot_count.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
-  }
-  zc.free_mag = empty;
-  zc.free_cur.store(0, std::memory_order_relaxed);
-  return 0;
+    Magazine* empty = zc.depot[n];
+    zc.depot[n] = zc.free_mag;
+    zc.depot_count.store(n + 1, std::memory_order_relaxed);
+    zc.free_mag = empty;
+    zc.free_cur.store(0, std::memory_order_relaxed);
+    return 0;
+  });
 }
 
 void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag,

@@ -112,8 +112,8 @@ inline constexpr PageEntry kNoPage{};
 
 /// A stack of free elements moved as one unit between a CPU and the depots.
 struct Magazine {
-  Magazine* next = nullptr;
-  std::uint32_t count = 0;  // valid while the magazine sits in a depot
+  Magazine* next = nullptr;  // in a zone's lists (recirculation, spares) and GC's
+  std::uint32_t count = 0;   // valid while the magazine sits in a zone's list
   /// The element slots, allocated right after the header.
   void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
 };
@@ -175,20 +175,31 @@ bool process_barrier_available() noexcept;
 /// 1000 allocations then frees on a 2-vCPU EPYC.)
 class DepotLock {
  public:
-  /// For the CPU slot's owner. Returns whether it went in without the spinlock.
-  bool lock_as_owner() noexcept {
+  /// For the CPU slot's owner: goes in when nobody has claimed the lock
+  /// (then leave_as_owner() lets it go); false, and not in, otherwise.
+  bool try_enter_as_owner() noexcept {
     owner_in_.store(true, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the barrier is the claimer's
     if (claimed_.load(std::memory_order_acquire)) [[unlikely]] {
       owner_in_.store(false, std::memory_order_release);
-      slow_.lock();
       return false;
     }
     return true;
   }
+  void leave_as_owner() noexcept { owner_in_.store(false, std::memory_order_release); }
+
+  /// For the CPU slot's owner, whatever the claims. Returns whether it went in
+  /// without the spinlock, which unlock_as_owner needs back.
+  bool lock_as_owner() noexcept {
+    if (try_enter_as_owner()) [[likely]] {
+      return true;
+    }
+    slow_.lock();
+    return false;
+  }
   void unlock_as_owner(bool fast) noexcept {
     if (fast) {
-      owner_in_.store(false, std::memory_order_release);
+      leave_as_owner();
     } else {
       slow_.unlock();
     }
@@ -252,10 +263,14 @@ struct alignas(64) ZoneCache {
   Magazine* free_mag = nullptr;
   // Magazine exchanges and slow paths.
   DepotLock depot_lock;
-  Magazine* depot_full = nullptr;  // per-CPU depot of full magazines
-  Magazine* depot_empty = nullptr; // empty magazines traded for full ones
-  std::atomic<std::uint32_t> depot_count{0};
-  std::uint32_t depot_max = 0;
+  /// The per-CPU depot, in one array: [0, depot_count) holds full magazines,
+  /// oldest first, and [depot_count, depot_held) the empty ones traded for
+  /// them, so that a trade is one swap at the boundary. Room for depot_max + 1.
+  /// A full magazine here holds free_limit elements (only full ones come in).
+  Magazine** depot = nullptr;
+  std::atomic<std::uint32_t> depot_count{0};  // full magazines
+  std::uint32_t depot_held = 0;               // full and empty magazines
+  std::uint32_t depot_max = 0;                // full magazines before the depot spills
   std::atomic<std::uint64_t> depot_hits{0}, recirc_hits{0}, zone_fills{0}, depot_spills{0};
 };
 
