@@ -160,7 +160,7 @@ struct Zone {
   std::uint64_t elems_free = 0;      // free in chunks (not cached)
   std::uint64_t free_min = 0;        // low water of elems_free since the last GC period
   std::uint64_t ws_free_ema = 0;     // working set of free elements (EMA over GC periods)
-  Magazine* recirc = nullptr;        // full magazines
+  Magazine* recirc = nullptr;        // full magazines (from spills), newest first
   std::uint64_t recirc_count = 0;
   std::uint64_t recirc_min = 0;
   std::uint64_t ws_recirc_ema = 0;
@@ -437,7 +437,7 @@ struct ZonesInternals {
     const std::uint64_t mag_bytes = std::uint64_t{s.magazine_size} * z.element_size;
     const std::uint64_t fits = s.percpu_cap_bytes / std::max<std::uint64_t>(mag_bytes, 1);
     zc.depot_max = static_cast<std::uint32_t>(fits > 2 ? fits - 2 : 0);
-    zc.depot = new Magazine*[std::size_t{zc.depot_max} + 1];
+    zc.depot = new Magazine*[depot_room(zc)];
     zc.free_limit = s.magazine_size;
   }
 
@@ -469,7 +469,18 @@ struct ZonesInternals {
       return true;
     }
     lock_zone(z);
+    if (z.recirc != nullptr && batch_of(zc) > 1) {
+      const std::uint32_t moved = recirculate(zc, z);
+      z.mu.unlock();
+      zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + moved,
+                           std::memory_order_relaxed);
+      if (b.reload(zc, pc) != 0) {
+        return true;
+      }
+      lock_zone(z);  // GC took the depot meanwhile
+    }
     if (Magazine* full = z.recirc) {
+      // A depot too small to batch (large elements): straight into the alloc slot.
       z.recirc = full->next;
       --z.recirc_count;
       z.recirc_min = std::min(z.recirc_min, z.recirc_count);
@@ -498,30 +509,78 @@ struct ZonesInternals {
     return n != 0;
   }
 
+  /// Half a depot: how many magazines one hold of the zone lock moves between
+  /// this CPU's depot and the zone (at least one).
+  static std::uint32_t batch_of(const ZoneCache& zc) {
+    return std::max<std::uint32_t>(zc.depot_max / 2, 1);
+  }
+  /// The depot array's size. Full magazines number at most max(depot_max, 1)
+  /// (a push past depot_max spills at once; recirculation fills at most that
+  /// far), and a push without an empty adds one slot: two beyond depot_max.
+  static std::uint32_t depot_room(const ZoneCache& zc) { return zc.depot_max + 2; }
+
+  /// XNU's zalloc_cached_depot_recirculate: with the zone lock held, moves up
+  /// to half a depot of full magazines from the zone's recirculation depot
+  /// into this CPU's depot, so that one hold of the zone lock serves many
+  /// reloads; empties that would leave them no room go to the zone's spares.
+  /// Returns how many it moved.
+  std::uint32_t recirculate(ZoneCache& zc, Zone& z) {
+    const std::uint32_t room = depot_room(zc);
+    OwnerGuard lock(zc.depot_lock);
+    const std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
+    const std::uint32_t fulls = std::max<std::uint32_t>(zc.depot_max, 1);
+    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        {batch_of(zc), z.recirc_count, count < fulls ? fulls - count : 0}));
+    while (zc.depot_held + n > room) {
+      Magazine* m = zc.depot[--zc.depot_held];
+      m->next = z.spare_mags;
+      z.spare_mags = m;
+    }
+    // The empties move up; the full magazines go in at the boundary.
+    std::copy_backward(zc.depot + count, zc.depot + zc.depot_held, zc.depot + zc.depot_held + n);
+    // The newest spill goes on top, so that reloads take magazines in the
+    // order the zone would have handed them out one by one (LIFO keeps a
+    // batch's elements in the reverse order of its frees, which prefetches).
+    for (std::uint32_t i = n; i-- > 0;) {
+      Magazine* m = z.recirc;  // full: only spills come into recirculation
+      z.recirc = m->next;
+      zc.depot[count + i] = m;
+    }
+    zc.depot_held += n;
+    zc.depot_count.store(count + n, std::memory_order_relaxed);
+    z.recirc_count -= n;
+    z.recirc_min = std::min(z.recirc_min, z.recirc_count);
+    return n;
+  }
+
   /// Makes room in a full free magazine when ZonesBackend::unload could not:
   /// pushes it to this CPU's depot (spilling the older half of the depot to
   /// recirculation when the depot passes its cap) and loads an empty one
-  /// from the depot, the zone's spares, or a new one.
+  /// from the depot, else from the zone's spares (taking up to half a depot
+  /// more for the trades to come, in the same hold), else a new one.
   void make_room(ZoneCache& zc, Zone& z, PerCpu& pc) {
     if (b.unload(zc, pc) == 0) {
       return;
     }
-    Magazine* spill = nullptr;
+    Magazine* spill = nullptr;  // newest first, down to spill_tail
+    Magazine* spill_tail = nullptr;
     std::uint64_t spilled = 0;
     Magazine* empty = nullptr;
+    std::uint32_t room = 0;  // empties the depot can take from the zone's spares
     {
       OwnerGuard lock(zc.depot_lock);
       std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
       if (count < zc.depot_held) {
         empty = zc.depot[count];
       } else {
-        ++zc.depot_held;  // at most depot_max + 1: count <= depot_max before this push
+        ++zc.depot_held;  // within depot_room: see there
       }
       zc.depot[count++] = zc.free_mag;
       if (count > zc.depot_max) {
         // Keep the newest half, spill the rest (the oldest, at the bottom).
         const std::uint32_t keep = zc.depot_max / 2;
         spilled = count - keep;
+        spill_tail = zc.depot[0];
         for (std::uint32_t i = 0; i < spilled; ++i) {
           Magazine* m = zc.depot[i];
           m->count = s.magazine_size;
@@ -533,29 +592,42 @@ struct ZonesInternals {
         count = keep;
       }
       zc.depot_count.store(count, std::memory_order_relaxed);
+      if (batch_of(zc) > 1) {  // else a depot too small to batch
+        room = std::min(depot_room(zc) - zc.depot_held, batch_of(zc));
+      }
+    }
+    Magazine* spares = nullptr;  // for the depot, beyond the one that becomes the free magazine
+    std::uint32_t nspares = 0;
+    if (spill != nullptr || empty == nullptr) {
+      lock_zone(z);
+      if (spill != nullptr) {
+        spill_tail->next = z.recirc;
+        z.recirc = spill;
+        z.recirc_count += spilled;
+      }
+      if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
+        z.spare_mags = empty->next;
+        // The next trades need empties too: take them in this same hold.
+        while (nspares < room && z.spare_mags != nullptr) {
+          Magazine* m = z.spare_mags;
+          z.spare_mags = m->next;
+          m->next = spares;
+          spares = m;
+          ++nspares;
+        }
+      }
+      z.mu.unlock();
     }
     if (spill != nullptr) {
       zc.depot_spills.store(zc.depot_spills.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
-      Magazine* tail = spill;
-      while (tail->next != nullptr) {
-        tail = tail->next;
-      }
-      lock_zone(z);
-      tail->next = z.recirc;
-      z.recirc = spill;
-      z.recirc_count += spilled;
-      if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
-        z.spare_mags = empty->next;
-      }
-      z.mu.unlock();
     }
-    if (empty == nullptr) {
-      lock_zone(z);
-      if ((empty = z.spare_mags) != nullptr) {
-        z.spare_mags = empty->next;
+    if (spares != nullptr) {
+      // GC may have emptied the depot meanwhile; it only ever makes more room.
+      OwnerGuard lock(zc.depot_lock);
+      for (Magazine* m = spares; m != nullptr; m = m->next) {
+        zc.depot[zc.depot_held++] = m;
       }
-      z.mu.unlock();
     }
     zc.free_mag = empty != nullptr ? empty : new_magazine();
     zc.free_cur.store(0, std::memory_order_relaxed);

@@ -265,7 +265,7 @@ struct alignas(64) ZoneCache {
   DepotLock depot_lock;
   /// The per-CPU depot, in one array: [0, depot_count) holds full magazines,
   /// oldest first, and [depot_count, depot_held) the empty ones traded for
-  /// them, so that a trade is one swap at the boundary. Room for depot_max + 1.
+  /// them, so that a trade is one swap at the boundary. Room for depot_max + 2.
   /// A full magazine here holds free_limit elements (only full ones come in).
   Magazine** depot = nullptr;
   std::atomic<std::uint32_t> depot_count{0};  // full magazines

@@ -142,6 +142,55 @@ TEST(ZonesConcurrency, ManyThreadsChurnAndDrainConcurrently) {
   EXPECT_EQ(in_use(b), 0);
 }
 
+TEST(ZonesConcurrency, BatchesThroughRecirculationWhileGcDrains) {
+  // Batches of 300 elements of 1 KiB are 38 magazines against a per-CPU depot
+  // of 14: every batch spills to recirculation, refills the depot from it in
+  // batches, and takes empties from the zone's spares, while GC keeps
+  // claiming the depots and draining everything.
+  BackendConfig config;
+  config.params = {{"cache", "on"}};
+  ZonesBackend b(config);
+  std::atomic<bool> stop{false};
+  std::thread gc([&] {
+    while (!stop.load()) {
+      b.reclaim(ReclaimLevel::drain);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 2; ++t) {
+    workers.emplace_back([&, t] {
+      std::vector<unsigned char*> batch(300);
+      for (int round = 0; round < 60; ++round) {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          batch[i] = static_cast<unsigned char*>(b.allocate(1024, 16, kNoTag, kAnyNode));
+          ASSERT_NE(batch[i], nullptr);
+          batch[i][0] = static_cast<unsigned char>(t * 100 + i);
+          batch[i][1023] = static_cast<unsigned char>(round);
+        }
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          // An element handed out twice would have been overwritten.
+          ASSERT_EQ(batch[i][0], static_cast<unsigned char>(t * 100 + i));
+          ASSERT_EQ(batch[i][1023], static_cast<unsigned char>(round));
+          b.free(batch[i], 1024);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) {
+    w.join();
+  }
+  stop.store(true);
+  gc.join();
+  EXPECT_EQ(in_use(b), 0);
+  EXPECT_GT(b.metric("backend.zones.cache.recirc_hits"), 0);
+  EXPECT_GT(b.metric("backend.zones.cache.depot_spills"), 0);
+  // The drain empties every depot; the workers' loaded magazines wait for
+  // their threads' next slow path, and those threads are gone.
+  b.reclaim(ReclaimLevel::drain);
+  EXPECT_LE(b.metric("backend.zones.kalloc.1024.elements_cached"), 2 * 2 * 8);
+}
+
 TEST(ZonesDepotLock, BiasedExactlyWhenTheProcessBarrierWorks) {
   // zones.concurrency_without_membarrier runs this program with membarrier
   // failed; everywhere else Linux has it (4.14 and later).
