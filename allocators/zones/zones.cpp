@@ -400,6 +400,7 @@ struct ZonesInternals {
     pc = new_percpu(b.node_count_, local < 0 || static_cast<unsigned>(local) >= b.node_count_
                                        ? 0u
                                        : static_cast<unsigned>(local));
+    b.home_caches_[slot].store(pc->home(), std::memory_order_relaxed);
     b.percpu_[slot].store(pc, std::memory_order_release);
     return *pc;
   }
@@ -412,10 +413,11 @@ struct ZonesInternals {
     for (std::size_t i = 0; i < caches; ++i) {
       // Index node << kClassShift | number; the key is number | node << 8.
       new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
+      pc->cache(static_cast<unsigned>(i)).owner = pc;
       pc->cache(static_cast<unsigned>(i)).key =
           static_cast<std::uint32_t>((i & ((1u << kClassShift) - 1)) | (i >> kClassShift) << 8);
     }
-    pc->set_home(home);
+    pc->node = home;
     return pc;
   }
   /// pre: the caches hold no magazine.
@@ -465,7 +467,7 @@ struct ZonesInternals {
   /// (ZonesBackend::reload), else the recirculation depot, else a fill from
   /// the zone's chunks.
   bool refill(ZoneCache& zc, Zone& z, PerCpu& pc) {
-    if (b.reload(zc, pc) != 0) {
+    if (b.reload(zc) != 0) {
       return true;
     }
     lock_zone(z);
@@ -474,7 +476,7 @@ struct ZonesInternals {
       z.mu.unlock();
       zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + moved,
                            std::memory_order_relaxed);
-      if (b.reload(zc, pc) != 0) {
+      if (b.reload(zc) != 0) {
         return true;
       }
       lock_zone(z);  // GC took the depot meanwhile
@@ -559,7 +561,7 @@ struct ZonesInternals {
   /// from the depot, else from the zone's spares (taking up to half a depot
   /// more for the trades to come, in the same hold), else a new one.
   void make_room(ZoneCache& zc, Zone& z, PerCpu& pc) {
-    if (b.unload(zc, pc) == 0) {
+    if (b.unload(zc) == 0) {
       return;
     }
     Magazine* spill = nullptr;  // newest first, down to spill_tail
@@ -863,16 +865,17 @@ ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_uniqu
     }
   }
   unclaimed_ = ZonesInternals::new_percpu(node_count_, 0);
-  for (auto& slot : percpu_) {
-    slot.store(unclaimed_, std::memory_order_relaxed);
+  for (unsigned slot = 0; slot < percpu_.size(); ++slot) {
+    percpu_[slot].store(unclaimed_, std::memory_order_relaxed);
+    home_caches_[slot].store(unclaimed_->home(), std::memory_order_relaxed);
   }
 }
 
 ZonesBackend::~ZonesBackend() {
   State& s = *state_;
   ZonesInternals in{*this, s};
-  for (auto& slot : percpu_) {
-    PerCpu* pc = slot.load(std::memory_order_acquire);
+  for (unsigned slot = 0; slot < percpu_.size(); ++slot) {
+    PerCpu* pc = percpu_[slot].load(std::memory_order_acquire);
     if (pc == unclaimed_) {
       continue;
     }
@@ -889,7 +892,8 @@ ZonesBackend::~ZonesBackend() {
       delete[] zc.depot;
     }
     ZonesInternals::delete_percpu(pc, node_count_);
-    slot.store(unclaimed_, std::memory_order_relaxed);
+    percpu_[slot].store(unclaimed_, std::memory_order_relaxed);
+    home_caches_[slot].store(unclaimed_->home(), std::memory_order_relaxed);
   }
   ZonesInternals::delete_percpu(unclaimed_, node_count_);
   for (auto& zp : s.zones) {
@@ -972,8 +976,8 @@ std::uint32_t under_depot_lock(DepotLock& lock, F f) noexcept {
 
 }  // namespace
 
-std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
-  if (pc.flush_requested.load(std::memory_order_relaxed)) {
+std::uint32_t ZonesBackend::reload(ZoneCache& zc) noexcept {
+  if (zc.owner->flush_requested.load(std::memory_order_relaxed)) {
     return 0;  // the slow path flushes first
   }
   if (const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed); f != 0) {
@@ -1001,9 +1005,9 @@ std::uint32_t ZonesBackend::reload(ZoneCache& zc, PerCpu& pc) noexcept {
   });
 }
 
-std::uint32_t ZonesBackend::unload(ZoneCache& zc, PerCpu& pc) noexcept {
+std::uint32_t ZonesBackend::unload(ZoneCache& zc) noexcept {
   const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
-  if (zc.free_limit == 0 || pc.flush_requested.load(std::memory_order_relaxed)) {
+  if (zc.free_limit == 0 || zc.owner->flush_requested.load(std::memory_order_relaxed)) {
     return cur;  // not caching, or the slow path must flush first
   }
   if (zc.alloc_cur.load(std::memory_order_relaxed) == 0) {

@@ -261,6 +261,8 @@ class OwnerGuard {
 /// bits waits for it. Before this layout, some orders of running the
 /// benchmarks put such a word at a cookie's page offset, and every LIFO pair
 /// of 4 KiB elements took 11 ns instead of 3.5.
+struct PerCpu;
+
 struct alignas(64) ZoneCache {
   std::atomic<std::uint32_t> alloc_cur{0};  // elements in alloc_mag
   std::atomic<std::uint32_t> free_cur{0};   // elements in free_mag
@@ -278,6 +280,7 @@ struct alignas(64) ZoneCache {
   std::uint32_t depot_held = 0;               // full and empty magazines
   std::uint32_t free_limit = 0;               // magazine capacity while caching, else 0
   std::uint32_t key = 0;                      // its zone's PageEntry::key()
+  PerCpu* owner = nullptr;                    // the CPU slot this cache is one of
   // Counters, on the next line.
   alignas(64) std::atomic<std::uint64_t> depot_hits{0};
   std::atomic<std::uint64_t> recirc_hits{0}, zone_fills{0}, depot_spills{0};
@@ -295,17 +298,12 @@ static_assert(kMaxClasses <= 1u << kClassShift);  // class numbers run 1..kMaxCl
 /// caches follow it in memory, indexed node << kClassShift | class number (no
 /// pointer to chase, no multiply on the hot path).
 struct alignas(64) PerCpu {
-  ZoneCache* home = nullptr;                 // the home node's caches, by class number
   unsigned node = 0;                         // the slot's home node (kAnyNode requests go there)
   std::atomic<bool> flush_requested{false};  // set by a drain: empty the loaded magazines
   ZoneCache& cache(unsigned index) noexcept { return reinterpret_cast<ZoneCache*>(this + 1)[index]; }
-  void set_home(unsigned n) noexcept {
-    node = n;
-    home = &cache(n << kClassShift);
-  }
+  /// The home node's caches, by class number.
+  ZoneCache* home() noexcept { return &cache(node << kClassShift); }
 };
-
-static_assert(offsetof(PerCpu, home) % 16 < 8, "loaded by the inline paths: see ZoneCache");
 
 struct Zone;
 
@@ -335,14 +333,16 @@ class ZonesBackend {
 
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     if (size <= zones::kMaxSmall && align <= zones::kQuantum) [[likely]] {
-      zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
+      const unsigned slot = this_cpu_slot_or_unclaimed();
       if (node < 0 || static_cast<unsigned>(node) < node_count_) [[likely]] {
         zones::ZoneCache* caches =
-            node < 0 ? pc->home : &pc->cache(static_cast<unsigned>(node) << zones::kClassShift);
+            node < 0 ? home_caches_[slot].load(std::memory_order_relaxed)
+                     : &percpu_[slot].load(std::memory_order_relaxed)->cache(
+                           static_cast<unsigned>(node) << zones::kClassShift);
         zones::ZoneCache& zc = caches[classes_.number_of(size)];
         std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed);
         if (cur == 0) [[unlikely]] {
-          cur = reload(zc, *pc);
+          cur = reload(zc);
           if (cur == 0) {
             return allocate_slow(size, align, tag, node);
           }
@@ -362,12 +362,12 @@ class ZonesBackend {
   void free(void* p, std::size_t size) noexcept {
     if (size <= zones::kMaxSmall) [[likely]] {
       const unsigned number = classes_.number_of(size);
-      zones::PerCpu* pc = percpu_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed);
       // The cache is named by the size and this CPU's node, not by the page
       // entry, so the stores below need not wait for the page map, which
       // only confirms them. (An element of another node takes the slow path
       // to that node's cache.)
-      zones::ZoneCache& zc = pc->home[number];
+      zones::ZoneCache& zc =
+          home_caches_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed)[number];
       const std::uintptr_t page = map_page(p);
       auto* words = static_cast<std::uint64_t*>(p);
       const std::uint64_t mark = cookie(p);
@@ -378,7 +378,7 @@ class ZonesBackend {
           __builtin_expect(words[1] != mark, 1)) {
         std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
         if (cur >= zc.free_limit) [[unlikely]] {
-          cur = unload(zc, *pc);
+          cur = unload(zc);
         }
         if (cur < zc.free_limit) [[likely]] {
           zc.free_mag->elems()[cur] = p;
@@ -436,10 +436,10 @@ class ZonesBackend {
   // Magazine exchanges that stay on this CPU (defined in zones.cpp).
   /// Loads a non-empty alloc magazine: the free magazine (XNU's first refill)
   /// or a full one from this CPU's depot. Returns its count, 0 when neither has one.
-  std::uint32_t reload(zones::ZoneCache& zc, zones::PerCpu& pc) noexcept;
+  std::uint32_t reload(zones::ZoneCache& zc) noexcept;
   /// Empties a full free magazine: swaps it with an empty alloc magazine, or
   /// trades it for an empty one in this CPU's depot. Returns free_cur after.
-  std::uint32_t unload(zones::ZoneCache& zc, zones::PerCpu& pc) noexcept;
+  std::uint32_t unload(zones::ZoneCache& zc) noexcept;
   void* allocate_slow(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept;
   void free_slow(void* p, std::size_t size) noexcept;
 
@@ -457,15 +457,19 @@ class ZonesBackend {
   alignas(16) std::uintptr_t map_base_ = 0;   // the machine's first byte
   alignas(16) std::uintptr_t map_pages_ = 0;  // entries
   alignas(16) std::uint64_t secret_ = 0;
-  // By CPU slot. A slot whose thread has not yet taken the slow path, and the
-  // extra entry at kUnclaimedSlot, hold `unclaimed_`: empty caches with a free
-  // limit of 0, so the inline paths need no null test and fall through to
-  // reload/unload (which find nothing and write nothing), then to the slow path.
+  // By CPU slot: its caches, and its home node's caches by class number
+  // (percpu_[slot]->home(), one dependent load nearer for the inline paths:
+  // 11% of a batch of 16 B). A slot whose thread has not yet taken the slow
+  // path, and the extra entry at kUnclaimedSlot, hold `unclaimed_`: empty
+  // caches with a free limit of 0, so the inline paths need no null test and
+  // fall through to reload/unload (which find nothing and write nothing),
+  // then to the slow path.
   // (Odd slots sit at 8 mod 16, unlike the other words the inline paths
   // load: see ZoneCache. Slots 16 bytes apart cost two instructions per
   // operation to index, 4% of a batch of 16 B, for a stall that needs this
   // one word at a cookie's page offset.)
   std::array<std::atomic<zones::PerCpu*>, kMaxCpuSlots + 1> percpu_{};
+  std::array<std::atomic<zones::ZoneCache*>, kMaxCpuSlots + 1> home_caches_{};
   zones::PerCpu* unclaimed_ = nullptr;
   struct State;
   std::unique_ptr<State> state_;
