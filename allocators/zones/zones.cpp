@@ -466,7 +466,7 @@ struct ZonesInternals {
   /// Loads a non-empty alloc magazine: the free magazine or this CPU's depot
   /// (ZonesBackend::reload), else the recirculation depot, else a fill from
   /// the zone's chunks.
-  bool refill(ZoneCache& zc, Zone& z, PerCpu& pc) {
+  bool refill(ZoneCache& zc, Zone& z) {
     if (b.reload(zc) != 0) {
       return true;
     }
@@ -560,7 +560,7 @@ struct ZonesInternals {
   /// recirculation when the depot passes its cap) and loads an empty one
   /// from the depot, else from the zone's spares (taking up to half a depot
   /// more for the trades to come, in the same hold), else a new one.
-  void make_room(ZoneCache& zc, Zone& z, PerCpu& pc) {
+  void make_room(ZoneCache& zc, Zone& z) {
     if (b.unload(zc) == 0) {
       return;
     }
@@ -1054,7 +1054,7 @@ void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag
   void* p = nullptr;
   if (z.caching.load(std::memory_order_relaxed)) {
     in.arm(zc, z);
-    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0 && !in.refill(zc, z, pc)) {
+    if (zc.alloc_cur.load(std::memory_order_relaxed) == 0 && !in.refill(zc, z)) {
       s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
     }
@@ -1105,7 +1105,7 @@ void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
     ZoneCache& zc = pc.cache(unsigned{e.node} << kClassShift | e.number);
     in.arm(zc, z);
     if (zc.free_cur.load(std::memory_order_relaxed) >= zc.free_limit) {
-      in.make_room(zc, z, pc);
+      in.make_room(zc, z);
     }
     const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
     zc.free_mag->elems()[cur] = p;
