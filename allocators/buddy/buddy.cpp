@@ -49,7 +49,7 @@ BuddyBackend::BuddyBackend(const BackendConfig& config)
     : machine_(config.machine != nullptr ? *config.machine : physmem::current_machine()),
       max_phys_(parse_address(config, "max_phys")) {
   const physmem::NodeInfo& last = machine_.node(static_cast<NodeId>(machine_.node_count() - 1));
-  shape_bytes_ = static_cast<std::size_t>((last.phys_base + last.sim_bytes) >> kPageShift);
+  shape_bytes_ = static_cast<std::size_t>(last.phys_end >> kPageShift);
   shape_bytes_ = (shape_bytes_ + kPageSize - 1) & ~(kPageSize - 1);
   void* p = mmap(nullptr, shape_bytes_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -57,11 +57,13 @@ BuddyBackend::BuddyBackend(const BackendConfig& config)
     throw RunError(std::string("buddy: cannot map the page shape table: ") + std::strerror(errno));
   }
   shape_ = static_cast<std::uint8_t*>(p);
+  machine_.populate_page_table(shape_, 1);
 }
 
 BuddyBackend::~BuddyBackend() { munmap(shape_, shape_bytes_); }
 
-void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId node) noexcept {
+void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId node,
+                                   std::uint64_t max_phys) noexcept {
   Shard& s = shards_[this_cpu_slot()];
   if ((align & (align - 1)) != 0 || size > (std::size_t{1} << 44)) {
     bump(s.failures, std::uint64_t{1});
@@ -76,12 +78,12 @@ void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId n
   std::int64_t held = 0;
   if (size_order <= kMaxOrder && align_order <= kMaxOrder) {
     const unsigned order = std::max(size_order, align_order);
-    p = machine_.alloc_pages(order, node, max_phys_);
+    p = machine_.alloc_pages(order, node, max_phys);
     shape = order == size_order ? kShapeBySize : static_cast<std::uint8_t>(order + 1);
     held = std::int64_t{1} << order;
   } else {
     p = machine_.alloc_contiguous(static_cast<std::size_t>(pages << kPageShift),
-                                  std::max(align, kPageSize), node, max_phys_);
+                                  std::max(align, kPageSize), node, max_phys);
     shape = size_order <= kMaxOrder ? kShapeRun : kShapeBySize;
     held = static_cast<std::int64_t>(pages);
   }
@@ -96,6 +98,7 @@ void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId n
     bump(s.runs, std::uint64_t{1});
   }
   bump(s.pages, held);
+  bump(s.blocks, std::int64_t{1});
   return p;
 }
 
@@ -107,12 +110,14 @@ void BuddyBackend::free_large(void* p, std::size_t size, std::uint64_t pfn) noex
     shape_[pfn] = kShapeBySize;
     machine_.free_contiguous(p, static_cast<std::size_t>(pages << kPageShift));
     bump(s.pages, -static_cast<std::int64_t>(pages));
+    bump(s.blocks, std::int64_t{-1});
     return;
   }
   const unsigned order = shape == kShapeBySize ? order_of_pages(pages) : shape - 1u;
   shape_[pfn] = kShapeBySize;
   machine_.free_pages(p, order);
   bump(s.pages, -(std::int64_t{1} << order));
+  bump(s.blocks, std::int64_t{-1});
 }
 
 std::size_t BuddyBackend::usable_size(void* p, std::size_t size) const noexcept {
@@ -133,12 +138,13 @@ std::size_t BuddyBackend::reclaim(ReclaimLevel level) {
 }
 
 BackendStats BuddyBackend::stats() const {
-  std::int64_t pages = 0;
+  std::int64_t pages = 0, blocks = 0;
   std::uint64_t raised = 0, runs = 0, failures = 0;
   const unsigned slots = cpu_slots_in_use();
   for (unsigned i = 0; i < slots; ++i) {
     const Shard& s = shards_[i];
     pages += load(s.pages);
+    blocks += load(s.blocks);
     raised += load(s.raised);
     runs += load(s.runs);
     failures += load(s.failures);
@@ -148,6 +154,8 @@ BackendStats BuddyBackend::stats() const {
   out.mapped_bytes = static_cast<std::uint64_t>(pages) << kPageShift;
   out.resident_bytes = out.mapped_bytes;
   out.metadata_bytes = 0;  // the page layer's descriptors are the machine's (physmem.metadata_bytes)
+  out.live_blocks = blocks;
+  out.live_bytes = pages << kPageShift;
   out.metrics = {
       {"backend.buddy.pages_held", static_cast<double>(pages)},
       {"backend.buddy.aligned_up_blocks", static_cast<double>(raised)},

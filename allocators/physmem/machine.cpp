@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -18,6 +20,24 @@ constexpr std::uint64_t kMaxBlockBytes = kPageSize << kMaxOrder;
 constexpr std::uint64_t kMinNodeBytes = 2 * kMaxBlockBytes;
 constexpr std::uint64_t kMaxNodeBytes = 1ull << 40;
 constexpr std::uint64_t kMaxSpanBytes = 1ull << 45;
+constexpr std::uint64_t kMinLowBytes = 32ull << 20;  // DMA and some DMA32
+
+/// AnonHugePages of /proc/self/smaps_rollup, in bytes (0 when unreadable).
+std::uint64_t anon_huge_bytes() {
+  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+  if (f == nullptr) {
+    return 0;
+  }
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) {
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb << 10;
+}
 
 void* map_noreserve(std::size_t bytes, int prot) {
   void* p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -112,11 +132,27 @@ void Machine::reserve_memory(const TopologySpec& spec) {
                      std::to_string(kMinNodeBytes) + ", " + std::to_string(kMaxNodeBytes) + "]");
   }
   bytes &= ~(kMaxBlockBytes - 1);
-  const std::uint64_t stride = std::bit_ceil(bytes);
+  std::uint64_t low = spec.low_bytes != 0 ? spec.low_bytes : std::min(bytes, kDma32Limit);
+  if (low > bytes || low > kDma32Limit || low < std::min(bytes, kMinLowBytes)) {
+    throw UsageError("topology: low_bytes " + std::to_string(low) + " must lie within [" +
+                     std::to_string(std::min(bytes, kMinLowBytes)) + ", min(node_bytes, 4 GiB)]");
+  }
+  low &= ~(kMaxBlockBytes - 1);
+  // Node 0: [0, low) below 4 GiB, the rest from 4 GiB up; the other nodes lie
+  // above 4 GiB (a stride of at least 4 GiB), as on a real multi-node machine.
+  const std::uint64_t span0 = low == bytes ? bytes : kDma32Limit + (bytes - low);
+  std::uint64_t stride = std::bit_ceil(std::max(span0, bytes));
+  if (count > 1) {
+    stride = std::max(stride, kDma32Limit);
+  }
   stride_shift_ = static_cast<unsigned>(std::countr_zero(stride));
   if (stride * count > kMaxSpanBytes) {
     throw UsageError("topology: " + std::to_string(count) + " nodes of " +
                      std::to_string(bytes >> 20) + " MiB exceed the simulated address space");
+  }
+  if (low < span0 && low < kDma32Limit) {
+    hole_begin_ = low;
+    hole_end_ = kDma32Limit;
   }
 
   const std::uint32_t high = spec.pcp_high_pages != 0 ? spec.pcp_high_pages : 384;
@@ -144,39 +180,52 @@ void Machine::reserve_memory(const TopologySpec& spec) {
   for (unsigned k = 0; k < count; ++k) {
     NodeInfo& info = nodes_[k];
     Node& n = mem_[k];
+    const std::uint64_t node_span = k == 0 ? span0 : bytes;
     info.sim_bytes = bytes;
     info.phys_base = std::uint64_t{k} << stride_shift_;
+    info.phys_end = info.phys_base + node_span;
     n.va = node_va(static_cast<NodeId>(k));
-    n.pages = static_cast<std::uint32_t>(bytes >> kPageShift);
-    n.phys_last = info.phys_base + bytes - 1;
-    if (mprotect(reinterpret_cast<void*>(n.va), bytes, PROT_READ | PROT_WRITE) != 0) {
-      throw RunError(std::string("physmem: mprotect of node memory failed: ") +
-                     std::strerror(errno));
-    }
+    n.pages = static_cast<std::uint32_t>(node_span >> kPageShift);
+    n.ram_pages = static_cast<std::uint32_t>(bytes >> kPageShift);
+    n.phys_last = info.phys_end - 1;
     const std::size_t meta = page_round(std::size_t{n.pages} * sizeof(PageMeta));
     n.meta = static_cast<PageMeta*>(map_noreserve(meta, PROT_READ | PROT_WRITE));
     meta_bytes_ += meta;
 
-    const std::uint64_t base = info.phys_base;
-    const std::uint64_t end = base + bytes;
-    const std::uint64_t limits[] = {kDmaLimit, kDma32Limit, ~0ull};
-    const ZoneKind kinds[] = {ZoneKind::dma, ZoneKind::dma32, ZoneKind::normal};
-    std::uint64_t lo = 0;
-    for (int z = 0; z < 3; ++z) {
-      const std::uint64_t zb = std::max(base, lo);
-      const std::uint64_t ze = std::min(end, limits[z]);
-      lo = limits[z];
-      if (zb >= ze) {
-        continue;
+    // RAM ranges in physical addresses: node 0 may have a second one above its hole.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+    if (k == 0 && hole_end_ != 0) {
+      ranges = {{0, low}, {kDma32Limit, span0}};
+    } else {
+      ranges = {{info.phys_base, info.phys_end}};
+    }
+    for (const auto& [rb, re] : ranges) {
+      void* va = reinterpret_cast<void*>(va_base_ + rb);
+      if (mprotect(va, re - rb, PROT_READ | PROT_WRITE) != 0) {
+        throw RunError(std::string("physmem: mprotect of node memory failed: ") +
+                       std::strerror(errno));
       }
-      auto zone = std::make_unique<Zone>();
-      zone->kind = kinds[z];
-      zone->begin = static_cast<std::uint32_t>((zb - base) >> kPageShift);
-      zone->end = static_cast<std::uint32_t>((ze - base) >> kPageShift);
-      zone->frontier = zone->begin;
-      zone->head.fill(~0u);
-      zone->free_pages = zone->end - zone->begin;
-      n.zones.push_back(std::move(zone));
+      ram_.push_back({va_base_ + rb, re - rb, static_cast<NodeId>(k)});
+      // Zones as in Linux: DMA below 16 MiB, DMA32 below 4 GiB, Normal above.
+      const std::uint64_t limits[] = {kDmaLimit, kDma32Limit, ~0ull};
+      const ZoneKind kinds[] = {ZoneKind::dma, ZoneKind::dma32, ZoneKind::normal};
+      std::uint64_t lo = 0;
+      for (int z = 0; z < 3; ++z) {
+        const std::uint64_t zb = std::max(rb, lo);
+        const std::uint64_t ze = std::min(re, limits[z]);
+        lo = limits[z];
+        if (zb >= ze) {
+          continue;
+        }
+        auto zone = std::make_unique<Zone>();
+        zone->kind = kinds[z];
+        zone->begin = static_cast<std::uint32_t>((zb - info.phys_base) >> kPageShift);
+        zone->end = static_cast<std::uint32_t>((ze - info.phys_base) >> kPageShift);
+        zone->frontier = zone->begin;
+        zone->head.fill(~0u);
+        zone->free_pages = zone->end - zone->begin;
+        n.zones.push_back(std::move(zone));
+      }
     }
   }
   // Node 0's first MiB is firmware's: carve its first max-order block and give back the rest.
@@ -192,6 +241,76 @@ void Machine::reserve_memory(const TopologySpec& spec) {
 
   pcp_bytes_ = page_round(sizeof(PcpSet) * kMaxCpuSlots * count);
   pcp_ = static_cast<PcpSet*>(map_noreserve(pcp_bytes_, PROT_READ | PROT_WRITE));
+}
+
+std::uint64_t Machine::ram_bytes() const noexcept {
+  std::uint64_t total = 0;
+  for (const RamRange& r : ram_) {
+    total += r.bytes;
+  }
+  return total;
+}
+
+bool populate_range(void* p, std::size_t bytes, bool huge) noexcept {
+  if (bytes == 0) {
+    return true;
+  }
+  if (huge) {
+    madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without THP the pages are small
+  }
+  if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) {
+    return true;
+  }
+  if (errno != EINVAL) {
+    return false;  // ENOMEM and the like: the memory is not there
+  }
+  // Kernels before 5.14: write each page (the memory is fresh, or ours to clobber).
+  auto* bytes_at = static_cast<volatile unsigned char*>(p);
+  for (std::size_t off = 0; off < bytes; off += kPageSize) {
+    bytes_at[off] = bytes_at[off];
+  }
+  return true;
+}
+
+void Machine::populate_page_table(void* table, std::size_t entry_bytes) const noexcept {
+  if (!populated_) {
+    return;
+  }
+  const auto base = reinterpret_cast<std::uintptr_t>(table);
+  for (const RamRange& r : ram_) {
+    const std::uintptr_t first = base + ((r.va - va_base_) >> kPageShift) * entry_bytes;
+    const std::uintptr_t last = first + (r.bytes >> kPageShift) * entry_bytes;
+    const std::uintptr_t begin = first & ~(kPageSize - 1);
+    const std::uintptr_t end = (last + kPageSize - 1) & ~(kPageSize - 1);
+    populate_range(reinterpret_cast<void*>(begin), end - begin);
+  }
+}
+
+PopulateStats Machine::populate() {
+  PopulateStats out;
+  const auto t0 = std::chrono::steady_clock::now();
+  out.huge_pages = true;
+  out.method = "MADV_POPULATE_WRITE";
+  errno = 0;
+  auto fill = [&](void* p, std::size_t bytes, bool huge, const char* what) {
+    if (!populate_range(p, bytes, huge)) {
+      throw RunError("physmem: cannot make " + std::to_string(bytes >> 20) + " MiB of " + what +
+                     " resident (" + std::to_string(ram_bytes() >> 20) +
+                     " MiB of simulated RAM in all): " + std::strerror(errno));
+    }
+    out.bytes += bytes;
+  };
+  for (const RamRange& r : ram_) {
+    fill(reinterpret_cast<void*>(r.va), r.bytes, true, "simulated RAM");
+  }
+  for (const Node& n : mem_) {
+    fill(n.meta, page_round(std::size_t{n.pages} * sizeof(PageMeta)), false, "page descriptors");
+  }
+  fill(pcp_, pcp_bytes_, false, "per-CPU page lists");
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.huge_bytes = anon_huge_bytes();
+  populated_ = true;
+  return out;
 }
 
 namespace {

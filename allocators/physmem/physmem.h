@@ -46,6 +46,9 @@ struct TopologySpec {
   enum class Kind { real, synthetic, xml } kind = Kind::real;
   std::string text;              // hwloc synthetic string or XML path
   std::uint64_t node_bytes = 0;  // simulated RAM per node (0: default_node_bytes)
+  /// Of node 0's RAM, the bytes below 4 GiB (DMA and DMA32); the rest lies from
+  /// 4 GiB up, as x86 firmware remaps RAM above the PCI hole. 0: min(node_bytes, 4 GiB).
+  std::uint64_t low_bytes = 0;
   std::uint32_t pcp_high_pages = 0;   // per-CPU list high mark in pages (0: 384); <= kPcpCapPages
   std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: 64); <= high
 };
@@ -55,8 +58,13 @@ struct TopologySpec {
 TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes = 0);
 
 /// Simulated RAM per node when TopologySpec::node_bytes is 0: 8 GiB over all
-/// nodes, at least 1 GiB each (reserved address space; only touched pages cost RAM).
+/// nodes, at least 1 GiB each (reserved address space; only touched pages cost
+/// RAM until populate()).
 std::uint64_t default_node_bytes(unsigned node_count) noexcept;
+
+/// Makes [p, p + bytes) resident (MADV_POPULATE_WRITE, else a write per page):
+/// for a backend's own tables over a populated machine. false if it could not.
+bool populate_range(void* p, std::size_t bytes, bool huge = false) noexcept;
 
 /// One NUMA node of the run's topology.
 struct NodeInfo {
@@ -65,6 +73,7 @@ struct NodeInfo {
   std::uint64_t os_memory_bytes = 0;    // what the topology says the node has
   std::uint64_t sim_bytes = 0;          // simulated RAM of this run
   std::uint64_t phys_base = 0;          // first physical address
+  std::uint64_t phys_end = 0;           // one past the last: RAM, and node 0's hole below 4 GiB
   bool bound = false;                   // range bound to the real node (hwloc membind)
   bool placement_verified = false;      // a touched page was found on the node it is bound to
 };
@@ -118,6 +127,22 @@ struct Placement {
   bool measured = false;  // false: synthetic topology or nothing touched yet
   NodeId node = kAnyNode; // the single node holding the touched pages, kAnyNode if several
   std::string note;       // "synthetic topology: placement not measured", ...
+};
+
+/// What Machine::populate() did.
+struct PopulateStats {
+  std::uint64_t bytes = 0;        // RAM and page-layer metadata made resident
+  double seconds = 0;
+  bool huge_pages = false;        // transparent huge pages were asked for (MADV_HUGEPAGE)
+  std::uint64_t huge_bytes = 0;   // of the process's anonymous memory, in huge pages after
+  std::string method;             // "MADV_POPULATE_WRITE" or "page writes"
+};
+
+/// A range of simulated RAM in the address space.
+struct RamRange {
+  std::uintptr_t va = 0;
+  std::uint64_t bytes = 0;
+  NodeId node = 0;
 };
 
 /// A simulated machine: topology, RAM per node and the page allocator over it.
@@ -182,6 +207,26 @@ class Machine {
   /// Where [p, p + bytes) lies on the real machine (its touched pages).
   Placement placement(const void* p, std::size_t bytes) const;
 
+  /// Every range of RAM, by node (node 0 has two when it reaches above 4 GiB).
+  const std::vector<RamRange>& ram() const noexcept { return ram_; }
+  std::uint64_t ram_bytes() const noexcept;
+  /// Makes every page of RAM and of the page layer's metadata resident, as a
+  /// kernel's direct map is, in huge pages where the system allows; on a real
+  /// multi-node machine after each node's range is bound. Throws RunError
+  /// when the system cannot (the message says how much was asked).
+  /// post: populated()
+  PopulateStats populate();
+  /// True once populate() ran: no page of RAM faults any more. Backends then
+  /// make their own per-page tables resident too (populate_range).
+  bool populated() const noexcept { return populated_; }
+  /// Said by a user that may hold pages of this machine until the process ends
+  /// (mimalloc's arenas): whoever owns the machine must then never destroy it.
+  void keep_for_process() noexcept { kept_for_process_.store(true, std::memory_order_relaxed); }
+  bool kept_for_process() const noexcept { return kept_for_process_.load(std::memory_order_relaxed); }
+  /// For a backend's table with one entry_bytes entry per page from memory_base():
+  /// once populated(), makes the entries of every RAM page resident (else nothing).
+  void populate_page_table(void* table, std::size_t entry_bytes) const noexcept;
+
  private:
   struct PageMeta {            // one per page of a node (Linux: struct page)
     std::uint32_t next, prev;  // free-list links (page indices within the node)
@@ -201,8 +246,9 @@ class Machine {
   struct Node {
     PageMeta* meta = nullptr;
     std::uintptr_t va = 0;
-    std::uint64_t phys_last = 0;  // last physical address of the node's RAM
-    std::uint32_t pages = 0;
+    std::uint64_t phys_last = 0;  // last physical address of the node (RAM or hole)
+    std::uint32_t pages = 0;      // pages spanned, node 0's hole included
+    std::uint32_t ram_pages = 0;  // pages of RAM
     std::uint32_t reserved = 0;   // leading pages never handed out
     std::vector<std::unique_ptr<Zone>> zones;  // ascending addresses
   };
@@ -275,6 +321,10 @@ class Machine {
   unsigned stride_shift_ = 0;
   void* reservation_ = nullptr;
   std::size_t reservation_bytes_ = 0;
+  std::vector<RamRange> ram_;
+  std::uint64_t hole_begin_ = 0, hole_end_ = 0;  // node 0's physical hole below 4 GiB, if any
+  bool populated_ = false;
+  std::atomic<bool> kept_for_process_{false};
   PcpSet* pcp_ = nullptr;
   std::size_t pcp_bytes_ = 0;
   std::size_t meta_bytes_ = 0;
@@ -297,7 +347,7 @@ inline NodeId Machine::node_of(const void* va) const noexcept {
 
 inline NodeId Machine::node_of_phys(std::uint64_t pa) const noexcept {
   const std::uint64_t n = pa >> stride_shift_;
-  if (n >= node_count_ || pa > mem_[n].phys_last) {
+  if (n >= node_count_ || pa > mem_[n].phys_last || pa - hole_begin_ < hole_end_ - hole_begin_) {
     return kAnyNode;
   }
   return static_cast<NodeId>(n);

@@ -88,7 +88,7 @@ PageStats Machine::stats() const {
     const Node& n = mem_[k];
     NodeStats ns;
     ns.node = static_cast<NodeId>(k);
-    ns.total_pages = n.pages - n.reserved;
+    ns.total_pages = n.ram_pages - n.reserved;
     for (const auto& zp : n.zones) {
       const Zone& z = *zp;
       ZoneStats zs;

@@ -89,15 +89,21 @@ void Machine::bind_nodes() {
   for (NodeInfo& info : nodes_) {
     hwloc_obj_t obj =
         hwloc_get_obj_by_type(topo_, HWLOC_OBJ_NUMANODE, static_cast<unsigned>(info.id));
-    void* va = reinterpret_cast<void*>(node_va(info.id));
-    info.bound = hwloc_set_area_membind(topo_, va, info.sim_bytes, obj->nodeset,
-                                        HWLOC_MEMBIND_BIND, HWLOC_MEMBIND_BYNODESET) == 0;
+    info.bound = true;
+    for (const RamRange& r : ram_) {
+      if (r.node == info.id) {
+        info.bound &= hwloc_set_area_membind(topo_, reinterpret_cast<void*>(r.va), r.bytes,
+                                             obj->nodeset, HWLOC_MEMBIND_BIND,
+                                             HWLOC_MEMBIND_BYNODESET) == 0;
+      }
+    }
     if (!info.bound) {
       continue;
     }
     // Touch the node's last page (never handed out before; it stays zero) and ask
     // the kernel where it landed.
-    auto* last = static_cast<volatile unsigned char*>(va) + info.sim_bytes - kPageSize;
+    auto* last = static_cast<volatile unsigned char*>(reinterpret_cast<void*>(
+        va_base_ + info.phys_end - kPageSize));
     *last = 0;
     const Placement where = placement(const_cast<unsigned char*>(last), kPageSize);
     info.placement_verified = where.measured && where.node == info.id;
