@@ -39,7 +39,11 @@ enum Feature : std::uint32_t {
   kFeatureReclaim = 1u << 3,     // reclaim(level): return cached memory (zone GC, reap)
   kFeaturePhysical = 1u << 4,    // memory lies in simulated physical memory: physical_address(p)
   kFeatureTags = 1u << 5,        // the backend keeps per-tag state of its own (arena per tag)
+  kFeatureLowMemory = 1u << 6,   // allocate_low/free_low: blocks below 4 GiB physical (DMA32)
 };
+
+/// Physical addresses a 32-bit device reaches (GFP_DMA32, a 0xFFFFFFFF mask).
+inline constexpr std::uint64_t kLowMemoryLimit = std::uint64_t{1} << 32;
 
 /// How hard reclaim() works: trim caches beyond the working set, or drain them all.
 enum class ReclaimLevel { trim, drain };
@@ -53,9 +57,16 @@ struct Metric {
 /// What a backend itself knows about its memory (the counting decorator adds
 /// what the caller asked for). Bytes are exact where the backend can know them.
 struct BackendStats {
-  std::uint64_t mapped_bytes = 0;    // address space the backend holds from the OS / page layer
+  std::uint64_t mapped_bytes = 0;    // memory the backend holds: from the simulated machine, or
+                                     // (system, bump) from the process; its footprint
   std::uint64_t resident_bytes = 0;  // of which touched/committed, as far as the backend knows
   std::uint64_t metadata_bytes = 0;  // bookkeeping outside the blocks handed out
+  /// What the backend's own structures say is handed out and not yet freed
+  /// (magazines, tcaches and free lists are not), counted by the backend
+  /// itself, independently of Counting; -1 when it cannot tell. Exact once the
+  /// threads using the backend are quiet.
+  std::int64_t live_blocks = -1;
+  std::int64_t live_bytes = -1;      // their bytes as handed out (usable sizes)
   std::vector<Metric> metrics;       // backend-specific counters
 };
 
@@ -109,6 +120,13 @@ concept Backend =
     (!(B::kFeatures & kFeaturePhysical) ||
      requires(const B& cb, const void* p) {
        { cb.physical_address(p) } noexcept -> std::same_as<std::uint64_t>;
+     }) &&
+    // post allocate_low: as allocate, and the block lies below kLowMemoryLimit physically
+    // pre  free_low: p came from allocate_low with this size
+    (!(B::kFeatures & kFeatureLowMemory) ||
+     requires(B& b, std::size_t size, std::size_t align, TagId tag, NodeId node, void* p) {
+       { b.allocate_low(size, align, tag, node) } noexcept -> std::same_as<void*>;
+       { b.free_low(p, size) } noexcept;
      });
 
 /// Bytes a backend handed out for a request: usable_size when it can tell, else size.

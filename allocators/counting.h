@@ -63,10 +63,43 @@ class Counting {
 
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     void* p = backend_.allocate(size, align, tag, node);
+    count_alloc(p, size, tag);
+    return p;
+  }
+
+  /// pre: tag is the tag the block was allocated with (kNoTag: not counted per tag).
+  void free(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
+    if (p == nullptr) {
+      return;
+    }
+    count_free(p, size, tag);
+    backend_.free(p, size);
+  }
+
+  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept
+    requires((B::kFeatures & kFeatureLowMemory) != 0)
+  {
+    void* p = backend_.allocate_low(size, align, tag, node);
+    count_alloc(p, size, tag);
+    return p;
+  }
+  void free_low(void* p, std::size_t size, TagId tag = kNoTag) noexcept
+    requires((B::kFeatures & kFeatureLowMemory) != 0)
+  {
+    if (p == nullptr) {
+      return;
+    }
+    count_free(p, size, tag);
+    backend_.free_low(p, size);
+  }
+
+  /// The bookkeeping half of allocate, for callers that time the backend's own
+  /// call apart (the replay): after inner().allocate returned p (nullptr: failed).
+  void count_alloc(void* p, std::size_t size, TagId tag) noexcept {
     Shard& s = shard();
     if (p == nullptr) [[unlikely]] {
       bump(s.failed, 1);
-      return nullptr;
+      return;
     }
     const std::size_t given = handed_out(backend_, p, size);
     bump(s.allocs, 1);
@@ -77,22 +110,26 @@ class Counting {
     if (tag != kNoTag) {
       count_tag(tag, static_cast<std::int64_t>(size), +1);
     }
-    return p;
   }
-
-  /// pre: tag is the tag the block was allocated with (kNoTag: not counted per tag).
-  void free(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
-    if (p == nullptr) {
-      return;
-    }
+  /// The bookkeeping half of free, before inner().free(p, size): a block leaves
+  /// the live count before its memory can leave the footprint.
+  /// pre: p is not nullptr.
+  void count_free(void* p, std::size_t size, TagId tag) noexcept {
     const std::size_t given = handed_out(backend_, p, size);
-    backend_.free(p, size);
     Shard& s = shard();
     bump(s.frees, 1);
     bump(s.live_handed_out, -static_cast<std::int64_t>(given));
     add_live(-static_cast<std::int64_t>(size));
     if (tag != kNoTag) {
       count_tag(tag, static_cast<std::int64_t>(size), -1);
+    }
+  }
+  /// Starts the peaks (live bytes, per tag) again from the current values: a
+  /// replay's timed pass reports its own peaks, not its warm-up's.
+  void reset_peaks() noexcept {
+    peak_live_bytes_.store(live_bytes_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    for (TagCounters& c : *tags_) {
+      c.peak.store(c.live_bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
   }
 

@@ -140,6 +140,7 @@ std::string feature_names(std::uint32_t features) {
       {kFeatureSizedFree, "sized-free"}, {kFeatureNuma, "numa"},
       {kFeatureUsableSize, "usable-size"}, {kFeatureReclaim, "reclaim"},
       {kFeaturePhysical, "physical"},    {kFeatureTags, "tags"},
+      {kFeatureLowMemory, "low-memory"},
   };
   std::string out;
   for (const auto& [bit, name] : kNames) {

@@ -80,6 +80,8 @@ struct BackendOps {
   std::size_t (*usable_size)(const void* self, void* p, std::size_t size) noexcept;  // may be null
   std::uint64_t (*physical_address)(const void* self, const void* p) noexcept;      // may be null
   std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
+  void* (*allocate_low)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;  // may be null
+  void (*free_low)(void* self, void* p, std::size_t size, TagId) noexcept;           // may be null
   CountingStats (*stats)(const void* self);
   void (*destroy)(void* self) noexcept;
 };
@@ -119,6 +121,22 @@ inline constexpr BackendOps kOpsFor = {
             }
           }
         : nullptr,
+    (B::kFeatures & kFeatureLowMemory)
+        ? +[](void* self, std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept -> void* {
+            if constexpr ((B::kFeatures & kFeatureLowMemory) != 0) {
+              return static_cast<Counting<B>*>(self)->allocate_low(size, align, tag, node);
+            } else {
+              return nullptr;
+            }
+          }
+        : nullptr,
+    (B::kFeatures & kFeatureLowMemory)
+        ? +[](void* self, void* p, std::size_t size, TagId tag) noexcept {
+            if constexpr ((B::kFeatures & kFeatureLowMemory) != 0) {
+              static_cast<Counting<B>*>(self)->free_low(p, size, tag);
+            }
+          }
+        : nullptr,
     [](const void* self) { return static_cast<const Counting<B>*>(self)->stats(); },
     [](void* self) noexcept { delete static_cast<Counting<B>*>(self); },
 };
@@ -145,6 +163,14 @@ class AnyBackend {
   /// Bytes handed out for a block of that requested size (size when unknown).
   std::size_t usable_size(void* p, std::size_t size) const noexcept {
     return ops_->usable_size ? ops_->usable_size(self_, p, size) : size;
+  }
+  /// pre: has(kFeatureLowMemory)
+  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return ops_->allocate_low(self_, size, align, tag, node);
+  }
+  /// pre: p came from allocate_low with this size
+  void free_low(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
+    ops_->free_low(self_, p, size, tag);
   }
   /// pre: has(kFeaturePhysical)
   std::uint64_t physical_address(const void* p) const noexcept {

@@ -26,7 +26,7 @@ class BuddyBackend {
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
                                              kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical;
+                                             kFeaturePhysical | kFeatureLowMemory;
 
   /// params: max_phys=ADDR (every block below this physical address, e.g. 0xffffffff).
   /// Throws UsageError on a bad parameter.
@@ -36,18 +36,13 @@ class BuddyBackend {
   BuddyBackend& operator=(const BuddyBackend&) = delete;
 
   void* allocate(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
-    if (size <= physmem::kPageSize && align <= physmem::kPageSize) [[likely]] {
-      void* p = machine_.alloc_pages(0, node, max_phys_);
-      if (p != nullptr) [[likely]] {
-        add_pages(1);
-      } else {
-        Shard& s = shards_[this_cpu_slot()];
-        bump(s.failures, std::uint64_t{1});
-      }
-      return p;
-    }
-    return allocate_large(size, align, node);
+    return allocate_below(size, align, node, max_phys_);
   }
+  /// Below 4 GiB: the page layer's DMA32 and DMA zones (GFP_DMA32).
+  void* allocate_low(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
+    return allocate_below(size, align, node, std::min(max_phys_, kLowMemoryLimit - 1));
+  }
+  void free_low(void* p, std::size_t size) noexcept { free(p, size); }
 
   void free(void* p, std::size_t size) noexcept {
     if (p == nullptr) {
@@ -56,7 +51,7 @@ class BuddyBackend {
     const std::uint64_t pfn = machine_.phys_of(p) >> physmem::kPageShift;
     if (size <= physmem::kPageSize && shape_[pfn] == kShapeBySize) [[likely]] {
       machine_.free_pages(p, 0);
-      add_pages(-1);
+      add_block(-1, -1);
       return;
     }
     free_large(p, size, pfn);
@@ -78,6 +73,7 @@ class BuddyBackend {
 
   struct alignas(64) Shard {
     std::int64_t pages = 0;      // pages held (a shard may go negative: frees by other threads)
+    std::int64_t blocks = 0;     // blocks held, likewise
     std::uint64_t raised = 0;    // blocks whose order the alignment raised
     std::uint64_t runs = 0;      // contiguous runs (beyond kMaxOrder or alignment)
     std::uint64_t failures = 0;  // allocations that found no memory
@@ -90,9 +86,28 @@ class BuddyBackend {
   static T load(const T& counter) noexcept {
     return std::atomic_ref<T>(const_cast<T&>(counter)).load(std::memory_order_relaxed);
   }
-  void add_pages(std::int64_t delta) noexcept { bump(shards_[this_cpu_slot()].pages, delta); }
+  void add_block(std::int64_t pages, std::int64_t blocks) noexcept {
+    Shard& s = shards_[this_cpu_slot()];
+    bump(s.pages, pages);
+    bump(s.blocks, blocks);
+  }
 
-  void* allocate_large(std::size_t size, std::size_t align, NodeId node) noexcept;
+  void* allocate_below(std::size_t size, std::size_t align, NodeId node,
+                       std::uint64_t max_phys) noexcept {
+    if (size <= physmem::kPageSize && align <= physmem::kPageSize) [[likely]] {
+      void* p = machine_.alloc_pages(0, node, max_phys);
+      if (p != nullptr) [[likely]] {
+        add_block(1, 1);
+      } else {
+        Shard& s = shards_[this_cpu_slot()];
+        bump(s.failures, std::uint64_t{1});
+      }
+      return p;
+    }
+    return allocate_large(size, align, node, max_phys);
+  }
+  void* allocate_large(std::size_t size, std::size_t align, NodeId node,
+                       std::uint64_t max_phys) noexcept;
   void free_large(void* p, std::size_t size, std::uint64_t pfn) noexcept;
 
   physmem::Machine& machine_;

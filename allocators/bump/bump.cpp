@@ -61,10 +61,10 @@ BumpBackend::BumpBackend(const BackendConfig& config)
   if (config.params.count("prefault")) {
     prefault = parse_bytes("prefault", config.param("prefault"), true);
   } else if (config.demand_bytes > 0) {
-    // Blocks are packed, large ones rounded to pages; every CPU slot may leave
-    // most of two chunks unused.
+    // Blocks are packed, page and larger ones aligned to pages; every CPU slot
+    // may leave most of two chunks unused.
     const std::size_t slots = std::max<std::size_t>(config.cpus, 1);
-    const std::size_t want = config.demand_bytes + config.demand_bytes / 8 + 2 * slots * chunk_bytes_;
+    const std::size_t want = config.demand_bytes + config.demand_bytes / 2 + 2 * slots * chunk_bytes_;
     const auto phys = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * kPage;
     prefault = std::min(want, phys / 4);
   }
@@ -79,6 +79,13 @@ BumpBackend::BumpBackend(const BackendConfig& config)
 }
 
 BumpBackend::~BumpBackend() { munmap(reinterpret_cast<void*>(base_), reserve_bytes_); }
+
+void BumpBackend::rewind() noexcept {
+  next_.store(base_, std::memory_order_relaxed);
+  for (Slot& s : slots_) {
+    s = Slot{};
+  }
+}
 
 std::uintptr_t BumpBackend::take(std::size_t bytes, std::size_t align) noexcept {
   const std::uintptr_t mask = align - 1;

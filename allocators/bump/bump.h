@@ -30,8 +30,8 @@ class BumpBackend {
   ///         chunk=<bytes> per CPU slot (default 1m),
   ///         prefault=<bytes> of the region made resident at construction, so a
   ///         replay does not time first-touch faults (default: the run's
-  ///         demand_bytes with room for partly used chunks, at most a quarter
-  ///         of physical memory; 128m when the demand is unknown).
+  ///         demand_bytes and half again for alignment and partly used chunks,
+  ///         at most a quarter of physical memory; 128m when the demand is unknown).
   explicit BumpBackend(const BackendConfig& config);
   ~BumpBackend();
   BumpBackend(const BumpBackend&) = delete;
@@ -59,6 +59,10 @@ class BumpBackend {
   }
 
   std::size_t usable_size(void*, std::size_t size) const noexcept { return size == 0 ? 1 : size; }
+
+  /// Starts over from the region's first byte, so that a replay's passes each
+  /// use the prefaulted prefix. pre: no block is live, no thread allocates.
+  void rewind() noexcept;
 
   BackendStats stats() const;
 

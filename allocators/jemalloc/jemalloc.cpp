@@ -11,10 +11,8 @@ namespace kmbench {
 namespace {
 
 constexpr std::size_t kGranule = std::size_t{1} << nodemem::GranuleMap::kShift;
-// Memory per hook refill: address space on real nodes (committed on touch);
-// on a synthetic topology simulated RAM, so less.
-constexpr std::size_t kChunk = 64u << 20;
-constexpr std::size_t kSyntheticChunk = 16u << 20;
+// Simulated RAM per hook refill: an arena's first refill also holds its metadata.
+constexpr std::size_t kChunk = 16u << 20;
 
 std::size_t round_up(std::size_t v, std::size_t to) { return (v + to - 1) & ~(to - 1); }
 
@@ -47,8 +45,16 @@ JemallocBackend::JemallocBackend(const BackendConfig& config)
       tcache_(on_off(config, "tcache", true)),
       per_tag_(on_off(config, "arena_per_tag", false)) {
   for (const auto& [key, value] : config.params) {
-    if (key != "tcache" && key != "arena_per_tag") {
-      throw UsageError("jemalloc: unknown parameter '" + key + "' (known: tcache, arena_per_tag)");
+    if (key == "decay_ms") {
+      char* end = nullptr;
+      decay_ms_ = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || decay_ms_ < -1 || decay_ms_ > 86'400'000) {
+        throw UsageError("jemalloc: decay_ms=" + value +
+                         " must be -1 (never purge) or a number of milliseconds");
+      }
+    } else if (key != "tcache" && key != "arena_per_tag") {
+      throw UsageError("jemalloc: unknown parameter '" + key +
+                       "' (known: tcache, arena_per_tag, decay_ms)");
     }
   }
   single_arena_ = nodes_ == 1 && !per_tag_;
@@ -88,7 +94,7 @@ JemallocBackend::~JemallocBackend() {
   }
 }
 
-unsigned JemallocBackend::create_arena(NodeId node, TagId tag) {
+unsigned JemallocBackend::create_arena(NodeId node, TagId tag, std::uint64_t max_phys) {
   const unsigned local = arena_count_.load(std::memory_order_relaxed);
   if (local >= kNoArena) {
     return kNoArena;
@@ -98,8 +104,11 @@ unsigned JemallocBackend::create_arena(NodeId node, TagId tag) {
   a->local = local;
   a->node = node;
   a->tag = tag;
-  a->hooks.hooks = extent_hooks_t{hook_alloc,  hook_dalloc,       nullptr,    nullptr,   nullptr,
-                                  hook_purge_lazy, hook_purge_forced, hook_split, hook_merge};
+  a->max_phys = max_phys;
+  // No destroy, commit, decommit or purge hook: the machine's memory stays the
+  // arena's and resident; jemalloc then only keeps its books.
+  a->hooks.hooks = extent_hooks_t{hook_alloc, hook_dalloc, nullptr,    nullptr,   nullptr,
+                                  nullptr,    nullptr,     hook_split, hook_merge};
   a->hooks.arena = a;
   extent_hooks_t* hooks = &a->hooks.hooks;
   std::size_t len = sizeof a->index;
@@ -107,8 +116,27 @@ unsigned JemallocBackend::create_arena(NodeId node, TagId tag) {
     delete a;
     throw RunError("jemalloc: arenas.create failed for node " + std::to_string(node));
   }
+  const std::string arena = "arena." + std::to_string(a->index);
+  ssize_t decay = decay_ms_;
+  mallctl((arena + ".dirty_decay_ms").c_str(), nullptr, nullptr, &decay, sizeof decay);
+  mallctl((arena + ".muzzy_decay_ms").c_str(), nullptr, nullptr, &decay, sizeof decay);
   arenas_[local].store(a, std::memory_order_release);
   arena_count_.store(local + 1, std::memory_order_release);
+  return local;
+}
+
+unsigned JemallocBackend::create_low_arena() noexcept {
+  std::lock_guard lock(create_mu_);
+  unsigned local = low_arena_.load(std::memory_order_acquire);
+  if (local == kNoArena) {
+    try {
+      // DMA32 memory exists on node 0 only, as on x86 machines.
+      local = create_arena(0, kNoTag, kLowMemoryLimit - 1);
+    } catch (const RunError&) {
+      return kNoArena;
+    }
+    low_arena_.store(local, std::memory_order_release);
+  }
   return local;
 }
 
@@ -175,7 +203,7 @@ void* JemallocBackend::allocate_aligned(std::size_t size, std::size_t align, int
   return p;
 }
 
-bool JemallocBackend::free_odd(void* p) noexcept {
+bool JemallocBackend::free_odd(void* p, unsigned local) noexcept {
   std::size_t align = 0;
   {
     std::lock_guard lock(odd_mu_);
@@ -187,7 +215,6 @@ bool JemallocBackend::free_odd(void* p) noexcept {
     odd_.erase(it);
   }
   odd_live_.fetch_sub(1, std::memory_order_relaxed);
-  const unsigned local = single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u;
   dallocx(p, tcache_flag(local) | static_cast<int>(MALLOCX_ALIGN(align)));
   return true;
 }
@@ -201,9 +228,9 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
   std::lock_guard lock(a.mu);
   std::uintptr_t p = (a.cur + alignment - 1) & ~(alignment - 1);
   if (a.cur == 0 || p + size > a.end) {
-    const std::size_t refill = a.owner->memory_.synthetic() ? kSyntheticChunk : kChunk;
-    const std::size_t bytes = round_up(size > refill ? size : refill, kGranule);
-    void* chunk = a.owner->memory_.map(bytes, alignment > kGranule ? alignment : kGranule, a.node);
+    const std::size_t bytes = round_up(size > kChunk ? size : kChunk, kGranule);
+    void* chunk = a.owner->memory_.map(bytes, alignment > kGranule ? alignment : kGranule, a.node,
+                                       a.max_phys);
     if (chunk == nullptr) {
       return nullptr;
     }
@@ -219,10 +246,8 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
     a.end = p + bytes;
   }
   a.cur = p + size;
-  if (a.owner->memory_.zeroed()) {
-    *zero = true;  // fresh anonymous memory, never handed out before
-  } else if (*zero) {
-    std::memset(reinterpret_cast<void*>(p), 0, size);  // simulated RAM may hold old contents
+  if (*zero) {
+    std::memset(reinterpret_cast<void*>(p), 0, size);  // simulated RAM keeps old contents
   }
   *commit = true;
   return reinterpret_cast<void*>(p);
@@ -231,21 +256,6 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
 // Extents are retained (jemalloc reuses them); chunks go back when the backend ends.
 bool JemallocBackend::hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, unsigned) {
   return true;
-}
-
-// Purging gives pages back to the OS; simulated RAM cannot be (it stays the arena's).
-bool JemallocBackend::hook_purge_lazy(extent_hooks_t* hooks, void* addr, std::size_t,
-                                      std::size_t offset, std::size_t length, unsigned) {
-  if (reinterpret_cast<Hooks*>(hooks)->arena->owner->memory_.synthetic()) {
-    return true;
-  }
-  return madvise(static_cast<char*>(addr) + offset, length, MADV_FREE) != 0;
-}
-
-bool JemallocBackend::hook_purge_forced(extent_hooks_t* hooks, void* addr, std::size_t,
-                                        std::size_t offset, std::size_t length, unsigned) {
-  return !reinterpret_cast<Hooks*>(hooks)->arena->owner->memory_.discard(
-      static_cast<char*>(addr) + offset, length);
 }
 
 bool JemallocBackend::hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t,
@@ -273,19 +283,25 @@ std::string JemallocBackend::runtime_version() {
   return v == nullptr ? "unknown" : v;
 }
 
-std::size_t JemallocBackend::reclaim(ReclaimLevel level) {
-  const BackendStats before = stats();
-  if (level == ReclaimLevel::drain) {
-    // Only the calling thread's slot row may be flushed safely; others belong to live threads.
-    if (unsigned* row = tcaches_[this_cpu_slot()].load(std::memory_order_acquire)) {
-      for (unsigned i = 0; i < kMaxArenas; ++i) {
-        if (row[i] != 0) {
-          unsigned tc = row[i] - 1;
-          mallctl("tcache.flush", nullptr, nullptr, &tc, sizeof tc);
-        }
+void JemallocBackend::flush_thread_caches() noexcept {
+  // Only the calling thread's slot row may be flushed safely; others belong to live threads.
+  if (unsigned* row = tcaches_[this_cpu_slot()].load(std::memory_order_acquire)) {
+    for (unsigned i = 0; i < kMaxArenas; ++i) {
+      if (row[i] != 0) {
+        unsigned tc = row[i] - 1;
+        mallctl("tcache.flush", nullptr, nullptr, &tc, sizeof tc);
       }
     }
   }
+}
+
+std::size_t JemallocBackend::reclaim(ReclaimLevel level) {
+  const BackendStats before = stats();
+  if (level == ReclaimLevel::drain) {
+    flush_thread_caches();
+  }
+  // Purging moves dirty extents to the retained ones: bookkeeping only, as no
+  // hook gives the machine's memory back.
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < count; ++i) {
     const std::string arena = "arena." + std::to_string(arenas_[i].load()->index);
@@ -293,8 +309,7 @@ std::size_t JemallocBackend::reclaim(ReclaimLevel level) {
             nullptr, nullptr, 0);
   }
   const BackendStats after = stats();
-  return before.resident_bytes > after.resident_bytes ? before.resident_bytes - after.resident_bytes
-                                                      : 0;
+  return before.mapped_bytes > after.mapped_bytes ? before.mapped_bytes - after.mapped_bytes : 0;
 }
 
 BackendStats JemallocBackend::stats() const {
@@ -308,35 +323,47 @@ BackendStats JemallocBackend::stats() const {
   };
   metric("tcache", tcache_ ? 1 : 0);
   metric("arena_per_tag", per_tag_ ? 1 : 0);
+  metric("decay_ms", static_cast<double>(decay_ms_));
   metric("numa.nodes", nodes_);
-  metric("numa.bound_to_real_nodes", memory_.synthetic() ? 0 : 1);
+  metric("numa.bound_to_real_nodes", !memory_.synthetic() && nodes_ > 1 ? 1 : 0);
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   metric("arenas", count);
   std::uint64_t hook_bytes = 0;
+  std::int64_t live_blocks = 0, live_bytes = 0;
   for (unsigned i = 0; i < count; ++i) {
     const Arena* a = arenas_[i].load(std::memory_order_acquire);
     const std::string base = "stats.arenas." + std::to_string(a->index) + ".";
     const std::size_t mapped = read_ctl<std::size_t>(base + "mapped");
-    const std::size_t resident = read_ctl<std::size_t>(base + "resident");
     const std::size_t meta = read_ctl<std::size_t>(base + "base") + read_ctl<std::size_t>(base + "internal");
-    s.mapped_bytes += mapped;
-    s.resident_bytes += resident;
     s.metadata_bytes += meta;
     hook_bytes += a->chunk_bytes.load(std::memory_order_relaxed);
+    // Blocks in tcaches count as allocated here: exact after flush_thread_caches on every thread.
+    for (const char* kind : {"small.", "large."}) {
+      live_blocks += static_cast<std::int64_t>(read_ctl<std::uint64_t>(base + kind + "nmalloc")) -
+                     static_cast<std::int64_t>(read_ctl<std::uint64_t>(base + kind + "ndalloc"));
+      live_bytes += static_cast<std::int64_t>(read_ctl<std::size_t>(base + kind + "allocated"));
+    }
     const std::string m = "arena." + std::to_string(i) + ".";
     metric(m + "index", a->index);
     metric(m + "node", a->node);
     metric(m + "tag", a->tag);
+    metric(m + "low", a->max_phys < kLowMemoryLimit ? 1 : 0);
     metric(m + "pactive", static_cast<double>(read_ctl<std::size_t>(base + "pactive")));
     metric(m + "pdirty", static_cast<double>(read_ctl<std::size_t>(base + "pdirty")));
     metric(m + "pmuzzy", static_cast<double>(read_ctl<std::size_t>(base + "pmuzzy")));
     metric(m + "active_bytes",
            static_cast<double>(read_ctl<std::size_t>(base + "pactive") * page));
     metric(m + "mapped", static_cast<double>(mapped));
-    metric(m + "resident", static_cast<double>(resident));
     metric(m + "retained", static_cast<double>(read_ctl<std::size_t>(base + "retained")));
+    metric(m + "hook_bytes", static_cast<double>(a->chunk_bytes.load(std::memory_order_relaxed)));
     metric(m + "metadata", static_cast<double>(meta));
   }
+  // Every byte the hooks took from the machine: active, dirty and retained
+  // extents and the arenas' metadata (jemalloc's mapped + retained).
+  s.mapped_bytes = hook_bytes;
+  s.resident_bytes = hook_bytes;
+  s.live_blocks = live_blocks;
+  s.live_bytes = live_bytes;
   metric("hook_mapped_bytes", static_cast<double>(hook_bytes));
   // Process-wide figures (every arena, the process's own malloc included).
   metric("stats.allocated", static_cast<double>(read_ctl<std::size_t>("stats.allocated")));

@@ -1,11 +1,15 @@
 // jemalloc: jemalloc 5 as its experts configure it for node-bound memory.
 //
 // One arena per node, created with arenas.create and extent hooks that carve
-// extents from node-bound chunks (nodemem); optionally one arena per
-// (OSMalloc tag, node). Explicit tcaches, one per (CPU slot, arena), so a
-// cached block never crosses arenas; or no tcache at all (jemalloc-notcache).
-// Blocks are freed with sdallocx; the arena of a block is read from the
-// granule map, not looked up in jemalloc.
+// extents (and the arena's own metadata) from the simulated machine's node
+// memory (nodemem), resident like a kernel's direct map; optionally one arena
+// per (OSMalloc tag, node); and one arena over memory below 4 GiB for DMA32
+// requests (allocate_low). The memory is never given back: no purge or
+// decommit hook, decay off (dirty_decay_ms = muzzy_decay_ms = -1 unless
+// decay_ms says otherwise), extents retained. Explicit tcaches, one per
+// (CPU slot, arena), so a cached block never crosses arenas; or no tcache at
+// all (jemalloc-notcache). Blocks are freed with sdallocx; the arena of a
+// block is read from the granule map, not looked up in jemalloc.
 //
 // Debian's libjemalloc is unprefixed: linking it makes it the process's
 // malloc, so this backend lives in the kmbench-jemalloc worker executable.
@@ -37,7 +41,8 @@ class JemallocBackend {
        "tcache=off"},
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
-                                             kFeatureUsableSize | kFeatureReclaim | kFeatureTags;
+                                             kFeatureUsableSize | kFeatureReclaim | kFeatureTags |
+                                             kFeaturePhysical | kFeatureLowMemory;
 
   /// Arenas one backend can own: nodes × (1 + tag arenas).
   static constexpr unsigned kMaxArenas = 1024;
@@ -45,7 +50,8 @@ class JemallocBackend {
   static constexpr unsigned kTagArenas = 16;
   static constexpr unsigned kNoArena = kMaxArenas - 1;
 
-  /// params: tcache=on|off, arena_per_tag=off|on.
+  /// params: tcache=on|off, arena_per_tag=off|on, decay_ms=N (dirty and muzzy
+  /// decay of every arena; default -1: never purge, as memory cannot go back).
   explicit JemallocBackend(const BackendConfig& config);
   ~JemallocBackend();
   JemallocBackend(const JemallocBackend&) = delete;
@@ -63,16 +69,28 @@ class JemallocBackend {
     if (p == nullptr) {
       return;
     }
-    nodemem::tsan_before_free(this);
-    if (odd_live_.load(std::memory_order_relaxed) != 0 && free_odd(p)) {
-      return;
+    free_in(p, size, single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u);
+  }
+
+  /// A block below 4 GiB physical, from the low arena (made on first use).
+  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
+    const unsigned local = low_arena();
+    return local == kNoArena ? nullptr : allocate_in(local, size, align, tag, 0);
+  }
+  void free_low(void* p, std::size_t size) noexcept {
+    if (p != nullptr) {
+      free_in(p, size, low_arena_.load(std::memory_order_acquire));
     }
-    const unsigned local = single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u;
-    sdallocx(p, effective(size), tcache_flag(local));
   }
 
   std::size_t usable_size(void* p, std::size_t) const noexcept { return sallocx(p, 0); }
+  std::uint64_t physical_address(const void* p) const noexcept {
+    return memory_.machine().phys_of(p);
+  }
   std::size_t reclaim(ReclaimLevel level);
+  /// Empties the calling CPU slot's tcaches into their arenas, so that the
+  /// arenas' counts hold only the blocks callers hold (stats().live_blocks).
+  void flush_thread_caches() noexcept;
   BackendStats stats() const;
 
   // For tests and tools.
@@ -100,6 +118,7 @@ class JemallocBackend {
     unsigned index = 0;  // jemalloc's arena index
     NodeId node = 0;
     TagId tag = kNoTag;
+    std::uint64_t max_phys = ~std::uint64_t{0};  // the low arena's memory lies below 4 GiB
     Hooks hooks{};
     std::mutex mu;  // guards the chunk list and bump range
     std::uintptr_t cur = 0, end = 0;
@@ -111,7 +130,9 @@ class JemallocBackend {
 
   void* allocate_flags(std::size_t size, std::size_t align, TagId tag, NodeId node,
                        int extra) noexcept {
-    const unsigned local = arena_for(tag, node);
+    return allocate_in(arena_for(tag, node), size, align, tag, extra);
+  }
+  void* allocate_in(unsigned local, std::size_t size, std::size_t align, TagId, int extra) noexcept {
     const Arena* arena = arenas_[local].load(std::memory_order_acquire);
     if (arena == nullptr) [[unlikely]] {
       return nullptr;
@@ -121,6 +142,13 @@ class JemallocBackend {
                                 : mallocx(effective(size), flags);
     nodemem::tsan_after_allocate(this);
     return p;
+  }
+  void free_in(void* p, std::size_t size, unsigned local) noexcept {
+    nodemem::tsan_before_free(this);
+    if (odd_live_.load(std::memory_order_relaxed) != 0 && free_odd(p, local)) {
+      return;
+    }
+    sdallocx(p, effective(size), tcache_flag(local));
   }
 
   unsigned arena_for(TagId tag, NodeId node) noexcept {
@@ -151,16 +179,17 @@ class JemallocBackend {
   unsigned tag_arena(TagId tag, NodeId node) noexcept;
   int create_tcache(unsigned local) noexcept;
   void* allocate_aligned(std::size_t size, std::size_t align, int flags) noexcept;
-  bool free_odd(void* p) noexcept;
-  unsigned create_arena(NodeId node, TagId tag);
+  bool free_odd(void* p, unsigned local) noexcept;
+  unsigned create_arena(NodeId node, TagId tag, std::uint64_t max_phys = ~std::uint64_t{0});
+  unsigned low_arena() noexcept {
+    const unsigned known = low_arena_.load(std::memory_order_acquire);
+    return known != kNoArena ? known : create_low_arena();
+  }
+  unsigned create_low_arena() noexcept;
 
   static void* hook_alloc(extent_hooks_t*, void* new_addr, std::size_t size,
                           std::size_t alignment, bool* zero, bool* commit, unsigned arena_ind);
   static bool hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, unsigned);
-  static bool hook_purge_lazy(extent_hooks_t*, void* addr, std::size_t size, std::size_t offset,
-                              std::size_t length, unsigned);
-  static bool hook_purge_forced(extent_hooks_t*, void* addr, std::size_t size,
-                                std::size_t offset, std::size_t length, unsigned);
   static bool hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t, bool,
                          unsigned);
   static bool hook_merge(extent_hooks_t*, void*, std::size_t, void*, std::size_t, bool,
@@ -171,6 +200,8 @@ class JemallocBackend {
   bool tcache_ = true;
   bool per_tag_ = false;
   bool single_arena_ = true;
+  long decay_ms_ = -1;
+  std::atomic<unsigned> low_arena_{kNoArena};
   std::array<unsigned, nodemem::kMaxNodes> node_arena_{};
   std::array<std::atomic<Arena*>, kMaxArenas> arenas_{};
   std::atomic<unsigned> arena_count_{0};

@@ -1,6 +1,7 @@
 #include "allocators/mimalloc/mimalloc.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <atomic>
 #include <mutex>
@@ -29,7 +30,7 @@ std::atomic<std::uint64_t> g_next_id{1};
 struct Entry {
   std::uint64_t backend = 0;
   std::shared_ptr<Registry> registry;
-  std::array<mi_heap_t*, nodemem::kMaxNodes> heaps{};
+  std::array<mi_heap_t*, kLowHeap + 1> heaps{};
 };
 
 /// A thread's heaps go when it exits or their backend ends. While the backend
@@ -98,47 +99,158 @@ struct ThreadHeaps {
 thread_local ThreadHeaps t_heaps;
 
 std::mutex g_arena_mu;
-std::map<const physmem::Machine*, NodeArenas> g_arenas;
+std::map<const physmem::Machine*, std::unique_ptr<NodeArenas>> g_arenas;
 
 }  // namespace
 
-const NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib) {
+namespace {
+
+/// Gives mimalloc `bytes` of the machine (below max_phys) as an exclusive arena.
+mi_arena_id_t make_arena(nodemem::NodeMemory& memory, std::size_t bytes, NodeId node,
+                         std::uint64_t max_phys) {
+  void* region = memory.map(bytes, kArenaAlign, node, max_phys);
+  if (region == nullptr) {
+    throw RunError("mimalloc: cannot take " + std::to_string(bytes >> 20) + " MiB of node " +
+                   std::to_string(node) + (max_phys < kLowMemoryLimit ? " below 4 GiB" : "") +
+                   " (" + memory.description() + ")");
+  }
+  // Committed and pinned: mimalloc then never resets, decommits or purges it.
+  // Exclusive: only heaps made in this arena use it, and they use nothing else.
+  // No numa_node: mimalloc would then refuse it to threads of other nodes, but
+  // a remote allocation is a placement kmbench measures.
+  mi_arena_id_t id = 0;
+  if (!mi_manage_os_memory_ex(region, bytes, /*is_committed=*/true, /*is_large=*/false,
+                              /*is_zero=*/false, /*numa_node=*/-1, /*exclusive=*/true, &id)) {
+    memory.unmap(region, bytes);
+    throw RunError("mimalloc: mi_manage_os_memory_ex refused the arena of node " +
+                   std::to_string(node));
+  }
+  return id;
+}
+
+std::uint64_t ram_at_or_above(const physmem::Machine& m, NodeId node, std::uint64_t pa) {
+  std::uint64_t bytes = 0;
+  for (const physmem::RamRange& r : m.ram()) {
+    const std::uint64_t begin = m.phys_of(reinterpret_cast<const void*>(r.va));
+    if (r.node == node && begin >= pa) {
+      bytes += r.bytes;
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib) {
   std::lock_guard lock(g_arena_mu);
   auto found = g_arenas.find(&memory.machine());
   if (found != g_arenas.end()) {
-    return found->second;
+    return *found->second;
   }
-  std::size_t bytes = mib << 20;
-  if (mib == 0) {
-    bytes = std::size_t{4096} << 20;
-    if (memory.synthetic()) {
-      bytes = memory.machine().node(0).sim_bytes / 2;
-    }
-  }
-  bytes = bytes / kArenaAlign * kArenaAlign;
-  if (bytes < kArenaAlign) {
-    throw RunError("mimalloc: a node arena needs at least 32 MiB");
-  }
-  NodeArenas arenas;
-  arenas.bytes = bytes;
+  physmem::Machine& m = memory.machine();
+  auto arenas = std::make_unique<NodeArenas>();
   for (unsigned n = 0; n < memory.node_count(); ++n) {
-    void* region = memory.map(bytes, kArenaAlign, static_cast<NodeId>(n));
-    if (region == nullptr) {
-      throw RunError("mimalloc: cannot take " + std::to_string(bytes >> 20) +
-                     " MiB of node " + std::to_string(n) + " (" + memory.description() + ")");
+    std::size_t bytes = mib << 20;
+    if (mib == 0) {
+      const std::uint64_t high = ram_at_or_above(m, static_cast<NodeId>(n), kLowMemoryLimit);
+      bytes = high >= 2 * kArenaAlign ? high - kArenaAlign : m.node(static_cast<NodeId>(n)).sim_bytes / 2;
+      if (n == 0) {
+        arenas->all_low = high < 2 * kArenaAlign;
+      }
     }
-    // Exclusive: only heaps made in this arena use it, and they use nothing else.
-    // No numa_node: mimalloc would then refuse it to threads of other nodes, but
-    // a remote allocation is a placement kmbench measures; the memory is bound already.
-    if (!mi_manage_os_memory_ex(region, bytes, /*is_committed=*/true, /*is_large=*/false,
-                                /*is_zero=*/memory.zeroed(), /*numa_node=*/-1,
-                                /*exclusive=*/true, &arenas.ids[n])) {
-      memory.unmap(region, bytes);
-      throw RunError("mimalloc: mi_manage_os_memory_ex refused the arena of node " +
-                     std::to_string(n));
+    bytes = bytes / kArenaAlign * kArenaAlign;
+    if (bytes < kArenaAlign) {
+      throw RunError("mimalloc: a node arena needs at least 32 MiB");
+    }
+    if (n == 0) {
+      arenas->bytes = bytes;
+    }
+    arenas->ids[n] = make_arena(memory, bytes, static_cast<NodeId>(n), ~std::uint64_t{0});
+  }
+  if (mib != 0) {
+    const physmem::Machine& mm = memory.machine();
+    void* area = mi_arena_area(arenas->ids[0], nullptr);
+    arenas->all_low = mm.phys_of(area) + arenas->bytes <= kLowMemoryLimit;
+  }
+  m.keep_for_process();  // mimalloc may hold pages of it until the process ends
+  return *g_arenas.emplace(&m, std::move(arenas)).first->second;
+}
+
+mi_arena_id_t low_arena(nodemem::NodeMemory& memory, NodeArenas& arenas) noexcept {
+  if (mi_arena_id_t id = arenas.low.load(std::memory_order_acquire)) {
+    return id;
+  }
+  std::lock_guard lock(g_arena_mu);
+  if (mi_arena_id_t id = arenas.low.load(std::memory_order_acquire)) {
+    return id;
+  }
+  // Half of what lies between the DMA zone and 4 GiB: the rest stays for bounce
+  // buffers and the KPI's contiguous memory.
+  const physmem::Machine& m = memory.machine();
+  const std::uint64_t low = m.node(0).sim_bytes - ram_at_or_above(m, 0, kLowMemoryLimit);
+  const std::uint64_t bytes = low > (16u << 20) ? (low - (16u << 20)) / 2 / kArenaAlign * kArenaAlign : 0;
+  if (bytes < kArenaAlign) {
+    return 0;
+  }
+  try {
+    const mi_arena_id_t id = make_arena(memory, bytes, 0, kLowMemoryLimit - 1);
+    arenas.low_bytes = bytes;
+    arenas.low.store(id, std::memory_order_release);
+    return id;
+  } catch (const RunError&) {
+    return 0;
+  }
+}
+
+namespace {
+
+/// What mi_debug_show_arenas prints, caught (mi_register_output).
+void catch_output(const char* msg, void* arg) { static_cast<std::string*>(arg)->append(msg); }
+
+}  // namespace
+
+std::uint64_t claimed_bytes(const NodeArenas& arenas, unsigned nodes) {
+  std::vector<std::size_t> wanted;  // mimalloc's arena indices: id - 1
+  for (unsigned n = 0; n < nodes; ++n) {
+    wanted.push_back(static_cast<std::size_t>(arenas.ids[n] - 1));
+  }
+  if (const mi_arena_id_t low = arenas.low.load(std::memory_order_acquire)) {
+    wanted.push_back(static_cast<std::size_t>(low - 1));
+  }
+  std::string text;
+  {
+    std::lock_guard lock(g_arena_mu);  // the output handler and verbose flag are global
+    const long verbose = mi_option_get(mi_option_verbose);
+    mi_register_output(catch_output, &text);
+    mi_option_set(mi_option_verbose, 1);
+    mi_debug_show_arenas();
+    mi_option_set(mi_option_verbose, verbose);
+    mi_register_output(nullptr, nullptr);
+  }
+  // "arena I: B blocks with F fields", the bitmap, then "blocks in use ('x'): N";
+  // the bits beyond B in the last field are claimed at creation.
+  std::uint64_t blocks = 0;
+  std::size_t index = 0, block_count = 0, fields = 0;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t eol = text.find('\n', at);
+    if (eol == std::string::npos) eol = text.size();
+    const std::string line = text.substr(at, eol - at);
+    at = eol + 1;
+    std::size_t used = 0;
+    if (const auto a = line.find("arena "); a != std::string::npos &&
+        std::sscanf(line.c_str() + a, "arena %zu: %zu blocks with %zu fields", &index,
+                    &block_count, &fields) == 3) {
+      continue;
+    }
+    if (const auto b = line.find("blocks in use ('x'): "); b != std::string::npos &&
+        std::sscanf(line.c_str() + b, "blocks in use ('x'): %zu", &used) == 1) {
+      if (std::find(wanted.begin(), wanted.end(), index) != wanted.end()) {
+        blocks += used - (fields * 64 - block_count);
+      }
     }
   }
-  return g_arenas.emplace(&memory.machine(), arenas).first->second;
+  return blocks * kArenaAlign;
 }
 
 }  // namespace mimalloc_detail
@@ -153,7 +265,7 @@ BasicMimallocBackend<kNodeArenas>::BasicMimallocBackend(const BackendConfig& con
       registry_(std::make_shared<Registry>()) {
   std::size_t mib = 0;
   for (const auto& [key, value] : config.params) {
-    if (kNodeArenas && key == "arena_mib") {
+    if (key == "arena_mib") {
       try {
         mib = std::stoul(value);
       } catch (const std::exception&) {
@@ -163,13 +275,11 @@ BasicMimallocBackend<kNodeArenas>::BasicMimallocBackend(const BackendConfig& con
         throw UsageError("mimalloc: arena_mib=" + value + " must be a number of MiB, 64 or more");
       }
     } else {
-      throw UsageError(std::string(kVariants[0].name) + ": unknown parameter '" + key + "'" +
-                       (kNodeArenas ? " (known: arena_mib)" : ""));
+      throw UsageError(std::string(kVariants[0].name) + ": unknown parameter '" + key +
+                       "' (known: arena_mib)");
     }
   }
-  if constexpr (kNodeArenas) {
-    arenas_ = &mimalloc_detail::node_arenas(memory_, mib);
-  }
+  arenas_ = &mimalloc_detail::node_arenas(memory_, mib);
 }
 
 template <bool kNodeArenas>
@@ -186,13 +296,16 @@ BasicMimallocBackend<kNodeArenas>::~BasicMimallocBackend() {
 
 template <bool kNodeArenas>
 mi_heap_t* BasicMimallocBackend<kNodeArenas>::heap_slow(NodeId node) noexcept {
-  if (node < 0 || static_cast<unsigned>(node) >= nodes_) {
+  const bool low = static_cast<unsigned>(node) == mimalloc_detail::kLowHeap;
+  if (node < 0 || (static_cast<unsigned>(node) >= nodes_ && !low)) {
     return nullptr;
   }
   try {
     mimalloc_detail::Entry& e = mimalloc_detail::t_heaps.find(id_, registry_);
     if (e.heaps[node] == nullptr) {
-      mi_heap_t* h = kNodeArenas ? mi_heap_new_in_arena(arenas_->ids[node]) : mi_heap_new();
+      const mi_arena_id_t arena =
+          low ? mimalloc_detail::low_arena(memory_, *arenas_) : arenas_->ids[node];
+      mi_heap_t* h = arena != 0 ? mi_heap_new_in_arena(arena) : nullptr;
       if (h == nullptr) {
         return nullptr;
       }
@@ -217,7 +330,7 @@ std::string BasicMimallocBackend<kNodeArenas>::runtime_version() {
 namespace {
 
 struct Areas {
-  std::size_t count = 0, reserved = 0, committed = 0, used = 0;
+  std::size_t count = 0, reserved = 0, committed = 0, used_blocks = 0, used_bytes = 0;
 };
 
 bool visit_area(const mi_heap_t*, const mi_heap_area_t* area, void*, std::size_t, void* arg) {
@@ -225,36 +338,40 @@ bool visit_area(const mi_heap_t*, const mi_heap_area_t* area, void*, std::size_t
   ++a.count;
   a.reserved += area->reserved;
   a.committed += area->committed;
-  a.used += area->used * area->block_size;
+  a.used_blocks += area->used;
+  a.used_bytes += area->used * area->block_size;
   return true;
-}
-
-struct ProcessInfo {
-  std::size_t rss = 0, peak_rss = 0, commit = 0, peak_commit = 0, faults = 0;
-};
-
-ProcessInfo process_info() {
-  ProcessInfo p;
-  std::size_t elapsed, user, sys;
-  mi_process_info(&elapsed, &user, &sys, &p.rss, &p.peak_rss, &p.commit, &p.peak_commit,
-                  &p.faults);
-  return p;
 }
 
 }  // namespace
 
 template <bool kNodeArenas>
+void BasicMimallocBackend<kNodeArenas>::flush_thread_caches() noexcept {
+  if (mimalloc_detail::t_cache.backend != id_) {
+    return;  // this thread has no heap of this backend
+  }
+  for (unsigned n = 0; n <= mimalloc_detail::kLowHeap; ++n) {
+    if (mi_heap_t* h = mimalloc_detail::t_cache.heaps[n]) {
+      mi_heap_collect(h, false);
+    }
+  }
+}
+
+template <bool kNodeArenas>
 std::size_t BasicMimallocBackend<kNodeArenas>::reclaim(ReclaimLevel level) {
-  const std::size_t before = process_info().commit;
+  const std::uint64_t before = mimalloc_detail::claimed_bytes(*arenas_, nodes_);
   // Only this thread's heaps may be collected here; mi_collect also frees
-  // what other threads handed back to this one.
-  for (NodeId n = 0; static_cast<unsigned>(n) < nodes_; ++n) {
-    if (mi_heap_t* h = heap(n)) {
-      mi_heap_collect(h, level == ReclaimLevel::drain);
+  // what other threads handed back to this one, and (drain) empties the
+  // segment cache back into the arenas.
+  if (mimalloc_detail::t_cache.backend == id_) {
+    for (unsigned n = 0; n <= mimalloc_detail::kLowHeap; ++n) {
+      if (mi_heap_t* h = mimalloc_detail::t_cache.heaps[n]) {
+        mi_heap_collect(h, level == ReclaimLevel::drain);
+      }
     }
   }
   mi_collect(level == ReclaimLevel::drain);
-  const std::size_t after = process_info().commit;
+  const std::uint64_t after = mimalloc_detail::claimed_bytes(*arenas_, nodes_);
   return before > after ? before - after : 0;
 }
 
@@ -269,29 +386,27 @@ BackendStats BasicMimallocBackend<kNodeArenas>::stats() const {
       mi_heap_visit_blocks(h, false, visit_area, &areas);
     }
   }
-  const ProcessInfo p = process_info();
   BackendStats s;
-  s.mapped_bytes = areas.reserved;
-  s.resident_bytes = areas.committed;
+  // Whole 32 MiB arena blocks: what mimalloc holds of the machine, segments
+  // in use, cached or abandoned alike.
+  s.mapped_bytes = mimalloc_detail::claimed_bytes(*arenas_, nodes_);
+  s.resident_bytes = s.mapped_bytes;
+  s.live_blocks = static_cast<std::int64_t>(areas.used_blocks);
+  s.live_bytes = static_cast<std::int64_t>(areas.used_bytes);
   auto metric = [&](const char* name, double value) {
     s.metrics.push_back({std::string("backend.mimalloc.") + name, value});
   };
   metric("node_arenas", kNodeArenas ? 1 : 0);
   metric("numa.nodes", nodes_);
-  metric("numa.bound_to_real_nodes", kNodeArenas && !memory_.synthetic() ? 1 : 0);
-  if constexpr (kNodeArenas) {
-    metric("numa.arena_bytes_per_node", static_cast<double>(arenas_->bytes));
-  }
+  metric("numa.bound_to_real_nodes", kNodeArenas && !memory_.synthetic() && nodes_ > 1 ? 1 : 0);
+  metric("arena_bytes_per_node", static_cast<double>(arenas_->bytes));
+  metric("low_arena_bytes", static_cast<double>(arenas_->low_bytes));
   metric("heaps", static_cast<double>(heaps));
   metric("heap.areas", static_cast<double>(areas.count));
   metric("heap.reserved_bytes", static_cast<double>(areas.reserved));
   metric("heap.committed_bytes", static_cast<double>(areas.committed));
-  metric("heap.used_bytes", static_cast<double>(areas.used));
-  metric("process.current_rss", static_cast<double>(p.rss));
-  metric("process.peak_rss", static_cast<double>(p.peak_rss));
-  metric("process.current_commit", static_cast<double>(p.commit));
-  metric("process.peak_commit", static_cast<double>(p.peak_commit));
-  metric("process.page_faults", static_cast<double>(p.faults));
+  metric("heap.used_bytes", static_cast<double>(areas.used_bytes));
+  metric("claimed_bytes", static_cast<double>(s.mapped_bytes));
   return s;
 }
 

@@ -1,11 +1,14 @@
 // mimalloc: mimalloc 2 heaps, one per thread and node.
 //
 // Variant "mimalloc": each node has an exclusive mimalloc arena made with
-// mi_manage_os_memory_ex over node-bound memory (nodemem), so a heap made
-// with mi_heap_new_in_arena only ever takes that node's memory. Arenas are
-// process wide (mimalloc cannot give an arena back) and 32 MiB aligned
-// (2.0.9 crashes on other regions). Variant "mimalloc-nonuma": heaps on
-// mimalloc's own OS memory, no per-node arenas.
+// mi_manage_os_memory_ex over a run of the simulated machine's node memory
+// (nodemem), committed and pinned, so mimalloc never resets or decommits it;
+// a heap made with mi_heap_new_in_arena only ever takes that node's memory.
+// A second arena below 4 GiB serves DMA32 requests (allocate_low) when node
+// 0's arena lies above. Arenas are process wide (mimalloc cannot give an
+// arena back), 32 MiB aligned, and keep their machine for the process's life.
+// Variant "mimalloc-nonuma": one heap per thread in node 0's arena, whatever
+// node is asked for: mimalloc without NUMA placement.
 //
 // mimalloc heaps allocate only on the thread that made them, so each thread
 // makes its own on first use and deletes them when it exits. Frees go
@@ -18,6 +21,7 @@
 #include <mimalloc.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,25 +35,36 @@ namespace mimalloc_detail {
 
 struct Registry;  // one backend's heaps, for statistics and teardown
 
+/// A thread's heap slot for memory below 4 GiB, after the nodes' slots.
+inline constexpr unsigned kLowHeap = nodemem::kMaxNodes;
+
 /// The calling thread's heaps of the backend it used last.
 struct ThreadCache {
   std::uint64_t backend = 0;
-  mi_heap_t** heaps = nullptr;  // [node]
+  mi_heap_t** heaps = nullptr;  // [node], and [kLowHeap]
 };
 inline thread_local ThreadCache t_cache;
 
-/// Exclusive arenas, one per node of a machine, made once per machine and process
-/// (mimalloc cannot give an arena back).
+/// Exclusive arenas, one per node of a machine and one below 4 GiB, made once
+/// per machine and process (mimalloc cannot give an arena back).
 struct NodeArenas {
   std::array<mi_arena_id_t, nodemem::kMaxNodes> ids{};
-  std::size_t bytes = 0;  // per node
+  std::size_t bytes = 0;          // node 0's (other nodes' may differ)
+  bool all_low = false;           // node 0's arena lies below 4 GiB: it serves DMA32 too
+  std::atomic<mi_arena_id_t> low{0};  // the arena below 4 GiB, once made (0: not yet)
+  std::size_t low_bytes = 0;
 };
 
 /// The arenas on memory's machine. mib: bytes per node on the first call for
-/// that machine (0: 4 GiB of address space on real nodes, half a synthetic node).
-/// pre: the machine outlives every use of mimalloc in the process.
+/// that machine (0: the node's RAM above 4 GiB less 32 MiB, or half of it when
+/// it has none above). The machine is kept for the process's life.
 /// Throws RunError if there is no such memory or mimalloc refuses it.
-const NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib);
+NodeArenas& node_arenas(nodemem::NodeMemory& memory, std::size_t mib);
+/// The arena below 4 GiB of that machine, made on first use; 0 when it cannot be.
+mi_arena_id_t low_arena(nodemem::NodeMemory& memory, NodeArenas& arenas) noexcept;
+/// Bytes of these arenas mimalloc holds: its 32 MiB blocks claimed by segments
+/// in use, cached or abandoned (mi_debug_show_arenas).
+std::uint64_t claimed_bytes(const NodeArenas& arenas, unsigned nodes);
 
 }  // namespace mimalloc_detail
 
@@ -63,15 +78,17 @@ class BasicMimallocBackend {
                            "(mi_manage_os_memory_ex on node-bound memory), mi_free_size",
                            ""}
           : BackendVariant{"mimalloc-nonuma",
-                           "mimalloc heaps per thread on mimalloc's own OS memory (no per-node "
-                           "arenas), mi_free_size",
+                           "mimalloc heaps per thread in one arena (node 0's): no NUMA placement, "
+                           "mi_free_size",
                            ""},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureUsableSize |
-                                             kFeatureReclaim | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);
+  static constexpr std::uint32_t kFeatures =
+      kFeatureSizedFree | kFeatureUsableSize | kFeatureReclaim | kFeaturePhysical |
+      kFeatureLowMemory | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);
 
-  /// params (variant mimalloc): arena_mib=N, memory per node arena (default: 4096
-  /// on real nodes, half of a synthetic node; the first backend on a machine sets it).
+  /// params: arena_mib=N, memory per node arena (default: the node's RAM above
+  /// 4 GiB less 32 MiB, or half the node without any; the first backend on a
+  /// machine sets it).
   explicit BasicMimallocBackend(const BackendConfig& config);
   ~BasicMimallocBackend();
   BasicMimallocBackend(const BasicMimallocBackend&) = delete;
@@ -108,8 +125,37 @@ class BasicMimallocBackend {
     nodemem::tsan_before_free(this);
     mi_free_size(p, size < kMinAlign ? kMinAlign : size);
   }
+  /// A block below 4 GiB physical: from the arena below 4 GiB (node 0's own
+  /// when it lies there).
+  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
+    if (arenas_->all_low) {
+      return allocate(size, align, tag, 0);
+    }
+    mimalloc_detail::ThreadCache& t = mimalloc_detail::t_cache;
+    mi_heap_t* h = t.backend == id_ ? t.heaps[mimalloc_detail::kLowHeap] : nullptr;
+    if (h == nullptr) [[unlikely]] {
+      h = heap_slow(static_cast<NodeId>(mimalloc_detail::kLowHeap));
+      if (h == nullptr) {
+        return nullptr;
+      }
+    }
+    size = size < kMinAlign ? kMinAlign : size;
+    void* p = align <= kMinAlign ? mi_heap_malloc(h, size) : mi_heap_malloc_aligned(h, size, align);
+    if (!aligned(p, align)) [[unlikely]] {
+      p = realign(h, p, size, align, false);
+    }
+    nodemem::tsan_after_allocate(this);
+    return p;
+  }
+  void free_low(void* p, std::size_t size) noexcept { free(p, size); }
+  std::uint64_t physical_address(const void* p) const noexcept {
+    return memory_.machine().phys_of(p);
+  }
   std::size_t usable_size(void* p, std::size_t) const noexcept { return mi_usable_size(p); }
   std::size_t reclaim(ReclaimLevel level);
+  /// Collects the calling thread's heaps of this backend (the blocks other
+  /// threads freed to them), so that their counts hold only what callers hold.
+  void flush_thread_caches() noexcept;
   /// pre: the threads using this backend are quiet (heaps are visited).
   BackendStats stats() const;
 
@@ -148,7 +194,7 @@ class BasicMimallocBackend {
   nodemem::NodeMemory memory_;
   unsigned nodes_ = 1;
   std::uint64_t id_ = 0;  // never reused, so a thread's stale cache entry never matches
-  const mimalloc_detail::NodeArenas* arenas_ = nullptr;
+  mimalloc_detail::NodeArenas* arenas_ = nullptr;
   std::shared_ptr<mimalloc_detail::Registry> registry_;
 };
 

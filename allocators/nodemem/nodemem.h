@@ -1,11 +1,13 @@
-// nodemem: memory bound to a NUMA node, for backends that take their memory
-// from the operating system (jemalloc's extent hooks, mimalloc's arenas).
+// nodemem: the simulated machine's node memory, for backends that map their
+// own (jemalloc's extent hooks, mimalloc's arenas).
 //
-// On the real topology a region is an anonymous mapping bound to its node
-// with mbind(MPOL_BIND) before it is touched; placement can be checked with
-// resident_node(). On a synthetic topology (physmem) a region is a
-// contiguous run of the node's simulated range, from the page layer. The granule map tells, in O(1), which of a backend's
-// arenas a block came from, so a sized free needs no allocator lookup.
+// Every backend draws from the run's simulated machine (allocators/physmem),
+// whatever the topology: a region is a physically contiguous run of a node's
+// RAM from the page layer, resident once the machine is populated, with a
+// simulated physical address like the pages zones, slab and buddy take. On a
+// real multi-node machine each node's range is bound to its node by the
+// machine itself. The granule map tells, in O(1), which of a backend's arenas
+// a block came from, so a sized free needs no allocator lookup.
 #pragma once
 
 #include <atomic>
@@ -26,9 +28,7 @@ namespace kmbench::nodemem {
 /// Nodes a backend can bind to; ids above are rejected by NodeMemory.
 inline constexpr unsigned kMaxNodes = 64;
 
-/// Where a backend's node-bound memory comes from, for the run's topology:
-/// real nodes (anonymous mappings bound with mbind), or on a synthetic
-/// topology the page layer's simulated range of each node (nothing bound).
+/// A backend's view of the machine's node memory.
 class NodeMemory {
  public:
   /// Uses config.machine, else physmem::current_machine().
@@ -36,29 +36,25 @@ class NodeMemory {
 
   physmem::Machine& machine() const noexcept { return *machine_; }
   unsigned node_count() const noexcept { return nodes_; }
-  /// true: the memory is not bound to real nodes (say so in results).
-  bool synthetic() const noexcept { return synthetic_; }
-  /// true: map() hands out zeroed memory.
-  bool zeroed() const noexcept { return !synthetic_; }
-  /// "real: 1 node; mbind MPOL_BIND" and the like.
+  /// true: the nodes are simulated only (say so in results).
+  bool synthetic() const noexcept { return machine_->synthetic(); }
+  /// "real: 1 node; memory from the simulated machine's node ranges" and the like.
   std::string description() const;
 
-  /// pre: align is a power of two, a multiple of the page size.
-  /// post: nullptr (node out of range, no memory), or bytes of read-write memory
-  ///       aligned to align that belongs to node: real pages can only be placed
-  ///       there (committed on first touch); synthetic ones lie in its range.
-  void* map(std::size_t bytes, std::size_t align, NodeId node) noexcept;
+  /// pre: align is a power of two.
+  /// post: nullptr (node out of range, no memory), or bytes of the node's RAM
+  ///       aligned to max(align, page), below max_phys (inclusive). Its old
+  ///       contents are left as they are (not zeroed).
+  void* map(std::size_t bytes, std::size_t align, NodeId node,
+            std::uint64_t max_phys = ~std::uint64_t{0}) noexcept;
   /// pre: p, bytes as returned by / given to map.
   void unmap(void* p, std::size_t bytes) noexcept;
-  /// Gives a range's pages back to the OS (reads as zero after); false if it cannot.
-  bool discard(void* p, std::size_t bytes) noexcept;
 
   /// The node of the calling thread (its CPU; on a synthetic topology, its CPU slot's node).
   NodeId local_node() const noexcept { return nodes_ == 1 ? 0 : machine_->local_node(); }
 
  private:
   physmem::Machine* machine_;
-  bool synthetic_ = false;
   unsigned nodes_ = 1;
 };
 

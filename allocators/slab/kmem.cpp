@@ -920,6 +920,9 @@ CacheStats ObjectCache::stats() const {
     std::lock_guard g(depot_lock_);
     s.depot_full = full_.total;
     s.depot_empty = empty_.total;
+    for (const Magazine* mp = full_.list; mp != nullptr; mp = mp->next) {
+      s.buf_depot += mp->size;
+    }
     s.depot_hits = depot_hits_;
     s.depot_misses = depot_misses_;
     s.depot_contention = depot_contention_;
@@ -968,10 +971,12 @@ std::uint64_t ObjectCache::slab_bytes() const {
 
 // --- Kmem -----------------------------------------------------------------------
 
-Kmem::Kmem(PageSource& pages, NodeId node, const KmemTunables& tunables)
+Kmem::Kmem(PageSource& pages, NodeId node, const KmemTunables& tunables, std::string arena_name)
     : pages_(pages), node_(node), tunables_(tunables) {
-  const std::string suffix = node > 0 ? "-n" + std::to_string(node) : "";
-  arena_ = std::make_unique<Vmem>("kmem_va" + suffix, kPage, nullptr, pages_, node,
+  if (arena_name.empty()) {
+    arena_name = "kmem_va" + (node > 0 ? "-n" + std::to_string(node) : std::string());
+  }
+  arena_ = std::make_unique<Vmem>(std::move(arena_name), kPage, nullptr, pages_, node,
                                   tunables_.import_min);
   auto meta = [&](std::string name, std::size_t size, unsigned flags) {
     auto* cp = new ObjectCache(*this, std::move(name), size, 0, nullptr, nullptr, nullptr, *arena_,

@@ -109,6 +109,7 @@ inline unsigned current_slot() noexcept {
 /// Statistics of one cache, for dotted metrics.
 struct CacheStats {
   std::uint64_t slabs = 0, slab_creates = 0, slab_destroys = 0, buf_total = 0, buf_inuse_slab = 0;
+  std::uint64_t buf_depot = 0;  // rounds in the depot's full magazines (out of slabs, not in use)
   std::uint64_t slab_allocs = 0, slab_frees = 0;  // buffers to and from the slab layer
   std::uint64_t cpu_alloc_misses = 0, cpu_free_misses = 0;  // the CPU layer's loaded magazine could not serve
   std::uint64_t depot_full = 0, depot_empty = 0;  // magazines in the depot now
@@ -163,6 +164,9 @@ class ObjectCache {
   /// Returns magazines beyond the depot's working set (trim) or every magazine
   /// (drain) to the slab layer. Returns the number of magazines destroyed.
   std::size_t reap(ReclaimLevel level);
+  /// Empties the CPU layer of the slot into the slab layer.
+  /// pre: the calling thread owns the slot (or the slot is idle).
+  void flush_slot(unsigned slot) noexcept { cpu_flush(cpu_[slot]); }
   /// Periodic work (illumos kmem_cache_update): working set, magazine resize.
   void update();
 
@@ -305,7 +309,8 @@ struct KmemTunables {
 /// magazines) and every cache created on it. Thread safe.
 class Kmem {
  public:
-  Kmem(PageSource& pages, NodeId node, const KmemTunables& tunables);
+  /// arena_name: the arena's name (default kmem_va, kmem_va-n<node> beyond node 0).
+  Kmem(PageSource& pages, NodeId node, const KmemTunables& tunables, std::string arena_name = {});
   ~Kmem();
   Kmem(const Kmem&) = delete;
   Kmem& operator=(const Kmem&) = delete;

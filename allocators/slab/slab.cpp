@@ -82,12 +82,11 @@ SlabBackend::SlabBackend(const BackendConfig& config)
                      std::to_string(slab::kMaxNodes) + " are supported");
   }
   home_.fill(-1);
-  pages_ = std::make_unique<slab::PageSource>(*machine_);
-  for (unsigned n = 0; n < nodes_; ++n) {
-    kmem_[n] = std::make_unique<slab::Kmem>(*pages_, static_cast<NodeId>(n), tunables_);
+  // The kmalloc caches of one kmem: illumos aligns multiples of the coherency
+  // granule to 64 bytes, multiples of the page to the page.
+  auto kmalloc_caches = [](slab::Kmem& kmem, slab::ObjectCache** row, const std::string& prefix) {
     for (unsigned c = 0; c < slab::kClassCount; ++c) {
       const std::size_t size = slab::kClassSizes[c];
-      // illumos: multiples of the coherency granule are 64-aligned, of the page page-aligned.
       std::size_t align = kMinAlign;
       if (size % 64 == 0) {
         align = 64;
@@ -95,9 +94,18 @@ SlabBackend::SlabBackend(const BackendConfig& config)
       if (size % slab::kPage == 0) {
         align = slab::kPage;
       }
-      kmalloc_[n][c] = kmem_[n]->create_cache("kmalloc-" + std::to_string(size), size, align);
+      row[c] = kmem.create_cache(prefix + std::to_string(size), size, align);
     }
+  };
+  pages_ = std::make_unique<slab::PageSource>(*machine_);
+  for (unsigned n = 0; n < nodes_; ++n) {
+    kmem_[n] = std::make_unique<slab::Kmem>(*pages_, static_cast<NodeId>(n), tunables_);
+    kmalloc_caches(*kmem_[n], kmalloc_[n], "kmalloc-");
   }
+  // DMA32 memory lies on node 0 only, as on x86 machines.
+  low_pages_ = std::make_unique<slab::PageSource>(*machine_, kLowMemoryLimit - 1);
+  io_ = std::make_unique<slab::Kmem>(*low_pages_, 0, tunables_, "kmem_io_4G");
+  kmalloc_caches(*io_, io_kmalloc_, "kmem_io_4G_");
 }
 
 SlabBackend::~SlabBackend() = default;
@@ -118,11 +126,12 @@ NodeId SlabBackend::node_of_slow(const void* p) const noexcept {
 
 bool SlabBackend::is_aligned_block(const void* p) const noexcept {
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  if ((a & (slab::kPage - 1)) != 0 || aligned_live_.load(std::memory_order_relaxed) == 0) {
+  if ((a & (slab::kPage - 1)) != 0 || (aligned_live_.load(std::memory_order_relaxed) == 0 &&
+                                       io_segments_.load(std::memory_order_relaxed) == 0)) {
     return false;
   }
   std::lock_guard g(aligned_lock_);
-  return aligned_.contains(a);
+  return aligned_.contains(a) || io_aligned_.contains(a);
 }
 
 void* SlabBackend::allocate_slow(std::size_t size, std::size_t align, NodeId node) noexcept {
@@ -147,10 +156,73 @@ void* SlabBackend::allocate_slow(std::size_t size, std::size_t align, NodeId nod
     }
     aligned_live_.fetch_add(1, std::memory_order_relaxed);
     aligned_allocs_.fetch_add(1, std::memory_order_relaxed);
+    segment_bytes_.fetch_add(static_cast<std::int64_t>(page_round(size)), std::memory_order_relaxed);
     return p;
   }
-  large_allocs_.fetch_add(1, std::memory_order_relaxed);
-  return kmem_[n]->arena().xalloc(page_round(size), std::max(align, slab::kPage));
+  void* p = kmem_[n]->arena().xalloc(page_round(size), std::max(align, slab::kPage));
+  if (p != nullptr) {
+    large_allocs_.fetch_add(1, std::memory_order_relaxed);
+    segment_bytes_.fetch_add(static_cast<std::int64_t>(page_round(size)), std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void* SlabBackend::allocate_low(std::size_t size, std::size_t align, TagId, NodeId) noexcept {
+  if (size <= slab::kBigMax) {
+    slab::ObjectCache* cp = io_kmalloc_[slab::class_of(size)];
+    if (align <= cp->align()) {
+      return cp->alloc_at(slab::current_slot(), size);
+    }
+  }
+  // Larger or over-aligned: a segment of the low arena (over-aligned ones remembered).
+  void* p = io_->arena().xalloc(page_round(size), std::max(align, slab::kPage));
+  if (p == nullptr) {
+    return nullptr;
+  }
+  if (size <= slab::kBigMax) {
+    try {
+      std::lock_guard g(aligned_lock_);
+      io_aligned_.insert(reinterpret_cast<std::uintptr_t>(p));
+    } catch (...) {
+      io_->arena().xfree(p, page_round(size));
+      return nullptr;
+    }
+  }
+  io_segments_.fetch_add(1, std::memory_order_relaxed);
+  io_segment_bytes_.fetch_add(static_cast<std::int64_t>(page_round(size)),
+                              std::memory_order_relaxed);
+  return p;
+}
+
+void SlabBackend::free_low(void* p, std::size_t size) noexcept {
+  if (p == nullptr) {
+    return;
+  }
+  bool segment = size > slab::kBigMax;
+  if (!segment && io_segments_.load(std::memory_order_relaxed) != 0) {
+    std::lock_guard g(aligned_lock_);
+    segment = io_aligned_.erase(reinterpret_cast<std::uintptr_t>(p)) != 0;
+  }
+  if (!segment) {
+    io_kmalloc_[slab::class_of(size)]->free_at(slab::current_slot(), p, size);
+    return;
+  }
+  io_segments_.fetch_sub(1, std::memory_order_relaxed);
+  io_segment_bytes_.fetch_sub(static_cast<std::int64_t>(page_round(size)),
+                              std::memory_order_relaxed);
+  io_->arena().xfree(p, page_round(size));
+}
+
+void SlabBackend::flush_thread_caches() noexcept {
+  const unsigned slot = slab::current_slot();
+  for (unsigned n = 0; n < nodes_; ++n) {
+    for (unsigned c = 0; c < slab::kClassCount; ++c) {
+      kmalloc_[n][c]->flush_slot(slot);
+    }
+  }
+  for (unsigned c = 0; c < slab::kClassCount; ++c) {
+    io_kmalloc_[c]->flush_slot(slot);
+  }
 }
 
 void SlabBackend::free_slow(void* p, std::size_t size) noexcept {
@@ -162,6 +234,7 @@ void SlabBackend::free_slow(void* p, std::size_t size) noexcept {
         aligned_.erase(reinterpret_cast<std::uintptr_t>(p));
       }
       aligned_live_.fetch_sub(1, std::memory_order_relaxed);
+      segment_bytes_.fetch_sub(static_cast<std::int64_t>(page_round(size)), std::memory_order_relaxed);
       kmem_[n]->arena().xfree(p, page_round(size));
       return;
     }
@@ -169,6 +242,7 @@ void SlabBackend::free_slow(void* p, std::size_t size) noexcept {
     return;
   }
   large_frees_.fetch_add(1, std::memory_order_relaxed);
+  segment_bytes_.fetch_sub(static_cast<std::int64_t>(page_round(size)), std::memory_order_relaxed);
   kmem_[n]->arena().xfree(p, page_round(size));
 }
 
@@ -221,8 +295,31 @@ void SlabBackend::destroy_cache(slab::ObjectCache* cp) {
 
 BackendStats SlabBackend::stats() const {
   BackendStats out;
-  out.mapped_bytes = pages_->held_bytes();
+  out.mapped_bytes = pages_->held_bytes() + low_pages_->held_bytes();
   out.resident_bytes = out.mapped_bytes;
+  // Blocks out of the kmalloc caches' slabs and not in their depots (nor, once
+  // flush_thread_caches ran on every thread, in their CPU layers), and segments.
+  std::int64_t live_blocks = 0, live_bytes = 0;
+  auto count_live = [&](slab::ObjectCache* const* row) {
+    for (unsigned c = 0; c < slab::kClassCount; ++c) {
+      const slab::CacheStats cs = row[c]->stats();
+      const auto in_use = static_cast<std::int64_t>(cs.buf_inuse_slab - cs.buf_depot);
+      live_blocks += in_use;
+      live_bytes += in_use * static_cast<std::int64_t>(cs.bufsize);
+    }
+  };
+  for (unsigned n = 0; n < nodes_; ++n) {
+    count_live(kmalloc_[n]);
+  }
+  count_live(io_kmalloc_);
+  live_blocks += static_cast<std::int64_t>(aligned_live_.load(std::memory_order_relaxed) +
+                                           large_allocs_.load(std::memory_order_relaxed) -
+                                           large_frees_.load(std::memory_order_relaxed)) +
+                 io_segments_.load(std::memory_order_relaxed);
+  live_bytes += segment_bytes_.load(std::memory_order_relaxed) +
+                io_segment_bytes_.load(std::memory_order_relaxed);
+  out.live_blocks = live_blocks;
+  out.live_bytes = live_bytes;
   auto& m = out.metrics;
   auto add = [&m](std::string name, double v) { m.push_back({std::move(name), v}); };
 
@@ -231,10 +328,16 @@ BackendStats SlabBackend::stats() const {
   std::vector<std::string> order;
   slab::CacheStats total;
   slab::VmemStats vtotal;
+  std::vector<const slab::Kmem*> kmems;
   for (unsigned n = 0; n < nodes_; ++n) {
-    out.metadata_bytes += kmem_[n]->metadata_bytes();
-    const slab::VmemStats v = kmem_[n]->arena().stats();
-    const std::string arena = "backend.slab.vmem." + kmem_[n]->arena().name();
+    kmems.push_back(kmem_[n].get());
+  }
+  kmems.push_back(io_.get());
+  for (const slab::Kmem* km : kmems) {
+    slab::Kmem& kmem = const_cast<slab::Kmem&>(*km);
+    out.metadata_bytes += kmem.metadata_bytes();
+    const slab::VmemStats v = kmem.arena().stats();
+    const std::string arena = "backend.slab.vmem." + kmem.arena().name();
     add(arena + ".spans", static_cast<double>(v.spans));
     add(arena + ".span_bytes", static_cast<double>(v.span_bytes));
     add(arena + ".alloc_bytes", static_cast<double>(v.alloc_bytes));
@@ -250,7 +353,7 @@ BackendStats SlabBackend::stats() const {
     vtotal.xallocs += v.xallocs;
     vtotal.xfrees += v.xfrees;
     vtotal.alloc_fails += v.alloc_fails;
-    for (slab::ObjectCache* cp : kmem_[n]->caches()) {
+    for (slab::ObjectCache* cp : kmem.caches()) {
       const slab::CacheStats s = cp->stats();
       total.depot_hits += s.depot_hits;
       total.depot_misses += s.depot_misses;

@@ -84,8 +84,9 @@ class SlabBackend {
       {"slab-debug", "slab with kmem debugging: buftags catch double/wrong-size frees, overruns",
        "debug=on"},
   };
-  static constexpr std::uint32_t kFeatures =
-      kFeatureSizedFree | kFeatureNuma | kFeatureUsableSize | kFeatureReclaim | kFeaturePhysical;
+  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
+                                             kFeatureUsableSize | kFeatureReclaim |
+                                             kFeaturePhysical | kFeatureLowMemory;
 
   /// Throws UsageError on a bad parameter or a machine of more than kMaxNodes nodes.
   explicit SlabBackend(const BackendConfig& config);
@@ -114,9 +115,18 @@ class SlabBackend {
     free_slow(p, size);
   }
 
+  /// Memory below 4 GiB, as illumos's kalloca serves DMA attributes: caches
+  /// of the kmalloc sizes over their own arena (kmem_io_4G) on node 0.
+  void* allocate_low(std::size_t size, std::size_t align, TagId, NodeId) noexcept;
+  void free_low(void* p, std::size_t size) noexcept;
+
   std::size_t usable_size(void* p, std::size_t size) const noexcept;
   std::size_t reclaim(ReclaimLevel level);
   std::uint64_t physical_address(const void* p) const noexcept;
+  /// Empties the calling slot's CPU layer of every kmalloc cache into the slab
+  /// layer, so that stats().live_blocks holds only blocks callers hold once
+  /// every thread using the backend has done so.
+  void flush_thread_caches() noexcept;
   BackendStats stats() const;
 
   /// kmem_cache_create on a node (kAnyNode: the caller's). Objects come out of
@@ -162,6 +172,12 @@ class SlabBackend {
   std::unique_ptr<slab::Kmem> kmem_[slab::kMaxNodes];
   static_assert(slab::kClassCount <= 64);
   slab::ObjectCache* kmalloc_[slab::kMaxNodes][64] = {};  // a power-of-two row: node * 64 + class
+  // Below 4 GiB: its own page source, kmem and caches (illumos kmem_io_4G).
+  std::unique_ptr<slab::PageSource> low_pages_;
+  std::unique_ptr<slab::Kmem> io_;
+  slab::ObjectCache* io_kmalloc_[64] = {};
+  std::atomic<std::int64_t> io_segments_{0};  // low blocks taken from io_'s arena directly
+  std::atomic<std::int64_t> io_segment_bytes_{0};
   std::array<std::int8_t, kMaxCpuSlots> home_;
 
   // Over-aligned blocks of kBigMax or less: segments the sized free must tell
@@ -169,8 +185,10 @@ class SlabBackend {
   std::atomic<std::uint64_t> aligned_live_{0};
   mutable std::mutex aligned_lock_;
   std::unordered_set<std::uintptr_t> aligned_;
+  std::unordered_set<std::uintptr_t> io_aligned_;  // over-aligned low blocks of kBigMax or less
 
   std::atomic<std::uint64_t> large_allocs_{0}, large_frees_{0}, aligned_allocs_{0};
+  std::atomic<std::int64_t> segment_bytes_{0};  // large and over-aligned blocks, page-rounded
   std::atomic<std::uint64_t> trims_{0}, drains_{0}, reclaimed_bytes_{0};
 };
 

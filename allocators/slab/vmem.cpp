@@ -12,7 +12,7 @@ namespace kmbench::slab {
 
 void* PageSource::alloc(std::size_t bytes, std::size_t align, NodeId node) noexcept {
   bytes = (bytes + kPage - 1) & ~(kPage - 1);
-  void* p = machine_.alloc_contiguous(bytes, align < kPage ? kPage : align, node);
+  void* p = machine_.alloc_contiguous(bytes, align < kPage ? kPage : align, node, max_phys_);
   if (p != nullptr) {
     held_.fetch_add(bytes, std::memory_order_relaxed);
   }

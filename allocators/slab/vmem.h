@@ -34,7 +34,9 @@ inline constexpr std::size_t kPage = 4096;
 /// with the bytes held counted. Thread safe (the Machine is).
 class PageSource {
  public:
-  explicit PageSource(physmem::Machine& machine) : machine_(machine) {}
+  /// max_phys: every run lies below it (inclusive), e.g. 4 GiB - 1 for kmem_io_4G.
+  explicit PageSource(physmem::Machine& machine, std::uint64_t max_phys = ~std::uint64_t{0})
+      : machine_(machine), max_phys_(max_phys) {}
   /// post: page-aligned run of bytes (a page multiple) on node, or nullptr.
   void* alloc(std::size_t bytes, std::size_t align, NodeId node) noexcept;
   void free(void* p, std::size_t bytes) noexcept;
@@ -43,6 +45,7 @@ class PageSource {
 
  private:
   physmem::Machine& machine_;
+  std::uint64_t max_phys_;
   std::atomic<std::uint64_t> held_{0};
 };
 

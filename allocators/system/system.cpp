@@ -50,6 +50,20 @@ const GlibcFunctions& glibc() noexcept {
   return fn;
 }
 
+void keep_glibc_memory() noexcept {
+  static const bool done = [] {
+    using Mallopt = int (*)(int, int);
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    const auto set = libc == nullptr ? nullptr : reinterpret_cast<Mallopt>(dlsym(libc, "mallopt"));
+    if (set != nullptr) {
+      set(M_MMAP_MAX, 0);         // every block from the heaps, none mapped and unmapped alone
+      set(M_TRIM_THRESHOLD, -1);  // never give the top of a heap back
+    }
+    return true;
+  }();
+  (void)done;
+}
+
 BackendStats SystemBackend::stats() const {
   using Mallinfo2 = struct mallinfo2 (*)();
   static const auto info_fn = reinterpret_cast<Mallinfo2>(

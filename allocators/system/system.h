@@ -2,6 +2,8 @@
 //
 // glibc is reached through libc.so.6's own symbols (dlsym on its handle), so
 // this backend is glibc even in a process whose malloc another allocator owns.
+// Its memory is the process heap, not the simulated machine: the one backend
+// whose first touches fault, and whose results say so.
 // Sanitizer builds are the exception: there the sanitizer's malloc serves it.
 #pragma once
 
@@ -22,6 +24,11 @@ struct GlibcFunctions {
 /// Resolved once; aborts with a message if libc.so.6 lacks them (never silently falls back).
 const GlibcFunctions& glibc() noexcept;
 
+/// Keeps glibc in a steady state: what its heaps took from the kernel stays
+/// (M_TRIM_THRESHOLD -1) and no block is mapped alone (M_MMAP_MAX 0), so a
+/// block freed and taken again costs no page faults. Process wide, once.
+void keep_glibc_memory() noexcept;
+
 class SystemBackend {
  public:
   static constexpr BackendVariant kVariants[] = {
@@ -29,7 +36,7 @@ class SystemBackend {
   };
   static constexpr std::uint32_t kFeatures = kFeatureUsableSize;
 
-  explicit SystemBackend(const BackendConfig&) : fn_(glibc()) {}
+  explicit SystemBackend(const BackendConfig&) : fn_(glibc()) { keep_glibc_memory(); }
 
   void* allocate(std::size_t size, std::size_t align, TagId, NodeId) noexcept {
     // glibc's malloc aligns to 16 on x86_64; memalign only when more is asked.

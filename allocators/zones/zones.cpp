@@ -637,7 +637,8 @@ struct ZonesInternals {
 
   // -- kalloc_large --
 
-  void* large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node) {
+  void* large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node,
+                    std::uint64_t max_phys = ~std::uint64_t{0}) {
     const std::size_t bytes =
         (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
     if (bytes < size) {
@@ -645,7 +646,7 @@ struct ZonesInternals {
     }
     const unsigned n = node < 0 ? percpu().node : static_cast<unsigned>(node);
     void* p = s.machine->alloc_contiguous(bytes, std::max(align, kPageBytes),
-                                          static_cast<NodeId>(n));
+                                          static_cast<NodeId>(n), max_phys);
     if (p == nullptr) {
       s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
@@ -845,6 +846,7 @@ ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_uniqu
                    " MiB of address space for the page map: " + std::strerror(errno));
   }
   map_ = static_cast<PageEntry*>(map);  // zero-filled: no zone owns any page yet
+  s.machine->populate_page_table(map_, sizeof(PageEntry));
   std::random_device rd;
   secret_ = (std::uint64_t{rd()} << 32 | rd()) | 1;
 
@@ -1074,6 +1076,15 @@ void* ZonesBackend::allocate_slow(std::size_t size, std::size_t align, TagId tag
   return p;
 }
 
+void* ZonesBackend::allocate_low(std::size_t size, std::size_t align, TagId tag,
+                                 NodeId) noexcept {
+  if ((align & (align - 1)) != 0) {
+    return nullptr;
+  }
+  ZonesInternals in{*this, *state_};
+  return in.large_alloc(size, align, tag, 0, kLowMemoryLimit - 1);
+}
+
 void ZonesBackend::free_slow(void* p, std::size_t size) noexcept {
   State& s = *state_;
   ZonesInternals in{*this, s};
@@ -1236,10 +1247,11 @@ BackendStats ZonesBackend::stats() const {
   for (unsigned n = 0; n < node_count_; ++n) {
     add("node." + std::to_string(n) + ".zone_pages", node_pages[n]);
   }
-  std::uint64_t large_bytes = 0;
+  std::uint64_t large_bytes = 0, large_blocks = 0;
   {
     std::lock_guard lock(s.large_mu);
     large_bytes = s.large_bytes;
+    large_blocks = s.large.size();
     add("kalloc_large.allocations_in_use", double(s.large.size()));
     add("kalloc_large.allocs", double(s.large_allocs));
     add("kalloc_large.bytes_in_use", double(s.large_bytes));
@@ -1252,6 +1264,12 @@ BackendStats ZonesBackend::stats() const {
   }
   out.mapped_bytes = static_cast<std::uint64_t>(zone_pages) * kPageBytes + large_bytes;
   out.resident_bytes = out.mapped_bytes;
+  out.live_blocks = static_cast<std::int64_t>(large_blocks);
+  out.live_bytes = static_cast<std::int64_t>(large_bytes);
+  for (unsigned c = 0; c < classes_.count; ++c) {
+    out.live_blocks += static_cast<std::int64_t>(per_class[c].in_use);
+    out.live_bytes += static_cast<std::int64_t>(per_class[c].in_use) * classes_.sizes[c];
+  }
   out.metadata_bytes =
       s.chunk_meta_bytes.load(std::memory_order_relaxed) +
       s.magazines.load(std::memory_order_relaxed) *

@@ -323,7 +323,7 @@ class ZonesBackend {
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
                                              kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical;
+                                             kFeaturePhysical | kFeatureLowMemory;
 
   /// Throws UsageError on an unknown or malformed parameter.
   explicit ZonesBackend(const BackendConfig& config);
@@ -392,6 +392,12 @@ class ZonesBackend {
       free_slow(p, size);
     }
   }
+
+  /// Below 4 GiB, as IOMallocContiguous and a 32-bit-mask IOBufferMemoryDescriptor
+  /// place it: whole pages from the page layer (kalloc_large's path, with a ceiling).
+  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept;
+  /// The page map knows a low block as kalloc_large's: free takes it.
+  void free_low(void* p, std::size_t size) noexcept { free(p, size); }
 
   /// Bytes handed out: the element size, or the page-rounded size of a large block.
   std::size_t usable_size(void* p, std::size_t size) const noexcept {

@@ -110,6 +110,35 @@ TEST_P(Conformance, ZeroSizeBlocksAreDistinct) {
   backend_->free(b, 0);
 }
 
+// DMA32 memory: every block of a backend that claims low memory lies below
+// 4 GiB, whatever its size and alignment, and goes back with free_low.
+TEST_P(Conformance, LowMemoryBlocksLieBelow4GiB) {
+  if (!backend_->has(kFeatureLowMemory)) {
+    GTEST_SKIP() << GetParam() << " has no memory below 4 GiB";
+  }
+  ASSERT_TRUE(backend_->has(kFeaturePhysical));
+  struct Block {
+    void* p;
+    std::size_t size;
+  };
+  std::vector<Block> blocks;
+  for (std::size_t size : {std::size_t{16}, std::size_t{200}, std::size_t{4096}, std::size_t{65536},
+                           std::size_t{300000}, std::size_t{2} << 20}) {
+    for (std::size_t align : {kMinAlign, std::size_t{4096}, std::size_t{65536}}) {
+      void* p = backend_->allocate_low(size, align, kNoTag, kAnyNode);
+      ASSERT_NE(p, nullptr) << size << " / " << align;
+      EXPECT_TRUE(aligned(p, align)) << size << " / " << align;
+      EXPECT_LE(backend_->physical_address(p) + size, kLowMemoryLimit) << size << " / " << align;
+      std::memset(p, 0x5a, size);
+      blocks.push_back({p, size});
+    }
+  }
+  for (const Block& b : blocks) {
+    backend_->free_low(b.p, b.size);
+  }
+  EXPECT_EQ(backend_->stats().live_blocks, 0);
+}
+
 TEST_P(Conformance, RandomChurnKeepsContents) {
   std::mt19937_64 rng(42);
   struct Live {

@@ -23,7 +23,7 @@ class Fake {
   std::size_t usable_size(void*, std::size_t size) const noexcept {
     return 64 * ((size + 63) / 64 + (size == 0));
   }
-  BackendStats stats() const { return {1, 2, 3, {{"backend.fake.x", 4}}}; }
+  BackendStats stats() const { return {1, 2, 3, -1, -1, {{"backend.fake.x", 4}}}; }
 };
 static_assert(Backend<Fake>);
 
