@@ -18,7 +18,7 @@ namespace kmbench::results {
 
 inline constexpr const char* kRunSchema = "kmbench.run/1";
 inline constexpr const char* kCellFileSchema = "kmbench.run-cell/1";
-inline constexpr const char* kCellResultSchema = "kmbench.cell/1";
+inline constexpr const char* kCellResultSchema = "kmbench.cell/2";
 
 /// Writes text to path through a temporary file and rename: readers see the old file or the new.
 /// Throws RunError.

@@ -3,8 +3,6 @@
 #include <iostream>
 #include <memory>
 
-#include "allocators/physmem/physmem.h"
-
 #include "allocators/errors.h"
 
 namespace kmbench::cli {
@@ -16,6 +14,13 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
   cmd->add_option("--speed", f.speed, "Paced mode: trace time divided by this factor")->capture_default_str();
   cmd->add_option("--threads", f.threads, "Replay threads (0: one per stream; streams fold onto threads)")
       ->capture_default_str();
+  cmd->add_option("--warmup", f.warmup,
+                  "Untimed passes over the stream before the timed one, each starting from the "
+                  "allocator state the last left (0: the cold figure)")
+      ->capture_default_str();
+  cmd->add_option("--memory", f.memory,
+                  "Simulated RAM per node, e.g. 4g (default: sized from the stream's peak demand)")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--node", f.node, "Pin threads to this NUMA node's CPUs (-1: the process's CPUs)")
       ->capture_default_str();
   cmd->add_option("--placement", f.placement, "Memory relative to --node: local, remote or interleaved")
@@ -36,7 +41,7 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
                   "I/O address bits, 20..36 (0: no IOMMU)")
       ->capture_default_str();
   cmd->add_option("--backend-param", f.backend_params, "Backend parameter key=value (repeatable)");
-  cmd->add_option("--json", f.json, "Write the result (kmbench.cell/1 JSON) to this file");
+  cmd->add_option("--json", f.json, "Write the result (kmbench.cell/2 JSON) to this file");
 }
 
 std::map<std::string, std::string> parse_key_values(const std::vector<std::string>& items,
@@ -84,6 +89,9 @@ void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source so
   }
   o.speed = f.speed;
   o.threads = f.threads;
+  o.warmup = f.warmup;
+  o.node_bytes = f.memory;
+  o.topology = f.topology;
   o.node = f.node;
   o.drain = f.drain;
   o.latency = !f.no_latency;
@@ -95,13 +103,6 @@ void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source so
   if (o.iommu) o.iommu_bits = f.iommu;
   o.backend_params = parse_key_values(f.backend_params, "--backend-param");
   source.counters = trace.counters;
-  if (f.topology != "real") {
-    // The process's machine for this run: backends and the KPI take pages from it.
-    static std::unique_ptr<physmem::Machine> machine;
-    machine = std::make_unique<physmem::Machine>(physmem::topology_from_string(f.topology));
-    physmem::set_current_machine(machine.get());
-  }
-
   const replay::Result r = replay::run(trace, f.backend, o);
   replay::print_summary(std::cout, r, source);
   if (!f.json.empty()) {

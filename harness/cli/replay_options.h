@@ -20,6 +20,8 @@ struct ReplayFlags {
   std::string mode = "fast";
   double speed = 1.0;
   unsigned threads = 0;
+  unsigned warmup = 1;
+  std::uint64_t memory = 0;
   int node = -1;
   std::string placement = "local";
   std::string topology = "real";

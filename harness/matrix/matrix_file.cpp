@@ -184,13 +184,14 @@ class Checker {
     }
   }
 
-  /// [[...]].replay = { drain = true, touch = "pages", speed = 2.0, sample_ms = 5, node = 0, latency = false }
+  /// [[...]].replay = { drain = true, touch = "pages", speed = 2.0, sample_ms = 5, node = 0, latency = false,
+  ///                     warmup = 1 }
   std::vector<std::pair<std::string, std::string>> replay_options(const toml::node& n) const {
     const toml::table* t = n.as_table();
     if (t == nullptr) {
       fail(n, "'replay' must be a table");
     }
-    known_keys(*t, {"drain", "touch", "speed", "sample_ms", "node", "latency"}, "'replay'");
+    known_keys(*t, {"drain", "touch", "speed", "sample_ms", "node", "latency", "warmup"}, "'replay'");
     std::vector<std::pair<std::string, std::string>> out;
     auto flag = [&](const char* key, const char* option, bool when) {
       if (const toml::node* v = t->get(key)) {
@@ -223,6 +224,9 @@ class Checker {
     }
     if (const toml::node* v = t->get("node")) {
       out.emplace_back("--node", std::to_string(integer_of(*v, "node", -1, 1023)));
+    }
+    if (const toml::node* v = t->get("warmup")) {
+      out.emplace_back("--warmup", std::to_string(integer_of(*v, "warmup", 0, 100)));
     }
     return out;
   }

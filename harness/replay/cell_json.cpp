@@ -37,7 +37,7 @@ std::string human_bytes(double b) {
 
 nlohmann::json cell_json(const Result& r, const Source& source) {
   nlohmann::json j;
-  j["schema"] = "kmbench.cell/1";
+  j["schema"] = "kmbench.cell/2";
   j["backend"] = r.backend;
   nlohmann::json src = {{"kind", source.kind}, {"name", source.name}, {"params", nlohmann::json::object()}};
   for (const auto& [k, v] : source.params) src["params"][k] = v;
@@ -51,11 +51,39 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   j["node"] = r.options.node;
   j["placement"] = std::string(name_of(r.options.placement));
   j["touch"] = std::string(name_of(r.options.touch));
+  j["warmup"] = r.options.warmup;
+  j["figure"] = r.figure;
   j["topology"] = {{"kind", r.topology_kind}, {"description", r.topology_description},
                    {"nodes", r.topology_nodes}};
   j["events"] = r.events;
   j["duration_ns"] = r.duration_ns;
   j["ops_per_sec"] = r.ops_per_sec;
+  const TimeSplit& t = r.time;
+  j["allocator_ns_per_op"] = t.measured ? nlohmann::json(t.allocator_ns_per_op) : nlohmann::json(nullptr);
+  auto measured = [&](double v) { return t.measured ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  j["time"] = {{"measured", t.measured},
+               {"allocator_ns", measured(t.allocator_ns)},
+               {"touch_ns", measured(t.touch_ns)},
+               {"dma_ns", measured(t.dma_ns)},
+               {"wait_ns", t.wait_ns},
+               {"sampling_ns", t.sampling_ns},
+               {"pacing_ns", t.pacing_ns},
+               {"idle_ns", t.idle_ns},
+               {"harness_ns", measured(t.harness_ns)},
+               {"thread_ns", t.thread_ns},
+               {"allocator_ops", t.allocator_ops},
+               {"note", "thread time of the timed pass, summed over threads; allocator: inside the "
+                        "backend's own calls (its bookkeeping in the counting wrapper is harness), "
+                        "with the timer floor taken off each interval"}};
+  j["faults"] = {{"minor", r.minor_faults},
+                 {"major", r.major_faults},
+                 {"minor_per_op", r.events > 0 ? static_cast<double>(r.minor_faults) / static_cast<double>(r.events) : 0.0},
+                 {"note", "getrusage over the timed pass, the whole process (sampler included)"}};
+  j["machine"] = {{"node_bytes", r.machine.node_bytes},   {"low_bytes", r.machine.low_bytes},
+                  {"ram_bytes", r.machine.ram_bytes},     {"sizing", r.machine.sizing},
+                  {"populated", r.machine.populated},     {"populate_seconds", r.machine.populate_seconds},
+                  {"huge_page_bytes", r.machine.huge_page_bytes}, {"reused", r.machine.reused},
+                  {"memory_source", r.machine.memory_source}};
   nlohmann::json lat = nlohmann::json::object();
   for (int k = 0; k < ops::kOpKinds; ++k) {
     lat[std::string(latency_name(static_cast<ops::OpKind>(k)))] = latency_json(r.latency[k]);
@@ -66,8 +94,14 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
                            {"timer_floor_ns", r.recorder.timer_floor_ns},
                            {"overhead_fraction", r.recorder_overhead_fraction},
                            {"note", "every operation timed with rdtsc into a log histogram (8 buckets "
-                                    "per power of two); percentiles are bucket upper bounds; an "
-                                    "allocation's time includes touching it"}};
+                                    "per power of two); percentiles are bucket upper bounds; the "
+                                    "timer floor is taken off each; an allocation's time is the "
+                                    "backend's call alone (touching is timed apart)"}};
+  if (r.options.mode == Mode::paced) {
+    j["paced"] = {{"lag", latency_json(r.paced_lag)},
+                  {"max_lag_ns", r.paced_max_lag_ns},
+                  {"mean_lag_ns", r.paced_mean_lag_ns}};
+  }
   nlohmann::json timeline = nlohmann::json::array();
   for (const FootprintSample& f : r.timeline) {
     timeline.push_back({{"t_ns", f.t_ns}, {"mapped_bytes", f.mapped_bytes},
@@ -76,7 +110,10 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   }
   j["footprint"] = {{"peak_footprint_bytes", r.peak_footprint_bytes},
                     {"peak_live_bytes", r.peak_live_bytes},
+                    {"peak_sampled_live_bytes", r.peak_sampled_live_bytes},
                     {"fragmentation", r.fragmentation},
+                    {"below_live_samples", r.footprint_below_live},
+                    {"max_sampling_pause_ns", r.sampling_max_pause_ns},
                     {"source", r.footprint_source},
                     {"timeline", timeline}};
   j["final_live_blocks"] = r.final_live_blocks;
@@ -94,14 +131,37 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
               {"bounce_copies", r.dma.bounce_copies},
               {"iommu_mappings", r.dma.iommu_mappings},
               {"note", r.dma_note}};
-  j["numa"] = {{"measured", r.numa_measured}, {"note", r.numa_note}};
+  j["flags"] = {{"dma32_requested", r.flags.low_requested},
+                {"dma32_unhonoured", r.flags.low_unhonoured},
+                {"contiguous_requested", r.flags.contiguous_requested},
+                {"contiguous_unhonoured", r.flags.contiguous_unhonoured},
+                {"zeroed", r.flags.zeroed},
+                {"dma32_transfers", r.flags.low_transfers},
+                {"dma32_unhonoured_bounces", r.flags.unhonoured_bounces},
+                {"note", r.flags.note}};
+  nlohmann::json numa = {{"measured", r.numa_measured}, {"note", r.numa_note}};
+  if (r.numa.measured) {
+    numa["local_bytes"] = r.numa.local_bytes;
+    numa["remote_bytes"] = r.numa.remote_bytes;
+    numa["local_allocs"] = r.numa.local_allocs;
+    numa["remote_allocs"] = r.numa.remote_allocs;
+    numa["frees"] = r.numa.frees;
+    numa["remote_frees"] = r.numa.remote_frees;
+    numa["bytes_by_thread_node_and_memory_node"] = r.numa.bytes;
+  }
+  j["numa"] = numa;
   nlohmann::json tags = nlohmann::json::array();
-  for (const TagResult& t : r.tags) {
-    tags.push_back({{"name", t.name}, {"peak_live_bytes", t.peak_live_bytes}, {"live_bytes", t.live_bytes},
-                    {"live_blocks", t.live_blocks}, {"allocs", t.allocs}, {"frees", t.frees}});
+  for (const TagResult& tg : r.tags) {
+    tags.push_back({{"name", tg.name}, {"peak_live_bytes", tg.peak_live_bytes}, {"live_bytes", tg.live_bytes},
+                    {"live_blocks", tg.live_blocks}, {"allocs", tg.allocs}, {"frees", tg.frees}});
   }
   j["tags"] = tags;
-  j["accounting_check"] = {{"drained", r.drained}, {"ok", r.accounting_ok}, {"detail", r.accounting_detail}};
+  auto known = [](std::int64_t v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  j["accounting_check"] = {{"drained", r.drained},
+                           {"ok", r.accounting_ok},
+                           {"detail", r.accounting_detail},
+                           {"backend_live_blocks", known(r.backend_live_blocks)},
+                           {"backend_live_bytes", known(r.backend_live_bytes)}};
   j["dropped_operations"] = r.dropped;
   nlohmann::json metrics = nlohmann::json::object();
   for (const Metric& m : r.metrics) metrics[m.name] = m.value;
@@ -134,12 +194,27 @@ void write_json_atomic(const nlohmann::json& json, const std::string& path) {
 void print_summary(std::ostream& out, const Result& r, const Source& source) {
   out << source.kind << " " << source.name << " on " << r.backend << ": " << r.events << " events, "
       << r.threads << " thread" << (r.threads == 1 ? "" : "s") << ", " << name_of(r.options.mode)
-      << " mode\n";
+      << " mode, " << r.figure << "\n";
   out << std::fixed << std::setprecision(3) << "  duration        " << static_cast<double>(r.duration_ns) / 1e6
       << " ms, " << std::setprecision(0) << r.ops_per_sec << " ops/s\n";
+  const TimeSplit& t = r.time;
+  if (t.measured) {
+    out << std::setprecision(1) << "  allocator       " << t.allocator_ns_per_op << " ns per allocation or free ("
+        << t.allocator_ops << " calls)\n";
+    auto share = [&](double ns) { return t.thread_ns > 0 ? 100 * ns / t.thread_ns : 0.0; };
+    out << "  thread time     allocator " << share(t.allocator_ns) << "%, touch " << share(t.touch_ns)
+        << "%, dma " << share(t.dma_ns) << "%, wait " << share(t.wait_ns) << "%, harness "
+        << share(t.harness_ns) << "%, sampling " << share(t.sampling_ns) << "%, idle " << share(t.idle_ns) << "%";
+    if (r.options.mode == Mode::paced) out << ", pacing " << share(t.pacing_ns) << "%";
+    out << "\n";
+  }
+  out << std::setprecision(4) << "  page faults     " << r.minor_faults << " minor ("
+      << (r.events > 0 ? static_cast<double>(r.minor_faults) / static_cast<double>(r.events) : 0.0)
+      << " per op), " << r.major_faults << " major\n";
   out << "  latency (ns)    " << std::left << std::setw(13) << "kind" << std::right << std::setw(10)
       << "count" << std::setw(9) << "p50" << std::setw(9) << "p90" << std::setw(9) << "p99"
       << std::setw(10) << "p99.9" << std::setw(11) << "max" << "\n";
+  out << std::setprecision(0);
   for (int k = 0; k < ops::kOpKinds; ++k) {
     const LatencySummary& l = r.latency[k];
     if (l.count == 0) continue;
@@ -149,12 +224,22 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
   }
   if (r.options.latency) {
     out << std::setprecision(1) << "  recorder        " << r.recorder.ns_per_record << " ns/op, timer floor "
-        << r.recorder.timer_floor_ns << " ns, " << std::setprecision(2) << 100 * r.recorder_overhead_fraction
-        << "% of thread time\n";
+        << r.recorder.timer_floor_ns << " ns (taken off), " << std::setprecision(2)
+        << 100 * r.recorder_overhead_fraction << "% of thread time\n";
   }
+  if (r.options.mode == Mode::paced) {
+    out << std::setprecision(0) << "  paced lag (ns)  p50 " << r.paced_lag.p50_ns << ", p99 " << r.paced_lag.p99_ns
+        << ", max " << r.paced_max_lag_ns << "\n";
+  }
+  out << "  machine         " << human_bytes(static_cast<double>(r.machine.ram_bytes)) << " simulated RAM ("
+      << r.machine.sizing << ")" << (r.machine.reused ? ", reused" : "") << std::setprecision(2)
+      << (r.machine.populate_seconds > 0 ? ", populated in " + std::to_string(r.machine.populate_seconds) + " s" : "")
+      << "\n";
+  out << "  memory          " << r.machine.memory_source << "\n";
   out << "  footprint       peak " << human_bytes(static_cast<double>(r.peak_footprint_bytes)) << " ("
       << r.footprint_source << "), peak live " << human_bytes(static_cast<double>(r.peak_live_bytes))
-      << std::setprecision(2) << ", fragmentation " << r.fragmentation << "\n";
+      << std::setprecision(2) << ", fragmentation " << r.fragmentation << " (" << r.timeline.size()
+      << " samples)\n";
   out << "  live at end     " << r.final_live_blocks << " blocks, "
       << human_bytes(static_cast<double>(r.final_live_bytes)) << "\n";
   out << "  failures        " << r.noblock_failures << " noblock, " << r.failed_allocs << " blocking\n";
@@ -164,11 +249,22 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
     out << "  dma             " << r.dma.transfers << " transfers, " << r.dma.segments << " segments, "
         << human_bytes(static_cast<double>(r.dma.bounce_bytes)) << " bounced (" << r.dma_note << ")\n";
   }
+  if (r.flags.low_requested + r.flags.contiguous_requested > 0) {
+    out << "  flags           dma32 " << r.flags.low_requested << " (" << r.flags.low_unhonoured
+        << " not honoured, " << r.flags.unhonoured_bounces << " transfers bounced for it), contiguous "
+        << r.flags.contiguous_requested << " (" << r.flags.contiguous_unhonoured << " not honoured)\n";
+  }
   for (const auto& [why, count] : r.dropped) {
     out << "  dropped         " << count << " " << why << "\n";
   }
   out << "  accounting      " << (r.accounting_ok ? "ok" : "MISMATCH") << ": " << r.accounting_detail << "\n";
-  out << "  numa            " << r.numa_note << "\n";
+  out << "  numa            " << r.numa_note;
+  if (r.numa.measured) {
+    const double all = static_cast<double>(r.numa.local_bytes + r.numa.remote_bytes);
+    out << std::setprecision(1) << "; " << (all > 0 ? 100 * static_cast<double>(r.numa.local_bytes) / all : 0.0)
+        << "% of bytes local, " << r.numa.remote_frees << " of " << r.numa.frees << " frees remote";
+  }
+  out << "\n";
 }
 
 }  // namespace kmbench::replay

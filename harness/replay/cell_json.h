@@ -1,4 +1,4 @@
-// Contract 3: a cell's result as JSON ("kmbench.cell/1"), and the summary a
+// A cell's result as JSON ("kmbench.cell/2", results/README.md), and the summary a
 // person reads on stdout. Both only read a replay::Result.
 #pragma once
 

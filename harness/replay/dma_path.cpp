@@ -33,9 +33,16 @@ DmaHandle dma_prepare(void* block, const Step& s) noexcept {
   // What the driver then hands its device: every segment of the transfer.
   UInt64 offset = 0;
   IODMACommand::Segment64 segments[16];
+  bool first = true;
   for (;;) {
     UInt32 n = 16;
     if (cmd->gen64IOVMSegments(&offset, segments, &n) != kIOReturnSuccess || n == 0) break;
+    if (first) {
+      // Without an IOMMU the device sees the block's own physical address, or a bounce buffer's.
+      h.bounced = IOMapper::gSystem == nullptr &&
+                  segments[0].fIOVMAddr != md->getPhysicalSegment(0, nullptr, kIOMemoryMapperNone);
+      first = false;
+    }
   }
   h.command = cmd;
   h.descriptor = md;
@@ -60,6 +67,8 @@ void dma_begin(bool iommu, unsigned iommu_bits) {
   }
 }
 
+void dma_reset_counters() { kpi::reset_dma_stats(); }
+
 kpi::DmaStats dma_end() {
   const kpi::DmaStats s = kpi::dma_stats();
   IOMapper::setSystemMapper(nullptr);
@@ -71,7 +80,8 @@ std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits) {
       "KPI IODMACommand: prepare, gen64IOVMSegments and complete over IOMemoryDescriptor::withAddressRange "
       "of each buffer the backend handed out; ";
   note += physical_backend ? "physical pages of the simulated machine; "
-                           : "heap memory: lent frames above 1 TiB, never adjacent; ";
+                           : "process memory (not the simulated machine's): lent frames above "
+                             "1 TiB, never adjacent; ";
   note += iommu ? "system IOMapper with " + std::to_string(iommu_bits) + "-bit I/O addresses"
                 : physical_backend ? "no IOMMU" : "no IOMMU, so every 32-bit transfer bounces";
   note += "; the KPI's own objects come from the KPI's backend";

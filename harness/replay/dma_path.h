@@ -5,7 +5,8 @@
 // through the KPI's own DMA layer (kpi/src/dma, docs/dma.md), so segments,
 // bounce buffers and IOMMU mappings are the KPI's: physical pages of the
 // simulated machine for page-backed backends, lent frames (above 1 TiB, one
-// segment per page) for heap backends, a system IOMapper when asked for.
+// segment per page) for the glibc and bump backends, a system IOMapper when
+// asked for.
 //
 // The IOKit types stay in dma_path.cpp; the replay loop holds opaque handles.
 #pragma once
@@ -22,6 +23,7 @@ namespace kmbench::replay {
 struct DmaHandle {
   void* command = nullptr;
   void* descriptor = nullptr;
+  bool bounced = false;  // the device was given a bounce buffer, not the block itself
 };
 
 /// Prepares a transfer of s.size bytes at `block` in the step's direction and
@@ -37,5 +39,7 @@ void dma_begin(bool iommu, unsigned iommu_bits);
 kpi::DmaStats dma_end();
 /// Says in a result what the DMA figures are.
 std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits);
+/// Zeroes the DMA layer's counters (the timed pass starts).
+void dma_reset_counters();
 
 }  // namespace kmbench::replay

@@ -27,6 +27,26 @@ inline std::uint64_t ticks() noexcept {
 #endif
 }
 
+/// Starts a timed interval: the stores before it drained and the instructions
+/// before it done, so that the interval holds nothing that came before (a
+/// store buffer still full of an earlier memset would otherwise bill its
+/// drain to whatever is timed next). x86: mfence, lfence, rdtsc, lfence.
+inline std::uint64_t interval_begin() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_mfence();
+  _mm_lfence();
+  const std::uint64_t t = __rdtsc();
+  _mm_lfence();
+  return t;
+#else
+  return ticks();
+#endif
+}
+
+/// Ends a timed interval: a plain counter read, so that the timed code's
+/// overlap with what follows it is not billed to it.
+inline std::uint64_t interval_end() noexcept { return ticks(); }
+
 /// Nanoseconds per tick, measured once against the steady clock (about 20 ms).
 double ns_per_tick();
 
@@ -84,8 +104,11 @@ class LatencyHistogram {
 
 /// What the recorder costs, measured on this machine before a run.
 struct RecorderCost {
-  double ns_per_record = 0;  // two counter reads and one record, back to back
-  double timer_floor_ns = 0; // median of two back-to-back counter reads (in every latency)
+  double ns_per_record = 0;  // an interval timed and recorded, back to back
+  double timer_floor_ns = 0; // median of an empty interval (interval_begin to interval_end):
+                             // taken off every timed interval (latencies and the time split)
+  std::uint64_t timer_floor_ticks = 0;
+  std::uint64_t end_floor_ticks = 0;  // median of interval_end to interval_end (touch after an allocation)
 };
 RecorderCost measure_recorder_cost();
 

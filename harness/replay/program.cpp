@@ -1,6 +1,9 @@
 #include "harness/replay/program.h"
 
 #include <algorithm>
+#include <bit>
+#include <functional>
+#include <queue>
 #include <limits>
 #include <tuple>
 #include <unordered_map>
@@ -50,6 +53,7 @@ struct Object {
   std::uint16_t tag = 0;
   std::uint8_t align_log2 = 0;
   bool live = false;
+  bool low = false;  // the live allocation is below 4 GiB
 };
 
 enum class Verdict { run, wait, drop };
@@ -258,6 +262,8 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
         s.align_log2 = align;
         s.tag = tag_of(op.tag);
         prog.alloc_bytes += s.size;
+        o.low = (op.flags & ops::kOpDma32) != 0;
+        if (o.low) s.ctl |= kStepLow;
         o.live = true;
         ++o.lifetime;
         o.maps = 0;
@@ -270,6 +276,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
         s.size = o.size;
         s.tag = o.tag;
         s.align_log2 = o.align_log2;
+        if (o.low) s.ctl |= kStepLow;
         o.live = false;
         o.maps = 0;
         break;
@@ -331,7 +338,77 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
   for (const auto& steps : prog.threads) {
     prog.steps += steps.size();
   }
+  prog.leftovers.resize(threads);
+  for (std::uint32_t id = 0; id < trace.object_count; ++id) {
+    const Object& o = objects[id];
+    if (o.live || o.maps > 0) {
+      prog.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low});
+    }
+  }
   return prog;
+}
+
+namespace {
+
+std::uint64_t page_run_bytes(std::uint64_t size) noexcept {
+  const std::uint64_t pages = (std::max<std::uint64_t>(size, 1) + kPageBytes - 1) / kPageBytes;
+  constexpr std::uint64_t kMaxOrderPages = 1024;  // 4 MiB: beyond, whole pages
+  return (pages <= kMaxOrderPages ? std::bit_ceil(pages) : pages) * kPageBytes;
+}
+
+}  // namespace
+
+MemoryDemand memory_demand(const Program& program) {
+  MemoryDemand d;
+  struct Cursor {
+    std::uint64_t time;
+    unsigned thread;
+    std::size_t index;
+    bool operator>(const Cursor& o) const noexcept {
+      return time != o.time ? time > o.time : thread > o.thread;
+    }
+  };
+  std::priority_queue<Cursor, std::vector<Cursor>, std::greater<>> next;
+  for (unsigned t = 0; t < program.threads.size(); ++t) {
+    if (!program.threads[t].empty()) next.push({program.threads[t][0].time_ns, t, 0});
+  }
+  std::vector<std::uint32_t> mapped(program.object_count, 0);  // 32-bit transfers in flight
+  std::vector<bool> low(program.object_count, false);
+  std::uint64_t live = 0, pages = 0, low_pages = 0, bounce = 0;
+  while (!next.empty()) {
+    const Cursor c = next.top();
+    next.pop();
+    const Step& s = program.threads[c.thread][c.index];
+    if (c.index + 1 < program.threads[c.thread].size()) {
+      next.push({program.threads[c.thread][c.index + 1].time_ns, c.thread, c.index + 1});
+    }
+    const std::uint64_t run = page_run_bytes(s.size);
+    if (is_alloc(s.kind)) {
+      live += s.size;
+      pages += run;
+      low[s.object] = (s.ctl & kStepLow) != 0;
+      if (low[s.object]) low_pages += run;
+      d.largest_block = std::max(d.largest_block, s.size);
+    } else if (is_free(s.kind)) {
+      live -= s.size;
+      pages -= run;
+      if (low[s.object]) low_pages -= run;
+    } else if ((s.flags & ops::kOpDma32) != 0 && !low[s.object]) {
+      const std::uint64_t bytes = (s.size + kPageBytes - 1) / kPageBytes * kPageBytes;
+      if (s.kind == ops::OpKind::dma_map) {
+        bounce += bytes;
+        ++mapped[s.object];
+      } else if (mapped[s.object] > 0) {
+        bounce -= std::min(bounce, bytes);
+        --mapped[s.object];
+      }
+    }
+    d.peak_live_bytes = std::max(d.peak_live_bytes, live);
+    d.peak_page_bytes = std::max(d.peak_page_bytes, pages);
+    d.peak_low_bytes = std::max(d.peak_low_bytes, low_pages);
+    d.peak_bounce_bytes = std::max(d.peak_bounce_bytes, bounce);
+  }
+  return d;
 }
 
 }  // namespace kmbench::replay

@@ -27,6 +27,7 @@ inline constexpr std::size_t kPageBytes = 4096;
 enum StepCtl : std::uint8_t {
   kStepWait = 1u << 0,     // wait until seq[object] >= ordinal before running
   kStepPublish = 1u << 1,  // store seq[object] = ordinal + 1 (release) after running
+  kStepLow = 1u << 2,      // alloc: below 4 GiB (the stream's dma32 flag); free: of such a block
 };
 
 /// One operation as the replay loop runs it; 32 bytes.
@@ -45,8 +46,19 @@ struct Step {
 };
 static_assert(sizeof(Step) == 32);
 
+/// An object that still holds a block (or a DMA mapping) after its last step:
+/// what a pass leaves behind, freed by the thread that ran that step.
+struct Leftover {
+  std::uint64_t size = 0;  // its allocation's, as the free step would carry it
+  std::uint32_t object = 0;
+  std::uint16_t tag = 0;
+  bool block = false;      // still allocated (else only still mapped)
+  bool low = false;        // allocated below 4 GiB
+};
+
 struct Program {
   std::vector<std::vector<Step>> threads;
+  std::vector<std::vector<Leftover>> leftovers;  // by thread
   std::uint32_t object_count = 0;
   std::vector<std::string> tag_names;   // by dense tag id; [0] is ""
   std::uint64_t steps = 0;
@@ -59,6 +71,17 @@ struct Program {
 
 /// pre: threads >= 1. Throws InputError naming the object when an object id is out of range.
 Program build_program(const ops::Trace& trace, unsigned threads);
+
+/// What a program asks of memory at its busiest, its steps taken in trace time order.
+struct MemoryDemand {
+  std::uint64_t peak_live_bytes = 0;  // bytes asked for and not yet freed
+  std::uint64_t peak_page_bytes = 0;  // the same, each block as a power-of-two run of pages
+                                      // (4 MiB and beyond: whole pages), as buddy holds it
+  std::uint64_t peak_low_bytes = 0;   // of blocks below 4 GiB, likewise
+  std::uint64_t peak_bounce_bytes = 0;  // 32-bit transfers in flight over other blocks, in pages
+  std::uint64_t largest_block = 0;
+};
+MemoryDemand memory_demand(const Program& program);
 
 bool is_alloc(ops::OpKind k) noexcept;
 bool is_free(ops::OpKind k) noexcept;

@@ -2,9 +2,14 @@
 // and fills a plain Result record; writers (cell_json.h) only read it.
 //
 // The backend is chosen once per run (with_backend); the replay loop is
-// instantiated per backend, walks pre-decoded steps (program.h) and indexes
-// blocks by object id. One thread per recorded stream, or streams folded onto
-// a requested count, each pinned to a CPU of the chosen node.
+// instantiated per backend (replay_loop.h), walks pre-decoded steps
+// (program.h) and indexes blocks by object id. One thread per recorded
+// stream, or streams folded onto a requested count, each pinned to a CPU of
+// the chosen node. Every backend but glibc draws from one simulated machine
+// sized from the stream's demand and made resident before anything is timed
+// (run_machine.h); warm-up passes run first, untimed, and the timed pass
+// starts from the state they left. The timed pass's thread time is split
+// into allocator, touch, DMA layer, cross-thread wait and harness.
 #pragma once
 
 #include <array>
@@ -41,15 +46,18 @@ struct Options {
   Mode mode = Mode::fast;
   double speed = 1.0;          // paced: trace time / speed
   unsigned threads = 0;        // 0: one per stream
+  unsigned warmup = 1;         // untimed passes (as fast as possible) before the timed one; 0: cold
   NodeId node = kAnyNode;      // threads pinned to this node's CPUs; kAnyNode: the process's CPUs
   Placement placement = Placement::local;
   bool drain = false;          // free every live block at the end and check accounting
   Touch touch = Touch::first;
-  bool latency = true;         // record per-operation latency
+  bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 10;     // footprint sampling interval
   bool iommu = false;          // DMA through a system IOMapper (simulated IOMMU)
   unsigned iommu_bits = 32;    // its I/O virtual address bits
+  std::string topology = "real";      // the simulated machine's: real, synthetic:..., xml:...
+  std::uint64_t node_bytes = 0;       // simulated RAM per node (0: sized from the stream's demand)
   std::map<std::string, std::string> backend_params;
 };
 
@@ -65,6 +73,54 @@ struct TagResult {
   std::int64_t live_blocks = 0, live_bytes = 0, peak_live_bytes = 0;
 };
 
+/// Where the timed pass's thread time went (sums over threads, in ns).
+struct TimeSplit {
+  bool measured = false;         // false: --no-latency (nothing but wall time and waits)
+  double allocator_ns = 0;       // inside the backend's allocate and free, timer floor taken off
+  double touch_ns = 0;           // writing blocks after allocation (--touch)
+  double dma_ns = 0;             // the KPI DMA layer: prepare, segments, complete, bounce copies
+  double wait_ns = 0;            // waiting for another thread's step on the same object
+  double sampling_ns = 0;        // parked while the footprint sampler read the backend
+  double pacing_ns = 0;          // paced: waiting for a step's time
+  double idle_ns = 0;            // finished, waiting for the last thread
+  double harness_ns = 0;         // the rest: the loop, accounting, timers, NUMA counting
+  double thread_ns = 0;          // threads x duration
+  std::uint64_t allocator_ops = 0;  // allocation and free steps
+  double allocator_ns_per_op = 0;
+};
+
+/// The simulated machine the run drew from.
+struct MachineInfo {
+  std::uint64_t node_bytes = 0;      // RAM per node
+  std::uint64_t low_bytes = 0;       // of node 0's, below 4 GiB
+  std::uint64_t ram_bytes = 0;       // all nodes
+  std::string sizing;                // how node_bytes was chosen
+  bool populated = false;
+  double populate_seconds = 0;       // 0 when an earlier run of the process populated it
+  std::uint64_t huge_page_bytes = 0; // anonymous memory in huge pages after populating
+  bool reused = false;               // an earlier run's machine, large enough
+  std::string memory_source;         // where this backend's memory came from
+};
+
+/// NUMA placement measured from the simulated physical address of each block.
+struct NumaLocality {
+  bool measured = false;
+  std::uint64_t local_bytes = 0, remote_bytes = 0;  // handed out on / off the allocating thread's node
+  std::uint64_t local_allocs = 0, remote_allocs = 0;
+  std::uint64_t frees = 0, remote_frees = 0;        // freed by a thread of another node than the memory's
+  std::vector<std::vector<std::uint64_t>> bytes;    // [thread node][memory node]
+};
+
+/// The stream's dma32, contiguous and zeroed flags, as the backend honoured them.
+struct FlagCounts {
+  std::uint64_t low_requested = 0, low_unhonoured = 0;            // dma32 allocations
+  std::uint64_t contiguous_requested = 0, contiguous_unhonoured = 0;
+  std::uint64_t zeroed = 0;                                        // zero-filled allocations
+  std::uint64_t low_transfers = 0;       // 32-bit transfers over dma32-flagged blocks
+  std::uint64_t unhonoured_bounces = 0;  // of which bounced because the block was not below 4 GiB
+  std::string note;
+};
+
 struct Result {
   std::string backend;
   Options options;
@@ -72,19 +128,27 @@ struct Result {
   std::vector<int> cpus;  // CPU each thread was pinned to (-1: not pinned)
   std::string topology_kind, topology_description;
   unsigned topology_nodes = 1;
+  std::string figure;     // "steady state: N warm-up passes" or "cold: no warm-up"
 
   std::uint64_t events = 0;
   std::uint64_t duration_ns = 0;
   double ops_per_sec = 0;
+  TimeSplit time;
+  std::uint64_t minor_faults = 0, major_faults = 0;  // during the timed pass (getrusage)
   std::array<LatencySummary, ops::kOpKinds> latency{};
+  LatencySummary paced_lag;  // paced: how late steps started
   RecorderCost recorder;
   double recorder_overhead_fraction = 0;  // recorder time / replay thread time
+  MachineInfo machine;
 
   std::uint64_t peak_footprint_bytes = 0;
-  std::int64_t peak_live_bytes = 0;
-  double fragmentation = 0;       // peak footprint / peak live bytes
+  std::int64_t peak_live_bytes = 0;          // exact (Counting), over the timed pass
+  std::int64_t peak_sampled_live_bytes = 0;  // over the samples
+  double fragmentation = 0;       // peak footprint / peak live bytes, over the same samples
   std::string footprint_source;   // "backend mapped bytes" or "process RSS"
+  std::uint64_t footprint_below_live = 0;  // samples whose footprint was below their live bytes
   std::vector<FootprintSample> timeline;
+  double sampling_max_pause_ns = 0;
 
   std::int64_t final_live_blocks = 0;
   std::int64_t final_live_bytes = 0;
@@ -96,21 +160,26 @@ struct Result {
   std::uint64_t paced_max_lag_ns = 0;   // paced: latest start behind schedule
   double paced_mean_lag_ns = 0;
 
-  kpi::DmaStats dma;  // the KPI DMA layer's counters over the run
+  kpi::DmaStats dma;  // the KPI DMA layer's counters over the timed pass
   std::string dma_note;
+  FlagCounts flags;
   bool numa_measured = false;
   std::string numa_note;
+  NumaLocality numa;
   std::vector<TagResult> tags;
   bool drained = false;
   bool accounting_ok = false;
   std::string accounting_detail;
+  std::int64_t backend_live_blocks = -1;  // the backend's own count at the check (-1: it cannot tell)
+  std::int64_t backend_live_bytes = -1;
   std::map<std::string, std::uint64_t> dropped;  // operations the program could not order
   std::vector<Metric> metrics;                   // replay.* and backend.*
 };
 
 /// Runs program through the named in-process backend.
 /// Throws UsageError for an unknown backend, one that runs in a worker
-/// executable, a node not in the topology or bad options.
+/// executable, a node not in the topology, bad options or a demand the
+/// machine cannot hold (saying how much was asked and how much there is).
 Result run(const Program& program, std::string_view backend, const Options& options);
 
 /// build_program(trace, threads or the stream count) then run.

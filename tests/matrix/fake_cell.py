@@ -2,7 +2,7 @@
 """A stand-in for `kmbench workload|replay` in the matrix tests.
 
 It takes the same arguments the matrix runner passes and writes a
-kmbench.cell/1 object (Contract 3) whose numbers come from a seeded generator:
+kmbench.cell/2 object (Contract 3) whose numbers come from a seeded generator:
 test fixtures, never measurements. For `replay FILE`, the file's first word
 picks a behaviour: ok, abort, segv, hang, exit3, badjson, nojson.
 """
@@ -58,7 +58,7 @@ def cell_result(backend, kind, name, params, threads, placement, topology, mode,
                          "live_bytes": int(live * f * rng.uniform(0.9, 1.0)), "rss_bytes": int(foot * f) + (8 << 20)})
     synthetic = topology != "real"
     return {
-        "schema": "kmbench.cell/1", "backend": backend,
+        "schema": "kmbench.cell/2", "backend": backend,
         "source": {"kind": kind, "name": name, "params": params, "seed": seed},
         "mode": mode, "threads": threads, "node": -1, "placement": placement,
         "topology": {"kind": "synthetic" if synthetic else "real", "description": topology,

@@ -82,7 +82,7 @@ has $c/nojson.system.t1.local.real.fast.r0.json "d['failure']" "without writing"
 [ "$(jq_py $c/exit3.system.t1.local.real.fast.r0.json "d['failure']")" = "exit status 3" ] || fail exit3
 has $c/abort.system.t1.local.real.fast.r0.json "d['stderr']" "fake cell: system" || fail "stderr not kept"
 [ -f $c/abort.system.t1.local.real.fast.r0.stderr ] || fail "stderr file"
-has $c/ok.system.t2.local.real.fast.r1.json "d['result']['schema']" "kmbench.cell/1" || fail "result"
+has $c/ok.system.t2.local.real.fast.r1.json "d['result']['schema']" "kmbench.cell/2" || fail "result"
 has $c/ok.system.t2.local.real.fast.r1.json "d['run']['matrix']['text']" 'name = "e2e"' || fail "matrix text"
 jq_py $c/ok.system.t2.local.real.fast.r1.json "d['environment']['machine']['cpu_model']" > /dev/null || fail "machine"
 jq_py run1/index.json "d['environment']['git']['sha']" > /dev/null || fail "git sha"

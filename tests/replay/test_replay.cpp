@@ -9,6 +9,9 @@
 #include "allocators/errors.h"
 #include "harness/replay/cell_json.h"
 #include "harness/replay/replay.h"
+#include "allocators/zones/zones.h"
+#include "harness/replay/replay_loop.h"
+#include "harness/trace/trace.h"
 
 namespace kmbench::replay {
 namespace {
@@ -249,7 +252,7 @@ TEST(DmaPath, TransfersGoThroughTheKpisDmaCommand) {
   EXPECT_EQ(kpi::dma_stats().lent_pages, 0u);  // every lent frame was given back
 }
 
-TEST(CellJson, HasEveryContract3Key) {
+TEST(CellJson, HasEveryKeyOfItsSchema) {
   ops::Trace t = two_streams(10);
   for (std::uint32_t i = 0; i < 10; ++i) {
     t.streams[0].ops.push_back(make(i, OpKind::dma_alloc, i, 8192));
@@ -264,10 +267,19 @@ TEST(CellJson, HasEveryContract3Key) {
   for (const char* key : {"schema", "backend", "source", "mode", "threads", "node", "placement", "topology",
                           "events", "duration_ns", "ops_per_sec", "latency", "footprint", "final_live_blocks",
                           "noblock_failures", "dependency_wait_ns", "dma", "numa", "tags", "accounting_check",
-                          "metrics", "environment"}) {
+                          "metrics", "environment", "warmup", "figure", "allocator_ns_per_op", "time",
+                          "faults", "machine", "flags"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
-  EXPECT_EQ(j["schema"], "kmbench.cell/1");
+  EXPECT_EQ(j["schema"], "kmbench.cell/2");
+  for (const char* k : {"allocator_ns", "touch_ns", "dma_ns", "wait_ns", "sampling_ns", "idle_ns",
+                        "harness_ns", "thread_ns", "allocator_ops"}) {
+    EXPECT_TRUE(j["time"].contains(k)) << k;
+  }
+  for (const char* k : {"minor", "major", "minor_per_op"}) EXPECT_TRUE(j["faults"].contains(k)) << k;
+  for (const char* k : {"node_bytes", "ram_bytes", "sizing", "populated", "memory_source"}) {
+    EXPECT_TRUE(j["machine"].contains(k)) << k;
+  }
   EXPECT_EQ(j["source"]["seed"], 7);
   EXPECT_EQ(j["source"]["params"]["k"], "v");
   for (const char* kind : {"alloc", "free", "page_alloc", "page_free", "dma_prepare"}) {
@@ -276,7 +288,8 @@ TEST(CellJson, HasEveryContract3Key) {
     }
   }
   EXPECT_EQ(j["latency"]["dma_prepare"]["count"], 10);
-  for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "fragmentation", "timeline"}) {
+  for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "peak_sampled_live_bytes",
+                        "fragmentation", "below_live_samples", "timeline"}) {
     EXPECT_TRUE(j["footprint"].contains(k)) << k;
   }
   EXPECT_GE(j["footprint"]["timeline"].size(), 2u);
@@ -291,6 +304,179 @@ TEST(CellJson, HasEveryContract3Key) {
   EXPECT_TRUE(j["accounting_check"]["ok"]);
   EXPECT_TRUE(j["metrics"].contains("replay.latency.alloc.p99_ns") ||
               j["metrics"].contains("replay.latency.dma_alloc.p99_ns"));
+}
+
+
+// ---- the replay measures the allocator -------------------------------------------
+
+/// zones that loses one free in 97: the block stays allocated in zones while
+/// the replay and the counting wrapper think it gone.
+class LeakyZones {
+ public:
+  static constexpr BackendVariant kVariants[] = {{"leaky-zones", "zones losing frees", ""}};
+  static constexpr std::uint32_t kFeatures = ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory};
+  explicit LeakyZones(const BackendConfig& config) : zones_(config) {}
+  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return zones_.allocate(size, align, tag, node);
+  }
+  void free(void* p, std::size_t size) noexcept {
+    if (frees_.fetch_add(1, std::memory_order_relaxed) % 97 != 96) zones_.free(p, size);
+  }
+  std::size_t usable_size(void* p, std::size_t size) const noexcept { return zones_.usable_size(p, size); }
+  std::size_t reclaim(ReclaimLevel level) { return zones_.reclaim(level); }
+  std::uint64_t physical_address(const void* p) const noexcept { return zones_.physical_address(p); }
+  BackendStats stats() const { return zones_.stats(); }
+
+ private:
+  ZonesBackend zones_;
+  std::atomic<std::uint64_t> frees_{0};
+};
+static_assert(Backend<LeakyZones>);
+
+TEST(Accounting, ABlockLeakedInsideTheBackendFailsTheCheck) {
+  ops::Trace t = two_streams(2000);
+  for (std::uint32_t i = 0; i < 2000; ++i) {
+    t.streams[i % 2].ops.push_back(make(2 * i, OpKind::alloc, i, 32 + i % 500));
+    t.streams[i % 2].ops.push_back(make(2 * i + 1, OpKind::free, i, 32 + i % 500));
+  }
+  Options o = quiet();
+  o.drain = true;
+  const Result leaky = run_as<LeakyZones>(build_program(t, 2), "leaky-zones", o);
+  EXPECT_FALSE(leaky.accounting_ok);
+  EXPECT_NE(leaky.accounting_detail.find("the backend's own structures hold"), std::string::npos)
+      << leaky.accounting_detail;
+  EXPECT_GT(leaky.backend_live_blocks, 0);
+  const Result sound = run_as<ZonesBackend>(build_program(t, 2), "zones", o);
+  EXPECT_TRUE(sound.accounting_ok) << sound.accounting_detail;
+  EXPECT_EQ(sound.backend_live_blocks, 0);
+}
+
+// The timed pass's thread time, split: the parts add up to threads x duration.
+TEST(TimeSplit, PartsAddUpToThreadTime) {
+  const ops::Trace t = trace::import_file(std::string(KMBENCH_TEST_DATA) + "/ftrace-sample.txt.xz");
+  for (const char* backend : {"zones", "slab", "buddy", "system", "bump"}) {
+    const Result r = run(t, backend, quiet());
+    const TimeSplit& s = r.time;
+    ASSERT_TRUE(s.measured);
+    const double parts = s.allocator_ns + s.touch_ns + s.dma_ns + s.wait_ns + s.sampling_ns +
+                         s.pacing_ns + s.idle_ns + s.harness_ns;
+    EXPECT_NEAR(parts / s.thread_ns, 1.0, 0.02) << backend;
+    EXPECT_GT(s.allocator_ns, 0) << backend;
+    EXPECT_EQ(s.allocator_ops, r.latency[0].count + r.latency[1].count + r.latency[2].count +
+                                   r.latency[3].count + r.latency[4].count + r.latency[5].count)
+        << backend;
+    EXPECT_NEAR(s.allocator_ns_per_op, s.allocator_ns / static_cast<double>(s.allocator_ops), 1e-9);
+  }
+}
+
+TEST(Warmup, ThePassesRunOnTheStateTheLastOneLeftAndResultsSayWhichFigure) {
+  const ops::Trace t = trace::import_file(std::string(KMBENCH_TEST_DATA) + "/ftrace-sample.txt.xz");
+  Options o = quiet();
+  o.warmup = 0;
+  const Result cold = run(t, "zones", o);
+  EXPECT_NE(cold.figure.find("cold"), std::string::npos) << cold.figure;
+  o.warmup = 2;
+  const Result warm = run(t, "zones", o);
+  EXPECT_NE(warm.figure.find("2 untimed warm-up passes"), std::string::npos) << warm.figure;
+  EXPECT_EQ(warm.events, cold.events);
+  EXPECT_TRUE(warm.accounting_ok) << warm.accounting_detail;
+  // What the warm-up left stays: the timed pass finds chunks and magazines
+  // ready, so the zones take fewer chunks from the page layer than cold.
+  auto metric = [](const Result& r, const std::string& name) {
+    for (const Metric& m : r.metrics) {
+      if (m.name == name) return m.value;
+    }
+    return -1.0;
+  };
+  EXPECT_EQ(metric(cold, "replay.warmup_passes"), 0);
+  EXPECT_EQ(metric(warm, "replay.warmup_passes"), 2);
+  o.warmup = 101;
+  EXPECT_THROW(run(t, "zones", o), UsageError);
+}
+
+// Paced replay keeps the capture's pace: on a light capture the timed pass
+// lasts the capture's span / speed, and how late steps started is reported.
+TEST(Paced, DurationIsTheCapturesSpanOverTheSpeed) {
+  const ops::Trace t = trace::import_file(std::string(KMBENCH_TEST_DATA) + "/ftrace-sample.txt.xz");
+  const Program p = build_program(t, 2);
+  Options o = quiet();
+  o.mode = Mode::paced;
+  o.speed = 4;
+  o.sample_ms = 10;
+  const Result r = run(p, "zones", o);
+  const double expected = static_cast<double>(p.duration_ns) / o.speed;
+  EXPECT_NEAR(static_cast<double>(r.duration_ns) / expected, 1.0, 0.05)
+      << r.duration_ns << " ns against " << expected;
+  EXPECT_EQ(r.paced_lag.count, r.events);
+  EXPECT_GT(r.paced_lag.p99_ns, 0);
+  EXPECT_LE(r.paced_lag.p50_ns, r.paced_lag.p99_ns);
+  EXPECT_GT(r.time.pacing_ns, 0.5 * r.time.thread_ns);  // mostly waiting for the schedule
+}
+
+// NUMA placement measured from each block's simulated physical address.
+TEST(Numa, PlacementIsMeasuredOnSyntheticTwoAndFourNodeMachines) {
+  ops::Trace t = two_streams(4000);
+  for (std::uint32_t i = 0; i < 4000; ++i) {
+    t.streams[i % 2].ops.push_back(make(2 * i, OpKind::alloc, i, 256));
+  }
+  for (const char* topology : {"synthetic:pack:2 [numa] pu:1", "synthetic:pack:4 [numa] pu:1"}) {
+    const unsigned nodes = std::string(topology).find("pack:4") != std::string::npos ? 4 : 2;
+    for (const char* backend : {"zones", "slab", "buddy"}) {
+      Options o = quiet();
+      o.topology = topology;
+      o.node = 0;
+      for (Placement placement : {Placement::local, Placement::remote, Placement::interleaved}) {
+        o.placement = placement;
+        const Result r = run(t, backend, o);
+        SCOPED_TRACE(std::string(backend) + " " + topology + " " + std::string(name_of(placement)));
+        ASSERT_TRUE(r.numa_measured) << r.numa_note;
+        ASSERT_EQ(r.numa.bytes.size(), nodes);
+        std::vector<std::uint64_t> on(nodes, 0);
+        for (const auto& row : r.numa.bytes) {
+          for (unsigned m = 0; m < nodes; ++m) on[m] += row[m];
+        }
+        const std::uint64_t all = 4000u * 256u;
+        EXPECT_EQ(r.numa.local_bytes + r.numa.remote_bytes, all);
+        if (placement == Placement::local) {
+          EXPECT_EQ(on[0], all);
+        } else if (placement == Placement::remote) {
+          EXPECT_EQ(on[1], all);
+        } else {
+          for (unsigned m = 0; m < nodes; ++m) EXPECT_EQ(on[m], all / nodes) << "node " << m;
+        }
+        // Local bytes are those on the allocating thread's node.
+        std::uint64_t local = 0;
+        for (unsigned n = 0; n < nodes; ++n) local += r.numa.bytes[n][n];
+        EXPECT_EQ(r.numa.local_bytes, local);
+      }
+    }
+  }
+  const Result one = run(t, "zones", quiet());
+  EXPECT_FALSE(one.numa_measured);
+}
+
+TEST(Machine, SizedFromTheStreamAndTooLargeADemandIsAUsageErrorSayingHowMuch) {
+  ops::Trace t = two_streams(64);
+  for (std::uint32_t i = 0; i < 64; ++i) {
+    t.streams[i % 2].ops.push_back(make(i, OpKind::page_alloc, i, 4u << 20));  // 256 MiB live at once
+  }
+  const Result r = run(t, "buddy", quiet());
+  EXPECT_GE(r.machine.node_bytes, 256u << 20);
+  EXPECT_TRUE(r.machine.populated);
+  EXPECT_NE(r.machine.sizing.find("peak live 256 MiB"), std::string::npos) << r.machine.sizing;
+  EXPECT_EQ(r.failed_allocs, 0u);
+  Options o = quiet();
+  o.node_bytes = 1ull << 39;  // 512 GiB per node
+  try {
+    run(t, "buddy", o);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("needs 524288 MiB"), std::string::npos) << what;
+    EXPECT_NE(what.find("available"), std::string::npos) << what;
+  }
+  o.node_bytes = 64u << 20;  // less than the stream needs below 4 GiB and above
+  EXPECT_THROW(run(t, "buddy", o), UsageError);
 }
 
 }  // namespace

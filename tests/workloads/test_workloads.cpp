@@ -89,10 +89,26 @@ TEST_P(EachWorkload, SavesAndLoadsAsKmt) {
   EXPECT_EQ(back.header.metadata.at("workload"), GetParam());
 }
 
-TEST_P(EachWorkload, RunsOnEveryInProcessBackendWithCleanAccounting) {
-  const ops::Trace t = generate(GetParam(), brief(GetParam()), 5);
+/// The backends this test program replays through: every one in the process,
+/// or in a worker's build (test_workloads_jemalloc, _mimalloc) only its own.
+std::vector<BackendInfo> backends_here() {
+  std::vector<BackendInfo> out;
   for (const BackendInfo& b : all_backends()) {
     if (!b.executable.empty()) continue;
+#if defined(KMBENCH_WORKER_JEMALLOC) || defined(KMBENCH_WORKER_MIMALLOC)
+    if (b.name.rfind("jemalloc", 0) != 0 && b.name.rfind("mimalloc", 0) != 0) continue;
+#endif
+    out.push_back(b);
+  }
+  return out;
+}
+
+// On every backend: clean accounting, checked against the backend's own
+// structures where it keeps them; a footprint that holds the live bytes at
+// every sample; the dma32 and contiguous flags honoured, or counted when not.
+TEST_P(EachWorkload, RunsOnEveryBackendWithFootprintAboveLiveAndFlagsAccountedFor) {
+  const ops::Trace t = generate(GetParam(), brief(GetParam()), 5);
+  for (const BackendInfo& b : backends_here()) {
     replay::Options o;
     o.drain = true;
     o.sample_ms = 1;
@@ -101,6 +117,29 @@ TEST_P(EachWorkload, RunsOnEveryInProcessBackendWithCleanAccounting) {
     EXPECT_EQ(r.failed_allocs, 0u) << b.name;
     EXPECT_TRUE(r.accounting_ok) << b.name << ": " << r.accounting_detail;
     EXPECT_EQ(r.final_live_blocks, 0) << b.name;  // every workload frees what it allocates
+    const bool own_counts = b.name != "system" && b.name != "bump";
+    if (own_counts) {
+      EXPECT_EQ(r.backend_live_blocks, 0) << b.name;
+      EXPECT_EQ(r.backend_live_bytes, 0) << b.name;
+    }
+    EXPECT_EQ(r.footprint_below_live, 0u) << b.name;
+    ASSERT_GE(r.timeline.size(), 2u) << b.name;
+    for (const replay::FootprintSample& f : r.timeline) {
+      const std::uint64_t footprint = r.footprint_source == "process RSS" ? f.rss_bytes : f.mapped_bytes;
+      EXPECT_GE(static_cast<std::int64_t>(footprint), f.live_bytes) << b.name << " at " << f.t_ns << " ns";
+    }
+    if (r.peak_sampled_live_bytes > 0) {
+      EXPECT_GE(r.fragmentation, 1.0) << b.name;
+    }
+    const bool low = (b.features & kFeatureLowMemory) != 0;
+    const bool physical = (b.features & kFeaturePhysical) != 0;
+    EXPECT_EQ(r.flags.low_unhonoured, low ? 0u : r.flags.low_requested) << b.name;
+    EXPECT_EQ(r.flags.contiguous_unhonoured, physical ? 0u : r.flags.contiguous_requested) << b.name;
+    if (low) {
+      EXPECT_EQ(r.flags.unhonoured_bounces, 0u) << b.name << ": a dma32 block above 4 GiB";
+    } else if (r.options.iommu == false && physical == false) {
+      EXPECT_EQ(r.flags.unhonoured_bounces, r.flags.low_transfers) << b.name;
+    }
   }
 }
 

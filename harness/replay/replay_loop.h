@@ -1,0 +1,787 @@
+// The replay loop, instantiated per backend: replay threads that live for
+// the whole run and take commands from the coordinating thread (a warm-up
+// pass, the timed pass, freeing what a pass left, flushing their caches), so
+// that every pass starts from the allocator state the last one left, on the
+// same threads and CPU slots, as a long-running kernel's would.
+//
+// In the timed pass every step is timed in parts: the backend's own call
+// (Counting's bookkeeping runs outside it), the touch, the DMA layer, the
+// wait for another thread. The footprint sampler stops the threads at a step
+// boundary (a safepoint) for each sample, so that a sample's footprint and
+// live bytes describe one instant.
+#pragma once
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "allocators/counting.h"
+#include "allocators/errors.h"
+#include "allocators/physmem/physmem.h"
+#include "harness/replay/dma_path.h"
+#include "harness/replay/footprint.h"
+#include "harness/replay/latency.h"
+#include "harness/replay/program.h"
+#include "harness/replay/replay.h"
+
+namespace kmbench::replay {
+
+using Clock = std::chrono::steady_clock;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/// Nodes the locality matrix keeps apart; beyond, memory counts as remote only.
+inline constexpr unsigned kLocalityNodes = 16;
+
+/// What one replay thread measured in the timed pass; merged after the run.
+struct alignas(64) ThreadOutcome {
+  std::array<LatencyHistogram, ops::kOpKinds> latency;
+  LatencyHistogram lag;  // paced: ns behind schedule
+  std::uint64_t noblock_failures = 0, failed_allocs = 0, stalls = 0;
+  // The time split, in ticks; the timed parts include the timer floor (taken off later).
+  std::uint64_t allocator_ticks = 0, touch_ticks = 0, dma_ticks = 0, wait_ticks = 0;
+  std::uint64_t pause_ticks = 0, pacing_ticks = 0;
+  std::uint64_t allocator_ops = 0, touches = 0, dma_steps = 0;
+  std::uint64_t start_tick = 0, end_tick = 0;
+  std::uint64_t max_lag_ns = 0;
+  double lag_sum_ns = 0;
+  // NUMA locality, by memory node.
+  NodeId node = 0;
+  std::array<std::uint64_t, kLocalityNodes> bytes_on{};
+  std::uint64_t local_bytes = 0, remote_bytes = 0, local_allocs = 0, remote_allocs = 0;
+  std::uint64_t frees = 0, remote_frees = 0;
+  FlagCounts flags;
+  Clock::time_point end;
+};
+
+/// What the coordinating thread asks of every replay thread.
+enum class Command : std::uint8_t { none, warm, timed, leftovers, flush, exit };
+
+/// State the replay threads share: blocks and sequence numbers by object id,
+/// the command channel and the safepoint.
+struct Shared {
+  std::unique_ptr<void*[]> blocks;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> seq;
+  std::unique_ptr<DmaHandle[]> dma;  // by object id; only when the program maps buffers for DMA
+  std::uint32_t objects = 0;
+  unsigned threads = 0;
+  // Commands: the coordinator writes `command`, then bumps `generation`.
+  Command command = Command::none;
+  std::atomic<std::uint32_t> generation{0};
+  std::atomic<unsigned> done{0}, ready{0};
+  std::atomic<bool> go{false};
+  Clock::time_point start;
+  std::uint64_t start_tick = 0;
+  // Safepoint: threads between two step boundaries count in `active`.
+  std::atomic<bool> pause{false};
+  std::atomic<unsigned> active{0};
+  // Settings.
+  double speed = 1;
+  Touch touch = Touch::first;
+  std::uint64_t floor_ticks = 0;
+  const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
+};
+
+// ---- safepoints -------------------------------------------------------------
+
+/// Leaves the active set while `pause` holds; returns the ticks spent parked.
+inline std::uint64_t park(Shared& sh) noexcept {
+  const std::uint64_t t0 = ticks();
+  do {
+    sh.active.fetch_sub(1, std::memory_order_release);
+    while (sh.pause.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+    sh.active.fetch_add(1, std::memory_order_seq_cst);
+  } while (sh.pause.load(std::memory_order_seq_cst));
+  return ticks() - t0;
+}
+
+/// Enters the active set (a thread starting its steps, or back from a wait).
+inline std::uint64_t enter(Shared& sh) noexcept {
+  sh.active.fetch_add(1, std::memory_order_seq_cst);
+  return sh.pause.load(std::memory_order_seq_cst) ? park(sh) : 0;
+}
+inline void leave(Shared& sh) noexcept { sh.active.fetch_sub(1, std::memory_order_release); }
+
+/// For the sampler: stops every replay thread at a step boundary, runs f, lets them go.
+template <class F>
+auto at_safepoint(Shared& sh, F&& f) {
+  sh.pause.store(true, std::memory_order_seq_cst);
+  for (unsigned spins = 0; sh.active.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins < 64) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  auto out = f();
+  sh.pause.store(false, std::memory_order_release);
+  return out;
+}
+
+// ---- one step's parts -------------------------------------------------------
+
+template <class B>
+inline constexpr bool kHasLow = (B::kFeatures & kFeatureLowMemory) != 0;
+template <class B>
+inline constexpr bool kPhysical = (B::kFeatures & kFeaturePhysical) != 0;
+
+/// The backend's own call for an allocation step: below 4 GiB for a dma32
+/// step where the backend can. (A zeroed step is cleared after the call, as
+/// kzalloc clears after kmalloc, for every backend alike: touch_block.)
+template <Backend B>
+inline void* allocate_step(B& b, const Step& st) noexcept {
+  const std::size_t align = std::size_t{1} << st.align_log2;
+  if constexpr (kHasLow<B>) {
+    if ((st.ctl & kStepLow) != 0) [[unlikely]] {
+      return b.allocate_low(st.size, align, st.tag, st.node);
+    }
+  }
+  return b.allocate(st.size, align, st.tag, st.node);
+}
+
+template <Backend B>
+inline void free_step(B& b, void* p, const Step& st) noexcept {
+  if constexpr (kHasLow<B>) {
+    if ((st.ctl & kStepLow) != 0) [[unlikely]] {
+      b.free_low(p, st.size);
+      return;
+    }
+  }
+  b.free(p, st.size);
+}
+
+/// The writes to a new block: zero-filling a zeroed step, then --touch.
+inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
+  if ((s.flags & ops::kOpZero) != 0) {
+    std::memset(p, 0, s.size);
+  }
+  if (touch == Touch::none || s.size == 0) {
+    return;
+  }
+  auto* bytes = static_cast<volatile unsigned char*>(p);
+  if (touch == Touch::pages || s.kind != ops::OpKind::alloc) {
+    for (std::uint64_t off = 0; off < s.size; off += kPageBytes) {
+      bytes[off] = 1;
+    }
+  } else {
+    bytes[0] = 1;
+  }
+}
+
+// ---- a pass -------------------------------------------------------------------
+
+/// One pass over a thread's steps. kTimed: the timed pass (latency, split and
+/// counts when kLatency; pacing when kPaced); else a warm-up, as fast as possible.
+template <bool kTimed, bool kLatency, bool kPaced, class B>
+void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, ThreadOutcome& out) {
+  void** blocks = sh.blocks.get();
+  std::atomic<std::uint32_t>* seq = sh.seq.get();
+  DmaHandle* dma = sh.dma.get();
+  const Touch touch = sh.touch;
+  const bool locality = kTimed && kPhysical<B> && sh.machine != nullptr;
+  auto begin_interval = [] { return kLatency ? interval_begin() : std::uint64_t{0}; };
+  auto end_interval = [] { return kLatency ? interval_end() : std::uint64_t{0}; };
+  const Clock::time_point start = sh.start;
+  if constexpr (kTimed) {
+    out.start_tick = ticks();
+    out.pause_ticks += enter(sh);
+  }
+  for (const Step& st : steps) {
+    if constexpr (kTimed) {
+      if (sh.pause.load(std::memory_order_relaxed)) [[unlikely]] {
+        out.pause_ticks += park(sh);
+      }
+    }
+    if constexpr (kPaced) {
+      const auto target = start + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                      static_cast<double>(st.time_ns) / sh.speed));
+      auto now = Clock::now();
+      if (now < target) {
+        const std::uint64_t p0 = ticks();
+        leave(sh);  // waiting for its time: the sampler need not wait for it
+        if (target - now > std::chrono::microseconds(200)) {
+          std::this_thread::sleep_for(target - now - std::chrono::microseconds(100));
+          now = Clock::now();
+        }
+        while (now < target) {
+          cpu_relax();
+          now = Clock::now();
+        }
+        const std::uint64_t parked = enter(sh);
+        out.pacing_ticks += ticks() - p0 - parked;
+        out.pause_ticks += parked;
+      }
+      const auto lag = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - target).count()));
+      out.max_lag_ns = std::max(out.max_lag_ns, lag);
+      out.lag_sum_ns += static_cast<double>(lag);
+      out.lag.record(lag);
+    }
+    if ((st.ctl & kStepWait) != 0) [[unlikely]] {
+      std::atomic<std::uint32_t>& q = seq[st.object];
+      if (q.load(std::memory_order_acquire) < st.ordinal) {
+        const std::uint64_t w0 = ticks();
+        std::uint64_t parked = 0;
+        unsigned spins = 0;
+        while (q.load(std::memory_order_acquire) < st.ordinal) {
+          if constexpr (kTimed) {
+            if (sh.pause.load(std::memory_order_relaxed)) {
+              parked += park(sh);
+            }
+          }
+          if (++spins < 64) {
+            cpu_relax();
+          } else {
+            std::this_thread::yield();
+          }
+        }
+        if constexpr (kTimed) {
+          out.wait_ticks += ticks() - w0 - parked;
+          out.pause_ticks += parked;
+          ++out.stalls;
+        }
+      }
+    }
+    void*& block = blocks[st.object];
+    switch (st.kind) {
+      case ops::OpKind::alloc:
+      case ops::OpKind::page_alloc:
+      case ops::OpKind::dma_alloc: {
+        const std::uint64_t t0 = begin_interval();
+        void* p = allocate_step(b.inner(), st);
+        const std::uint64_t t1 = end_interval();
+        block = p;
+        if (p != nullptr) [[likely]] {
+          if (touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
+            touch_block(p, st, touch);
+            if constexpr (kLatency && kTimed) {
+              out.touch_ticks += interval_end() - t1;
+              ++out.touches;
+            }
+          }
+        }
+        b.count_alloc(p, st.size, st.tag);
+        if constexpr (kTimed) {
+          if constexpr (kLatency) {
+            out.allocator_ticks += t1 - t0;
+            ++out.allocator_ops;
+            out.latency[static_cast<int>(st.kind)].record(t1 - t0 > sh.floor_ticks ? t1 - t0 - sh.floor_ticks : 0);
+          }
+          if (p == nullptr) [[unlikely]] {
+            ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
+          } else if (locality) {
+            const NodeId mem = sh.machine->node_of(p);
+            if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
+            if (mem == out.node) {
+              out.local_bytes += st.size;
+              ++out.local_allocs;
+            } else {
+              out.remote_bytes += st.size;
+              ++out.remote_allocs;
+            }
+          }
+          if ((st.ctl & kStepLow) != 0) [[unlikely]] {
+            ++out.flags.low_requested;
+            out.flags.low_unhonoured += kHasLow<B> ? 0 : 1;
+          }
+          if ((st.flags & ops::kOpContiguous) != 0) [[unlikely]] {
+            ++out.flags.contiguous_requested;
+            out.flags.contiguous_unhonoured += kPhysical<B> ? 0 : 1;
+          }
+          out.flags.zeroed += (st.flags & ops::kOpZero) != 0 ? 1 : 0;
+        }
+        break;
+      }
+      case ops::OpKind::free:
+      case ops::OpKind::page_free:
+      case ops::OpKind::dma_free: {
+        if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
+          const std::uint64_t d0 = begin_interval();
+          dma_complete(dma[st.object]);  // freed while mapped: the transfer ends first
+          if constexpr (kTimed && kLatency) {
+            out.dma_ticks += interval_end() - d0;
+            ++out.dma_steps;
+          }
+        }
+        void* p = block;
+        block = nullptr;
+        if (p == nullptr) [[unlikely]] {
+          break;  // its allocation failed
+        }
+        if constexpr (kTimed) {
+          if (locality) {
+            ++out.frees;
+            out.remote_frees += sh.machine->node_of(p) != out.node ? 1 : 0;
+          }
+        }
+        b.count_free(p, st.size, st.tag);
+        const std::uint64_t t0 = begin_interval();
+        free_step(b.inner(), p, st);
+        if constexpr (kTimed && kLatency) {
+          const std::uint64_t dt = interval_end() - t0;
+          out.allocator_ticks += dt;
+          ++out.allocator_ops;
+          out.latency[static_cast<int>(st.kind)].record(dt > sh.floor_ticks ? dt - sh.floor_ticks : 0);
+        }
+        break;
+      }
+      case ops::OpKind::dma_map:
+      case ops::OpKind::dma_unmap: {
+        if (dma == nullptr) break;
+        const std::uint64_t d0 = begin_interval();
+        dma_complete(dma[st.object]);  // an unmap, or a buffer mapped again: the transfer ends
+        if (st.kind == ops::OpKind::dma_map && block != nullptr) {
+          dma[st.object] = dma_prepare(block, st);
+        }
+        if constexpr (kTimed) {
+          if constexpr (kLatency) {
+            const std::uint64_t dt = interval_end() - d0;
+            out.dma_ticks += dt;
+            ++out.dma_steps;
+            out.latency[static_cast<int>(st.kind)].record(dt > sh.floor_ticks ? dt - sh.floor_ticks : 0);
+          }
+          if (st.kind == ops::OpKind::dma_map && (st.ctl & kStepLow) != 0 &&
+              (st.flags & ops::kOpDma32) != 0) {
+            ++out.flags.low_transfers;
+            out.flags.unhonoured_bounces += dma[st.object].bounced ? 1 : 0;
+          }
+        }
+        break;
+      }
+    }
+    if ((st.ctl & kStepPublish) != 0) [[unlikely]] {
+      seq[st.object].store(st.ordinal + 1, std::memory_order_release);
+    }
+  }
+  if constexpr (kTimed) {
+    leave(sh);
+    out.end_tick = ticks();
+  }
+  out.end = Clock::now();
+}
+
+/// Frees (and unmaps) what the program leaves behind on this thread.
+template <class B>
+void free_leftovers(Counting<B>& b, const std::vector<Leftover>& leftovers, Shared& sh) {
+  for (const Leftover& l : leftovers) {
+    if (sh.dma && sh.dma[l.object].command != nullptr) {
+      dma_complete(sh.dma[l.object]);
+    }
+    void*& block = sh.blocks[l.object];
+    if (block != nullptr) {
+      Step st;
+      st.size = l.size;
+      st.tag = l.tag;
+      st.ctl = l.low ? kStepLow : 0;
+      b.count_free(block, l.size, l.tag);
+      free_step(b.inner(), block, st);
+      block = nullptr;
+    }
+  }
+}
+
+/// A backend with caches the calling thread can empty into the shared
+/// structures (tcaches, mimalloc's delayed frees, slab's CPU layer).
+template <class B>
+concept FlushingBackend = requires(B& b) { b.flush_thread_caches(); };
+
+/// A backend that never reuses memory (bump): once a pass's blocks are all
+/// freed it starts over, so every pass draws from the same prefaulted prefix.
+template <class B>
+concept RewindingBackend = requires(B& b) { b.rewind(); };
+
+/// A replay thread: pins itself, then runs what the coordinator asks until exit.
+template <class B>
+void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, ThreadOutcome& out,
+                   int cpu, const Options& opt) {
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  if (sh.machine != nullptr) {
+    out.node = sh.machine->local_node();  // on a synthetic topology, claims this thread's CPU slot
+  }
+  const std::vector<Step>& steps = prog.threads[t];
+  std::uint32_t seen = 0;
+  for (;;) {
+    sh.generation.wait(seen, std::memory_order_acquire);
+    seen = sh.generation.load(std::memory_order_acquire);
+    const Command cmd = sh.command;
+    if (cmd == Command::warm || cmd == Command::timed) {
+      sh.ready.fetch_add(1, std::memory_order_acq_rel);
+      while (!sh.go.load(std::memory_order_acquire)) {
+        cpu_relax();
+      }
+    }
+    switch (cmd) {
+      case Command::warm:
+        run_pass<false, false, false>(b, steps, sh, out);
+        break;
+      case Command::timed:
+        if (opt.latency) {
+          opt.mode == Mode::paced ? run_pass<true, true, true>(b, steps, sh, out)
+                                  : run_pass<true, true, false>(b, steps, sh, out);
+        } else {
+          opt.mode == Mode::paced ? run_pass<true, false, true>(b, steps, sh, out)
+                                  : run_pass<true, false, false>(b, steps, sh, out);
+        }
+        break;
+      case Command::leftovers:
+        free_leftovers(b, prog.leftovers[t], sh);
+        break;
+      case Command::flush:
+        if constexpr (FlushingBackend<B>) {
+          b.inner().flush_thread_caches();
+        }
+        break;
+      case Command::none:
+      case Command::exit:
+        break;
+    }
+    sh.done.fetch_add(1, std::memory_order_acq_rel);
+    sh.done.notify_all();
+    if (cmd == Command::exit) {
+      return;
+    }
+  }
+}
+
+/// The coordinator's side: runs a command on every replay thread and waits for
+/// all. For a pass, `started` runs once every thread is ready, just before go.
+template <class F>
+void issue(Shared& sh, Command cmd, F&& started) {
+  sh.command = cmd;
+  sh.done.store(0, std::memory_order_relaxed);
+  sh.ready.store(0, std::memory_order_relaxed);
+  sh.go.store(false, std::memory_order_relaxed);
+  sh.generation.fetch_add(1, std::memory_order_acq_rel);
+  sh.generation.notify_all();
+  if (cmd == Command::warm || cmd == Command::timed) {
+    while (sh.ready.load(std::memory_order_acquire) < sh.threads) {
+      std::this_thread::yield();
+    }
+    started();
+    sh.go.store(true, std::memory_order_release);
+  }
+  for (unsigned d = sh.done.load(std::memory_order_acquire); d < sh.threads;
+       d = sh.done.load(std::memory_order_acquire)) {
+    sh.done.wait(d, std::memory_order_acquire);
+  }
+}
+inline void issue(Shared& sh, Command cmd) {
+  issue(sh, cmd, [] {});
+}
+
+// ---- a run --------------------------------------------------------------------
+
+/// A sum of timed intervals less the timer's own share (its floor per interval).
+inline std::uint64_t sub_floor(std::uint64_t ticks_sum, std::uint64_t intervals,
+                               std::uint64_t floor) noexcept {
+  const std::uint64_t f = intervals * floor;
+  return ticks_sum > f ? ticks_sum - f : 0;
+}
+
+/// Everything a run needs before its backend exists, and its result.
+struct RunSetup {
+  Program program;           // steps placed on nodes
+  physmem::Machine* machine = nullptr;
+  std::vector<int> cpus;
+  BackendConfig config;      // the run's machine, CPU slots, parameters, demand
+  Result result;
+};
+
+/// Checks the options, sizes and populates the run's machine, places the
+/// steps. Throws UsageError as run() does.
+RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options);
+/// Adds the replay.* metrics.
+void finish_run(RunSetup& s);
+/// Percentiles of a histogram whose unit is ns_per_unit nanoseconds.
+LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit);
+
+/// Replays s.program through b: warm-up passes, the timed pass, the accounting
+/// check; fills s.result.
+template <class B>
+void run_on(Counting<B>& b, RunSetup& s) {
+  const Program& prog = s.program;
+  const Options& opt = s.result.options;
+  Result& r = s.result;
+  const unsigned n = static_cast<unsigned>(prog.threads.size());
+  Shared sh;
+  sh.objects = prog.object_count;
+  sh.threads = n;
+  sh.blocks = std::make_unique<void*[]>(prog.object_count + 1);
+  sh.seq = std::make_unique<std::atomic<std::uint32_t>[]>(prog.object_count + 1);
+  if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
+  sh.speed = opt.speed;
+  sh.touch = opt.touch;
+  sh.floor_ticks = r.recorder.timer_floor_ticks;
+  sh.machine = s.machine->node_count() > 1 ? s.machine : nullptr;
+  std::vector<ThreadOutcome> outcomes(n);
+  r.cpus.assign(n, -1);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (unsigned t = 0; t < n; ++t) {
+    if (opt.pin && !s.cpus.empty()) r.cpus[t] = s.cpus[t % s.cpus.size()];
+    threads.emplace_back([&, t] { replay_thread(b, prog, t, sh, outcomes[t], r.cpus[t], opt); });
+  }
+  dma_begin(opt.iommu, opt.iommu_bits);
+
+  // Warm-up passes: the same stream, untimed; what each leaves is freed, the
+  // allocator's state stays.
+  for (unsigned w = 0; w < opt.warmup; ++w) {
+    issue(sh, Command::warm);
+    issue(sh, Command::leftovers);
+    for (std::uint32_t o = 0; o <= prog.object_count; ++o) {
+      sh.seq[o].store(0, std::memory_order_relaxed);
+    }
+    if constexpr (RewindingBackend<B>) {
+      if (b.stats().live_blocks == 0) b.inner().rewind();
+    }
+  }
+  b.reset_peaks();
+  dma_reset_counters();
+
+  // The timed pass, sampled at safepoints.
+  std::uint64_t footprint_below_live = 0;
+  double max_pause_ns = 0;
+  const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
+  FootprintSampler sampler(
+      [&] {
+        const auto p0 = Clock::now();
+        FootprintSample f = at_safepoint(sh, [&] {
+          const CountingStats cs = b.stats();
+          FootprintSample x;
+          x.mapped_bytes = cs.backend.mapped_bytes;
+          x.resident_bytes = cs.backend.resident_bytes;
+          x.live_bytes = cs.live_bytes;
+          x.rss_bytes = process_rss_bytes();
+          return x;
+        });
+        max_pause_ns = std::max(max_pause_ns, std::chrono::duration<double, std::nano>(Clock::now() - p0).count());
+        const std::uint64_t fp = use_rss ? f.rss_bytes : f.mapped_bytes;
+        footprint_below_live += static_cast<std::int64_t>(fp) < f.live_bytes ? 1 : 0;
+        return f;
+      },
+      std::chrono::milliseconds(opt.sample_ms));
+  rusage before{}, after{};
+  issue(sh, Command::timed, [&] {
+    sampler.start();
+    getrusage(RUSAGE_SELF, &before);
+    sh.start = Clock::now();
+    sh.start_tick = ticks();
+  });
+  getrusage(RUSAGE_SELF, &after);
+  sampler.stop();
+  r.dma = kpi::dma_stats();
+  r.minor_faults = static_cast<std::uint64_t>(after.ru_minflt - before.ru_minflt);
+  r.major_faults = static_cast<std::uint64_t>(after.ru_majflt - before.ru_majflt);
+
+  // What the threads measured.
+  const double npt = ns_per_tick();
+  Clock::time_point end = sh.start;
+  std::uint64_t end_tick = 0;
+  for (const ThreadOutcome& o : outcomes) {
+    end = std::max(end, o.end);
+    end_tick = std::max(end_tick, o.end_tick);
+  }
+  r.events = prog.steps;
+  r.duration_ns = static_cast<std::uint64_t>((end - sh.start).count());
+  r.ops_per_sec = r.duration_ns > 0 ? static_cast<double>(r.events) * 1e9 / static_cast<double>(r.duration_ns) : 0;
+  std::array<LatencyHistogram, ops::kOpKinds> merged{};
+  LatencyHistogram lag;
+  double lag_sum = 0;
+  const std::uint64_t floor = sh.floor_ticks;
+  TimeSplit& ts = r.time;
+  ts.measured = opt.latency;
+  const unsigned nodes = s.machine->node_count();
+  r.numa.measured = sh.machine != nullptr && (B::kFeatures & kFeaturePhysical) != 0;
+  if (r.numa.measured) {
+    r.numa.bytes.assign(std::min(nodes, kLocalityNodes), std::vector<std::uint64_t>(std::min(nodes, kLocalityNodes), 0));
+  }
+  for (const ThreadOutcome& o : outcomes) {
+    for (int k = 0; k < ops::kOpKinds; ++k) merged[k].merge(o.latency[k]);
+    lag.merge(o.lag);
+    r.noblock_failures += o.noblock_failures;
+    r.failed_allocs += o.failed_allocs;
+    r.dependency_stalls += o.stalls;
+    r.paced_max_lag_ns = std::max(r.paced_max_lag_ns, o.max_lag_ns);
+    lag_sum += o.lag_sum_ns;
+    const double alloc = static_cast<double>(sub_floor(o.allocator_ticks, o.allocator_ops, floor)) * npt;
+    const double touch = static_cast<double>(sub_floor(o.touch_ticks, o.touches, r.recorder.end_floor_ticks)) * npt;
+    const double dma = static_cast<double>(sub_floor(o.dma_ticks, o.dma_steps, floor)) * npt;
+    const double wait = static_cast<double>(o.wait_ticks) * npt;
+    const double pause = static_cast<double>(o.pause_ticks) * npt;
+    const double pacing = static_cast<double>(o.pacing_ticks) * npt;
+    const double span = static_cast<double>(o.end_tick - o.start_tick) * npt;
+    if (opt.latency) {
+      ts.allocator_ns += alloc;
+      ts.touch_ns += touch;
+      ts.dma_ns += dma;
+      ts.harness_ns += std::max(0.0, span - alloc - touch - dma - wait - pause - pacing);
+    }
+    ts.wait_ns += wait;
+    ts.sampling_ns += pause;
+    ts.pacing_ns += pacing;
+    // Idle: started late (not yet running after go) or finished early.
+    ts.idle_ns += static_cast<double>(end_tick - o.end_tick + (o.start_tick > sh.start_tick ? o.start_tick - sh.start_tick : 0)) * npt;
+    ts.allocator_ops += o.allocator_ops;
+    if (r.numa.measured) {
+      r.numa.local_bytes += o.local_bytes;
+      r.numa.remote_bytes += o.remote_bytes;
+      r.numa.local_allocs += o.local_allocs;
+      r.numa.remote_allocs += o.remote_allocs;
+      r.numa.frees += o.frees;
+      r.numa.remote_frees += o.remote_frees;
+      if (static_cast<unsigned>(o.node) < r.numa.bytes.size()) {
+        for (unsigned m = 0; m < r.numa.bytes.size(); ++m) r.numa.bytes[o.node][m] += o.bytes_on[m];
+      }
+    }
+    r.flags.low_requested += o.flags.low_requested;
+    r.flags.low_unhonoured += o.flags.low_unhonoured;
+    r.flags.contiguous_requested += o.flags.contiguous_requested;
+    r.flags.contiguous_unhonoured += o.flags.contiguous_unhonoured;
+    r.flags.zeroed += o.flags.zeroed;
+    r.flags.low_transfers += o.flags.low_transfers;
+    r.flags.unhonoured_bounces += o.flags.unhonoured_bounces;
+  }
+  ts.thread_ns = static_cast<double>(r.duration_ns) * n;
+  ts.allocator_ns_per_op = ts.allocator_ops > 0 ? ts.allocator_ns / static_cast<double>(ts.allocator_ops) : 0;
+  r.dependency_wait_ns = static_cast<std::uint64_t>(ts.wait_ns);
+  r.dependency_checks = prog.cross_thread_waits;
+  if (opt.mode == Mode::paced && r.events > 0) {
+    r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
+    r.paced_lag = summarize(lag, 1.0);
+  }
+  for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
+  constexpr bool kLow = (B::kFeatures & kFeatureLowMemory) != 0;
+  constexpr bool kPhys = (B::kFeatures & kFeaturePhysical) != 0;
+  r.flags.note = std::string(kLow ? "dma32 blocks placed below 4 GiB" : "dma32 not honoured (no memory below 4 GiB): counted, and 32-bit transfers over such blocks bounce") +
+                 "; " + (kPhys ? "every block physically contiguous (the machine's direct map)"
+                               : "contiguous not honoured: process memory has scattered frames") +
+                 "; zeroed blocks cleared right after the backend's call, for every backend alike (touch time)";
+  r.dma_note = dma_note(kPhys, opt.iommu, opt.iommu_bits);
+  r.machine.memory_source =
+      kPhys ? "the simulated machine: resident before timing, no page faults"
+            : std::string(r.backend) == "system"
+                  ? "the process heap (glibc brk and thread heaps; M_MMAP_MAX 0 and M_TRIM_THRESHOLD -1 keep what it took): first touches fault"
+                  : "memory of the backend's own, outside the simulated machine";
+  r.numa_measured = r.numa.measured;
+  r.numa_note = r.numa.measured
+                    ? "measured from each block's simulated physical address (" +
+                          std::string(s.machine->synthetic() ? "synthetic topology: nodes simulated" : "real topology: node ranges bound") + ")"
+                : nodes == 1 ? (s.machine->synthetic() ? "synthetic topology with one node: no placement to measure"
+                                                       : "real machine with one node: no placement to measure")
+                             : "this backend's memory is not the simulated machine's: placement not measured";
+
+  // Footprint over the same samples as the live bytes.
+  r.timeline = sampler.timeline();
+  r.footprint_source = use_rss ? "process RSS" : "backend mapped bytes";
+  r.footprint_below_live = footprint_below_live;
+  r.sampling_max_pause_ns = max_pause_ns;
+  for (const FootprintSample& f : r.timeline) {
+    r.peak_footprint_bytes = std::max(r.peak_footprint_bytes, use_rss ? f.rss_bytes : f.mapped_bytes);
+    r.peak_sampled_live_bytes = std::max(r.peak_sampled_live_bytes, f.live_bytes);
+  }
+  const CountingStats before_drain = b.stats();
+  r.peak_live_bytes = before_drain.peak_live_bytes;
+  r.fragmentation = r.peak_sampled_live_bytes > 0 ? static_cast<double>(r.peak_footprint_bytes) /
+                                                        static_cast<double>(r.peak_sampled_live_bytes)
+                                                  : 0;
+  r.final_live_blocks = before_drain.live_blocks;
+  r.final_live_bytes = before_drain.live_bytes;
+
+  // The accounting check: the replay's held blocks, the counting wrapper and
+  // the backend's own structures must agree (after each thread flushed its caches).
+  std::int64_t held = 0;
+  for (std::uint32_t o = 0; o < prog.object_count; ++o) held += sh.blocks[o] != nullptr ? 1 : 0;
+  if (opt.drain) issue(sh, Command::leftovers);
+  issue(sh, Command::flush);
+  const CountingStats fin = b.stats();
+  const std::int64_t expect = opt.drain ? 0 : held;
+  r.drained = opt.drain;
+  r.backend_live_blocks = fin.backend.live_blocks;
+  r.backend_live_bytes = fin.backend.live_bytes;
+  std::string detail;
+  bool ok = true;
+  if (fin.live_blocks != expect) {
+    ok = false;
+    detail += "the counting wrapper has " + std::to_string(fin.live_blocks) + " live blocks, the replay holds " +
+              std::to_string(expect) + "; ";
+  }
+  if (opt.drain && (fin.live_bytes != 0 || fin.live_handed_out_bytes != 0)) {
+    ok = false;
+    detail += "the counting wrapper has " + std::to_string(fin.live_bytes) + " bytes live after drain; ";
+  }
+  if (fin.backend.live_blocks >= 0 && fin.backend.live_blocks != expect) {
+    ok = false;
+    detail += "the backend's own structures hold " + std::to_string(fin.backend.live_blocks) +
+              " blocks, the replay " + std::to_string(expect) + "; ";
+  }
+  if (fin.backend.live_bytes >= 0 && fin.backend.live_bytes != fin.live_handed_out_bytes) {
+    ok = false;
+    detail += "the backend's own structures hold " + std::to_string(fin.backend.live_bytes) +
+              " bytes, the counting wrapper handed out " + std::to_string(fin.live_handed_out_bytes) + "; ";
+  }
+  if (opt.drain) {
+    for (const TagStats& t : fin.tags) {
+      if (t.live_blocks != 0 || t.live_bytes != 0) {
+        ok = false;
+        detail += "tag " + (t.tag < prog.tag_names.size() ? prog.tag_names[t.tag] : std::to_string(t.tag)) +
+                  ": " + std::to_string(t.live_bytes) + " bytes live; ";
+      }
+    }
+  }
+  if (ok) {
+    detail = std::string(opt.drain ? "drained " : "not drained: ") + std::to_string(held) +
+             " blocks held at the end; the counting wrapper" +
+             (fin.backend.live_blocks >= 0 ? " and the backend's own structures agree"
+                                           : " agrees (the backend cannot count its blocks itself)") +
+             (opt.drain ? ", " + std::to_string(fin.tags.size()) + " tags read zero" : "");
+  }
+  r.accounting_ok = ok;
+  r.accounting_detail = detail;
+  for (const TagStats& t : fin.tags) {
+    const std::string name = t.tag < prog.tag_names.size() ? prog.tag_names[t.tag] : std::to_string(t.tag);
+    r.tags.push_back({name, t.allocs, t.frees, t.live_blocks, t.live_bytes, t.peak_live_bytes});
+  }
+  r.metrics = before_drain.backend.metrics;
+  r.metrics.push_back({"backend.mapped_bytes", static_cast<double>(before_drain.backend.mapped_bytes)});
+  r.metrics.push_back({"backend.resident_bytes", static_cast<double>(before_drain.backend.resident_bytes)});
+  r.metrics.push_back({"backend.metadata_bytes", static_cast<double>(before_drain.backend.metadata_bytes)});
+  r.metrics.push_back({"backend.requested_bytes", static_cast<double>(before_drain.requested_bytes)});
+  r.metrics.push_back({"backend.handed_out_bytes", static_cast<double>(before_drain.handed_out_bytes)});
+  // Not drained: the blocks still go back once everything is measured, since
+  // the system backend's memory belongs to the process, not to the backend.
+  if (!opt.drain) issue(sh, Command::leftovers);
+  dma_end();
+  issue(sh, Command::exit);
+  for (auto& th : threads) th.join();
+}
+
+/// run() for a backend type of the caller's (a test's), constructed here.
+template <Backend B>
+Result run_as(const Program& program, std::string_view name, const Options& options) {
+  RunSetup s = prepare_run(program, name, options);
+  Counting<B> b(s.config);
+  run_on(b, s);
+  finish_run(s);
+  return std::move(s.result);
+}
+
+}  // namespace kmbench::replay
