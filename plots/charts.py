@@ -103,7 +103,8 @@ def panel(ax, text):
             bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": MISSING_COLOR}, transform=ax.transAxes)
 
 
-def throughput(view, out_dir):
+def boxes(view, out_dir, name, path, scale, unit, what, caption, log_ok=True):
+    """One chart per source: a metric per backend and thread count, box over repetitions."""
     charts = []
     for label in view.labels:
         threads = view.threads(label)
@@ -116,7 +117,7 @@ def throughput(view, out_dir):
                 es = view.select(label, backend, t)
                 if not es:
                     continue
-                vals = np.array(view.values(es, ("ops_per_sec",))) / 1e6
+                vals = np.array(view.values(es, path)) / scale
                 if len(vals) == 0:
                     missing_mark(ax, x)
                     continue
@@ -128,24 +129,81 @@ def throughput(view, out_dir):
                     ax.annotate(f"{len(vals)}/{len(es)} ok", (x, vals.max()), xytext=(0, 4),
                                 textcoords="offset points", ha="center", fontsize=7, color="#a00000")
         ax.set_xticks(range(len(view.backends)), view.backends)
-        shown = [v for v in view.values(view.select(label), ("ops_per_sec",)) if v > 0]
-        log = bool(shown) and max(shown) / min(shown) > 20
+        shown = [v for v in view.values(view.select(label), path) if v > 0]
+        log = log_ok and bool(shown) and max(shown) / min(shown) > 20
         if log:
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=0)
-        ax.set_ylabel("throughput [Mops/s" + (", log]" if log else "]"))
+        ax.set_ylabel(f"{what} [{unit}" + (", log]" if log else "]"))
         handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(ti / max(1, len(threads) - 1) * 0.8), alpha=0.6)
                    for ti in range(len(threads))]
         ax.legend(handles, [f"{t} thread{'s' if t > 1 else ''}" for t in threads], fontsize=8, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         p, _, mode = view.primary(label)
-        title(fig, view, f"Throughput per backend — {label} ({p} placement, {mode} mode{view.topology_note(label)})"
-                         f" [Mops/s; box: quartiles, dots: repetitions]")
-        png, svg = save(fig, out_dir, f"throughput_{label}")
-        charts.append(Chart(f"throughput_{label}", f"Throughput — {label}", png, svg,
-                            "Operations per second over repetitions; 'missing' marks a cell group with no "
-                            "successful repetition, 'k/n ok' a group where some failed."))
+        title(fig, view, f"{what.capitalize()} per backend — {label} ({p} placement, {mode} mode"
+                         f"{view.topology_note(label)}) [{unit}; box: quartiles, dots: repetitions]")
+        png, svg = save(fig, out_dir, f"{name}_{label}")
+        charts.append(Chart(f"{name}_{label}", f"{what.capitalize()} — {label}", png, svg, caption))
+    return charts
+
+
+def allocator(view, out_dir):
+    return boxes(view, out_dir, "allocator", ("allocator_ns_per_op",), 1, "ns per allocation or free",
+                 "allocator time",
+                 "Time inside the backend's own allocate and free calls per call, timer floor taken off "
+                 "(the harness's bookkeeping, touching and waiting are not in it): the figure that ranks "
+                 "allocators. 'missing' marks a group with no successful repetition or no timing.")
+
+
+def throughput(view, out_dir):
+    return boxes(view, out_dir, "throughput", ("ops_per_sec",), 1e6, "Mops/s", "throughput",
+                 "Operations per second of the whole timed pass (harness, touching and waits included) "
+                 "over repetitions; 'missing' marks a cell group with no successful repetition, 'k/n ok' "
+                 "a group where some failed.")
+
+
+SPLIT_PARTS = [("allocator_ns", "allocator", "#1f77b4"), ("touch_ns", "touch and zeroing", "#2ca02c"),
+               ("dma_ns", "DMA layer", "#9467bd"), ("wait_ns", "cross-thread wait", "#d62728"),
+               ("harness_ns", "harness", "#7f7f7f"), ("sampling_ns", "footprint sampling", "#bcbd22"),
+               ("pacing_ns", "pacing", "#17becf"), ("idle_ns", "idle (finished early)", "#e0e0e0")]
+
+
+def time_split(view, out_dir):
+    """Where the timed pass's thread time went, per backend: ns per step, stacked."""
+    charts = []
+    for label in view.labels:
+        t = max(view.threads(label))
+        fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(view.backends)) + 2.2, 4.2), layout="constrained")
+        bottoms = np.zeros(len(view.backends))
+        per_backend = []
+        for backend in view.backends:
+            r = median_rep(view, view.select(label, backend, t), ("allocator_ns_per_op",))
+            split = (r or {}).get("time") or {}
+            events = (r or {}).get("events") or 0
+            per_backend.append((split, events) if split.get("measured") and events else None)
+        for key, name, color in SPLIT_PARTS:
+            vals = np.array([(x[0].get(key) or 0) / x[1] if x else 0.0 for x in per_backend])
+            if vals.sum() == 0:
+                continue
+            ax.bar(range(len(view.backends)), vals, 0.6, bottom=bottoms, color=color, label=name)
+            bottoms += vals
+        for i, x in enumerate(per_backend):
+            if x is None:
+                missing_mark(ax, i, "not measured")
+        ax.set_xticks(range(len(view.backends)), view.backends)
+        ax.set_ylabel("thread time per step [ns]")
+        ax.grid(axis="y", alpha=0.3)
+        handles, names = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], names[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        title(fig, view, f"Where the time went — {label}, {t} threads{view.topology_note(label)} "
+                         f"[thread ns per step, median repetition by allocator time]")
+        png, svg = save(fig, out_dir, f"split_{label}")
+        charts.append(Chart(f"split_{label}", f"Where the time went — {label}", png, svg,
+                            "The timed pass's thread time (threads x duration) per step, split: inside the "
+                            "backend's calls, writing new blocks (zeroing and --touch), the KPI DMA layer, "
+                            "waiting for another thread's step, the harness (loop, accounting, timers), "
+                            "stopped for a footprint sample, pacing, and idle after finishing."))
     return charts
 
 
@@ -207,11 +265,11 @@ def latency_cdfs(view, out_dir):
     return charts
 
 
-def median_rep(view, es):
-    rs = view.results(es)
+def median_rep(view, es, path=("ops_per_sec",)):
+    rs = [r for r in view.results(es) if dig(r, path) is not None]
     if not rs:
         return None
-    rs = sorted(rs, key=lambda r: dig(r, ("ops_per_sec",)) or 0)
+    rs = sorted(rs, key=lambda r: dig(r, path))
     return rs[len(rs) // 2]
 
 
@@ -298,44 +356,63 @@ def scaling(view, out_dir):
 
 
 def numa(view, out_dir):
+    """NUMA placement as measured: the share of bytes handed out on the allocating
+    thread's node, from each block's simulated physical address."""
     results = [c["result"] for c in view.run.ok()]
     measured = [r for r in results if (r.get("numa") or {}).get("measured")]
     placements = sorted({e["placement"] for e in view.entries})
-    if not measured or placements == ["local"]:
+    labels = [l for l in view.labels
+              if any((r.get("numa") or {}).get("measured") for r in view.results(
+                  [e for e in view.entries if e["label"] == l]))]
+    if not measured or not labels:
         fig, ax = plt.subplots(figsize=(8, 2.8), layout="constrained")
-        axes = [[ax]]
         nodes = view.run.index.get("topology", {}).get("real_nodes", 1)
         notes = sorted({(r.get("numa") or {}).get("note", "") for r in results} - {""})
-        why = (f"single-node machine ({nodes} NUMA node)" if nodes < 2 else "placement was not measured")
-        if placements == ["local"]:
-            why += ";\nthe matrix asks for local placement only"
-        for ax in axes[0][1:]:
-            ax.set_axis_off()
-        panel(axes[0][0], f"NUMA placement not measured\n{why}\n" + "\n".join(notes[:3]))
-        title(fig, view, "NUMA placement [throughput relative to local placement]")
+        why = (f"single-node machine ({nodes} NUMA node), no synthetic multi-node topology in the matrix"
+               if nodes < 2 else "placement was not measured")
+        panel(ax, f"NUMA placement not measured\n{why}\n" + "\n".join(notes[:3]))
+        title(fig, view, "NUMA placement [share of bytes on the allocating thread's node]")
     else:
-        fig, axes = plt.subplots(1, len(view.labels), figsize=(4.5 * len(view.labels), 3.6), squeeze=False,
+        fig, axes = plt.subplots(1, len(labels), figsize=(4.8 * len(labels), 3.8), squeeze=False,
                                  layout="constrained")
-        for ax, label in zip(axes[0], view.labels):
-            t = max(view.threads(label))
+        for ax, label in zip(axes[0], labels):
+            es_label = [e for e in view.entries if e["label"] == label]
+            t = max(e["threads"] for e in es_label)
+            topology = next(e["topology"] for e in es_label if e["topology"] != "real") \
+                if any(e["topology"] != "real" for e in es_label) else "real"
             grid = np.full((len(view.backends), len(placements)), np.nan)
+            text = np.full(grid.shape, "missing", dtype=object)
             for bi, b in enumerate(view.backends):
-                local = view.values(view.select(label, b, t, placement="local"), ("ops_per_sec",))
                 for pi, p in enumerate(placements):
-                    vals = view.values(view.select(label, b, t, placement=p), ("ops_per_sec",))
-                    if vals and local:
-                        grid[bi, pi] = np.median(vals) / np.median(local)
-            im = ax.imshow(grid, cmap="RdYlGn", vmin=0.5, vmax=1.5)
+                    es = [e for e in es_label if e["backend"] == b and e["placement"] == p
+                          and e["threads"] == t and e["topology"] == topology]
+                    rs = [r for r in view.results(es) if (r.get("numa") or {}).get("measured")]
+                    if not es:
+                        text[bi, pi] = ""
+                        continue
+                    if not rs:
+                        text[bi, pi] = "not measured" if view.results(es) else "missing"
+                        continue
+                    local = [r["numa"]["local_bytes"] / max(1, r["numa"]["local_bytes"] + r["numa"]["remote_bytes"])
+                             for r in rs]
+                    rfree = [r["numa"]["remote_frees"] / max(1, r["numa"]["frees"]) for r in rs]
+                    grid[bi, pi] = float(np.median(local))
+                    text[bi, pi] = f"{100 * grid[bi, pi]:.0f}% local\n{100 * np.median(rfree):.0f}% rem. frees"
+            im = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1)
             for (bi, pi), v in np.ndenumerate(grid):
-                ax.text(pi, bi, "missing" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7)
+                ax.text(pi, bi, text[bi, pi], ha="center", va="center", fontsize=6.5)
             ax.set_xticks(range(len(placements)), placements)
             ax.set_yticks(range(len(view.backends)), view.backends)
-            ax.set_title(f"{label}, {t} threads", fontsize=9)
-            fig.colorbar(im, ax=ax, shrink=0.8)
-        title(fig, view, "NUMA placement [median throughput relative to local placement]")
+            ax.set_title(f"{label}, {t} threads, {topology}", fontsize=8)
+            fig.colorbar(im, ax=ax, shrink=0.8, label="share of bytes on the thread's node")
+        title(fig, view, "NUMA placement, measured from simulated physical addresses "
+                         "[share of bytes local to the allocating thread; frees of memory on another node]")
     png, svg = save(fig, out_dir, "numa")
     return [Chart("numa", "NUMA placement", png, svg,
-                  "Throughput of remote and interleaved placement relative to local, or why it was not measured.")]
+                  "Share of bytes each backend handed out on the allocating thread's node, per placement, and "
+                  "the share of frees made on a node other than the memory's, measured from each block's "
+                  "simulated physical address (a synthetic topology's nodes are simulated: the figures are "
+                  "placement decisions, not memory latency); or why placement was not measured.")]
 
 
 def dma(view, out_dir):
@@ -418,6 +495,6 @@ def all_charts(run, out_dir):
     charts = []
     if not view.entries:
         return charts
-    for make in (throughput, scaling, latency_cdfs, footprint, numa, dma, tags):
+    for make in (allocator, time_split, throughput, scaling, latency_cdfs, footprint, numa, dma, tags):
         charts.extend(make(view, out_dir))
     return charts

@@ -95,15 +95,18 @@ def summary_section(run):
         rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]),
                      esc(e["topology"]), esc(e["mode"]),
                      f"<span class='{'ok' if len(ok) == len(es) else 'bad'}'>{len(ok)}/{len(es)}</span>",
-                     tput, med_of(("latency", "alloc", "p99_ns")), med_of(("latency", "free", "p99_ns")),
+                     med_of(("allocator_ns_per_op",)), tput, med_of(("faults", "minor_per_op")),
+                     med_of(("latency", "alloc", "p99_ns")), med_of(("latency", "free", "p99_ns")),
                      med_of(("footprint", "peak_footprint_bytes"), "bytes"), med_of(("footprint", "fragmentation"))))
     rows.sort(key=lambda r: r[:4])
-    return ("<h2>Results</h2><p class='sub'>Medians over successful repetitions; throughput brackets are the "
-            "quartiles. A group without a successful repetition is <span class='missing'>missing</span>, "
+    return ("<h2>Results</h2><p class='sub'>Medians over successful repetitions of the timed pass; "
+            "allocator time is inside the backends' own calls (the figure that ranks them), throughput is "
+            "the whole pass's (harness included); throughput brackets are the quartiles. A group without a successful repetition is <span class='missing'>missing</span>, "
             "never zero.</p>" +
-            table(["source", "backend", "threads", "placement", "topology", "mode", "ok", "throughput [ops/s]",
-                   "alloc p99 [ns]", "free p99 [ns]", "peak footprint", "fragmentation"], rows,
-                  num_cols=(7, 8, 9, 10, 11)))
+            table(["source", "backend", "threads", "placement", "topology", "mode", "ok",
+                   "allocator [ns/op]", "throughput [ops/s]", "minor faults/op", "alloc p99 [ns]",
+                   "free p99 [ns]", "peak footprint", "fragmentation"], rows,
+                  num_cols=(7, 8, 9, 10, 11, 12, 13)))
 
 
 def failures_section(run):

@@ -16,6 +16,7 @@ EXIT_BAD_INPUT = 2
 
 # (key, JSON path inside a cell's result, unit, which way is better)
 METRICS = [
+    ("allocator_ns_per_op", ("allocator_ns_per_op",), "ns", "lower"),
     ("ops_per_sec", ("ops_per_sec",), "ops/s", "higher"),
     ("alloc_p50_ns", ("latency", "alloc", "p50_ns"), "ns", "lower"),
     ("alloc_p99_ns", ("latency", "alloc", "p99_ns"), "ns", "lower"),

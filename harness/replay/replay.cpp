@@ -139,7 +139,8 @@ LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit) {
   return s;
 }
 
-RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options) {
+RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options,
+                     bool machine_backed) {
   if (!(options.speed > 0)) {
     throw UsageError("--speed must be positive");
   }
@@ -150,8 +151,17 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   RunSetup s;
   s.program = program;
   const unsigned threads = static_cast<unsigned>(std::max<std::size_t>(program.threads.size(), 1));
-  const MachinePlan plan =
-      plan_machine(options.topology, memory_demand(program), threads, options.node_bytes);
+  MemoryDemand demand = memory_demand(program);
+  if (!machine_backed) {
+    // glibc and bump keep their blocks elsewhere: the machine holds what the
+    // DMA layer takes from it (bounce buffers) and nothing else.
+    demand.peak_live_bytes = demand.peak_page_bytes = demand.peak_low_bytes = 0;
+  }
+  MachinePlan plan = plan_machine(options.topology, demand, threads, options.node_bytes);
+  if (!machine_backed && options.node_bytes == 0) {
+    plan.sizing = "for DMA bounce buffers only (" + std::string(backend) +
+                  "'s memory is not the machine's); " + plan.sizing;
+  }
   physmem::PopulateStats populated;
   bool reused = false;
   physmem::Machine& m = run_machine(plan, populated, reused);
@@ -274,7 +284,7 @@ Result run(const Program& program, std::string_view backend, const Options& opti
     throw UsageError("backend '" + std::string(backend) + "' runs in its own executable (" +
                      info->executable + "); replaying through it from this process is not supported yet");
   }
-  RunSetup s = prepare_run(program, backend, options);
+  RunSetup s = prepare_run(program, backend, options, (info->features & kFeaturePhysical) != 0);
   const bool found = with_backend(backend, s.config, [&](auto& b) { run_on(b, s); });
   if (!found) {
     throw UsageError("backend '" + std::string(backend) + "' is not compiled into this executable");

@@ -506,9 +506,11 @@ struct RunSetup {
   Result result;
 };
 
-/// Checks the options, sizes and populates the run's machine, places the
-/// steps. Throws UsageError as run() does.
-RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options);
+/// Checks the options, sizes and populates the run's machine (for the
+/// stream's blocks when machine_backed, else for the DMA layer only), places
+/// the steps. Throws UsageError as run() does.
+RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options,
+                     bool machine_backed);
 /// Adds the replay.* metrics.
 void finish_run(RunSetup& s);
 /// Percentiles of a histogram whose unit is ns_per_unit nanoseconds.
@@ -777,7 +779,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
 /// run() for a backend type of the caller's (a test's), constructed here.
 template <Backend B>
 Result run_as(const Program& program, std::string_view name, const Options& options) {
-  RunSetup s = prepare_run(program, name, options);
+  RunSetup s = prepare_run(program, name, options, (B::kFeatures & kFeaturePhysical) != 0);
   Counting<B> b(s.config);
   run_on(b, s);
   finish_run(s);

@@ -1,4 +1,5 @@
-# Runs EXE with ARGS; checks the exit code and that the output holds each of EXPECT_OUTPUT.
+# Runs EXE with ARGS; checks the exit code, that the output holds each of EXPECT_OUTPUT
+# and, given EXPECT_NO_FILE, that no such file was left behind.
 set(args ${ARGS})
 execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL EXPECT_EXIT)
@@ -10,3 +11,6 @@ foreach(needle IN LISTS EXPECT_OUTPUT)
     message(FATAL_ERROR "output lacks '${needle}'\nstdout:\n${out}\nstderr:\n${err}")
   endif()
 endforeach()
+if(DEFINED EXPECT_NO_FILE AND EXISTS "${EXPECT_NO_FILE}")
+  message(FATAL_ERROR "${EXPECT_NO_FILE} was written although the command failed")
+endif()

@@ -57,6 +57,7 @@ def cell_result(backend, kind, name, params, threads, placement, topology, mode,
         timeline.append({"t_ns": i * 1_000_000, "mapped_bytes": int(foot * f), "resident_bytes": int(foot * f * 0.9),
                          "live_bytes": int(live * f * rng.uniform(0.9, 1.0)), "rss_bytes": int(foot * f) + (8 << 20)})
     synthetic = topology != "real"
+    alloc_ns = 20 / SPEED.get(backend, 1.0) * rng.uniform(0.95, 1.05)
     return {
         "schema": "kmbench.cell/2", "backend": backend,
         "source": {"kind": kind, "name": name, "params": params, "seed": seed},
@@ -64,6 +65,13 @@ def cell_result(backend, kind, name, params, threads, placement, topology, mode,
         "topology": {"kind": "synthetic" if synthetic else "real", "description": topology,
                      "nodes": 2 if synthetic else 1},
         "events": events, "duration_ns": int(events / ops * 1e9), "ops_per_sec": ops,
+        "allocator_ns_per_op": alloc_ns,
+        "time": {"measured": True, "allocator_ns": alloc_ns * events, "touch_ns": 2.0 * events,
+                 "dma_ns": (30.0 if dma else 0.0) * events, "wait_ns": 500.0 * threads,
+                 "sampling_ns": 0.5 * events, "pacing_ns": 0.0, "idle_ns": 100.0,
+                 "harness_ns": 12.0 * events, "thread_ns": threads * events / ops * 1e9,
+                 "allocator_ops": events},
+        "faults": {"minor": 3, "major": 0, "minor_per_op": 3 / events},
         "latency": lat,
         "footprint": {"peak_footprint_bytes": foot, "peak_live_bytes": live,
                       "fragmentation": foot / live, "timeline": timeline},
@@ -100,6 +108,7 @@ def main():
     ap.add_argument("--sample-ms", type=float)
     ap.add_argument("--drain", action="store_true")
     ap.add_argument("--no-latency", action="store_true")
+    ap.add_argument("--warmup", type=int)
     ap.add_argument("--json", required=True)
     a = ap.parse_args()
     behaviour = "ok"
