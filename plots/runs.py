@@ -121,6 +121,15 @@ class Run:
         return None
 
 
+def bootstrap_median_ci(a, level=0.95, resamples=4000, seed=1):
+    """Percentile bootstrap CI of median(a)."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(a, float)
+    m = np.median(a[rng.integers(0, len(a), (resamples, len(a)))], axis=1)
+    lo, hi = np.percentile(m, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return (float(lo), float(hi))
+
+
 def bootstrap_ratio_ci(a, b, level=0.95, resamples=4000, seed=1):
     """Percentile bootstrap CI of median(b)/median(a)."""
     rng = np.random.default_rng(seed)

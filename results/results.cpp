@@ -137,6 +137,14 @@ constexpr Column kColumns[] = {
     {"events", "/result/events"},
     {"duration_ns", "/result/duration_ns"},
     {"ops_per_sec", "/result/ops_per_sec"},
+    {"allocator_ns_per_op", "/result/allocator_ns_per_op"},
+    {"time_allocator_ns", "/result/time/allocator_ns"},
+    {"time_touch_ns", "/result/time/touch_ns"},
+    {"time_dma_ns", "/result/time/dma_ns"},
+    {"time_wait_ns", "/result/time/wait_ns"},
+    {"time_harness_ns", "/result/time/harness_ns"},
+    {"time_thread_ns", "/result/time/thread_ns"},
+    {"minor_faults_per_op", "/result/faults/minor_per_op"},
     {"alloc_p50_ns", "/result/latency/alloc/p50_ns"},
     {"alloc_p99_ns", "/result/latency/alloc/p99_ns"},
     {"alloc_p999_ns", "/result/latency/alloc/p999_ns"},
@@ -240,7 +248,8 @@ nlohmann::json gbench_export(const nlohmann::json& index, const std::vector<nloh
     };
     for (const Column& col : kColumns) {
       const std::string p = col.pointer;
-      if (p.rfind("/result/latency/", 0) == 0 || p.rfind("/result/footprint/", 0) == 0) {
+      if (p.rfind("/result/latency/", 0) == 0 || p.rfind("/result/footprint/", 0) == 0 ||
+          p == "/result/allocator_ns_per_op") {
         const double v = number_at(c, nlohmann::json::json_pointer(p));
         if (!std::isnan(v)) {
           b[col.name] = v;

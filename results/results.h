@@ -1,7 +1,7 @@
 // A run directory and its files (schemas: results/README.md).
 //
 //   RUN_DIR/index.json       kmbench.run/1: environment, matrix, seed, order, every cell's status
-//   RUN_DIR/cells/ID.json    kmbench.run-cell/1: one cell (its Contract 3 result, or why it failed)
+//   RUN_DIR/cells/ID.json    kmbench.run-cell/1: one cell (its kmbench.cell/2 result, or why it failed)
 //   RUN_DIR/cells/ID.stderr  the cell's stderr, when it wrote any
 //   RUN_DIR/benchmark.json   Google Benchmark JSON (for compare.py), successful cells only
 //   RUN_DIR/cells.csv        one row per cell, empty fields where a cell has no value
@@ -34,7 +34,7 @@ std::string index_path(const std::string& run_dir);
 /// Every cell file of a run, sorted by cell id. Throws InputError on a malformed file.
 std::vector<nlohmann::json> load_cells(const std::string& run_dir);
 
-/// Checks a cell's Contract 3 object: "" when usable, else what is wrong.
+/// Checks a cell's kmbench.cell/2 object: "" when usable, else what is wrong.
 std::string check_cell_result(const nlohmann::json& result);
 
 /// Google Benchmark's JSON schema: one "iteration" entry per successful cell,

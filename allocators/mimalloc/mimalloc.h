@@ -95,31 +95,11 @@ class BasicMimallocBackend {
   BasicMimallocBackend& operator=(const BasicMimallocBackend&) = delete;
 
   void* allocate(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
-    mi_heap_t* h = heap(node);
-    if (h == nullptr) [[unlikely]] {
-      return nullptr;
-    }
-    size = size < kMinAlign ? kMinAlign : size;
-    void* p = align <= kMinAlign ? mi_heap_malloc(h, size) : mi_heap_malloc_aligned(h, size, align);
-    if (!aligned(p, align)) [[unlikely]] {
-      p = realign(h, p, size, align, false);
-    }
-    nodemem::tsan_after_allocate(this);
-    return p;
+    return allocate_in(heap(node), size, align, false);
   }
   /// As allocate, zero-filled (mi_heap_zalloc): for IOMallocZero / kOpZero.
   void* allocate_zeroed(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
-    mi_heap_t* h = heap(node);
-    if (h == nullptr) [[unlikely]] {
-      return nullptr;
-    }
-    size = size < kMinAlign ? kMinAlign : size;
-    void* p = align <= kMinAlign ? mi_heap_zalloc(h, size) : mi_heap_zalloc_aligned(h, size, align);
-    if (!aligned(p, align)) [[unlikely]] {
-      p = realign(h, p, size, align, true);
-    }
-    nodemem::tsan_after_allocate(this);
-    return p;
+    return allocate_in(heap(node), size, align, true);
   }
   void free(void* p, std::size_t size) noexcept {
     nodemem::tsan_before_free(this);
@@ -127,25 +107,16 @@ class BasicMimallocBackend {
   }
   /// A block below 4 GiB physical: from the arena below 4 GiB (node 0's own
   /// when it lies there).
-  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
+  void* allocate_low(std::size_t size, std::size_t align, TagId, NodeId) noexcept {
     if (arenas_->all_low) {
-      return allocate(size, align, tag, 0);
+      return allocate_in(heap(0), size, align, false);
     }
     mimalloc_detail::ThreadCache& t = mimalloc_detail::t_cache;
     mi_heap_t* h = t.backend == id_ ? t.heaps[mimalloc_detail::kLowHeap] : nullptr;
     if (h == nullptr) [[unlikely]] {
       h = heap_slow(static_cast<NodeId>(mimalloc_detail::kLowHeap));
-      if (h == nullptr) {
-        return nullptr;
-      }
     }
-    size = size < kMinAlign ? kMinAlign : size;
-    void* p = align <= kMinAlign ? mi_heap_malloc(h, size) : mi_heap_malloc_aligned(h, size, align);
-    if (!aligned(p, align)) [[unlikely]] {
-      p = realign(h, p, size, align, false);
-    }
-    nodemem::tsan_after_allocate(this);
-    return p;
+    return allocate_in(h, size, align, false);
   }
   void free_low(void* p, std::size_t size) noexcept { free(p, size); }
   std::uint64_t physical_address(const void* p) const noexcept {
@@ -177,6 +148,20 @@ class BasicMimallocBackend {
   const nodemem::NodeMemory& memory() const noexcept { return memory_; }
 
  private:
+  void* allocate_in(mi_heap_t* h, std::size_t size, std::size_t align, bool zero) noexcept {
+    if (h == nullptr) [[unlikely]] {
+      return nullptr;
+    }
+    size = size < kMinAlign ? kMinAlign : size;
+    void* p = align <= kMinAlign ? (zero ? mi_heap_zalloc(h, size) : mi_heap_malloc(h, size))
+                                 : (zero ? mi_heap_zalloc_aligned(h, size, align)
+                                         : mi_heap_malloc_aligned(h, size, align));
+    if (!aligned(p, align)) [[unlikely]] {
+      p = realign(h, p, size, align, zero);
+    }
+    nodemem::tsan_after_allocate(this);
+    return p;
+  }
   static bool aligned(const void* p, std::size_t align) noexcept {
     return (reinterpret_cast<std::uintptr_t>(p) & (align - 1)) == 0;
   }

@@ -22,23 +22,6 @@ constexpr std::uint64_t kMaxNodeBytes = 1ull << 40;
 constexpr std::uint64_t kMaxSpanBytes = 1ull << 45;
 constexpr std::uint64_t kMinLowBytes = 32ull << 20;  // DMA and some DMA32
 
-/// AnonHugePages of /proc/self/smaps_rollup, in bytes (0 when unreadable).
-std::uint64_t anon_huge_bytes() {
-  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
-  if (f == nullptr) {
-    return 0;
-  }
-  char line[256];
-  unsigned long long kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) {
-      break;
-    }
-  }
-  std::fclose(f);
-  return kb << 10;
-}
-
 void* map_noreserve(std::size_t bytes, int prot) {
   void* p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
@@ -51,6 +34,24 @@ void* map_noreserve(std::size_t bytes, int prot) {
 std::size_t page_round(std::size_t bytes) { return (bytes + kPageSize - 1) & ~(kPageSize - 1); }
 
 }  // namespace
+
+std::uint64_t proc_kib_field(const char* path, const char* field) {
+  std::FILE* f = std::fopen(path, "r");
+  if (f == nullptr) {
+    return 0;
+  }
+  const std::size_t len = std::strlen(field);
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, field, len) == 0 && line[len] == ':' &&
+        std::sscanf(line + len + 1, "%llu kB", &kb) == 1) {
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb << 10;
+}
 
 const char* zone_name(ZoneKind kind) noexcept {
   switch (kind) {
@@ -308,7 +309,7 @@ PopulateStats Machine::populate() {
   }
   fill(pcp_, pcp_bytes_, false, "per-CPU page lists");
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  out.huge_bytes = anon_huge_bytes();
+  out.huge_bytes = proc_kib_field("/proc/self/smaps_rollup", "AnonHugePages");
   populated_ = true;
   return out;
 }

@@ -1,5 +1,5 @@
 // Options shared by `kmbench replay` and `kmbench workload`, and running a
-// replay from them: summary on stdout, Contract 3 JSON to --json.
+// replay from them: summary on stdout, the kmbench.cell/2 JSON to --json.
 #pragma once
 
 #include <map>

@@ -94,7 +94,7 @@ struct CellOutcome {
   std::string stderr_text;  // the last 64 KiB of the cell's stderr
   double wall_s = 0;
   double cpu_s = 0;       // user + system CPU of the cell's process
-  nlohmann::json result;  // the cell's Contract 3 object when ok
+  nlohmann::json result;  // the cell's kmbench.cell/2 object when ok
 };
 
 /// The argv that runs one cell: `EXE workload|replay ... --json OUT`.

@@ -4,7 +4,7 @@
 // its segments generated — and dma_unmap completes and releases them. It goes
 // through the KPI's own DMA layer (kpi/src/dma, docs/dma.md), so segments,
 // bounce buffers and IOMMU mappings are the KPI's: physical pages of the
-// simulated machine for page-backed backends, lent frames (above 1 TiB, one
+// simulated machine for machine-backed backends, lent frames (above 1 TiB, one
 // segment per page) for the glibc and bump backends, a system IOMapper when
 // asked for.
 //

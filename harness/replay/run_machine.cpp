@@ -1,7 +1,6 @@
 #include "harness/replay/run_machine.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -41,19 +40,7 @@ Held& held() {
 }  // namespace
 
 std::uint64_t available_memory_bytes() {
-  std::FILE* f = std::fopen("/proc/meminfo", "r");
-  if (f == nullptr) {
-    return 0;
-  }
-  char line[256];
-  unsigned long long kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-      break;
-    }
-  }
-  std::fclose(f);
-  return kb << 10;
+  return physmem::proc_kib_field("/proc/meminfo", "MemAvailable");
 }
 
 MachinePlan plan_machine(const std::string& topology, const MemoryDemand& d, unsigned threads,
@@ -113,17 +100,24 @@ physmem::Machine& run_machine(const MachinePlan& plan, physmem::PopulateStats& p
       }
       h.machine.reset();
     }
+    const std::uint64_t available = available_memory_bytes();
+    auto too_large = [&](std::uint64_t ram, const std::string& nodes) {
+      return UsageError("the simulated machine needs " + mib(ram) + " of resident memory (" +
+                        nodes + " of " + mib(plan.spec.node_bytes) + "; " + plan.sizing +
+                        "), but this system has " +
+                        mib(available) + " available and keeps " + mib(kSystemReserve) +
+                        " for itself: replay fewer nodes or threads, a shorter capture, or pass "
+                        "--memory");
+    };
+    // One node too large is refused before anything is even reserved.
+    if (available != 0 && plan.spec.node_bytes + kSystemReserve > available) {
+      throw too_large(plan.spec.node_bytes, "at least one node");
+    }
     auto machine = std::make_unique<physmem::Machine>(plan.spec);
     const std::uint64_t ram = machine->ram_bytes();
-    const std::uint64_t available = available_memory_bytes();
     if (available != 0 && ram + kSystemReserve > available) {
       const unsigned n = machine->node_count();
-      throw UsageError("the simulated machine needs " + mib(ram) + " of resident memory (" +
-                       std::to_string(n) + " node" + (n == 1 ? "" : "s") + " of " +
-                       mib(plan.spec.node_bytes) + "; " + plan.sizing + "), but this system has " +
-                       mib(available) + " available and keeps " + mib(kSystemReserve) +
-                       " for itself: replay fewer nodes or threads, a shorter capture, or pass "
-                       "--memory");
+      throw too_large(ram, std::to_string(n) + " node" + (n == 1 ? "" : "s"));
     }
     h.machine = std::move(machine);
     h.topology = topology;

@@ -2,7 +2,7 @@
 """A stand-in for `kmbench workload|replay` in the matrix tests.
 
 It takes the same arguments the matrix runner passes and writes a
-kmbench.cell/2 object (Contract 3) whose numbers come from a seeded generator:
+kmbench.cell/2 object whose numbers come from a seeded generator:
 test fixtures, never measurements. For `replay FILE`, the file's first word
 picks a behaviour: ok, abort, segv, hang, exit3, badjson, nojson.
 """

@@ -1,6 +1,6 @@
 // Physical addresses for the DMA layer: the simulated machine's own pages,
-// and frames lent to pages outside it (heap memory of glibc, jemalloc,
-// mimalloc) while a descriptor covers them. Lent frames lie above 1 TiB and
+// and frames lent to pages outside it (glibc's heap, the process's own
+// memory) while a descriptor covers them. Lent frames lie above 1 TiB and
 // are scattered (consecutive pages never get adjacent frames), so such memory
 // is never physically contiguous and always beyond a 32-bit device's reach.
 #pragma once
