@@ -3,8 +3,10 @@ the backends alike (a capture replayed with and without touching, say).
 
     /usr/bin/python3 plots/rankings.py RUN_DIR [--pair LABEL:OTHER ...]
 
-Without --pair, every source LABEL is paired with LABEL-touch-none when the
-run has it. For each source: the backends by median allocator ns per call,
+Cells are ranked together when they differ in backend and repetition only:
+a scenario is a source label and each of threads, placement, topology and
+mode the run varies ("nic t2"). Without --pair, every source LABEL is paired
+with LABEL-touch-none when the run has it. For each scenario: the backends by median allocator ns per call,
 with the 95% bootstrap interval of the median, the worst minor page faults
 per step of any repetition, and bump's median as a share of mimalloc's. For
 each pair: every two backends whose intervals are apart in both sources must
@@ -20,12 +22,26 @@ import numpy as np
 from runs import BadInput, Run, bootstrap_median_ci, fail_bad_input
 
 
-def ranking(run, label):
-    """backend -> (median, (lo, hi), n, worst faults per op) over the label's groups."""
+DIMENSIONS = ("threads", "placement", "topology", "mode")
+
+
+def scenarios(run):
+    """Index entry -> its scenario: the source label, and each dimension the run
+    varies (threads, placement, topology, mode), so that cells ranked together
+    differ in backend and repetition only."""
+    varied = [d for d in DIMENSIONS if len({str(e[d]) for e in run.entries}) > 1]
+
+    def name(e):
+        return " ".join([e["label"]] + [f"t{e[d]}" if d == "threads" else str(e[d]) for d in varied])
+    return name, varied
+
+
+def ranking(run, scenario, name):
+    """backend -> (median, (lo, hi), n, worst faults per op) over the scenario's groups."""
     out = {}
     for group, entries in run.groups().items():
         e = entries[0]
-        if e["label"] != label:
+        if name(e) != scenario:
             continue
         vals = run.values(group, ("allocator_ns_per_op",))
         faults = run.values(group, ("faults", "minor_per_op"))
@@ -48,8 +64,9 @@ def main():
         run = Run(a.run)
     except BadInput as e:
         fail_bad_input(e)
-    labels = list(dict.fromkeys(e["label"] for e in run.entries))
-    rankings = {label: ranking(run, label) for label in labels}
+    name, varied = scenarios(run)
+    labels = list(dict.fromkeys(name(e) for e in run.entries))
+    rankings = {label: ranking(run, label, name) for label in labels}
     for label in labels:
         r = rankings[label]
         print(f"== {label}: allocator ns per call, median [95% CI] over repetitions; worst minor faults per step")
@@ -57,8 +74,15 @@ def main():
             print(f"  {backend:<18} {med:9.2f}  [{lo:8.2f}, {hi:8.2f}]  n={n}  faults/step {faults:.5f}")
         if "bump" in r and "mimalloc" in r and r["mimalloc"][0] > 0:
             print(f"  bump / mimalloc: {100 * r['bump'][0] / r['mimalloc'][0]:.1f}%")
-    pairs = [p.split(":", 1) for p in a.pair] or \
-        [(l, l + "-touch-none") for l in labels if l + "-touch-none" in rankings]
+    def with_label(scenario, label):
+        return " ".join([label] + scenario.split(" ")[1:])
+    pairs = []
+    for p in a.pair:
+        first, other = p.split(":", 1)
+        pairs += [(l, with_label(l, other)) for l in labels if l.split(" ")[0] == first] or [(first, other)]
+    if not a.pair:
+        pairs = [(l, with_label(l, l.split(" ")[0] + "-touch-none")) for l in labels
+                 if with_label(l, l.split(" ")[0] + "-touch-none") in rankings]
     disagreements = 0
     for first, other in pairs:
         if first not in rankings or other not in rankings:

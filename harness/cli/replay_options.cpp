@@ -35,7 +35,7 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
                   "pages (every page)")
       ->capture_default_str();
   cmd->add_flag("--no-latency", f.no_latency, "Do not time each operation");
-  cmd->add_option("--sample-ms", f.sample_ms, "Footprint sampling interval")->capture_default_str();
+  cmd->add_option("--sample-ms", f.sample_ms, "Footprint sampling interval in ms (0: about 100 samples over the timed pass, from the warm-up pass's duration, 1-10 ms; 10 ms without warm-up)")->capture_default_str();
   cmd->add_option("--iommu", f.iommu,
                   "DMA maps go through a simulated IOMMU (the KPI's system IOMapper) with this many "
                   "I/O address bits, 20..36 (0: no IOMMU)")

@@ -28,7 +28,7 @@ struct ReplayFlags {
   bool drain = false;
   std::string touch = "first";
   bool no_latency = false;
-  unsigned sample_ms = 10;
+  unsigned sample_ms = 0;
   unsigned iommu = 0;
   std::vector<std::string> backend_params;
   std::string json;

@@ -114,6 +114,7 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
                     {"fragmentation", r.fragmentation},
                     {"below_live_samples", r.footprint_below_live},
                     {"max_sampling_pause_ns", r.sampling_max_pause_ns},
+                    {"sample_interval_us", r.sample_interval_us},
                     {"source", r.footprint_source},
                     {"timeline", timeline}};
   j["final_live_blocks"] = r.final_live_blocks;

@@ -18,9 +18,9 @@ std::uint64_t process_rss_bytes() {
 }
 
 FootprintSampler::FootprintSampler(std::function<FootprintSample()> snapshot,
-                                   std::chrono::milliseconds interval, std::size_t max_samples)
+                                   std::chrono::microseconds interval, std::size_t max_samples)
     : snapshot_(std::move(snapshot)),
-      interval_(interval.count() > 0 ? interval : std::chrono::milliseconds(1)),
+      interval_(interval.count() > 0 ? interval : std::chrono::microseconds(100)),
       max_samples_(max_samples < 4 ? 4 : max_samples) {}
 
 FootprintSampler::~FootprintSampler() {

@@ -28,7 +28,7 @@ std::uint64_t process_rss_bytes();
 class FootprintSampler {
  public:
   /// snapshot fills every field but t_ns; it is called from the sampler thread.
-  FootprintSampler(std::function<FootprintSample()> snapshot, std::chrono::milliseconds interval,
+  FootprintSampler(std::function<FootprintSample()> snapshot, std::chrono::microseconds interval,
                    std::size_t max_samples = 2048);
   ~FootprintSampler();
   FootprintSampler(const FootprintSampler&) = delete;
@@ -46,7 +46,7 @@ class FootprintSampler {
   void loop();
 
   std::function<FootprintSample()> snapshot_;
-  std::chrono::milliseconds interval_;
+  std::chrono::microseconds interval_;
   std::size_t max_samples_;
   std::chrono::steady_clock::time_point start_;
   std::vector<FootprintSample> timeline_;

@@ -82,6 +82,13 @@ std::string_view latency_name(ops::OpKind k) {
   return kNames[static_cast<int>(k)];
 }
 
+std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t warm_pass_ns) {
+  constexpr std::uint64_t kMinUs = 1000, kMaxUs = 10'000, kSamplesPerPass = 100;
+  if (sample_ms > 0) return std::chrono::microseconds(std::uint64_t{sample_ms} * 1000);
+  if (warm_pass_ns == 0) return std::chrono::microseconds(kMaxUs);
+  return std::chrono::microseconds(std::clamp<std::uint64_t>(warm_pass_ns / 1000 / kSamplesPerPass, kMinUs, kMaxUs));
+}
+
 double ns_per_tick() {
   static const double value = [] {
     const auto c0 = Clock::now();

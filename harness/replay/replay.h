@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -42,6 +43,12 @@ std::string_view name_of(Placement p);
 /// Names used in results for each ops::OpKind ("alloc", "free", "page_alloc", ..., "dma_prepare", "dma_complete").
 std::string_view latency_name(ops::OpKind k);
 
+/// The footprint sampler's interval: sample_ms when it is set; otherwise about
+/// 100 samples over a pass as long as the last warm-up pass (warm_pass_ns, 0
+/// when none ran: 10 ms), between 1 and 10 ms. A sample stops every replay
+/// thread (0.1-2 ms on a busy 2-CPU machine), so it is not taken more often.
+std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t warm_pass_ns);
+
 struct Options {
   Mode mode = Mode::fast;
   double speed = 1.0;          // paced: trace time / speed
@@ -53,7 +60,7 @@ struct Options {
   Touch touch = Touch::first;
   bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
-  unsigned sample_ms = 10;     // footprint sampling interval
+  unsigned sample_ms = 0;      // footprint sampling interval; 0: auto (sampling_interval)
   bool iommu = false;          // DMA through a system IOMapper (simulated IOMMU)
   unsigned iommu_bits = 32;    // its I/O virtual address bits
   std::string topology = "real";      // the simulated machine's: real, synthetic:..., xml:...
@@ -149,6 +156,7 @@ struct Result {
   std::uint64_t footprint_below_live = 0;  // samples whose footprint was below their live bytes
   std::vector<FootprintSample> timeline;
   double sampling_max_pause_ns = 0;
+  std::uint64_t sample_interval_us = 0;  // the interval the sampler started with
 
   std::int64_t final_live_blocks = 0;
   std::int64_t final_live_bytes = 0;

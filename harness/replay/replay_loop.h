@@ -546,8 +546,11 @@ void run_on(Counting<B>& b, RunSetup& s) {
 
   // Warm-up passes: the same stream, untimed; what each leaves is freed, the
   // allocator's state stays.
+  std::uint64_t warm_pass_ns = 0;
   for (unsigned w = 0; w < opt.warmup; ++w) {
+    const auto w0 = Clock::now();
     issue(sh, Command::warm);
+    warm_pass_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - w0).count());
     issue(sh, Command::leftovers);
     for (std::uint32_t o = 0; o <= prog.object_count; ++o) {
       sh.seq[o].store(0, std::memory_order_relaxed);
@@ -562,6 +565,8 @@ void run_on(Counting<B>& b, RunSetup& s) {
   // The timed pass, sampled at safepoints.
   std::uint64_t footprint_below_live = 0;
   double max_pause_ns = 0;
+  const std::chrono::microseconds interval = sampling_interval(opt.sample_ms, warm_pass_ns);
+  r.sample_interval_us = static_cast<std::uint64_t>(interval.count());
   const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
   FootprintSampler sampler(
       [&] {
@@ -580,7 +585,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
         footprint_below_live += static_cast<std::int64_t>(fp) < f.live_bytes ? 1 : 0;
         return f;
       },
-      std::chrono::milliseconds(opt.sample_ms));
+      interval);
   rusage before{}, after{};
   issue(sh, Command::timed, [&] {
     sampler.start();

@@ -20,6 +20,14 @@ grep -q "missing" "$html" || fail "failed cells not marked missing"
 grep -q "VERDICT backends vs system" "$html" || fail "no verdict"
 grep -q "Fixture CPU" "$html" || fail "no machine"
 
+# Rankings: cells ranked together differ in backend only (one ranking per
+# thread count), and two sources compare pair by pair.
+"$py" "$src/../../plots/rankings.py" run --pair nic:churn > rankings.txt || [ $? -eq 1 ] || fail "rankings.py"
+grep -q "^== nic t1:" rankings.txt && grep -q "^== nic t2:" rankings.txt || fail "rankings mix thread counts"
+grep -q "^== nic t2 vs churn t2:" rankings.txt || fail "no pair per thread count"
+set +e; "$py" "$src/../../plots/rankings.py" run --pair nic:nope > /dev/null 2>&1; rc=$?; set -e
+[ $rc -eq 2 ] || fail "an unknown source must exit 2, not $rc"
+
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \

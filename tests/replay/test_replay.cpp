@@ -289,7 +289,7 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
   }
   EXPECT_EQ(j["latency"]["dma_prepare"]["count"], 10);
   for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "peak_sampled_live_bytes",
-                        "fragmentation", "below_live_samples", "timeline"}) {
+                        "fragmentation", "below_live_samples", "sample_interval_us", "timeline"}) {
     EXPECT_TRUE(j["footprint"].contains(k)) << k;
   }
   EXPECT_GE(j["footprint"]["timeline"].size(), 2u);
@@ -392,6 +392,26 @@ TEST(Warmup, ThePassesRunOnTheStateTheLastOneLeftAndResultsSayWhichFigure) {
   EXPECT_EQ(metric(warm, "replay.warmup_passes"), 2);
   o.warmup = 101;
   EXPECT_THROW(run(t, "zones", o), UsageError);
+}
+
+// The default sampling interval follows the warm-up pass, so a short pass
+// still gets a timeline and a long one is not sampled needlessly often.
+TEST(Sampling, DefaultIntervalGivesAboutAHundredSamplesPerPass) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(sampling_interval(5, 1'000'000'000), microseconds(5000));  // set: kept
+  EXPECT_EQ(sampling_interval(0, 0), microseconds(10'000));            // no warm-up pass
+  EXPECT_EQ(sampling_interval(0, 500'000'000), microseconds(5000));    // 0.5 s pass
+  EXPECT_EQ(sampling_interval(0, 20'000'000), microseconds(1000));     // floor
+  EXPECT_EQ(sampling_interval(0, 60'000'000'000), microseconds(10'000));  // ceiling
+
+  const ops::Trace t = trace::import_file(std::string(KMBENCH_TEST_DATA) + "/ftrace-sample.txt.xz");
+  const Result r = run(t, "slab", Options{});
+  EXPECT_GE(r.sample_interval_us, 1000u);
+  EXPECT_LE(r.sample_interval_us, 10'000u);
+  // A pass of a few intervals has samples between its first and its last.
+  if (r.duration_ns > 4 * 1000 * r.sample_interval_us) {
+    EXPECT_GE(r.timeline.size(), 3u) << r.duration_ns;
+  }
 }
 
 // Paced replay keeps the capture's pace: on a light capture the timed pass
