@@ -21,7 +21,7 @@
 #include "allocators/all_backends.h"
 #include "allocators/backend.h"
 #include "allocators/counting.h"
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench {
 

@@ -13,39 +13,13 @@
 #include <set>
 #include <sstream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/file_io.h"
 
 namespace kmbench::results {
 namespace fs = std::filesystem;
 
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw RunError("cannot write " + tmp + ": " + std::strerror(errno));
-  }
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw RunError("cannot write " + tmp + ": " + std::strerror(err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw RunError("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
-}
+void write_atomic(const std::string& path, const std::string& text) { base::write_file_atomic(path, text); }
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,7 +1,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "workloads/builder.h"
 #include "workloads/workloads.h"
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <string>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace {

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <vector>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace mimalloc_detail {

@@ -16,8 +16,8 @@
 #include <string>
 
 #include "allocators/backend.h"
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>

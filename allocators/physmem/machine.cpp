@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench::physmem {
 namespace {

@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench::physmem {
 namespace {

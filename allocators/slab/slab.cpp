@@ -3,8 +3,8 @@
 #include <charconv>
 #include <map>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace {

@@ -20,8 +20,8 @@
 #include <random>
 #include <unordered_map>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace zones {

@@ -1,4 +1,3 @@
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -6,7 +5,8 @@
 #include <iostream>
 #include <memory>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/process.h"
 #include "harness/cli/command.h"
 #include "harness/env/build_info.h"
 #include "harness/matrix/matrix.h"
@@ -36,22 +36,11 @@ void run_python(const std::string& script, const std::vector<std::string>& args)
   const std::string path = std::string(KMBENCH_SOURCE_DIR) + "/plots/" + script;
   std::vector<std::string> all = {KMBENCH_PYTHON, path};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (const int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ); rc != 0) {
-    throw RunError(std::string("cannot start ") + KMBENCH_PYTHON + ": " + std::strerror(rc));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  const base::ChildExit e = base::run_child(all);
+  if (e.exited_ok()) {
     return;
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == kExitBadInput) {
+  if (WIFEXITED(e.status) && WEXITSTATUS(e.status) == kExitBadInput) {
     throw UsageError(script + " rejected its input (see above)");
   }
   throw RunError(script + " failed (see above)");

@@ -4,7 +4,8 @@
 #include <memory>
 #include <sstream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/cli/command.h"
 #include "harness/trace/trace.h"
 
@@ -118,13 +119,7 @@ void add_trace_command(CLI::App& app) {
       }
       std::ostringstream text;
       trace::dump(t, text);
-      const std::string tmp = *out + ".tmp";
-      {
-        std::ofstream f(tmp, std::ios::binary);
-        f << text.str();
-        if (!f.flush()) throw RunError("cannot write " + tmp);
-      }
-      if (std::rename(tmp.c_str(), out->c_str()) != 0) throw RunError("cannot write " + *out);
+      base::write_file_atomic(*out, text.str());
     });
   }
   {

@@ -1,6 +1,6 @@
 #include <memory>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/cli/command.h"
 #include "harness/cli/replay_options.h"
 #include "harness/trace/trace.h"

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <string>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/cli/command.h"
 #include "harness/worker/worker.h"
 

@@ -3,7 +3,7 @@
 #include <iostream>
 #include <memory>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench::cli {
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/process.h"
 #include "harness/env/build_info.h"
 
 // Worker executables own a third-party allocator: ask it for its runtime version.
@@ -106,11 +107,11 @@ std::string process_malloc_owner() {
 
 std::string executable_name() {
   char path[4096];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) {
+  const std::size_t n = base::self_exe(path, sizeof path);
+  if (n == 0) {
     return "unknown";
   }
-  const std::string full(path, static_cast<std::size_t>(n));
+  const std::string full(path, n);
   const auto slash = full.rfind('/');
   return slash == std::string::npos ? full : full.substr(slash + 1);
 }

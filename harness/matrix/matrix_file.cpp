@@ -9,8 +9,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-#include "allocators/errors.h"
 #include "allocators/registry.h"
+#include "base/errors.h"
 #include "harness/matrix/matrix.h"
 #include "workloads/workloads.h"
 

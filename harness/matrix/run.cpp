@@ -1,10 +1,6 @@
 // Running a matrix: one process per cell, a time limit each, results written
 // atomically so a killed run loses at most the cell in flight.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,8 +18,9 @@
 #include <sstream>
 #include <thread>
 
-#include "allocators/errors.h"
 #include "allocators/registry.h"
+#include "base/errors.h"
+#include "base/process.h"
 #include "harness/env/build_info.h"
 #include "harness/env/environment.h"
 #include "harness/matrix/matrix.h"
@@ -40,12 +37,6 @@ std::atomic<int> g_interrupted{0};
 extern "C" void on_interrupt(int sig) { g_interrupted.store(sig); }
 
 constexpr std::size_t kStderrKept = 64 * 1024;
-
-std::string self_exe() {
-  std::error_code ec;
-  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("kmbench") : p.string();
-}
 
 std::string tail_of_file(const std::string& path, std::size_t max) {
   std::ifstream in(path, std::ios::binary);
@@ -195,7 +186,7 @@ std::vector<std::string> cell_command(const Cell& c, const std::string& exe, con
 }
 
 std::string executable_for(const std::string& backend) {
-  const std::string self = self_exe();
+  const std::string self = base::self_exe();
   const BackendInfo* info = find_backend(backend);
   if (info == nullptr || info->executable.empty()) {
     return self;
@@ -210,77 +201,30 @@ CellOutcome run_cell(const Cell& cell, const std::string& exe, const std::string
                      const std::string& stderr_path) {
   CellOutcome out;
   const std::vector<std::string> args = cell_command(cell, exe, json_out);
-  std::vector<char*> argv;
-  for (const auto& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
   std::error_code ec;
   fs::remove(json_out, ec);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
-  const auto start = std::chrono::steady_clock::now();
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, exe.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    out.failure = "cannot start " + exe + ": " + std::strerror(rc);
+  base::SpawnOptions spawn;
+  spawn.stdin_path = spawn.stdout_path = "/dev/null";
+  spawn.stderr_path = stderr_path;
+  spawn.own_process_group = true;
+  base::ChildExit e;
+  try {
+    e = base::run_child(args, spawn, std::chrono::duration<double>(cell.timeout_s),
+                        [] { return g_interrupted.load() != 0; });
+  } catch (const RunError& err) {
+    out.failure = err.what();
     return out;
   }
-
-  int status = 0;
-  struct rusage ru {};
-  bool timed_out = false;
-  const auto deadline = start + std::chrono::duration<double>(cell.timeout_s);
-  for (;;) {
-    const pid_t w = wait4(pid, &status, WNOHANG, &ru);
-    if (w == pid) {
-      break;
-    }
-    if (w < 0 && errno != EINTR) {
-      out.failure = std::string("lost the cell's process: ") + std::strerror(errno);
-      return out;
-    }
-    if (g_interrupted.load() != 0 || std::chrono::steady_clock::now() >= deadline) {
-      timed_out = g_interrupted.load() == 0;
-      ::kill(-pid, SIGKILL);
-      while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-      }
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ::kill(-pid, SIGKILL);  // anything the cell left behind in its group
-  out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  out.cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-              static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  out.wall_s = e.wall_s;
+  out.cpu_s = static_cast<double>(e.usage.ru_utime.tv_sec + e.usage.ru_stime.tv_sec) +
+              static_cast<double>(e.usage.ru_utime.tv_usec + e.usage.ru_stime.tv_usec) * 1e-6;
   out.stderr_text = tail_of_file(stderr_path, kStderrKept);
 
-  if (g_interrupted.load() != 0) {
+  if (e.stopped) {
     out.failure = "interrupted";
-  } else if (timed_out) {
-    std::ostringstream t;
-    t << "timeout after " << cell.timeout_s << " s";
-    out.failure = t.str();
-  } else if (WIFSIGNALED(status)) {
-    out.failure = "killed by signal " + signal_text(WTERMSIG(status));
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-    out.failure = "exit status " + std::to_string(WEXITSTATUS(status));
+  } else if (!e.exited_ok()) {
+    out.failure = e.describe(cell.timeout_s);
   } else if (!fs::exists(json_out)) {
     out.failure = "exited 0 without writing " + json_out;
   } else {

@@ -8,7 +8,8 @@
 #include <fstream>
 #include <iomanip>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/env/environment.h"
 
 namespace kmbench::replay {
@@ -172,24 +173,7 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
 }
 
 void write_json_atomic(const nlohmann::json& json, const std::string& path) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      throw RunError("cannot write " + tmp + ": " + std::strerror(errno));
-    }
-    out << json.dump(1) << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw RunError("cannot write " + tmp + ": " + std::strerror(errno));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw RunError("cannot rename " + tmp + " to " + path + ": " + why);
-  }
+  base::write_file_atomic(path, json.dump(1) + "\n");
 }
 
 void print_summary(std::ostream& out, const Result& r, const Source& source) {

@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "allocators/counting.h"
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench::replay {
 namespace {

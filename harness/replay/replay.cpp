@@ -10,9 +10,9 @@
 #include <memory>
 #include <thread>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
 #include "allocators/registry.h"
+#include "base/errors.h"
 #include "harness/replay/replay_loop.h"
 #include "harness/replay/run_machine.h"
 
@@ -87,19 +87,6 @@ std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t wa
   if (sample_ms > 0) return std::chrono::microseconds(std::uint64_t{sample_ms} * 1000);
   if (warm_pass_ns == 0) return std::chrono::microseconds(kMaxUs);
   return std::chrono::microseconds(std::clamp<std::uint64_t>(warm_pass_ns / 1000 / kSamplesPerPass, kMinUs, kMaxUs));
-}
-
-double ns_per_tick() {
-  static const double value = [] {
-    const auto c0 = Clock::now();
-    const std::uint64_t t0 = ticks();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    const std::uint64_t t1 = ticks();
-    const auto c1 = Clock::now();
-    const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(c1 - c0).count());
-    return t1 > t0 ? ns / static_cast<double>(t1 - t0) : 1.0;
-  }();
-  return value;
 }
 
 RecorderCost measure_recorder_cost() {

@@ -25,8 +25,9 @@
 #include <vector>
 
 #include "allocators/counting.h"
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
+#include "base/spin_lock.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
 #include "harness/replay/latency.h"
@@ -37,11 +38,7 @@ namespace kmbench::replay {
 
 using Clock = std::chrono::steady_clock;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+using base::cpu_relax;
 
 /// Nodes the locality matrix keeps apart; beyond, memory counts as remote only.
 inline constexpr unsigned kLocalityNodes = 16;

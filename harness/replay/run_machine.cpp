@@ -5,7 +5,7 @@
 #include <mutex>
 #include <vector>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench::replay {
 namespace {

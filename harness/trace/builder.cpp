@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 
 namespace kmbench::trace {
 

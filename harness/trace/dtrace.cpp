@@ -5,7 +5,7 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/builder.h"
 
 namespace kmbench::trace {

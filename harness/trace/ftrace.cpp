@@ -13,7 +13,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/builder.h"
 #include "harness/trace/ftrace_events.h"
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <memory>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {

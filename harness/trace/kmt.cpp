@@ -14,7 +14,8 @@
 #include <memory>
 #include <numeric>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/trace/pages.h"
 #include "harness/trace/trace.h"
 
@@ -628,27 +629,9 @@ ops::Trace load(const std::string& path) {
 void save(const ops::Trace& trace, const std::string& path) {
   FileBuffer file = encode_file(trace);
   const std::string_view bytes(file.data(), file.size());
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw RunError("cannot create " + tmp + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw RunError("cannot write " + path + ": " + std::strerror(e));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  ::fchmod(fd, 0644);
-  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw RunError("cannot write " + path + ": " + std::strerror(e));
-  }
+  base::AtomicFile out(path);
+  out.write(bytes);
+  out.commit();
 }
 
 }  // namespace kmbench::trace

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <ostream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {

@@ -21,7 +21,8 @@
 #include <string>
 #include <string_view>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/trace/trace.h"
 #include "harness/trace/tracedat_reader.h"
 
@@ -53,17 +54,6 @@ class Fd {
   int fd_;
 };
 
-bool write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 /// The child's side: frames gathered into pipe-sized writes.
 class FrameWriter {
  public:
@@ -76,7 +66,7 @@ class FrameWriter {
   }
 
   void flush() {
-    if (!write_all(fd_, buf_, used_)) ::_exit(3);
+    if (!base::write_all(fd_, buf_, used_)) ::_exit(3);
     used_ = 0;
   }
 
@@ -84,7 +74,7 @@ class FrameWriter {
   void put(const void* data, std::size_t len) {
     if (used_ + len > sizeof buf_) flush();
     if (len > sizeof buf_) {
-      if (!write_all(fd_, static_cast<const char*>(data), len)) ::_exit(3);
+      if (!base::write_all(fd_, static_cast<const char*>(data), len)) ::_exit(3);
       return;
     }
     std::memcpy(buf_ + used_, data, len);

@@ -1,24 +1,17 @@
 #include "harness/worker/worker.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
+#include "base/process.h"
 
 namespace kmbench::worker {
 
-std::string self_directory() {
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) {
-    throw RunError("cannot read /proc/self/exe: " + ec.message());
-  }
-  return exe.parent_path().string();
-}
+std::string self_directory() { return std::filesystem::path(base::self_exe()).parent_path().string(); }
 
 std::string worker_path(const BackendInfo& info) {
   if (info.executable.empty()) {
@@ -77,48 +70,17 @@ void exec_worker_for_backend_option(int argc, char** argv) {
 
 std::optional<std::string> run_and_capture(const std::string& path,
                                            const std::vector<std::string>& args) {
-  int fds[2];
-  if (pipe(fds) != 0) {
+  std::vector<std::string> argv = {path};
+  argv.insert(argv.end(), args.begin(), args.end());
+  base::SpawnOptions o;
+  o.capture_stdout = true;
+  try {
+    base::ChildExit e = base::run_child(argv, o);
+    if (!e.exited_ok()) return std::nullopt;
+    return std::move(e.output);
+  } catch (const RunError&) {
     return std::nullopt;
   }
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(path.c_str()));
-  for (const std::string& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return std::nullopt;
-  }
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    execv(path.c_str(), argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return std::nullopt;
-  }
-  return out;
 }
 
 }  // namespace kmbench::worker

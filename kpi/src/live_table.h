@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <thread>
 
+#include "base/spin_lock.h"
+
 namespace kmbench::kpi::detail {
 
 /// The KPI families a block can belong to; a block is freed by its own family's function.
@@ -50,24 +52,6 @@ struct FamilyCounters {
   std::uint64_t frees = 0;
   std::int64_t live_blocks = 0;
   std::int64_t live_bytes = 0;
-};
-
-/// Test-and-test-and-set lock; yields after a short spin (a 2-core box is often oversubscribed).
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (unsigned spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins > 64) {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
 };
 
 class LiveTable {
@@ -126,7 +110,7 @@ class LiveTable {
   }
 
   struct alignas(64) Shard {
-    SpinLock lock;
+    base::SpinLock lock;
     BlockRecord* slots = nullptr;
     std::size_t mask = 0;
     std::size_t used = 0;

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <set>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/matrix/matrix.h"
 
 namespace kmbench::matrix {

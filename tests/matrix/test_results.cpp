@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "results/results.h"
 
 namespace kmbench::results {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "allocators/buddy/buddy.h"
-#include "allocators/errors.h"
 #include "allocators/registry.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace {

@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench::physmem {
 namespace {

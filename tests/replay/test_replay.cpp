@@ -6,10 +6,10 @@
 
 #include <set>
 
-#include "allocators/errors.h"
+#include "allocators/zones/zones.h"
+#include "base/errors.h"
 #include "harness/replay/cell_json.h"
 #include "harness/replay/replay.h"
-#include "allocators/zones/zones.h"
 #include "harness/replay/replay_loop.h"
 #include "harness/trace/trace.h"
 

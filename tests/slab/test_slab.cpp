@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "tests/slab/slab_test_util.h"
 
 namespace kmbench {

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {

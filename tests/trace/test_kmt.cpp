@@ -8,7 +8,7 @@
 #include <random>
 #include <sstream>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "allocators/errors.h"
 #include "allocators/registry.h"
+#include "base/errors.h"
 #include "harness/replay/replay.h"
 #include "harness/trace/trace.h"
 #include "workloads/workloads.h"

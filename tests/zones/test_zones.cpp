@@ -6,9 +6,9 @@
 #include <set>
 #include <vector>
 
-#include "allocators/errors.h"
 #include "allocators/physmem/physmem.h"
 #include "allocators/zones/zones.h"
+#include "base/errors.h"
 
 namespace kmbench {
 namespace {

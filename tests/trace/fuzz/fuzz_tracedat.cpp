@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "allocators/errors.h"
+#include "base/errors.h"
 #include "harness/trace/trace.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

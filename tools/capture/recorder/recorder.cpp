@@ -29,6 +29,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/file_io.h"
+#include "base/process.h"
 #include "harness/trace/builder.h"
 
 extern "C" {
@@ -100,24 +102,13 @@ void* raw_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, prot, flags, fd, off));
 }
 
-void write_all(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n) {
-    const ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      g_dropped.fetch_add(n / sizeof(Rec), std::memory_order_relaxed);
-      return;
-    }
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-
 // pre: the global lock is held.
 void spill_locked(ThreadBuf* b) {
   const std::uint32_t n = b->n.load(std::memory_order_acquire);
-  if (n && g_spill >= 0) write_all(g_spill, b->recs, n * sizeof(Rec));
+  // A spill the file refused is lost whole: its records count as dropped.
+  if (n && g_spill >= 0 && !kmbench::base::write_all(g_spill, b->recs, n * sizeof(Rec))) {
+    g_dropped.fetch_add(n, std::memory_order_relaxed);
+  }
   b->n.store(0, std::memory_order_release);
 }
 
@@ -286,8 +277,7 @@ void finish() {
   }
   b.set_metadata("pid", std::to_string(::getpid()));
   char exe[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) b.set_metadata("program", std::string(exe, static_cast<std::size_t>(n)));
+  if (const std::size_t n = kmbench::base::self_exe(exe, sizeof exe); n > 0) b.set_metadata("program", std::string(exe, n));
   b.set_cpu_count(std::min(g_threads.load(), kMaxThreads));
   kmbench::ops::Trace t = b.finish();
   t.header.page_size = page;
