@@ -1,13 +1,14 @@
 #include "allocators/slab/kmem.h"
 
 #include <bit>
-#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <thread>
+
+#include "allocators/slab/kmem_internal.h"
 
 namespace kmbench::slab {
 
@@ -46,22 +47,9 @@ bool with_idle_slot(unsigned s, F&& f) {
   return true;
 }
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
-constexpr std::uint64_t kBufAlloc = 0xa110c8edull;  // illumos KMEM_BUFTAG_ALLOC
-constexpr std::uint64_t kBufFree = 0xf4eef4eeull;   // illumos KMEM_BUFTAG_FREE
-constexpr std::uint64_t kRedzonePattern = 0xfeedfacefeedfaceull;
-constexpr std::uint8_t kRedzoneByte = 0xbb;
-constexpr std::uint64_t kFreePattern = 0xdeadbeefdeadbeefull;
 constexpr std::uint32_t size_encode(std::size_t x) { return static_cast<std::uint32_t>(251 * x + 1); }
 constexpr bool size_valid(std::uint32_t x) { return x % 251 == 1; }
 constexpr std::size_t size_decode(std::uint32_t x) { return (x - 1) / 251; }
-
-std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) & ~(a - 1); }
 
 }  // namespace
 
@@ -87,39 +75,6 @@ unsigned detail::claim_slot() noexcept {
   }
   return s;
 }
-
-// --- layouts ------------------------------------------------------------------
-
-/// A slab (illumos kmem_slab_t): at the end of its page for small buffers,
-/// from the slab-header cache for hashed ones.
-struct ObjectCache::Slab {
-  ObjectCache* cache;
-  char* base;    // the slab's memory
-  char* first;   // base + colour: the first buffer
-  void* head;    // free buffers (in-page) or free bufctls (hashed)
-  std::uint32_t refcnt;
-  std::uint32_t chunks;
-  Slab* next;
-  Slab* prev;
-  std::size_t colour;
-};
-
-/// An external buffer control (illumos kmem_bufctl_t).
-struct ObjectCache::Bufctl {
-  Bufctl* next;
-  char* addr;
-  Slab* slab;
-};
-
-/// Debug tag at the end of each chunk (illumos kmem_buftag_t, with the size).
-struct ObjectCache::Buftag {
-  std::uint64_t redzone;
-  std::uint32_t size;      // requested size, encoded
-  std::uint32_t pad;
-  void* link;              // free-list link of in-page slabs in debug caches
-  std::uintptr_t bxstat;   // buffer address ^ kBufAlloc / kBufFree
-};
-static_assert(offsetof(Magazine, rounds) == 16);
 
 // --- construction ----------------------------------------------------------------
 
