@@ -1,3 +1,7 @@
+// Object caches: creation and teardown, the constructor and destructor calls,
+// statistics, and Kmem (one node's arena, metadata caches and cache list).
+// The layers have files of their own: kmem_cpu.cpp, kmem_depot.cpp,
+// kmem_slab.cpp, with kmem_hash.cpp and kmem_debug.cpp beside the slab layer.
 #include "allocators/slab/kmem.h"
 
 #include <bit>
