@@ -1,6 +1,9 @@
 // The slab backend against mimalloc (mi_malloc / mi_free_size) and glibc
 // (the system backend), side by side in one process: sized alloc+free pairs
 // (LIFO), batches of 1000 then free, and a 2-thread producer/consumer.
+// slab-mag143 starts every cache at the largest magazine; slab-depot_rate0
+// (batches only) grows magazines on depot contention alone, as illumos does:
+// the slab README's depot-traffic figure compares it with slab.
 //
 //   build/allocators/bench/bench_slab --benchmark_repetitions=5
 //     --benchmark_report_aggregates_only=true
@@ -47,11 +50,19 @@ SlabBackend& slab_backend() {
   static SlabBackend backend{BackendConfig{}};
   return backend;
 }
+BackendConfig slab_config(const char* key, const char* value) {
+  BackendConfig config;
+  config.params[key] = value;
+  return config;
+}
 /// The same design with every cache starting at illumos's largest magazine (143 rounds).
 SlabBackend& slab_backend_mag143() {
-  BackendConfig config;
-  config.params["magazine_rounds"] = "143";
-  static SlabBackend backend{config};
+  static SlabBackend backend{slab_config("magazine_rounds", "143")};
+  return backend;
+}
+/// The same design with magazines grown by depot contention only (illumos's rule).
+SlabBackend& slab_backend_depot_rate0() {
+  static SlabBackend backend{slab_config("depot_rate", "0")};
   return backend;
 }
 SystemBackend& system_backend() {
@@ -130,17 +141,23 @@ void producer_consumer(benchmark::State& state, A a) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void sizes(benchmark::internal::Benchmark* b) {
+  for (std::int64_t s : kSizes) {
+    b->Arg(s);
+  }
+}
+
 template <class A>
-void register_all(const char* name, A a) {
-  auto sizes = [](benchmark::internal::Benchmark* b) {
-    for (std::int64_t s : kSizes) {
-      b->Arg(s);
-    }
-  };
-  sizes(benchmark::RegisterBenchmark((std::string("pair_lifo/") + name).c_str(),
-                                     [a](benchmark::State& s) { pair_lifo(s, a); }));
+void register_batch_1000(const char* name, A a) {
   sizes(benchmark::RegisterBenchmark((std::string("batch_1000/") + name).c_str(),
                                      [a](benchmark::State& s) { batch_1000(s, a); }));
+}
+
+template <class A>
+void register_all(const char* name, A a) {
+  sizes(benchmark::RegisterBenchmark((std::string("pair_lifo/") + name).c_str(),
+                                     [a](benchmark::State& s) { pair_lifo(s, a); }));
+  register_batch_1000(name, a);
   sizes(benchmark::RegisterBenchmark((std::string("producer_consumer/") + name).c_str(),
                                      [a](benchmark::State& s) { producer_consumer(s, a); })
             ->Threads(2)
@@ -152,6 +169,7 @@ void register_all(const char* name, A a) {
 int main(int argc, char** argv) {
   register_all("slab", Slab{slab_backend()});
   register_all("slab-mag143", Slab{slab_backend_mag143()});
+  register_batch_1000("slab-depot_rate0", Slab{slab_backend_depot_rate0()});
   register_all("mimalloc", Mimalloc{});
   register_all("glibc", Glibc{system_backend()});
   benchmark::Initialize(&argc, argv);

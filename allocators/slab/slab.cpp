@@ -39,6 +39,85 @@ std::size_t page_round(std::size_t size) {
   return (std::max<std::size_t>(size, 1) + slab::kPage - 1) & ~(slab::kPage - 1);
 }
 
+/// Caches summed per name over the nodes, in the order first seen. Only caches
+/// that have been used get a row, so idle size classes add no metrics.
+struct CacheRows {
+  std::map<std::string, slab::CacheStats> by_name;
+  std::vector<std::string> order;
+};
+
+/// Adds one cache's counters to the backend's totals and to its name's row.
+void sum_cache(const std::string& name, const slab::CacheStats& s, slab::CacheStats& total,
+               CacheRows& rows) {
+  total.depot_hits += s.depot_hits;
+  total.depot_misses += s.depot_misses;
+  total.depot_contention += s.depot_contention;
+  total.magazine_resizes += s.magazine_resizes;
+  total.reaped_magazines += s.reaped_magazines;
+  total.cpu_alloc_misses += s.cpu_alloc_misses;
+  total.cpu_free_misses += s.cpu_free_misses;
+  total.slab_creates += s.slab_creates;
+  total.slab_destroys += s.slab_destroys;
+  total.slabs += s.slabs;
+  if (s.slab_creates == 0 && s.cpu_alloc_misses == 0) {
+    return;
+  }
+  auto [it, fresh] = rows.by_name.try_emplace(name, s);
+  if (fresh) {
+    rows.order.push_back(name);
+    return;
+  }
+  slab::CacheStats& a = it->second;
+  a.slabs += s.slabs;
+  a.buf_total += s.buf_total;
+  a.buf_inuse_slab += s.buf_inuse_slab;
+  a.slab_creates += s.slab_creates;
+  a.slab_destroys += s.slab_destroys;
+  a.slab_allocs += s.slab_allocs;
+  a.slab_frees += s.slab_frees;
+  a.cpu_alloc_misses += s.cpu_alloc_misses;
+  a.cpu_free_misses += s.cpu_free_misses;
+  a.depot_full += s.depot_full;
+  a.depot_empty += s.depot_empty;
+  a.depot_contention += s.depot_contention;
+  a.magazine_resizes += s.magazine_resizes;
+  a.magsize = std::max(a.magsize, s.magsize);
+}
+
+void sum_arena(const slab::VmemStats& v, slab::VmemStats& vtotal) {
+  vtotal.spans += v.spans;
+  vtotal.span_bytes += v.span_bytes;
+  vtotal.alloc_bytes += v.alloc_bytes;
+  vtotal.alloc_segs += v.alloc_segs;
+  vtotal.free_segs += v.free_segs;
+  vtotal.imports += v.imports;
+  vtotal.releases += v.releases;
+  vtotal.xallocs += v.xallocs;
+  vtotal.xfrees += v.xfrees;
+  vtotal.alloc_fails += v.alloc_fails;
+}
+
+/// The backend.slab.cache.<name>.* metrics of one row.
+void add_cache_metrics(std::vector<Metric>& m, const std::string& cache, const slab::CacheStats& s) {
+  auto add = [&m](std::string name, double v) { m.push_back({std::move(name), v}); };
+  const std::string p = "backend.slab.cache." + cache;
+  add(p + ".slabs", static_cast<double>(s.slabs));
+  add(p + ".buf_total", static_cast<double>(s.buf_total));
+  add(p + ".buf_inuse_slab", static_cast<double>(s.buf_inuse_slab));
+  add(p + ".slab_creates", static_cast<double>(s.slab_creates));
+  add(p + ".slab_destroys", static_cast<double>(s.slab_destroys));
+  add(p + ".slab_allocs", static_cast<double>(s.slab_allocs));
+  add(p + ".slab_frees", static_cast<double>(s.slab_frees));
+  add(p + ".cpu_alloc_misses", static_cast<double>(s.cpu_alloc_misses));
+  add(p + ".cpu_free_misses", static_cast<double>(s.cpu_free_misses));
+  add(p + ".depot_full", static_cast<double>(s.depot_full));
+  add(p + ".depot_empty", static_cast<double>(s.depot_empty));
+  add(p + ".depot_contention", static_cast<double>(s.depot_contention));
+  add(p + ".magazine_size", static_cast<double>(s.magsize));
+  add(p + ".chunk_size", static_cast<double>(s.chunksize));
+  add(p + ".slab_size", static_cast<double>(s.slabsize));
+}
+
 }  // namespace
 
 SlabBackend::SlabBackend(const BackendConfig& config)
@@ -323,9 +402,7 @@ BackendStats SlabBackend::stats() const {
   auto& m = out.metrics;
   auto add = [&m](std::string name, double v) { m.push_back({std::move(name), v}); };
 
-  // Per cache name, summed over nodes; only caches that have been used.
-  std::map<std::string, slab::CacheStats> by_name;
-  std::vector<std::string> order;
+  CacheRows rows;
   slab::CacheStats total;
   slab::VmemStats vtotal;
   std::vector<const slab::Kmem*> kmems;
@@ -343,51 +420,9 @@ BackendStats SlabBackend::stats() const {
     add(arena + ".alloc_bytes", static_cast<double>(v.alloc_bytes));
     add(arena + ".imports", static_cast<double>(v.imports));
     add(arena + ".releases", static_cast<double>(v.releases));
-    vtotal.spans += v.spans;
-    vtotal.span_bytes += v.span_bytes;
-    vtotal.alloc_bytes += v.alloc_bytes;
-    vtotal.alloc_segs += v.alloc_segs;
-    vtotal.free_segs += v.free_segs;
-    vtotal.imports += v.imports;
-    vtotal.releases += v.releases;
-    vtotal.xallocs += v.xallocs;
-    vtotal.xfrees += v.xfrees;
-    vtotal.alloc_fails += v.alloc_fails;
+    sum_arena(v, vtotal);
     for (slab::ObjectCache* cp : kmem.caches()) {
-      const slab::CacheStats s = cp->stats();
-      total.depot_hits += s.depot_hits;
-      total.depot_misses += s.depot_misses;
-      total.depot_contention += s.depot_contention;
-      total.magazine_resizes += s.magazine_resizes;
-      total.reaped_magazines += s.reaped_magazines;
-      total.cpu_alloc_misses += s.cpu_alloc_misses;
-      total.cpu_free_misses += s.cpu_free_misses;
-      total.slab_creates += s.slab_creates;
-      total.slab_destroys += s.slab_destroys;
-      total.slabs += s.slabs;
-      if (s.slab_creates == 0 && s.cpu_alloc_misses == 0) {
-        continue;
-      }
-      auto [it, fresh] = by_name.try_emplace(cp->name(), s);
-      if (fresh) {
-        order.push_back(cp->name());
-        continue;
-      }
-      slab::CacheStats& a = it->second;
-      a.slabs += s.slabs;
-      a.buf_total += s.buf_total;
-      a.buf_inuse_slab += s.buf_inuse_slab;
-      a.slab_creates += s.slab_creates;
-      a.slab_destroys += s.slab_destroys;
-      a.slab_allocs += s.slab_allocs;
-      a.slab_frees += s.slab_frees;
-      a.cpu_alloc_misses += s.cpu_alloc_misses;
-      a.cpu_free_misses += s.cpu_free_misses;
-      a.depot_full += s.depot_full;
-      a.depot_empty += s.depot_empty;
-      a.depot_contention += s.depot_contention;
-      a.magazine_resizes += s.magazine_resizes;
-      a.magsize = std::max(a.magsize, s.magsize);
+      sum_cache(cp->name(), cp->stats(), total, rows);
     }
   }
   add("backend.slab.nodes", nodes_);
@@ -420,24 +455,8 @@ BackendStats SlabBackend::stats() const {
   add("backend.slab.reclaim.drains", static_cast<double>(drains_.load(std::memory_order_relaxed)));
   add("backend.slab.reclaim.bytes",
       static_cast<double>(reclaimed_bytes_.load(std::memory_order_relaxed)));
-  for (const std::string& name : order) {
-    const slab::CacheStats& s = by_name[name];
-    const std::string p = "backend.slab.cache." + name;
-    add(p + ".slabs", static_cast<double>(s.slabs));
-    add(p + ".buf_total", static_cast<double>(s.buf_total));
-    add(p + ".buf_inuse_slab", static_cast<double>(s.buf_inuse_slab));
-    add(p + ".slab_creates", static_cast<double>(s.slab_creates));
-    add(p + ".slab_destroys", static_cast<double>(s.slab_destroys));
-    add(p + ".slab_allocs", static_cast<double>(s.slab_allocs));
-    add(p + ".slab_frees", static_cast<double>(s.slab_frees));
-    add(p + ".cpu_alloc_misses", static_cast<double>(s.cpu_alloc_misses));
-    add(p + ".cpu_free_misses", static_cast<double>(s.cpu_free_misses));
-    add(p + ".depot_full", static_cast<double>(s.depot_full));
-    add(p + ".depot_empty", static_cast<double>(s.depot_empty));
-    add(p + ".depot_contention", static_cast<double>(s.depot_contention));
-    add(p + ".magazine_size", static_cast<double>(s.magsize));
-    add(p + ".chunk_size", static_cast<double>(s.chunksize));
-    add(p + ".slab_size", static_cast<double>(s.slabsize));
+  for (const std::string& name : rows.order) {
+    add_cache_metrics(m, name, rows.by_name[name]);
   }
   return out;
 }
