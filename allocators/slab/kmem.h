@@ -24,6 +24,7 @@
 #include "allocators/backend.h"
 #include "allocators/cpu_slot.h"
 #include "allocators/slab/vmem.h"
+#include "base/spin_lock.h"
 
 namespace kmbench::slab {
 
@@ -64,33 +65,6 @@ inline constexpr MagType kMagTypes[] = {
     {47, 0, 2048},    {63, 0, 1024},   {95, 0, 512},    {143, 0, 0},
 };
 inline constexpr unsigned kMagTypeCount = sizeof(kMagTypes) / sizeof(kMagTypes[0]);
-
-/// The depot lock: held for a few loads and stores, so a test-and-set lock
-/// (one atomic exchange to take, a store to drop) that yields the CPU when the
-/// holder is not running. try_lock failing is what counts as contention.
-class SpinLock {
- public:
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void lock() noexcept {
-    for (unsigned spins = 0; !try_lock(); ++spins) {
-      if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      } else {
-        yield();
-      }
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  static void yield() noexcept;
-  std::atomic<bool> locked_{false};
-};
 
 namespace detail {
 inline thread_local int t_slot = -1;
@@ -272,7 +246,8 @@ class ObjectCache {
   CacheStats sst_;            // slab-layer counters
 
   // Depot, under depot_lock_.
-  mutable SpinLock depot_lock_;
+  // Held for a few loads and stores; a failed try_lock counts as contention.
+  mutable base::SpinLock depot_lock_;
   MagList full_, empty_;
   std::uint64_t depot_contention_ = 0, depot_contention_prev_ = 0;
   // Depot traffic: every kRateWindow exchanges, the time they took (KmemTunables::depot_rate).

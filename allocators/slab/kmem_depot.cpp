@@ -2,13 +2,9 @@
 // each list with the working set reaping keeps, and the magazine resize that
 // follows contention or traffic. CPU slots come here only when both of their
 // magazines are spent, so one lock for the whole cache is enough.
-#include <thread>
-
 #include "allocators/slab/kmem_internal.h"
 
 namespace kmbench::slab {
-
-void SpinLock::yield() noexcept { std::this_thread::yield(); }
 
 void ObjectCache::depot_lock() noexcept {
   if (!depot_lock_.try_lock()) {
