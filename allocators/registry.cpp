@@ -9,7 +9,7 @@ namespace kmbench {
 namespace {
 
 /// Backends served by a worker executable of their own, because the allocator
-/// they stand for owns the process's malloc (DESIGN: one allocator per process).
+/// they stand for owns the process's malloc (docs/WORKERS.md: one allocator per process).
 /// The worker lists them in-process; this executable lists them from here.
 /// Names, summaries and features come from the classes themselves (their
 /// headers only: nothing of them is linked here).

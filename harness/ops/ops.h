@@ -1,5 +1,5 @@
 // The operation stream: one in-memory form for replayed traces and synthetic
-// workloads alike (DESIGN: "Operation stream and traces").
+// workloads alike (docs/kmt-format.md describes how traces store it).
 //
 // A Trace is one stream of operations per recorded CPU. Blocks are named by
 // dense object ids (0..object_count-1), resolved from pointers at import time,

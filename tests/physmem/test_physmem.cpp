@@ -159,7 +159,16 @@ TEST(Machine, PhysicalAndVirtualTranslateBothWays) {
   int local = 0;
   EXPECT_FALSE(m.owns(&local));
   EXPECT_EQ(m.virt_of(m.node(1).phys_base + m.node(1).sim_bytes), nullptr);
-  EXPECT_EQ(m.virt_of(0), m.virt_of(0));  // node 0's reserved page exists but is never handed out
+  // Node 0's reserved low page translates, but the page layer never hands it out.
+  ASSERT_NE(m.virt_of(0), nullptr);
+  EXPECT_EQ(m.phys_of(m.virt_of(0)), 0u);
+  std::vector<void*> all;
+  for (void* q; (q = m.alloc_pages(0, 0)) != nullptr;) {
+    EXPECT_GE(m.phys_of(q), kReservedLowBytes);
+    all.push_back(q);
+  }
+  EXPECT_FALSE(all.empty());
+  for (void* q : all) m.free_pages(q, 0);
 }
 
 TEST(Machine, RequestedNodeIsHonouredOnSyntheticTopologies) {
