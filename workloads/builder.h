@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::workloads {

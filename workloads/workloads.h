@@ -1,5 +1,5 @@
 // Synthetic workloads: generators that emit the same operation stream as a
-// replayed trace (harness/ops/ops.h), so a workload replays, saves and
+// replayed trace (ops/ops.h), so a workload replays, saves and
 // compares exactly like a capture. Same parameters and seed, same stream.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 
 namespace kmbench::workloads {
 

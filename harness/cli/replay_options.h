@@ -9,7 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 #include "harness/replay/cell_json.h"
 #include "harness/replay/replay.h"
 

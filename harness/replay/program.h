@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 
 namespace kmbench::replay {
 

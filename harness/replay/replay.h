@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
 #include "harness/replay/latency.h"

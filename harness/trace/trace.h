@@ -1,7 +1,7 @@
 // Traces on disk: the .kmt format (docs/kmt-format.md), its text form, the
 // importers for real captures and the figures `kmbench trace info` prints.
 //
-// Everything here produces or reads an ops::Trace (harness/ops/ops.h); the
+// Everything here produces or reads an ops::Trace (ops/ops.h); the
 // replay and the matrix only need load() and save().
 #pragma once
 
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/ops/ops.h"
+#include "ops/ops.h"
 
 namespace kmbench::trace {
 
