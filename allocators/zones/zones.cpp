@@ -1,5 +1,5 @@
-// zones: size classes, the page map, zones and their chunks, per-CPU caching
-// slow paths, zone GC, kalloc_large and statistics — in that order.
+// zones: the backend's slow paths, construction and statistics; the types
+// and helpers they share are in zones_internal.h.
 #include "allocators/zones/zones.h"
 
 #include <linux/membarrier.h>
@@ -21,7 +21,7 @@
 #include <unordered_map>
 
 #include "allocators/errors.h"
-#include "allocators/physmem/physmem.h"
+#include "allocators/zones/zones_internal.h"
 
 namespace kmbench {
 namespace zones {
@@ -101,687 +101,443 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
   std::abort();
 }
 
-// ---- zones and chunks ------------------------------------------------------
-
-enum class ChunkList : std::uint8_t { empty, partial, full };
-
-/// Out-of-line metadata of one chunk; its free bitmap (bit set: element free) follows it.
-struct ChunkMeta {
-  Zone* zone = nullptr;
-  char* base = nullptr;
-  ChunkMeta* prev = nullptr;
-  ChunkMeta* next = nullptr;
-  std::uint32_t nfree = 0;
-  std::uint32_t hint = 0;  // first bitmap word that may have a free bit
-  ChunkList list = ChunkList::empty;
-  std::uint64_t* bitmap() noexcept { return reinterpret_cast<std::uint64_t*>(this + 1); }
-};
-
-/// A doubly linked list of chunks with a count.
-struct ChunkQueue {
-  ChunkMeta* head = nullptr;
-  std::uint64_t count = 0;
-  void push(ChunkMeta* c) noexcept {
-    c->prev = nullptr;
-    c->next = head;
-    if (head != nullptr) {
-      head->prev = c;
-    }
-    head = c;
-    ++count;
-  }
-  void remove(ChunkMeta* c) noexcept {
-    (c->prev ? c->prev->next : head) = c->next;
-    if (c->next != nullptr) {
-      c->next->prev = c->prev;
-    }
-    --count;
-  }
-};
-
-enum class CachePolicy { automatic, on, off };
-
-/// One size class on one node: chunks, the recirculation depot, counters.
-/// Everything below `mu` is guarded by it.
-struct Zone {
-  std::string name;  // "kalloc.256"
-  unsigned cls = 0;
-  unsigned node = 0;
-  std::uint32_t element_size = 0;
-  std::uint32_t chunk_pages = 0;
-  std::uint32_t elems_per_chunk = 0;
-  std::uint32_t bitmap_words = 0;
-  std::uint64_t reciprocal = 0;  // ceil(2^32 / element_size): element index without division
-  std::atomic<bool> caching{false};
-
-  std::mutex mu;  // a sleeping lock: a user-space holder can be preempted (XNU spins)
-  ChunkQueue empty, partial, full;
-  std::uint64_t elems_total = 0;
-  std::uint64_t elems_free = 0;      // free in chunks (not cached)
-  std::uint64_t free_min = 0;        // low water of elems_free since the last GC period
-  std::uint64_t ws_free_ema = 0;     // working set of free elements (EMA over GC periods)
-  Magazine* recirc = nullptr;        // full magazines (from spills), newest first
-  std::uint64_t recirc_count = 0;
-  std::uint64_t recirc_min = 0;
-  std::uint64_t ws_recirc_ema = 0;
-  Magazine* spare_mags = nullptr;    // empty magazines
-  std::uint64_t zone_allocs = 0;     // elements taken from chunks
-  std::uint64_t zone_frees = 0;      // elements returned to chunks
-  std::uint64_t contentions = 0;
-  std::int64_t window_start_ns = 0;
-  std::uint64_t window_contentions = 0;
-  std::uint64_t chunks_freed = 0;
-};
-
 }  // namespace zones
 
-using namespace zones;
+// ---- zones and chunks ------------------------------------------------------
 
-/// The backend's state outside the hot path.
-struct ZonesBackend::State {
-  physmem::Machine* machine = nullptr;
-  CachePolicy policy = CachePolicy::automatic;
-  std::uint64_t contention_threshold = 10;
-  std::uint32_t magazine_size = 8;
-  std::uint64_t percpu_cap_bytes = 128 * 1024;
-  std::vector<std::unique_ptr<Zone>> zones;  // node-major: zones[node * classes + cls]
-
-  struct Large {
-    std::uint64_t bytes;
-    TagId tag;
-    unsigned node;
-  };
-  mutable std::mutex large_mu;
-  std::unordered_map<void*, Large> large;
-  std::uint64_t large_bytes = 0;
-  std::uint64_t large_allocs = 0;
-  std::map<TagId, std::uint64_t> large_bytes_by_tag;
-
-  std::atomic<std::uint64_t> magazines{0};
-  std::atomic<std::uint64_t> chunk_meta_bytes{0};
-  std::atomic<std::uint64_t> gc_trims{0}, gc_drains{0}, gc_bytes_returned{0};
-  std::atomic<std::uint64_t> failed_allocs{0};
-};
-
-/// The slow paths, with access to the backend's private parts.
-struct ZonesInternals {
-  ZonesBackend& b;
-  ZonesBackend::State& s;
-
-  static unsigned cache_index(const Zone& z) { return z.node << kClassShift | (z.cls + 1); }
-
-  // -- the page map --
-
-  /// Sets the entries of [base, base + pages * 4 KiB). pre: the machine's memory.
-  void set_pages(const void* base, std::size_t pages, const PageEntry& e) {
-    const std::uintptr_t first = b.map_page(base);
-    for (std::size_t i = 0; i < pages; ++i) {
-      b.map_[first + i] = e;
-    }
+inline bool ZonesInternals::grow(Zone& z) {
+  const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
+  void* mem;
+  if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
+    mem = s.machine->alloc_pages(static_cast<unsigned>(__builtin_ctz(z.chunk_pages)),
+                                 static_cast<NodeId>(z.node));
+  } else {
+    mem = s.machine->alloc_contiguous(bytes, kPageBytes, static_cast<NodeId>(z.node));
   }
-
-  Zone& zone(unsigned node, unsigned number) {
-    return *s.zones[node * b.classes_.count + number - 1];
+  if (mem == nullptr) {
+    return false;
   }
-
-  static std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+  const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
+  auto* c = new (::operator new(meta_bytes)) ChunkMeta;
+  s.chunk_meta_bytes.fetch_add(meta_bytes, std::memory_order_relaxed);
+  c->zone = &z;
+  c->base = static_cast<char*>(mem);
+  c->nfree = z.elems_per_chunk;
+  std::uint64_t* bits = c->bitmap();
+  for (std::uint32_t w = 0; w < z.bitmap_words; ++w) {
+    const std::uint32_t first = w * 64;
+    const std::uint32_t n = std::min<std::uint32_t>(64, z.elems_per_chunk - first);
+    bits[w] = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
   }
+  c->list = ChunkList::empty;
+  z.empty.push(c);
+  PageEntry e;
+  e.chunk = c;
+  e.number = static_cast<std::uint8_t>(z.cls + 1);
+  e.node = static_cast<std::uint8_t>(z.node);
+  set_pages(mem, z.chunk_pages, e);
+  z.elems_total += z.elems_per_chunk;
+  z.elems_free += z.elems_per_chunk;
+  return true;
+}
 
-  /// Takes the zone lock; a contended acquisition is counted and may switch caching on.
-  void lock_zone(Zone& z) {
-    if (z.mu.try_lock()) {
-      return;
-    }
-    z.mu.lock();
-    ++z.contentions;
-    const std::int64_t now = now_ns();
-    if (now - z.window_start_ns > 1'000'000'000) {
-      z.window_start_ns = now;
-      z.window_contentions = 0;
-    }
-    if (++z.window_contentions >= s.contention_threshold &&
-        s.policy == CachePolicy::automatic) {
-      z.caching.store(true, std::memory_order_relaxed);
-    }
+std::size_t ZonesInternals::release(Zone& z, ChunkMeta* c) {
+  queue(z, c->list).remove(c);
+  const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
+  set_pages(c->base, z.chunk_pages, kNoPage);
+  if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
+    s.machine->free_pages(c->base, static_cast<unsigned>(__builtin_ctz(z.chunk_pages)));
+  } else {
+    s.machine->free_contiguous(c->base, bytes);
   }
+  z.elems_total -= z.elems_per_chunk;
+  z.elems_free -= z.elems_per_chunk;
+  z.free_min = std::min(z.free_min, z.elems_free);
+  ++z.chunks_freed;
+  const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
+  s.chunk_meta_bytes.fetch_sub(meta_bytes, std::memory_order_relaxed);
+  c->~ChunkMeta();
+  ::operator delete(c);
+  return bytes;
+}
 
-  // -- chunks (zone lock held) --
-
-  void relist(Zone& z, ChunkMeta* c) {
-    const ChunkList want = c->nfree == 0                   ? ChunkList::full
-                           : c->nfree == z.elems_per_chunk ? ChunkList::empty
-                                                           : ChunkList::partial;
-    if (want == c->list) {
-      return;
+void* ZonesInternals::take(Zone& z) {
+  ChunkMeta* c = z.partial.head ? z.partial.head : z.empty.head;
+  if (c == nullptr) {
+    if (!grow(z)) {
+      return nullptr;
     }
-    queue(z, c->list).remove(c);
-    c->list = want;
-    queue(z, want).push(c);
+    c = z.empty.head;
   }
-  static ChunkQueue& queue(Zone& z, ChunkList l) {
-    return l == ChunkList::empty ? z.empty : l == ChunkList::partial ? z.partial : z.full;
+  std::uint64_t* bits = c->bitmap();
+  std::uint32_t w = c->hint;
+  while (bits[w] == 0) {
+    ++w;
   }
+  const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits[w]));
+  bits[w] &= bits[w] - 1;
+  c->hint = w;
+  --c->nfree;
+  relist(z, c);
+  --z.elems_free;
+  z.free_min = std::min(z.free_min, z.elems_free);
+  ++z.zone_allocs;
+  return c->base + static_cast<std::size_t>(w * 64 + bit) * z.element_size;
+}
 
-  bool grow(Zone& z) {
-    const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
-    void* mem;
-    if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
-      mem = s.machine->alloc_pages(static_cast<unsigned>(__builtin_ctz(z.chunk_pages)),
-                                   static_cast<NodeId>(z.node));
-    } else {
-      mem = s.machine->alloc_contiguous(bytes, kPageBytes, static_cast<NodeId>(z.node));
+// ---- per-CPU caching -------------------------------------------------------
+
+/// Gives this CPU's cache its two loaded magazines once its zone caches.
+inline void ZonesInternals::arm(ZoneCache& zc, Zone& z) {
+  if (zc.alloc_mag != nullptr) {
+    return;
+  }
+  zc.alloc_mag = new_magazine();
+  zc.free_mag = new_magazine();
+  const std::uint64_t mag_bytes = std::uint64_t{s.magazine_size} * z.element_size;
+  const std::uint64_t fits = s.percpu_cap_bytes / std::max<std::uint64_t>(mag_bytes, 1);
+  zc.depot_max = static_cast<std::uint32_t>(fits > 2 ? fits - 2 : 0);
+  zc.depot = new Magazine*[depot_room(zc)];
+  zc.free_limit = s.magazine_size;
+}
+
+void ZonesInternals::flush_loaded(PerCpu& pc) {
+  pc.flush_requested.store(false, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < s.zones.size(); ++i) {
+    ZoneCache& zc = pc.cache(cache_index(*s.zones[i]));
+    const std::uint32_t a = zc.alloc_cur.load(std::memory_order_relaxed);
+    const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
+    if (a + f == 0) {
+      continue;
     }
-    if (mem == nullptr) {
-      return false;
-    }
-    const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
-    auto* c = new (::operator new(meta_bytes)) ChunkMeta;
-    s.chunk_meta_bytes.fetch_add(meta_bytes, std::memory_order_relaxed);
-    c->zone = &z;
-    c->base = static_cast<char*>(mem);
-    c->nfree = z.elems_per_chunk;
-    std::uint64_t* bits = c->bitmap();
-    for (std::uint32_t w = 0; w < z.bitmap_words; ++w) {
-      const std::uint32_t first = w * 64;
-      const std::uint32_t n = std::min<std::uint32_t>(64, z.elems_per_chunk - first);
-      bits[w] = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
-    }
-    c->list = ChunkList::empty;
-    z.empty.push(c);
-    PageEntry e;
-    e.chunk = c;
-    e.number = static_cast<std::uint8_t>(z.cls + 1);
-    e.node = static_cast<std::uint8_t>(z.node);
-    set_pages(mem, z.chunk_pages, e);
-    z.elems_total += z.elems_per_chunk;
-    z.elems_free += z.elems_per_chunk;
+    Zone& z = *s.zones[i];
+    lock_zone(z);
+    empty_into_zone(z, zc.alloc_mag, a);
+    empty_into_zone(z, zc.free_mag, f);
+    z.mu.unlock();
+    zc.alloc_cur.store(0, std::memory_order_relaxed);
+    zc.free_cur.store(0, std::memory_order_relaxed);
+  }
+}
+
+/// Loads a non-empty alloc magazine: the free magazine or this CPU's depot
+/// (ZonesBackend::reload), else the recirculation depot, else a fill from
+/// the zone's chunks.
+inline bool ZonesInternals::refill(ZoneCache& zc, Zone& z) {
+  if (b.reload(zc) != 0) {
     return true;
   }
-
-  /// Gives an empty chunk back to the page layer; returns its bytes.
-  std::size_t release(Zone& z, ChunkMeta* c) {
-    queue(z, c->list).remove(c);
-    const std::size_t bytes = std::size_t{z.chunk_pages} * kPageBytes;
-    set_pages(c->base, z.chunk_pages, kNoPage);
-    if ((z.chunk_pages & (z.chunk_pages - 1)) == 0) {
-      s.machine->free_pages(c->base, static_cast<unsigned>(__builtin_ctz(z.chunk_pages)));
-    } else {
-      s.machine->free_contiguous(c->base, bytes);
-    }
-    z.elems_total -= z.elems_per_chunk;
-    z.elems_free -= z.elems_per_chunk;
-    z.free_min = std::min(z.free_min, z.elems_free);
-    ++z.chunks_freed;
-    const std::size_t meta_bytes = sizeof(ChunkMeta) + z.bitmap_words * sizeof(std::uint64_t);
-    s.chunk_meta_bytes.fetch_sub(meta_bytes, std::memory_order_relaxed);
-    c->~ChunkMeta();
-    ::operator delete(c);
-    return bytes;
-  }
-
-  void* take(Zone& z) {
-    ChunkMeta* c = z.partial.head ? z.partial.head : z.empty.head;
-    if (c == nullptr) {
-      if (!grow(z)) {
-        return nullptr;
-      }
-      c = z.empty.head;
-    }
-    std::uint64_t* bits = c->bitmap();
-    std::uint32_t w = c->hint;
-    while (bits[w] == 0) {
-      ++w;
-    }
-    const unsigned bit = static_cast<unsigned>(__builtin_ctzll(bits[w]));
-    bits[w] &= bits[w] - 1;
-    c->hint = w;
-    --c->nfree;
-    relist(z, c);
-    --z.elems_free;
-    z.free_min = std::min(z.free_min, z.elems_free);
-    ++z.zone_allocs;
-    return c->base + static_cast<std::size_t>(w * 64 + bit) * z.element_size;
-  }
-
-  /// Returns an element to its chunk; a free bit already set is a double free.
-  void put(Zone& z, void* p) {
-    ChunkMeta* c = b.page_entry(p).chunk;
-    const std::uint64_t offset = static_cast<std::uint64_t>(static_cast<char*>(p) - c->base);
-    const std::uint32_t idx = static_cast<std::uint32_t>((offset * z.reciprocal) >> 32);
-    if (std::uint64_t{idx} * z.element_size != offset || idx >= z.elems_per_chunk) {
-      panic("free of %p (zone %s, element size %u): not the start of an element", p,
-            z.name.c_str(), z.element_size);
-    }
-    std::uint64_t& word = c->bitmap()[idx / 64];
-    const std::uint64_t bit = std::uint64_t{1} << (idx % 64);
-    if ((word & bit) != 0) {
-      panic("double free of %p (size %u) in zone %s", p, z.element_size, z.name.c_str());
-    }
-    word |= bit;
-    c->hint = std::min(c->hint, idx / 64);
-    ++c->nfree;
-    relist(z, c);
-    ++z.elems_free;
-    ++z.zone_frees;
-  }
-
-  // -- magazines --
-
-  Magazine* new_magazine() {
-    void* mem = ::operator new(sizeof(Magazine) + s.magazine_size * sizeof(void*));
-    s.magazines.fetch_add(1, std::memory_order_relaxed);
-    return new (mem) Magazine;
-  }
-  void delete_magazine(Magazine* m) {
-    s.magazines.fetch_sub(1, std::memory_order_relaxed);
-    m->~Magazine();
-    ::operator delete(m);
-  }
-
-  /// Returns a magazine's elements to their zone (zone lock held).
-  void empty_into_zone(Zone& z, Magazine* m, std::uint32_t count) {
-    for (std::uint32_t i = 0; i < count; ++i) {
-      put(z, m->elems()[i]);
-    }
-    m->count = 0;
-  }
-
-  /// This CPU slot's caches, created on the slot's first slow path.
-  PerCpu& percpu() {
-    const unsigned slot = this_cpu_slot();
-    PerCpu* pc = b.percpu_[slot].load(std::memory_order_acquire);
-    if (pc != b.unclaimed_) {
-      return *pc;
-    }
-    const NodeId local = s.machine->local_node();
-    pc = new_percpu(b.node_count_, local < 0 || static_cast<unsigned>(local) >= b.node_count_
-                                       ? 0u
-                                       : static_cast<unsigned>(local));
-    b.home_caches_[slot].store(pc->home(), std::memory_order_relaxed);
-    b.percpu_[slot].store(pc, std::memory_order_release);
-    return *pc;
-  }
-
-  /// A CPU slot's caches for every zone of node_count nodes, all empty and not caching.
-  static PerCpu* new_percpu(unsigned node_count, unsigned home) {
-    const std::size_t caches = std::size_t{node_count} << kClassShift;
-    void* mem = ::operator new(sizeof(PerCpu) + caches * sizeof(ZoneCache), std::align_val_t{64});
-    auto* pc = new (mem) PerCpu;
-    for (std::size_t i = 0; i < caches; ++i) {
-      // Index node << kClassShift | number; the key is number | node << 8.
-      new (&pc->cache(static_cast<unsigned>(i))) ZoneCache;
-      pc->cache(static_cast<unsigned>(i)).owner = pc;
-      pc->cache(static_cast<unsigned>(i)).key =
-          static_cast<std::uint32_t>((i & ((1u << kClassShift) - 1)) | (i >> kClassShift) << 8);
-    }
-    pc->node = home;
-    return pc;
-  }
-  /// pre: the caches hold no magazine.
-  static void delete_percpu(PerCpu* pc, unsigned node_count) {
-    for (std::size_t i = 0; i < (std::size_t{node_count} << kClassShift); ++i) {
-      pc->cache(static_cast<unsigned>(i)).~ZoneCache();
-    }
-    pc->~PerCpu();
-    ::operator delete(pc, std::align_val_t{64});
-  }
-
-  /// Gives this CPU's cache its two loaded magazines once its zone caches.
-  void arm(ZoneCache& zc, Zone& z) {
-    if (zc.alloc_mag != nullptr) {
-      return;
-    }
-    zc.alloc_mag = new_magazine();
-    zc.free_mag = new_magazine();
-    const std::uint64_t mag_bytes = std::uint64_t{s.magazine_size} * z.element_size;
-    const std::uint64_t fits = s.percpu_cap_bytes / std::max<std::uint64_t>(mag_bytes, 1);
-    zc.depot_max = static_cast<std::uint32_t>(fits > 2 ? fits - 2 : 0);
-    zc.depot = new Magazine*[depot_room(zc)];
-    zc.free_limit = s.magazine_size;
-  }
-
-  /// Empties this CPU's loaded magazines of every zone into their zones (a drain asked for it).
-  void flush_loaded(PerCpu& pc) {
-    pc.flush_requested.store(false, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < s.zones.size(); ++i) {
-      ZoneCache& zc = pc.cache(cache_index(*s.zones[i]));
-      const std::uint32_t a = zc.alloc_cur.load(std::memory_order_relaxed);
-      const std::uint32_t f = zc.free_cur.load(std::memory_order_relaxed);
-      if (a + f == 0) {
-        continue;
-      }
-      Zone& z = *s.zones[i];
-      lock_zone(z);
-      empty_into_zone(z, zc.alloc_mag, a);
-      empty_into_zone(z, zc.free_mag, f);
-      z.mu.unlock();
-      zc.alloc_cur.store(0, std::memory_order_relaxed);
-      zc.free_cur.store(0, std::memory_order_relaxed);
-    }
-  }
-
-  /// Loads a non-empty alloc magazine: the free magazine or this CPU's depot
-  /// (ZonesBackend::reload), else the recirculation depot, else a fill from
-  /// the zone's chunks.
-  bool refill(ZoneCache& zc, Zone& z) {
+  lock_zone(z);
+  if (z.recirc != nullptr && batch_of(zc) > 1) {
+    const std::uint32_t moved = recirculate(zc, z);
+    z.mu.unlock();
+    zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + moved,
+                         std::memory_order_relaxed);
     if (b.reload(zc) != 0) {
       return true;
     }
-    lock_zone(z);
-    if (z.recirc != nullptr && batch_of(zc) > 1) {
-      const std::uint32_t moved = recirculate(zc, z);
-      z.mu.unlock();
-      zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + moved,
-                           std::memory_order_relaxed);
-      if (b.reload(zc) != 0) {
-        return true;
-      }
-      lock_zone(z);  // GC took the depot meanwhile
-    }
-    if (Magazine* full = z.recirc) {
-      // A depot too small to batch (large elements): straight into the alloc slot.
-      z.recirc = full->next;
-      --z.recirc_count;
-      z.recirc_min = std::min(z.recirc_min, z.recirc_count);
-      zc.alloc_mag->next = z.spare_mags;
-      z.spare_mags = zc.alloc_mag;
-      z.mu.unlock();
-      zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + 1,
-                           std::memory_order_relaxed);
-      zc.alloc_mag = full;
-      zc.alloc_cur.store(full->count, std::memory_order_relaxed);
-      return true;
-    }
-    std::uint32_t n = 0;
-    void** slots = zc.alloc_mag->elems();
-    while (n < s.magazine_size) {
-      void* p = take(z);
-      if (p == nullptr) {
-        break;
-      }
-      slots[n++] = p;
-    }
-    z.mu.unlock();
-    zc.zone_fills.store(zc.zone_fills.load(std::memory_order_relaxed) + 1,
-                        std::memory_order_relaxed);
-    zc.alloc_cur.store(n, std::memory_order_relaxed);
-    return n != 0;
+    lock_zone(z);  // GC took the depot meanwhile
   }
-
-  /// Half a depot: how many magazines one hold of the zone lock moves between
-  /// this CPU's depot and the zone (at least one).
-  static std::uint32_t batch_of(const ZoneCache& zc) {
-    return std::max<std::uint32_t>(zc.depot_max / 2, 1);
-  }
-  /// The depot array's size. Full magazines number at most max(depot_max, 1)
-  /// (a push past depot_max spills at once; recirculation fills at most that
-  /// far), and a push without an empty adds one slot: two beyond depot_max.
-  static std::uint32_t depot_room(const ZoneCache& zc) { return zc.depot_max + 2; }
-
-  /// XNU's zalloc_cached_depot_recirculate: with the zone lock held, moves up
-  /// to half a depot of full magazines from the zone's recirculation depot
-  /// into this CPU's depot, so that one hold of the zone lock serves many
-  /// reloads; empties that would leave them no room go to the zone's spares.
-  /// Returns how many it moved.
-  std::uint32_t recirculate(ZoneCache& zc, Zone& z) {
-    const std::uint32_t room = depot_room(zc);
-    OwnerGuard lock(zc.depot_lock);
-    const std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
-    const std::uint32_t fulls = std::max<std::uint32_t>(zc.depot_max, 1);
-    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(
-        {batch_of(zc), z.recirc_count, count < fulls ? fulls - count : 0}));
-    while (zc.depot_held + n > room) {
-      Magazine* m = zc.depot[--zc.depot_held];
-      m->next = z.spare_mags;
-      z.spare_mags = m;
-    }
-    // The empties move up; the full magazines go in at the boundary.
-    std::copy_backward(zc.depot + count, zc.depot + zc.depot_held, zc.depot + zc.depot_held + n);
-    // The newest spill goes on top, so that reloads take magazines in the
-    // order the zone would have handed them out one by one (LIFO keeps a
-    // batch's elements in the reverse order of its frees, which prefetches).
-    for (std::uint32_t i = n; i-- > 0;) {
-      Magazine* m = z.recirc;  // full: only spills come into recirculation
-      z.recirc = m->next;
-      zc.depot[count + i] = m;
-    }
-    zc.depot_held += n;
-    zc.depot_count.store(count + n, std::memory_order_relaxed);
-    z.recirc_count -= n;
+  if (Magazine* full = z.recirc) {
+    // A depot too small to batch (large elements): straight into the alloc slot.
+    z.recirc = full->next;
+    --z.recirc_count;
     z.recirc_min = std::min(z.recirc_min, z.recirc_count);
-    return n;
-  }
-
-  /// Makes room in a full free magazine when ZonesBackend::unload could not:
-  /// pushes it to this CPU's depot (spilling the older half of the depot to
-  /// recirculation when the depot passes its cap) and loads an empty one
-  /// from the depot, else from the zone's spares (taking up to half a depot
-  /// more for the trades to come, in the same hold), else a new one.
-  void make_room(ZoneCache& zc, Zone& z) {
-    if (b.unload(zc) == 0) {
-      return;
-    }
-    Magazine* spill = nullptr;  // newest first, down to spill_tail
-    Magazine* spill_tail = nullptr;
-    std::uint64_t spilled = 0;
-    Magazine* empty = nullptr;
-    std::uint32_t room = 0;  // empties the depot can take from the zone's spares
-    {
-      OwnerGuard lock(zc.depot_lock);
-      std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
-      if (count < zc.depot_held) {
-        empty = zc.depot[count];
-      } else {
-        ++zc.depot_held;  // within depot_room: see there
-      }
-      zc.depot[count++] = zc.free_mag;
-      if (count > zc.depot_max) {
-        // Keep the newest half, spill the rest (the oldest, at the bottom).
-        const std::uint32_t keep = zc.depot_max / 2;
-        spilled = count - keep;
-        spill_tail = zc.depot[0];
-        for (std::uint32_t i = 0; i < spilled; ++i) {
-          Magazine* m = zc.depot[i];
-          m->count = s.magazine_size;
-          m->next = spill;
-          spill = m;
-        }
-        std::copy(zc.depot + spilled, zc.depot + zc.depot_held, zc.depot);
-        zc.depot_held -= static_cast<std::uint32_t>(spilled);
-        count = keep;
-      }
-      zc.depot_count.store(count, std::memory_order_relaxed);
-      if (batch_of(zc) > 1) {  // else a depot too small to batch
-        room = std::min(depot_room(zc) - zc.depot_held, batch_of(zc));
-      }
-    }
-    Magazine* spares = nullptr;  // for the depot, beyond the one that becomes the free magazine
-    std::uint32_t nspares = 0;
-    if (spill != nullptr || empty == nullptr) {
-      lock_zone(z);
-      if (spill != nullptr) {
-        spill_tail->next = z.recirc;
-        z.recirc = spill;
-        z.recirc_count += spilled;
-      }
-      if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
-        z.spare_mags = empty->next;
-        // The next trades need empties too: take them in this same hold.
-        while (nspares < room && z.spare_mags != nullptr) {
-          Magazine* m = z.spare_mags;
-          z.spare_mags = m->next;
-          m->next = spares;
-          spares = m;
-          ++nspares;
-        }
-      }
-      z.mu.unlock();
-    }
-    if (spill != nullptr) {
-      zc.depot_spills.store(zc.depot_spills.load(std::memory_order_relaxed) + 1,
-                            std::memory_order_relaxed);
-    }
-    if (spares != nullptr) {
-      // GC may have emptied the depot meanwhile; it only ever makes more room.
-      OwnerGuard lock(zc.depot_lock);
-      for (Magazine* m = spares; m != nullptr; m = m->next) {
-        zc.depot[zc.depot_held++] = m;
-      }
-    }
-    zc.free_mag = empty != nullptr ? empty : new_magazine();
-    zc.free_cur.store(0, std::memory_order_relaxed);
-  }
-
-  // -- kalloc_large --
-
-  void* large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node,
-                    std::uint64_t max_phys = ~std::uint64_t{0}) {
-    const std::size_t bytes =
-        (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
-    if (bytes < size) {
-      return nullptr;
-    }
-    const unsigned n = node < 0 ? percpu().node : static_cast<unsigned>(node);
-    void* p = s.machine->alloc_contiguous(bytes, std::max(align, kPageBytes),
-                                          static_cast<NodeId>(n), max_phys);
-    if (p == nullptr) {
-      s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
-      return nullptr;
-    }
-    PageEntry e;
-    e.large_bytes = bytes;
-    e.number = kLargeClass;
-    e.node = static_cast<std::uint8_t>(n);
-    set_pages(p, 1, e);
-    std::lock_guard lock(s.large_mu);
-    s.large.emplace(p, ZonesBackend::State::Large{bytes, tag, n});
-    s.large_bytes += bytes;
-    ++s.large_allocs;
-    s.large_bytes_by_tag[tag == kNoTag ? kVmTagKalloc : tag] += bytes;
-    return p;
-  }
-
-  void large_free(void* p, std::size_t size) {
-    const PageEntry& e = b.page_entry(p);
-    const std::size_t want =
-        (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
-    if (want != e.large_bytes) {
-      panic("kfree of %p with size %zu, but the kalloc_large block holds %" PRIu64 " bytes", p,
-            size, e.large_bytes);
-    }
-    ZonesBackend::State::Large rec{};
-    {
-      std::lock_guard lock(s.large_mu);
-      auto it = s.large.find(p);
-      if (it == s.large.end()) {
-        panic("kfree of %p (size %zu): not a kalloc_large block", p, size);
-      }
-      rec = it->second;
-      s.large.erase(it);
-      s.large_bytes -= rec.bytes;
-      s.large_bytes_by_tag[rec.tag == kNoTag ? kVmTagKalloc : rec.tag] -= rec.bytes;
-      set_pages(p, 1, kNoPage);
-    }
-    s.machine->free_contiguous(p, rec.bytes);
-  }
-
-  // -- zone GC --
-
-  /// Moves every magazine of every per-CPU depot into its zone's list, by
-  /// zone index. The depot locks are claimed all at once, so that one process
-  /// barrier serves them all (see DepotLock).
-  std::vector<Magazine*> collect_depots() {
-    std::vector<Magazine*> out(s.zones.size(), nullptr);
-    std::vector<ZoneCache*> caches;
-    for (const auto& slot : b.percpu_) {
-      PerCpu* pc = slot.load(std::memory_order_acquire);
-      if (pc == b.unclaimed_) {
-        continue;
-      }
-      for (std::size_t i = 0; i < s.zones.size(); ++i) {
-        caches.push_back(&pc->cache(cache_index(*s.zones[i])));
-      }
-    }
-    for (ZoneCache* zc : caches) {
-      zc->depot_lock.claim();
-    }
-    DepotLock::publish_claims();
-    for (std::size_t k = 0; k < caches.size(); ++k) {
-      ZoneCache& zc = *caches[k];
-      Magazine*& list = out[k % s.zones.size()];  // caches run slot by slot, zone by zone
-      zc.depot_lock.await_owner();
-      const std::uint32_t full = zc.depot_count.load(std::memory_order_relaxed);
-      for (std::uint32_t j = 0; j < zc.depot_held; ++j) {
-        Magazine* m = zc.depot[j];
-        m->count = j < full ? s.magazine_size : 0;
-        m->next = list;
-        list = m;
-      }
-      zc.depot_count.store(0, std::memory_order_relaxed);
-      zc.depot_held = 0;
-      zc.depot_lock.release();
-    }
-    return out;
-  }
-
-  static std::uint64_t ema(std::uint64_t old, std::uint64_t sample) { return (3 * old + sample + 3) / 4; }
-
-  /// Trims or drains zone i; `depots` are magazines taken from per-CPU depots.
-  std::size_t gc_zone(std::size_t i, ReclaimLevel level, Magazine* depots) {
-    Zone& z = *s.zones[i];
-    std::size_t returned = 0;
-    Magazine* dead = nullptr;
-    lock_zone(z);
-    while (Magazine* m = depots) {
-      depots = m->next;
-      empty_into_zone(z, m, m->count);
-      m->next = dead;
-      dead = m;
-    }
-    std::uint64_t keep_mags = 0;
-    std::uint64_t keep_free = 0;
-    if (level == ReclaimLevel::trim) {
-      z.ws_recirc_ema = ema(z.ws_recirc_ema, z.recirc_count - z.recirc_min);
-      z.ws_free_ema = ema(z.ws_free_ema, z.elems_free - z.free_min);
-      keep_mags = z.ws_recirc_ema;
-      keep_free = z.ws_free_ema;
-    } else {
-      z.ws_recirc_ema = 0;
-      z.ws_free_ema = 0;
-    }
-    while (z.recirc_count > keep_mags) {
-      Magazine* m = z.recirc;
-      z.recirc = m->next;
-      --z.recirc_count;
-      empty_into_zone(z, m, m->count);
-      m->next = dead;
-      dead = m;
-    }
-    while (z.empty.head != nullptr && z.elems_free >= keep_free + z.elems_per_chunk) {
-      returned += release(z, z.empty.head);
-    }
-    if (level == ReclaimLevel::drain || z.recirc_count <= keep_mags) {
-      while (Magazine* m = z.spare_mags) {
-        z.spare_mags = m->next;
-        m->next = dead;
-        dead = m;
-      }
-    }
-    z.recirc_min = z.recirc_count;
-    z.free_min = z.elems_free;
+    zc.alloc_mag->next = z.spare_mags;
+    z.spare_mags = zc.alloc_mag;
     z.mu.unlock();
-    while (Magazine* m = dead) {
-      dead = m->next;
-      delete_magazine(m);
-    }
-    return returned;
+    zc.recirc_hits.store(zc.recirc_hits.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+    zc.alloc_mag = full;
+    zc.alloc_cur.store(full->count, std::memory_order_relaxed);
+    return true;
   }
+  std::uint32_t n = 0;
+  void** slots = zc.alloc_mag->elems();
+  while (n < s.magazine_size) {
+    void* p = take(z);
+    if (p == nullptr) {
+      break;
+    }
+    slots[n++] = p;
+  }
+  z.mu.unlock();
+  zc.zone_fills.store(zc.zone_fills.load(std::memory_order_relaxed) + 1,
+                      std::memory_order_relaxed);
+  zc.alloc_cur.store(n, std::memory_order_relaxed);
+  return n != 0;
+}
 
-  static constexpr TagId kVmTagKalloc = 13;  // VM_KERN_MEMORY_KALLOC
-};
+/// Half a depot: how many magazines one hold of the zone lock moves between
+/// this CPU's depot and the zone (at least one).
+inline std::uint32_t ZonesInternals::batch_of(const ZoneCache& zc) {
+  return std::max<std::uint32_t>(zc.depot_max / 2, 1);
+}
+/// The depot array's size. Full magazines number at most max(depot_max, 1)
+/// (a push past depot_max spills at once; recirculation fills at most that
+/// far), and a push without an empty adds one slot: two beyond depot_max.
+inline std::uint32_t ZonesInternals::depot_room(const ZoneCache& zc) { return zc.depot_max + 2; }
+
+/// XNU's zalloc_cached_depot_recirculate: with the zone lock held, moves up
+/// to half a depot of full magazines from the zone's recirculation depot
+/// into this CPU's depot, so that one hold of the zone lock serves many
+/// reloads; empties that would leave them no room go to the zone's spares.
+/// Returns how many it moved.
+inline std::uint32_t ZonesInternals::recirculate(ZoneCache& zc, Zone& z) {
+  const std::uint32_t room = depot_room(zc);
+  OwnerGuard lock(zc.depot_lock);
+  const std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
+  const std::uint32_t fulls = std::max<std::uint32_t>(zc.depot_max, 1);
+  const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+      {batch_of(zc), z.recirc_count, count < fulls ? fulls - count : 0}));
+  while (zc.depot_held + n > room) {
+    Magazine* m = zc.depot[--zc.depot_held];
+    m->next = z.spare_mags;
+    z.spare_mags = m;
+  }
+  // The empties move up; the full magazines go in at the boundary.
+  std::copy_backward(zc.depot + count, zc.depot + zc.depot_held, zc.depot + zc.depot_held + n);
+  // The newest spill goes on top, so that reloads take magazines in the
+  // order the zone would have handed them out one by one (LIFO keeps a
+  // batch's elements in the reverse order of its frees, which prefetches).
+  for (std::uint32_t i = n; i-- > 0;) {
+    Magazine* m = z.recirc;  // full: only spills come into recirculation
+    z.recirc = m->next;
+    zc.depot[count + i] = m;
+  }
+  zc.depot_held += n;
+  zc.depot_count.store(count + n, std::memory_order_relaxed);
+  z.recirc_count -= n;
+  z.recirc_min = std::min(z.recirc_min, z.recirc_count);
+  return n;
+}
+
+/// Makes room in a full free magazine when ZonesBackend::unload could not:
+/// pushes it to this CPU's depot (spilling the older half of the depot to
+/// recirculation when the depot passes its cap) and loads an empty one
+/// from the depot, else from the zone's spares (taking up to half a depot
+/// more for the trades to come, in the same hold), else a new one.
+void ZonesInternals::make_room(ZoneCache& zc, Zone& z) {
+  if (b.unload(zc) == 0) {
+    return;
+  }
+  Magazine* spill = nullptr;  // newest first, down to spill_tail
+  Magazine* spill_tail = nullptr;
+  std::uint64_t spilled = 0;
+  Magazine* empty = nullptr;
+  std::uint32_t room = 0;  // empties the depot can take from the zone's spares
+  {
+    OwnerGuard lock(zc.depot_lock);
+    std::uint32_t count = zc.depot_count.load(std::memory_order_relaxed);
+    if (count < zc.depot_held) {
+      empty = zc.depot[count];
+    } else {
+      ++zc.depot_held;  // within depot_room: see there
+    }
+    zc.depot[count++] = zc.free_mag;
+    if (count > zc.depot_max) {
+      // Keep the newest half, spill the rest (the oldest, at the bottom).
+      const std::uint32_t keep = zc.depot_max / 2;
+      spilled = count - keep;
+      spill_tail = zc.depot[0];
+      for (std::uint32_t i = 0; i < spilled; ++i) {
+        Magazine* m = zc.depot[i];
+        m->count = s.magazine_size;
+        m->next = spill;
+        spill = m;
+      }
+      std::copy(zc.depot + spilled, zc.depot + zc.depot_held, zc.depot);
+      zc.depot_held -= static_cast<std::uint32_t>(spilled);
+      count = keep;
+    }
+    zc.depot_count.store(count, std::memory_order_relaxed);
+    if (batch_of(zc) > 1) {  // else a depot too small to batch
+      room = std::min(depot_room(zc) - zc.depot_held, batch_of(zc));
+    }
+  }
+  Magazine* spares = nullptr;  // for the depot, beyond the one that becomes the free magazine
+  std::uint32_t nspares = 0;
+  if (spill != nullptr || empty == nullptr) {
+    lock_zone(z);
+    if (spill != nullptr) {
+      spill_tail->next = z.recirc;
+      z.recirc = spill;
+      z.recirc_count += spilled;
+    }
+    if (empty == nullptr && (empty = z.spare_mags) != nullptr) {
+      z.spare_mags = empty->next;
+      // The next trades need empties too: take them in this same hold.
+      while (nspares < room && z.spare_mags != nullptr) {
+        Magazine* m = z.spare_mags;
+        z.spare_mags = m->next;
+        m->next = spares;
+        spares = m;
+        ++nspares;
+      }
+    }
+    z.mu.unlock();
+  }
+  if (spill != nullptr) {
+    zc.depot_spills.store(zc.depot_spills.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  }
+  if (spares != nullptr) {
+    // GC may have emptied the depot meanwhile; it only ever makes more room.
+    OwnerGuard lock(zc.depot_lock);
+    for (Magazine* m = spares; m != nullptr; m = m->next) {
+      zc.depot[zc.depot_held++] = m;
+    }
+  }
+  zc.free_mag = empty != nullptr ? empty : new_magazine();
+  zc.free_cur.store(0, std::memory_order_relaxed);
+}
+
+// ---- kalloc_large ----------------------------------------------------------
+
+void* ZonesInternals::large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node,
+                                  std::uint64_t max_phys) {
+  const std::size_t bytes =
+      (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
+  if (bytes < size) {
+    return nullptr;
+  }
+  const unsigned n = node < 0 ? percpu().node : static_cast<unsigned>(node);
+  void* p = s.machine->alloc_contiguous(bytes, std::max(align, kPageBytes),
+                                        static_cast<NodeId>(n), max_phys);
+  if (p == nullptr) {
+    s.failed_allocs.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  PageEntry e;
+  e.large_bytes = bytes;
+  e.number = kLargeClass;
+  e.node = static_cast<std::uint8_t>(n);
+  set_pages(p, 1, e);
+  std::lock_guard lock(s.large_mu);
+  s.large.emplace(p, ZonesBackend::State::Large{bytes, tag, n});
+  s.large_bytes += bytes;
+  ++s.large_allocs;
+  s.large_bytes_by_tag[tag == kNoTag ? kVmTagKalloc : tag] += bytes;
+  return p;
+}
+
+void ZonesInternals::large_free(void* p, std::size_t size) {
+  const PageEntry& e = b.page_entry(p);
+  const std::size_t want =
+      (std::max<std::size_t>(size, 1) + kPageBytes - 1) / kPageBytes * kPageBytes;
+  if (want != e.large_bytes) {
+    panic("kfree of %p with size %zu, but the kalloc_large block holds %" PRIu64 " bytes", p,
+          size, e.large_bytes);
+  }
+  ZonesBackend::State::Large rec{};
+  {
+    std::lock_guard lock(s.large_mu);
+    auto it = s.large.find(p);
+    if (it == s.large.end()) {
+      panic("kfree of %p (size %zu): not a kalloc_large block", p, size);
+    }
+    rec = it->second;
+    s.large.erase(it);
+    s.large_bytes -= rec.bytes;
+    s.large_bytes_by_tag[rec.tag == kNoTag ? kVmTagKalloc : rec.tag] -= rec.bytes;
+    set_pages(p, 1, kNoPage);
+  }
+  s.machine->free_contiguous(p, rec.bytes);
+}
+
+// ---- zone GC ---------------------------------------------------------------
+
+/// Moves every magazine of every per-CPU depot into its zone's list, by
+/// zone index. The depot locks are claimed all at once, so that one process
+/// barrier serves them all (see DepotLock).
+std::vector<Magazine*> ZonesInternals::collect_depots() {
+  std::vector<Magazine*> out(s.zones.size(), nullptr);
+  std::vector<ZoneCache*> caches;
+  for (const auto& slot : b.percpu_) {
+    PerCpu* pc = slot.load(std::memory_order_acquire);
+    if (pc == b.unclaimed_) {
+      continue;
+    }
+    for (std::size_t i = 0; i < s.zones.size(); ++i) {
+      caches.push_back(&pc->cache(cache_index(*s.zones[i])));
+    }
+  }
+  for (ZoneCache* zc : caches) {
+    zc->depot_lock.claim();
+  }
+  DepotLock::publish_claims();
+  for (std::size_t k = 0; k < caches.size(); ++k) {
+    ZoneCache& zc = *caches[k];
+    Magazine*& list = out[k % s.zones.size()];  // caches run slot by slot, zone by zone
+    zc.depot_lock.await_owner();
+    const std::uint32_t full = zc.depot_count.load(std::memory_order_relaxed);
+    for (std::uint32_t j = 0; j < zc.depot_held; ++j) {
+      Magazine* m = zc.depot[j];
+      m->count = j < full ? s.magazine_size : 0;
+      m->next = list;
+      list = m;
+    }
+    zc.depot_count.store(0, std::memory_order_relaxed);
+    zc.depot_held = 0;
+    zc.depot_lock.release();
+  }
+  return out;
+}
+
+inline std::uint64_t ZonesInternals::ema(std::uint64_t old, std::uint64_t sample) {
+  return (3 * old + sample + 3) / 4;
+}
+
+/// Trims or drains zone i; `depots` are magazines taken from per-CPU depots.
+inline std::size_t ZonesInternals::gc_zone(std::size_t i, ReclaimLevel level, Magazine* depots) {
+  Zone& z = *s.zones[i];
+  std::size_t returned = 0;
+  Magazine* dead = nullptr;
+  lock_zone(z);
+  while (Magazine* m = depots) {
+    depots = m->next;
+    empty_into_zone(z, m, m->count);
+    m->next = dead;
+    dead = m;
+  }
+  std::uint64_t keep_mags = 0;
+  std::uint64_t keep_free = 0;
+  if (level == ReclaimLevel::trim) {
+    z.ws_recirc_ema = ema(z.ws_recirc_ema, z.recirc_count - z.recirc_min);
+    z.ws_free_ema = ema(z.ws_free_ema, z.elems_free - z.free_min);
+    keep_mags = z.ws_recirc_ema;
+    keep_free = z.ws_free_ema;
+  } else {
+    z.ws_recirc_ema = 0;
+    z.ws_free_ema = 0;
+  }
+  while (z.recirc_count > keep_mags) {
+    Magazine* m = z.recirc;
+    z.recirc = m->next;
+    --z.recirc_count;
+    empty_into_zone(z, m, m->count);
+    m->next = dead;
+    dead = m;
+  }
+  while (z.empty.head != nullptr && z.elems_free >= keep_free + z.elems_per_chunk) {
+    returned += release(z, z.empty.head);
+  }
+  if (level == ReclaimLevel::drain || z.recirc_count <= keep_mags) {
+    while (Magazine* m = z.spare_mags) {
+      z.spare_mags = m->next;
+      m->next = dead;
+      dead = m;
+    }
+  }
+  z.recirc_min = z.recirc_count;
+  z.free_min = z.elems_free;
+  z.mu.unlock();
+  while (Magazine* m = dead) {
+    dead = m->next;
+    delete_magazine(m);
+  }
+  return returned;
+}
 
 // ---- the backend -----------------------------------------------------------
 

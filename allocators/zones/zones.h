@@ -449,7 +449,7 @@ class ZonesBackend {
   void* allocate_slow(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept;
   void free_slow(void* p, std::size_t size) noexcept;
 
-  // Defined in zones.cpp.
+  // Defined in zones_internal.h.
   friend struct ZonesInternals;
 
   zones::ClassTable classes_;
