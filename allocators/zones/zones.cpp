@@ -88,19 +88,6 @@ unsigned chunk_pages_for(std::uint32_t element_size) noexcept {
   return best;
 }
 
-// ---- panics ----------------------------------------------------------------
-
-[[noreturn]] __attribute__((format(printf, 1, 2))) void panic(const char* fmt, ...) {
-  char line[512];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(line, sizeof line, fmt, args);
-  va_end(args);
-  std::fprintf(stderr, "kmbench: panic: %s\n", line);
-  std::fflush(stderr);
-  std::abort();
-}
-
 }  // namespace zones
 
 // ---- zones and chunks ------------------------------------------------------

@@ -21,7 +21,7 @@
 namespace kmbench {
 namespace zones {
 
-/// The emulated panic: one line on stderr, then abort.
+/// The emulated panic: one line on stderr, then abort (zones_panic.cpp).
 [[noreturn]] __attribute__((format(printf, 1, 2))) void panic(const char* fmt, ...);
 
 enum class ChunkList : std::uint8_t { empty, partial, full };
@@ -126,7 +126,7 @@ struct ZonesBackend::State {
 
 /// The slow paths, with access to the backend's private parts.
 ///
-/// Members are defined in zones.cpp, except those a per-element slow
+/// Members are defined in their part's file, except those a per-element slow
 /// path reaches from more than one part (a zone's lock, an element back to its
 /// chunk, the CPU slot's caches), which are defined here. These, and the
 /// members declared inline below, are inline so that the compiler can inline
