@@ -175,7 +175,7 @@ struct ZonesInternals {
     }
   }
 
-  // -- chunks (zone lock held) --
+  // -- chunks (zone lock held): the rest in zones_chunks.cpp --
 
   void relist(Zone& z, ChunkMeta* c) {
     const ChunkList want = c->nfree == 0                   ? ChunkList::full
