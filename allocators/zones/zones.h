@@ -439,7 +439,7 @@ class ZonesBackend {
     return reinterpret_cast<std::uintptr_t>(p) ^ secret_;
   }
 
-  // Magazine exchanges that stay on this CPU (defined in zones.cpp).
+  // Magazine exchanges that stay on this CPU (defined in zones_cache.cpp).
   /// Loads a non-empty alloc magazine: the free magazine (XNU's first refill)
   /// or a full one from this CPU's depot. Returns its count, 0 when neither has one.
   std::uint32_t reload(zones::ZoneCache& zc) noexcept;

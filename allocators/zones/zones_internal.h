@@ -282,7 +282,7 @@ struct ZonesInternals {
     ::operator delete(pc, std::align_val_t{64});
   }
 
-  // -- per-CPU caching --
+  // -- per-CPU caching: zones_cache.cpp --
 
   inline void arm(ZoneCache& zc, Zone& z);
   /// Empties this CPU's loaded magazines of every zone into their zones (a drain asked for it).
