@@ -293,7 +293,7 @@ struct ZonesInternals {
   inline std::uint32_t recirculate(ZoneCache& zc, Zone& z);
   void make_room(ZoneCache& zc, Zone& z);
 
-  // -- kalloc_large --
+  // -- kalloc_large: zones_large.cpp --
 
   void* large_alloc(std::size_t size, std::size_t align, TagId tag, NodeId node,
                     std::uint64_t max_phys = ~std::uint64_t{0});
