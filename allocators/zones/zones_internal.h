@@ -299,7 +299,7 @@ struct ZonesInternals {
                     std::uint64_t max_phys = ~std::uint64_t{0});
   void large_free(void* p, std::size_t size);
 
-  // -- zone GC --
+  // -- zone GC: zones_gc.cpp --
 
   std::vector<Magazine*> collect_depots();
   static inline std::uint64_t ema(std::uint64_t old, std::uint64_t sample);
