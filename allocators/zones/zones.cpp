@@ -1,4 +1,5 @@
 // zones: the size classes, and the backend's construction and destruction.
+// README.md names the file of each other part.
 #include "allocators/zones/zones.h"
 
 #include <sys/mman.h>

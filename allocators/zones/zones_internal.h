@@ -1,5 +1,6 @@
 // zones' private header: what the backend's parts share (zones.h stays the
-// public one; only allocators/zones/*.cpp include this).
+// public one; only allocators/zones/*.cpp include this). README.md says which
+// file holds which part.
 #pragma once
 
 #include <algorithm>
