@@ -33,6 +33,7 @@
 
 #include "allocators/backend.h"
 #include "allocators/cpu_slot.h"
+#include "base/spin_lock.h"
 
 namespace kmbench {
 
@@ -118,40 +119,7 @@ struct Magazine {
   void** elems() noexcept { return reinterpret_cast<void**>(this + 1); }
 };
 
-/// A small lock for short sections: one atomic exchange to take it, a plain
-/// store to drop it; a waiter that has spun a while yields.
-class SpinLock {
- public:
-  void lock() noexcept {
-    if (flag_.exchange(true, std::memory_order_acquire)) [[unlikely]] {
-      lock_contended();
-    }
-  }
-  bool try_lock() noexcept {
-    return !flag_.load(std::memory_order_relaxed) &&
-           !flag_.exchange(true, std::memory_order_acquire);
-  }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-
- private:
-  // Out of line, so that a caller's uncontended path stays a leaf.
-  [[gnu::noinline]] void lock_contended() noexcept {
-    unsigned spins = 0;
-    do {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) {
-#if defined(__x86_64__) || defined(__i386__)
-          __builtin_ia32_pause();
-#endif
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    } while (flag_.exchange(true, std::memory_order_acquire));
-  }
-
-  std::atomic<bool> flag_{false};
-};
+using base::SpinLock;  // the depot locks and a zone's lock
 
 namespace detail {
 /// True when this process can have all its threads run a memory barrier
@@ -439,7 +407,7 @@ class ZonesBackend {
     return reinterpret_cast<std::uintptr_t>(p) ^ secret_;
   }
 
-  // Magazine exchanges that stay on this CPU (defined in zones.cpp).
+  // Magazine exchanges that stay on this CPU (defined in zones_cache.cpp).
   /// Loads a non-empty alloc magazine: the free magazine (XNU's first refill)
   /// or a full one from this CPU's depot. Returns its count, 0 when neither has one.
   std::uint32_t reload(zones::ZoneCache& zc) noexcept;
@@ -449,7 +417,7 @@ class ZonesBackend {
   void* allocate_slow(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept;
   void free_slow(void* p, std::size_t size) noexcept;
 
-  // Defined in zones.cpp.
+  // Defined in zones_internal.h.
   friend struct ZonesInternals;
 
   zones::ClassTable classes_;
