@@ -213,8 +213,8 @@ class ObjectCache {
   void hash_insert(Bufctl* bcp) noexcept;
   Bufctl* hash_remove(const void* buf) noexcept;
   void hash_rescale() noexcept;
-  void partial_insert_head(Slab* sp) noexcept;
-  void partial_insert_tail(Slab* sp) noexcept;
+  enum class ListEnd { head, tail };
+  void partial_insert(Slab* sp, ListEnd at) noexcept;
   void partial_remove(Slab* sp) noexcept;
   [[noreturn]] void panic(const char* what, const void* buf, std::size_t size) const noexcept;
   Buftag* buftag(const void* buf) const noexcept;

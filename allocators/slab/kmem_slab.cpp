@@ -14,27 +14,18 @@ ObjectCache::Slab* ObjectCache::slab_of_small(const void* buf) const noexcept {
   return reinterpret_cast<Slab*>(end - sizeof(Slab));
 }
 
-void ObjectCache::partial_insert_head(Slab* sp) noexcept {
-  sp->prev = nullptr;
-  sp->next = partial_;
-  if (partial_ != nullptr) {
-    partial_->prev = sp;
-  } else {
-    partial_tail_ = sp;
-  }
-  partial_ = sp;
-  partial_slabs_++;
-}
-
-void ObjectCache::partial_insert_tail(Slab* sp) noexcept {
-  sp->next = nullptr;
-  sp->prev = partial_tail_;
-  if (partial_tail_ != nullptr) {
-    partial_tail_->next = sp;
-  } else {
-    partial_ = sp;
-  }
-  partial_tail_ = sp;
+void ObjectCache::partial_insert(Slab* sp, ListEnd at) noexcept {
+  // The list seen from the chosen end: `end` and the link pointing away from
+  // it (`away`), or the link pointing back (`back`) and the far end.
+  const bool head = at == ListEnd::head;
+  Slab*& end = head ? partial_ : partial_tail_;
+  Slab*& far_end = head ? partial_tail_ : partial_;
+  Slab* Slab::*const away = head ? &Slab::next : &Slab::prev;
+  Slab* Slab::*const back = head ? &Slab::prev : &Slab::next;
+  sp->*back = nullptr;
+  sp->*away = end;
+  (end != nullptr ? end->*back : far_end) = sp;
+  end = sp;
   partial_slabs_++;
 }
 
@@ -147,7 +138,7 @@ void* ObjectCache::slab_alloc() noexcept {
     sst_.slab_creates++;
     sst_.slabs++;
     sst_.buf_total += chunks_;
-    partial_insert_head(sp);
+    partial_insert(sp, ListEnd::head);
   }
   void* buf;
   if (hashed_) {
@@ -195,7 +186,7 @@ void ObjectCache::slab_free(void* buf) noexcept {
   }
   if (sp->refcnt == sp->chunks) {
     complete_slabs_--;
-    partial_insert_head(sp);
+    partial_insert(sp, ListEnd::head);
   }
   sp->refcnt--;
   sst_.buf_inuse_slab--;
@@ -213,7 +204,7 @@ void ObjectCache::slab_free(void* buf) noexcept {
   if (sp->refcnt * 2 < sp->chunks && sp->next != nullptr) {
     // Allocate from the fullest slabs first so nearly empty ones can drain.
     partial_remove(sp);
-    partial_insert_tail(sp);
+    partial_insert(sp, ListEnd::tail);
   }
 }
 
