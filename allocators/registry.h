@@ -3,46 +3,20 @@
 // Two ways in:
 //  - with_backend(name, config, f) calls f(Counting<B>&) with the concrete
 //    type, so whatever f runs (the replay loop, a benchmark) is instantiated
-//    per backend and allocate/free inline. Use it for hot loops.
-//  - open_backend(name, config) gives an AnyBackend: one function table per
-//    run, one indirect call per operation. Use it where a call is not the
-//    cost being measured (the KPI, tools, tests).
-//
-// Some backends live in other executables (a third-party allocator that owns
-// malloc must be alone in its process): BackendInfo::executable names them.
+//    per backend and allocate/free inline. Use it for hot loops; it compiles
+//    every backend's header.
+//  - open_backend(name, config) gives an AnyBackend (any_backend.h): one
+//    function table per run, one indirect call per operation. Use it where a
+//    call is not the cost being measured (the KPI, tools, tests).
 #pragma once
 
-#include <memory>
-#include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 #include "allocators/all_backends.h"
-#include "allocators/backend.h"
-#include "allocators/counting.h"
-#include "base/errors.h"
+#include "allocators/any_backend.h"
 
 namespace kmbench {
-
-struct BackendInfo {
-  std::string name;
-  std::string summary;
-  std::uint32_t features = 0;
-  std::string executable;  // empty: served by this executable
-};
-
-/// Every backend kmbench knows, in this executable and in its worker executables.
-const std::vector<BackendInfo>& all_backends();
-
-/// The backend of that name, or nullptr.
-const BackendInfo* find_backend(std::string_view name);
-
-/// Parses "key=value,key=value" into config.params (later keys win).
-/// Throws UsageError naming the malformed item.
-void apply_params(BackendConfig& config, std::string_view params);
-/// `config` with the variant's parameters underneath the caller's own.
-BackendConfig with_variant(const BackendVariant& v, const BackendConfig& config);
 
 namespace detail {
 template <class F, class B, class... Rest>
@@ -72,125 +46,5 @@ template <class F>
 bool with_backend(std::string_view name, BackendConfig config, F&& f) {
   return detail::dispatch_list(name, config, f, InProcessBackends{});
 }
-
-/// One function table per backend type: the run-time face of a backend.
-struct BackendOps {
-  void* (*allocate)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;
-  void (*free)(void* self, void* p, std::size_t size, TagId) noexcept;
-  std::size_t (*usable_size)(const void* self, void* p, std::size_t size) noexcept;  // may be null
-  std::uint64_t (*physical_address)(const void* self, const void* p) noexcept;      // may be null
-  std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
-  void* (*allocate_low)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;  // may be null
-  void (*free_low)(void* self, void* p, std::size_t size, TagId) noexcept;           // may be null
-  CountingStats (*stats)(const void* self);
-  void (*destroy)(void* self) noexcept;
-};
-
-template <Backend B>
-inline constexpr BackendOps kOpsFor = {
-    [](void* self, std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
-      return static_cast<Counting<B>*>(self)->allocate(size, align, tag, node);
-    },
-    [](void* self, void* p, std::size_t size, TagId tag) noexcept {
-      static_cast<Counting<B>*>(self)->free(p, size, tag);
-    },
-    (B::kFeatures & kFeatureUsableSize)
-        ? +[](const void* self, void* p, std::size_t size) noexcept -> std::size_t {
-            if constexpr ((B::kFeatures & kFeatureUsableSize) != 0) {
-              return static_cast<const Counting<B>*>(self)->usable_size(p, size);
-            } else {
-              return size;
-            }
-          }
-        : nullptr,
-    (B::kFeatures & kFeaturePhysical)
-        ? +[](const void* self, const void* p) noexcept -> std::uint64_t {
-            if constexpr ((B::kFeatures & kFeaturePhysical) != 0) {
-              return static_cast<const Counting<B>*>(self)->physical_address(p);
-            } else {
-              return 0;
-            }
-          }
-        : nullptr,
-    (B::kFeatures & kFeatureReclaim)
-        ? +[](void* self, ReclaimLevel level) -> std::size_t {
-            if constexpr ((B::kFeatures & kFeatureReclaim) != 0) {
-              return static_cast<Counting<B>*>(self)->reclaim(level);
-            } else {
-              return 0;
-            }
-          }
-        : nullptr,
-    (B::kFeatures & kFeatureLowMemory)
-        ? +[](void* self, std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept -> void* {
-            if constexpr ((B::kFeatures & kFeatureLowMemory) != 0) {
-              return static_cast<Counting<B>*>(self)->allocate_low(size, align, tag, node);
-            } else {
-              return nullptr;
-            }
-          }
-        : nullptr,
-    (B::kFeatures & kFeatureLowMemory)
-        ? +[](void* self, void* p, std::size_t size, TagId tag) noexcept {
-            if constexpr ((B::kFeatures & kFeatureLowMemory) != 0) {
-              static_cast<Counting<B>*>(self)->free_low(p, size, tag);
-            }
-          }
-        : nullptr,
-    [](const void* self) { return static_cast<const Counting<B>*>(self)->stats(); },
-    [](void* self) noexcept { delete static_cast<Counting<B>*>(self); },
-};
-
-/// A backend chosen at run time. Owns its Counting<B>.
-class AnyBackend {
- public:
-  AnyBackend(std::string name, std::uint32_t features, void* self, const BackendOps* ops)
-      : name_(std::move(name)), features_(features), self_(self), ops_(ops) {}
-  ~AnyBackend() { ops_->destroy(self_); }
-  AnyBackend(const AnyBackend&) = delete;
-  AnyBackend& operator=(const AnyBackend&) = delete;
-
-  const std::string& name() const noexcept { return name_; }
-  std::uint32_t features() const noexcept { return features_; }
-  bool has(Feature f) const noexcept { return (features_ & f) != 0; }
-
-  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
-    return ops_->allocate(self_, size, align, tag, node);
-  }
-  void free(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
-    ops_->free(self_, p, size, tag);
-  }
-  /// Bytes handed out for a block of that requested size (size when unknown).
-  std::size_t usable_size(void* p, std::size_t size) const noexcept {
-    return ops_->usable_size ? ops_->usable_size(self_, p, size) : size;
-  }
-  /// pre: has(kFeatureLowMemory)
-  void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
-    return ops_->allocate_low(self_, size, align, tag, node);
-  }
-  /// pre: p came from allocate_low with this size
-  void free_low(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
-    ops_->free_low(self_, p, size, tag);
-  }
-  /// pre: has(kFeaturePhysical)
-  std::uint64_t physical_address(const void* p) const noexcept {
-    return ops_->physical_address(self_, p);
-  }
-  /// Bytes given back; 0 when the backend cannot reclaim.
-  std::size_t reclaim(ReclaimLevel level) {
-    return ops_->reclaim ? ops_->reclaim(self_, level) : 0;
-  }
-  CountingStats stats() const { return ops_->stats(self_); }
-
- private:
-  std::string name_;
-  std::uint32_t features_;
-  void* self_;
-  const BackendOps* ops_;
-};
-
-/// Opens the named backend in this process.
-/// Throws UsageError if the name is unknown or the backend lives in another executable.
-std::unique_ptr<AnyBackend> open_backend(std::string_view name, BackendConfig config = {});
 
 }  // namespace kmbench

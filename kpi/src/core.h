@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 #include "kmbench/kpi.h"
 #include "live_table.h"
 
