@@ -425,8 +425,12 @@ TEST(Paced, DurationIsTheCapturesSpanOverTheSpeed) {
   o.sample_ms = 10;
   const Result r = run(p, "zones", o);
   const double expected = static_cast<double>(p.duration_ns) / o.speed;
-  EXPECT_NEAR(static_cast<double>(r.duration_ns) / expected, 1.0, 0.05)
-      << r.duration_ns << " ns against " << expected;
+  // The schedule is never run ahead of; behind it, the pass ends at most as
+  // late as the latest step started, plus the last step's own work. Bounding
+  // by the measured lag keeps the test exact on a loaded or sanitised build.
+  EXPECT_GE(static_cast<double>(r.duration_ns), 0.99 * expected) << r.duration_ns << " ns against " << expected;
+  EXPECT_LE(static_cast<double>(r.duration_ns), 1.05 * expected + static_cast<double>(r.paced_max_lag_ns))
+      << r.duration_ns << " ns against " << expected << ", latest step " << r.paced_max_lag_ns << " ns late";
   EXPECT_EQ(r.paced_lag.count, r.events);
   EXPECT_GT(r.paced_lag.p99_ns, 0);
   EXPECT_LE(r.paced_lag.p50_ns, r.paced_lag.p99_ns);
