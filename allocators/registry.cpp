@@ -145,7 +145,8 @@ std::string feature_names(std::uint32_t features) {
   std::string out;
   for (const auto& [bit, name] : kNames) {
     if ((features & bit) != 0) {
-      out += (out.empty() ? "" : ",") + std::string(name);
+      if (!out.empty()) out += ',';
+      out += name;
     }
   }
   return out;

@@ -22,6 +22,8 @@ packages=(
   chromium
   # trace capture and compressed inputs
   trace-cmd xz-utils zstd gzip hyperfine
+  # the size limits check (tools/check-sizes.py) finds functions with it
+  universal-ctags
 )
 
 missing=()

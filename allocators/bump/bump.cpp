@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "base/units.h"
 
 namespace kmbench {
 namespace {
@@ -21,27 +22,14 @@ constexpr int kMadvPopulateWrite = 23;  // Linux 5.14; older kernels answer EINV
 #endif
 
 std::size_t parse_bytes(const std::string& key, const std::string& text, bool allow_zero = false) {
-  std::size_t used = 0;
-  unsigned long long value = 0;
-  try {
-    value = std::stoull(text, &used);
-  } catch (const std::exception&) {
-    throw UsageError("bump: parameter " + key + "='" + text + "' is not a byte count");
+  const std::optional<std::uint64_t> value = base::parse_bytes(text);
+  if (!value) {
+    throw UsageError("bump: parameter " + key + "='" + text + "' is not a byte count (digits with an optional k, m, g or t)");
   }
-  const std::string suffix = text.substr(used);
-  if (suffix == "k" || suffix == "K") {
-    value <<= 10;
-  } else if (suffix == "m" || suffix == "M") {
-    value <<= 20;
-  } else if (suffix == "g" || suffix == "G") {
-    value <<= 30;
-  } else if (!suffix.empty()) {
-    throw UsageError("bump: parameter " + key + "='" + text + "' has an unknown suffix");
-  }
-  if (value == 0 && !allow_zero) {
+  if (*value == 0 && !allow_zero) {
     throw UsageError("bump: parameter " + key + " must be positive");
   }
-  return static_cast<std::size_t>(value);
+  return static_cast<std::size_t>(*value);
 }
 
 }  // namespace

@@ -15,26 +15,17 @@
 
 namespace kmbench::cli {
 
+/// What the command line gave: the replay options by their table key
+/// (harness/replay/option_table.h), as typed; checked once, by run_replay.
 struct ReplayFlags {
   std::string backend;
-  std::string mode = "fast";
-  double speed = 1.0;
-  unsigned threads = 0;
-  unsigned warmup = 1;
-  std::uint64_t memory = 0;
-  int node = -1;
-  std::string placement = "local";
-  std::string topology = "real";
-  bool drain = false;
-  std::string touch = "first";
-  bool no_latency = false;
-  unsigned sample_ms = 0;
-  unsigned iommu = 0;
+  std::map<std::string, std::string> options;
   std::vector<std::string> backend_params;
   std::string json;
 };
 
-/// Adds the shared options to cmd; flags must outlive the parse.
+/// Adds the shared options to cmd, one per entry of the option table; flags
+/// must outlive the parse.
 void add_replay_flags(CLI::App* cmd, ReplayFlags& flags);
 
 /// "k=v" items into a map. Throws UsageError naming the option and the malformed item.

@@ -12,15 +12,13 @@
 #include "allocators/registry.h"
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
+#include "harness/replay/option_table.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::matrix {
 namespace {
 
-constexpr unsigned kMaxThreads = 1024;
 constexpr unsigned kMaxRepetitions = 1000;
-const std::set<std::string> kPlacements = {"local", "remote", "interleaved"};
-const std::set<std::string> kModes = {"fast", "paced"};
 
 std::string scalar_text(const toml::node& n);
 
@@ -123,12 +121,17 @@ class Checker {
     }
     if (const toml::node* n = t.get("threads")) {
       axes.threads.clear();
-      if (n->is_integer()) {
-        axes.threads.push_back(static_cast<unsigned>(integer_of(*n, "threads", 1, kMaxThreads)));
-      } else if (const toml::array* a = n->as_array(); a && !a->empty()) {
-        for (const toml::node& e : *a) {
-          axes.threads.push_back(static_cast<unsigned>(integer_of(e, "threads", 1, kMaxThreads)));
+      auto add = [&](const toml::node& e) {
+        const unsigned threads = static_cast<unsigned>(std::stoul(option_value(e, "threads")));
+        if (threads == 0) {
+          fail(e, "'threads' = 0 gives no cell a thread count: list counts of 1 or more");
         }
+        axes.threads.push_back(threads);
+      };
+      if (n->is_integer()) {
+        add(*n);
+      } else if (const toml::array* a = n->as_array(); a && !a->empty()) {
+        for (const toml::node& e : *a) add(e);
       } else {
         fail(*n, "'threads' must be a positive integer or a non-empty array of them");
       }
@@ -147,17 +150,11 @@ class Checker {
     if (const toml::node* n = t.get("placements")) {
       axes.placements.clear();
       for (auto& [p, at] : strings_of(*n, "placements")) {
-        if (!kPlacements.count(p)) {
-          fail(*at, "unknown placement '" + p + "' (known: local, remote, interleaved)");
-        }
-        axes.placements.push_back(p);
+        axes.placements.push_back(option_value(*at, "placement"));
       }
     }
     if (const toml::node* n = t.get("mode")) {
-      axes.mode = string_of(*n, "mode");
-      if (!kModes.count(axes.mode)) {
-        fail(*n, "unknown mode '" + axes.mode + "' (known: fast, paced)");
-      }
+      axes.mode = option_value(*n, "mode");
     }
     if (const toml::node* n = t.get("repetitions")) {
       axes.repetitions = static_cast<unsigned>(integer_of(*n, "repetitions", 1, kMaxRepetitions));
@@ -184,49 +181,44 @@ class Checker {
     }
   }
 
-  /// [[...]].replay = { drain = true, touch = "pages", speed = 2.0, sample_ms = 5, node = 0, latency = false,
-  ///                     warmup = 1 }
+  /// A value for a replay option, checked by the option table (one message
+  /// per mistake, here with this file and line).
+  std::string option_value(const toml::node& n, std::string_view key) const {
+    const replay::OptionSpec& spec = *replay::option_by_key(key);
+    if (!n.is_value()) {
+      std::string what = "'";
+      what.append(key).append("' must be ").append(replay::what_it_takes(spec));
+      fail(n, what);
+    }
+    try {
+      return replay::check_option(spec, scalar_text(n), key);
+    } catch (const UsageError& e) {
+      fail(n, e.what());
+    }
+  }
+
+  /// [[...]].replay = { drain = true, touch = "pages", warmup = 1, ... }: any
+  /// replay option that is not a matrix axis, as the command line's flags.
   std::vector<std::pair<std::string, std::string>> replay_options(const toml::node& n) const {
     const toml::table* t = n.as_table();
     if (t == nullptr) {
       fail(n, "'replay' must be a table");
     }
-    known_keys(*t, {"drain", "touch", "speed", "sample_ms", "node", "latency", "warmup"}, "'replay'");
+    std::set<std::string> keys;
+    for (const replay::OptionSpec& spec : replay::option_table()) {
+      if (spec.per_entry) keys.emplace(spec.key);
+    }
+    known_keys(*t, keys, "'replay'");
     std::vector<std::pair<std::string, std::string>> out;
-    auto flag = [&](const char* key, const char* option, bool when) {
-      if (const toml::node* v = t->get(key)) {
-        if (!v->is_boolean()) {
-          fail(*v, std::string("'") + key + "' must be true or false");
-        }
-        if (*v->value<bool>() == when) {
-          out.emplace_back(option, "");
-        }
+    for (const replay::OptionSpec& spec : replay::option_table()) {
+      const toml::node* v = spec.per_entry ? t->get(spec.key) : nullptr;
+      if (v == nullptr) continue;
+      const std::string value = option_value(*v, spec.key);
+      if (spec.type != replay::OptionType::flag) {
+        out.emplace_back(std::string(spec.flag), value);
+      } else if ((value == "true") != spec.negated) {
+        out.emplace_back(std::string(spec.flag), "");
       }
-    };
-    flag("drain", "--drain", true);
-    flag("latency", "--no-latency", false);
-    if (const toml::node* v = t->get("touch")) {
-      const std::string touch = string_of(*v, "touch");
-      if (touch != "none" && touch != "first" && touch != "pages") {
-        fail(*v, "'touch' must be none, first or pages");
-      }
-      out.emplace_back("--touch", touch);
-    }
-    for (const char* key : {"speed", "sample_ms"}) {
-      if (const toml::node* v = t->get(key)) {
-        const double x = number_of(*v, key);
-        if (!(x > 0 && x < 1e9)) {
-          fail(*v, std::string("'") + key + "' must be positive");
-        }
-        out.emplace_back(std::string("--") + (std::string(key) == "speed" ? "speed" : "sample-ms"),
-                         scalar_text(*v));
-      }
-    }
-    if (const toml::node* v = t->get("node")) {
-      out.emplace_back("--node", std::to_string(integer_of(*v, "node", -1, 1023)));
-    }
-    if (const toml::node* v = t->get("warmup")) {
-      out.emplace_back("--warmup", std::to_string(integer_of(*v, "warmup", 0, 100)));
     }
     return out;
   }
@@ -270,6 +262,165 @@ std::string topology_id(const std::string& spec) {
   }
   return "topo" + text_hash(spec).substr(0, 6);
 }
+
+/// A [[workload]] or [[trace]] entry: its source, label, parameters and
+/// axes, expanded into one cell per repetition, topology, placement, thread
+/// count and backend.
+class EntryReader {
+ public:
+  EntryReader(const Checker& check, const Catalog& catalog, const std::string& path)
+      : check_(check), catalog_(catalog), path_(path) {}
+
+  void read(const std::string& kind, const toml::node& entry_node, const Axes& top, std::vector<Cell>& cells) {
+    const toml::table* entry = entry_node.as_table();
+    if (entry == nullptr) {
+      check_.fail(entry_node, "each [[" + kind + "]] must be a table");
+    }
+    const std::string where = "[[" + kind + "]]";
+    check_.known_keys(*entry,
+                      {"name", "path", "label", "params", "replay", "backend_params", "backends", "threads",
+                       "placements", "topology", "mode", "repetitions", "timeout_s"},
+                      where);
+    Cell proto;
+    proto.source_kind = kind;
+    const Catalog::Workload* workload = read_source(*entry, entry_node, where, proto);
+    if (const toml::node* n = entry->get("label")) {
+      proto.label = check_.string_of(*n, "label");
+    }
+    if (proto.label.empty() || !labels_.insert(proto.label).second) {
+      check_.fail(entry_node, "label '" + proto.label + "' is empty or used twice: give each entry a distinct 'label'");
+    }
+    if (const toml::node* n = entry->get("params")) {
+      proto.params = read_params(*n, workload, proto.source);
+    }
+    if (const toml::node* n = entry->get("replay")) {
+      proto.options = check_.replay_options(*n);
+    }
+    if (const toml::node* n = entry->get("backend_params")) {
+      proto.backend_params = read_backend_params(*n);
+    }
+    Axes axes = top;
+    check_.apply(*entry, axes);
+    if (axes.backends.empty()) {
+      check_.fail(entry_node, where + " has no backends: set 'backends' at the top or here");
+    }
+    check_.check_placements(axes, entry_node);
+    proto.line = entry_node.source().begin.line;
+    expand(proto, axes, cells);
+  }
+
+ private:
+  /// The workload's name or the trace's path (checked), and the default label.
+  const Catalog::Workload* read_source(const toml::table& entry, const toml::node& at, const std::string& where,
+                                       Cell& c) const {
+    const bool is_workload = c.source_kind == "workload";
+    const char* name_key = is_workload ? "name" : "path";
+    const toml::node* name_node = entry.get(name_key);
+    if (name_node == nullptr) {
+      check_.fail(at, where + " needs '" + name_key + "'");
+    }
+    if (entry.get(is_workload ? "path" : "name") != nullptr) {
+      check_.fail(at, where + " takes '" + name_key + "', not '" + (is_workload ? "path" : "name") + "'");
+    }
+    c.source = check_.string_of(*name_node, name_key);
+    c.label = c.source;
+    if (!is_workload) {
+      std::filesystem::path p(c.source);
+      if (p.is_relative()) {
+        p = std::filesystem::absolute(std::filesystem::path(path_).parent_path() / p);
+      }
+      if (!std::filesystem::is_regular_file(p)) {
+        check_.fail(*name_node, "trace file '" + p.string() + "' does not exist");
+      }
+      c.source = p.lexically_normal().string();
+      c.label = std::filesystem::path(c.source).stem().string();
+      return nullptr;
+    }
+    for (const auto& w : catalog_.workloads) {
+      if (w.name == c.source) return &w;
+    }
+    check_.fail(*name_node, "unknown workload '" + c.source + "' (known: " +
+                                (catalog_.workloads.empty() ? "none in this build" : names(catalog_.workloads)) + ")");
+  }
+
+  std::vector<std::pair<std::string, std::string>> read_params(const toml::node& n, const Catalog::Workload* workload,
+                                                               const std::string& source) const {
+    const toml::table* pt = n.as_table();
+    if (pt == nullptr) {
+      check_.fail(n, "'params' must be a table");
+    }
+    std::vector<std::pair<std::string, std::string>> params;
+    for (auto&& [key, value] : *pt) {
+      const std::string k(key.str());
+      if (workload != nullptr &&
+          std::find(workload->params.begin(), workload->params.end(), k) == workload->params.end()) {
+        check_.fail(key.source(), "workload '" + source + "' has no parameter '" + k + "' (known: " +
+                                      (workload->params.empty() ? "none" : join(workload->params)) + ")");
+      }
+      if (!value.is_value()) {
+        check_.fail(value, "parameter '" + k + "' must be a string, number or boolean");
+      }
+      params.emplace_back(k, scalar_text(value));
+    }
+    return params;
+  }
+
+  std::vector<std::pair<std::string, std::string>> read_backend_params(const toml::node& n) const {
+    const toml::table* bt = n.as_table();
+    if (bt == nullptr) {
+      check_.fail(n, "'backend_params' must be a table");
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto&& [key, value] : *bt) {
+      if (!value.is_value()) {
+        check_.fail(value, "backend parameter '" + std::string(key.str()) + "' must be a scalar");
+      }
+      out.emplace_back(std::string(key.str()), scalar_text(value));
+    }
+    return out;
+  }
+
+  static void expand(const Cell& proto, const Axes& axes, std::vector<Cell>& cells) {
+    for (unsigned rep = 0; rep < axes.repetitions; ++rep) {
+      for (const auto& topo : axes.topologies) {
+        for (const auto& placement : axes.placements) {
+          for (unsigned threads : axes.threads) {
+            for (const auto& backend : axes.backends) {
+              Cell c = proto;
+              c.backend = backend;
+              c.threads = threads;
+              c.placement = placement;
+              c.topology = topo;
+              c.mode = axes.mode;
+              c.repetition = rep;
+              c.timeout_s = axes.timeout_s;
+              c.group = safe_id(c.label) + "." + safe_id(backend) + ".t" + std::to_string(threads) + "." +
+                        placement + "." + topology_id(topo) + "." + axes.mode;
+              c.id = c.group + ".r" + std::to_string(rep);
+              cells.push_back(std::move(c));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  static std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& x : items) out += (out.empty() ? "" : ", ") + x;
+    return out;
+  }
+  static std::string names(const std::vector<Catalog::Workload>& workloads) {
+    std::string out;
+    for (const auto& w : workloads) out += (out.empty() ? "" : ", ") + w.name;
+    return out;
+  }
+
+  const Checker& check_;
+  const Catalog& catalog_;
+  const std::string& path_;
+  std::set<std::string> labels_;
+};
 
 }  // namespace
 
@@ -349,152 +500,20 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
   Axes top;
   check.apply(root, top);
 
-  std::set<std::string> labels;
-  const std::set<std::string> entry_keys = {"name", "path", "label", "params", "replay", "backend_params",
-                                            "backends", "threads", "placements", "topology", "mode",
-                                            "repetitions", "timeout_s"};
-  auto add_entries = [&](const char* kind) {
+  EntryReader reader(check, catalog, path);
+  for (const char* kind : {"workload", "trace"}) {
     const toml::node* list = root.get(kind);
     if (list == nullptr) {
-      return;
+      continue;
     }
     const toml::array* arr = list->as_array();
     if (arr == nullptr) {
       check.fail(*list, std::string("'") + kind + "' must be an array of tables ([[" + kind + "]])");
     }
     for (const toml::node& entry_node : *arr) {
-      const toml::table* entry = entry_node.as_table();
-      if (entry == nullptr) {
-        check.fail(entry_node, std::string("each [[") + kind + "]] must be a table");
-      }
-      const std::string where = std::string("[[") + kind + "]]";
-      check.known_keys(*entry, entry_keys, where);
-      const bool is_workload = std::string(kind) == "workload";
-      const char* name_key = is_workload ? "name" : "path";
-      const toml::node* name_node = entry->get(name_key);
-      if (name_node == nullptr) {
-        check.fail(entry_node, where + " needs '" + name_key + "'");
-      }
-      if (entry->get(is_workload ? "path" : "name") != nullptr) {
-        check.fail(entry_node, where + " takes '" + name_key + "', not '" +
-                                   (is_workload ? "path" : "name") + "'");
-      }
-      std::string source = check.string_of(*name_node, name_key);
-      std::string label = source;
-      const Catalog::Workload* workload = nullptr;
-      if (is_workload) {
-        for (const auto& w : catalog.workloads) {
-          if (w.name == source) {
-            workload = &w;
-          }
-        }
-        if (workload == nullptr) {
-          std::string list;
-          for (const auto& w : catalog.workloads) {
-            list += (list.empty() ? "" : ", ") + w.name;
-          }
-          check.fail(*name_node, "unknown workload '" + source + "' (known: " +
-                                     (list.empty() ? "none in this build" : list) + ")");
-        }
-      } else {
-        std::filesystem::path p(source);
-        if (p.is_relative()) {
-          p = std::filesystem::absolute(std::filesystem::path(path).parent_path() / p);
-        }
-        if (!std::filesystem::is_regular_file(p)) {
-          check.fail(*name_node, "trace file '" + p.string() + "' does not exist");
-        }
-        source = p.lexically_normal().string();
-        label = std::filesystem::path(source).stem().string();
-      }
-      if (const toml::node* n = entry->get("label")) {
-        label = check.string_of(*n, "label");
-      }
-      if (label.empty() || !labels.insert(label).second) {
-        check.fail(entry_node, "label '" + label +
-                                   "' is empty or used twice: give each entry a distinct 'label'");
-      }
-      std::vector<std::pair<std::string, std::string>> params;
-      if (const toml::node* n = entry->get("params")) {
-        const toml::table* pt = n->as_table();
-        if (pt == nullptr) {
-          check.fail(*n, "'params' must be a table");
-        }
-        for (auto&& [key, value] : *pt) {
-          const std::string k(key.str());
-          if (workload != nullptr &&
-              std::find(workload->params.begin(), workload->params.end(), k) ==
-                  workload->params.end()) {
-            std::string list;
-            for (const auto& p : workload->params) {
-              list += (list.empty() ? "" : ", ") + p;
-            }
-            check.fail(key.source(), "workload '" + source + "' has no parameter '" + k +
-                                         "' (known: " + (list.empty() ? "none" : list) + ")");
-          }
-          if (!value.is_value()) {
-            check.fail(value, "parameter '" + k + "' must be a string, number or boolean");
-          }
-          params.emplace_back(k, scalar_text(value));
-        }
-      }
-      std::vector<std::pair<std::string, std::string>> options;
-      if (const toml::node* n = entry->get("replay")) {
-        options = check.replay_options(*n);
-      }
-      std::vector<std::pair<std::string, std::string>> backend_params;
-      if (const toml::node* n = entry->get("backend_params")) {
-        const toml::table* bt = n->as_table();
-        if (bt == nullptr) {
-          check.fail(*n, "'backend_params' must be a table");
-        }
-        for (auto&& [key, value] : *bt) {
-          if (!value.is_value()) {
-            check.fail(value, "backend parameter '" + std::string(key.str()) + "' must be a scalar");
-          }
-          backend_params.emplace_back(std::string(key.str()), scalar_text(value));
-        }
-      }
-      Axes axes = top;
-      check.apply(*entry, axes);
-      if (axes.backends.empty()) {
-        check.fail(entry_node, where + " has no backends: set 'backends' at the top or here");
-      }
-      check.check_placements(axes, entry_node);
-      const unsigned line = entry_node.source().begin.line;
-      for (unsigned rep = 0; rep < axes.repetitions; ++rep) {
-        for (const auto& topo : axes.topologies) {
-          for (const auto& placement : axes.placements) {
-            for (unsigned threads : axes.threads) {
-              for (const auto& backend : axes.backends) {
-                Cell c;
-                c.backend = backend;
-                c.source_kind = kind;
-                c.source = source;
-                c.label = label;
-                c.params = params;
-                c.options = options;
-                c.backend_params = backend_params;
-                c.threads = threads;
-                c.placement = placement;
-                c.topology = topo;
-                c.mode = axes.mode;
-                c.repetition = rep;
-                c.timeout_s = axes.timeout_s;
-                c.line = line;
-                c.group = safe_id(label) + "." + safe_id(backend) + ".t" + std::to_string(threads) +
-                          "." + placement + "." + topology_id(topo) + "." + axes.mode;
-                c.id = c.group + ".r" + std::to_string(rep);
-                m.cells.push_back(std::move(c));
-              }
-            }
-          }
-        }
-      }
+      reader.read(kind, entry_node, top, m.cells);
     }
-  };
-  add_entries("workload");
-  add_entries("trace");
+  }
   if (m.cells.empty()) {
     throw InputError(path, 1, "the matrix has no [[workload]] or [[trace]] entries");
   }
@@ -543,15 +562,14 @@ Cell cell_from_json(const nlohmann::json& j) {
   c.source_kind = j.at("source_kind");
   c.source = j.at("source");
   c.label = j.at("label");
-  for (const auto& p : j.at("params")) {
-    c.params.emplace_back(p.at(0), p.at(1));
-  }
-  for (const auto& p : j.value("options", nlohmann::json::array())) {
-    c.options.emplace_back(p.at(0), p.at(1));
-  }
-  for (const auto& p : j.value("backend_params", nlohmann::json::array())) {
-    c.backend_params.emplace_back(p.at(0), p.at(1));
-  }
+  auto pairs = [](const nlohmann::json& list) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& p : list) out.emplace_back(p.at(0), p.at(1));
+    return out;
+  };
+  c.params = pairs(j.at("params"));
+  c.options = pairs(j.value("options", nlohmann::json::array()));
+  c.backend_params = pairs(j.value("backend_params", nlohmann::json::array()));
   c.threads = j.at("threads");
   c.placement = j.at("placement");
   c.topology = j.at("topology");

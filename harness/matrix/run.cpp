@@ -24,6 +24,7 @@
 #include "harness/env/build_info.h"
 #include "harness/env/environment.h"
 #include "harness/matrix/matrix.h"
+#include "harness/replay/replay.h"
 #include "results/results.h"
 
 extern char** environ;
@@ -250,174 +251,238 @@ CellOutcome run_cell(const Cell& cell, const std::string& exe, const std::string
   return out;
 }
 
-RunSummary run_matrix(const Matrix& m, const RunOptions& opt) {
-  const std::vector<Cell> ordered = run_order(m.cells, m.seed);
-  const std::vector<Cell> mine = shard_of(ordered, opt.shard_k, opt.shard_n);
-  const std::string run_dir = opt.run_dir;
-  const std::string shard_text = std::to_string(opt.shard_k) + "/" + std::to_string(opt.shard_n);
-  fs::create_directories(results::cells_dir(run_dir));
+namespace {
 
-  const std::string ipath = results::index_path(run_dir);
-  if (fs::exists(ipath)) {
-    const nlohmann::json old = results::read_json(ipath);
-    if (!opt.resume) {
-      throw UsageError(run_dir + " already holds a run: pass --resume to continue it, or choose another -o");
+/// A run directory already holding an index may only be continued with
+/// --resume, and only for the same matrix file, seed and shard.
+void check_resumable(const std::string& ipath, const Matrix& m, const RunOptions& opt, const std::string& shard_text) {
+  if (!fs::exists(ipath)) {
+    return;
+  }
+  const nlohmann::json old = results::read_json(ipath);
+  if (!opt.resume) {
+    throw UsageError(opt.run_dir + " already holds a run: pass --resume to continue it, or choose another -o");
+  }
+  const auto shards = old.value("shards", nlohmann::json::array());
+  if (old["matrix"]["hash"] != m.hash || old["seed"] != m.seed || shards.size() != 1 ||
+      shards[0].value("shard", "") != shard_text) {
+    throw UsageError(opt.run_dir + " holds a run of another matrix file, seed or shard: cannot resume it");
+  }
+}
+
+nlohmann::json index_entry(const Cell& c, const std::string& status, double wall_s, const std::string& failure) {
+  return nlohmann::json{{"id", c.id},           {"group", c.group},       {"status", status},
+                        {"file", "cells/" + c.id + ".json"},              {"backend", c.backend},
+                        {"label", c.label},     {"source_kind", c.source_kind},
+                        {"threads", c.threads}, {"placement", c.placement},
+                        {"topology", c.topology}, {"mode", c.mode},       {"repetition", c.repetition},
+                        {"wall_s", wall_s},     {"failure", failure.empty() ? nlohmann::json(nullptr)
+                                                                            : nlohmann::json(failure)}};
+}
+
+/// SIGINT and SIGTERM set g_interrupted while it lives; the handlers before come back after.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+    g_interrupted.store(0);
+  }
+  ~InterruptGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+/// One shard of a matrix run: its index (rewritten after every cell, so that
+/// an interrupted run can resume), and the cells it still has to run.
+class MatrixRun {
+ public:
+  MatrixRun(const Matrix& m, const RunOptions& opt)
+      : m_(m), opt_(opt), ordered_(run_order(m.cells, m.seed)), mine_(shard_of(ordered_, opt.shard_k, opt.shard_n)),
+        shard_text_(std::to_string(opt.shard_k) + "/" + std::to_string(opt.shard_n)),
+        ipath_(results::index_path(opt.run_dir)) {}
+
+  RunSummary run() {
+    fs::create_directories(results::cells_dir(opt_.run_dir));
+    check_resumable(ipath_, m_, opt_, shard_text_);
+    make_index();
+    const std::vector<const Cell*> todo = plan();
+    write_index();
+    Progress progress(mine_.size(), opt_.progress_tty);
+    for (const Cell& c : mine_) {
+      const std::string status = entries_[c.id]["status"];
+      if (status != "pending") {
+        ++summary_.skipped;
+        summary_.failed += status == "failed" ? 1 : 0;
+        progress.cell_done(c, {}, true);
+      }
     }
-    const auto shards = old.value("shards", nlohmann::json::array());
-    if (old["matrix"]["hash"] != m.hash || old["seed"] != m.seed || shards.size() != 1 ||
-        shards[0].value("shard", "") != shard_text) {
-      throw UsageError(run_dir + " holds a run of another matrix file, seed or shard: cannot resume it");
+    {
+      InterruptGuard guard;
+      for (const Cell* c : todo) {
+        const CellOutcome o = run_one(*c);
+        if (g_interrupted.load() != 0) {
+          break;  // the cell in flight is lost, the index still says pending
+        }
+        ++summary_.ran;
+        summary_.failed += o.ok ? 0 : 1;
+        progress.cell_done(*c, o, false);
+      }
     }
+    if (const int sig = g_interrupted.load(); sig != 0) {
+      write_index();
+      throw RunError("interrupted by signal " + signal_text(sig) + "; continue with --resume -o " + opt_.run_dir);
+    }
+    results::write_exports(opt_.run_dir);
+    return summary_;
   }
 
-  nlohmann::json env = environment_json();
-  env["git"] = git_info();
-  nlohmann::json topologies = nlohmann::json::object();
-  const Catalog catalog = default_catalog();
-  for (const Cell& c : m.cells) {
-    if (!topologies.contains(c.topology)) {
-      topologies[c.topology] = {{"kind", c.topology == "real" ? "real" : "synthetic"},
-                                {"nodes", topology_nodes(c.topology, catalog)}};
+ private:
+  /// The index's fixed part: the matrix, the environment, the topologies
+  /// used, the run order, and the catalogue's backend and op-kind order for the charts.
+  void make_index() {
+    env_ = environment_json();
+    env_["git"] = git_info();
+    const Catalog catalog = default_catalog();
+    for (const Cell& c : m_.cells) {
+      if (!topologies_.contains(c.topology)) {
+        topologies_[c.topology] = {{"kind", c.topology == "real" ? "real" : "synthetic"},
+                                   {"nodes", topology_nodes(c.topology, catalog)}};
+      }
     }
+    nlohmann::json order = nlohmann::json::array();
+    for (const Cell& c : ordered_) {
+      order.push_back(c.id);
+    }
+    nlohmann::json op_kinds = nlohmann::json::array();
+    for (std::string_view k : replay::kLatencyNames) op_kinds.push_back(k);
+    const std::string run_id = fs::path(fs::absolute(opt_.run_dir)).lexically_normal().filename().string();
+    run_block_ = {
+        {"run_id", run_id},
+        {"matrix", {{"name", m_.name}, {"path", m_.path}, {"hash", m_.hash}, {"text", m_.text}}},
+        {"seed", m_.seed},
+        {"shard", shard_text_},
+    };
+    index_ = {
+        {"schema", results::kRunSchema},
+        {"run_id", run_id},
+        {"created_utc", utc_now()},
+        {"matrix", run_block_["matrix"]},
+        {"seed", m_.seed},
+        {"order", order},
+        {"shards", nlohmann::json::array({{{"shard", shard_text_}, {"cells", mine_.size()}}})},
+        {"environment", env_},
+        {"topology", {{"real_nodes", catalog.real_nodes}, {"used", topologies_}}},
+        {"backends", catalog.backends},
+        {"op_kinds", op_kinds},
+        {"cell_exe", opt_.cell_exe.empty() ? nlohmann::json(nullptr) : nlohmann::json(opt_.cell_exe)},
+    };
+    summary_.cells = mine_.size();
   }
-  nlohmann::json order = nlohmann::json::array();
-  for (const Cell& c : ordered) {
-    order.push_back(c.id);
-  }
-  const std::string run_id = fs::path(fs::absolute(run_dir)).lexically_normal().filename().string();
-  nlohmann::json run_block = {
-      {"run_id", run_id},
-      {"matrix", {{"name", m.name}, {"path", m.path}, {"hash", m.hash}, {"text", m.text}}},
-      {"seed", m.seed},
-      {"shard", shard_text},
-  };
-  nlohmann::json index = {
-      {"schema", results::kRunSchema},
-      {"run_id", run_id},
-      {"created_utc", utc_now()},
-      {"matrix", run_block["matrix"]},
-      {"seed", m.seed},
-      {"order", order},
-      {"shards", nlohmann::json::array({{{"shard", shard_text}, {"cells", mine.size()}}})},
-      {"environment", env},
-      {"topology", {{"real_nodes", catalog.real_nodes}, {"used", topologies}}},
-      {"cell_exe", opt.cell_exe.empty() ? nlohmann::json(nullptr) : nlohmann::json(opt.cell_exe)},
-  };
 
-  std::map<std::string, nlohmann::json> entries;
-  auto entry_of = [](const Cell& c, const std::string& status, double wall_s, const std::string& failure) {
-    return nlohmann::json{{"id", c.id},           {"group", c.group},       {"status", status},
-                          {"file", "cells/" + c.id + ".json"},              {"backend", c.backend},
-                          {"label", c.label},     {"source_kind", c.source_kind},
-                          {"threads", c.threads}, {"placement", c.placement},
-                          {"topology", c.topology}, {"mode", c.mode},       {"repetition", c.repetition},
-                          {"wall_s", wall_s},     {"failure", failure.empty() ? nlohmann::json(nullptr)
-                                                                              : nlohmann::json(failure)}};
-  };
-  RunSummary summary;
-  summary.cells = mine.size();
-  auto write_index = [&] {
+  /// Every cell of the shard pending, except (with --resume) those whose
+  /// file says ok, or failed unless --retry-failed; returns those to run.
+  std::vector<const Cell*> plan() {
+    std::vector<const Cell*> todo;
+    for (const Cell& c : mine_) {
+      entries_[c.id] = index_entry(c, "pending", 0, "");
+      const std::string path = results::cell_path(opt_.run_dir, c.id);
+      if (opt_.resume && fs::exists(path)) {
+        try {
+          const nlohmann::json old = results::read_json(path);
+          const std::string st = old.value("status", "");
+          if (old.value("schema", "") == results::kCellFileSchema &&
+              (st == "ok" || (st == "failed" && !opt_.retry_failed))) {
+            entries_[c.id] = index_entry(c, st, old.value("wall_s", 0.0),
+                                         old["failure"].is_string() ? old["failure"].get<std::string>() : "");
+            continue;
+          }
+        } catch (const InputError&) {
+          // An unreadable cell file is run again.
+        }
+      }
+      todo.push_back(&c);
+    }
+    return todo;
+  }
+
+  void write_index() {
     nlohmann::json cells = nlohmann::json::array();
     std::size_t ok = 0, failed = 0, pending = 0;
-    for (const Cell& c : mine) {
-      const auto& e = entries.at(c.id);
+    for (const Cell& c : mine_) {
+      const auto& e = entries_.at(c.id);
       cells.push_back(e);
       const std::string st = e["status"];
       (st == "ok" ? ok : st == "failed" ? failed : pending)++;
     }
-    index["cells"] = cells;
-    index["summary"] = {{"cells", cells.size()}, {"ok", ok}, {"failed", failed}, {"pending", pending},
-                        {"matrix_cells", ordered.size()}};
-    results::write_atomic(ipath, index.dump(1) + "\n");
-  };
-
-  std::vector<const Cell*> todo;
-  for (const Cell& c : mine) {
-    entries[c.id] = entry_of(c, "pending", 0, "");
-    const std::string path = results::cell_path(run_dir, c.id);
-    if (opt.resume && fs::exists(path)) {
-      try {
-        const nlohmann::json old = results::read_json(path);
-        const std::string st = old.value("status", "");
-        if (old.value("schema", "") == results::kCellFileSchema &&
-            (st == "ok" || (st == "failed" && !opt.retry_failed))) {
-          entries[c.id] = entry_of(c, st, old.value("wall_s", 0.0),
-                                   old["failure"].is_string() ? old["failure"].get<std::string>() : "");
-          continue;
-        }
-      } catch (const InputError&) {
-        // An unreadable cell file is run again.
-      }
-    }
-    todo.push_back(&c);
-  }
-  write_index();
-
-  Progress progress(mine.size(), opt.progress_tty);
-  for (const Cell& c : mine) {
-    if (entries[c.id]["status"] != "pending") {
-      ++summary.skipped;
-      if (entries[c.id]["status"] == "failed") {
-        ++summary.failed;
-      }
-      progress.cell_done(c, {}, true);
-    }
+    index_["cells"] = cells;
+    index_["summary"] = {{"cells", cells.size()}, {"ok", ok}, {"failed", failed}, {"pending", pending},
+                         {"matrix_cells", ordered_.size()}};
+    results::write_atomic(ipath_, index_.dump(1) + "\n");
   }
 
-  struct sigaction sa {}, old_int {}, old_term {};
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
-  g_interrupted.store(0);
-
-  for (const Cell* c : todo) {
-    const std::string exe = opt.cell_exe.empty() ? executable_for(c->backend) : opt.cell_exe;
-    const std::string json_out = results::cells_dir(run_dir) + "/" + c->id + ".result.tmp";
-    const std::string err_path = results::cells_dir(run_dir) + "/" + c->id + ".stderr";
+  /// Runs one cell in its own process and writes its file, then the index.
+  /// Interrupted, it writes nothing: the cell stays pending.
+  CellOutcome run_one(const Cell& c) {
+    const std::string exe = opt_.cell_exe.empty() ? executable_for(c.backend) : opt_.cell_exe;
+    const std::string json_out = results::cells_dir(opt_.run_dir) + "/" + c.id + ".result.tmp";
+    const std::string err_path = results::cells_dir(opt_.run_dir) + "/" + c.id + ".stderr";
     const std::string started = utc_now();
-    CellOutcome o = run_cell(*c, exe, json_out, err_path);
+    CellOutcome o = run_cell(c, exe, json_out, err_path);
     if (g_interrupted.load() != 0) {
-      break;  // the cell in flight is lost, the index still says pending
+      return o;
     }
     std::error_code ec;
     if (o.stderr_text.empty()) {
       fs::remove(err_path, ec);
     }
-    nlohmann::json cell_file = {
+    const nlohmann::json cell_file = {
         {"schema", results::kCellFileSchema},
-        {"run", run_block},
-        {"cell", cell_json(*c)},
-        {"command", cell_command(*c, exe, "OUT")},
+        {"run", run_block_},
+        {"cell", cell_json(c)},
+        {"command", cell_command(c, exe, "OUT")},
         {"status", o.ok ? "ok" : "failed"},
         {"failure", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.failure)},
         {"stderr", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.stderr_text)},
         {"stderr_file", o.stderr_text.empty() ? nlohmann::json(nullptr)
-                                              : nlohmann::json("cells/" + c->id + ".stderr")},
+                                              : nlohmann::json("cells/" + c.id + ".stderr")},
         {"started_utc", started},
         {"wall_s", o.wall_s},
         {"cpu_s", o.cpu_s},
-        {"environment", env},
-        {"topology", topologies[c->topology]},
+        {"environment", env_},
+        {"topology", topologies_[c.topology]},
         {"result", o.result},
     };
-    results::write_atomic(results::cell_path(run_dir, c->id), cell_file.dump(1) + "\n");
-    entries[c->id] = entry_of(*c, o.ok ? "ok" : "failed", o.wall_s, o.failure);
+    results::write_atomic(results::cell_path(opt_.run_dir, c.id), cell_file.dump(1) + "\n");
+    entries_[c.id] = index_entry(c, o.ok ? "ok" : "failed", o.wall_s, o.failure);
     write_index();
-    ++summary.ran;
-    if (!o.ok) {
-      ++summary.failed;
-    }
-    progress.cell_done(*c, o, false);
+    return o;
   }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
-  if (const int sig = g_interrupted.load(); sig != 0) {
-    write_index();
-    throw RunError("interrupted by signal " + signal_text(sig) + "; continue with --resume -o " + run_dir);
-  }
-  results::write_exports(run_dir);
-  return summary;
+
+  const Matrix& m_;
+  const RunOptions& opt_;
+  const std::vector<Cell> ordered_;
+  const std::vector<Cell> mine_;
+  const std::string shard_text_;
+  const std::string ipath_;
+  nlohmann::json env_, topologies_ = nlohmann::json::object(), run_block_, index_;
+  std::map<std::string, nlohmann::json> entries_;
+  RunSummary summary_;
+};
+
+}  // namespace
+
+RunSummary run_matrix(const Matrix& m, const RunOptions& opt) {
+  return MatrixRun(m, opt).run();
 }
 
 }  // namespace kmbench::matrix

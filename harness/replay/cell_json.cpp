@@ -34,57 +34,42 @@ std::string human_bytes(double b) {
   return buf;
 }
 
-}  // namespace
-
-nlohmann::json cell_json(const Result& r, const Source& source) {
-  nlohmann::json j;
-  j["schema"] = "kmbench.cell/2";
-  j["backend"] = r.backend;
+nlohmann::json source_json(const Source& source) {
   nlohmann::json src = {{"kind", source.kind}, {"name", source.name}, {"params", nlohmann::json::object()}};
   for (const auto& [k, v] : source.params) src["params"][k] = v;
   src["seed"] = source.seed ? nlohmann::json(*source.seed) : nlohmann::json(nullptr);
   if (!source.counters.empty()) src["counters"] = source.counters;
-  j["source"] = src;
-  j["mode"] = std::string(name_of(r.options.mode));
-  j["speed"] = r.options.speed;
-  j["threads"] = r.threads;
-  j["cpus"] = r.cpus;
-  j["node"] = r.options.node;
-  j["placement"] = std::string(name_of(r.options.placement));
-  j["touch"] = std::string(name_of(r.options.touch));
-  j["warmup"] = r.options.warmup;
-  j["figure"] = r.figure;
-  j["topology"] = {{"kind", r.topology_kind}, {"description", r.topology_description},
-                   {"nodes", r.topology_nodes}};
-  j["events"] = r.events;
-  j["duration_ns"] = r.duration_ns;
-  j["ops_per_sec"] = r.ops_per_sec;
-  const TimeSplit& t = r.time;
-  j["allocator_ns_per_op"] = t.measured ? nlohmann::json(t.allocator_ns_per_op) : nlohmann::json(nullptr);
+  return src;
+}
+
+nlohmann::json time_json(const TimeSplit& t) {
   auto measured = [&](double v) { return t.measured ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  j["time"] = {{"measured", t.measured},
-               {"allocator_ns", measured(t.allocator_ns)},
-               {"touch_ns", measured(t.touch_ns)},
-               {"dma_ns", measured(t.dma_ns)},
-               {"wait_ns", t.wait_ns},
-               {"sampling_ns", t.sampling_ns},
-               {"pacing_ns", t.pacing_ns},
-               {"idle_ns", t.idle_ns},
-               {"harness_ns", measured(t.harness_ns)},
-               {"thread_ns", t.thread_ns},
-               {"allocator_ops", t.allocator_ops},
-               {"note", "thread time of the timed pass, summed over threads; allocator: inside the "
-                        "backend's own calls (its bookkeeping in the counting wrapper is harness), "
-                        "with the timer floor taken off each interval"}};
-  j["faults"] = {{"minor", r.minor_faults},
-                 {"major", r.major_faults},
-                 {"minor_per_op", r.events > 0 ? static_cast<double>(r.minor_faults) / static_cast<double>(r.events) : 0.0},
-                 {"note", "getrusage over the timed pass, the whole process (sampler included)"}};
-  j["machine"] = {{"node_bytes", r.machine.node_bytes},   {"low_bytes", r.machine.low_bytes},
-                  {"ram_bytes", r.machine.ram_bytes},     {"sizing", r.machine.sizing},
-                  {"populated", r.machine.populated},     {"populate_seconds", r.machine.populate_seconds},
-                  {"huge_page_bytes", r.machine.huge_page_bytes}, {"reused", r.machine.reused},
-                  {"memory_source", r.machine.memory_source}};
+  return {{"measured", t.measured},
+          {"allocator_ns", measured(t.allocator_ns)},
+          {"touch_ns", measured(t.touch_ns)},
+          {"dma_ns", measured(t.dma_ns)},
+          {"wait_ns", t.wait_ns},
+          {"sampling_ns", t.sampling_ns},
+          {"pacing_ns", t.pacing_ns},
+          {"idle_ns", t.idle_ns},
+          {"harness_ns", measured(t.harness_ns)},
+          {"thread_ns", t.thread_ns},
+          {"allocator_ops", t.allocator_ops},
+          {"note", "thread time of the timed pass, summed over threads; allocator: inside the "
+                   "backend's own calls (its bookkeeping in the counting wrapper is harness), "
+                   "with the timer floor taken off each interval"}};
+}
+
+nlohmann::json machine_json(const MachineInfo& m) {
+  return {{"node_bytes", m.node_bytes},   {"low_bytes", m.low_bytes},
+          {"ram_bytes", m.ram_bytes},     {"sizing", m.sizing},
+          {"populated", m.populated},     {"populate_seconds", m.populate_seconds},
+          {"huge_page_bytes", m.huge_page_bytes}, {"reused", m.reused},
+          {"memory_source", m.memory_source}};
+}
+
+/// Latency by op kind, the recorder's cost, and for a paced run the lag.
+void add_latency(nlohmann::json& j, const Result& r) {
   nlohmann::json lat = nlohmann::json::object();
   for (int k = 0; k < ops::kOpKinds; ++k) {
     lat[std::string(latency_name(static_cast<ops::OpKind>(k)))] = latency_json(r.latency[k]);
@@ -103,28 +88,28 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
                   {"max_lag_ns", r.paced_max_lag_ns},
                   {"mean_lag_ns", r.paced_mean_lag_ns}};
   }
+}
+
+nlohmann::json footprint_json(const Result& r) {
   nlohmann::json timeline = nlohmann::json::array();
   for (const FootprintSample& f : r.timeline) {
     timeline.push_back({{"t_ns", f.t_ns}, {"mapped_bytes", f.mapped_bytes},
                         {"resident_bytes", f.resident_bytes}, {"live_bytes", f.live_bytes},
                         {"rss_bytes", f.rss_bytes}});
   }
-  j["footprint"] = {{"peak_footprint_bytes", r.peak_footprint_bytes},
-                    {"peak_live_bytes", r.peak_live_bytes},
-                    {"peak_sampled_live_bytes", r.peak_sampled_live_bytes},
-                    {"fragmentation", r.fragmentation},
-                    {"below_live_samples", r.footprint_below_live},
-                    {"max_sampling_pause_ns", r.sampling_max_pause_ns},
-                    {"sample_interval_us", r.sample_interval_us},
-                    {"source", r.footprint_source},
-                    {"timeline", timeline}};
-  j["final_live_blocks"] = r.final_live_blocks;
-  j["final_live_bytes"] = r.final_live_bytes;
-  j["noblock_failures"] = r.noblock_failures;
-  j["failed_allocs"] = r.failed_allocs;
-  j["dependency_wait_ns"] = r.dependency_wait_ns;
-  j["dependency"] = {{"checks", r.dependency_checks}, {"stalls", r.dependency_stalls},
-                     {"wait_ns", r.dependency_wait_ns}};
+  return {{"peak_footprint_bytes", r.peak_footprint_bytes},
+          {"peak_live_bytes", r.peak_live_bytes},
+          {"peak_sampled_live_bytes", r.peak_sampled_live_bytes},
+          {"fragmentation", r.fragmentation},
+          {"below_live_samples", r.footprint_below_live},
+          {"max_sampling_pause_ns", r.sampling_max_pause_ns},
+          {"sample_interval_us", r.sample_interval_us},
+          {"source", r.footprint_source},
+          {"timeline", timeline}};
+}
+
+/// The DMA layer's counters and the flags the backend honoured.
+void add_dma(nlohmann::json& j, const Result& r) {
   j["dma"] = {{"transfers", r.dma.transfers},
               {"bytes", r.dma.transfer_bytes},
               {"segments", r.dma.segments},
@@ -141,6 +126,9 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
                 {"dma32_transfers", r.flags.low_transfers},
                 {"dma32_unhonoured_bounces", r.flags.unhonoured_bounces},
                 {"note", r.flags.note}};
+}
+
+nlohmann::json numa_json(const Result& r) {
   nlohmann::json numa = {{"measured", r.numa_measured}, {"note", r.numa_note}};
   if (r.numa.measured) {
     numa["local_bytes"] = r.numa.local_bytes;
@@ -151,7 +139,11 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
     numa["remote_frees"] = r.numa.remote_frees;
     numa["bytes_by_thread_node_and_memory_node"] = r.numa.bytes;
   }
-  j["numa"] = numa;
+  return numa;
+}
+
+/// Tags, the accounting check, dropped operations and the backend's metrics.
+void add_accounting(nlohmann::json& j, const Result& r) {
   nlohmann::json tags = nlohmann::json::array();
   for (const TagResult& tg : r.tags) {
     tags.push_back({{"name", tg.name}, {"peak_live_bytes", tg.peak_live_bytes}, {"live_bytes", tg.live_bytes},
@@ -168,6 +160,48 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   nlohmann::json metrics = nlohmann::json::object();
   for (const Metric& m : r.metrics) metrics[m.name] = m.value;
   j["metrics"] = metrics;
+}
+
+}  // namespace
+
+nlohmann::json cell_json(const Result& r, const Source& source) {
+  nlohmann::json j;
+  j["schema"] = "kmbench.cell/2";
+  j["backend"] = r.backend;
+  j["source"] = source_json(source);
+  j["mode"] = std::string(name_of(r.options.mode));
+  j["speed"] = r.options.speed;
+  j["threads"] = r.threads;
+  j["cpus"] = r.cpus;
+  j["node"] = r.options.node;
+  j["placement"] = std::string(name_of(r.options.placement));
+  j["touch"] = std::string(name_of(r.options.touch));
+  j["warmup"] = r.options.warmup;
+  j["figure"] = r.figure;
+  j["topology"] = {{"kind", r.topology_kind}, {"description", r.topology_description},
+                   {"nodes", r.topology_nodes}};
+  j["events"] = r.events;
+  j["duration_ns"] = r.duration_ns;
+  j["ops_per_sec"] = r.ops_per_sec;
+  j["allocator_ns_per_op"] = r.time.measured ? nlohmann::json(r.time.allocator_ns_per_op) : nlohmann::json(nullptr);
+  j["time"] = time_json(r.time);
+  j["faults"] = {{"minor", r.minor_faults},
+                 {"major", r.major_faults},
+                 {"minor_per_op", r.events > 0 ? static_cast<double>(r.minor_faults) / static_cast<double>(r.events) : 0.0},
+                 {"note", "getrusage over the timed pass, the whole process (sampler included)"}};
+  j["machine"] = machine_json(r.machine);
+  add_latency(j, r);
+  j["footprint"] = footprint_json(r);
+  j["final_live_blocks"] = r.final_live_blocks;
+  j["final_live_bytes"] = r.final_live_bytes;
+  j["noblock_failures"] = r.noblock_failures;
+  j["failed_allocs"] = r.failed_allocs;
+  j["dependency_wait_ns"] = r.dependency_wait_ns;
+  j["dependency"] = {{"checks", r.dependency_checks}, {"stalls", r.dependency_stalls},
+                     {"wait_ns", r.dependency_wait_ns}};
+  add_dma(j, r);
+  j["numa"] = numa_json(r);
+  add_accounting(j, r);
   j["environment"] = environment_json();
   return j;
 }

@@ -102,111 +102,132 @@ std::uint8_t log2_floor(std::uint64_t v) noexcept {
   return static_cast<std::uint8_t>(63 - __builtin_clzll(v));
 }
 
-}  // namespace
-
-bool is_alloc(ops::OpKind k) noexcept { return class_of(k) == Class::alloc; }
-bool is_free(ops::OpKind k) noexcept { return class_of(k) == Class::free; }
-
-Program build_program(const ops::Trace& trace, unsigned threads) {
-  Program prog;
-  prog.threads.resize(threads);
-  prog.object_count = trace.object_count;
-
-  // Fold streams onto threads, each thread's operations in time order.
-  std::vector<std::vector<Ref>> order(threads);
-  std::uint64_t t0 = std::numeric_limits<std::uint64_t>::max();
-  for (std::uint32_t s = 0; s < trace.streams.size(); ++s) {
-    const auto& ops_of = trace.streams[s].ops;
-    auto& dst = order[s % threads];
-    for (std::uint32_t i = 0; i < ops_of.size(); ++i) {
-      const ops::Op& op = ops_of[i];
-      if (op.object >= trace.object_count) {
-        throw InputError("trace", "stream " + std::to_string(s) + " operation " +
-                                      std::to_string(i) + ": object " + std::to_string(op.object) +
-                                      " is not below the object count " +
-                                      std::to_string(trace.object_count));
-      }
-      if (static_cast<unsigned>(op.kind) >= ops::kOpKinds) {
-        throw InputError("trace", "stream " + std::to_string(s) + " operation " +
-                                      std::to_string(i) + ": unknown kind " +
-                                      std::to_string(static_cast<unsigned>(op.kind)));
-      }
-      t0 = std::min(t0, op.time_ns);
-      dst.push_back({s, i});
-    }
-  }
-  auto op_at = [&](const Ref& r) -> const ops::Op& { return trace.streams[r.stream].ops[r.index]; };
-  for (auto& refs : order) {
-    std::stable_sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) {
-      return op_at(a).time_ns < op_at(b).time_ns;
-    });
-  }
-  if (t0 == std::numeric_limits<std::uint64_t>::max()) {
-    t0 = 0;
+/// Dense tag ids for Counting: trace string index -> 1, 2, ...; tags beyond
+/// Counting's table share kOverflowTag.
+class TagIds {
+ public:
+  TagIds(const ops::Trace& trace, std::vector<std::string>& names) : trace_(trace), names_(names) {
+    names_.push_back("");
   }
 
-  // Dense tag ids for Counting: trace string index -> 1, 2, ...
-  std::unordered_map<std::uint32_t, std::uint16_t> tag_ids;
-  prog.tag_names.push_back("");
-  auto tag_of = [&](std::uint32_t string_index) -> std::uint16_t {
+  std::uint16_t operator()(std::uint32_t string_index) {
     if (string_index == 0) return 0;
-    auto [it, inserted] = tag_ids.try_emplace(string_index, 0);
+    auto [it, inserted] = ids_.try_emplace(string_index, 0);
     if (inserted) {
-      if (prog.tag_names.size() < kOverflowTag) {
-        it->second = static_cast<std::uint16_t>(prog.tag_names.size());
-        prog.tag_names.push_back(string_index < trace.strings.size()
-                                     ? trace.strings[string_index]
-                                     : "string#" + std::to_string(string_index));
+      if (names_.size() < kOverflowTag) {
+        it->second = static_cast<std::uint16_t>(names_.size());
+        names_.push_back(string_index < trace_.strings.size() ? trace_.strings[string_index]
+                                                              : "string#" + std::to_string(string_index));
       } else {
         it->second = static_cast<std::uint16_t>(kOverflowTag);
-        if (prog.tag_names.size() == kOverflowTag) prog.tag_names.push_back("(other tags)");
+        if (names_.size() == kOverflowTag) names_.push_back("(other tags)");
       }
     }
     return it->second;
-  };
-
-  std::vector<Object> objects(trace.object_count);
-  std::uint64_t remaining = 0;
-  for (const auto& refs : order) {
-    for (const Ref& r : refs) {
-      const ops::Op& op = op_at(r);
-      ++objects[op.object].pending[static_cast<int>(class_of(op.kind))];
-    }
-    remaining += refs.size();
   }
 
-  // Each operation's lifetime: the k-th allocation of an object and its k-th
-  // free (in time order) are one lifetime, whatever the clocks of the CPUs
-  // say about their order; maps and unmaps belong to the latest allocation
-  // before them (the first when none is). Frees beyond the allocations, the
-  // earliest first, belong to none (allocated before the capture).
-  std::vector<std::vector<std::uint32_t>> life(threads);
-  {
+ private:
+  const ops::Trace& trace_;
+  std::vector<std::string>& names_;
+  std::unordered_map<std::uint32_t, std::uint16_t> ids_;
+};
+
+/// build_program's phases: fold the streams onto threads, give each operation
+/// its object lifetime, then schedule the threads' steps so that every step
+/// on an object runs after the one before it.
+class ProgramBuilder {
+ public:
+  ProgramBuilder(const ops::Trace& trace, unsigned threads)
+      : trace_(trace), threads_(threads), tags_(trace, prog_.tag_names), order_(threads), life_(threads),
+        objects_(trace.object_count), cursor_(threads, 0) {
+    prog_.threads.resize(threads);
+    prog_.object_count = trace.object_count;
+  }
+
+  Program build() && {
+    fold_streams();
+    count_pending();
+    assign_lifetimes();
+    schedule();
+    collect_leftovers();
+    return std::move(prog_);
+  }
+
+ private:
+  const ops::Op& op_at(const Ref& r) const { return trace_.streams[r.stream].ops[r.index]; }
+
+  /// Streams onto threads (stream s on thread s mod threads), each thread's
+  /// operations in time order; checks every operation's object and kind.
+  void fold_streams() {
+    for (std::uint32_t s = 0; s < trace_.streams.size(); ++s) {
+      const auto& ops_of = trace_.streams[s].ops;
+      auto& dst = order_[s % threads_];
+      for (std::uint32_t i = 0; i < ops_of.size(); ++i) {
+        const ops::Op& op = ops_of[i];
+        if (op.object >= trace_.object_count) {
+          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) +
+                                        ": object " + std::to_string(op.object) +
+                                        " is not below the object count " + std::to_string(trace_.object_count));
+        }
+        if (static_cast<unsigned>(op.kind) >= ops::kOpKinds) {
+          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) +
+                                        ": unknown kind " + std::to_string(static_cast<unsigned>(op.kind)));
+        }
+        t0_ = std::min(t0_, op.time_ns);
+        dst.push_back({s, i});
+      }
+    }
+    for (auto& refs : order_) {
+      std::stable_sort(refs.begin(), refs.end(),
+                       [&](const Ref& a, const Ref& b) { return op_at(a).time_ns < op_at(b).time_ns; });
+    }
+    if (t0_ == std::numeric_limits<std::uint64_t>::max()) {
+      t0_ = 0;
+    }
+  }
+
+  void count_pending() {
+    for (const auto& refs : order_) {
+      for (const Ref& r : refs) {
+        const ops::Op& op = op_at(r);
+        ++objects_[op.object].pending[static_cast<int>(class_of(op.kind))];
+      }
+      remaining_ += refs.size();
+    }
+  }
+
+  /// Each operation's lifetime: the k-th allocation of an object and its k-th
+  /// free (in time order) are one lifetime, whatever the clocks of the CPUs
+  /// say about their order; maps and unmaps belong to the latest allocation
+  /// before them (the first when none is). Frees beyond the allocations, the
+  /// earliest first, belong to none (allocated before the capture).
+  void assign_lifetimes() {
     struct Entry {
       std::uint64_t time;
       std::uint8_t rank;
       std::uint32_t thread, index;
     };
-    std::vector<std::uint32_t> start(trace.object_count + 1, 0);
-    for (const auto& refs : order) {
+    // The operations bucketed by object (a counting sort), then each bucket in time order.
+    std::vector<std::uint32_t> start(trace_.object_count + 1, 0);
+    for (const auto& refs : order_) {
       for (const Ref& r : refs) ++start[op_at(r).object + 1];
     }
-    for (std::uint32_t o = 0; o < trace.object_count; ++o) start[o + 1] += start[o];
-    std::vector<Entry> entries(start[trace.object_count]);
+    for (std::uint32_t o = 0; o < trace_.object_count; ++o) start[o + 1] += start[o];
+    std::vector<Entry> entries(start[trace_.object_count]);
     std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
-    for (unsigned t = 0; t < threads; ++t) {
-      life[t].assign(order[t].size(), 0);
-      for (std::uint32_t i = 0; i < order[t].size(); ++i) {
-        const ops::Op& op = op_at(order[t][i]);
+    for (unsigned t = 0; t < threads_; ++t) {
+      life_[t].assign(order_[t].size(), 0);
+      for (std::uint32_t i = 0; i < order_[t].size(); ++i) {
+        const ops::Op& op = op_at(order_[t][i]);
         entries[fill[op.object]++] = {op.time_ns, static_cast<std::uint8_t>(class_of(op.kind)), t, i};
       }
     }
-    for (std::uint32_t o = 0; o < trace.object_count; ++o) {
+    for (std::uint32_t o = 0; o < trace_.object_count; ++o) {
       auto first = entries.begin() + start[o], last = entries.begin() + start[o + 1];
       std::sort(first, last, [](const Entry& a, const Entry& b) {
         return std::tie(a.time, a.rank, a.thread, a.index) < std::tie(b.time, b.rank, b.thread, b.index);
       });
-      const Object& obj = objects[o];
+      const Object& obj = objects_[o];
       const std::uint32_t allocs = obj.pending[static_cast<int>(Class::alloc)];
       const std::uint32_t frees = obj.pending[static_cast<int>(Class::free)];
       std::uint32_t unmatched = frees > allocs ? frees - allocs : 0;
@@ -228,50 +249,78 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
             l = allocs == 0 ? 0 : std::max<std::uint32_t>(seen_allocs, 1);
             break;
         }
-        life[it->thread][it->index] = l;
+        life_[it->thread][it->index] = l;
       }
     }
   }
 
-  std::vector<std::size_t> cursor(threads, 0);
-  auto place = [&](unsigned t, const ops::Op& op) {
-    Object& o = objects[op.object];
-    const Class c = class_of(op.kind);
+  /// Runs the threads' operations in turn while each may run; when every
+  /// thread waits on another, the trace's clocks disagree beyond repair: the
+  /// earliest waiting operation is dropped and the schedule goes on.
+  void schedule() {
+    while (remaining_ > 0) {
+      bool progressed = false;
+      for (unsigned t = 0; t < threads_; ++t) {
+        while (cursor_[t] < order_[t].size()) {
+          const ops::Op& op = op_at(order_[t][cursor_[t]]);
+          const Decision d = decide(objects_[op.object], class_of(op.kind), life_[t][cursor_[t]]);
+          if (d.verdict == Verdict::wait) {
+            break;
+          }
+          if (d.verdict == Verdict::run) {
+            place(t, op);
+          } else {
+            ++prog_.dropped[d.reason];
+          }
+          consume(t, op);
+          progressed = true;
+        }
+      }
+      if (!progressed) {
+        unsigned victim = threads_;
+        for (unsigned t = 0; t < threads_; ++t) {
+          if (cursor_[t] < order_[t].size() &&
+              (victim == threads_ ||
+               op_at(order_[t][cursor_[t]]).time_ns < op_at(order_[victim][cursor_[victim]]).time_ns)) {
+            victim = t;
+          }
+        }
+        ++prog_.dropped["unorderable"];
+        consume(victim, op_at(order_[victim][cursor_[victim]]));
+      }
+    }
+    for (const auto& steps : prog_.threads) {
+      prog_.steps += steps.size();
+    }
+  }
+
+  void consume(unsigned t, const ops::Op& op) {
+    --objects_[op.object].pending[static_cast<int>(class_of(op.kind))];
+    ++cursor_[t];
+    --remaining_;
+  }
+
+  /// Appends op to thread t as a step; a step that follows another thread's
+  /// step on the same object waits for it, which publishes.
+  void place(unsigned t, const ops::Op& op) {
+    Object& o = objects_[op.object];
     Step s;
-    s.time_ns = op.time_ns - t0;
+    s.time_ns = op.time_ns - t0_;
     s.object = op.object;
     s.kind = op.kind;
     s.node = op.node;
     s.flags = op.flags;
     s.ordinal = o.ordinal++;
-    if (op.kind == OpKind::dma_map) ++prog.dma_maps;
+    if (op.kind == OpKind::dma_map) ++prog_.dma_maps;
     if (s.ordinal > 0 && o.last_thread != t) {
       s.ctl |= kStepWait;
-      prog.threads[o.last_thread][o.last_index].ctl |= kStepPublish;
-      ++prog.cross_thread_waits;
+      prog_.threads[o.last_thread][o.last_index].ctl |= kStepPublish;
+      ++prog_.cross_thread_waits;
     }
-    switch (c) {
-      case Class::alloc: {
-        const bool paged = op.kind != OpKind::alloc;
-        std::uint8_t align = std::max<std::uint8_t>(op.align_log2, log2_floor(kMinAlign));
-        s.size = op.size;
-        if (paged) {
-          s.size = (op.size + kPageBytes - 1) & ~(kPageBytes - 1);
-          align = std::max<std::uint8_t>(align, log2_floor(kPageBytes));
-        }
-        s.align_log2 = align;
-        s.tag = tag_of(op.tag);
-        prog.alloc_bytes += s.size;
-        o.low = (op.flags & ops::kOpDma32) != 0;
-        if (o.low) s.ctl |= kStepLow;
-        o.live = true;
-        ++o.lifetime;
-        o.maps = 0;
-        o.size = s.size;
-        o.tag = s.tag;
-        o.align_log2 = align;
+    switch (class_of(op.kind)) {
+      case Class::alloc:
+        place_allocation(op, o, s);
         break;
-      }
       case Class::free:
         s.size = o.size;
         s.tag = o.tag;
@@ -284,7 +333,7 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
       case Class::unmap:
         s.size = op.size == 0 ? o.size : std::min(op.size, o.size);
         s.tag = o.tag;
-        if (c == Class::map) {
+        if (op.kind == OpKind::dma_map) {
           ++o.maps;
         } else {
           --o.maps;
@@ -292,60 +341,63 @@ Program build_program(const ops::Trace& trace, unsigned threads) {
         break;
     }
     o.last_thread = t;
-    o.last_index = static_cast<std::uint32_t>(prog.threads[t].size());
-    prog.threads[t].push_back(s);
-    prog.duration_ns = std::max(prog.duration_ns, s.time_ns);
-  };
-  auto consume = [&](unsigned t, const ops::Op& op) {
-    --objects[op.object].pending[static_cast<int>(class_of(op.kind))];
-    ++cursor[t];
-    --remaining;
-  };
+    o.last_index = static_cast<std::uint32_t>(prog_.threads[t].size());
+    prog_.threads[t].push_back(s);
+    prog_.duration_ns = std::max(prog_.duration_ns, s.time_ns);
+  }
 
-  while (remaining > 0) {
-    bool progressed = false;
-    for (unsigned t = 0; t < threads; ++t) {
-      while (cursor[t] < order[t].size()) {
-        const ops::Op& op = op_at(order[t][cursor[t]]);
-        const Decision d = decide(objects[op.object], class_of(op.kind), life[t][cursor[t]]);
-        if (d.verdict == Verdict::wait) {
-          break;
-        }
-        if (d.verdict == Verdict::run) {
-          place(t, op);
-        } else {
-          ++prog.dropped[d.reason];
-        }
-        consume(t, op);
-        progressed = true;
+  /// An allocation's size and alignment (whole pages for page and DMA
+  /// allocations), its dense tag; the object becomes live.
+  void place_allocation(const ops::Op& op, Object& o, Step& s) {
+    std::uint8_t align = std::max<std::uint8_t>(op.align_log2, log2_floor(kMinAlign));
+    s.size = op.size;
+    if (op.kind != OpKind::alloc) {
+      s.size = (op.size + kPageBytes - 1) & ~(kPageBytes - 1);
+      align = std::max<std::uint8_t>(align, log2_floor(kPageBytes));
+    }
+    s.align_log2 = align;
+    s.tag = tags_(op.tag);
+    prog_.alloc_bytes += s.size;
+    o.low = (op.flags & ops::kOpDma32) != 0;
+    if (o.low) s.ctl |= kStepLow;
+    o.live = true;
+    ++o.lifetime;
+    o.maps = 0;
+    o.size = s.size;
+    o.tag = s.tag;
+    o.align_log2 = align;
+  }
+
+  /// What is still allocated or mapped at the end, on the thread that last touched it.
+  void collect_leftovers() {
+    prog_.leftovers.resize(threads_);
+    for (std::uint32_t id = 0; id < trace_.object_count; ++id) {
+      const Object& o = objects_[id];
+      if (o.live || o.maps > 0) {
+        prog_.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low});
       }
     }
-    if (!progressed) {
-      // Every thread waits on another: the trace's clocks disagree beyond
-      // repair. Drop the earliest waiting operation and go on.
-      unsigned victim = threads;
-      for (unsigned t = 0; t < threads; ++t) {
-        if (cursor[t] < order[t].size() &&
-            (victim == threads ||
-             op_at(order[t][cursor[t]]).time_ns < op_at(order[victim][cursor[victim]]).time_ns)) {
-          victim = t;
-        }
-      }
-      ++prog.dropped["unorderable"];
-      consume(victim, op_at(order[victim][cursor[victim]]));
-    }
   }
-  for (const auto& steps : prog.threads) {
-    prog.steps += steps.size();
-  }
-  prog.leftovers.resize(threads);
-  for (std::uint32_t id = 0; id < trace.object_count; ++id) {
-    const Object& o = objects[id];
-    if (o.live || o.maps > 0) {
-      prog.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low});
-    }
-  }
-  return prog;
+
+  const ops::Trace& trace_;
+  const unsigned threads_;
+  Program prog_;
+  TagIds tags_;
+  std::vector<std::vector<Ref>> order_;           // by thread: the operations in time order
+  std::vector<std::vector<std::uint32_t>> life_;  // by thread, like order_: each operation's lifetime
+  std::vector<Object> objects_;
+  std::vector<std::size_t> cursor_;               // by thread: the next operation to place
+  std::uint64_t remaining_ = 0;
+  std::uint64_t t0_ = std::numeric_limits<std::uint64_t>::max();
+};
+
+}  // namespace
+
+bool is_alloc(ops::OpKind k) noexcept { return class_of(k) == Class::alloc; }
+bool is_free(ops::OpKind k) noexcept { return class_of(k) == Class::free; }
+
+Program build_program(const ops::Trace& trace, unsigned threads) {
+  return ProgramBuilder(trace, threads).build();
 }
 
 namespace {

@@ -13,13 +13,13 @@
 #include "allocators/physmem/physmem.h"
 #include "allocators/registry.h"
 #include "base/errors.h"
+#include "harness/replay/option_table.h"
 #include "harness/replay/replay_loop.h"
 #include "harness/replay/run_machine.h"
 
 namespace kmbench::replay {
 namespace {
 
-constexpr unsigned kMaxWarmup = 100;
 
 /// CPUs the replay threads may run on: the node's, or the process's affinity.
 std::vector<int> cpus_for(NodeId node, const physmem::Machine& m) {
@@ -69,18 +69,6 @@ void place_steps(Program& prog, const Options& o, unsigned nodes) {
 
 }  // namespace
 
-std::string_view name_of(Mode m) { return m == Mode::fast ? "fast" : "paced"; }
-std::string_view name_of(Touch t) {
-  return t == Touch::none ? "none" : t == Touch::first ? "first" : "pages";
-}
-std::string_view name_of(Placement p) {
-  return p == Placement::local ? "local" : p == Placement::remote ? "remote" : "interleaved";
-}
-std::string_view latency_name(ops::OpKind k) {
-  static constexpr std::string_view kNames[ops::kOpKinds] = {
-      "alloc", "free", "page_alloc", "page_free", "dma_alloc", "dma_free", "dma_prepare", "dma_complete"};
-  return kNames[static_cast<int>(k)];
-}
 
 std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t warm_pass_ns) {
   constexpr std::uint64_t kMinUs = 1000, kMaxUs = 10'000, kSamplesPerPass = 100;
@@ -135,12 +123,10 @@ LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit) {
 
 RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options,
                      bool machine_backed) {
-  if (!(options.speed > 0)) {
-    throw UsageError("--speed must be positive");
-  }
-  if (options.warmup > kMaxWarmup) {
-    throw UsageError("--warmup " + std::to_string(options.warmup) + " is above " +
-                     std::to_string(kMaxWarmup));
+  // Options built in code, not parsed: the same checks as the option table's.
+  for (std::string_view key : {"speed", "warmup"}) {
+    const OptionSpec& spec = *option_by_key(key);
+    check_option(spec, spec.get(options), spec.flag);
   }
   RunSetup s;
   s.program = program;

@@ -37,11 +37,15 @@ enum class Touch { none, first, pages };
 /// Where memory is asked for relative to the threads' node.
 enum class Placement { local, remote, interleaved };
 
+/// The options' spellings (option_table.cpp holds them with the option table).
 std::string_view name_of(Mode m);
 std::string_view name_of(Touch t);
 std::string_view name_of(Placement p);
-/// Names used in results for each ops::OpKind ("alloc", "free", "page_alloc", ..., "dma_prepare", "dma_complete").
-std::string_view latency_name(ops::OpKind k);
+/// Names used in results for each ops::OpKind, in its order (a run's index
+/// lists them for the charts).
+inline constexpr std::string_view kLatencyNames[ops::kOpKinds] = {
+    "alloc", "free", "page_alloc", "page_free", "dma_alloc", "dma_free", "dma_prepare", "dma_complete"};
+inline std::string_view latency_name(ops::OpKind k) { return kLatencyNames[static_cast<int>(k)]; }
 
 /// The footprint sampler's interval: sample_ms when it is set; otherwise about
 /// 100 samples over a pass as long as the last warm-up pass (warm_pass_ns, 0

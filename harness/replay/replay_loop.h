@@ -181,18 +181,220 @@ inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
 }
 
 // ---- a pass -------------------------------------------------------------------
+// One step is cut into its phases below; each is forced inline, so that a
+// pass's loop compiles as one body, as a kernel's fast path would.
+#define KMBENCH_STEP_INLINE [[gnu::always_inline]] inline
+
+/// What a pass reads on every step, loaded once before its loop.
+struct PassContext {
+  std::atomic<std::uint32_t>* seq;
+  DmaHandle* dma;
+  const physmem::Machine* machine;
+  std::uint64_t floor_ticks;
+  Touch touch;
+  bool locality;  // the timed pass measures each block's node
+};
+
+/// The interval timer of a pass with per-step latency; free of cost otherwise.
+template <bool kLatency>
+KMBENCH_STEP_INLINE std::uint64_t begin_interval() noexcept {
+  return kLatency ? interval_begin() : std::uint64_t{0};
+}
+template <bool kLatency>
+KMBENCH_STEP_INLINE std::uint64_t end_interval() noexcept {
+  return kLatency ? interval_end() : std::uint64_t{0};
+}
+
+/// Paced: waits (outside the safepoint's active set) for the step's time in
+/// the capture / speed, then records how late the step starts.
+KMBENCH_STEP_INLINE void pace(const Step& st, Shared& sh, Clock::time_point start, ThreadOutcome& out) {
+  const auto target =
+      start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(st.time_ns) / sh.speed));
+  auto now = Clock::now();
+  if (now < target) {
+    const std::uint64_t p0 = ticks();
+    leave(sh);  // waiting for its time: the sampler need not wait for it
+    if (target - now > std::chrono::microseconds(200)) {
+      std::this_thread::sleep_for(target - now - std::chrono::microseconds(100));
+      now = Clock::now();
+    }
+    while (now < target) {
+      cpu_relax();
+      now = Clock::now();
+    }
+    const std::uint64_t parked = enter(sh);
+    out.pacing_ticks += ticks() - p0 - parked;
+    out.pause_ticks += parked;
+  }
+  const auto lag = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - target).count()));
+  out.max_lag_ns = std::max(out.max_lag_ns, lag);
+  out.lag_sum_ns += static_cast<double>(lag);
+  out.lag.record(lag);
+}
+
+/// A step that depends on another thread's step on the same object waits
+/// until that one is published (counted as wait, less safepoint parking).
+template <bool kTimed>
+KMBENCH_STEP_INLINE void wait_for_object(const Step& st, const PassContext& c, Shared& sh, ThreadOutcome& out) {
+  std::atomic<std::uint32_t>& q = c.seq[st.object];
+  if (q.load(std::memory_order_acquire) >= st.ordinal) {
+    return;
+  }
+  const std::uint64_t w0 = ticks();
+  std::uint64_t parked = 0;
+  unsigned spins = 0;
+  while (q.load(std::memory_order_acquire) < st.ordinal) {
+    if constexpr (kTimed) {
+      if (sh.pause.load(std::memory_order_relaxed)) {
+        parked += park(sh);
+      }
+    }
+    if (++spins < 64) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  if constexpr (kTimed) {
+    out.wait_ticks += ticks() - w0 - parked;
+    out.pause_ticks += parked;
+    ++out.stalls;
+  }
+}
+
+/// Records one timed allocator or DMA interval as latency of its step's kind.
+KMBENCH_STEP_INLINE void record_latency(ThreadOutcome& out, const Step& st, std::uint64_t dt,
+                                        std::uint64_t floor) noexcept {
+  out.latency[static_cast<int>(st.kind)].record(dt > floor ? dt - floor : 0);
+}
+
+/// What the timed pass counts of an allocation: failures, the node its memory
+/// is on, and the flags the backend honoured or not.
+template <class B>
+KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const PassContext& c, ThreadOutcome& out) {
+  if (p == nullptr) [[unlikely]] {
+    ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
+  } else if (c.locality) {
+    const NodeId mem = c.machine->node_of(p);
+    if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
+    if (mem == out.node) {
+      out.local_bytes += st.size;
+      ++out.local_allocs;
+    } else {
+      out.remote_bytes += st.size;
+      ++out.remote_allocs;
+    }
+  }
+  if ((st.ctl & kStepLow) != 0) [[unlikely]] {
+    ++out.flags.low_requested;
+    out.flags.low_unhonoured += kHasLow<B> ? 0 : 1;
+  }
+  if ((st.flags & ops::kOpContiguous) != 0) [[unlikely]] {
+    ++out.flags.contiguous_requested;
+    out.flags.contiguous_unhonoured += kPhysical<B> ? 0 : 1;
+  }
+  out.flags.zeroed += (st.flags & ops::kOpZero) != 0 ? 1 : 0;
+}
+
+/// An alloc, page_alloc or dma_alloc step: the backend's call (timed), the
+/// touch (timed apart), the counting wrapper's bookkeeping (untimed).
+template <bool kTimed, bool kLatency, class B>
+KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, void*& block, const PassContext& c,
+                                         ThreadOutcome& out) {
+  const std::uint64_t t0 = begin_interval<kLatency>();
+  void* p = allocate_step(b.inner(), st);
+  const std::uint64_t t1 = end_interval<kLatency>();
+  block = p;
+  if (p != nullptr) [[likely]] {
+    if (c.touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
+      touch_block(p, st, c.touch);
+      if constexpr (kLatency && kTimed) {
+        out.touch_ticks += interval_end() - t1;
+        ++out.touches;
+      }
+    }
+  }
+  b.count_alloc(p, st.size, st.tag);
+  if constexpr (kTimed) {
+    if constexpr (kLatency) {
+      out.allocator_ticks += t1 - t0;
+      ++out.allocator_ops;
+      record_latency(out, st, t1 - t0, c.floor_ticks);
+    }
+    count_allocation<B>(st, p, c, out);
+  }
+}
+
+/// A free, page_free or dma_free step; a buffer still mapped for DMA
+/// completes its transfer first. A block whose allocation failed is skipped.
+template <bool kTimed, bool kLatency, class B>
+KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, void*& block, const PassContext& c,
+                                      ThreadOutcome& out) {
+  DmaHandle* dma = c.dma;
+  if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
+    const std::uint64_t d0 = begin_interval<kLatency>();
+    dma_complete(dma[st.object]);
+    if constexpr (kTimed && kLatency) {
+      out.dma_ticks += interval_end() - d0;
+      ++out.dma_steps;
+    }
+  }
+  void* p = block;
+  block = nullptr;
+  if (p == nullptr) [[unlikely]] {
+    return;
+  }
+  if constexpr (kTimed) {
+    if (c.locality) {
+      ++out.frees;
+      out.remote_frees += c.machine->node_of(p) != out.node ? 1 : 0;
+    }
+  }
+  b.count_free(p, st.size, st.tag);
+  const std::uint64_t t0 = begin_interval<kLatency>();
+  free_step(b.inner(), p, st);
+  if constexpr (kTimed && kLatency) {
+    const std::uint64_t dt = interval_end() - t0;
+    out.allocator_ticks += dt;
+    ++out.allocator_ops;
+    record_latency(out, st, dt, c.floor_ticks);
+  }
+}
+
+/// A dma_map or dma_unmap step: the transfer in flight on the buffer ends; a
+/// map prepares a new one (through the KPI's IODMACommand).
+template <bool kTimed, bool kLatency>
+KMBENCH_STEP_INLINE void dma_step(const Step& st, void* block, const PassContext& c, ThreadOutcome& out) {
+  DmaHandle* dma = c.dma;
+  if (dma == nullptr) {
+    return;
+  }
+  const std::uint64_t d0 = begin_interval<kLatency>();
+  dma_complete(dma[st.object]);
+  if (st.kind == ops::OpKind::dma_map && block != nullptr) {
+    dma[st.object] = dma_prepare(block, st);
+  }
+  if constexpr (kTimed) {
+    if constexpr (kLatency) {
+      const std::uint64_t dt = interval_end() - d0;
+      out.dma_ticks += dt;
+      ++out.dma_steps;
+      record_latency(out, st, dt, c.floor_ticks);
+    }
+    if (st.kind == ops::OpKind::dma_map && (st.ctl & kStepLow) != 0 && (st.flags & ops::kOpDma32) != 0) {
+      ++out.flags.low_transfers;
+      out.flags.unhonoured_bounces += dma[st.object].bounced ? 1 : 0;
+    }
+  }
+}
 
 /// One pass over a thread's steps. kTimed: the timed pass (latency, split and
 /// counts when kLatency; pacing when kPaced); else a warm-up, as fast as possible.
 template <bool kTimed, bool kLatency, bool kPaced, class B>
 void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, ThreadOutcome& out) {
   void** blocks = sh.blocks.get();
-  std::atomic<std::uint32_t>* seq = sh.seq.get();
-  DmaHandle* dma = sh.dma.get();
-  const Touch touch = sh.touch;
-  const bool locality = kTimed && kPhysical<B> && sh.machine != nullptr;
-  auto begin_interval = [] { return kLatency ? interval_begin() : std::uint64_t{0}; };
-  auto end_interval = [] { return kLatency ? interval_end() : std::uint64_t{0}; };
+  const PassContext c{sh.seq.get(), sh.dma.get(), sh.machine, sh.floor_ticks, sh.touch,
+                      kTimed && kPhysical<B> && sh.machine != nullptr};
   const Clock::time_point start = sh.start;
   if constexpr (kTimed) {
     out.start_tick = ticks();
@@ -205,163 +407,30 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
       }
     }
     if constexpr (kPaced) {
-      const auto target = start + std::chrono::nanoseconds(static_cast<std::int64_t>(
-                                      static_cast<double>(st.time_ns) / sh.speed));
-      auto now = Clock::now();
-      if (now < target) {
-        const std::uint64_t p0 = ticks();
-        leave(sh);  // waiting for its time: the sampler need not wait for it
-        if (target - now > std::chrono::microseconds(200)) {
-          std::this_thread::sleep_for(target - now - std::chrono::microseconds(100));
-          now = Clock::now();
-        }
-        while (now < target) {
-          cpu_relax();
-          now = Clock::now();
-        }
-        const std::uint64_t parked = enter(sh);
-        out.pacing_ticks += ticks() - p0 - parked;
-        out.pause_ticks += parked;
-      }
-      const auto lag = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - target).count()));
-      out.max_lag_ns = std::max(out.max_lag_ns, lag);
-      out.lag_sum_ns += static_cast<double>(lag);
-      out.lag.record(lag);
+      pace(st, sh, start, out);
     }
     if ((st.ctl & kStepWait) != 0) [[unlikely]] {
-      std::atomic<std::uint32_t>& q = seq[st.object];
-      if (q.load(std::memory_order_acquire) < st.ordinal) {
-        const std::uint64_t w0 = ticks();
-        std::uint64_t parked = 0;
-        unsigned spins = 0;
-        while (q.load(std::memory_order_acquire) < st.ordinal) {
-          if constexpr (kTimed) {
-            if (sh.pause.load(std::memory_order_relaxed)) {
-              parked += park(sh);
-            }
-          }
-          if (++spins < 64) {
-            cpu_relax();
-          } else {
-            std::this_thread::yield();
-          }
-        }
-        if constexpr (kTimed) {
-          out.wait_ticks += ticks() - w0 - parked;
-          out.pause_ticks += parked;
-          ++out.stalls;
-        }
-      }
+      wait_for_object<kTimed>(st, c, sh, out);
     }
     void*& block = blocks[st.object];
     switch (st.kind) {
       case ops::OpKind::alloc:
       case ops::OpKind::page_alloc:
-      case ops::OpKind::dma_alloc: {
-        const std::uint64_t t0 = begin_interval();
-        void* p = allocate_step(b.inner(), st);
-        const std::uint64_t t1 = end_interval();
-        block = p;
-        if (p != nullptr) [[likely]] {
-          if (touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
-            touch_block(p, st, touch);
-            if constexpr (kLatency && kTimed) {
-              out.touch_ticks += interval_end() - t1;
-              ++out.touches;
-            }
-          }
-        }
-        b.count_alloc(p, st.size, st.tag);
-        if constexpr (kTimed) {
-          if constexpr (kLatency) {
-            out.allocator_ticks += t1 - t0;
-            ++out.allocator_ops;
-            out.latency[static_cast<int>(st.kind)].record(t1 - t0 > sh.floor_ticks ? t1 - t0 - sh.floor_ticks : 0);
-          }
-          if (p == nullptr) [[unlikely]] {
-            ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
-          } else if (locality) {
-            const NodeId mem = sh.machine->node_of(p);
-            if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
-            if (mem == out.node) {
-              out.local_bytes += st.size;
-              ++out.local_allocs;
-            } else {
-              out.remote_bytes += st.size;
-              ++out.remote_allocs;
-            }
-          }
-          if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-            ++out.flags.low_requested;
-            out.flags.low_unhonoured += kHasLow<B> ? 0 : 1;
-          }
-          if ((st.flags & ops::kOpContiguous) != 0) [[unlikely]] {
-            ++out.flags.contiguous_requested;
-            out.flags.contiguous_unhonoured += kPhysical<B> ? 0 : 1;
-          }
-          out.flags.zeroed += (st.flags & ops::kOpZero) != 0 ? 1 : 0;
-        }
+      case ops::OpKind::dma_alloc:
+        allocation_step<kTimed, kLatency>(b, st, block, c, out);
         break;
-      }
       case ops::OpKind::free:
       case ops::OpKind::page_free:
-      case ops::OpKind::dma_free: {
-        if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
-          const std::uint64_t d0 = begin_interval();
-          dma_complete(dma[st.object]);  // freed while mapped: the transfer ends first
-          if constexpr (kTimed && kLatency) {
-            out.dma_ticks += interval_end() - d0;
-            ++out.dma_steps;
-          }
-        }
-        void* p = block;
-        block = nullptr;
-        if (p == nullptr) [[unlikely]] {
-          break;  // its allocation failed
-        }
-        if constexpr (kTimed) {
-          if (locality) {
-            ++out.frees;
-            out.remote_frees += sh.machine->node_of(p) != out.node ? 1 : 0;
-          }
-        }
-        b.count_free(p, st.size, st.tag);
-        const std::uint64_t t0 = begin_interval();
-        free_step(b.inner(), p, st);
-        if constexpr (kTimed && kLatency) {
-          const std::uint64_t dt = interval_end() - t0;
-          out.allocator_ticks += dt;
-          ++out.allocator_ops;
-          out.latency[static_cast<int>(st.kind)].record(dt > sh.floor_ticks ? dt - sh.floor_ticks : 0);
-        }
+      case ops::OpKind::dma_free:
+        release_step<kTimed, kLatency>(b, st, block, c, out);
         break;
-      }
       case ops::OpKind::dma_map:
-      case ops::OpKind::dma_unmap: {
-        if (dma == nullptr) break;
-        const std::uint64_t d0 = begin_interval();
-        dma_complete(dma[st.object]);  // an unmap, or a buffer mapped again: the transfer ends
-        if (st.kind == ops::OpKind::dma_map && block != nullptr) {
-          dma[st.object] = dma_prepare(block, st);
-        }
-        if constexpr (kTimed) {
-          if constexpr (kLatency) {
-            const std::uint64_t dt = interval_end() - d0;
-            out.dma_ticks += dt;
-            ++out.dma_steps;
-            out.latency[static_cast<int>(st.kind)].record(dt > sh.floor_ticks ? dt - sh.floor_ticks : 0);
-          }
-          if (st.kind == ops::OpKind::dma_map && (st.ctl & kStepLow) != 0 &&
-              (st.flags & ops::kOpDma32) != 0) {
-            ++out.flags.low_transfers;
-            out.flags.unhonoured_bounces += dma[st.object].bounced ? 1 : 0;
-          }
-        }
+      case ops::OpKind::dma_unmap:
+        dma_step<kTimed, kLatency>(st, block, c, out);
         break;
-      }
     }
     if ((st.ctl & kStepPublish) != 0) [[unlikely]] {
-      seq[st.object].store(st.ordinal + 1, std::memory_order_release);
+      c.seq[st.object].store(st.ordinal + 1, std::memory_order_release);
     }
   }
   if constexpr (kTimed) {
@@ -370,6 +439,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
   }
   out.end = Clock::now();
 }
+#undef KMBENCH_STEP_INLINE
 
 /// Frees (and unmaps) what the program leaves behind on this thread.
 template <class B>
@@ -513,58 +583,71 @@ void finish_run(RunSetup& s);
 /// Percentiles of a histogram whose unit is ns_per_unit nanoseconds.
 LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit);
 
-/// Replays s.program through b: warm-up passes, the timed pass, the accounting
-/// check; fills s.result.
+// The parts of a run that do not depend on the backend's type (run_outcome.cpp).
+
+/// Sizes the shared block and sequence tables and copies the pass settings.
+void init_shared(Shared& sh, const RunSetup& s);
+/// Merges what the threads measured into s.result: events, duration, latency,
+/// the time split, NUMA locality, flag counts, paced lag.
+void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh, RunSetup& s,
+                    std::uint32_t features);
+/// The notes a result carries on what the backend's memory is and honours.
+void describe_memory(Result& r, std::uint32_t features, const physmem::Machine& machine);
+/// Peak footprint, sampled live bytes and fragmentation, from r.timeline and
+/// the counters before the drain.
+void record_footprint(Result& r, const CountingStats& before_drain, bool use_rss);
+/// The accounting check: the replay's held blocks, the counting wrapper and
+/// the backend's own structures must agree. Also records the tags.
+void check_accounting(Result& r, const CountingStats& fin, std::int64_t held, bool drained,
+                      const std::vector<std::string>& tag_names);
+/// The backend's metrics and the counting wrapper's byte totals.
+void record_metrics(Result& r, const CountingStats& before_drain);
+
+/// Starts one replay thread per program thread, pinned to the run's CPU slots.
 template <class B>
-void run_on(Counting<B>& b, RunSetup& s) {
-  const Program& prog = s.program;
-  const Options& opt = s.result.options;
+std::vector<std::thread> start_replay_threads(Counting<B>& b, RunSetup& s, Shared& sh,
+                                              std::vector<ThreadOutcome>& outcomes) {
   Result& r = s.result;
-  const unsigned n = static_cast<unsigned>(prog.threads.size());
-  Shared sh;
-  sh.objects = prog.object_count;
-  sh.threads = n;
-  sh.blocks = std::make_unique<void*[]>(prog.object_count + 1);
-  sh.seq = std::make_unique<std::atomic<std::uint32_t>[]>(prog.object_count + 1);
-  if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
-  sh.speed = opt.speed;
-  sh.touch = opt.touch;
-  sh.floor_ticks = r.recorder.timer_floor_ticks;
-  sh.machine = s.machine->node_count() > 1 ? s.machine : nullptr;
-  std::vector<ThreadOutcome> outcomes(n);
+  const unsigned n = static_cast<unsigned>(s.program.threads.size());
   r.cpus.assign(n, -1);
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (unsigned t = 0; t < n; ++t) {
-    if (opt.pin && !s.cpus.empty()) r.cpus[t] = s.cpus[t % s.cpus.size()];
-    threads.emplace_back([&, t] { replay_thread(b, prog, t, sh, outcomes[t], r.cpus[t], opt); });
+    if (r.options.pin && !s.cpus.empty()) r.cpus[t] = s.cpus[t % s.cpus.size()];
+    threads.emplace_back(
+        [&b, &s, &sh, &outcomes, t] { replay_thread(b, s.program, t, sh, outcomes[t], s.result.cpus[t], s.result.options); });
   }
-  dma_begin(opt.iommu, opt.iommu_bits);
+  return threads;
+}
 
-  // Warm-up passes: the same stream, untimed; what each leaves is freed, the
-  // allocator's state stays.
-  std::uint64_t warm_pass_ns = 0;
-  for (unsigned w = 0; w < opt.warmup; ++w) {
+/// Warm-up passes: the same stream, untimed; what each leaves is freed, the
+/// allocator's state stays. Returns the last pass's duration (0: none).
+template <class B>
+std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
+  std::uint64_t pass_ns = 0;
+  for (unsigned w = 0; w < s.result.options.warmup; ++w) {
     const auto w0 = Clock::now();
     issue(sh, Command::warm);
-    warm_pass_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - w0).count());
+    pass_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - w0).count());
     issue(sh, Command::leftovers);
-    for (std::uint32_t o = 0; o <= prog.object_count; ++o) {
+    for (std::uint32_t o = 0; o <= s.program.object_count; ++o) {
       sh.seq[o].store(0, std::memory_order_relaxed);
     }
     if constexpr (RewindingBackend<B>) {
       if (b.stats().live_blocks == 0) b.inner().rewind();
     }
   }
-  b.reset_peaks();
-  dma_reset_counters();
+  return pass_ns;
+}
 
-  // The timed pass, sampled at safepoints.
-  std::uint64_t footprint_below_live = 0;
+/// The timed pass, its footprint sampled at safepoints (the backend's mapped
+/// bytes, or the process RSS for a backend that cannot tell).
+template <class B>
+void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_ns, bool use_rss) {
+  std::uint64_t below_live = 0;
   double max_pause_ns = 0;
-  const std::chrono::microseconds interval = sampling_interval(opt.sample_ms, warm_pass_ns);
+  const std::chrono::microseconds interval = sampling_interval(r.options.sample_ms, warm_pass_ns);
   r.sample_interval_us = static_cast<std::uint64_t>(interval.count());
-  const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
   FootprintSampler sampler(
       [&] {
         const auto p0 = Clock::now();
@@ -579,7 +662,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
         });
         max_pause_ns = std::max(max_pause_ns, std::chrono::duration<double, std::nano>(Clock::now() - p0).count());
         const std::uint64_t fp = use_rss ? f.rss_bytes : f.mapped_bytes;
-        footprint_below_live += static_cast<std::int64_t>(fp) < f.live_bytes ? 1 : 0;
+        below_live += static_cast<std::int64_t>(fp) < f.live_bytes ? 1 : 0;
         return f;
       },
       interval);
@@ -595,181 +678,41 @@ void run_on(Counting<B>& b, RunSetup& s) {
   r.dma = kpi::dma_stats();
   r.minor_faults = static_cast<std::uint64_t>(after.ru_minflt - before.ru_minflt);
   r.major_faults = static_cast<std::uint64_t>(after.ru_majflt - before.ru_majflt);
-
-  // What the threads measured.
-  const double npt = ns_per_tick();
-  Clock::time_point end = sh.start;
-  std::uint64_t end_tick = 0;
-  for (const ThreadOutcome& o : outcomes) {
-    end = std::max(end, o.end);
-    end_tick = std::max(end_tick, o.end_tick);
-  }
-  r.events = prog.steps;
-  r.duration_ns = static_cast<std::uint64_t>((end - sh.start).count());
-  r.ops_per_sec = r.duration_ns > 0 ? static_cast<double>(r.events) * 1e9 / static_cast<double>(r.duration_ns) : 0;
-  std::array<LatencyHistogram, ops::kOpKinds> merged{};
-  LatencyHistogram lag;
-  double lag_sum = 0;
-  const std::uint64_t floor = sh.floor_ticks;
-  TimeSplit& ts = r.time;
-  ts.measured = opt.latency;
-  const unsigned nodes = s.machine->node_count();
-  r.numa.measured = sh.machine != nullptr && (B::kFeatures & kFeaturePhysical) != 0;
-  if (r.numa.measured) {
-    r.numa.bytes.assign(std::min(nodes, kLocalityNodes), std::vector<std::uint64_t>(std::min(nodes, kLocalityNodes), 0));
-  }
-  for (const ThreadOutcome& o : outcomes) {
-    for (int k = 0; k < ops::kOpKinds; ++k) merged[k].merge(o.latency[k]);
-    lag.merge(o.lag);
-    r.noblock_failures += o.noblock_failures;
-    r.failed_allocs += o.failed_allocs;
-    r.dependency_stalls += o.stalls;
-    r.paced_max_lag_ns = std::max(r.paced_max_lag_ns, o.max_lag_ns);
-    lag_sum += o.lag_sum_ns;
-    const double alloc = static_cast<double>(sub_floor(o.allocator_ticks, o.allocator_ops, floor)) * npt;
-    const double touch = static_cast<double>(sub_floor(o.touch_ticks, o.touches, r.recorder.end_floor_ticks)) * npt;
-    const double dma = static_cast<double>(sub_floor(o.dma_ticks, o.dma_steps, floor)) * npt;
-    const double wait = static_cast<double>(o.wait_ticks) * npt;
-    const double pause = static_cast<double>(o.pause_ticks) * npt;
-    const double pacing = static_cast<double>(o.pacing_ticks) * npt;
-    const double span = static_cast<double>(o.end_tick - o.start_tick) * npt;
-    if (opt.latency) {
-      ts.allocator_ns += alloc;
-      ts.touch_ns += touch;
-      ts.dma_ns += dma;
-      ts.harness_ns += std::max(0.0, span - alloc - touch - dma - wait - pause - pacing);
-    }
-    ts.wait_ns += wait;
-    ts.sampling_ns += pause;
-    ts.pacing_ns += pacing;
-    // Idle: started late (not yet running after go) or finished early.
-    ts.idle_ns += static_cast<double>(end_tick - o.end_tick + (o.start_tick > sh.start_tick ? o.start_tick - sh.start_tick : 0)) * npt;
-    ts.allocator_ops += o.allocator_ops;
-    if (r.numa.measured) {
-      r.numa.local_bytes += o.local_bytes;
-      r.numa.remote_bytes += o.remote_bytes;
-      r.numa.local_allocs += o.local_allocs;
-      r.numa.remote_allocs += o.remote_allocs;
-      r.numa.frees += o.frees;
-      r.numa.remote_frees += o.remote_frees;
-      if (static_cast<unsigned>(o.node) < r.numa.bytes.size()) {
-        for (unsigned m = 0; m < r.numa.bytes.size(); ++m) r.numa.bytes[o.node][m] += o.bytes_on[m];
-      }
-    }
-    r.flags.low_requested += o.flags.low_requested;
-    r.flags.low_unhonoured += o.flags.low_unhonoured;
-    r.flags.contiguous_requested += o.flags.contiguous_requested;
-    r.flags.contiguous_unhonoured += o.flags.contiguous_unhonoured;
-    r.flags.zeroed += o.flags.zeroed;
-    r.flags.low_transfers += o.flags.low_transfers;
-    r.flags.unhonoured_bounces += o.flags.unhonoured_bounces;
-  }
-  ts.thread_ns = static_cast<double>(r.duration_ns) * n;
-  ts.allocator_ns_per_op = ts.allocator_ops > 0 ? ts.allocator_ns / static_cast<double>(ts.allocator_ops) : 0;
-  r.dependency_wait_ns = static_cast<std::uint64_t>(ts.wait_ns);
-  r.dependency_checks = prog.cross_thread_waits;
-  if (opt.mode == Mode::paced && r.events > 0) {
-    r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
-    r.paced_lag = summarize(lag, 1.0);
-  }
-  for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
-  constexpr bool kLow = (B::kFeatures & kFeatureLowMemory) != 0;
-  constexpr bool kPhys = (B::kFeatures & kFeaturePhysical) != 0;
-  r.flags.note = std::string(kLow ? "dma32 blocks placed below 4 GiB" : "dma32 not honoured (no memory below 4 GiB): counted, and 32-bit transfers over such blocks bounce") +
-                 "; " + (kPhys ? "every block physically contiguous (the machine's direct map)"
-                               : "contiguous not honoured: process memory has scattered frames") +
-                 "; zeroed blocks cleared right after the backend's call, for every backend alike (touch time)";
-  r.dma_note = dma_note(kPhys, opt.iommu, opt.iommu_bits);
-  r.machine.memory_source =
-      kPhys ? "the simulated machine: resident before timing, no page faults"
-            : std::string(r.backend) == "system"
-                  ? "the process heap (glibc brk and thread heaps; M_MMAP_MAX 0 and M_TRIM_THRESHOLD -1 keep what it took): first touches fault"
-                  : "memory of the backend's own, outside the simulated machine";
-  r.numa_measured = r.numa.measured;
-  r.numa_note = r.numa.measured
-                    ? "measured from each block's simulated physical address (" +
-                          std::string(s.machine->synthetic() ? "synthetic topology: nodes simulated" : "real topology: node ranges bound") + ")"
-                : nodes == 1 ? (s.machine->synthetic() ? "synthetic topology with one node: no placement to measure"
-                                                       : "real machine with one node: no placement to measure")
-                             : "this backend's memory is not the simulated machine's: placement not measured";
-
-  // Footprint over the same samples as the live bytes.
   r.timeline = sampler.timeline();
   r.footprint_source = use_rss ? "process RSS" : "backend mapped bytes";
-  r.footprint_below_live = footprint_below_live;
+  r.footprint_below_live = below_live;
   r.sampling_max_pause_ns = max_pause_ns;
-  for (const FootprintSample& f : r.timeline) {
-    r.peak_footprint_bytes = std::max(r.peak_footprint_bytes, use_rss ? f.rss_bytes : f.mapped_bytes);
-    r.peak_sampled_live_bytes = std::max(r.peak_sampled_live_bytes, f.live_bytes);
-  }
-  const CountingStats before_drain = b.stats();
-  r.peak_live_bytes = before_drain.peak_live_bytes;
-  r.fragmentation = r.peak_sampled_live_bytes > 0 ? static_cast<double>(r.peak_footprint_bytes) /
-                                                        static_cast<double>(r.peak_sampled_live_bytes)
-                                                  : 0;
-  r.final_live_blocks = before_drain.live_blocks;
-  r.final_live_bytes = before_drain.live_bytes;
+}
 
-  // The accounting check: the replay's held blocks, the counting wrapper and
-  // the backend's own structures must agree (after each thread flushed its caches).
+/// Replays s.program through b: warm-up passes, the timed pass, the accounting
+/// check; fills s.result.
+template <class B>
+void run_on(Counting<B>& b, RunSetup& s) {
+  const Options& opt = s.result.options;
+  Result& r = s.result;
+  Shared sh;
+  init_shared(sh, s);
+  std::vector<ThreadOutcome> outcomes(s.program.threads.size());
+  std::vector<std::thread> threads = start_replay_threads(b, s, sh, outcomes);
+  dma_begin(opt.iommu, opt.iommu_bits);
+
+  const std::uint64_t warm_pass_ns = warm_up(b, s, sh);
+  b.reset_peaks();
+  dma_reset_counters();
+  const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
+  timed_pass(b, r, sh, warm_pass_ns, use_rss);
+  merge_outcomes(outcomes, sh, s, B::kFeatures);
+  describe_memory(r, B::kFeatures, *s.machine);
+  const CountingStats before_drain = b.stats();
+  record_footprint(r, before_drain, use_rss);
+
+  // The accounting check, after each thread flushed its caches.
   std::int64_t held = 0;
-  for (std::uint32_t o = 0; o < prog.object_count; ++o) held += sh.blocks[o] != nullptr ? 1 : 0;
+  for (std::uint32_t o = 0; o < s.program.object_count; ++o) held += sh.blocks[o] != nullptr ? 1 : 0;
   if (opt.drain) issue(sh, Command::leftovers);
   issue(sh, Command::flush);
-  const CountingStats fin = b.stats();
-  const std::int64_t expect = opt.drain ? 0 : held;
-  r.drained = opt.drain;
-  r.backend_live_blocks = fin.backend.live_blocks;
-  r.backend_live_bytes = fin.backend.live_bytes;
-  std::string detail;
-  bool ok = true;
-  if (fin.live_blocks != expect) {
-    ok = false;
-    detail += "the counting wrapper has " + std::to_string(fin.live_blocks) + " live blocks, the replay holds " +
-              std::to_string(expect) + "; ";
-  }
-  if (opt.drain && (fin.live_bytes != 0 || fin.live_handed_out_bytes != 0)) {
-    ok = false;
-    detail += "the counting wrapper has " + std::to_string(fin.live_bytes) + " bytes live after drain; ";
-  }
-  if (fin.backend.live_blocks >= 0 && fin.backend.live_blocks != expect) {
-    ok = false;
-    detail += "the backend's own structures hold " + std::to_string(fin.backend.live_blocks) +
-              " blocks, the replay " + std::to_string(expect) + "; ";
-  }
-  if (fin.backend.live_bytes >= 0 && fin.backend.live_bytes != fin.live_handed_out_bytes) {
-    ok = false;
-    detail += "the backend's own structures hold " + std::to_string(fin.backend.live_bytes) +
-              " bytes, the counting wrapper handed out " + std::to_string(fin.live_handed_out_bytes) + "; ";
-  }
-  if (opt.drain) {
-    for (const TagStats& t : fin.tags) {
-      if (t.live_blocks != 0 || t.live_bytes != 0) {
-        ok = false;
-        detail += "tag " + (t.tag < prog.tag_names.size() ? prog.tag_names[t.tag] : std::to_string(t.tag)) +
-                  ": " + std::to_string(t.live_bytes) + " bytes live; ";
-      }
-    }
-  }
-  if (ok) {
-    detail = std::string(opt.drain ? "drained " : "not drained: ") + std::to_string(held) +
-             " blocks held at the end; the counting wrapper" +
-             (fin.backend.live_blocks >= 0 ? " and the backend's own structures agree"
-                                           : " agrees (the backend cannot count its blocks itself)") +
-             (opt.drain ? ", " + std::to_string(fin.tags.size()) + " tags read zero" : "");
-  }
-  r.accounting_ok = ok;
-  r.accounting_detail = detail;
-  for (const TagStats& t : fin.tags) {
-    const std::string name = t.tag < prog.tag_names.size() ? prog.tag_names[t.tag] : std::to_string(t.tag);
-    r.tags.push_back({name, t.allocs, t.frees, t.live_blocks, t.live_bytes, t.peak_live_bytes});
-  }
-  r.metrics = before_drain.backend.metrics;
-  r.metrics.push_back({"backend.mapped_bytes", static_cast<double>(before_drain.backend.mapped_bytes)});
-  r.metrics.push_back({"backend.resident_bytes", static_cast<double>(before_drain.backend.resident_bytes)});
-  r.metrics.push_back({"backend.metadata_bytes", static_cast<double>(before_drain.backend.metadata_bytes)});
-  r.metrics.push_back({"backend.requested_bytes", static_cast<double>(before_drain.requested_bytes)});
-  r.metrics.push_back({"backend.handed_out_bytes", static_cast<double>(before_drain.handed_out_bytes)});
+  check_accounting(r, b.stats(), held, opt.drain, s.program.tag_names);
+  record_metrics(r, before_drain);
   // Not drained: the blocks still go back once everything is measured, since
   // the system backend's memory belongs to the process, not to the backend.
   if (!opt.drain) issue(sh, Command::leftovers);
