@@ -163,7 +163,7 @@ inline void free_step(B& b, void* p, const Step& st) noexcept {
 }
 
 /// The writes to a new block: zero-filling a zeroed step, then --touch.
-inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
+[[gnu::always_inline]] inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
   if ((s.flags & ops::kOpZero) != 0) {
     std::memset(p, 0, s.size);
   }
