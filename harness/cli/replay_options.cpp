@@ -8,6 +8,31 @@
 
 namespace kmbench::cli {
 
+namespace {
+
+/// What --help shows an option takes: "{none,first,pages}", "INT", "SIZE".
+std::string type_name(const replay::OptionSpec& spec) {
+  switch (spec.type) {
+    case replay::OptionType::choice: {
+      std::string out = "{";
+      for (std::string_view c : spec.choices) out.append(out.size() > 1 ? "," : "").append(c);
+      return out + "}";
+    }
+    case replay::OptionType::integer:
+      return "INT";
+    case replay::OptionType::number:
+      return "NUM";
+    case replay::OptionType::bytes:
+      return "SIZE";
+    case replay::OptionType::flag:
+    case replay::OptionType::text:
+      break;
+  }
+  return "TEXT";
+}
+
+}  // namespace
+
 void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
   cmd->add_option("--backend", f.backend, "Backend to replay through (see `kmbench list`)")->required();
   const replay::Options defaults;
@@ -21,6 +46,7 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& f) {
     CLI::Option* o = cmd->add_option_function<std::string>(
         flag, [&f, key](const std::string& text) { f.options[key] = text; }, help);
     if (spec.get != nullptr) o->default_str(spec.get(defaults));
+    o->type_name(type_name(spec));
   }
   cmd->add_option("--backend-param", f.backend_params, "Backend parameter key=value (repeatable)");
   cmd->add_option("--json", f.json, "Write the result (kmbench.cell/2 JSON) to this file");

@@ -15,6 +15,7 @@
 #include "base/file_io.h"
 #include "base/process.h"
 #include "base/spin_lock.h"
+#include "base/units.h"
 
 namespace kmbench::base {
 namespace {
@@ -191,6 +192,26 @@ TEST(Clock, TicksAdvanceAndTheRateMatchesTheSteadyClock) {
   const double ms = static_cast<double>(b - a) * ns_per_tick() / 1e6;
   EXPECT_GE(ms, 49.0);
   EXPECT_LT(ms, 5000.0);  // a loaded machine may oversleep, never undersleep
+}
+
+}  // namespace
+}  // namespace kmbench::base
+
+namespace kmbench::base {
+namespace {
+
+TEST(ParseBytes, DigitsWithOneSuffixOfPowersOf1024) {
+  EXPECT_EQ(parse_bytes("0"), 0u);
+  EXPECT_EQ(parse_bytes("4096"), 4096u);
+  EXPECT_EQ(parse_bytes("64k"), 64u << 10);
+  EXPECT_EQ(parse_bytes("2M"), 2u << 20);
+  EXPECT_EQ(parse_bytes("4g"), 4ull << 30);
+  EXPECT_EQ(parse_bytes("1T"), 1ull << 40);
+  EXPECT_EQ(parse_bytes("16777215t"), 16777215ull << 40);  // the largest count of TiB that fits
+  for (const char* bad : {"", "k", "-1", "+1", " 1", "1 ", "1.5m", "1kb", "1x", "16777216t",
+                          "99999999999999999999"}) {
+    EXPECT_FALSE(parse_bytes(bad).has_value()) << bad;
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
+#include "harness/replay/option_table.h"
 
 namespace kmbench::matrix {
 namespace {
@@ -220,6 +221,85 @@ TEST(MatrixFile, ReplayOptionsAndBackendParams) {
   EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nreplay = { fast = 1 }\n")
                 .find("unknown key 'fast'"),
             std::string::npos);
+}
+
+// One table checks a replay option wherever it is given: the matrix's message
+// for a mistake is the command line's, with the file and line in front.
+TEST(MatrixFile, ReplayOptionMistakesReadAsOnTheCommandLine) {
+  struct Case {
+    const char* toml;
+    const char* flag;
+    const char* value;
+  };
+  for (const Case& c : {Case{"replay = { touch = \"all\" }", "--touch", "all"},
+                        Case{"replay = { warmup = 101 }", "--warmup", "101"},
+                        Case{"replay = { iommu = 7 }", "--iommu", "7"},
+                        Case{"replay = { memory = \"4q\" }", "--memory", "4q"},
+                        Case{"mode = \"slow\"", "--mode", "slow"},
+                        Case{"placements = [\"far\"]", "--placement", "far"}}) {
+    const replay::OptionSpec& spec = *replay::option_by_flag(c.flag);
+    std::string cli;
+    try {
+      replay::Options o;
+      replay::set_option(o, spec, c.value, spec.flag);
+    } catch (const UsageError& e) {
+      cli = e.what();
+    }
+    ASSERT_FALSE(cli.empty()) << c.flag << " " << c.value;
+    const std::string e = error_of(std::string("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\n") + c.toml + "\n");
+    EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
+    // The same words after the option's spelling: "'all' is not none, first or pages".
+    const std::string words = cli.substr(cli.find(' '));
+    EXPECT_NE(e.find(words), std::string::npos) << e << " | " << cli;
+  }
+}
+
+TEST(MatrixFile, EveryReplayOptionThatIsNotAnAxisStandsInAnEntry) {
+  const Matrix m = parse("backends = [\"system\"]\nrepetitions = 1\n[[workload]]\nname = \"churn\"\n"
+                         "replay = { memory = \"2g\", iommu = 32, sample_ms = 5, warmup = 0, speed = 2.5, node = 0 }\n");
+  const auto argv = cell_command(m.cells.front(), "k", "o.json");
+  auto after = [&](const std::string& flag) {
+    auto it = std::find(argv.begin(), argv.end(), flag);
+    return it == argv.end() || it + 1 == argv.end() ? std::string("<absent>") : *(it + 1);
+  };
+  EXPECT_EQ(after("--memory"), std::to_string(2ull << 30));
+  EXPECT_EQ(after("--iommu"), "32");
+  EXPECT_EQ(after("--sample-ms"), "5");
+  EXPECT_EQ(after("--warmup"), "0");
+  EXPECT_EQ(after("--speed"), "2.5");
+  EXPECT_EQ(after("--node"), "0");
+  // Axes are set by the matrix's own keys, not in replay = { }.
+  EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nreplay = { threads = 2 }\n")
+                .find("unknown key 'threads'"),
+            std::string::npos);
+}
+
+TEST(OptionTable, EveryOptionSetsWhatItShowsAndNamesRoundTrip) {
+  const replay::Options defaults;
+  for (const replay::OptionSpec& spec : replay::option_table()) {
+    SCOPED_TRACE(std::string(spec.key));
+    ASSERT_NE(spec.set, nullptr);
+    EXPECT_EQ(replay::option_by_key(spec.key), &spec);
+    EXPECT_EQ(replay::option_by_flag(spec.flag), &spec);
+    if (spec.get != nullptr) {
+      // The default shown in --help is a value the option accepts, and setting it changes nothing.
+      replay::Options o;
+      replay::set_option(o, spec, spec.get(defaults), spec.flag);
+      EXPECT_EQ(spec.get(o), spec.get(defaults));
+    }
+    for (std::string_view choice : spec.choices) {
+      replay::Options o;
+      replay::set_option(o, spec, choice, spec.flag);
+      EXPECT_EQ(spec.get(o), choice);
+    }
+  }
+  replay::Options o;
+  replay::set_option(o, *replay::option_by_key("memory"), "3m", "--memory");
+  EXPECT_EQ(o.node_bytes, 3u << 20);
+  replay::set_option(o, *replay::option_by_key("latency"), "false", "--no-latency");
+  EXPECT_FALSE(o.latency);
+  replay::set_option(o, *replay::option_by_key("iommu"), "0", "--iommu");
+  EXPECT_FALSE(o.iommu);
 }
 
 }  // namespace
