@@ -434,7 +434,13 @@ TEST(Paced, DurationIsTheCapturesSpanOverTheSpeed) {
   EXPECT_EQ(r.paced_lag.count, r.events);
   EXPECT_GT(r.paced_lag.p99_ns, 0);
   EXPECT_LE(r.paced_lag.p50_ns, r.paced_lag.p99_ns);
-  EXPECT_GT(r.time.pacing_ns, 0.5 * r.time.thread_ns);  // mostly waiting for the schedule
+  EXPECT_GT(r.time.pacing_ns, 0);
+  // A run that keeps up with the schedule (steps late by under 1% of the pass
+  // on average) spends most of its thread time waiting for it; one that a
+  // loaded or sanitised build slows down waits less, and its lag says so.
+  if (r.paced_mean_lag_ns < 0.01 * expected) {
+    EXPECT_GT(r.time.pacing_ns, 0.5 * r.time.thread_ns) << "mean lag " << r.paced_mean_lag_ns << " ns";
+  }
 }
 
 // NUMA placement measured from each block's simulated physical address.
