@@ -126,14 +126,14 @@ class Builder {
 
 inline constexpr std::uint64_t kPage = 4096;
 
-// The generators, one file each.
-ops::Trace generate_nic(const Params& p, std::uint64_t seed);
-ops::Trace generate_nvme(const Params& p, std::uint64_t seed);
-ops::Trace generate_usb32(const Params& p, std::uint64_t seed);
-ops::Trace generate_gpu(const Params& p, std::uint64_t seed);
-ops::Trace generate_larson(const Params& p, std::uint64_t seed);
-ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed);
-ops::Trace generate_churn(const Params& p, std::uint64_t seed);
-ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed);
+// The workloads, one file each: name, summary, parameters and generator.
+WorkloadInfo nic_workload();
+WorkloadInfo nvme_workload();
+WorkloadInfo usb32_workload();
+WorkloadInfo gpu_workload();
+WorkloadInfo larson_workload();
+WorkloadInfo xmalloc_workload();
+WorkloadInfo churn_workload();
+WorkloadInfo osmalloc_workload();
 
 }  // namespace kmbench::workloads

@@ -4,6 +4,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -66,6 +67,24 @@ ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const double end = static_cast<double>(total / streams + 1) * op_ns;
   while (!live.empty()) free_one(static_cast<unsigned>(rng.below(streams)), end);
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo churn_workload() {
+  return {"churn",
+          "random-size churn: mixed small/large/page blocks, live set oscillating between phases (fragmentation)",
+          {{"streams", "1", "CPU streams"},
+           {"ops", "200000", "operations (all streams)"},
+           {"live", "10000", "live blocks at the high phase"},
+           {"phases", "8", "high/low phases of the live set"},
+           {"small_max", "1024", "largest small block"},
+           {"large_max", "64k", "largest large block"},
+           {"large_fraction", "0.05", "fraction of large blocks (1 KiB to large_max)"},
+           {"page_fraction", "0.01", "fraction of page allocations (1-16 pages)"},
+           {"cross", "0.2", "fraction of frees done by another stream"},
+           {"op_ns", "100", "time per operation"}},
+          generate_churn};
 }
 
 }  // namespace kmbench::workloads

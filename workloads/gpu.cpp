@@ -6,6 +6,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -74,6 +75,21 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
   }
   while (!live.empty()) release(end);
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo gpu_workload() {
+  return {"gpu",
+          "GPU-style large physically contiguous buffers (2-256 MiB) under a memory budget, random frees: fragmentation",
+          {{"streams", "2", "CPU streams allocating buffers"},
+           {"buffers", "200", "large buffers allocated (all streams)"},
+           {"min", "2m", "smallest buffer (and size granule)"},
+           {"max", "256m", "largest buffer"},
+           {"budget", "768m", "live bytes above which random buffers are freed"},
+           {"small_ratio", "2", "command buffers (64 KiB-1 MiB) per large buffer"},
+           {"interval_us", "500", "mean time between allocations per stream"}},
+          generate_gpu};
 }
 
 }  // namespace kmbench::workloads

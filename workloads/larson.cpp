@@ -5,6 +5,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_larson(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -56,6 +57,21 @@ ops::Trace generate_larson(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo larson_workload() {
+  return {"larson",
+          "larson-like server: threads replace random blocks in their slot arrays and hand the arrays on to the next thread",
+          {{"threads", "2", "server threads (streams)"},
+           {"rounds", "100000", "replacements per thread"},
+           {"slots", "1000", "blocks per thread's array"},
+           {"min", "16", "smallest block"},
+           {"max", "512", "largest block"},
+           {"epochs", "4", "array hand-offs per run"},
+           {"op_ns", "100", "time per replacement"}},
+          generate_larson};
 }
 
 }  // namespace kmbench::workloads

@@ -9,6 +9,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -95,6 +96,23 @@ ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
     b.op(q, end + 1030, OpKind::dma_free, rings[q].cq, depth * 16, ring_args);
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo nvme_workload() {
+  return {"nvme",
+          "NVMe SQ/CQ pairs: 4 KiB-1 MiB I/O buffers with PRP lists, one DMA command per I/O, queue depth",
+          {{"queues", "2", "submission/completion queue pairs, one per CPU stream"},
+           {"depth", "32", "queue depth (I/Os in flight per queue)"},
+           {"ios", "20000", "I/Os (all queues)"},
+           {"min_io", "4k", "smallest I/O"},
+           {"max_io", "1m", "largest I/O"},
+           {"read_ratio", "0.7", "fraction of reads (device to memory)"},
+           {"iops", "200000", "offered I/Os per second, all queues"},
+           {"service_us", "80", "mean device time per I/O"},
+           {"remote_complete", "0", "fraction of completions handled on another CPU"}},
+          generate_nvme};
 }
 
 }  // namespace kmbench::workloads

@@ -6,6 +6,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -88,6 +89,22 @@ ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo osmalloc_workload() {
+  return {"osmalloc",
+          "OSMalloc tag churn: drivers allocate under their tags (noblock, pageable), unload and free everything, tags recreated",
+          {{"streams", "2", "CPU streams"},
+           {"tags", "32", "drivers (tags) loaded at once"},
+           {"ops", "200000", "operations (all streams)"},
+           {"live", "4000", "live blocks in steady state"},
+           {"noblock", "0.1", "fraction of OSMalloc_noblock allocations"},
+           {"pageable", "0.05", "fraction of allocations from pageable tags (page-level, >= 1 page)"},
+           {"unload_every", "20000", "operations between driver unloads (0: never)"},
+           {"op_ns", "100", "time per operation"}},
+          generate_osmalloc};
 }
 
 }  // namespace kmbench::workloads

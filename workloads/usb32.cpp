@@ -8,6 +8,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -54,6 +55,23 @@ ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
     b.op(irq, done + 20, OpKind::free, urb, 192, urb_args);
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo usb32_workload() {
+  return {"usb32",
+          "USB device limited to 32-bit DMA addresses: transfers whose buffers must lie below 4 GiB (bounce pressure)",
+          {{"streams", "2", "CPU streams submitting transfers"},
+           {"transfers", "20000", "transfers (all streams)"},
+           {"min", "512", "smallest transfer"},
+           {"max", "64k", "largest transfer"},
+           {"dma32_buffers", "0.5", "fraction of buffers allocated as 32-bit DMA memory (others: ordinary memory, mapped for a 32-bit device)"},
+           {"inflight", "8", "transfers in flight per stream"},
+           {"rate", "8000", "transfers per second per stream"},
+           {"service_us", "125", "mean transfer time (one microframe)"},
+           {"irq_stream", "0", "stream that handles completions (host controller interrupt CPU)"}},
+          generate_usb32};
 }
 
 }  // namespace kmbench::workloads

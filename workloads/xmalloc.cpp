@@ -4,6 +4,7 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
   using ops::OpKind;
@@ -47,6 +48,21 @@ ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo xmalloc_workload() {
+  return {"xmalloc",
+          "xmalloc-like producer/consumer: producers allocate batches that consumers on other CPUs free",
+          {{"threads", "2", "streams; even streams produce, the next stream consumes"},
+           {"items", "200000", "blocks produced (all producers)"},
+           {"min", "16", "smallest block"},
+           {"max", "1024", "largest block"},
+           {"batch", "64", "blocks handed over at once"},
+           {"delay_us", "5", "mean hand-over delay"},
+           {"op_ns", "50", "time per allocation"}},
+          generate_xmalloc};
 }
 
 }  // namespace kmbench::workloads
