@@ -126,6 +126,27 @@ class Builder {
 
 inline constexpr std::uint64_t kPage = 4096;
 
+using ops::OpKind;
+
+/// A count of CPU streams (queues, threads): at least one.
+inline unsigned stream_count(const Params& p, std::string_view key) {
+  return static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64(key)));
+}
+
+/// Block sizes from two byte parameters: lo at least `floor`, hi at least lo.
+struct SizeRange {
+  std::uint64_t lo;
+  std::uint64_t hi;
+};
+inline SizeRange size_range(const Params& p, std::string_view min_key, std::string_view max_key,
+                            std::uint64_t floor = 1) {
+  const std::uint64_t lo = std::max(floor, p.bytes(min_key));
+  return {lo, std::max(lo, p.bytes(max_key))};
+}
+
+/// The `op_ns` parameter, time per operation: at least 1 ns.
+inline double op_time_ns(const Params& p) { return std::max(1.0, p.real("op_ns")); }
+
 // The workloads, one file each: name, summary, parameters and generator.
 WorkloadInfo nic_workload();
 WorkloadInfo nvme_workload();

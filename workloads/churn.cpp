@@ -7,8 +7,7 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t total = p.u64("ops");
   const std::uint64_t high = std::max<std::uint64_t>(8, p.u64("live"));
   const std::uint64_t phases = std::max<std::uint64_t>(1, p.u64("phases"));
@@ -17,7 +16,7 @@ ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const double large = p.real("large_fraction");
   const double pages = p.real("page_fraction");
   const double cross = p.real("cross");
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("churn", streams);

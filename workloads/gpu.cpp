@@ -9,11 +9,9 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t buffers = p.u64("buffers");
-  const std::uint64_t granule = std::max(kPage, p.bytes("min"));
-  const std::uint64_t max = std::max(granule, p.bytes("max"));
+  const auto [granule, max] = size_range(p, "min", "max", kPage);
   const std::uint64_t budget = std::max(max, p.bytes("budget"));
   const double small_ratio = p.real("small_ratio");
   const double gap_ns = p.real("interval_us") * 1e3;

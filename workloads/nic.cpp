@@ -10,8 +10,7 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned queues = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("queues")));
+  const unsigned queues = stream_count(p, "queues");
   const std::uint64_t packets = p.u64("packets");
   const double tx_ratio = p.real("tx_ratio");
   const std::uint64_t ring = std::max<std::uint64_t>(1, p.u64("ring"));

@@ -12,12 +12,10 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned queues = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("queues")));
+  const unsigned queues = stream_count(p, "queues");
   const std::uint64_t depth = std::max<std::uint64_t>(1, p.u64("depth"));
   const std::uint64_t ios = p.u64("ios");
-  const std::uint64_t min_io = std::max(kPage, p.bytes("min_io"));
-  const std::uint64_t max_io = std::max(min_io, p.bytes("max_io"));
+  const auto [min_io, max_io] = size_range(p, "min_io", "max_io", kPage);
   const double read_ratio = p.real("read_ratio");
   const double gap_ns = 1e9 * queues / std::max(1.0, p.real("iops"));
   const double service_ns = p.real("service_us") * 1e3;

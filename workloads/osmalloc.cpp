@@ -9,15 +9,14 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const unsigned tags = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("tags")));
   const std::uint64_t total = p.u64("ops");
   const std::uint64_t target = std::max<std::uint64_t>(1, p.u64("live"));
   const double noblock = p.real("noblock");
   const double pageable = p.real("pageable");
   const std::uint64_t unload_every = p.u64("unload_every");
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("osmalloc", streams);

@@ -11,11 +11,9 @@ namespace kmbench::workloads {
 namespace {
 
 ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t transfers = p.u64("transfers");
-  const std::uint64_t lo = std::max<std::uint64_t>(1, p.bytes("min"));
-  const std::uint64_t hi = std::max(lo, p.bytes("max"));
+  const auto [lo, hi] = size_range(p, "min", "max");
   const double dma32_buffers = p.real("dma32_buffers");
   const std::uint64_t inflight_max = std::max<std::uint64_t>(1, p.u64("inflight"));
   const double gap_ns = 1e9 / std::max(1.0, p.real("rate"));
