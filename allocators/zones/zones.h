@@ -289,9 +289,7 @@ class ZonesBackend {
        "classes=kalloc"},
       {"zones-kt", "zones with the kalloc_type size classes", "classes=kalloc_type"},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
-                                             kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical | kFeatureLowMemory;
+  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 
   /// Throws UsageError on an unknown or malformed parameter.
   explicit ZonesBackend(const BackendConfig& config);
