@@ -42,6 +42,12 @@ enum Feature : std::uint32_t {
   kFeatureLowMemory = 1u << 6,   // allocate_low/free_low: blocks below 4 GiB physical (DMA32)
 };
 
+/// What a kernel-style backend over simulated physical memory claims (buddy,
+/// slab, zones): every feature but per-tag state.
+inline constexpr std::uint32_t kKernelBackendFeatures = kFeatureSizedFree | kFeatureNuma |
+                                                        kFeatureUsableSize | kFeatureReclaim |
+                                                        kFeaturePhysical | kFeatureLowMemory;
+
 /// Physical addresses a 32-bit device reaches (GFP_DMA32, a 0xFFFFFFFF mask).
 inline constexpr std::uint64_t kLowMemoryLimit = std::uint64_t{1} << 32;
 

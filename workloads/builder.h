@@ -126,14 +126,35 @@ class Builder {
 
 inline constexpr std::uint64_t kPage = 4096;
 
-// The generators, one file each.
-ops::Trace generate_nic(const Params& p, std::uint64_t seed);
-ops::Trace generate_nvme(const Params& p, std::uint64_t seed);
-ops::Trace generate_usb32(const Params& p, std::uint64_t seed);
-ops::Trace generate_gpu(const Params& p, std::uint64_t seed);
-ops::Trace generate_larson(const Params& p, std::uint64_t seed);
-ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed);
-ops::Trace generate_churn(const Params& p, std::uint64_t seed);
-ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed);
+using ops::OpKind;
+
+/// A count of CPU streams (queues, threads): at least one.
+inline unsigned stream_count(const Params& p, std::string_view key) {
+  return static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64(key)));
+}
+
+/// Block sizes from two byte parameters: lo at least `floor`, hi at least lo.
+struct SizeRange {
+  std::uint64_t lo;
+  std::uint64_t hi;
+};
+inline SizeRange size_range(const Params& p, std::string_view min_key, std::string_view max_key,
+                            std::uint64_t floor = 1) {
+  const std::uint64_t lo = std::max(floor, p.bytes(min_key));
+  return {lo, std::max(lo, p.bytes(max_key))};
+}
+
+/// The `op_ns` parameter, time per operation: at least 1 ns.
+inline double op_time_ns(const Params& p) { return std::max(1.0, p.real("op_ns")); }
+
+// The workloads, one file each: name, summary, parameters and generator.
+WorkloadInfo nic_workload();
+WorkloadInfo nvme_workload();
+WorkloadInfo usb32_workload();
+WorkloadInfo gpu_workload();
+WorkloadInfo larson_workload();
+WorkloadInfo xmalloc_workload();
+WorkloadInfo churn_workload();
+WorkloadInfo osmalloc_workload();
 
 }  // namespace kmbench::workloads

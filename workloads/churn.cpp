@@ -4,10 +4,10 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t total = p.u64("ops");
   const std::uint64_t high = std::max<std::uint64_t>(8, p.u64("live"));
   const std::uint64_t phases = std::max<std::uint64_t>(1, p.u64("phases"));
@@ -16,7 +16,7 @@ ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const double large = p.real("large_fraction");
   const double pages = p.real("page_fraction");
   const double cross = p.real("cross");
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("churn", streams);
@@ -66,6 +66,24 @@ ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const double end = static_cast<double>(total / streams + 1) * op_ns;
   while (!live.empty()) free_one(static_cast<unsigned>(rng.below(streams)), end);
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo churn_workload() {
+  return {"churn",
+          "random-size churn: mixed small/large/page blocks, live set oscillating between phases (fragmentation)",
+          {{"streams", "1", "CPU streams"},
+           {"ops", "200000", "operations (all streams)"},
+           {"live", "10000", "live blocks at the high phase"},
+           {"phases", "8", "high/low phases of the live set"},
+           {"small_max", "1024", "largest small block"},
+           {"large_max", "64k", "largest large block"},
+           {"large_fraction", "0.05", "fraction of large blocks (1 KiB to large_max)"},
+           {"page_fraction", "0.01", "fraction of page allocations (1-16 pages)"},
+           {"cross", "0.2", "fraction of frees done by another stream"},
+           {"op_ns", "100", "time per operation"}},
+          generate_churn};
 }
 
 }  // namespace kmbench::workloads

@@ -6,13 +6,12 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t buffers = p.u64("buffers");
-  const std::uint64_t granule = std::max(kPage, p.bytes("min"));
-  const std::uint64_t max = std::max(granule, p.bytes("max"));
+  const auto [granule, max] = size_range(p, "min", "max", kPage);
   const std::uint64_t budget = std::max(max, p.bytes("budget"));
   const double small_ratio = p.real("small_ratio");
   const double gap_ns = p.real("interval_us") * 1e3;
@@ -74,6 +73,21 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
   }
   while (!live.empty()) release(end);
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo gpu_workload() {
+  return {"gpu",
+          "GPU-style large physically contiguous buffers (2-256 MiB) under a memory budget, random frees: fragmentation",
+          {{"streams", "2", "CPU streams allocating buffers"},
+           {"buffers", "200", "large buffers allocated (all streams)"},
+           {"min", "2m", "smallest buffer (and size granule)"},
+           {"max", "256m", "largest buffer"},
+           {"budget", "768m", "live bytes above which random buffers are freed"},
+           {"small_ratio", "2", "command buffers (64 KiB-1 MiB) per large buffer"},
+           {"interval_us", "500", "mean time between allocations per stream"}},
+          generate_gpu};
 }
 
 }  // namespace kmbench::workloads

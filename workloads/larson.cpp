@@ -5,16 +5,15 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_larson(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned threads = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("threads")));
+  const unsigned threads = stream_count(p, "threads");
   const std::uint64_t rounds = p.u64("rounds");
   const std::uint64_t slots = std::max<std::uint64_t>(1, p.u64("slots"));
-  const std::uint64_t lo = std::max<std::uint64_t>(1, p.bytes("min"));
-  const std::uint64_t hi = std::max(lo, p.bytes("max"));
+  const auto [lo, hi] = size_range(p, "min", "max");
   const std::uint64_t epochs = std::max<std::uint64_t>(1, p.u64("epochs"));
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("larson", threads);
@@ -56,6 +55,21 @@ ops::Trace generate_larson(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo larson_workload() {
+  return {"larson",
+          "larson-like server: threads replace random blocks in their slot arrays and hand the arrays on to the next thread",
+          {{"threads", "2", "server threads (streams)"},
+           {"rounds", "100000", "replacements per thread"},
+           {"slots", "1000", "blocks per thread's array"},
+           {"min", "16", "smallest block"},
+           {"max", "512", "largest block"},
+           {"epochs", "4", "array hand-offs per run"},
+           {"op_ns", "100", "time per replacement"}},
+          generate_larson};
 }
 
 }  // namespace kmbench::workloads

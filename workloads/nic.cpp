@@ -7,10 +7,10 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned queues = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("queues")));
+  const unsigned queues = stream_count(p, "queues");
   const std::uint64_t packets = p.u64("packets");
   const double tx_ratio = p.real("tx_ratio");
   const std::uint64_t ring = std::max<std::uint64_t>(1, p.u64("ring"));
@@ -103,6 +103,24 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo nic_workload() {
+  return {"nic",
+          "NIC RX ring refill and TX completion: 2 KiB/9 KiB buffers per queue per CPU, bursts, packets freed on another CPU",
+          {{"queues", "2", "RX/TX queue pairs, one per CPU stream"},
+           {"packets", "50000", "packets received (all queues)"},
+           {"tx_ratio", "0.5", "packets sent per packet received"},
+           {"ring", "256", "RX buffers posted per queue"},
+           {"jumbo", "0.5", "fraction of queues with 9 KiB buffers (others 2 KiB)"},
+           {"burst", "32", "packets per interrupt (NAPI budget)"},
+           {"pps", "1000000", "packets per second, all queues"},
+           {"remote_free", "0.5", "fraction of packets freed on another CPU"},
+           {"consume_us", "20", "mean time from receive to free"},
+           {"skb", "256", "per-packet metadata object (sk_buff) bytes"}},
+          generate_nic};
 }
 
 }  // namespace kmbench::workloads

@@ -9,14 +9,13 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned queues = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("queues")));
+  const unsigned queues = stream_count(p, "queues");
   const std::uint64_t depth = std::max<std::uint64_t>(1, p.u64("depth"));
   const std::uint64_t ios = p.u64("ios");
-  const std::uint64_t min_io = std::max(kPage, p.bytes("min_io"));
-  const std::uint64_t max_io = std::max(min_io, p.bytes("max_io"));
+  const auto [min_io, max_io] = size_range(p, "min_io", "max_io", kPage);
   const double read_ratio = p.real("read_ratio");
   const double gap_ns = 1e9 * queues / std::max(1.0, p.real("iops"));
   const double service_ns = p.real("service_us") * 1e3;
@@ -95,6 +94,23 @@ ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
     b.op(q, end + 1030, OpKind::dma_free, rings[q].cq, depth * 16, ring_args);
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo nvme_workload() {
+  return {"nvme",
+          "NVMe SQ/CQ pairs: 4 KiB-1 MiB I/O buffers with PRP lists, one DMA command per I/O, queue depth",
+          {{"queues", "2", "submission/completion queue pairs, one per CPU stream"},
+           {"depth", "32", "queue depth (I/Os in flight per queue)"},
+           {"ios", "20000", "I/Os (all queues)"},
+           {"min_io", "4k", "smallest I/O"},
+           {"max_io", "1m", "largest I/O"},
+           {"read_ratio", "0.7", "fraction of reads (device to memory)"},
+           {"iops", "200000", "offered I/Os per second, all queues"},
+           {"service_us", "80", "mean device time per I/O"},
+           {"remote_complete", "0", "fraction of completions handled on another CPU"}},
+          generate_nvme};
 }
 
 }  // namespace kmbench::workloads

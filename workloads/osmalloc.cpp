@@ -6,17 +6,17 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const unsigned tags = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("tags")));
   const std::uint64_t total = p.u64("ops");
   const std::uint64_t target = std::max<std::uint64_t>(1, p.u64("live"));
   const double noblock = p.real("noblock");
   const double pageable = p.real("pageable");
   const std::uint64_t unload_every = p.u64("unload_every");
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("osmalloc", streams);
@@ -88,6 +88,22 @@ ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo osmalloc_workload() {
+  return {"osmalloc",
+          "OSMalloc tag churn: drivers allocate under their tags (noblock, pageable), unload and free everything, tags recreated",
+          {{"streams", "2", "CPU streams"},
+           {"tags", "32", "drivers (tags) loaded at once"},
+           {"ops", "200000", "operations (all streams)"},
+           {"live", "4000", "live blocks in steady state"},
+           {"noblock", "0.1", "fraction of OSMalloc_noblock allocations"},
+           {"pageable", "0.05", "fraction of allocations from pageable tags (page-level, >= 1 page)"},
+           {"unload_every", "20000", "operations between driver unloads (0: never)"},
+           {"op_ns", "100", "time per operation"}},
+          generate_osmalloc};
 }
 
 }  // namespace kmbench::workloads

@@ -8,13 +8,12 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned streams = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("streams")));
+  const unsigned streams = stream_count(p, "streams");
   const std::uint64_t transfers = p.u64("transfers");
-  const std::uint64_t lo = std::max<std::uint64_t>(1, p.bytes("min"));
-  const std::uint64_t hi = std::max(lo, p.bytes("max"));
+  const auto [lo, hi] = size_range(p, "min", "max");
   const double dma32_buffers = p.real("dma32_buffers");
   const std::uint64_t inflight_max = std::max<std::uint64_t>(1, p.u64("inflight"));
   const double gap_ns = 1e9 / std::max(1.0, p.real("rate"));
@@ -54,6 +53,23 @@ ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
     b.op(irq, done + 20, OpKind::free, urb, 192, urb_args);
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo usb32_workload() {
+  return {"usb32",
+          "USB device limited to 32-bit DMA addresses: transfers whose buffers must lie below 4 GiB (bounce pressure)",
+          {{"streams", "2", "CPU streams submitting transfers"},
+           {"transfers", "20000", "transfers (all streams)"},
+           {"min", "512", "smallest transfer"},
+           {"max", "64k", "largest transfer"},
+           {"dma32_buffers", "0.5", "fraction of buffers allocated as 32-bit DMA memory (others: ordinary memory, mapped for a 32-bit device)"},
+           {"inflight", "8", "transfers in flight per stream"},
+           {"rate", "8000", "transfers per second per stream"},
+           {"service_us", "125", "mean transfer time (one microframe)"},
+           {"irq_stream", "0", "stream that handles completions (host controller interrupt CPU)"}},
+          generate_usb32};
 }
 
 }  // namespace kmbench::workloads

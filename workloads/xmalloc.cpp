@@ -4,16 +4,15 @@
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
+namespace {
 
 ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
-  using ops::OpKind;
-  const unsigned threads = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("threads")));
+  const unsigned threads = stream_count(p, "threads");
   const std::uint64_t items = p.u64("items");
-  const std::uint64_t lo = std::max<std::uint64_t>(1, p.bytes("min"));
-  const std::uint64_t hi = std::max(lo, p.bytes("max"));
+  const auto [lo, hi] = size_range(p, "min", "max");
   const std::uint64_t batch = std::max<std::uint64_t>(1, p.u64("batch"));
   const double delay_ns = p.real("delay_us") * 1e3;
-  const double op_ns = std::max(1.0, p.real("op_ns"));
+  const double op_ns = op_time_ns(p);
 
   Rng rng(seed);
   Builder b("xmalloc", threads);
@@ -47,6 +46,21 @@ ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
     }
   }
   return b.finish();
+}
+
+}  // namespace
+
+WorkloadInfo xmalloc_workload() {
+  return {"xmalloc",
+          "xmalloc-like producer/consumer: producers allocate batches that consumers on other CPUs free",
+          {{"threads", "2", "streams; even streams produce, the next stream consumes"},
+           {"items", "200000", "blocks produced (all producers)"},
+           {"min", "16", "smallest block"},
+           {"max", "1024", "largest block"},
+           {"batch", "64", "blocks handed over at once"},
+           {"delay_us", "5", "mean hand-over delay"},
+           {"op_ns", "50", "time per allocation"}},
+          generate_xmalloc};
 }
 
 }  // namespace kmbench::workloads

@@ -24,9 +24,7 @@ class BuddyBackend {
       {"buddy",
        "binary buddy over simulated physical memory: power-of-two pages, per-CPU page lists", ""},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
-                                             kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical | kFeatureLowMemory;
+  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 
   /// params: max_phys=ADDR (every block below this physical address, e.g. 0xffffffff).
   /// Throws UsageError on a bad parameter.

@@ -118,10 +118,7 @@ void* ObjectCache::alloc_slow(CpuCache& cc, std::size_t size) noexcept {
     }
     // The previous magazine is empty (or absent): swap it for a full one.
     if (Magazine* fmp = depot_exchange(full_, empty_, cc.ploaded, cc.magsize)) {
-      cc.ploaded = cc.loaded;
-      cc.prounds = cc.rounds;
-      cc.loaded = fmp;
-      cc.rounds = static_cast<int>(fmp->size);
+      cpu_reload(cc, fmp, static_cast<int>(fmp->size));
       continue;
     }
     break;
@@ -159,10 +156,7 @@ void ObjectCache::free_slow(CpuCache& cc, void* buf) noexcept {
     }
     // The previous magazine is full (or absent): swap it for an empty one.
     if (Magazine* emp = depot_exchange(empty_, full_, cc.ploaded, cc.magsize)) {
-      cc.ploaded = cc.loaded;
-      cc.prounds = cc.rounds;
-      cc.loaded = emp;
-      cc.rounds = 0;
+      cpu_reload(cc, emp, 0);
       continue;
     }
     // No empty magazine in the depot: make one (illumos allocates from the

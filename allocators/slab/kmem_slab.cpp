@@ -76,13 +76,7 @@ ObjectCache::Slab* ObjectCache::slab_create(std::size_t colour) noexcept {
     if (hashed_) {
       auto* bcp = static_cast<Bufctl*>(kmem_.bufctl_cache_->alloc());
       if (bcp == nullptr) {
-        for (auto* b = static_cast<Bufctl*>(sp->head); b != nullptr;) {
-          Bufctl* next = b->next;
-          kmem_.bufctl_cache_->free(b);
-          b = next;
-        }
-        kmem_.slab_cache_->free(sp);
-        slab_mem_free(mem);
+        slab_destroy(sp);  // the bufctls made so far, the slab header, the memory
         return nullptr;
       }
       bcp->addr = buf;

@@ -84,9 +84,7 @@ class SlabBackend {
       {"slab-debug", "slab with kmem debugging: buftags catch double/wrong-size frees, overruns",
        "debug=on"},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
-                                             kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical | kFeatureLowMemory;
+  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 
   /// Throws UsageError on a bad parameter or a machine of more than kMaxNodes nodes.
   explicit SlabBackend(const BackendConfig& config);

@@ -85,8 +85,7 @@ struct ChunkMeta;
 /// of 16 bytes) right after loading the page map, so every word a free loads
 /// from the map sits at 0..7 mod 16: the number and node lead the 16-byte
 /// entry, and the map starts on a page. With the number and node at bytes 8
-/// and 9 instead, 16-byte LIFO pairs took twice as long (7.7 ns against
-/// 3.7 ns on a 2-vCPU EPYC).
+/// and 9 instead, every 16-byte LIFO pair waited on the previous free's store.
 struct PageEntry {
   std::uint8_t number;  // class number, kLargeClass or kNoClass
   std::uint8_t node;
@@ -139,8 +138,7 @@ bool process_barrier_available() noexcept;
 /// the owner: what a kernel gets by owning its CPU with preemption disabled.
 /// An owner that finds a claim waits on the spinlock. Without the process
 /// barrier every lock is born claimed: the owner always takes the spinlock.
-/// (An uncontended atomic exchange per depot trade cost 13% of a batch of
-/// 1000 allocations then frees on a 2-vCPU EPYC.)
+/// (The owner so saves an uncontended atomic exchange per depot trade.)
 class DepotLock {
  public:
   /// For the CPU slot's owner: goes in when nobody has claimed the lock
@@ -230,7 +228,7 @@ struct PerCpu;
 /// cookie at 8 mod 16, and a later load that matches that store in the low 12
 /// bits waits for it. Before this layout, some orders of running the
 /// benchmarks put such a word at a cookie's page offset, and every LIFO pair
-/// of 4 KiB elements took 11 ns instead of 3.5.
+/// of 4 KiB elements waited on the previous free's store.
 struct alignas(64) ZoneCache {
   std::atomic<std::uint32_t> alloc_cur{0};  // elements in alloc_mag
   std::atomic<std::uint32_t> free_cur{0};   // elements in free_mag
@@ -289,9 +287,7 @@ class ZonesBackend {
        "classes=kalloc"},
       {"zones-kt", "zones with the kalloc_type size classes", "classes=kalloc_type"},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
-                                             kFeatureUsableSize | kFeatureReclaim |
-                                             kFeaturePhysical | kFeatureLowMemory;
+  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 
   /// Throws UsageError on an unknown or malformed parameter.
   explicit ZonesBackend(const BackendConfig& config);
@@ -432,16 +428,16 @@ class ZonesBackend {
   alignas(16) std::uintptr_t map_pages_ = 0;  // entries
   alignas(16) std::uint64_t secret_ = 0;
   // By CPU slot: its caches, and its home node's caches by class number
-  // (percpu_[slot]->home(), one dependent load nearer for the inline paths:
-  // 11% of a batch of 16 B). A slot whose thread has not yet taken the slow
-  // path, and the extra entry at kUnclaimedSlot, hold `unclaimed_`: empty
-  // caches with a free limit of 0, so the inline paths need no null test and
-  // fall through to reload/unload (which find nothing and write nothing),
-  // then to the slow path.
+  // (percpu_[slot]->home(), one dependent load nearer for the inline paths).
+  // A slot whose thread has not yet taken the slow path, and the extra entry
+  // at kUnclaimedSlot, hold `unclaimed_`: empty caches with a free limit of
+  // 0, so the inline paths need no null test and fall through to
+  // reload/unload (which find nothing and write nothing), then to the slow
+  // path.
   // (Odd slots sit at 8 mod 16, unlike the other words the inline paths
   // load: see ZoneCache. Slots 16 bytes apart cost two instructions per
-  // operation to index, 4% of a batch of 16 B, for a stall that needs this
-  // one word at a cookie's page offset.)
+  // operation to index, for a stall that needs this one word at a cookie's
+  // page offset.)
   std::array<std::atomic<zones::PerCpu*>, kMaxCpuSlots + 1> percpu_{};
   std::array<std::atomic<zones::ZoneCache*>, kMaxCpuSlots + 1> home_caches_{};
   zones::PerCpu* unclaimed_ = nullptr;
