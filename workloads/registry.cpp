@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "base/errors.h"
+#include "base/units.h"
 #include "workloads/builder.h"
 #include "workloads/workloads.h"
 
@@ -78,9 +79,8 @@ double Params::real(std::string_view key) const {
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
   std::string rest = end;
-  if (end == text.c_str() || errno != 0 || !(rest.empty() || rest == "k" || rest == "m" || rest == "g" ||
-                                            rest == "K" || rest == "M" || rest == "G") ||
-      v < 0) {
+  const bool suffix = rest.size() == 1 && std::string_view("kmgtKMGT").find(rest[0]) != std::string_view::npos;
+  if (end == text.c_str() || errno != 0 || !(rest.empty() || suffix) || v < 0) {
     throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + text +
                      "' is not a non-negative number");
   }
@@ -98,20 +98,12 @@ std::uint64_t Params::u64(std::string_view key) const {
 
 std::uint64_t Params::bytes(std::string_view key) const {
   const std::string& text = raw(key);
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  const std::string suffix = end;
-  int shift = -1;
-  if (suffix.empty()) shift = 0;
-  if (suffix == "k" || suffix == "K") shift = 10;
-  if (suffix == "m" || suffix == "M") shift = 20;
-  if (suffix == "g" || suffix == "G") shift = 30;
-  if (end == text.c_str() || errno != 0 || shift < 0 || text[0] == '-') {
+  const std::optional<std::uint64_t> v = base::parse_bytes(text);
+  if (!v) {
     throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + text +
-                     "' is not a byte count (digits with an optional k, m or g)");
+                     "' is not a byte count (digits with an optional k, m, g or t)");
   }
-  return static_cast<std::uint64_t>(v) << shift;
+  return *v;
 }
 
 }  // namespace kmbench::workloads
