@@ -6,6 +6,24 @@
 #include "base/errors.h"
 
 namespace kmbench::trace {
+namespace {
+
+/// Counts an allocation or a free in the totals of its kind (`counted` is false
+/// for DMA, which the totals leave out): a NULL one in `nulls`, any other in
+/// `all` and, for a page, in `pages`. Returns whether it has a block to follow.
+bool tally(bool null, bool counted, bool page, std::uint64_t& nulls, std::uint64_t& all, std::uint64_t& pages) {
+  if (null) {
+    if (counted) ++nulls;
+    return false;
+  }
+  if (counted) {
+    ++all;
+    if (page) ++pages;
+  }
+  return true;
+}
+
+}  // namespace
 
 Builder::Builder(std::string source, std::string capture_tool, const ImportOptions& options) {
   trace_.header.source = std::move(source);
@@ -133,14 +151,7 @@ void Builder::add(const Event& e, bool selected) {
   }
 
   if (is_alloc) {
-    if (e.null) {
-      if (!dma) ++failed_;
-      return;
-    }
-    if (!dma) {
-      ++allocs_;
-      if (page) ++page_allocs_;
-    }
+    if (!tally(e.null, !dma, page, failed_, allocs_, page_allocs_)) return;
     const std::uint32_t object = trace_.object_count++;
     if (trace_.object_count == 0) throw InputError(trace_.header.source, "more than 2^32 objects");
     bool fresh;
@@ -164,14 +175,7 @@ void Builder::add(const Event& e, bool selected) {
     return;
   }
 
-  if (e.null) {
-    if (!dma) ++null_frees_;
-    return;
-  }
-  if (!dma) {
-    ++frees_;
-    if (page) ++page_frees_;
-  }
+  if (!tally(e.null, !dma, page, null_frees_, frees_, page_frees_)) return;
   Live* found = map.find(e.key);
   if (!found) {
     if (dma) {

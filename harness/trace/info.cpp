@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <bit>
 #include <iomanip>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <unordered_map>
@@ -75,30 +76,32 @@ std::uint64_t counter(const ops::Trace& t, const char* key) {
   return it == t.counters.end() ? 0 : it->second;
 }
 
+/// An importer's count: its counter is "import.<name>", and `trace info --json` names it <name>.
+struct Count {
+  const char* name;
+  std::uint64_t Info::*field;
+};
+// The first kOpCounts are found again from the ops of a trace with no importer counters.
+constexpr Count kCounts[] = {
+    {"events", &Info::events}, {"allocs", &Info::allocs}, {"frees", &Info::frees},
+    {"null_frees", &Info::null_frees}, {"unmatched_frees", &Info::unmatched_frees},
+    {"page_allocs", &Info::page_allocs}, {"page_frees", &Info::page_frees},
+    {"never_freed", &Info::never_freed}, {"peak_live_bytes", &Info::peak_live_bytes},
+    {"failed_allocs", &Info::failed_allocs}, {"pointer_reuse", &Info::pointer_reuse},
+    {"out_of_order", &Info::out_of_order}, {"lost_events", &Info::lost_events}, {"dma_events", &Info::dma_events},
+    {"skipped_events", &Info::skipped_events}, {"filtered_events", &Info::filtered_events},
+};
+constexpr std::size_t kOpCounts = 9;
+
 }  // namespace
 
 Info summarize_counts(const ops::Trace& t) {
   Info info;
-  if (t.counters.count("import.events")) {
-    info.events = counter(t, "events");
-    info.allocs = counter(t, "allocs");
-    info.frees = counter(t, "frees");
-    info.null_frees = counter(t, "null_frees");
-    info.unmatched_frees = counter(t, "unmatched_frees");
-    info.page_allocs = counter(t, "page_allocs");
-    info.page_frees = counter(t, "page_frees");
-    info.never_freed = counter(t, "never_freed");
-    info.peak_live_bytes = counter(t, "peak_live_bytes");
-  } else {
-    count_from_ops(t, info);
+  const bool counted = t.counters.count("import.events") != 0;
+  if (!counted) count_from_ops(t, info);
+  for (std::size_t k = counted ? 0 : kOpCounts; k < std::size(kCounts); ++k) {
+    info.*kCounts[k].field = counter(t, kCounts[k].name);
   }
-  info.failed_allocs = counter(t, "failed_allocs");
-  info.pointer_reuse = counter(t, "pointer_reuse");
-  info.out_of_order = counter(t, "out_of_order");
-  info.lost_events = counter(t, "lost_events");
-  info.dma_events = counter(t, "dma_events");
-  info.skipped_events = counter(t, "skipped_events");
-  info.filtered_events = counter(t, "filtered_events");
   info.ops = t.op_count();
   info.objects = t.object_count;
   return info;
@@ -140,22 +143,7 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   j["schema"] = "kmbench.trace-info/1";
   j["source"] = t.header.source;
   j["capture_tool"] = t.header.capture_tool;
-  j["events"] = i.events;
-  j["allocs"] = i.allocs;
-  j["frees"] = i.frees;
-  j["null_frees"] = i.null_frees;
-  j["unmatched_frees"] = i.unmatched_frees;
-  j["page_allocs"] = i.page_allocs;
-  j["page_frees"] = i.page_frees;
-  j["never_freed"] = i.never_freed;
-  j["peak_live_bytes"] = i.peak_live_bytes;
-  j["failed_allocs"] = i.failed_allocs;
-  j["pointer_reuse"] = i.pointer_reuse;
-  j["out_of_order"] = i.out_of_order;
-  j["lost_events"] = i.lost_events;
-  j["dma_events"] = i.dma_events;
-  j["skipped_events"] = i.skipped_events;
-  j["filtered_events"] = i.filtered_events;
+  for (const Count& c : kCounts) j[c.name] = i.*c.field;
   j["ops"] = i.ops;
   j["objects"] = i.objects;
   j["duration_ns"] = i.duration_ns;

@@ -161,20 +161,8 @@ class Reader {
     if (pos_ >= end_) fail("unexpected end of data");
     return static_cast<std::uint8_t>(base_[pos_++]);
   }
-  std::uint32_t u32() {
-    if (left() < 4) fail("unexpected end of data");
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= std::uint32_t{static_cast<std::uint8_t>(base_[pos_ + i])} << (8 * i);
-    pos_ += 4;
-    return v;
-  }
-  std::uint64_t u64() {
-    if (left() < 8) fail("unexpected end of data");
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<std::uint8_t>(base_[pos_ + i])} << (8 * i);
-    pos_ += 8;
-    return v;
-  }
+  std::uint32_t u32() { return little_endian<std::uint32_t>(); }
+  std::uint64_t u64() { return little_endian<std::uint64_t>(); }
   std::uint64_t varint() {
     std::size_t start = pos_;
     std::uint64_t v = 0;
@@ -207,6 +195,16 @@ class Reader {
   }
 
  private:
+  /// A T stored in sizeof(T) bytes, least significant first.
+  template <class T>
+  T little_endian() {
+    if (left() < sizeof(T)) fail("unexpected end of data");
+    T v = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) v |= T{static_cast<std::uint8_t>(base_[pos_ + i])} << (8 * i);
+    pos_ += sizeof(T);
+    return v;
+  }
+
   const char* base_;
   std::size_t pos_, end_;
   const std::string* name_;
@@ -235,6 +233,20 @@ struct StreamState {
   std::uint32_t object = 0;
   std::uint64_t alloc_size = 0;
   std::array<std::uint32_t, ops::kOpKinds> site{}, tag{};
+
+  /// Moves past `op`, of kind k. An allocation's size is remembered for its
+  /// object: a free of the same size need not carry it.
+  void pass(const ops::Op& op, std::uint8_t k, std::uint64_t* known_size, std::uint8_t* known) {
+    time = op.time_ns;
+    object = op.object;
+    site[k] = op.site;
+    tag[k] = op.tag;
+    if (!frees_object(op.kind)) {
+      alloc_size = op.size;
+      known_size[op.object] = op.size;
+      known[op.object] = 1;
+    }
+  }
 };
 
 std::uint64_t time_unit(const ops::Stream& s) {
@@ -298,15 +310,7 @@ void encode_stream(const ops::Trace& t, const ops::Stream& s, std::uint64_t* kno
       w.varint(op.site);
       w.varint(op.tag);
     }
-    st.time = op.time_ns;
-    st.object = op.object;
-    st.site[k] = op.site;
-    st.tag[k] = op.tag;
-    if (!frees_object(op.kind)) {
-      st.alloc_size = op.size;
-      known_size[op.object] = op.size;
-      known[op.object] = 1;
-    }
+    st.pass(op, k, known_size, known);
   }
 }
 
@@ -363,15 +367,7 @@ void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_s
       op.site = st.site[k];
       op.tag = st.tag[k];
     }
-    st.time = op.time_ns;
-    st.object = op.object;
-    st.site[k] = op.site;
-    st.tag[k] = op.tag;
-    if (!frees_object(op.kind)) {
-      st.alloc_size = op.size;
-      known_size[op.object] = op.size;
-      known[op.object] = 1;
-    }
+    st.pass(op, k, known_size.data(), known.data());
   }
   if (!r.done()) r.fail("stream section has " + std::to_string(r.left()) + " bytes after its last op");
   t.streams.push_back(std::move(s));

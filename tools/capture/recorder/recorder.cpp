@@ -220,6 +220,13 @@ void finish() {
   const std::uint32_t page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
   std::unordered_set<std::uint64_t> anon;
   std::uint64_t other_munmaps = 0;
+  // A heap block allocated or freed at `key`; 0 is NULL (a failed allocation, or free(NULL)).
+  const auto add_heap = [&b](Event x, Ev ev, std::uint64_t key) {
+    x.ev = ev;
+    x.key = key;
+    x.null = key == 0;
+    b.add(x, true);
+  };
   for (const Rec& r : recs) {
     Event e;
     e.cpu = r.thread;
@@ -230,31 +237,15 @@ void finish() {
       case Call::malloc:
       case Call::calloc:
       case Call::memalign:
-        e.ev = Ev::kmalloc;
-        e.key = r.a;
-        e.null = r.a == 0;
         if (r.call == Call::calloc) e.flags = kmbench::ops::kOpZero;
-        b.add(e, true);
+        add_heap(e, Ev::kmalloc, r.a);
         break;
       case Call::realloc:
-        if (r.a && (r.b || r.size == 0)) {
-          Event f = e;
-          f.ev = Ev::kfree;
-          f.key = r.a;
-          b.add(f, true);
-        }
-        if (r.size || !r.a) {
-          e.ev = Ev::kmalloc;
-          e.key = r.b;
-          e.null = r.b == 0;
-          b.add(e, true);
-        }
+        if (r.a && (r.b || r.size == 0)) add_heap(e, Ev::kfree, r.a);
+        if (r.size || !r.a) add_heap(e, Ev::kmalloc, r.b);
         break;
       case Call::free:
-        e.ev = Ev::kfree;
-        e.key = r.a;
-        e.null = r.a == 0;
-        b.add(e, true);
+        add_heap(e, Ev::kfree, r.a);
         break;
       case Call::mmap:
         anon.insert(r.a);
