@@ -15,9 +15,6 @@ from runs import dig  # noqa: E402
 # A chart of a run whose cells all failed is a panel of "missing" marks; the layout engine may complain.
 warnings.filterwarnings("ignore", message="constrained_layout not applied")
 
-BACKEND_ORDER = ["system", "zones", "slab", "buddy", "jemalloc", "jemalloc-notcache", "mimalloc",
-                 "mimalloc-nonuma", "bump"]
-OP_KINDS = ["alloc", "free", "page_alloc", "page_free", "dma_prepare"]
 MISSING_COLOR = "#b0b0b0"
 
 
@@ -28,13 +25,10 @@ class Chart:
         self.name, self.title, self.png, self.svg, self.caption = name, title, png, svg, caption
 
 
-def backend_key(b):
-    return (BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER), b)
-
-
 def colors_for(backends):
+    """A colour per backend, given in the run's order, so a backend keeps its colour across charts."""
     cmap = plt.get_cmap("tab10")
-    return {b: cmap(i % 10) for i, b in enumerate(sorted(backends, key=backend_key))}
+    return {b: cmap(i % 10) for i, b in enumerate(backends)}
 
 
 class View:
@@ -45,7 +39,8 @@ class View:
         self.entries = run.entries
         self.ok = {c["cell"]["id"]: c for c in run.ok()}
         self.labels = list(dict.fromkeys(e["label"] for e in self.entries))
-        self.backends = sorted({e["backend"] for e in self.entries}, key=backend_key)
+        self.backends = sorted({e["backend"] for e in self.entries}, key=run.backend_key)
+        self.op_kinds = run.op_kinds()
         self.colors = colors_for(self.backends)
 
     def primary(self, label):
@@ -224,7 +219,7 @@ def latency_cdfs(view, out_dir):
     charts = []
     for label in view.labels:
         t = max(view.threads(label))
-        kinds = [k for k in OP_KINDS
+        kinds = [k for k in view.op_kinds
                  if any((r.get("latency", {}).get(k) or {}).get("count", 0) > 0
                         for r in view.results(view.select(label, threads=t)))]
         cols = min(3, max(1, len(kinds)))

@@ -128,7 +128,7 @@ def failures_section(run):
 
 def within_run_verdicts(run):
     """Each backend against the baseline backend in the same source, threads, placement."""
-    backends = sorted({e["backend"] for e in run.entries})
+    backends = sorted({e["backend"] for e in run.entries}, key=run.backend_key)
     if len(backends) < 2:
         return "<h2>Verdicts</h2><p>One backend only: nothing to compare within this run.</p>", None
     base = "system" if "system" in backends else backends[0]

@@ -79,6 +79,30 @@ class Run:
             self.cells.append(cell)
         self.entries = self.index.get("cells", [])
 
+    def backend_order(self):
+        """The backends in the catalogue's order (index "backends"); a run
+        written before the index listed them: in order of first appearance."""
+        order = list(self.index.get("backends") or [])
+        for e in self.entries:
+            if e.get("backend") not in order:
+                order.append(e.get("backend"))
+        return order
+
+    def backend_key(self, backend):
+        order = self.backend_order()
+        return (order.index(backend) if backend in order else len(order), backend)
+
+    def op_kinds(self):
+        """The op kinds results report latency for, in the replay's order
+        (index "op_kinds"); for an older run, those its cells report."""
+        kinds = list(self.index.get("op_kinds") or [])
+        if not kinds:
+            for c in self.ok():
+                for k in (c["result"].get("latency") or {}):
+                    if k not in kinds:
+                        kinds.append(k)
+        return kinds
+
     @property
     def run_id(self):
         return self.index.get("run_id", os.path.basename(os.path.normpath(self.dir)))
