@@ -277,6 +277,43 @@ TEST_P(Dma, SubAndMultiDescriptorsWalkAcrossBoundaries) {
   b->release();
 }
 
+TEST_P(Dma, CompositePrepareWiresEveryPieceAndCompleteUnwiresThem) {
+  IOBufferMemoryDescriptor* a = IOBufferMemoryDescriptor::withCapacity(8192, kIODirectionInOut);
+  IOBufferMemoryDescriptor* b = IOBufferMemoryDescriptor::withCapacity(4096, kIODirectionInOut);
+  ASSERT_TRUE(a && b);
+  IOSubMemoryDescriptor* sub = IOSubMemoryDescriptor::withSubRange(a, 4096, 4096, kIODirectionInOut);
+  IOMemoryDescriptor* parts[] = {sub, b};
+  IOMultiMemoryDescriptor* multi = IOMultiMemoryDescriptor::withDescriptors(parts, 2, kIODirectionInOut);
+  IOInterleavedMemoryDescriptor* il = IOInterleavedMemoryDescriptor::withCapacity(2, kIODirectionOut);
+  ASSERT_TRUE(sub && multi && il);
+  ASSERT_TRUE(il->setMemoryDescriptor(b, 0, 100));
+  ASSERT_TRUE(il->setMemoryDescriptor(a, 0, 100));
+
+  // Wire counts of a, b, sub, multi, il.
+  const auto wired = [&] {
+    return std::vector<UInt32>{a->kmbenchWireCount(), b->kmbenchWireCount(), sub->kmbenchWireCount(),
+                               multi->kmbenchWireCount(), il->kmbenchWireCount()};
+  };
+  ASSERT_EQ(multi->prepare(), kIOReturnSuccess);
+  EXPECT_EQ(wired(), (std::vector<UInt32>{1, 1, 1, 1, 0}));
+  ASSERT_EQ(il->prepare(), kIOReturnSuccess);
+  EXPECT_EQ(wired(), (std::vector<UInt32>{2, 2, 1, 1, 1}));
+  EXPECT_EQ(multi->complete(), kIOReturnSuccess);
+  EXPECT_EQ(wired(), (std::vector<UInt32>{1, 1, 0, 0, 1}));
+  // Completing what is not prepared does nothing to the pieces.
+  EXPECT_EQ(multi->complete(), kIOReturnSuccess);
+  EXPECT_EQ(sub->complete(), kIOReturnSuccess);
+  EXPECT_EQ(wired(), (std::vector<UInt32>{1, 1, 0, 0, 1}));
+  EXPECT_EQ(il->complete(), kIOReturnSuccess);
+  EXPECT_EQ(wired(), (std::vector<UInt32>{0, 0, 0, 0, 0}));
+
+  il->release();
+  multi->release();
+  sub->release();
+  b->release();
+  a->release();
+}
+
 TEST_P(Dma, OutOfRangeAccessReturnsZero) {
   IOBufferMemoryDescriptor* buf = IOBufferMemoryDescriptor::withCapacity(1000, kIODirectionInOut);
   ASSERT_NE(buf, nullptr);

@@ -5,74 +5,102 @@
 #include <IOKit/IOSubMemoryDescriptor.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <new>
+#include <span>
 
 namespace {
 
-/// The piece holding `offset` of a descriptor made of `count` pieces, where
-/// piece i is [start(i), start(i) + length(i)) of descriptor(i). Walks the
-/// pieces in order; composite descriptors hold few.
-template <class Descriptor, class Start, class Length>
-bool find_piece(UInt32 count, IOByteCount offset, Descriptor descriptor, Start start,
-                Length length, IOMemoryDescriptor** md, IOByteCount* at, IOByteCount* left) {
-  IOByteCount base = 0;
-  for (UInt32 i = 0; i < count; ++i) {
-    if (offset < base + length(i)) {
-      *md = descriptor(i);
-      *at = start(i) + (offset - base);
-      *left = base + length(i) - offset;
-      return true;
+/// One piece of a composite descriptor: bytes [offset, offset + length) of descriptor.
+/// A sub-range is one such piece; IOInterleavedMemoryDescriptor keeps its pieces in this shape.
+struct PieceRange {
+  IOMemoryDescriptor* descriptor;
+  IOByteCount offset;
+  IOByteCount length;
+};
+
+/// IOMultiMemoryDescriptor's pieces are whole descriptors.
+PieceRange as_piece(IOMemoryDescriptor* whole) { return {whole, 0, whole->getLength()}; }
+template <class Piece>
+PieceRange as_piece(const Piece& p) {
+  return {p.descriptor, p.offset, p.length};
+}
+
+std::array<PieceRange, 1> one_piece(IOMemoryDescriptor* descriptor, IOByteCount offset,
+                                    IOByteCount length) {
+  return {{{descriptor, offset, length}}};
+}
+
+/// The segment holding byte `offset` of a descriptor made of `pieces`, its length clipped to
+/// the piece: `segment(descriptor, at, &run)` reads the piece's own descriptor. Past the end:
+/// T{} and *length = 0. Walks the pieces in order; composite descriptors hold few.
+template <class T, class Pieces, class Segment>
+T piece_segment(const Pieces& pieces, IOByteCount offset, IOByteCount* length, Segment segment) {
+  for (const auto& element : pieces) {
+    const PieceRange p = as_piece(element);
+    if (offset < p.length) {
+      IOByteCount run = 0;
+      const T s = segment(p.descriptor, p.offset + offset, &run);
+      if (length != nullptr) {
+        *length = s == T{} ? 0 : std::min(run, p.length - offset);
+      }
+      return s;
     }
-    base += length(i);
+    offset -= p.length;
   }
-  return false;
-}
-
-addr64_t clip_segment(IOMemoryDescriptor* md, IOByteCount at, IOByteCount left,
-                      IOByteCount* length, IOOptionBits options) {
-  IOByteCount run = 0;
-  const addr64_t pa = md->getPhysicalSegment(at, &run, options);
   if (length != nullptr) {
-    *length = pa == 0 ? 0 : std::min(run, left);
+    *length = 0;
   }
-  return pa;
+  return T{};
 }
 
-void* clip_virtual(IOMemoryDescriptor* md, IOByteCount at, IOByteCount left, IOByteCount* length) {
-  IOByteCount run = 0;
-  void* va = md->kmbenchVirtualSegment(at, &run);
-  if (length != nullptr) {
-    *length = va == nullptr ? 0 : std::min(run, left);
-  }
-  return va;
+template <class Pieces>
+addr64_t physical_segment(const Pieces& pieces, IOByteCount offset, IOByteCount* length,
+                          IOOptionBits options) {
+  return piece_segment<addr64_t>(
+      pieces, offset, length, [options](IOMemoryDescriptor* md, IOByteCount at, IOByteCount* run) {
+        return md->getPhysicalSegment(at, run, options);
+      });
 }
 
-/// Prepares every piece's descriptor; on a failure completes those already prepared.
-template <class Descriptor>
-IOReturn prepare_pieces(UInt32 count, Descriptor descriptor, IODirection direction) {
-  for (UInt32 i = 0; i < count; ++i) {
-    const IOReturn r = descriptor(i)->prepare(direction);
+template <class Pieces>
+void* virtual_segment(const Pieces& pieces, IOByteCount offset, IOByteCount* length) {
+  return piece_segment<void*>(
+      pieces, offset, length, [](IOMemoryDescriptor* md, IOByteCount at, IOByteCount* run) {
+        return md->kmbenchVirtualSegment(at, run);
+      });
+}
+
+/// prepare() of a composite: every piece's descriptor, then `me` itself. When a piece fails,
+/// completes those already prepared and answers the failure.
+template <class Pieces>
+IOReturn prepare_composite(IOMemoryDescriptor* me, const Pieces& pieces, IODirection direction) {
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const IOReturn r = as_piece(pieces[i]).descriptor->prepare(direction);
     if (r != kIOReturnSuccess) {
       while (i-- > 0) {
-        descriptor(i)->complete(direction);
+        as_piece(pieces[i]).descriptor->complete(direction);
       }
       return r;
     }
   }
-  return kIOReturnSuccess;
+  return me->IOMemoryDescriptor::prepare(direction);
 }
 
-template <class Descriptor>
-void complete_pieces(UInt32 count, Descriptor descriptor, IODirection direction) {
-  for (UInt32 i = 0; i < count; ++i) {
-    descriptor(i)->complete(direction);
+/// complete() of a composite: `me` itself, then every piece's descriptor.
+/// post: the last piece's answer; kIOReturnSuccess (and nothing done) when `me` is not prepared.
+template <class Pieces>
+IOReturn complete_composite(IOMemoryDescriptor* me, const Pieces& pieces, IODirection direction) {
+  if (me->kmbenchWireCount() == 0) {
+    return kIOReturnSuccess;
   }
-}
-
-void no_segment(IOByteCount* length) {
-  if (length != nullptr) {
-    *length = 0;
+  me->IOMemoryDescriptor::complete(direction);
+  IOReturn r = kIOReturnSuccess;
+  for (const auto& element : pieces) {
+    r = as_piece(element).descriptor->complete(direction);
   }
+  return r;
 }
 
 }  // namespace
@@ -110,32 +138,20 @@ void IOSubMemoryDescriptor::free() {
 
 addr64_t IOSubMemoryDescriptor::getPhysicalSegment(IOByteCount offset, IOByteCount* length,
                                                    IOOptionBits options) {
-  if (offset >= _length) {
-    no_segment(length);
-    return 0;
-  }
-  return clip_segment(_parent, _start + offset, _length - offset, length, options);
+  return physical_segment(one_piece(_parent, _start, _length), offset, length, options);
 }
 
 void* IOSubMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, IOByteCount* length) {
-  if (offset >= _length) {
-    no_segment(length);
-    return nullptr;
-  }
-  return clip_virtual(_parent, _start + offset, _length - offset, length);
+  return virtual_segment(one_piece(_parent, _start, _length), offset, length);
 }
 
 IOReturn IOSubMemoryDescriptor::prepare(IODirection forDirection) {
-  const IOReturn r = _parent->prepare(forDirection);
-  return r == kIOReturnSuccess ? IOMemoryDescriptor::prepare(forDirection) : r;
+  return prepare_composite(this, one_piece(_parent, _start, _length), forDirection);
 }
 
 IOReturn IOSubMemoryDescriptor::complete(IODirection forDirection) {
-  if (_wireCount == 0) {
-    return kIOReturnSuccess;
-  }
-  IOMemoryDescriptor::complete(forDirection);
-  return _parent->complete(forDirection);
+  // The parent's answer.
+  return complete_composite(this, one_piece(_parent, _start, _length), forDirection);
 }
 
 // ---- IOMultiMemoryDescriptor ----------------------------------------------
@@ -193,41 +209,20 @@ void IOMultiMemoryDescriptor::free() {
 
 addr64_t IOMultiMemoryDescriptor::getPhysicalSegment(IOByteCount offset, IOByteCount* length,
                                                      IOOptionBits options) {
-  IOMemoryDescriptor* md;
-  IOByteCount at, left;
-  if (!find_piece(
-          _count, offset, [&](UInt32 i) { return _descriptors[i]; }, [](UInt32) { return 0; },
-          [&](UInt32 i) { return _descriptors[i]->getLength(); }, &md, &at, &left)) {
-    no_segment(length);
-    return 0;
-  }
-  return clip_segment(md, at, left, length, options);
+  return physical_segment(std::span(_descriptors, _count), offset, length, options);
 }
 
 void* IOMultiMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, IOByteCount* length) {
-  IOMemoryDescriptor* md;
-  IOByteCount at, left;
-  if (!find_piece(
-          _count, offset, [&](UInt32 i) { return _descriptors[i]; }, [](UInt32) { return 0; },
-          [&](UInt32 i) { return _descriptors[i]->getLength(); }, &md, &at, &left)) {
-    no_segment(length);
-    return nullptr;
-  }
-  return clip_virtual(md, at, left, length);
+  return virtual_segment(std::span(_descriptors, _count), offset, length);
 }
 
 IOReturn IOMultiMemoryDescriptor::prepare(IODirection forDirection) {
-  const IOReturn r = prepare_pieces(_count, [&](UInt32 i) { return _descriptors[i]; }, forDirection);
-  return r == kIOReturnSuccess ? IOMemoryDescriptor::prepare(forDirection) : r;
+  return prepare_composite(this, std::span(_descriptors, _count), forDirection);
 }
 
 IOReturn IOMultiMemoryDescriptor::complete(IODirection forDirection) {
-  if (_wireCount == 0) {
-    return kIOReturnSuccess;
-  }
-  IOMemoryDescriptor::complete(forDirection);
-  complete_pieces(_count, [&](UInt32 i) { return _descriptors[i]; }, forDirection);
-  return kIOReturnSuccess;
+  complete_composite(this, std::span(_descriptors, _count), forDirection);
+  return kIOReturnSuccess;  // the pieces' own answers are not passed on
 }
 
 // ---- IOInterleavedMemoryDescriptor ----------------------------------------
@@ -287,42 +282,18 @@ void IOInterleavedMemoryDescriptor::free() {
 
 addr64_t IOInterleavedMemoryDescriptor::getPhysicalSegment(IOByteCount offset, IOByteCount* length,
                                                            IOOptionBits options) {
-  IOMemoryDescriptor* md;
-  IOByteCount at, left;
-  if (!find_piece(
-          _count, offset, [&](UInt32 i) { return _pieces[i].descriptor; },
-          [&](UInt32 i) { return _pieces[i].offset; }, [&](UInt32 i) { return _pieces[i].length; },
-          &md, &at, &left)) {
-    no_segment(length);
-    return 0;
-  }
-  return clip_segment(md, at, left, length, options);
+  return physical_segment(std::span(_pieces, _count), offset, length, options);
 }
 
 void* IOInterleavedMemoryDescriptor::kmbenchVirtualSegment(IOByteCount offset, IOByteCount* length) {
-  IOMemoryDescriptor* md;
-  IOByteCount at, left;
-  if (!find_piece(
-          _count, offset, [&](UInt32 i) { return _pieces[i].descriptor; },
-          [&](UInt32 i) { return _pieces[i].offset; }, [&](UInt32 i) { return _pieces[i].length; },
-          &md, &at, &left)) {
-    no_segment(length);
-    return nullptr;
-  }
-  return clip_virtual(md, at, left, length);
+  return virtual_segment(std::span(_pieces, _count), offset, length);
 }
 
 IOReturn IOInterleavedMemoryDescriptor::prepare(IODirection forDirection) {
-  const IOReturn r =
-      prepare_pieces(_count, [&](UInt32 i) { return _pieces[i].descriptor; }, forDirection);
-  return r == kIOReturnSuccess ? IOMemoryDescriptor::prepare(forDirection) : r;
+  return prepare_composite(this, std::span(_pieces, _count), forDirection);
 }
 
 IOReturn IOInterleavedMemoryDescriptor::complete(IODirection forDirection) {
-  if (_wireCount == 0) {
-    return kIOReturnSuccess;
-  }
-  IOMemoryDescriptor::complete(forDirection);
-  complete_pieces(_count, [&](UInt32 i) { return _pieces[i].descriptor; }, forDirection);
-  return kIOReturnSuccess;
+  complete_composite(this, std::span(_pieces, _count), forDirection);
+  return kIOReturnSuccess;  // the pieces' own answers are not passed on
 }
