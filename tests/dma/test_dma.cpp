@@ -509,6 +509,34 @@ TEST(IORangeAllocator, FirstFitAlignmentMergingAndOverlapRefusal) {
   r->release();
 }
 
+TEST(IODMACommand, OutputFunctionsWritePairsInTheirByteOrder) {
+  using Bytes = std::vector<unsigned char>;
+  const Bytes big32{1, 2, 3, 4, 0, 0x0a, 0x0b, 0x0c}, little32{4, 3, 2, 1, 0x0c, 0x0b, 0x0a, 0};
+  const Bytes big64{0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0x0a, 0x0b, 0x0c};
+  const Bytes little64{4, 3, 2, 1, 0, 0, 0, 0, 0x0c, 0x0b, 0x0a, 0, 0, 0, 0, 0};
+  constexpr bool kLittleHost = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+  const struct {
+    IODMACommand::SegmentFunction fn;
+    Bytes pair;  // segment 1 as written
+  } cases[] = {
+      {kIODMACommandOutputHost32, kLittleHost ? little32 : big32},
+      {kIODMACommandOutputBig32, big32},
+      {kIODMACommandOutputLittle32, little32},
+      {kIODMACommandOutputHost64, kLittleHost ? little64 : big64},
+      {kIODMACommandOutputBig64, big64},
+      {kIODMACommandOutputLittle64, little64},
+  };
+  const IODMACommand::Segment64 s{0x01020304u, 0x000a0b0cu};
+  const IODMACommand::Segment64 above4g{0xFFFFF000u, 0x2000u};
+  for (const auto& c : cases) {
+    alignas(8) unsigned char out[32] = {};
+    ASSERT_TRUE(c.fn(nullptr, s, out, 1));
+    EXPECT_EQ(Bytes(out + c.pair.size(), out + 2 * c.pair.size()), c.pair);
+    // A 32-bit pair takes only a segment below 4 GiB.
+    EXPECT_EQ(c.fn(nullptr, above4g, out, 0), c.pair.size() == 16);
+  }
+}
+
 TEST(IOMapper, SystemMapperFunctions) {
   EXPECT_EQ(IOMapperIOVMAlloc(4), 0u) << "no system mapper by default";
   IOMapper* m = IOMapper::withAddressBits(30);

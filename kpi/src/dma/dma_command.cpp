@@ -40,10 +40,22 @@ bool fits32(IODMACommand::Segment64 s) {
          s.fIOVMAddr + s.fLength <= 0x100000000ull;
 }
 
+/// Writes segment `index` into `segments` as an (address, length) pair of T, each in the byte
+/// order `order` gives (a swap from host order, or none). A 32-bit pair takes only a segment
+/// below 4 GiB: false for any other.
+template <class T, class Order>
+bool output(IODMACommand::Segment64 s, void* segments, UInt32 index, Order order) {
+  if (sizeof(T) == 4 && !fits32(s)) {
+    return false;
+  }
+  static_cast<T*>(segments)[2 * index] = order(static_cast<T>(s.fIOVMAddr));
+  static_cast<T*>(segments)[2 * index + 1] = order(static_cast<T>(s.fLength));
+  return true;
+}
+
 template <class T>
-void put(void* segments, UInt32 index, T address, T length) {
-  static_cast<T*>(segments)[2 * index] = address;
-  static_cast<T*>(segments)[2 * index + 1] = length;
+T host_order(T v) {
+  return v;
 }
 
 }  // namespace
@@ -51,40 +63,22 @@ void put(void* segments, UInt32 index, T address, T length) {
 // ---- output functions -----------------------------------------------------
 
 bool IODMACommand::OutputHost32(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  if (!fits32(s)) {
-    return false;
-  }
-  put<UInt32>(segments, i, static_cast<UInt32>(s.fIOVMAddr), static_cast<UInt32>(s.fLength));
-  return true;
+  return output<UInt32>(s, segments, i, host_order<UInt32>);
 }
 bool IODMACommand::OutputBig32(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  if (!fits32(s)) {
-    return false;
-  }
-  put<UInt32>(segments, i, OSSwapHostToBigInt32(static_cast<UInt32>(s.fIOVMAddr)),
-              OSSwapHostToBigInt32(static_cast<UInt32>(s.fLength)));
-  return true;
+  return output<UInt32>(s, segments, i, [](UInt32 v) { return OSSwapHostToBigInt32(v); });
 }
 bool IODMACommand::OutputLittle32(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  if (!fits32(s)) {
-    return false;
-  }
-  put<UInt32>(segments, i, OSSwapHostToLittleInt32(static_cast<UInt32>(s.fIOVMAddr)),
-              OSSwapHostToLittleInt32(static_cast<UInt32>(s.fLength)));
-  return true;
+  return output<UInt32>(s, segments, i, [](UInt32 v) { return OSSwapHostToLittleInt32(v); });
 }
 bool IODMACommand::OutputHost64(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  put<UInt64>(segments, i, s.fIOVMAddr, s.fLength);
-  return true;
+  return output<UInt64>(s, segments, i, host_order<UInt64>);
 }
 bool IODMACommand::OutputBig64(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  put<UInt64>(segments, i, OSSwapHostToBigInt64(s.fIOVMAddr), OSSwapHostToBigInt64(s.fLength));
-  return true;
+  return output<UInt64>(s, segments, i, [](UInt64 v) { return OSSwapHostToBigInt64(v); });
 }
 bool IODMACommand::OutputLittle64(IODMACommand*, Segment64 s, void* segments, UInt32 i) {
-  put<UInt64>(segments, i, OSSwapHostToLittleInt64(s.fIOVMAddr),
-              OSSwapHostToLittleInt64(s.fLength));
-  return true;
+  return output<UInt64>(s, segments, i, [](UInt64 v) { return OSSwapHostToLittleInt64(v); });
 }
 
 // ---- specification --------------------------------------------------------
