@@ -10,6 +10,10 @@
 #include <new>
 #include <span>
 
+#include "dma_internal.h"
+
+namespace dma = kmbench::kpi::dma;
+
 namespace {
 
 /// One piece of a composite descriptor: bytes [offset, offset + length) of descriptor.
@@ -125,8 +129,7 @@ bool IOSubMemoryDescriptor::initSubRange(IOMemoryDescriptor* parent, IOByteCount
       !initDescriptor(length, withDirection)) {
     return false;
   }
-  parent->retain();
-  _parent = parent;
+  _parent = dma::retained(parent);
   _start = offset;
   return true;
 }
@@ -190,8 +193,7 @@ bool IOMultiMemoryDescriptor::initWithDescriptors(IOMemoryDescriptor** descripto
     return false;
   }
   for (UInt32 i = 0; i < withCount; ++i) {
-    descriptors[i]->retain();
-    _descriptors[i] = descriptors[i];
+    _descriptors[i] = dma::retained(descriptors[i]);
   }
   _count = withCount;
   return true;
@@ -267,8 +269,7 @@ bool IOInterleavedMemoryDescriptor::setMemoryDescriptor(IOMemoryDescriptor* desc
       length > descriptor->getLength() - offset || _wireCount > 0) {
     return false;
   }
-  descriptor->retain();
-  _pieces[_count++] = {descriptor, offset, length};
+  _pieces[_count++] = {dma::retained(descriptor), offset, length};
   _length += length;
   return true;
 }

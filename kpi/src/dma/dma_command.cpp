@@ -153,8 +153,7 @@ IOReturn IODMACommand::setMemoryDescriptor(const IOMemoryDescriptor* mem, bool a
   if (mem == nullptr) {
     return kIOReturnSuccess;
   }
-  fMemory = const_cast<IOMemoryDescriptor*>(mem);
-  fMemory->retain();
+  fMemory = dma::retained(const_cast<IOMemoryDescriptor*>(mem));
   return autoPrepare ? prepare() : kIOReturnSuccess;
 }
 

@@ -1,4 +1,4 @@
-// Shared by the DMA layer's sources: its counters and its panic.
+// Shared by the DMA layer's sources: its counters, its panic and how it holds objects.
 #pragma once
 
 #include <atomic>
@@ -23,5 +23,13 @@ inline void count(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
 
 /// The node DMA memory is taken from (kAnyNode: the caller's).
 NodeId node() noexcept;
+
+/// `object`, retained: for a member that holds it until free() releases it (OSSafeReleaseNULL).
+/// pre: object != nullptr.
+template <class T>
+T* retained(T* object) {
+  object->retain();
+  return object;
+}
 
 }  // namespace kmbench::kpi::dma

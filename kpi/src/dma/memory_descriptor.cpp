@@ -163,8 +163,7 @@ bool IOMemoryMap::kmbenchInit(IOMemoryDescriptor* memory, void* address, IOByteC
   if (!OSObject::init()) {
     return false;
   }
-  memory->retain();
-  _memory = memory;
+  _memory = dma::retained(memory);
   _address = address;
   _offset = offset;
   _length = length;
