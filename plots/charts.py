@@ -32,7 +32,8 @@ def colors_for(backends):
 
 
 class View:
-    """The run's cells arranged by label, backend, threads, placement."""
+    """The run's cells arranged by label, backend, threads, placement; backends and op kinds in the
+    run's order (runs.Run)."""
 
     def __init__(self, run):
         self.run = run
@@ -74,17 +75,16 @@ class View:
         return "" if t == "real" else f", topology {t}"
 
 
-def save(fig, out_dir, name):
+def finish(fig, view, out_dir, name, heading, chart_title, caption):
+    """Heads the figure with `heading` and the machine, saves it as NAME.png and NAME.svg and
+    closes it: the chart as the report shows it."""
+    fig.suptitle(f"{heading}\n{view.run.machine_line()}", fontsize=10)
     png = os.path.join(out_dir, name + ".png")
     svg = os.path.join(out_dir, name + ".svg")
     fig.savefig(png, dpi=100)
     fig.savefig(svg)
     plt.close(fig)
-    return png, svg
-
-
-def title(fig, view, text):
-    fig.suptitle(f"{text}\n{view.run.machine_line()}", fontsize=10)
+    return Chart(name, chart_title, png, svg, caption)
 
 
 def missing_mark(ax, x, text="missing"):
@@ -136,10 +136,10 @@ def boxes(view, out_dir, name, path, scale, unit, what, caption, log_ok=True):
         ax.legend(handles, [f"{t} thread{'s' if t > 1 else ''}" for t in threads], fontsize=8, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         p, _, mode = view.primary(label)
-        title(fig, view, f"{what.capitalize()} per backend — {label} ({p} placement, {mode} mode"
-                         f"{view.topology_note(label)}) [{unit}; box: quartiles, dots: repetitions]")
-        png, svg = save(fig, out_dir, f"{name}_{label}")
-        charts.append(Chart(f"{name}_{label}", f"{what.capitalize()} — {label}", png, svg, caption))
+        charts.append(finish(fig, view, out_dir, f"{name}_{label}",
+                             f"{what.capitalize()} per backend — {label} ({p} placement, {mode} mode"
+                             f"{view.topology_note(label)}) [{unit}; box: quartiles, dots: repetitions]",
+                             f"{what.capitalize()} — {label}", caption))
     return charts
 
 
@@ -191,14 +191,14 @@ def time_split(view, out_dir):
         ax.grid(axis="y", alpha=0.3)
         handles, names = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], names[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        title(fig, view, f"Where the time went — {label}, {t} threads{view.topology_note(label)} "
-                         f"[thread ns per step, median repetition by allocator time]")
-        png, svg = save(fig, out_dir, f"split_{label}")
-        charts.append(Chart(f"split_{label}", f"Where the time went — {label}", png, svg,
-                            "The timed pass's thread time (threads x duration) per step, split: inside the "
-                            "backend's calls, writing new blocks (zeroing and --touch), the KPI DMA layer, "
-                            "waiting for another thread's step, the harness (loop, accounting, timers), "
-                            "stopped for a footprint sample, pacing, and idle after finishing."))
+        charts.append(finish(fig, view, out_dir, f"split_{label}",
+                             f"Where the time went — {label}, {t} threads{view.topology_note(label)} "
+                             f"[thread ns per step, median repetition by allocator time]",
+                             f"Where the time went — {label}",
+                             "The timed pass's thread time (threads x duration) per step, split: inside the "
+                             "backend's calls, writing new blocks (zeroing and --touch), the KPI DMA layer, "
+                             "waiting for another thread's step, the harness (loop, accounting, timers), "
+                             "stopped for a footprint sample, pacing, and idle after finishing."))
     return charts
 
 
@@ -251,12 +251,12 @@ def latency_cdfs(view, out_dir):
         if kinds:
             axes[0][0].legend(fontsize=7, loc="lower right")
         note = f"; missing: {', '.join(sorted(set(missing)))}" if missing else ""
-        title(fig, view, f"Latency CDF per operation kind — {label}, {t} threads{view.topology_note(label)} "
-                         f"[ns, log scale; all repetitions pooled{note}]")
-        png, svg = save(fig, out_dir, f"latency_{label}")
-        charts.append(Chart(f"latency_{label}", f"Latency CDFs — {label}", png, svg,
-                            "Cumulative distribution of per-operation latency from the cells' histograms "
-                            "(bucket upper bounds), repetitions pooled."))
+        charts.append(finish(fig, view, out_dir, f"latency_{label}",
+                             f"Latency CDF per operation kind — {label}, {t} threads{view.topology_note(label)} "
+                             f"[ns, log scale; all repetitions pooled{note}]",
+                             f"Latency CDFs — {label}",
+                             "Cumulative distribution of per-operation latency from the cells' histograms "
+                             "(bucket upper bounds), repetitions pooled."))
     return charts
 
 
@@ -307,12 +307,12 @@ def footprint(view, out_dir):
         note = f"; missing: {', '.join(missing)}" if missing else ""
         if not a1.lines:
             panel(a1, "no footprint timelines in this source's results")
-        title(fig, view, f"Footprint and fragmentation over time — {label}, {t} threads "
-                         f"[MiB; footprint ÷ live bytes where live ≥ 5% of its peak; median repetition{note}]")
-        png, svg = save(fig, out_dir, f"footprint_{label}")
-        charts.append(Chart(f"footprint_{label}", f"Footprint over time — {label}", png, svg,
-                            "Backend footprint (mapped bytes) and live bytes over the run, and their ratio, "
-                            "for the repetition with the median throughput."))
+        charts.append(finish(fig, view, out_dir, f"footprint_{label}",
+                             f"Footprint and fragmentation over time — {label}, {t} threads "
+                             f"[MiB; footprint ÷ live bytes where live ≥ 5% of its peak; median repetition{note}]",
+                             f"Footprint over time — {label}",
+                             "Backend footprint (mapped bytes) and live bytes over the run, and their ratio, "
+                             "for the repetition with the median throughput."))
     return charts
 
 
@@ -344,10 +344,10 @@ def scaling(view, out_dir):
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    title(fig, view, "Scaling with threads [Mops/s; median, bars: quartiles; red x: no successful repetition]")
-    png, svg = save(fig, out_dir, "scaling")
-    return [Chart("scaling", "Scaling with threads", png, svg,
-                  "Median throughput against thread count; a red x marks a missing point (every repetition failed).")]
+    return [finish(fig, view, out_dir, "scaling",
+                   "Scaling with threads [Mops/s; median, bars: quartiles; red x: no successful repetition]",
+                   "Scaling with threads",
+                   "Median throughput against thread count; a red x marks a missing point (every repetition failed).")]
 
 
 def numa(view, out_dir):
@@ -366,7 +366,7 @@ def numa(view, out_dir):
         why = (f"single-node machine ({nodes} NUMA node), no synthetic multi-node topology in the matrix"
                if nodes < 2 else "placement was not measured")
         panel(ax, f"NUMA placement not measured\n{why}\n" + "\n".join(notes[:3]))
-        title(fig, view, "NUMA placement [share of bytes on the allocating thread's node]")
+        heading = "NUMA placement [share of bytes on the allocating thread's node]"
     else:
         fig, axes = plt.subplots(1, len(labels), figsize=(4.8 * len(labels), 3.8), squeeze=False,
                                  layout="constrained")
@@ -400,14 +400,13 @@ def numa(view, out_dir):
             ax.set_yticks(range(len(view.backends)), view.backends)
             ax.set_title(f"{label}, {t} threads, {topology}", fontsize=8)
             fig.colorbar(im, ax=ax, shrink=0.8, label="share of bytes on the thread's node")
-        title(fig, view, "NUMA placement, measured from simulated physical addresses "
-                         "[share of bytes local to the allocating thread; frees of memory on another node]")
-    png, svg = save(fig, out_dir, "numa")
-    return [Chart("numa", "NUMA placement", png, svg,
-                  "Share of bytes each backend handed out on the allocating thread's node, per placement, and "
-                  "the share of frees made on a node other than the memory's, measured from each block's "
-                  "simulated physical address (a synthetic topology's nodes are simulated: the figures are "
-                  "placement decisions, not memory latency); or why placement was not measured.")]
+        heading = ("NUMA placement, measured from simulated physical addresses "
+                   "[share of bytes local to the allocating thread; frees of memory on another node]")
+    return [finish(fig, view, out_dir, "numa", heading, "NUMA placement",
+                   "Share of bytes each backend handed out on the allocating thread's node, per placement, and "
+                   "the share of frees made on a node other than the memory's, measured from each block's "
+                   "simulated physical address (a synthetic topology's nodes are simulated: the figures are "
+                   "placement decisions, not memory latency); or why placement was not measured.")]
 
 
 def dma(view, out_dir):
@@ -447,12 +446,12 @@ def dma(view, out_dir):
             a.grid(axis="y", alpha=0.3)
         handles = [plt.Rectangle((0, 0), 1, 1, color=view.colors[b]) for b in view.backends]
         a2.legend(handles, view.backends, fontsize=7, loc="upper left")
-    title(fig, view, "DMA costs [segments per transfer; bounce KiB per transfer; median over repetitions]")
-    png, svg = save(fig, out_dir, "dma")
-    return [Chart("dma", "DMA segments and bounce buffers", png, svg,
-                  "Scatter-gather segments per DMA transfer and bounce-buffer bytes copied per transfer; "
-                  "'not measured' marks backends without simulated physical addresses (segments and bounces "
-                  "cannot be known there).")]
+    return [finish(fig, view, out_dir, "dma",
+                   "DMA costs [segments per transfer; bounce KiB per transfer; median over repetitions]",
+                   "DMA segments and bounce buffers",
+                   "Scatter-gather segments per DMA transfer and bounce-buffer bytes copied per transfer; "
+                   "'not measured' marks backends without simulated physical addresses (segments and bounces "
+                   "cannot be known there).")]
 
 
 def tags(view, out_dir):
@@ -479,9 +478,9 @@ def tags(view, out_dir):
         ax.set_title(f"{label}, {t} threads", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=6)
-    title(fig, view, "Memory per tag [peak live MiB per OSMalloc tag / cache, median over repetitions]")
-    png, svg = save(fig, out_dir, "tags")
-    return [Chart("tags", "Memory per tag", png, svg, "Peak live bytes per allocation tag (largest eight).")]
+    return [finish(fig, view, out_dir, "tags",
+                   "Memory per tag [peak live MiB per OSMalloc tag / cache, median over repetitions]",
+                   "Memory per tag", "Peak live bytes per allocation tag (largest eight).")]
 
 
 def all_charts(run, out_dir):
