@@ -39,22 +39,16 @@ class View:
         self.run = run
         self.entries = run.entries
         self.ok = {c["cell"]["id"]: c for c in run.ok()}
-        self.labels = list(dict.fromkeys(e["label"] for e in self.entries))
+        self.labels = run.labels()
         self.backends = sorted({e["backend"] for e in self.entries}, key=run.backend_key)
         self.op_kinds = run.op_kinds()
         self.colors = colors_for(self.backends)
 
     def primary(self, label):
-        """The placement, topology and mode most charts of a label show."""
-        es = [e for e in self.entries if e["label"] == label]
-        placements = [e["placement"] for e in es]
-        placement = "local" if "local" in placements else placements[0]
-        topology = next(e["topology"] for e in es if e["placement"] == placement)
-        mode = next(e["mode"] for e in es if e["placement"] == placement and e["topology"] == topology)
-        return placement, topology, mode
+        return self.run.primary(label)
 
     def threads(self, label):
-        return sorted({e["threads"] for e in self.entries if e["label"] == label})
+        return self.run.label_threads(label)
 
     def select(self, label, backend=None, threads=None, placement=None, topology=None, mode=None):
         p, t, m = self.primary(label)
@@ -118,7 +112,8 @@ def boxes(view, out_dir, name, path, scale, unit, what, caption, log_ok=True):
                     continue
                 color = cmap(ti / max(1, len(threads) - 1) * 0.8)
                 ax.boxplot([vals], positions=[x], widths=width * 0.8, patch_artist=True, showfliers=False,
-                           boxprops={"facecolor": color, "alpha": 0.45}, medianprops={"color": "black"})
+                           boxprops={"facecolor": color, "alpha": 0.45},
+                           medianprops={"color": "black", "gid": "median"})
                 ax.scatter(np.full(len(vals), x), vals, s=10, color=color, zorder=3)
                 if len(vals) < len(es):
                     ax.annotate(f"{len(vals)}/{len(es)} ok", (x, vals.max()), xytext=(0, 4),

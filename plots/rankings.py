@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-from runs import BadInput, Run, bootstrap_median_ci, fail_bad_input
+from runs import BadInput, Run, fail_bad_input
+from stats import bootstrap_median_ci
 
 
 DIMENSIONS = ("threads", "placement", "topology", "mode")

@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 
-from runs import METRICS, BadInput, Run, compare_runs, compare_samples, fail_bad_input, fmt_num, verdict_line
-
-ALPHA = 0.05
+from leaderboard import baseline_rows, board_cells, leaderboards, pick_baseline
+from runs import METRICS, BadInput, Run, compare_runs, fail_bad_input, fmt_num
+from stats import CORRECTION, DEFAULT_ALPHA, DEFAULT_MARGIN, margin_text, verdict_line
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
@@ -126,65 +126,73 @@ def failures_section(run):
             "They appear as missing in the charts and tables.</p>" + table(["cell", "failure", "stderr"], rows))
 
 
-def within_run_verdicts(run):
-    """Each backend against the baseline backend in the same source, threads, placement."""
-    backends = sorted({e["backend"] for e in run.entries}, key=run.backend_key)
-    if len(backends) < 2:
-        return "<h2>Verdicts</h2><p>One backend only: nothing to compare within this run.</p>", None
-    base = "system" if "system" in backends else backends[0]
-    groups = run.groups()
-    rows, all_rows = [], []
-    for group, es in sorted(groups.items()):
-        e = es[0]
-        if e["backend"] == base:
-            continue
-        base_group = next((g for g, bes in groups.items()
-                           if bes[0]["backend"] == base and all(bes[0][k] == e[k] for k in
-                                                               ("label", "threads", "placement", "topology", "mode"))),
-                          None)
-        if base_group is None:
-            continue
-        for key, path, unit, better in METRICS[:3] + METRICS[4:5]:
-            a, b = run.values(base_group, path), run.values(group, path)
-            r = compare_samples(a, b, better, ALPHA)
-            r.update(group=group, metric=key)
-            all_rows.append(r)
-            if r.get("ratio") is None:
-                cls, ratio, ci, p = "missing", "—", "—", "—"
-                if not b:
-                    cls = "missing"
-            else:
-                cls = r["verdict"] if r["verdict"] in ("better", "worse") else ""
-                ratio = f"{r['ratio']:.3f}"
-                ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if all(map(math.isfinite, r["ci"])) else "—"
-                p = f"{r['p']:.4f}"
-            rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]), esc(key),
-                         ratio, ci, p, f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
-    line = verdict_line(all_rows, ALPHA, what=f"backends vs {base}")
-    return (f"<h2>Verdicts: each backend against {esc(base)}</h2><div class='verdict'>{esc(line)}</div>" +
+def leaderboard_section(run, boards, margin):
+    head = ["rank", "backend", "allocator [ns/op]", "ns/op vs baseline [95% CI]", "verdict", "alloc p99 [ns]",
+            "peak footprint", "footprint vs baseline", "fragmentation", "ok"]
+    parts = [f"<h2>Leaderboards</h2><p class='sub'>One per workload or trace, at its largest thread count: "
+             f"backends ranked by median allocator time per operation (inside the backends' own calls). "
+             f"Ratios are medians over the baseline's ({esc(boards[0]['base'] if boards else '')}) with a 95% "
+             f"bootstrap interval; below 1 is faster or smaller. Verdicts: see Verdicts below "
+             f"(margin {esc(margin_text(margin))}).</p>"]
+    for b in boards:
+        topo = "" if b["topology"] == "real" else f", topology {b['topology']}"
+        parts.append(f"<h3>{esc(b['label'])} — {esc(b['threads'])} thread{'s' if b['threads'] > 1 else ''}, "
+                     f"{esc(b['placement'])} placement, {esc(b['mode'])} mode{esc(topo)}</h3>")
+        rows = []
+        for cells in board_cells(b):
+            verdict = cells[4]
+            cls = verdict if verdict in ("better", "worse") else "missing" if verdict.startswith("missing") else ""
+            rows.append(tuple(esc(c) for c in cells[:4]) + (f"<span class='{cls}'>{esc(verdict)}</span>",) +
+                        tuple(esc(c) for c in cells[5:]))
+        parts.append(table(head, rows, num_cols=(0, 2, 3, 5, 6, 7, 8)))
+    return "".join(parts)
+
+
+def verdicts_section(run, base, rows, alpha, margin):
+    """Every backend against the baseline, the rows judged together."""
+    line = verdict_line(rows, [k for k, *_ in METRICS], alpha, margin, what=f"backends vs {base}")
+    trs = []
+    for r in rows:
+        e = run.cell_of(r["group"])
+        if r.get("ratio") is None:
+            ratio = ci = p = p_adj = "—"
+        else:
+            ratio = f"{r['ratio']:.3f}"
+            ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if all(map(math.isfinite, r["ci"])) else "—"
+            p, p_adj = f"{r['p']:.4f}", f"{r['p_adj']:.4f}"
+        cls = r["verdict"] if r["verdict"] in ("better", "worse") else "missing" if r["verdict"].startswith(
+            "missing") else ""
+        trs.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]), esc(r["metric"]),
+                    ratio, ci, p, p_adj, f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
+    return (f"<h2>Verdicts: each backend against {esc(base)}</h2><div class='verdict'>{esc(line)}</div>"
+            f"<p class='sub'>p: two-sided Mann-Whitney U over repetitions; p adj: {CORRECTION} over all "
+            f"{sum(1 for r in rows if r.get('p') is not None)} comparisons on this page. better/worse needs "
+            f"p adj below {alpha:g}, an interval without 1 and a ratio beyond {esc(margin_text(margin))}; "
+            f"\"same within {esc(margin_text(margin))}\" means the whole 95% interval lies inside the margin.</p>" +
             table(["source", "backend", "threads", "placement", "metric", f"ratio to {base}", "95% CI", "p",
-                   "verdict"], rows, num_cols=(5, 6, 7)), line)
+                   "p adj", "verdict"], trs, num_cols=(5, 6, 7, 8)), line)
 
 
-def compare_section(run, other_dir):
+def compare_section(run, other_dir, alpha, margin):
     try:
         other = Run(other_dir)
     except BadInput as e:
         fail_bad_input(e)
-    rows = compare_runs(other, run, ALPHA)
-    line = verdict_line(rows, ALPHA, what=f"this run vs {other.run_id}")
+    rows = compare_runs(other, run, alpha, margin)
+    line = verdict_line(rows, [k for k, *_ in METRICS], alpha, margin, what=f"this run vs {other.run_id}")
     trs = []
     for r in rows:
         if r.get("metric") == "*" or r.get("ratio") is None:
-            trs.append((esc(r["group"]), esc(r.get("metric", "")), "—", "—", "—",
+            trs.append((esc(r["group"]), esc(r.get("metric", "")), "—", "—", "—", "—",
                         f"<span class='missing'>{esc(r['verdict'])}</span>"))
             continue
         ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if all(map(math.isfinite, r["ci"])) else "—"
         cls = r["verdict"] if r["verdict"] in ("better", "worse") else ""
         trs.append((esc(r["group"]), esc(r["metric"]), f"{r['ratio']:.3f}", ci, f"{r['p']:.4f}",
-                    f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
+                    f"{r['p_adj']:.4f}", f"<span class='{cls}'>{esc(r['verdict'])}</span>"))
     return (f"<h2>Compared with run {esc(other.run_id)}</h2><div class='verdict'>{esc(line)}</div>" +
-            table(["group", "metric", "ratio this/other", "95% CI", "p", "verdict"], trs, num_cols=(2, 3, 4)), line)
+            table(["group", "metric", "ratio this/other", "95% CI", "p", "p adj", "verdict"], trs,
+                  num_cols=(2, 3, 4, 5)), line)
 
 
 def embed(path):
@@ -197,16 +205,26 @@ def main():
     ap.add_argument("run")
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--compare")
+    ap.add_argument("--baseline", help="the backend every other is compared with (default: system)")
+    ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN * 100,
+                    help="equivalence margin in percent (default 3)")
+    ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     a = ap.parse_args()
+    if not 0 <= a.margin < 100 or not 0 < a.alpha < 1:
+        ap.error(f"--margin {a.margin} must lie in [0, 100) and --alpha {a.alpha} in (0, 1)")
+    margin = a.margin / 100
     try:
         run = Run(a.run)
-    except BadInput as e:
+        base = pick_baseline(run, a.baseline) if run.entries else None
+    except (BadInput, ValueError) as e:
         fail_bad_input(e)
     from charts import all_charts  # matplotlib only once the input is known good
     charts_dir = os.path.join(a.out, "charts")
     charts = all_charts(run, charts_dir)
-    verdicts, line = within_run_verdicts(run)
-    compare_html, compare_line = compare_section(run, a.compare) if a.compare else ("", None)
+    rows = baseline_rows(run, base, a.alpha, margin) if base else []
+    boards = leaderboards(run, base, rows) if base else []
+    verdicts, line = verdicts_section(run, base, rows, a.alpha, margin) if base else ("", None)
+    compare_html, compare_line = compare_section(run, a.compare, a.alpha, margin) if a.compare else ("", None)
     s = run.index.get("summary", {})
     head = (f"{s.get('ok', 0)} of {s.get('cells', 0)} cells succeeded, {s.get('failed', 0)} failed, "
             f"{s.get('pending', 0)} not run")
@@ -219,6 +237,8 @@ def main():
     for l in (line, compare_line):
         if l:
             parts.append(f"<div class='verdict'>{esc(l)}</div>")
+    if boards:
+        parts.append(leaderboard_section(run, boards, margin))
     parts.append("<h2>Charts</h2>")
     for c in charts:
         parts.append(f"<figure><img alt='{esc(c.title)}' src='{embed(c.png)}'><figcaption><b>{esc(c.title)}.</b> "

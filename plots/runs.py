@@ -1,5 +1,5 @@
-"""Reading a kmbench run directory (results/README.md) and the statistics
-shared by `kmbench compare` and the report.
+"""Reading a kmbench run directory (results/README.md), and comparing two runs
+group by group (the statistics are stats.py's).
 
 A missing or failed cell has no value: it is absent from every list here,
 never a zero.
@@ -9,8 +9,7 @@ import math
 import os
 import sys
 
-import numpy as np
-from scipy import stats
+from stats import DEFAULT_ALPHA, DEFAULT_MARGIN, compare_samples, judge
 
 EXIT_BAD_INPUT = 2
 
@@ -103,6 +102,22 @@ class Run:
                         kinds.append(k)
         return kinds
 
+    def labels(self):
+        """The sources (workload or trace labels), in the matrix's order."""
+        return list(dict.fromkeys(e["label"] for e in self.entries))
+
+    def label_threads(self, label):
+        return sorted({e["threads"] for e in self.entries if e["label"] == label})
+
+    def primary(self, label):
+        """The placement, topology and mode a label is shown in first: local placement when it was run."""
+        es = [e for e in self.entries if e["label"] == label]
+        placements = [e["placement"] for e in es]
+        placement = "local" if "local" in placements else placements[0]
+        topology = next(e["topology"] for e in es if e["placement"] == placement)
+        mode = next(e["mode"] for e in es if e["placement"] == placement and e["topology"] == topology)
+        return placement, topology, mode
+
     @property
     def run_id(self):
         return self.index.get("run_id", os.path.basename(os.path.normpath(self.dir)))
@@ -145,58 +160,9 @@ class Run:
         return None
 
 
-def bootstrap_median_ci(a, level=0.95, resamples=4000, seed=1):
-    """Percentile bootstrap CI of median(a)."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(a, float)
-    m = np.median(a[rng.integers(0, len(a), (resamples, len(a)))], axis=1)
-    lo, hi = np.percentile(m, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return (float(lo), float(hi))
-
-
-def bootstrap_ratio_ci(a, b, level=0.95, resamples=4000, seed=1):
-    """Percentile bootstrap CI of median(b)/median(a)."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    ia = rng.integers(0, len(a), (resamples, len(a)))
-    ib = rng.integers(0, len(b), (resamples, len(b)))
-    ma = np.median(a[ia], axis=1)
-    mb = np.median(b[ib], axis=1)
-    ok = ma != 0
-    ratios = mb[ok] / ma[ok]
-    if len(ratios) == 0:
-        return (math.nan, math.nan)
-    lo, hi = np.percentile(ratios, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return (float(lo), float(hi))
-
-
-def compare_samples(a, b, better, alpha):
-    """Ratio of medians b/a, its 95% CI, the Mann-Whitney U p-value and a verdict word."""
-    out = {"n_a": len(a), "n_b": len(b)}
-    if len(a) == 0 or len(b) == 0:
-        out.update(ratio=None, ci=None, p=None, verdict="missing: no successful repetition")
-        return out
-    if len(a) < 2 or len(b) < 2:
-        out.update(ratio=None, ci=None, p=None, verdict="too few repetitions")
-        return out
-    med_a, med_b = float(np.median(a)), float(np.median(b))
-    ratio = med_b / med_a if med_a != 0 else math.nan
-    ci = bootstrap_ratio_ci(a, b)
-    if np.ptp(np.concatenate([a, b])) == 0:
-        p = 1.0
-    else:
-        p = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    verdict = "no significant difference"
-    if p < alpha and not (ci[0] <= 1.0 <= ci[1]):
-        up = ratio > 1
-        verdict = "better" if (up == (better == "higher")) else "worse"
-    out.update(median_a=med_a, median_b=med_b, ratio=ratio, ci=ci, p=p, verdict=verdict)
-    return out
-
-
-def compare_runs(run_a, run_b, alpha):
-    """Rows for every group in either run and every metric with values."""
+def compare_runs(run_a, run_b, alpha=DEFAULT_ALPHA, margin=DEFAULT_MARGIN):
+    """Rows for every group in either run and every metric with values, judged together
+    (stats.judge: one correction over all of them)."""
     rows = []
     ga, gb = run_a.groups(), run_b.groups()
     for group in sorted(set(ga) | set(gb)):
@@ -208,44 +174,22 @@ def compare_runs(run_a, run_b, alpha):
             rows.append({"group": group, "metric": "*",
                          "verdict": f"missing: no successful repetition in run {' and '.join(which)}"})
             continue
-        for key, path, unit, better in METRICS:
-            a, b = run_a.values(group, path), run_b.values(group, path)
-            if not a and not b:
-                continue
-            r = compare_samples(a, b, better, alpha)
-            r.update(group=group, metric=key, unit=unit, better=better)
-            rows.append(r)
-    return rows
+        rows += metric_rows(run_a, group, run_b, group)
+    return judge(rows, alpha, margin)
 
 
-def verdict_line(rows, alpha, what="B vs A"):
-    """One line a reviewer reads first."""
-    counts = {}
-    for r in rows:
-        if r.get("metric") == "*":
+def metric_rows(run_a, group_a, run_b, group_b):
+    """group_b of run_b against group_a of run_a, one unjudged row per metric either has values of;
+    the rows are named after group_b."""
+    rows = []
+    for key, path, unit, better in METRICS:
+        a, b = run_a.values(group_a, path), run_b.values(group_b, path)
+        if not a and not b:
             continue
-        c = counts.setdefault(r["metric"], {"better": 0, "worse": 0, "same": 0, "few": 0, "missing": 0})
-        v = r["verdict"]
-        c["better" if v == "better" else "worse" if v == "worse" else "few" if v == "too few repetitions"
-          else "missing" if v.startswith("missing") else "same"] += 1
-    if not counts:
-        return f"VERDICT {what}: nothing to compare (no group has successful cells in both)"
-    parts = []
-    for key, *_ in METRICS:
-        if key in counts:
-            c = counts[key]
-            s = f"{key}: {c['better']} better, {c['worse']} worse, {c['same']} no significant difference"
-            if c["few"]:
-                s += f", {c['few']} too few repetitions"
-            if c["missing"]:
-                s += f", {c['missing']} missing"
-            parts.append(s)
-    worse = sum(c["worse"] for c in counts.values())
-    better = sum(c["better"] for c in counts.values())
-    head = ("REGRESSION" if worse and not better else "IMPROVEMENT" if better and not worse
-            else "MIXED" if better and worse else "NO SIGNIFICANT DIFFERENCE")
-    return (f"VERDICT {what}: {head} — " + "; ".join(parts) +
-            f" (Mann-Whitney U two-sided, alpha {alpha}, 95% bootstrap CI of the median ratio)")
+        r = compare_samples(a, b)
+        r.update(group=group_b, metric=key, unit=unit, better=better)
+        rows.append(r)
+    return rows
 
 
 def fmt_num(v, unit=""):

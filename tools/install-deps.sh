@@ -17,7 +17,7 @@ packages=(
   # the zones depot lock's fallback test fails membarrier(2) through strace
   strace
   # plots and report (always Debian's /usr/bin/python3)
-  python3 python3-matplotlib python3-numpy python3-scipy
+  python3 python3-matplotlib python3-numpy python3-scipy python3-pytest
   # the report is checked by rendering it in headless Chromium
   chromium
   # trace capture and compressed inputs

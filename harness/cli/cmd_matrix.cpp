@@ -46,6 +46,67 @@ void run_python(const std::string& script, const std::vector<std::string>& args)
   throw RunError(script + " failed (see above)");
 }
 
+// --margin, shared by plot and compare (plots/stats.py reads it).
+void add_margin_option(CLI::App* cmd, double& margin) {
+  cmd->add_option("--margin", margin, "Equivalence margin in percent: smaller differences count as the same "
+                                      "(default 3)")
+      ->check(CLI::Range(0.0, 99.0));
+}
+
+// `kmbench plot`: charts and report.html through plots/report.py.
+void add_plot_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("plot", "Charts (PNG, SVG) and a self-contained HTML report of a run");
+  auto run = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto earlier = std::make_shared<std::string>();
+  auto baseline = std::make_shared<std::string>();
+  auto margin = std::make_shared<double>(3.0);
+  cmd->add_option("run", *run, "Run directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("-o,--out", *out, "Output directory (default: RUN_DIR/report)");
+  cmd->add_option("--compare", *earlier, "Also compare with this earlier run (verdicts in the report)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--baseline", *baseline,
+                  "Backend the leaderboards and verdicts compare every other with (default: system)");
+  add_margin_option(cmd, *margin);
+  cmd->callback([run, out, earlier, baseline, margin] {
+    std::vector<std::string> args = {*run, "-o", out->empty() ? *run + "/report" : *out, "--margin",
+                                     std::to_string(*margin)};
+    if (!earlier->empty()) {
+      args.insert(args.end(), {"--compare", *earlier});
+    }
+    if (!baseline->empty()) {
+      args.insert(args.end(), {"--baseline", *baseline});
+    }
+    run_python("report.py", args);
+  });
+}
+
+// `kmbench compare`: two runs judged together through plots/compare.py.
+void add_compare_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "compare", "Compare two runs: per metric, the ratio B/A with a 95% confidence interval and "
+                 "a Mann-Whitney U test over repetitions, judged together (Benjamini-Hochberg, "
+                 "equivalence margin)");
+  auto a = std::make_shared<std::string>();
+  auto b = std::make_shared<std::string>();
+  auto alpha = std::make_shared<double>(0.05);
+  auto margin = std::make_shared<double>(3.0);
+  auto json = std::make_shared<std::string>();
+  cmd->add_option("run_a", *a, "Baseline run directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("run_b", *b, "Candidate run directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--alpha", *alpha, "Significance level (default 0.05)")->check(CLI::Range(1e-6, 0.5));
+  add_margin_option(cmd, *margin);
+  cmd->add_option("--json", *json, "Also write the comparison as JSON");
+  cmd->callback([a, b, alpha, margin, json] {
+    std::vector<std::string> args = {*a, *b, "--alpha", std::to_string(*alpha), "--margin",
+                                     std::to_string(*margin)};
+    if (!json->empty()) {
+      args.insert(args.end(), {"--json", *json});
+    }
+    run_python("compare.py", args);
+  });
+}
+
 }  // namespace
 
 void add_matrix_commands(CLI::App& app) {
@@ -117,43 +178,8 @@ void add_matrix_commands(CLI::App& app) {
                 << index["summary"].dump() << "\n";
     });
   }
-  {
-    auto* cmd = app.add_subcommand("plot", "Charts (PNG, SVG) and a self-contained HTML report of a run");
-    auto run = std::make_shared<std::string>();
-    auto out = std::make_shared<std::string>();
-    auto baseline = std::make_shared<std::string>();
-    cmd->add_option("run", *run, "Run directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("-o,--out", *out, "Output directory (default: RUN_DIR/report)");
-    cmd->add_option("--compare", *baseline, "Also compare with this earlier run (verdicts in the report)")
-        ->check(CLI::ExistingDirectory);
-    cmd->callback([run, out, baseline] {
-      std::vector<std::string> args = {*run, "-o", out->empty() ? *run + "/report" : *out};
-      if (!baseline->empty()) {
-        args.insert(args.end(), {"--compare", *baseline});
-      }
-      run_python("report.py", args);
-    });
-  }
-  {
-    auto* cmd = app.add_subcommand(
-        "compare", "Compare two runs: per metric, the ratio B/A with a 95% confidence interval and "
-                   "a Mann-Whitney U test over repetitions");
-    auto a = std::make_shared<std::string>();
-    auto b = std::make_shared<std::string>();
-    auto alpha = std::make_shared<double>(0.05);
-    auto json = std::make_shared<std::string>();
-    cmd->add_option("run_a", *a, "Baseline run directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("run_b", *b, "Candidate run directory")->required()->check(CLI::ExistingDirectory);
-    cmd->add_option("--alpha", *alpha, "Significance level (default 0.05)")->check(CLI::Range(1e-6, 0.5));
-    cmd->add_option("--json", *json, "Also write the comparison as JSON");
-    cmd->callback([a, b, alpha, json] {
-      std::vector<std::string> args = {*a, *b, "--alpha", std::to_string(*alpha)};
-      if (!json->empty()) {
-        args.insert(args.end(), {"--json", *json});
-      }
-      run_python("compare.py", args);
-    });
-  }
+  add_plot_command(app);
+  add_compare_command(app);
 }
 
 }  // namespace kmbench::cli
