@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "allocators/backend.h"
 #include "allocators/counting.h"
+#include "allocators/params.h"
 #include "base/errors.h"
 
 namespace kmbench {
@@ -25,6 +27,8 @@ struct BackendInfo {
   std::string summary;
   std::uint32_t features = 0;
   std::string executable;  // empty: served by this executable
+  std::span<const ParamSpec> params;  // what backend_params / --backend-param may set (params.h)
+  std::string preset;                 // the variant's own settings ("classes=kalloc_type")
 };
 
 /// Every backend kmbench knows, in this executable and in its worker executables.

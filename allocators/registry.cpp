@@ -14,15 +14,31 @@ namespace {
 /// Names, summaries and features come from the classes themselves (their
 /// headers only: nothing of them is linked here).
 struct WorkerBackend {
-  std::string_view name;
-  std::string_view summary;
+  BackendVariant variant;
   std::uint32_t features;
+  std::span<const ParamSpec> params;
   std::string_view executable;
 };
 
+/// A backend's parameter table; a backend that takes none declares none.
+template <class B>
+constexpr std::span<const ParamSpec> params_of() {
+  if constexpr (requires { B::kParams; }) {
+    return B::kParams;
+  } else {
+    return {};
+  }
+}
+
 template <class B>
 constexpr WorkerBackend worker(std::size_t variant, std::string_view executable) {
-  return {B::kVariants[variant].name, B::kVariants[variant].summary, B::kFeatures, executable};
+  return {B::kVariants[variant], B::kFeatures, params_of<B>(), executable};
+}
+
+BackendInfo info_of(const BackendVariant& v, std::uint32_t features, std::span<const ParamSpec> params,
+                    std::string_view executable) {
+  return {std::string(v.name), std::string(v.summary), features, std::string(executable), params,
+          std::string(v.params)};
 }
 
 constexpr WorkerBackend kWorkerBackends[] = {
@@ -37,7 +53,7 @@ void add_in_process(std::vector<BackendInfo>& out, BackendList<Bs...>) {
   (
       [&] {
         for (const BackendVariant& v : Bs::kVariants) {
-          out.push_back({std::string(v.name), std::string(v.summary), Bs::kFeatures, {}});
+          out.push_back(info_of(v, Bs::kFeatures, params_of<Bs>(), {}));
         }
       }(),
       ...);
@@ -73,10 +89,9 @@ const std::vector<BackendInfo>& all_backends() {
     add_in_process(out, InProcessBackends{});
     for (const WorkerBackend& w : kWorkerBackends) {
       const bool here = std::any_of(out.begin(), out.end(),
-                                    [&](const BackendInfo& b) { return b.name == w.name; });
-      if (!w.name.empty() && !here) {
-        out.push_back({std::string(w.name), std::string(w.summary), w.features,
-                       std::string(w.executable)});
+                                    [&](const BackendInfo& b) { return b.name == w.variant.name; });
+      if (!w.variant.name.empty() && !here) {
+        out.push_back(info_of(w.variant, w.features, w.params, w.executable));
       }
     }
     return out;

@@ -311,6 +311,73 @@ def footprint(view, out_dir):
     return charts
 
 
+def median_iqr(vals):
+    """The median, and how far the first and third quartiles lie below and above it (error bars)."""
+    m = float(np.median(vals))
+    return m, m - float(np.percentile(vals, 25)), float(np.percentile(vals, 75)) - m
+
+
+def sweep_order(entries):
+    """Sort key of sweep points: per key, numerically when all its values are numbers, else by text."""
+    def number(v):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    columns = list(zip(*(tuple(v for _, v in e["sweep"]) for e in entries)))
+    numeric = [all(number(v) is not None for v in col) for col in columns]
+    return lambda point: tuple((number(v), "") if num else (0.0, v) for v, num in zip(point, numeric))
+
+
+SWEEP_METRICS = [(("allocator_ns_per_op",), 1, "allocator time [ns per call]"),
+                 (("footprint", "peak_footprint_bytes"), 2**20, "peak footprint [MiB]")]
+
+
+def sweeps(view, out_dir):
+    """One chart per set of swept keys: each metric against the swept values, one line per workload (and
+    backend, threads), median with quartile bars."""
+    by_keys = {}
+    for e in view.entries:
+        if e.get("sweep"):
+            by_keys.setdefault(tuple(k for k, _ in e["sweep"]), []).append(e)
+    charts = []
+    for keys, es in by_keys.items():
+        points = sorted(set(tuple(v for _, v in e["sweep"]) for e in es), key=sweep_order(es))
+        lines = list(dict.fromkeys((e["base_label"], e["backend"], e["threads"]) for e in es))
+        fig, axes = plt.subplots(1, len(SWEEP_METRICS), figsize=(5.2 * len(SWEEP_METRICS), 3.8), squeeze=False,
+                                 layout="constrained")
+        for ax, (path, scale, unit) in zip(axes[0], SWEEP_METRICS):
+            for li, (base, backend, threads) in enumerate(lines):
+                xs, meds, lo, hi = [], [], [], []
+                for xi, point in enumerate(points):
+                    group = [e for e in es if (e["base_label"], e["backend"], e["threads"]) == (base, backend, threads)
+                             and tuple(v for _, v in e["sweep"]) == point]
+                    vals = np.array(view.values(group, path)) / scale
+                    if len(vals) == 0:
+                        if group:
+                            missing_mark(ax, xi)
+                        continue
+                    m, below, above = median_iqr(vals)
+                    xs.append(xi), meds.append(m), lo.append(below), hi.append(above)
+                if xs:
+                    ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, color=plt.get_cmap("tab10")(li % 10),
+                                label=f"{base} — {backend}, {threads} thread{'s' if threads > 1 else ''}")
+            ax.set_xticks(range(len(points)), [",".join(p) for p in points])
+            ax.set_xlabel(", ".join(keys))
+            ax.set_ylabel(unit)
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=7)
+        name = "sweep_" + "_".join(keys)
+        charts.append(finish(fig, view, out_dir, name,
+                             f"What if: {', '.join(keys)} [median over repetitions, bars: quartiles]",
+                             f"Sweep of {', '.join(keys)}",
+                             "Each line is one workload or trace on one backend, run at every listed value of the "
+                             "swept parameters (a list in the matrix's params or backend_params); the other "
+                             "settings are the entry's."))
+    return charts
+
+
 def scaling(view, out_dir):
     labels = view.labels
     fig, axes = plt.subplots(1, len(labels), figsize=(4.5 * len(labels), 3.8), squeeze=False, layout="constrained")
@@ -328,8 +395,8 @@ def scaling(view, out_dir):
                     meds.append(np.nan), lo.append(0), hi.append(0)
                     ax.plot([t], [0], marker="x", color="#a00000", ls="none", clip_on=False)
                     continue
-                m = np.median(vals)
-                meds.append(m), lo.append(m - np.percentile(vals, 25)), hi.append(np.percentile(vals, 75) - m)
+                m, below, above = median_iqr(vals)
+                meds.append(m), lo.append(below), hi.append(above)
             if xs and not np.all(np.isnan(meds)):
                 ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, label=backend, color=view.colors[backend])
         ax.set_xticks(threads)
@@ -484,6 +551,7 @@ def all_charts(run, out_dir):
     charts = []
     if not view.entries:
         return charts
-    for make in (allocator, time_split, throughput, scaling, latency_cdfs, footprint, numa, dma, tags):
+    per_source = (allocator, time_split, throughput, scaling, latency_cdfs, footprint, numa, dma, tags)
+    for make in (per_source if view.labels else ()) + (sweeps,):
         charts.extend(make(view, out_dir))
     return charts

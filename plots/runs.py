@@ -102,9 +102,10 @@ class Run:
                         kinds.append(k)
         return kinds
 
-    def labels(self):
-        """The sources (workload or trace labels), in the matrix's order."""
-        return list(dict.fromkeys(e["label"] for e in self.entries))
+    def labels(self, sweep_points=False):
+        """The sources (workload or trace labels), in the matrix's order; without the points of sweeps
+        (their own chart shows them) unless asked."""
+        return list(dict.fromkeys(e["label"] for e in self.entries if sweep_points or not e.get("sweep")))
 
     def label_threads(self, label):
         return sorted({e["threads"] for e in self.entries if e["label"] == label})

@@ -24,30 +24,16 @@ unsigned order_of_pages(std::uint64_t pages) noexcept {
   return pages <= 1 ? 0 : static_cast<unsigned>(64 - std::countl_zero(pages - 1));
 }
 
-std::uint64_t parse_address(const BackendConfig& config, const char* key) {
-  const std::string text = config.param(key, "");
-  if (text.empty()) {
-    return ~0ull;
-  }
-  std::size_t used = 0;
-  std::uint64_t v = 0;
-  try {
-    v = std::stoull(text, &used, 0);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || v < kPageSize) {
-    throw UsageError(std::string("buddy: param ") + key + "=" + text +
-                     ": expected a physical address of at least 4096 (e.g. 0xffffffff)");
-  }
-  return v;
+std::uint64_t max_phys_of(const BackendConfig& config) {
+  const ParamReader params("buddy", BuddyBackend::kParams, config);
+  return params.given("max_phys") ? static_cast<std::uint64_t>(params.integer("max_phys")) : ~0ull;
 }
 
 }  // namespace
 
 BuddyBackend::BuddyBackend(const BackendConfig& config)
     : machine_(config.machine != nullptr ? *config.machine : physmem::current_machine()),
-      max_phys_(parse_address(config, "max_phys")) {
+      max_phys_(max_phys_of(config)) {
   const physmem::NodeInfo& last = machine_.node(static_cast<NodeId>(machine_.node_count() - 1));
   shape_bytes_ = static_cast<std::size_t>(last.phys_end >> kPageShift);
   shape_bytes_ = (shape_bytes_ + kPageSize - 1) & ~(kPageSize - 1);

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/cpu_slot.h"
 #include "allocators/physmem/physmem.h"
 
@@ -25,6 +26,11 @@ class BuddyBackend {
        "binary buddy over simulated physical memory: power-of-two pages, per-CPU page lists", ""},
   };
   static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
+  static constexpr ParamSpec kParams[] = {
+      {"max_phys", ParamSpec::Kind::address, "none",
+       "every block below this physical address, inclusive (e.g. 0xffffffff); none: no ceiling", {}, 4096,
+       INT64_MAX},
+  };
 
   /// params: max_phys=ADDR (every block below this physical address, e.g. 0xffffffff).
   /// Throws UsageError on a bad parameter.

@@ -21,22 +21,14 @@ constexpr int kMadvPopulateWrite = MADV_POPULATE_WRITE;
 constexpr int kMadvPopulateWrite = 23;  // Linux 5.14; older kernels answer EINVAL
 #endif
 
-std::size_t parse_bytes(const std::string& key, const std::string& text, bool allow_zero = false) {
-  const std::optional<std::uint64_t> value = base::parse_bytes(text);
-  if (!value) {
-    throw UsageError("bump: parameter " + key + "='" + text + "' is not a byte count (digits with an optional k, m, g or t)");
-  }
-  if (*value == 0 && !allow_zero) {
-    throw UsageError("bump: parameter " + key + " must be positive");
-  }
-  return static_cast<std::size_t>(*value);
+std::size_t setting(const BackendConfig& config, const char* key) {
+  return static_cast<std::size_t>(ParamReader("bump", BumpBackend::kParams, config).integer(key));
 }
 
 }  // namespace
 
 BumpBackend::BumpBackend(const BackendConfig& config)
-    : reserve_bytes_(parse_bytes("reserve", config.param("reserve", "64g"))),
-      chunk_bytes_(parse_bytes("chunk", config.param("chunk", "1m"))) {
+    : reserve_bytes_(setting(config, "reserve")), chunk_bytes_(setting(config, "chunk")) {
   reserve_bytes_ = (reserve_bytes_ + kPage - 1) & ~(kPage - 1);
   void* region = mmap(nullptr, reserve_bytes_, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -47,7 +39,7 @@ BumpBackend::BumpBackend(const BackendConfig& config)
   base_ = reinterpret_cast<std::uintptr_t>(region);
   std::size_t prefault = std::size_t{128} << 20;
   if (config.params.count("prefault")) {
-    prefault = parse_bytes("prefault", config.param("prefault"), true);
+    prefault = setting(config, "prefault");
   } else if (config.demand_bytes > 0) {
     // Blocks are packed, page and larger ones aligned to pages; every CPU slot
     // may leave most of two chunks unused.

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/cpu_slot.h"
 
 namespace kmbench {
@@ -25,6 +26,15 @@ class BumpBackend {
       {"bump", "pre-reserved region, bump pointer, no reuse: the harness's own cost per event", ""},
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureUsableSize;
+  static constexpr ParamSpec kParams[] = {
+      {"reserve", ParamSpec::Kind::bytes, "64g", "address space reserved for the region", {}, 4096,
+       std::int64_t{1} << 46},
+      {"chunk", ParamSpec::Kind::bytes, "1m", "bytes each CPU slot takes from the region at a time", {}, 4096,
+       std::int64_t{1} << 40},
+      {"prefault", ParamSpec::Kind::bytes, "auto",
+       "bytes made resident at construction (auto: the run's demand and half again)", {}, 0,
+       std::int64_t{1} << 46},
+  };
 
   /// params: reserve=<bytes, k/m/g suffix> (default 64g of address space),
   ///         chunk=<bytes> per CPU slot (default 1m),

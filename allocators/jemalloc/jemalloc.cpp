@@ -16,15 +16,8 @@ constexpr std::size_t kChunk = 16u << 20;
 
 std::size_t round_up(std::size_t v, std::size_t to) { return (v + to - 1) & ~(to - 1); }
 
-bool on_off(const BackendConfig& config, const char* key, bool fallback) {
-  const std::string v = config.param(key, fallback ? "on" : "off");
-  if (v == "on") {
-    return true;
-  }
-  if (v == "off") {
-    return false;
-  }
-  throw UsageError(std::string("jemalloc: parameter ") + key + "=" + v + " must be on or off");
+bool on_off(const BackendConfig& config, const char* key) {
+  return ParamReader("jemalloc", JemallocBackend::kParams, config).on(key);
 }
 
 template <class T>
@@ -42,21 +35,10 @@ T read_ctl(const std::string& name) {
 JemallocBackend::JemallocBackend(const BackendConfig& config)
     : memory_(config),
       nodes_(memory_.node_count()),
-      tcache_(on_off(config, "tcache", true)),
-      per_tag_(on_off(config, "arena_per_tag", false)) {
-  for (const auto& [key, value] : config.params) {
-    if (key == "decay_ms") {
-      char* end = nullptr;
-      decay_ms_ = std::strtol(value.c_str(), &end, 10);
-      if (value.empty() || *end != '\0' || decay_ms_ < -1 || decay_ms_ > 86'400'000) {
-        throw UsageError("jemalloc: decay_ms=" + value +
-                         " must be -1 (never purge) or a number of milliseconds");
-      }
-    } else if (key != "tcache" && key != "arena_per_tag") {
-      throw UsageError("jemalloc: unknown parameter '" + key +
-                       "' (known: tcache, arena_per_tag, decay_ms)");
-    }
-  }
+      tcache_(on_off(config, "tcache")),
+      per_tag_(on_off(config, "arena_per_tag")) {
+  const ParamReader params("jemalloc", kParams, config);
+  decay_ms_ = static_cast<long>(params.integer("decay_ms"));
   single_arena_ = nodes_ == 1 && !per_tag_;
   if (per_tag_) {
     tag_arenas_ = std::make_unique<std::atomic<std::uint16_t>[]>(kTagArenas * nodemem::kMaxNodes);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/cpu_slot.h"
 #include "allocators/nodemem/nodemem.h"
 
@@ -39,6 +40,12 @@ class JemallocBackend {
        ""},
       {"jemalloc-notcache", "jemalloc arenas per node without a tcache (MALLOCX_TCACHE_NONE)",
        "tcache=off"},
+  };
+  static constexpr ParamSpec kParams[] = {
+      {"tcache", ParamSpec::Kind::choice, "on", "an explicit tcache per CPU slot and arena", "on|off"},
+      {"arena_per_tag", ParamSpec::Kind::choice, "off", "an arena per allocation tag and node", "on|off"},
+      {"decay_ms", ParamSpec::Kind::integer, "-1",
+       "dirty and muzzy decay of every arena, ms (-1: never purge; the replay's default)", {}, -1, 86'400'000},
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
                                              kFeatureUsableSize | kFeatureReclaim | kFeatureTags |

@@ -263,21 +263,11 @@ BasicMimallocBackend<kNodeArenas>::BasicMimallocBackend(const BackendConfig& con
       nodes_(kNodeArenas ? memory_.node_count() : 1),
       id_(mimalloc_detail::g_next_id.fetch_add(1)),
       registry_(std::make_shared<Registry>()) {
-  std::size_t mib = 0;
-  for (const auto& [key, value] : config.params) {
-    if (key == "arena_mib") {
-      try {
-        mib = std::stoul(value);
-      } catch (const std::exception&) {
-        mib = 0;
-      }
-      if (mib < 64 || mib > (1u << 20)) {
-        throw UsageError("mimalloc: arena_mib=" + value + " must be a number of MiB, 64 or more");
-      }
-    } else {
-      throw UsageError(std::string(kVariants[0].name) + ": unknown parameter '" + key +
-                       "' (known: arena_mib)");
-    }
+  const ParamReader params(kVariants[0].name, kParams, config);
+  const auto mib = static_cast<std::size_t>(params.integer("arena_mib"));
+  if (mib != 0 && mib < 64) {
+    throw UsageError(std::string(kVariants[0].name) + ": arena_mib=" + params.text("arena_mib") +
+                     " is below 64 (0 sizes the arena from the run's demand)");
   }
   arenas_ = &mimalloc_detail::node_arenas(memory_, mib);
 }

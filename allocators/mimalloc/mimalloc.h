@@ -27,6 +27,7 @@
 #include <string>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/nodemem/nodemem.h"
 
 namespace kmbench {
@@ -66,6 +67,11 @@ mi_arena_id_t low_arena(nodemem::NodeMemory& memory, NodeArenas& arenas) noexcep
 /// in use, cached or abandoned (mi_debug_show_arenas).
 std::uint64_t claimed_bytes(const NodeArenas& arenas, unsigned nodes);
 
+inline constexpr ParamSpec kParams[] = {
+    {"arena_mib", ParamSpec::Kind::integer, "0",
+     "size of each node's exclusive arena, MiB (0: sized from the run's demand)", {}, 0, 1 << 20},
+};
+
 }  // namespace mimalloc_detail
 
 template <bool kNodeArenas>
@@ -82,6 +88,8 @@ class BasicMimallocBackend {
                            "mi_free_size",
                            ""},
   };
+  // Outside the template: the class is instantiated explicitly in mimalloc.cpp only.
+  static constexpr std::span<const ParamSpec> kParams = mimalloc_detail::kParams;
   static constexpr std::uint32_t kFeatures =
       kFeatureSizedFree | kFeatureUsableSize | kFeatureReclaim | kFeaturePhysical |
       kFeatureLowMemory | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);

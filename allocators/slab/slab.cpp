@@ -9,32 +9,6 @@
 namespace kmbench {
 namespace {
 
-bool parse_switch(const BackendConfig& config, std::string_view key, bool fallback) {
-  const std::string v = config.param(key, fallback ? "on" : "off");
-  if (v == "on" || v == "1" || v == "true") {
-    return true;
-  }
-  if (v == "off" || v == "0" || v == "false") {
-    return false;
-  }
-  throw UsageError("slab: parameter " + std::string(key) + "='" + v + "' is not on or off");
-}
-
-std::uint64_t parse_number(const BackendConfig& config, std::string_view key,
-                           std::uint64_t fallback) {
-  const std::string v = config.param(key);
-  if (v.empty()) {
-    return fallback;
-  }
-  std::uint64_t out = 0;
-  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size()) {
-    throw UsageError("slab: parameter " + std::string(key) + "='" + v +
-                     "' is not a non-negative integer");
-  }
-  return out;
-}
-
 std::size_t page_round(std::size_t size) {
   return (std::max<std::size_t>(size, 1) + slab::kPage - 1) & ~(slab::kPage - 1);
 }
@@ -122,38 +96,18 @@ void add_cache_metrics(std::vector<Metric>& m, const std::string& cache, const s
 
 SlabBackend::SlabBackend(const BackendConfig& config)
     : machine_(config.machine != nullptr ? config.machine : &physmem::current_machine()) {
-  static const std::map<std::string, int, std::less<>> kKnown = {
-      {"debug", 0}, {"magazines", 0}, {"update_ms", 0},
-      {"depot_contention", 0}, {"qcache_max", 0}, {"import_min", 0},
-      {"magazine_rounds", 0}, {"depot_rate", 0}};
-  for (const auto& [key, value] : config.params) {
-    if (!kKnown.contains(key)) {
-      throw UsageError("slab: unknown parameter '" + key +
-                       "' (known: debug, magazines, update_ms, depot_contention, qcache_max, "
-                       "import_min, magazine_rounds, depot_rate)");
-    }
-  }
-  tunables_.debug = parse_switch(config, "debug", false);
-  tunables_.magazines = parse_switch(config, "magazines", true);
-  tunables_.update_interval_ns = parse_number(config, "update_ms", 15000) * 1'000'000;
-  const std::uint64_t contention = parse_number(config, "depot_contention", 3);
-  if (contention > 1'000'000) {
-    throw UsageError("slab: depot_contention must be at most 1000000");
-  }
-  tunables_.depot_contention = static_cast<int>(contention);
-  tunables_.qcache_max = parse_number(config, "qcache_max", 8 * slab::kPage);
-  tunables_.import_min = parse_number(config, "import_min", 1u << 20);
-  const std::uint64_t rounds = parse_number(config, "magazine_rounds", 0);
-  if (rounds > static_cast<std::uint64_t>(slab::kMagTypes[slab::kMagTypeCount - 1].size)) {
-    throw UsageError("slab: magazine_rounds must be at most 143 (the largest illumos magazine)");
-  }
-  tunables_.magazine_rounds = static_cast<int>(rounds);
-  tunables_.depot_rate = parse_number(config, "depot_rate", 1000);
-  if (tunables_.depot_rate > 1'000'000'000) {
-    throw UsageError("slab: depot_rate (depot exchanges per millisecond) must be at most 1000000000");
-  }
-  if (tunables_.qcache_max % slab::kPage != 0 || tunables_.qcache_max > 64 * slab::kPage) {
-    throw UsageError("slab: qcache_max must be a multiple of 4096 up to 262144");
+  const ParamReader params("slab", kParams, config);
+  static_assert(slab::kMagTypes[slab::kMagTypeCount - 1].size == 143, "magazine_rounds' range in kParams");
+  tunables_.debug = params.on("debug");
+  tunables_.magazines = params.on("magazines");
+  tunables_.update_interval_ns = static_cast<std::uint64_t>(params.integer("update_ms")) * 1'000'000;
+  tunables_.depot_contention = static_cast<int>(params.integer("depot_contention"));
+  tunables_.qcache_max = static_cast<std::uint64_t>(params.integer("qcache_max"));
+  tunables_.import_min = static_cast<std::uint64_t>(params.integer("import_min"));
+  tunables_.magazine_rounds = static_cast<int>(params.integer("magazine_rounds"));
+  tunables_.depot_rate = static_cast<std::uint64_t>(params.integer("depot_rate"));
+  if (tunables_.qcache_max % slab::kPage != 0) {
+    throw UsageError("slab: qcache_max=" + params.text("qcache_max") + " is not a multiple of 4096");
   }
   nodes_ = machine_->node_count();
   if (nodes_ == 0 || nodes_ > slab::kMaxNodes) {

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/slab/kmem.h"
 #include "allocators/slab/vmem.h"
 
@@ -83,6 +84,23 @@ class SlabBackend {
       {"slab", "Bonwick/Adams slab: object caches, per-CPU magazines + depot, vmem arena", ""},
       {"slab-debug", "slab with kmem debugging: buftags catch double/wrong-size frees, overruns",
        "debug=on"},
+  };
+  static constexpr ParamSpec kParams[] = {
+      {"debug", ParamSpec::Kind::choice, "off", "kmem debugging: buftags, deadbeef and redzones", "on|off"},
+      {"magazines", ParamSpec::Kind::choice, "on", "the per-CPU magazine layer", "on|off"},
+      {"magazine_rounds", ParamSpec::Kind::integer, "0",
+       "start every cache at the first illumos magazine of at least N rounds (0: by chunk size)", {}, 0, 143},
+      {"depot_rate", ParamSpec::Kind::integer, "1000",
+       "depot exchanges per millisecond that grow a cache's magazines (0: contention only)", {}, 0,
+       1'000'000'000},
+      {"depot_contention", ParamSpec::Kind::integer, "3",
+       "depot lock contentions per update interval that grow magazines", {}, 0, 1'000'000},
+      {"update_ms", ParamSpec::Kind::integer, "15000", "the depot's update interval (working-set reaping)", {}, 0,
+       86'400'000},
+      {"qcache_max", ParamSpec::Kind::integer, "32768",
+       "largest vmem quantum cache, bytes (a multiple of 4096)", {}, 0, 262'144},
+      {"import_min", ParamSpec::Kind::integer, "1048576", "smallest vmem import from the machine, bytes", {}, 4096,
+       std::int64_t{1} << 40},
   };
   static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 
 namespace kmbench {
 
@@ -36,7 +37,13 @@ class SystemBackend {
   };
   static constexpr std::uint32_t kFeatures = kFeatureUsableSize;
 
-  explicit SystemBackend(const BackendConfig&) : fn_(glibc()) { keep_glibc_memory(); }
+  static constexpr std::span<const ParamSpec> kParams{};  // glibc's tunables are the environment's
+
+  /// Throws UsageError on any parameter.
+  explicit SystemBackend(const BackendConfig& config) : fn_(glibc()) {
+    ParamReader("system", kParams, config);
+    keep_glibc_memory();
+  }
 
   void* allocate(std::size_t size, std::size_t align, TagId, NodeId) noexcept {
     // glibc's malloc aligns to 16 on x86_64; memalign only when more is asked.

@@ -63,54 +63,14 @@ const ClassTable& kalloc_type_classes() {
 
 // ---- the backend -----------------------------------------------------------
 
-namespace {
-
-std::uint64_t parse_count(const BackendConfig& config, const char* key, std::uint64_t fallback,
-                          std::uint64_t lo, std::uint64_t hi) {
-  const std::string text = config.param(key);
-  if (text.empty()) {
-    return fallback;
-  }
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (end == text.c_str() || *end != '\0' || v < lo || v > hi) {
-    throw UsageError("zones: parameter " + std::string(key) + "=" + text +
-                     " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  }
-  return v;
-}
-
-}  // namespace
-
 ZonesBackend::ZonesBackend(const BackendConfig& config) : state_(std::make_unique<State>()) {
-  static constexpr std::string_view kKnown[] = {"classes", "cache", "contention", "magazine"};
-  for (const auto& [key, value] : config.params) {
-    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
-      throw UsageError("zones: unknown parameter '" + key +
-                       "' (known: classes, cache, contention, magazine)");
-    }
-  }
-  const std::string heap = config.param("classes", "kalloc");
-  if (heap == "kalloc") {
-    classes_ = kalloc_classes();
-  } else if (heap == "kalloc_type") {
-    classes_ = kalloc_type_classes();
-  } else {
-    throw UsageError("zones: classes=" + heap + " must be kalloc or kalloc_type");
-  }
+  const ParamReader params("zones", kParams, config);
+  classes_ = params.choice("classes") == "kalloc" ? kalloc_classes() : kalloc_type_classes();
   State& s = *state_;
-  const std::string cache = config.param("cache", "auto");
-  if (cache == "auto") {
-    s.policy = CachePolicy::automatic;
-  } else if (cache == "on") {
-    s.policy = CachePolicy::on;
-  } else if (cache == "off") {
-    s.policy = CachePolicy::off;
-  } else {
-    throw UsageError("zones: cache=" + cache + " must be auto, on or off");
-  }
-  s.contention_threshold = parse_count(config, "contention", 10, 1, 1'000'000'000);
-  s.magazine_size = static_cast<std::uint32_t>(parse_count(config, "magazine", 8, 1, 1024));
+  const std::string cache = params.choice("cache");
+  s.policy = cache == "auto" ? CachePolicy::automatic : cache == "on" ? CachePolicy::on : CachePolicy::off;
+  s.contention_threshold = static_cast<std::uint64_t>(params.integer("contention"));
+  s.magazine_size = static_cast<std::uint32_t>(params.integer("magazine"));
 
   s.machine = config.machine != nullptr ? config.machine : &physmem::current_machine();
   node_count_ = std::min(s.machine->node_count(), 255u);

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
+#include "allocators/params.h"
 #include "allocators/cpu_slot.h"
 #include "base/spin_lock.h"
 
@@ -286,6 +287,16 @@ class ZonesBackend {
       {"zones", "XNU zalloc/kalloc: kalloc classes, per-node zones, per-CPU magazines, zone GC",
        "classes=kalloc"},
       {"zones-kt", "zones with the kalloc_type size classes", "classes=kalloc_type"},
+  };
+  static constexpr ParamSpec kParams[] = {
+      {"classes", ParamSpec::Kind::choice, "kalloc", "size classes: XNU's kalloc heap or the kalloc_type heaps",
+       "kalloc|kalloc_type"},
+      {"cache", ParamSpec::Kind::choice, "auto",
+       "per-CPU magazines: auto switches a zone's on once its lock is contended `contention` times in a second",
+       "auto|on|off"},
+      {"contention", ParamSpec::Kind::integer, "10", "contended lock acquisitions per second that switch caching on",
+       {}, 1, 1'000'000'000},
+      {"magazine", ParamSpec::Kind::integer, "8", "elements per per-CPU magazine", {}, 1, 1024},
   };
   static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
 

@@ -11,11 +11,14 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "allocators/params.h"
 
 namespace kmbench::matrix {
 
@@ -26,6 +29,9 @@ struct Catalog {
     std::vector<std::string> params;  // accepted parameter keys; empty: the workload takes none
   };
   std::vector<std::string> backends;
+  /// Each backend's parameter table: backend_params values are checked against
+  /// it before anything runs. A backend without an entry is not checked here.
+  std::map<std::string, std::span<const ParamSpec>> backend_params;
   std::vector<Workload> workloads;
   unsigned real_nodes = 1;  // NUMA nodes of this machine ("real" topology)
 };
@@ -44,7 +50,12 @@ struct Cell {
   std::string backend;
   std::string source_kind;  // "workload" | "trace"
   std::string source;       // workload name or trace path
-  std::string label;        // the source's unique label in the matrix
+  std::string label;        // the source's unique label in the matrix ("nic", "nic@magazine=16")
+  /// A sweep's point: the swept keys (workload or backend parameters) and this
+  /// cell's values, in file order; empty outside a sweep. base_label is then
+  /// the entry's own label, shared by every point.
+  std::vector<std::pair<std::string, std::string>> sweep;
+  std::string base_label;
   std::vector<std::pair<std::string, std::string>> params;  // workload parameters, in file order
   std::vector<std::pair<std::string, std::string>> options;  // replay flags ("--drain", ""), ("--touch", "pages")
   std::vector<std::pair<std::string, std::string>> backend_params;

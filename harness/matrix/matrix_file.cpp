@@ -263,9 +263,31 @@ std::string topology_id(const std::string& spec) {
   return "topo" + text_hash(spec).substr(0, 6);
 }
 
+/// One key of `params` or `backend_params`: a value, or a list of them (a
+/// sweep), each with its node for error lines.
+struct Setting {
+  std::string key;
+  std::vector<std::string> values;
+  std::vector<const toml::node*> nodes;
+};
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+/// The settings' values at one point of their sweep: point[i] indexes settings[i].values.
+Pairs values_at(const std::vector<Setting>& settings, const std::vector<std::size_t>& point, std::size_t from,
+                Pairs* swept) {
+  Pairs out;
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    const Setting& s = settings[i];
+    out.emplace_back(s.key, s.values[point[from + i]]);
+    if (swept != nullptr && s.values.size() > 1) swept->emplace_back(s.key, s.values[point[from + i]]);
+  }
+  return out;
+}
+
 /// A [[workload]] or [[trace]] entry: its source, label, parameters and
-/// axes, expanded into one cell per repetition, topology, placement, thread
-/// count and backend.
+/// axes, expanded into one cell per sweep point, repetition, topology,
+/// placement, thread count and backend.
 class EntryReader {
  public:
   EntryReader(const Checker& check, const Catalog& catalog, const std::string& path)
@@ -290,23 +312,26 @@ class EntryReader {
     if (proto.label.empty() || !labels_.insert(proto.label).second) {
       check_.fail(entry_node, "label '" + proto.label + "' is empty or used twice: give each entry a distinct 'label'");
     }
+    std::vector<Setting> params, backend_params;
     if (const toml::node* n = entry->get("params")) {
-      proto.params = read_params(*n, workload, proto.source);
+      params = read_settings(*n, "params");
+      check_workload_keys(params, workload, proto.source);
     }
     if (const toml::node* n = entry->get("replay")) {
       proto.options = check_.replay_options(*n);
     }
     if (const toml::node* n = entry->get("backend_params")) {
-      proto.backend_params = read_backend_params(*n);
+      backend_params = read_settings(*n, "backend_params");
     }
     Axes axes = top;
     check_.apply(*entry, axes);
     if (axes.backends.empty()) {
       check_.fail(entry_node, where + " has no backends: set 'backends' at the top or here");
     }
+    check_backend_values(backend_params, axes.backends);
     check_.check_placements(axes, entry_node);
     proto.line = entry_node.source().begin.line;
-    expand(proto, axes, cells);
+    sweep(proto, params, backend_params, axes, cells);
   }
 
  private:
@@ -343,41 +368,89 @@ class EntryReader {
                                 (catalog_.workloads.empty() ? "none in this build" : names(catalog_.workloads)) + ")");
   }
 
-  std::vector<std::pair<std::string, std::string>> read_params(const toml::node& n, const Catalog::Workload* workload,
-                                                               const std::string& source) const {
-    const toml::table* pt = n.as_table();
-    if (pt == nullptr) {
-      check_.fail(n, "'params' must be a table");
+  /// A table of scalars or non-empty lists of distinct scalars.
+  std::vector<Setting> read_settings(const toml::node& n, const std::string& what) const {
+    const toml::table* t = n.as_table();
+    if (t == nullptr) {
+      check_.fail(n, "'" + what + "' must be a table");
     }
-    std::vector<std::pair<std::string, std::string>> params;
-    for (auto&& [key, value] : *pt) {
-      const std::string k(key.str());
-      if (workload != nullptr &&
-          std::find(workload->params.begin(), workload->params.end(), k) == workload->params.end()) {
-        check_.fail(key.source(), "workload '" + source + "' has no parameter '" + k + "' (known: " +
-                                      (workload->params.empty() ? "none" : join(workload->params)) + ")");
+    std::vector<Setting> out;
+    for (auto&& [key, value] : *t) {
+      Setting s{std::string(key.str()), {}, {}};
+      auto add = [&](const toml::node& v) {
+        if (!v.is_value()) {
+          check_.fail(v, what + " '" + s.key + "' must be a string, number or boolean, or a list of them");
+        }
+        const std::string text = scalar_text(v);
+        if (std::find(s.values.begin(), s.values.end(), text) != s.values.end()) {
+          check_.fail(v, what + " '" + s.key + "' lists " + text + " twice");
+        }
+        s.values.push_back(text);
+        s.nodes.push_back(&v);
+      };
+      if (const toml::array* list = value.as_array()) {
+        for (const toml::node& v : *list) add(v);
+        if (s.values.empty()) check_.fail(value, what + " '" + s.key + "' is an empty list: give one value or more");
+      } else {
+        add(value);
       }
-      if (!value.is_value()) {
-        check_.fail(value, "parameter '" + k + "' must be a string, number or boolean");
-      }
-      params.emplace_back(k, scalar_text(value));
-    }
-    return params;
-  }
-
-  std::vector<std::pair<std::string, std::string>> read_backend_params(const toml::node& n) const {
-    const toml::table* bt = n.as_table();
-    if (bt == nullptr) {
-      check_.fail(n, "'backend_params' must be a table");
-    }
-    std::vector<std::pair<std::string, std::string>> out;
-    for (auto&& [key, value] : *bt) {
-      if (!value.is_value()) {
-        check_.fail(value, "backend parameter '" + std::string(key.str()) + "' must be a scalar");
-      }
-      out.emplace_back(std::string(key.str()), scalar_text(value));
+      out.push_back(std::move(s));
     }
     return out;
+  }
+
+  void check_workload_keys(const std::vector<Setting>& params, const Catalog::Workload* workload,
+                           const std::string& source) const {
+    if (workload == nullptr) return;
+    for (const Setting& s : params) {
+      if (std::find(workload->params.begin(), workload->params.end(), s.key) == workload->params.end()) {
+        check_.fail(*s.nodes.front(), "workload '" + source + "' has no parameter '" + s.key + "' (known: " +
+                                          (workload->params.empty() ? "none" : join(workload->params)) + ")");
+      }
+    }
+  }
+
+  /// Every value of every backend parameter is valid for every backend of the entry.
+  void check_backend_values(const std::vector<Setting>& settings, const std::vector<std::string>& backends) const {
+    for (const std::string& b : backends) {
+      const auto specs = catalog_.backend_params.find(b);
+      if (specs == catalog_.backend_params.end()) continue;
+      for (const Setting& s : settings) {
+        for (std::size_t v = 0; v < s.values.size(); ++v) {
+          if (auto why = setting_error(specs->second, s.key, s.values[v])) {
+            check_.fail(*s.nodes[v], "backend_params for " + b + ": " + *why +
+                                         " (kmbench list --params " + b + ")");
+          }
+        }
+      }
+    }
+  }
+
+  /// One group of cells per point of the sweep (every combination of the listed values); a point's
+  /// label is the entry's with the swept values ("nic@magazine=16,cache=on").
+  void sweep(const Cell& proto, const std::vector<Setting>& params, const std::vector<Setting>& backend_params,
+             const Axes& axes, std::vector<Cell>& cells) {
+    std::vector<Setting> all = params;
+    all.insert(all.end(), backend_params.begin(), backend_params.end());
+    std::vector<std::size_t> point(all.size(), 0);
+    while (true) {
+      Cell c = proto;
+      c.params = values_at(params, point, 0, &c.sweep);
+      c.backend_params = values_at(backend_params, point, params.size(), &c.sweep);
+      if (!c.sweep.empty()) {
+        c.base_label = proto.label;
+        std::string at;
+        for (const auto& [k, v] : c.sweep) at += (at.empty() ? "" : ",") + k + "=" + v;
+        c.label = proto.label + "@" + at;
+        if (!labels_.insert(c.label).second) {
+          check_.fail(*all.front().nodes.front(), "sweep point label '" + c.label + "' is used twice");
+        }
+      }
+      expand(c, axes, cells);
+      std::size_t i = all.size();  // the next point: the last setting's values turn fastest
+      while (i > 0 && ++point[i - 1] == all[i - 1].values.size()) point[--i] = 0;
+      if (i == 0) break;
+    }
   }
 
   static void expand(const Cell& proto, const Axes& axes, std::vector<Cell>& cells) {
@@ -461,6 +534,7 @@ Catalog default_catalog() {
   Catalog c;
   for (const BackendInfo& b : all_backends()) {
     c.backends.push_back(b.name);
+    c.backend_params[b.name] = b.params;
   }
   for (const workloads::WorkloadInfo& w : workloads::all_workloads()) {
     Catalog::Workload entry{std::string(w.name), {"seed"}};
@@ -551,7 +625,7 @@ nlohmann::json cell_json(const Cell& c) {
           {"params", params},     {"options", pairs(c.options)},
           {"backend_params", pairs(c.backend_params)}, {"threads", c.threads},     {"placement", c.placement},
           {"topology", c.topology}, {"mode", c.mode},         {"repetition", c.repetition},
-          {"timeout_s", c.timeout_s}, {"line", c.line}};
+          {"timeout_s", c.timeout_s}, {"line", c.line}, {"sweep", pairs(c.sweep)}, {"base_label", c.base_label}};
 }
 
 Cell cell_from_json(const nlohmann::json& j) {
@@ -570,6 +644,8 @@ Cell cell_from_json(const nlohmann::json& j) {
   c.params = pairs(j.at("params"));
   c.options = pairs(j.value("options", nlohmann::json::array()));
   c.backend_params = pairs(j.value("backend_params", nlohmann::json::array()));
+  c.sweep = pairs(j.value("sweep", nlohmann::json::array()));
+  c.base_label = j.value("base_label", std::string());
   c.threads = j.at("threads");
   c.placement = j.at("placement");
   c.topology = j.at("topology");

@@ -271,7 +271,10 @@ void check_resumable(const std::string& ipath, const Matrix& m, const RunOptions
 }
 
 nlohmann::json index_entry(const Cell& c, const std::string& status, double wall_s, const std::string& failure) {
+  nlohmann::json sweep = nlohmann::json::array();
+  for (const auto& [k, v] : c.sweep) sweep.push_back({k, v});
   return nlohmann::json{{"id", c.id},           {"group", c.group},       {"status", status},
+                        {"sweep", sweep},       {"base_label", c.base_label},
                         {"file", "cells/" + c.id + ".json"},              {"backend", c.backend},
                         {"label", c.label},     {"source_kind", c.source_kind},
                         {"threads", c.threads}, {"placement", c.placement},

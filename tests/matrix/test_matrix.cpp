@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "allocators/any_backend.h"
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
 #include "harness/replay/option_table.h"
@@ -220,6 +221,70 @@ TEST(MatrixFile, ReplayOptionsAndBackendParams) {
   EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << e;
   EXPECT_NE(error_of("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nreplay = { fast = 1 }\n")
                 .find("unknown key 'fast'"),
+            std::string::npos);
+}
+
+// A list in params or backend_params is a sweep: one group of cells per
+// combination of the listed values, each labelled with its point.
+TEST(MatrixFile, SweepsExpandEveryCombination) {
+  Catalog catalog = test_catalog();
+  catalog.backend_params["zones"] = find_backend("zones")->params;
+  const Matrix m = parse_matrix("backends = [\"zones\"]\nthreads = [1, 2]\nrepetitions = 2\n[[workload]]\n"
+                                "name = \"nic\"\nparams = { packets = [100, 200] }\n"
+                                "backend_params = { magazine = [8, 16, 32], cache = \"on\" }\n",
+                                "m.toml", catalog);
+  EXPECT_EQ(m.cells.size(), 2u * 3 * 2 * 2);  // packets x magazine x threads x repetitions
+  std::set<std::string> labels, groups;
+  for (const Cell& c : m.cells) {
+    labels.insert(c.label);
+    groups.insert(c.group);
+    EXPECT_EQ(c.base_label, "nic");
+    ASSERT_EQ(c.sweep.size(), 2u);
+    EXPECT_EQ(c.sweep[0].first, "packets");
+    EXPECT_EQ(c.sweep[1].first, "magazine");
+    EXPECT_EQ(c.label, "nic@packets=" + c.sweep[0].second + ",magazine=" + c.sweep[1].second);
+    EXPECT_EQ(c.params, (std::vector<std::pair<std::string, std::string>>{{"packets", c.sweep[0].second}}));
+    EXPECT_EQ(c.backend_params, (std::vector<std::pair<std::string, std::string>>{
+                                    {"cache", "on"}, {"magazine", c.sweep[1].second}}));
+    EXPECT_EQ(cell_from_json(cell_json(c)).sweep, c.sweep);
+    EXPECT_EQ(cell_from_json(cell_json(c)).base_label, "nic");
+  }
+  EXPECT_EQ(labels.size(), 6u);
+  EXPECT_EQ(groups.size(), 12u);
+  EXPECT_TRUE(labels.count("nic@packets=200,magazine=32"));
+  // No list, no sweep: the label stays the entry's.
+  const Matrix plain = parse_matrix("backends = [\"zones\"]\n[[workload]]\nname = \"nic\"\n"
+                                    "backend_params = { magazine = 16 }\n", "m.toml", catalog);
+  EXPECT_EQ(plain.cells.front().label, "nic");
+  EXPECT_TRUE(plain.cells.front().sweep.empty());
+}
+
+TEST(MatrixFile, SweepValuesAreCheckedAgainstEveryBackendsTable) {
+  Catalog catalog = test_catalog();
+  catalog.backend_params["zones"] = find_backend("zones")->params;
+  catalog.backend_params["slab"] = find_backend("slab")->params;
+  auto error = [&](const std::string& text) {
+    try {
+      parse_matrix(text, "m.toml", catalog);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string head = "backends = [\"zones\"]\n[[workload]]\nname = \"nic\"\n";
+  EXPECT_EQ(error(head + "backend_params = { magazine = [8, 2048] }\n"),
+            "m.toml:4: backend_params for zones: magazine=2048 is outside 1..1024 (kmbench list --params zones)");
+  EXPECT_EQ(error(head + "backend_params = { cache = [\"on\",\n  \"maybe\"] }\n"),
+            "m.toml:5: backend_params for zones: cache=maybe is not auto, on or off (kmbench list --params zones)");
+  EXPECT_NE(error(head + "backend_params = { magazine = [] }\n").find("m.toml:4: backend_params 'magazine' is an "
+                                                                        "empty list"),
+            std::string::npos);
+  EXPECT_NE(error(head + "backend_params = { magazine = [8, 8] }\n").find("lists 8 twice"), std::string::npos);
+  EXPECT_NE(error(head + "params = { packets = [[1]] }\n").find("must be a string, number or boolean"),
+            std::string::npos);
+  EXPECT_NE(error("backends = [\"zones\", \"slab\"]\n[[workload]]\nname = \"nic\"\n"
+                  "backend_params = { magazine = 16 }\n")
+                .find("m.toml:4: backend_params for slab: unknown parameter 'magazine' (known: debug, "),
             std::string::npos);
 }
 
