@@ -1,5 +1,6 @@
 // The recorded environment: the kernel's state read from fixture /proc and /sys
-// trees, null (with the reason) where a file is missing.
+// trees, null (with the reason) where a file is missing, and the Google
+// Benchmark context taken from what was recorded.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,6 +8,7 @@
 
 #include "harness/env/environment.h"
 #include "harness/env/machine_state.h"
+#include "results/results.h"
 
 namespace kmbench {
 namespace {
@@ -132,6 +134,48 @@ TEST(MachineState, MissingFilesGiveNullAndSayWhy) {
   EXPECT_EQ(transparent_hugepages(r.str()).value, nlohmann::json({{"enabled", "always"}, {"defrag", nullptr}}));
   r.file("proc/loadavg", "garbage\n");
   EXPECT_TRUE(load_average(r.str()).value.is_null());
+}
+
+nlohmann::json index_with(const nlohmann::json& env) {
+  return {{"matrix", {{"path", "m.toml"}, {"hash", "h"}}}, {"run_id", "r"}, {"environment", env}};
+}
+
+TEST(GbenchContext, IsTheRecordedFixtureEnvironment) {
+  FixtureRoot r("context");
+  write_full_machine(r, "performance", "powersave");
+  nlohmann::json machine = machine_state(r.str());
+  machine["online_cpus"] = 2;
+  const auto ctx = results::gbench_context(index_with({{"machine", machine}, {"build", {{"type", "RelWithDebInfo"}}}}));
+  EXPECT_EQ(ctx["num_cpus"], 2);
+  EXPECT_DOUBLE_EQ(ctx["mhz_per_cpu"].get<double>(), 3500.0);
+  EXPECT_EQ(ctx["cpu_scaling_enabled"], true);  // powersave on cpu1
+  EXPECT_EQ(ctx["load_avg"], nlohmann::json({0.25, 1.50, 2.75}));
+  EXPECT_EQ(ctx["caches"], nlohmann::json({{{"type", "Data"}, {"level", 1}, {"size", 48 * 1024}, {"num_sharing", 2}},
+                                           {{"type", "Unified"}, {"level", 2}, {"size", 1280 * 1024},
+                                            {"num_sharing", 1}}}));
+  EXPECT_EQ(ctx["library_build_type"], "relwithdebinfo");
+  write_full_machine(r, "performance", "performance");
+  machine = machine_state(r.str());
+  EXPECT_EQ(results::gbench_context(index_with({{"machine", machine}}))["cpu_scaling_enabled"], false);
+}
+
+TEST(GbenchContext, IsThisMachinesRecordedEnvironment) {
+  const nlohmann::json env = environment_json();
+  const nlohmann::json& m = env["machine"];
+  const auto ctx = results::gbench_context(index_with(env));
+  EXPECT_EQ(ctx["num_cpus"], m["online_cpus"]);
+  EXPECT_EQ(ctx["mhz_per_cpu"], m["cpu_mhz"]);
+  EXPECT_EQ(ctx["load_avg"], m["load_avg"]);
+  EXPECT_EQ(ctx["caches"].is_null(), m["caches"].is_null());
+  if (m["caches"].is_array()) {
+    ASSERT_EQ(ctx["caches"].size(), m["caches"].size());
+    for (std::size_t i = 0; i < m["caches"].size(); ++i) {
+      EXPECT_EQ(ctx["caches"][i]["size"], m["caches"][i]["size_bytes"]);
+      EXPECT_EQ(ctx["caches"][i]["level"], m["caches"][i]["level"]);
+    }
+  }
+  EXPECT_EQ(ctx["cpu_scaling_enabled"].is_null(), m["cpu_governor"].is_null());
+  EXPECT_TRUE(ctx["library_build_type"].is_string());
 }
 
 }  // namespace
