@@ -145,7 +145,7 @@ class Run:
                              f", {c.get('num_sharing', '?')} CPU(s)" for c in cs)
 
         return [
-            row("CPU clock", "cpu_mhz", lambda v: f"{v:g} MHz ({m.get('cpu_mhz_source') or 'source not recorded'})"),
+            row("CPU clock", "cpu_mhz", lambda v: f"{v} MHz ({m.get('cpu_mhz_source') or 'source not recorded'})"),
             row("caches", "caches", caches),
             row("load average at start", "load_avg", lambda v: " ".join(f"{x:.2f}" for x in v) + " (1, 5, 15 min)"),
             row("CPU governor", "cpu_governor", governor),
