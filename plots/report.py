@@ -54,6 +54,7 @@ def environment_section(run):
         ("memory", esc(fmt_num(m.get("memory_bytes"), "bytes"))),
         ("kernel", esc(m.get("kernel", "?"))),
         ("host", esc(m.get("hostname", "?"))),
+        *((esc(label), esc(text)) for label, text in run.machine_state()),
         ("git", esc(f"{git.get('sha', 'unknown')}{' (with uncommitted changes)' if git.get('dirty') else ''}")),
         ("matrix", esc(f"{idx.get('matrix', {}).get('name', '?')} — {idx.get('matrix', {}).get('path', '?')} "
                        f"(hash {idx.get('matrix', {}).get('hash', '?')})")),

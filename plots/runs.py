@@ -134,6 +134,43 @@ class Run:
         return (f"{m.get('cpu_model', 'unknown CPU')}, {m.get('online_cpus', '?')} CPUs{mem_text}, "
                 f"{m.get('kernel', '')} — run {self.run_id}")
 
+    def machine_state(self):
+        """(label, text) rows of the kernel's state when the run began; a fact the
+        run could not read says why, one it predates says "not recorded"."""
+        m = self.environment.get("machine", {})
+        not_read = m.get("not_read", {})
+
+        def row(label, key, fmt):
+            if key not in m:
+                return (label, "not recorded")
+            if m[key] is None:
+                return (label, f"not read: {not_read.get(key, 'no reason recorded')}")
+            return (label, fmt(m[key]))
+
+        def governor(g):
+            if isinstance(g, str):
+                return f"{g} (every CPU)"
+            return "; ".join(f"{k} on CPUs {cpu_ranges(v)}" for k, v in g.items())
+
+        def smt(s):
+            active = {True: "active", False: "inactive", None: "active: unknown"}[s.get("active")]
+            return f"{active}, control {s.get('control') or 'unknown'}"
+
+        def caches(cs):
+            return "; ".join(f"L{c.get('level', '?')} {c.get('type', '?')} {fmt_num(c.get('size_bytes'), 'bytes')}"
+                             f", {c.get('num_sharing', '?')} CPU(s)" for c in cs)
+
+        return [
+            row("CPU clock", "cpu_mhz", lambda v: f"{v} MHz ({m.get('cpu_mhz_source') or 'source not recorded'})"),
+            row("caches", "caches", caches),
+            row("load average at start", "load_avg", lambda v: " ".join(f"{x:.2f}" for x in v) + " (1, 5, 15 min)"),
+            row("CPU governor", "cpu_governor", governor),
+            row("SMT", "smt", smt),
+            row("transparent huge pages", "transparent_hugepages",
+                lambda t: f"enabled {t.get('enabled') or 'unknown'}, defrag {t.get('defrag') or 'unknown'}"),
+            row("kernel command line", "kernel_cmdline", str),
+        ]
+
     def ok(self):
         return [c for c in self.cells if c.get("status") == "ok" and isinstance(c.get("result"), dict)]
 
@@ -191,6 +228,21 @@ def metric_rows(run_a, group_a, run_b, group_b):
         r.update(group=group_b, metric=key, unit=unit, better=better)
         rows.append(r)
     return rows
+
+
+def cpu_ranges(cpus):
+    """[0, 1, 2, 5] → "0-2,5"."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
 
 
 def fmt_num(v, unit=""):

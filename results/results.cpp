@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -167,23 +168,51 @@ std::string number_text(double v) {
 
 }  // namespace
 
-nlohmann::json gbench_export(const nlohmann::json& index, const std::vector<nlohmann::json>& cells) {
+nlohmann::json gbench_context(const nlohmann::json& index) {
   const nlohmann::json env = index.value("environment", nlohmann::json::object());
   const nlohmann::json machine = env.value("machine", nlohmann::json::object());
-  nlohmann::json context = {
+  auto recorded = [](const nlohmann::json& obj, const char* key) {
+    return obj.is_object() && obj.contains(key) ? obj[key] : nlohmann::json(nullptr);
+  };
+  // Google Benchmark's meaning: scaling is enabled unless every governor is "performance".
+  nlohmann::json scaling = nullptr;
+  if (const auto gov = recorded(machine, "cpu_governor"); gov.is_string()) {
+    scaling = gov != "performance";
+  } else if (gov.is_object()) {
+    scaling = gov.size() != 1 || !gov.contains("performance");
+  }
+  nlohmann::json caches = nullptr;
+  if (const auto recorded_caches = recorded(machine, "caches"); recorded_caches.is_array()) {
+    caches = nlohmann::json::array();
+    for (const auto& c : recorded_caches) {
+      caches.push_back({{"type", recorded(c, "type")}, {"level", recorded(c, "level")},
+                        {"size", recorded(c, "size_bytes")}, {"num_sharing", recorded(c, "num_sharing")}});
+    }
+  }
+  nlohmann::json build_type = recorded(recorded(env, "build"), "type");
+  if (build_type.is_string()) {
+    std::string t = build_type;
+    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    build_type = t;
+  }
+  return {
       {"date", index.value("created_utc", "")},
       {"host_name", machine.value("hostname", "")},
       {"executable", "kmbench run " + index["matrix"].value("path", "")},
-      {"num_cpus", machine.value("online_cpus", 0)},
-      {"mhz_per_cpu", 0},
-      {"cpu_scaling_enabled", false},
-      {"caches", nlohmann::json::array()},
-      {"load_avg", nlohmann::json::array()},
-      {"library_build_type", "release"},
+      {"num_cpus", recorded(machine, "online_cpus")},
+      {"mhz_per_cpu", recorded(machine, "cpu_mhz")},
+      {"cpu_scaling_enabled", scaling},
+      {"caches", caches},
+      {"load_avg", recorded(machine, "load_avg")},
+      {"library_build_type", build_type},
       {"kmbench_run_id", index.value("run_id", "")},
       {"kmbench_matrix_hash", index["matrix"].value("hash", "")},
       {"kmbench_cpu_model", machine.value("cpu_model", "")},
   };
+}
+
+nlohmann::json gbench_export(const nlohmann::json& index, const std::vector<nlohmann::json>& cells) {
+  const nlohmann::json context = gbench_context(index);
   std::set<std::string> names;
   std::map<std::string, unsigned> reps;
   for (const auto& c : cells) {

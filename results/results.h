@@ -37,6 +37,11 @@ std::vector<nlohmann::json> load_cells(const std::string& run_dir);
 /// Checks a cell's kmbench.cell/2 object: "" when usable, else what is wrong.
 std::string check_cell_result(const nlohmann::json& result);
 
+/// Google Benchmark's "context" from the index's recorded environment (never from
+/// this machine): num_cpus, mhz_per_cpu, cpu_scaling_enabled, caches, load_avg and
+/// library_build_type are null where the environment has no value for them.
+nlohmann::json gbench_context(const nlohmann::json& index);
+
 /// Google Benchmark's JSON schema: one "iteration" entry per successful cell,
 /// named LABEL/BACKEND/threads:T/PLACEMENT/TOPOLOGY/MODE so repetitions line up.
 nlohmann::json gbench_export(const nlohmann::json& index, const std::vector<nlohmann::json>& cells);

@@ -13,6 +13,7 @@
 
 #include "base/process.h"
 #include "harness/env/build_info.h"
+#include "harness/env/machine_state.h"
 
 // Worker executables own a third-party allocator: ask it for its runtime version.
 #if defined(KMBENCH_WORKER_JEMALLOC)
@@ -121,7 +122,7 @@ nlohmann::json machine_info() {
   gethostname(host, sizeof host - 1);
   const long pages = sysconf(_SC_PHYS_PAGES);
   const long page_size = sysconf(_SC_PAGESIZE);
-  return {
+  nlohmann::json m = {
       {"cpu_model", read_first_matching("/proc/cpuinfo", "model name")},
       {"online_cpus", sysconf(_SC_NPROCESSORS_ONLN)},
       {"memory_bytes", static_cast<long long>(pages) * page_size},
@@ -129,6 +130,8 @@ nlohmann::json machine_info() {
       {"kernel", kernel_release()},
       {"hostname", host},
   };
+  m.update(machine_state("/"));
+  return m;
 }
 
 nlohmann::json environment_json() {
@@ -138,6 +141,9 @@ nlohmann::json environment_json() {
   }
   return {{"versions", v},
           {"machine", machine_info()},
+          {"build", {{"type", KMBENCH_BUILD_TYPE},
+                     {"sanitizer", std::string(KMBENCH_SANITIZER).empty() ? nlohmann::json(nullptr)
+                                                                          : nlohmann::json(KMBENCH_SANITIZER)}}},
           {"process_malloc", process_malloc_owner()},
           {"executable", executable_name()}};
 }

@@ -24,10 +24,12 @@ std::string process_malloc_owner();
 /// The file name of this executable ("kmbench", "kmbench-jemalloc"): which process measured.
 std::string executable_name();
 
-/// Machine facts for result files: CPU model, cores, memory, kernel, hostname.
+/// Machine facts for result files: CPU model, cores, memory, kernel, hostname,
+/// and the kernel's state when called (machine_state.h: clock, caches, load,
+/// governor, SMT, transparent huge pages, boot command line).
 nlohmann::json machine_info();
 
-/// versions() + machine_info() + process_malloc_owner() + executable_name() as one JSON object.
+/// versions() + machine_info() + build type + process_malloc_owner() + executable_name() as one JSON object.
 nlohmann::json environment_json();
 
 }  // namespace kmbench

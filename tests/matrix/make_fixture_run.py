@@ -18,7 +18,13 @@ def main():
     out = sys.argv[1]
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
     env = {"machine": {"cpu_model": "Fixture CPU @ 2.0GHz", "online_cpus": 2, "memory_bytes": 8 << 30,
-                       "kernel": "Linux fixture", "hostname": "fixture"},
+                       "kernel": "Linux fixture", "hostname": "fixture",
+                       "cpu_mhz": 2096.006, "cpu_mhz_source": "/proc/cpuinfo \"cpu MHz\"", "caches": None,
+                       "load_avg": [0.5, 0.25, 0.125], "cpu_governor": {"performance": [0], "powersave": [1]},
+                       "smt": {"active": False, "control": "notsupported"},
+                       "transparent_hugepages": {"enabled": "madvise", "defrag": "never"},
+                       "kernel_cmdline": "root=/dev/fixture isolcpus=1",
+                       "not_read": {"caches": "no cpu0/cache/index* (fixture)"}},
            "versions": {"kmbench": {"version": "0.1.0", "note": "Release"}},
            "process_malloc": "libc.so.6", "git": {"sha": "0" * 40, "dirty": False}}
     matrix = {"name": "fixture", "path": "fixture.toml", "hash": "f1x", "text": "# fixture matrix\n"}

@@ -19,6 +19,11 @@ if grep -Eq "(src|href)=['\"]https?:" "$html"; then fail "the report loads somet
 grep -q "missing" "$html" || fail "failed cells not marked missing"
 grep -q "VERDICT backends vs system" "$html" || fail "no verdict"
 grep -q "Fixture CPU" "$html" || fail "no machine"
+grep -q "performance on CPUs 0; powersave on CPUs 1" "$html" || fail "no CPU governor"
+grep -q "enabled madvise, defrag never" "$html" || fail "no transparent huge pages"
+grep -q "inactive, control notsupported" "$html" || fail "no SMT"
+grep -q "isolcpus=1" "$html" || fail "no kernel command line"
+grep -q "not read: no cpu0/cache/index\* (fixture)" "$html" || fail "a fact not read does not say why"
 
 # Rankings: cells ranked together differ in backend only (one ranking per
 # thread count), and two sources compare pair by pair.

@@ -82,6 +82,17 @@ TEST(Results, GbenchExportSkipsFailedCells) {
   EXPECT_DOUBLE_EQ(b["items_per_second"].get<double>(), 5e8);
 }
 
+TEST(Results, GbenchContextWithNothingRecordedIsNullNotDefaults) {
+  const nlohmann::json index = {{"matrix", {{"path", "m.toml"}}}, {"environment", nlohmann::json::object()}};
+  const auto ctx = gbench_context(index);
+  for (const char* key : {"num_cpus", "mhz_per_cpu", "cpu_scaling_enabled", "caches", "load_avg",
+                          "library_build_type"}) {
+    EXPECT_TRUE(ctx[key].is_null()) << key << ": " << ctx[key];
+  }
+  const auto no_env = gbench_export({{"matrix", {{"path", "m.toml"}}}}, {});
+  EXPECT_TRUE(no_env["context"]["mhz_per_cpu"].is_null());
+}
+
 TEST(Results, CsvKeepsFailedCellsWithEmptyMetrics) {
   const std::string csv = csv_export({cell_file("g.r0", "g", true, 0), cell_file("g.r1", "g", false, 1)});
   std::istringstream in(csv);
