@@ -39,6 +39,14 @@ grep -q "(1 ran, 1 skipped)" run1b.out || fail "resume: $(cat run1b.out)"
 grep -q "imported already" run1b.err && ! grep -q "imported /" run1b.err || fail "re-imported: $(cat run1b.err)"
 [ "$(jq_py run1/index.json "d['traces'][0]['reused']")" = True ] || fail "reused"
 
+echo "== shards import what their cells replay; merge keeps every entry and the cache"
+"$km" run two.toml -o s1 --shard 1/2 > /dev/null 2>&1 || fail "shard 1"
+"$km" run two.toml -o s2 --shard 2/2 > /dev/null 2>&1 || fail "shard 2"
+[ "$(jq_py s1/index.json "len(d['traces'])")" = 1 ] || fail "shard 1 traces"
+"$km" merge s1 s2 -o merged > /dev/null
+[ "$(jq_py merged/index.json "sorted(t['label'] for t in d['traces'])")" = "['a', 'b']" ] || fail "merged traces"
+[ -f "merged/$(jq_py merged/index.json "d['traces'][0]['kmt']")" ] || fail "merged cache"
+
 rejected() {  # rejected MATRIX RUN_DIR PATTERN...: exit 2, each pattern in the message
   local m=$1 dir=$2 out rc; shift 2
   set +e; out=$("$km" run "$m" -o "$dir" "${@:2}" 2>&1); rc=$?; set -e
