@@ -305,6 +305,26 @@ void write_exports(const std::string& run_dir) {
   write_atomic((fs::path(run_dir) / "cells.csv").string(), csv_export(cells));
 }
 
+/// The shards' imported captures, one entry per label, with their cached .kmt files copied.
+static nlohmann::json merge_traces(const std::vector<std::string>& inputs, const std::string& out_dir) {
+  nlohmann::json traces = nlohmann::json::array();
+  std::set<std::string> labels;
+  for (const auto& in : inputs) {
+    for (const auto& t : read_json(index_path(in)).value("traces", nlohmann::json::array())) {
+      if (!labels.insert(t.value("label", "")).second) {
+        continue;
+      }
+      traces.push_back(t);
+      const fs::path from = fs::path(in) / t.value("kmt", ""), to = fs::path(out_dir) / t.value("kmt", "");
+      if (fs::is_regular_file(from) && !fs::exists(to)) {
+        fs::create_directories(to.parent_path());
+        fs::copy_file(from, to);
+      }
+    }
+  }
+  return traces;
+}
+
 void merge_runs(const std::vector<std::string>& inputs, const std::string& out_dir) {
   if (inputs.empty()) {
     throw UsageError("merge needs at least one run directory");
@@ -368,6 +388,7 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
   }
   merged["cells"] = cells;
   merged["shards"] = shards;
+  merged["traces"] = merge_traces(inputs, out_dir);
   merged["merged_from"] = inputs;
   merged["summary"] = {{"cells", cells.size()}, {"ok", ok}, {"failed", failed}, {"pending", pending},
                        {"matrix_cells", merged["order"].size()}};

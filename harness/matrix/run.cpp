@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "harness/env/build_info.h"
 #include "harness/env/environment.h"
 #include "harness/matrix/matrix.h"
+#include "harness/matrix/trace_cache.h"
 #include "harness/replay/replay.h"
 #include "results/results.h"
 
@@ -254,10 +256,12 @@ CellOutcome run_cell(const Cell& cell, const std::string& exe, const std::string
 namespace {
 
 /// A run directory already holding an index may only be continued with
-/// --resume, and only for the same matrix file, seed and shard.
-void check_resumable(const std::string& ipath, const Matrix& m, const RunOptions& opt, const std::string& shard_text) {
+/// --resume, and only for the same matrix file, seed and shard. Returns that
+/// index (null when there is none).
+nlohmann::json check_resumable(const std::string& ipath, const Matrix& m, const RunOptions& opt,
+                               const std::string& shard_text) {
   if (!fs::exists(ipath)) {
-    return;
+    return nullptr;
   }
   const nlohmann::json old = results::read_json(ipath);
   if (!opt.resume) {
@@ -268,6 +272,7 @@ void check_resumable(const std::string& ipath, const Matrix& m, const RunOptions
       shards[0].value("shard", "") != shard_text) {
     throw UsageError(opt.run_dir + " holds a run of another matrix file, seed or shard: cannot resume it");
   }
+  return old;
 }
 
 nlohmann::json index_entry(const Cell& c, const std::string& status, double wall_s, const std::string& failure) {
@@ -314,9 +319,16 @@ class MatrixRun {
         shard_text_(std::to_string(opt.shard_k) + "/" + std::to_string(opt.shard_n)),
         ipath_(results::index_path(opt.run_dir)) {}
 
+  /// Captures are imported (or found in the cache) before anything is written:
+  /// a damaged one stops the run with the run directory as it was.
   RunSummary run() {
+    const nlohmann::json old = check_resumable(ipath_, m_, opt_, shard_text_);
+    captures_.emplace(m_.path, mine_, opt_.run_dir);
+    if (old.is_object()) {
+      captures_->check_unchanged(old.value("traces", nlohmann::json()));
+    }
     fs::create_directories(results::cells_dir(opt_.run_dir));
-    check_resumable(ipath_, m_, opt_, shard_text_);
+    captures_->write();
     make_index();
     const std::vector<const Cell*> todo = plan();
     write_index();
@@ -388,6 +400,7 @@ class MatrixRun {
         {"backends", catalog.backends},
         {"op_kinds", op_kinds},
         {"cell_exe", opt_.cell_exe.empty() ? nlohmann::json(nullptr) : nlohmann::json(opt_.cell_exe)},
+        {"traces", captures_->index_json()},
     };
     summary_.cells = mine_.size();
   }
@@ -440,7 +453,9 @@ class MatrixRun {
     const std::string json_out = results::cells_dir(opt_.run_dir) + "/" + c.id + ".result.tmp";
     const std::string err_path = results::cells_dir(opt_.run_dir) + "/" + c.id + ".stderr";
     const std::string started = utc_now();
-    CellOutcome o = run_cell(c, exe, json_out, err_path);
+    Cell replayed = c;  // a capture's cells replay its cached import
+    replayed.source = captures_->source_for(c);
+    CellOutcome o = run_cell(replayed, exe, json_out, err_path);
     if (g_interrupted.load() != 0) {
       return o;
     }
@@ -452,7 +467,7 @@ class MatrixRun {
         {"schema", results::kCellFileSchema},
         {"run", run_block_},
         {"cell", cell_json(c)},
-        {"command", cell_command(c, exe, "OUT")},
+        {"command", cell_command(replayed, exe, "OUT")},
         {"status", o.ok ? "ok" : "failed"},
         {"failure", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.failure)},
         {"stderr", o.ok ? nlohmann::json(nullptr) : nlohmann::json(o.stderr_text)},
@@ -479,6 +494,7 @@ class MatrixRun {
   const std::string ipath_;
   nlohmann::json env_, topologies_ = nlohmann::json::object(), run_block_, index_;
   std::map<std::string, nlohmann::json> entries_;
+  std::optional<CaptureCache> captures_;
   RunSummary summary_;
 };
 

@@ -113,7 +113,7 @@ def main():
     a = ap.parse_args()
     behaviour = "ok"
     if a.command == "replay":
-        with open(a.source) as f:
+        with open(a.source, errors="replace") as f:  # a .kmt is binary
             behaviour = (f.read().split() or ["ok"])[0]
     print(f"fake cell: {a.backend} {a.source} behaviour {behaviour}", file=sys.stderr)
     if behaviour == "abort":
