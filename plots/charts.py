@@ -210,8 +210,28 @@ def merged_histogram(results, kind):
     return xs, np.cumsum(cs) / cs.sum()
 
 
+REFERENCE_LEVELS = (("l1_ns", "L1"), ("l2_ns", "L2"), ("llc_ns", "LLC"), ("dram_ns", "DRAM"))
+
+
+def latency_references(view):
+    """[(label, ns)] of the machine's load latencies (index "latency_reference", written by
+    `kmbench run`); [] for a run written before the index held them, or when the probe failed."""
+    ref = view.run.index.get("latency_reference") or {}
+    return [(name, float(ref[key])) for key, name in REFERENCE_LEVELS
+            if isinstance(ref.get(key), (int, float)) and ref[key] > 0]
+
+
+def reference_lines(ax, refs):
+    """A labelled vertical line per reference latency, the label at the top of the panel."""
+    for name, ns in refs:
+        ax.axvline(ns, color="#606060", ls="--", lw=0.8, zorder=0)
+        ax.annotate(f"{name} {ns:.3g} ns", (ns, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                    textcoords="offset points", rotation=90, ha="left", va="top", fontsize=6, color="#606060")
+
+
 def latency_cdfs(view, out_dir):
     charts = []
+    refs = latency_references(view)
     for label in view.labels:
         t = max(view.threads(label))
         kinds = [k for k in view.op_kinds
@@ -238,6 +258,7 @@ def latency_cdfs(view, out_dir):
                     continue
                 ax.step(xs, cdf, where="post", label=backend, color=view.colors[backend])
             ax.set_xscale("log")
+            reference_lines(ax, refs)
             ax.set_ylim(0, 1.02)
             ax.set_xlabel(f"{kind} latency [ns, log]")
             ax.set_ylabel("fraction of operations")
@@ -251,7 +272,9 @@ def latency_cdfs(view, out_dir):
                              f"[ns, log scale; all repetitions pooled{note}]",
                              f"Latency CDFs — {label}",
                              "Cumulative distribution of per-operation latency from the cells' histograms "
-                             "(bucket upper bounds), repetitions pooled."))
+                             "(bucket upper bounds), repetitions pooled."
+                             + (" Dashed lines: this machine's load-to-use latency of L1, L2, the last-level "
+                                "cache and DRAM (a pointer chase at the start of the run)." if refs else "")))
     return charts
 
 

@@ -346,6 +346,8 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
     } else if (index["matrix"]["hash"] != merged["matrix"]["hash"] || index["seed"] != merged["seed"]) {
       throw InputError(index_path(in), "a run of another matrix file or seed than " +
                                            index_path(inputs.front()) + ": cannot merge");
+    } else if (!merged.contains("latency_reference") && index.contains("latency_reference")) {
+      merged["latency_reference"] = index["latency_reference"];  // the first shard's that has one
     }
     for (const auto& s : index.value("shards", nlohmann::json::array())) {
       shards.push_back(s);

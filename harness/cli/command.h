@@ -20,5 +20,6 @@ void add_trace_command(CLI::App& app);
 void add_workload_command(CLI::App& app);
 void add_matrix_commands(CLI::App& app);  // run, merge, plot, compare
 void add_replay_command(CLI::App& app);
+void add_env_command(CLI::App& app);     // env latency
 
 }  // namespace kmbench::cli

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   cli::add_workload_command(app);
   cli::add_matrix_commands(app);
   cli::add_replay_command(app);
+  cli::add_env_command(app);
 
   // Name an unknown command plainly (CLI11 would only say one is required).
   if (argc > 1 && argv[1][0] != '-' && !has_subcommand(app, argv[1])) {

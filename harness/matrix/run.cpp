@@ -24,6 +24,7 @@
 #include "base/process.h"
 #include "harness/env/build_info.h"
 #include "harness/env/environment.h"
+#include "harness/env/latency_probe.h"
 #include "harness/matrix/matrix.h"
 #include "harness/matrix/trace_cache.h"
 #include "harness/replay/replay.h"
@@ -396,6 +397,7 @@ class MatrixRun {
         {"order", order},
         {"shards", nlohmann::json::array({{{"shard", shard_text_}, {"cells", mine_.size()}}})},
         {"environment", env_},
+        {"latency_reference", measure_latency_reference()},
         {"topology", {{"real_nodes", catalog.real_nodes}, {"used", topologies_}}},
         {"backends", catalog.backends},
         {"op_kinds", op_kinds},

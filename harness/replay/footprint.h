@@ -1,7 +1,9 @@
 // Footprint over time: a low-rate sampler thread that records the backend's
 // mapped and resident bytes, the live bytes callers hold and the process's
-// RSS. The timeline stays bounded: when full, every other sample is dropped
-// and the interval doubles.
+// RSS. Samples come from its thread every interval and from whoever calls
+// take_now() (a replay thread every so many steps), one at a time. The
+// timeline stays bounded: when full, every other sample is dropped and the
+// interval doubles.
 #pragma once
 
 #include <chrono>
@@ -23,11 +25,13 @@ struct FootprintSample {
 };
 
 /// This process's resident set, from /proc/self/statm (0 if unreadable).
+/// Allocates nothing, so that a replay thread may call it.
 std::uint64_t process_rss_bytes();
 
 class FootprintSampler {
  public:
-  /// snapshot fills every field but t_ns; it is called from the sampler thread.
+  /// snapshot fills every field but t_ns; it is called from the sampler
+  /// thread or take_now()'s caller, never from two at once.
   FootprintSampler(std::function<FootprintSample()> snapshot, std::chrono::microseconds interval,
                    std::size_t max_samples = 2048);
   ~FootprintSampler();
@@ -38,6 +42,9 @@ class FootprintSampler {
   void start();
   /// Stops the thread and takes a last sample. post: timeline() is final.
   void stop();
+  /// Takes a sample now, on the calling thread, after any sample in progress.
+  /// Allocates nothing. pre: between start() and stop().
+  void take_now() { take(); }
   const std::vector<FootprintSample>& timeline() const { return timeline_; }
   std::uint64_t samples_taken() const { return taken_; }
 
@@ -51,7 +58,8 @@ class FootprintSampler {
   std::chrono::steady_clock::time_point start_;
   std::vector<FootprintSample> timeline_;
   std::uint64_t taken_ = 0;
-  std::mutex mu_;
+  std::mutex take_mu_;  // one sample at a time: snapshot_, timeline_, taken_
+  std::mutex mu_;       // stop_, interval_
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;

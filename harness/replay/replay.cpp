@@ -77,6 +77,10 @@ std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t wa
   return std::chrono::microseconds(std::clamp<std::uint64_t>(warm_pass_ns / 1000 / kSamplesPerPass, kMinUs, kMaxUs));
 }
 
+std::uint64_t sampling_every_steps(std::uint64_t steps) {
+  return std::max<std::uint64_t>(1, steps / kSamplesBySteps);
+}
+
 RecorderCost measure_recorder_cost() {
   constexpr int kRounds = 200000;
   LatencyHistogram h;

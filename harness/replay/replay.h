@@ -53,6 +53,13 @@ inline std::string_view latency_name(ops::OpKind k) { return kLatencyNames[stati
 /// thread (0.1-2 ms on a busy 2-CPU machine), so it is not taken more often.
 std::chrono::microseconds sampling_interval(unsigned sample_ms, std::uint64_t warm_pass_ns);
 
+/// Footprint samples by step count in a timed pass, besides those by time,
+/// so that a short pass still has a timeline a reader can follow.
+inline constexpr std::uint64_t kSamplesBySteps = 100;
+/// Each replay thread samples every max(1, steps / kSamplesBySteps) of its own
+/// steps, steps counting every thread's: about kSamplesBySteps over the pass.
+std::uint64_t sampling_every_steps(std::uint64_t steps);
+
 struct Options {
   Mode mode = Mode::fast;
   double speed = 1.0;          // paced: trace time / speed
@@ -161,6 +168,7 @@ struct Result {
   std::vector<FootprintSample> timeline;
   double sampling_max_pause_ns = 0;
   std::uint64_t sample_interval_us = 0;  // the interval the sampler started with
+  std::uint64_t sample_every_ops = 0;    // each replay thread also samples every this many of its steps
 
   std::int64_t final_live_blocks = 0;
   std::int64_t final_live_bytes = 0;

@@ -85,6 +85,9 @@ struct Shared {
   // Safepoint: threads between two step boundaries count in `active`.
   std::atomic<bool> pause{false};
   std::atomic<unsigned> active{0};
+  // Samples by step count: each replay thread samples every this many of its steps (0: never).
+  FootprintSampler* sampler = nullptr;
+  std::uint64_t sample_every_steps = 0;
   // Settings.
   double speed = 1;
   Touch touch = Touch::first;
@@ -128,6 +131,17 @@ auto at_safepoint(Shared& sh, F&& f) {
   auto out = f();
   sh.pause.store(false, std::memory_order_release);
   return out;
+}
+
+/// A sample by step count, taken by the replay thread that reached it at its
+/// step boundary: it leaves the active set, stops the others, samples, comes
+/// back. Returns the ticks it spent (sampling time, not harness time).
+[[gnu::noinline, gnu::cold]] inline std::uint64_t sample_at_step(Shared& sh) {
+  const std::uint64_t t0 = ticks();
+  leave(sh);
+  sh.sampler->take_now();
+  enter(sh);
+  return ticks() - t0;
 }
 
 // ---- one step's parts -------------------------------------------------------
@@ -396,6 +410,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
   const PassContext c{sh.seq.get(), sh.dma.get(), sh.machine, sh.floor_ticks, sh.touch,
                       kTimed && kPhysical<B> && sh.machine != nullptr};
   const Clock::time_point start = sh.start;
+  std::uint64_t countdown = sh.sample_every_steps;  // 0: wraps, never reaches 0 again
   if constexpr (kTimed) {
     out.start_tick = ticks();
     out.pause_ticks += enter(sh);
@@ -431,6 +446,12 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
     }
     if ((st.ctl & kStepPublish) != 0) [[unlikely]] {
       c.seq[st.object].store(st.ordinal + 1, std::memory_order_release);
+    }
+    if constexpr (kTimed) {
+      if (--countdown == 0) [[unlikely]] {
+        countdown = sh.sample_every_steps;
+        out.pause_ticks += sample_at_step(sh);
+      }
     }
   }
   if constexpr (kTimed) {
@@ -643,7 +664,8 @@ std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
 /// The timed pass, its footprint sampled at safepoints (the backend's mapped
 /// bytes, or the process RSS for a backend that cannot tell).
 template <class B>
-void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_ns, bool use_rss) {
+void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_ns, bool use_rss,
+                std::uint64_t steps) {
   std::uint64_t below_live = 0;
   double max_pause_ns = 0;
   const std::chrono::microseconds interval = sampling_interval(r.options.sample_ms, warm_pass_ns);
@@ -666,6 +688,9 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
         return f;
       },
       interval);
+  sh.sampler = &sampler;
+  sh.sample_every_steps = sampling_every_steps(steps);
+  r.sample_every_ops = sh.sample_every_steps;
   rusage before{}, after{};
   issue(sh, Command::timed, [&] {
     sampler.start();
@@ -675,6 +700,7 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
   });
   getrusage(RUSAGE_SELF, &after);
   sampler.stop();
+  sh.sampler = nullptr;
   r.dma = kpi::dma_stats();
   r.minor_faults = static_cast<std::uint64_t>(after.ru_minflt - before.ru_minflt);
   r.major_faults = static_cast<std::uint64_t>(after.ru_majflt - before.ru_majflt);
@@ -700,7 +726,9 @@ void run_on(Counting<B>& b, RunSetup& s) {
   b.reset_peaks();
   dma_reset_counters();
   const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
-  timed_pass(b, r, sh, warm_pass_ns, use_rss);
+  std::uint64_t steps = 0;
+  for (const auto& t : s.program.threads) steps += t.size();
+  timed_pass(b, r, sh, warm_pass_ns, use_rss, steps);
   merge_outcomes(outcomes, sh, s, B::kFeatures);
   describe_memory(r, B::kFeatures, *s.machine);
   const CountingStats before_drain = b.stats();

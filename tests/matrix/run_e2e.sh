@@ -112,6 +112,10 @@ n1=$(ls s1/cells/*.json | wc -l); n2=$(ls s2/cells/*.json | wc -l)
 "$km" merge s1 s2 -o merged > /dev/null
 [ "$(jq_py merged/index.json "d['summary']['cells']")" = 10 ] || fail "merged cells"
 [ "$(jq_py merged/index.json "len(d['shards'])")" = 2 ] || fail "merged shards"
+for d in s1 merged; do
+  [ "$(jq_py $d/index.json "0 < d['latency_reference']['l1_ns'] < d['latency_reference']['dram_ns']")" = True ] ||
+    fail "$d/index.json: no latency_reference"
+done
 set +e; "$km" run m.toml -o s1 --resume --shard 2/2 --cell-exe "$fake" > /dev/null 2>&1; rc=$?; set -e
 [ $rc -eq 2 ] || fail "resuming with another shard must be refused"
 

@@ -110,7 +110,8 @@ TEST(Results, CsvKeepsFailedCellsWithEmptyMetrics) {
 TEST(Results, MergeRefusesOtherMatrices) {
   const auto root = fs::temp_directory_path() / "kmbench_test_results_merge";
   fs::remove_all(root);
-  auto make = [&](const std::string& name, const std::string& hash, const std::string& id, bool ok) {
+  auto make = [&](const std::string& name, const std::string& hash, const std::string& id, bool ok,
+                  double l1_ns = 0) {
     const std::string dir = (root / name).string();
     fs::create_directories(cells_dir(dir));
     write_atomic(cell_path(dir, id), cell_file(id, "g", ok, 0).dump());
@@ -118,13 +119,15 @@ TEST(Results, MergeRefusesOtherMatrices) {
                             {"matrix", {{"hash", hash}, {"path", "m.toml"}}}, {"seed", 1},
                             {"order", {"g.r0", "g.r1"}}, {"shards", {{{"shard", name}}}},
                             {"cells", {{{"id", id}, {"group", "g"}, {"status", ok ? "ok" : "failed"}}}}};
+    if (l1_ns > 0) index["latency_reference"] = {{"l1_ns", l1_ns}, {"dram_ns", 90.0}};
     write_atomic(index_path(dir), index.dump());
     return dir;
   };
-  const std::string a = make("1-2", "h", "g.r0", true), b = make("2-2", "h", "g.r1", false);
+  const std::string a = make("1-2", "h", "g.r0", true, 1.25), b = make("2-2", "h", "g.r1", false, 2.5);
   const std::string c = make("other", "h2", "g.r1", true);
   merge_runs({a, b}, (root / "merged").string());
   const auto merged = read_json(index_path((root / "merged").string()));
+  EXPECT_EQ(merged["latency_reference"]["l1_ns"], 1.25);  // the shards' reference lines stay
   EXPECT_EQ(merged["summary"]["ok"], 1);
   EXPECT_EQ(merged["summary"]["failed"], 1);
   EXPECT_EQ(load_cells((root / "merged").string()).size(), 2u);

@@ -289,7 +289,8 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
   }
   EXPECT_EQ(j["latency"]["dma_prepare"]["count"], 10);
   for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "peak_sampled_live_bytes",
-                        "fragmentation", "below_live_samples", "sample_interval_us", "timeline"}) {
+                        "fragmentation", "below_live_samples", "sample_interval_us", "sample_every_ops",
+                        "timeline"}) {
     EXPECT_TRUE(j["footprint"].contains(k)) << k;
   }
   EXPECT_GE(j["footprint"]["timeline"].size(), 2u);

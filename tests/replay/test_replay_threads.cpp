@@ -57,5 +57,28 @@ TEST(ReplayThreads, LarsonHandOffsOnMoreThreadsThanCores) {
   EXPECT_EQ(r.final_live_blocks, 0);
 }
 
+// A short pass (a few ms: the time interval alone gives a handful of samples)
+// still has a timeline of at least 100 points, from the samples every
+// steps/200 steps each thread takes; each holds its live bytes.
+TEST(ReplayThreads, ShortPassesAreSampledByStepCount) {
+  const ops::Trace t = workloads::generate("churn", {{"streams", "2"}, {"ops", "20000"}, {"live", "2000"}}, 4);
+  for (const char* backend : {"slab", "zones", "buddy", "system", "bump"}) {
+    for (unsigned threads : {1u, 2u}) {
+      Options o;
+      o.threads = threads;
+      const Result r = run(t, backend, o);
+      EXPECT_EQ(r.sample_every_ops, sampling_every_steps(r.events)) << backend;
+      EXPECT_GE(r.timeline.size(), 100u) << backend << " t" << threads << ", " << r.duration_ns << " ns";
+      EXPECT_EQ(r.footprint_below_live, 0u) << backend << " t" << threads;
+      for (std::size_t i = 1; i < r.timeline.size(); ++i) {
+        EXPECT_GE(r.timeline[i].t_ns, r.timeline[i - 1].t_ns) << backend;
+      }
+    }
+  }
+  EXPECT_EQ(sampling_every_steps(0), 1u);
+  EXPECT_EQ(sampling_every_steps(150), 1u);
+  EXPECT_EQ(sampling_every_steps(20000), 100u);
+}
+
 }  // namespace
 }  // namespace kmbench::replay
