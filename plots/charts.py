@@ -385,7 +385,8 @@ def sweeps(view, out_dir):
                 if xs:
                     ax.errorbar(xs, meds, yerr=[lo, hi], marker="o", capsize=3, color=plt.get_cmap("tab10")(li % 10),
                                 label=f"{base} — {backend}, {threads} thread{'s' if threads > 1 else ''}")
-            ax.set_xticks(range(len(points)), [",".join(p) for p in points])
+            ax.set_xticks(range(len(points)), [",".join(p) for p in points],
+                          rotation=30 if len(points) > 6 else 0, ha="right" if len(points) > 6 else "center")
             ax.set_xlabel(", ".join(keys))
             ax.set_ylabel(unit)
             ax.set_ylim(bottom=0)

@@ -76,8 +76,8 @@ TEST(ReplayThreads, ShortPassesAreSampledByStepCount) {
     }
   }
   EXPECT_EQ(sampling_every_steps(0), 1u);
-  EXPECT_EQ(sampling_every_steps(150), 1u);
-  EXPECT_EQ(sampling_every_steps(20000), 100u);
+  EXPECT_EQ(sampling_every_steps(150), 1u);  // kSamplesBySteps = 100
+  EXPECT_EQ(sampling_every_steps(20000), 200u);
 }
 
 }  // namespace
