@@ -1,6 +1,7 @@
 """`kmbench plot RUN_DIR [-o OUT_DIR] [--compare OTHER_RUN]`: the charts (PNG
 and SVG) and one self-contained HTML page (images embedded, no network) a
-reviewer can open: environment, summary and failure tables, verdicts."""
+reviewer can open: environment, summary and failure tables, internal fragmentation
+and call sites (tables.py), verdicts."""
 import argparse
 import base64
 import html
@@ -13,6 +14,7 @@ import numpy as np
 from leaderboard import baseline_rows, board_cells, leaderboards, pick_baseline
 from runs import METRICS, BadInput, Run, compare_runs, fail_bad_input, fmt_num
 from stats import CORRECTION, DEFAULT_ALPHA, DEFAULT_MARGIN, margin_text, verdict_line
+from tables import call_site_section, fragmentation_section
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
@@ -246,7 +248,8 @@ def main():
                      f"{esc(c.caption)} (SVG: charts/{esc(os.path.basename(c.svg))})</figcaption></figure>")
     if not charts:
         parts.append("<p class='missing'>This run has no cells.</p>")
-    parts += [summary_section(run), verdicts, compare_html, failures_section(run), environment_section(run),
+    parts += [summary_section(run), fragmentation_section(run, table), call_site_section(run, table),
+              verdicts, compare_html, failures_section(run), environment_section(run),
               "<h2>Matrix file</h2><pre>" + esc(run.index.get("matrix", {}).get("text", "")) + "</pre>",
               "</body></html>"]
     os.makedirs(a.out, exist_ok=True)

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -163,6 +164,107 @@ void add_accounting(nlohmann::json& j, const Result& r) {
   j["metrics"] = metrics;
 }
 
+nlohmann::json class_json(int c) {
+  const std::uint64_t limit = ops::size_class_limit(c);
+  return {{"class", ops::kSizeClassNames[static_cast<std::size_t>(c)]},
+          {"max_bytes", limit ? nlohmann::json(limit) : nlohmann::json(nullptr)}};
+}
+
+/// Requested against handed-out bytes by size class; null when not measured.
+nlohmann::json fragmentation_json(const Result& r) {
+  if (!r.handed_out_measured) return nullptr;
+  nlohmann::json classes = nlohmann::json::array();
+  SizeClassUse total;
+  for (int c = 0; c < ops::kSizeClasses; ++c) {
+    const SizeClassUse& u = r.size_classes[static_cast<std::size_t>(c)];
+    if (u.allocs == 0) continue;
+    nlohmann::json x = class_json(c);
+    x["allocs"] = u.allocs;
+    x["requested_bytes"] = u.requested_bytes;
+    x["handed_out_bytes"] = u.handed_out_bytes;
+    classes.push_back(x);
+    total.allocs += u.allocs;
+    total.requested_bytes += u.requested_bytes;
+    total.handed_out_bytes += u.handed_out_bytes;
+  }
+  return {{"classes", classes},
+          {"total", {{"allocs", total.allocs}, {"requested_bytes", total.requested_bytes},
+                     {"handed_out_bytes", total.handed_out_bytes}}},
+          {"refused_requests", r.refused_requests},
+          {"note", "after the timed pass: one block per distinct (size, alignment, below 4 GiB) request, "
+                   "its usable size as the backend reports it, weighted by how often the stream asks for it; "
+                   "classes by requested size, page and DMA allocations apart"}};
+}
+
+/// The capture's own slack (ftrace bytes_req/bytes_alloc), from its importer
+/// counters; null when the source has none (workloads, older .kmt files).
+nlohmann::json kernel_slack_json(const Source& source) {
+  nlohmann::json classes = nlohmann::json::array();
+  std::uint64_t total[3] = {0, 0, 0};
+  bool recorded = false;
+  for (int c = 0; c < ops::kPagesClass; ++c) {
+    std::uint64_t v[3] = {0, 0, 0};
+    for (std::size_t f = 0; f < 3; ++f) {
+      const auto it = source.counters.find(ops::slab_slack_counter(c, ops::kSlackFields[f]));
+      if (it == source.counters.end()) continue;
+      recorded = true;
+      v[f] = it->second;
+      total[f] += it->second;
+    }
+    if (v[0] == 0) continue;
+    nlohmann::json x = class_json(c);
+    for (std::size_t f = 0; f < 3; ++f) x[std::string(ops::kSlackFields[f])] = v[f];
+    classes.push_back(x);
+  }
+  if (!recorded) return nullptr;
+  return {{"classes", classes},
+          {"total", {{"allocs", total[0]}, {"bytes_req", total[1]}, {"bytes_alloc", total[2]}}},
+          {"note", "the capture's kmalloc and kmem_cache_alloc events: bytes_req and bytes_alloc, by class "
+                   "of bytes_req (what perf kmem stat calls fragmentation); page allocations are not counted"}};
+}
+
+/// The call sites of a trace: the top kTopSites by allocations and by bytes.
+nlohmann::json call_sites_json(const Result& r) {
+  if (r.sites.empty()) return nullptr;
+  constexpr std::size_t kTopSites = 20;
+  std::vector<std::size_t> by_count(r.sites.size()), by_bytes;
+  std::uint64_t handed = 0;
+  for (std::size_t i = 0; i < r.sites.size(); ++i) {
+    by_count[i] = i;
+    handed += r.sites[i].handed_out_bytes;
+  }
+  by_bytes = by_count;
+  auto top = [&](std::vector<std::size_t>& v, std::uint64_t SiteResult::*key) {
+    std::stable_sort(v.begin(), v.end(), [&](std::size_t a, std::size_t b) { return r.sites[a].*key > r.sites[b].*key; });
+    if (v.size() > kTopSites) v.resize(kTopSites);
+  };
+  top(by_count, &SiteResult::allocs);
+  top(by_bytes, &SiteResult::bytes);
+  std::vector<std::size_t> shown = by_count;
+  for (std::size_t i : by_bytes) {
+    if (std::find(shown.begin(), shown.end(), i) == shown.end()) shown.push_back(i);
+  }
+  nlohmann::json sites = nlohmann::json::array();
+  for (std::size_t i : shown) {
+    const SiteResult& s = r.sites[i];
+    if (s.allocs == 0) continue;
+    sites.push_back({{"site", s.name}, {"allocs", s.allocs}, {"bytes", s.bytes}, {"frees", s.frees},
+                     {"cross_cpu_frees", s.cross_cpu_frees},
+                     {"cross_cpu_fraction", s.frees ? nlohmann::json(static_cast<double>(s.cross_cpu_frees) /
+                                                                     static_cast<double>(s.frees))
+                                                    : nlohmann::json(nullptr)},
+                     {"handed_out_bytes", s.handed_out_bytes},
+                     {"footprint_share", handed ? static_cast<double>(s.handed_out_bytes) / static_cast<double>(handed)
+                                                : 0.0}});
+  }
+  return {{"sites_total", r.sites.size()},
+          {"handed_out_bytes_total", handed},
+          {"sites", sites},
+          {"note", "the top 20 call sites by allocations and the top 20 by bytes requested; cross-CPU frees: "
+                   "recorded on another CPU than the allocation; footprint share: this backend's handed-out "
+                   "bytes for the site's allocations over all it hands out; per-site time is not recorded"}};
+}
+
 }  // namespace
 
 nlohmann::json cell_json(const Result& r, const Source& source) {
@@ -203,6 +305,9 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   add_dma(j, r);
   j["numa"] = numa_json(r);
   add_accounting(j, r);
+  j["internal_fragmentation"] = fragmentation_json(r);
+  j["kernel_slack"] = source.kind == "trace" ? kernel_slack_json(source) : nlohmann::json(nullptr);
+  j["call_sites"] = call_sites_json(r);
   j["environment"] = environment_json();
   return j;
 }

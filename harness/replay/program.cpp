@@ -50,6 +50,8 @@ struct Object {
   std::uint32_t maps = 0;
   std::uint32_t lifetime = 0;  // allocations placed so far
   std::uint32_t pending[4] = {0, 0, 0, 0};  // by Class: operations not yet placed
+  std::uint32_t site = 0;       // RequestBook slot of the live allocation's call site
+  std::uint32_t alloc_cpu = 0;  // recorded CPU of the live allocation
   std::uint16_t tag = 0;
   std::uint8_t align_log2 = 0;
   bool live = false;
@@ -150,6 +152,7 @@ class ProgramBuilder {
     assign_lifetimes();
     schedule();
     collect_leftovers();
+    std::move(book_).finish(prog_.requests, prog_.sites);
     return std::move(prog_);
   }
 
@@ -268,6 +271,7 @@ class ProgramBuilder {
             break;
           }
           if (d.verdict == Verdict::run) {
+            cpu_ = trace_.streams[order_[t][cursor_[t]].stream].cpu;
             place(t, op);
           } else {
             ++prog_.dropped[d.reason];
@@ -326,6 +330,7 @@ class ProgramBuilder {
         s.tag = o.tag;
         s.align_log2 = o.align_log2;
         if (o.low) s.ctl |= kStepLow;
+        book_.freed(o.site, o.alloc_cpu != cpu_);
         o.live = false;
         o.maps = 0;
         break;
@@ -366,6 +371,9 @@ class ProgramBuilder {
     o.size = s.size;
     o.tag = s.tag;
     o.align_log2 = align;
+    o.site = book_.site_slot(op.site, trace_.strings);
+    o.alloc_cpu = cpu_;
+    book_.allocated(s.size, align, o.low, op.kind != OpKind::alloc, o.site);
   }
 
   /// What is still allocated or mapped at the end, on the thread that last touched it.
@@ -388,6 +396,8 @@ class ProgramBuilder {
   std::vector<Object> objects_;
   std::vector<std::size_t> cursor_;               // by thread: the next operation to place
   std::uint64_t remaining_ = 0;
+  std::uint32_t cpu_ = 0;                         // recorded CPU of the operation being placed
+  RequestBook book_;
   std::uint64_t t0_ = std::numeric_limits<std::uint64_t>::max();
 };
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
+#include "harness/replay/requests.h"
 #include "ops/ops.h"
 
 namespace kmbench::replay {
@@ -67,6 +68,8 @@ struct Program {
   std::uint64_t alloc_bytes = 0;         // bytes all allocation steps ask for
   std::uint64_t duration_ns = 0;         // last step's time
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped
+  std::vector<Request> requests;  // every distinct allocation request and how often it is made
+  std::vector<SiteUse> sites;     // by call site ([0]: none named); empty when no op names a site
 };
 
 /// pre: threads >= 1. Throws InputError naming the object when an object id is out of range.

@@ -23,6 +23,7 @@
 
 #include "allocators/backend.h"
 #include "ops/ops.h"
+#include "ops/size_classes.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
 #include "harness/replay/latency.h"
@@ -139,6 +140,19 @@ struct FlagCounts {
   std::string note;
 };
 
+/// Requested against handed-out bytes over one size class of the requests
+/// (ops/size_classes.h), every allocation of the program counted once.
+struct SizeClassUse {
+  std::uint64_t allocs = 0, requested_bytes = 0, handed_out_bytes = 0;
+};
+
+/// A call site of the trace: its allocations, where they were freed, and
+/// the bytes this backend hands out for them.
+struct SiteResult {
+  std::string name;
+  std::uint64_t allocs = 0, bytes = 0, frees = 0, cross_cpu_frees = 0, handed_out_bytes = 0;
+};
+
 struct Result {
   std::string backend;
   Options options;
@@ -194,7 +208,17 @@ struct Result {
   std::int64_t backend_live_bytes = -1;
   std::map<std::string, std::uint64_t> dropped;  // operations the program could not order
   std::vector<Metric> metrics;                   // replay.* and backend.*
+
+  // Measured after the timed pass (handed_out.h): one block per distinct request.
+  bool handed_out_measured = false;
+  std::array<SizeClassUse, ops::kSizeClasses> size_classes{};
+  std::uint64_t refused_requests = 0;  // distinct requests the backend refused (counted as asked)
+  std::vector<SiteResult> sites;       // empty when the stream names no call site
 };
+
+/// Fills r's size classes and sites from the program's requests and the
+/// handed-out bytes of each (measure_handed_out).
+void record_handed_out(Result& r, const Program& program, const std::vector<std::uint64_t>& handed);
 
 /// Runs program through the named in-process backend.
 /// Throws UsageError for an unknown backend, one that runs in a worker

@@ -30,6 +30,7 @@
 #include "base/spin_lock.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
+#include "harness/replay/handed_out.h"
 #include "harness/replay/latency.h"
 #include "harness/replay/program.h"
 #include "harness/replay/replay.h"
@@ -747,6 +748,8 @@ void run_on(Counting<B>& b, RunSetup& s) {
   dma_end();
   issue(sh, Command::exit);
   for (auto& th : threads) th.join();
+  const std::vector<std::uint64_t> handed = measure_handed_out(b.inner(), s.program.requests, r.refused_requests);
+  record_handed_out(r, s.program, handed);
 }
 
 /// run() for a backend type of the caller's (a test's), constructed here.

@@ -216,4 +216,22 @@ void record_metrics(Result& r, const CountingStats& before_drain) {
   r.metrics.push_back({"backend.handed_out_bytes", static_cast<double>(before_drain.handed_out_bytes)});
 }
 
+void record_handed_out(Result& r, const Program& program, const std::vector<std::uint64_t>& handed) {
+  r.handed_out_measured = true;
+  r.size_classes = {};
+  for (std::size_t i = 0; i < program.requests.size(); ++i) {
+    const Request& q = program.requests[i];
+    SizeClassUse& c = r.size_classes[static_cast<std::size_t>(ops::size_class(q.size, q.pages))];
+    c.allocs += q.count;
+    c.requested_bytes += q.size * q.count;
+    c.handed_out_bytes += handed[i] * q.count;
+  }
+  r.sites.clear();
+  for (const SiteUse& s : program.sites) {
+    SiteResult x{s.name, s.allocs, s.bytes, s.frees, s.cross_cpu_frees, 0};  // handed out: below
+    for (const auto& [q, n] : s.requests) x.handed_out_bytes += handed[q] * n;
+    r.sites.push_back(std::move(x));
+  }
+}
+
 }  // namespace kmbench::replay

@@ -152,6 +152,12 @@ void Builder::add(const Event& e, bool selected) {
 
   if (is_alloc) {
     if (!tally(e.null, !dma, page, failed_, allocs_, page_allocs_)) return;
+    if (slack_on_ && (e.ev == Ev::kmalloc || e.ev == Ev::cache_alloc)) {
+      std::uint64_t* k = slack_[ops::size_class(e.size, false)];
+      ++k[0];
+      k[1] += e.size;
+      k[2] += e.charged;
+    }
     const std::uint32_t object = trace_.object_count++;
     if (trace_.object_count == 0) throw InputError(trace_.header.source, "more than 2^32 objects");
     bool fresh;
@@ -236,6 +242,11 @@ ops::Trace Builder::finish() {
   c["import.filtered_events"] = filtered_;
   c["import.skipped_events"] = skipped_;
   for (const auto& [name, n] : skipped_by_name_) c["import.skipped." + name] = n;
+  if (slack_on_) {
+    for (int k = 0; k < ops::kPagesClass; ++k) {
+      for (std::size_t f = 0; f < 3; ++f) c[ops::slab_slack_counter(k, ops::kSlackFields[f])] = slack_[k][f];
+    }
+  }
   return t;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/trace/pages.h"
+#include "ops/size_classes.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -260,6 +261,9 @@ class Builder {
   void set_cpu_count(std::uint32_t n) { cpu_hint_ = n; }
   /// Ops a new stream reserves room for (address space only until used).
   void set_stream_reserve(std::size_t ops) { stream_reserve_ = ops; }
+  /// Sum bytes_req and bytes_alloc of slab allocations by size class (the
+  /// kernel's own slack: ops::slab_slack_counter), for captures that carry both.
+  void count_slab_slack() { slack_on_ = true; }
   void set_metadata(const std::string& k, const std::string& v) { trace_.header.metadata[k] = v; }
   std::uint64_t events_seen() const { return events_ + dma_events_; }
 
@@ -303,6 +307,8 @@ class Builder {
   std::uint64_t page_frees_ = 0, failed_ = 0, reuse_ = 0, out_of_order_ = 0, clamped_ = 0, lost_ = 0;
   std::uint64_t lost_markers_ = 0, dma_events_ = 0, dma_unmatched_ = 0, filtered_ = 0, skipped_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> skipped_by_name_;
+  bool slack_on_ = false;
+  std::uint64_t slack_[ops::kPagesClass][3] = {};  // by size class: allocs, bytes_req, bytes_alloc
 };
 
 }  // namespace kmbench::trace

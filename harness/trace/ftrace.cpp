@@ -40,6 +40,7 @@ class FtraceParser {
         b_("ftrace", "tracefs", options),
         filler_(b_) {
     b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
+    b_.count_slab_slack();
   }
 
   ops::Trace run() {

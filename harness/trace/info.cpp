@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "harness/trace/trace.h"
+#include "ops/size_classes.h"
 
 namespace kmbench::trace {
 namespace {
@@ -93,6 +94,36 @@ constexpr Count kCounts[] = {
 };
 constexpr std::size_t kOpCounts = 9;
 
+void read_slab_slack(const ops::Trace& t, Info& info) {
+  for (int c = 0; c < ops::kPagesClass; ++c) {
+    Info::SlackClass k;
+    k.name = ops::kSizeClassNames[static_cast<std::size_t>(c)];
+    k.max_bytes = ops::size_class_limit(c);
+    std::uint64_t* fields[3] = {&k.allocs, &k.bytes_req, &k.bytes_alloc};
+    for (std::size_t f = 0; f < 3; ++f) {
+      const auto it = t.counters.find(ops::slab_slack_counter(c, ops::kSlackFields[f]));
+      if (it == t.counters.end()) continue;
+      info.slab_slack_recorded = true;
+      *fields[f] = it->second;
+    }
+    if (k.allocs > 0) info.slab_slack.push_back(k);
+  }
+}
+
+nlohmann::json slab_slack_json(const Info& i) {
+  if (!i.slab_slack_recorded) return nullptr;
+  nlohmann::json classes = nlohmann::json::array();
+  std::uint64_t allocs = 0, req = 0, alloc = 0;
+  for (const Info::SlackClass& k : i.slab_slack) {
+    classes.push_back({{"class", k.name}, {"max_bytes", k.max_bytes ? nlohmann::json(k.max_bytes) : nlohmann::json(nullptr)},
+                       {"allocs", k.allocs}, {"bytes_req", k.bytes_req}, {"bytes_alloc", k.bytes_alloc}});
+    allocs += k.allocs;
+    req += k.bytes_req;
+    alloc += k.bytes_alloc;
+  }
+  return {{"classes", classes}, {"total", {{"allocs", allocs}, {"bytes_req", req}, {"bytes_alloc", alloc}}}};
+}
+
 }  // namespace
 
 Info summarize_counts(const ops::Trace& t) {
@@ -104,6 +135,7 @@ Info summarize_counts(const ops::Trace& t) {
   }
   info.ops = t.op_count();
   info.objects = t.object_count;
+  read_slab_slack(t, info);
   return info;
 }
 
@@ -157,6 +189,7 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   for (const auto& [name, n] : i.top_sites) j["top_sites"].push_back({{"site", name}, {"allocs", n}});
   j["top_tags"] = nlohmann::json::array();
   for (const auto& [name, n] : i.top_tags) j["top_tags"].push_back({{"tag", name}, {"allocs", n}});
+  j["slab_slack"] = slab_slack_json(i);
   j["counters"] = t.counters;
   j["metadata"] = t.header.metadata;
   return j.dump(2);
@@ -177,6 +210,22 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
       << ", pointer reuse " << i.pointer_reuse << ", failed allocs " << i.failed_allocs << ", out of order "
       << i.out_of_order << ", lost events " << i.lost_events << "\n";
   out << "skipped       " << i.skipped_events << " other events; filtered out " << i.filtered_events << "\n";
+  if (i.slab_slack_recorded) {
+    std::uint64_t req = 0, alloc = 0, n = 0;
+    for (const Info::SlackClass& k : i.slab_slack) {
+      req += k.bytes_req;
+      alloc += k.bytes_alloc;
+      n += k.allocs;
+    }
+    out << "kernel slack  " << alloc - req << " bytes: bytes_alloc " << alloc << " for bytes_req " << req
+        << " over " << n << " slab allocations\n";
+    for (const Info::SlackClass& k : i.slab_slack) {
+      out << "  " << std::setw(8) << k.name << " " << std::setw(9) << k.allocs << " allocs, bytes_req "
+          << std::setw(11) << k.bytes_req << ", bytes_alloc " << std::setw(11) << k.bytes_alloc << "\n";
+    }
+  } else {
+    out << "kernel slack  not recorded (no bytes_alloc in the capture, or a .kmt written before it was kept)\n";
+  }
   out << "sizes (allocations by size, bytes <=):\n";
   std::uint64_t most = 1;
   for (const auto& [ub, n] : i.size_histogram) most = std::max(most, n);

@@ -164,6 +164,15 @@ struct Info {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> size_histogram;  // (upper bound, allocs)
   std::vector<std::pair<std::string, std::uint64_t>> top_sites;         // by allocations
   std::vector<std::pair<std::string, std::uint64_t>> top_tags;
+  /// The kernel's own slack, from an ftrace capture's bytes_req and bytes_alloc
+  /// ("import.slab_slack.*" counters); not recorded for other sources and older .kmt files.
+  struct SlackClass {
+    std::string name;        // ops::kSizeClassNames
+    std::uint64_t max_bytes = 0;  // 0: unbounded
+    std::uint64_t allocs = 0, bytes_req = 0, bytes_alloc = 0;
+  };
+  bool slab_slack_recorded = false;
+  std::vector<SlackClass> slab_slack;  // classes with allocations, smallest first
 };
 
 Info summarize(const ops::Trace& trace, std::size_t top = 10);

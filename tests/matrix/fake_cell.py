@@ -41,6 +41,44 @@ def latency(rng, median_ns, count):
             "p999_ns": q(0.999), "max_ns": round(samples[-1]), "histogram": hist}
 
 
+# Requests of the fixture program: (class, max_bytes, allocs, requested bytes) and each
+# backend's rounding of a request (a fixture's, not the backends' real size classes).
+CLASSES = [("le16", 16, 4000, 40000), ("le64", 64, 2500, 120000), ("le512", 512, 900, 300000),
+           ("large", None, 40, 400000), ("pages", None, 100, 409600)]
+ROUNDING = {"system": 1.10, "zones": 1.25, "slab": 1.20, "buddy": 1.60, "jemalloc": 1.15,
+            "jemalloc-notcache": 1.15, "mimalloc": 1.12, "mimalloc-nonuma": 1.12, "bump": 1.0}
+# The capture's own slab slack (trace sources): bytes_alloc for the same requests.
+KERNEL_ALLOC = {"le16": 64000, "le64": 160000, "le512": 460800, "large": 409600}
+SITES = [("tcp_sendmsg+0x1a/0x40", 3000, 96000, 0.25), ("skb_clone+0x2c/0x90", 2500, 300000, 0.5),
+         ("alloc_pages_vma+0x88/0x1f0", 100, 409600, 0.0), ("__kmalloc_reserve+0x10/0x80", 1940, 464000, 0.1)]
+
+
+def fragmentation(backend):
+    """internal_fragmentation of the fixture program on a backend."""
+    f = ROUNDING.get(backend, 1.0)
+    classes = [{"class": c, "max_bytes": m, "allocs": n, "requested_bytes": r, "handed_out_bytes": round(r * f)}
+               for c, m, n, r in CLASSES]
+    total = {k: sum(c[k] for c in classes) for k in ("allocs", "requested_bytes", "handed_out_bytes")}
+    return {"classes": classes, "total": total, "refused_requests": 0, "note": "fixture"}
+
+
+def kernel_slack():
+    classes = [{"class": c, "max_bytes": m, "allocs": n, "bytes_req": r, "bytes_alloc": KERNEL_ALLOC[c]}
+               for c, m, n, r in CLASSES if c in KERNEL_ALLOC]
+    total = {"allocs": sum(c["allocs"] for c in classes), "bytes_req": sum(c["bytes_req"] for c in classes),
+             "bytes_alloc": sum(c["bytes_alloc"] for c in classes)}
+    return {"classes": classes, "total": total, "note": "fixture"}
+
+
+def call_sites(backend):
+    f = ROUNDING.get(backend, 1.0)
+    handed = [round(b * (f if i % 2 else 1.0)) for i, (_, _, b, _) in enumerate(SITES)]
+    sites = [{"site": s, "allocs": n, "bytes": b, "frees": n, "cross_cpu_frees": round(n * x),
+              "cross_cpu_fraction": round(n * x) / n, "handed_out_bytes": h, "footprint_share": h / sum(handed)}
+             for (s, n, b, x), h in zip(SITES, handed)]
+    return {"sites_total": len(sites), "handed_out_bytes_total": sum(handed), "sites": sites, "note": "fixture"}
+
+
 def cell_result(backend, kind, name, params, threads, placement, topology, mode, seed):
     rng = random.Random(f"{backend}/{name}/{threads}/{placement}/{seed}/{os.getpid()}")
     speed = SPEED.get(backend, 1.0) * (1 + 0.6 * (threads - 1)) * (0.8 if placement == "remote" else 1.0)
@@ -87,6 +125,9 @@ def cell_result(backend, kind, name, params, threads, placement, topology, mode,
         "accounting_check": {"drained": True, "ok": True, "detail": "fixture"},
         "metrics": {"replay.latency.alloc.p99_ns": lat["alloc"]["p99_ns"]},
         "environment": {"machine": {"cpu_model": "fixture CPU", "online_cpus": 2}, "process_malloc": "libc.so.6"},
+        "internal_fragmentation": fragmentation(backend),
+        "kernel_slack": kernel_slack() if kind == "trace" else None,
+        "call_sites": call_sites(backend) if kind == "trace" else None,
     }
 
 

@@ -2,7 +2,9 @@
 """Writes a run directory of fixture cells (fake_cell.py numbers, not
 measurements) with several backends, two sources, two thread counts, one
 group that always failed and one that failed once: input for the plot and
-report tests.   make_fixture_run.py OUT_DIR"""
+report tests.   make_fixture_run.py OUT_DIR [--trace]
+--trace adds a trace source ("capture", kernel slack and call sites) whose
+system cells were written before cells recorded fragmentation."""
 import json
 import os
 import sys
@@ -16,6 +18,7 @@ SOURCES = [("nic", {"packets": "20000"}), ("churn", {})]
 
 def main():
     out = sys.argv[1]
+    sources = SOURCES + ([("capture", {})] if "--trace" in sys.argv[2:] else [])
     os.makedirs(os.path.join(out, "cells"), exist_ok=True)
     env = {"machine": {"cpu_model": "Fixture CPU @ 2.0GHz", "online_cpus": 2, "memory_bytes": 8 << 30,
                        "kernel": "Linux fixture", "hostname": "fixture",
@@ -29,7 +32,8 @@ def main():
            "process_malloc": "libc.so.6", "git": {"sha": "0" * 40, "dirty": False}}
     matrix = {"name": "fixture", "path": "fixture.toml", "hash": "f1x", "text": "# fixture matrix\n"}
     entries, order = [], []
-    for label, params in SOURCES:
+    for label, params in sources:
+        kind = "trace" if label == "capture" else "workload"
         for backend in BACKENDS:
             for threads in (1, 2):
                 group = f"{label}.{backend}.t{threads}.local.real.fast"
@@ -38,12 +42,15 @@ def main():
                     order.append(cid)
                     failed = (backend == "buddy" and label == "churn" and threads == 2) or \
                              (backend == "zones" and label == "nic" and threads == 1 and rep == 3)
-                    cell = {"id": cid, "group": group, "backend": backend, "source_kind": "workload",
+                    cell = {"id": cid, "group": group, "backend": backend, "source_kind": kind,
                             "source": label, "label": label, "params": [[k, v] for k, v in params.items()],
                             "threads": threads, "placement": "local", "topology": "real", "mode": "fast",
                             "repetition": rep, "timeout_s": 60, "line": 1}
-                    result = None if failed else cell_result(backend, "workload", label, params, threads,
+                    result = None if failed else cell_result(backend, kind, label, params, threads,
                                                              "local", "real", "fast", rep)
+                    if result and kind == "trace" and backend == "system":  # as an older run wrote it
+                        for key in ("internal_fragmentation", "kernel_slack", "call_sites"):
+                            del result[key]
                     doc = {"schema": "kmbench.run-cell/1",
                            "run": {"run_id": os.path.basename(os.path.normpath(out)), "matrix": matrix, "seed": 1,
                                    "shard": "1/1"},
@@ -57,7 +64,7 @@ def main():
                         json.dump(doc, f)
                     entries.append({"id": cid, "group": group, "status": doc["status"],
                                     "file": f"cells/{cid}.json", "backend": backend, "label": label,
-                                    "source_kind": "workload", "threads": threads, "placement": "local",
+                                    "source_kind": kind, "threads": threads, "placement": "local",
                                     "topology": "real", "mode": "fast", "repetition": rep, "wall_s": 0.5,
                                     "failure": doc["failure"]})
     index = {"schema": "kmbench.run/1", "run_id": os.path.basename(os.path.normpath(out)),

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
+#include "ops/size_classes.h"
 
 namespace kmbench::trace {
 namespace {
@@ -53,6 +55,52 @@ TEST(FtraceImport, CountsEveryImperfectionAndKeepsGoing) {
   EXPECT_EQ(t.header.time_base_ns, 100000100000u);
   ASSERT_EQ(t.streams.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(t.streams[i].cpu, i);
+}
+
+// The kernel's own slack: bytes_req and bytes_alloc of the slab allocations
+// (not pages, not the failed one), by class of bytes_req, counted by hand.
+TEST(FtraceImport, SlabSlackIsSummedBySizeClassAndSurvivesKmtAndText) {
+  const ops::Trace t = import_file(kData + "/imperfect.ftrace");
+  const std::uint64_t want[][4] = {{1, 1, 30, 32}, {2, 1, 64, 64}, {3, 1, 100, 128}, {4, 2, 400, 512}};
+  for (int k = 0; k < ops::kPagesClass; ++k) {
+    std::uint64_t allocs = 0, req = 0, alloc = 0;
+    for (const auto& w : want) {
+      if (static_cast<int>(w[0]) == k) std::tie(allocs, req, alloc) = std::tuple(w[1], w[2], w[3]);
+    }
+    EXPECT_EQ(t.counters.at(ops::slab_slack_counter(k, "allocs")), allocs) << k;
+    EXPECT_EQ(t.counters.at(ops::slab_slack_counter(k, "bytes_req")), req) << k;
+    EXPECT_EQ(t.counters.at(ops::slab_slack_counter(k, "bytes_alloc")), alloc) << k;
+  }
+  const std::string bytes = encode(t);
+  const ops::Trace back = decode(bytes.data(), bytes.size(), "t.kmt");
+  EXPECT_EQ(back.counters, t.counters);
+  std::ostringstream text;
+  dump(t, text);
+  EXPECT_EQ(undump(text.str(), "t.txt").counters, t.counters);
+  const Info info = summarize(back);
+  ASSERT_TRUE(info.slab_slack_recorded);
+  ASSERT_EQ(info.slab_slack.size(), 4u);
+  EXPECT_EQ(info.slab_slack[3].name, "le256");
+  EXPECT_EQ(info.slab_slack[3].max_bytes, 256u);
+  EXPECT_EQ(info.slab_slack[3].bytes_alloc, 512u);
+  EXPECT_NE(info_json(back, info).find("\"slab_slack\": {"), std::string::npos);
+}
+
+// A .kmt written before the counters were kept, and captures without
+// bytes_alloc (DTrace), read as "not recorded", never as zero slack.
+TEST(FtraceImport, SlabSlackOfOlderTracesIsNotRecorded) {
+  ops::Trace t = import_file(kData + "/imperfect.ftrace");
+  std::erase_if(t.counters, [](const auto& kv) { return kv.first.starts_with("import.slab_slack."); });
+  const std::string bytes = encode(t);
+  const ops::Trace old = decode(bytes.data(), bytes.size(), "old.kmt");
+  Info info = summarize(old);
+  EXPECT_FALSE(info.slab_slack_recorded);
+  EXPECT_NE(info_json(old, info).find("\"slab_slack\": null"), std::string::npos);
+  std::ostringstream out;
+  print_info(old, info, out);
+  EXPECT_NE(out.str().find("kernel slack  not recorded"), std::string::npos);
+  const ops::Trace dtrace = import_file(kData + "/sample.dtrace");
+  EXPECT_FALSE(summarize(dtrace).slab_slack_recorded);
 }
 
 TEST(FtraceImport, FreesCarryTheAllocationsSizeAndTag) {

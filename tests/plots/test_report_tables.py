@@ -1,0 +1,133 @@
+"""The report's internal fragmentation and call-site tables show the numbers
+of the cell files: each backend's handed-out bytes by size class, the
+capture's own slack beside them, the sites' counts, cross-CPU frees and
+footprint shares; and "not recorded" (never zero) where a cell has no such
+figure (workloads for the kernel column, cells written before the fields).
+Run by ctest (plots.report_tables) as:
+    KMBENCH=path/to/kmbench python3 -m pytest tests/plots/test_report_tables.py"""
+import glob
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "plots"))
+import report  # noqa: E402
+import runs  # noqa: E402
+import tables  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("fixture") / "run")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out, "--trace"],
+                   check=True)
+    return out
+
+
+def one_result(run_dir, label, backend):
+    """A successful cell's result, read straight from the files."""
+    for name in sorted(glob.glob(os.path.join(run_dir, "cells", f"{label}.{backend}.*.json"))):
+        with open(name) as f:
+            doc = json.load(f)
+        if doc["status"] == "ok":
+            return doc["result"]
+    return None
+
+
+def section(page, heading):
+    start = page.index(heading)
+    end = page.find("<h3>", start + len(heading))
+    return page[start:end if end > 0 else len(page)]
+
+
+def rows_of(html_table):
+    """Each row's cells, tags stripped and entities read."""
+    return [[html.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+            for tr in re.findall(r"<tr>(.*?)</tr>", html_table, re.S)]
+
+
+def test_fragmentation_table_shows_the_cells_bytes(run_dir):
+    run = runs.Run(run_dir)
+    page = tables.fragmentation_section(run, report.table)
+    capture = section(page, "<h3>capture</h3>")
+    rows = {r[0]: r for r in rows_of(capture) if r}
+    head = ["size class", "allocations", "requested", "Linux"] + tables.backends_of(run, "capture")
+    for backend in ("zones", "slab", "buddy", "jemalloc"):
+        frag = one_result(run_dir, "capture", backend)["internal_fragmentation"]
+        for c in frag["classes"]:
+            row = rows[tables.class_label(c)]
+            want = tables.fmt_bytes(c["handed_out_bytes"])
+            pct = 100.0 * (c["handed_out_bytes"] - c["requested_bytes"]) / c["requested_bytes"]
+            assert row[head.index(backend)] == f"{want} (+{pct:.1f}%)"
+            assert row[1] == str(c["allocs"])
+            assert row[2] == tables.fmt_bytes(c["requested_bytes"])
+    kernel = one_result(run_dir, "capture", "slab")["kernel_slack"]
+    for c in kernel["classes"]:
+        pct = 100.0 * (c["bytes_alloc"] - c["bytes_req"]) / c["bytes_req"]
+        assert rows[tables.class_label(c)][3] == f"{tables.fmt_bytes(c['bytes_alloc'])} (+{pct:.1f}%)"
+    assert rows["pages"][3] == "none (not a slab allocation)"
+    # The system cells of the capture were written before cells had the field.
+    assert all(r[head.index("system")] == "not recorded" for r in rows.values())
+    total = kernel["total"]
+    assert (f"Linux paid {tables.fmt_bytes(total['bytes_alloc'] - total['bytes_req'])} of slack on "
+            f"{total['allocs']} slab requests") in capture
+    slab = one_result(run_dir, "capture", "slab")["internal_fragmentation"]["classes"]
+    slab_slack = sum(c["handed_out_bytes"] - c["requested_bytes"] for c in slab if c["class"] != "pages")
+    assert f"slab {tables.fmt_bytes(slab_slack)}" in capture
+    assert "system not recorded" in re.sub("<[^>]+>", "", capture)
+
+
+def test_workloads_have_no_kernel_column_figures(run_dir):
+    page = tables.fragmentation_section(runs.Run(run_dir), report.table)
+    for label in ("nic", "churn"):
+        rows = [r for r in rows_of(section(page, f"<h3>{label}</h3>")) if r]
+        assert rows and all(r[3] == "not recorded" for r in rows)
+        assert "0 B" not in section(page, f"<h3>{label}</h3>")
+
+
+def test_call_site_table_shows_counts_cross_cpu_frees_and_shares(run_dir):
+    run = runs.Run(run_dir)
+    page = tables.call_site_section(run, report.table)
+    backends = tables.backends_of(run, "capture")
+    by_count = rows_of(section(page, "<h3>capture: by allocations</h3>"))
+    by_bytes = rows_of(section(page, "<h3>capture: by bytes</h3>"))
+    sites = {s["site"]: s for s in one_result(run_dir, "capture", "zones")["call_sites"]["sites"]}
+    assert [r[0] for r in by_count if r] == [s["site"] for s in sorted(sites.values(), key=lambda s: -s["allocs"])]
+    assert [r[0] for r in by_bytes if r] == [s["site"] for s in sorted(sites.values(), key=lambda s: -s["bytes"])]
+    for r in (r for r in by_count if r):
+        s = sites[r[0]]
+        assert r[1] == str(s["allocs"])
+        assert r[2] == tables.fmt_bytes(s["bytes"])
+        assert r[3] == f"{100.0 * s['cross_cpu_frees'] / s['frees']:.1f}% of {s['frees']}"
+        for b in backends:
+            res = one_result(run_dir, "capture", b)
+            cell = r[4 + backends.index(b)]
+            if res.get("call_sites") is None:
+                assert cell == "not recorded"
+            else:
+                share = {x["site"]: x["footprint_share"] for x in res["call_sites"]["sites"]}[r[0]]
+                assert cell == f"{100.0 * share:.2f}%"
+
+
+def test_a_run_without_sites_says_so(tmp_path):
+    out = str(tmp_path / "plain")
+    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out], check=True)
+    page = tables.call_site_section(runs.Run(out), report.table)
+    assert "not recorded" in page and "<table>" not in page
+
+
+def test_kmbench_plot_puts_both_tables_in_the_report(run_dir, tmp_path):
+    kmbench = os.environ.get("KMBENCH")
+    if not kmbench:
+        pytest.skip("KMBENCH (the kmbench binary) not set")
+    done = subprocess.run([kmbench, "plot", run_dir, "-o", str(tmp_path / "r")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<h2>Internal fragmentation</h2>" in page and "<h2>Call sites</h2>" in page
+    assert "Linux paid" in page and "<code>skb_clone+0x2c/0x90</code>" in page
