@@ -130,7 +130,7 @@ def failures_section(run):
 
 
 def leaderboard_section(run, boards, margin):
-    head = ["rank", "backend", "allocator [ns/op]", "ns/op vs baseline [95% CI]", "verdict", "alloc p99 [ns]",
+    head = ["rank", "backend", "allocator [ns/op]", "ns/op vs baseline [95% CI]", "ns/op verdict", "alloc p99 [ns]",
             "peak footprint", "footprint vs baseline", "fragmentation", "ok"]
     parts = [f"<h2>Leaderboards</h2><p class='sub'>One per workload or trace, at its largest thread count: "
              f"backends ranked by median allocator time per operation (inside the backends' own calls). "
