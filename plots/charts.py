@@ -2,6 +2,7 @@
 the machine. A group with no successful repetition is drawn as "missing",
 never as zero."""
 import os
+import textwrap
 import warnings
 
 import matplotlib
@@ -72,7 +73,8 @@ class View:
 def finish(fig, view, out_dir, name, heading, chart_title, caption):
     """Heads the figure with `heading` and the machine, saves it as NAME.png and NAME.svg and
     closes it: the chart as the report shows it."""
-    fig.suptitle(f"{heading}\n{view.run.machine_line()}", fontsize=10)
+    wrapped = "\n".join(textwrap.wrap(heading, max(40, int(fig.get_figwidth() * 13))))  # titles stay on the page
+    fig.suptitle(f"{wrapped}\n{view.run.machine_line()}", fontsize=10)
     png = os.path.join(out_dir, name + ".png")
     svg = os.path.join(out_dir, name + ".svg")
     fig.savefig(png, dpi=100)

@@ -103,9 +103,14 @@ class Run:
         return kinds
 
     def labels(self, sweep_points=False):
-        """The sources (workload or trace labels), in the matrix's order; without the points of sweeps
-        (their own chart shows them) unless asked."""
-        return list(dict.fromkeys(e["label"] for e in self.entries if sweep_points or not e.get("sweep")))
+        """The sources (workload or trace labels), in the matrix file's order (the line of their entry, as
+        the cell files give it; else first appearance); without the points of sweeps (their own chart
+        shows them) unless asked."""
+        labels = list(dict.fromkeys(e["label"] for e in self.entries if sweep_points or not e.get("sweep")))
+        line = {}
+        for c in self.cells:
+            line.setdefault(c["cell"]["label"], c["cell"].get("line", 0))
+        return sorted(labels, key=lambda label: line.get(label, 0))
 
     def label_threads(self, label):
         return sorted({e["threads"] for e in self.entries if e["label"] == label})
