@@ -104,6 +104,7 @@ nlohmann::json footprint_json(const Result& r) {
           {"fragmentation", r.fragmentation},
           {"below_live_samples", r.footprint_below_live},
           {"max_sampling_pause_ns", r.sampling_max_pause_ns},
+          {"sampling_stopped_ns", r.sampling_stopped_ns},
           {"sample_interval_us", r.sample_interval_us},
           {"sample_every_ops", r.sample_every_ops},
           {"source", r.footprint_source},

@@ -181,6 +181,7 @@ struct Result {
   std::uint64_t footprint_below_live = 0;  // samples whose footprint was below their live bytes
   std::vector<FootprintSample> timeline;
   double sampling_max_pause_ns = 0;
+  std::uint64_t sampling_stopped_ns = 0;  // wall time every replay thread stood stopped for a sample
   std::uint64_t sample_interval_us = 0;  // the interval the sampler started with
   std::uint64_t sample_every_ops = 0;    // each replay thread also samples every this many of its steps
 

@@ -669,18 +669,21 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
                 std::uint64_t steps) {
   std::uint64_t below_live = 0;
   double max_pause_ns = 0;
+  std::uint64_t stopped_ns = 0;  // the pass wholly stopped: from the last thread's halt to the restart
   const std::chrono::microseconds interval = sampling_interval(r.options.sample_ms, warm_pass_ns);
   r.sample_interval_us = static_cast<std::uint64_t>(interval.count());
   FootprintSampler sampler(
       [&] {
         const auto p0 = Clock::now();
         FootprintSample f = at_safepoint(sh, [&] {
+          const auto halted = Clock::now();
           const CountingStats cs = b.stats();
           FootprintSample x;
           x.mapped_bytes = cs.backend.mapped_bytes;
           x.resident_bytes = cs.backend.resident_bytes;
           x.live_bytes = cs.live_bytes;
           x.rss_bytes = process_rss_bytes();
+          stopped_ns += static_cast<std::uint64_t>((Clock::now() - halted).count());
           return x;
         });
         max_pause_ns = std::max(max_pause_ns, std::chrono::duration<double, std::nano>(Clock::now() - p0).count());
@@ -709,6 +712,7 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
   r.footprint_source = use_rss ? "process RSS" : "backend mapped bytes";
   r.footprint_below_live = below_live;
   r.sampling_max_pause_ns = max_pause_ns;
+  r.sampling_stopped_ns = stopped_ns;
 }
 
 /// Replays s.program through b: warm-up passes, the timed pass, the accounting

@@ -85,7 +85,10 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   }
   r.events = s.program.steps;
   r.duration_ns = static_cast<std::uint64_t>((end - sh.start).count());
-  r.ops_per_sec = r.duration_ns > 0 ? static_cast<double>(r.events) * 1e9 / static_cast<double>(r.duration_ns) : 0;
+  // Throughput leaves out the wall time the footprint sampler held every thread stopped: it is the
+  // measurement's, not the replay's (time.sampling_ns keeps it).
+  const std::uint64_t replaying_ns = r.duration_ns - std::min(r.duration_ns, r.sampling_stopped_ns);
+  r.ops_per_sec = replaying_ns > 0 ? static_cast<double>(r.events) * 1e9 / static_cast<double>(replaying_ns) : 0;
   std::array<LatencyHistogram, ops::kOpKinds> merged{};
   LatencyHistogram lag;
   double lag_sum = 0;
