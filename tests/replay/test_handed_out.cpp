@@ -95,7 +95,7 @@ TEST(HandedOut, SystemHandsOutMallocUsableSize) {
   const std::uint64_t ten = malloc_usable_size(p);
   std::free(p);
   EXPECT_EQ(r.size_classes[0].handed_out_bytes, 3 * ten);
-  EXPECT_GT(ten, 10u);
+  EXPECT_GE(ten, 10u);  // glibc rounds 10 up to 24; a sanitizer's allocator answers exactly 10
 }
 
 // Kernel-style backends round up to their own classes: never below the
