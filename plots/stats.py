@@ -153,7 +153,7 @@ def verdict_line(rows, metrics, alpha=DEFAULT_ALPHA, margin=DEFAULT_MARGIN, what
     sizes = [(r["n_a"], r["n_b"]) for r in rows if r.get("p") is not None]
     floor = ""
     if sizes:
-        n_a, n_b = min(sizes)
+        n_a, n_b = max(sizes, key=lambda s: smallest_p(*s))  # the comparison with the least evidence
         floor = f"; with {n_a} and {n_b} repetitions no p is below {smallest_p(n_a, n_b):.4f}"
     return (f"VERDICT {what}: {head} — " + "; ".join(parts) +
             f" (Mann-Whitney U two-sided, {CORRECTION} over {tested} comparisons at {alpha:g}; "

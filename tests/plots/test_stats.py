@@ -149,4 +149,7 @@ def test_verdict_line_heads():
     both = stats.judge([row(SLOW, [x * 1.2 for x in SLOW]), row(SLOW, [x * 0.8 for x in SLOW])])
     assert " MIXED — allocator_ns_per_op: 1 better, 1 worse" in stats.verdict_line(both, ["allocator_ns_per_op"])
     assert "nothing to compare" in stats.verdict_line([], ["allocator_ns_per_op"])
+    # The floor named is that of the comparison with the fewest repetitions, whatever the rows' order.
+    mixed = stats.judge([row([1, 2, 3], [1, 2, 3, 4, 5]), row([1, 2, 3, 4], [1, 2, 3])])
+    assert "with 4 and 3 repetitions no p is below 0.0571" in stats.verdict_line(mixed, ["allocator_ns_per_op"])
     assert math.isclose(stats.DEFAULT_MARGIN, 0.03)
