@@ -130,31 +130,41 @@ def fragmentation_section(run, table):
 
 
 def site_rows(run, label):
-    """(backends, the label's sites by name, the cells' site totals) from its representative cells."""
+    """(backends, the label's sites by name, each backend's site entries by name) from its
+    representative cells."""
     backends = backends_of(run, label)
     results = representative_cells(run, label)
-    sites, shares = {}, {}
+    sites, per_backend = {}, {}
     for b in backends:
         cs = (results.get(b) or {}).get("call_sites")
         if not isinstance(cs, dict):
             continue
-        shares[b] = {}
+        per_backend[b] = {}
         for s in cs.get("sites", []):
             sites.setdefault(s["site"], s)
-            shares[b][s["site"]] = s.get("footprint_share")
-    return backends, sites, shares
+            per_backend[b][s["site"]] = s
+    return backends, sites, per_backend
 
 
-def site_table(table, backends, ranked, shares):
-    head = ["call site", "allocations", "bytes", "freed on another CPU"] + [f"{b} footprint share" for b in backends]
+def site_cell(entry):
+    """A backend's figures for one site: allocator ns/op and footprint share."""
+    if entry is None:
+        return NOT_RECORDED
+    ns, share = entry.get("allocator_ns_per_op"), entry.get("footprint_share")
+    ns_text = f"{ns:.1f} ns" if isinstance(ns, (int, float)) else "ns not timed"
+    share_text = f"{100.0 * share:.2f}%" if isinstance(share, (int, float)) else "share not recorded"
+    return esc(f"{ns_text} · {share_text}")
+
+
+def site_table(table, backends, ranked, per_backend):
+    head = (["call site", "allocations", "bytes", "freed on another CPU"] +
+            [f"{b}: ns/op · footprint share" for b in backends])
     rows = []
     for s in ranked:
         frees = s.get("frees") or 0
         cross = (f"{100.0 * s['cross_cpu_frees'] / frees:.1f}% of {frees}" if frees else "no frees")
         row = [f"<code>{esc(s['site'])}</code>", esc(s["allocs"]), esc(fmt_bytes(s["bytes"])), esc(cross)]
-        for b in backends:
-            v = shares.get(b, {}).get(s["site"])
-            row.append(esc(f"{100.0 * v:.2f}%") if v is not None else NOT_RECORDED)
+        row += [site_cell(per_backend.get(b, {}).get(s["site"])) for b in backends]
         rows.append(row)
     return table(head, rows, num_cols=tuple(range(1, len(head))))
 
@@ -162,19 +172,20 @@ def site_table(table, backends, ranked, shares):
 def call_site_section(run, table):
     parts = ["<h2>Call sites</h2><p class='sub'>The capture's call sites, top by allocations and by bytes "
              "requested; freed on another CPU: frees recorded on a different CPU than their allocation "
-             "(a property of the trace); footprint share: the bytes a backend hands out for the site's "
-             "allocations over all it hands out (every allocation counted once). Per-site time is not "
-             "recorded: the timed pass does not time by site.</p>"]
+             "(a property of the trace); ns/op: the mean time of the backend's own calls for the site's "
+             "allocations and frees in the timed pass (timer floor taken off); footprint share: the bytes a "
+             "backend hands out for the site's allocations over all it hands out (every allocation counted "
+             "once).</p>"]
     shown = 0
     for label in run.labels():
-        backends, sites, shares = site_rows(run, label)
+        backends, sites, per_backend = site_rows(run, label)
         if not sites:
             continue
         shown += 1
         by_count = sorted(sites.values(), key=lambda s: (-s["allocs"], s["site"]))[:TOP_SITES]
         by_bytes = sorted(sites.values(), key=lambda s: (-s["bytes"], s["site"]))[:TOP_SITES]
-        parts.append(f"<h3>{esc(label)}: by allocations</h3>" + site_table(table, backends, by_count, shares))
-        parts.append(f"<h3>{esc(label)}: by bytes</h3>" + site_table(table, backends, by_bytes, shares))
+        parts.append(f"<h3>{esc(label)}: by allocations</h3>" + site_table(table, backends, by_count, per_backend))
+        parts.append(f"<h3>{esc(label)}: by bytes</h3>" + site_table(table, backends, by_bytes, per_backend))
     if not shown:
         parts.append(f"<p>{NOT_RECORDED}: no cell of this run names call sites (workloads have none).</p>")
     return "".join(parts)

@@ -143,6 +143,7 @@ class ProgramBuilder {
       : trace_(trace), threads_(threads), tags_(trace, prog_.tag_names), order_(threads), life_(threads),
         objects_(trace.object_count), cursor_(threads, 0) {
     prog_.threads.resize(threads);
+    prog_.step_sites.resize(threads);
     prog_.object_count = trace.object_count;
   }
 
@@ -153,6 +154,7 @@ class ProgramBuilder {
     schedule();
     collect_leftovers();
     std::move(book_).finish(prog_.requests, prog_.sites);
+    if (prog_.sites.empty()) prog_.step_sites.clear();
     return std::move(prog_);
   }
 
@@ -348,6 +350,7 @@ class ProgramBuilder {
     o.last_thread = t;
     o.last_index = static_cast<std::uint32_t>(prog_.threads[t].size());
     prog_.threads[t].push_back(s);
+    prog_.step_sites[t].push_back(o.site);
     prog_.duration_ns = std::max(prog_.duration_ns, s.time_ns);
   }
 

@@ -70,6 +70,9 @@ struct Program {
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped
   std::vector<Request> requests;  // every distinct allocation request and how often it is made
   std::vector<SiteUse> sites;     // by call site ([0]: none named); empty when no op names a site
+  /// By thread, parallel to `threads`: each step's call site (its allocation's
+  /// index in `sites`), so the timed pass can time by site; empty with `sites`.
+  std::vector<std::vector<std::uint32_t>> step_sites;
 };
 
 /// pre: threads >= 1. Throws InputError naming the object when an object id is out of range.

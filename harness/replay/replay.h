@@ -146,11 +146,15 @@ struct SizeClassUse {
   std::uint64_t allocs = 0, requested_bytes = 0, handed_out_bytes = 0;
 };
 
-/// A call site of the trace: its allocations, where they were freed, and
-/// the bytes this backend hands out for them.
+/// A call site of the trace: its allocations, where they were freed, the
+/// bytes this backend hands out for them, and the backend's time on them.
 struct SiteResult {
   std::string name;
   std::uint64_t allocs = 0, bytes = 0, frees = 0, cross_cpu_frees = 0, handed_out_bytes = 0;
+  // The timed pass (with latency): the backend's calls for the site's steps
+  // (allocations, frees) and their time, the timer's floor taken off.
+  std::uint64_t timed_ops = 0;
+  double allocator_ns = 0;
 };
 
 struct Result {

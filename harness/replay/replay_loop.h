@@ -62,6 +62,8 @@ struct alignas(64) ThreadOutcome {
   std::uint64_t local_bytes = 0, remote_bytes = 0, local_allocs = 0, remote_allocs = 0;
   std::uint64_t frees = 0, remote_frees = 0;
   FlagCounts flags;
+  // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
+  std::vector<std::uint64_t> site_time;
   Clock::time_point end;
 };
 
@@ -208,6 +210,7 @@ struct PassContext {
   std::uint64_t floor_ticks;
   Touch touch;
   bool locality;  // the timed pass measures each block's node
+  std::uint64_t* site_time;  // ThreadOutcome::site_time when timing by call site, else null
 };
 
 /// The interval timer of a pass with per-step latency; free of cost otherwise.
@@ -277,6 +280,14 @@ KMBENCH_STEP_INLINE void wait_for_object(const Step& st, const PassContext& c, S
   }
 }
 
+/// Charges one timed backend call to its step's call site.
+KMBENCH_STEP_INLINE void charge_site(const PassContext& c, std::uint32_t site, std::uint64_t dt) noexcept {
+  if (c.site_time != nullptr) {
+    c.site_time[2 * site] += dt;
+    ++c.site_time[2 * site + 1];
+  }
+}
+
 /// Records one timed allocator or DMA interval as latency of its step's kind.
 KMBENCH_STEP_INLINE void record_latency(ThreadOutcome& out, const Step& st, std::uint64_t dt,
                                         std::uint64_t floor) noexcept {
@@ -314,8 +325,8 @@ KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const P
 /// An alloc, page_alloc or dma_alloc step: the backend's call (timed), the
 /// touch (timed apart), the counting wrapper's bookkeeping (untimed).
 template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, void*& block, const PassContext& c,
-                                         ThreadOutcome& out) {
+KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, void*& block,
+                                         const PassContext& c, ThreadOutcome& out) {
   const std::uint64_t t0 = begin_interval<kLatency>();
   void* p = allocate_step(b.inner(), st);
   const std::uint64_t t1 = end_interval<kLatency>();
@@ -335,6 +346,7 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, void*& 
       out.allocator_ticks += t1 - t0;
       ++out.allocator_ops;
       record_latency(out, st, t1 - t0, c.floor_ticks);
+      charge_site(c, site, t1 - t0);
     }
     count_allocation<B>(st, p, c, out);
   }
@@ -343,8 +355,8 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, void*& 
 /// A free, page_free or dma_free step; a buffer still mapped for DMA
 /// completes its transfer first. A block whose allocation failed is skipped.
 template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, void*& block, const PassContext& c,
-                                      ThreadOutcome& out) {
+KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint32_t site, void*& block,
+                                      const PassContext& c, ThreadOutcome& out) {
   DmaHandle* dma = c.dma;
   if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
     const std::uint64_t d0 = begin_interval<kLatency>();
@@ -373,6 +385,7 @@ KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, void*& blo
     out.allocator_ticks += dt;
     ++out.allocator_ops;
     record_latency(out, st, dt, c.floor_ticks);
+    charge_site(c, site, dt);
   }
 }
 
@@ -405,11 +418,15 @@ KMBENCH_STEP_INLINE void dma_step(const Step& st, void* block, const PassContext
 
 /// One pass over a thread's steps. kTimed: the timed pass (latency, split and
 /// counts when kLatency; pacing when kPaced); else a warm-up, as fast as possible.
+/// `sites`, when not null, runs beside `steps`: the timed pass with latency
+/// charges each step's allocator time to its call site.
 template <bool kTimed, bool kLatency, bool kPaced, class B>
-void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, ThreadOutcome& out) {
+void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_t* sites, Shared& sh,
+              ThreadOutcome& out) {
   void** blocks = sh.blocks.get();
+  const bool by_site = kTimed && kLatency && sites != nullptr;
   const PassContext c{sh.seq.get(), sh.dma.get(), sh.machine, sh.floor_ticks, sh.touch,
-                      kTimed && kPhysical<B> && sh.machine != nullptr};
+                      kTimed && kPhysical<B> && sh.machine != nullptr, by_site ? out.site_time.data() : nullptr};
   const Clock::time_point start = sh.start;
   std::uint64_t countdown = sh.sample_every_steps;  // 0: wraps, never reaches 0 again
   if constexpr (kTimed) {
@@ -417,6 +434,11 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
     out.pause_ticks += enter(sh);
   }
   for (const Step& st : steps) {
+    std::uint32_t site = 0;
+    if (by_site) {
+      site = *sites++;
+      asm volatile("" : "+r"(site));  // loaded here, before the step's timed intervals, not inside one
+    }
     if constexpr (kTimed) {
       if (sh.pause.load(std::memory_order_relaxed)) [[unlikely]] {
         out.pause_ticks += park(sh);
@@ -433,12 +455,12 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, Shared& sh, Thread
       case ops::OpKind::alloc:
       case ops::OpKind::page_alloc:
       case ops::OpKind::dma_alloc:
-        allocation_step<kTimed, kLatency>(b, st, block, c, out);
+        allocation_step<kTimed, kLatency>(b, st, site, block, c, out);
         break;
       case ops::OpKind::free:
       case ops::OpKind::page_free:
       case ops::OpKind::dma_free:
-        release_step<kTimed, kLatency>(b, st, block, c, out);
+        release_step<kTimed, kLatency>(b, st, site, block, c, out);
         break;
       case ops::OpKind::dma_map:
       case ops::OpKind::dma_unmap:
@@ -507,6 +529,8 @@ void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, 
     out.node = sh.machine->local_node();  // on a synthetic topology, claims this thread's CPU slot
   }
   const std::vector<Step>& steps = prog.threads[t];
+  const std::uint32_t* sites = prog.step_sites.empty() ? nullptr : prog.step_sites[t].data();
+  if (sites != nullptr) out.site_time.assign(2 * prog.sites.size(), 0);
   std::uint32_t seen = 0;
   for (;;) {
     sh.generation.wait(seen, std::memory_order_acquire);
@@ -520,15 +544,15 @@ void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, 
     }
     switch (cmd) {
       case Command::warm:
-        run_pass<false, false, false>(b, steps, sh, out);
+        run_pass<false, false, false>(b, steps, nullptr, sh, out);
         break;
       case Command::timed:
         if (opt.latency) {
-          opt.mode == Mode::paced ? run_pass<true, true, true>(b, steps, sh, out)
-                                  : run_pass<true, true, false>(b, steps, sh, out);
+          opt.mode == Mode::paced ? run_pass<true, true, true>(b, steps, sites, sh, out)
+                                  : run_pass<true, true, false>(b, steps, sites, sh, out);
         } else {
-          opt.mode == Mode::paced ? run_pass<true, false, true>(b, steps, sh, out)
-                                  : run_pass<true, false, false>(b, steps, sh, out);
+          opt.mode == Mode::paced ? run_pass<true, false, true>(b, steps, nullptr, sh, out)
+                                  : run_pass<true, false, false>(b, steps, nullptr, sh, out);
         }
         break;
       case Command::leftovers:

@@ -60,6 +60,15 @@ void add_locality(NumaLocality& numa, const ThreadOutcome& o) {
   }
 }
 
+/// One thread's allocator time by call site, added to the run's sites.
+void add_site_time(std::vector<SiteResult>& sites, const ThreadOutcome& o, std::uint64_t floor, double npt) {
+  for (std::size_t i = 0; 2 * i < o.site_time.size(); ++i) {
+    const std::uint64_t ticks = o.site_time[2 * i], calls = o.site_time[2 * i + 1];
+    sites[i].timed_ops += calls;
+    sites[i].allocator_ns += static_cast<double>(sub_floor(ticks, calls, floor)) * npt;
+  }
+}
+
 void add_flags(FlagCounts& to, const FlagCounts& f) {
   to.low_requested += f.low_requested;
   to.low_unhonoured += f.low_unhonoured;
@@ -100,6 +109,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     const unsigned kept = std::min(nodes, kLocalityNodes);
     r.numa.bytes.assign(kept, std::vector<std::uint64_t>(kept, 0));
   }
+  r.sites.assign(s.program.sites.size(), SiteResult{});
   for (const ThreadOutcome& o : outcomes) {
     for (int k = 0; k < ops::kOpKinds; ++k) merged[k].merge(o.latency[k]);
     lag.merge(o.lag);
@@ -111,6 +121,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     add_time_split(ts, o, sh, r.recorder.end_floor_ticks, end_tick, npt, opt.latency);
     if (r.numa.measured) add_locality(r.numa, o);
     add_flags(r.flags, o.flags);
+    add_site_time(r.sites, o, sh.floor_ticks, npt);
   }
   ts.thread_ns = static_cast<double>(r.duration_ns) * static_cast<double>(outcomes.size());
   ts.allocator_ns_per_op = ts.allocator_ops > 0 ? ts.allocator_ns / static_cast<double>(ts.allocator_ops) : 0;
@@ -229,11 +240,17 @@ void record_handed_out(Result& r, const Program& program, const std::vector<std:
     c.requested_bytes += q.size * q.count;
     c.handed_out_bytes += handed[i] * q.count;
   }
-  r.sites.clear();
-  for (const SiteUse& s : program.sites) {
-    SiteResult x{s.name, s.allocs, s.bytes, s.frees, s.cross_cpu_frees, 0};  // handed out: below
+  r.sites.resize(program.sites.size());  // the timed pass's site times stay
+  for (std::size_t i = 0; i < program.sites.size(); ++i) {
+    const SiteUse& s = program.sites[i];
+    SiteResult& x = r.sites[i];
+    x.name = s.name;
+    x.allocs = s.allocs;
+    x.bytes = s.bytes;
+    x.frees = s.frees;
+    x.cross_cpu_frees = s.cross_cpu_frees;
+    x.handed_out_bytes = 0;
     for (const auto& [q, n] : s.requests) x.handed_out_bytes += handed[q] * n;
-    r.sites.push_back(std::move(x));
   }
 }
 

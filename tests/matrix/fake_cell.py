@@ -74,8 +74,9 @@ def call_sites(backend):
     f = ROUNDING.get(backend, 1.0)
     handed = [round(b * (f if i % 2 else 1.0)) for i, (_, _, b, _) in enumerate(SITES)]
     sites = [{"site": s, "allocs": n, "bytes": b, "frees": n, "cross_cpu_frees": round(n * x),
-              "cross_cpu_fraction": round(n * x) / n, "handed_out_bytes": h, "footprint_share": h / sum(handed)}
-             for (s, n, b, x), h in zip(SITES, handed)]
+              "cross_cpu_fraction": round(n * x) / n, "handed_out_bytes": h, "footprint_share": h / sum(handed),
+              "timed_ops": 2 * n, "allocator_ns_per_op": (40.0 + 7 * i) / SPEED.get(backend, 1.0)}
+             for i, ((s, n, b, x), h) in enumerate(zip(SITES, handed))]
     return {"sites_total": len(sites), "handed_out_bytes_total": sum(handed), "sites": sites, "note": "fixture"}
 
 

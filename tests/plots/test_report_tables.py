@@ -1,7 +1,7 @@
 """The report's internal fragmentation and call-site tables show the numbers
 of the cell files: each backend's handed-out bytes by size class, the
-capture's own slack beside them, the sites' counts, cross-CPU frees and
-footprint shares; and "not recorded" (never zero) where a cell has no such
+capture's own slack beside them, the sites' counts, cross-CPU frees, each
+backend's ns/op and footprint share; and "not recorded" (never zero) where a cell has no such
 figure (workloads for the kernel column, cells written before the fields).
 Run by ctest (plots.report_tables) as:
     KMBENCH=path/to/kmbench python3 -m pytest tests/plots/test_report_tables.py"""
@@ -91,7 +91,7 @@ def test_workloads_have_no_kernel_column_figures(run_dir):
         assert "0 B" not in section(page, f"<h3>{label}</h3>")
 
 
-def test_call_site_table_shows_counts_cross_cpu_frees_and_shares(run_dir):
+def test_call_site_table_shows_counts_cross_cpu_frees_times_and_shares(run_dir):
     run = runs.Run(run_dir)
     page = tables.call_site_section(run, report.table)
     backends = tables.backends_of(run, "capture")
@@ -111,8 +111,8 @@ def test_call_site_table_shows_counts_cross_cpu_frees_and_shares(run_dir):
             if res.get("call_sites") is None:
                 assert cell == "not recorded"
             else:
-                share = {x["site"]: x["footprint_share"] for x in res["call_sites"]["sites"]}[r[0]]
-                assert cell == f"{100.0 * share:.2f}%"
+                entry = {x["site"]: x for x in res["call_sites"]["sites"]}[r[0]]
+                assert cell == f"{entry['allocator_ns_per_op']:.1f} ns · {100.0 * entry['footprint_share']:.2f}%"
 
 
 def test_a_run_without_sites_says_so(tmp_path):

@@ -118,6 +118,36 @@ TEST(HandedOut, KernelBackendsRoundUpAndSitesAddUp) {
   }
 }
 
+// The timed pass charges each backend call to its allocation's site: site A's
+// three allocations and two frees (one on the other thread), B's three and one,
+// the unnamed site's one; the sites' time adds up to the allocator's.
+TEST(SiteTime, EveryTimedCallIsChargedToItsAllocationsSite) {
+  for (const char* backend : {"slab", "zones", "system"}) {
+    const Result r = run(build_program(tiny(), 2), backend, quiet());
+    ASSERT_EQ(r.sites.size(), 3u) << backend;
+    EXPECT_EQ(r.sites[0].timed_ops, 1u) << backend;
+    EXPECT_EQ(r.sites[1].timed_ops, 5u) << backend;
+    EXPECT_EQ(r.sites[2].timed_ops, 4u) << backend;
+    EXPECT_EQ(r.time.allocator_ops, 10u) << backend;
+    double ns = 0;
+    for (const SiteResult& s : r.sites) ns += s.allocator_ns;
+    // Each site takes the timer floor off its own sum, so a site can only round up from zero.
+    EXPECT_GE(ns, r.time.allocator_ns * (1 - 1e-9)) << backend;
+    EXPECT_GT(ns, 0) << backend;
+    const nlohmann::json j = cell_json(r, Source{"trace", "tiny.kmt", {}, std::nullopt, {}});
+    for (const auto& s : j.at("call_sites").at("sites")) EXPECT_TRUE(s.at("allocator_ns_per_op").is_number());
+  }
+}
+
+TEST(SiteTime, WithoutLatencyNoSiteIsTimed) {
+  Options o = quiet();
+  o.latency = false;
+  const Result r = run(build_program(tiny(), 2), "slab", o);
+  for (const SiteResult& s : r.sites) EXPECT_EQ(s.timed_ops, 0u);
+  const nlohmann::json j = cell_json(r, Source{"trace", "tiny.kmt", {}, std::nullopt, {}});
+  for (const auto& s : j.at("call_sites").at("sites")) EXPECT_TRUE(s.at("allocator_ns_per_op").is_null());
+}
+
 TEST(HandedOut, CellJsonCarriesClassesSitesAndTheCapturesSlack) {
   const Result r = run(build_program(tiny(), 2), "slab", quiet());
   Source trace{"trace", "tiny.kmt", {}, std::nullopt, {}};
