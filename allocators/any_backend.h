@@ -53,6 +53,7 @@ struct BackendOps {
   void* (*allocate_low)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;  // may be null
   void (*free_low)(void* self, void* p, std::size_t size, TagId) noexcept;           // may be null
   CountingStats (*stats)(const void* self);
+  CountingFootprint (*footprint)(const void* self);
   void (*destroy)(void* self) noexcept;
 };
 
@@ -108,6 +109,7 @@ inline constexpr BackendOps kOpsFor = {
           }
         : nullptr,
     [](const void* self) { return static_cast<const Counting<B>*>(self)->stats(); },
+    [](const void* self) { return static_cast<const Counting<B>*>(self)->footprint(); },
     [](void* self) noexcept { delete static_cast<Counting<B>*>(self); },
 };
 
@@ -151,6 +153,7 @@ class AnyBackend {
     return ops_->reclaim ? ops_->reclaim(self_, level) : 0;
   }
   CountingStats stats() const { return ops_->stats(self_); }
+  CountingFootprint footprint() const { return ops_->footprint(self_); }
 
  private:
   std::string name_;

@@ -60,6 +60,14 @@ struct Metric {
   double value = 0;
 };
 
+/// A backend's footprint alone: what the footprint sampler reads at every
+/// sample, while every replay thread stands stopped. A backend whose stats()
+/// builds many metrics provides footprint() too; the two agree.
+struct BackendFootprint {
+  std::uint64_t mapped_bytes = 0;
+  std::uint64_t resident_bytes = 0;
+};
+
 /// What a backend itself knows about its memory (the counting decorator adds
 /// what the caller asked for). Bytes are exact where the backend can know them.
 struct BackendStats {
@@ -142,6 +150,23 @@ inline std::size_t handed_out(const B& b, void* p, std::size_t size) noexcept {
     return b.usable_size(p, size);
   } else {
     return size;
+  }
+}
+
+/// A backend that can tell its footprint without building its statistics.
+template <class B>
+concept ReportsFootprint = requires(const B& cb) {
+  { cb.footprint() } -> std::same_as<BackendFootprint>;
+};
+
+/// The footprint: footprint() where the backend has it, else from stats().
+template <Backend B>
+BackendFootprint footprint_of(const B& b) {
+  if constexpr (ReportsFootprint<B>) {
+    return b.footprint();
+  } else {
+    const BackendStats s = b.stats();
+    return {s.mapped_bytes, s.resident_bytes};
   }
 }
 

@@ -45,6 +45,12 @@ struct CountingStats {
   BackendStats backend;
 };
 
+/// What the footprint sampler reads: the backend's footprint and the live bytes.
+struct CountingFootprint {
+  BackendFootprint backend;
+  std::int64_t live_bytes = 0;  // requested bytes still allocated
+};
+
 /// Tags with their own counters; larger ids are counted under kOverflowTag.
 inline constexpr TagId kMaxCountedTags = 4096;
 inline constexpr TagId kOverflowTag = kMaxCountedTags - 1;
@@ -179,6 +185,11 @@ class Counting {
     }
     out.backend = backend_.stats();
     return out;
+  }
+
+  /// stats()'s live bytes and the backend's footprint, without the rest.
+  CountingFootprint footprint() const {
+    return {footprint_of(backend_), live_bytes_.load(std::memory_order_relaxed)};
   }
 
   B& inner() noexcept { return backend_; }

@@ -123,6 +123,14 @@ std::size_t BuddyBackend::reclaim(ReclaimLevel level) {
   return machine_.drain_local(level == ReclaimLevel::trim);
 }
 
+BackendFootprint BuddyBackend::footprint() const {
+  std::int64_t pages = 0;
+  const unsigned slots = cpu_slots_in_use();
+  for (unsigned i = 0; i < slots; ++i) pages += load(shards_[i].pages);
+  const std::uint64_t bytes = static_cast<std::uint64_t>(pages) << kPageShift;
+  return {bytes, bytes};
+}
+
 BackendStats BuddyBackend::stats() const {
   std::int64_t pages = 0, blocks = 0;
   std::uint64_t raised = 0, runs = 0, failures = 0;

@@ -66,6 +66,7 @@ class BuddyBackend {
   /// Gives the calling CPU slot's cached pages back to the buddy (trim keeps a batch per list).
   std::size_t reclaim(ReclaimLevel level);
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
   physmem::Machine& machine() const noexcept { return machine_; }
 

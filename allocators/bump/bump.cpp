@@ -108,13 +108,20 @@ void BumpBackend::release(void* p, std::size_t size) noexcept {
   }
 }
 
+BackendFootprint BumpBackend::footprint() const {
+  const std::uint64_t used = next_.load(std::memory_order_relaxed) - base_;
+  const std::uint64_t released = released_bytes_.load(std::memory_order_relaxed);
+  const std::uint64_t touched = std::max<std::uint64_t>(used, prefault_end_ - base_);
+  return {used, touched > released ? touched - released : 0};
+}
+
 BackendStats BumpBackend::stats() const {
   BackendStats s;
   const std::uint64_t used = next_.load(std::memory_order_relaxed) - base_;
   const std::uint64_t released = released_bytes_.load(std::memory_order_relaxed);
-  s.mapped_bytes = used;
-  const std::uint64_t touched = std::max<std::uint64_t>(used, prefault_end_ - base_);
-  s.resident_bytes = touched > released ? touched - released : 0;
+  const BackendFootprint f = footprint();
+  s.mapped_bytes = f.mapped_bytes;
+  s.resident_bytes = f.resident_bytes;
   s.metrics = {
       {"backend.bump.reserved_bytes", static_cast<double>(reserve_bytes_)},
       {"backend.bump.used_bytes", static_cast<double>(used)},

@@ -75,6 +75,7 @@ class BumpBackend {
   void rewind() noexcept;
 
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
  private:
   static constexpr std::size_t kReleaseBytes = 64 * 1024;

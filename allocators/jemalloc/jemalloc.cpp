@@ -294,6 +294,17 @@ std::size_t JemallocBackend::reclaim(ReclaimLevel level) {
   return before.mapped_bytes > after.mapped_bytes ? before.mapped_bytes - after.mapped_bytes : 0;
 }
 
+// Every byte the hooks took from the machine: active, dirty and retained
+// extents and the arenas' metadata (jemalloc's mapped + retained).
+BackendFootprint JemallocBackend::footprint() const {
+  std::uint64_t hook_bytes = 0;
+  const unsigned count = arena_count_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < count; ++i) {
+    hook_bytes += arenas_[i].load(std::memory_order_acquire)->chunk_bytes.load(std::memory_order_relaxed);
+  }
+  return {hook_bytes, hook_bytes};
+}
+
 BackendStats JemallocBackend::stats() const {
   std::uint64_t epoch = 1;
   std::size_t len = sizeof epoch;
@@ -340,9 +351,7 @@ BackendStats JemallocBackend::stats() const {
     metric(m + "hook_bytes", static_cast<double>(a->chunk_bytes.load(std::memory_order_relaxed)));
     metric(m + "metadata", static_cast<double>(meta));
   }
-  // Every byte the hooks took from the machine: active, dirty and retained
-  // extents and the arenas' metadata (jemalloc's mapped + retained).
-  s.mapped_bytes = hook_bytes;
+  s.mapped_bytes = hook_bytes;  // footprint()'s sum, with the mallctl reads above
   s.resident_bytes = hook_bytes;
   s.live_blocks = live_blocks;
   s.live_bytes = live_bytes;

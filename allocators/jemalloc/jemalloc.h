@@ -99,6 +99,7 @@ class JemallocBackend {
   /// arenas' counts hold only the blocks callers hold (stats().live_blocks).
   void flush_thread_caches() noexcept;
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
   // For tests and tools.
   /// jemalloc's index of the arena serving (tag, node); creates it if needed.

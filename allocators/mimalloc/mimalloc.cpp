@@ -365,6 +365,14 @@ std::size_t BasicMimallocBackend<kNodeArenas>::reclaim(ReclaimLevel level) {
   return before > after ? before - after : 0;
 }
 
+// Whole 32 MiB arena blocks: what mimalloc holds of the machine, segments in
+// use, cached or abandoned alike.
+template <bool kNodeArenas>
+BackendFootprint BasicMimallocBackend<kNodeArenas>::footprint() const {
+  const std::uint64_t claimed = mimalloc_detail::claimed_bytes(*arenas_, nodes_);
+  return {claimed, claimed};
+}
+
 template <bool kNodeArenas>
 BackendStats BasicMimallocBackend<kNodeArenas>::stats() const {
   Areas areas;
@@ -377,10 +385,9 @@ BackendStats BasicMimallocBackend<kNodeArenas>::stats() const {
     }
   }
   BackendStats s;
-  // Whole 32 MiB arena blocks: what mimalloc holds of the machine, segments
-  // in use, cached or abandoned alike.
-  s.mapped_bytes = mimalloc_detail::claimed_bytes(*arenas_, nodes_);
-  s.resident_bytes = s.mapped_bytes;
+  const BackendFootprint f = footprint();
+  s.mapped_bytes = f.mapped_bytes;
+  s.resident_bytes = f.resident_bytes;
   s.live_blocks = static_cast<std::int64_t>(areas.used_blocks);
   s.live_bytes = static_cast<std::int64_t>(areas.used_bytes);
   auto metric = [&](const char* name, double value) {

@@ -137,6 +137,7 @@ class BasicMimallocBackend {
   void flush_thread_caches() noexcept;
   /// pre: the threads using this backend are quiet (heaps are visited).
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, no heap visit
 
   /// The calling thread's heap for node (made on first use); nullptr for a node out of range.
   mi_heap_t* heap(NodeId node) noexcept {

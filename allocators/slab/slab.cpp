@@ -326,10 +326,16 @@ void SlabBackend::destroy_cache(slab::ObjectCache* cp) {
   }
 }
 
+BackendFootprint SlabBackend::footprint() const {
+  const std::uint64_t held = pages_->held_bytes() + low_pages_->held_bytes();
+  return {held, held};
+}
+
 BackendStats SlabBackend::stats() const {
   BackendStats out;
-  out.mapped_bytes = pages_->held_bytes() + low_pages_->held_bytes();
-  out.resident_bytes = out.mapped_bytes;
+  const BackendFootprint f = footprint();
+  out.mapped_bytes = f.mapped_bytes;
+  out.resident_bytes = f.resident_bytes;
   // Blocks out of the kmalloc caches' slabs and not in their depots (nor, once
   // flush_thread_caches ran on every thread, in their CPU layers), and segments.
   std::int64_t live_blocks = 0, live_bytes = 0;

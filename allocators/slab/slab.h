@@ -144,6 +144,7 @@ class SlabBackend {
   /// every thread using the backend has done so.
   void flush_thread_caches() noexcept;
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
   /// kmem_cache_create on a node (kAnyNode: the caller's). Objects come out of
   /// alloc() constructed. Throws UsageError on size 0 or a bad alignment.

@@ -390,6 +390,7 @@ class ZonesBackend {
   std::size_t reclaim(ReclaimLevel level);
 
   BackendStats stats() const;
+  BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
   // For tests and tools.
   const zones::ClassTable& classes() const noexcept { return classes_; }

@@ -7,6 +7,28 @@
 #include "allocators/zones/zones_internal.h"
 
 namespace kmbench {
+namespace {
+
+/// The chunks a zone holds. pre: z.mu held.
+std::uint64_t chunks_of(const Zone& z) { return z.empty.count + z.partial.count + z.full.count; }
+
+}  // namespace
+
+BackendFootprint ZonesBackend::footprint() const {
+  const State& s = *state_;
+  std::uint64_t pages = 0;
+  for (const auto& zone : s.zones) {
+    std::lock_guard lock(zone->mu);
+    pages += chunks_of(*zone) * zone->chunk_pages;
+  }
+  std::uint64_t large_bytes = 0;
+  {
+    std::lock_guard lock(s.large_mu);
+    large_bytes = s.large_bytes;
+  }
+  const std::uint64_t mapped = pages * kPageBytes + large_bytes;
+  return {mapped, mapped};
+}
 
 BackendStats ZonesBackend::stats() const {
   const State& s = *state_;
@@ -44,7 +66,7 @@ BackendStats ZonesBackend::stats() const {
       cached += m->count;
     }
     recirc_mags += z.recirc_count;
-    const double chunks = double(z.empty.count + z.partial.count + z.full.count);
+    const double chunks = double(chunks_of(z));
     ClassTotals& t = per_class[z.cls];
     t.in_use += double(z.elems_total - z.elems_free) - cached;
     t.free += z.elems_free;

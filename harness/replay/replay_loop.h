@@ -699,17 +699,21 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
   FootprintSampler sampler(
       [&] {
         const auto p0 = Clock::now();
+        // Inside the stop: what must describe one instant (the footprint, the
+        // live bytes, and the RSS when it is the footprint); the process RSS
+        // otherwise after the threads go on.
         FootprintSample f = at_safepoint(sh, [&] {
           const auto halted = Clock::now();
-          const CountingStats cs = b.stats();
+          const CountingFootprint cf = b.footprint();
           FootprintSample x;
-          x.mapped_bytes = cs.backend.mapped_bytes;
-          x.resident_bytes = cs.backend.resident_bytes;
-          x.live_bytes = cs.live_bytes;
-          x.rss_bytes = process_rss_bytes();
+          x.mapped_bytes = cf.backend.mapped_bytes;
+          x.resident_bytes = cf.backend.resident_bytes;
+          x.live_bytes = cf.live_bytes;
+          if (use_rss) x.rss_bytes = process_rss_bytes();
           stopped_ns += static_cast<std::uint64_t>((Clock::now() - halted).count());
           return x;
         });
+        if (!use_rss) f.rss_bytes = process_rss_bytes();
         max_pause_ns = std::max(max_pause_ns, std::chrono::duration<double, std::nano>(Clock::now() - p0).count());
         const std::uint64_t fp = use_rss ? f.rss_bytes : f.mapped_bytes;
         below_live += static_cast<std::int64_t>(fp) < f.live_bytes ? 1 : 0;

@@ -214,6 +214,28 @@ TEST_P(Conformance, CrossThreadFreesFromTwoPlusThreads) {
   EXPECT_EQ(s.live_bytes, 0);
 }
 
+// The sampler's footprint() reads what stats() reports, empty, holding blocks
+// of many sizes, and after they are freed.
+TEST_P(Conformance, FootprintAgreesWithStats) {
+  auto agree = [&](const char* when) {
+    const CountingFootprint f = backend_->footprint();
+    const CountingStats s = backend_->stats();
+    EXPECT_EQ(f.backend.mapped_bytes, s.backend.mapped_bytes) << when;
+    EXPECT_EQ(f.backend.resident_bytes, s.backend.resident_bytes) << when;
+    EXPECT_EQ(f.live_bytes, s.live_bytes) << when;
+  };
+  agree("empty");
+  std::vector<std::pair<void*, std::size_t>> held;
+  for (std::size_t size = 8; size <= 512 * 1024; size = size * 3 / 2 + 8) {
+    held.emplace_back(backend_->allocate(size, kMinAlign, kNoTag, kAnyNode), size);
+    ASSERT_NE(held.back().first, nullptr) << size;
+  }
+  agree("holding blocks");
+  EXPECT_GT(backend_->footprint().backend.mapped_bytes, 0u);
+  for (auto [p, size] : held) backend_->free(p, size);
+  agree("after the frees");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, Conformance, ::testing::ValuesIn(in_process_backends()),
                          [](const auto& info) {
                            std::string n = info.param;

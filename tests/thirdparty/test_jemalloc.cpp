@@ -151,6 +151,8 @@ TEST(Jemalloc, StatisticsComeFromMallctl) {
   EXPECT_GE(during.resident_bytes, 8u << 20);
   EXPECT_GT(during.metadata_bytes, 0u);
   EXPECT_GE(metric(during, "backend.jemalloc.hook_mapped_bytes"), 8u << 20);
+  EXPECT_EQ(b.footprint().mapped_bytes, during.mapped_bytes) << "the sampler's footprint agrees";
+  EXPECT_EQ(b.footprint().resident_bytes, during.resident_bytes);
   EXPECT_GE(metric(during, "backend.jemalloc.stats.allocated"), 8u << 20);
   // One real node here: nothing to bind to another node.
   EXPECT_EQ(metric(during, "backend.jemalloc.numa.bound_to_real_nodes"),

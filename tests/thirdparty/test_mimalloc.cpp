@@ -133,6 +133,8 @@ TEST(Mimalloc, StatisticsFromHeapVisitsAndProcessInfo) {
   EXPECT_GE(s.mapped_bytes, 32u << 20);
   EXPECT_EQ(s.mapped_bytes % (32u << 20), 0u);
   EXPECT_EQ(s.resident_bytes, s.mapped_bytes);
+  EXPECT_EQ(b.footprint().mapped_bytes, s.mapped_bytes) << "the sampler's footprint agrees";
+  EXPECT_EQ(b.footprint().resident_bytes, s.resident_bytes);
   EXPECT_EQ(metric(s, "backend.mimalloc.numa.bound_to_real_nodes"), 0) << "one real node";
   EXPECT_GE(metric(s, "backend.mimalloc.arena_bytes_per_node"), 64u << 20);
   for (void* p : live) {
