@@ -24,16 +24,25 @@ unsigned order_of_pages(std::uint64_t pages) noexcept {
   return pages <= 1 ? 0 : static_cast<unsigned>(64 - std::countl_zero(pages - 1));
 }
 
-std::uint64_t max_phys_of(const BackendConfig& config) {
-  const ParamReader params("buddy", BuddyBackend::kParams, config);
-  return params.given("max_phys") ? static_cast<std::uint64_t>(params.integer("max_phys")) : ~0ull;
-}
-
 }  // namespace
 
 BuddyBackend::BuddyBackend(const BackendConfig& config)
-    : machine_(config.machine != nullptr ? *config.machine : physmem::current_machine()),
-      max_phys_(max_phys_of(config)) {
+    : machine_(config.machine != nullptr ? *config.machine : physmem::current_machine()) {
+  const ParamReader params("buddy", kParams, config);
+  std::uint32_t pcp_high = 0, pcp_batch = 0;  // the marks to set (0: the machine's stay)
+  if (params.given("max_phys")) max_phys_ = static_cast<std::uint64_t>(params.integer("max_phys"));
+  if (params.given("pcp_high") || params.given("pcp_batch")) {
+    const auto high = static_cast<std::uint32_t>(params.given("pcp_high") ? params.integer("pcp_high")
+                                                                           : machine_.pcp_high_pages());
+    const auto batch = static_cast<std::uint32_t>(params.given("pcp_batch") ? params.integer("pcp_batch")
+                                                                             : std::min(machine_.pcp_batch_pages(), high));
+    if (batch > high) {
+      throw UsageError("buddy: pcp_batch=" + std::to_string(batch) + " is above pcp_high=" +
+                       std::to_string(high) + " (a spill keeps pcp_high - pcp_batch pages)");
+    }
+    pcp_high = high;
+    pcp_batch = batch;
+  }
   const physmem::NodeInfo& last = machine_.node(static_cast<NodeId>(machine_.node_count() - 1));
   shape_bytes_ = static_cast<std::size_t>(last.phys_end >> kPageShift);
   shape_bytes_ = (shape_bytes_ + kPageSize - 1) & ~(kPageSize - 1);
@@ -44,9 +53,17 @@ BuddyBackend::BuddyBackend(const BackendConfig& config)
   }
   shape_ = static_cast<std::uint8_t*>(p);
   machine_.populate_page_table(shape_, 1);
+  if (pcp_high != 0) {  // last: nothing after it can throw, so the destructor puts the machine's back
+    saved_pcp_high_ = machine_.pcp_high_pages();
+    saved_pcp_batch_ = machine_.pcp_batch_pages();
+    machine_.set_pcp_marks(pcp_high, pcp_batch);
+  }
 }
 
-BuddyBackend::~BuddyBackend() { munmap(shape_, shape_bytes_); }
+BuddyBackend::~BuddyBackend() {
+  munmap(shape_, shape_bytes_);
+  if (saved_pcp_high_ != 0) machine_.set_pcp_marks(saved_pcp_high_, saved_pcp_batch_);  // marks it read: valid
+}
 
 void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId node,
                                    std::uint64_t max_phys) noexcept {

@@ -30,10 +30,18 @@ class BuddyBackend {
       {"max_phys", ParamSpec::Kind::address, "none",
        "every block below this physical address, inclusive (e.g. 0xffffffff); none: no ceiling", {}, 4096,
        INT64_MAX},
+      {"pcp_high", ParamSpec::Kind::integer, "machine",
+       "per-CPU page list high mark in order-0 pages (Linux's pcp->high): a free that finds a list this "
+       "full spills it down to pcp_high - pcp_batch; higher orders hold half as many blocks per order. "
+       "Set on the machine for as long as the backend lives; machine: the machine's (384)",
+       {}, 1, physmem::kPcpCapPages},
+      {"pcp_batch", ParamSpec::Kind::integer, "machine",
+       "pages a per-CPU list refills from or spills to the buddy at once (pcp->batch), at most pcp_high; "
+       "machine: the machine's (64), or pcp_high when that is lower",
+       {}, 1, physmem::kPcpCapPages},
   };
 
-  /// params: max_phys=ADDR (every block below this physical address, e.g. 0xffffffff).
-  /// Throws UsageError on a bad parameter.
+  /// Throws UsageError on a bad parameter (pcp_batch above pcp_high too).
   explicit BuddyBackend(const BackendConfig& config);
   ~BuddyBackend();
   BuddyBackend(const BuddyBackend&) = delete;
@@ -117,6 +125,8 @@ class BuddyBackend {
 
   physmem::Machine& machine_;
   std::uint64_t max_phys_ = ~0ull;
+  // The machine's pcp marks before this backend set its own (0: it set none).
+  std::uint32_t saved_pcp_high_ = 0, saved_pcp_batch_ = 0;
   std::uint8_t* shape_ = nullptr;  // one byte per physical page of the machine
   std::size_t shape_bytes_ = 0;
   std::array<Shard, kMaxCpuSlots> shards_{};

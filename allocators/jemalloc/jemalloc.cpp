@@ -39,12 +39,20 @@ JemallocBackend::JemallocBackend(const BackendConfig& config)
       per_tag_(on_off(config, "arena_per_tag")) {
   const ParamReader params("jemalloc", kParams, config);
   decay_ms_ = static_cast<long>(params.integer("decay_ms"));
-  single_arena_ = nodes_ == 1 && !per_tag_;
+  per_node_ = static_cast<unsigned>(params.integer("arenas_per_node"));
+  single_arena_ = nodes_ == 1 && !per_tag_ && per_node_ == 1;
   if (per_tag_) {
     tag_arenas_ = std::make_unique<std::atomic<std::uint16_t>[]>(kTagArenas * nodemem::kMaxNodes);
   }
+  if (nodes_ * (per_node_ + (per_tag_ ? kTagArenas : 0)) + 1 > kMaxArenas) {
+    throw UsageError("jemalloc: " + std::to_string(nodes_) + " nodes × " + std::to_string(per_node_) +
+                     " arenas_per_node" + (per_tag_ ? " and the tag arenas" : "") + " exceed " +
+                     std::to_string(kMaxArenas) + " arenas");
+  }
   for (unsigned n = 0; n < nodes_; ++n) {
-    node_arena_[n] = create_arena(static_cast<NodeId>(n), kNoTag);
+    for (unsigned k = 0; k < per_node_; ++k) {
+      node_arena_[n * per_node_ + k] = create_arena(static_cast<NodeId>(n), kNoTag);
+    }
   }
 }
 
@@ -316,6 +324,7 @@ BackendStats JemallocBackend::stats() const {
   };
   metric("tcache", tcache_ ? 1 : 0);
   metric("arena_per_tag", per_tag_ ? 1 : 0);
+  metric("arenas_per_node", per_node_);
   metric("decay_ms", static_cast<double>(decay_ms_));
   metric("numa.nodes", nodes_);
   metric("numa.bound_to_real_nodes", !memory_.synthetic() && nodes_ > 1 ? 1 : 0);

@@ -46,19 +46,23 @@ class JemallocBackend {
       {"arena_per_tag", ParamSpec::Kind::choice, "off", "an arena per allocation tag and node", "on|off"},
       {"decay_ms", ParamSpec::Kind::integer, "-1",
        "dirty and muzzy decay of every arena, ms (-1: never purge; the replay's default)", {}, -1, 86'400'000},
+      {"arenas_per_node", ParamSpec::Kind::integer, "1",
+       "arenas on each node; CPU slot s allocates from arena s % N of its node, as jemalloc's narenas "
+       "spreads threads over arenas (percpu_arena: one per CPU)",
+       {}, 1, 16},
   };
   static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
                                              kFeatureUsableSize | kFeatureReclaim | kFeatureTags |
                                              kFeaturePhysical | kFeatureLowMemory;
 
-  /// Arenas one backend can own: nodes × (1 + tag arenas).
+  /// Arenas one backend can own: nodes × (arenas per node + tag arenas).
   static constexpr unsigned kMaxArenas = 1024;
+  static constexpr unsigned kMaxArenasPerNode = 16;
   /// Tags with an arena of their own (arena_per_tag=on); larger tag ids share the last.
   static constexpr unsigned kTagArenas = 16;
   static constexpr unsigned kNoArena = kMaxArenas - 1;
 
-  /// params: tcache=on|off, arena_per_tag=off|on, decay_ms=N (dirty and muzzy
-  /// decay of every arena; default -1: never purge, as memory cannot go back).
+  /// params: kParams (tcache, arena_per_tag, decay_ms, arenas_per_node).
   explicit JemallocBackend(const BackendConfig& config);
   ~JemallocBackend();
   JemallocBackend(const JemallocBackend&) = delete;
@@ -168,7 +172,8 @@ class JemallocBackend {
       return kNoArena;  // never populated: the allocation fails
     }
     if (!per_tag_ || tag == kNoTag) {
-      return node_arena_[static_cast<unsigned>(n)];
+      const unsigned k = per_node_ == 1 ? 0 : this_cpu_slot() % per_node_;
+      return node_arena_[static_cast<unsigned>(n) * per_node_ + k];
     }
     return tag_arena(tag, n);
   }
@@ -208,9 +213,10 @@ class JemallocBackend {
   bool tcache_ = true;
   bool per_tag_ = false;
   bool single_arena_ = true;
+  unsigned per_node_ = 1;  // arenas_per_node
   long decay_ms_ = -1;
   std::atomic<unsigned> low_arena_{kNoArena};
-  std::array<unsigned, nodemem::kMaxNodes> node_arena_{};
+  std::array<unsigned, nodemem::kMaxNodes * kMaxArenasPerNode> node_arena_{};  // [node * per_node_ + k]
   std::array<std::atomic<Arena*>, kMaxArenas> arenas_{};
   std::atomic<unsigned> arena_count_{0};
   std::unique_ptr<std::atomic<std::uint16_t>[]> tag_arenas_;  // [tag slot * kMaxNodes + node] = local + 1

@@ -91,6 +91,22 @@ std::uint64_t default_node_bytes(unsigned node_count) noexcept {
   return std::max<std::uint64_t>(1ull << 30, each) & ~(kMaxBlockBytes - 1);
 }
 
+void Machine::assign_pcp_marks(std::uint32_t high, std::uint32_t batch) {
+  if (batch == 0 || high > kPcpCapPages || batch > high) {
+    throw UsageError("pcp marks: need 1 <= batch <= high <= " + std::to_string(kPcpCapPages) +
+                     " pages (got high " + std::to_string(high) + ", batch " + std::to_string(batch) + ")");
+  }
+  for (unsigned o = 0; o < kPcpOrders; ++o) {
+    pcp_high_[o] = std::max(1u, high >> o);
+    pcp_batch_[o] = std::max(1u, batch >> o);
+  }
+}
+
+void Machine::set_pcp_marks(std::uint32_t high_pages, std::uint32_t batch_pages) {
+  drain_all_quiescent();  // no list may hold more than its new high mark
+  assign_pcp_marks(high_pages, batch_pages);
+}
+
 Machine::Machine(const TopologySpec& spec) {
   try {
     load_topology(spec);
@@ -156,17 +172,8 @@ void Machine::reserve_memory(const TopologySpec& spec) {
     hole_end_ = kDma32Limit;
   }
 
-  const std::uint32_t high = spec.pcp_high_pages != 0 ? spec.pcp_high_pages : 384;
-  const std::uint32_t batch = spec.pcp_batch_pages != 0 ? spec.pcp_batch_pages : 64;
-  if (high > kPcpCapPages || batch > high) {
-    throw UsageError("topology: pcp_high_pages must be <= " + std::to_string(kPcpCapPages) +
-                     " and pcp_batch_pages <= pcp_high_pages (got " + std::to_string(high) + ", " +
-                     std::to_string(batch) + ")");
-  }
-  for (unsigned o = 0; o < kPcpOrders; ++o) {
-    pcp_high_[o] = std::max(1u, high >> o);
-    pcp_batch_[o] = std::max(1u, batch >> o);
-  }
+  assign_pcp_marks(spec.pcp_high_pages != 0 ? spec.pcp_high_pages : kPcpDefaultHighPages,
+                   spec.pcp_batch_pages != 0 ? spec.pcp_batch_pages : kPcpDefaultBatchPages);
 
   // One reservation for all nodes, aligned so that VA and PA share their low bits.
   va_align_ = std::max<std::uint64_t>(stride, 1ull << 30);

@@ -37,6 +37,8 @@ inline constexpr unsigned kPageShift = 12;
 inline constexpr unsigned kMaxOrder = 10;  // orders 0..10: 4 KiB..4 MiB
 inline constexpr unsigned kPcpOrders = 4;  // orders 0..3 go through per-CPU page lists
 inline constexpr std::uint32_t kPcpCapPages = 1024;  // largest pcp high mark, in pages
+inline constexpr std::uint32_t kPcpDefaultHighPages = 384;  // pcp high mark when a topology names none
+inline constexpr std::uint32_t kPcpDefaultBatchPages = 64;  // pages per refill or spill, likewise
 inline constexpr std::uint64_t kDmaLimit = 16ull << 20;   // ZONE_DMA ends here (ISA)
 inline constexpr std::uint64_t kDma32Limit = 4ull << 30;  // ZONE_DMA32 ends here
 inline constexpr std::uint64_t kReservedLowBytes = 1ull << 20;  // node 0's firmware area
@@ -49,8 +51,8 @@ struct TopologySpec {
   /// Of node 0's RAM, the bytes below 4 GiB (DMA and DMA32); the rest lies from
   /// 4 GiB up, as x86 firmware remaps RAM above the PCI hole. 0: min(node_bytes, 4 GiB).
   std::uint64_t low_bytes = 0;
-  std::uint32_t pcp_high_pages = 0;   // per-CPU list high mark in pages (0: 384); <= kPcpCapPages
-  std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: 64); <= high
+  std::uint32_t pcp_high_pages = 0;   // per-CPU list high mark in pages (0: kPcpDefaultHighPages); <= kPcpCapPages
+  std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: kPcpDefaultBatchPages); <= high
 };
 
 /// Parses a topology as users write it: "real", "synthetic:<hwloc string>" or
@@ -118,6 +120,7 @@ struct PageStats {
   std::uint64_t pcp_misses = 0;   // pcp allocations that had to refill from the buddy
   std::uint64_t pcp_refills = 0;  // batches moved buddy -> pcp
   std::uint64_t pcp_spills = 0;   // batches moved pcp -> buddy (high mark reached, or a drain)
+  std::uint32_t pcp_high_pages = 0, pcp_batch_pages = 0;  // the marks (set_pcp_marks)
   std::uint64_t metadata_bytes = 0;  // page descriptors and pcp lists actually reserved
 
   std::uint64_t free_pages() const noexcept;
@@ -205,6 +208,15 @@ class Machine {
   std::size_t drain_local(bool keep_batch = false) noexcept;
   /// Drains every CPU slot's lists. pre: no other thread uses this machine meanwhile.
   std::size_t drain_all_quiescent() noexcept;
+
+  /// The per-CPU page lists' marks, in order-0 pages: a free that finds a list
+  /// at `high` spills it down to high - batch; an empty list refills `batch`.
+  /// Each order above 0 holds half the blocks of the one below (at least 1).
+  /// Drains every list first. Throws UsageError unless 1 <= batch <= high <=
+  /// kPcpCapPages. pre: no other thread uses this machine meanwhile.
+  void set_pcp_marks(std::uint32_t high_pages, std::uint32_t batch_pages);
+  std::uint32_t pcp_high_pages() const noexcept { return pcp_high_[0]; }
+  std::uint32_t pcp_batch_pages() const noexcept { return pcp_batch_[0]; }
 
   PageStats stats() const;
   /// Where [p, p + bytes) lies on the real machine (its touched pages).
@@ -331,6 +343,8 @@ class Machine {
   PcpSet* pcp_ = nullptr;
   std::size_t pcp_bytes_ = 0;
   std::size_t meta_bytes_ = 0;
+  /// Checks and sets the marks (set_pcp_marks without the drain).
+  void assign_pcp_marks(std::uint32_t high, std::uint32_t batch);
   std::array<std::uint32_t, kPcpOrders> pcp_high_{};   // in blocks of that order
   std::array<std::uint32_t, kPcpOrders> pcp_batch_{};
 };

@@ -55,6 +55,8 @@ std::vector<Metric> PageStats::metrics() const {
       {"physmem.pcp.misses", static_cast<double>(pcp_misses)},
       {"physmem.pcp.refills", static_cast<double>(pcp_refills)},
       {"physmem.pcp.spills", static_cast<double>(pcp_spills)},
+      {"physmem.pcp.high_pages", static_cast<double>(pcp_high_pages)},
+      {"physmem.pcp.batch_pages", static_cast<double>(pcp_batch_pages)},
       {"physmem.metadata_bytes", static_cast<double>(metadata_bytes)},
   };
   for (const NodeStats& n : nodes) {
@@ -83,6 +85,8 @@ std::vector<Metric> PageStats::metrics() const {
 PageStats Machine::stats() const {
   PageStats out;
   out.metadata_bytes = meta_bytes_ + pcp_bytes_;
+  out.pcp_high_pages = pcp_high_pages();
+  out.pcp_batch_pages = pcp_batch_pages();
   const unsigned slots = cpu_slots_in_use();
   for (std::size_t k = 0; k < mem_.size(); ++k) {
     const Node& n = mem_[k];

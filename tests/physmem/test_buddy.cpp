@@ -179,6 +179,48 @@ TEST(Buddy, ReclaimDrainsThisCpusPageLists) {
   EXPECT_EQ(metric(s, "backend.buddy.pages_held"), 0.0);
 }
 
+// pcp_high and pcp_batch set the machine's per-CPU list marks while the
+// backend lives: 200 freed pages stay at most pcp_high on the list, spilling
+// in batches; the machine's own marks come back when the backend goes.
+TEST(Buddy, PcpMarksAreTheBackendsWhileItLives) {
+  physmem::Machine m(synthetic("pack:1 [numa] core:1 pu:1", 64 * kMiB));
+  ASSERT_EQ(m.pcp_high_pages(), physmem::kPcpDefaultHighPages);
+  {
+    BackendConfig config = on(m);
+    config.params = {{"pcp_high", "32"}, {"pcp_batch", "8"}};
+    BuddyBackend b(config);
+    EXPECT_EQ(m.pcp_high_pages(), 32u);
+    EXPECT_EQ(m.pcp_batch_pages(), 8u);
+    std::vector<void*> pages;
+    for (int i = 0; i < 200; ++i) pages.push_back(b.allocate(512, 16, kNoTag, kAnyNode));
+    for (void* p : pages) b.free(p, 512);
+    const BackendStats s = b.stats();
+    EXPECT_LE(metric(s, "physmem.node0.pcp_pages"), 32.0);
+    EXPECT_GE(metric(s, "physmem.pcp.spills"), (200.0 - 32) / 8);
+    EXPECT_EQ(metric(s, "physmem.pcp.high_pages"), 32.0);
+    EXPECT_EQ(metric(s, "physmem.pcp.batch_pages"), 8.0);
+  }
+  EXPECT_EQ(m.pcp_high_pages(), physmem::kPcpDefaultHighPages);
+  EXPECT_EQ(m.pcp_batch_pages(), physmem::kPcpDefaultBatchPages);
+  {
+    BackendConfig config = on(m);
+    config.params = {{"pcp_high", "16"}};  // the batch follows a high mark below it
+    BuddyBackend b(config);
+    EXPECT_EQ(m.pcp_batch_pages(), 16u);
+  }
+  BackendConfig bad = on(m);
+  bad.params = {{"pcp_high", "16"}, {"pcp_batch", "32"}};
+  try {
+    BuddyBackend b(bad);
+    ADD_FAILURE() << "pcp_batch above pcp_high was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("pcp_batch=32 is above pcp_high=16"), std::string::npos) << e.what();
+  }
+  bad.params = {{"pcp_high", "4096"}};
+  EXPECT_THROW(BuddyBackend{bad}, UsageError);
+  EXPECT_EQ(m.pcp_high_pages(), physmem::kPcpDefaultHighPages) << "a refused backend leaves the marks";
+}
+
 TEST(Buddy, RegistryOpensItOnTheGivenMachine) {
   physmem::Machine m(synthetic("pack:2 [numa] core:1 pu:1", 32 * kMiB));
   const BackendInfo* info = find_backend("buddy");

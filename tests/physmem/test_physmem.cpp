@@ -259,6 +259,24 @@ TEST(Machine, PcpListsServeRepeatedSmallOrdersAndDrain) {
   EXPECT_EQ(s.nodes[0].free_pages, s.nodes[0].total_pages);
 }
 
+TEST(Machine, PcpMarksCanBeSetWhenQuietAndAreChecked) {
+  Machine m(synthetic("pack:1 [numa] core:1 pu:1", 32 * kMiB));
+  std::vector<void*> pages;
+  for (int i = 0; i < 100; ++i) pages.push_back(m.alloc_pages(0, 0));
+  for (void* p : pages) m.free_pages(p, 0);
+  ASSERT_GT(m.stats().nodes[0].pcp_pages, 8u);
+  m.set_pcp_marks(8, 2);  // drains first: no list may hold more than its new high mark
+  EXPECT_EQ(m.stats().nodes[0].pcp_pages, 0u);
+  pages.clear();
+  for (int i = 0; i < 20; ++i) pages.push_back(m.alloc_pages(0, 0));
+  for (void* p : pages) m.free_pages(p, 0);
+  EXPECT_LE(m.stats().nodes[0].pcp_pages, 8u);
+  EXPECT_EQ(m.stats().pcp_high_pages, 8u);
+  EXPECT_THROW(m.set_pcp_marks(8, 9), UsageError);
+  EXPECT_THROW(m.set_pcp_marks(kPcpCapPages + 1, 1), UsageError);
+  EXPECT_THROW(m.set_pcp_marks(8, 0), UsageError);
+}
+
 TEST(Machine, PcpSpillsABatchAtTheHighMark) {
   TopologySpec spec = synthetic("pack:1 [numa] core:1 pu:1", 32 * kMiB);
   spec.pcp_high_pages = 16;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -77,6 +78,36 @@ TEST(Jemalloc, ArenaPerTagSeparatesTags) {
   }
   EXPECT_EQ(metric(b.stats(), "backend.jemalloc.arena_per_tag"), 1);
   EXPECT_GE(metric(b.stats(), "backend.jemalloc.arenas"), 1 + b.memory().node_count());
+}
+
+// arenas_per_node=2: two threads on different CPU slots allocate from two
+// arenas of the same node, and each block goes back to its own.
+TEST(Jemalloc, ArenasPerNodeSpreadCpuSlotsOverArenas) {
+  JemallocBackend b{with("arenas_per_node=2")};
+  EXPECT_EQ(metric(b.stats(), "backend.jemalloc.arenas_per_node"), 2);
+  EXPECT_GE(metric(b.stats(), "backend.jemalloc.arenas"), 2.0 * b.memory().node_count());
+  unsigned arena[2] = {0, 0};
+  void* block[2] = {nullptr, nullptr};
+  std::thread([&] { block[0] = b.allocate(96, kMinAlign, kNoTag, 0); arena[0] = b.arena_index(kNoTag, 0); }).join();
+  // The first thread's slot is free again: hold it, so that the next thread takes another.
+  std::atomic<bool> hold{true}, claimed{false};
+  std::thread keep_first_slot_taken([&] {
+    (void)this_cpu_slot();
+    claimed = true;
+    while (hold.load()) std::this_thread::yield();
+  });
+  while (!claimed.load()) std::this_thread::yield();
+  std::thread([&] { block[1] = b.allocate(96, kMinAlign, kNoTag, 0); arena[1] = b.arena_index(kNoTag, 0); }).join();
+  hold = false;
+  keep_first_slot_taken.join();
+  ASSERT_NE(block[0], nullptr);
+  ASSERT_NE(block[1], nullptr);
+  EXPECT_NE(arena[0], arena[1]) << "two CPU slots, two arenas";
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(JemallocBackend::lookup_arena(block[i]), arena[i]);
+    b.free(block[i], 96);
+  }
+  EXPECT_THROW(JemallocBackend{with("arenas_per_node=17")}, UsageError);
 }
 
 TEST(Jemalloc, AlignedBlocksOfEveryClassAreFreedCorrectly) {
