@@ -23,15 +23,19 @@ AnyBackend& open_from_environment() {
     return *b;
   }
   active_mode();  // the mode, too, is read from the environment at first use
+  // NAME or NAME,key=value,...: the backend and its parameters, as --backend-param gives them.
   const char* env = std::getenv("KMBENCH_BACKEND");
-  const std::string name = env != nullptr && *env != '\0' ? env : "system";
+  const std::string spec = env != nullptr && *env != '\0' ? env : "system";
+  const std::size_t comma = spec.find(',');
   try {
+    BackendConfig config;
+    if (comma != std::string::npos) apply_params(config, std::string_view(spec).substr(comma + 1));
     // Never destroyed: blocks may still be freed by static destructors at exit.
-    AnyBackend* b = open_backend(name).release();
+    AnyBackend* b = open_backend(spec.substr(0, comma), config).release();
     g_backend.store(b, std::memory_order_release);
     return *b;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kmbench: KMBENCH_BACKEND=%s: %s\n", name.c_str(), e.what());
+    std::fprintf(stderr, "kmbench: KMBENCH_BACKEND=%s: %s\n", spec.c_str(), e.what());
     std::exit(2);
   }
 }

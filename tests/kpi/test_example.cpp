@@ -66,6 +66,15 @@ TEST_P(ExampleDriver, RxDriverRunsAndUnloadsCleanly) {
   EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
 }
 
+// KMBENCH_BACKEND carries backend parameters: the driver runs on zones with
+// XNU's per-CPU caching on from the start, single-threaded as it is.
+TEST(ExampleDriverConfigured, RxDriverRunsOnABackendWithParameters) {
+  const auto [status, out] = run_with_backend(KMBENCH_EXAMPLE_RX_DRIVER, "zones,cache=on,magazine=16");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("rx_driver: backend zones: 5000 packets"), std::string::npos) << out;
+  EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, ExampleDriver, ::testing::ValuesIn(kpi_backends()),
                          backend_test_name);
 

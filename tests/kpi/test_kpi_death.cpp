@@ -3,6 +3,7 @@
 #include <IOKit/IOLib.h>
 #include <libkern/OSMalloc.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "tests/kpi/kpi_test.h"
@@ -132,6 +133,36 @@ TEST_P(KpiDeathTest, PageableOSFreeWithAWiredSize) {
   EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
   OSFree(p, 8192, t);
   OSMalloc_Tagfree(t);
+}
+
+// KMBENCH_BACKEND=NAME,key=value,...: the backend opens with those parameters;
+// a parameter it does not have, or a value out of range, exits with 2 naming it.
+TEST(KpiEnvironmentDeathTest, BackendParametersInTheEnvironment) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: the KPI not yet opened
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_BACKEND", "zones,cache=on,magazine=16", 1);
+        IOFree(IOMalloc(64), 64);
+        double magazine = 0;
+        for (const Metric& m : kpi::backend().stats().backend.metrics) {
+          if (m.name == "backend.zones.cache.magazine_size") magazine = m.value;
+        }
+        std::fprintf(stderr, "backend %s, magazine %g\n", kpi::backend().name().c_str(), magazine);
+        std::exit(magazine == 16 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "backend zones, magazine 16");
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_BACKEND", "zones,magazine=2048", 1);
+        IOMalloc(1);
+      },
+      ::testing::ExitedWithCode(2), "KMBENCH_BACKEND=zones,magazine=2048: zones: magazine=2048 is outside 1..1024");
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_BACKEND", "slab,wombat", 1);
+        IOMalloc(1);
+      },
+      ::testing::ExitedWithCode(2), "KMBENCH_BACKEND=slab,wombat: backend parameter 'wombat' is not key=value");
 }
 
 TEST(KpiEnvironmentDeathTest, UnknownBackendInTheEnvironmentExitsWith2) {
