@@ -17,6 +17,13 @@ std::atomic<AnyBackend*> g_backend{nullptr};
 std::mutex g_backend_mutex;
 std::atomic<int> g_mode{-1};
 
+/// The worker a backend lives in: its executable's name after "kmbench-" (kmbench-jemalloc: jemalloc),
+/// which is also the suffix of the KPI library that carries its backends (kmbench::kpi_jemalloc).
+std::string worker_of(const BackendInfo& info) {
+  constexpr std::string_view kPrefix = "kmbench-";
+  return info.executable.rfind(kPrefix, 0) == 0 ? info.executable.substr(kPrefix.size()) : info.executable;
+}
+
 AnyBackend& open_from_environment() {
   std::lock_guard lock(g_backend_mutex);
   if (AnyBackend* b = g_backend.load(std::memory_order_acquire)) {
@@ -35,7 +42,16 @@ AnyBackend& open_from_environment() {
     g_backend.store(b, std::memory_order_release);
     return *b;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "kmbench: KMBENCH_BACKEND=%s: %s\n", spec.c_str(), e.what());
+    const BackendInfo* info = find_backend(spec.substr(0, comma));
+    if (info != nullptr && !info->executable.empty()) {
+      // A worker's backend: its allocator must own the process's malloc, so it is a link-time choice.
+      std::fprintf(stderr,
+                   "kmbench: KMBENCH_BACKEND=%s: backend '%s' owns the process's malloc; link the driver with "
+                   "kmbench::kpi_%s instead of kmbench::kpi to run it there\n",
+                   spec.c_str(), info->name.c_str(), worker_of(*info).c_str());
+    } else {
+      std::fprintf(stderr, "kmbench: KMBENCH_BACKEND=%s: %s\n", spec.c_str(), e.what());
+    }
     std::exit(2);
   }
 }

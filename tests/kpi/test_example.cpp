@@ -75,6 +75,25 @@ TEST(ExampleDriverConfigured, RxDriverRunsOnABackendWithParameters) {
   EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
 }
 
+// Linked with kmbench::kpi_jemalloc or kmbench::kpi_mimalloc, the driver runs
+// on that allocator's backends, every variant and parameter included.
+TEST(ExampleDriverOnWorkerBackends, RxDriverRunsOnJemallocAndMimalloc) {
+  const std::pair<const char*, const char*> runs[] = {
+      {KMBENCH_EXAMPLE_RX_DRIVER_JEMALLOC, "jemalloc"},
+      {KMBENCH_EXAMPLE_RX_DRIVER_JEMALLOC, "jemalloc-notcache"},
+      {KMBENCH_EXAMPLE_RX_DRIVER_JEMALLOC, "jemalloc,arenas_per_node=2"},
+      {KMBENCH_EXAMPLE_RX_DRIVER_MIMALLOC, "mimalloc"},
+      {KMBENCH_EXAMPLE_RX_DRIVER_MIMALLOC, "mimalloc-nonuma"},
+  };
+  for (const auto& [exe, backend] : runs) {
+    const auto [status, out] = run_with_backend(exe, backend);
+    const std::string name = std::string(backend).substr(0, std::string(backend).find(','));
+    EXPECT_EQ(status, 0) << backend << "\n" << out;
+    EXPECT_NE(out.find("rx_driver: backend " + name + ": 5000 packets"), std::string::npos) << out;
+    EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, ExampleDriver, ::testing::ValuesIn(kpi_backends()),
                          backend_test_name);
 

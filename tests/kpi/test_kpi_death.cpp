@@ -165,6 +165,19 @@ TEST(KpiEnvironmentDeathTest, BackendParametersInTheEnvironment) {
       ::testing::ExitedWithCode(2), "KMBENCH_BACKEND=slab,wombat: backend parameter 'wombat' is not key=value");
 }
 
+// A worker's backend is a link-time choice: the message names the library to link.
+TEST(KpiEnvironmentDeathTest, AWorkersBackendNamesTheLibraryToLink) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        setenv("KMBENCH_BACKEND", "jemalloc,tcache=off", 1);
+        IOMalloc(1);
+      },
+      ::testing::ExitedWithCode(2),
+      "KMBENCH_BACKEND=jemalloc,tcache=off: backend 'jemalloc' owns the process's malloc; link the driver "
+      "with kmbench::kpi_jemalloc instead of kmbench::kpi");
+}
+
 TEST(KpiEnvironmentDeathTest, UnknownBackendInTheEnvironmentExitsWith2) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: the KPI not yet opened
   EXPECT_EXIT(
