@@ -101,12 +101,13 @@ class Counting {
 
   /// The bookkeeping half of allocate, for callers that time the backend's own
   /// call apart (the replay): after inner().allocate returned p (nullptr: failed).
+  /// Returns the bytes handed out for the block (0: failed), for count_free_handed.
   /// Always inline: the replay loop's code stays one body around the timed call.
-  [[gnu::always_inline]] void count_alloc(void* p, std::size_t size, TagId tag) noexcept {
+  [[gnu::always_inline]] std::size_t count_alloc(void* p, std::size_t size, TagId tag) noexcept {
     Shard& s = shard();
     if (p == nullptr) [[unlikely]] {
       bump(s.failed, 1);
-      return;
+      return 0;
     }
     const std::size_t given = handed_out(backend_, p, size);
     bump(s.allocs, 1);
@@ -117,12 +118,18 @@ class Counting {
     if (tag != kNoTag) {
       count_tag(tag, static_cast<std::int64_t>(size), +1);
     }
+    return given;
   }
   /// The bookkeeping half of free, before inner().free(p, size): a block leaves
   /// the live count before its memory can leave the footprint.
   /// pre: p is not nullptr.
   [[gnu::always_inline]] void count_free(void* p, std::size_t size, TagId tag) noexcept {  // inline: as count_alloc
-    const std::size_t given = handed_out(backend_, p, size);
+    count_free_handed(size, handed_out(backend_, p, size), tag);
+  }
+  /// count_free with the bytes count_alloc returned for the block: a caller
+  /// that times the free keeps them, so that its bookkeeping does not ask the
+  /// backend about the block (warming the metadata the free reads) just before.
+  [[gnu::always_inline]] void count_free_handed(std::size_t size, std::size_t given, TagId tag) noexcept {
     Shard& s = shard();
     bump(s.frees, 1);
     bump(s.live_handed_out, -static_cast<std::int64_t>(given));

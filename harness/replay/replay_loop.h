@@ -70,10 +70,19 @@ struct alignas(64) ThreadOutcome {
 /// What the coordinating thread asks of every replay thread.
 enum class Command : std::uint8_t { none, warm, timed, leftovers, flush, exit };
 
+/// What the replay holds of an object: its block, and the bytes the backend
+/// handed out for it, read once after the allocation, so that the free's
+/// bookkeeping need not ask the backend about the block just before the timed
+/// free (which would warm the very metadata the free reads).
+struct HeldBlock {
+  void* block = nullptr;
+  std::uint64_t handed_out = 0;
+};
+
 /// State the replay threads share: blocks and sequence numbers by object id,
 /// the command channel and the safepoint.
 struct Shared {
-  std::unique_ptr<void*[]> blocks;
+  std::unique_ptr<HeldBlock[]> blocks;
   std::unique_ptr<std::atomic<std::uint32_t>[]> seq;
   std::unique_ptr<DmaHandle[]> dma;  // by object id; only when the program maps buffers for DMA
   std::uint32_t objects = 0;
@@ -325,12 +334,12 @@ KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const P
 /// An alloc, page_alloc or dma_alloc step: the backend's call (timed), the
 /// touch (timed apart), the counting wrapper's bookkeeping (untimed).
 template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, void*& block,
+KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                          const PassContext& c, ThreadOutcome& out) {
   const std::uint64_t t0 = begin_interval<kLatency>();
   void* p = allocate_step(b.inner(), st);
   const std::uint64_t t1 = end_interval<kLatency>();
-  block = p;
+  held.block = p;
   if (p != nullptr) [[likely]] {
     if (c.touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
       touch_block(p, st, c.touch);
@@ -340,7 +349,7 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
       }
     }
   }
-  b.count_alloc(p, st.size, st.tag);
+  held.handed_out = b.count_alloc(p, st.size, st.tag);
   if constexpr (kTimed) {
     if constexpr (kLatency) {
       out.allocator_ticks += t1 - t0;
@@ -355,7 +364,7 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
 /// A free, page_free or dma_free step; a buffer still mapped for DMA
 /// completes its transfer first. A block whose allocation failed is skipped.
 template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint32_t site, void*& block,
+KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                       const PassContext& c, ThreadOutcome& out) {
   DmaHandle* dma = c.dma;
   if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
@@ -366,8 +375,8 @@ KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint3
       ++out.dma_steps;
     }
   }
-  void* p = block;
-  block = nullptr;
+  void* p = held.block;
+  held.block = nullptr;
   if (p == nullptr) [[unlikely]] {
     return;
   }
@@ -377,7 +386,7 @@ KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint3
       out.remote_frees += c.machine->node_of(p) != out.node ? 1 : 0;
     }
   }
-  b.count_free(p, st.size, st.tag);
+  b.count_free_handed(st.size, held.handed_out, st.tag);
   const std::uint64_t t0 = begin_interval<kLatency>();
   free_step(b.inner(), p, st);
   if constexpr (kTimed && kLatency) {
@@ -423,7 +432,7 @@ KMBENCH_STEP_INLINE void dma_step(const Step& st, void* block, const PassContext
 template <bool kTimed, bool kLatency, bool kPaced, class B>
 void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_t* sites, Shared& sh,
               ThreadOutcome& out) {
-  void** blocks = sh.blocks.get();
+  HeldBlock* blocks = sh.blocks.get();
   const bool by_site = kTimed && kLatency && sites != nullptr;
   const PassContext c{sh.seq.get(), sh.dma.get(), sh.machine, sh.floor_ticks, sh.touch,
                       kTimed && kPhysical<B> && sh.machine != nullptr, by_site ? out.site_time.data() : nullptr};
@@ -450,21 +459,21 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
     if ((st.ctl & kStepWait) != 0) [[unlikely]] {
       wait_for_object<kTimed>(st, c, sh, out);
     }
-    void*& block = blocks[st.object];
+    HeldBlock& held = blocks[st.object];
     switch (st.kind) {
       case ops::OpKind::alloc:
       case ops::OpKind::page_alloc:
       case ops::OpKind::dma_alloc:
-        allocation_step<kTimed, kLatency>(b, st, site, block, c, out);
+        allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
         break;
       case ops::OpKind::free:
       case ops::OpKind::page_free:
       case ops::OpKind::dma_free:
-        release_step<kTimed, kLatency>(b, st, site, block, c, out);
+        release_step<kTimed, kLatency>(b, st, site, held, c, out);
         break;
       case ops::OpKind::dma_map:
       case ops::OpKind::dma_unmap:
-        dma_step<kTimed, kLatency>(st, block, c, out);
+        dma_step<kTimed, kLatency>(st, held.block, c, out);
         break;
     }
     if ((st.ctl & kStepPublish) != 0) [[unlikely]] {
@@ -492,15 +501,15 @@ void free_leftovers(Counting<B>& b, const std::vector<Leftover>& leftovers, Shar
     if (sh.dma && sh.dma[l.object].command != nullptr) {
       dma_complete(sh.dma[l.object]);
     }
-    void*& block = sh.blocks[l.object];
-    if (block != nullptr) {
+    HeldBlock& held = sh.blocks[l.object];
+    if (held.block != nullptr) {
       Step st;
       st.size = l.size;
       st.tag = l.tag;
       st.ctl = l.low ? kStepLow : 0;
-      b.count_free(block, l.size, l.tag);
-      free_step(b.inner(), block, st);
-      block = nullptr;
+      b.count_free_handed(l.size, held.handed_out, l.tag);
+      free_step(b.inner(), held.block, st);
+      held.block = nullptr;
     }
   }
 }
@@ -769,7 +778,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
 
   // The accounting check, after each thread flushed its caches.
   std::int64_t held = 0;
-  for (std::uint32_t o = 0; o < s.program.object_count; ++o) held += sh.blocks[o] != nullptr ? 1 : 0;
+  for (std::uint32_t o = 0; o < s.program.object_count; ++o) held += sh.blocks[o].block != nullptr ? 1 : 0;
   if (opt.drain) issue(sh, Command::leftovers);
   issue(sh, Command::flush);
   check_accounting(r, b.stats(), held, opt.drain, s.program.tag_names);

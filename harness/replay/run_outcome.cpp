@@ -12,7 +12,7 @@ void init_shared(Shared& sh, const RunSetup& s) {
   const Options& opt = s.result.options;
   sh.objects = prog.object_count;
   sh.threads = static_cast<unsigned>(prog.threads.size());
-  sh.blocks = std::make_unique<void*[]>(prog.object_count + 1);
+  sh.blocks = std::make_unique<HeldBlock[]>(prog.object_count + 1);
   sh.seq = std::make_unique<std::atomic<std::uint32_t>[]>(prog.object_count + 1);
   if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
   sh.speed = opt.speed;
