@@ -34,78 +34,11 @@
 #include "harness/replay/latency.h"
 #include "harness/replay/program.h"
 #include "harness/replay/replay.h"
+#include "harness/replay/replay_state.h"
 
 namespace kmbench::replay {
 
-using Clock = std::chrono::steady_clock;
-
 using base::cpu_relax;
-
-/// Nodes the locality matrix keeps apart; beyond, memory counts as remote only.
-inline constexpr unsigned kLocalityNodes = 16;
-
-/// What one replay thread measured in the timed pass; merged after the run.
-struct alignas(64) ThreadOutcome {
-  std::array<LatencyHistogram, ops::kOpKinds> latency;
-  LatencyHistogram lag;  // paced: ns behind schedule
-  std::uint64_t noblock_failures = 0, failed_allocs = 0, stalls = 0;
-  // The time split, in ticks; the timed parts include the timer floor (taken off later).
-  std::uint64_t allocator_ticks = 0, touch_ticks = 0, dma_ticks = 0, wait_ticks = 0;
-  std::uint64_t pause_ticks = 0, pacing_ticks = 0;
-  std::uint64_t allocator_ops = 0, touches = 0, dma_steps = 0;
-  std::uint64_t start_tick = 0, end_tick = 0;
-  std::uint64_t max_lag_ns = 0;
-  double lag_sum_ns = 0;
-  // NUMA locality, by memory node.
-  NodeId node = 0;
-  std::array<std::uint64_t, kLocalityNodes> bytes_on{};
-  std::uint64_t local_bytes = 0, remote_bytes = 0, local_allocs = 0, remote_allocs = 0;
-  std::uint64_t frees = 0, remote_frees = 0;
-  FlagCounts flags;
-  // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
-  std::vector<std::uint64_t> site_time;
-  Clock::time_point end;
-};
-
-/// What the coordinating thread asks of every replay thread.
-enum class Command : std::uint8_t { none, warm, timed, leftovers, flush, exit };
-
-/// What the replay holds of an object: its block, and the bytes the backend
-/// handed out for it, read once after the allocation, so that the free's
-/// bookkeeping need not ask the backend about the block just before the timed
-/// free (which would warm the very metadata the free reads).
-struct HeldBlock {
-  void* block = nullptr;
-  std::uint64_t handed_out = 0;
-};
-
-/// State the replay threads share: blocks and sequence numbers by object id,
-/// the command channel and the safepoint.
-struct Shared {
-  std::unique_ptr<HeldBlock[]> blocks;
-  std::unique_ptr<std::atomic<std::uint32_t>[]> seq;
-  std::unique_ptr<DmaHandle[]> dma;  // by object id; only when the program maps buffers for DMA
-  std::uint32_t objects = 0;
-  unsigned threads = 0;
-  // Commands: the coordinator writes `command`, then bumps `generation`.
-  Command command = Command::none;
-  std::atomic<std::uint32_t> generation{0};
-  std::atomic<unsigned> done{0}, ready{0};
-  std::atomic<bool> go{false};
-  Clock::time_point start;
-  std::uint64_t start_tick = 0;
-  // Safepoint: threads between two step boundaries count in `active`.
-  std::atomic<bool> pause{false};
-  std::atomic<unsigned> active{0};
-  // Samples by step count: each replay thread samples every this many of its steps (0: never).
-  FootprintSampler* sampler = nullptr;
-  std::uint64_t sample_every_steps = 0;
-  // Settings.
-  double speed = 1;
-  Touch touch = Touch::first;
-  std::uint64_t floor_ticks = 0;
-  const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
-};
 
 // ---- safepoints -------------------------------------------------------------
 
