@@ -330,7 +330,6 @@ BackendStats JemallocBackend::stats() const {
   metric("numa.bound_to_real_nodes", !memory_.synthetic() && nodes_ > 1 ? 1 : 0);
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   metric("arenas", count);
-  std::uint64_t hook_bytes = 0;
   std::int64_t live_blocks = 0, live_bytes = 0;
   for (unsigned i = 0; i < count; ++i) {
     const Arena* a = arenas_[i].load(std::memory_order_acquire);
@@ -338,7 +337,6 @@ BackendStats JemallocBackend::stats() const {
     const std::size_t mapped = read_ctl<std::size_t>(base + "mapped");
     const std::size_t meta = read_ctl<std::size_t>(base + "base") + read_ctl<std::size_t>(base + "internal");
     s.metadata_bytes += meta;
-    hook_bytes += a->chunk_bytes.load(std::memory_order_relaxed);
     // Blocks in tcaches count as allocated here: exact after flush_thread_caches on every thread.
     for (const char* kind : {"small.", "large."}) {
       live_blocks += static_cast<std::int64_t>(read_ctl<std::uint64_t>(base + kind + "nmalloc")) -
@@ -360,11 +358,12 @@ BackendStats JemallocBackend::stats() const {
     metric(m + "hook_bytes", static_cast<double>(a->chunk_bytes.load(std::memory_order_relaxed)));
     metric(m + "metadata", static_cast<double>(meta));
   }
-  s.mapped_bytes = hook_bytes;  // footprint()'s sum, with the mallctl reads above
-  s.resident_bytes = hook_bytes;
+  const BackendFootprint f = footprint();
+  s.mapped_bytes = f.mapped_bytes;
+  s.resident_bytes = f.resident_bytes;
   s.live_blocks = live_blocks;
   s.live_bytes = live_bytes;
-  metric("hook_mapped_bytes", static_cast<double>(hook_bytes));
+  metric("hook_mapped_bytes", static_cast<double>(f.mapped_bytes));
   // Process-wide figures (every arena, the process's own malloc included).
   metric("stats.allocated", static_cast<double>(read_ctl<std::size_t>("stats.allocated")));
   metric("stats.active", static_cast<double>(read_ctl<std::size_t>("stats.active")));
