@@ -47,6 +47,8 @@ BackendConfig with_variant(const BackendVariant& v, const BackendConfig& config)
 struct BackendOps {
   void* (*allocate)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;
   void (*free)(void* self, void* p, std::size_t size, TagId) noexcept;
+  void* (*allocate_direct)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;
+  void (*free_direct)(void* self, void* p, std::size_t size) noexcept;
   std::size_t (*usable_size)(const void* self, void* p, std::size_t size) noexcept;  // may be null
   std::uint64_t (*physical_address)(const void* self, const void* p) noexcept;      // may be null
   std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
@@ -65,6 +67,10 @@ inline constexpr BackendOps kOpsFor = {
     [](void* self, void* p, std::size_t size, TagId tag) noexcept {
       static_cast<Counting<B>*>(self)->free(p, size, tag);
     },
+    [](void* self, std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+      return static_cast<Counting<B>*>(self)->inner().allocate(size, align, tag, node);
+    },
+    [](void* self, void* p, std::size_t size) noexcept { static_cast<Counting<B>*>(self)->inner().free(p, size); },
     (B::kFeatures & kFeatureUsableSize)
         ? +[](const void* self, void* p, std::size_t size) noexcept -> std::size_t {
             if constexpr ((B::kFeatures & kFeatureUsableSize) != 0) {
@@ -132,6 +138,26 @@ class AnyBackend {
   void free(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
     ops_->free(self_, p, size, tag);
   }
+  /// The backend itself, past the counting decorator: for a caller that keeps
+  /// its own books (the KPI), so that what it times is the backend and its own
+  /// checks. stats() then counts none of these blocks; the backend's own
+  /// statistics (stats().backend) do.
+  void* allocate_direct(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return ops_->allocate_direct(self_, size, align, tag, node);
+  }
+  /// pre: p came from allocate_direct with this size (or is nullptr)
+  void free_direct(void* p, std::size_t size) noexcept {
+    if (p != nullptr) ops_->free_direct(self_, p, size);
+  }
+  /// allocate_direct and free_direct as plain function pointers and the
+  /// argument they take first, for a caller that keeps them at hand (the KPI's
+  /// inline path loads each from its own word instead of through this object).
+  struct DirectCalls {
+    void* self = nullptr;
+    void* (*allocate)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept = nullptr;
+    void (*free)(void* self, void* p, std::size_t size) noexcept = nullptr;
+  };
+  DirectCalls direct_calls() const noexcept { return {self_, ops_->allocate_direct, ops_->free_direct}; }
   /// Bytes handed out for a block of that requested size (size when unknown).
   std::size_t usable_size(void* p, std::size_t size) const noexcept {
     return ops_->usable_size ? ops_->usable_size(self_, p, size) : size;
