@@ -1,6 +1,7 @@
 // OSMalloc: tags and tagged blocks over the KPI core.
 #include <libkern/OSMalloc.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -31,11 +32,23 @@ void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t 
     kd::panic(fn, addr, size, nullptr, "%p is not an OSMalloc tag", static_cast<void*>(tag));
   }
   const int state = tag->state.load(std::memory_order_acquire);
-  if (state == kActive || (for_free && state == kPending)) {
+  if (state == kActive) [[likely]] {
+    return;
+  }
+  // A tag whose release waits for its last block (xnu mode) still takes that block's free.
+  const bool waiting = state == kPending && tag->live_blocks() != 0;
+  if (for_free && waiting) {
     return;
   }
   kd::panic(fn, addr, size, tag->name, "tag was freed by OSMalloc_Tagfree%s",
-            state == kPending ? " (its release waits for its last block)" : "");
+            waiting ? " (its release waits for its last block)" : "");
+}
+
+/// A tag's state as reported: a deferred release is done once its last block is freed.
+TagUsage::State state_of(const __OSMallocTag__& tag) {
+  const int state = tag.state.load(std::memory_order_acquire);
+  return state == kPending && tag.live_blocks() == 0 ? TagUsage::State::released
+                                                     : static_cast<TagUsage::State>(state);
 }
 
 Family family_for(OSMallocTag tag, std::uint64_t size) {
@@ -44,6 +57,45 @@ Family family_for(OSMallocTag tag, std::uint64_t size) {
 }
 
 }  // namespace
+
+kd::TagSlot& __OSMallocTag__::new_share() noexcept {
+  // Only this slot's thread creates its share; readers find it through the acquire load.
+  auto* share = new kd::TagSlot;
+  slots[kmbench::this_cpu_slot()].store(share, std::memory_order_release);
+  return *share;
+}
+
+std::int64_t __OSMallocTag__::live_blocks() const noexcept {
+  std::int64_t n = 0;
+  for (const auto& slot : slots) {
+    if (const kd::TagSlot* share = slot.load(std::memory_order_acquire)) {
+      n += static_cast<std::int64_t>(share->allocs.load(std::memory_order_relaxed)) -
+           static_cast<std::int64_t>(share->frees.load(std::memory_order_relaxed));
+    }
+  }
+  return n;
+}
+
+std::int64_t __OSMallocTag__::live_bytes() const noexcept {
+  std::int64_t n = folded_bytes.load(std::memory_order_relaxed);
+  for (const auto& slot : slots) {
+    if (const kd::TagSlot* share = slot.load(std::memory_order_acquire)) {
+      n += share->pending_bytes.load(std::memory_order_relaxed);
+    }
+  }
+  return n;
+}
+
+const char* kd::tag_name_of_id(kmbench::TagId id) noexcept {
+  if (id >= kd::BlockRecord::kMaxTag) {
+    return "(a tag of id 65535 or more)";
+  }
+  std::lock_guard lock(g_tags_mutex);
+  for (const __OSMallocTag__* t = g_first_tag; t != nullptr; t = t->next) {
+    if (t->id == id) return t->name;
+  }
+  return "(unknown tag)";
+}
 
 extern "C" {
 
@@ -70,17 +122,16 @@ void OSMalloc_Tagfree(OSMallocTag tag) {
     kd::panic("OSMalloc_Tagfree", tag, 0, tag->magic == __OSMallocTag__::kMagic ? tag->name : nullptr,
               "tag already freed");
   }
-  const std::int64_t live = tag->live_blocks.load(std::memory_order_seq_cst);
+  const std::int64_t live = tag->live_blocks();
   if (live != 0 && kd::active_mode() == kmbench::kpi::Mode::strict) {
-    kd::panic("OSMalloc_Tagfree", tag, static_cast<std::uint64_t>(tag->live_bytes.load()),
+    kd::panic("OSMalloc_Tagfree", tag, static_cast<std::uint64_t>(tag->live_bytes()),
               tag->name, "%lld blocks of the tag are still live (XNU defers the release; "
               "KMBENCH_KPI_MODE=xnu does too)",
               static_cast<long long>(live));
   }
-  // xnu mode: the last OSFree releases a tag that still has blocks.
+  // xnu mode: the release waits for the last OSFree (state_of reports it done then).
   if (live == 0) {
-    int pending = kPending;
-    tag->state.compare_exchange_strong(pending, kReleased, std::memory_order_seq_cst);
+    tag->state.store(kReleased, std::memory_order_release);
   }
 }
 
@@ -120,12 +171,17 @@ std::vector<TagUsage> tag_usage() {
     u.name = t->name;
     u.id = t->id;
     u.flags = t->flags;
-    u.state = static_cast<TagUsage::State>(t->state.load(std::memory_order_acquire));
-    u.allocs = t->allocs.load(std::memory_order_relaxed);
-    u.frees = t->frees.load(std::memory_order_relaxed);
-    u.live_blocks = t->live_blocks.load(std::memory_order_relaxed);
-    u.live_bytes = t->live_bytes.load(std::memory_order_relaxed);
-    u.peak_live_bytes = t->peak_live_bytes.load(std::memory_order_relaxed);
+    u.state = state_of(*t);
+    for (const auto& slot : t->slots) {
+      if (const kd::TagSlot* share = slot.load(std::memory_order_acquire)) {
+        u.allocs += share->allocs.load(std::memory_order_relaxed);
+        u.frees += share->frees.load(std::memory_order_relaxed);
+      }
+    }
+    u.live_blocks = static_cast<std::int64_t>(u.allocs) - static_cast<std::int64_t>(u.frees);
+    u.live_bytes = t->live_bytes();
+    // The peak is a lower bound with several threads (core.h); never below what is live now.
+    u.peak_live_bytes = std::max(t->peak_bytes.load(std::memory_order_relaxed), u.live_bytes);
     out.push_back(std::move(u));
   }
   return out;

@@ -1,6 +1,7 @@
-// The active backend and mode, the emulated panic, and the one allocate/release
-// path every KPI family goes through.
+// The active backend and mode, the emulated panic, the accounts every KPI
+// family keeps, and the checks behind the inline path's fast one (core.h).
 #include <algorithm>
+#include <array>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -13,9 +14,16 @@ namespace kmbench::kpi {
 namespace detail {
 namespace {
 
-std::atomic<AnyBackend*> g_backend{nullptr};
 std::mutex g_backend_mutex;
-std::atomic<int> g_mode{-1};
+
+/// Makes b the active backend: its direct calls first, the allocate word last (readers start from it).
+void publish(AnyBackend* b) {
+  const AnyBackend::DirectCalls calls = b->direct_calls();
+  g_direct_self.store(calls.self, std::memory_order_relaxed);
+  g_direct_free.store(calls.free, std::memory_order_release);
+  g_direct_allocate.store(calls.allocate, std::memory_order_release);
+  g_backend.store(b, std::memory_order_release);
+}
 
 /// The worker a backend lives in: its executable's name after "kmbench-" (kmbench-jemalloc: jemalloc),
 /// which is also the suffix of the KPI library that carries its backends (kmbench::kpi_jemalloc).
@@ -23,6 +31,8 @@ std::string worker_of(const BackendInfo& info) {
   constexpr std::string_view kPrefix = "kmbench-";
   return info.executable.rfind(kPrefix, 0) == 0 ? info.executable.substr(kPrefix.size()) : info.executable;
 }
+
+}  // namespace
 
 AnyBackend& open_from_environment() {
   std::lock_guard lock(g_backend_mutex);
@@ -39,7 +49,7 @@ AnyBackend& open_from_environment() {
     if (comma != std::string::npos) apply_params(config, std::string_view(spec).substr(comma + 1));
     // Never destroyed: blocks may still be freed by static destructors at exit.
     AnyBackend* b = open_backend(spec.substr(0, comma), config).release();
-    g_backend.store(b, std::memory_order_release);
+    publish(b);
     return *b;
   } catch (const std::exception& e) {
     const BackendInfo* info = find_backend(spec.substr(0, comma));
@@ -72,55 +82,72 @@ Mode mode_from_environment() {
   return static_cast<Mode>(g_mode.load(std::memory_order_relaxed));
 }
 
+namespace {
+
+const char* tag_name(const __OSMallocTag__* tag) { return tag != nullptr ? tag->name : "-"; }
+
+/// The tag a record names, for messages: the tag the free was given when the ids agree.
+const char* record_tag_name(const BlockRecord& r, const __OSMallocTag__* given) {
+  if (r.tag() == kNoTag) return "-";
+  if (given != nullptr && std::min<std::uint32_t>(given->id, BlockRecord::kMaxTag) == r.tag()) return given->name;
+  return tag_name_of_id(r.tag());
+}
+
+/// The live record at p in any tier (another size's tier when the free's size is wrong).
+BlockRecord live_record_at(std::uintptr_t addr) {
+  for (unsigned t = 0; t < BlockMap::kTiers; ++t) {
+    const BlockRecord r = g_blocks.find(BlockMap::tier_shift(t), addr);
+    if (r.is_live() && BlockMap::starts_at(r, BlockMap::tier_shift(t), addr)) return r;
+  }
+  return {};
+}
+
+/// The freed record at p (the last block freed there), if its address has not been reused:
+/// the one in the tier of the size the free names first (records of older blocks of
+/// other sizes may linger at the same address in other tiers).
+BlockRecord freed_record_at(std::uintptr_t addr, std::uint64_t size) {
+  const unsigned claimed = BlockMap::granule_shift(size);
+  if (const BlockRecord r = g_blocks.find(claimed, addr); !r.is_live() && BlockMap::starts_at(r, claimed, addr)) {
+    return r;
+  }
+  for (unsigned t = 0; t < BlockMap::kTiers; ++t) {
+    const BlockRecord r = g_blocks.find(BlockMap::tier_shift(t), addr);
+    if (!r.is_live() && BlockMap::starts_at(r, BlockMap::tier_shift(t), addr)) return r;
+  }
+  return {};
+}
+
+bool is_os_family(Family f) { return f == Family::os_malloc || f == Family::os_pageable; }
+
+}  // namespace
+
 // x86_64 default kalloc heap classes (KPI-NOTES.md).
 constexpr std::uint64_t kKallocClasses[] = {16,   32,   48,   64,   96,   128,  192,
                                             256,  384,  512,  768,  1024, 1536, 2048,
                                             3072, 4096, 6144, 8192, 12288, 16384};
-
-unsigned log2_of(std::size_t pow2) { return static_cast<unsigned>(__builtin_ctzll(pow2)); }
-
-bool is_page_family(Family f) {
-  return f == Family::io_pageable || f == Family::io_contiguous || f == Family::os_pageable;
-}
-
-/// Bytes XNU would take for a block of `size` in family f: two sizes XNU cannot tell apart
-/// give the same answer (the xnu mode accepts a free with either).
-std::uint64_t xnu_footprint(Family f, std::uint64_t size, std::size_t align) {
-  switch (f) {
-    case Family::io_aligned: {
-      const std::uint64_t with_header = size + 16 + (align - 1);
-      return with_header >= kPage ? page_round(size) : kalloc_class(with_header);
-    }
-    case Family::io_pageable:
-    case Family::io_contiguous:
-    case Family::os_pageable:
-      return page_round(size);
-    default:
-      return kalloc_class(size);
+extern constinit const std::array<std::uint16_t, 16384 / 16 + 1> g_kalloc_class_of16 = [] {
+  std::array<std::uint16_t, 16384 / 16 + 1> table{};
+  std::size_t c = 0;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    while (kKallocClasses[c] < i * 16) ++c;
+    table[i] = static_cast<std::uint16_t>(kKallocClasses[c]);
   }
-}
+  table[0] = 16;
+  return table;
+}();
 
-const char* tag_name(const void* owner) {
-  return owner != nullptr ? static_cast<const __OSMallocTag__*>(owner)->name : "-";
-}
-
-}  // namespace
-
-AnyBackend& active_backend() {
-  if (AnyBackend* b = g_backend.load(std::memory_order_acquire)) [[likely]] {
-    return *b;
-  }
-  return open_from_environment();
-}
+std::atomic<AnyBackend*> g_backend{nullptr};
+std::atomic<void*> g_direct_self{nullptr};
+std::atomic<decltype(AnyBackend::DirectCalls::allocate)> g_direct_allocate{nullptr};
+std::atomic<decltype(AnyBackend::DirectCalls::free)> g_direct_free{nullptr};
+std::atomic<int> g_mode{-1};
+FamilySlot g_family_slots[kMaxCpuSlots];
+BlockMap g_blocks;
+std::atomic<bool> g_page_runs_recorded{false};
 
 const char* backend_name() noexcept {
   AnyBackend* b = g_backend.load(std::memory_order_acquire);
   return b != nullptr ? b->name().c_str() : "(none)";
-}
-
-Mode active_mode() {
-  const int m = g_mode.load(std::memory_order_relaxed);
-  return m >= 0 ? static_cast<Mode>(m) : mode_from_environment();
 }
 
 void panic(const char* what, const void* address, std::uint64_t size, const char* tag,
@@ -139,138 +166,81 @@ void panic(const char* what, const void* address, std::uint64_t size, const char
   std::abort();
 }
 
-LiveTable& live_table() {
-  static LiveTable* table = new LiveTable;  // never destroyed, as the backend
-  return *table;
-}
-
-std::uint64_t kalloc_class(std::uint64_t size) noexcept {
-  for (std::uint64_t c : kKallocClasses) {
-    if (size <= c) {
-      return c;
-    }
+bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* tag) noexcept {
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  if ((addr & 15) != 0) {
+    panic(family_name(family), p, size, tag_name(tag), "the backend returned a block not aligned to 16 bytes");
   }
-  return page_round(size);
-}
-
-std::uint64_t backing_size(Family family, std::uint64_t size) noexcept {
-  if (is_page_family(family)) {
-    return page_round(size);
+  if (BlockMap::out_of_range(addr, size)) {
+    panic(family_name(family), p, size, tag_name(tag), "the block lies beyond the %u-bit addresses the record covers",
+          BlockMap::kAddressBits);
   }
-  if (size == 0 && (family == Family::io_malloc || family == Family::os_malloc)) {
-    return 16;  // as kalloc: a real 16-byte element
-  }
-  return size;
-}
-
-void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
-               std::uint64_t max_phys) noexcept {
-  if (size > kMaxRecordedSize) {
-    return nullptr;
-  }
-  const std::uint64_t bytes = backing_size(family, size);
-  void* p;
-  if (is_page_family(family)) {
-    p = pages_alloc(bytes, std::max<std::size_t>(align, kPage), max_phys);
-    align = std::max<std::size_t>(align, kPage);
-  } else {
-    align = std::max<std::size_t>(align, kMinAlign);
-    p = active_backend().allocate(bytes, align, tag != nullptr ? tag->id : kNoTag, kAnyNode);
-  }
-  if (p == nullptr) {
-    return nullptr;
-  }
-  if (!live_table().insert(BlockRecord::make(p, size, family, log2_of(align), tag))) {
+  const unsigned shift = BlockMap::granule_shift(size);
+  std::atomic<std::uint64_t>* w = g_blocks.reserve(shift, addr);
+  if (w == nullptr) return false;
+  const BlockRecord old(w->load(std::memory_order_relaxed));
+  if (old.is_live()) {
     panic(family_name(family), p, size, tag_name(tag),
-          "the backend returned a block that is still live");
+          "the backend returned a block that overlaps a live %s block of %llu bytes", family_name(old.family()),
+          static_cast<unsigned long long>(old.size()));
   }
-  if (tag != nullptr) {
-    tag->allocs.fetch_add(1, std::memory_order_relaxed);
-    tag->live_blocks.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t now =
-        tag->live_bytes.fetch_add(static_cast<std::int64_t>(size), std::memory_order_relaxed) +
-        static_cast<std::int64_t>(size);
-    std::int64_t peak = tag->peak_live_bytes.load(std::memory_order_relaxed);
-    while (now > peak &&
-           !tag->peak_live_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
-  }
-  return p;
+  w->store(BlockMap::live_word(family, size, tag_id(tag), shift, addr), std::memory_order_relaxed);
+  return true;
 }
 
-void release(Family expected, const char* fn, void* p, std::uint64_t size,
-             __OSMallocTag__* tag) noexcept {
-  if (p == nullptr) {
-    return;
-  }
+std::uint64_t retire_slow(Family expected, const char* fn, void* p, std::uint64_t size,
+                          __OSMallocTag__* tag) noexcept {
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
   const Mode mode = active_mode();
-  const BlockRecord r = live_table().remove(
-      reinterpret_cast<std::uintptr_t>(p), [&](const BlockRecord* found, const BlockRecord* freed) {
-        if (found == nullptr) {
-          if (freed != nullptr) {
-            panic(fn, p, size, tag_name(freed->owner),
-                  "double free (a %s block of %llu bytes, already freed)",
-                  family_name(freed->family()), static_cast<unsigned long long>(freed->size()));
-          }
-          panic(fn, p, size, tag_name(tag),
-                "pointer is not a live KPI block (double free, or never allocated by %s)",
-                family_name(expected));
-        }
-        const bool os_family = expected == Family::os_malloc || expected == Family::os_pageable;
-        const bool family_ok = os_family ? (found->family() == Family::os_malloc ||
-                                            found->family() == Family::os_pageable)
-                                         : found->family() == expected;
-        if (!family_ok) {
-          panic(fn, p, size, tag_name(found->owner), "block was allocated by %s, not %s",
-                family_name(found->family()), family_name(expected));
-        }
-        if (os_family && found->owner != tag) {
-          panic(fn, p, size, tag_name(tag), "wrong tag: the block belongs to tag '%s'",
-                tag_name(found->owner));
-        }
-        if (os_family && found->family() != expected) {
-          panic(fn, p, size, tag_name(tag),
-                "size %llu makes this a %s free, but the block of %llu bytes is %s",
-                static_cast<unsigned long long>(size),
-                expected == Family::os_pageable ? "pageable" : "wired",
-                static_cast<unsigned long long>(found->size()),
-                found->family() == Family::os_pageable ? "pageable" : "wired");
-        }
-        if (size == found->size()) {
-          return;
-        }
-        if (mode == Mode::xnu && xnu_footprint(found->family(), size, found->align()) ==
-                                     xnu_footprint(found->family(), found->size(), found->align())) {
-          return;
-        }
-        if (size > found->size()) {
-          panic(fn, p, size, tag_name(found->owner), "size %llu is larger than the block (%llu bytes)",
-                static_cast<unsigned long long>(size),
-                static_cast<unsigned long long>(found->size()));
-        }
-        panic(fn, p, size, tag_name(found->owner),
-              "size %llu does not match the block (%llu bytes%s)",
-              static_cast<unsigned long long>(size),
-              static_cast<unsigned long long>(found->size()),
-              mode == Mode::xnu ? ", another size class" : "");
-      });
-  const Family family = r.family();
-  if (is_page_family(family)) {
-    pages_free(p, page_round(r.size()));
-  } else {
-    auto* owner = static_cast<__OSMallocTag__*>(const_cast<void*>(r.owner));
-    active_backend().free(p, backing_size(family, r.size()), owner != nullptr ? owner->id : kNoTag);
-  }
-  if (auto* owner = static_cast<__OSMallocTag__*>(const_cast<void*>(r.owner))) {
-    owner->frees.fetch_add(1, std::memory_order_relaxed);
-    owner->live_bytes.fetch_sub(static_cast<std::int64_t>(r.size()), std::memory_order_relaxed);
-    if (owner->live_blocks.fetch_sub(1, std::memory_order_seq_cst) == 1) {
-      // The last block of a tag freed while blocks were live (xnu mode): release it now.
-      int pending = static_cast<int>(TagUsage::State::freed_pending);
-      owner->state.compare_exchange_strong(pending, static_cast<int>(TagUsage::State::released),
-                                           std::memory_order_seq_cst);
+  const BlockRecord found = (addr & 15) == 0 ? live_record_at(addr) : BlockRecord{};
+  if (!found.is_live()) {
+    const BlockRecord freed = (addr & 15) == 0 ? freed_record_at(addr, size) : BlockRecord{};
+    if (!freed.empty()) {
+      panic(fn, p, size, record_tag_name(freed, tag), "double free (a %s block of %llu bytes, already freed)",
+            family_name(freed.family()), static_cast<unsigned long long>(freed.size()));
     }
+    panic(fn, p, size, tag_name(tag), "pointer is not a live KPI block (double free, or never allocated by %s)",
+          family_name(expected));
   }
+  const bool family_ok = is_os_family(expected) ? is_os_family(found.family()) : found.family() == expected;
+  if (!family_ok) {
+    panic(fn, p, size, record_tag_name(found, tag), "block was allocated by %s, not %s", family_name(found.family()),
+          family_name(expected));
+  }
+  const std::uint32_t given_tag = tag != nullptr ? std::min<std::uint32_t>(tag->id, BlockRecord::kMaxTag) : kNoTag;
+  if (is_os_family(expected) && found.tag() != given_tag) {
+    panic(fn, p, size, tag_name(tag), "wrong tag: the block belongs to tag '%s'", record_tag_name(found, nullptr));
+  }
+  if (is_os_family(expected) && found.family() != expected) {
+    panic(fn, p, size, tag_name(tag), "size %llu makes this a %s free, but the block of %llu bytes is %s",
+          static_cast<unsigned long long>(size), expected == Family::os_pageable ? "pageable" : "wired",
+          static_cast<unsigned long long>(found.size()),
+          found.family() == Family::os_pageable ? "pageable" : "wired");
+  }
+  const bool same_pages = is_page_family(expected) && page_round(size) == page_round(found.size());
+  if (size != found.size() && !(mode == Mode::xnu && same_pages)) {
+    if (size > found.size()) {
+      panic(fn, p, size, record_tag_name(found, tag), "size %llu is larger than the block (%llu bytes)",
+            static_cast<unsigned long long>(size), static_cast<unsigned long long>(found.size()));
+    }
+    panic(fn, p, size, record_tag_name(found, tag), "size %llu does not match the block (%llu bytes%s)",
+          static_cast<unsigned long long>(size), static_cast<unsigned long long>(found.size()),
+          mode == Mode::xnu ? ", another page count" : "");
+  }
+  // Accepted (xnu mode: a page run freed with a size of the same page count).
+  g_blocks.existing(BlockMap::granule_shift(found.size()), addr)->store(found.freed().word(), std::memory_order_relaxed);
+  return found.size();
+}
+
+void page_run_given_to_heap_free(Family expected, const char* fn, void* p, std::uint64_t size,
+                                 __OSMallocTag__* tag) noexcept {
+  const BlockRecord run = g_blocks.find(BlockMap::kLargestShift, reinterpret_cast<std::uintptr_t>(p));
+  if (is_os_family(expected) && run.family() == Family::os_pageable) {
+    panic(fn, p, size, tag_name(tag), "size %llu makes this a wired free, but the block of %llu bytes is pageable",
+          static_cast<unsigned long long>(size), static_cast<unsigned long long>(run.size()));
+  }
+  panic(fn, p, size, tag_name(tag), "block was allocated by %s, not %s", family_name(run.family()),
+        family_name(expected));
 }
 
 }  // namespace detail
@@ -287,7 +257,18 @@ Mode parse_mode(std::string_view text) {
   throw UsageError("KPI mode '" + std::string(text) + "' is not 'strict' or 'xnu'");
 }
 
-void set_mode(Mode mode) { g_mode.store(static_cast<int>(mode), std::memory_order_relaxed); }
+void set_mode(Mode mode) {
+  std::lock_guard lock(g_backend_mutex);
+  const int old = g_mode.load(std::memory_order_relaxed);
+  if (old == static_cast<int>(mode)) return;
+  const std::int64_t live = live_blocks();
+  if (live != 0) {
+    // A block's record and backing size follow the mode it was allocated in.
+    throw UsageError(std::string("kpi::set_mode(") + (mode == Mode::strict ? "strict" : "xnu") + "): " +
+                     std::to_string(live) + " KPI blocks are live; the mode changes only while none is");
+  }
+  g_mode.store(static_cast<int>(mode), std::memory_order_relaxed);
+}
 
 Mode mode() { return active_mode(); }
 
@@ -298,7 +279,7 @@ void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine)
     throw UsageError("kpi::set_backend: no backend given");
   }
   std::lock_guard lock(g_backend_mutex);
-  const std::int64_t live = live_table().live_blocks();
+  const std::int64_t live = live_blocks();
   AnyBackend* old = g_backend.load(std::memory_order_acquire);
   if (live != 0) {
     throw UsageError("kpi::set_backend(" + backend->name() + "): " + std::to_string(live) +
@@ -306,7 +287,7 @@ void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine)
                      " are still live; free them first");
   }
   set_page_machine(machine);
-  g_backend.store(backend.release(), std::memory_order_release);
+  publish(backend.release());
   delete old;
 }
 
@@ -316,15 +297,33 @@ void use_backend(std::string_view name, BackendConfig config) {
 }
 
 std::vector<FamilyUsage> family_usage() {
-  const auto counters = live_table().counters();
   std::vector<FamilyUsage> out;
+  const unsigned slots = cpu_slots_in_use();
   for (std::size_t f = 0; f < kFamilies; ++f) {
-    out.push_back({family_name(Family(f)), counters[f].allocs, counters[f].frees,
-                   counters[f].live_blocks, counters[f].live_bytes});
+    FamilyUsage u;
+    u.family = family_name(Family(f));
+    for (unsigned s = 0; s < slots; ++s) {
+      const FamilySlot& c = g_family_slots[s];
+      u.allocs += c.allocs[f].load(std::memory_order_relaxed);
+      u.frees += c.frees[f].load(std::memory_order_relaxed);
+      u.live_bytes += c.live_bytes[f].load(std::memory_order_relaxed);
+    }
+    u.live_blocks = static_cast<std::int64_t>(u.allocs) - static_cast<std::int64_t>(u.frees);
+    out.push_back(std::move(u));
   }
   return out;
 }
 
-std::int64_t live_blocks() { return live_table().live_blocks(); }
+std::int64_t live_blocks() {
+  std::int64_t n = 0;
+  const unsigned slots = cpu_slots_in_use();
+  for (unsigned s = 0; s < slots; ++s) {
+    for (std::size_t f = 0; f < kFamilies; ++f) {
+      n += static_cast<std::int64_t>(g_family_slots[s].allocs[f].load(std::memory_order_relaxed)) -
+           static_cast<std::int64_t>(g_family_slots[s].frees[f].load(std::memory_order_relaxed));
+    }
+  }
+  return n;
+}
 
 }  // namespace kmbench::kpi

@@ -67,6 +67,49 @@ TEST_P(KpiConcurrency, CrossThreadIOFreeAndOSFree) {
   OSMalloc_Tagfree(mt);
 }
 
+TEST_P(KpiConcurrency, CrossThreadFreesInXnuMode) {
+  kpi::set_mode(kpi::Mode::xnu);
+  constexpr int kBlocks = 3000;
+  std::vector<std::atomic<void*>> handed(kBlocks);
+  std::thread producer([&] {
+    for (int i = 0; i < kBlocks; ++i) handed[i].store(IOMalloc(1 + i % 700), std::memory_order_release);
+  });
+  for (int i = 0; i < kBlocks; ++i) {
+    void* p;
+    while ((p = handed[i].load(std::memory_order_acquire)) == nullptr) std::this_thread::yield();
+    IOFree(p, 1 + i % 700);
+  }
+  producer.join();
+  EXPECT_EQ(kpi::live_blocks(), 0);
+  EXPECT_EQ(family("IOMalloc").live_bytes, 0);  // kalloc-class bytes in, the same out
+}
+
+// A tag's peak with several threads is a lower bound within (threads - 1) x
+// the share's fold size, never above the true peak and never below what is live.
+TEST_P(KpiConcurrency, ATagsPeakWithSeveralThreadsIsABoundedLowerBound) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.peak", OSMT_DEFAULT);
+  constexpr int kBlocks = 500;
+  constexpr std::uint32_t kSize = 200;
+  std::atomic<int> holding{0};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&] {
+      std::vector<void*> mine;
+      for (int i = 0; i < kBlocks; ++i) mine.push_back(OSMalloc(kSize, t));
+      holding.fetch_add(1);
+      while (holding.load() < kThreads) std::this_thread::yield();  // every block of every thread is live now
+      for (void* p : mine) OSFree(p, kSize, t);
+    });
+  }
+  for (auto& th : threads) th.join();
+  const std::int64_t true_peak = std::int64_t{kThreads} * kBlocks * kSize;
+  const kpi::TagUsage u = tag("com.kmbench.peak");
+  EXPECT_LE(u.peak_live_bytes, true_peak);
+  EXPECT_GE(u.peak_live_bytes, true_peak - (kThreads - 1) * (64 << 10));
+  EXPECT_EQ(u.live_bytes, 0);
+  OSMalloc_Tagfree(t);
+}
+
 TEST_P(KpiConcurrency, RetainAndReleaseFromManyThreads) {
   KmSharedCounter* obj = OSTypeAlloc(KmSharedCounter);
   ASSERT_NE(obj, nullptr);

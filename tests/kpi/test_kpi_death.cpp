@@ -1,5 +1,6 @@
 // Misuse "panics" (one line on stderr, then abort) as the kernel or the
-// documented contract would, whatever backend serves the KPI.
+// documented contract would: in strict mode whatever backend serves the KPI;
+// in xnu mode where XNU or the backend itself would (kpi/README.md).
 #include <IOKit/IOLib.h>
 #include <libkern/OSMalloc.h>
 
@@ -23,17 +24,26 @@ class KpiDeathTest : public KpiTest {
 TEST_P(KpiDeathTest, IOFreeWithALargerSize) {
   void* p = IOMalloc(64);
   EXPECT_DEATH(IOFree(p, 128), line("IOFree: size 128 is larger than the block \\(64 bytes\\)", "128", "-"));
-  kpi::set_mode(kpi::Mode::xnu);
   EXPECT_DEATH(IOFree(p, 65), line("IOFree: size 65 is larger than the block", "65", "-"));
+  void* big = IOMalloc(5000);  // another tier of the record
+  EXPECT_DEATH(IOFree(big, 6000), line("IOFree: size 6000 is larger than the block \\(5000 bytes\\)", "6000", "-"));
+  IOFree(big, 5000);
   IOFree(p, 64);
 }
 
-TEST_P(KpiDeathTest, IOFreeWithAnotherSizeClass) {
+TEST_P(KpiDeathTest, IOFreeWithAnotherSize) {
   void* p = IOMalloc(100);
-  EXPECT_DEATH(IOFree(p, 99), line("IOFree: size 99 does not match the block", "99", "-"));
-  kpi::set_mode(kpi::Mode::xnu);
-  EXPECT_DEATH(IOFree(p, 60), line("IOFree: size 60 does not match .*another size class", "60", "-"));
-  IOFree(p, 128);  // same class: accepted in xnu mode
+  EXPECT_DEATH(IOFree(p, 99), line("IOFree: size 99 does not match the block \\(100 bytes\\)", "99", "-"));
+  EXPECT_DEATH(IOFree(p, 16), line("IOFree: size 16 does not match the block \\(100 bytes\\)", "16", "-"));
+  EXPECT_DEATH(IOFree(p, 128), line("IOFree: size 128 is larger than the block", "128", "-"));
+  IOFree(p, 100);
+}
+
+TEST_P(KpiDeathTest, APointerInsideABlock) {
+  auto* p = static_cast<char*>(IOMalloc(4096));
+  EXPECT_DEATH(IOFree(p + 16, 4080), line("IOFree: pointer is not a live KPI block", "4080", "-"));
+  EXPECT_DEATH(IOFree(p + 8, 4088), line("IOFree: pointer is not a live KPI block", "4088", "-"));
+  IOFree(p, 4096);
 }
 
 TEST_P(KpiDeathTest, DoubleFree) {
@@ -87,8 +97,6 @@ TEST_P(KpiDeathTest, OSFreeWithTheWrongTag) {
   OSMallocTag b = OSMalloc_Tagalloc("com.kmbench.b", OSMT_DEFAULT);
   void* p = OSMalloc(64, a);
   EXPECT_DEATH(OSFree(p, 64, b), line("OSFree: wrong tag: the block belongs to tag 'com.kmbench.a'", "64", "com.kmbench.b"));
-  kpi::set_mode(kpi::Mode::xnu);
-  EXPECT_DEATH(OSFree(p, 64, b), line("OSFree: wrong tag", "64", "com.kmbench.b"));
   EXPECT_DEATH(OSFree(p, 65, a), line("OSFree: size 65 is larger than the block", "65", "com.kmbench.a"));
   OSFree(p, 64, a);
   OSMalloc_Tagfree(a);
@@ -111,8 +119,62 @@ TEST_P(KpiDeathTest, TagfreeWithLiveBlocksPanicsInStrictMode) {
   OSMalloc_Tagfree(t);
 }
 
-TEST_P(KpiDeathTest, TagfreeWithLiveBlocksIsDeferredInXnuMode) {
+TEST_P(KpiDeathTest, PageableOSFreeWithAWiredSize) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
+  void* p = OSMalloc(8192, t);
+  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
+  OSFree(p, 8192, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(KpiDeathTest, TheModeChangesOnlyWhileNoBlockIsLive) {
+  void* p = IOMalloc(64);
+  EXPECT_THROW(kpi::set_mode(kpi::Mode::xnu), UsageError);
+  EXPECT_EQ(kpi::mode(), kpi::Mode::strict);
+  IOFree(p, 64);
   kpi::set_mode(kpi::Mode::xnu);
+  EXPECT_EQ(kpi::mode(), kpi::Mode::xnu);
+}
+
+/// xnu mode: the KPI keeps no record of heap blocks. It checks tags and page
+/// runs; what else is caught is what the backend itself catches.
+class KpiXnuDeathTest : public KpiDeathTest {
+ protected:
+  void SetUp() override {
+    KpiDeathTest::SetUp();
+    kpi::set_mode(kpi::Mode::xnu);
+  }
+};
+
+TEST_P(KpiXnuDeathTest, AFreeWithAnotherSizeOfTheSameKallocClassIsAccepted) {
+  void* p = IOMalloc(100);
+  EXPECT_EQ(family("IOMalloc").live_bytes, 128);  // kalloc's class, what XNU's zone holds
+  IOFree(p, 128);
+  void* q = IOMalloc(5000);
+  IOFree(q, 6000);  // kalloc.6144 both
+  void* r = IOMallocAligned(40, 32);
+  IOFreeAligned(r, 48);
+  EXPECT_EQ(family("IOMalloc").live_bytes, 0);
+  EXPECT_EQ(family("IOMallocAligned").live_bytes, 0);
+}
+
+TEST_P(KpiXnuDeathTest, PageRunsKeepTheirRecord) {
+  void* p = IOMallocPageable(3 * 4096 + 1, 4096);
+  EXPECT_DEATH(IOFreePageable(p, 4096), line("IOFreePageable: size 4096 does not match the block \\(12289 bytes, another page count\\)", "4096", "-"));
+  EXPECT_DEATH(IOFree(p, 12289), line("IOFree: block was allocated by IOMallocPageable, not IOMalloc", "12289", "-"));
+  IOFreePageable(p, 4 * 4096);  // the same pages: accepted
+  EXPECT_DEATH(IOFreePageable(p, 4 * 4096), line("IOFreePageable: double free \\(a IOMallocPageable block of 12289 bytes", "16384", "-"));
+}
+
+TEST_P(KpiXnuDeathTest, PageableOSFreeWithAWiredSize) {
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
+  void* p = OSMalloc(8192, t);
+  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
+  OSFree(p, 8192, t);
+  OSMalloc_Tagfree(t);
+}
+
+TEST_P(KpiXnuDeathTest, TagfreeWithLiveBlocksIsDeferred) {
   OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.deferred", OSMT_DEFAULT);
   void* p = OSMalloc(64, t);
   void* q = OSMalloc(8000, t);
@@ -126,13 +188,24 @@ TEST_P(KpiDeathTest, TagfreeWithLiveBlocksIsDeferredInXnuMode) {
   EXPECT_DEATH(OSFree(p, 64, t), line("OSFree: tag was freed", "64", "com.kmbench.deferred"));
 }
 
-TEST_P(KpiDeathTest, PageableOSFreeWithAWiredSize) {
-  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
-  void* p = OSMalloc(8192, t);
-  kpi::set_mode(kpi::Mode::xnu);
-  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
-  OSFree(p, 8192, t);
+TEST_P(KpiXnuDeathTest, NullAndFreedTagsStillPanic) {
+  EXPECT_DEATH(OSMalloc(10, nullptr), line("OSMalloc: NULL tag", "10", "-"));
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.gone", OSMT_DEFAULT);
   OSMalloc_Tagfree(t);
+  EXPECT_DEATH(OSMalloc(32, t), line("OSMalloc: tag was freed", "32", "com.kmbench.gone"));
+  EXPECT_DEATH(OSMalloc_Tagfree(t), "kmbench: panic: OSMalloc_Tagfree: tag already freed");
+}
+
+/// On zones the checks are XNU's own: the zone's page map and its free cookie.
+class KpiXnuZonesDeathTest : public KpiXnuDeathTest {};
+
+TEST_P(KpiXnuZonesDeathTest, TheZoneCatchesAnotherClassADoubleFreeAndAStrayPointer) {
+  void* p = IOMalloc(100);
+  EXPECT_DEATH(IOFree(p, 60), "kmbench: panic: kfree of 0x[0-9a-f]+ with size 64 \\(zone .*64\\) but the element is in zone .*128");
+  IOFree(p, 100);
+  EXPECT_DEATH(IOFree(p, 100), "kmbench: panic: double free of 0x[0-9a-f]+ \\(size 128\\)");
+  static char not_a_block[64];
+  EXPECT_DEATH(IOFree(not_a_block, 64), "kmbench: panic: kfree of 0x[0-9a-f]+ \\(size 64\\): the pointer belongs to no zone");
 }
 
 // KMBENCH_BACKEND=NAME,key=value,...: the backend opens with those parameters;
@@ -195,6 +268,9 @@ TEST(KpiEnvironmentDeathTest, UnknownBackendInTheEnvironmentExitsWith2) {
 }
 
 KMBENCH_KPI_ON_EVERY_BACKEND(KpiDeathTest);
+KMBENCH_KPI_ON_EVERY_BACKEND(KpiXnuDeathTest);
+INSTANTIATE_TEST_SUITE_P(Zones, KpiXnuZonesDeathTest, ::testing::Values("zones", "zones-kt"),
+                         ::kmbench::testing::backend_test_name);
 
 }  // namespace
 }  // namespace kmbench::testing

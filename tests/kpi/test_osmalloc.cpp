@@ -1,8 +1,12 @@
 // OSMalloc on every in-process backend: tags, per-tag accounting, the
 // pageable-at-a-page-or-more rule and the noblock variants.
+#include <IOKit/IOLib.h>
 #include <libkern/OSMalloc.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -73,21 +77,39 @@ TEST_P(OSMallocTest, AccountingPerTagReturnsToZeroAndKeepsThePeak) {
   EXPECT_EQ(tag("com.kmbench.acct").state, kpi::TagUsage::State::released);
 }
 
-TEST_P(OSMallocTest, TheBackendSeesTheTag) {
-  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.backendtag", OSMT_DEFAULT);
-  const TagId id = tag("com.kmbench.backendtag").id;
-  void* p = OSMalloc(300, t);
-  bool seen = false;
-  for (const TagStats& s : kpi::backend().stats().tags) {
-    if (s.tag == id) {
-      seen = true;
-      EXPECT_EQ(s.live_blocks, 1);
-      EXPECT_EQ(s.live_bytes, 300);
-    }
+/// A backend that remembers the tag each allocation was asked with (over the C heap).
+struct TagRecordingBackend {
+  static constexpr BackendVariant kVariants[] = {{"tag-recorder", "remembers tags", ""}};
+  static constexpr std::uint32_t kFeatures = kFeatureSizedFree;
+  explicit TagRecordingBackend(const BackendConfig&) {}
+  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
+    last_tag = tag;
+    void* p = nullptr;
+    return posix_memalign(&p, std::max(align, kMinAlign), std::max<std::size_t>(size, 1)) == 0 ? p : nullptr;
   }
-  EXPECT_TRUE(seen);
+  void free(void* p, std::size_t) noexcept { std::free(p); }
+  BackendStats stats() const { return {}; }
+  static inline TagId last_tag = kNoTag;
+};
+
+TEST(OSMallocTagTest, TheBackendIsAskedWithTheTagsId) {
+  kpi::set_backend(std::make_unique<AnyBackend>("tag-recorder", TagRecordingBackend::kFeatures,
+                                                new Counting<TagRecordingBackend>(BackendConfig{}),
+                                                &kOpsFor<TagRecordingBackend>));
+  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.backendtag", OSMT_DEFAULT);
+  TagId id = kNoTag;
+  for (const kpi::TagUsage& u : kpi::tag_usage()) {
+    if (u.name == "com.kmbench.backendtag") id = u.id;
+  }
+  void* p = OSMalloc(300, t);
+  EXPECT_NE(id, kNoTag);
+  EXPECT_EQ(TagRecordingBackend::last_tag, id);
+  void* q = IOMalloc(300);
+  EXPECT_EQ(TagRecordingBackend::last_tag, kNoTag);
+  IOFree(q, 300);
   OSFree(p, 300, t);
   OSMalloc_Tagfree(t);
+  kpi::use_backend("system");
 }
 
 TEST_P(OSMallocTest, PageableTagsGivePageableMemoryFromOnePageUp) {
