@@ -28,16 +28,18 @@ const char* family_free_name(Family f) noexcept {
 }
 
 std::atomic<std::uint64_t>* BlockMap::install(unsigned shift, std::uintptr_t addr) noexcept {
-  std::atomic<Leaf>* root = roots_[shift].load(std::memory_order_acquire);
-  if (root == nullptr) {
-    auto* fresh = static_cast<std::atomic<Leaf>*>(reserve_memory(leaves(shift) * sizeof(Leaf)));
+  constexpr std::size_t kRootsBytes = (std::size_t{kTiers} << kRootBits) * sizeof(Leaf);
+  std::atomic<Leaf>* roots = roots_.load(std::memory_order_acquire);
+  if (roots == nullptr) {
+    auto* fresh = static_cast<std::atomic<Leaf>*>(reserve_memory(kRootsBytes));
     if (fresh == nullptr) return nullptr;
-    if (roots_[shift].compare_exchange_strong(root, fresh, std::memory_order_acq_rel)) {
-      root = fresh;
+    if (roots_.compare_exchange_strong(roots, fresh, std::memory_order_acq_rel)) {
+      roots = fresh;
     } else {
-      munmap(fresh, leaves(shift) * sizeof(Leaf));  // another thread made it first
+      munmap(fresh, kRootsBytes);  // another thread made it first
     }
   }
+  std::atomic<Leaf>* root = roots + root_of(shift);
   constexpr std::size_t kLeafBytes = (std::size_t{1} << kLeafBits) * sizeof(std::uint64_t);
   const std::uintptr_t word = word_index(shift, addr);
   std::atomic<Leaf>& slot = root[word >> kLeafBits];

@@ -89,7 +89,11 @@ class BlockMap {
   static constexpr unsigned kLargestShift = 12;
 
   /// log2 of the granule of the tier of a block of `size` bytes: 4, 6, 8, 10 or 12.
-  static unsigned granule_shift(std::uint64_t size) noexcept { return kShiftOfWidth[std::bit_width(size)]; }
+  /// Arithmetic, not a table: it heads the chain of loads that finds a record.
+  static unsigned granule_shift(std::uint64_t size) noexcept {
+    const int tier = std::clamp((int(std::bit_width(size)) - 5) >> 1, 0, int(kTiers) - 1);
+    return 4 + 2 * unsigned(tier);
+  }
 
   /// The record word a block of that tier at addr has, or would have.
   /// pre: addr is 16-aligned, below 2^kAddressBits; size <= BlockRecord::kMaxSize
@@ -106,10 +110,10 @@ class BlockMap {
   /// The record's word in the tier of granule 1 << shift, or nullptr when no record was ever kept near addr.
   /// pre: !out_of_range(addr, 0)
   std::atomic<std::uint64_t>* existing(unsigned shift, std::uintptr_t addr) const noexcept {
-    const std::atomic<Leaf>* root = roots_[shift].load(std::memory_order_acquire);
-    if (root == nullptr) [[unlikely]] return nullptr;
+    const std::atomic<Leaf>* roots = roots_.load(std::memory_order_acquire);  // loads ahead of the shift
+    if (roots == nullptr) [[unlikely]] return nullptr;
     const std::uintptr_t word = word_index(shift, addr);
-    const Leaf leaf = root[word >> kLeafBits].load(std::memory_order_acquire);
+    const Leaf leaf = roots[root_of(shift) + (word >> kLeafBits)].load(std::memory_order_acquire);
     return leaf != nullptr ? &leaf[word & kLeafMask] : nullptr;
   }
   /// As existing, reserving the leaf (and the tier's index) on first use.
@@ -148,22 +152,17 @@ class BlockMap {
   static std::uintptr_t word_index(unsigned shift, std::uintptr_t addr) noexcept {
     return (addr >> shift) << spread(shift);
   }
-  static constexpr auto kShiftOfWidth = [] {
-    std::array<std::uint8_t, 65> t{};
-    for (int w = 0; w <= 64; ++w) {
-      const int tier = std::clamp((w - 5) >> 1, 0, int(kTiers) - 1);
-      t[std::size_t(w)] = std::uint8_t(4 + 2 * tier);  // tier_shift(tier)
-    }
-    return t;
-  }();
+  /// Every tier's index of leaves lies in one reservation, each at a fixed
+  /// offset, so that a lookup's first load does not wait for the size's tier.
+  static constexpr unsigned kRootBits = 25;  // leaves per tier's index, at most (tiers of 16 and 64 bytes)
+  static constexpr std::size_t root_of(unsigned shift) { return std::size_t((shift - 4) >> 1) << kRootBits; }
 
-  static constexpr std::uintptr_t leaves(unsigned shift) {
-    return std::uintptr_t{1} << (kAddressBits - shift + spread(shift) - kLeafBits);
-  }
   using Leaf = std::atomic<std::uint64_t>*;
   std::atomic<std::uint64_t>* install(unsigned shift, std::uintptr_t addr) noexcept;
 
-  std::atomic<std::atomic<Leaf>*> roots_[kLargestShift + 1] = {};  // by granule shift
+
+  std::atomic<std::atomic<Leaf>*> roots_{nullptr};  // kTiers indexes of 1 << kRootBits leaves
+  static_assert(kAddressBits - 4 + 1 - kLeafBits <= kRootBits && kAddressBits - 6 + 3 - kLeafBits <= kRootBits);
   std::atomic<std::size_t> leaves_reserved_{0};
 };
 

@@ -252,7 +252,7 @@ void pages_free(void* p, std::uint64_t bytes) noexcept;
 
 /// Allocates a block of `family` and accounts (and, where recorded, records) it. post: nullptr on failure.
 ///  pre: align is a power of two; max_phys bounds the physical address (page families only).
-inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
+[[gnu::always_inline]] inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
                       std::uint64_t max_phys = ~0ull) noexcept {
   const Mode mode = active_mode();
   if (size > BlockRecord::kMaxSize) return nullptr;
@@ -281,7 +281,7 @@ inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OS
 
 /// Checks a free (panics on misuse), then gives the memory back. `fn` names the
 /// KPI function; `tag` is the tag OSFree was given (or nullptr).
-inline void release(Family expected, const char* fn, void* p, std::uint64_t size,
+[[gnu::always_inline]] inline void release(Family expected, const char* fn, void* p, std::uint64_t size,
                     __OSMallocTag__* tag) noexcept {
   if (p == nullptr) return;
   const Mode mode = active_mode();

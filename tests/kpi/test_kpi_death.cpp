@@ -119,12 +119,16 @@ TEST_P(KpiDeathTest, TagfreeWithLiveBlocksPanicsInStrictMode) {
   OSMalloc_Tagfree(t);
 }
 
+// Both modes: page runs keep their record in xnu mode too.
 TEST_P(KpiDeathTest, PageableOSFreeWithAWiredSize) {
-  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
-  void* p = OSMalloc(8192, t);
-  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
-  OSFree(p, 8192, t);
-  OSMalloc_Tagfree(t);
+  for (kpi::Mode mode : {kpi::Mode::strict, kpi::Mode::xnu}) {
+    kpi::set_mode(mode);
+    OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
+    void* p = OSMalloc(8192, t);
+    EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
+    OSFree(p, 8192, t);
+    OSMalloc_Tagfree(t);
+  }
 }
 
 TEST_P(KpiDeathTest, TheModeChangesOnlyWhileNoBlockIsLive) {
@@ -164,14 +168,6 @@ TEST_P(KpiXnuDeathTest, PageRunsKeepTheirRecord) {
   EXPECT_DEATH(IOFree(p, 12289), line("IOFree: block was allocated by IOMallocPageable, not IOMalloc", "12289", "-"));
   IOFreePageable(p, 4 * 4096);  // the same pages: accepted
   EXPECT_DEATH(IOFreePageable(p, 4 * 4096), line("IOFreePageable: double free \\(a IOMallocPageable block of 12289 bytes", "16384", "-"));
-}
-
-TEST_P(KpiXnuDeathTest, PageableOSFreeWithAWiredSize) {
-  OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.pageable", OSMT_PAGEABLE);
-  void* p = OSMalloc(8192, t);
-  EXPECT_DEATH(OSFree(p, 100, t), line("OSFree: size 100 makes this a wired free, but the block of 8192 bytes is pageable", "100", "com.kmbench.pageable"));
-  OSFree(p, 8192, t);
-  OSMalloc_Tagfree(t);
 }
 
 TEST_P(KpiXnuDeathTest, TagfreeWithLiveBlocksIsDeferred) {
