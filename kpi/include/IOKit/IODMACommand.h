@@ -97,7 +97,20 @@ class IODMACommand : public OSObject {
   /// kmbench: a device reading or writing a generated address (what the
   /// hardware would do), for tests and workloads. post: bytes moved.
   UInt64 kmbenchDeviceRead(UInt64 deviceAddress, void* bytes, UInt64 length);
+  /// kmbench: the segments a device walks (gen64IOVMSegments without counting them as generated).
+  IOReturn kmbenchDeviceSegments(UInt64* offset, Segment64* segments, UInt32* numSegments);
   UInt64 kmbenchDeviceWrite(UInt64 deviceAddress, const void* bytes, UInt64 length);
+
+  /// kmbench: what a DMA controller reported for the command's last transfer,
+  /// and the link of an event source's completed queue (XNU keeps these in
+  /// the command's reserved fields).
+  struct KmbenchDMAResult {
+    IOReturn status = kIOReturnSuccess;
+    IOByteCount actualByteCount = 0;
+    AbsoluteTime timeStamp = 0;
+    IODMACommand* next = nullptr;
+  };
+  KmbenchDMAResult kmbenchDMAResult;
 
  protected:
   void free() override;
@@ -106,7 +119,8 @@ class IODMACommand : public OSObject {
   struct Run;
   IOReturn buildRuns(bool synchronize);
   void releaseRuns(bool copyBack);
-  IOReturn generate(UInt64* offset, void* segments, UInt32* numSegments, SegmentFunction fn);
+  IOReturn generate(UInt64* offset, void* segments, UInt32* numSegments, SegmentFunction fn,
+                    bool counted = true);
   void copyBounced(bool toDevice);
 
   SegmentFunction fOutSeg = nullptr;

@@ -20,6 +20,12 @@ typedef SInt32 OSStatus;
 typedef UInt32 OptionBits;
 typedef unsigned char Boolean;
 
+/* The 64-bit kernel's scalar AbsoluteTime: here, nanoseconds of CLOCK_MONOTONIC. */
+#ifndef ABSOLUTETIME_SCALAR_TYPE
+#define ABSOLUTETIME_SCALAR_TYPE 1
+#endif
+typedef UInt64 AbsoluteTime;
+
 #ifndef __cplusplus
 #include <stdbool.h>
 #endif

@@ -386,7 +386,7 @@ void IODMACommand::copyBounced(bool toDevice) {
 // ---- segments -------------------------------------------------------------
 
 IOReturn IODMACommand::generate(UInt64* offsetP, void* segments, UInt32* numSegmentsP,
-                                SegmentFunction fn) {
+                                SegmentFunction fn, bool counted) {
   if (offsetP == nullptr || segments == nullptr || numSegmentsP == nullptr) {
     return kIOReturnBadArgument;
   }
@@ -433,7 +433,9 @@ IOReturn IODMACommand::generate(UInt64* offsetP, void* segments, UInt32* numSegm
       ++r;
     }
   }
-  dma::count(dma::counters().segments, produced);
+  if (counted) {
+    dma::count(dma::counters().segments, produced);
+  }
   *numSegmentsP = produced;
   *offsetP = offset;
   return produced == 0 ? kIOReturnMessageTooLarge : kIOReturnSuccess;
@@ -454,6 +456,10 @@ IOReturn IODMACommand::gen64IOVMSegments(UInt64* offset, Segment64* segments,
 }
 
 // ---- the device side (kmbench) -------------------------------------------
+
+IOReturn IODMACommand::kmbenchDeviceSegments(UInt64* offset, Segment64* segments, UInt32* numSegments) {
+  return generate(offset, segments, numSegments, OutputHost64, false);
+}
 
 namespace {
 
