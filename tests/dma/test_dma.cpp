@@ -365,6 +365,18 @@ TEST_P(Dma, BufferRules) {
   EXPECT_EQ(map->getLength(), 6u);
   EXPECT_EQ(map->getPhysicalAddress(), c->getPhysicalAddress());
   map->release();
+  IOMemoryMap* uncached = c->map(kIOMapInhibitCache);
+  IOMemoryMap* combined = c->map(kIOMapWriteCombineCache);
+  ASSERT_NE(uncached, nullptr);
+  ASSERT_NE(combined, nullptr);
+  EXPECT_EQ(uncached->getMapOptions() & kIOMapCacheMask, static_cast<IOOptionBits>(kIOMapInhibitCache));
+  const kpi::DmaStats maps = kpi::dma_stats();
+  EXPECT_EQ(maps.maps_by_cache[kIODefaultCache], 1u) << "map() asks for the default cache mode";
+  EXPECT_EQ(maps.maps_by_cache[kIOInhibitCache], 1u);
+  EXPECT_EQ(maps.maps_by_cache[kIOWriteCombineCache], 1u);
+  EXPECT_STREQ(kpi::cache_mode_name(kIOWriteCombineCache), "writecombine");
+  uncached->release();
+  combined->release();
   c->release();
   EXPECT_EQ(kpi::dma_stats().buffers, 3u);
 }

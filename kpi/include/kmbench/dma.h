@@ -22,6 +22,10 @@ struct DmaStats {
   std::uint64_t buffer_bytes = 0;
   std::uint64_t contiguous_failures = 0;  // page-layer requests that found no memory
   std::uint64_t lent_pages = 0;           // heap pages holding lent frames now
+  /// IOMemoryMaps made, by the cache mode they asked for (kIOMapCacheMask >> kIOMapCacheShift:
+  /// default, inhibit, write-through, copyback, write-combine, copyback-inner, posted-write,
+  /// real-time). Recorded only: the simulated memory has no caches to change.
+  std::uint64_t maps_by_cache[8] = {};
 
   double segments_per_transfer() const {
     return transfers == 0 ? 0.0 : static_cast<double>(segments) / static_cast<double>(transfers);
@@ -29,6 +33,8 @@ struct DmaStats {
 };
 
 DmaStats dma_stats();
+/// "default", "inhibit", "writethru", "copyback", "writecombine", "copyback-inner", "posted", "realtime".
+const char* cache_mode_name(unsigned mode);
 void reset_dma_stats();
 
 /// The node IOBufferMemoryDescriptor and bounce buffers come from (kAnyNode: the caller's).

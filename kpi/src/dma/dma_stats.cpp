@@ -35,6 +35,7 @@ DmaStats dma_stats() {
   s.buffer_bytes = get(c.buffer_bytes);
   s.contiguous_failures = get(c.contiguous_failures);
   s.lent_pages = dma::lent_pages();
+  for (int i = 0; i < 8; ++i) s.maps_by_cache[i] = get(c.maps_by_cache[i]);
   return s;
 }
 
@@ -45,6 +46,13 @@ void reset_dma_stats() {
                   &c.buffer_bytes, &c.contiguous_failures}) {
     v->store(0, std::memory_order_relaxed);
   }
+  for (auto& v : c.maps_by_cache) v.store(0, std::memory_order_relaxed);
+}
+
+const char* cache_mode_name(unsigned mode) {
+  static const char* const names[8] = {"default",        "inhibit", "writethru", "copyback", "writecombine",
+                                       "copyback-inner", "posted",  "realtime"};
+  return mode < 8 ? names[mode] : "unknown";
 }
 
 void set_dma_node(NodeId node) { dma::g_node.store(node, std::memory_order_relaxed); }

@@ -150,6 +150,8 @@ IOMemoryMap* IOMemoryDescriptor::createMappingInTask(task_t intoTask, mach_vm_ad
   IOMemoryMap* m = new IOMemoryMap;
   if (m == nullptr || !m->kmbenchInit(this, va, offset, length, options)) {
     OSSafeReleaseNULL(m);
+  } else {
+    dma::count(dma::counters().maps_by_cache[(options & kIOMapCacheMask) >> kIOMapCacheShift]);
   }
   return m;
 }
