@@ -4,10 +4,17 @@
 // are consumed and freed later, often on another CPU (RPS, the receiving
 // application). TX: a CPU allocates and maps a buffer; the queue's completion
 // unmaps and frees it, possibly on another CPU.
+//
+// With completion=workloop the driver takes its completions as an IOKit
+// driver does through IODMAEventSource: every RX and TX completion (the
+// unmap, the packet's metadata, the refill, the TX buffer's free) runs on one
+// work-loop thread, an extra stream after the queues' own.
 #include "workloads/builder.h"
 
 namespace kmbench::workloads {
 namespace {
+
+constexpr std::string_view kCompletions = "irq|workloop";
 
 ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
   const unsigned queues = stream_count(p, "queues");
@@ -20,9 +27,12 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
   const double remote = p.real("remote_free");
   const double consume_ns = p.real("consume_us") * 1e3;
   const std::uint64_t skb = p.bytes("skb");
+  const bool workloop = p.choice("completion", kCompletions) == "workloop";
 
   Rng rng(seed);
-  Builder b("nic", queues);
+  Builder b("nic", queues + (workloop ? 1 : 0));
+  const unsigned loop = queues;  // the work loop's stream (completion=workloop)
+  auto completion_of = [&](unsigned q) { return workloop ? loop : q; };
   const std::uint32_t rx_tag = b.str("rx_buffer"), tx_tag = b.str("tx_buffer"), skb_tag = b.str("skbuff_head_cache");
   const std::uint32_t rx_site = b.str("nic_rx_refill"), tx_site = b.str("nic_xmit"), skb_site = b.str("build_skb");
   const OpArgs rx_alloc{ops::kOpNoblock, rx_tag, rx_site}, rx_map{ops::kOpDirIn, rx_tag, rx_site};
@@ -64,15 +74,16 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
         head[q] = (head[q] + 1) % ring;
         const std::uint32_t data = slot.object;
         const std::uint32_t meta = b.object();
-        b.op(q, t, OpKind::dma_unmap, data, buffer[q], rx_map);
-        b.op(q, t + 10, OpKind::alloc, meta, skb, skb_alloc);
+        const unsigned rx = completion_of(q);
+        b.op(rx, t, OpKind::dma_unmap, data, buffer[q], rx_map);
+        b.op(rx, t + 10, OpKind::alloc, meta, skb, skb_alloc);
         const unsigned consumer = rng.chance(remote) ? other(q) : q;
         const double freed = t + 20 + rng.exponential(consume_ns);
         b.op(consumer, freed, OpKind::free, meta, skb, skb_free);
         b.op(consumer, freed + 5, OpKind::free, data, buffer[q], rx_alloc);
         const std::uint32_t fresh = b.object();
-        b.op(q, t + 30, OpKind::alloc, fresh, buffer[q], rx_alloc);
-        b.op(q, t + 40, OpKind::dma_map, fresh, buffer[q], rx_map);
+        b.op(rx, t + 30, OpKind::alloc, fresh, buffer[q], rx_alloc);
+        b.op(rx, t + 40, OpKind::dma_map, fresh, buffer[q], rx_map);
         slot.object = fresh;
         end = std::max(end, freed + 5);
       }
@@ -84,7 +95,8 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
         b.op(q, t, OpKind::alloc, meta, skb, skb_alloc);
         b.op(q, t + 10, OpKind::alloc, data, size, tx_alloc);
         b.op(q, t + 20, OpKind::dma_map, data, size, tx_map);
-        const unsigned completer = rng.chance(remote) ? other(q) : q;
+        const unsigned interrupt = rng.chance(remote) ? other(q) : q;
+        const unsigned completer = workloop ? loop : interrupt;
         const double done = t + 2000 + rng.exponential(10000);
         b.op(completer, done, OpKind::dma_unmap, data, size, tx_map);
         b.op(completer, done + 10, OpKind::free, data, size, tx_alloc);
@@ -98,8 +110,8 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
   // Interface down: unmap and free the posted RX buffers.
   for (unsigned q = 0; q < queues; ++q) {
     for (const Posted& slot : rings[q]) {
-      b.op(q, end + 1000, OpKind::dma_unmap, slot.object, buffer[q], rx_map);
-      b.op(q, end + 1010, OpKind::free, slot.object, buffer[q], rx_alloc);
+      b.op(completion_of(q), end + 1000, OpKind::dma_unmap, slot.object, buffer[q], rx_map);
+      b.op(completion_of(q), end + 1010, OpKind::free, slot.object, buffer[q], rx_alloc);
     }
   }
   return b.finish();
@@ -119,7 +131,11 @@ WorkloadInfo nic_workload() {
            {"pps", "1000000", "packets per second, all queues"},
            {"remote_free", "0.5", "fraction of packets freed on another CPU"},
            {"consume_us", "20", "mean time from receive to free"},
-           {"skb", "256", "per-packet metadata object (sk_buff) bytes"}},
+           {"skb", "256", "per-packet metadata object (sk_buff) bytes"},
+           {"completion", "irq",
+            "irq: completions on the queue's CPU; workloop: all on one work-loop thread (an extra stream), "
+            "as a driver's IODMAEventSource delivers them",
+            kCompletions}},
           generate_nic};
 }
 

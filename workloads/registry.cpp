@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -50,7 +51,11 @@ Params resolve_params(std::string_view workload, const std::map<std::string, std
   }
   Params params(workload, values);
   for (const ParamSpec& p : w->params) {
-    params.real(p.key);  // every value must at least be a number
+    if (p.choices.empty()) {
+      params.real(p.key);  // every other value must at least be a number
+    } else {
+      params.choice(p.key, p.choices);
+    }
   }
   return params;
 }
@@ -104,6 +109,22 @@ std::uint64_t Params::bytes(std::string_view key) const {
                      "' is not a byte count (digits with an optional k, m, g or t)");
   }
   return *v;
+}
+
+std::string Params::choice(std::string_view key, std::string_view allowed) const {
+  const std::string& text = raw(key);
+  std::string_view rest = allowed;
+  while (!rest.empty()) {
+    const std::size_t bar = rest.find('|');
+    if (rest.substr(0, bar) == text) {
+      return text;
+    }
+    rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+  }
+  std::string list(allowed);
+  std::replace(list.begin(), list.end(), '|', ',');
+  throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + text + "' is not one of " +
+                   list);
 }
 
 }  // namespace kmbench::workloads

@@ -18,6 +18,7 @@ struct ParamSpec {
   std::string_view key;
   std::string_view default_value;
   std::string_view doc;
+  std::string_view choices = {};  // '|'-separated words the value must be one of; empty: a number
 };
 
 /// A workload's parameters, defaults filled in; typed getters throw UsageError naming the key.
@@ -29,6 +30,8 @@ class Params {
   double real(std::string_view key) const;
   /// A byte count: digits with an optional k/m/g suffix (powers of 1024).
   std::uint64_t bytes(std::string_view key) const;
+  /// One of `allowed` (a '|'-separated list), as given.
+  std::string choice(std::string_view key, std::string_view allowed) const;
   const std::map<std::string, std::string>& values() const { return values_; }
 
  private:

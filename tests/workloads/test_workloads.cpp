@@ -179,5 +179,44 @@ TEST(WorkloadShapes, DmaWorkloadsMapWhatTheyAllocateAndUsb32AsksFor32Bits) {
   EXPECT_EQ(prp, 200u);  // 16 pages: one PRP list page per I/O
 }
 
+// completion=workloop: the driver's completions (unmaps, the frees of sent
+// buffers, the refills) all run on one extra stream, the work loop's; the
+// queues keep the sends; the packets' consumers stay where they were.
+TEST(WorkloadShapes, NicCompletionsThroughAWorkLoopRunOnItsOwnStream) {
+  const std::map<std::string, std::string> base = {{"packets", "2000"}, {"ring", "32"}, {"queues", "3"}};
+  auto with = [&](const char* mode) {
+    auto p = base;
+    p["completion"] = mode;
+    return generate("nic", p, 9);
+  };
+  const ops::Trace irq = with("irq");
+  const ops::Trace loop = with("workloop");
+  EXPECT_TRUE(same_ops(irq, generate("nic", base, 9))) << "irq is the default";
+  ASSERT_EQ(irq.streams.size(), 3u);
+  ASSERT_EQ(loop.streams.size(), 4u);
+  EXPECT_EQ(loop.op_count(), irq.op_count()) << "the same work, delivered elsewhere";
+  std::uint64_t unmaps = 0, loop_unmaps = 0, queue_maps = 0, loop_maps = 0;
+  for (std::size_t s = 0; s < loop.streams.size(); ++s) {
+    const bool on_loop = s == 3;
+    for (const ops::Op& op : loop.streams[s].ops) {
+      unmaps += op.kind == ops::OpKind::dma_unmap;
+      loop_unmaps += on_loop && op.kind == ops::OpKind::dma_unmap;
+      queue_maps += !on_loop && op.kind == ops::OpKind::dma_map;
+      loop_maps += on_loop && op.kind == ops::OpKind::dma_map;
+    }
+  }
+  EXPECT_GT(unmaps, 0u);
+  EXPECT_EQ(loop_unmaps, unmaps) << "every completion is delivered on the work loop";
+  EXPECT_GT(loop_maps, 0u) << "RX refills are mapped in the completion";
+  EXPECT_GT(queue_maps, 0u) << "sends and the first ring fill stay on the queues";
+  replay::Options o;
+  o.drain = true;
+  const replay::Result r = replay::run(loop, "slab", o);
+  EXPECT_EQ(r.events, loop.op_count());
+  EXPECT_EQ(r.final_live_blocks, 0);
+  EXPECT_TRUE(r.accounting_ok) << r.accounting_detail;
+  EXPECT_THROW(generate("nic", {{"completion", "softirq"}}, 1), UsageError);
+}
+
 }  // namespace
 }  // namespace kmbench::workloads
