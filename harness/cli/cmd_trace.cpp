@@ -17,6 +17,7 @@ struct ImportArgs {
   std::string site, task, kinds = "all";
   double from = -1, to = -1;
   bool strict = false;
+  bool skip_bad_lines = false;
 };
 
 void add_import_options(CLI::App* cmd, ImportArgs& a) {
@@ -28,6 +29,9 @@ void add_import_options(CLI::App* cmd, ImportArgs& a) {
   cmd->add_option("--to", a.to, "Drop events after this capture time (seconds)");
   cmd->add_option("--kinds", a.kinds, "Event kinds to keep: kmalloc,cache,page,dma or all")->capture_default_str();
   cmd->add_flag("--strict", a.strict, "Unknown event names are errors instead of being skipped and counted");
+  cmd->add_flag("--skip-bad-lines", a.skip_bad_lines,
+                "Skip and count lines that cannot be read (a ring-buffer overrun cuts lines) instead of stopping "
+                "there; the first ten are reported with file:line");
 }
 
 trace::ImportOptions to_options(const ImportArgs& a) {
@@ -39,6 +43,7 @@ trace::ImportOptions to_options(const ImportArgs& a) {
   o.filter.to_s = a.to;
   o.filter.kinds = trace::parse_kinds(a.kinds);
   o.strict = a.strict;
+  o.skip_bad_lines = a.skip_bad_lines;
   if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
   return o;
 }
@@ -49,6 +54,13 @@ void print_counts(const ops::Trace& t, const std::string& out) {
             << " streams; " << i.events << " events (" << i.unmatched_frees << " unmatched frees, " << i.null_frees
             << " NULL frees, " << i.never_freed << " never freed, " << i.lost_events << " lost, "
             << i.skipped_events << " skipped, " << i.filtered_events << " filtered)\n";
+  if (i.bad_lines == 0) return;
+  std::cerr << "kmbench trace: " << i.bad_lines << " bad lines skipped";
+  std::cerr << (i.bad_lines > static_cast<std::uint64_t>(trace::kBadLinesKept) ? "; the first ten:\n" : ":\n");
+  for (int n = 1; n <= trace::kBadLinesKept; ++n) {
+    const auto it = t.header.metadata.find("import.bad_line." + std::to_string(n));
+    if (it != t.header.metadata.end()) std::cerr << "  " << it->second << "\n";
+  }
 }
 
 }  // namespace

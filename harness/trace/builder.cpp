@@ -64,6 +64,11 @@ bool Builder::site_selected(std::uint32_t site) {
   return ok == 1;
 }
 
+void Builder::bad_line(const std::string& message) {
+  ++bad_lines_;
+  if (bad_lines_ <= kBadLinesKept) set_metadata("import.bad_line." + std::to_string(bad_lines_), message);
+}
+
 void Builder::skipped(std::string_view event_name) {
   ++skipped_;
   const auto it = skipped_by_name_.find(event_name);
@@ -241,6 +246,7 @@ ops::Trace Builder::finish() {
   c["import.dma_never_released"] = dma_live;
   c["import.filtered_events"] = filtered_;
   c["import.skipped_events"] = skipped_;
+  if (bad_lines_ > 0) c["import.bad_lines"] = bad_lines_;
   for (const auto& [name, n] : skipped_by_name_) c["import.skipped." + name] = n;
   if (slack_on_) {
     for (int k = 0; k < ops::kPagesClass; ++k) {

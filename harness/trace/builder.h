@@ -258,6 +258,8 @@ class Builder {
   void lost(std::uint64_t n) { lost_ += n; ++lost_markers_; }
   void skipped(std::string_view event_name);
   void filtered() { ++filtered_; }
+  /// A line skipped as unreadable (ImportOptions::skip_bad_lines); `message` names file:line.
+  void bad_line(const std::string& message);
   void set_cpu_count(std::uint32_t n) { cpu_hint_ = n; }
   /// Ops a new stream reserves room for (address space only until used).
   void set_stream_reserve(std::size_t ops) { stream_reserve_ = ops; }
@@ -306,6 +308,7 @@ class Builder {
   std::uint64_t events_ = 0, allocs_ = 0, frees_ = 0, null_frees_ = 0, unmatched_ = 0, page_allocs_ = 0;
   std::uint64_t page_frees_ = 0, failed_ = 0, reuse_ = 0, out_of_order_ = 0, clamped_ = 0, lost_ = 0;
   std::uint64_t lost_markers_ = 0, dma_events_ = 0, dma_unmatched_ = 0, filtered_ = 0, skipped_ = 0;
+  std::uint64_t bad_lines_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> skipped_by_name_;
   bool slack_on_ = false;
   std::uint64_t slack_[ops::kPagesClass][3] = {};  // by size class: allocs, bytes_req, bytes_alloc

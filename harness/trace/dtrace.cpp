@@ -63,7 +63,11 @@ class DtraceParser {
     while (pos < text_.size()) {
       std::size_t nl = text_.find('\n', pos);
       ++line_;
-      if (nl == std::string_view::npos) fail("truncated: the last line has no newline");
+      if (nl == std::string_view::npos) {
+        if (!options_.skip_bad_lines) fail("truncated: the last line has no newline");
+        b_.bad_line(InputError(name_, line_, "truncated: the last line has no newline").what());
+        break;
+      }
       std::string_view l = text_.substr(pos, nl - pos);
       pos = nl + 1;
       if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
@@ -77,7 +81,15 @@ class DtraceParser {
         continue;
       }
       if (!header) fail("no '#kmbench-dtrace 1' header before the first record");
-      record(l);
+      if (!options_.skip_bad_lines) {
+        record(l);
+        continue;
+      }
+      try {
+        record(l);
+      } catch (const InputError& bad) {
+        b_.bad_line(bad.what());
+      }
     }
     if (!header) throw InputError(name_, line_, "no '#kmbench-dtrace 1' header: not a kmbench.d capture");
     } catch (const InputError& e) {

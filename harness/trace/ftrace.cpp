@@ -60,7 +60,11 @@ class FtraceParser {
         }
         const std::size_t got = source_(window.get() + held, capacity - held);
         if (got == 0) {
-          if (held > 0) throw InputError(name_, line + 1, "truncated: the last line has no newline");
+          if (held > 0) {
+            const InputError cut(name_, line + 1, "truncated: the last line has no newline");
+            if (!options_.skip_bad_lines) throw cut;
+            b_.bad_line(cut.what());
+          }
           break;
         }
         const char* p = window.get();
@@ -70,7 +74,7 @@ class FtraceParser {
           ++line;
           const char* e = nl;
           if (e > p && e[-1] == '\r') --e;
-          if (line_(p, e, line)) any_event_line = true;
+          if (read_line(p, e, line)) any_event_line = true;
         }
         held = static_cast<std::size_t>(end - p);
         std::memmove(window.get(), p, held);
@@ -89,6 +93,17 @@ class FtraceParser {
   }
 
  private:
+  /// line_, or with skip_bad_lines, line_ with an unreadable line counted and skipped.
+  bool read_line(const char* p, const char* e, std::uint64_t line) {
+    if (!options_.skip_bad_lines) return line_(p, e, line);
+    try {
+      return line_(p, e, line);
+    } catch (const InputError& bad) {
+      b_.bad_line(bad.what());  // no event was committed: the line's slot is taken again by the next
+      return false;
+    }
+  }
+
   // Returns true for an event line.
   bool line_(const char* const line_start, const char* e, std::uint64_t line) {
     const LineCtx c{name_, line};

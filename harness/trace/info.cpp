@@ -91,6 +91,7 @@ constexpr Count kCounts[] = {
     {"failed_allocs", &Info::failed_allocs}, {"pointer_reuse", &Info::pointer_reuse},
     {"out_of_order", &Info::out_of_order}, {"lost_events", &Info::lost_events}, {"dma_events", &Info::dma_events},
     {"skipped_events", &Info::skipped_events}, {"filtered_events", &Info::filtered_events},
+    {"bad_lines", &Info::bad_lines},
 };
 constexpr std::size_t kOpCounts = 9;
 
@@ -210,6 +211,14 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
       << ", pointer reuse " << i.pointer_reuse << ", failed allocs " << i.failed_allocs << ", out of order "
       << i.out_of_order << ", lost events " << i.lost_events << "\n";
   out << "skipped       " << i.skipped_events << " other events; filtered out " << i.filtered_events << "\n";
+  if (i.bad_lines > 0) {
+    out << "bad lines     " << i.bad_lines << " skipped (--skip-bad-lines)";
+    for (int n = 1; n <= kBadLinesKept; ++n) {
+      const auto it = t.header.metadata.find("import.bad_line." + std::to_string(n));
+      if (it != t.header.metadata.end()) out << "\n  " << it->second;
+    }
+    out << "\n";
+  }
   if (i.slab_slack_recorded) {
     std::uint64_t req = 0, alloc = 0, n = 0;
     for (const Info::SlackClass& k : i.slab_slack) {

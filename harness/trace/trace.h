@@ -84,7 +84,13 @@ struct ImportOptions {
   /// On bad input, stop there and return what came before (metadata "import.error"
   /// holds the message) instead of throwing.
   bool keep_partial = false;
+  /// A line that cannot be read (a ring-buffer overrun cuts lines) is skipped
+  /// and counted ("import.bad_lines"); the first kBadLinesKept messages, each
+  /// naming file:line, are kept in metadata "import.bad_line.1" ... (ftrace
+  /// text and DTrace output). Without it the first bad line stops the import.
+  bool skip_bad_lines = false;
 };
+inline constexpr int kBadLinesKept = 10;
 
 class Decompressor;
 
@@ -157,7 +163,7 @@ struct Info {
   std::uint64_t events = 0, allocs = 0, frees = 0, null_frees = 0, unmatched_frees = 0;
   std::uint64_t page_allocs = 0, page_frees = 0, never_freed = 0, peak_live_bytes = 0;
   std::uint64_t failed_allocs = 0, pointer_reuse = 0, out_of_order = 0, lost_events = 0;
-  std::uint64_t dma_events = 0, skipped_events = 0, filtered_events = 0;
+  std::uint64_t dma_events = 0, skipped_events = 0, filtered_events = 0, bad_lines = 0;
   std::uint64_t ops = 0, objects = 0, duration_ns = 0;
   std::vector<std::uint32_t> cpus;
   std::map<std::string, std::uint64_t> ops_by_kind;

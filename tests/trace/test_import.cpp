@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <tuple>
+#include <vector>
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
@@ -340,6 +342,86 @@ TEST(FtraceImport, KeepPartialReturnsWhatCameBefore) {
   const ops::Trace t = import_ftrace(good + "junk\n" + good, "t.txt", o);
   EXPECT_EQ(t.op_count(), 1u);
   EXPECT_NE(t.header.metadata.at("import.error").find("t.txt:2:"), std::string::npos);
+}
+
+// A ring-buffer overrun cuts lines in the middle of a capture. With
+// skip_bad_lines each damaged line is skipped and counted, the first ten
+// named by file:line, and the rest of the capture reads as if the damaged
+// lines had never been there.
+TEST(FtraceImport, SkipBadLinesReadsAroundDamageInTheMiddle) {
+  const std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  std::string damaged, without;
+  std::vector<std::uint64_t> bad_line_numbers;
+  std::uint64_t line = 0, kmallocs = 0, out_line = 0;
+  for (std::size_t p = 0; p < text.size();) {
+    const std::size_t nl = text.find('\n', p);
+    const std::string_view l(text.data() + p, nl - p);
+    p = nl + 1;
+    ++line;
+    const std::size_t ptr = l.find(" ptr=");
+    if (l.find(" kmalloc: ") != std::string_view::npos && ptr != std::string_view::npos && ++kmallocs % 97 == 0) {
+      damaged.append(l.substr(0, ptr + 9)).append("\n");  // cut after four hex digits of the pointer
+      bad_line_numbers.push_back(++out_line);
+      if (bad_line_numbers.size() % 4 == 0) {
+        damaged.append("\x01\x7f[overrun]\n");
+        bad_line_numbers.push_back(++out_line);
+      }
+      continue;
+    }
+    damaged.append(l).append("\n");
+    without.append(l).append("\n");
+    ++out_line;
+  }
+  ASSERT_GT(bad_line_numbers.size(), static_cast<std::size_t>(kBadLinesKept)) << "too little damage to test the cap";
+
+  EXPECT_NE(error_of(damaged).find("t.txt:" + std::to_string(bad_line_numbers[0]) + ":"), std::string::npos)
+      << "by default the first bad line stops the import";
+  ImportOptions skip;
+  skip.skip_bad_lines = true;
+  const ops::Trace t = import_ftrace(damaged, "t.txt", skip);
+  const ops::Trace clean = import_ftrace(without, "t.txt", {});
+  EXPECT_EQ(c(t, "bad_lines"), bad_line_numbers.size());
+  for (int n = 1; n <= kBadLinesKept + 1; ++n) {
+    const auto it = t.header.metadata.find("import.bad_line." + std::to_string(n));
+    if (n > kBadLinesKept) {
+      EXPECT_EQ(it, t.header.metadata.end()) << "only the first ten are kept";
+      continue;
+    }
+    ASSERT_NE(it, t.header.metadata.end()) << n;
+    EXPECT_EQ(it->second.rfind("t.txt:" + std::to_string(bad_line_numbers[n - 1]) + ": ", 0), 0u) << it->second;
+  }
+  ASSERT_EQ(t.streams.size(), clean.streams.size());
+  EXPECT_EQ(t.object_count, clean.object_count);
+  for (std::size_t s = 0; s < t.streams.size(); ++s) {
+    ASSERT_EQ(t.streams[s].ops.size(), clean.streams[s].ops.size()) << "stream " << s;
+    EXPECT_EQ(std::memcmp(t.streams[s].ops.data(), clean.streams[s].ops.data(),
+                          t.streams[s].ops.size() * sizeof(ops::Op)),
+              0)
+        << "stream " << s;
+  }
+  for (const auto& [key, n] : clean.counters) {
+    EXPECT_EQ(c(t, key.substr(7)), n) << key;
+  }
+  const Info info = summarize_counts(t);
+  EXPECT_EQ(info.bad_lines, bad_line_numbers.size());
+  std::ostringstream printed;
+  print_info(t, info, printed);
+  EXPECT_NE(printed.str().find("bad lines     " + std::to_string(bad_line_numbers.size())), std::string::npos);
+
+  const ops::Trace cut_at_end = import_ftrace(without + "   bash-1 [000] .....   9.0: kmal", "t.txt", skip);
+  EXPECT_EQ(c(cut_at_end, "bad_lines"), 1u) << "a last line without its newline is one more bad line";
+}
+
+TEST(DtraceImport, SkipBadLinesKeepsTheRecordsAround) {
+  const std::string head = "#kmbench-dtrace 1\n";
+  const std::string text = head + "1 0 5 IOMalloc size=16 ptr=0x10 exec=x\n2 0 5 IOFree ptr=zz exec=x\n" +
+                           "3 0 5 IOFree size=16 ptr=0x10 exec=x\n";
+  ImportOptions skip;
+  skip.skip_bad_lines = true;
+  const ops::Trace t = import_dtrace(text, "d.txt", skip);
+  EXPECT_EQ(t.op_count(), 2u);
+  EXPECT_EQ(c(t, "bad_lines"), 1u);
+  EXPECT_EQ(t.header.metadata.at("import.bad_line.1").rfind("d.txt:3: ", 0), 0u);
 }
 
 TEST(TraceDatImport, AgreesWithTheTextOfTheSameCapture) {
