@@ -1,7 +1,11 @@
 // IOLib: IOMalloc and friends over the KPI core.
 #include <IOKit/IOLib.h>
 
+#include <errno.h>
+#include <time.h>
+
 #include <atomic>
+#include <chrono>
 #include <bit>
 #include <cstring>
 
@@ -110,6 +114,18 @@ void* IOMallocPageableZero(vm_size_t size, vm_size_t alignment) {
 
 void IOFreePageable(void* address, vm_size_t size) {
   kd::release(Family::io_pageable, "IOFreePageable", address, size, nullptr);
+}
+
+void IOSleep(unsigned milliseconds) {
+  timespec ts{static_cast<time_t>(milliseconds / 1000), static_cast<long>(milliseconds % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+void IODelay(unsigned microseconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(microseconds);
+  while (std::chrono::steady_clock::now() < until) {
+  }
 }
 
 IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress, IOByteCount) {

@@ -3,6 +3,7 @@
 // IOService::init(OSDictionary*) as the seed's driver pattern uses it.
 #include <IOKit/IOService.h>
 #include <libkern/c++/OSDictionary.h>
+#include <libkern/c++/OSNumber.h>
 #include <libkern/c++/OSString.h>
 #include <libkern/c++/OSSymbol.h>
 
@@ -124,6 +125,23 @@ TEST_P(Collections, ADictionaryGrowsAndKeepsItsOrderOnRemoval) {
     EXPECT_EQ(v->getRetainCount(), 1);
     v->release();
   }
+}
+
+TEST_P(Collections, NumbersKeepTheirWidth) {
+  OSNumber* n = OSNumber::withNumber(0x1ff, 8);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->unsigned64BitValue(), 0xffu) << "truncated to 8 bits";
+  EXPECT_EQ(n->numberOfBytes(), 1u);
+  n->addValue(1);
+  EXPECT_EQ(n->unsigned8BitValue(), 0u) << "wraps at its width";
+  OSNumber* big = OSNumber::withNumber(~0ull, 64);
+  EXPECT_EQ(big->unsigned32BitValue(), 0xffffffffu);
+  EXPECT_TRUE(big->isEqualTo(~0ull));
+  EXPECT_FALSE(n->isEqualTo(big));
+  EXPECT_EQ(OSNumber::withNumber(1, 0), nullptr);
+  EXPECT_EQ(OSNumber::withNumber(1, 65), nullptr);
+  n->release();
+  big->release();
 }
 
 TEST_P(Collections, AServiceTakesItsPropertyTableFromInit) {

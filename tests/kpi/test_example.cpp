@@ -66,6 +66,18 @@ TEST_P(ExampleDriver, RxDriverRunsAndUnloadsCleanly) {
   EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
 }
 
+// The DMA-engine driver: an IOService with its parameters in an OSDictionary,
+// completions on its work loop, where it frees and reposts its buffers.
+TEST_P(ExampleDriver, DmaDriverRunsItsCompletionsOnItsWorkLoopAndUnloadsCleanly) {
+  const auto [status, out] = run_with_backend(KMBENCH_EXAMPLE_DMA_DRIVER, GetParam());
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("dma_driver: backend " + GetParam() + ": 3000 packets, 6144000 bytes, 0 bad, "
+                     "0 completions off the work loop, 3000 transfers"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
+}
+
 // KMBENCH_BACKEND carries backend parameters: the driver runs on zones with
 // XNU's per-CPU caching on from the start, single-threaded as it is.
 TEST(ExampleDriverConfigured, RxDriverRunsOnABackendWithParameters) {
@@ -91,6 +103,12 @@ TEST(ExampleDriverOnWorkerBackends, RxDriverRunsOnJemallocAndMimalloc) {
     EXPECT_EQ(status, 0) << backend << "\n" << out;
     EXPECT_NE(out.find("rx_driver: backend " + name + ": 5000 packets"), std::string::npos) << out;
     EXPECT_NE(out.find("unloaded cleanly"), std::string::npos) << out;
+  }
+  for (const auto& [exe, backend] : {std::pair{KMBENCH_EXAMPLE_DMA_DRIVER_JEMALLOC, "jemalloc"},
+                                     std::pair{KMBENCH_EXAMPLE_DMA_DRIVER_MIMALLOC, "mimalloc"}}) {
+    const auto [status, out] = run_with_backend(exe, backend);
+    EXPECT_EQ(status, 0) << backend << "\n" << out;
+    EXPECT_NE(out.find(std::string("dma_driver: backend ") + backend + ": 3000 packets"), std::string::npos) << out;
   }
 }
 

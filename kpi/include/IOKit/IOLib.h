@@ -58,6 +58,10 @@ void IOFreePageable(void* address, vm_size_t size);
 /* kIOReturnUnsupported for any task but kernel_task. */
 IOReturn IOFlushProcessorCache(task_t task, IOVirtualAddress address, IOByteCount length);
 
+/* Waiting: IOSleep blocks the thread for milliseconds, IODelay spins for microseconds. */
+void IOSleep(unsigned milliseconds);
+void IODelay(unsigned microseconds);
+
 /* Byte access to simulated physical memory ("physical IOSpace"). */
 UInt8 IOMappedRead8(IOPhysicalAddress address);
 UInt16 IOMappedRead16(IOPhysicalAddress address);
