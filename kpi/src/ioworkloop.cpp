@@ -239,28 +239,17 @@ IOWorkLoop* IOEventSource::getWorkLoop() const { return __atomic_load_n(&workLoo
 void IOEventSource::setAction(Action inAction) { action = inAction; }
 IOEventSource::Action IOEventSource::getAction() const { return action; }
 
-void IOEventSource::enable() {
-  IOWorkLoop* wl = getWorkLoop();
-  if (wl == NULL) {
-    __atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
-    return;
-  }
-  wl->closeGate();
-  __atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
+// The flag changes under the gate, so the work loop never runs a source in the middle of the change.
+static void set_enabled(IOWorkLoop* wl, bool* enabled, bool on) {
+  if (wl != NULL) wl->closeGate();
+  __atomic_store_n(enabled, on, __ATOMIC_RELAXED);
+  if (wl == NULL) return;
   wl->openGate();
-  wl->signalWorkAvailable();
+  if (on) wl->signalWorkAvailable();
 }
 
-void IOEventSource::disable() {
-  IOWorkLoop* wl = getWorkLoop();
-  if (wl == NULL) {
-    __atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
-    return;
-  }
-  wl->closeGate();
-  __atomic_store_n(&enabled, false, __ATOMIC_RELAXED);
-  wl->openGate();
-}
+void IOEventSource::enable() { set_enabled(getWorkLoop(), &enabled, true); }
+void IOEventSource::disable() { set_enabled(getWorkLoop(), &enabled, false); }
 
 bool IOEventSource::isEnabled() const { return __atomic_load_n(&enabled, __ATOMIC_RELAXED); }
 
