@@ -72,6 +72,9 @@ struct KmbenchDMAEngine {
   /// Moves the bytes (unless aborted), then notifies and completes. post: the bytes moved.
   static IOByteCount deliver(KmbenchDMAController* owner, UInt32 index, IODMAEventSource* source, const Transfer& t,
                              bool aborted) {
+    if (source == nullptr) {
+      return 0;  // the channel's event source is gone: nobody to tell
+    }
     const IOByteCount moved =
         aborted ? 0 : owner->deviceTransfer(index, t.command, t.direction, t.offset, t.length);
     const IOReturn status = aborted ? kIOReturnAborted : moved == t.length ? kIOReturnSuccess : kIOReturnDMAError;
@@ -112,9 +115,7 @@ struct KmbenchDMAEngine {
       ch.delivering = true;
       IODMAEventSource* source = ch.source;
       l.unlock();
-      if (source != nullptr) {
-        deliver(owner, best, source, ch.current, false);
-      }
+      deliver(owner, best, source, ch.current, false);
       l.lock();
       ch.delivering = false;
       e->idle.notify_all();
