@@ -30,6 +30,8 @@ void list_all() {
   for (const workloads::WorkloadInfo& w : workloads::all_workloads()) {
     std::cout << "  " << std::left << std::setw(20) << w.name << w.summary << "\n";
   }
+  std::cout << "  " << std::left << std::setw(20) << "synth"
+            << "a trace profile's statistics as a stream (--profile P [--scale X]; docs/profiles.md)\n";
 }
 
 /// The variant's own setting of a key ("classes=kalloc_type" → "kalloc_type"), or the table's default.

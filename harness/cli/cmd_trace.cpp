@@ -7,18 +7,10 @@
 #include "base/errors.h"
 #include "base/file_io.h"
 #include "harness/cli/command.h"
+#include "harness/cli/import_options.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::cli {
-namespace {
-
-struct ImportArgs {
-  std::string format = "auto";
-  std::string site, task, kinds = "all";
-  double from = -1, to = -1;
-  bool strict = false;
-  bool skip_bad_lines = false;
-};
 
 void add_import_options(CLI::App* cmd, ImportArgs& a) {
   cmd->add_option("--format", a.format, "Input format: auto, ftrace, tracedat, dtrace, kmt, text")
@@ -47,6 +39,8 @@ trace::ImportOptions to_options(const ImportArgs& a) {
   if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
   return o;
 }
+
+namespace {
 
 void print_counts(const ops::Trace& t, const std::string& out) {
   const trace::Info i = trace::summarize_counts(t);
@@ -146,6 +140,7 @@ void add_trace_command(CLI::App& app) {
       trace::save(t, *out);
     });
   }
+  add_profile_commands(trace_cmd);
 }
 
 }  // namespace kmbench::cli

@@ -17,6 +17,7 @@ inline constexpr int kExitBadInput = 2;
 void add_version_command(CLI::App& app);
 void add_list_command(CLI::App& app);
 void add_trace_command(CLI::App& app);
+void add_profile_commands(CLI::App* trace_cmd);  // trace profile, trace diff
 void add_workload_command(CLI::App& app);
 void add_matrix_commands(CLI::App& app);  // run, merge, plot, compare
 void add_replay_command(CLI::App& app);

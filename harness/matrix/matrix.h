@@ -48,8 +48,8 @@ struct Cell {
   std::string id;        // unique, file-name safe: "nic.slab.t2.local.real.r3"
   std::string group;     // the id without the repetition: repetitions of one group are compared
   std::string backend;
-  std::string source_kind;  // "workload" | "trace"
-  std::string source;       // workload name or trace path
+  std::string source_kind;  // "workload" | "trace" | "profile"
+  std::string source;       // workload name, trace path or profile path
   std::string label;        // the source's unique label in the matrix ("nic", "nic@magazine=16")
   /// A sweep's point: the swept keys (workload or backend parameters) and this
   /// cell's values, in file order; empty outside a sweep. base_label is then

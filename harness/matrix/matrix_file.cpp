@@ -3,6 +3,7 @@
 #include <numa.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +14,7 @@
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
 #include "harness/replay/option_table.h"
+#include "harness/profile/profile.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::matrix {
@@ -285,7 +287,7 @@ Pairs values_at(const std::vector<Setting>& settings, const std::vector<std::siz
   return out;
 }
 
-/// A [[workload]] or [[trace]] entry: its source, label, parameters and
+/// A [[workload]], [[trace]] or [[profile]] entry: its source, label, parameters and
 /// axes, expanded into one cell per sweep point, repetition, topology,
 /// placement, thread count and backend.
 class EntryReader {
@@ -316,6 +318,7 @@ class EntryReader {
     if (const toml::node* n = entry->get("params")) {
       params = read_settings(*n, "params");
       check_workload_keys(params, workload, proto.source);
+      if (kind == "profile") check_profile_keys(params);
     }
     if (const toml::node* n = entry->get("replay")) {
       proto.options = check_.replay_options(*n);
@@ -355,10 +358,19 @@ class EntryReader {
         p = std::filesystem::absolute(std::filesystem::path(path_).parent_path() / p);
       }
       if (!std::filesystem::is_regular_file(p)) {
-        check_.fail(*name_node, "trace file '" + p.string() + "' does not exist");
+        check_.fail(*name_node, c.source_kind + " file '" + p.string() + "' does not exist");
       }
       c.source = p.lexically_normal().string();
       c.label = std::filesystem::path(c.source).stem().string();
+      if (c.source_kind == "profile") {
+        try {
+          profile::load(c.source);  // a bad profile stops the matrix before anything runs
+        } catch (const InputError& e) {
+          check_.fail(*name_node, e.what());
+        }
+        const std::string stem = std::filesystem::path(c.label).stem().string();  // NAME.kprof.json -> NAME
+        if (c.label.ends_with(".kprof")) c.label = stem;
+      }
       return nullptr;
     }
     for (const auto& w : catalog_.workloads) {
@@ -406,6 +418,22 @@ class EntryReader {
       if (std::find(workload->params.begin(), workload->params.end(), s.key) == workload->params.end()) {
         check_.fail(*s.nodes.front(), "workload '" + source + "' has no parameter '" + s.key + "' (known: " +
                                           (workload->params.empty() ? "none" : join(workload->params)) + ")");
+      }
+    }
+  }
+
+  /// A [[profile]] takes the synthesis's scale (a positive number) and seed.
+  void check_profile_keys(const std::vector<Setting>& params) const {
+    for (const Setting& s : params) {
+      if (s.key != "scale" && s.key != "seed") {
+        check_.fail(*s.nodes.front(), "[[profile]] has no parameter '" + s.key + "' (known: scale, seed)");
+      }
+      for (std::size_t v = 0; v < s.values.size(); ++v) {
+        char* end = nullptr;
+        const double x = std::strtod(s.values[v].c_str(), &end);
+        if (end == s.values[v].c_str() || *end != '\0' || !(x > 0)) {
+          check_.fail(*s.nodes[v], "[[profile]] " + s.key + " must be a positive number, not '" + s.values[v] + "'");
+        }
       }
     }
   }
@@ -557,7 +585,7 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
   }
   check.known_keys(root,
                    {"name", "seed", "backends", "threads", "placements", "topology", "mode",
-                    "repetitions", "timeout_s", "workload", "trace"},
+                    "repetitions", "timeout_s", "workload", "trace", "profile"},
                    "the matrix");
   Matrix m;
   m.path = path;
@@ -575,7 +603,7 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
   check.apply(root, top);
 
   EntryReader reader(check, catalog, path);
-  for (const char* kind : {"workload", "trace"}) {
+  for (const char* kind : {"workload", "trace", "profile"}) {
     const toml::node* list = root.get(kind);
     if (list == nullptr) {
       continue;
@@ -589,7 +617,7 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
     }
   }
   if (m.cells.empty()) {
-    throw InputError(path, 1, "the matrix has no [[workload]] or [[trace]] entries");
+    throw InputError(path, 1, "the matrix has no [[workload]], [[trace]] or [[profile]] entries");
   }
   std::set<std::string> ids;
   for (const Cell& c : m.cells) {

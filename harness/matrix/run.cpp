@@ -158,9 +158,14 @@ class Progress {
 }  // namespace
 
 std::vector<std::string> cell_command(const Cell& c, const std::string& exe, const std::string& json_out) {
-  std::vector<std::string> argv = {exe, c.source_kind == "trace" ? "replay" : "workload", c.source,
-                                   "--backend", c.backend,  "--threads", std::to_string(c.threads),
-                                   "--placement", c.placement, "--mode", c.mode};
+  std::vector<std::string> argv = {exe};
+  if (c.source_kind == "profile") {
+    argv.insert(argv.end(), {"workload", "synth", "--profile", c.source});
+  } else {
+    argv.insert(argv.end(), {c.source_kind == "trace" ? "replay" : "workload", c.source});
+  }
+  argv.insert(argv.end(), {"--backend", c.backend, "--threads", std::to_string(c.threads), "--placement", c.placement,
+                           "--mode", c.mode});
   if (c.topology != "real") {
     argv.insert(argv.end(), {"--topology", c.topology});
   }
@@ -170,8 +175,10 @@ std::vector<std::string> cell_command(const Cell& c, const std::string& exe, con
     argv.insert(argv.end(), {"--node", "0"});  // remote/interleaved are relative to the threads' node
   }
   for (const auto& [k, v] : c.params) {
-    if (k == "seed" && c.source_kind == "workload") {
+    if (k == "seed" && c.source_kind != "trace") {
       argv.insert(argv.end(), {"--seed", v});
+    } else if (k == "scale" && c.source_kind == "profile") {
+      argv.insert(argv.end(), {"--scale", v});
     } else {
       argv.insert(argv.end(), {"--param", k + "=" + v});
     }

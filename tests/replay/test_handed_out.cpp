@@ -7,6 +7,7 @@
 #include "harness/replay/cell_json.h"
 #include "harness/replay/replay.h"
 #include "ops/size_classes.h"
+#include "tests/support/make_op.h"
 
 namespace kmbench::replay {
 namespace {
@@ -14,13 +15,7 @@ namespace {
 using ops::OpKind;
 
 ops::Op op(std::uint64_t t, OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t site) {
-  ops::Op o;
-  o.time_ns = t;
-  o.kind = kind;
-  o.object = object;
-  o.size = size;
-  o.site = site;
-  return o;
+  return test_support::make_op(t, kind, object, size, {site});
 }
 
 /// CPU 0 allocates three 10-byte blocks at site A, two of 100 and a page at

@@ -12,6 +12,7 @@
 #include "harness/replay/replay.h"
 #include "harness/replay/replay_loop.h"
 #include "harness/trace/trace.h"
+#include "tests/support/make_op.h"
 
 namespace kmbench::replay {
 namespace {
@@ -20,14 +21,7 @@ using ops::OpKind;
 
 ops::Op make(std::uint64_t t, OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag = 0,
              std::uint8_t flags = 0) {
-  ops::Op o;
-  o.time_ns = t;
-  o.kind = kind;
-  o.object = object;
-  o.size = size;
-  o.tag = tag;
-  o.flags = flags;
-  return o;
+  return test_support::make_op(t, kind, object, size, {0, tag, flags});
 }
 
 ops::Trace two_streams(std::uint32_t objects) {

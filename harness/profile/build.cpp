@@ -1,0 +1,370 @@
+// Building a profile: one walk over the trace's operations in time order
+// (streams merged) records each object's life, its DMA transfers and the
+// live-set curve; then the objects are grouped into classes and each class's
+// distributions are counted.
+#include <sys/random.h>
+
+#include <cstdio>
+#include <queue>
+
+#include "base/errors.h"
+#include "harness/profile/distribution.h"
+
+namespace kmbench::profile {
+namespace {
+
+using ops::OpKind;
+
+bool is_alloc(OpKind k) { return k == OpKind::alloc || k == OpKind::page_alloc || k == OpKind::dma_alloc; }
+bool is_free(OpKind k) { return k == OpKind::free || k == OpKind::page_free || k == OpKind::dma_free; }
+
+const char* class_kind_name(OpKind k) {
+  return k == OpKind::page_alloc ? "page" : k == OpKind::dma_alloc ? "dma" : "alloc";
+}
+
+struct Object {
+  std::uint64_t t_alloc = 0, i_alloc = 0, t_free = 0, i_free = 0, size = 0;
+  std::uint64_t map_t = 0, map_bytes = 0;  // the transfer in flight, when mapped
+  std::uint32_t site = 0, tag = 0, cls = 0, cpu = 0, free_cpu = 0, maps = 0;
+  OpKind kind = OpKind::alloc;
+  std::uint8_t flags = 0, align = 0, map_flags = 0;
+  std::int8_t node = -1;
+  bool allocated = false, freed = false, mapped = false;
+};
+
+struct Transfer {
+  std::uint32_t object;
+  std::uint64_t bytes, ns;
+  std::uint8_t flags;
+};
+
+/// What the walk over the operations found.
+struct Walk {
+  std::vector<Object> objects;
+  std::vector<std::uint32_t> alloc_order;  // objects in allocation order
+  std::vector<Transfer> transfers;
+  std::uint64_t t0 = 0, t1 = 0, ops = 0, frees = 0, peak_live = 0;
+  std::vector<std::uint64_t> live_set;
+};
+
+/// Visits every operation in time order (ties: lower stream first) with its stream's CPU.
+template <class F>
+void for_each_in_time_order(const ops::Trace& trace, F&& visit) {
+  using Head = std::pair<std::uint64_t, std::size_t>;  // (time, stream)
+  std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
+  std::vector<std::size_t> next(trace.streams.size(), 0);
+  for (std::size_t s = 0; s < trace.streams.size(); ++s) {
+    if (!trace.streams[s].ops.empty()) heads.emplace(trace.streams[s].ops[0].time_ns, s);
+  }
+  while (!heads.empty()) {
+    const std::size_t s = heads.top().second;
+    heads.pop();
+    const auto& ops = trace.streams[s].ops;
+    // Stay on this stream while it is not later than the next one's head.
+    const Head limit = heads.empty() ? Head{UINT64_MAX, SIZE_MAX} : heads.top();
+    std::size_t& i = next[s];
+    do {
+      visit(ops[i], trace.streams[s].cpu);
+      ++i;
+    } while (i < ops.size() && Head{ops[i].time_ns, s} < limit);
+    if (i < ops.size()) heads.emplace(ops[i].time_ns, s);
+  }
+}
+
+void close_transfer(Walk& w, std::uint32_t id, Object& o, std::uint64_t now) {
+  if (!o.mapped) return;
+  w.transfers.push_back({id, o.map_bytes, now - o.map_t, o.map_flags});
+  o.mapped = false;
+}
+
+Walk walk(const ops::Trace& trace) {
+  Walk w;
+  w.objects.resize(trace.object_count);
+  bool first = true;
+  for (const ops::Stream& s : trace.streams) {
+    if (s.ops.empty()) continue;
+    w.t0 = first ? s.ops.front().time_ns : std::min(w.t0, s.ops.front().time_ns);
+    w.t1 = first ? s.ops.back().time_ns : std::max(w.t1, s.ops.back().time_ns);
+    first = false;
+  }
+  const std::uint64_t span = w.t1 - w.t0;
+  w.live_set.assign(kLiveSetPoints, 0);
+  std::size_t point = 0;
+  std::uint64_t live = 0;
+  auto point_time = [&](std::size_t k) {
+    return w.t0 + static_cast<std::uint64_t>(static_cast<unsigned __int128>(span) * k / (kLiveSetPoints - 1));
+  };
+  for_each_in_time_order(trace, [&](const ops::Op& op, std::uint32_t cpu) {
+    while (point < kLiveSetPoints && point_time(point) < op.time_ns) w.live_set[point++] = live;
+    const std::uint64_t i = w.ops++;
+    Object& o = w.objects[op.object];
+    if (is_alloc(op.kind)) {
+      o = Object{};
+      o.t_alloc = op.time_ns, o.i_alloc = i, o.size = op.size, o.site = op.site, o.tag = op.tag;
+      o.cpu = cpu, o.kind = op.kind, o.flags = op.flags, o.align = op.align_log2, o.node = op.node;
+      o.allocated = true;
+      w.alloc_order.push_back(op.object);
+      live += op.size;
+      w.peak_live = std::max(w.peak_live, live);
+    } else if (is_free(op.kind)) {
+      if (!o.allocated || o.freed) return;
+      close_transfer(w, op.object, o, op.time_ns);
+      o.t_free = op.time_ns, o.i_free = i, o.free_cpu = cpu, o.freed = true;
+      live -= o.size;
+      ++w.frees;
+    } else if (o.allocated && !o.freed) {
+      close_transfer(w, op.object, o, op.time_ns);  // a map completes the transfer before it
+      if (op.kind == OpKind::dma_map) {
+        o.mapped = true, o.map_t = op.time_ns, o.map_flags = op.flags;
+        o.map_bytes = op.size == 0 ? o.size : std::min(op.size, o.size);
+        ++o.maps;
+      }
+    }
+  });
+  while (point < kLiveSetPoints) w.live_set[point++] = live;
+  for (std::uint32_t id : w.alloc_order) close_transfer(w, id, w.objects[id], w.t1);
+  return w;
+}
+
+std::array<std::uint8_t, 16> hash_key(const std::string& salt) {
+  std::array<std::uint8_t, 16> key{};
+  if (salt.empty()) {
+    if (getrandom(key.data(), key.size(), 0) != static_cast<ssize_t>(key.size())) {
+      throw RunError("trace profile: getrandom failed; cannot make the site hash key");
+    }
+    return key;
+  }
+  for (std::size_t i = 0; i < salt.size(); ++i) key[i % key.size()] ^= static_cast<std::uint8_t>(salt[i] + i / 16);
+  return key;
+}
+
+std::string hex16(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/// Lifetime bin of the merged classes: the decade of nanoseconds (0..18), or 19: never freed.
+int lifetime_decade(const Object& o) {
+  if (!o.freed) return 19;
+  const std::uint64_t ns = o.t_free - o.t_alloc;
+  int e = 0;
+  for (std::uint64_t decade = 10; e < 18 && ns >= decade; decade *= 10) ++e;
+  return e;
+}
+
+std::string lifetime_label(const Object& o) {
+  const int d = lifetime_decade(o);
+  return d == 19 ? std::string("live") : "1e" + std::to_string(d) + "ns";
+}
+
+/// Groups objects into classes and names them.
+class Classifier {
+ public:
+  Classifier(const ops::Trace& trace, const BuildOptions& options)
+      : trace_(trace), sites_(options.sites), key_(hash_key(options.salt)) {}
+
+  std::uint32_t classify(const Object& o, std::vector<Class>& classes) {
+    const bool cached = (o.flags & ops::kOpCache) != 0 && o.tag != 0;
+    // A site's objects of one power-of-two size band: lifetimes depend on the size
+    // (a site's short-lived large buffers, its long-lived small ones).
+    Key k{static_cast<std::uint8_t>(o.kind), 0, static_cast<std::uint8_t>(std::bit_width(o.size)), o.site,
+          cached ? o.tag : 0};
+    if (sites_ == Sites::merged) {
+      k.life = static_cast<std::uint8_t>(lifetime_decade(o));
+      k.site = 0;
+    }
+    auto [it, inserted] = index_.try_emplace(k, static_cast<std::uint32_t>(classes.size()));
+    if (inserted) {
+      Class c;
+      c.kind = o.kind;
+      c.cache = cached ? cache_name(o.tag) : "";
+      c.id = class_id(o, cached);
+      classes.push_back(std::move(c));
+    }
+    return it->second;
+  }
+
+ private:
+  struct Key {
+    std::uint8_t kind, life, band;
+    std::uint32_t site, tag;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const {
+      const std::uint64_t x = (std::uint64_t{k.site} << 32 | k.tag) ^
+                              (std::uint64_t{k.kind} << 16 | std::uint64_t{k.life} << 8 | k.band) * 0x9e3779b97f4a7c15ull;
+      return static_cast<std::size_t>(x ^ (x >> 29));
+    }
+  };
+
+  std::string cache_name(std::uint32_t tag) const {
+    const std::string& name = trace_.strings[tag];
+    if (sites_ == Sites::clear) return name;
+    std::string id = "c-";
+    id += hex16(siphash(key_, "cache\n" + name));
+    return id;
+  }
+
+  /// "<kind>:<site>|<cache>/<band>" in clear, "s-<hash>/<band>" hashed,
+  /// "m-<kind>-<band>-<lifetime>[-<cache hash>]" merged; <band> is the size
+  /// band's lower bound ("512B": sizes 512..1023).
+  std::string class_id(const Object& o, bool cached) const {
+    const std::string kind = class_kind_name(o.kind);
+    const std::string& site = trace_.strings[o.site];
+    const std::string cache = cached ? trace_.strings[o.tag] : "";
+    const std::uint64_t lo = o.size == 0 ? 0 : std::uint64_t{1} << (std::bit_width(o.size) - 1);
+    const std::string band = std::to_string(lo) + "B";
+    std::string id;
+    switch (sites_) {
+      case Sites::clear:
+        if (o.kind != OpKind::alloc) id += kind + ":";
+        id += site.empty() ? "(no site)" : site;
+        if (cached) id += "|" + cache;
+        id += "/" + band;
+        return id;
+      case Sites::merged:
+        id = "m-";
+        id += kind + "-" + band + "-" + lifetime_label(o);
+        if (cached) id += "-" + cache_name(o.tag);
+        return id;
+      case Sites::hashed:
+        break;
+    }
+    id = "s-";
+    id += hex16(siphash(key_, kind + "\n" + site + "\n" + cache)) + "/" + band;
+    return id;
+  }
+
+  const ops::Trace& trace_;
+  Sites sites_;
+  std::array<std::uint8_t, 16> key_;
+  std::unordered_map<Key, std::uint32_t, KeyHash> index_;
+};
+
+/// One class's counters while the objects are gone through.
+struct ClassCounters {
+  ValueCounter sizes, censored_sizes, maps_per_object, map_bytes;
+  BinCounter lifetime_ops, lifetime_ns, interarrival, map_lifetime;
+  ShareCounter cpus, flags, aligns, nodes, map_flags;
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> departures;
+  std::uint64_t frees = 0, remote_frees = 0, last_t = 0;
+  bool seen = false;
+};
+
+std::size_t time_bucket(const Walk& w, std::uint64_t t) {
+  const std::uint64_t span = std::max<std::uint64_t>(1, w.t1 - w.t0 + 1);
+  return static_cast<std::size_t>(static_cast<unsigned __int128>(t - w.t0) * kTimeBuckets / span);
+}
+
+void count_object(const Walk& w, const Object& o, Class& c, ClassCounters& k) {
+  ++c.count;
+  k.cpus.add(o.cpu);
+  k.flags.add(o.flags);
+  k.aligns.add(o.align);
+  k.nodes.add(o.node);
+  k.maps_per_object.add(o.maps);
+  if (k.seen) k.interarrival.add(o.t_alloc - k.last_t);
+  k.seen = true;
+  k.last_t = o.t_alloc;
+  const std::size_t b = time_bucket(w, o.t_alloc);
+  ++c.arrivals[b];
+  if (!o.freed) {
+    ++c.censored;
+    ++c.censored_arrivals[b];
+    k.censored_sizes.add(o.size);
+    return;
+  }
+  k.sizes.add(o.size);
+  ++k.departures[{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(time_bucket(w, o.t_free))}];
+  k.lifetime_ops.add(o.i_free - o.i_alloc);
+  k.lifetime_ns.add(o.t_free - o.t_alloc);
+  ++k.frees;
+  if (o.free_cpu != o.cpu) ++k.remote_frees;
+}
+
+void finish_class(Class& c, const ClassCounters& k) {
+  c.sizes = k.sizes.finish(kExactValues);
+  for (const auto& [buckets, count] : k.departures) c.departures.push_back({buckets.first, buckets.second, count});
+  c.censored_sizes = k.censored_sizes.finish(kExactValues);
+  c.lifetime_ops = k.lifetime_ops.finish();
+  c.lifetime_ns = k.lifetime_ns.finish();
+  c.interarrival_ns = k.interarrival.finish();
+  c.cpu_mix = k.cpus.finish();
+  c.flag_mix = k.flags.finish();
+  c.align_mix = k.aligns.finish();
+  c.node_mix = k.nodes.finish();
+  c.remote_free_fraction = k.frees == 0 ? 0 : static_cast<double>(k.remote_frees) / static_cast<double>(k.frees);
+  c.maps.per_object = k.maps_per_object.finish(kExactValues);
+  c.maps.bytes = k.map_bytes.finish(kExactValues);
+  c.maps.lifetime_ns = k.map_lifetime.finish();
+  c.maps.flag_mix = k.map_flags.finish();
+}
+
+int page_order(std::uint64_t bytes, std::uint32_t page_size) {
+  const std::uint64_t pages = std::max<std::uint64_t>(1, (bytes + page_size - 1) / page_size);
+  return std::bit_width(pages - 1);
+}
+
+}  // namespace
+
+Profile build(const ops::Trace& trace, const BuildOptions& options) {
+  const Walk w = walk(trace);
+  Profile p;
+  p.sites = options.sites;
+  p.source = trace.header.source;
+  p.page_size = trace.header.page_size;
+  p.cpu_count = trace.header.cpu_count;
+  p.node_count = trace.header.node_count;
+  p.duration_ns = w.t1 - w.t0;
+  p.ops = w.ops;
+  p.allocs = w.alloc_order.size();
+  p.frees = w.frees;
+  p.objects = trace.object_count;
+  p.peak_live_bytes = w.peak_live;
+  p.live_set_bytes = w.live_set;
+
+  Classifier classifier(trace, options);
+  std::vector<Class> classes;
+  std::vector<ClassCounters> counters;
+  BinCounter gaps;
+  ShareCounter cpus, flags, orders;
+  std::uint64_t frees = 0, remote = 0, last_t = 0;
+  std::vector<std::uint32_t> class_of(w.objects.size(), 0);
+  for (std::size_t n = 0; n < w.alloc_order.size(); ++n) {
+    const Object& o = w.objects[w.alloc_order[n]];
+    const std::uint32_t c = classifier.classify(o, classes);
+    class_of[w.alloc_order[n]] = c;
+    if (c == counters.size()) {
+      counters.emplace_back();
+      classes[c].arrivals.assign(kTimeBuckets, 0);
+      classes[c].censored_arrivals.assign(kTimeBuckets, 0);
+    }
+    count_object(w, o, classes[c], counters[c]);
+    if (n > 0) gaps.add(o.t_alloc - last_t);
+    last_t = o.t_alloc;
+    cpus.add(o.cpu);
+    flags.add(o.flags);
+    if (o.kind == OpKind::page_alloc) orders.add(page_order(o.size, p.page_size));
+    if (o.freed) ++frees, remote += o.free_cpu != o.cpu ? 1 : 0;
+  }
+  for (const Transfer& t : w.transfers) {
+    const std::uint32_t c = class_of[t.object];
+    counters[c].map_bytes.add(t.bytes);
+    counters[c].map_lifetime.add(t.ns);
+    counters[c].map_flags.add(t.flags);
+    ++classes[c].maps.count;
+  }
+  for (std::size_t c = 0; c < classes.size(); ++c) finish_class(classes[c], counters[c]);
+  std::stable_sort(classes.begin(), classes.end(), [](const Class& a, const Class& b) { return a.count > b.count; });
+  p.classes = std::move(classes);
+  p.interarrival_ns = gaps.finish();
+  p.cpu_mix = cpus.finish();
+  p.flag_mix = flags.finish();
+  p.page_order_mix = orders.finish();
+  p.remote_free_fraction = frees == 0 ? 0 : static_cast<double>(remote) / static_cast<double>(frees);
+  return p;
+}
+
+}  // namespace kmbench::profile

@@ -1,0 +1,111 @@
+// The pieces every part of a profile shares: log bins, counting into a
+// Distribution, sampling from one, shares of categories, and the keyed hash
+// that stands in for call sites.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "harness/profile/profile.h"
+#include "workloads/builder.h"
+
+namespace kmbench::profile {
+
+/// Log bins, four per power of two; 0..3 have a bin each.
+inline constexpr int kLogBins = 4 + 62 * 4;
+
+inline int log_bin(std::uint64_t v) {
+  if (v < 4) return static_cast<int>(v);
+  const int e = std::bit_width(v) - 1;  // >= 2
+  const int m = static_cast<int>((v >> (e - 2)) & 3);
+  return 4 + (e - 2) * 4 + m;
+}
+inline std::uint64_t log_bin_lo(int bin) {
+  if (bin < 4) return static_cast<std::uint64_t>(bin);
+  const int e = (bin - 4) / 4 + 2, m = (bin - 4) % 4;
+  return static_cast<std::uint64_t>(4 + m) << (e - 2);
+}
+inline std::uint64_t log_bin_hi(int bin) {
+  if (bin < 4) return static_cast<std::uint64_t>(bin);
+  const int e = (bin - 4) / 4 + 2;
+  return log_bin_lo(bin) + (std::uint64_t{1} << (e - 2)) - 1;
+}
+
+/// Counts values into log bins only (lifetimes, gaps).
+class BinCounter {
+ public:
+  void add(std::uint64_t v) { ++bins_[static_cast<std::size_t>(log_bin(v))]; }
+  Distribution finish() const {
+    Distribution d;
+    for (int b = 0; b < kLogBins; ++b) {
+      if (bins_[static_cast<std::size_t>(b)] != 0) d.tail.push_back({log_bin_lo(b), log_bin_hi(b), bins_[static_cast<std::size_t>(b)]});
+    }
+    return d;
+  }
+
+ private:
+  std::array<std::uint64_t, kLogBins> bins_{};
+};
+
+/// Counts values exactly; finish() keeps the most frequent `exact` of them and bins the rest.
+class ValueCounter {
+ public:
+  void add(std::uint64_t v) { ++counts_[v]; }
+  Distribution finish(std::size_t exact) const;
+
+ private:
+  std::unordered_map<std::uint64_t, std::uint64_t> counts_;
+};
+
+/// Counts categories; finish() gives their shares, by key.
+class ShareCounter {
+ public:
+  void add(std::int64_t key) { ++counts_[key]; }
+  std::vector<Share> finish() const;
+
+ private:
+  std::map<std::int64_t, std::uint64_t> counts_;
+};
+
+/// Draws values from a Distribution: a point for an exact value, uniform within a bin.
+class Sampler {
+ public:
+  explicit Sampler(const Distribution& d);
+  bool empty() const { return total_ == 0; }
+  std::uint64_t draw(workloads::Rng& rng) const;
+
+ private:
+  struct Piece {
+    std::uint64_t lo, hi, upto;  // values in [lo, hi]; cumulative count through this piece
+  };
+  std::vector<Piece> pieces_;
+  std::uint64_t total_ = 0;
+};
+
+/// Draws a key by its share.
+class ShareSampler {
+ public:
+  explicit ShareSampler(const std::vector<Share>& shares);
+  /// `fallback` when there are no shares.
+  std::int64_t draw(workloads::Rng& rng, std::int64_t fallback) const;
+
+ private:
+  std::vector<std::pair<double, std::int64_t>> upto_;  // cumulative share, key
+};
+
+/// SipHash-2-4 of `data` under a 16-byte key.
+std::uint64_t siphash(const std::array<std::uint8_t, 16>& key, std::string_view data);
+
+/// OpFlag bits as names joined by '|' ("none" for 0), and back (nullopt-free:
+/// returns false on an unknown name).
+std::string flag_names(std::uint8_t flags);
+bool parse_flag_names(std::string_view text, std::uint8_t& flags);
+
+}  // namespace kmbench::profile

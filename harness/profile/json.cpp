@@ -1,0 +1,388 @@
+// The profile's JSON form (docs/profile-format.md), and reading it back with
+// every field checked: an error names the JSON path of the bad field.
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "base/errors.h"
+#include "harness/profile/distribution.h"
+
+namespace kmbench::profile {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json distribution_json(const Distribution& d) {
+  Json exact = Json::array(), tail = Json::array();
+  for (const auto& [value, count] : d.exact) exact.push_back({value, count});
+  for (const Distribution::Bin& b : d.tail) tail.push_back({b.lo, b.hi, b.count});
+  return Json{{"exact", exact}, {"tail", tail}};
+}
+
+Json shares_json(const std::vector<Share>& shares) {
+  Json out = Json::array();
+  for (const Share& s : shares) out.push_back({s.key, s.share});
+  return out;
+}
+
+Json flag_shares_json(const std::vector<Share>& shares) {
+  Json out = Json::array();
+  for (const Share& s : shares) out.push_back({flag_names(static_cast<std::uint8_t>(s.key)), s.share});
+  return out;
+}
+
+Json departures_json(const std::vector<Class::Flow>& flows) {
+  Json out = Json::array();
+  for (const Class::Flow& f : flows) out.push_back({f.from, f.to, f.count});
+  return out;
+}
+
+Json class_json(const Class& c) {
+  return Json{
+      {"id", c.id},
+      {"kind", c.kind == ops::OpKind::page_alloc ? "page" : c.kind == ops::OpKind::dma_alloc ? "dma" : "alloc"},
+      {"cache", c.cache},
+      {"count", c.count},
+      {"censored", c.censored},
+      {"sizes", distribution_json(c.sizes)},
+      {"censored_sizes", distribution_json(c.censored_sizes)},
+      {"lifetime_ops", distribution_json(c.lifetime_ops)},
+      {"lifetime_ns", distribution_json(c.lifetime_ns)},
+      {"interarrival_ns", distribution_json(c.interarrival_ns)},
+      {"arrivals", c.arrivals},
+      {"censored_arrivals", c.censored_arrivals},
+      {"departures", departures_json(c.departures)},
+      {"cpu_mix", shares_json(c.cpu_mix)},
+      {"remote_free_fraction", c.remote_free_fraction},
+      {"flag_mix", flag_shares_json(c.flag_mix)},
+      {"align_mix", shares_json(c.align_mix)},
+      {"node_mix", shares_json(c.node_mix)},
+      {"maps",
+       {{"count", c.maps.count},
+        {"per_object", distribution_json(c.maps.per_object)},
+        {"bytes", distribution_json(c.maps.bytes)},
+        {"lifetime_ns", distribution_json(c.maps.lifetime_ns)},
+        {"flag_mix", flag_shares_json(c.maps.flag_mix)}}},
+  };
+}
+
+/// Reads one JSON value, checking it; errors name the file and the value's path.
+class Reader {
+ public:
+  explicit Reader(std::string name) : name_(std::move(name)) {}
+
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    throw InputError(name_, path + ": " + what);
+  }
+
+  const Json& field(const Json& obj, const std::string& path, const char* key) const {
+    if (!obj.is_object()) fail(path, "is not an object");
+    const auto it = obj.find(key);
+    if (it == obj.end()) fail(path + "." + key, "is missing");
+    return *it;
+  }
+
+  /// Every key of obj must be one of `known`.
+  void only(const Json& obj, const std::string& path, std::initializer_list<const char*> known) const {
+    for (const auto& [key, value] : obj.items()) {
+      bool ok = false;
+      for (const char* k : known) ok = ok || key == k;
+      if (!ok) fail(path + "." + key, "is not a field of this object");
+    }
+  }
+
+  std::uint64_t count(const Json& v, const std::string& path) const {
+    if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+    if (v.is_number_integer()) fail(path, std::to_string(v.get<std::int64_t>()) + " is negative");
+    fail(path, "is not a whole number");
+  }
+  std::int64_t integer(const Json& v, const std::string& path) const {
+    if (v.is_number_integer()) return v.get<std::int64_t>();
+    fail(path, "is not a whole number");
+  }
+  double fraction(const Json& v, const std::string& path) const {
+    if (!v.is_number()) fail(path, "is not a number");
+    const double x = v.get<double>();
+    if (!(x >= 0 && x <= 1)) fail(path, "is " + v.dump() + ", not between 0 and 1");
+    return x;
+  }
+  std::string text(const Json& v, const std::string& path) const {
+    if (!v.is_string()) fail(path, "is not a string");
+    return v.get<std::string>();
+  }
+  const Json& array(const Json& v, const std::string& path) const {
+    if (!v.is_array()) fail(path, "is not an array");
+    return v;
+  }
+  std::uint64_t count_of(const Json& obj, const std::string& path, const char* key) const {
+    return count(field(obj, path, key), path + "." + key);
+  }
+
+  Distribution distribution(const Json& v, const std::string& path) const {
+    only(v, path, {"exact", "tail"});
+    Distribution d;
+    const Json& exact = array(field(v, path, "exact"), path + ".exact");
+    std::set<std::uint64_t> seen;
+    for (std::size_t i = 0; i < exact.size(); ++i) {
+      const std::string at = path + ".exact[" + std::to_string(i) + "]";
+      if (!exact[i].is_array() || exact[i].size() != 2) fail(at, "is not a [value, count] pair");
+      const std::uint64_t value = count(exact[i][0], at + "[0]");
+      if (!seen.insert(value).second) fail(at, "repeats the value " + std::to_string(value));
+      d.exact.emplace_back(value, count(exact[i][1], at + "[1]"));
+    }
+    const Json& tail = array(field(v, path, "tail"), path + ".tail");
+    for (std::size_t i = 0; i < tail.size(); ++i) {
+      const std::string at = path + ".tail[" + std::to_string(i) + "]";
+      if (!tail[i].is_array() || tail[i].size() != 3) fail(at, "is not a [lo, hi, count] bin");
+      Distribution::Bin b{count(tail[i][0], at + "[0]"), count(tail[i][1], at + "[1]"), count(tail[i][2], at + "[2]")};
+      if (b.hi < b.lo) fail(at, "ends before it starts");
+      if (!d.tail.empty() && b.lo <= d.tail.back().hi) fail(at, "overlaps or precedes the bin before it");
+      d.tail.push_back(b);
+    }
+    return d;
+  }
+
+  /// Shares that sum to 1 (or none); keys are integers, or flag names when `flags`.
+  std::vector<Share> shares(const Json& v, const std::string& path, bool flags = false) const {
+    std::vector<Share> out;
+    double sum = 0;
+    for (std::size_t i = 0; i < array(v, path).size(); ++i) {
+      const std::string at = path + "[" + std::to_string(i) + "]";
+      if (!v[i].is_array() || v[i].size() != 2) fail(at, "is not a [key, share] pair");
+      Share s;
+      if (flags) {
+        std::uint8_t bits = 0;
+        if (!v[i][0].is_string() || !parse_flag_names(v[i][0].get<std::string>(), bits)) {
+          fail(at + "[0]", "is not a flag set (names joined by '|': zero, noblock, pageable, cache, dma32, "
+                           "contiguous, in, out; or none)");
+        }
+        s.key = bits;
+      } else {
+        s.key = integer(v[i][0], at + "[0]");
+      }
+      s.share = fraction(v[i][1], at + "[1]");
+      sum += s.share;
+      out.push_back(s);
+    }
+    if (!out.empty() && std::fabs(sum - 1) > 1e-6) {
+      std::ostringstream m;
+      m.precision(9);
+      m << "shares sum to " << sum << ", not 1";
+      fail(path, m.str());
+    }
+    return out;
+  }
+
+  std::vector<std::uint64_t> counts(const Json& v, const std::string& path, std::size_t n) const {
+    if (array(v, path).size() != n) fail(path, "has " + std::to_string(v.size()) + " entries, not " + std::to_string(n));
+    std::vector<std::uint64_t> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(count(v[i], path + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+  /// A distribution whose counts must add up to `expected` (what it describes).
+  Distribution distribution_of(const Json& obj, const std::string& path, const char* key, std::uint64_t expected,
+                               const char* of) const {
+    Distribution d = distribution(field(obj, path, key), path + "." + key);
+    if (d.total() != expected) {
+      fail(path + "." + key, "counts " + std::to_string(d.total()) + " values, but " + of + " is " +
+                                 std::to_string(expected));
+    }
+    return d;
+  }
+
+  Class class_at(const Json& v, const std::string& path) const;
+
+  /// [from, to, count] triples, ascending, from <= to < kTimeBuckets; each
+  /// row adds up to the bucket's freed arrivals.
+  std::vector<Class::Flow> departures(const Json& v, const std::string& path, const Class& c) const {
+    std::vector<Class::Flow> out;
+    std::vector<std::uint64_t> rows(kTimeBuckets, 0);
+    for (std::size_t i = 0; i < array(v, path).size(); ++i) {
+      const std::string at = path + "[" + std::to_string(i) + "]";
+      if (!v[i].is_array() || v[i].size() != 3) fail(at, "is not a [from, to, count] triple");
+      Class::Flow f;
+      const std::uint64_t from = count(v[i][0], at + "[0]"), to = count(v[i][1], at + "[1]");
+      if (to >= kTimeBuckets || from > to) fail(at, "does not name buckets from <= to < " + std::to_string(kTimeBuckets));
+      f.from = static_cast<std::uint32_t>(from);
+      f.to = static_cast<std::uint32_t>(to);
+      f.count = count(v[i][2], at + "[2]");
+      if (!out.empty() && std::pair(f.from, f.to) <= std::pair(out.back().from, out.back().to)) {
+        fail(at, "is not after the triple before it");
+      }
+      rows[f.from] += f.count;
+      out.push_back(f);
+    }
+    for (std::size_t b = 0; b < kTimeBuckets; ++b) {
+      if (rows[b] != c.arrivals[b] - c.censored_arrivals[b]) {
+        fail(path, "frees allocations of bucket " + std::to_string(b) + " " + std::to_string(rows[b]) +
+                       " times, but it has " + std::to_string(c.arrivals[b] - c.censored_arrivals[b]) +
+                       " freed arrivals");
+      }
+    }
+    return out;
+  }
+
+ private:
+  std::string name_;
+};
+
+std::uint64_t sum(const std::vector<std::uint64_t>& v) {
+  std::uint64_t n = 0;
+  for (std::uint64_t x : v) n += x;
+  return n;
+}
+
+Class Reader::class_at(const Json& v, const std::string& path) const {
+  only(v, path, {"id", "kind", "cache", "count", "censored", "sizes", "censored_sizes", "lifetime_ops", "lifetime_ns",
+                 "interarrival_ns", "arrivals", "censored_arrivals", "departures", "cpu_mix", "remote_free_fraction", "flag_mix",
+                 "align_mix", "node_mix", "maps"});
+  Class c;
+  c.id = text(field(v, path, "id"), path + ".id");
+  const std::string kind = text(field(v, path, "kind"), path + ".kind");
+  if (kind == "alloc") {
+    c.kind = ops::OpKind::alloc;
+  } else if (kind == "page") {
+    c.kind = ops::OpKind::page_alloc;
+  } else if (kind == "dma") {
+    c.kind = ops::OpKind::dma_alloc;
+  } else {
+    fail(path + ".kind", "is '" + kind + "', not alloc, page or dma");
+  }
+  c.cache = text(field(v, path, "cache"), path + ".cache");
+  c.count = count_of(v, path, "count");
+  c.censored = count_of(v, path, "censored");
+  if (c.censored > c.count) fail(path + ".censored", "is more than the class's count");
+  c.sizes = distribution_of(v, path, "sizes", c.count - c.censored, "count - censored");
+  c.censored_sizes = distribution_of(v, path, "censored_sizes", c.censored, "censored");
+  c.lifetime_ops = distribution_of(v, path, "lifetime_ops", c.count - c.censored, "count - censored");
+  c.lifetime_ns = distribution_of(v, path, "lifetime_ns", c.count - c.censored, "count - censored");
+  c.interarrival_ns = distribution_of(v, path, "interarrival_ns", c.count == 0 ? 0 : c.count - 1, "count - 1");
+  c.arrivals = counts(field(v, path, "arrivals"), path + ".arrivals", kTimeBuckets);
+  if (sum(c.arrivals) != c.count) fail(path + ".arrivals", "adds up to " + std::to_string(sum(c.arrivals)) + ", not count");
+  c.censored_arrivals = counts(field(v, path, "censored_arrivals"), path + ".censored_arrivals", kTimeBuckets);
+  for (std::size_t b = 0; b < kTimeBuckets; ++b) {
+    if (c.censored_arrivals[b] > c.arrivals[b]) {
+      fail(path + ".censored_arrivals[" + std::to_string(b) + "]", "is more than arrivals[" + std::to_string(b) + "]");
+    }
+  }
+  if (sum(c.censored_arrivals) != c.censored) fail(path + ".censored_arrivals", "does not add up to censored");
+  c.departures = departures(field(v, path, "departures"), path + ".departures", c);
+  c.cpu_mix = shares(field(v, path, "cpu_mix"), path + ".cpu_mix");
+  c.remote_free_fraction = fraction(field(v, path, "remote_free_fraction"), path + ".remote_free_fraction");
+  c.flag_mix = shares(field(v, path, "flag_mix"), path + ".flag_mix", true);
+  c.align_mix = shares(field(v, path, "align_mix"), path + ".align_mix");
+  c.node_mix = shares(field(v, path, "node_mix"), path + ".node_mix");
+  const std::string mp = path + ".maps";
+  const Json& m = field(v, path, "maps");
+  only(m, mp, {"count", "per_object", "bytes", "lifetime_ns", "flag_mix"});
+  c.maps.count = count_of(m, mp, "count");
+  c.maps.per_object = distribution_of(m, mp, "per_object", c.count, "the class's count");
+  c.maps.bytes = distribution_of(m, mp, "bytes", c.maps.count, "maps.count");
+  c.maps.lifetime_ns = distribution_of(m, mp, "lifetime_ns", c.maps.count, "maps.count");
+  c.maps.flag_mix = shares(field(m, mp, "flag_mix"), mp + ".flag_mix", true);
+  return c;
+}
+
+}  // namespace
+
+std::string to_json(const Profile& p) {
+  Json classes = Json::array();
+  for (const Class& c : p.classes) classes.push_back(class_json(c));
+  const Json j{
+      {"format", kFormat},
+      {"version", p.version},
+      {"sites", sites_name(p.sites)},
+      {"source", p.source},
+      {"page_size", p.page_size},
+      {"cpu_count", p.cpu_count},
+      {"node_count", p.node_count},
+      {"duration_ns", p.duration_ns},
+      {"ops", p.ops},
+      {"allocs", p.allocs},
+      {"frees", p.frees},
+      {"objects", p.objects},
+      {"peak_live_bytes", p.peak_live_bytes},
+      {"interarrival_ns", distribution_json(p.interarrival_ns)},
+      {"cpu_mix", shares_json(p.cpu_mix)},
+      {"remote_free_fraction", p.remote_free_fraction},
+      {"page_order_mix", shares_json(p.page_order_mix)},
+      {"flag_mix", flag_shares_json(p.flag_mix)},
+      {"live_set_bytes", p.live_set_bytes},
+      {"classes", classes},
+  };
+  return j.dump(1) + "\n";
+}
+
+Profile from_json(std::string_view text, const std::string& name) {
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw InputError(name, std::string("not JSON: ") + e.what());
+  }
+  const Reader r(name);
+  if (!j.is_object()) r.fail("$", "is not an object");
+  if (!j.contains("format") || j["format"] != kFormat) r.fail("$.format", "is not \"kmbench-profile\"");
+  const std::int64_t version = r.integer(r.field(j, "$", "version"), "$.version");
+  if (version != kVersion) {
+    r.fail("$.version", "is " + std::to_string(version) + "; this build reads version " + std::to_string(kVersion));
+  }
+  r.only(j, "$", {"format", "version", "sites", "source", "page_size", "cpu_count", "node_count", "duration_ns", "ops",
+                  "allocs", "frees", "objects", "peak_live_bytes", "interarrival_ns", "cpu_mix",
+                  "remote_free_fraction", "page_order_mix", "flag_mix", "live_set_bytes", "classes"});
+  Profile p;
+  const std::string sites = r.text(r.field(j, "$", "sites"), "$.sites");
+  if (sites == "hashed") {
+    p.sites = Sites::hashed;
+  } else if (sites == "merged") {
+    p.sites = Sites::merged;
+  } else if (sites == "clear") {
+    p.sites = Sites::clear;
+  } else {
+    r.fail("$.sites", "is '" + sites + "', not hashed, merged or clear");
+  }
+  p.source = r.text(r.field(j, "$", "source"), "$.source");
+  p.page_size = static_cast<std::uint32_t>(r.count_of(j, "$", "page_size"));
+  if (p.page_size == 0 || (p.page_size & (p.page_size - 1)) != 0) r.fail("$.page_size", "is not a power of two");
+  p.cpu_count = static_cast<std::uint32_t>(r.count_of(j, "$", "cpu_count"));
+  p.node_count = static_cast<std::uint32_t>(r.count_of(j, "$", "node_count"));
+  p.duration_ns = r.count_of(j, "$", "duration_ns");
+  p.ops = r.count_of(j, "$", "ops");
+  p.allocs = r.count_of(j, "$", "allocs");
+  p.frees = r.count_of(j, "$", "frees");
+  p.objects = r.count_of(j, "$", "objects");
+  p.peak_live_bytes = r.count_of(j, "$", "peak_live_bytes");
+  if (p.frees > p.allocs) r.fail("$.frees", "is more than $.allocs");
+  p.interarrival_ns = r.distribution_of(j, "$", "interarrival_ns", p.allocs == 0 ? 0 : p.allocs - 1, "$.allocs - 1");
+  p.cpu_mix = r.shares(r.field(j, "$", "cpu_mix"), "$.cpu_mix");
+  p.remote_free_fraction = r.fraction(r.field(j, "$", "remote_free_fraction"), "$.remote_free_fraction");
+  p.page_order_mix = r.shares(r.field(j, "$", "page_order_mix"), "$.page_order_mix");
+  p.flag_mix = r.shares(r.field(j, "$", "flag_mix"), "$.flag_mix", true);
+  p.live_set_bytes = r.counts(r.field(j, "$", "live_set_bytes"), "$.live_set_bytes", kLiveSetPoints);
+  const Json& classes = r.array(r.field(j, "$", "classes"), "$.classes");
+  std::uint64_t allocs = 0;
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    const std::string at = "$.classes[" + std::to_string(i) + "]";
+    p.classes.push_back(r.class_at(classes[i], at));
+    if (!ids.insert(p.classes.back().id).second) r.fail(at + ".id", "repeats '" + p.classes.back().id + "'");
+    allocs += p.classes.back().count;
+  }
+  if (allocs != p.allocs) {
+    r.fail("$.classes", "hold " + std::to_string(allocs) + " allocations, but $.allocs is " + std::to_string(p.allocs));
+  }
+  return p;
+}
+
+Profile load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path);
+}
+
+}  // namespace kmbench::profile

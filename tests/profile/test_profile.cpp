@@ -1,0 +1,323 @@
+// Trace profiles: what build() counts on a trace whose answers are known, the
+// JSON round trip and its refusals, privacy on a real capture, and what
+// synthesize() makes of a profile.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "base/errors.h"
+#include "harness/profile/distribution.h"
+#include "harness/profile/profile.h"
+#include "harness/trace/trace.h"
+#include "tests/support/make_op.h"
+
+namespace kmbench::profile {
+namespace {
+
+using ops::OpKind;
+
+ops::Op op(std::uint64_t t, OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t site = 0,
+           std::uint8_t flags = 0) {
+  return test_support::make_op(t, kind, object, size, {site, 0, flags});
+}
+
+/// Two CPUs. Site 1 ("rx_alloc"): objects 0..3 of 64, 64, 64, 256 bytes;
+/// 0 and 1 freed on CPU 0 after 100 ns, 2 freed on CPU 1 (remote) after 300 ns,
+/// 3 never freed. Site 2 ("page_pool"): object 4, a 2-page allocation freed
+/// after 1000 ns, mapped twice (512 bytes, then all of it).
+ops::Trace known_trace() {
+  ops::Trace t;
+  t.header.source = "ftrace";
+  t.header.cpu_count = 2;
+  t.strings = {"", "rx_alloc", "page_pool"};
+  t.object_count = 5;
+  t.streams.resize(2);
+  t.streams[0].cpu = 0;
+  t.streams[1].cpu = 1;
+  auto& a = t.streams[0].ops;
+  auto& b = t.streams[1].ops;
+  a.push_back(op(0, OpKind::alloc, 0, 64, 1));
+  a.push_back(op(10, OpKind::alloc, 1, 64, 1, ops::kOpZero));
+  a.push_back(op(20, OpKind::alloc, 2, 64, 1));
+  a.push_back(op(30, OpKind::page_alloc, 4, 8192, 2));
+  a.push_back(op(40, OpKind::dma_map, 4, 512));
+  a.push_back(op(60, OpKind::dma_unmap, 4, 512));
+  a.push_back(op(100, OpKind::free, 0, 64));
+  a.push_back(op(110, OpKind::free, 1, 64));
+  b.push_back(op(200, OpKind::alloc, 3, 256, 1));
+  b.push_back(op(320, OpKind::free, 2, 64));
+  b.push_back(op(500, OpKind::dma_map, 4, 0));
+  b.push_back(op(900, OpKind::dma_unmap, 4, 0));
+  b.push_back(op(1030, OpKind::page_free, 4, 8192));
+  return t;
+}
+
+const Class& class_named(const Profile& p, const std::string& id) {
+  for (const Class& c : p.classes) {
+    if (c.id == id) return c;
+  }
+  throw std::runtime_error("no class " + id);
+}
+
+std::uint64_t count_of(const Distribution& d, std::uint64_t value) {
+  for (const auto& [v, n] : d.exact) {
+    if (v == value) return n;
+  }
+  std::uint64_t n = 0;
+  for (const auto& b : d.tail) {
+    if (b.lo <= value && value <= b.hi) n += b.count;
+  }
+  return n;
+}
+
+TEST(Profile, SipHashMatchesTheReferenceVector) {
+  // The SipHash paper's test vector: key 00..0f, message 00..0e.
+  std::array<std::uint8_t, 16> key{};
+  for (int i = 0; i < 16; ++i) key[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(i);
+  std::string msg;
+  for (int i = 0; i < 15; ++i) msg.push_back(static_cast<char>(i));
+  EXPECT_EQ(siphash(key, msg), 0xa129ca6149be45e5ull);
+}
+
+TEST(Profile, LogBinsCoverEveryValueOnce) {
+  for (std::uint64_t v : {0ull, 1ull, 3ull, 4ull, 5ull, 7ull, 8ull, 9ull, 63ull, 64ull, 1000ull, 4096ull,
+                          (1ull << 40) + 12345, ~0ull}) {
+    const int b = log_bin(v);
+    EXPECT_LE(log_bin_lo(b), v) << v;
+    EXPECT_GE(log_bin_hi(b), v) << v;
+  }
+  for (int b = 0; b + 1 < kLogBins; ++b) EXPECT_EQ(log_bin_hi(b) + 1, log_bin_lo(b + 1)) << b;
+}
+
+TEST(Profile, BuildCountsAKnownTrace) {
+  const Profile p = build(known_trace(), {Sites::clear, "fixed"});
+  EXPECT_EQ(p.allocs, 5u);
+  EXPECT_EQ(p.frees, 4u);
+  EXPECT_EQ(p.ops, 13u);
+  EXPECT_EQ(p.duration_ns, 1030u);
+  // Live bytes peak at t = 200: object 2, the pages and object 3 (0 and 1 are gone).
+  EXPECT_EQ(p.peak_live_bytes, 64 + 8192 + 256u);
+  EXPECT_EQ(p.live_set_bytes.front(), 64u);           // at t = 0, after the first allocation
+  EXPECT_EQ(p.live_set_bytes.back(), 256u);           // at the end only object 3 is live
+  const Class& rx = class_named(p, "rx_alloc/64B");
+  EXPECT_EQ(rx.count, 3u);
+  EXPECT_EQ(rx.censored, 0u);
+  EXPECT_EQ(count_of(rx.sizes, 64), 3u);
+  const Class& rx256 = class_named(p, "rx_alloc/256B");  // a size band of its own, never freed
+  EXPECT_EQ(rx256.censored, 1u);
+  EXPECT_EQ(count_of(rx256.sizes, 256), 0u);
+  EXPECT_EQ(count_of(rx256.censored_sizes, 256), 1u);
+  EXPECT_EQ(rx256.censored_arrivals[200 * kTimeBuckets / 1031], 1u);
+  EXPECT_EQ(count_of(rx.lifetime_ns, 100), 2u);
+  EXPECT_EQ(count_of(rx.lifetime_ns, 300), 1u);
+  EXPECT_DOUBLE_EQ(rx.remote_free_fraction, 1.0 / 3);
+  ASSERT_EQ(rx.cpu_mix.size(), 1u);
+  ASSERT_EQ(rx.flag_mix.size(), 2u);  // none and zero
+  EXPECT_DOUBLE_EQ(rx.flag_mix[1].share, 1.0 / 3);
+  EXPECT_EQ(rx.arrivals[0], 2u);  // buckets of 1031/64 ns: t = 0 and 10; t = 20 is in the next
+  EXPECT_EQ(rx.arrivals[1], 1u);
+  // Lifetimes in operations: objects 0 and 1 are ops 0 and 1, their frees ops 6 and 7.
+  EXPECT_EQ(count_of(rx.lifetime_ops, 6), 2u);
+  const Class& pages = class_named(p, "page:page_pool/8192B");
+  EXPECT_EQ(pages.kind, OpKind::page_alloc);
+  EXPECT_EQ(pages.maps.count, 2u);
+  EXPECT_EQ(count_of(pages.maps.per_object, 2), 1u);
+  EXPECT_EQ(count_of(pages.maps.bytes, 512), 1u);
+  EXPECT_EQ(count_of(pages.maps.bytes, 8192), 1u);  // size 0: the whole object
+  EXPECT_EQ(count_of(pages.maps.lifetime_ns, 20), 1u);
+  EXPECT_EQ(count_of(pages.maps.lifetime_ns, 400), 1u);
+  ASSERT_EQ(p.page_order_mix.size(), 1u);
+  EXPECT_EQ(p.page_order_mix[0].key, 1);
+  EXPECT_DOUBLE_EQ(p.remote_free_fraction, 2.0 / 4);  // object 2 and the page
+}
+
+TEST(Profile, JsonRoundTripsExactly) {
+  for (Sites s : {Sites::hashed, Sites::merged, Sites::clear}) {
+    const std::string text = to_json(build(known_trace(), {s, "fixed"}));
+    EXPECT_EQ(to_json(from_json(text, "p.json")), text);
+  }
+}
+
+/// The error from_json gives for `text` with `from` replaced by `to` (once).
+std::string error_of(std::string text, const std::string& from, const std::string& to) {
+  const std::size_t at = text.find(from);
+  if (at == std::string::npos) return "pattern not found: " + from;
+  text.replace(at, from.size(), to);
+  try {
+    from_json(text, "bad.kprof.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(Profile, BadProfilesAreRefusedNamingTheField) {
+  const std::string text = to_json(build(known_trace(), {Sites::clear, "fixed"}));
+  EXPECT_EQ(error_of(text, "\"version\": 1", "\"version\": 2"),
+            "bad.kprof.json: $.version: is 2; this build reads version 1");
+  EXPECT_EQ(error_of(text, "\"count\": 3", "\"count\": -3"), "bad.kprof.json: $.classes[0].count: -3 is negative");
+  EXPECT_NE(error_of(text, "\"cpu_mix\": [\n  [\n   0,\n   0.8", "\"cpu_mix\": [\n  [\n   0,\n   0.9")
+                .find("$.cpu_mix: shares sum to 1.1"),
+            std::string::npos);
+  EXPECT_EQ(error_of(text, "\"sites\": \"clear\"", "\"sites\": \"secret\""),
+            "bad.kprof.json: $.sites: is 'secret', not hashed, merged or clear");
+  EXPECT_EQ(error_of(text, "\"kind\": \"page\"", "\"kind\": \"slab\""),
+            "bad.kprof.json: $.classes[1].kind: is 'slab', not alloc, page or dma");
+  EXPECT_EQ(error_of(text, "\"censored\": 0", "\"censored\": 9"),
+            "bad.kprof.json: $.classes[0].censored: is more than the class's count");
+  EXPECT_EQ(error_of(text, "\"frees\": 4", "\"frees\": 4, \"pid\": 7"), "bad.kprof.json: $.pid: is not a field of this object");
+  EXPECT_NE(error_of(text, "{", "[").find("bad.kprof.json: not JSON"), std::string::npos);
+}
+
+#ifdef KMBENCH_PROFILE_TEST_CAPTURE
+/// What the capture names that a profile must not: pointers, tasks, pids, sites, caches, times.
+struct Secrets {
+  std::set<std::string> substrings, tokens;
+};
+
+Secrets secrets_of_capture(const std::string& text) {
+  Secrets s;
+  const std::regex line(R"(^\s*(.+)-(\d+)\s+\[\d+\]\s+\S+\s+(\d+\.\d+): \w+: (.*)$)");
+  const std::regex field(R"((call_site|ptr|name)=(\S+))");
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) {
+    std::smatch m;
+    if (!std::regex_match(l, m, line)) continue;
+    const std::string task = m[1], pid = m[2];
+    (task.size() >= 4 ? s.substrings : s.tokens).insert(task);
+    s.substrings.insert(task + "-" + pid);
+    s.substrings.insert(m[3]);  // the timestamp
+    const std::string rest = m[4];
+    for (auto it = std::sregex_iterator(rest.begin(), rest.end(), field); it != std::sregex_iterator(); ++it) {
+      std::string v = (*it)[2];
+      if ((*it)[1] == "ptr") {
+        if (v.find_first_not_of('0') == std::string::npos) continue;
+        s.substrings.insert(v);
+        s.substrings.insert(std::to_string(std::stoull(v, nullptr, 16)));
+        continue;
+      }
+      v = v.substr(0, v.find('+'));
+      (v.size() >= 4 ? s.substrings : s.tokens).insert(v);
+    }
+  }
+  return s;
+}
+
+std::string capture_text() {
+  trace::Input in(KMBENCH_PROFILE_TEST_CAPTURE);
+  return std::string(in.bytes());
+}
+
+TEST(ProfilePrivacy, DefaultProfileHoldsNothingOfTheCapture) {
+  const std::string capture = capture_text();
+  const Secrets secrets = secrets_of_capture(capture);
+  ASSERT_GT(secrets.substrings.size(), 1000u);
+  for (Sites sites : {Sites::hashed, Sites::merged}) {
+    const std::string json = to_json(build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {sites, ""}));
+    for (const std::string& s : secrets.substrings) EXPECT_EQ(json.find(s), std::string::npos) << s;
+    for (const std::string& s : secrets.tokens) EXPECT_EQ(json.find("\"" + s + "\""), std::string::npos) << s;
+  }
+  // The trace itself does name them: the test would see a leak.
+  const std::string clear = to_json(build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::clear, ""}));
+  EXPECT_NE(clear.find("copy_process"), std::string::npos);
+}
+
+TEST(ProfilePrivacy, TwoProfilesOfOneCaptureShareNoSiteHash) {
+  const ops::Trace t = trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE);
+  const Profile a = build(t), b = build(t);
+  std::set<std::string> ids;
+  for (const Class& c : a.classes) {
+    ids.insert(c.id);
+    if (!c.cache.empty()) ids.insert(c.cache);
+  }
+  ASSERT_GT(ids.size(), 50u);
+  for (const Class& c : b.classes) {
+    EXPECT_EQ(ids.count(c.id), 0u) << c.id;
+    EXPECT_EQ(ids.count(c.cache), 0u) << c.cache;
+  }
+}
+
+TEST(ProfileSynth, SynthesisHasTheProfilesStatistics) {
+  const ops::Trace real = trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE);
+  const Profile p = build(real, {Sites::hashed, "fixed"});
+  const ops::Trace synth = synthesize(p, {1.0, 7});
+  EXPECT_NO_THROW(trace::validate(synth, "synth"));
+  const Profile q = build(synth, {Sites::hashed, "fixed"});
+  const Distance d = distance(p, q);
+  EXPECT_NEAR(d.allocs_ratio, 1.0, 0.02);
+  EXPECT_LT(d.ks_size, 0.05);
+  EXPECT_LT(d.ks_lifetime_ns, 0.10);
+  EXPECT_NEAR(d.peak_live_ratio, 1.0, 0.10);
+  EXPECT_NEAR(q.remote_free_fraction, p.remote_free_fraction, 0.03);
+  EXPECT_GT(d.class_overlap, 0.95);  // synthesized sites keep the class ids
+  // Every class and its censored count come back.
+  EXPECT_EQ(q.classes.size(), p.classes.size());
+
+  const Profile twice = build(synthesize(p, {2.0, 7}), {Sites::hashed, "fixed"});
+  EXPECT_NEAR(static_cast<double>(twice.allocs) / static_cast<double>(p.allocs), 2.0, 0.04);
+}
+
+TEST(ProfileSynth, SameSeedSameStream) {
+  const Profile p = build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::hashed, "fixed"});
+  EXPECT_EQ(trace::encode(synthesize(p, {1.0, 3})), trace::encode(synthesize(p, {1.0, 3})));
+  EXPECT_NE(trace::encode(synthesize(p, {1.0, 3})), trace::encode(synthesize(p, {1.0, 4})));
+}
+
+TEST(ProfileDiff, AProfileIsAtNoDistanceFromItself) {
+  const Profile p = build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::hashed, "fixed"});
+  const Distance d = distance(p, p);
+  EXPECT_EQ(d.ks_size, 0);
+  EXPECT_EQ(d.ks_lifetime_ns, 0);
+  EXPECT_DOUBLE_EQ(d.peak_live_ratio, 1);
+  EXPECT_NEAR(d.class_overlap, 1, 1e-9);
+  EXPECT_TRUE(d.classes_by_id);
+  // Two hashings of one capture share no id: classes are matched by kind and size.
+  const Distance e = distance(p, build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE)));
+  EXPECT_FALSE(e.classes_by_id);
+  EXPECT_EQ(e.ks_size, 0);
+  EXPECT_GT(e.class_overlap, 0.9);
+}
+#endif
+
+TEST(ProfileSynth, ScaleThatCannotFitIsRefusedWithTheMemoryNeeded) {
+  const Profile p = build(known_trace(), {Sites::hashed, "fixed"});
+  try {
+    synthesize(p, {1e15, 1});
+    FAIL() << "accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("would need about"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is available"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(synthesize(p, {0, 1}), UsageError);
+  EXPECT_THROW(synthesize(p, {-1, 1}), UsageError);
+}
+
+TEST(ProfileSynth, FreesFollowTheirAllocationsAndMapsStayInsideTheLife) {
+  const Profile p = build(known_trace(), {Sites::clear, "fixed"});
+  const ops::Trace t = synthesize(p, {50.0, 1});
+  EXPECT_NO_THROW(trace::validate(t, "synth"));
+  std::map<std::uint32_t, std::uint64_t> born, died;
+  for (const ops::Stream& s : t.streams) {
+    for (const ops::Op& o : s.ops) {
+      if (o.kind == OpKind::alloc || o.kind == OpKind::page_alloc) born[o.object] = o.time_ns;
+      if (o.kind == OpKind::free || o.kind == OpKind::page_free) died[o.object] = o.time_ns;
+    }
+  }
+  for (const auto& [object, t_free] : died) EXPECT_LT(born.at(object), t_free) << object;
+  for (const ops::Stream& s : t.streams) {
+    for (const ops::Op& o : s.ops) {
+      if (o.kind != OpKind::dma_map && o.kind != OpKind::dma_unmap) continue;
+      EXPECT_LE(born.at(o.object), o.time_ns);
+      if (died.count(o.object) != 0) {
+        EXPECT_LT(o.time_ns, died.at(o.object));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kmbench::profile
