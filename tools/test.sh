@@ -15,8 +15,10 @@ jobs=$(nproc)
 tools/install-deps.sh
 
 echo "== Release build and ctest"
+stage_start=$SECONDS
 tools/build.sh build
 ctest --test-dir build --output-on-failure -j"$jobs"
+echo "== Release build and ctest took $((SECONDS - stage_start)) s"
 
 [ $quick -eq 1 ] && exit 0
 
@@ -36,7 +38,7 @@ print(" ".join(sorted(names)))'
 sanitizer_stage() {
   local dir=$1 sanitizer=$2 include=$3 exclude=$4
   shift 4
-  local targets
+  local targets start=$SECONDS
   targets=$(targets_for "$include" "$exclude")
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DKMBENCH_SANITIZER="$sanitizer" \
     -DKMBENCH_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
@@ -44,6 +46,7 @@ sanitizer_stage() {
   # shellcheck disable=SC2086
   cmake --build "$dir" -j"$jobs" --target $targets
   env "$@" ctest --test-dir "$dir" --output-on-failure -j"$jobs" -L "$include" -LE "$exclude"
+  echo "== $dir took $((SECONDS - start)) s"
 }
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -52,4 +55,4 @@ sanitizer_stage build-asan address 'unit|conformance|death|concurrency' 'nosan|e
 
 echo "== ThreadSanitizer (concurrency tests)"
 sanitizer_stage build-tsan thread concurrency 'nosan|notsan' TSAN_OPTIONS=halt_on_error=1
-echo "== all test stages passed"
+echo "== all test stages passed in $SECONDS s"

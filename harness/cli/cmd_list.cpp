@@ -3,7 +3,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 #include "base/errors.h"
 #include "harness/cli/command.h"
 #include "harness/worker/worker.h"

@@ -3,7 +3,7 @@
 #include <memory>
 #include <set>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 #include "harness/cli/command.h"
 #include "harness/env/environment.h"
 #include "harness/worker/worker.h"

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
 #include "harness/replay/option_table.h"

@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 #include "base/errors.h"
 #include "base/process.h"
 #include "harness/env/build_info.h"

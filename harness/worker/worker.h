@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "allocators/registry.h"
+#include "allocators/any_backend.h"
 
 namespace kmbench::worker {
 
