@@ -25,7 +25,7 @@ const char* class_kind_name(OpKind k) {
 struct Object {
   std::uint64_t t_alloc = 0, i_alloc = 0, t_free = 0, i_free = 0, size = 0;
   std::uint64_t map_t = 0, map_bytes = 0;  // the transfer in flight, when mapped
-  std::uint32_t site = 0, tag = 0, cls = 0, cpu = 0, free_cpu = 0, maps = 0;
+  std::uint32_t site = 0, tag = 0, cpu = 0, free_cpu = 0, maps = 0;
   OpKind kind = OpKind::alloc;
   std::uint8_t flags = 0, align = 0, map_flags = 0;
   std::int8_t node = -1;

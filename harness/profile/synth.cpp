@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
+#include "allocators/physmem/physmem.h"
 #include "base/errors.h"
 #include "harness/profile/distribution.h"
 
@@ -28,13 +28,8 @@ std::uint64_t scaled(std::uint64_t x, double scale, workloads::Rng& rng) {
 
 /// The bytes the kernel reports as available (MemAvailable), else physical memory.
 std::uint64_t available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
+  const std::uint64_t available = physmem::proc_kib_field("/proc/meminfo", "MemAvailable");
+  if (available != 0) return available;
   return static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 

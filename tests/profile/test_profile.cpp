@@ -172,7 +172,6 @@ TEST(Profile, BadProfilesAreRefusedNamingTheField) {
   EXPECT_NE(error_of(text, "{", "[").find("bad.kprof.json: not JSON"), std::string::npos);
 }
 
-#ifdef KMBENCH_PROFILE_TEST_CAPTURE
 /// What the capture names that a profile must not: pointers, tasks, pids, sites, caches, times.
 struct Secrets {
   std::set<std::string> substrings, tokens;
@@ -207,6 +206,12 @@ Secrets secrets_of_capture(const std::string& text) {
   return s;
 }
 
+/// The sample capture, imported once for every test that reads it.
+const ops::Trace& sample() {
+  static const ops::Trace t = trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE);
+  return t;
+}
+
 std::string capture_text() {
   trace::Input in(KMBENCH_PROFILE_TEST_CAPTURE);
   return std::string(in.bytes());
@@ -217,17 +222,17 @@ TEST(ProfilePrivacy, DefaultProfileHoldsNothingOfTheCapture) {
   const Secrets secrets = secrets_of_capture(capture);
   ASSERT_GT(secrets.substrings.size(), 1000u);
   for (Sites sites : {Sites::hashed, Sites::merged}) {
-    const std::string json = to_json(build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {sites, ""}));
+    const std::string json = to_json(build(sample(), {sites, ""}));
     for (const std::string& s : secrets.substrings) EXPECT_EQ(json.find(s), std::string::npos) << s;
     for (const std::string& s : secrets.tokens) EXPECT_EQ(json.find("\"" + s + "\""), std::string::npos) << s;
   }
   // The trace itself does name them: the test would see a leak.
-  const std::string clear = to_json(build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::clear, ""}));
+  const std::string clear = to_json(build(sample(), {Sites::clear, ""}));
   EXPECT_NE(clear.find("copy_process"), std::string::npos);
 }
 
 TEST(ProfilePrivacy, TwoProfilesOfOneCaptureShareNoSiteHash) {
-  const ops::Trace t = trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE);
+  const ops::Trace& t = sample();
   const Profile a = build(t), b = build(t);
   std::set<std::string> ids;
   for (const Class& c : a.classes) {
@@ -242,7 +247,7 @@ TEST(ProfilePrivacy, TwoProfilesOfOneCaptureShareNoSiteHash) {
 }
 
 TEST(ProfileSynth, SynthesisHasTheProfilesStatistics) {
-  const ops::Trace real = trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE);
+  const ops::Trace& real = sample();
   const Profile p = build(real, {Sites::hashed, "fixed"});
   const ops::Trace synth = synthesize(p, {1.0, 7});
   EXPECT_NO_THROW(trace::validate(synth, "synth"));
@@ -262,13 +267,13 @@ TEST(ProfileSynth, SynthesisHasTheProfilesStatistics) {
 }
 
 TEST(ProfileSynth, SameSeedSameStream) {
-  const Profile p = build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::hashed, "fixed"});
+  const Profile p = build(sample(), {Sites::hashed, "fixed"});
   EXPECT_EQ(trace::encode(synthesize(p, {1.0, 3})), trace::encode(synthesize(p, {1.0, 3})));
   EXPECT_NE(trace::encode(synthesize(p, {1.0, 3})), trace::encode(synthesize(p, {1.0, 4})));
 }
 
 TEST(ProfileDiff, AProfileIsAtNoDistanceFromItself) {
-  const Profile p = build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE), {Sites::hashed, "fixed"});
+  const Profile p = build(sample(), {Sites::hashed, "fixed"});
   const Distance d = distance(p, p);
   EXPECT_EQ(d.ks_size, 0);
   EXPECT_EQ(d.ks_lifetime_ns, 0);
@@ -276,12 +281,11 @@ TEST(ProfileDiff, AProfileIsAtNoDistanceFromItself) {
   EXPECT_NEAR(d.class_overlap, 1, 1e-9);
   EXPECT_TRUE(d.classes_by_id);
   // Two hashings of one capture share no id: classes are matched by kind and size.
-  const Distance e = distance(p, build(trace::import_file(KMBENCH_PROFILE_TEST_CAPTURE)));
+  const Distance e = distance(p, build(sample()));
   EXPECT_FALSE(e.classes_by_id);
   EXPECT_EQ(e.ks_size, 0);
   EXPECT_GT(e.class_overlap, 0.9);
 }
-#endif
 
 TEST(ProfileSynth, ScaleThatCannotFitIsRefusedWithTheMemoryNeeded) {
   const Profile p = build(known_trace(), {Sites::hashed, "fixed"});
