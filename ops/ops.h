@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/calls.h"
+
 namespace kmbench::ops {
 
 enum class OpKind : std::uint8_t {
@@ -56,6 +58,9 @@ static_assert(sizeof(Op) == 32);
 struct Stream {
   std::uint32_t cpu = 0;
   std::vector<Op> ops;
+  /// The KPI call of each op (ops/calls.h), when the trace knows them: empty,
+  /// or exactly one per op.
+  std::vector<Call> calls;
 };
 
 /// Where a trace came from and what it was recorded on.

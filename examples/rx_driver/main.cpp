@@ -93,6 +93,13 @@ int main() {
       kmbench::kpi::class_usage("KmRxRing").live_instances != 0) {
     return fail("blocks or objects still live after unload");
   }
+  // What the driver made, family by family: a recording of this run (KMBENCH_RECORD) holds the same.
+  for (const kmbench::kpi::FamilyUsage& f : kmbench::kpi::family_usage()) {
+    if (f.allocs != 0 || f.frees != 0) {
+      std::printf("rx_driver: family %s: %llu allocs, %llu frees\n", f.family.c_str(),
+                  (unsigned long long)f.allocs, (unsigned long long)f.frees);
+    }
+  }
   std::printf("rx_driver: unloaded cleanly\n");
   return 0;
 }

@@ -13,7 +13,7 @@
 namespace kmbench::cli {
 
 void add_import_options(CLI::App* cmd, ImportArgs& a) {
-  cmd->add_option("--format", a.format, "Input format: auto, ftrace, tracedat, dtrace, kmt, text")
+  cmd->add_option("--format", a.format, "Input format: auto, ftrace, tracedat, dtrace, kmt, text, kpirec")
       ->capture_default_str();
   cmd->add_option("--site", a.site, "Keep allocations whose call site matches this regex (frees follow)");
   cmd->add_option("--task", a.task, "Keep allocations by this task: comm, comm-pid or pid (frees follow)");
@@ -24,6 +24,8 @@ void add_import_options(CLI::App* cmd, ImportArgs& a) {
   cmd->add_flag("--skip-bad-lines", a.skip_bad_lines,
                 "Skip and count lines that cannot be read (a ring-buffer overrun cuts lines) instead of stopping "
                 "there; the first ten are reported with file:line");
+  cmd->add_flag("--no-symbols", a.no_symbols,
+                "KPI recordings: leave call sites as object+offset instead of naming their functions");
 }
 
 trace::ImportOptions to_options(const ImportArgs& a) {
@@ -36,6 +38,7 @@ trace::ImportOptions to_options(const ImportArgs& a) {
   o.filter.kinds = trace::parse_kinds(a.kinds);
   o.strict = a.strict;
   o.skip_bad_lines = a.skip_bad_lines;
+  o.symbols = !a.no_symbols;
   if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
   return o;
 }

@@ -16,6 +16,7 @@ struct ImportArgs {
   double from = -1, to = -1;
   bool strict = false;
   bool skip_bad_lines = false;
+  bool no_symbols = false;
 };
 
 void add_import_options(CLI::App* cmd, ImportArgs& a);

@@ -84,12 +84,17 @@ void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::
   std::int32_t& si = stream_of_cpu_[e.cpu];
   if (si < 0) {
     si = static_cast<std::int32_t>(trace_.streams.size());
-    trace_.streams.push_back({e.cpu, {}});
+    trace_.streams.push_back({e.cpu, {}, {}});
     std::vector<ops::Op>& ops = trace_.streams.back().ops;
     ops.reserve(stream_reserve_);
     advise_huge(ops.data(), ops.capacity() * sizeof(ops::Op));
   }
-  std::vector<ops::Op>& s = trace_.streams[static_cast<std::size_t>(si)].ops;
+  ops::Stream& stream = trace_.streams[static_cast<std::size_t>(si)];
+  std::vector<ops::Op>& s = stream.ops;
+  if (e.call != ops::Call::none || !stream.calls.empty()) {
+    stream.calls.resize(s.size(), ops::Call::none);  // the ops before the first known call
+    stream.calls.push_back(e.call);
+  }
   ops::Op op;
   op.time_ns = e.time_ns;
   if (!s.empty() && op.time_ns < s.back().time_ns) {

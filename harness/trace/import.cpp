@@ -30,7 +30,8 @@ Format parse_format(const std::string& name) {
   if (name == "tracedat") return Format::tracedat;
   if (name == "dtrace") return Format::dtrace;
   if (name == "text") return Format::text;
-  throw UsageError("unknown trace format '" + name + "' (auto, kmt, ftrace, tracedat, dtrace, text)");
+  if (name == "kpirec") return Format::kpi_record;
+  throw UsageError("unknown trace format '" + name + "' (auto, kmt, ftrace, tracedat, dtrace, text, kpirec)");
 }
 
 const char* format_name(Format f) {
@@ -41,6 +42,7 @@ const char* format_name(Format f) {
     case Format::tracedat: return "tracedat";
     case Format::dtrace: return "dtrace";
     case Format::text: return "text";
+    case Format::kpi_record: return "kpirec";
   }
   return "?";
 }
@@ -72,6 +74,7 @@ std::uint32_t parse_kinds(const std::string& list) {
 
 Format detect_format(std::string_view head) {
   if (head.starts_with("KMBTRACE")) return Format::kmt;
+  if (head.starts_with("KMBKPIRC")) return Format::kpi_record;
   if (head.starts_with(kTraceDatMagic)) return Format::tracedat;
   std::size_t p = 0;
   while (p < head.size() && (head[p] == ' ' || head[p] == '\n' || head[p] == '\r' || head[p] == '\t')) ++p;
@@ -90,6 +93,7 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options) {
     case Format::text: return undump(in.bytes(), in.name());
     case Format::ftrace: return import_ftrace(in, options);
     case Format::dtrace: return import_dtrace(in.bytes(), in.name(), options);
+    case Format::kpi_record: return import_kpi_record(in.bytes(), in.name(), options);
     case Format::tracedat: {
       if (!in.compressed() && path != "-") return import_tracedat(path, in.name(), options);
       TempFile tmp;  // libtracecmd reads a file: give it the decompressed bytes

@@ -127,6 +127,30 @@ nlohmann::json slab_slack_json(const Info& i) {
 
 }  // namespace
 
+/// Ops per KPI call and per KPI family, when the streams know their calls.
+void count_calls(const ops::Trace& t, Info& info) {
+  std::uint64_t by_call[ops::kCalls] = {};
+  std::map<std::string, Info::FamilyOps> by_family;
+  for (const ops::Stream& s : t.streams) {
+    for (std::size_t i = 0; i < s.calls.size(); ++i) {
+      const ops::Call c = s.calls[i];
+      if (c == ops::Call::none) continue;
+      ++by_call[static_cast<int>(c)];
+      const ops::Op& op = s.ops[i];
+      const std::string family(ops::call_family(c, (op.flags & ops::kOpPageable) != 0));
+      Info::FamilyOps& f = by_family[family];
+      f.family = family;
+      const bool allocates = op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc ||
+                             op.kind == ops::OpKind::dma_alloc || op.kind == ops::OpKind::dma_map;
+      ++(allocates ? f.allocs : f.frees);
+    }
+  }
+  for (int c = 1; c < ops::kCalls; ++c) {
+    if (by_call[c] != 0) info.calls.emplace_back(ops::call_name(static_cast<ops::Call>(c)), by_call[c]);
+  }
+  for (auto& [name, f] : by_family) info.families.push_back(std::move(f));
+}
+
 Info summarize_counts(const ops::Trace& t) {
   Info info;
   const bool counted = t.counters.count("import.events") != 0;
@@ -137,6 +161,7 @@ Info summarize_counts(const ops::Trace& t) {
   info.ops = t.op_count();
   info.objects = t.object_count;
   read_slab_slack(t, info);
+  if (const auto it = t.header.metadata.find("record.cut"); it != t.header.metadata.end()) info.cut = it->second;
   return info;
 }
 
@@ -168,6 +193,7 @@ Info summarize(const ops::Trace& t, std::size_t top) {
   }
   info.top_sites = top_of(by_site, t, top);
   info.top_tags = top_of(by_tag, t, top);
+  count_calls(t, info);
   return info;
 }
 
@@ -191,6 +217,13 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   j["top_tags"] = nlohmann::json::array();
   for (const auto& [name, n] : i.top_tags) j["top_tags"].push_back({{"tag", name}, {"allocs", n}});
   j["slab_slack"] = slab_slack_json(i);
+  j["kpi_calls"] = nlohmann::json::object();
+  for (const auto& [name, n] : i.calls) j["kpi_calls"][name] = n;
+  j["kpi_families"] = nlohmann::json::array();
+  for (const Info::FamilyOps& f : i.families) {
+    j["kpi_families"].push_back({{"family", f.family}, {"allocs", f.allocs}, {"frees", f.frees}});
+  }
+  j["record_cut"] = i.cut.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.cut);
   j["counters"] = t.counters;
   j["metadata"] = t.header.metadata;
   return j.dump(2);
@@ -234,6 +267,19 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
     }
   } else {
     out << "kernel slack  not recorded (no bytes_alloc in the capture, or a .kmt written before it was kept)\n";
+  }
+  if (!i.cut.empty()) {
+    out << "recording     CUT SHORT at " << i.cut << ": the program stopped without ending it; "
+        << "everything before its last whole block is here\n";
+  }
+  if (!i.calls.empty()) {
+    out << "KPI calls    ";
+    for (const auto& [name, n] : i.calls) out << " " << name << "=" << n;
+    out << "\nKPI families (allocating / freeing ops):\n";
+    for (const Info::FamilyOps& f : i.families) {
+      out << "  " << std::setw(26) << std::left << f.family << std::right << " " << std::setw(9) << f.allocs
+          << " / " << f.frees << "\n";
+    }
   }
   out << "sizes (allocations by size, bytes <=):\n";
   std::uint64_t most = 1;

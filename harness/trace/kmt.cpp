@@ -25,7 +25,7 @@ namespace {
 constexpr char kMagic[8] = {'K', 'M', 'B', 'T', 'R', 'A', 'C', 'E'};
 constexpr std::size_t kFixedHeader = 32;
 
-enum Section : std::uint8_t { kEnd = 0, kHeader = 1, kStrings = 2, kCounters = 3, kStream = 4 };
+enum Section : std::uint8_t { kEnd = 0, kHeader = 1, kStrings = 2, kCounters = 3, kStream = 4, kCalls = 64 };
 constexpr std::uint8_t kFirstOptionalSection = 64;  // unknown ids at or above are skipped
 
 // Op header byte bits (docs/kmt-format.md, "Ops").
@@ -440,10 +440,65 @@ void validate(const ops::Trace& t, const std::string& name) {
       if (op.align_log2 > 63 || op.node < -1) throw InputError(name, where + "bad alignment or node");
       prev = op.time_ns;
     }
+    if (!s.calls.empty() && s.calls.size() != s.ops.size()) {
+      throw InputError(name, "stream cpu " + std::to_string(s.cpu) + ": " + std::to_string(s.calls.size()) +
+                                 " calls for " + std::to_string(s.ops.size()) + " ops");
+    }
+    for (const ops::Call c : s.calls) {
+      if (static_cast<int>(c) >= ops::kCalls) throw InputError(name, "stream cpu " + std::to_string(s.cpu) + ": unknown KPI call");
+    }
   }
 }
 
 namespace {
+
+/// The calls section of stream `index` (docs/kmt-format.md): runs of one call; "" when the stream has none.
+std::string encode_calls(std::size_t index, const ops::Stream& s) {
+  if (s.calls.empty()) return {};
+  if (s.calls.size() != s.ops.size()) {
+    throw InputError("(trace being encoded)", "stream cpu " + std::to_string(s.cpu) + " has " +
+                                                  std::to_string(s.calls.size()) + " calls for " +
+                                                  std::to_string(s.ops.size()) + " ops");
+  }
+  Writer w;
+  std::vector<std::pair<std::uint64_t, ops::Call>> runs;
+  for (const ops::Call c : s.calls) {
+    if (!runs.empty() && runs.back().second == c) {
+      ++runs.back().first;
+    } else {
+      runs.emplace_back(1, c);
+    }
+  }
+  w.varint(index);
+  w.varint(runs.size());
+  for (const auto& [n, c] : runs) {
+    w.varint(n);
+    w.u8(static_cast<std::uint8_t>(c));
+  }
+  return w.buffer();
+}
+
+/// Reads a calls section into its stream (the index-th stream section read so far).
+void decode_calls(Reader& r, ops::Trace& t) {
+  const std::uint64_t index = r.varint();
+  if (index >= t.streams.size()) r.fail("calls section for stream " + std::to_string(index) + ", which is not before it");
+  ops::Stream& s = t.streams[index];
+  if (!s.calls.empty()) r.fail("second calls section for stream " + std::to_string(index));
+  const std::uint64_t runs = r.varint();
+  if (runs > r.left() / 2) r.fail("run count " + std::to_string(runs) + " does not fit in the section");
+  s.calls.reserve(s.ops.size());
+  for (std::uint64_t i = 0; i < runs; ++i) {
+    const std::uint64_t n = r.varint();
+    const std::uint8_t c = r.u8();
+    if (c >= ops::kCalls) r.fail("unknown KPI call " + std::to_string(c));
+    if (n > s.ops.size() - s.calls.size()) r.fail("calls outnumber the stream's " + std::to_string(s.ops.size()) + " ops");
+    s.calls.insert(s.calls.end(), n, static_cast<ops::Call>(c));
+  }
+  if (s.calls.size() != s.ops.size()) {
+    r.fail(std::to_string(s.calls.size()) + " calls for the stream's " + std::to_string(s.ops.size()) + " ops");
+  }
+  if (!r.done()) r.fail("calls section has trailing bytes");
+}
 
 FileBuffer encode_file(const ops::Trace& t) {
   if (t.strings.empty() || !t.strings[0].empty()) {
@@ -462,7 +517,12 @@ FileBuffer encode_file(const ops::Trace& t) {
   }
   std::size_t capacity = kFixedHeader + FileBuffer::room(header.size()) + FileBuffer::room(strings.buffer().size()) +
                          FileBuffer::room(counters.buffer().size()) + FileBuffer::room(0);
-  for (const ops::Stream& s : t.streams) capacity += FileBuffer::room(max_stream_bytes(s));
+  std::vector<std::string> calls(t.streams.size());
+  for (std::size_t i = 0; i < t.streams.size(); ++i) {
+    capacity += FileBuffer::room(max_stream_bytes(t.streams[i]));
+    calls[i] = encode_calls(i, t.streams[i]);
+    if (!calls[i].empty()) capacity += FileBuffer::room(calls[i].size());
+  }
 
   FileBuffer file(capacity);
   Writer fixed;
@@ -481,11 +541,15 @@ FileBuffer encode_file(const ops::Trace& t) {
   // The size each object was allocated with, once an op has allocated it.
   const ZeroedPages known_size(t.object_count * sizeof(std::uint64_t));
   const ZeroedPages known(t.object_count);
-  for (const ops::Stream& s : t.streams) {
-    file.section(kStream, max_stream_bytes(s), [&](RawWriter& w) {
-      encode_stream(t, s, known_size.as<std::uint64_t>(), known.as<std::uint8_t>(), w);
+  for (std::size_t i = 0; i < t.streams.size(); ++i) {
+    file.section(kStream, max_stream_bytes(t.streams[i]), [&](RawWriter& w) {
+      encode_stream(t, t.streams[i], known_size.as<std::uint64_t>(), known.as<std::uint8_t>(), w);
     });
     ++sections;
+    if (!calls[i].empty()) {
+      file.section(kCalls, calls[i]);
+      ++sections;
+    }
   }
   file.section(kEnd, "");
   ++sections;
@@ -601,6 +665,9 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
       case kStream:
         if (!have_header || !have_strings) r.fail_at(at, "stream section before the header and string table");
         decode_stream(pr, t, known_size, known);
+        break;
+      case kCalls:
+        decode_calls(pr, t);
         break;
       default:
         if (id < kFirstOptionalSection) {

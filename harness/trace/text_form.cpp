@@ -9,6 +9,22 @@
 namespace kmbench::trace {
 namespace {
 
+/// A KPI call's name as one word: its spaces become underscores ("OSObject::operator_new").
+std::string call_token(ops::Call c) {
+  std::string t(ops::call_name(c));
+  for (char& ch : t) {
+    if (ch == ' ') ch = '_';
+  }
+  return t;
+}
+
+ops::Call call_of_token(std::string_view token) {
+  for (int i = 1; i < ops::kCalls; ++i) {
+    if (call_token(static_cast<ops::Call>(i)) == token) return static_cast<ops::Call>(i);
+  }
+  return ops::Call::none;
+}
+
 constexpr const char* kKindNames[ops::kOpKinds] = {"alloc",     "free",      "page_alloc", "page_free",
                                                    "dma_alloc", "dma_free", "dma_map",    "dma_unmap"};
 constexpr const char* kFlagNames[8] = {"zero", "noblock", "pageable", "cache", "dma32", "contiguous", "dir_in", "dir_out"};
@@ -126,10 +142,11 @@ void dump(const ops::Trace& t, std::ostream& out) {
     quote(out, k);
     out << ' ' << v << '\n';
   }
-  out << "# ops: time_ns kind object size [site=S] [tag=T] [align=LOG2] [node=N] [flags=F|F]\n";
+  out << "# ops: time_ns kind object size [site=S] [tag=T] [align=LOG2] [node=N] [flags=F|F] [call=C]\n";
   for (const ops::Stream& s : t.streams) {
     out << "stream " << s.cpu << '\n';
-    for (const ops::Op& op : s.ops) {
+    for (std::size_t i = 0; i < s.ops.size(); ++i) {
+      const ops::Op& op = s.ops[i];
       out << op.time_ns << ' ' << kKindNames[static_cast<int>(op.kind) & 7] << ' ' << op.object << ' ' << op.size;
       if (op.site) out << " site=" << op.site;
       if (op.tag) out << " tag=" << op.tag;
@@ -145,6 +162,7 @@ void dump(const ops::Trace& t, std::ostream& out) {
           }
         }
       }
+      if (!s.calls.empty() && s.calls[i] != ops::Call::none) out << " call=" << call_token(s.calls[i]);
       out << '\n';
     }
   }
@@ -201,13 +219,14 @@ ops::Trace undump(std::string_view text, const std::string& name) {
       std::string k = line.quoted();
       t.counters[std::move(k)] = line.number<std::uint64_t>("counter value");
     } else if (key == "stream") {
-      t.streams.push_back({line.number<std::uint32_t>("cpu"), {}});
+      t.streams.push_back({line.number<std::uint32_t>("cpu"), {}, {}});
       stream = &t.streams.back();
     } else if (key == "end") {
       ended = true;
     } else {
       if (!stream) line.fail("unknown keyword '" + std::string(key) + "'");
       ops::Op op;
+      ops::Call call = ops::Call::none;
       op.time_ns = line.number<std::uint64_t>(key, "time");
       const std::string_view kind = line.word();
       int k = 0;
@@ -246,9 +265,16 @@ ops::Trace undump(std::string_view text, const std::string& name) {
             op.flags |= static_cast<std::uint8_t>(1u << b);
             p = bar + 1;
           }
+        } else if (k2 == "call") {
+          call = call_of_token(v);
+          if (call == ops::Call::none) line.fail("unknown KPI call '" + std::string(v) + "'");
         } else {
           line.fail("unknown op field '" + std::string(k2) + "'");
         }
+      }
+      if (call != ops::Call::none || !stream->calls.empty()) {
+        stream->calls.resize(stream->ops.size(), ops::Call::none);
+        stream->calls.push_back(call);
       }
       stream->ops.push_back(op);
     }

@@ -50,9 +50,9 @@ ops::Trace undump(std::string_view text, const std::string& name);
 
 // ---- importing captures ------------------------------------------------------
 
-enum class Format { auto_detect, kmt, ftrace, tracedat, dtrace, text };
+enum class Format { auto_detect, kmt, ftrace, tracedat, dtrace, text, kpi_record };
 
-/// "auto", "kmt", "ftrace", "tracedat", "dtrace", "text"; throws UsageError otherwise.
+/// "auto", "kmt", "ftrace", "tracedat", "dtrace", "text", "kpirec"; throws UsageError otherwise.
 Format parse_format(const std::string& name);
 const char* format_name(Format f);
 
@@ -89,6 +89,9 @@ struct ImportOptions {
   /// naming file:line, are kept in metadata "import.bad_line.1" ... (ftrace
   /// text and DTrace output). Without it the first bad line stops the import.
   bool skip_bad_lines = false;
+  /// KPI recordings: name call sites from the recorded objects' symbol tables
+  /// (function+offset); false leaves them as object+offset (`--no-symbols`).
+  bool symbols = true;
 };
 inline constexpr int kBadLinesKept = 10;
 
@@ -153,6 +156,9 @@ ops::Trace import_ftrace(std::string_view text, const std::string& name, const I
 ops::Trace import_ftrace(const Input& in, const ImportOptions& options);
 ops::Trace import_dtrace(std::string_view text, const std::string& name, const ImportOptions& options);
 ops::Trace import_tracedat(const std::string& path, const std::string& name, const ImportOptions& options);
+/// A KPI record log (KMBENCH_RECORD, ops/kpi_record.h); one cut short by a crash
+/// reads up to its last whole block, and metadata "record.cut" says where and why.
+ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, const ImportOptions& options);
 
 // ---- what `trace info` prints --------------------------------------------------
 
@@ -179,6 +185,16 @@ struct Info {
   };
   bool slab_slack_recorded = false;
   std::vector<SlackClass> slab_slack;  // classes with allocations, smallest first
+  /// KPI calls, for traces that know them (ops::Stream::calls): ops per call,
+  /// in ops::Call order, and per KPI family its allocating and freeing ops.
+  std::vector<std::pair<std::string, std::uint64_t>> calls;
+  struct FamilyOps {
+    std::string family;
+    std::uint64_t allocs = 0, frees = 0;
+  };
+  std::vector<FamilyOps> families;
+  /// A KPI recording cut short (metadata "record.cut"): where and why; "" otherwise.
+  std::string cut;
 };
 
 Info summarize(const ops::Trace& trace, std::size_t top = 10);

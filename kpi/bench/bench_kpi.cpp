@@ -2,8 +2,8 @@
 // strict and xnu mode, beside the same backend's own sized pairs (its class
 // called directly, inlined, as allocators/bench measures it), in one run.
 //
-//   KMBENCH_BACKEND=slab build/kpi/bench_kpi --benchmark_repetitions=5 \
-//     --benchmark_report_aggregates_only=true --benchmark_out=slab.json
+//   KMBENCH_BACKEND=slab build/kpi/bench_kpi --benchmark_repetitions=5
+//     --benchmark_report_aggregates_only=true --benchmark_out=slab.json   (one command)
 //   kpi/bench/kpi_table.py slab.json ...      (ns per pair per thread, ratios, the budgets)
 //   tools/bench-kpi.sh                        (every backend, then the table)
 //
@@ -14,6 +14,12 @@
 //   lifo  - allocate, free, 1000 times;
 //   batch - allocate 1000, then free them in allocation order.
 // With 2 threads each thread does the same on its own blocks.
+//
+// pair/*.recording: the same KPI pairs while the KPI records every call
+// (kpi::start_recording, as KMBENCH_RECORD does) to KMBENCH_BENCH_RECORD, by
+// default /dev/null: the recorder's cost to the calling thread, its buffer
+// writes included, without the page cache's copy of them. They run last:
+// recording, once started, stays on until the program exits.
 #include <benchmark/benchmark.h>
 
 #include <IOKit/IOLib.h>
@@ -113,6 +119,18 @@ struct OSMallocPair : KpiMode {
   void free(void* p, std::size_t size) { OSFree(p, static_cast<uint32_t>(size), tag); }
 };
 
+/// A KPI pair that starts the recording before its first timed pair.
+template <class Pair>
+struct Recorded : Pair {
+  void begin(benchmark::State& state) {
+    Pair::begin(state);
+    if (state.thread_index() == 0 && !kpi::recording()) {
+      const char* path = std::getenv("KMBENCH_BENCH_RECORD");
+      kpi::start_recording(path != nullptr && *path != '\0' ? path : "/dev/null");
+    }
+  }
+};
+
 template <class Api>
 void add(const std::string& name, Api api) {
   for (auto [pattern, fn] : {std::pair{"lifo", &lifo<Api>}, std::pair{"batch", &batch<Api>}}) {
@@ -146,6 +164,9 @@ int main(int argc, char** argv) {
       add("pair/IOMalloc." + m, IOMallocPair{{mode}});
       add("pair/OSMalloc." + m, OSMallocPair{{mode}, tag});
     }
+    add("pair/IOMalloc.strict.recording", Recorded<IOMallocPair>{{{kpi::Mode::strict}}});
+    add("pair/IOMalloc.xnu.recording", Recorded<IOMallocPair>{{{kpi::Mode::xnu}}});
+    add("pair/OSMalloc.strict.recording", Recorded<OSMallocPair>{{{kpi::Mode::strict}, tag}});
     benchmark::RunSpecifiedBenchmarks();
   });
   if (!found) {

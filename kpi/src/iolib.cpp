@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core.h"
+#include "record.h"
 
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
@@ -52,67 +53,96 @@ T* mapped(IOPhysicalAddress address, const char* fn) {
 
 extern "C" {
 
-void* IOMalloc(vm_size_t size) { return kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr); }
+// Each call records itself (record.h) with the caller's return address: an
+// allocation once it has its block (nullptr when it failed), a free before the
+// block can be handed out again, so that a reader ordering the records by time
+// never sees a block's next allocation before its free.
+using kmbench::ops::Call;
+
+void* IOMalloc(vm_size_t size) {
+  void* p = kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr);
+  KMBENCH_KPI_RECORD(Call::io_malloc, p, size, 0, 0);
+  return p;
+}
 
 void* IOMallocZero(vm_size_t size) {
-  void* p = IOMalloc(size);
+  void* p = kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr);
   if (p != nullptr) {
     std::memset(p, 0, size);
   }
+  KMBENCH_KPI_RECORD(Call::io_malloc_zero, p, size, 0, 0);
   return p;
 }
 
 void IOFree(void* address, vm_size_t size) {
+  KMBENCH_KPI_RECORD(Call::io_free, address, size, 0, 0);
   kd::release(Family::io_malloc, "IOFree", address, size, nullptr);
 }
 
 void* IOMallocAligned(vm_size_t size, vm_offset_t alignment) {
   const std::size_t align = power_of_two_alignment(alignment);
-  if (size == 0 || align == 0) {
-    return nullptr;
-  }
-  return kd::allocate(Family::io_aligned, size, align, nullptr);
+  void* p = size == 0 || align == 0 ? nullptr : kd::allocate(Family::io_aligned, size, align, nullptr);
+  KMBENCH_KPI_RECORD(Call::io_malloc_aligned, p, size, align, 0);
+  return p;
 }
 
 void IOFreeAligned(void* address, vm_size_t size) {
+  KMBENCH_KPI_RECORD(Call::io_free_aligned, address, size, 0, 0);
   kd::release(Family::io_aligned, "IOFreeAligned", address, size, nullptr);
 }
 
 void* IOMallocContiguous(vm_size_t size, vm_size_t alignment, IOPhysicalAddress* physicalAddress) {
   const std::size_t align = power_of_two_alignment(alignment);
-  if (size == 0 || align == 0) {
-    return nullptr;
+  void* p = nullptr;
+  if (size != 0 && align != 0) {
+    // With an out-parameter XNU asks for mask 0xFFFFFFFF ^ (align - 1): below 4 GiB.
+    const std::uint64_t max_phys = physicalAddress != nullptr ? 0xFFFFFFFFull : ~0ull;
+    p = kd::allocate(Family::io_contiguous, size, align, nullptr, max_phys);
+    if (p != nullptr && physicalAddress != nullptr) {
+      *physicalAddress = kd::pages_phys(p);
+    }
   }
-  // With an out-parameter XNU asks for mask 0xFFFFFFFF ^ (align - 1): below 4 GiB.
-  const std::uint64_t max_phys = physicalAddress != nullptr ? 0xFFFFFFFFull : ~0ull;
-  void* p = kd::allocate(Family::io_contiguous, size, align, nullptr, max_phys);
-  if (p != nullptr && physicalAddress != nullptr) {
-    *physicalAddress = kd::pages_phys(p);
-  }
+  // aux2: 1 when the caller asked for the physical address (the block then lies below 4 GiB).
+  KMBENCH_KPI_RECORD(Call::io_malloc_contiguous, p, size, align, physicalAddress != nullptr ? 1u : 0u);
   return p;
 }
 
 void IOFreeContiguous(void* address, vm_size_t size) {
+  KMBENCH_KPI_RECORD(Call::io_free_contiguous, address, size, 0, 0);
   kd::release(Family::io_contiguous, "IOFreeContiguous", address, size, nullptr);
 }
 
-void* IOMallocPageable(vm_size_t size, vm_size_t alignment) {
+namespace {
+
+void* malloc_pageable(vm_size_t size, vm_size_t alignment, bool zero) {
   const std::size_t align = power_of_two_alignment(alignment);
   if (size == 0 || align == 0 || align > kd::kPage || size > kd::kMaxPageable) {
     return nullptr;
   }
-  return kd::allocate(Family::io_pageable, size, align, nullptr);
-}
-
-void* IOMallocPageableZero(vm_size_t size, vm_size_t alignment) {
-  void* p = IOMallocPageable(size, alignment);
-  if (p != nullptr) {
+  void* p = kd::allocate(Family::io_pageable, size, align, nullptr);
+  if (p != nullptr && zero) {
     std::memset(p, 0, size);
   }
   return p;
 }
 
+}  // namespace
+
+// aux2 of a pageable allocation: 1 when it was zeroed.
+void* IOMallocPageable(vm_size_t size, vm_size_t alignment) {
+  void* p = malloc_pageable(size, alignment, false);
+  KMBENCH_KPI_RECORD(Call::io_malloc_pageable, p, size, power_of_two_alignment(alignment), 0);
+  return p;
+}
+
+void* IOMallocPageableZero(vm_size_t size, vm_size_t alignment) {
+  void* p = malloc_pageable(size, alignment, true);
+  KMBENCH_KPI_RECORD(Call::io_malloc_pageable, p, size, power_of_two_alignment(alignment), 1);
+  return p;
+}
+
 void IOFreePageable(void* address, vm_size_t size) {
+  KMBENCH_KPI_RECORD(Call::io_free_pageable, address, size, 0, 0);
   kd::release(Family::io_pageable, "IOFreePageable", address, size, nullptr);
 }
 

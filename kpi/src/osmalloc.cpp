@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core.h"
+#include "record.h"
 
 using kmbench::kpi::TagUsage;
 using kmbench::kpi::detail::Family;
@@ -105,10 +106,15 @@ OSMallocTag OSMalloc_Tagalloc(const char* name, uint32_t flags) {
     std::strncpy(tag->name, name, sizeof tag->name - 1);
   }
   tag->flags = flags & OSMT_PAGEABLE;
-  std::lock_guard lock(g_tags_mutex);
-  tag->id = g_next_id++;
-  (g_last_tag != nullptr ? g_last_tag->next : g_first_tag) = tag;
-  g_last_tag = tag;
+  {
+    std::lock_guard lock(g_tags_mutex);
+    tag->id = g_next_id++;
+    (g_last_tag != nullptr ? g_last_tag->next : g_first_tag) = tag;
+    g_last_tag = tag;
+  }
+  if (kd::recording()) {
+    kd::record_name(tag, tag->name);
+  }
   return tag;
 }
 
@@ -135,13 +141,20 @@ void OSMalloc_Tagfree(OSMallocTag tag) {
   }
 }
 
+// Records (record.h): aux the tag, aux2 its flags (a pageable tag's blocks are the pageable family).
+using kmbench::ops::Call;
+
 void* OSMalloc(uint32_t size, OSMallocTag tag) {
   check_tag(tag, "OSMalloc", nullptr, size, false);
-  return kd::allocate(family_for(tag, size), size, kmbench::kMinAlign, tag);
+  void* p = kd::allocate(family_for(tag, size), size, kmbench::kMinAlign, tag);
+  KMBENCH_KPI_RECORD(Call::os_malloc, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
+  return p;
 }
 
-void* OSMalloc_noblock(uint32_t size, OSMallocTag tag) {
-  check_tag(tag, "OSMalloc_noblock", nullptr, size, false);
+namespace {
+
+void* malloc_noblock(uint32_t size, OSMallocTag tag, const char* fn) {
+  check_tag(tag, fn, nullptr, size, false);
   if ((tag->flags & OSMT_PAGEABLE) != 0) {
     return nullptr;  // pageable memory may have to wait for the pager
   }
@@ -149,17 +162,38 @@ void* OSMalloc_noblock(uint32_t size, OSMallocTag tag) {
   return kd::allocate(Family::os_malloc, size, kmbench::kMinAlign, tag);
 }
 
+}  // namespace
+
+void* OSMalloc_noblock(uint32_t size, OSMallocTag tag) {
+  void* p = malloc_noblock(size, tag, "OSMalloc_noblock");
+  KMBENCH_KPI_RECORD(Call::os_malloc_noblock, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
+  return p;
+}
+
 void* OSMalloc_nowait(uint32_t size, OSMallocTag tag) {
-  check_tag(tag, "OSMalloc_nowait", nullptr, size, false);
-  return OSMalloc_noblock(size, tag);
+  void* p = malloc_noblock(size, tag, "OSMalloc_nowait");
+  KMBENCH_KPI_RECORD(Call::os_malloc_nowait, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
+  return p;
 }
 
 void OSFree(void* addr, uint32_t size, OSMallocTag tag) {
   check_tag(tag, "OSFree", addr, size, true);
+  KMBENCH_KPI_RECORD(Call::os_free, addr, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
   kd::release(family_for(tag, size), "OSFree", addr, size, tag);
 }
 
 }  // extern "C"
+
+namespace kmbench::kpi::detail {
+
+void record_tag_names() noexcept {
+  std::lock_guard lock(g_tags_mutex);
+  for (const __OSMallocTag__* t = g_first_tag; t != nullptr; t = t->next) {
+    record_name(t, t->name);
+  }
+}
+
+}  // namespace kmbench::kpi::detail
 
 namespace kmbench::kpi {
 

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "core.h"
+#include "record.h"
 
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
@@ -48,6 +49,13 @@ struct ClassAccess {
 }  // namespace kmbench::kpi::detail
 
 using kmbench::kpi::detail::ClassAccess;
+
+void kmbench::kpi::detail::record_class_names() noexcept {
+  for (const OSMetaClass* m = ClassAccess::head().load(std::memory_order_acquire); m != nullptr;
+       m = ClassAccess::next(m)) {
+    record_name(m, m->getClassName());
+  }
+}
 
 // ---- OSMetaClassBase
 
@@ -120,6 +128,14 @@ void OSMetaClass::instanceConstructed() const {
   }
 }
 
+void OSMetaClass::kmbenchConstructed(const void* object) const {
+  instanceConstructed();
+  if (kd::recording()) {
+    kd::record_call(kmbench::ops::kpirec::kClassOf, object, 0, reinterpret_cast<std::uintptr_t>(this), 0,
+                    nullptr);
+  }
+}
+
 void OSMetaClass::instanceDestructed() const {
   ClassAccess::add_direct(this, -1);
   for (const OSMetaClass* m = this; m != nullptr; m = m->superClass_) {
@@ -147,11 +163,16 @@ const OSMetaClass* OSObject::getMetaClass() const { return &gMetaClass; }
 OSObject::OSObject(const OSMetaClass*) : retainCount(1) {}
 OSObject::~OSObject() {}
 
+// Records (record.h): the object's block; its class follows from the
+// constructors (kmbenchConstructed), the most derived one last.
 void* OSObject::operator new(size_t size) noexcept {
-  return kd::allocate(Family::os_object, size, kmbench::kMinAlign, nullptr);
+  void* p = kd::allocate(Family::os_object, size, kmbench::kMinAlign, nullptr);
+  KMBENCH_KPI_RECORD(kmbench::ops::Call::os_object_new, p, size, 0, 0);
+  return p;
 }
 
 void OSObject::operator delete(void* mem, size_t size) {
+  KMBENCH_KPI_RECORD(kmbench::ops::Call::os_object_delete, mem, size, 0, 0);
   kd::release(Family::os_object, "OSObject::operator delete", mem, size, nullptr);
 }
 

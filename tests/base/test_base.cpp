@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/crc32c.h"
 #include "base/errors.h"
 #include "base/file_io.h"
 #include "base/process.h"
@@ -48,6 +49,22 @@ const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new ScratchClea
 
 std::size_t entries_in(const fs::path& dir) {
   return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+TEST(Crc32c, KnownValueAndTheTableAgreeWithTheInstructionAtEveryLengthAndOffset) {
+  EXPECT_EQ(base::crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(base::crc32c_table("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(base::crc32c("", 0), 0u);
+  std::vector<unsigned char> bytes(1000);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 131 + 7);
+  for (std::size_t off = 0; off < 9; ++off) {
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9},
+                          std::size_t{63}, std::size_t{64}, std::size_t{65}, 991 - off}) {
+      EXPECT_EQ(base::crc32c(bytes.data() + off, n), base::crc32c_table(bytes.data() + off, n)) << off << " " << n;
+    }
+  }
+  // Continuing from a partial CRC gives the CRC of the whole.
+  EXPECT_EQ(base::crc32c(bytes.data() + 100, 900, base::crc32c(bytes.data(), 100)), base::crc32c(bytes.data(), 1000));
 }
 
 TEST(AtomicFile, TheFileAppearsWholeOnCommitAndNotBefore) {

@@ -29,7 +29,7 @@ ops::Trace sample_trace(unsigned seed, std::size_t n_ops) {
   std::vector<std::uint64_t> live_size;
   std::vector<std::uint32_t> live;
   for (std::uint32_t cpu : {0u, 2u}) {
-    ops::Stream s{cpu, {}};
+    ops::Stream s{cpu, {}, {}};
     std::uint64_t time = rng() % 1000;
     for (std::size_t i = 0; i < n_ops; ++i) {
       time += (rng() % 4) * 1000 + (seed % 2 ? 0 : rng() % 3);

@@ -37,6 +37,15 @@ void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine 
 /// for an unknown backend or one that runs in another executable (the message names it).
 void use_backend(std::string_view name, BackendConfig config = {});
 
+/// Records every KPI call to `path` (`%p` becomes the pid), as KMBENCH_RECORD
+/// does from the first KPI call on: the record log of ops/kpi_record.h, which
+/// `kmbench trace import` turns into a .kmt. Throws UsageError when the path
+/// cannot be written or a recording is already running.
+void start_recording(const std::string& path);
+/// Writes what the threads still hold and ends the log (run at exit too). No-op when not recording.
+void stop_recording();
+bool recording();
+
 /// One OSMalloc tag's accounting (requested bytes).
 struct TagUsage {
   std::string name;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "allocators/physmem/physmem.h"
+#include "../record.h"
 #include "dma_internal.h"
 #include "physical.h"
 
@@ -56,6 +57,7 @@ bool IOBufferMemoryDescriptor::initWithPhysicalMask(task_t inTask, IOOptionBits 
     }
   } else {
     _allocated = capacity;
+    const kmbench::kpi::detail::RecordQuiet quiet;  // the descriptor's record stands for its buffer
     _buffer = IOMallocAligned(capacity, align);
   }
   if (_buffer == nullptr) {
@@ -74,6 +76,9 @@ bool IOBufferMemoryDescriptor::initWithPhysicalMask(task_t inTask, IOOptionBits 
 }
 
 void IOBufferMemoryDescriptor::free() {
+  if (_buffer != nullptr) {  // a descriptor whose init failed was recorded as a failed allocation
+    KMBENCH_KPI_RECORD(kmbench::ops::Call::io_buffer_free, this, _capacity, 0, 0);
+  }
   if (_ranges != nullptr) {
     _ranges[0].length = _capacity;  // frames were lent for the capacity, whatever the length now
   }
@@ -82,6 +87,7 @@ void IOBufferMemoryDescriptor::free() {
     if (_fromPages) {
       dma::machine().free_contiguous(_buffer, _allocated);
     } else {
+      const kmbench::kpi::detail::RecordQuiet quiet;
       IOFreeAligned(_buffer, _allocated);
     }
     _buffer = nullptr;
@@ -89,12 +95,35 @@ void IOBufferMemoryDescriptor::free() {
   IOGeneralMemoryDescriptor::free();
 }
 
-IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::inTaskWithPhysicalMask(
-    task_t inTask, IOOptionBits options, mach_vm_size_t capacity, mach_vm_address_t physicalMask) {
+namespace {
+
+IOBufferMemoryDescriptor* make_buffer(task_t inTask, IOOptionBits options, mach_vm_size_t capacity,
+                                      mach_vm_address_t alignment, mach_vm_address_t physicalMask) {
   auto* me = new IOBufferMemoryDescriptor;
-  if (me != nullptr && !me->initWithPhysicalMask(inTask, options, capacity, 1, physicalMask)) {
+  if (me != nullptr && !me->initWithPhysicalMask(inTask, options, capacity, alignment, physicalMask)) {
     OSSafeReleaseNULL(me);
   }
+  return me;
+}
+
+unsigned log2_of(UInt64 alignment) { return alignment <= 1 ? 0 : 63 - __builtin_clzll(alignment); }
+
+}  // namespace
+
+// Each factory records the descriptor (record.h): aux its physical mask, aux2 its options.
+#define KMBENCH_RECORD_BUFFER(me, capacity, options, alignment, mask)                                 \
+  do {                                                                                                \
+    if (kmbench::kpi::detail::recording()) [[unlikely]] {                                             \
+      kmbench::kpi::detail::record_call(static_cast<std::uint8_t>(kmbench::ops::Call::io_buffer_alloc), \
+                                        (me), (capacity), (mask), (options), __builtin_return_address(0), \
+                                        static_cast<std::uint8_t>(log2_of(alignment)));               \
+    }                                                                                                 \
+  } while (0)
+
+IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::inTaskWithPhysicalMask(
+    task_t inTask, IOOptionBits options, mach_vm_size_t capacity, mach_vm_address_t physicalMask) {
+  IOBufferMemoryDescriptor* me = make_buffer(inTask, options, capacity, 1, physicalMask);
+  KMBENCH_RECORD_BUFFER(me, capacity, options, 1, physicalMask);
   return me;
 }
 
@@ -102,31 +131,45 @@ IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::inTaskWithOptions(task_t inT
                                                                       IOOptionBits options,
                                                                       vm_size_t capacity,
                                                                       vm_offset_t alignment) {
-  auto* me = new IOBufferMemoryDescriptor;
-  if (me != nullptr && !me->initWithPhysicalMask(inTask, options, capacity, alignment, 0)) {
-    OSSafeReleaseNULL(me);
-  }
+  IOBufferMemoryDescriptor* me = make_buffer(inTask, options, capacity, alignment, 0);
+  KMBENCH_RECORD_BUFFER(me, capacity, options, alignment, 0);
   return me;
 }
 
 IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::withOptions(IOOptionBits options,
                                                                 vm_size_t capacity,
                                                                 vm_offset_t alignment) {
-  return inTaskWithOptions(kernel_task, options, capacity, alignment);
+  IOBufferMemoryDescriptor* me = make_buffer(kernel_task, options, capacity, alignment, 0);
+  KMBENCH_RECORD_BUFFER(me, capacity, options, alignment, 0);
+  return me;
 }
+
+namespace {
+
+IOOptionBits capacity_options(IODirection withDirection, bool withContiguousMemory) {
+  return withDirection | (withContiguousMemory ? kIOMemoryPhysicallyContiguous : 0);
+}
+
+}  // namespace
 
 IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::withCapacity(vm_size_t capacity,
                                                                  IODirection withDirection,
                                                                  bool withContiguousMemory) {
-  return withOptions(withDirection | (withContiguousMemory ? kIOMemoryPhysicallyContiguous : 0),
-                     capacity, withContiguousMemory ? capacity : 1);
+  const IOOptionBits options = capacity_options(withDirection, withContiguousMemory);
+  const vm_size_t alignment = withContiguousMemory ? capacity : 1;
+  IOBufferMemoryDescriptor* me = make_buffer(kernel_task, options, capacity, alignment, 0);
+  KMBENCH_RECORD_BUFFER(me, capacity, options, alignment, 0);
+  return me;
 }
 
 IOBufferMemoryDescriptor* IOBufferMemoryDescriptor::withBytes(const void* bytes,
                                                               vm_size_t withLength,
                                                               IODirection withDirection,
                                                               bool withContiguousMemory) {
-  IOBufferMemoryDescriptor* me = withCapacity(withLength, withDirection, withContiguousMemory);
+  const IOOptionBits options = capacity_options(withDirection, withContiguousMemory);
+  const vm_size_t alignment = withContiguousMemory ? withLength : 1;
+  IOBufferMemoryDescriptor* me = make_buffer(kernel_task, options, withLength, alignment, 0);
+  KMBENCH_RECORD_BUFFER(me, withLength, options, alignment, 0);
   if (me != nullptr) {
     me->setLength(0);
     if (!me->appendBytes(bytes, withLength)) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "allocators/physmem/physmem.h"
+#include "../record.h"
 #include "dma_internal.h"
 #include "physical.h"
 
@@ -209,6 +210,18 @@ IOReturn IODMACommand::prepare(UInt64 offset, UInt64 length, bool, bool synchron
   fActive = 1;
   dma::count(dma::counters().transfers);
   dma::count(dma::counters().transfer_bytes, length);
+  if (kmbench::kpi::detail::recording()) [[unlikely]] {
+    using namespace kmbench::ops::kpirec;
+    const IODirection dir = fMemory->getDirection();
+    std::uint32_t bits = fNumAddressBits <= 32 ? kPrepare32 : 0;
+    bits |= (dir & kIODirectionIn) != 0 ? kPrepareIn : 0;
+    bits |= (dir & kIODirectionOut) != 0 ? kPrepareOut : 0;
+    for (UInt32 i = 0; i < fRunCount; ++i) {
+      bits |= fRuns[i].bounced ? kPrepareBounced : 0;
+    }
+    kmbench::kpi::detail::record_call(static_cast<std::uint8_t>(kmbench::ops::Call::dma_prepare), this, length,
+                                      fRunCount, bits, __builtin_return_address(0));
+  }
   return kIOReturnSuccess;
 }
 
@@ -219,6 +232,7 @@ IOReturn IODMACommand::complete(bool, bool synchronize) {
   if (--fActive > 0) {
     return kIOReturnSuccess;
   }
+  KMBENCH_KPI_RECORD(kmbench::ops::Call::dma_complete, this, fPreparedLength, 0, 0);
   releaseRuns(synchronize);
   fMemory->kmbenchSetDMAActive(false);
   fMemory->complete(fMemory->getDirection());

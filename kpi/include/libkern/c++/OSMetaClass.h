@@ -59,6 +59,8 @@ class OSMetaClass : public OSMetaClassBase {
 
   void instanceConstructed() const;
   void instanceDestructed() const;
+  /// kmbench: instanceConstructed(), and the object's class to a KPI recording (KMBENCH_RECORD).
+  void kmbenchConstructed(const void* object) const;
 
   const OSMetaClass* getMetaClass() const override;
   void retain() const override {}
@@ -153,7 +155,7 @@ class OSMetaClass : public OSMetaClassBase {
 
 #define OSDefineMetaClassAndStructors(className, superclassName)                       \
   OSDefineMetaClassWithInit(className, superclassName, return new className;)          \
-  className::className() : superclassName(&gMetaClass) { gMetaClass.instanceConstructed(); } \
+  className::className() : superclassName(&gMetaClass) { gMetaClass.kmbenchConstructed(this); } \
   static_assert(true, "")
 
 #define OSDefineMetaClassAndAbstractStructors(className, superclassName)                \

@@ -1,0 +1,56 @@
+// Names the code addresses a recording holds (return addresses of KPI calls)
+// as ftrace names call sites, function+0xoffset/0xsize, from the ELF symbol
+// tables of the objects the recorded process had loaded. It reads the files
+// on disk after the run, so a recording cut short by a crash gets names too;
+// a file whose GNU build id differs from the recorded one is not trusted.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kmbench::trace {
+
+class Symbolizer {
+ public:
+  /// A loaded object as the recording saw it.
+  struct Module {
+    std::uint64_t base = 0;      // load bias: run-time address = link-time address + base
+    std::uint64_t lo = 0, hi = 0;  // run-time range of its code
+    std::string path;
+    std::string build_id;        // raw bytes; empty when the object had none
+  };
+
+  /// `read_files` false: no file is opened and every name is module+0xoffset.
+  Symbolizer(std::vector<Module> modules, bool read_files);
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  /// "func+0x1f/0x80" (with " [libfoo.so]" for a shared object), else
+  /// "object+0xoffset" when no symbol covers it, "0x..." outside every object.
+  std::string name(std::uint64_t address);
+
+  /// Addresses named without a function (each distinct address counted once by the caller).
+  struct Counts {
+    std::uint64_t unreadable_objects = 0;  // file missing or not ELF
+    std::uint64_t build_id_mismatches = 0; // the file on disk is not the one that ran
+  };
+  Counts counts() const { return counts_; }
+
+ private:
+  struct Table;
+  const Table* table_of(std::size_t module);
+
+  std::vector<Module> modules_;
+  std::vector<std::unique_ptr<Table>> tables_;  // per module, read on first use
+  std::vector<bool> tried_;
+  bool read_files_;
+  Counts counts_;
+};
+
+/// Reads an ELF file's GNU build id (empty when it has none or is not ELF).
+std::string elf_build_id(const std::string& path);
+
+}  // namespace kmbench::trace

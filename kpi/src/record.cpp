@@ -1,0 +1,382 @@
+// The KPI's recorder: per-thread buffers of records, written to the record
+// log a whole buffer at a time (ops/kpi_record.h, docs/kmt-format.md).
+#include "record.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "base/clock.h"
+#include "base/crc32c.h"
+#include "base/file_io.h"
+#include "base/errors.h"
+#include "base/process.h"
+#include "core.h"
+#include "kmbench/kpi.h"
+
+namespace kmbench::kpi::detail {
+
+std::atomic<int> g_record_state{-1};
+
+namespace {
+
+using namespace ops::kpirec;
+
+/// Records a thread holds before they go to the file: what a crash can lose of that thread.
+constexpr std::uint32_t kRecords = 4096;  // 192 KiB
+
+struct ThreadLog {
+  std::atomic<std::uint32_t> n{0};
+  std::uint32_t thread = 0;
+  ThreadLog* prev = nullptr;
+  ThreadLog* next = nullptr;
+  Record recs[kRecords];
+};
+
+std::mutex g_start_mutex;   // starting and stopping
+std::mutex g_mutex;         // the file and the list of logs
+int g_fd = -1;
+std::string g_path;
+ThreadLog* g_logs = nullptr;
+std::uint32_t g_threads = 0;
+std::atomic<std::uint64_t> g_dropped{0};  // records a refused write lost
+bool g_write_failed = false;
+bool g_rdtscp = false;
+pthread_key_t g_key;
+bool g_exit_hook = false;
+
+thread_local ThreadLog* t_log = nullptr;
+thread_local unsigned t_quiet = 0;
+
+std::uint64_t mono_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// The time stamp counter and the CPU the thread runs on, in one instruction where the CPU has rdtscp.
+inline std::uint64_t clock_and_cpu(std::uint16_t& cpu) noexcept {
+#if defined(__x86_64__)
+  if (g_rdtscp) [[likely]] {
+    unsigned aux;
+    const std::uint64_t t = __rdtscp(&aux);
+    cpu = static_cast<std::uint16_t>(aux & 0xfff);  // Linux keeps (node << 12) | cpu in TSC_AUX
+    return t;
+  }
+#endif
+  const int c = sched_getcpu();
+  cpu = static_cast<std::uint16_t>(c < 0 ? 0 : c);
+  return base::ticks();
+}
+
+bool cpu_has_rdtscp() noexcept {
+#if defined(__x86_64__)
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000001u) return false;
+  __cpuid(0x80000001u, a, b, c, d);
+  return (d & (1u << 27)) != 0;
+#else
+  return false;
+#endif
+}
+
+/// Writes one block. pre: g_mutex is held, or the block is a thread's records (one writev: appended whole).
+void write_block(BlockType type, const void* payload, std::uint32_t bytes, std::uint32_t thread) noexcept {
+  if (g_fd < 0) return;
+  BlockHeader h{};
+  h.type = type;
+  h.bytes = bytes;
+  h.crc = base::crc32c(payload, bytes);
+  h.thread = thread;
+  h.ticks = base::ticks();
+  h.mono_ns = mono_ns();
+  iovec v[2] = {{&h, sizeof h}, {const_cast<void*>(payload), bytes}};
+  std::size_t left = sizeof h + bytes;
+  int iovs = 2;
+  iovec* at = v;
+  while (left > 0) {
+    const ssize_t w = ::writev(g_fd, at, iovs);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (type == BlockType::records) g_dropped.fetch_add(bytes / sizeof(Record), std::memory_order_relaxed);
+      if (!g_write_failed) {
+        g_write_failed = true;
+        std::fprintf(stderr, "kmbench: KMBENCH_RECORD=%s: write failed: %s; later records are lost\n",
+                     g_path.c_str(), std::strerror(errno));
+      }
+      return;
+    }
+    left -= static_cast<std::size_t>(w);
+    auto done = static_cast<std::size_t>(w);
+    while (done > 0 && done >= at->iov_len) {
+      done -= at->iov_len;
+      ++at;
+      --iovs;
+    }
+    if (iovs > 0) {
+      at->iov_base = static_cast<char*>(at->iov_base) + done;
+      at->iov_len -= done;
+    }
+  }
+}
+
+void flush(ThreadLog* log) noexcept {
+  const std::uint32_t n = log->n.load(std::memory_order_acquire);
+  if (n == 0) return;
+  write_block(BlockType::records, log->recs, n * static_cast<std::uint32_t>(sizeof(Record)), log->thread);
+  log->n.store(0, std::memory_order_release);
+}
+
+void thread_exit(void* p) {
+  auto* log = static_cast<ThreadLog*>(p);
+  {
+    std::lock_guard lock(g_mutex);
+    flush(log);
+    (log->prev != nullptr ? log->prev->next : g_logs) = log->next;
+    if (log->next != nullptr) log->next->prev = log->prev;
+  }
+  if (t_log == log) t_log = nullptr;
+  delete log;
+}
+
+ThreadLog* new_log() noexcept {
+  auto* log = new (std::nothrow) ThreadLog;
+  if (log == nullptr) return nullptr;
+  std::lock_guard lock(g_mutex);
+  log->thread = g_threads++;
+  log->next = g_logs;
+  if (g_logs != nullptr) g_logs->prev = log;
+  g_logs = log;
+  pthread_setspecific(g_key, log);
+  t_log = log;
+  return log;
+}
+
+int add_module(dl_phdr_info* info, std::size_t, void* out) {
+  auto& payload = *static_cast<std::string*>(out);
+  Module m{};
+  m.base = info->dlpi_addr;
+  m.lo = ~std::uint64_t{0};
+  std::string build_id;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
+      m.lo = std::min<std::uint64_t>(m.lo, info->dlpi_addr + ph.p_vaddr);
+      m.hi = std::max<std::uint64_t>(m.hi, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+    } else if (ph.p_type == PT_NOTE && build_id.empty()) {
+      const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+      const char* end = p + ph.p_memsz;
+      while (p + sizeof(ElfW(Nhdr)) <= end) {
+        const auto* nh = reinterpret_cast<const ElfW(Nhdr)*>(p);
+        const char* name = p + sizeof(ElfW(Nhdr));
+        const char* desc = name + ((nh->n_namesz + 3) & ~3u);
+        if (desc + nh->n_descsz > end) break;
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+          build_id.assign(desc, std::min<std::size_t>(nh->n_descsz, 255));
+          break;
+        }
+        p = desc + ((nh->n_descsz + 3) & ~3u);
+      }
+    }
+  }
+  if (m.lo == ~std::uint64_t{0}) return 0;  // nothing executable
+  std::string path = info->dlpi_name != nullptr ? info->dlpi_name : "";
+  if (path.empty() && payload.empty()) path = base::self_exe();  // the first object is the program
+  if (path.size() > 0xffff) path.resize(0xffff);
+  m.path_bytes = static_cast<std::uint16_t>(path.size());
+  m.build_id_bytes = static_cast<std::uint8_t>(build_id.size());
+  payload.append(reinterpret_cast<const char*>(&m), sizeof m);
+  payload += path;
+  payload += build_id;
+  return 0;
+}
+
+/// pre: g_mutex is held.
+void write_modules() {
+  std::string payload;
+  dl_iterate_phdr(add_module, &payload);
+  write_block(BlockType::modules, payload.data(), static_cast<std::uint32_t>(payload.size()), 0);
+}
+
+/// pre: g_mutex is held.
+void write_header(const std::string& text) {
+  write_block(BlockType::header, text.data(), static_cast<std::uint32_t>(text.size()), 0);
+}
+
+std::string expand_pid(const std::string& pattern) {
+  std::string out;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'p') {
+      out += std::to_string(::getpid());
+      ++i;
+    } else {
+      out += pattern[i];
+    }
+  }
+  return out;
+}
+
+void at_fork_child() {
+  // The child does not write into its parent's recording.
+  g_record_state.store(0, std::memory_order_relaxed);
+  g_fd = -1;
+  t_log = nullptr;
+}
+
+void stop_at_exit() { kmbench::kpi::stop_recording(); }
+
+/// pre: g_start_mutex is held and nothing records.
+void start_locked(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw UsageError("cannot record to " + path + ": " + std::strerror(errno));
+  }
+  char head[kFileHeaderBytes] = {};
+  std::memcpy(head, kMagic, sizeof kMagic);
+  std::memcpy(head + 8, &kVersion, sizeof kVersion);
+  if (!base::write_all(fd, head, sizeof head)) {
+    const int err = errno;
+    ::close(fd);
+    throw UsageError("cannot record to " + path + ": " + std::strerror(err));
+  }
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_key_create(&g_key, thread_exit);
+    pthread_atfork(nullptr, nullptr, at_fork_child);
+    g_rdtscp = cpu_has_rdtscp();
+  });
+  {
+    std::lock_guard lock(g_mutex);
+    g_fd = fd;
+    g_path = path;
+    g_write_failed = false;
+    g_dropped.store(0, std::memory_order_relaxed);
+    const char* backend = std::getenv("KMBENCH_BACKEND");
+    write_header("pid=" + std::to_string(::getpid()) + "\nprogram=" + base::self_exe() +
+                 "\npage_size=" + std::to_string(::sysconf(_SC_PAGESIZE)) +
+                 "\ncpus=" + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) +
+                 "\nbackend=" + (backend != nullptr && *backend != '\0' ? backend : "system") + "\n");
+    write_modules();
+  }
+  record_tag_names();
+  record_class_names();
+  if (!g_exit_hook) {
+    g_exit_hook = true;
+    std::atexit(stop_at_exit);
+  }
+  g_record_state.store(1, std::memory_order_release);
+}
+
+}  // namespace
+
+bool record_from_environment() noexcept {
+  std::lock_guard lock(g_start_mutex);
+  int s = g_record_state.load(std::memory_order_acquire);
+  if (s >= 0) return s > 0;
+  const char* env = std::getenv("KMBENCH_RECORD");
+  if (env == nullptr || *env == '\0') {
+    g_record_state.store(0, std::memory_order_release);
+    return false;
+  }
+  const std::string path = expand_pid(env);
+  try {
+    start_locked(path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kmbench: KMBENCH_RECORD: %s\n", e.what());
+    std::_Exit(2);  // at the first KPI call: nothing of the program's is lost
+  }
+  return true;
+}
+
+void record_call(std::uint8_t call, const void* address, std::uint64_t size, std::uint64_t aux,
+                 std::uint32_t aux2, const void* site, std::uint8_t align_log2) noexcept {
+  if (t_quiet != 0) return;
+  ThreadLog* log = t_log;
+  if (log == nullptr) [[unlikely]] {
+    log = new_log();
+    if (log == nullptr) {
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  const std::uint32_t n = log->n.load(std::memory_order_relaxed);
+  Record& r = log->recs[n];
+  r.ticks = clock_and_cpu(r.cpu);
+  r.address = reinterpret_cast<std::uintptr_t>(address);
+  r.size = size;
+  r.site = reinterpret_cast<std::uintptr_t>(site);
+  r.aux = aux;
+  r.aux2 = aux2;
+  r.call = call;
+  r.align_log2 = align_log2;
+  log->n.store(n + 1, std::memory_order_release);
+  if (n + 1 == kRecords) [[unlikely]] {
+    flush(log);  // one writev on a file opened for appending: no lock needed
+  }
+}
+
+void record_name(const void* key, const char* name) noexcept {
+  std::string payload;
+  const auto k = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(key));
+  const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(std::strlen(name), 0xffff));
+  payload.append(reinterpret_cast<const char*>(&k), sizeof k);
+  payload.append(reinterpret_cast<const char*>(&len), sizeof len);
+  payload.append(name, len);
+  std::lock_guard lock(g_mutex);
+  write_block(BlockType::names, payload.data(), static_cast<std::uint32_t>(payload.size()), 0);
+}
+
+RecordQuiet::RecordQuiet() noexcept { ++t_quiet; }
+RecordQuiet::~RecordQuiet() { --t_quiet; }
+
+}  // namespace kmbench::kpi::detail
+
+namespace kmbench::kpi {
+
+namespace kd = kmbench::kpi::detail;
+
+void start_recording(const std::string& path) {
+  std::lock_guard lock(kd::g_start_mutex);
+  if (kd::g_record_state.load(std::memory_order_acquire) > 0) {
+    throw UsageError("start_recording(" + path + "): already recording to " + kd::g_path);
+  }
+  kd::start_locked(kd::expand_pid(path));
+}
+
+bool recording() { return kd::recording(); }
+
+void stop_recording() {
+  std::lock_guard start_lock(kd::g_start_mutex);
+  int on = 1;
+  if (!kd::g_record_state.compare_exchange_strong(on, 0, std::memory_order_acq_rel)) return;
+  kd::record_class_names();  // classes of objects loaded since the start
+  std::lock_guard lock(kd::g_mutex);
+  for (kd::ThreadLog* log = kd::g_logs; log != nullptr; log = log->next) kd::flush(log);
+  kd::write_modules();
+  kd::write_header(std::string("backend=") + kd::backend_name() +
+                   "\ndropped_records=" + std::to_string(kd::g_dropped.load()) +
+                   "\nthreads=" + std::to_string(kd::g_threads) + "\n");
+  kd::write_block(kd::BlockType::end, "", 0, 0);
+  ::close(kd::g_fd);
+  kd::g_fd = -1;
+}
+
+}  // namespace kmbench::kpi
