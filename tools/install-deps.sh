@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake pkgconf g++ clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkgconf g++ clang libclang-rt-14-dev
   # libraries
   libjemalloc-dev libmimalloc-dev libhwloc-dev hwloc libnuma-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev

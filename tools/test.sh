@@ -13,6 +13,10 @@ quick=0
 jobs=$(nproc)
 
 tools/install-deps.sh
+# Ninja builds the sanitizer stages' many test targets in one schedule (tools/build.sh).
+if [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
+  export CMAKE_GENERATOR=Ninja
+fi
 
 echo "== Release build and ctest"
 stage_start=$SECONDS
