@@ -53,6 +53,7 @@ inline constexpr std::uint32_t kPrepareBounced = 1u << 0;  // some of the transf
 inline constexpr std::uint32_t kPrepareIn = 1u << 1;       // direction: device -> memory
 inline constexpr std::uint32_t kPrepareOut = 1u << 2;      // memory -> device
 inline constexpr std::uint32_t kPrepare32 = 1u << 3;       // the command addresses 32 bits or fewer
+inline constexpr unsigned kPrepareRunsShift = 8;            // physical runs (segments before merging), at most 2^24 - 1
 
 /// One KPI call. 48 bytes, filled on the calling thread without a lock.
 struct Record {
@@ -63,10 +64,11 @@ struct Record {
   std::uint64_t site;     // the call's return address in the caller
   std::uint64_t aux;      // OSMalloc*/OSFree: the tag (names key); aligned, pageable and
                           // contiguous: the alignment; IOBufferMemoryDescriptor: the
-                          // physical mask; prepare: segments generated; kClassOf: the class
+                          // physical mask; prepare: the memory descriptor; kClassOf: the class
   std::uint32_t aux2;     // IOBufferMemoryDescriptor: its options; OSMalloc*, OSFree: the
                           // tag's flags; IOMallocPageable: 1 when zeroed; IOMallocContiguous:
-                          // 1 when the physical address was asked for; prepare: kPrepare* bits
+                          // 1 when the physical address was asked for; prepare: kPrepare* bits,
+                          // and the transfer's physical runs from bit kPrepareRunsShift on
   std::uint16_t cpu;      // the CPU the call ran on
   std::uint8_t call;      // ops::Call, or an Event
   std::uint8_t align_log2;  // IOBufferMemoryDescriptor: log2 of its alignment; else 0

@@ -168,7 +168,10 @@ void Builder::add(const Event& e, bool selected) {
       k[1] += e.size;
       k[2] += e.charged;
     }
-    const std::uint32_t object = trace_.object_count++;
+    // A mapping of a known DMA buffer is an op on the buffer's object (as a workload's maps are).
+    const Live* buffer = e.ev == Ev::dma_map && e.target != 0 ? dma_.find(e.target) : nullptr;
+    const bool on_buffer = buffer != nullptr && buffer->kept();
+    const std::uint32_t object = on_buffer ? buffer->object : trace_.object_count++;
     if (trace_.object_count == 0) throw InputError(trace_.header.source, "more than 2^32 objects");
     bool fresh;
     Live& slot = map.try_emplace(e.key, Live{e.size, e.charged, object, e.tag}, fresh);

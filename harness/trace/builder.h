@@ -40,6 +40,7 @@ struct Event {
   std::uint64_t size = 0;           // bytes asked for (pages: bytes)
   std::uint64_t charged = 0;        // bytes the allocator handed out (bytes_alloc; pages: bytes)
   ops::Call call = ops::Call::none; // the KPI call, when the capture names it
+  std::uint64_t target = 0;         // dma_map: the key of the DMA buffer it maps (its dma_alloc), 0: unknown
 };
 
 /// Open-addressing map from a 64-bit address to V (linear probing, backward-shift

@@ -216,6 +216,7 @@ bool event_of(const Record& r, Event& e) {
     case Call::io_buffer_free: e.ev = Ev::dma_free; break;
     case Call::dma_prepare:
       e.ev = Ev::dma_map;
+      e.target = r.aux;  // the memory descriptor: a buffer descriptor's own dma_alloc when it is one
       if ((r.aux2 & kPrepareIn) != 0) e.flags |= ops::kOpDirIn;
       if ((r.aux2 & kPrepareOut) != 0) e.flags |= ops::kOpDirOut;
       if ((r.aux2 & kPrepare32) != 0) e.flags |= ops::kOpDma32;

@@ -219,8 +219,10 @@ IOReturn IODMACommand::prepare(UInt64 offset, UInt64 length, bool, bool synchron
     for (UInt32 i = 0; i < fRunCount; ++i) {
       bits |= fRuns[i].bounced ? kPrepareBounced : 0;
     }
+    bits |= std::min<std::uint32_t>(fRunCount, 0xffffff) << kPrepareRunsShift;
     kmbench::kpi::detail::record_call(static_cast<std::uint8_t>(kmbench::ops::Call::dma_prepare), this, length,
-                                      fRunCount, bits, __builtin_return_address(0));
+                                      reinterpret_cast<std::uintptr_t>(fMemory), bits,
+                                      __builtin_return_address(0));
   }
   return kIOReturnSuccess;
 }
