@@ -18,30 +18,31 @@ struct ProbeInfo {
   std::string_view name;
   Probe probe;
   std::uint8_t flags;
+  ops::Call call;  // the KPI call the probe fires on (the *Data variants count as their plain call)
 };
 
 constexpr ProbeInfo kProbes[] = {
-    {"IOMalloc", Probe::malloc, 0},
-    {"IOMallocData", Probe::malloc, 0},
-    {"IOMallocZero", Probe::malloc, ops::kOpZero},
-    {"IOMallocZeroData", Probe::malloc, ops::kOpZero},
-    {"IOMallocAligned", Probe::malloc, 0},
-    {"IOMallocPageable", Probe::malloc, ops::kOpPageable},
-    {"IOMallocContiguous", Probe::malloc, ops::kOpContiguous},
-    {"OSMalloc", Probe::malloc, 0},
-    {"OSMalloc_noblock", Probe::malloc, ops::kOpNoblock},
-    {"OSMalloc_nowait", Probe::malloc, ops::kOpNoblock},
-    {"IOFree", Probe::free, 0},
-    {"IOFreeData", Probe::free, 0},
-    {"IOFreeAligned", Probe::free, 0},
-    {"IOFreePageable", Probe::free, 0},
-    {"IOFreeContiguous", Probe::free, 0},
-    {"OSFree", Probe::free, 0},
-    {"OSMalloc_Tagalloc", Probe::tagalloc, 0},
-    {"IOBufferMemoryDescriptor_alloc", Probe::bmd_alloc, 0},
-    {"IOBufferMemoryDescriptor_free", Probe::bmd_free, 0},
-    {"IODMACommand_prepare", Probe::dma_prepare, 0},
-    {"IODMACommand_complete", Probe::dma_complete, 0},
+    {"IOMalloc", Probe::malloc, 0, ops::Call::io_malloc},
+    {"IOMallocData", Probe::malloc, 0, ops::Call::io_malloc},
+    {"IOMallocZero", Probe::malloc, ops::kOpZero, ops::Call::io_malloc_zero},
+    {"IOMallocZeroData", Probe::malloc, ops::kOpZero, ops::Call::io_malloc_zero},
+    {"IOMallocAligned", Probe::malloc, 0, ops::Call::io_malloc_aligned},
+    {"IOMallocPageable", Probe::malloc, ops::kOpPageable, ops::Call::io_malloc_pageable},
+    {"IOMallocContiguous", Probe::malloc, ops::kOpContiguous, ops::Call::io_malloc_contiguous},
+    {"OSMalloc", Probe::malloc, 0, ops::Call::os_malloc},
+    {"OSMalloc_noblock", Probe::malloc, ops::kOpNoblock, ops::Call::os_malloc_noblock},
+    {"OSMalloc_nowait", Probe::malloc, ops::kOpNoblock, ops::Call::os_malloc_nowait},
+    {"IOFree", Probe::free, 0, ops::Call::io_free},
+    {"IOFreeData", Probe::free, 0, ops::Call::io_free},
+    {"IOFreeAligned", Probe::free, 0, ops::Call::io_free_aligned},
+    {"IOFreePageable", Probe::free, 0, ops::Call::io_free_pageable},
+    {"IOFreeContiguous", Probe::free, 0, ops::Call::io_free_contiguous},
+    {"OSFree", Probe::free, 0, ops::Call::os_free},
+    {"OSMalloc_Tagalloc", Probe::tagalloc, 0, ops::Call::none},
+    {"IOBufferMemoryDescriptor_alloc", Probe::bmd_alloc, 0, ops::Call::io_buffer_alloc},
+    {"IOBufferMemoryDescriptor_free", Probe::bmd_free, 0, ops::Call::io_buffer_free},
+    {"IODMACommand_prepare", Probe::dma_prepare, 0, ops::Call::dma_prepare},
+    {"IODMACommand_complete", Probe::dma_complete, 0, ops::Call::dma_complete},
 };
 
 constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;
@@ -192,6 +193,7 @@ class DtraceParser {
       return;
     }
     x.flags = p->flags;
+    x.call = p->call;
     x.site = site();
     switch (p->probe) {
       case Probe::malloc: {

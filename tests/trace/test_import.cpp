@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <tuple>
 #include <vector>
@@ -488,6 +489,17 @@ TEST(DtraceImport, ReadsTheDocumentedFormat) {
   ASSERT_NE(find_op(t, ops::OpKind::dma_map, 65536), nullptr);
   ASSERT_NE(find_op(t, ops::OpKind::dma_unmap, 65536), nullptr);
   ASSERT_NE(find_op(t, ops::OpKind::dma_free, 65536), nullptr);
+  // Each op keeps the KPI call its probe fired on.
+  std::map<std::string, int> calls;
+  for (const ops::Stream& s : t.streams) {
+    ASSERT_EQ(s.calls.size(), s.ops.size());
+    for (const ops::Call call : s.calls) ++calls[std::string(ops::call_name(call))];
+  }
+  const std::map<std::string, int> want = {
+      {"IOMalloc", 1}, {"IOMallocZero", 1}, {"OSMalloc", 1}, {"OSMalloc_noblock", 1}, {"IOMallocAligned", 1},
+      {"IOBufferMemoryDescriptor", 1}, {"IODMACommand::prepare", 1}, {"IODMACommand::complete", 1},
+      {"IOFree", 1}, {"OSFree", 1}, {"IOFreeAligned", 1}, {"IOBufferMemoryDescriptor::free", 1}};
+  EXPECT_EQ(calls, want);
 }
 
 TEST(DtraceImport, BadRecordsNameTheLine) {
