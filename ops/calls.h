@@ -1,6 +1,6 @@
-// The KPI call an operation was made by, when the trace knows it: a recording
-// made through the KPI (KMBENCH_RECORD, kpi/README.md) or a DTrace capture of
-// a kext names each call. Streams keep them beside their ops (ops::Stream::calls),
+// The call an operation was made by, when the trace knows it: a recording
+// made through the KPI (KMBENCH_RECORD, kpi/README.md), a DTrace capture of a
+// kext and the LD_PRELOAD recorder name each call. Streams keep them beside their ops (ops::Stream::calls),
 // .kmt files in an optional section (docs/kmt-format.md).
 #pragma once
 
@@ -30,8 +30,22 @@ enum class Call : std::uint8_t {
   io_buffer_free,
   dma_prepare,       // IODMACommand::prepare
   dma_complete,      // IODMACommand::complete
+  // User space (the LD_PRELOAD recorder): the C library's calls. A realloc
+  // that moves a block is two ops, the free of the old block and the
+  // allocation of the new one, both made by realloc.
+  malloc,
+  calloc,
+  realloc,
+  free,
+  posix_memalign,
+  aligned_alloc,
+  memalign,
+  valloc,
+  pvalloc,
+  mmap,    // anonymous mappings
+  munmap,
 };
-inline constexpr int kCalls = 20;
+inline constexpr int kCalls = 31;
 
 /// The KPI's own spelling of each call, in Call's order ("" for none).
 inline constexpr std::string_view kCallNames[kCalls] = {
@@ -55,6 +69,17 @@ inline constexpr std::string_view kCallNames[kCalls] = {
     "IOBufferMemoryDescriptor::free",
     "IODMACommand::prepare",
     "IODMACommand::complete",
+    "malloc",
+    "calloc",
+    "realloc",
+    "free",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "mmap",
+    "munmap",
 };
 
 /// The KPI family a call belongs to, named as kpi::family_usage() names it
@@ -73,6 +98,10 @@ inline constexpr std::string_view call_family(Call c, bool pageable = false) {
     case Call::os_object_new: case Call::os_object_delete: return "OSObject";
     case Call::io_buffer_alloc: case Call::io_buffer_free: return "IOBufferMemoryDescriptor";
     case Call::dma_prepare: case Call::dma_complete: return "IODMACommand";
+    case Call::malloc: case Call::calloc: case Call::realloc: case Call::free: case Call::posix_memalign:
+    case Call::aligned_alloc: case Call::memalign: case Call::valloc: case Call::pvalloc:
+      return "malloc";
+    case Call::mmap: case Call::munmap: return "mmap";
   }
   return "";
 }

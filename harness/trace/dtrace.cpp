@@ -45,6 +45,13 @@ constexpr ProbeInfo kProbes[] = {
     {"IODMACommand_complete", Probe::dma_complete, 0, ops::Call::dma_complete},
 };
 
+const ProbeInfo* probe_of(std::string_view name) {
+  for (const ProbeInfo& q : kProbes) {
+    if (q.name == name) return &q;
+  }
+  return nullptr;
+}
+
 constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;
 constexpr std::uint32_t kIOMemoryPhysicallyContiguous = 0x10;
 constexpr std::uint32_t kIOMemoryPageable = 0x400;
@@ -150,10 +157,7 @@ class DtraceParser {
     const std::string_view tid = next_word(l);
     number(tid, "tid");
     const std::string_view probe_name = next_word(l);
-    const ProbeInfo* p = nullptr;
-    for (const ProbeInfo& q : kProbes) {
-      if (q.name == probe_name) p = &q;
-    }
+    const ProbeInfo* p = probe_of(probe_name);
     if (!p) {
       if (options_.strict || probe_name.empty()) fail("unknown probe '" + std::string(probe_name) + "'");
       b_.skipped(probe_name);

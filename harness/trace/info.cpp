@@ -217,11 +217,11 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   j["top_tags"] = nlohmann::json::array();
   for (const auto& [name, n] : i.top_tags) j["top_tags"].push_back({{"tag", name}, {"allocs", n}});
   j["slab_slack"] = slab_slack_json(i);
-  j["kpi_calls"] = nlohmann::json::object();
-  for (const auto& [name, n] : i.calls) j["kpi_calls"][name] = n;
-  j["kpi_families"] = nlohmann::json::array();
+  j["calls"] = nlohmann::json::object();
+  for (const auto& [name, n] : i.calls) j["calls"][name] = n;
+  j["call_families"] = nlohmann::json::array();
   for (const Info::FamilyOps& f : i.families) {
-    j["kpi_families"].push_back({{"family", f.family}, {"allocs", f.allocs}, {"frees", f.frees}});
+    j["call_families"].push_back({{"family", f.family}, {"allocs", f.allocs}, {"frees", f.frees}});
   }
   j["record_cut"] = i.cut.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.cut);
   j["counters"] = t.counters;
@@ -273,9 +273,9 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
         << "everything before its last whole block is here\n";
   }
   if (!i.calls.empty()) {
-    out << "KPI calls    ";
+    out << "calls        ";
     for (const auto& [name, n] : i.calls) out << " " << name << "=" << n;
-    out << "\nKPI families (allocating / freeing ops):\n";
+    out << "\ncall families (allocating / freeing ops):\n";
     for (const Info::FamilyOps& f : i.families) {
       out << "  " << std::setw(26) << std::left << f.family << std::right << " " << std::setw(9) << f.allocs
           << " / " << f.frees << "\n";

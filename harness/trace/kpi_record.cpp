@@ -222,7 +222,11 @@ bool event_of(const Record& r, Event& e) {
       if ((r.aux2 & kPrepare32) != 0) e.flags |= ops::kOpDma32;
       break;
     case Call::dma_complete: e.ev = Ev::dma_unmap; break;
-    case Call::none: return false;
+    case Call::none:
+    case Call::malloc: case Call::calloc: case Call::realloc: case Call::free: case Call::posix_memalign:
+    case Call::aligned_alloc: case Call::memalign: case Call::valloc: case Call::pvalloc:
+    case Call::mmap: case Call::munmap:
+      return false;  // never made through the KPI
   }
   e.call = call;
   return true;

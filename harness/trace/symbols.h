@@ -10,17 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "base/loaded_objects.h"
+
 namespace kmbench::trace {
 
 class Symbolizer {
  public:
-  /// A loaded object as the recording saw it.
-  struct Module {
-    std::uint64_t base = 0;      // load bias: run-time address = link-time address + base
-    std::uint64_t lo = 0, hi = 0;  // run-time range of its code
-    std::string path;
-    std::string build_id;        // raw bytes; empty when the object had none
-  };
+  /// A loaded object as the recording saw it (the program first).
+  using Module = base::LoadedObject;
 
   /// `read_files` false: no file is opened and every name is module+0xoffset.
   Symbolizer(std::vector<Module> modules, bool read_files);

@@ -2,9 +2,7 @@
 // log a whole buffer at a time (ops/kpi_record.h, docs/kmt-format.md).
 #include "record.h"
 
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/uio.h>
@@ -22,6 +20,7 @@
 #include "base/clock.h"
 #include "base/crc32c.h"
 #include "base/file_io.h"
+#include "base/loaded_objects.h"
 #include "base/errors.h"
 #include "base/process.h"
 #include "core.h"
@@ -147,49 +146,21 @@ ThreadLog* new_log() noexcept {
   return log;
 }
 
-int add_module(dl_phdr_info* info, std::size_t, void* out) {
-  auto& payload = *static_cast<std::string*>(out);
-  Module m{};
-  m.base = info->dlpi_addr;
-  m.lo = ~std::uint64_t{0};
-  std::string build_id;
-  for (int i = 0; i < info->dlpi_phnum; ++i) {
-    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) != 0) {
-      m.lo = std::min<std::uint64_t>(m.lo, info->dlpi_addr + ph.p_vaddr);
-      m.hi = std::max<std::uint64_t>(m.hi, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
-    } else if (ph.p_type == PT_NOTE && build_id.empty()) {
-      const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
-      const char* end = p + ph.p_memsz;
-      while (p + sizeof(ElfW(Nhdr)) <= end) {
-        const auto* nh = reinterpret_cast<const ElfW(Nhdr)*>(p);
-        const char* name = p + sizeof(ElfW(Nhdr));
-        const char* desc = name + ((nh->n_namesz + 3) & ~3u);
-        if (desc + nh->n_descsz > end) break;
-        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
-          build_id.assign(desc, std::min<std::size_t>(nh->n_descsz, 255));
-          break;
-        }
-        p = desc + ((nh->n_descsz + 3) & ~3u);
-      }
-    }
-  }
-  if (m.lo == ~std::uint64_t{0}) return 0;  // nothing executable
-  std::string path = info->dlpi_name != nullptr ? info->dlpi_name : "";
-  if (path.empty() && payload.empty()) path = base::self_exe();  // the first object is the program
-  if (path.size() > 0xffff) path.resize(0xffff);
-  m.path_bytes = static_cast<std::uint16_t>(path.size());
-  m.build_id_bytes = static_cast<std::uint8_t>(build_id.size());
-  payload.append(reinterpret_cast<const char*>(&m), sizeof m);
-  payload += path;
-  payload += build_id;
-  return 0;
-}
-
 /// pre: g_mutex is held.
 void write_modules() {
   std::string payload;
-  dl_iterate_phdr(add_module, &payload);
+  for (base::LoadedObject& o : base::loaded_objects()) {
+    if (o.path.size() > 0xffff) o.path.resize(0xffff);
+    Module m{};
+    m.base = o.base;
+    m.lo = o.lo;
+    m.hi = o.hi;
+    m.path_bytes = static_cast<std::uint16_t>(o.path.size());
+    m.build_id_bytes = static_cast<std::uint8_t>(o.build_id.size());
+    payload.append(reinterpret_cast<const char*>(&m), sizeof m);
+    payload += o.path;
+    payload += o.build_id;
+  }
   write_block(BlockType::modules, payload.data(), static_cast<std::uint32_t>(payload.size()), 0);
 }
 

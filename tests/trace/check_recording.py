@@ -24,9 +24,14 @@ objects_by = collections.defaultdict(set)
 streams = set()
 stream = None
 align = {}
+calls = collections.defaultdict(set)   # (kind, size) -> the calls that made them
+sites = collections.defaultdict(set)   # (kind, size) -> their call sites
+strings = {}
 for line in dump.splitlines():
     w = line.split()
-    if w and w[0] == "stream":
+    if w and w[0] == "string":
+        strings[int(w[1])] = line.split(" ", 2)[2][1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    elif w and w[0] == "stream":
         stream = int(w[1])
         streams.add(stream)
     elif stream is not None and len(w) >= 4 and w[0].isdigit():
@@ -36,6 +41,10 @@ for line in dump.splitlines():
         for f in w[4:]:
             if f.startswith("align="):
                 align[size] = int(f[6:])
+            elif f.startswith("call="):
+                calls[(kind, size)].add(f[5:])
+            elif f.startswith("site="):
+                sites[(kind, size)].add(strings[int(f[5:])])
 
 def expect(cond, what):
     if not cond:
@@ -60,6 +69,19 @@ expect(ops[("alloc", 3333)] == 1, "posix_memalign")
 expect(ops[("page_alloc", 4 * 4096)] == 1 and ops[("page_free", 4 * 4096)] == 1, "anonymous mmap/munmap in pages")
 expect(ops[("alloc", 3 * 1211)] == 1 and ops[("free", 3 * 1211)] == 1, "calloc")
 expect(len(streams) >= 2, "one stream per thread")
+
+# Each op keeps the call that made it, and its caller named from the program's symbols.
+for (kind, size), call in [(("alloc", 777), "malloc"), (("free", 777), "free"), (("alloc", 3 * 1211), "calloc"),
+                           (("free", 2221), "realloc"), (("alloc", 2223), "realloc"),
+                           (("alloc", 3333), "posix_memalign"), (("alloc", 4444), "aligned_alloc"),
+                           (("alloc", 5555), "memalign"), (("page_alloc", 4 * 4096), "mmap"),
+                           (("page_free", 4 * 4096), "munmap")]:
+    expect(calls[(kind, size)] == {call}, f"{kind} of {size} made by {call}, got {calls[(kind, size)]}")
+expect(sites[("alloc", 12345)] and all(s.startswith("main+0x") for s in sites[("alloc", 12345)]),
+       f"allocations of 12345 named main+0x...: {sites[('alloc', 12345)]}")
+expect(sites[("free", 12345)] and all(s.startswith("worker+0x") for s in sites[("free", 12345)]),
+       f"their frees named worker+0x...: {sites[('free', 12345)]}")
+expect(all(s.startswith("main+0x") for s in sites[("alloc", 2223)]), f"realloc in main: {sites[('alloc', 2223)]}")
 
 info = json.loads(subprocess.run([kmbench, "trace", "info", "--json", out], check=True,
                                  capture_output=True, text=True).stdout)

@@ -1,13 +1,16 @@
 // kmbench's LD_PRELOAD recorder: records malloc, calloc, realloc, free,
 // posix_memalign, aligned_alloc, memalign, valloc, pvalloc and anonymous
-// mmap/munmap of a program and writes a .kmt trace when it exits.
+// mmap/munmap of a program, each as the call it was and with its caller's
+// return address, and writes a .kmt trace when it exits.
 //
 //   LD_PRELOAD=libkmbench_recorder.so KMBENCH_RECORD_OUT=out.%p.kmt ./program
 //
-// The hot path appends a 40-byte record to a per-thread buffer (no lock, no
+// The hot path appends a 48-byte record to a per-thread buffer (no lock, no
 // allocation); a full buffer is written to an unlinked spill file under a
 // spin lock. At exit the records are merged by time and turned into ops
-// (pointers → object ids) by the same Builder the capture importers use.
+// (pointers → object ids) by the same Builder the capture importers use, and
+// the return addresses are named function+offset from the loaded objects'
+// symbol tables (harness/trace/symbols.h).
 // Reentrancy: a thread-local flag sends the recorder's own allocations (and
 // anything they trigger) straight to glibc.
 #include <fcntl.h>
@@ -26,12 +29,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "base/file_io.h"
 #include "base/process.h"
+#include "base/loaded_objects.h"
 #include "harness/trace/builder.h"
+#include "harness/trace/symbols.h"
 
 extern "C" {
 void* __libc_malloc(size_t);
@@ -46,7 +52,7 @@ void* __libc_memalign(size_t, size_t);
 
 namespace {
 
-enum class Call : std::uint8_t { malloc, calloc, realloc, free, memalign, mmap, munmap };
+using kmbench::ops::Call;
 
 /// One recorded call, as spilled to the spill file.
 struct Rec {
@@ -54,12 +60,13 @@ struct Rec {
   std::uint64_t a;     // result pointer (free/munmap/realloc: the old pointer)
   std::uint64_t b;     // realloc: the new pointer
   std::uint64_t size;  // bytes asked for
+  std::uint64_t site;  // the caller's return address
   std::uint32_t thread;
-  Call call;
+  Call call;           // malloc .. munmap
   std::uint8_t align_log2;
   std::uint16_t pad;
 };
-static_assert(sizeof(Rec) == 40);
+static_assert(sizeof(Rec) == 48);
 
 constexpr std::uint32_t kCap = 16384;
 constexpr std::uint32_t kMaxThreads = 4096;
@@ -132,7 +139,8 @@ ThreadBuf* thread_buf() {
   return b;
 }
 
-void record(Call call, std::uint64_t a, std::uint64_t b_ptr, std::uint64_t size, std::uint8_t align_log2 = 0) {
+void record(Call call, std::uint64_t a, std::uint64_t b_ptr, std::uint64_t size, const void* site,
+            std::uint8_t align_log2 = 0) {
   ThreadBuf* b = thread_buf();
   if (!b) {
     g_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -149,6 +157,7 @@ void record(Call call, std::uint64_t a, std::uint64_t b_ptr, std::uint64_t size,
   r.a = a;
   r.b = b_ptr;
   r.size = size;
+  r.site = reinterpret_cast<std::uintptr_t>(site);
   r.thread = b->thread;
   r.call = call;
   r.align_log2 = align_log2;
@@ -220,6 +229,14 @@ void finish() {
   const std::uint32_t page = static_cast<std::uint32_t>(::sysconf(_SC_PAGESIZE));
   std::unordered_set<std::uint64_t> anon;
   std::uint64_t other_munmaps = 0;
+  // Call sites named from the objects loaded now (those unloaded since are object+offset, or hex).
+  Symbolizer symbols(kmbench::base::loaded_objects(), std::getenv("KMBENCH_RECORD_NO_SYMBOLS") == nullptr);
+  std::unordered_map<std::uint64_t, std::uint32_t> site_ids;
+  const auto site_of = [&](std::uint64_t address) {
+    auto [it, fresh] = site_ids.try_emplace(address, 0);
+    if (fresh) it->second = b.intern(symbols.name(address));
+    return it->second;
+  };
   // A heap block allocated or freed at `key`; 0 is NULL (a failed allocation, or free(NULL)).
   const auto add_heap = [&b](Event x, Ev ev, std::uint64_t key) {
     x.ev = ev;
@@ -233,14 +250,12 @@ void finish() {
     e.time_ns = r.time_ns;
     e.size = e.charged = r.size;
     e.align_log2 = r.align_log2;
+    e.call = r.call;
+    e.site = site_of(r.site);
     switch (r.call) {
-      case Call::malloc:
-      case Call::calloc:
-      case Call::memalign:
-        if (r.call == Call::calloc) e.flags = kmbench::ops::kOpZero;
-        add_heap(e, Ev::kmalloc, r.a);
-        break;
       case Call::realloc:
+        // A realloc is the free of the old block (when there was one and the call
+        // did not fail) and the allocation of the new one (unless it only freed).
         if (r.a && (r.b || r.size == 0)) add_heap(e, Ev::kfree, r.a);
         if (r.size || !r.a) add_heap(e, Ev::kmalloc, r.b);
         break;
@@ -264,6 +279,10 @@ void finish() {
         e.key = r.a;
         b.add(e, true);
         break;
+      default:  // malloc, calloc and the aligned allocations
+        if (r.call == Call::calloc) e.flags = kmbench::ops::kOpZero;
+        add_heap(e, Ev::kmalloc, r.a);
+        break;
     }
   }
   b.set_metadata("pid", std::to_string(::getpid()));
@@ -275,6 +294,8 @@ void finish() {
   t.counters["recorder.dropped_records"] = g_dropped.load();
   t.counters["recorder.threads"] = g_threads.load();
   t.counters["recorder.other_munmaps"] = other_munmaps;
+  t.counters["recorder.sites"] = site_ids.size();
+  t.counters["recorder.objects_unreadable"] = symbols.counts().unreadable_objects;
   const std::string path = output_path();
   try {
     kmbench::trace::save(t, path);
@@ -309,44 +330,48 @@ __attribute__((destructor)) void stop() {
 
 }  // namespace
 
+#define KMBENCH_CALLER __builtin_return_address(0)
+
 KMBENCH_EXPORT void* malloc(size_t n) {
   Hook h;
   void* p = __libc_malloc(n);
-  if (h.on) record(Call::malloc, reinterpret_cast<std::uint64_t>(p), 0, n);
+  if (h.on) record(Call::malloc, reinterpret_cast<std::uint64_t>(p), 0, n, KMBENCH_CALLER);
   return p;
 }
 
 KMBENCH_EXPORT void free(void* p) {
   Hook h;
-  if (h.on) record(Call::free, reinterpret_cast<std::uint64_t>(p), 0, 0);
+  if (h.on) record(Call::free, reinterpret_cast<std::uint64_t>(p), 0, 0, KMBENCH_CALLER);
   __libc_free(p);
 }
 
 KMBENCH_EXPORT void* calloc(size_t n, size_t size) {
   Hook h;
   void* p = __libc_calloc(n, size);
-  if (h.on) record(Call::calloc, reinterpret_cast<std::uint64_t>(p), 0, n * size);
+  if (h.on) record(Call::calloc, reinterpret_cast<std::uint64_t>(p), 0, n * size, KMBENCH_CALLER);
   return p;
 }
 
 KMBENCH_EXPORT void* realloc(void* old, size_t n) {
   Hook h;
   void* p = __libc_realloc(old, n);
-  if (h.on) record(Call::realloc, reinterpret_cast<std::uint64_t>(old), reinterpret_cast<std::uint64_t>(p), n);
+  if (h.on) {
+    record(Call::realloc, reinterpret_cast<std::uint64_t>(old), reinterpret_cast<std::uint64_t>(p), n, KMBENCH_CALLER);
+  }
   return p;
 }
 
 KMBENCH_EXPORT void* memalign(size_t align, size_t n) {
   Hook h;
   void* p = __libc_memalign(align, n);
-  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, n, log2_of(align));
+  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, n, KMBENCH_CALLER, log2_of(align));
   return p;
 }
 
 KMBENCH_EXPORT void* aligned_alloc(size_t align, size_t n) {
   Hook h;
   void* p = __libc_memalign(align, n);
-  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, n, log2_of(align));
+  if (h.on) record(Call::aligned_alloc, reinterpret_cast<std::uint64_t>(p), 0, n, KMBENCH_CALLER, log2_of(align));
   return p;
 }
 
@@ -356,7 +381,7 @@ KMBENCH_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
   void* p = __libc_memalign(align, n);
   if (!p) return ENOMEM;
   *out = p;
-  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, n, log2_of(align));
+  if (h.on) record(Call::posix_memalign, reinterpret_cast<std::uint64_t>(p), 0, n, KMBENCH_CALLER, log2_of(align));
   return 0;
 }
 
@@ -364,7 +389,7 @@ KMBENCH_EXPORT void* valloc(size_t n) {
   Hook h;
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   void* p = __libc_memalign(page, n);
-  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, n, log2_of(page));
+  if (h.on) record(Call::valloc, reinterpret_cast<std::uint64_t>(p), 0, n, KMBENCH_CALLER, log2_of(page));
   return p;
 }
 
@@ -373,24 +398,34 @@ KMBENCH_EXPORT void* pvalloc(size_t n) {
   const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   const std::size_t rounded = (n + page - 1) / page * page;
   void* p = __libc_memalign(page, rounded ? rounded : page);
-  if (h.on) record(Call::memalign, reinterpret_cast<std::uint64_t>(p), 0, rounded, log2_of(page));
+  if (h.on) record(Call::pvalloc, reinterpret_cast<std::uint64_t>(p), 0, rounded, KMBENCH_CALLER, log2_of(page));
   return p;
 }
 
-KMBENCH_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+namespace {
+
+void* mmap_from(const void* site, void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   Hook h;
   void* p = raw_mmap(addr, len, prot, flags, fd, off);
-  if (h.on && p != MAP_FAILED && (flags & MAP_ANONYMOUS)) record(Call::mmap, reinterpret_cast<std::uint64_t>(p), 0, len);
+  if (h.on && p != MAP_FAILED && (flags & MAP_ANONYMOUS)) {
+    record(Call::mmap, reinterpret_cast<std::uint64_t>(p), 0, len, site);
+  }
   return p;
+}
+
+}  // namespace
+
+KMBENCH_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return mmap_from(KMBENCH_CALLER, addr, len, prot, flags, fd, off);
 }
 
 KMBENCH_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
-  return mmap(addr, len, prot, flags, fd, off);
+  return mmap_from(KMBENCH_CALLER, addr, len, prot, flags, fd, off);
 }
 
 KMBENCH_EXPORT int munmap(void* addr, size_t len) {
   Hook h;
   const int r = static_cast<int>(syscall(SYS_munmap, addr, len));
-  if (h.on && r == 0) record(Call::munmap, reinterpret_cast<std::uint64_t>(addr), 0, len);
+  if (h.on && r == 0) record(Call::munmap, reinterpret_cast<std::uint64_t>(addr), 0, len, KMBENCH_CALLER);
   return r;
 }
