@@ -34,6 +34,19 @@ std::string self_exe() {
   return std::string(buf, n);
 }
 
+std::string with_pid(const std::string& pattern) {
+  std::string out;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'p') {
+      out += std::to_string(::getpid());
+      ++i;
+    } else {
+      out += pattern[i];
+    }
+  }
+  return out;
+}
+
 bool ChildExit::exited_ok() const noexcept {
   return !timed_out && !stopped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }

@@ -20,6 +20,8 @@ namespace kmbench::base {
 std::size_t self_exe(char* buf, std::size_t size) noexcept;
 /// The same as a string. Throws RunError when /proc/self/exe cannot be read.
 std::string self_exe();
+/// A file name pattern with every "%p" replaced by this process's pid (recorders' outputs).
+std::string with_pid(const std::string& pattern);
 
 struct SpawnOptions {
   /// Where the child's standard streams go: empty inherits ours; a path is

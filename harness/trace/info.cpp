@@ -131,12 +131,14 @@ nlohmann::json slab_slack_json(const Info& i) {
 void count_calls(const ops::Trace& t, Info& info) {
   std::uint64_t by_call[ops::kCalls] = {};
   std::map<std::string, Info::FamilyOps> by_family;
+  std::map<std::string, std::uint64_t> by_class;
   for (const ops::Stream& s : t.streams) {
     for (std::size_t i = 0; i < s.calls.size(); ++i) {
       const ops::Call c = s.calls[i];
       if (c == ops::Call::none) continue;
       ++by_call[static_cast<int>(c)];
       const ops::Op& op = s.ops[i];
+      if (c == ops::Call::os_object_new) ++by_class[op.tag != 0 ? t.strings[op.tag] : "(unknown class)"];
       const std::string family(ops::call_family(c, (op.flags & ops::kOpPageable) != 0));
       Info::FamilyOps& f = by_family[family];
       f.family = family;
@@ -149,6 +151,9 @@ void count_calls(const ops::Trace& t, Info& info) {
     if (by_call[c] != 0) info.calls.emplace_back(ops::call_name(static_cast<ops::Call>(c)), by_call[c]);
   }
   for (auto& [name, f] : by_family) info.families.push_back(std::move(f));
+  info.classes.assign(by_class.begin(), by_class.end());
+  std::stable_sort(info.classes.begin(), info.classes.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
 }
 
 Info summarize_counts(const ops::Trace& t) {
@@ -223,6 +228,8 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   for (const Info::FamilyOps& f : i.families) {
     j["call_families"].push_back({{"family", f.family}, {"allocs", f.allocs}, {"frees", f.frees}});
   }
+  j["classes"] = nlohmann::json::object();
+  for (const auto& [name, n] : i.classes) j["classes"][name] = n;
   j["record_cut"] = i.cut.empty() ? nlohmann::json(nullptr) : nlohmann::json(i.cut);
   j["counters"] = t.counters;
   j["metadata"] = t.header.metadata;
@@ -280,6 +287,11 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
       out << "  " << std::setw(26) << std::left << f.family << std::right << " " << std::setw(9) << f.allocs
           << " / " << f.frees << "\n";
     }
+  }
+  if (!i.classes.empty()) {
+    out << "OSObject classes (allocations):";
+    for (const auto& [name, n] : i.classes) out << " " << name << "=" << n;
+    out << "\n";
   }
   out << "sizes (allocations by size, bytes <=):\n";
   std::uint64_t most = 1;

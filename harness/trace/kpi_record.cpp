@@ -266,7 +266,7 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
   Builder b("kpi", "kmbench-kpi-record", options);
   Symbolizer symbols(log.modules, options.symbols);
   std::unordered_map<std::uint64_t, std::uint32_t> site_ids;
-  std::uint64_t unknown = 0, sites_unnamed = 0;
+  std::uint64_t unknown = 0, sites_unnamed = 0, dma_runs = 0, dma_bounced = 0;
   for (std::size_t i = 0; i < log.records.size(); ++i) {
     const Record& r = log.records[i];
     if (r.call >= kFirstEvent) continue;
@@ -285,6 +285,10 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
     }
     e.site = it->second;
     const auto call = static_cast<Call>(r.call);
+    if (call == Call::dma_prepare) {  // what the ops cannot hold: the transfer's physical runs and its bounce
+      dma_runs += r.aux2 >> kPrepareRunsShift;
+      dma_bounced += (r.aux2 & kPrepareBounced) != 0 ? 1 : 0;
+    }
     if (call == Call::os_malloc || call == Call::os_malloc_noblock || call == Call::os_malloc_nowait) {
       e.tag = b.intern(key_name(log, r.aux, "tag"));
     } else if (call == Call::os_object_new && class_of[i] != 0) {
@@ -304,6 +308,8 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
   t.counters["record.sites_unnamed"] = sites_unnamed;
   t.counters["record.objects_unreadable"] = symbols.counts().unreadable_objects;
   t.counters["record.build_id_mismatches"] = symbols.counts().build_id_mismatches;
+  t.counters["record.dma_runs"] = dma_runs;
+  t.counters["record.dma_bounced_transfers"] = dma_bounced;
   t.counters["record.dropped_records"] = std::strtoull(log.header["dropped_records"].c_str(), nullptr, 10);
   if (const auto ps = std::strtoul(log.header["page_size"].c_str(), nullptr, 10); ps > 0) {
     t.header.page_size = static_cast<std::uint32_t>(ps);

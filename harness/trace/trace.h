@@ -193,6 +193,8 @@ struct Info {
     std::uint64_t allocs = 0, frees = 0;
   };
   std::vector<FamilyOps> families;
+  /// OSObject allocations by class (the tag of an OSObject::operator new op), most first.
+  std::vector<std::pair<std::string, std::uint64_t>> classes;
   /// A KPI recording cut short (metadata "record.cut"): where and why; "" otherwise.
   std::string cut;
 };

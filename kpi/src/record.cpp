@@ -52,7 +52,7 @@ std::string g_path;
 ThreadLog* g_logs = nullptr;
 std::uint32_t g_threads = 0;
 std::atomic<std::uint64_t> g_dropped{0};  // records a refused write lost
-bool g_write_failed = false;
+std::atomic<bool> g_write_failed{false};  // said once on stderr
 pthread_key_t g_key;
 bool g_exit_hook = false;
 
@@ -93,8 +93,7 @@ void write_block(BlockType type, const void* payload, std::uint32_t bytes, std::
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       if (type == BlockType::records) g_dropped.fetch_add(bytes / sizeof(Record), std::memory_order_relaxed);
-      if (!g_write_failed) {
-        g_write_failed = true;
+      if (!g_write_failed.exchange(true, std::memory_order_relaxed)) {
         std::fprintf(stderr, "kmbench: KMBENCH_RECORD=%s: write failed: %s; later records are lost\n",
                      g_path.c_str(), std::strerror(errno));
       }
@@ -169,19 +168,6 @@ void write_header(const std::string& text) {
   write_block(BlockType::header, text.data(), static_cast<std::uint32_t>(text.size()), 0);
 }
 
-std::string expand_pid(const std::string& pattern) {
-  std::string out;
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'p') {
-      out += std::to_string(::getpid());
-      ++i;
-    } else {
-      out += pattern[i];
-    }
-  }
-  return out;
-}
-
 void at_fork_child() {
   // The child does not write into its parent's recording.
   g_record_state.store(0, std::memory_order_relaxed);
@@ -214,7 +200,7 @@ void start_locked(const std::string& path) {
     std::lock_guard lock(g_mutex);
     g_fd = fd;
     g_path = path;
-    g_write_failed = false;
+    g_write_failed.store(false, std::memory_order_relaxed);
     g_dropped.store(0, std::memory_order_relaxed);
     const char* backend = std::getenv("KMBENCH_BACKEND");
     write_header("pid=" + std::to_string(::getpid()) + "\nprogram=" + base::self_exe() +
@@ -243,7 +229,7 @@ bool record_from_environment() noexcept {
     g_record_state.store(0, std::memory_order_release);
     return false;
   }
-  const std::string path = expand_pid(env);
+  const std::string path = base::with_pid(env);
   try {
     start_locked(path);
   } catch (const std::exception& e) {
@@ -305,7 +291,7 @@ void start_recording(const std::string& path) {
   if (kd::g_record_state.load(std::memory_order_acquire) > 0) {
     throw UsageError("start_recording(" + path + "): already recording to " + kd::g_path);
   }
-  kd::start_locked(kd::expand_pid(path));
+  kd::start_locked(base::with_pid(path));
 }
 
 bool recording() { return kd::recording(); }

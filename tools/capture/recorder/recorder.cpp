@@ -184,17 +184,7 @@ struct Hook {
 
 std::string output_path() {
   const char* env = std::getenv("KMBENCH_RECORD_OUT");
-  std::string pattern = env && *env ? env : "kmbench-record.%p.kmt";
-  std::string out;
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'p') {
-      out += std::to_string(::getpid());
-      ++i;
-    } else {
-      out += pattern[i];
-    }
-  }
-  return out;
+  return kmbench::base::with_pid(env && *env ? env : "kmbench-record.%p.kmt");
 }
 
 void finish() {
