@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, runs the whole ctest suite,
-# then the sanitizer stages: AddressSanitizer+UBSan over the unit, conformance,
-# death and concurrency tests, ThreadSanitizer over the concurrency tests.
+# then the sanitizer stages (built by clang): AddressSanitizer+UBSan over the
+# unit, conformance, death and concurrency tests, ThreadSanitizer over the
+# concurrency tests.
 # Each sanitizer tree builds only the test programs its stage runs.
 # Exits non-zero on any failure.
 #   tools/test.sh            everything
@@ -44,7 +45,9 @@ sanitizer_stage() {
   shift 4
   local targets start=$SECONDS
   targets=$(targets_for "$include" "$exclude")
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DKMBENCH_SANITIZER="$sanitizer" \
+  # clang compiles the instrumented trees about a third faster than g++ (the
+  # Release tree stays g++'s); a tree configured before keeps its compiler.
+  CC=clang CXX=clang++ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DKMBENCH_SANITIZER="$sanitizer" \
     -DKMBENCH_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
     -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" >/dev/null
   # shellcheck disable=SC2086

@@ -18,8 +18,9 @@
 #include "allocators/backend.h"
 #include "allocators/physmem/physmem.h"
 #include "base/errors.h"
+#include "base/sanitizers.h"
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(KMBENCH_TSAN)
 #include <sanitizer/tsan_interface.h>
 #endif
 
@@ -63,12 +64,12 @@ class NodeMemory {
 /// allocation from the same backend, as the allocator's own locks ensure.
 /// No code outside TSan builds.
 inline void tsan_before_free([[maybe_unused]] const void* backend) noexcept {
-#if defined(__SANITIZE_THREAD__)
+#if defined(KMBENCH_TSAN)
   __tsan_release(const_cast<void*>(backend));
 #endif
 }
 inline void tsan_after_allocate([[maybe_unused]] const void* backend) noexcept {
-#if defined(__SANITIZE_THREAD__)
+#if defined(KMBENCH_TSAN)
   __tsan_acquire(const_cast<void*>(backend));
 #endif
 }

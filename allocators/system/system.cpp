@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/sanitizers.h"
+
 namespace kmbench {
 namespace {
 
@@ -20,7 +22,7 @@ void* libc_symbol(void* handle, const char* name) {
 }
 
 GlibcFunctions resolve_glibc() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(KMBENCH_ASAN) || defined(KMBENCH_TSAN)
   // A sanitizer must see every block to check it, so sanitizer builds use the
   // process's malloc (the sanitizer's own). They measure nothing.
   void* libc = RTLD_DEFAULT;  // (a null handle)

@@ -67,7 +67,7 @@ LentFrames& lent() {
   return *frames;
 }
 
-constexpr std::uintptr_t page_of(const void* va) {
+inline std::uintptr_t page_of(const void* va) {
   return reinterpret_cast<std::uintptr_t>(va) & ~std::uintptr_t{kPage - 1};
 }
 
