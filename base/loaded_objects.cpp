@@ -9,10 +9,8 @@
 #include "base/process.h"
 
 namespace kmbench::base {
-namespace {
 
-/// The GNU build id in a loaded PT_NOTE segment, or "".
-std::string build_id_in(const char* p, const char* end) {
+std::string gnu_build_id(const char* p, const char* end) {
   while (p + sizeof(ElfW(Nhdr)) <= end) {
     ElfW(Nhdr) nh;
     std::memcpy(&nh, p, sizeof nh);
@@ -27,6 +25,8 @@ std::string build_id_in(const char* p, const char* end) {
   return {};
 }
 
+namespace {
+
 int add_object(dl_phdr_info* info, std::size_t, void* out) {
   auto& objects = *static_cast<std::vector<LoadedObject>*>(out);
   LoadedObject o;
@@ -40,7 +40,7 @@ int add_object(dl_phdr_info* info, std::size_t, void* out) {
       o.hi = std::max<std::uint64_t>(o.hi, start + ph.p_memsz);
     } else if (ph.p_type == PT_NOTE && o.build_id.empty()) {
       const char* p = reinterpret_cast<const char*>(start);
-      o.build_id = build_id_in(p, p + ph.p_memsz);
+      o.build_id = gnu_build_id(p, p + ph.p_memsz);
     }
   }
   const bool first = objects.empty();

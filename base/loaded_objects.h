@@ -20,4 +20,8 @@ struct LoadedObject {
 /// Every loaded object with code, in the dynamic linker's order (the program first).
 std::vector<LoadedObject> loaded_objects();
 
+/// The GNU build id among the ELF notes in [p, end) (a PT_NOTE segment or an
+/// SHT_NOTE section), at most 255 bytes; "" when there is none.
+std::string gnu_build_id(const char* p, const char* end);
+
 }  // namespace kmbench::base

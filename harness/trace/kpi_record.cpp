@@ -3,6 +3,7 @@
 // threads, the call sites named from the recorded objects' symbol tables, and
 // every call turned into an op (with its KPI call) by the capture Builder.
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -166,9 +167,7 @@ struct TickClock {
   }
 };
 
-std::uint8_t log2_of(std::uint64_t v) {
-  return v <= 1 ? 0 : static_cast<std::uint8_t>(63 - __builtin_clzll(v));
-}
+std::uint8_t log2_of(std::uint64_t v) { return v <= 1 ? 0 : static_cast<std::uint8_t>(std::bit_width(v) - 1); }
 
 /// The capture event of one recorded call; false for calls the trace does not hold.
 bool event_of(const Record& r, Event& e) {

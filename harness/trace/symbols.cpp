@@ -47,7 +47,7 @@ class Mapped {
   std::size_t size_ = 0;
 };
 
-/// The section headers of a little-endian ELF64 file, or an empty span.
+/// The section headers of a little-endian ELF64 file; none when it is not one.
 std::vector<Elf64_Shdr> sections_of(const Mapped& f) {
   const unsigned char* h = f.at(0, sizeof(Elf64_Ehdr));
   if (h == nullptr || std::memcmp(h, ELFMAG, SELFMAG) != 0 || h[EI_CLASS] != ELFCLASS64 ||
@@ -67,19 +67,9 @@ std::vector<Elf64_Shdr> sections_of(const Mapped& f) {
 std::string build_id_of(const Mapped& f, const std::vector<Elf64_Shdr>& sections) {
   for (const Elf64_Shdr& s : sections) {
     if (s.sh_type != SHT_NOTE) continue;
-    const unsigned char* p = f.at(s.sh_offset, s.sh_size);
-    if (p == nullptr) continue;
-    const unsigned char* end = p + s.sh_size;
-    while (p + sizeof(Elf64_Nhdr) <= end) {
-      Elf64_Nhdr nh;
-      std::memcpy(&nh, p, sizeof nh);
-      const unsigned char* name = p + sizeof nh;
-      const unsigned char* desc = name + ((nh.n_namesz + 3) & ~3u);
-      if (desc > end || nh.n_descsz > static_cast<std::size_t>(end - desc)) break;
-      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
-        return std::string(reinterpret_cast<const char*>(desc), std::min<std::size_t>(nh.n_descsz, 255));
-      }
-      p = desc + ((nh.n_descsz + 3) & ~3u);
+    if (const auto* p = reinterpret_cast<const char*>(f.at(s.sh_offset, s.sh_size))) {
+      std::string id = base::gnu_build_id(p, p + s.sh_size);
+      if (!id.empty()) return id;
     }
   }
   return {};
@@ -124,11 +114,6 @@ struct Symbolizer::Table {
     return address < it->start + it->size ? &*it : nullptr;
   }
 };
-
-std::string elf_build_id(const std::string& path) {
-  const Mapped f(path);
-  return build_id_of(f, sections_of(f));
-}
 
 Symbolizer::Symbolizer(std::vector<Module> modules, bool read_files)
     : modules_(std::move(modules)), tables_(modules_.size()), tried_(modules_.size(), false),

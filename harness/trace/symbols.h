@@ -47,7 +47,4 @@ class Symbolizer {
   Counts counts_;
 };
 
-/// Reads an ELF file's GNU build id (empty when it has none or is not ELF).
-std::string elf_build_id(const std::string& path);
-
 }  // namespace kmbench::trace

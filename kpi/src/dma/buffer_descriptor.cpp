@@ -3,6 +3,7 @@
 #include <IOKit/IOLib.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "allocators/physmem/physmem.h"
@@ -106,7 +107,7 @@ IOBufferMemoryDescriptor* make_buffer(task_t inTask, IOOptionBits options, mach_
   return me;
 }
 
-unsigned log2_of(UInt64 alignment) { return alignment <= 1 ? 0 : 63 - __builtin_clzll(alignment); }
+unsigned log2_of(UInt64 alignment) { return alignment <= 1 ? 0 : std::bit_width(alignment) - 1; }
 
 }  // namespace
 
