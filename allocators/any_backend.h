@@ -54,6 +54,8 @@ struct BackendOps {
   std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
   void* (*allocate_low)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;  // may be null
   void (*free_low)(void* self, void* p, std::size_t size, TagId) noexcept;           // may be null
+  void* (*reallocate)(void* self, void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId,
+                      NodeId) noexcept;
   CountingStats (*stats)(const void* self);
   CountingFootprint (*footprint)(const void* self);
   void (*destroy)(void* self) noexcept;
@@ -114,6 +116,10 @@ inline constexpr BackendOps kOpsFor = {
             }
           }
         : nullptr,
+    [](void* self, void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+       NodeId node) noexcept {
+      return static_cast<Counting<B>*>(self)->reallocate(p, old_size, new_size, align, tag, node);
+    },
     [](const void* self) { return static_cast<const Counting<B>*>(self)->stats(); },
     [](const void* self) { return static_cast<const Counting<B>*>(self)->footprint(); },
     [](void* self) noexcept { delete static_cast<Counting<B>*>(self); },
@@ -169,6 +175,13 @@ class AnyBackend {
   /// pre: p came from allocate_low with this size
   void free_low(void* p, std::size_t size, TagId tag = kNoTag) noexcept {
     ops_->free_low(self_, p, size, tag);
+  }
+  /// realloc: the backend's own (kFeatureRealloc), else allocate, copy and
+  /// free (kmbench::reallocate); counted. p nullptr: allocate.
+  /// pre: p came from allocate with old_size and this align
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    return ops_->reallocate(self_, p, old_size, new_size, align, tag, node);
   }
   /// pre: has(kFeaturePhysical)
   std::uint64_t physical_address(const void* p) const noexcept {

@@ -8,6 +8,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <string_view>
@@ -40,6 +41,7 @@ enum Feature : std::uint32_t {
   kFeaturePhysical = 1u << 4,    // memory lies in simulated physical memory: physical_address(p)
   kFeatureTags = 1u << 5,        // the backend keeps per-tag state of its own (arena per tag)
   kFeatureLowMemory = 1u << 6,   // allocate_low/free_low: blocks below 4 GiB physical (DMA32)
+  kFeatureRealloc = 1u << 7,     // reallocate(..): the allocator's own realloc (may grow or shrink in place)
 };
 
 /// What a kernel-style backend over simulated physical memory claims (buddy,
@@ -141,7 +143,39 @@ concept Backend =
      requires(B& b, std::size_t size, std::size_t align, TagId tag, NodeId node, void* p) {
        { b.allocate_low(size, align, tag, node) } noexcept -> std::same_as<void*>;
        { b.free_low(p, size) } noexcept;
+     }) &&
+    // pre  reallocate: p came from allocate with old_size and this align (not from allocate_low)
+    // post reallocate: nullptr on failure, p untouched and still live; else a block of
+    //      new_size aligned as allocate's, holding p's first min(old_size, new_size)
+    //      bytes, and p is gone unless it is the block returned
+    (!(B::kFeatures & kFeatureRealloc) ||
+     requires(B& b, std::size_t size, std::size_t align, TagId tag, NodeId node, void* p) {
+       { b.reallocate(p, size, size, align, tag, node) } noexcept -> std::same_as<void*>;
      });
+
+/// realloc for every backend: the backend's own where it has one
+/// (kFeatureRealloc); else what a kernel does across size classes (krealloc,
+/// kalloc's realloc): allocate the new block, copy what both hold, free the old.
+/// The contract is reallocate's above.
+template <Backend B>
+inline void* copy_reallocate(B& b, void* p, std::size_t old_size, std::size_t new_size, std::size_t align,
+                             TagId tag, NodeId node) noexcept {
+  void* q = b.allocate(new_size, align, tag, node);
+  if (q != nullptr) {
+    std::memcpy(q, p, old_size < new_size ? old_size : new_size);
+    b.free(p, old_size);
+  }
+  return q;
+}
+template <Backend B>
+inline void* reallocate(B& b, void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                        NodeId node) noexcept {
+  if constexpr ((B::kFeatures & kFeatureRealloc) != 0) {
+    return b.reallocate(p, old_size, new_size, align, tag, node);
+  } else {
+    return copy_reallocate(b, p, old_size, new_size, align, tag, node);
+  }
+}
 
 /// Bytes a backend handed out for a request: usable_size when it can tell, else size.
 template <Backend B>

@@ -82,6 +82,25 @@ class Counting {
     backend_.free(p, size);
   }
 
+  /// realloc through the backend (its own, or allocate, copy and free:
+  /// kmbench::reallocate), counted as the old block's free and the new one's
+  /// allocation. p nullptr: allocate. On failure p stays live and counted.
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    if (p == nullptr) {
+      return allocate(new_size, align, tag, node);
+    }
+    const std::size_t old_given = handed_out(backend_, p, old_size);
+    void* q = kmbench::reallocate(backend_, p, old_size, new_size, align, tag, node);
+    if (q == nullptr) [[unlikely]] {
+      bump(shard().failed, 1);
+      return nullptr;
+    }
+    count_free_handed(old_size, old_given, tag);
+    count_alloc(q, new_size, tag);
+    return q;
+  }
+
   void* allocate_low(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept
     requires((B::kFeatures & kFeatureLowMemory) != 0)
   {

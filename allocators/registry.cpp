@@ -155,7 +155,7 @@ std::string feature_names(std::uint32_t features) {
       {kFeatureSizedFree, "sized-free"}, {kFeatureNuma, "numa"},
       {kFeatureUsableSize, "usable-size"}, {kFeatureReclaim, "reclaim"},
       {kFeaturePhysical, "physical"},    {kFeatureTags, "tags"},
-      {kFeatureLowMemory, "low-memory"},
+      {kFeatureLowMemory, "low-memory"}, {kFeatureRealloc, "realloc"},
   };
   std::string out;
   for (const auto& [bit, name] : kNames) {

@@ -51,7 +51,7 @@ class JemallocBackend {
        "spreads threads over arenas (percpu_arena: one per CPU)",
        {}, 1, 16},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureSizedFree | kFeatureNuma |
+  static constexpr std::uint32_t kFeatures = kFeatureRealloc | kFeatureSizedFree | kFeatureNuma |
                                              kFeatureUsableSize | kFeatureReclaim | kFeatureTags |
                                              kFeaturePhysical | kFeatureLowMemory;
 
@@ -81,6 +81,22 @@ class JemallocBackend {
       return;
     }
     free_in(p, size, single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u);
+  }
+
+  /// rallocx in the block's own arena, with its tcache: grows or shrinks in
+  /// place where the size class allows, else moves within that arena. A block
+  /// aligned beyond 16 bytes moves by allocate, copy and free.
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    if (align > kMinAlign) {
+      return copy_reallocate(*this, p, old_size, new_size, align, tag, node);
+    }
+    const unsigned local = single_arena_ ? 0 : nodemem::GranuleMap::instance().get(p) - 1u;
+    const Arena* arena = arenas_[local].load(std::memory_order_acquire);
+    nodemem::tsan_before_free(this);
+    void* q = rallocx(p, effective(new_size), static_cast<int>(MALLOCX_ARENA(arena->index)) | tcache_flag(local));
+    nodemem::tsan_after_allocate(this);
+    return q;
   }
 
   /// A block below 4 GiB physical, from the low arena (made on first use).

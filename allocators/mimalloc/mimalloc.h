@@ -92,7 +92,7 @@ class BasicMimallocBackend {
   static constexpr std::span<const ParamSpec> kParams = mimalloc_detail::kParams;
   static constexpr std::uint32_t kFeatures =
       kFeatureSizedFree | kFeatureUsableSize | kFeatureReclaim | kFeaturePhysical |
-      kFeatureLowMemory | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);
+      kFeatureLowMemory | kFeatureRealloc | (kNodeArenas ? std::uint32_t{kFeatureNuma} : 0u);
 
   /// params: arena_mib=N, memory per node arena (default: the node's RAM above
   /// 4 GiB less 32 MiB, or half the node without any; the first backend on a
@@ -112,6 +112,20 @@ class BasicMimallocBackend {
   void free(void* p, std::size_t size) noexcept {
     nodemem::tsan_before_free(this);
     mi_free_size(p, size < kMinAlign ? kMinAlign : size);
+  }
+  /// mi_heap_realloc into the calling thread's heap for node: in place while
+  /// the new size fits the block and keeps at least half of it, else a move.
+  /// A block aligned beyond 16 bytes moves by allocate, copy and free.
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    mi_heap_t* h = align > kMinAlign ? nullptr : heap(node);
+    if (h == nullptr) {
+      return align > kMinAlign ? copy_reallocate(*this, p, old_size, new_size, align, tag, node) : nullptr;
+    }
+    nodemem::tsan_before_free(this);
+    void* q = mi_heap_realloc(h, p, new_size < kMinAlign ? kMinAlign : new_size);
+    nodemem::tsan_after_allocate(this);
+    return q;
   }
   /// A block below 4 GiB physical: from the arena below 4 GiB (node 0's own
   /// when it lies there).

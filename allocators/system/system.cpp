@@ -38,6 +38,7 @@ GlibcFunctions resolve_glibc() {
   GlibcFunctions fn;
   fn.malloc = reinterpret_cast<void* (*)(std::size_t)>(libc_symbol(libc, "malloc"));
   fn.free = reinterpret_cast<void (*)(void*)>(libc_symbol(libc, "free"));
+  fn.realloc = reinterpret_cast<void* (*)(void*, std::size_t)>(libc_symbol(libc, "realloc"));
   fn.memalign =
       reinterpret_cast<void* (*)(std::size_t, std::size_t)>(libc_symbol(libc, "memalign"));
   fn.usable_size =

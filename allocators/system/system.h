@@ -18,6 +18,7 @@ namespace kmbench {
 struct GlibcFunctions {
   void* (*malloc)(std::size_t) = nullptr;
   void (*free)(void*) = nullptr;
+  void* (*realloc)(void*, std::size_t) = nullptr;
   void* (*memalign)(std::size_t, std::size_t) = nullptr;
   std::size_t (*usable_size)(void*) = nullptr;
 };
@@ -35,7 +36,7 @@ class SystemBackend {
   static constexpr BackendVariant kVariants[] = {
       {"system", "glibc malloc/free/memalign, reached in libc.so.6 itself (the baseline)", ""},
   };
-  static constexpr std::uint32_t kFeatures = kFeatureUsableSize;
+  static constexpr std::uint32_t kFeatures = kFeatureUsableSize | kFeatureRealloc;
 
   static constexpr std::span<const ParamSpec> kParams{};  // glibc's tunables are the environment's
 
@@ -50,6 +51,13 @@ class SystemBackend {
     return align <= kMinAlign ? fn_.malloc(size) : fn_.memalign(align, size);
   }
   void free(void* p, std::size_t) noexcept { fn_.free(p); }
+  /// glibc's realloc; it keeps malloc's 16-byte alignment only, so a block
+  /// aligned beyond that moves by allocate, copy and free (glibc has no aligned realloc).
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    if (align > kMinAlign) return copy_reallocate(*this, p, old_size, new_size, align, tag, node);
+    return fn_.realloc(p, new_size == 0 ? 1 : new_size);  // realloc(p, 0) would free p
+  }
   std::size_t usable_size(void* p, std::size_t) const noexcept { return fn_.usable_size(p); }
   BackendStats stats() const;
 

@@ -129,6 +129,11 @@ void add_dma(nlohmann::json& j, const Result& r) {
                 {"dma32_transfers", r.flags.low_transfers},
                 {"dma32_unhonoured_bounces", r.flags.unhonoured_bounces},
                 {"note", r.flags.note}};
+  j["reallocs"] = {{"joined", r.reallocs.calls},
+                   {"in_place", r.reallocs.in_place},
+                   {"failed", r.reallocs.failed},
+                   {"backend_own", r.reallocs.own},
+                   {"mode", std::string(name_of(r.options.realloc))}};
 }
 
 nlohmann::json numa_json(const Result& r) {
@@ -385,6 +390,11 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
     out << "  flags           dma32 " << r.flags.low_requested << " (" << r.flags.low_unhonoured
         << " not honoured, " << r.flags.unhonoured_bounces << " transfers bounced for it), contiguous "
         << r.flags.contiguous_requested << " (" << r.flags.contiguous_unhonoured << " not honoured)\n";
+  }
+  if (r.reallocs.calls > 0) {
+    out << "  reallocs        " << r.reallocs.calls << " (" << r.reallocs.in_place << " in place, "
+        << r.reallocs.failed << " failed; " << (r.reallocs.own > 0 ? "the backend's own realloc" : "allocate, copy, free")
+        << ")\n";
   }
   for (const auto& [why, count] : r.dropped) {
     out << "  dropped         " << count << " " << why << "\n";

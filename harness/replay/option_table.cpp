@@ -20,6 +20,7 @@ std::string number_text(double v) {
 constexpr std::string_view kModes[] = {"fast", "paced"};
 constexpr std::string_view kPlacements[] = {"local", "remote", "interleaved"};
 constexpr std::string_view kTouches[] = {"none", "first", "pages"};
+constexpr std::string_view kReallocs[] = {"backend", "copy", "split"};
 
 template <class E, std::size_t N>
 E enum_of(const std::string& checked, const std::string_view (&names)[N]) {
@@ -80,6 +81,13 @@ std::vector<OptionSpec> make_table() {
                .choices = {std::begin(kTouches), std::end(kTouches)},
                .set = [](Options& o, const std::string& v) { o.touch = enum_of<Touch>(v, kTouches); },
                .get = [](const Options& o) { return std::string(name_of(o.touch)); }});
+  t.push_back({.key = "realloc", .flag = "--realloc", .type = T::choice,
+               .help = "A recorded realloc: backend (the backend's own realloc where it has one, else "
+                       "allocate, copy, free); copy (allocate, copy, free everywhere); split (a free, then an "
+                       "allocation, nothing copied)",
+               .choices = {std::begin(kReallocs), std::end(kReallocs)},
+               .set = [](Options& o, const std::string& v) { o.realloc = enum_of<Realloc>(v, kReallocs); },
+               .get = [](const Options& o) { return std::string(name_of(o.realloc)); }});
   t.push_back({.key = "latency", .flag = "--no-latency", .type = T::flag,
                .help = "Do not time each operation", .negated = true,
                .set = [](Options& o, const std::string& v) { o.latency = v == "true"; },
@@ -115,6 +123,7 @@ bool parse_all(std::string_view text, T& out) {
 std::string_view name_of(Mode m) { return kModes[static_cast<int>(m)]; }
 std::string_view name_of(Touch t) { return kTouches[static_cast<int>(t)]; }
 std::string_view name_of(Placement p) { return kPlacements[static_cast<int>(p)]; }
+std::string_view name_of(Realloc r) { return kReallocs[static_cast<int>(r)]; }
 
 const std::vector<OptionSpec>& option_table() {
   static const std::vector<OptionSpec> table = make_table();

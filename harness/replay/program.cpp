@@ -141,7 +141,7 @@ class ProgramBuilder {
  public:
   ProgramBuilder(const ops::Trace& trace, unsigned threads)
       : trace_(trace), threads_(threads), tags_(trace, prog_.tag_names), order_(threads), life_(threads),
-        objects_(trace.object_count), cursor_(threads, 0) {
+        objects_(trace.object_count), cursor_(threads, 0), last_stream_(threads, 0) {
     prog_.threads.resize(threads);
     prog_.step_sites.resize(threads);
     prog_.object_count = trace.object_count;
@@ -273,8 +273,10 @@ class ProgramBuilder {
             break;
           }
           if (d.verdict == Verdict::run) {
-            cpu_ = trace_.streams[order_[t][cursor_[t]].stream].cpu;
-            place(t, op);
+            const Ref& ref = order_[t][cursor_[t]];
+            cpu_ = trace_.streams[ref.stream].cpu;
+            stream_ = ref.stream;
+            place(t, op, call_of(ref));
           } else {
             ++prog_.dropped[d.reason];
           }
@@ -295,8 +297,33 @@ class ProgramBuilder {
         consume(victim, op_at(order_[victim][cursor_[victim]]));
       }
     }
-    for (const auto& steps : prog_.threads) {
+    for (auto& steps : prog_.threads) {
       prog_.steps += steps.size();
+      if (!steps.empty()) steps.back().ctl &= ~kStepReallocFrom;  // no allocation followed it
+    }
+  }
+
+  ops::Call call_of(const Ref& r) const {
+    const auto& calls = trace_.streams[r.stream].calls;
+    return r.index < calls.size() ? calls[r.index] : ops::Call::none;
+  }
+
+  /// A realloc's two steps become one when the allocation directly follows the
+  /// free on the thread, from the same stream at the same time, and neither
+  /// is below 4 GiB or differently aligned; else they stay a free and an allocation.
+  void join_realloc(unsigned t, std::uint32_t stream, ops::Call call, Step& s) {
+    std::vector<Step>& steps = prog_.threads[t];
+    Step* before = steps.empty() ? nullptr : &steps.back();
+    const bool pending = before != nullptr && (before->ctl & kStepReallocFrom) != 0;
+    if (pending && call == ops::Call::realloc && s.kind == OpKind::alloc && last_stream_[t] == stream &&
+        before->time_ns == s.time_ns && (s.ctl & kStepLow) == 0 && before->align_log2 == s.align_log2) {
+      s.ctl |= kStepReallocTo;
+      ++prog_.realloc_pairs;
+      return;
+    }
+    if (pending) before->ctl &= ~kStepReallocFrom;
+    if (call == ops::Call::realloc && s.kind == OpKind::free && (s.ctl & kStepLow) == 0) {
+      s.ctl |= kStepReallocFrom;
     }
   }
 
@@ -308,7 +335,7 @@ class ProgramBuilder {
 
   /// Appends op to thread t as a step; a step that follows another thread's
   /// step on the same object waits for it, which publishes.
-  void place(unsigned t, const ops::Op& op) {
+  void place(unsigned t, const ops::Op& op, ops::Call call) {
     Object& o = objects_[op.object];
     Step s;
     s.time_ns = op.time_ns - t0_;
@@ -347,6 +374,8 @@ class ProgramBuilder {
         }
         break;
     }
+    join_realloc(t, stream_, call, s);
+    last_stream_[t] = stream_;
     o.last_thread = t;
     o.last_index = static_cast<std::uint32_t>(prog_.threads[t].size());
     prog_.threads[t].push_back(s);
@@ -400,6 +429,8 @@ class ProgramBuilder {
   std::vector<std::size_t> cursor_;               // by thread: the next operation to place
   std::uint64_t remaining_ = 0;
   std::uint32_t cpu_ = 0;                         // recorded CPU of the operation being placed
+  std::uint32_t stream_ = 0;                      // stream of the operation being placed
+  std::vector<std::uint32_t> last_stream_;        // by thread: stream of its last step
   RequestBook book_;
   std::uint64_t t0_ = std::numeric_limits<std::uint64_t>::max();
 };

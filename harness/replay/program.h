@@ -8,7 +8,9 @@
 // live object) are dropped and counted. When two consecutive operations on
 // one object run on different threads, the first publishes the object's
 // sequence number (release) and the second waits for it (acquire); every
-// other step pays nothing.
+// other step pays nothing. A realloc recorded as the free of the old block
+// and the allocation of the new one (the C library's, ops::Call::realloc)
+// runs as one realloc when the two are adjacent on their thread.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +31,10 @@ enum StepCtl : std::uint8_t {
   kStepWait = 1u << 0,     // wait until seq[object] >= ordinal before running
   kStepPublish = 1u << 1,  // store seq[object] = ordinal + 1 (release) after running
   kStepLow = 1u << 2,      // alloc: below 4 GiB (the stream's dma32 flag); free: of such a block
+  // A realloc that moved or resized a block: the free of the old block and,
+  // as the very next step of the thread, the allocation of the new one.
+  kStepReallocFrom = 1u << 3,  // free: the old block waits for the next step
+  kStepReallocTo = 1u << 4,    // alloc: reallocates the block the step before left
 };
 
 /// One operation as the replay loop runs it; 32 bytes.
@@ -65,6 +71,7 @@ struct Program {
   std::uint64_t steps = 0;
   std::uint64_t cross_thread_waits = 0;  // steps with kStepWait
   std::uint64_t dma_maps = 0;            // dma_map steps
+  std::uint64_t realloc_pairs = 0;       // free and allocation steps joined as one realloc
   std::uint64_t alloc_bytes = 0;         // bytes all allocation steps ask for
   std::uint64_t duration_ns = 0;         // last step's time
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped

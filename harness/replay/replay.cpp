@@ -235,6 +235,11 @@ void finish_run(RunSetup& s) {
   add("replay.footprint.below_live_samples", static_cast<double>(r.footprint_below_live));
   add("replay.flags.low_unhonoured", static_cast<double>(r.flags.low_unhonoured));
   add("replay.flags.unhonoured_bounces", static_cast<double>(r.flags.unhonoured_bounces));
+  if (r.reallocs.calls > 0) {
+    add("replay.reallocs", static_cast<double>(r.reallocs.calls));
+    add("replay.reallocs.in_place", static_cast<double>(r.reallocs.in_place));
+    add("replay.reallocs.failed", static_cast<double>(r.reallocs.failed));
+  }
   if (r.numa.measured) {
     add("replay.numa.local_bytes", static_cast<double>(r.numa.local_bytes));
     add("replay.numa.remote_bytes", static_cast<double>(r.numa.remote_bytes));

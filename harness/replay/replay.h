@@ -37,11 +37,17 @@ enum class Mode { fast, paced };
 enum class Touch { none, first, pages };
 /// Where memory is asked for relative to the threads' node.
 enum class Placement { local, remote, interleaved };
+/// How a recorded realloc runs (program.h joins its free and allocation):
+/// backend: the backend's own realloc where it has one (kFeatureRealloc), else
+/// allocate, copy and free; copy: allocate, copy and free on every backend;
+/// split: a free, then an unrelated allocation, nothing copied.
+enum class Realloc { backend, copy, split };
 
 /// The options' spellings (option_table.cpp holds them with the option table).
 std::string_view name_of(Mode m);
 std::string_view name_of(Touch t);
 std::string_view name_of(Placement p);
+std::string_view name_of(Realloc r);
 /// Names used in results for each ops::OpKind, in its order (a run's index
 /// lists them for the charts).
 inline constexpr std::string_view kLatencyNames[ops::kOpKinds] = {
@@ -70,6 +76,7 @@ struct Options {
   Placement placement = Placement::local;
   bool drain = false;          // free every live block at the end and check accounting
   Touch touch = Touch::first;
+  Realloc realloc = Realloc::backend;
   bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 0;      // footprint sampling interval; 0: auto (sampling_interval)
@@ -104,7 +111,7 @@ struct TimeSplit {
   double idle_ns = 0;            // finished, waiting for the last thread
   double harness_ns = 0;         // the rest: the loop, accounting, timers, NUMA counting
   double thread_ns = 0;          // threads x duration
-  std::uint64_t allocator_ops = 0;  // allocation and free steps
+  std::uint64_t allocator_ops = 0;  // backend calls: allocation and free steps (a joined realloc is one)
   double allocator_ns_per_op = 0;
 };
 
@@ -138,6 +145,14 @@ struct FlagCounts {
   std::uint64_t low_transfers = 0;       // 32-bit transfers over dma32-flagged blocks
   std::uint64_t unhonoured_bounces = 0;  // of which bounced because the block was not below 4 GiB
   std::string note;
+};
+
+/// The timed pass's reallocs (the program's joined pairs).
+struct ReallocCounts {
+  std::uint64_t calls = 0;     // reallocs run as one call (Realloc::split: none)
+  std::uint64_t in_place = 0;  // of which kept the block where it was
+  std::uint64_t failed = 0;    // of which failed: the old block was freed, the new one counts as failed
+  std::uint64_t own = 0;       // of which the backend's own realloc served (the rest: allocate, copy, free)
 };
 
 /// Requested against handed-out bytes over one size class of the requests
@@ -202,6 +217,7 @@ struct Result {
   kpi::DmaStats dma;  // the KPI DMA layer's counters over the timed pass
   std::string dma_note;
   FlagCounts flags;
+  ReallocCounts reallocs;
   bool numa_measured = false;
   std::string numa_note;
   NumaLocality numa;

@@ -35,328 +35,9 @@
 #include "harness/replay/program.h"
 #include "harness/replay/replay.h"
 #include "harness/replay/replay_state.h"
+#include "harness/replay/replay_steps.h"
 
 namespace kmbench::replay {
-
-using base::cpu_relax;
-
-// ---- safepoints -------------------------------------------------------------
-
-/// Leaves the active set while `pause` holds; returns the ticks spent parked.
-inline std::uint64_t park(Shared& sh) noexcept {
-  const std::uint64_t t0 = ticks();
-  do {
-    sh.active.fetch_sub(1, std::memory_order_release);
-    while (sh.pause.load(std::memory_order_acquire)) {
-      std::this_thread::yield();
-    }
-    sh.active.fetch_add(1, std::memory_order_seq_cst);
-  } while (sh.pause.load(std::memory_order_seq_cst));
-  return ticks() - t0;
-}
-
-/// Enters the active set (a thread starting its steps, or back from a wait).
-inline std::uint64_t enter(Shared& sh) noexcept {
-  sh.active.fetch_add(1, std::memory_order_seq_cst);
-  return sh.pause.load(std::memory_order_seq_cst) ? park(sh) : 0;
-}
-inline void leave(Shared& sh) noexcept { sh.active.fetch_sub(1, std::memory_order_release); }
-
-/// For the sampler: stops every replay thread at a step boundary, runs f, lets them go.
-template <class F>
-auto at_safepoint(Shared& sh, F&& f) {
-  sh.pause.store(true, std::memory_order_seq_cst);
-  for (unsigned spins = 0; sh.active.load(std::memory_order_seq_cst) != 0; ++spins) {
-    if (spins < 64) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
-  auto out = f();
-  sh.pause.store(false, std::memory_order_release);
-  return out;
-}
-
-/// A sample by step count, taken by the replay thread that reached it at its
-/// step boundary: it leaves the active set, stops the others, samples, comes
-/// back. Returns the ticks it spent (sampling time, not harness time).
-[[gnu::noinline, gnu::cold]] inline std::uint64_t sample_at_step(Shared& sh) {
-  const std::uint64_t t0 = ticks();
-  leave(sh);
-  sh.sampler->take_now();
-  enter(sh);
-  return ticks() - t0;
-}
-
-// ---- one step's parts -------------------------------------------------------
-
-template <class B>
-inline constexpr bool kHasLow = (B::kFeatures & kFeatureLowMemory) != 0;
-template <class B>
-inline constexpr bool kPhysical = (B::kFeatures & kFeaturePhysical) != 0;
-
-/// The backend's own call for an allocation step: below 4 GiB for a dma32
-/// step where the backend can. (A zeroed step is cleared after the call, as
-/// kzalloc clears after kmalloc, for every backend alike: touch_block.)
-template <Backend B>
-inline void* allocate_step(B& b, const Step& st) noexcept {
-  const std::size_t align = std::size_t{1} << st.align_log2;
-  if constexpr (kHasLow<B>) {
-    if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-      return b.allocate_low(st.size, align, st.tag, st.node);
-    }
-  }
-  return b.allocate(st.size, align, st.tag, st.node);
-}
-
-template <Backend B>
-inline void free_step(B& b, void* p, const Step& st) noexcept {
-  if constexpr (kHasLow<B>) {
-    if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-      b.free_low(p, st.size);
-      return;
-    }
-  }
-  b.free(p, st.size);
-}
-
-/// The writes to a new block: zero-filling a zeroed step, then --touch.
-[[gnu::always_inline]] inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
-  if ((s.flags & ops::kOpZero) != 0) {
-    std::memset(p, 0, s.size);
-  }
-  if (touch == Touch::none || s.size == 0) {
-    return;
-  }
-  auto* bytes = static_cast<volatile unsigned char*>(p);
-  if (touch == Touch::pages || s.kind != ops::OpKind::alloc) {
-    for (std::uint64_t off = 0; off < s.size; off += kPageBytes) {
-      bytes[off] = 1;
-    }
-  } else {
-    bytes[0] = 1;
-  }
-}
-
-// ---- a pass -------------------------------------------------------------------
-// One step is cut into its phases below; each is forced inline, so that a
-// pass's loop compiles as one body, as a kernel's fast path would.
-#define KMBENCH_STEP_INLINE [[gnu::always_inline]] inline
-
-/// What a pass reads on every step, loaded once before its loop.
-struct PassContext {
-  std::atomic<std::uint32_t>* seq;
-  DmaHandle* dma;
-  const physmem::Machine* machine;
-  std::uint64_t floor_ticks;
-  Touch touch;
-  bool locality;  // the timed pass measures each block's node
-  std::uint64_t* site_time;  // ThreadOutcome::site_time when timing by call site, else null
-};
-
-/// The interval timer of a pass with per-step latency; free of cost otherwise.
-template <bool kLatency>
-KMBENCH_STEP_INLINE std::uint64_t begin_interval() noexcept {
-  return kLatency ? interval_begin() : std::uint64_t{0};
-}
-template <bool kLatency>
-KMBENCH_STEP_INLINE std::uint64_t end_interval() noexcept {
-  return kLatency ? interval_end() : std::uint64_t{0};
-}
-
-/// Paced: waits (outside the safepoint's active set) for the step's time in
-/// the capture / speed, then records how late the step starts.
-KMBENCH_STEP_INLINE void pace(const Step& st, Shared& sh, Clock::time_point start, ThreadOutcome& out) {
-  const auto target =
-      start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(st.time_ns) / sh.speed));
-  auto now = Clock::now();
-  if (now < target) {
-    const std::uint64_t p0 = ticks();
-    leave(sh);  // waiting for its time: the sampler need not wait for it
-    if (target - now > std::chrono::microseconds(200)) {
-      std::this_thread::sleep_for(target - now - std::chrono::microseconds(100));
-      now = Clock::now();
-    }
-    while (now < target) {
-      cpu_relax();
-      now = Clock::now();
-    }
-    const std::uint64_t parked = enter(sh);
-    out.pacing_ticks += ticks() - p0 - parked;
-    out.pause_ticks += parked;
-  }
-  const auto lag = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (now - target).count()));
-  out.max_lag_ns = std::max(out.max_lag_ns, lag);
-  out.lag_sum_ns += static_cast<double>(lag);
-  out.lag.record(lag);
-}
-
-/// A step that depends on another thread's step on the same object waits
-/// until that one is published (counted as wait, less safepoint parking).
-template <bool kTimed>
-KMBENCH_STEP_INLINE void wait_for_object(const Step& st, const PassContext& c, Shared& sh, ThreadOutcome& out) {
-  std::atomic<std::uint32_t>& q = c.seq[st.object];
-  if (q.load(std::memory_order_acquire) >= st.ordinal) {
-    return;
-  }
-  const std::uint64_t w0 = ticks();
-  std::uint64_t parked = 0;
-  unsigned spins = 0;
-  while (q.load(std::memory_order_acquire) < st.ordinal) {
-    if constexpr (kTimed) {
-      if (sh.pause.load(std::memory_order_relaxed)) {
-        parked += park(sh);
-      }
-    }
-    if (++spins < 64) {
-      cpu_relax();
-    } else {
-      std::this_thread::yield();
-    }
-  }
-  if constexpr (kTimed) {
-    out.wait_ticks += ticks() - w0 - parked;
-    out.pause_ticks += parked;
-    ++out.stalls;
-  }
-}
-
-/// Charges one timed backend call to its step's call site.
-KMBENCH_STEP_INLINE void charge_site(const PassContext& c, std::uint32_t site, std::uint64_t dt) noexcept {
-  if (c.site_time != nullptr) {
-    c.site_time[2 * site] += dt;
-    ++c.site_time[2 * site + 1];
-  }
-}
-
-/// Records one timed allocator or DMA interval as latency of its step's kind.
-KMBENCH_STEP_INLINE void record_latency(ThreadOutcome& out, const Step& st, std::uint64_t dt,
-                                        std::uint64_t floor) noexcept {
-  out.latency[static_cast<int>(st.kind)].record(dt > floor ? dt - floor : 0);
-}
-
-/// What the timed pass counts of an allocation: failures, the node its memory
-/// is on, and the flags the backend honoured or not.
-template <class B>
-KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const PassContext& c, ThreadOutcome& out) {
-  if (p == nullptr) [[unlikely]] {
-    ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
-  } else if (c.locality) {
-    const NodeId mem = c.machine->node_of(p);
-    if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
-    if (mem == out.node) {
-      out.local_bytes += st.size;
-      ++out.local_allocs;
-    } else {
-      out.remote_bytes += st.size;
-      ++out.remote_allocs;
-    }
-  }
-  if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-    ++out.flags.low_requested;
-    out.flags.low_unhonoured += kHasLow<B> ? 0 : 1;
-  }
-  if ((st.flags & ops::kOpContiguous) != 0) [[unlikely]] {
-    ++out.flags.contiguous_requested;
-    out.flags.contiguous_unhonoured += kPhysical<B> ? 0 : 1;
-  }
-  out.flags.zeroed += (st.flags & ops::kOpZero) != 0 ? 1 : 0;
-}
-
-/// An alloc, page_alloc or dma_alloc step: the backend's call (timed), the
-/// touch (timed apart), the counting wrapper's bookkeeping (untimed).
-template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
-                                         const PassContext& c, ThreadOutcome& out) {
-  const std::uint64_t t0 = begin_interval<kLatency>();
-  void* p = allocate_step(b.inner(), st);
-  const std::uint64_t t1 = end_interval<kLatency>();
-  held.block = p;
-  if (p != nullptr) [[likely]] {
-    if (c.touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
-      touch_block(p, st, c.touch);
-      if constexpr (kLatency && kTimed) {
-        out.touch_ticks += interval_end() - t1;
-        ++out.touches;
-      }
-    }
-  }
-  held.handed_out = b.count_alloc(p, st.size, st.tag);
-  if constexpr (kTimed) {
-    if constexpr (kLatency) {
-      out.allocator_ticks += t1 - t0;
-      ++out.allocator_ops;
-      record_latency(out, st, t1 - t0, c.floor_ticks);
-      charge_site(c, site, t1 - t0);
-    }
-    count_allocation<B>(st, p, c, out);
-  }
-}
-
-/// A free, page_free or dma_free step; a buffer still mapped for DMA
-/// completes its transfer first. A block whose allocation failed is skipped.
-template <bool kTimed, bool kLatency, class B>
-KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
-                                      const PassContext& c, ThreadOutcome& out) {
-  DmaHandle* dma = c.dma;
-  if (dma != nullptr && dma[st.object].command != nullptr) [[unlikely]] {
-    const std::uint64_t d0 = begin_interval<kLatency>();
-    dma_complete(dma[st.object]);
-    if constexpr (kTimed && kLatency) {
-      out.dma_ticks += interval_end() - d0;
-      ++out.dma_steps;
-    }
-  }
-  void* p = held.block;
-  held.block = nullptr;
-  if (p == nullptr) [[unlikely]] {
-    return;
-  }
-  if constexpr (kTimed) {
-    if (c.locality) {
-      ++out.frees;
-      out.remote_frees += c.machine->node_of(p) != out.node ? 1 : 0;
-    }
-  }
-  b.count_free_handed(st.size, held.handed_out, st.tag);
-  const std::uint64_t t0 = begin_interval<kLatency>();
-  free_step(b.inner(), p, st);
-  if constexpr (kTimed && kLatency) {
-    const std::uint64_t dt = interval_end() - t0;
-    out.allocator_ticks += dt;
-    ++out.allocator_ops;
-    record_latency(out, st, dt, c.floor_ticks);
-    charge_site(c, site, dt);
-  }
-}
-
-/// A dma_map or dma_unmap step: the transfer in flight on the buffer ends; a
-/// map prepares a new one (through the KPI's IODMACommand).
-template <bool kTimed, bool kLatency>
-KMBENCH_STEP_INLINE void dma_step(const Step& st, void* block, const PassContext& c, ThreadOutcome& out) {
-  DmaHandle* dma = c.dma;
-  if (dma == nullptr) {
-    return;
-  }
-  const std::uint64_t d0 = begin_interval<kLatency>();
-  dma_complete(dma[st.object]);
-  if (st.kind == ops::OpKind::dma_map && block != nullptr) {
-    dma[st.object] = dma_prepare(block, st);
-  }
-  if constexpr (kTimed) {
-    if constexpr (kLatency) {
-      const std::uint64_t dt = interval_end() - d0;
-      out.dma_ticks += dt;
-      ++out.dma_steps;
-      record_latency(out, st, dt, c.floor_ticks);
-    }
-    if (st.kind == ops::OpKind::dma_map && (st.ctl & kStepLow) != 0 && (st.flags & ops::kOpDma32) != 0) {
-      ++out.flags.low_transfers;
-      out.flags.unhonoured_bounces += dma[st.object].bounced ? 1 : 0;
-    }
-  }
-}
 
 /// One pass over a thread's steps. kTimed: the timed pass (latency, split and
 /// counts when kLatency; pacing when kPaced); else a warm-up, as fast as possible.
@@ -367,8 +48,16 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
               ThreadOutcome& out) {
   HeldBlock* blocks = sh.blocks.get();
   const bool by_site = kTimed && kLatency && sites != nullptr;
-  const PassContext c{sh.seq.get(), sh.dma.get(), sh.machine, sh.floor_ticks, sh.touch,
-                      kTimed && kPhysical<B> && sh.machine != nullptr, by_site ? out.site_time.data() : nullptr};
+  const PassContext c{sh.seq.get(),
+                      sh.dma.get(),
+                      sh.machine,
+                      sh.floor_ticks,
+                      sh.touch,
+                      sh.realloc,
+                      kTimed && kPhysical<B> && sh.machine != nullptr,
+                      by_site ? out.site_time.data() : nullptr};
+  const std::uint8_t joined = sh.realloc == Realloc::split ? 0 : kStepReallocFrom | kStepReallocTo;
+  ReallocStash stash;
   const Clock::time_point start = sh.start;
   std::uint64_t countdown = sh.sample_every_steps;  // 0: wraps, never reaches 0 again
   if constexpr (kTimed) {
@@ -397,12 +86,20 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
       case ops::OpKind::alloc:
       case ops::OpKind::page_alloc:
       case ops::OpKind::dma_alloc:
-        allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
+        if ((st.ctl & joined) != 0) [[unlikely]] {
+          realloc_step<kTimed, kLatency>(b, st, site, held, stash, c, out);
+        } else {
+          allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
+        }
         break;
       case ops::OpKind::free:
       case ops::OpKind::page_free:
       case ops::OpKind::dma_free:
-        release_step<kTimed, kLatency>(b, st, site, held, c, out);
+        if ((st.ctl & joined) != 0) [[unlikely]] {
+          hold_for_realloc<kTimed, kLatency>(st, held, stash, c, out);
+        } else {
+          release_step<kTimed, kLatency>(b, st, site, held, c, out);
+        }
         break;
       case ops::OpKind::dma_map:
       case ops::OpKind::dma_unmap:
@@ -425,7 +122,6 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
   }
   out.end = Clock::now();
 }
-#undef KMBENCH_STEP_INLINE
 
 /// Frees (and unmaps) what the program leaves behind on this thread.
 template <class B>

@@ -42,9 +42,19 @@ struct alignas(64) ThreadOutcome {
   std::uint64_t local_bytes = 0, remote_bytes = 0, local_allocs = 0, remote_allocs = 0;
   std::uint64_t frees = 0, remote_frees = 0;
   FlagCounts flags;
+  ReallocCounts reallocs;
   // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
   std::vector<std::uint64_t> site_time;
   Clock::time_point end;
+};
+
+/// The old block of a joined realloc, between its free step and the
+/// allocation step right after it that reallocates it.
+struct ReallocStash {
+  void* block = nullptr;
+  std::uint64_t handed_out = 0;
+  std::uint64_t size = 0;
+  std::uint16_t tag = 0;
 };
 
 /// What the coordinating thread asks of every replay thread.
@@ -83,6 +93,7 @@ struct Shared {
   // Settings.
   double speed = 1;
   Touch touch = Touch::first;
+  Realloc realloc = Realloc::backend;
   std::uint64_t floor_ticks = 0;
   const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
 };

@@ -17,6 +17,7 @@ void init_shared(Shared& sh, const RunSetup& s) {
   if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
   sh.speed = opt.speed;
   sh.touch = opt.touch;
+  sh.realloc = opt.realloc;
   sh.floor_ticks = s.result.recorder.timer_floor_ticks;
   sh.machine = s.machine->node_count() > 1 ? s.machine : nullptr;
 }
@@ -121,6 +122,10 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     add_time_split(ts, o, sh, r.recorder.end_floor_ticks, end_tick, npt, opt.latency);
     if (r.numa.measured) add_locality(r.numa, o);
     add_flags(r.flags, o.flags);
+    r.reallocs.calls += o.reallocs.calls;
+    r.reallocs.in_place += o.reallocs.in_place;
+    r.reallocs.failed += o.reallocs.failed;
+    r.reallocs.own += o.reallocs.own;
     add_site_time(r.sites, o, sh.floor_ticks, npt);
   }
   ts.thread_ns = static_cast<double>(r.duration_ns) * static_cast<double>(outcomes.size());

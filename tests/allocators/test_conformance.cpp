@@ -172,6 +172,38 @@ TEST_P(Conformance, RandomChurnKeepsContents) {
   EXPECT_EQ(backend_->stats().live_bytes, 0);
 }
 
+// realloc (the backend's own, or allocate, copy and free): a block grown,
+// shrunk and moved between size classes keeps what both sizes hold, the old
+// block goes back, and the counts follow the new size.
+TEST_P(Conformance, ReallocKeepsContentsAcrossSizeClasses) {
+  const std::size_t sizes[] = {1, 16, 24, 100, 512, 513, 4096, 5000, 70000, 300000, 2u << 20, 64, 8, 0, 33};
+  for (std::size_t align : {kMinAlign, std::size_t{64}}) {
+    std::size_t size = 40;
+    auto* p = static_cast<unsigned char*>(backend_->allocate(size, align, kNoTag, kAnyNode));
+    ASSERT_NE(p, nullptr);
+    for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<unsigned char>(i * 7 + 1);
+    for (std::size_t next : sizes) {
+      auto* q = static_cast<unsigned char*>(backend_->reallocate(p, size, next, align, kNoTag, kAnyNode));
+      ASSERT_NE(q, nullptr) << size << " -> " << next;
+      EXPECT_TRUE(aligned(q, align)) << size << " -> " << next << " align " << align;
+      for (std::size_t i = 0; i < std::min(size, next); ++i) {
+        ASSERT_EQ(q[i], static_cast<unsigned char>(i * 7 + 1)) << size << " -> " << next << " byte " << i;
+      }
+      for (std::size_t i = size; i < next; ++i) q[i] = static_cast<unsigned char>(i * 7 + 1);
+      EXPECT_EQ(backend_->stats().live_blocks, 1) << size << " -> " << next;
+      EXPECT_EQ(backend_->stats().live_bytes, static_cast<std::int64_t>(next)) << size << " -> " << next;
+      p = q;
+      size = next;
+    }
+    backend_->free(p, size);
+  }
+  EXPECT_EQ(backend_->stats().live_blocks, 0);
+  void* fresh = backend_->reallocate(nullptr, 0, 48, kMinAlign, kNoTag, kAnyNode);  // realloc(NULL, n) allocates
+  ASSERT_NE(fresh, nullptr);
+  backend_->free(fresh, 48);
+  EXPECT_EQ(backend_->stats().live_bytes, 0);
+}
+
 // Producer/consumer across threads: every block is freed by a thread that did
 // not allocate it. Run under ThreadSanitizer by tools/test.sh.
 TEST_P(Conformance, CrossThreadFreesFromTwoPlusThreads) {

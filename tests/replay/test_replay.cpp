@@ -262,7 +262,7 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
                           "events", "duration_ns", "ops_per_sec", "latency", "footprint", "final_live_blocks",
                           "noblock_failures", "dependency_wait_ns", "dma", "numa", "tags", "accounting_check",
                           "metrics", "environment", "warmup", "figure", "allocator_ns_per_op", "time",
-                          "faults", "machine", "flags"}) {
+                          "faults", "machine", "flags", "reallocs"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j["schema"], "kmbench.cell/2");

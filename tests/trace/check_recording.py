@@ -27,6 +27,7 @@ align = {}
 calls = collections.defaultdict(set)   # (kind, size) -> the calls that made them
 sites = collections.defaultdict(set)   # (kind, size) -> their call sites
 strings = {}
+reallocs = 0                           # frees made by realloc: each a realloc of a live block
 for line in dump.splitlines():
     w = line.split()
     if w and w[0] == "string":
@@ -43,6 +44,7 @@ for line in dump.splitlines():
                 align[size] = int(f[6:])
             elif f.startswith("call="):
                 calls[(kind, size)].add(f[5:])
+                reallocs += kind == "free" and f == "call=realloc"
             elif f.startswith("site="):
                 sites[(kind, size)].add(strings[int(f[5:])])
 
@@ -88,4 +90,21 @@ info = json.loads(subprocess.run([kmbench, "trace", "info", "--json", out], chec
 expect(info["source"] == "ldpreload", "source")
 expect(info["null_frees"] >= 1, "free(NULL) counted")
 expect(info["counters"]["recorder.dropped_records"] == 0, "no dropped records")
-print("recording checked:", sum(ops.values()), "ops")
+
+# The replay joins each realloc of a live block (its free and its allocation)
+# into one realloc: the backend's own where it has one (glibc), else allocate,
+# copy and free (slab); --realloc split keeps them apart.
+expect(reallocs >= 40, f"the program's 40 reallocs of a live block are recorded: {reallocs}")
+for backend, mode, joined, own in (("system", "backend", reallocs, reallocs), ("slab", "backend", reallocs, 0),
+                                   ("system", "copy", reallocs, 0), ("system", "split", 0, 0)):
+    cell = os.path.join(work, f"replay-{backend}-{mode}.json")
+    subprocess.run([kmbench, "replay", out, "--backend", backend, "--realloc", mode, "--drain", "--json", cell],
+                   check=True, capture_output=True)
+    with open(cell) as f:
+        r = json.load(f)
+    what = f"{backend} --realloc {mode}"
+    expect(r["reallocs"]["joined"] == joined, f"{what}: {r['reallocs']['joined']} reallocs joined, not {joined}")
+    expect(r["reallocs"]["backend_own"] == own, f"{what}: {r['reallocs']['backend_own']} by the backend's own")
+    expect(r["reallocs"]["failed"] == 0, f"{what}: no realloc fails")
+    expect(r["accounting_check"]["ok"] and r["accounting_check"]["drained"], f"{what}: drained, accounting ok")
+print("recording checked:", sum(ops.values()), "ops,", reallocs, "reallocs")

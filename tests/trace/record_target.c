@@ -23,6 +23,15 @@ int main(void) {
   void *z = calloc(3, 1211);
   void *r = malloc(2221);
   r = realloc(r, 2223);
+  /* A buffer grown 40 times, as a parser grows its input: realloc(NULL, n)
+   * first (an allocation only), then 39 reallocs of a live block. */
+  char *grown = NULL;
+  for (int i = 1; i <= 40; ++i) {
+    grown = realloc(grown, (size_t)i * 1000 + 7);
+    if (grown == NULL) return 1;
+    grown[(size_t)i * 1000 + 6] = (char)i;
+  }
+  free(grown);
   void *a = NULL;
   if (posix_memalign(&a, 4096, 3333) != 0) return 1;
   void *b = aligned_alloc(256, 4444);
