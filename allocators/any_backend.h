@@ -125,6 +125,14 @@ inline constexpr BackendOps kOpsFor = {
     [](void* self) noexcept { delete static_cast<Counting<B>*>(self); },
 };
 
+/// kOpsFor<B> over a Counting<B> its caller owns: destroying the AnyBackend leaves it be.
+template <Backend B>
+inline constexpr BackendOps kBorrowedOpsFor = [] {
+  BackendOps ops = kOpsFor<B>;
+  ops.destroy = [](void*) noexcept {};
+  return ops;
+}();
+
 /// A backend chosen at run time. Owns its Counting<B>.
 class AnyBackend {
  public:

@@ -133,6 +133,8 @@ void add_dma(nlohmann::json& j, const Result& r) {
                    {"in_place", r.reallocs.in_place},
                    {"failed", r.reallocs.failed},
                    {"backend_own", r.reallocs.own},
+                   {"allocator_ns", r.realloc_allocator_ns},
+                   {"latency", latency_json(r.realloc_latency)},
                    {"mode", std::string(name_of(r.options.realloc))}};
 }
 
@@ -394,7 +396,7 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
   if (r.reallocs.calls > 0) {
     out << "  reallocs        " << r.reallocs.calls << " (" << r.reallocs.in_place << " in place, "
         << r.reallocs.failed << " failed; " << (r.reallocs.own > 0 ? "the backend's own realloc" : "allocate, copy, free")
-        << ")\n";
+        << "), p50 " << r.realloc_latency.p50_ns << " ns, p99 " << r.realloc_latency.p99_ns << " ns\n";
   }
   for (const auto& [why, count] : r.dropped) {
     out << "  dropped         " << count << " " << why << "\n";

@@ -54,6 +54,7 @@ struct Object {
   std::uint32_t alloc_cpu = 0;  // recorded CPU of the live allocation
   std::uint16_t tag = 0;
   std::uint8_t align_log2 = 0;
+  ops::Call call = ops::Call::none;  // the KPI call of the live allocation (kpi_path.h), else none
   bool live = false;
   bool low = false;  // the live allocation is below 4 GiB
 };
@@ -98,6 +99,25 @@ Decision decide(const Object& o, Class c, std::uint32_t life) noexcept {
       return pending(Class::map) ? kWait : Decision{Verdict::drop, "unmap_without_map"};
   }
   return {Verdict::drop, "unknown_kind"};
+}
+
+/// The KPI calls a replay can make again through the KPI: the heap and page
+/// families (IOBufferMemoryDescriptor and IODMACommand keep the replay's own paths).
+bool kpi_allocation(ops::Call c) noexcept {
+  switch (c) {
+    case ops::Call::io_malloc:
+    case ops::Call::io_malloc_zero:
+    case ops::Call::io_malloc_aligned:
+    case ops::Call::io_malloc_pageable:
+    case ops::Call::io_malloc_contiguous:
+    case ops::Call::os_malloc:
+    case ops::Call::os_malloc_noblock:
+    case ops::Call::os_malloc_nowait:
+    case ops::Call::os_object_new:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::uint8_t log2_floor(std::uint64_t v) noexcept {
@@ -353,11 +373,15 @@ class ProgramBuilder {
     switch (class_of(op.kind)) {
       case Class::alloc:
         place_allocation(op, o, s);
+        o.call = s.call = op.kind == OpKind::alloc && kpi_allocation(call) ? call : ops::Call::none;
+        prog_.kpi_steps += s.call != ops::Call::none ? 1 : 0;
         break;
       case Class::free:
         s.size = o.size;
         s.tag = o.tag;
         s.align_log2 = o.align_log2;
+        s.call = o.call;  // a KPI block goes back through the free of its own family
+        prog_.kpi_steps += o.call != ops::Call::none ? 1 : 0;
         if (o.low) s.ctl |= kStepLow;
         book_.freed(o.site, o.alloc_cpu != cpu_);
         o.live = false;
@@ -414,7 +438,7 @@ class ProgramBuilder {
     for (std::uint32_t id = 0; id < trace_.object_count; ++id) {
       const Object& o = objects_[id];
       if (o.live || o.maps > 0) {
-        prog_.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low});
+        prog_.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low, o.call});
       }
     }
   }

@@ -50,6 +50,9 @@ struct Step {
   std::int8_t node = -1;
   std::uint8_t flags = 0;  // ops::OpFlag
   std::uint8_t ctl = 0;    // StepCtl
+  /// The KPI call that made the allocation (on its free too), for a replay
+  /// through the KPI (kpi_path.h); none otherwise.
+  ops::Call call = ops::Call::none;
 };
 static_assert(sizeof(Step) == 32);
 
@@ -61,6 +64,7 @@ struct Leftover {
   std::uint16_t tag = 0;
   bool block = false;      // still allocated (else only still mapped)
   bool low = false;        // allocated below 4 GiB
+  ops::Call call = ops::Call::none;  // as its steps carry it
 };
 
 struct Program {
@@ -72,6 +76,7 @@ struct Program {
   std::uint64_t cross_thread_waits = 0;  // steps with kStepWait
   std::uint64_t dma_maps = 0;            // dma_map steps
   std::uint64_t realloc_pairs = 0;       // free and allocation steps joined as one realloc
+  std::uint64_t kpi_steps = 0;           // allocation and free steps a KPI call made (kpi_path.h)
   std::uint64_t alloc_bytes = 0;         // bytes all allocation steps ask for
   std::uint64_t duration_ns = 0;         // last step's time
   std::map<std::string, std::uint64_t> dropped;  // why → how many operations were dropped

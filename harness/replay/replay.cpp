@@ -239,6 +239,9 @@ void finish_run(RunSetup& s) {
     add("replay.reallocs", static_cast<double>(r.reallocs.calls));
     add("replay.reallocs.in_place", static_cast<double>(r.reallocs.in_place));
     add("replay.reallocs.failed", static_cast<double>(r.reallocs.failed));
+    add("replay.reallocs.allocator_ns", r.realloc_allocator_ns);
+    add("replay.reallocs.p50_ns", r.realloc_latency.p50_ns);
+    add("replay.reallocs.p99_ns", r.realloc_latency.p99_ns);
   }
   if (r.numa.measured) {
     add("replay.numa.local_bytes", static_cast<double>(r.numa.local_bytes));

@@ -218,6 +218,8 @@ struct Result {
   std::string dma_note;
   FlagCounts flags;
   ReallocCounts reallocs;
+  LatencySummary realloc_latency;  // each joined realloc's backend call (not in latency[alloc] or [free])
+  double realloc_allocator_ns = 0; // their sum, timer floor taken off (part of time.allocator_ns)
   bool numa_measured = false;
   std::string numa_note;
   NumaLocality numa;

@@ -43,6 +43,8 @@ struct alignas(64) ThreadOutcome {
   std::uint64_t frees = 0, remote_frees = 0;
   FlagCounts flags;
   ReallocCounts reallocs;
+  LatencyHistogram realloc_latency;  // joined reallocs: apart from the kinds' (latency)
+  std::uint64_t realloc_ticks = 0;   // of allocator_ticks
   // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
   std::vector<std::uint64_t> site_time;
   Clock::time_point end;

@@ -376,8 +376,9 @@ KMBENCH_STEP_INLINE void realloc_step(Counting<B>& b, const Step& st, std::uint3
   if constexpr (kTimed) {
     if constexpr (kLatency) {
       out.allocator_ticks += t1 - t0;
+      out.realloc_ticks += t1 - t0;
       ++out.allocator_ops;
-      record_latency(out, st, t1 - t0, c.floor_ticks);
+      out.realloc_latency.record(t1 - t0 > c.floor_ticks ? t1 - t0 - c.floor_ticks : 0);
       charge_site(c, site, t1 - t0);
     }
     count_allocation<B>(st, p, c, out);

@@ -100,7 +100,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   const std::uint64_t replaying_ns = r.duration_ns - std::min(r.duration_ns, r.sampling_stopped_ns);
   r.ops_per_sec = replaying_ns > 0 ? static_cast<double>(r.events) * 1e9 / static_cast<double>(replaying_ns) : 0;
   std::array<LatencyHistogram, ops::kOpKinds> merged{};
-  LatencyHistogram lag;
+  LatencyHistogram lag, realloc_latency;
   double lag_sum = 0;
   TimeSplit& ts = r.time;
   ts.measured = opt.latency;
@@ -126,6 +126,8 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     r.reallocs.in_place += o.reallocs.in_place;
     r.reallocs.failed += o.reallocs.failed;
     r.reallocs.own += o.reallocs.own;
+    realloc_latency.merge(o.realloc_latency);
+    r.realloc_allocator_ns += static_cast<double>(sub_floor(o.realloc_ticks, o.reallocs.calls, sh.floor_ticks)) * npt;
     add_site_time(r.sites, o, sh.floor_ticks, npt);
   }
   ts.thread_ns = static_cast<double>(r.duration_ns) * static_cast<double>(outcomes.size());
@@ -137,6 +139,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     r.paced_lag = summarize(lag, 1.0);
   }
   for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
+  r.realloc_latency = summarize(realloc_latency, npt);
   r.numa_measured = r.numa.measured;
 }
 

@@ -303,6 +303,8 @@ void pages_free(void* p, std::uint64_t bytes) noexcept;
 /// The machine page runs come from (nullptr: physmem::current_machine()).
 /// pre: no page run is live.
 void set_page_machine(physmem::Machine* machine) noexcept;
+/// The machine set_page_machine gave (nullptr: none).
+physmem::Machine* page_machine_set() noexcept;
 /// The machine the KPI's page runs and DMA buffers come from.
 physmem::Machine& page_machine() noexcept;
 std::uint64_t pages_phys(const void* p) noexcept;

@@ -22,6 +22,8 @@ physmem::Machine& page_machine() noexcept {
 
 void set_page_machine(physmem::Machine* m) noexcept { g_machine.store(m, std::memory_order_release); }
 
+physmem::Machine* page_machine_set() noexcept { return g_machine.load(std::memory_order_acquire); }
+
 void* pages_alloc(std::uint64_t bytes, std::size_t align, std::uint64_t max_phys) noexcept {
   return machine().alloc_contiguous(bytes, align, kAnyNode, max_phys);
 }

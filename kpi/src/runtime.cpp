@@ -17,8 +17,9 @@ namespace {
 std::mutex g_backend_mutex;
 
 /// Makes b the active backend: its direct calls first, the allocate word last (readers start from it).
+/// nullptr: none, the next use opens KMBENCH_BACKEND's.
 void publish(AnyBackend* b) {
-  const AnyBackend::DirectCalls calls = b->direct_calls();
+  const AnyBackend::DirectCalls calls = b != nullptr ? b->direct_calls() : AnyBackend::DirectCalls{};
   g_direct_self.store(calls.self, std::memory_order_relaxed);
   g_direct_free.store(calls.free, std::memory_order_release);
   g_direct_allocate.store(calls.allocate, std::memory_order_release);
@@ -289,6 +290,28 @@ void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine)
   set_page_machine(machine);
   publish(backend.release());
   delete old;
+}
+
+BackendLoan::BackendLoan(AnyBackend& backend, physmem::Machine* machine) {
+  std::lock_guard lock(g_backend_mutex);
+  if (const std::int64_t live = live_blocks(); live != 0) {
+    throw UsageError("kpi::BackendLoan(" + backend.name() + "): " + std::to_string(live) +
+                     " KPI blocks are still live; the KPI changes backends only while none is");
+  }
+  previous_ = g_backend.load(std::memory_order_acquire);
+  previous_machine_ = page_machine_set();
+  set_page_machine(machine);
+  publish(&backend);
+}
+
+BackendLoan::~BackendLoan() {
+  std::lock_guard lock(g_backend_mutex);
+  if (const std::int64_t live = live_blocks(); live != 0) {
+    panic("kpi::BackendLoan", nullptr, 0, nullptr, "%lld KPI blocks of the loaned backend %s are still live",
+          static_cast<long long>(live), backend_name());
+  }
+  set_page_machine(previous_machine_);
+  publish(previous_);
 }
 
 void use_backend(std::string_view name, BackendConfig config) {

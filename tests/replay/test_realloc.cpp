@@ -117,8 +117,14 @@ TEST(ReallocReplay, EveryBackendRunsTheJoinedReallocsAndDrainsToZero) {
       if (!own) {
         EXPECT_EQ(r.reallocs.in_place, 0u) << what;  // allocate, copy, free always moves
       }
-      // A joined realloc is one backend call: 2 allocations, 2 frees and 120 reallocs per pass.
+      // A joined realloc is one backend call: 2 allocations, 2 frees and 120 reallocs per pass,
+      // timed apart from the allocations' and frees' latency.
       EXPECT_EQ(r.time.allocator_ops, joined ? 124u : 244u) << what;
+      EXPECT_EQ(r.realloc_latency.count, r.reallocs.calls) << what;
+      EXPECT_EQ(r.latency[static_cast<int>(OpKind::alloc)].count + r.latency[static_cast<int>(OpKind::free)].count,
+                joined ? 4u : 244u)
+          << what;
+      EXPECT_LE(r.realloc_allocator_ns, r.time.allocator_ns) << what;
     }
   }
 }

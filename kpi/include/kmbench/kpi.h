@@ -37,6 +37,25 @@ void set_backend(std::unique_ptr<AnyBackend> backend, physmem::Machine* machine 
 /// for an unknown backend or one that runs in another executable (the message names it).
 void use_backend(std::string_view name, BackendConfig config = {});
 
+/// While it lives, `backend` (the caller's, not owned: a replay's) serves the
+/// KPI, and its page families take their pages from `machine`; then the KPI
+/// has again the backend and machine it had (none yet: KMBENCH_BACKEND's at
+/// the next use). A replay of a KPI recording runs each call through the KPI
+/// this way (docs/REPLAY.md).
+/// pre, at both ends: no KPI block is live and no other thread is inside the KPI.
+/// Throws UsageError when blocks are live at the start.
+class BackendLoan {
+ public:
+  BackendLoan(AnyBackend& backend, physmem::Machine* machine);
+  ~BackendLoan();
+  BackendLoan(const BackendLoan&) = delete;
+  BackendLoan& operator=(const BackendLoan&) = delete;
+
+ private:
+  AnyBackend* previous_;
+  physmem::Machine* previous_machine_;
+};
+
 /// Records every KPI call to `path` (`%p` becomes the pid), as KMBENCH_RECORD
 /// does from the first KPI call on: the record log of ops/kpi_record.h, which
 /// `kmbench trace import` turns into a .kmt. Throws UsageError when the path
