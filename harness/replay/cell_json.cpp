@@ -136,6 +136,10 @@ void add_dma(nlohmann::json& j, const Result& r) {
                    {"allocator_ns", r.realloc_allocator_ns},
                    {"latency", latency_json(r.realloc_latency)},
                    {"mode", std::string(name_of(r.options.realloc))}};
+  nlohmann::json families = nlohmann::json::object();
+  for (const KpiFamilyCount& f : r.kpi_families) families[f.family] = {{"allocs", f.allocs}, {"frees", f.frees}};
+  j["kpi"] = {{"via", r.via_kpi ? "kpi" : "backend"}, {"mode", r.kpi_mode}, {"families", families},
+              {"note", r.kpi_note}};
 }
 
 nlohmann::json numa_json(const Result& r) {
@@ -392,6 +396,11 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
     out << "  flags           dma32 " << r.flags.low_requested << " (" << r.flags.low_unhonoured
         << " not honoured, " << r.flags.unhonoured_bounces << " transfers bounced for it), contiguous "
         << r.flags.contiguous_requested << " (" << r.flags.contiguous_unhonoured << " not honoured)\n";
+  }
+  if (r.via_kpi) {
+    out << "  kpi             through the KPI (" << r.kpi_mode << " mode), allocations / frees:";
+    for (const KpiFamilyCount& f : r.kpi_families) out << " " << f.family << " " << f.allocs << "/" << f.frees;
+    out << "\n";
   }
   if (r.reallocs.calls > 0) {
     out << "  reallocs        " << r.reallocs.calls << " (" << r.reallocs.in_place << " in place, "

@@ -75,7 +75,7 @@ kpi::DmaStats dma_end() {
   return s;
 }
 
-std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits) {
+std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits, bool lent) {
   std::string note =
       "KPI IODMACommand: prepare, gen64IOVMSegments and complete over IOMemoryDescriptor::withAddressRange "
       "of each buffer the backend handed out; ";
@@ -84,7 +84,9 @@ std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits) {
                              "1 TiB, never adjacent; ";
   note += iommu ? "system IOMapper with " + std::to_string(iommu_bits) + "-bit I/O addresses"
                 : physical_backend ? "no IOMMU" : "no IOMMU, so every 32-bit transfer bounces";
-  note += "; the KPI's own objects come from the KPI's backend";
+  note += lent ? "; the KPI's own objects (a descriptor and a command per transfer) come from this backend, lent "
+                 "to the KPI"
+               : "; the KPI's own objects come from the KPI's backend";
   return note;
 }
 

@@ -38,7 +38,8 @@ void dma_begin(bool iommu, unsigned iommu_bits);
 /// The DMA layer's counters since dma_begin; removes the system IOMapper.
 kpi::DmaStats dma_end();
 /// Says in a result what the DMA figures are.
-std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits);
+/// lent: the backend replayed serves the KPI (a replay through the KPI, kpi_path.h).
+std::string dma_note(bool physical_backend, bool iommu, unsigned iommu_bits, bool lent);
 /// Zeroes the DMA layer's counters (the timed pass starts).
 void dma_reset_counters();
 

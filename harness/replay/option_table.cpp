@@ -21,6 +21,7 @@ constexpr std::string_view kModes[] = {"fast", "paced"};
 constexpr std::string_view kPlacements[] = {"local", "remote", "interleaved"};
 constexpr std::string_view kTouches[] = {"none", "first", "pages"};
 constexpr std::string_view kReallocs[] = {"backend", "copy", "split"};
+constexpr std::string_view kVias[] = {"auto", "backend", "kpi"};
 
 template <class E, std::size_t N>
 E enum_of(const std::string& checked, const std::string_view (&names)[N]) {
@@ -88,6 +89,13 @@ std::vector<OptionSpec> make_table() {
                .choices = {std::begin(kReallocs), std::end(kReallocs)},
                .set = [](Options& o, const std::string& v) { o.realloc = enum_of<Realloc>(v, kReallocs); },
                .get = [](const Options& o) { return std::string(name_of(o.realloc)); }});
+  t.push_back({.key = "via", .flag = "--via", .type = T::choice,
+               .help = "A KPI recording's allocations and frees: kpi (the KPI call each was made by, on this "
+                       "backend lent to the KPI); backend (the backend's own calls); auto (kpi for a stream with "
+                       "KPI calls, else backend)",
+               .choices = {std::begin(kVias), std::end(kVias)},
+               .set = [](Options& o, const std::string& v) { o.via = enum_of<Via>(v, kVias); },
+               .get = [](const Options& o) { return std::string(name_of(o.via)); }});
   t.push_back({.key = "latency", .flag = "--no-latency", .type = T::flag,
                .help = "Do not time each operation", .negated = true,
                .set = [](Options& o, const std::string& v) { o.latency = v == "true"; },
@@ -124,6 +132,7 @@ std::string_view name_of(Mode m) { return kModes[static_cast<int>(m)]; }
 std::string_view name_of(Touch t) { return kTouches[static_cast<int>(t)]; }
 std::string_view name_of(Placement p) { return kPlacements[static_cast<int>(p)]; }
 std::string_view name_of(Realloc r) { return kReallocs[static_cast<int>(r)]; }
+std::string_view name_of(Via v) { return kVias[static_cast<int>(v)]; }
 
 const std::vector<OptionSpec>& option_table() {
   static const std::vector<OptionSpec> table = make_table();

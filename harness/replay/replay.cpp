@@ -125,6 +125,30 @@ LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit) {
   return s;
 }
 
+namespace {
+
+/// Whether the program's KPI calls run through the KPI (Via); when not, its
+/// steps lose their calls, so that the loop never takes the KPI path.
+/// Throws UsageError for kpi on a stream no KPI call made.
+bool through_kpi(Program& p, Via via) {
+  const bool kpi = via == Via::kpi || (via == Via::automatic && p.kpi_steps > 0);
+  if (kpi && p.kpi_steps == 0) {
+    throw UsageError("--via kpi: the stream has no KPI allocation (it was not recorded through the KPI: "
+                     "KMBENCH_RECORD, kpi/README.md)");
+  }
+  if (!kpi) {
+    for (auto& steps : p.threads) {
+      for (Step& st : steps) st.call = ops::Call::none;
+    }
+    for (auto& leftovers : p.leftovers) {
+      for (Leftover& l : leftovers) l.call = ops::Call::none;
+    }
+  }
+  return kpi;
+}
+
+}  // namespace
+
 RunSetup prepare_run(const Program& program, std::string_view backend, const Options& options,
                      bool machine_backed) {
   // Options built in code, not parsed: the same checks as the option table's.
@@ -134,9 +158,10 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   }
   RunSetup s;
   s.program = program;
+  const bool via_kpi = through_kpi(s.program, options.via);
   const unsigned threads = static_cast<unsigned>(std::max<std::size_t>(program.threads.size(), 1));
   MemoryDemand demand = memory_demand(program);
-  if (!machine_backed) {
+  if (!machine_backed && !via_kpi) {
     // glibc and bump keep their blocks elsewhere: the machine holds what the
     // DMA layer takes from it (bounce buffers) and nothing else.
     demand.peak_live_bytes = demand.peak_page_bytes = demand.peak_low_bytes = 0;
@@ -174,6 +199,11 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
                                        " untimed warm-up pass" + (options.warmup == 1 ? "" : "es") +
                                        " first";
   r.dropped = s.program.dropped;
+  r.via_kpi = via_kpi;
+  if (via_kpi) {
+    r.kpi_mode = kpi::mode() == kpi::Mode::strict ? "strict" : "xnu";
+    r.kpi_note = kpi_note();
+  }
   if (options.latency) r.recorder = measure_recorder_cost();
   r.machine.node_bytes = m.node(0).sim_bytes;
   r.machine.low_bytes = plan.spec.low_bytes;

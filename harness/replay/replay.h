@@ -42,12 +42,18 @@ enum class Placement { local, remote, interleaved };
 /// allocate, copy and free; copy: allocate, copy and free on every backend;
 /// split: a free, then an unrelated allocation, nothing copied.
 enum class Realloc { backend, copy, split };
+/// What a KPI recording's allocations and frees go through: kpi, the KPI call
+/// each was made by (kpi_path.h), on this backend lent to the KPI; backend,
+/// the backend's own calls, as any trace's; automatic, kpi for a stream with
+/// KPI calls, else backend.
+enum class Via { automatic, backend, kpi };
 
 /// The options' spellings (option_table.cpp holds them with the option table).
 std::string_view name_of(Mode m);
 std::string_view name_of(Touch t);
 std::string_view name_of(Placement p);
 std::string_view name_of(Realloc r);
+std::string_view name_of(Via v);
 /// Names used in results for each ops::OpKind, in its order (a run's index
 /// lists them for the charts).
 inline constexpr std::string_view kLatencyNames[ops::kOpKinds] = {
@@ -77,6 +83,7 @@ struct Options {
   bool drain = false;          // free every live block at the end and check accounting
   Touch touch = Touch::first;
   Realloc realloc = Realloc::backend;
+  Via via = Via::automatic;
   bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 0;      // footprint sampling interval; 0: auto (sampling_interval)
@@ -145,6 +152,12 @@ struct FlagCounts {
   std::uint64_t low_transfers = 0;       // 32-bit transfers over dma32-flagged blocks
   std::uint64_t unhonoured_bounces = 0;  // of which bounced because the block was not below 4 GiB
   std::string note;
+};
+
+/// One KPI family's allocations and frees in a timed pass through the KPI.
+struct KpiFamilyCount {
+  std::string family;  // as kpi::family_usage() names it
+  std::uint64_t allocs = 0, frees = 0;
 };
 
 /// The timed pass's reallocs (the program's joined pairs).
@@ -220,6 +233,9 @@ struct Result {
   ReallocCounts reallocs;
   LatencySummary realloc_latency;  // each joined realloc's backend call (not in latency[alloc] or [free])
   double realloc_allocator_ns = 0; // their sum, timer floor taken off (part of time.allocator_ns)
+  bool via_kpi = false;            // the KPI's calls ran (Via), in kpi_mode
+  std::string kpi_mode, kpi_note;
+  std::vector<KpiFamilyCount> kpi_families;  // the timed pass's calls by KPI family (via_kpi)
   bool numa_measured = false;
   std::string numa_note;
   NumaLocality numa;

@@ -11,6 +11,7 @@
 // live bytes describe one instant.
 #pragma once
 
+#include <kmbench/kpi.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -21,6 +22,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -54,6 +56,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
                       sh.floor_ticks,
                       sh.touch,
                       sh.realloc,
+                      sh.kpi_tags,
                       kTimed && kPhysical<B> && sh.machine != nullptr,
                       by_site ? out.site_time.data() : nullptr};
   const std::uint8_t joined = sh.realloc == Realloc::split ? 0 : kStepReallocFrom | kStepReallocTo;
@@ -88,6 +91,8 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
       case ops::OpKind::dma_alloc:
         if ((st.ctl & joined) != 0) [[unlikely]] {
           realloc_step<kTimed, kLatency>(b, st, site, held, stash, c, out);
+        } else if (st.call != ops::Call::none) [[unlikely]] {
+          kpi_allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
         } else {
           allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
         }
@@ -97,6 +102,8 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
       case ops::OpKind::dma_free:
         if ((st.ctl & joined) != 0) [[unlikely]] {
           hold_for_realloc<kTimed, kLatency>(st, held, stash, c, out);
+        } else if (st.call != ops::Call::none) [[unlikely]] {
+          kpi_release_step<kTimed, kLatency>(b, st, site, held, c, out);
         } else {
           release_step<kTimed, kLatency>(b, st, site, held, c, out);
         }
@@ -136,8 +143,13 @@ void free_leftovers(Counting<B>& b, const std::vector<Leftover>& leftovers, Shar
       st.size = l.size;
       st.tag = l.tag;
       st.ctl = l.low ? kStepLow : 0;
-      b.count_free_handed(l.size, held.handed_out, l.tag);
-      free_step(b.inner(), held.block, st);
+      st.call = l.call;
+      if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(l.size, held.handed_out, l.tag);
+      if (st.call != ops::Call::none) {
+        kpi_free(held.block, st, *sh.kpi_tags);
+      } else {
+        free_step(b.inner(), held.block, st);
+      }
       held.block = nullptr;
     }
   }
@@ -389,6 +401,17 @@ void run_on(Counting<B>& b, RunSetup& s) {
   Result& r = s.result;
   Shared sh;
   init_shared(sh, s);
+  // Through the KPI: b serves the KPI for the run (kpi_path.h); the tags go
+  // first, then the loan ends, then its AnyBackend, which leaves b be.
+  std::unique_ptr<AnyBackend> lent;
+  std::optional<kpi::BackendLoan> loan;
+  std::optional<KpiTags> tags;
+  if (r.via_kpi) {
+    lent = std::make_unique<AnyBackend>(r.backend, B::kFeatures, &b, &kBorrowedOpsFor<B>);
+    loan.emplace(*lent, s.machine);
+    tags.emplace(s.program);
+    sh.kpi_tags = &*tags;
+  }
   std::vector<ThreadOutcome> outcomes(s.program.threads.size());
   std::vector<std::thread> threads = start_replay_threads(b, s, sh, outcomes);
   dma_begin(opt.iommu, opt.iommu_bits);
@@ -399,7 +422,9 @@ void run_on(Counting<B>& b, RunSetup& s) {
   const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
   std::uint64_t steps = 0;
   for (const auto& t : s.program.threads) steps += t.size();
+  const std::vector<KpiFamilyCount> kpi_before = r.via_kpi ? kpi_family_counts() : std::vector<KpiFamilyCount>{};
   timed_pass(b, r, sh, warm_pass_ns, use_rss, steps);
+  if (r.via_kpi) r.kpi_families = kpi_family_delta(kpi_before, kpi_family_counts());
   merge_outcomes(outcomes, sh, s, B::kFeatures);
   describe_memory(r, B::kFeatures, *s.machine);
   const CountingStats before_drain = b.stats();
@@ -407,7 +432,10 @@ void run_on(Counting<B>& b, RunSetup& s) {
 
   // The accounting check, after each thread flushed its caches.
   std::int64_t held = 0;
-  for (std::uint32_t o = 0; o < s.program.object_count; ++o) held += sh.blocks[o].block != nullptr ? 1 : 0;
+  for (std::uint32_t o = 0; o < s.program.object_count; ++o) {
+    const HeldBlock& h = sh.blocks[o];
+    held += h.block != nullptr && h.handed_out != HeldBlock::kNotBackend ? 1 : 0;  // the backend's blocks
+  }
   if (opt.drain) issue(sh, Command::leftovers);
   issue(sh, Command::flush);
   check_accounting(r, b.stats(), held, opt.drain, s.program.tag_names);

@@ -14,6 +14,7 @@
 #include "allocators/physmem/physmem.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
+#include "harness/replay/kpi_path.h"
 #include "harness/replay/latency.h"
 #include "harness/replay/replay.h"
 
@@ -45,6 +46,7 @@ struct alignas(64) ThreadOutcome {
   ReallocCounts reallocs;
   LatencyHistogram realloc_latency;  // joined reallocs: apart from the kinds' (latency)
   std::uint64_t realloc_ticks = 0;   // of allocator_ticks
+  std::uint64_t kpi_calls = 0;       // allocation and free steps run through the KPI
   // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
   std::vector<std::uint64_t> site_time;
   Clock::time_point end;
@@ -67,6 +69,8 @@ enum class Command : std::uint8_t { none, warm, timed, leftovers, flush, exit };
 /// bookkeeping need not ask the backend about the block just before the timed
 /// free (which would warm the very metadata the free reads).
 struct HeldBlock {
+  /// handed_out of a block the backend did not hand out (the KPI's page runs, kpi_path.h).
+  static constexpr std::uint64_t kNotBackend = ~std::uint64_t{0};
   void* block = nullptr;
   std::uint64_t handed_out = 0;
 };
@@ -96,6 +100,7 @@ struct Shared {
   double speed = 1;
   Touch touch = Touch::first;
   Realloc realloc = Realloc::backend;
+  const KpiTags* kpi_tags = nullptr;  // a replay through the KPI's OSMalloc tags
   std::uint64_t floor_ticks = 0;
   const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
 };

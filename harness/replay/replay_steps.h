@@ -16,6 +16,7 @@
 #include "base/spin_lock.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
+#include "harness/replay/kpi_path.h"
 #include "harness/replay/latency.h"
 #include "harness/replay/program.h"
 #include "harness/replay/replay.h"
@@ -138,6 +139,7 @@ struct PassContext {
   std::uint64_t floor_ticks;
   Touch touch;
   Realloc realloc;
+  const KpiTags* kpi_tags;  // a replay through the KPI's (else null: no step carries a call)
   bool locality;  // the timed pass measures each block's node
   std::uint64_t* site_time;  // ThreadOutcome::site_time when timing by call site, else null
 };
@@ -281,6 +283,43 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
   }
 }
 
+/// An allocation step a KPI call made, replayed through that call (kpi_path.h):
+/// the call is timed whole, the KPI's checks and bookkeeping with the
+/// backend's call, as the driver paid them. A block of the KPI's page
+/// families lies in the run's machine, not in the backend: the counting
+/// wrapper leaves it out (HeldBlock::kNotBackend).
+template <bool kTimed, bool kLatency, class B>
+KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
+                                             const PassContext& c, ThreadOutcome& out) {
+  const std::uint64_t t0 = begin_interval<kLatency>();
+  void* p = kpi_allocate(st, *c.kpi_tags);
+  const std::uint64_t t1 = end_interval<kLatency>();
+  held.block = p;
+  if (p != nullptr && c.touch != Touch::none) {
+    Step written = st;
+    written.flags &= static_cast<std::uint8_t>(~ops::kOpZero);  // the KPI zeroed what it was asked to
+    touch_block(p, written, c.touch);
+    if constexpr (kLatency && kTimed) {
+      out.touch_ticks += interval_end() - t1;
+      ++out.touches;
+    }
+  }
+  const bool pages = kpi_from_pages(st);
+  held.handed_out = pages ? HeldBlock::kNotBackend : b.count_alloc(p, st.size, st.tag);
+  if constexpr (kTimed) {
+    if constexpr (kLatency) {
+      out.allocator_ticks += t1 - t0;
+      ++out.allocator_ops;
+      record_latency(out, st, t1 - t0, c.floor_ticks);
+      charge_site(c, site, t1 - t0);
+    }
+    if (p == nullptr) [[unlikely]] {
+      ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
+    }
+    ++out.kpi_calls;
+  }
+}
+
 /// Before a block is freed: a transfer still in flight on it completes.
 template <bool kTimed, bool kLatency>
 KMBENCH_STEP_INLINE void complete_transfer(const Step& st, const PassContext& c, ThreadOutcome& out) {
@@ -327,6 +366,32 @@ KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint3
     ++out.allocator_ops;
     record_latency(out, st, dt, c.floor_ticks);
     charge_site(c, site, dt);
+  }
+}
+
+/// A free step of a block a KPI call made: the free of its family (kpi_path.h), timed whole.
+template <bool kTimed, bool kLatency, class B>
+KMBENCH_STEP_INLINE void kpi_release_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
+                                          const PassContext& c, ThreadOutcome& out) {
+  complete_transfer<kTimed, kLatency>(st, c, out);
+  void* p = held.block;
+  held.block = nullptr;
+  if (p == nullptr) [[unlikely]] {
+    return;
+  }
+  count_free_node<kTimed>(p, c, out);
+  if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(st.size, held.handed_out, st.tag);
+  const std::uint64_t t0 = begin_interval<kLatency>();
+  kpi_free(p, st, *c.kpi_tags);
+  if constexpr (kTimed) {
+    if constexpr (kLatency) {
+      const std::uint64_t dt = interval_end() - t0;
+      out.allocator_ticks += dt;
+      ++out.allocator_ops;
+      record_latency(out, st, dt, c.floor_ticks);
+      charge_site(c, site, dt);
+    }
+    ++out.kpi_calls;
   }
 }
 

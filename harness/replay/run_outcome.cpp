@@ -150,7 +150,7 @@ void describe_memory(Result& r, std::uint32_t features, const physmem::Machine& 
                  "; " + (phys ? "every block physically contiguous (the machine's direct map)"
                               : "contiguous not honoured: process memory has scattered frames") +
                  "; zeroed blocks cleared right after the backend's call, for every backend alike (touch time)";
-  r.dma_note = dma_note(phys, r.options.iommu, r.options.iommu_bits);
+  r.dma_note = dma_note(phys, r.options.iommu, r.options.iommu_bits, r.via_kpi);
   r.machine.memory_source =
       phys ? "the simulated machine: resident before timing, no page faults"
            : std::string(r.backend) == "system"

@@ -89,8 +89,44 @@ foreach(trace ${WORK}/rx.kmt ${TRACES}/kpi-rx-driver.kmt ${TRACES}/kpi-dma-drive
     if(NOT dropped EQUAL 0)
       message(FATAL_ERROR "replay of ${trace} on ${b} dropped operations:\n${cell}")
     endif()
+    # By default a KPI recording replays through the KPI: each family made as
+    # many calls in the timed pass as the driver made. The replay's own DMA
+    # path adds an IOMemoryDescriptor and an IODMACommand (OSObjects) per transfer.
+    string(JSON via GET "${cell}" kpi via)
+    if(NOT via STREQUAL "kpi")
+      message(FATAL_ERROR "replay of ${trace} on ${b} did not go through the KPI (kpi.via ${via})")
+    endif()
+    string(JSON transfers GET "${cell}" dma transfers)
+    string(JSON n_fam LENGTH "${tinfo}" call_families)
+    math(EXPR last "${n_fam} - 1")
+    foreach(i RANGE ${last})
+      string(JSON fam GET "${tinfo}" call_families ${i} family)
+      if(fam MATCHES "^(IOMalloc|IOMallocAligned|IOMallocPageable|IOMallocContiguous|OSMalloc|OSObject)")
+        string(JSON want GET "${tinfo}" call_families ${i} allocs)
+        if(fam STREQUAL "OSObject")
+          math(EXPR want "${want} + 2 * ${transfers}")
+        endif()
+        string(JSON got ERROR_VARIABLE missing GET "${cell}" kpi families "${fam}" allocs)
+        if(missing OR NOT got EQUAL want)
+          message(FATAL_ERROR "replay of ${trace} on ${b}: ${fam} made ${got} allocations through the KPI, "
+                              "expected ${want}:\n${cell}")
+        endif()
+      endif()
+    endforeach()
   endforeach()
 endforeach()
+# --via backend gives the same ops to the backend's own calls, as any trace's.
+run(0 "accounting      ok" replay ${TRACES}/kpi-rx-driver.kmt --backend slab --via backend --drain
+    --json ${WORK}/via-backend.json)
+file(READ ${WORK}/via-backend.json cell)
+string(JSON via GET "${cell}" kpi via)
+string(JSON n_fam LENGTH "${cell}" kpi families)
+if(NOT via STREQUAL "backend" OR NOT n_fam EQUAL 0)
+  message(FATAL_ERROR "--via backend went through the KPI:\n${cell}")
+endif()
+# A stream no KPI call made cannot go through the KPI: exit 2, saying why.
+run(0 "ops/s" workload churn --backend bump --param ops=200 --save ${WORK}/churn.kmt)
+run(2 "has no KPI allocation" replay ${WORK}/churn.kmt --backend slab --via kpi)
 
 # A program that aborts: its recording reads up to the last whole buffer (2 x 4096 records) and says it was cut.
 execute_process(COMMAND ${CMAKE_COMMAND} -E env KMBENCH_RECORD=${WORK}/crash.kmr ${CRASH}
