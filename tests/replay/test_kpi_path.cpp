@@ -45,7 +45,7 @@ ops::Trace driver_calls() {
       {Call::os_malloc, 16384, ops::kOpPageable, 2, 0},
       {Call::os_object_new, 96, 0, 3, 0},
   };
-  constexpr std::uint32_t kRounds = 300;
+  constexpr std::uint32_t kRounds = 60;
   std::uint32_t object = 0;
   for (std::uint32_t i = 0; i < kRounds; ++i) {
     for (const Kind& k : kinds) {
@@ -71,7 +71,7 @@ std::map<std::string, KpiFamilyCount> by_family(const Result& r) {
 
 TEST(KpiPath, EachCallRunsThroughItsFamilyOnEveryBackendAcrossThreads) {
   const Program p = build_program(driver_calls(), 2);
-  ASSERT_EQ(p.kpi_steps, 2u * 9 * 300);
+  ASSERT_EQ(p.kpi_steps, 2u * 9 * 60);
   for (const BackendInfo& b : all_backends()) {
     if (!b.executable.empty()) continue;
     Options o;
@@ -83,8 +83,8 @@ TEST(KpiPath, EachCallRunsThroughItsFamilyOnEveryBackendAcrossThreads) {
     EXPECT_EQ(r.failed_allocs + r.noblock_failures, 0u) << b.name;
     const auto f = by_family(r);
     const std::pair<const char*, std::uint64_t> expected[] = {
-        {"IOMalloc", 600},        {"IOMallocAligned", 300}, {"IOMallocPageable", 300}, {"IOMallocContiguous", 300},
-        {"OSMalloc", 600},        {"OSMalloc(pageable)", 300}, {"OSObject", 300}};
+        {"IOMalloc", 120}, {"IOMallocAligned", 60}, {"IOMallocPageable", 60}, {"IOMallocContiguous", 60},
+        {"OSMalloc", 120}, {"OSMalloc(pageable)", 60}, {"OSObject", 60}};
     for (const auto& [family, n] : expected) {
       ASSERT_TRUE(f.count(family)) << b.name << " " << family;
       EXPECT_EQ(f.at(family).allocs, n) << b.name << " " << family;
