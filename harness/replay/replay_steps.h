@@ -253,6 +253,33 @@ KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const P
   out.flags.zeroed += (st.flags & ops::kOpZero) != 0 ? 1 : 0;
 }
 
+/// Charges one timed call of dt ticks (the backend's, or a KPI call's) to
+/// the allocator's time, its step kind's latency and its call site.
+template <bool kTimed, bool kLatency>
+KMBENCH_STEP_INLINE void charge_call(const Step& st, std::uint32_t site, std::uint64_t dt, const PassContext& c,
+                                     ThreadOutcome& out) noexcept {
+  if constexpr (kTimed && kLatency) {
+    out.allocator_ticks += dt;
+    ++out.allocator_ops;
+    record_latency(out, st, dt, c.floor_ticks);
+    charge_site(c, site, dt);
+  }
+}
+
+/// The writes to a block just allocated (touch_block), timed apart from the
+/// call that ended at t1.
+template <bool kTimed, bool kLatency>
+KMBENCH_STEP_INLINE void touch_new_block(void* p, const Step& written, std::uint64_t t1, const PassContext& c,
+                                         ThreadOutcome& out) noexcept {
+  if (p != nullptr && (c.touch != Touch::none || (written.flags & ops::kOpZero) != 0)) {
+    touch_block(p, written, c.touch);
+    if constexpr (kLatency && kTimed) {
+      out.touch_ticks += interval_end() - t1;
+      ++out.touches;
+    }
+  }
+}
+
 /// An alloc, page_alloc or dma_alloc step: the backend's call (timed), the
 /// touch (timed apart), the counting wrapper's bookkeeping (untimed).
 template <bool kTimed, bool kLatency, class B>
@@ -262,23 +289,10 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
   void* p = allocate_step(b.inner(), st);
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
-  if (p != nullptr) [[likely]] {
-    if (c.touch != Touch::none || (st.flags & ops::kOpZero) != 0) {
-      touch_block(p, st, c.touch);
-      if constexpr (kLatency && kTimed) {
-        out.touch_ticks += interval_end() - t1;
-        ++out.touches;
-      }
-    }
-  }
+  touch_new_block<kTimed, kLatency>(p, st, t1, c, out);
   held.handed_out = b.count_alloc(p, st.size, st.tag);
   if constexpr (kTimed) {
-    if constexpr (kLatency) {
-      out.allocator_ticks += t1 - t0;
-      ++out.allocator_ops;
-      record_latency(out, st, t1 - t0, c.floor_ticks);
-      charge_site(c, site, t1 - t0);
-    }
+    charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
     count_allocation<B>(st, p, c, out);
   }
 }
@@ -295,24 +309,12 @@ KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std
   void* p = kpi_allocate(st, *c.kpi_tags);
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
-  if (p != nullptr && c.touch != Touch::none) {
-    Step written = st;
-    written.flags &= static_cast<std::uint8_t>(~ops::kOpZero);  // the KPI zeroed what it was asked to
-    touch_block(p, written, c.touch);
-    if constexpr (kLatency && kTimed) {
-      out.touch_ticks += interval_end() - t1;
-      ++out.touches;
-    }
-  }
-  const bool pages = kpi_from_pages(st);
-  held.handed_out = pages ? HeldBlock::kNotBackend : b.count_alloc(p, st.size, st.tag);
+  Step written = st;
+  written.flags &= static_cast<std::uint8_t>(~ops::kOpZero);  // the KPI zeroed what it was asked to
+  touch_new_block<kTimed, kLatency>(p, written, t1, c, out);
+  held.handed_out = kpi_from_pages(st) ? HeldBlock::kNotBackend : b.count_alloc(p, st.size, st.tag);
   if constexpr (kTimed) {
-    if constexpr (kLatency) {
-      out.allocator_ticks += t1 - t0;
-      ++out.allocator_ops;
-      record_latency(out, st, t1 - t0, c.floor_ticks);
-      charge_site(c, site, t1 - t0);
-    }
+    charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
     if (p == nullptr) [[unlikely]] {
       ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
     }
@@ -334,15 +336,21 @@ KMBENCH_STEP_INLINE void complete_transfer(const Step& st, const PassContext& c,
   }
 }
 
-/// The timed pass's count of a free by the node of its memory.
-template <bool kTimed>
-KMBENCH_STEP_INLINE void count_free_node(const void* p, const PassContext& c, ThreadOutcome& out) {
+/// A free step's first part: the transfer in flight completes, the block
+/// leaves the replay's hands and is counted by the node of its memory.
+/// nullptr: the block's allocation had failed, nothing to free.
+template <bool kTimed, bool kLatency>
+KMBENCH_STEP_INLINE void* take_block(const Step& st, HeldBlock& held, const PassContext& c, ThreadOutcome& out) {
+  complete_transfer<kTimed, kLatency>(st, c, out);
+  void* p = held.block;
+  held.block = nullptr;
   if constexpr (kTimed) {
-    if (c.locality) {
+    if (p != nullptr && c.locality) {
       ++out.frees;
       out.remote_frees += c.machine->node_of(p) != out.node ? 1 : 0;
     }
   }
+  return p;
 }
 
 /// A free, page_free or dma_free step; a buffer still mapped for DMA
@@ -350,49 +358,29 @@ KMBENCH_STEP_INLINE void count_free_node(const void* p, const PassContext& c, Th
 template <bool kTimed, bool kLatency, class B>
 KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                       const PassContext& c, ThreadOutcome& out) {
-  complete_transfer<kTimed, kLatency>(st, c, out);
-  void* p = held.block;
-  held.block = nullptr;
+  void* p = take_block<kTimed, kLatency>(st, held, c, out);
   if (p == nullptr) [[unlikely]] {
     return;
   }
-  count_free_node<kTimed>(p, c, out);
   b.count_free_handed(st.size, held.handed_out, st.tag);
   const std::uint64_t t0 = begin_interval<kLatency>();
   free_step(b.inner(), p, st);
-  if constexpr (kTimed && kLatency) {
-    const std::uint64_t dt = interval_end() - t0;
-    out.allocator_ticks += dt;
-    ++out.allocator_ops;
-    record_latency(out, st, dt, c.floor_ticks);
-    charge_site(c, site, dt);
-  }
+  charge_call<kTimed, kLatency>(st, site, end_interval<kLatency>() - t0, c, out);
 }
 
 /// A free step of a block a KPI call made: the free of its family (kpi_path.h), timed whole.
 template <bool kTimed, bool kLatency, class B>
 KMBENCH_STEP_INLINE void kpi_release_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                           const PassContext& c, ThreadOutcome& out) {
-  complete_transfer<kTimed, kLatency>(st, c, out);
-  void* p = held.block;
-  held.block = nullptr;
+  void* p = take_block<kTimed, kLatency>(st, held, c, out);
   if (p == nullptr) [[unlikely]] {
     return;
   }
-  count_free_node<kTimed>(p, c, out);
   if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(st.size, held.handed_out, st.tag);
   const std::uint64_t t0 = begin_interval<kLatency>();
   kpi_free(p, st, *c.kpi_tags);
-  if constexpr (kTimed) {
-    if constexpr (kLatency) {
-      const std::uint64_t dt = interval_end() - t0;
-      out.allocator_ticks += dt;
-      ++out.allocator_ops;
-      record_latency(out, st, dt, c.floor_ticks);
-      charge_site(c, site, dt);
-    }
-    ++out.kpi_calls;
-  }
+  charge_call<kTimed, kLatency>(st, site, end_interval<kLatency>() - t0, c, out);
+  if constexpr (kTimed) ++out.kpi_calls;
 }
 
 /// The free step of a joined realloc: a transfer in flight completes, and
@@ -400,16 +388,16 @@ KMBENCH_STEP_INLINE void kpi_release_step(Counting<B>& b, const Step& st, std::u
 template <bool kTimed, bool kLatency>
 KMBENCH_STEP_INLINE void hold_for_realloc(const Step& st, HeldBlock& held, ReallocStash& stash, const PassContext& c,
                                           ThreadOutcome& out) {
-  complete_transfer<kTimed, kLatency>(st, c, out);
-  stash = {held.block, held.handed_out, st.size, st.tag};
-  held.block = nullptr;
-  if (stash.block != nullptr) count_free_node<kTimed>(stash.block, c, out);
+  const std::uint64_t handed_out = held.handed_out;
+  void* p = take_block<kTimed, kLatency>(st, held, c, out);
+  stash = {p, handed_out, st.size, st.tag};
 }
 
 /// The allocation step of a joined realloc: the block the step before held is
 /// reallocated, timed as one backend call (the backend's own realloc, or
-/// allocate, copy and free). A realloc that fails leaves the old block, which
-/// is freed as the trace freed it; the new block counts as a failed allocation.
+/// allocate, copy and free) and apart from the kinds' latency. A realloc
+/// that fails leaves the old block, which is freed as the trace freed it; the
+/// new block counts as a failed allocation.
 template <bool kTimed, bool kLatency, class B>
 KMBENCH_STEP_INLINE void realloc_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                       ReallocStash& stash, const PassContext& c, ThreadOutcome& out) {
@@ -430,13 +418,7 @@ KMBENCH_STEP_INLINE void realloc_step(Counting<B>& b, const Step& st, std::uint3
     b.inner().free(old, stash.size);
   }
   held.block = p;
-  if (p != nullptr && (c.touch != Touch::none || (st.flags & ops::kOpZero) != 0)) {
-    touch_block(p, st, c.touch);
-    if constexpr (kLatency && kTimed) {
-      out.touch_ticks += interval_end() - t1;
-      ++out.touches;
-    }
-  }
+  touch_new_block<kTimed, kLatency>(p, st, t1, c, out);
   held.handed_out = b.count_alloc(p, st.size, st.tag);
   if constexpr (kTimed) {
     if constexpr (kLatency) {
