@@ -265,7 +265,7 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
   Builder b("kpi", "kmbench-kpi-record", options);
   Symbolizer symbols(log.modules, options.symbols);
   std::unordered_map<std::uint64_t, std::uint32_t> site_ids;
-  std::uint64_t unknown = 0, sites_unnamed = 0, dma_runs = 0, dma_bounced = 0;
+  std::uint64_t unknown = 0, dma_runs = 0, dma_bounced = 0;
   for (std::size_t i = 0; i < log.records.size(); ++i) {
     const Record& r = log.records[i];
     if (r.call >= kFirstEvent) continue;
@@ -277,11 +277,7 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
     e.cpu = r.cpu;
     e.time_ns = clock.ns(r.ticks);
     auto [it, fresh] = site_ids.try_emplace(r.site, 0);
-    if (fresh) {
-      const std::string site = symbols.name(r.site);
-      if (site.find("+0x") == std::string::npos || site.find('/') == std::string::npos) ++sites_unnamed;
-      it->second = b.intern(site);
-    }
+    if (fresh) it->second = b.intern(symbols.name(r.site));  // each distinct site named once
     e.site = it->second;
     const auto call = static_cast<Call>(r.call);
     if (call == Call::dma_prepare) {  // what the ops cannot hold: the transfer's physical runs and its bounce
@@ -304,7 +300,7 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
   t.counters["record.cut"] = log.cut.empty() ? 0 : 1;
   t.counters["record.unknown_calls"] = unknown;
   t.counters["record.sites"] = site_ids.size();
-  t.counters["record.sites_unnamed"] = sites_unnamed;
+  t.counters["record.sites_unnamed"] = symbols.counts().unnamed;
   t.counters["record.objects_unreadable"] = symbols.counts().unreadable_objects;
   t.counters["record.build_id_mismatches"] = symbols.counts().build_id_mismatches;
   t.counters["record.dma_runs"] = dma_runs;

@@ -179,9 +179,13 @@ std::string Symbolizer::name(std::uint64_t address) {
     const Table* t = read_files_ ? table_of(m) : nullptr;
     const Table::Function* fn = t != nullptr ? t->find(link - 1) : nullptr;
     const std::string object = m == 0 ? "" : " [" + base_name(mod.path) + "]";
-    if (fn == nullptr) return base_name(mod.path) + "+" + hex(link);
+    if (fn == nullptr) {
+      ++counts_.unnamed;
+      return base_name(mod.path) + "+" + hex(link);
+    }
     return demangled(t->names[fn->name].c_str()) + "+" + hex(link - fn->start) + "/" + hex(fn->size) + object;
   }
+  ++counts_.unnamed;
   return hex(address);
 }
 

@@ -29,10 +29,10 @@ class Symbolizer {
   /// "object+0xoffset" when no symbol covers it, "0x..." outside every object.
   std::string name(std::uint64_t address);
 
-  /// Addresses named without a function (each distinct address counted once by the caller).
   struct Counts {
     std::uint64_t unreadable_objects = 0;  // file missing or not ELF
     std::uint64_t build_id_mismatches = 0; // the file on disk is not the one that ran
+    std::uint64_t unnamed = 0;             // name() calls that found no function (object+0x.., 0x..)
   };
   Counts counts() const { return counts_; }
 
