@@ -160,6 +160,9 @@ TEST(KpiRecord, EveryCallComesBackWithItsFamilyFlagsTagClassAndSite) {
   const std::string& raw_site = u.strings[first_op(u, ops::Call::io_malloc_zero)->site];
   EXPECT_EQ(raw_site.find("Every"), std::string::npos) << raw_site;
   EXPECT_NE(raw_site.find("test_kpi_record+0x"), std::string::npos) << raw_site;
+  // Every site is then unnamed; with symbols, this program's own sites were named.
+  EXPECT_EQ(u.counters.at("record.sites_unnamed"), u.counters.at("record.sites"));
+  EXPECT_LT(t.counters.at("record.sites_unnamed"), t.counters.at("record.sites"));
 
   // A .kmt and its text form keep the calls.
   const ops::Trace back = trace::decode(trace::encode(t).data(), trace::encode(t).size(), "back.kmt");
