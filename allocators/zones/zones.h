@@ -298,7 +298,7 @@ class ZonesBackend {
        {}, 1, 1'000'000'000},
       {"magazine", ParamSpec::Kind::integer, "8", "elements per per-CPU magazine", {}, 1, 1024},
   };
-  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures;
+  static constexpr std::uint32_t kFeatures = kKernelBackendFeatures | kFeatureRealloc;
 
   /// Throws UsageError on an unknown or malformed parameter.
   explicit ZonesBackend(const BackendConfig& config);
@@ -366,6 +366,19 @@ class ZonesBackend {
     if (p != nullptr) {
       free_slow(p, size);
     }
+  }
+
+  /// kalloc's realloc (krealloc): the block stays where it is when the new
+  /// size lands in the same kalloc class as the old one; else a new block,
+  /// the bytes both sizes hold copied, the old block freed. kalloc_large
+  /// blocks and blocks aligned beyond the quantum always move.
+  void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
+                   NodeId node) noexcept {
+    if (old_size <= zones::kMaxSmall && new_size <= zones::kMaxSmall && align <= zones::kQuantum &&
+        classes_.number_of(old_size) == classes_.number_of(new_size)) {
+      return p;
+    }
+    return copy_reallocate(*this, p, old_size, new_size, align, tag, node);
   }
 
   /// Below 4 GiB, as IOMallocContiguous and a 32-bit-mask IOBufferMemoryDescriptor

@@ -309,7 +309,8 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
 class LeakyZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"leaky-zones", "zones losing frees", ""}};
-  static constexpr std::uint32_t kFeatures = ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory};
+  static constexpr std::uint32_t kFeatures =
+      ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory | kFeatureRealloc};
   explicit LeakyZones(const BackendConfig& config) : zones_(config) {}
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     return zones_.allocate(size, align, tag, node);

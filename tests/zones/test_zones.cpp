@@ -120,6 +120,26 @@ TEST(ZonesChunks, SmallerSizeOfTheSameClassIsAccepted) {
   EXPECT_EQ(b.metric("backend.zones.kalloc.256.elements_in_use"), 0);
 }
 
+// kalloc's realloc: in place within a kalloc class, grown or shrunk; moved
+// (copied, the old element freed) across classes and for kalloc_large blocks.
+TEST(ZonesRealloc, StaysInItsKallocClassAndMovesAcrossClasses) {
+  ZonesBackend b(BackendConfig{});
+  auto* p = static_cast<unsigned char*>(b.allocate(200, 16, kNoTag, kAnyNode));
+  for (int i = 0; i < 200; ++i) p[i] = static_cast<unsigned char>(i);
+  EXPECT_EQ(b.reallocate(p, 200, 256, 16, kNoTag, kAnyNode), p);  // kalloc.256 both
+  EXPECT_EQ(b.reallocate(p, 256, 193, 16, kNoTag, kAnyNode), p);
+  auto* q = static_cast<unsigned char*>(b.reallocate(p, 193, 300, 16, kNoTag, kAnyNode));  // kalloc.384
+  ASSERT_NE(q, nullptr);
+  EXPECT_NE(q, p);
+  for (int i = 0; i < 193; ++i) ASSERT_EQ(q[i], static_cast<unsigned char>(i)) << i;
+  EXPECT_EQ(b.metric("backend.zones.kalloc.256.elements_in_use"), 0);
+  void* large = b.reallocate(q, 300, 20000, 16, kNoTag, kAnyNode);  // kalloc_large
+  ASSERT_NE(large, nullptr);
+  void* moved = b.reallocate(large, 20000, 20001, 16, kNoTag, kAnyNode);
+  EXPECT_NE(moved, large);
+  b.free(moved, 20001);
+}
+
 using ZonesDeathTest = ::testing::TestWithParam<std::string>;
 
 TEST_P(ZonesDeathTest, DoubleFreePanics) {
