@@ -24,6 +24,8 @@ packages=(
   trace-cmd xz-utils zstd gzip hyperfine
   # the size limits check (tools/check-sizes.py) finds functions with it
   universal-ctags
+  # ctest cluster.slurm_job_array: the matrix as a Slurm job array on a one-node Slurm
+  slurm-wlm munge
 )
 
 missing=()
