@@ -139,6 +139,13 @@ void count_calls(const ops::Trace& t, Info& info) {
       ++by_call[static_cast<int>(c)];
       const ops::Op& op = s.ops[i];
       if (c == ops::Call::os_object_new) ++by_class[op.tag != 0 ? t.strings[op.tag] : "(unknown class)"];
+      if (c == ops::Call::realloc && op.kind == ops::OpKind::alloc) {
+        ++info.realloc_blocks;
+        // A realloc of a live block: its free, then its allocation at the same time (as the replay joins them).
+        const bool joined = i > 0 && s.calls[i - 1] == ops::Call::realloc && s.ops[i - 1].kind == ops::OpKind::free &&
+                            s.ops[i - 1].time_ns == op.time_ns;
+        info.realloc_of_live += joined ? 1 : 0;
+      }
       const std::string family(ops::call_family(c, (op.flags & ops::kOpPageable) != 0));
       Info::FamilyOps& f = by_family[family];
       f.family = family;
@@ -224,6 +231,9 @@ std::string info_json(const ops::Trace& t, const Info& i) {
   j["slab_slack"] = slab_slack_json(i);
   j["calls"] = nlohmann::json::object();
   for (const auto& [name, n] : i.calls) j["calls"][name] = n;
+  if (i.realloc_blocks + i.realloc_of_live > 0) {
+    j["reallocs"] = {{"returned_blocks", i.realloc_blocks}, {"of_live_blocks", i.realloc_of_live}};
+  }
   j["call_families"] = nlohmann::json::array();
   for (const Info::FamilyOps& f : i.families) {
     j["call_families"].push_back({{"family", f.family}, {"allocs", f.allocs}, {"frees", f.frees}});
@@ -282,7 +292,12 @@ void print_info(const ops::Trace& t, const Info& i, std::ostream& out) {
   if (!i.calls.empty()) {
     out << "calls        ";
     for (const auto& [name, n] : i.calls) out << " " << name << "=" << n;
-    out << "\ncall families (allocating / freeing ops):\n";
+    out << "\n";
+    if (i.realloc_blocks + i.realloc_of_live > 0) {
+      out << "reallocs      " << i.realloc_blocks << " returned a block, " << i.realloc_of_live
+          << " of them by moving or resizing a live block (the replay runs each as one realloc)\n";
+    }
+    out << "call families (allocating / freeing ops):\n";
     for (const Info::FamilyOps& f : i.families) {
       out << "  " << std::setw(26) << std::left << f.family << std::right << " " << std::setw(9) << f.allocs
           << " / " << f.frees << "\n";

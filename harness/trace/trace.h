@@ -193,6 +193,11 @@ struct Info {
     std::uint64_t allocs = 0, frees = 0;
   };
   std::vector<FamilyOps> families;
+  /// The C library's reallocs (LD_PRELOAD recordings): calls that returned a
+  /// block (an allocation op each), and of those, the ones that moved or
+  /// resized a live block (its free right before, at the same time), which
+  /// the replay runs as one realloc.
+  std::uint64_t realloc_blocks = 0, realloc_of_live = 0;
   /// OSObject allocations by class (the tag of an OSObject::operator new op), most first.
   std::vector<std::pair<std::string, std::uint64_t>> classes;
   /// A KPI recording cut short (metadata "record.cut"): where and why; "" otherwise.

@@ -95,6 +95,8 @@ expect(info["counters"]["recorder.dropped_records"] == 0, "no dropped records")
 # into one realloc: the backend's own where it has one (glibc), else allocate,
 # copy and free (slab); --realloc split keeps them apart.
 expect(reallocs >= 40, f"the program's 40 reallocs of a live block are recorded: {reallocs}")
+expect(info.get("reallocs", {}).get("of_live_blocks") == reallocs,
+       f"trace info counts {info.get('reallocs')} reallocs, the dump {reallocs} of a live block")
 for backend, mode, joined, own in (("system", "backend", reallocs, reallocs), ("slab", "backend", reallocs, 0),
                                    ("system", "copy", reallocs, 0), ("system", "split", 0, 0)):
     cell = os.path.join(work, f"replay-{backend}-{mode}.json")
