@@ -331,11 +331,11 @@ class ProgramBuilder {
   /// A realloc's two steps become one when the allocation directly follows the
   /// free on the thread, from the same stream at the same time, and neither
   /// is below 4 GiB or differently aligned; else they stay a free and an allocation.
-  void join_realloc(unsigned t, std::uint32_t stream, ops::Call call, Step& s) {
+  void join_realloc(unsigned t, ops::Call call, Step& s) {
     std::vector<Step>& steps = prog_.threads[t];
     Step* before = steps.empty() ? nullptr : &steps.back();
     const bool pending = before != nullptr && (before->ctl & kStepReallocFrom) != 0;
-    if (pending && call == ops::Call::realloc && s.kind == OpKind::alloc && last_stream_[t] == stream &&
+    if (pending && call == ops::Call::realloc && s.kind == OpKind::alloc && last_stream_[t] == stream_ &&
         before->time_ns == s.time_ns && (s.ctl & kStepLow) == 0 && before->align_log2 == s.align_log2) {
       s.ctl |= kStepReallocTo;
       ++prog_.realloc_pairs;
@@ -398,7 +398,7 @@ class ProgramBuilder {
         }
         break;
     }
-    join_realloc(t, stream_, call, s);
+    join_realloc(t, call, s);
     last_stream_[t] = stream_;
     o.last_thread = t;
     o.last_index = static_cast<std::uint32_t>(prog_.threads[t].size());

@@ -6,9 +6,9 @@
 #include <atomic>
 
 #include "allocators/registry.h"
-#include "allocators/zones/zones.h"
 #include "harness/replay/replay.h"
 #include "harness/replay/replay_loop.h"
+#include "tests/support/forwarding_zones.h"
 #include "tests/support/make_op.h"
 
 namespace kmbench::replay {
@@ -130,27 +130,16 @@ TEST(ReallocReplay, EveryBackendRunsTheJoinedReallocsAndDrainsToZero) {
 }
 
 /// zones with a realloc of its own that refuses to grow past 4 KiB.
-class RefusingZones {
+class RefusingZones : public test_support::ForwardingZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"refusing-zones", "zones whose realloc refuses large blocks", ""}};
   static constexpr std::uint32_t kFeatures =
       (ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory}) | kFeatureRealloc;
-  explicit RefusingZones(const BackendConfig& config) : zones_(config) {}
-  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
-    return zones_.allocate(size, align, tag, node);
-  }
-  void free(void* p, std::size_t size) noexcept { zones_.free(p, size); }
+  using ForwardingZones::ForwardingZones;
   void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
                    NodeId node) noexcept {
     return new_size > 4096 ? nullptr : copy_reallocate(zones_, p, old_size, new_size, align, tag, node);
   }
-  std::size_t usable_size(void* p, std::size_t size) const noexcept { return zones_.usable_size(p, size); }
-  std::size_t reclaim(ReclaimLevel level) { return zones_.reclaim(level); }
-  std::uint64_t physical_address(const void* p) const noexcept { return zones_.physical_address(p); }
-  BackendStats stats() const { return zones_.stats(); }
-
- private:
-  ZonesBackend zones_;
 };
 static_assert(Backend<RefusingZones>);
 

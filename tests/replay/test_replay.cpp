@@ -12,6 +12,7 @@
 #include "harness/replay/replay.h"
 #include "harness/replay/replay_loop.h"
 #include "harness/trace/trace.h"
+#include "tests/support/forwarding_zones.h"
 #include "tests/support/make_op.h"
 
 namespace kmbench::replay {
@@ -306,25 +307,17 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
 
 /// zones that loses one free in 97: the block stays allocated in zones while
 /// the replay and the counting wrapper think it gone.
-class LeakyZones {
+class LeakyZones : public test_support::ForwardingZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"leaky-zones", "zones losing frees", ""}};
   static constexpr std::uint32_t kFeatures =
       ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory | kFeatureRealloc};
-  explicit LeakyZones(const BackendConfig& config) : zones_(config) {}
-  void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
-    return zones_.allocate(size, align, tag, node);
-  }
+  using ForwardingZones::ForwardingZones;
   void free(void* p, std::size_t size) noexcept {
     if (frees_.fetch_add(1, std::memory_order_relaxed) % 97 != 96) zones_.free(p, size);
   }
-  std::size_t usable_size(void* p, std::size_t size) const noexcept { return zones_.usable_size(p, size); }
-  std::size_t reclaim(ReclaimLevel level) { return zones_.reclaim(level); }
-  std::uint64_t physical_address(const void* p) const noexcept { return zones_.physical_address(p); }
-  BackendStats stats() const { return zones_.stats(); }
 
  private:
-  ZonesBackend zones_;
   std::atomic<std::uint64_t> frees_{0};
 };
 static_assert(Backend<LeakyZones>);
