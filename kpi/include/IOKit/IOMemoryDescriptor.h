@@ -15,6 +15,9 @@
 
 class IOMemoryMap;
 class IOMapper;
+namespace kmbench::kpi::dma {
+class GatheredView;
+}
 
 #ifndef KMBENCH_KPI_IODIRECTION_DEFINED
 #define KMBENCH_KPI_IODIRECTION_DEFINED
@@ -119,7 +122,10 @@ class IOMemoryDescriptor : public OSObject {
                                       IOOptionBits options = 0) = 0;
   IOPhysicalAddress getPhysicalAddress();
 
-  /// A mapping of the whole descriptor into the kernel task.
+  /// A mapping of the whole descriptor into the kernel task. Memory in one virtual run maps
+  /// at its own address; pieces that are not virtually adjacent are gathered end to end into
+  /// a new range, as XNU maps them (docs/dma.md). NULL when pieces meet inside a page, or lie
+  /// in memory other than private anonymous read-write memory.
   IOMemoryMap* map(IOOptionBits options = 0);
   IOMemoryMap* createMappingInTask(task_t intoTask, mach_vm_address_t atAddress,
                                    IOOptionBits options, mach_vm_size_t offset = 0,
@@ -162,15 +168,18 @@ class IOMemoryMap : public OSObject {
                                                IOOptionBits options = 0);
   virtual IOReturn unmap();
 
-  /// kmbench: pre: `address` holds `length` bytes of `memory` from `offset` on.
+  /// kmbench: pre: `address` holds `length` bytes of `memory` from `offset` on; the map
+  /// owns `view` (the range gathering the descriptor's pieces) when there is one.
   bool kmbenchInit(IOMemoryDescriptor* memory, void* address, IOByteCount offset,
-                   IOByteCount length, IOOptionBits options);
+                   IOByteCount length, IOOptionBits options,
+                   kmbench::kpi::dma::GatheredView* view = nullptr);
 
  protected:
   void free() override;
 
  private:
   IOMemoryDescriptor* _memory = nullptr;
+  kmbench::kpi::dma::GatheredView* _view = nullptr;
   void* _address = nullptr;
   IOByteCount _offset = 0;
   IOByteCount _length = 0;

@@ -26,6 +26,11 @@ struct DmaStats {
   /// default, inhibit, write-through, copyback, write-combine, copyback-inner, posted-write,
   /// real-time). Recorded only: the simulated memory has no caches to change.
   std::uint64_t maps_by_cache[8] = {};
+  std::uint64_t gathered_maps = 0;           // maps that gathered non-adjacent pieces into one range
+  std::uint64_t gathered_pages = 0;          // pages shown by such maps now (shared while shown)
+  std::uint64_t maps_refused_unaligned = 0;  // maps refused: two pieces meet inside a page
+  std::uint64_t maps_refused_memory = 0;     // maps refused: a piece cannot be shared (read-only,
+                                             // a file mapping) or the kernel said no
 
   double segments_per_transfer() const {
     return transfers == 0 ? 0.0 : static_cast<double>(segments) / static_cast<double>(transfers);

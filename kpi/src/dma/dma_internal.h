@@ -13,7 +13,8 @@ namespace kmbench::kpi::dma {
 struct Counters {
   std::atomic<std::uint64_t> transfers{0}, transfer_bytes{0}, segments{0}, bounce_bytes{0},
       bounce_copies{0}, bounce_copy_bytes{0}, iommu_mappings{0}, iommu_pages{0}, buffers{0},
-      buffer_bytes{0}, contiguous_failures{0};
+      buffer_bytes{0}, contiguous_failures{0}, gathered_maps{0}, maps_refused_unaligned{0},
+      maps_refused_memory{0};
   std::atomic<std::uint64_t> maps_by_cache[8] = {};
 };
 Counters& counters() noexcept;

@@ -2,6 +2,7 @@
 #include <atomic>
 
 #include "dma_internal.h"
+#include "gathered_view.h"
 #include "physical.h"
 
 namespace kmbench::kpi {
@@ -35,6 +36,10 @@ DmaStats dma_stats() {
   s.buffer_bytes = get(c.buffer_bytes);
   s.contiguous_failures = get(c.contiguous_failures);
   s.lent_pages = dma::lent_pages();
+  s.gathered_maps = get(c.gathered_maps);
+  s.gathered_pages = dma::GatheredView::shared_pages();
+  s.maps_refused_unaligned = get(c.maps_refused_unaligned);
+  s.maps_refused_memory = get(c.maps_refused_memory);
   for (int i = 0; i < 8; ++i) s.maps_by_cache[i] = get(c.maps_by_cache[i]);
   return s;
 }
@@ -43,7 +48,8 @@ void reset_dma_stats() {
   dma::Counters& c = dma::counters();
   for (auto* v : {&c.transfers, &c.transfer_bytes, &c.segments, &c.bounce_bytes, &c.bounce_copies,
                   &c.bounce_copy_bytes, &c.iommu_mappings, &c.iommu_pages, &c.buffers,
-                  &c.buffer_bytes, &c.contiguous_failures}) {
+                  &c.buffer_bytes, &c.contiguous_failures, &c.gathered_maps,
+                  &c.maps_refused_unaligned, &c.maps_refused_memory}) {
     v->store(0, std::memory_order_relaxed);
   }
   for (auto& v : c.maps_by_cache) v.store(0, std::memory_order_relaxed);

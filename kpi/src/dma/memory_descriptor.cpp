@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "allocators/physmem/physmem.h"
 #include "dma_internal.h"
+#include "gathered_view.h"
 #include "physical.h"
 
 namespace kd = kmbench::kpi::detail;
@@ -123,9 +125,10 @@ IOMemoryMap* IOMemoryDescriptor::map(IOOptionBits options) {
   return createMappingInTask(kernel_task, 0, options | kIOMapAnywhere, 0, 0);
 }
 
-// One address space exists here (the kernel's), so a mapping is the
-// descriptor's own contiguous virtual range; a fixed address elsewhere, or a
-// descriptor whose pieces are not virtually adjacent, cannot be mapped.
+// One address space exists here (the kernel's). Memory in one virtual run maps
+// at its own address; pieces in several runs are gathered end to end into a
+// new range (gathered_view.h), as XNU's doMap lays them over one reserved
+// range. A fixed address elsewhere cannot be honoured.
 IOMemoryMap* IOMemoryDescriptor::createMappingInTask(task_t intoTask, mach_vm_address_t atAddress,
                                                      IOOptionBits options, mach_vm_size_t offset,
                                                      mach_vm_size_t length) {
@@ -138,18 +141,46 @@ IOMemoryMap* IOMemoryDescriptor::createMappingInTask(task_t intoTask, mach_vm_ad
   if (length > _length - offset || length == 0) {
     return nullptr;
   }
-  IOByteCount run = 0;
-  void* va = kmbenchVirtualSegment(offset, &run);
-  if (va == nullptr || run < length) {
-    return nullptr;
+  // The virtual runs of [offset, offset + length), adjacent runs joined.
+  std::vector<dma::ViewPiece> runs;
+  for (IOByteCount done = 0; done < length;) {
+    IOByteCount run = 0;
+    void* va = kmbenchVirtualSegment(offset + done, &run);
+    if (va == nullptr || run == 0) {
+      return nullptr;  // memory with no virtual address (device memory) maps nowhere here
+    }
+    run = std::min<IOByteCount>(run, length - done);
+    const auto at = reinterpret_cast<std::uintptr_t>(va);
+    if (!runs.empty() && runs.back().address + runs.back().length == at) {
+      runs.back().length += run;
+    } else {
+      runs.push_back({at, run});
+    }
+    done += run;
+  }
+  dma::GatheredView* view = nullptr;
+  void* address = reinterpret_cast<void*>(runs.front().address);
+  if (runs.size() > 1) {
+    IOReturn why = kIOReturnSuccess;
+    view = dma::GatheredView::make(runs, (options & kIOMapReadOnly) != 0, &why);
+    if (view == nullptr) {
+      dma::count(why == kIOReturnNotAligned ? dma::counters().maps_refused_unaligned
+                                            : dma::counters().maps_refused_memory);
+      return nullptr;
+    }
+    address = view->address();
+    dma::count(dma::counters().gathered_maps);
   }
   if ((options & kIOMapAnywhere) == 0 && atAddress != 0 &&
-      atAddress != reinterpret_cast<mach_vm_address_t>(va)) {
+      atAddress != reinterpret_cast<mach_vm_address_t>(address)) {
+    delete view;
     return nullptr;
   }
   IOMemoryMap* m = new IOMemoryMap;
-  if (m == nullptr || !m->kmbenchInit(this, va, offset, length, options)) {
-    OSSafeReleaseNULL(m);
+  if (m == nullptr) {
+    delete view;
+  } else if (!m->kmbenchInit(this, address, offset, length, options, view)) {
+    OSSafeReleaseNULL(m);  // free() deletes the view it took
   } else {
     dma::count(dma::counters().maps_by_cache[(options & kIOMapCacheMask) >> kIOMapCacheShift]);
   }
@@ -161,7 +192,9 @@ IOMemoryMap* IOMemoryDescriptor::createMappingInTask(task_t intoTask, mach_vm_ad
 OSDefineMetaClassAndStructors(IOMemoryMap, OSObject);
 
 bool IOMemoryMap::kmbenchInit(IOMemoryDescriptor* memory, void* address, IOByteCount offset,
-                              IOByteCount length, IOOptionBits options) {
+                              IOByteCount length, IOOptionBits options,
+                              dma::GatheredView* view) {
+  _view = view;  // free() gives it back, whatever happens below
   if (!OSObject::init()) {
     return false;
   }
@@ -174,6 +207,7 @@ bool IOMemoryMap::kmbenchInit(IOMemoryDescriptor* memory, void* address, IOByteC
 }
 
 void IOMemoryMap::free() {
+  unmap();
   OSSafeReleaseNULL(_memory);
   OSObject::free();
 }
@@ -206,6 +240,8 @@ IOPhysicalAddress IOMemoryMap::getPhysicalSegment(IOByteCount offset, IOByteCoun
 }
 
 IOReturn IOMemoryMap::unmap() {
+  delete _view;
+  _view = nullptr;
   _address = nullptr;
   _length = 0;
   return kIOReturnSuccess;
