@@ -5,6 +5,8 @@
 #include <libkern/OSMalloc.h>
 #include <libkern/c++/OSObject.h>
 
+#include "base/errors.h"
+
 namespace kmbench::replay {
 
 using ops::Call;
@@ -128,14 +130,24 @@ std::vector<KpiFamilyCount> kpi_family_delta(const std::vector<KpiFamilyCount>& 
   return out;
 }
 
-std::string kpi_note() {
+std::string kpi_note(kpi::Mode mode) {
   return std::string("each allocation and free a KPI call made runs that call again (IOMalloc, IOMallocAligned, "
                      "IOMallocContiguous, IOMallocPageable, OSMalloc*, OSObject::operator new, and their frees) in "
                      "KPI mode ") +
-         (kpi::mode() == kpi::Mode::strict ? "strict" : "xnu") +
+         (mode == kpi::Mode::strict ? "strict" : "xnu") +
          " on this backend lent to the KPI, timed whole; the page families take pages from the run's machine, "
          "outside the backend's footprint and the counting wrapper; IOBufferMemoryDescriptor and IODMACommand "
          "steps keep the replay's own paths";
+}
+
+KpiModeScope::KpiModeScope(kpi::Mode mode) : previous_(kpi::mode()) { kpi::set_mode(mode); }
+
+KpiModeScope::~KpiModeScope() {
+  try {
+    kpi::set_mode(previous_);
+  } catch (const UsageError&) {
+    // Blocks the replay could not free are still live: the mode stays; the accounting check reports them.
+  }
 }
 
 }  // namespace kmbench::replay

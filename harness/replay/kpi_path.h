@@ -52,7 +52,20 @@ std::vector<KpiFamilyCount> kpi_family_counts();
 std::vector<KpiFamilyCount> kpi_family_delta(const std::vector<KpiFamilyCount>& before,
                                              const std::vector<KpiFamilyCount>& after);
 
-/// Says in a result what a replay through the KPI measured.
-std::string kpi_note();
+/// Says in a result what a replay through the KPI in `mode` measured.
+std::string kpi_note(kpi::Mode mode);
+
+/// The KPI in `mode` for the scope's life (the replay's --kpi-mode), then in
+/// the mode it was in. pre: no KPI block is live (kpi::set_mode).
+class KpiModeScope {
+ public:
+  explicit KpiModeScope(kpi::Mode mode);
+  ~KpiModeScope();
+  KpiModeScope(const KpiModeScope&) = delete;
+  KpiModeScope& operator=(const KpiModeScope&) = delete;
+
+ private:
+  kpi::Mode previous_;
+};
 
 }  // namespace kmbench::replay

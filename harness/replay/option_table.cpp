@@ -22,6 +22,7 @@ constexpr std::string_view kPlacements[] = {"local", "remote", "interleaved"};
 constexpr std::string_view kTouches[] = {"none", "first", "pages"};
 constexpr std::string_view kReallocs[] = {"backend", "copy", "split"};
 constexpr std::string_view kVias[] = {"auto", "backend", "kpi"};
+constexpr std::string_view kKpiModes[] = {"strict", "xnu"};
 
 template <class E, std::size_t N>
 E enum_of(const std::string& checked, const std::string_view (&names)[N]) {
@@ -96,6 +97,13 @@ std::vector<OptionSpec> make_table() {
                .choices = {std::begin(kVias), std::end(kVias)},
                .set = [](Options& o, const std::string& v) { o.via = enum_of<Via>(v, kVias); },
                .get = [](const Options& o) { return std::string(name_of(o.via)); }});
+  t.push_back({.key = "kpi_mode", .flag = "--kpi-mode", .type = T::choice,
+               .help = "Through the KPI, its mode: xnu (checks and bookkeeping as XNU's own, what a driver "
+                       "pays there); strict (kmbench's record of every block, which names each misuse: a "
+                       "driver's test run, not what XNU costs)",
+               .choices = {std::begin(kKpiModes), std::end(kKpiModes)},
+               .set = [](Options& o, const std::string& v) { o.kpi_mode = enum_of<kpi::Mode>(v, kKpiModes); },
+               .get = [](const Options& o) { return std::string(name_of(o.kpi_mode)); }});
   t.push_back({.key = "latency", .flag = "--no-latency", .type = T::flag,
                .help = "Do not time each operation", .negated = true,
                .set = [](Options& o, const std::string& v) { o.latency = v == "true"; },
@@ -133,6 +141,7 @@ std::string_view name_of(Touch t) { return kTouches[static_cast<int>(t)]; }
 std::string_view name_of(Placement p) { return kPlacements[static_cast<int>(p)]; }
 std::string_view name_of(Realloc r) { return kReallocs[static_cast<int>(r)]; }
 std::string_view name_of(Via v) { return kVias[static_cast<int>(v)]; }
+std::string_view name_of(kpi::Mode m) { return kKpiModes[static_cast<int>(m)]; }
 
 const std::vector<OptionSpec>& option_table() {
   static const std::vector<OptionSpec> table = make_table();

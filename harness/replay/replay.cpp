@@ -201,8 +201,8 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   r.dropped = s.program.dropped;
   r.via_kpi = via_kpi;
   if (via_kpi) {
-    r.kpi_mode = kpi::mode() == kpi::Mode::strict ? "strict" : "xnu";
-    r.kpi_note = kpi_note();
+    r.kpi_mode = std::string(name_of(options.kpi_mode));
+    r.kpi_note = kpi_note(options.kpi_mode);
   }
   if (options.latency) r.recorder = measure_recorder_cost();
   r.machine.node_bytes = m.node(0).sim_bytes;

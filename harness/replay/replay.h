@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "allocators/backend.h"
+#include "kmbench/kpi.h"
 #include "ops/ops.h"
 #include "ops/size_classes.h"
 #include "harness/replay/dma_path.h"
@@ -54,6 +55,7 @@ std::string_view name_of(Touch t);
 std::string_view name_of(Placement p);
 std::string_view name_of(Realloc r);
 std::string_view name_of(Via v);
+std::string_view name_of(kpi::Mode m);
 /// Names used in results for each ops::OpKind, in its order (a run's index
 /// lists them for the charts).
 inline constexpr std::string_view kLatencyNames[ops::kOpKinds] = {
@@ -84,6 +86,7 @@ struct Options {
   Touch touch = Touch::first;
   Realloc realloc = Realloc::backend;
   Via via = Via::automatic;
+  kpi::Mode kpi_mode = kpi::Mode::xnu;  // through the KPI: its checks as XNU makes them, or strict
   bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 0;      // footprint sampling interval; 0: auto (sampling_interval)

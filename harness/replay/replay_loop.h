@@ -403,10 +403,12 @@ void run_on(Counting<B>& b, RunSetup& s) {
   init_shared(sh, s);
   // Through the KPI: b serves the KPI for the run (kpi_path.h); the tags go
   // first, then the loan ends, then its AnyBackend, which leaves b be.
+  std::optional<KpiModeScope> kpi_mode;
   std::unique_ptr<AnyBackend> lent;
   std::optional<kpi::BackendLoan> loan;
   std::optional<KpiTags> tags;
   if (r.via_kpi) {
+    kpi_mode.emplace(opt.kpi_mode);
     lent = std::make_unique<AnyBackend>(r.backend, B::kFeatures, &b, &kBorrowedOpsFor<B>);
     loan.emplace(*lent, s.machine);
     tags.emplace(s.program);
