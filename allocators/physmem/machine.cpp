@@ -184,6 +184,7 @@ void Machine::reserve_memory(const TopologySpec& spec) {
   va_base_ = (raw + va_align_ - 1) & ~(va_align_ - 1);
 
   mem_.resize(count);
+  balloons_ = std::make_unique<Balloon[]>(count);
   node_count_ = count;
   for (unsigned k = 0; k < count; ++k) {
     NodeInfo& info = nodes_[k];

@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "allocators/backend.h"
@@ -100,6 +101,7 @@ struct NodeStats {
   std::uint64_t total_pages = 0;  // allocatable pages (reserved ones excluded)
   std::uint64_t free_pages = 0;   // in the buddy (not counting pcp lists)
   std::uint64_t pcp_pages = 0;    // free pages cached in per-CPU lists
+  std::uint64_t balloon_pages = 0;  // taken out of use by the balloon (neither free nor allocated)
   std::array<std::uint64_t, kMaxOrder + 1> free_blocks{};
   std::vector<ZoneStats> zones;
 
@@ -218,6 +220,17 @@ class Machine {
   std::uint32_t pcp_high_pages() const noexcept { return pcp_high_[0]; }
   std::uint32_t pcp_batch_pages() const noexcept { return pcp_batch_[0]; }
 
+  /// The balloon: memory taken out of a node's use, as a hypervisor's balloon
+  /// driver takes it from a guest (docs/pressure.md). inflate takes up to
+  /// `pages` free pages of `node` from its buddy lists, highest zone and order
+  /// first, and returns how many it took (fewer when the node has fewer free;
+  /// pages in per-CPU lists stay there). deflate gives up to `pages` back,
+  /// the last taken first, and returns how many. pre: node < node_count().
+  std::uint64_t balloon_inflate(NodeId node, std::uint64_t pages) noexcept;
+  std::uint64_t balloon_deflate(NodeId node, std::uint64_t pages) noexcept;
+  /// Pages the balloon holds on `node` now.
+  std::uint64_t balloon_pages(NodeId node) const noexcept;
+
   PageStats stats() const;
   /// Where [p, p + bytes) lies on the real machine (its touched pages).
   Placement placement(const void* p, std::size_t bytes) const;
@@ -328,6 +341,13 @@ class Machine {
   std::string spec_text_;
   std::vector<NodeInfo> nodes_;
   std::vector<Node> mem_;
+  /// A node's balloon: runs of pages it took, in the order taken.
+  struct Balloon {
+    mutable std::mutex lock;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;  // (first page index, pages)
+    std::atomic<std::uint64_t> pages{0};
+  };
+  std::unique_ptr<Balloon[]> balloons_;
   unsigned node_count_ = 0;
   std::vector<NodeId> cpu_node_;  // by OS CPU number
   std::array<NodeId, kMaxCpuSlots> slot_node_{};  // synthetic: the node a CPU slot stands on

@@ -64,6 +64,7 @@ std::vector<Metric> PageStats::metrics() const {
     out.push_back({p + "total_pages", static_cast<double>(n.total_pages)});
     out.push_back({p + "free_pages", static_cast<double>(n.free_pages)});
     out.push_back({p + "pcp_pages", static_cast<double>(n.pcp_pages)});
+    out.push_back({p + "balloon_pages", static_cast<double>(n.balloon_pages)});
     out.push_back({p + "largest_free_bytes", static_cast<double>(n.largest_free_bytes())});
     out.push_back({p + "fragmentation_index.order3", n.fragmentation_index(3)});
     out.push_back({p + "fragmentation_index.order" + std::to_string(kMaxOrder),
@@ -93,6 +94,7 @@ PageStats Machine::stats() const {
     NodeStats ns;
     ns.node = static_cast<NodeId>(k);
     ns.total_pages = n.ram_pages - n.reserved;
+    ns.balloon_pages = balloon_pages(static_cast<NodeId>(k));
     for (const auto& zp : n.zones) {
       const Zone& z = *zp;
       ZoneStats zs;
