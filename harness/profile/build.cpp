@@ -9,6 +9,7 @@
 
 #include "base/errors.h"
 #include "harness/profile/distribution.h"
+#include "harness/trace/pages.h"
 
 namespace kmbench::profile {
 namespace {
@@ -22,15 +23,54 @@ const char* class_kind_name(OpKind k) {
   return k == OpKind::page_alloc ? "page" : k == OpKind::dma_alloc ? "dma" : "alloc";
 }
 
+/// One object's life as the walk finds it. Its allocation is the trace's own
+/// op, so the table holds only what the walk adds: 32 bytes, two to a cache
+/// line. The table is a profile's one large allocation, and faulting in fresh
+/// memory (in a virtual machine above all) cost more than the walk over it.
+/// All zero: never allocated.
 struct Object {
-  std::uint64_t t_alloc = 0, i_alloc = 0, t_free = 0, i_free = 0, size = 0;
-  std::uint64_t map_t = 0, map_bytes = 0;  // the transfer in flight, when mapped
-  std::uint32_t site = 0, tag = 0, cpu = 0, free_cpu = 0, maps = 0;
-  OpKind kind = OpKind::alloc;
-  std::uint8_t flags = 0, align = 0, map_flags = 0;
-  std::int8_t node = -1;
-  bool allocated = false, freed = false, mapped = false;
+  const ops::Op* alloc;  // the (last) allocation
+  std::uint64_t ops;     // live: the allocation's index in time order; freed: operations from it to the free
+  std::uint64_t t_free;
+  std::uint32_t cpu;     // the allocation's
+  bool freed, remote_free;
+
+  bool live() const { return alloc != nullptr && !freed; }
 };
+static_assert(sizeof(Object) == 32);
+
+/// An object's DMA transfers: how many so far, and the one in flight.
+struct Mapping {
+  std::uint64_t t = 0, bytes = 0;
+  std::uint32_t count = 0;
+  std::uint8_t flags = 0;
+  bool in_flight = false;
+};
+
+/// The first and the last operation's times.
+struct Span {
+  std::uint64_t t0 = 0, t1 = 0;
+};
+
+Span span_of(const ops::Trace& trace) {
+  Span span;
+  bool first = true;
+  for (const ops::Stream& s : trace.streams) {
+    if (s.ops.empty()) continue;
+    span.t0 = first ? s.ops.front().time_ns : std::min(span.t0, s.ops.front().time_ns);
+    span.t1 = first ? s.ops.back().time_ns : std::max(span.t1, s.ops.back().time_ns);
+    first = false;
+  }
+  return span;
+}
+
+/// The time bucket (of kTimeBuckets over the span) of `t`.
+std::size_t time_bucket(const Span& span, std::uint64_t t) {
+  const std::uint64_t width = std::max<std::uint64_t>(1, span.t1 - span.t0 + 1);
+  const std::uint64_t since = t - span.t0;
+  if (since <= UINT64_MAX / kTimeBuckets) return static_cast<std::size_t>(since * kTimeBuckets / width);
+  return static_cast<std::size_t>(static_cast<unsigned __int128>(since) * kTimeBuckets / width);
+}
 
 struct Transfer {
   std::uint32_t object;
@@ -40,16 +80,23 @@ struct Transfer {
 
 /// What the walk over the operations found.
 struct Walk {
-  std::vector<Object> objects;
+  /// By object id, zero-filled on pages of its own (transparent huge pages):
+  /// a vector's fresh 4 KiB pages took a fault each.
+  trace::ZeroedPages object_pages;
+  Object* objects = nullptr;
+  std::vector<Mapping> maps;               // by object id; empty when the trace maps nothing
   std::vector<std::uint32_t> alloc_order;  // objects in allocation order
   std::vector<Transfer> transfers;
-  std::uint64_t t0 = 0, t1 = 0, ops = 0, frees = 0, peak_live = 0;
+  std::uint64_t ops = 0, frees = 0, peak_live = 0;
   std::vector<std::uint64_t> live_set;
 };
 
-/// Visits every operation in time order (ties: lower stream first) with its stream's CPU.
-template <class F>
-void for_each_in_time_order(const ops::Trace& trace, F&& visit) {
+/// Visits every operation in time order (ties: lower stream first) with its
+/// stream's CPU; `soon` sees the operation kAhead places further in the same
+/// stream first, to start loading what its visit will touch.
+template <class Soon, class Visit>
+void for_each_in_time_order(const ops::Trace& trace, Soon&& soon, Visit&& visit) {
+  constexpr std::size_t kAhead = 16;
   using Head = std::pair<std::uint64_t, std::size_t>;  // (time, stream)
   std::priority_queue<Head, std::vector<Head>, std::greater<>> heads;
   std::vector<std::size_t> next(trace.streams.size(), 0);
@@ -64,6 +111,7 @@ void for_each_in_time_order(const ops::Trace& trace, F&& visit) {
     const Head limit = heads.empty() ? Head{UINT64_MAX, SIZE_MAX} : heads.top();
     std::size_t& i = next[s];
     do {
+      if (i + kAhead < ops.size()) soon(ops[i + kAhead]);
       visit(ops[i], trace.streams[s].cpu);
       ++i;
     } while (i < ops.size() && Head{ops[i].time_ns, s} < limit);
@@ -71,58 +119,58 @@ void for_each_in_time_order(const ops::Trace& trace, F&& visit) {
   }
 }
 
-void close_transfer(Walk& w, std::uint32_t id, Object& o, std::uint64_t now) {
-  if (!o.mapped) return;
-  w.transfers.push_back({id, o.map_bytes, now - o.map_t, o.map_flags});
-  o.mapped = false;
+void close_transfer(Walk& w, std::uint32_t id, std::uint64_t now) {
+  if (w.maps.empty() || !w.maps[id].in_flight) return;
+  Mapping& m = w.maps[id];
+  w.transfers.push_back({id, m.bytes, now - m.t, m.flags});
+  m.in_flight = false;
 }
 
-Walk walk(const ops::Trace& trace) {
+Walk walk(const ops::Trace& trace, const Span& span) {
   Walk w;
-  w.objects.resize(trace.object_count);
-  bool first = true;
-  for (const ops::Stream& s : trace.streams) {
-    if (s.ops.empty()) continue;
-    w.t0 = first ? s.ops.front().time_ns : std::min(w.t0, s.ops.front().time_ns);
-    w.t1 = first ? s.ops.back().time_ns : std::max(w.t1, s.ops.back().time_ns);
-    first = false;
+  w.object_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(Object));
+  w.objects = w.object_pages.as<Object>();
+  w.alloc_order.reserve(trace.object_count);
+  // The live set is sampled before the first operation later than each point.
+  std::array<std::uint64_t, kLiveSetPoints> point_time;
+  for (std::size_t k = 0; k < kLiveSetPoints; ++k) {
+    point_time[k] = span.t0 + static_cast<std::uint64_t>(static_cast<unsigned __int128>(span.t1 - span.t0) * k /
+                                                         (kLiveSetPoints - 1));
   }
-  const std::uint64_t span = w.t1 - w.t0;
   w.live_set.assign(kLiveSetPoints, 0);
   std::size_t point = 0;
   std::uint64_t live = 0;
-  auto point_time = [&](std::size_t k) {
-    return w.t0 + static_cast<std::uint64_t>(static_cast<unsigned __int128>(span) * k / (kLiveSetPoints - 1));
-  };
-  for_each_in_time_order(trace, [&](const ops::Op& op, std::uint32_t cpu) {
-    while (point < kLiveSetPoints && point_time(point) < op.time_ns) w.live_set[point++] = live;
+  // A free's object is anywhere in the table (a cache miss each): it is loaded a few operations early.
+  const auto soon = [&](const ops::Op& op) { __builtin_prefetch(&w.objects[op.object], 1); };
+  for_each_in_time_order(trace, soon, [&](const ops::Op& op, std::uint32_t cpu) {
+    while (point < kLiveSetPoints && point_time[point] < op.time_ns) w.live_set[point++] = live;
     const std::uint64_t i = w.ops++;
     Object& o = w.objects[op.object];
     if (is_alloc(op.kind)) {
-      o = Object{};
-      o.t_alloc = op.time_ns, o.i_alloc = i, o.size = op.size, o.site = op.site, o.tag = op.tag;
-      o.cpu = cpu, o.kind = op.kind, o.flags = op.flags, o.align = op.align_log2, o.node = op.node;
-      o.allocated = true;
+      o = Object{&op, i, 0, cpu, false, false};
+      if (!w.maps.empty()) w.maps[op.object] = Mapping{};
       w.alloc_order.push_back(op.object);
       live += op.size;
       w.peak_live = std::max(w.peak_live, live);
     } else if (is_free(op.kind)) {
-      if (!o.allocated || o.freed) return;
-      close_transfer(w, op.object, o, op.time_ns);
-      o.t_free = op.time_ns, o.i_free = i, o.free_cpu = cpu, o.freed = true;
-      live -= o.size;
+      if (!o.live()) return;
+      close_transfer(w, op.object, op.time_ns);
+      o.ops = i - o.ops, o.t_free = op.time_ns, o.remote_free = cpu != o.cpu, o.freed = true;
+      live -= o.alloc->size;
       ++w.frees;
-    } else if (o.allocated && !o.freed) {
-      close_transfer(w, op.object, o, op.time_ns);  // a map completes the transfer before it
+    } else if (o.live()) {
+      close_transfer(w, op.object, op.time_ns);  // a map completes the transfer before it
       if (op.kind == OpKind::dma_map) {
-        o.mapped = true, o.map_t = op.time_ns, o.map_flags = op.flags;
-        o.map_bytes = op.size == 0 ? o.size : std::min(op.size, o.size);
-        ++o.maps;
+        if (w.maps.empty()) w.maps.resize(trace.object_count);
+        Mapping& m = w.maps[op.object];
+        m.in_flight = true, m.t = op.time_ns, m.flags = op.flags;
+        m.bytes = op.size == 0 ? o.alloc->size : std::min(op.size, o.alloc->size);
+        ++m.count;
       }
     }
   });
   while (point < kLiveSetPoints) w.live_set[point++] = live;
-  for (std::uint32_t id : w.alloc_order) close_transfer(w, id, w.objects[id], w.t1);
+  for (std::uint32_t id = 0; id < w.maps.size(); ++id) close_transfer(w, id, span.t1);
   return w;
 }
 
@@ -147,7 +195,7 @@ std::string hex16(std::uint64_t v) {
 /// Lifetime bin of the merged classes: the decade of nanoseconds (0..18), or 19: never freed.
 int lifetime_decade(const Object& o) {
   if (!o.freed) return 19;
-  const std::uint64_t ns = o.t_free - o.t_alloc;
+  const std::uint64_t ns = o.t_free - o.alloc->time_ns;
   int e = 0;
   for (std::uint64_t decade = 10; e < 18 && ns >= decade; decade *= 10) ++e;
   return e;
@@ -165,23 +213,27 @@ class Classifier {
       : trace_(trace), sites_(options.sites), key_(hash_key(options.salt)) {}
 
   std::uint32_t classify(const Object& o, std::vector<Class>& classes) {
-    const bool cached = (o.flags & ops::kOpCache) != 0 && o.tag != 0;
+    const ops::Op& a = *o.alloc;
+    const bool cached = (a.flags & ops::kOpCache) != 0 && a.tag != 0;
     // A site's objects of one power-of-two size band: lifetimes depend on the size
     // (a site's short-lived large buffers, its long-lived small ones).
-    Key k{static_cast<std::uint8_t>(o.kind), 0, static_cast<std::uint8_t>(std::bit_width(o.size)), o.site,
-          cached ? o.tag : 0};
+    Key k{static_cast<std::uint8_t>(a.kind), 0, static_cast<std::uint8_t>(std::bit_width(a.size)), a.site,
+          cached ? a.tag : 0};
     if (sites_ == Sites::merged) {
       k.life = static_cast<std::uint8_t>(lifetime_decade(o));
       k.site = 0;
     }
+    Recent& recent = recent_[KeyHash{}(k) % recent_.size()];
+    if (recent.used && recent.key == k) return recent.id;
     auto [it, inserted] = index_.try_emplace(k, static_cast<std::uint32_t>(classes.size()));
     if (inserted) {
       Class c;
-      c.kind = o.kind;
-      c.cache = cached ? cache_name(o.tag) : "";
+      c.kind = a.kind;
+      c.cache = cached ? cache_name(a.tag) : "";
       c.id = class_id(o, cached);
       classes.push_back(std::move(c));
     }
+    recent = {k, it->second, true};
     return it->second;
   }
 
@@ -211,15 +263,16 @@ class Classifier {
   /// "m-<kind>-<band>-<lifetime>[-<cache hash>]" merged; <band> is the size
   /// band's lower bound ("512B": sizes 512..1023).
   std::string class_id(const Object& o, bool cached) const {
-    const std::string kind = class_kind_name(o.kind);
-    const std::string& site = trace_.strings[o.site];
-    const std::string cache = cached ? trace_.strings[o.tag] : "";
-    const std::uint64_t lo = o.size == 0 ? 0 : std::uint64_t{1} << (std::bit_width(o.size) - 1);
+    const ops::Op& a = *o.alloc;
+    const std::string kind = class_kind_name(a.kind);
+    const std::string& site = trace_.strings[a.site];
+    const std::string cache = cached ? trace_.strings[a.tag] : "";
+    const std::uint64_t lo = a.size == 0 ? 0 : std::uint64_t{1} << (std::bit_width(a.size) - 1);
     const std::string band = std::to_string(lo) + "B";
     std::string id;
     switch (sites_) {
       case Sites::clear:
-        if (o.kind != OpKind::alloc) id += kind + ":";
+        if (a.kind != OpKind::alloc) id += kind + ":";
         id += site.empty() ? "(no site)" : site;
         if (cached) id += "|" + cache;
         id += "/" + band;
@@ -227,7 +280,7 @@ class Classifier {
       case Sites::merged:
         id = "m-";
         id += kind + "-" + band + "-" + lifetime_label(o);
-        if (cached) id += "-" + cache_name(o.tag);
+        if (cached) id += "-" + cache_name(a.tag);
         return id;
       case Sites::hashed:
         break;
@@ -241,6 +294,14 @@ class Classifier {
   Sites sites_;
   std::array<std::uint8_t, 16> key_;
   std::unordered_map<Key, std::uint32_t, KeyHash> index_;
+  /// Keys met lately, by hash: most lookups end here. The unordered_map's
+  /// division and bucket walk per object were the largest cost of counting.
+  struct Recent {
+    Key key{};
+    std::uint32_t id = 0;
+    bool used = false;
+  };
+  std::array<Recent, 256> recent_{};
 };
 
 /// One class's counters while the objects are gone through.
@@ -248,45 +309,41 @@ struct ClassCounters {
   ValueCounter sizes, censored_sizes, maps_per_object, map_bytes;
   BinCounter lifetime_ops, lifetime_ns, interarrival, map_lifetime;
   ShareCounter cpus, flags, aligns, nodes, map_flags;
-  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> departures;
+  KeyCounter<std::pair<std::uint32_t, std::uint32_t>> departures;
   std::uint64_t frees = 0, remote_frees = 0, last_t = 0;
   bool seen = false;
 };
 
-std::size_t time_bucket(const Walk& w, std::uint64_t t) {
-  const std::uint64_t span = std::max<std::uint64_t>(1, w.t1 - w.t0 + 1);
-  return static_cast<std::size_t>(static_cast<unsigned __int128>(t - w.t0) * kTimeBuckets / span);
-}
-
-void count_object(const Walk& w, const Object& o, Class& c, ClassCounters& k) {
+void count_object(const Span& span, const Object& o, std::uint32_t maps, Class& c, ClassCounters& k) {
+  const ops::Op& a = *o.alloc;
   ++c.count;
   k.cpus.add(o.cpu);
-  k.flags.add(o.flags);
-  k.aligns.add(o.align);
-  k.nodes.add(o.node);
-  k.maps_per_object.add(o.maps);
-  if (k.seen) k.interarrival.add(o.t_alloc - k.last_t);
+  k.flags.add(a.flags);
+  k.aligns.add(a.align_log2);
+  k.nodes.add(a.node);
+  k.maps_per_object.add(maps);
+  if (k.seen) k.interarrival.add(a.time_ns - k.last_t);
   k.seen = true;
-  k.last_t = o.t_alloc;
-  const std::size_t b = time_bucket(w, o.t_alloc);
+  k.last_t = a.time_ns;
+  const std::size_t b = time_bucket(span, a.time_ns);
   ++c.arrivals[b];
   if (!o.freed) {
     ++c.censored;
     ++c.censored_arrivals[b];
-    k.censored_sizes.add(o.size);
+    k.censored_sizes.add(a.size);
     return;
   }
-  k.sizes.add(o.size);
-  ++k.departures[{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(time_bucket(w, o.t_free))}];
-  k.lifetime_ops.add(o.i_free - o.i_alloc);
-  k.lifetime_ns.add(o.t_free - o.t_alloc);
+  k.sizes.add(a.size);
+  k.departures.add({static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(time_bucket(span, o.t_free))});
+  k.lifetime_ops.add(o.ops);
+  k.lifetime_ns.add(o.t_free - a.time_ns);
   ++k.frees;
-  if (o.free_cpu != o.cpu) ++k.remote_frees;
+  if (o.remote_free) ++k.remote_frees;
 }
 
 void finish_class(Class& c, const ClassCounters& k) {
   c.sizes = k.sizes.finish(kExactValues);
-  for (const auto& [buckets, count] : k.departures) c.departures.push_back({buckets.first, buckets.second, count});
+  for (const auto& [buckets, count] : k.departures.counts()) c.departures.push_back({buckets.first, buckets.second, count});
   c.censored_sizes = k.censored_sizes.finish(kExactValues);
   c.lifetime_ops = k.lifetime_ops.finish();
   c.lifetime_ns = k.lifetime_ns.finish();
@@ -310,14 +367,15 @@ int page_order(std::uint64_t bytes, std::uint32_t page_size) {
 }  // namespace
 
 Profile build(const ops::Trace& trace, const BuildOptions& options) {
-  const Walk w = walk(trace);
+  const Span span = span_of(trace);
+  const Walk w = walk(trace, span);
   Profile p;
   p.sites = options.sites;
   p.source = trace.header.source;
   p.page_size = trace.header.page_size;
   p.cpu_count = trace.header.cpu_count;
   p.node_count = trace.header.node_count;
-  p.duration_ns = w.t1 - w.t0;
+  p.duration_ns = span.t1 - span.t0;
   p.ops = w.ops;
   p.allocs = w.alloc_order.size();
   p.frees = w.frees;
@@ -331,23 +389,26 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
   BinCounter gaps;
   ShareCounter cpus, flags, orders;
   std::uint64_t frees = 0, remote = 0, last_t = 0;
-  std::vector<std::uint32_t> class_of(w.objects.size(), 0);
+  // Each object's class, for its transfers (only when there are any).
+  std::vector<std::uint32_t> class_of(w.transfers.empty() ? 0 : trace.object_count, 0);
   for (std::size_t n = 0; n < w.alloc_order.size(); ++n) {
-    const Object& o = w.objects[w.alloc_order[n]];
+    const std::uint32_t id = w.alloc_order[n];
+    const Object& o = w.objects[id];
+    const ops::Op& a = *o.alloc;
     const std::uint32_t c = classifier.classify(o, classes);
-    class_of[w.alloc_order[n]] = c;
+    if (!class_of.empty()) class_of[id] = c;
     if (c == counters.size()) {
       counters.emplace_back();
       classes[c].arrivals.assign(kTimeBuckets, 0);
       classes[c].censored_arrivals.assign(kTimeBuckets, 0);
     }
-    count_object(w, o, classes[c], counters[c]);
-    if (n > 0) gaps.add(o.t_alloc - last_t);
-    last_t = o.t_alloc;
+    count_object(span, o, w.maps.empty() ? 0 : w.maps[id].count, classes[c], counters[c]);
+    if (n > 0) gaps.add(a.time_ns - last_t);
+    last_t = a.time_ns;
     cpus.add(o.cpu);
-    flags.add(o.flags);
-    if (o.kind == OpKind::page_alloc) orders.add(page_order(o.size, p.page_size));
-    if (o.freed) ++frees, remote += o.free_cpu != o.cpu ? 1 : 0;
+    flags.add(a.flags);
+    if (a.kind == OpKind::page_alloc) orders.add(page_order(a.size, p.page_size));
+    if (o.freed) ++frees, remote += o.remote_free ? 1 : 0;
   }
   for (const Transfer& t : w.transfers) {
     const std::uint32_t c = class_of[t.object];

@@ -25,6 +25,14 @@ const char* sites_name(Sites s) {
 
 Distribution ValueCounter::finish(std::size_t exact) const {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> all(counts_.begin(), counts_.end());
+  if (run_ != 0) {
+    const auto it = std::find_if(all.begin(), all.end(), [&](const auto& e) { return e.first == run_value_; });
+    if (it == all.end()) {
+      all.emplace_back(run_value_, run_);
+    } else {
+      it->second += run_;
+    }
+  }
   // Most frequent first; equal counts by value, so the result does not depend on hashing.
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
     return a.second != b.second ? a.second > b.second : a.first < b.first;
@@ -42,9 +50,9 @@ Distribution ValueCounter::finish(std::size_t exact) const {
 
 std::vector<Share> ShareCounter::finish() const {
   std::uint64_t total = 0;
-  for (const auto& [key, count] : counts_) total += count;
+  for (const auto& [key, count] : counts_.counts()) total += count;
   std::vector<Share> out;
-  for (const auto& [key, count] : counts_) {
+  for (const auto& [key, count] : counts_.counts()) {
     out.push_back({key, static_cast<double>(count) / static_cast<double>(total)});
   }
   return out;

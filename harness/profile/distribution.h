@@ -55,23 +55,58 @@ class BinCounter {
 };
 
 /// Counts values exactly; finish() keeps the most frequent `exact` of them and bins the rest.
+/// A run of one value (a cache's object size, "no DMA maps") is counted in
+/// line and enters the table once.
 class ValueCounter {
  public:
-  void add(std::uint64_t v) { ++counts_[v]; }
+  void add(std::uint64_t v) {
+    if (run_ != 0 && v == run_value_) {
+      ++run_;
+      return;
+    }
+    if (run_ != 0) counts_[run_value_] += run_;
+    run_value_ = v;
+    run_ = 1;
+  }
   Distribution finish(std::size_t exact) const;
 
  private:
   std::unordered_map<std::uint64_t, std::uint64_t> counts_;
+  std::uint64_t run_value_ = 0, run_ = 0;  // the current run, not yet in counts_
+};
+
+/// Counts the keys of a small set (CPUs, flag sets, pairs of time buckets): a
+/// vector sorted by key, tried first at the key counted last, which most
+/// calls repeat. A std::map's node walk per object cost more than the rest
+/// of the count.
+template <class K>
+class KeyCounter {
+ public:
+  void add(const K& key) {
+    if (last_ >= counts_.size() || !(counts_[last_].first == key)) {
+      auto it = std::lower_bound(counts_.begin(), counts_.end(), key,
+                                 [](const auto& entry, const K& k) { return entry.first < k; });
+      if (it == counts_.end() || !(it->first == key)) it = counts_.insert(it, {key, 0});
+      last_ = static_cast<std::size_t>(it - counts_.begin());
+    }
+    ++counts_[last_].second;
+  }
+  /// (key, count), ascending by key.
+  const std::vector<std::pair<K, std::uint64_t>>& counts() const { return counts_; }
+
+ private:
+  std::vector<std::pair<K, std::uint64_t>> counts_;
+  std::size_t last_ = 0;
 };
 
 /// Counts categories; finish() gives their shares, by key.
 class ShareCounter {
  public:
-  void add(std::int64_t key) { ++counts_[key]; }
+  void add(std::int64_t key) { counts_.add(key); }
   std::vector<Share> finish() const;
 
  private:
-  std::map<std::int64_t, std::uint64_t> counts_;
+  KeyCounter<std::int64_t> counts_;
 };
 
 /// Draws values from a Distribution: a point for an exact value, uniform within a bin.

@@ -1,5 +1,5 @@
-// Internal to harness/trace: anonymous memory for the large arrays an import
-// or an encode fills (hash tables, the output file, per-object tables).
+// Internal to harness (trace, profile): anonymous memory for the large arrays an import,
+// an encode or a profile fills (hash tables, the output file, per-object tables).
 #pragma once
 
 #include <sys/mman.h>
