@@ -23,6 +23,59 @@ nlohmann::json latency_json(const LatencySummary& l) {
           {"p999_ns", l.p999_ns}, {"max_ns", l.max_ns}, {"histogram", hist}};
 }
 
+nlohmann::json pressure_json(const PressureResult& p) {
+  static constexpr const char* kKinds[] = {"alloc", "page", "dma"};
+  nlohmann::json failures = nlohmann::json::object(), over_time = nlohmann::json::object();
+  for (std::size_t k = 0; k < 3; ++k) {
+    failures[kKinds[k]] = {{"blocking", p.failures[k][0]}, {"noblock", p.failures[k][1]}};
+    over_time[kKinds[k]] = p.failures_over_time[k];
+  }
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const PressureNode& n : p.record.nodes) {
+    nodes.push_back({{"node", n.node},
+                     {"ram_bytes", n.ram_bytes},
+                     {"min_available_bytes", n.min_available_bytes},
+                     {"balloon_peak_bytes", n.balloon_peak_bytes},
+                     {"max_shortfall_bytes", n.max_shortfall_bytes},
+                     {"unusable_index", n.unusable_index}});
+  }
+  std::vector<std::uint64_t> background = p.record.background_reclaim_ns;
+  std::sort(background.begin(), background.end());
+  const auto at = [&](double q) {
+    return background.empty() ? std::uint64_t{0}
+                              : background[std::min(background.size() - 1,
+                                                    static_cast<std::size_t>(q * static_cast<double>(background.size())))];
+  };
+  nlohmann::json timeline = nlohmann::json::array();
+  for (const PressureSample& x : p.record.timeline) {
+    timeline.push_back({x.t_ns, x.ops, x.available_bytes, x.balloon_bytes});
+  }
+  return {{"spec", p.spec},
+          {"peak_live_bytes", p.peak_live_bytes},
+          {"note", p.note},
+          {"allocations", p.allocations},
+          {"failures", failures},
+          {"failures_per_1000", p.failures_per_1000},
+          {"failures_over_time", {{"bins", PressureResult::kFailureBins}, {"by_kind", over_time}}},
+          {"skipped_frees", p.skipped_frees},
+          {"skipped_maps", p.skipped_maps},
+          {"reclaim", {{"calls", p.reclaim_calls},
+                       {"bytes", p.reclaimed_bytes},
+                       {"rescued", p.rescued},
+                       {"latency", latency_json(p.reclaim_latency)}}},
+          {"background_reclaim", {{"calls", p.record.background_reclaims},
+                                  {"bytes", p.record.background_reclaimed_bytes},
+                                  {"p50_ns", at(0.5)},
+                                  {"p99_ns", at(0.99)},
+                                  {"max_ns", background.empty() ? 0 : background.back()}}},
+          {"lifts_ns", p.record.lifts_ns},
+          {"squeezes_ns", p.record.squeezes_ns},
+          {"recovery_ns", p.recovery_ns},
+          {"nodes", nodes},
+          {"timeline_fields", {"t_ns", "ops", "available_bytes", "balloon_bytes"}},
+          {"timeline", timeline}};
+}
+
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -140,6 +193,7 @@ void add_dma(nlohmann::json& j, const Result& r) {
   for (const KpiFamilyCount& f : r.kpi_families) families[f.family] = {{"allocs", f.allocs}, {"frees", f.frees}};
   j["kpi"] = {{"via", r.via_kpi ? "kpi" : "backend"}, {"mode", r.kpi_mode}, {"families", families},
               {"note", r.kpi_note}};
+  if (r.pressure.active) j["pressure"] = pressure_json(r.pressure);
 }
 
 nlohmann::json numa_json(const Result& r) {
@@ -406,6 +460,20 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
     out << "  reallocs        " << r.reallocs.calls << " (" << r.reallocs.in_place << " in place, "
         << r.reallocs.failed << " failed; " << (r.reallocs.own > 0 ? "the backend's own realloc" : "allocate, copy, free")
         << "), p50 " << r.realloc_latency.p50_ns << " ns, p99 " << r.realloc_latency.p99_ns << " ns\n";
+  }
+  if (r.pressure.active) {
+    const PressureResult& p = r.pressure;
+    std::uint64_t held = 0;
+    for (const PressureNode& n : p.record.nodes) held = std::max(held, n.balloon_peak_bytes);
+    out << "  pressure        " << p.spec << ": balloon up to " << human_bytes(static_cast<double>(held))
+        << std::setprecision(3) << ", " << p.failures_per_1000 << " failures per 1000 allocations (alloc "
+        << p.failures[0][0] + p.failures[0][1] << ", page " << p.failures[1][0] + p.failures[1][1] << ", dma "
+        << p.failures[2][0] + p.failures[2][1] << "), " << p.skipped_frees << " frees skipped\n";
+    out << "  reclaim         " << p.reclaim_calls << " calls, " << human_bytes(static_cast<double>(p.reclaimed_bytes))
+        << " given back, " << p.rescued << " allocations rescued; p50 " << p.reclaim_latency.p50_ns << " ns, p99 "
+        << p.reclaim_latency.p99_ns << " ns, max " << p.reclaim_latency.max_ns << " ns; in the background "
+        << p.record.background_reclaims << " calls, "
+        << human_bytes(static_cast<double>(p.record.background_reclaimed_bytes)) << " given back\n";
   }
   for (const auto& [why, count] : r.dropped) {
     out << "  dropped         " << count << " " << why << "\n";

@@ -161,6 +161,7 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   const bool via_kpi = through_kpi(s.program, options.via);
   const unsigned threads = static_cast<unsigned>(std::max<std::size_t>(program.threads.size(), 1));
   MemoryDemand demand = memory_demand(program);
+  const std::uint64_t stream_peak_live = demand.peak_live_bytes;
   if (!machine_backed && !via_kpi) {
     // glibc and bump keep their blocks elsewhere: the machine holds what the
     // DMA layer takes from it (bounce buffers) and nothing else.
@@ -203,6 +204,15 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   if (via_kpi) {
     r.kpi_mode = std::string(name_of(options.kpi_mode));
     r.kpi_note = kpi_note(options.kpi_mode);
+  }
+  if (!options.pressure.empty()) {
+    r.pressure.active = true;
+    r.pressure.spec = options.pressure.text;
+    r.pressure.peak_live_bytes = stream_peak_live;
+    r.pressure.note = machine_backed
+                          ? "the backend draws its memory from the machine the balloon takes from"
+                          : std::string(backend) + "'s memory is not the machine's: the balloon reaches only "
+                                                        "what the KPI and the DMA layer take from the machine";
   }
   if (options.latency) r.recorder = measure_recorder_cost();
   r.machine.node_bytes = m.node(0).sim_bytes;
@@ -272,6 +282,25 @@ void finish_run(RunSetup& s) {
     add("replay.reallocs.allocator_ns", r.realloc_allocator_ns);
     add("replay.reallocs.p50_ns", r.realloc_latency.p50_ns);
     add("replay.reallocs.p99_ns", r.realloc_latency.p99_ns);
+  }
+  if (r.pressure.active) {
+    const PressureResult& p = r.pressure;
+    static constexpr const char* kKinds[] = {"alloc", "page", "dma"};
+    for (std::size_t k = 0; k < 3; ++k) {
+      add(std::string("replay.pressure.failures.") + kKinds[k] + ".blocking", static_cast<double>(p.failures[k][0]));
+      add(std::string("replay.pressure.failures.") + kKinds[k] + ".noblock", static_cast<double>(p.failures[k][1]));
+    }
+    add("replay.pressure.failures_per_1000", p.failures_per_1000);
+    add("replay.pressure.skipped_frees", static_cast<double>(p.skipped_frees));
+    add("replay.pressure.reclaim.calls", static_cast<double>(p.reclaim_calls));
+    add("replay.pressure.reclaim.bytes", static_cast<double>(p.reclaimed_bytes));
+    add("replay.pressure.reclaim.p50_ns", p.reclaim_latency.p50_ns);
+    add("replay.pressure.reclaim.p99_ns", p.reclaim_latency.p99_ns);
+    add("replay.pressure.reclaim.max_ns", p.reclaim_latency.max_ns);
+    if (!p.recovery_ns.empty()) {
+      add("replay.pressure.recovery_max_ns",
+          static_cast<double>(*std::max_element(p.recovery_ns.begin(), p.recovery_ns.end())));
+    }
   }
   if (r.numa.measured) {
     add("replay.numa.local_bytes", static_cast<double>(r.numa.local_bytes));

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "allocators/backend.h"
+#include "harness/replay/pressure.h"
+#include "harness/replay/pressure_spec.h"
 #include "kmbench/kpi.h"
 #include "ops/ops.h"
 #include "ops/size_classes.h"
@@ -87,6 +89,7 @@ struct Options {
   Realloc realloc = Realloc::backend;
   Via via = Via::automatic;
   kpi::Mode kpi_mode = kpi::Mode::xnu;  // through the KPI: its checks as XNU makes them, or strict
+  PressureSpec pressure;                // memory pressure over the timed pass (empty: none)
   bool latency = true;         // time each operation: latency and the time split
   bool pin = true;             // pin each thread to a CPU
   unsigned sample_ms = 0;      // footprint sampling interval; 0: auto (sampling_interval)
@@ -171,6 +174,30 @@ struct ReallocCounts {
   std::uint64_t own = 0;       // of which the backend's own realloc served (the rest: allocate, copy, free)
 };
 
+/// A timed pass under memory pressure (Options::pressure; pressure.h).
+struct PressureResult {
+  bool active = false;
+  std::string spec;
+  std::uint64_t peak_live_bytes = 0;  // the stream's, what cap=P% is a share of
+  std::string note;                   // what the balloon reaches on this backend
+  /// Failed allocations: [alloc, page, dma][blocking, noblock]; frees and maps of their blocks skipped.
+  std::array<std::array<std::uint64_t, 2>, 3> failures{};
+  std::uint64_t allocations = 0;  // allocation steps of the timed pass
+  double failures_per_1000 = 0;   // all failures per 1000 allocation steps
+  std::uint64_t skipped_frees = 0, skipped_maps = 0;
+  std::uint64_t reclaim_calls = 0;      // the backend's reclaim, run by a blocking allocation that failed
+  std::uint64_t reclaimed_bytes = 0;    // what those calls gave back to the machine
+  std::uint64_t rescued = 0;            // allocations that failed, then succeeded after a reclaim
+  LatencySummary reclaim_latency;
+  /// After each lift of the pressure (the memory left rose), how long allocations kept failing:
+  /// the last failure before the next squeeze (or the pass's end), from the lift; 0 when none failed.
+  std::vector<std::uint64_t> recovery_ns;
+  /// Failures by kind over the pass, in kFailureBins equal spans of it.
+  static constexpr std::size_t kFailureBins = 50;
+  std::array<std::array<std::uint64_t, kFailureBins>, 3> failures_over_time{};
+  PressureRecord record;
+};
+
 /// Requested against handed-out bytes over one size class of the requests
 /// (ops/size_classes.h), every allocation of the program counted once.
 struct SizeClassUse {
@@ -234,6 +261,7 @@ struct Result {
   std::string dma_note;
   FlagCounts flags;
   ReallocCounts reallocs;
+  PressureResult pressure;
   LatencySummary realloc_latency;  // each joined realloc's backend call (not in latency[alloc] or [free])
   double realloc_allocator_ns = 0; // their sum, timer floor taken off (part of time.allocator_ns)
   bool via_kpi = false;            // the KPI's calls ran (Via), in kpi_mode

@@ -58,6 +58,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
                       sh.realloc,
                       sh.kpi_tags,
                       kTimed && kPhysical<B> && sh.machine != nullptr,
+                      sh.pressure,
                       by_site ? out.site_time.data() : nullptr};
   const std::uint8_t joined = sh.realloc == Realloc::split ? 0 : kStepReallocFrom | kStepReallocTo;
   ReallocStash stash;
@@ -119,6 +120,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
     if constexpr (kTimed) {
       if (--countdown == 0) [[unlikely]] {
         countdown = sh.sample_every_steps;
+        sh.steps_done.fetch_add(sh.sample_every_steps, std::memory_order_relaxed);
         out.pause_ticks += sample_at_step(sh);
       }
     }
@@ -339,7 +341,8 @@ std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
 /// The timed pass, its footprint sampled at safepoints (the backend's mapped
 /// bytes, or the process RSS for a backend that cannot tell).
 template <class B>
-void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_ns, bool use_rss,
+void timed_pass(Counting<B>& b, Result& r, Shared& sh, PressureController* pressure, std::uint64_t warm_pass_ns,
+                bool use_rss,
                 std::uint64_t steps) {
   std::uint64_t below_live = 0;
   double max_pause_ns = 0;
@@ -379,8 +382,13 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, std::uint64_t warm_pass_n
     getrusage(RUSAGE_SELF, &before);
     sh.start = Clock::now();
     sh.start_tick = ticks();
+    if (pressure) pressure->start();
   });
   getrusage(RUSAGE_SELF, &after);
+  if (pressure) {
+    pressure->stop();
+    r.pressure.record = pressure->record();
+  }
   sampler.stop();
   sh.sampler = nullptr;
   r.dma = kpi::dma_stats();
@@ -418,6 +426,14 @@ void run_on(Counting<B>& b, RunSetup& s) {
   std::vector<std::thread> threads = start_replay_threads(b, s, sh, outcomes);
   dma_begin(opt.iommu, opt.iommu_bits);
 
+  // Under pressure the caps hold from the first warm-up pass on (pressure.h).
+  std::optional<PressureController> pressure;
+  if (sh.pressure) {
+    PressureController::Reclaim reclaim;
+    if constexpr ((B::kFeatures & kFeatureReclaim) != 0) reclaim = [&b](ReclaimLevel level) { return b.reclaim(level); };
+    pressure.emplace(opt.pressure, *s.machine, r.pressure.peak_live_bytes, sh.steps_done, std::move(reclaim));
+    pressure->hold_caps();
+  }
   const std::uint64_t warm_pass_ns = warm_up(b, s, sh);
   b.reset_peaks();
   dma_reset_counters();
@@ -425,7 +441,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
   std::uint64_t steps = 0;
   for (const auto& t : s.program.threads) steps += t.size();
   const std::vector<KpiFamilyCount> kpi_before = r.via_kpi ? kpi_family_counts() : std::vector<KpiFamilyCount>{};
-  timed_pass(b, r, sh, warm_pass_ns, use_rss, steps);
+  timed_pass(b, r, sh, pressure ? &*pressure : nullptr, warm_pass_ns, use_rss, steps);
   if (r.via_kpi) r.kpi_families = kpi_family_delta(kpi_before, kpi_family_counts());
   merge_outcomes(outcomes, sh, s, B::kFeatures);
   describe_memory(r, B::kFeatures, *s.machine);

@@ -47,6 +47,12 @@ struct alignas(64) ThreadOutcome {
   LatencyHistogram realloc_latency;  // joined reallocs: apart from the kinds' (latency)
   std::uint64_t realloc_ticks = 0;   // of allocator_ticks
   std::uint64_t kpi_calls = 0;       // allocation and free steps run through the KPI
+  // Failures and reclaim (under memory pressure, pressure.h).
+  std::array<std::array<std::uint64_t, 2>, 3> failures{};  // [alloc, page, dma][blocking, noblock]
+  std::uint64_t alloc_steps = 0, skipped_frees = 0, skipped_maps = 0;
+  std::uint64_t reclaim_calls = 0, reclaimed_bytes = 0, rescued = 0;
+  LatencyHistogram reclaim_latency;
+  std::vector<std::pair<std::uint64_t, std::uint8_t>> failure_ticks;  // (tick, kind) of each failure
   // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.
   std::vector<std::uint64_t> site_time;
   Clock::time_point end;
@@ -103,6 +109,10 @@ struct Shared {
   const KpiTags* kpi_tags = nullptr;  // a replay through the KPI's OSMalloc tags
   std::uint64_t floor_ticks = 0;
   const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
+  // Memory pressure: failed blocking allocations reclaim and retry; the
+  // controller reads the steps done, which the threads add at each sample point.
+  bool pressure = false;
+  std::atomic<std::uint64_t> steps_done{0};
 };
 
 }  // namespace kmbench::replay

@@ -141,6 +141,7 @@ struct PassContext {
   Realloc realloc;
   const KpiTags* kpi_tags;  // a replay through the KPI's (else null: no step carries a call)
   bool locality;  // the timed pass measures each block's node
+  bool pressure;  // under memory pressure: a failed blocking allocation reclaims and retries
   std::uint64_t* site_time;  // ThreadOutcome::site_time when timing by call site, else null
 };
 
@@ -225,12 +226,48 @@ KMBENCH_STEP_INLINE void record_latency(ThreadOutcome& out, const Step& st, std:
   out.latency[static_cast<int>(st.kind)].record(dt > floor ? dt - floor : 0);
 }
 
+/// A failed allocation step, by kind (alloc, page, DMA) and by whether it could wait.
+[[gnu::noinline]] inline void count_failure(const Step& st, ThreadOutcome& out) {
+  const bool noblock = (st.flags & ops::kOpNoblock) != 0;
+  ++(noblock ? out.noblock_failures : out.failed_allocs);
+  const std::uint8_t kind = st.kind == ops::OpKind::page_alloc ? 1 : st.kind == ops::OpKind::dma_alloc ? 2 : 0;
+  ++out.failures[kind][noblock ? 1 : 0];
+  out.failure_ticks.emplace_back(ticks(), kind);
+}
+
+/// A blocking allocation that found no memory, as a kernel's does: the
+/// backend reclaims (trim, then drain) and the call is tried again after each.
+/// A noblock or nowait allocation never waits for reclaim. Each reclaim is
+/// timed apart (in the timed pass); the whole stays in the allocation's own time.
+template <bool kTimed, class B, class Retry>
+[[gnu::noinline]] void* allocate_after_reclaim(Counting<B>& b, const Step& st, ThreadOutcome& out, Retry retry) {
+  if constexpr ((B::kFeatures & kFeatureReclaim) == 0) {
+    return nullptr;  // nothing cached to give back
+  } else {
+    if ((st.flags & ops::kOpNoblock) != 0) return nullptr;
+    for (const ReclaimLevel level : {ReclaimLevel::trim, ReclaimLevel::drain}) {
+      const std::uint64_t t0 = ticks();
+      const std::size_t bytes = b.reclaim(level);
+      void* p = retry();
+      if constexpr (kTimed) {
+        out.reclaim_latency.record(ticks() - t0);
+        ++out.reclaim_calls;
+        out.reclaimed_bytes += bytes;
+        out.rescued += p != nullptr ? 1 : 0;
+      }
+      if (p != nullptr) return p;
+    }
+    return nullptr;
+  }
+}
+
 /// What the timed pass counts of an allocation: failures, the node its memory
 /// is on, and the flags the backend honoured or not.
 template <class B>
 KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const PassContext& c, ThreadOutcome& out) {
+  ++out.alloc_steps;
   if (p == nullptr) [[unlikely]] {
-    ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
+    count_failure(st, out);
   } else if (c.locality) {
     const NodeId mem = c.machine->node_of(p);
     if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
@@ -287,6 +324,9 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
                                          const PassContext& c, ThreadOutcome& out) {
   const std::uint64_t t0 = begin_interval<kLatency>();
   void* p = allocate_step(b.inner(), st);
+  if (p == nullptr && c.pressure) [[unlikely]] {
+    p = allocate_after_reclaim<kTimed>(b, st, out, [&] { return allocate_step(b.inner(), st); });
+  }
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
   touch_new_block<kTimed, kLatency>(p, st, t1, c, out);
@@ -307,6 +347,9 @@ KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std
                                              const PassContext& c, ThreadOutcome& out) {
   const std::uint64_t t0 = begin_interval<kLatency>();
   void* p = kpi_allocate(st, *c.kpi_tags);
+  if (p == nullptr && c.pressure) [[unlikely]] {
+    p = allocate_after_reclaim<kTimed>(b, st, out, [&] { return kpi_allocate(st, *c.kpi_tags); });
+  }
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
   Step written = st;
@@ -315,8 +358,9 @@ KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std
   held.handed_out = kpi_from_pages(st) ? HeldBlock::kNotBackend : b.count_alloc(p, st.size, st.tag);
   if constexpr (kTimed) {
     charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
+    ++out.alloc_steps;
     if (p == nullptr) [[unlikely]] {
-      ++((st.flags & ops::kOpNoblock) != 0 ? out.noblock_failures : out.failed_allocs);
+      count_failure(st, out);
     }
     ++out.kpi_calls;
   }
@@ -345,6 +389,7 @@ KMBENCH_STEP_INLINE void* take_block(const Step& st, HeldBlock& held, const Pass
   void* p = held.block;
   held.block = nullptr;
   if constexpr (kTimed) {
+    out.skipped_frees += p == nullptr ? 1 : 0;
     if (p != nullptr && c.locality) {
       ++out.frees;
       out.remote_frees += c.machine->node_of(p) != out.node ? 1 : 0;
@@ -450,6 +495,7 @@ KMBENCH_STEP_INLINE void dma_step(const Step& st, void* block, const PassContext
     dma[st.object] = dma_prepare(block, st);
   }
   if constexpr (kTimed) {
+    out.skipped_maps += st.kind == ops::OpKind::dma_map && block == nullptr ? 1 : 0;
     if constexpr (kLatency) {
       const std::uint64_t dt = interval_end() - d0;
       out.dma_ticks += dt;

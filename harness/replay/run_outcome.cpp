@@ -20,6 +20,7 @@ void init_shared(Shared& sh, const RunSetup& s) {
   sh.realloc = opt.realloc;
   sh.floor_ticks = s.result.recorder.timer_floor_ticks;
   sh.machine = s.machine->node_count() > 1 ? s.machine : nullptr;
+  sh.pressure = !opt.pressure.empty();
 }
 
 namespace {
@@ -78,6 +79,57 @@ void add_flags(FlagCounts& to, const FlagCounts& f) {
   to.zeroed += f.zeroed;
   to.low_transfers += f.low_transfers;
   to.unhonoured_bounces += f.unhonoured_bounces;
+}
+
+}  // namespace
+
+namespace {
+
+/// What the threads counted under pressure, with the controller's record:
+/// failures by kind and over time, reclaim, and the recovery after each lift.
+void merge_pressure(PressureResult& p, const std::vector<ThreadOutcome>& outcomes, std::uint64_t start_tick,
+                    std::uint64_t end_tick, double npt) {
+  LatencyHistogram reclaim;
+  std::vector<std::pair<std::uint64_t, std::uint8_t>> failures;  // (ns from the start, kind)
+  for (const ThreadOutcome& o : outcomes) {
+    for (std::size_t k = 0; k < 3; ++k) {
+      for (std::size_t w = 0; w < 2; ++w) p.failures[k][w] += o.failures[k][w];
+    }
+    p.allocations += o.alloc_steps;
+    p.skipped_frees += o.skipped_frees;
+    p.skipped_maps += o.skipped_maps;
+    p.reclaim_calls += o.reclaim_calls;
+    p.reclaimed_bytes += o.reclaimed_bytes;
+    p.rescued += o.rescued;
+    reclaim.merge(o.reclaim_latency);
+    for (const auto& [tick, kind] : o.failure_ticks) {
+      failures.emplace_back(static_cast<std::uint64_t>(static_cast<double>(tick - std::min(tick, start_tick)) * npt),
+                            kind);
+    }
+  }
+  std::uint64_t failed = 0;
+  for (const auto& k : p.failures) failed += k[0] + k[1];
+  p.failures_per_1000 = p.allocations > 0 ? 1000.0 * static_cast<double>(failed) / static_cast<double>(p.allocations) : 0;
+  p.reclaim_latency = summarize(reclaim, npt);
+  const double pass_ns = static_cast<double>(end_tick - std::min(end_tick, start_tick)) * npt;
+  for (const auto& [ns, kind] : failures) {
+    const auto bin = pass_ns > 0 ? static_cast<std::size_t>(static_cast<double>(ns) / pass_ns *
+                                                            static_cast<double>(PressureResult::kFailureBins))
+                                 : 0;
+    ++p.failures_over_time[kind][std::min(bin, PressureResult::kFailureBins - 1)];
+  }
+  // Recovery: from each lift, to the last failure before the next squeeze.
+  const std::vector<std::uint64_t>& lifts = p.record.lifts_ns;
+  const std::vector<std::uint64_t>& squeezes = p.record.squeezes_ns;
+  for (std::uint64_t lift : lifts) {
+    const auto next = std::upper_bound(squeezes.begin(), squeezes.end(), lift);
+    const std::uint64_t until = next == squeezes.end() ? ~std::uint64_t{0} : *next;
+    std::uint64_t last = lift;
+    for (const auto& f : failures) {
+      if (f.first >= lift && f.first < until) last = std::max(last, f.first);
+    }
+    p.recovery_ns.push_back(last - lift);
+  }
 }
 
 }  // namespace
@@ -141,6 +193,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
   r.realloc_latency = summarize(realloc_latency, npt);
   r.numa_measured = r.numa.measured;
+  merge_pressure(r.pressure, outcomes, sh.start_tick, end_tick, npt);
 }
 
 void describe_memory(Result& r, std::uint32_t features, const physmem::Machine& machine) {
