@@ -189,6 +189,7 @@ struct PressureResult {
   std::uint64_t reclaimed_bytes = 0;    // what those calls gave back to the machine
   std::uint64_t rescued = 0;            // allocations that failed, then succeeded after a reclaim
   LatencySummary reclaim_latency;
+  std::uint64_t kpi_reclaims = 0, kpi_rescued = 0;  // through the KPI: the reclaim passes its calls ran
   /// After each lift of the pressure (the memory left rose), how long allocations kept failing:
   /// the last failure before the next squeeze (or the pass's end), from the lift; 0 when none failed.
   std::vector<std::uint64_t> recovery_ns;

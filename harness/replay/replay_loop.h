@@ -441,8 +441,13 @@ void run_on(Counting<B>& b, RunSetup& s) {
   std::uint64_t steps = 0;
   for (const auto& t : s.program.threads) steps += t.size();
   const std::vector<KpiFamilyCount> kpi_before = r.via_kpi ? kpi_family_counts() : std::vector<KpiFamilyCount>{};
+  const kpi::ReclaimStats kpi_reclaims = kpi::reclaim_stats();
   timed_pass(b, r, sh, pressure ? &*pressure : nullptr, warm_pass_ns, use_rss, steps);
-  if (r.via_kpi) r.kpi_families = kpi_family_delta(kpi_before, kpi_family_counts());
+  if (r.via_kpi) {
+    r.kpi_families = kpi_family_delta(kpi_before, kpi_family_counts());
+    r.pressure.kpi_reclaims = kpi::reclaim_stats().reclaims - kpi_reclaims.reclaims;
+    r.pressure.kpi_rescued = kpi::reclaim_stats().rescued - kpi_reclaims.rescued;
+  }
   merge_outcomes(outcomes, sh, s, B::kFeatures);
   describe_memory(r, B::kFeatures, *s.machine);
   const CountingStats before_drain = b.stats();

@@ -346,10 +346,7 @@ template <bool kTimed, bool kLatency, class B>
 KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std::uint32_t site, HeldBlock& held,
                                              const PassContext& c, ThreadOutcome& out) {
   const std::uint64_t t0 = begin_interval<kLatency>();
-  void* p = kpi_allocate(st, *c.kpi_tags);
-  if (p == nullptr && c.pressure) [[unlikely]] {
-    p = allocate_after_reclaim<kTimed>(b, st, out, [&] { return kpi_allocate(st, *c.kpi_tags); });
-  }
+  void* p = kpi_allocate(st, *c.kpi_tags);  // a call that may wait reclaims inside the KPI, as a driver's does
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
   Step written = st;

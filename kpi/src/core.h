@@ -250,20 +250,37 @@ inline std::uint64_t retire_block(Family expected, const char* fn, void* p, std:
 void* pages_alloc(std::uint64_t bytes, std::size_t align, std::uint64_t max_phys) noexcept;
 void pages_free(void* p, std::uint64_t bytes) noexcept;
 
+/// Whether a call may wait for memory: every KPI allocation may, but OSMalloc_noblock and _nowait.
+enum class Wait : bool { may_wait, never };
+
+/// The memory of a block of `family`: the page layer's, or the active backend's.
+inline void* backing_allocate(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
+                              std::uint64_t max_phys) noexcept {
+  if (is_page_family(family)) {
+    return pages_alloc(bytes, std::max<std::size_t>(align, kPage), max_phys);
+  }
+  return backend_allocate(bytes, std::max<std::size_t>(align, kMinAlign), tag_id(tag));
+}
+
+/// A call that may wait found no memory: the backend reclaims (trim, then
+/// drain) and the allocation is tried again after each; then it fails. The
+/// wait is bounded by those two passes (kmbench::kpi::reclaim_stats counts them).
+void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
+                                     std::uint64_t max_phys) noexcept;
+
 /// Allocates a block of `family` and accounts (and, where recorded, records) it. post: nullptr on failure.
 ///  pre: align is a power of two; max_phys bounds the physical address (page families only).
 [[gnu::always_inline]] inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
-                      std::uint64_t max_phys = ~0ull) noexcept {
+                      std::uint64_t max_phys = ~0ull, Wait wait = Wait::may_wait) noexcept {
   const Mode mode = active_mode();
   if (size > BlockRecord::kMaxSize) return nullptr;
   const std::uint64_t bytes = backing_size(family, size, mode);
-  void* p;
-  if (is_page_family(family)) {
-    p = pages_alloc(bytes, std::max<std::size_t>(align, kPage), max_phys);
-  } else {
-    p = backend_allocate(bytes, std::max<std::size_t>(align, kMinAlign), tag_id(tag));
+  void* p = backing_allocate(family, bytes, align, tag, max_phys);
+  if (p == nullptr) [[unlikely]] {
+    if (wait == Wait::never) return nullptr;
+    p = backing_allocate_after_reclaim(family, bytes, align, tag, max_phys);
+    if (p == nullptr) return nullptr;
   }
-  if (p == nullptr) return nullptr;
   if (is_page_family(family) && !g_page_runs_recorded.load(std::memory_order_relaxed)) {
     g_page_runs_recorded.store(true, std::memory_order_relaxed);
   }

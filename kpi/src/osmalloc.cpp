@@ -158,8 +158,8 @@ void* malloc_noblock(uint32_t size, OSMallocTag tag, const char* fn) {
   if ((tag->flags & OSMT_PAGEABLE) != 0) {
     return nullptr;  // pageable memory may have to wait for the pager
   }
-  // Backends never wait: a failed allocation returns NULL at once.
-  return kd::allocate(Family::os_malloc, size, kmbench::kMinAlign, tag);
+  // Never waits: no reclaim, a failed allocation returns NULL at once.
+  return kd::allocate(Family::os_malloc, size, kmbench::kMinAlign, tag, ~0ull, kd::Wait::never);
 }
 
 }  // namespace

@@ -319,6 +319,30 @@ void use_backend(std::string_view name, BackendConfig config) {
   set_backend(open_backend(name, std::move(config)), machine);
 }
 
+namespace detail {
+namespace {
+std::atomic<std::uint64_t> g_reclaims{0}, g_rescued{0};
+}
+
+void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
+                                     std::uint64_t max_phys) noexcept {
+  for (const ReclaimLevel level : {ReclaimLevel::trim, ReclaimLevel::drain}) {
+    g_reclaims.fetch_add(1, std::memory_order_relaxed);
+    active_backend().reclaim(level);
+    if (void* p = backing_allocate(family, bytes, align, tag, max_phys)) {
+      g_rescued.fetch_add(1, std::memory_order_relaxed);
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace detail
+
+ReclaimStats reclaim_stats() {
+  return {g_reclaims.load(std::memory_order_relaxed), g_rescued.load(std::memory_order_relaxed)};
+}
+
 std::vector<FamilyUsage> family_usage() {
   std::vector<FamilyUsage> out;
   const unsigned slots = cpu_slots_in_use();

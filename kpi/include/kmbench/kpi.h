@@ -93,6 +93,15 @@ std::vector<FamilyUsage> family_usage();
 /// Blocks of every family still live.
 std::int64_t live_blocks();
 
+/// What calls that may wait did when memory ran short (docs/pressure.md): every
+/// KPI allocation but OSMalloc_noblock and _nowait has the backend reclaim
+/// (trim, then drain) and tries again after each pass before it returns NULL.
+struct ReclaimStats {
+  std::uint64_t reclaims = 0;  // reclaim passes run
+  std::uint64_t rescued = 0;   // allocations that then succeeded
+};
+ReclaimStats reclaim_stats();
+
 /// One OSObject class's instances.
 struct ClassUsage {
   std::string name;

@@ -1,0 +1,75 @@
+// The KPI when memory runs short: calls that may wait have the backend
+// reclaim and try again; OSMalloc_noblock and _nowait never reclaim and
+// return NULL at once (docs/pressure.md, "The KPI under pressure").
+#include <gtest/gtest.h>
+
+#include <IOKit/IOLib.h>
+#include <libkern/OSMalloc.h>
+
+#include <vector>
+
+#include "allocators/physmem/physmem.h"
+#include "kmbench/kpi.h"
+
+namespace kmbench {
+namespace {
+
+/// A small machine of its own, outliving every backend the KPI opens on it.
+physmem::Machine& small_machine() {
+  static physmem::Machine machine([] {
+    physmem::TopologySpec spec;
+    spec.node_bytes = 64ull << 20;
+    return spec;
+  }());
+  return machine;
+}
+
+class KpiPressure : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    BackendConfig config;
+    config.machine = &small_machine();
+    kpi::use_backend(GetParam(), config);
+  }
+  void TearDown() override { kpi::use_backend("system"); }
+};
+
+TEST_P(KpiPressure, OnlyCallsThatMayWaitReclaimWhenTheMachineIsShort) {
+  physmem::Machine& m = small_machine();
+  OSMallocTag tag = OSMalloc_Tagalloc("kmbench.test.pressure", OSMT_DEFAULT);
+  // Memory the backend caches: 2 KiB blocks allocated, then all freed.
+  std::vector<void*> blocks;
+  for (int i = 0; i < 2000; ++i) blocks.push_back(IOMalloc(2048));
+  for (void* p : blocks) IOFree(p, 2048);
+  m.drain_all_quiescent();
+  m.balloon_inflate(0, m.stats().nodes[0].total_pages);  // every free page
+  ASSERT_EQ(m.alloc_pages(0, 0), nullptr) << "the machine has nothing free";
+
+  const kpi::ReclaimStats before = kpi::reclaim_stats();
+  // What the backend has free of its own for 96-byte blocks goes first, without reclaim.
+  std::vector<void*> small;
+  while (void* q = OSMalloc_noblock(96, tag)) {
+    small.push_back(q);
+    ASSERT_LT(small.size(), 1u << 20);
+  }
+  EXPECT_EQ(OSMalloc_nowait(96, tag), nullptr);
+  EXPECT_EQ(kpi::reclaim_stats().reclaims, before.reclaims) << "noblock and nowait never reclaim";
+
+  void* p = OSMalloc(96, tag);
+  ASSERT_NE(p, nullptr) << "OSMalloc reclaims the cached 2 KiB blocks' memory and gets a page";
+  const kpi::ReclaimStats after = kpi::reclaim_stats();
+  EXPECT_GE(after.reclaims, before.reclaims + 1);
+  EXPECT_LE(after.reclaims, before.reclaims + 2) << "at most a trim and a drain";
+  EXPECT_EQ(after.rescued, before.rescued + 1);
+  OSFree(p, 96, tag);
+  for (void* q : small) OSFree(q, 96, tag);
+
+  m.balloon_deflate(0, m.balloon_pages(0));
+  OSMalloc_Tagfree(tag);
+  EXPECT_EQ(kpi::live_blocks(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReclaimingBackends, KpiPressure, ::testing::Values("zones", "slab"));
+
+}  // namespace
+}  // namespace kmbench
