@@ -294,6 +294,7 @@ def footprint(view, out_dir):
         t = max(view.threads(label))
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
         missing = []
+        schedule = None  # (ms, MiB left) of a run under --pressure: drawn under the curves
         for backend in view.backends:
             es = view.select(label, backend, t)
             if not es:
@@ -311,10 +312,19 @@ def footprint(view, out_dir):
             c = view.colors[backend]
             a1.plot(ts, mapped / 2**20, color=c, label=f"{backend} footprint")
             a1.plot(ts, live / 2**20, color=c, ls=":", lw=1)
+            schedule = schedule or pressure_schedule(r)
             with np.errstate(divide="ignore", invalid="ignore"):
                 # Near-empty moments (start, drain) make the ratio meaningless: shown as gaps.
                 frag = np.where(live > 0.05 * live.max(), mapped / live, np.nan)
             a2.plot(ts, frag, color=c, label=backend)
+        if schedule is not None and a1.lines:
+            top = a1.get_ylim()[1]
+            ts, left = schedule
+            clipped = np.minimum(left, top * 1.05)
+            a1.fill_between(ts, clipped, step="post", color="0.85", zorder=0,
+                            label=f"memory left by --pressure {schedule_spec(view, label, t)}")
+            a1.set_ylim(0, top * 1.05)
+            a1.legend(fontsize=7, loc="upper right")
         a1.set_xlabel("time [ms]")
         a1.set_ylabel("bytes [MiB] (solid: footprint, dotted: live)")
         a2.set_xlabel("time [ms]")
@@ -333,6 +343,77 @@ def footprint(view, out_dir):
                              f"Footprint over time — {label}",
                              "Backend footprint (mapped bytes) and live bytes over the run, and their ratio, "
                              "for the repetition with the median throughput."))
+    return charts
+
+
+def pressure_schedule(result):
+    """(ms, MiB) steps of the memory a --pressure schedule left, from a cell's result; None without one."""
+    tl = (result.get("pressure") or {}).get("timeline") or []
+    if not tl:
+        return None
+    ts = np.array([row[0] for row in tl] + [result.get("duration_ns", tl[-1][0])], float) / 1e6
+    left = np.array([row[2] for row in tl] + [tl[-1][2]], float) / 2**20
+    return ts, left
+
+
+def schedule_spec(view, label, threads):
+    for backend in view.backends:
+        for r in view.results(view.select(label, backend, threads)):
+            spec = (r.get("pressure") or {}).get("spec")
+            if spec:
+                return spec
+    return ""
+
+
+def pressure(view, out_dir):
+    """Sources replayed under --pressure: failures over the pass by backend, and per backend the
+    failures per 1000 allocations and the reclaim p99."""
+    charts = []
+    for label in view.labels:
+        t = max(view.threads(label))
+        spec = schedule_spec(view, label, t)
+        if not spec:
+            continue
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+        names, rates, p99s = [], [], []
+        for backend in view.backends:
+            rs = [r for r in view.results(view.select(label, backend, t)) if r.get("pressure")]
+            if not rs:
+                continue
+            rs.sort(key=lambda r: r["pressure"]["failures_per_1000"])
+            r = rs[len(rs) // 2]
+            p = r["pressure"]
+            by_kind = p["failures_over_time"]["by_kind"]
+            total = np.sum([by_kind[k] for k in ("alloc", "page", "dma")], axis=0)
+            bins = len(total)
+            x = (np.arange(bins) + 0.5) / bins * 100
+            a1.plot(x, total, color=view.colors[backend], label=backend, drawstyle="steps-mid")
+            names.append(backend)
+            rates.append(p["failures_per_1000"])
+            p99s.append(p["reclaim"]["latency"].get("p99_ns", 0) / 1e3)
+        if not names:
+            plt.close(fig)
+            continue
+        a1.set_xlabel("timed pass [%]")
+        a1.set_ylabel(f"failed allocations per {100 // max(1, len(x))}% of the pass")
+        a1.grid(alpha=0.3)
+        a1.legend(fontsize=7)
+        xs = np.arange(len(names))
+        a2.bar(xs, rates, color=[view.colors[b] for b in names])
+        a2.set_xticks(xs, names, rotation=30, ha="right", fontsize=8)
+        a2.set_ylabel("failures per 1000 allocations (bars)")
+        for i, v in enumerate(p99s):
+            a2.annotate(f"reclaim p99\n{v:.1f} µs", (i, rates[i]), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7)
+        a2.grid(alpha=0.3, axis="y")
+        charts.append(finish(fig, view, out_dir, f"pressure_{label}",
+                             f"Under memory pressure ({spec}) — {label}, {t} threads "
+                             f"[failures over the timed pass; failures per 1000 allocations and reclaim p99; "
+                             f"median repetition by failure rate]",
+                             f"Memory pressure — {label}",
+                             "Allocations that failed over the timed pass (every kind), and per backend the "
+                             "failures per 1000 allocations with the p99 of the reclaim failed blocking "
+                             "allocations ran (docs/pressure.md)."))
     return charts
 
 
@@ -577,7 +658,7 @@ def all_charts(run, out_dir):
     charts = []
     if not view.entries:
         return charts
-    per_source = (allocator, time_split, throughput, scaling, latency_cdfs, footprint, numa, dma, tags)
+    per_source = (allocator, time_split, throughput, scaling, latency_cdfs, footprint, pressure, numa, dma, tags)
     for make in (per_source if view.labels else ()) + (sweeps,):
         charts.extend(make(view, out_dir))
     return charts

@@ -62,6 +62,7 @@ nlohmann::json pressure_json(const PressureResult& p) {
           {"reclaim", {{"calls", p.reclaim_calls},
                        {"bytes", p.reclaimed_bytes},
                        {"rescued", p.rescued},
+                       {"skipped", p.reclaim_skipped},
                        {"latency", latency_json(p.reclaim_latency)},
                        {"kpi_passes", p.kpi_reclaims},
                        {"kpi_rescued", p.kpi_rescued}}},

@@ -188,6 +188,7 @@ struct PressureResult {
   std::uint64_t reclaim_calls = 0;      // the backend's reclaim, run by a blocking allocation that failed
   std::uint64_t reclaimed_bytes = 0;    // what those calls gave back to the machine
   std::uint64_t rescued = 0;            // allocations that failed, then succeeded after a reclaim
+  std::uint64_t reclaim_skipped = 0;    // failures that skipped reclaim: the thread's last gave nothing back
   LatencySummary reclaim_latency;
   std::uint64_t kpi_reclaims = 0, kpi_rescued = 0;  // through the KPI: the reclaim passes its calls ran
   /// After each lift of the pressure (the memory left rose), how long allocations kept failing:

@@ -101,6 +101,7 @@ void merge_pressure(PressureResult& p, const std::vector<ThreadOutcome>& outcome
     p.reclaim_calls += o.reclaim_calls;
     p.reclaimed_bytes += o.reclaimed_bytes;
     p.rescued += o.rescued;
+    p.reclaim_skipped += o.reclaim_skipped;
     reclaim.merge(o.reclaim_latency);
     for (const auto& [tick, kind] : o.failure_ticks) {
       failures.emplace_back(static_cast<std::uint64_t>(static_cast<double>(tick - std::min(tick, start_tick)) * npt),
