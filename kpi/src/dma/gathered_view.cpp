@@ -159,26 +159,15 @@ class Vmas {
 
 // The copies go through the system calls themselves: the pages may hold bytes
 // outside the pieces that a sanitizer's interceptor would call unaddressable.
-bool write_all(int fd, std::uintptr_t from, std::size_t bytes, off_t at) {
+/// Every byte of [memory, memory + bytes) to the file at `at` (SYS_pwrite64),
+/// or from it (SYS_pread64).
+bool copy_all(long call, int fd, std::uintptr_t memory, std::size_t bytes, off_t at) {
   while (bytes > 0) {
-    const long n = syscall(SYS_pwrite64, fd, from, bytes, at);
+    const long n = syscall(call, fd, memory, bytes, at);
     if (n <= 0) {
       return false;
     }
-    from += static_cast<std::size_t>(n);
-    bytes -= static_cast<std::size_t>(n);
-    at += n;
-  }
-  return true;
-}
-
-bool read_all(int fd, std::uintptr_t into, std::size_t bytes, off_t at) {
-  while (bytes > 0) {
-    const long n = syscall(SYS_pread64, fd, into, bytes, at);
-    if (n <= 0) {
-      return false;
-    }
-    into += static_cast<std::size_t>(n);
+    memory += static_cast<std::size_t>(n);
     bytes -= static_cast<std::size_t>(n);
     at += n;
   }
@@ -204,7 +193,7 @@ class SharedPages {
     file->fd = memfd_create("kmbench-view", MFD_CLOEXEC);
     struct stat st{};
     if (file->fd < 0 || ftruncate(file->fd, static_cast<off_t>(bytes)) != 0 ||
-        fstat(file->fd, &st) != 0 || !write_all(file->fd, begin, bytes, 0)) {
+        fstat(file->fd, &st) != 0 || !copy_all(SYS_pwrite64, file->fd, begin, bytes, 0)) {
       return false;
     }
     file->inode = st.st_ino;
@@ -270,7 +259,7 @@ class SharedPages {
     void* at = mmap(reinterpret_cast<void*>(begin), end - begin, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
     if (at != MAP_FAILED) {
-      read_all(first.file->fd, begin, end - begin, first.offset);
+      copy_all(SYS_pread64, first.file->fd, begin, end - begin, first.offset);
     }
   }
 
