@@ -270,6 +270,36 @@ TEST_P(Conformance, FootprintAgreesWithStats) {
   agree("after the frees");
 }
 
+// Under memory pressure (docs/pressure.md) reclaim must give memory back to
+// the machine: zones' GC and slab's reap free emptied chunks and slabs; buddy
+// gives back the pages its CPU lists cache.
+TEST_P(Conformance, ReclaimGivesCachedMemoryBackToTheMachine) {
+  if ((backend_->features() & kFeatureReclaim) == 0 || (backend_->features() & kFeaturePhysical) == 0) {
+    GTEST_SKIP() << GetParam() << " has no reclaim, or its memory is not the machine's";
+  }
+  physmem::Machine& m = testing::conformance_machine();
+  std::vector<void*> held;
+  for (int i = 0; i < 20000; ++i) {
+    held.push_back(backend_->allocate(256, kMinAlign, kNoTag, 0));
+    ASSERT_NE(held.back(), nullptr);
+  }
+  for (void* p : held) backend_->free(p, 256);
+  const physmem::NodeStats before = m.stats().nodes[0];
+  const std::uint64_t mapped = backend_->footprint().backend.mapped_bytes;
+  const std::size_t given = backend_->reclaim(ReclaimLevel::drain);
+  const physmem::NodeStats after = m.stats().nodes[0];
+  EXPECT_GT(given, 0u) << "bytes reclaim says it gave back";
+  if (GetParam() == "buddy") {
+    // buddy hands pages straight out: what it caches is its CPU lists, which go back to the buddy lists.
+    EXPECT_EQ(after.free_pages - before.free_pages, given / physmem::kPageSize);
+  } else {
+    EXPECT_GE((after.free_pages + after.pcp_pages) - (before.free_pages + before.pcp_pages),
+              given / physmem::kPageSize)
+        << "the machine has the pages back";
+    EXPECT_EQ(mapped - backend_->footprint().backend.mapped_bytes, given) << "the footprint fell as much";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllBackends, Conformance, ::testing::ValuesIn(in_process_backends()),
                          [](const auto& info) {
                            std::string n = info.param;
