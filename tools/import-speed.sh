@@ -1,7 +1,8 @@
 #!/bin/bash
 # Times `kmbench trace import` of an ftrace text capture against `wc -l` on the
-# same file, alternating the two so both see the same machine state, and
-# prints the medians, their ratio and the import's MB/s.
+# same file, and the import on one thread (--threads 1), alternating the three
+# so all see the same machine state, and prints the medians, their ratios and
+# the import's MB/s.
 #   tools/import-speed.sh CAPTURE.txt [RUNS]        (default 15 runs)
 # Make a large capture with tools/capture/ftrace-capture.sh. The page cache is
 # warmed first; the ratio is the figure to quote, not the absolute times.
@@ -20,13 +21,14 @@ cat "$capture" > /dev/null  # warm the page cache
 for _ in $(seq "$runs"); do
   t0=$(now); "$kmbench" trace import "$capture" -o "$out" -q; t1=$(now)
   wc -l "$capture" > /dev/null; t2=$(now)
-  echo "$((t1 - t0)) $((t2 - t1))"
+  "$kmbench" trace import "$capture" -o "$out" -q --threads 1; t3=$(now)
+  echo "$((t1 - t0)) $((t2 - t1)) $((t3 - t2))"
 done | /usr/bin/python3 -c '
 import statistics, sys
 size = int(sys.argv[1])
 rows = [tuple(map(int, line.split())) for line in sys.stdin]
-imp = statistics.median(r[0] for r in rows) / 1e9
-wc = statistics.median(r[1] for r in rows) / 1e9
-print(f"{len(rows)} runs, {size / 1e6:.0f} MB: import median {imp * 1e3:.1f} ms ({size / 1e6 / imp:.0f} MB/s), "
-      f"wc -l median {wc * 1e3:.1f} ms; import / wc -l = {imp / wc:.2f}x")
-' "$(stat -c %s "$capture")"
+imp, wc, one = (statistics.median(r[i] for r in rows) / 1e9 for i in range(3))
+print(f"{len(rows)} runs, {size / 1e6:.0f} MB, {sys.argv[2]} cores: import median {imp * 1e3:.1f} ms "
+      f"({size / 1e6 / imp:.0f} MB/s), wc -l median {wc * 1e3:.1f} ms; import / wc -l = {imp / wc:.2f}x; "
+      f"on one thread (--threads 1) {one * 1e3:.1f} ms = {one / wc:.2f}x")
+' "$(stat -c %s "$capture")" "$(nproc)"

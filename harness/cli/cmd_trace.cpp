@@ -26,6 +26,11 @@ void add_import_options(CLI::App* cmd, ImportArgs& a) {
                 "there; the first ten are reported with file:line");
   cmd->add_flag("--no-symbols", a.no_symbols,
                 "KPI recordings: leave call sites as object+offset instead of naming their functions");
+  cmd->add_option("--threads", a.threads,
+                  "ftrace text: threads parsing it beside the one merging their work (0: one per core, less one "
+                  "where there are more than two); the trace is the same for any number")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
 }
 
 trace::ImportOptions to_options(const ImportArgs& a) {
@@ -39,6 +44,7 @@ trace::ImportOptions to_options(const ImportArgs& a) {
   o.strict = a.strict;
   o.skip_bad_lines = a.skip_bad_lines;
   o.symbols = !a.no_symbols;
+  o.threads = a.threads;
   if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
   return o;
 }
@@ -103,8 +109,20 @@ void add_trace_command(CLI::App& app) {
     cmd->add_option("--top", *top, "How many call sites and tags to list")->capture_default_str();
     add_import_options(cmd, *args);
     cmd->callback([=] {
-      const ops::Trace t = trace::import_file(*in, to_options(*args));
-      const trace::Info i = trace::summarize(t, *top);
+      const trace::ImportOptions o = to_options(*args);
+      ops::Trace t;
+      trace::Info i;
+      const auto plain_kmt = [&] {
+        if (*in == "-" || (o.format != trace::Format::kmt && o.format != trace::Format::auto_detect)) return false;
+        const trace::Input probe(*in);
+        return !probe.compressed() && trace::detect_format(probe.head(4096)) == trace::Format::kmt;
+      };
+      if (plain_kmt()) {
+        i = trace::summarize_file(*in, t, *top);  // a batch of ops at a time: never the whole trace in memory
+      } else {
+        t = trace::import_file(*in, o);
+        i = trace::summarize(t, *top);
+      }
       if (*json) {
         std::cout << trace::info_json(t, i) << "\n";
       } else {

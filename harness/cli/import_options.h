@@ -17,6 +17,7 @@ struct ImportArgs {
   bool strict = false;
   bool skip_bad_lines = false;
   bool no_symbols = false;
+  unsigned threads = 0;
 };
 
 void add_import_options(CLI::App* cmd, ImportArgs& a);

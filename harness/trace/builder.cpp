@@ -69,13 +69,13 @@ void Builder::bad_line(const std::string& message) {
   if (bad_lines_ <= kBadLinesKept) set_metadata("import.bad_line." + std::to_string(bad_lines_), message);
 }
 
-void Builder::skipped(std::string_view event_name) {
-  ++skipped_;
+void Builder::skipped(std::string_view event_name, std::uint64_t n) {
+  skipped_ += n;
   const auto it = skipped_by_name_.find(event_name);
   if (it != skipped_by_name_.end()) {
-    ++it->second;
+    it->second += n;
   } else {
-    skipped_by_name_.emplace(std::string(event_name), 1);
+    skipped_by_name_.emplace(std::string(event_name), n);
   }
 }
 

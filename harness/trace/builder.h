@@ -257,9 +257,13 @@ class Builder {
   void add(const Event& e, bool selected);
   /// Starts loading the table slot add(e) will touch (importers run a few events ahead).
   void prefetch(const Event& e) { map_for(e.ev).prefetch(e.key); }
-  void lost(std::uint64_t n) { lost_ += n; ++lost_markers_; }
-  void skipped(std::string_view event_name);
-  void filtered() { ++filtered_; }
+  /// `n` events lost, told by `markers` lines of the capture.
+  void lost(std::uint64_t n, std::uint64_t markers = 1) {
+    lost_ += n;
+    lost_markers_ += markers;
+  }
+  void skipped(std::string_view event_name, std::uint64_t n = 1);
+  void filtered(std::uint64_t n = 1) { filtered_ += n; }
   /// A line skipped as unreadable (ImportOptions::skip_bad_lines); `message` names file:line.
   void bad_line(const std::string& message);
   void set_cpu_count(std::uint32_t n) { cpu_hint_ = n; }
@@ -270,6 +274,12 @@ class Builder {
   void count_slab_slack() { slack_on_ = true; }
   void set_metadata(const std::string& k, const std::string& v) { trace_.header.metadata[k] = v; }
   std::uint64_t events_seen() const { return events_ + dma_events_; }
+  /// Calls f(first op, ops written, ops reserved) for each stream: where the
+  /// next ops will be written, for a thread that faults those pages in ahead.
+  template <class F>
+  void for_each_stream(F f) const {
+    for (const ops::Stream& s : trace_.streams) f(s.ops.data(), s.ops.size(), s.ops.capacity());
+  }
 
   ops::Trace finish();
 

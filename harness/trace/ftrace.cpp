@@ -1,13 +1,20 @@
 // Linux ftrace text: /sys/kernel/tracing/trace, trace_pipe and `trace-cmd report`.
-// A hand-written single pass over the text (no regex, no per-line allocation):
-// importing must keep up with `wc -l` within a small factor. This file reads
-// the text line by line; ftrace_scan.h tokenises a line, and ftrace_fill.h
-// makes an event of its fields.
+// A hand-written pass over the text (no regex, no per-line allocation):
+// importing must keep up with `wc -l` within a small factor. The text is cut
+// into chunks of whole lines; threads parse chunks into events while one
+// merges them, in the text's order, into the trace (ftrace_chunks.h says how
+// the result stays that of one pass). This file reads a chunk line by line;
+// ftrace_scan.h tokenises a line, and ftrace_fill.h makes an event of its fields.
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
-#include <functional>
 #include <memory>
+#include <mutex>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -17,89 +24,66 @@
 #include "harness/trace/builder.h"
 #include "harness/trace/ftrace_events.h"
 #include "harness/trace/ftrace_fill.h"
+#include "harness/trace/ftrace_chunks.h"
 #include "harness/trace/ftrace_scan.h"
 
 namespace kmbench::trace {
 namespace ftrace {
 namespace {
 
-/// Copies the next bytes of the text into dst: up to n, 0 at the end.
-using TextSource = std::function<std::size_t(char* dst, std::size_t n)>;
-
-/// One pass over ftrace text, feeding the Builder a few events behind the parse.
-/// The text is read a window at a time into a buffer that stays in cache:
-/// parsing straight from a mapping of a large file stalled on its page walks.
-class FtraceParser {
+/// Reads chunks of ftrace text line by line into events. One per parsing
+/// thread, kept from chunk to chunk: its caches (the heads of recent lines,
+/// the gfp_flags values met) stay warm. It reads the Builder's filters only,
+/// which are fixed when it is made, while another thread adds events to it.
+class LineParser {
  public:
-  FtraceParser(TextSource source, std::uint64_t text_size, const std::string& name, const ImportOptions& options)
-      : source_(std::move(source)),
-        text_size_(text_size),
-        name_(name),
-        options_(options),
-        scan_(nullptr),
-        b_("ftrace", "tracefs", options),
-        filler_(b_) {
-    b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
-    b_.count_slab_slack();
-  }
+  LineParser(const std::string& name, const ImportOptions& options, const Builder& filters)
+      : name_(name), options_(options), filters_(filters), scan_(nullptr) {}
 
-  ops::Trace run() {
+  /// Parses the lines of text[0, size) into `out`. `last`: the text ends the
+  /// capture, so a line without its newline is cut. An error stops the chunk,
+  /// kept in `out` with what came before it (LineError numbers lines within
+  /// the chunk); with skip_bad_lines, a bad line is counted and passed over.
+  void parse(const char* text, std::size_t size, bool last, Chunk& out) {
+    out_ = &out;
+    filler_.use(*out.strings);
+    const char* p = text;
+    const char* const end = text + size;
+    scan_ = Scan(end);
     std::uint64_t line = 0;
-    bool any_event_line = false;
-    std::string error;
     try {
-      std::size_t capacity = static_cast<std::size_t>(std::clamp<std::uint64_t>(text_size_ + 1, 4096, kWindow));
-      std::unique_ptr<char[]> window(new char[capacity]);
-      std::size_t held = 0;  // an unfinished line, moved to the window's front
-      for (;;) {
-        if (held == capacity) {  // a line longer than the window
-          std::unique_ptr<char[]> wider(new char[capacity * 2]);
-          std::memcpy(wider.get(), window.get(), held);
-          window = std::move(wider);
-          capacity *= 2;
-        }
-        const std::size_t got = source_(window.get() + held, capacity - held);
-        if (got == 0) {
-          if (held > 0) {
-            const InputError cut(name_, line + 1, "truncated: the last line has no newline");
-            if (!options_.skip_bad_lines) throw cut;
-            b_.bad_line(cut.what());
-          }
-          break;
-        }
-        const char* p = window.get();
-        const char* end = p + held + got;
-        scan_ = Scan(end);
-        for (const char* nl; (nl = scan_.line_end(p)); p = nl + 1) {
-          ++line;
-          const char* e = nl;
-          if (e > p && e[-1] == '\r') --e;
-          if (read_line(p, e, line)) any_event_line = true;
-        }
-        held = static_cast<std::size_t>(end - p);
-        std::memmove(window.get(), p, held);
+      for (const char* nl; (nl = scan_.line_end(p)); p = nl + 1) {
+        ++line;
+        const char* e = nl;
+        if (e > p && e[-1] == '\r') --e;
+        if (read_line(p, e, line)) out.any_event_line = true;
       }
-      if (!any_event_line && line == 0) throw InputError(name_, "empty input");
-    } catch (const InputError& e) {
-      if (!options_.keep_partial) throw;
-      error = e.what();
+      committed_ = out.events.size();
+      if (p != end && last) {
+        const LineError cut(name_, line + 1, "truncated: the last line has no newline");
+        if (!options_.skip_bad_lines) throw cut;
+        out.bad_lines.push_back({cut.line(), cut.message()});
+      }
+    } catch (const LineError& bad) {
+      out.events.resize(committed_);
+      out.fault = Chunk::Fault{bad.line(), bad.message()};
+    } catch (...) {
+      out.events.resize(committed_);
+      out.failure = std::current_exception();
     }
-    drain();
-    b_.set_metadata("input", name_);
-    if (!error.empty()) b_.set_metadata("import.error", error);
-    ops::Trace t = b_.finish();
-    if (trace_cmd_) t.header.capture_tool = "trace-cmd report";
-    return t;
+    out.lines = line;
   }
 
  private:
   /// line_, or with skip_bad_lines, line_ with an unreadable line counted and skipped.
   bool read_line(const char* p, const char* e, std::uint64_t line) {
+    committed_ = out_->events.size();
     if (!options_.skip_bad_lines) return line_(p, e, line);
     try {
       return line_(p, e, line);
-    } catch (const InputError& bad) {
-      b_.bad_line(bad.what());  // no event was committed: the line's slot is taken again by the next
+    } catch (const LineError& bad) {
+      out_->events.resize(committed_);  // the line's event, if it had begun one, is not kept
+      out_->bad_lines.push_back({bad.line(), bad.message()});
       return false;
     }
   }
@@ -134,27 +118,28 @@ class FtraceParser {
     const FtraceEvent* known = find_ftrace_event(event);
     if (!known) {
       if (options_.strict) c.fail("unknown event '" + std::string(event) + "' (--strict)");
-      b_.skipped(event);
+      out_->skip(event);
       return true;
     }
-    if (!b_.in_window(ts) || !b_.kind_selected(known->kind_bit)) {
-      b_.filtered();
+    if (!filters_.in_window(ts) || !filters_.kind_selected(known->kind_bit)) {
+      ++out_->filtered;
       return true;
     }
-    Event& x = free_slot();  // filled in place: copying it stalled on store forwarding
+    Parsed& parsed = out_->events.emplace_back();  // filled in place: copying it stalled on store forwarding
+    Event& x = parsed.e;
     EventFiller::start(x, known->ev, cpu, ts);
     std::string_view site, tag;  // interned once the line is read, site first
     if (filler_.quick(scan_, q, e, x, site, tag)) {
-      if (!site.empty()) x.site = b_.intern(site);  // page events name no call site: 0, the empty string
-      if (!tag.empty()) x.tag = b_.intern(tag);
+      if (!site.empty()) x.site = out_->strings->intern(site);  // page events name no call site: 0, the empty string
+      if (!tag.empty()) x.tag = out_->strings->intern(tag);
     } else {
       EventFiller::start(x, known->ev, cpu, ts);
       Fields f;
       f.parse(scan_, q, e);
       filler_.fill(known->shape, f, x, c);
     }
-    bool selected = true;
-    if (b_.has_task_filter()) {
+    parsed.task_kept = true;
+    if (filters_.has_task_filter()) {
       const char* t0 = p;
       const char* t1 = br - 1;
       while (t1 > t0 && t1[-1] == ' ') --t1;
@@ -162,10 +147,8 @@ class FtraceParser {
       while (dash > t0 && dash[-1] != '-') --dash;
       const std::string_view comm(t0, dash > t0 ? static_cast<std::size_t>(dash - 1 - t0) : 0);
       const std::string_view pid(dash, static_cast<std::size_t>(t1 - dash));
-      selected = b_.task_selected(comm, pid);
+      parsed.task_kept = filters_.task_selected(comm, pid);
     }
-    if (selected) selected = b_.site_selected(x.site);
-    commit(selected);
     return true;
   }
 
@@ -178,7 +161,7 @@ class FtraceParser {
   bool other_line(std::string_view whole, const LineCtx& c) {
     if (whole[0] == '#') {
       const std::size_t at = whole.find("#P:");
-      if (at != std::string_view::npos) b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P")));
+      if (at != std::string_view::npos) out_->cpu_count = static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P"));
       return true;
     }
     if (whole.starts_with("CPU:")) {  // "CPU:1 [LOST 12 EVENTS]" or "CPU:0 [232250 EVENTS DROPPED]"
@@ -189,12 +172,13 @@ class FtraceParser {
       std::size_t j = i;
       while (j < whole.size() && is_digit(whole[j])) ++j;
       if (j == i) c.fail("unrecognised lost-events line '" + std::string(whole.substr(0, 80)) + "'");
-      b_.lost(parse_uint(whole.substr(i, j - i), c, "lost count"));
+      out_->lost += parse_uint(whole.substr(i, j - i), c, "lost count");
+      ++out_->lost_markers;
       return true;
     }
     if (whole.starts_with("cpus=")) {
-      trace_cmd_ = true;
-      b_.set_cpu_count(static_cast<std::uint32_t>(parse_uint(whole.substr(5), c, "cpus")));
+      out_->trace_cmd = true;
+      out_->cpu_count = static_cast<std::uint32_t>(parse_uint(whole.substr(5), c, "cpus"));
       return true;
     }
     return whole.starts_with("version = ") || (whole.starts_with("CPU ") && whole.ends_with(" is empty"));
@@ -289,48 +273,263 @@ class FtraceParser {
 #endif
   }
 
-  // Events wait in a short queue so their hash-table slots are in cache when added.
-  Event& free_slot() {
-    if (pending_n_ == kAhead) {
-      const Pending& p = pending_[pending_head_];
-      b_.add(p.e, p.selected);
-      --pending_n_;
-      pending_head_ = (pending_head_ + 1) % kAhead;
-    }
-    return pending_[(pending_head_ + pending_n_) % kAhead].e;
-  }
-  void commit(bool selected) {
-    Pending& p = pending_[(pending_head_ + pending_n_) % kAhead];
-    p.selected = selected;
-    b_.prefetch(p.e);
-    ++pending_n_;
-  }
-  void drain() {
-    for (; pending_n_; --pending_n_, pending_head_ = (pending_head_ + 1) % kAhead) {
-      b_.add(pending_[pending_head_].e, pending_[pending_head_].selected);
-    }
-  }
-
-  struct Pending {
-    Event e;
-    bool selected;
-  };
-  static constexpr std::size_t kAhead = 16;
-
-  /// Bytes of text read per window: small enough to stay in the cache.
-  static constexpr std::size_t kWindow = std::size_t{1} << 19;
-  TextSource source_;
-  std::uint64_t text_size_;  // expected; the window grows for a longer line
   const std::string& name_;
   const ImportOptions& options_;
+  const Builder& filters_;
   Scan scan_;
-  Builder b_;
-  Pending pending_[kAhead];
-  std::size_t pending_head_ = 0, pending_n_ = 0;
-  bool trace_cmd_ = false;
+  Chunk* out_ = nullptr;
+  std::size_t committed_ = 0;  // events of the chunk before the line being read
   Head heads_[2];
   unsigned newest_ = 0;  // index of the most recent head
   EventFiller filler_;
+};
+
+/// An import of ftrace text: chunks read front to back and parsed by
+/// `threads` threads while the calling thread merges them, in order, into the
+/// trace. With one thread, or text that fits in one chunk, the calling thread
+/// reads, parses and merges each chunk in turn.
+class FtraceImport {
+ public:
+  FtraceImport(TextSource source, std::uint64_t text_size, const std::string& name, const ImportOptions& options)
+      : reader_(std::move(source), options.chunk_bytes ? options.chunk_bytes : kChunk),
+        text_size_(text_size),
+        name_(name),
+        options_(options),
+        b_("ftrace", "tracefs", options) {
+    b_.set_stream_reserve(std::min<std::uint64_t>(text_size / 64, std::uint64_t{1} << 24));
+    b_.count_slab_slack();
+  }
+
+  ops::Trace run() {
+    std::string error;
+    try {
+      const std::size_t chunk = options_.chunk_bytes ? options_.chunk_bytes : kChunk;
+      const unsigned threads = options_.threads ? options_.threads : default_threads();
+      if (threads <= 1 || text_size_ <= chunk) {
+        run_inline();
+      } else {
+        run_threaded(threads);
+      }
+      if (!any_event_line_ && lines_ == 0) throw InputError(name_, "empty input");
+    } catch (const InputError& e) {
+      if (!options_.keep_partial) throw;
+      error = e.what();
+    }
+    b_.set_metadata("input", name_);
+    if (!error.empty()) b_.set_metadata("import.error", error);
+    ops::Trace t = b_.finish();
+    if (trace_cmd_) t.header.capture_tool = "trace-cmd report";
+    return t;
+  }
+
+ private:
+  /// Bytes of text a chunk holds at least: small enough that its text and
+  /// events stay in the cache between the read, the parse and the merge.
+  static constexpr std::size_t kChunk = std::size_t{1} << 19;
+  /// Events the merge runs ahead of Builder::add, so the table slots are in cache.
+  static constexpr std::size_t kAhead = 16;
+
+  /// One parsing thread per core but the merging one's: on two cores the
+  /// parse (with the read) and the merge take about the same time.
+  static unsigned default_threads() {
+    const unsigned cores = std::thread::hardware_concurrency();
+    return cores > 2 ? cores - 1 : 1 + (cores == 2);
+  }
+
+  void run_inline() {
+    LineParser parser(name_, options_, b_);
+    Text text;
+    Chunk chunk;
+    bool last = false;
+    while (!last && reader_.next(text, last)) {
+      parser.parse(text.data.get(), text.size, last, chunk);
+      merge(chunk);
+      chunk.reset();
+    }
+  }
+
+  /// A chunk between its read and its merge.
+  struct Slot {
+    Text text;
+    bool last = false;
+    Chunk chunk;
+    bool parsed = false;
+  };
+
+  void run_threaded(unsigned threads) {
+    slots_.resize(2 * threads + 2);
+    for (auto& s : slots_) s = std::make_unique<Slot>();
+    std::vector<std::thread> workers;
+    // The workers stop, and are joined, however the merge ends.
+    struct Join {
+      FtraceImport& self;
+      std::vector<std::thread>& workers;
+      ~Join() {
+        {
+          const std::lock_guard lock(self.m_);
+          self.stop_ = true;
+        }
+        self.to_workers_.notify_all();
+        for (std::thread& w : workers) w.join();
+      }
+    } join{*this, workers};
+    for (unsigned i = 0; i < threads; ++i) workers.emplace_back([this] { work(); });
+
+    for (std::uint64_t seq = 0;; ++seq) {
+      Slot* s;
+      {
+        std::unique_lock lock(m_);
+        to_merger_.wait(lock, [&] { return slots_[seq % slots_.size()]->parsed || (read_all_ && seq >= chunks_); });
+        s = slots_[seq % slots_.size()].get();
+        if (!s->parsed) return;  // every chunk merged
+      }
+      merge(s->chunk);
+      s->chunk.reset();
+      {
+        const std::lock_guard lock(m_);
+        s->parsed = false;
+        merged_ = seq + 1;
+        ask_fault_ahead();
+      }
+      to_workers_.notify_all();
+    }
+  }
+
+  /// A parsing thread: takes the next chunk of the text (reading it, in turn
+  /// with the others) while fewer than slots_.size() wait for the merge, and parses it.
+  void work() {
+    LineParser parser(name_, options_, b_);
+    for (;;) {
+      Slot* s;
+      {
+        const std::lock_guard reading(read_m_);  // chunks are read in the order of their numbers
+        std::uint64_t seq;
+        {
+          std::unique_lock lock(m_);
+          to_workers_.wait(lock, [&] { return stop_ || read_all_ || next_read_ - merged_ < slots_.size(); });
+          if (stop_ || read_all_) return;
+          seq = next_read_++;
+        }
+        s = slots_[seq % slots_.size()].get();
+        bool got;
+        try {
+          got = reader_.next(s->text, s->last);
+        } catch (...) {  // the input's own error (a cut compressed stream): merged in its turn
+          s->chunk.failure = std::current_exception();
+          s->text.size = 0;
+          got = s->last = true;
+        }
+        if (!got || s->last) {
+          {
+            const std::lock_guard lock(m_);
+            read_all_ = true;
+            chunks_ = got ? seq + 1 : seq;
+          }
+          to_workers_.notify_all();
+          to_merger_.notify_all();
+          if (!got) return;
+        }
+      }
+      if (!s->chunk.failure) parser.parse(s->text.data.get(), s->text.size, s->last, s->chunk);
+      std::vector<Room> fault;
+      {
+        const std::lock_guard lock(m_);
+        s->parsed = true;
+        fault.swap(fault_ahead_);
+      }
+      to_merger_.notify_all();
+      fault_in(fault);
+    }
+  }
+
+  // The merge writes the trace's ops into memory the kernel must zero on
+  // first touch; in a virtual machine those faults took a third of the merging
+  // thread's time. The parsing threads, which wait on the merge, fault in the
+  // next kFaultAhead bytes of each stream's reserved room instead. Faulting in
+  // (MADV_POPULATE_WRITE) changes no byte: a range a stream has left since
+  // (grown elsewhere) is harmless to fault in, or refused if unmapped.
+  static constexpr std::size_t kFaultAhead = std::size_t{4} << 20;
+  struct Room {
+    char* from;
+    std::size_t bytes;
+  };
+  /// Under m_: the room each stream will write next and no one has faulted in.
+  void ask_fault_ahead() {
+    std::size_t i = 0;
+    b_.for_each_stream([&](const ops::Op* data, std::size_t size, std::size_t capacity) {
+      if (i == faulted_.size()) faulted_.push_back({nullptr, 0});
+      auto& [base, done] = faulted_[i++];
+      char* const first = reinterpret_cast<char*>(const_cast<ops::Op*>(data));
+      if (first != base) base = first, done = 0;  // a new stream, or one moved as it grew
+      const std::size_t written = size * sizeof(ops::Op);
+      const std::size_t want = std::min(capacity * sizeof(ops::Op), written + kFaultAhead);
+      if (done < written) done = written;
+      if (want >= done + kFaultAhead / 2) {
+        fault_ahead_.push_back({first + done, want - done});
+        done = want;
+      }
+    });
+  }
+  static void fault_in(const std::vector<Room>& rooms) {
+#ifdef MADV_POPULATE_WRITE
+    for (const Room& r : rooms) {
+      const auto page = reinterpret_cast<std::uintptr_t>(r.from) & ~std::uintptr_t{4095};
+      ::madvise(reinterpret_cast<void*>(page), r.bytes + (reinterpret_cast<std::uintptr_t>(r.from) - page),
+                MADV_POPULATE_WRITE);
+    }
+#else
+    (void)rooms;
+#endif
+  }
+
+  /// Adds a parsed chunk to the trace; throws the error that stopped it, if any.
+  void merge(Chunk& c) {
+    const std::vector<std::string>& local = c.strings->strings;
+    ids_.resize(local.size());
+    ids_[0] = 0;
+    for (std::size_t i = 1; i < local.size(); ++i) ids_[i] = b_.intern(local[i]);
+    if (c.lost_markers > 0) b_.lost(c.lost, c.lost_markers);
+    if (c.filtered > 0) b_.filtered(c.filtered);
+    for (const auto& [event, n] : c.skipped) b_.skipped(event, n);
+    for (const Chunk::Fault& f : c.bad_lines) b_.bad_line(InputError(name_, lines_ + f.line, f.message).what());
+    if (c.cpu_count) b_.set_cpu_count(*c.cpu_count);
+    trace_cmd_ = trace_cmd_ || c.trace_cmd;
+    any_event_line_ = any_event_line_ || c.any_event_line;
+
+    const std::size_t n = c.events.size();
+    Parsed* const events = c.events.data();
+    for (std::size_t i = 0; i < std::min(n, kAhead); ++i) b_.prefetch(events[i].e);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) b_.prefetch(events[i + kAhead].e);
+      Event& e = events[i].e;
+      e.site = ids_[e.site];
+      e.tag = ids_[e.tag];
+      b_.add(e, events[i].task_kept && b_.site_selected(e.site));
+    }
+    const std::uint64_t first = lines_;
+    lines_ += c.lines;
+    if (c.fault) throw InputError(name_, first + c.fault->line, c.fault->message);
+    if (c.failure) std::rethrow_exception(c.failure);
+  }
+
+  ChunkReader reader_;
+  std::uint64_t text_size_;  // expected
+  const std::string& name_;
+  const ImportOptions& options_;
+  Builder b_;
+  std::vector<std::uint32_t> ids_;  // the trace's string ids by the merged chunk's own
+  std::uint64_t lines_ = 0;         // lines merged
+  bool any_event_line_ = false, trace_cmd_ = false;
+
+  // Shared with the parsing threads, under m_ (the slots' chunks pass from
+  // the thread that parsed them to the merge with `parsed`).
+  std::mutex m_, read_m_;
+  std::condition_variable to_workers_, to_merger_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::uint64_t next_read_ = 0, merged_ = 0, chunks_ = 0;
+  std::vector<Room> fault_ahead_;                      // rooms to fault in, for the next parsing thread
+  std::vector<std::pair<char*, std::size_t>> faulted_;  // per stream: its ops, bytes faulted in or asked for
+  bool read_all_ = false, stop_ = false;
 };
 
 }  // namespace
@@ -344,7 +543,7 @@ ops::Trace import_ftrace(std::string_view text, const std::string& name, const I
     at += n;
     return n;
   };
-  return ftrace::FtraceParser(source, text.size(), name, options).run();
+  return ftrace::FtraceImport(source, text.size(), name, options).run();
 }
 
 ops::Trace import_ftrace(const Input& in, const ImportOptions& options) {
@@ -354,7 +553,7 @@ ops::Trace import_ftrace(const Input& in, const ImportOptions& options) {
     at += n;
     return n;
   };
-  return ftrace::FtraceParser(source, in.size_hint(), in.name(), options).run();
+  return ftrace::FtraceImport(source, in.size_hint(), in.name(), options).run();
 }
 
 }  // namespace kmbench::trace

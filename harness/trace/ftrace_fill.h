@@ -19,12 +19,23 @@ namespace {
 
 constexpr std::uint64_t kAbsurdSize = std::uint64_t{1} << 44;  // 16 TiB
 
+/// The strings (call sites, cache names) of one chunk of the text, by ids of
+/// the chunk's own, in the order the chunk meets them; strings[0] is "", as in
+/// a trace. Merging the chunk makes them the trace's (Builder::intern, in this
+/// order), so ids come out as a single pass over the text would give them.
+struct ChunkStrings {
+  std::vector<std::string> strings{""};
+  StringIds ids{strings};
+  std::uint32_t intern(std::string_view s) { return ids.intern(s); }
+};
+
 /// Fills an Event from the fields that follow an event's name on its line:
 /// quick() reads a 6.x kernel's kmem.h lines as they are passed over, fill()
 /// any line from the fields it was split into. Remembers the gfp_flags values met.
 class EventFiller {
  public:
-  explicit EventFiller(Builder& b) : b_(b) {}
+  /// The chunk whose strings the events' ids index from now on.
+  void use(ChunkStrings& strings) { strings_ = &strings; }
 
   /// x = Event{ev, cpu, time}, field by field: `x = Event{}` compiled to a slow `rep stos`.
   static void start(Event& x, Ev ev, std::uint32_t cpu, std::uint64_t time_ns) {
@@ -53,20 +64,20 @@ class EventFiller {
         if (x.size > kAbsurdSize || x.charged > kAbsurdSize) c.fail("absurd allocation size " + std::to_string(std::max(x.size, x.charged)));
         if (const auto g = f.find("gfp_flags")) x.flags = gfp_flags(*g, c);
         if (const auto n = f.find("node")) x.node = node(*n, c);
-        x.site = b_.intern(f.need("call_site", c));
+        x.site = strings_->intern(f.need("call_site", c));
         if (x.ev == Ev::cache_alloc) {
           x.flags |= ops::kOpCache;
-          if (const auto n = f.find("name")) x.tag = b_.intern(*n);
+          if (const auto n = f.find("name")) x.tag = strings_->intern(*n);
         }
         break;
       }
       case Shape::slab_free: {
         x.key = parse_hex(f.need("ptr", c), c, "ptr");
         x.null = x.key == 0;
-        x.site = b_.intern(f.need("call_site", c));
+        x.site = strings_->intern(f.need("call_site", c));
         if (x.ev == Ev::cache_free) {
           x.flags |= ops::kOpCache;
-          if (const auto n = f.find("name")) x.tag = b_.intern(*n);
+          if (const auto n = f.find("name")) x.tag = strings_->intern(*n);
         }
         break;
       }
@@ -92,7 +103,7 @@ class EventFiller {
       case Shape::dma_free:
       case Shape::dma_map:
       case Shape::dma_unmap: {
-        if (!f.first_bare.empty()) x.tag = b_.intern(f.first_bare);
+        if (!f.first_bare.empty()) x.tag = strings_->intern(f.first_bare);
         if (const auto d = f.find("dir")) x.flags = dir_flags(*d);
         if (known_sg(x, f, c)) break;
         x.key = parse_hex(f.need("dma_addr", c), c, "dma_addr");
@@ -223,7 +234,7 @@ class EventFiller {
     return static_cast<std::int8_t>(n);
   }
 
-  Builder& b_;  // interns call sites and tags
+  ChunkStrings* strings_ = nullptr;  // interns call sites and tags
   std::vector<std::pair<std::string, std::uint8_t>> gfp_cache_;
 };
 

@@ -106,11 +106,26 @@ class Scan {
   const char* end_;  // of the text: eight-byte reads stop short of it
 };
 
+/// An error in one line. It keeps the line number and the message apart:
+/// a chunk of the text is parsed before the lines ahead of it are counted,
+/// so its errors are numbered within the chunk and renamed when merged.
+class LineError : public InputError {
+ public:
+  LineError(const std::string& name, std::uint64_t line, const std::string& what)
+      : InputError(name, line, what), line_(line), message_(what) {}
+  std::uint64_t line() const { return line_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::uint64_t line_;
+  std::string message_;
+};
+
 /// One line being parsed; errors name the file and line.
 struct LineCtx {
   const std::string& name;
   std::uint64_t line;
-  [[noreturn]] void fail(const std::string& what) const { throw InputError(name, line, what); }
+  [[noreturn]] void fail(const std::string& what) const { throw LineError(name, line, what); }
 };
 
 std::uint64_t parse_hex(std::string_view v, const LineCtx& c, const char* field) {

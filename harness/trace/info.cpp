@@ -3,6 +3,7 @@
 #include <bit>
 #include <iomanip>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <unordered_map>
@@ -28,48 +29,6 @@ std::vector<std::pair<std::string, std::uint64_t>> top_of(const std::vector<std:
   std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
   if (v.size() > top) v.resize(top);
   return v;
-}
-
-/// Capture counts from the ops alone (a trace without importer counters).
-void count_from_ops(const ops::Trace& t, Info& info) {
-  struct Change {
-    std::uint64_t time;
-    std::int64_t bytes;
-  };
-  std::vector<Change> changes;
-  std::vector<std::uint8_t> live(t.object_count);
-  std::uint64_t never = 0;
-  for (const ops::Stream& s : t.streams) {
-    for (const ops::Op& op : s.ops) {
-      if (!is_alloc(op.kind) && !is_free(op.kind)) continue;
-      ++info.events;
-      const bool page = op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::page_free;
-      if (is_alloc(op.kind)) {
-        ++info.allocs;
-        info.page_allocs += page;
-        live[op.object] = 1;
-        changes.push_back({op.time_ns, static_cast<std::int64_t>(op.size)});
-      } else {
-        ++info.frees;
-        info.page_frees += page;
-        if (live[op.object]) {
-          live[op.object] = 0;
-          changes.push_back({op.time_ns, -static_cast<std::int64_t>(op.size)});
-        } else {
-          ++info.unmatched_frees;
-        }
-      }
-    }
-  }
-  for (const std::uint8_t l : live) never += l;
-  info.never_freed = never;
-  std::stable_sort(changes.begin(), changes.end(), [](const Change& a, const Change& b) { return a.time < b.time; });
-  std::int64_t cur = 0, peak = 0;
-  for (const Change& c : changes) {
-    cur += c.bytes;
-    peak = std::max(peak, cur);
-  }
-  info.peak_live_bytes = static_cast<std::uint64_t>(peak);
 }
 
 std::uint64_t counter(const ops::Trace& t, const char* key) {
@@ -125,48 +84,11 @@ nlohmann::json slab_slack_json(const Info& i) {
   return {{"classes", classes}, {"total", {{"allocs", allocs}, {"bytes_req", req}, {"bytes_alloc", alloc}}}};
 }
 
-}  // namespace
-
-/// Ops per KPI call and per KPI family, when the streams know their calls.
-void count_calls(const ops::Trace& t, Info& info) {
-  std::uint64_t by_call[ops::kCalls] = {};
-  std::map<std::string, Info::FamilyOps> by_family;
-  std::map<std::string, std::uint64_t> by_class;
-  for (const ops::Stream& s : t.streams) {
-    for (std::size_t i = 0; i < s.calls.size(); ++i) {
-      const ops::Call c = s.calls[i];
-      if (c == ops::Call::none) continue;
-      ++by_call[static_cast<int>(c)];
-      const ops::Op& op = s.ops[i];
-      if (c == ops::Call::os_object_new) ++by_class[op.tag != 0 ? t.strings[op.tag] : "(unknown class)"];
-      if (c == ops::Call::realloc && op.kind == ops::OpKind::alloc) {
-        ++info.realloc_blocks;
-        // A realloc of a live block: its free, then its allocation at the same time (as the replay joins them).
-        const bool joined = i > 0 && s.calls[i - 1] == ops::Call::realloc && s.ops[i - 1].kind == ops::OpKind::free &&
-                            s.ops[i - 1].time_ns == op.time_ns;
-        info.realloc_of_live += joined ? 1 : 0;
-      }
-      const std::string family(ops::call_family(c, (op.flags & ops::kOpPageable) != 0));
-      Info::FamilyOps& f = by_family[family];
-      f.family = family;
-      const bool allocates = op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc ||
-                             op.kind == ops::OpKind::dma_alloc || op.kind == ops::OpKind::dma_map;
-      ++(allocates ? f.allocs : f.frees);
-    }
-  }
-  for (int c = 1; c < ops::kCalls; ++c) {
-    if (by_call[c] != 0) info.calls.emplace_back(ops::call_name(static_cast<ops::Call>(c)), by_call[c]);
-  }
-  for (auto& [name, f] : by_family) info.families.push_back(std::move(f));
-  info.classes.assign(by_class.begin(), by_class.end());
-  std::stable_sort(info.classes.begin(), info.classes.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-}
-
-Info summarize_counts(const ops::Trace& t) {
+/// What a trace's header and counters tell without its ops: the importer's
+/// counts (those kOpCounts found again from the ops are left for the caller
+/// when the trace has no importer counters), ops, objects, slack, cut.
+Info header_counts(const ops::Trace& t, bool counted) {
   Info info;
-  const bool counted = t.counters.count("import.events") != 0;
-  if (!counted) count_from_ops(t, info);
   for (std::size_t k = counted ? 0 : kOpCounts; k < std::size(kCounts); ++k) {
     info.*kCounts[k].field = counter(t, kCounts[k].name);
   }
@@ -177,36 +99,187 @@ Info summarize_counts(const ops::Trace& t) {
   return info;
 }
 
-Info summarize(const ops::Trace& t, std::size_t top) {
-  Info info = summarize_counts(t);
+/// summarize()'s figures, gathered a batch of ops at a time, so a trace
+/// decoded as it goes (load with an OpVisitor) is never held whole.
+class Summary {
+ public:
+  explicit Summary(const ops::Trace& t) : t_(&t), counted_(t.counters.count("import.events") != 0) {}
 
-  std::vector<std::uint64_t> by_site(t.strings.size()), by_tag(t.strings.size());
-  std::vector<std::uint64_t> hist(65);
-  std::uint64_t kinds[ops::kOpKinds] = {};
-  for (const ops::Stream& s : t.streams) {
-    if (!s.ops.empty()) {
-      info.cpus.push_back(s.cpu);
-      info.duration_ns = std::max(info.duration_ns, s.ops.back().time_ns);
+  /// The trace is now `t` (the one decoded is returned by a move).
+  void rebind(const ops::Trace& t) { t_ = &t; }
+
+  void add(const OpBatch& b) {
+    if (by_site_.empty()) start();
+    if (b.first) {
+      if (!b.ops.empty()) info_.cpus.push_back(b.cpu);
+      prev_ = {};
     }
-    for (const ops::Op& op : s.ops) {
-      ++kinds[static_cast<int>(op.kind) & 7];
+    if (!b.ops.empty()) info_.duration_ns = std::max(info_.duration_ns, b.ops.back().time_ns);
+    ops_ += b.ops.size();
+    for (const ops::Op& op : b.ops) {
+      ++kinds_[static_cast<int>(op.kind) & 7];
       if (op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::dma_alloc) {
-        ++by_site[op.site];
-        ++by_tag[op.tag];
-        ++hist[op.size <= 1 ? 0 : std::bit_width(op.size - 1)];  // the least b with 2^b >= size
+        ++by_site_[op.site];
+        ++by_tag_[op.tag];
+        ++hist_[op.size <= 1 ? 0 : std::bit_width(op.size - 1)];  // the least b with 2^b >= size
+      }
+      if (!counted_) count_op(op);
+    }
+    if (!b.calls.empty()) count_calls(b);
+  }
+
+  /// The capture counts found from the ops (a trace without importer counters).
+  void op_counts(Info& info) {
+    if (by_site_.empty()) start();
+    std::uint64_t never = 0;
+    for (const std::uint8_t l : live_) never += l;
+    counts_.never_freed = never;
+    std::stable_sort(changes_.begin(), changes_.end(), [](const Change& a, const Change& b) { return a.time < b.time; });
+    std::int64_t cur = 0, peak = 0;
+    for (const Change& c : changes_) {
+      cur += c.bytes;
+      peak = std::max(peak, cur);
+    }
+    counts_.peak_live_bytes = static_cast<std::uint64_t>(peak);
+    for (std::size_t k = 0; k < kOpCounts; ++k) info.*kCounts[k].field = counts_.*kCounts[k].field;
+  }
+
+  Info finish(std::size_t top) {
+    if (by_site_.empty()) start();
+    Info info = header_counts(*t_, counted_);
+    if (!counted_) op_counts(info);
+    info.ops = ops_;
+    info.cpus = std::move(info_.cpus);
+    info.duration_ns = info_.duration_ns;
+    for (int k = 0; k < ops::kOpKinds; ++k) {
+      if (kinds_[k]) info.ops_by_kind[kKindNames[k]] = kinds_[k];
+    }
+    for (int b = 0; b < 65; ++b) {
+      if (hist_[b]) info.size_histogram.emplace_back(b == 64 ? ~std::uint64_t{0} : std::uint64_t{1} << b, hist_[b]);
+    }
+    info.top_sites = top_of(by_site_, *t_, top);
+    info.top_tags = top_of(by_tag_, *t_, top);
+    for (int c = 1; c < ops::kCalls; ++c) {
+      if (by_call_[c] != 0) info.calls.emplace_back(ops::call_name(static_cast<ops::Call>(c)), by_call_[c]);
+    }
+    for (auto& [name, f] : by_family_) info.families.push_back(std::move(f));
+    info.classes.assign(by_class_.begin(), by_class_.end());
+    std::stable_sort(info.classes.begin(), info.classes.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    info.realloc_blocks = realloc_blocks_;
+    info.realloc_of_live = realloc_of_live_;
+    return info;
+  }
+
+ private:
+  void start() {
+    by_site_.assign(t_->strings.size(), 0);
+    by_tag_.assign(t_->strings.size(), 0);
+    if (!counted_) live_.assign(t_->object_count, 0);
+  }
+
+  /// Capture counts from the ops alone (a trace without importer counters).
+  void count_op(const ops::Op& op) {
+    if (!is_alloc(op.kind) && !is_free(op.kind)) return;
+    ++counts_.events;
+    const bool page = op.kind == ops::OpKind::page_alloc || op.kind == ops::OpKind::page_free;
+    if (is_alloc(op.kind)) {
+      ++counts_.allocs;
+      counts_.page_allocs += page;
+      live_[op.object] = 1;
+      changes_.push_back({op.time_ns, static_cast<std::int64_t>(op.size)});
+    } else {
+      ++counts_.frees;
+      counts_.page_frees += page;
+      if (live_[op.object]) {
+        live_[op.object] = 0;
+        changes_.push_back({op.time_ns, -static_cast<std::int64_t>(op.size)});
+      } else {
+        ++counts_.unmatched_frees;
       }
     }
   }
-  for (int k = 0; k < ops::kOpKinds; ++k) {
-    if (kinds[k]) info.ops_by_kind[kKindNames[k]] = kinds[k];
+
+  /// Ops per KPI call and per KPI family, when the streams know their calls.
+  void count_calls(const OpBatch& b) {
+    for (std::size_t i = 0; i < b.calls.size(); ++i) {
+      const ops::Call c = b.calls[i];
+      const ops::Op& op = b.ops[i];
+      const Prev before = prev_;
+      prev_ = {c, op.kind, op.time_ns};
+      if (c == ops::Call::none) continue;
+      ++by_call_[static_cast<int>(c)];
+      if (c == ops::Call::os_object_new) ++by_class_[op.tag != 0 ? t_->strings[op.tag] : "(unknown class)"];
+      if (c == ops::Call::realloc && op.kind == ops::OpKind::alloc) {
+        ++realloc_blocks_;
+        // A realloc of a live block: its free, then its allocation at the same time (as the replay joins them).
+        realloc_of_live_ += before.call == ops::Call::realloc && before.kind == ops::OpKind::free && before.time == op.time_ns;
+      }
+      const std::string family(ops::call_family(c, (op.flags & ops::kOpPageable) != 0));
+      Info::FamilyOps& f = by_family_[family];
+      f.family = family;
+      const bool allocates = op.kind == ops::OpKind::alloc || op.kind == ops::OpKind::page_alloc ||
+                             op.kind == ops::OpKind::dma_alloc || op.kind == ops::OpKind::dma_map;
+      ++(allocates ? f.allocs : f.frees);
+    }
   }
-  for (int b = 0; b < 65; ++b) {
-    if (hist[b]) info.size_histogram.emplace_back(b == 64 ? ~std::uint64_t{0} : std::uint64_t{1} << b, hist[b]);
+
+  struct Change {
+    std::uint64_t time;
+    std::int64_t bytes;
+  };
+  /// The stream's op before the one being counted (realloc pairs span batches);
+  /// none at a stream's start.
+  struct Prev {
+    ops::Call call = ops::Call::none;
+    ops::OpKind kind = ops::OpKind::alloc;
+    std::uint64_t time = 0;
+  };
+
+  const ops::Trace* t_;  // its header, strings and counters
+  const bool counted_;  // the importer counted the capture ("import.*")
+  Info info_, counts_;
+  std::uint64_t ops_ = 0;
+  std::vector<std::uint64_t> by_site_, by_tag_;
+  std::uint64_t hist_[65] = {};
+  std::uint64_t kinds_[ops::kOpKinds] = {};
+  std::vector<std::uint8_t> live_;
+  std::vector<Change> changes_;
+  std::uint64_t by_call_[ops::kCalls] = {};
+  std::map<std::string, Info::FamilyOps> by_family_;
+  std::map<std::string, std::uint64_t> by_class_;
+  std::uint64_t realloc_blocks_ = 0, realloc_of_live_ = 0;
+  Prev prev_;
+};
+
+}  // namespace
+
+Info summarize_counts(const ops::Trace& t) {
+  const bool counted = t.counters.count("import.events") != 0;
+  Info info = header_counts(t, counted);
+  if (!counted) {
+    Summary from_ops(t);
+    for (const ops::Stream& s : t.streams) from_ops.add(OpBatch{s.cpu, s.ops, s.calls, true});
+    from_ops.op_counts(info);
   }
-  info.top_sites = top_of(by_site, t, top);
-  info.top_tags = top_of(by_tag, t, top);
-  count_calls(t, info);
   return info;
+}
+
+Info summarize(const ops::Trace& t, std::size_t top) {
+  Summary summary(t);
+  for (const ops::Stream& s : t.streams) summary.add(OpBatch{s.cpu, s.ops, s.calls, true});
+  return summary.finish(top);
+}
+
+Info summarize_file(const std::string& path, ops::Trace& header, std::size_t top) {
+  std::unique_ptr<Summary> summary;
+  header = load(path, [&](const ops::Trace& t, const OpBatch& b) {
+    if (!summary) summary = std::make_unique<Summary>(t);
+    summary->add(b);
+  });
+  if (!summary) summary = std::make_unique<Summary>(header);
+  summary->rebind(header);
+  return summary->finish(top);
 }
 
 std::string info_json(const ops::Trace& t, const Info& i) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <span>
 
 #include "base/errors.h"
 #include "base/file_io.h"
@@ -314,62 +315,82 @@ void encode_stream(const ops::Trace& t, const ops::Stream& s, std::uint64_t* kno
   }
 }
 
-void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
-                   std::vector<std::uint8_t>& known) {
-  ops::Stream s;
-  s.cpu = r.varint32("cpu");
+/// Decodes a stream section's ops into `buffer`, `batch` at a time, handing
+/// each run of them to `take(cpu, ops, n)`; returns the stream's CPU. With a
+/// batch of the whole stream, `buffer` ends up holding the stream's ops.
+template <class Take>
+std::uint32_t decode_ops(Reader& r, const ops::Trace& t, std::vector<std::uint64_t>& known_size,
+                         std::vector<std::uint8_t>& known, std::vector<ops::Op>& buffer, std::uint64_t batch,
+                         Take take) {
+  const std::uint32_t cpu = r.varint32("cpu");
   const std::size_t unit_at = r.pos();
   const std::uint64_t unit = r.varint();
   if (unit == 0) r.fail_at(unit_at, "time unit 0");
   const std::size_t count_at = r.pos();
   const std::uint64_t n = r.varint();
   if (n > r.left() / 3) r.fail_at(count_at, "op count " + std::to_string(n) + " does not fit in the section");
-  s.ops.resize(n);
+  buffer.resize(static_cast<std::size_t>(std::min(n, batch)));
   StreamState st;
   const std::uint64_t strings = t.strings.size();
-  for (ops::Op& op : s.ops) {
-    const std::size_t at = r.pos();
-    const std::uint8_t h = r.u8();
-    if (h & kReservedBit) r.fail_at(at, "op header byte has the reserved bit set");
-    const std::uint8_t k = h & 7u;
-    op.kind = static_cast<ops::OpKind>(k);
-    const std::uint64_t dt = r.varint();
-    if (dt > (~std::uint64_t{0} - st.time) / unit) r.fail_at(at, "time overflows 64 bits");
-    op.time_ns = st.time + dt * unit;
-    const std::int64_t obj = static_cast<std::int64_t>(st.object) + r.svarint();
-    if (obj < 0 || obj >= static_cast<std::int64_t>(t.object_count)) {
-      r.fail_at(at, "object id " + std::to_string(obj) + " outside 0.." + std::to_string(t.object_count));
+  for (std::uint64_t done = 0; done < n || done == 0;) {
+    const std::size_t m = static_cast<std::size_t>(std::min<std::uint64_t>(n - done, buffer.size()));
+    for (ops::Op& op : std::span(buffer.data(), m)) {
+      const std::size_t at = r.pos();
+      const std::uint8_t h = r.u8();
+      if (h & kReservedBit) r.fail_at(at, "op header byte has the reserved bit set");
+      const std::uint8_t k = h & 7u;
+      op.kind = static_cast<ops::OpKind>(k);
+      const std::uint64_t dt = r.varint();
+      if (dt > (~std::uint64_t{0} - st.time) / unit) r.fail_at(at, "time overflows 64 bits");
+      op.time_ns = st.time + dt * unit;
+      const std::int64_t obj = static_cast<std::int64_t>(st.object) + r.svarint();
+      if (obj < 0 || obj >= static_cast<std::int64_t>(t.object_count)) {
+        r.fail_at(at, "object id " + std::to_string(obj) + " outside 0.." + std::to_string(t.object_count));
+      }
+      op.object = static_cast<std::uint32_t>(obj);
+      op.flags = 0;
+      op.align_log2 = 0;
+      op.node = -1;
+      if (h & kHasFlags) op.flags = r.u8();
+      if (h & kHasPlacement) {
+        op.align_log2 = r.u8();
+        if (op.align_log2 > 63) r.fail_at(at, "alignment 2^" + std::to_string(op.align_log2));
+        const std::int64_t node = r.svarint();
+        if (node < -1 || node > 127) r.fail_at(at, "node " + std::to_string(node));
+        op.node = static_cast<std::int8_t>(node);
+      }
+      if (h & kHasSize) {
+        op.size = r.varint();
+      } else if (frees_object(op.kind)) {
+        if (!known[op.object]) r.fail_at(at, "implicit size of object " + std::to_string(op.object) + " never allocated before");
+        op.size = known_size[op.object];
+      } else {
+        op.size = st.alloc_size;
+      }
+      if (h & kHasSiteTag) {
+        const std::uint64_t site = r.varint();
+        const std::uint64_t tag = r.varint();
+        if (site >= strings || tag >= strings) r.fail_at(at, "string id outside the string table");
+        op.site = static_cast<std::uint32_t>(site);
+        op.tag = static_cast<std::uint32_t>(tag);
+      } else {
+        op.site = st.site[k];
+        op.tag = st.tag[k];
+      }
+      st.pass(op, k, known_size.data(), known.data());
     }
-    op.object = static_cast<std::uint32_t>(obj);
-    if (h & kHasFlags) op.flags = r.u8();
-    if (h & kHasPlacement) {
-      op.align_log2 = r.u8();
-      if (op.align_log2 > 63) r.fail_at(at, "alignment 2^" + std::to_string(op.align_log2));
-      const std::int64_t node = r.svarint();
-      if (node < -1 || node > 127) r.fail_at(at, "node " + std::to_string(node));
-      op.node = static_cast<std::int8_t>(node);
-    }
-    if (h & kHasSize) {
-      op.size = r.varint();
-    } else if (frees_object(op.kind)) {
-      if (!known[op.object]) r.fail_at(at, "implicit size of object " + std::to_string(op.object) + " never allocated before");
-      op.size = known_size[op.object];
-    } else {
-      op.size = st.alloc_size;
-    }
-    if (h & kHasSiteTag) {
-      const std::uint64_t site = r.varint();
-      const std::uint64_t tag = r.varint();
-      if (site >= strings || tag >= strings) r.fail_at(at, "string id outside the string table");
-      op.site = static_cast<std::uint32_t>(site);
-      op.tag = static_cast<std::uint32_t>(tag);
-    } else {
-      op.site = st.site[k];
-      op.tag = st.tag[k];
-    }
-    st.pass(op, k, known_size.data(), known.data());
+    take(cpu, buffer.data(), m);
+    done += m;
+    if (n == 0) break;
   }
   if (!r.done()) r.fail("stream section has " + std::to_string(r.left()) + " bytes after its last op");
+  return cpu;
+}
+
+void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
+                   std::vector<std::uint8_t>& known) {
+  ops::Stream s;
+  s.cpu = decode_ops(r, t, known_size, known, s.ops, ~std::uint64_t{0}, [](std::uint32_t, const ops::Op*, std::size_t) {});
   t.streams.push_back(std::move(s));
 }
 
@@ -414,10 +435,11 @@ namespace {
 
 /// Every object is made by an operation, so ids beyond the op count are
 /// noise that would still cost a replay an array slot each.
-void check_object_count(const ops::Trace& t, const std::string& name) {
-  if (t.object_count > t.op_count()) {
+void check_object_count(const ops::Trace& t, const std::string& name, std::uint64_t other_ops = 0) {
+  const std::uint64_t ops = t.op_count() + other_ops;  // other_ops: streams already handed over
+  if (t.object_count > ops) {
     throw InputError(name, "object_count " + std::to_string(t.object_count) + " is more than the trace's " +
-                               std::to_string(t.op_count()) + " operations can use");
+                               std::to_string(ops) + " operations can use");
   }
 }
 
@@ -478,26 +500,52 @@ std::string encode_calls(std::size_t index, const ops::Stream& s) {
   return w.buffer();
 }
 
+/// Reads a calls section's runs (after its stream index) into `calls`, at
+/// most `ops` of them.
+void read_call_runs(Reader& r, std::uint64_t ops, std::vector<ops::Call>& calls) {
+  const std::uint64_t runs = r.varint();
+  if (runs > r.left() / 2) r.fail("run count " + std::to_string(runs) + " does not fit in the section");
+  for (std::uint64_t i = 0; i < runs; ++i) {
+    const std::uint64_t n = r.varint();
+    const std::uint8_t c = r.u8();
+    if (c >= ops::kCalls) r.fail("unknown KPI call " + std::to_string(c));
+    if (n > ops - calls.size()) r.fail("calls outnumber the stream's " + std::to_string(ops) + " ops");
+    calls.insert(calls.end(), n, static_cast<ops::Call>(c));
+  }
+  if (!r.done()) r.fail("calls section has trailing bytes");
+}
+
 /// Reads a calls section into its stream (the index-th stream section read so far).
 void decode_calls(Reader& r, ops::Trace& t) {
   const std::uint64_t index = r.varint();
   if (index >= t.streams.size()) r.fail("calls section for stream " + std::to_string(index) + ", which is not before it");
   ops::Stream& s = t.streams[index];
   if (!s.calls.empty()) r.fail("second calls section for stream " + std::to_string(index));
-  const std::uint64_t runs = r.varint();
-  if (runs > r.left() / 2) r.fail("run count " + std::to_string(runs) + " does not fit in the section");
   s.calls.reserve(s.ops.size());
-  for (std::uint64_t i = 0; i < runs; ++i) {
-    const std::uint64_t n = r.varint();
-    const std::uint8_t c = r.u8();
-    if (c >= ops::kCalls) r.fail("unknown KPI call " + std::to_string(c));
-    if (n > s.ops.size() - s.calls.size()) r.fail("calls outnumber the stream's " + std::to_string(s.ops.size()) + " ops");
-    s.calls.insert(s.calls.end(), n, static_cast<ops::Call>(c));
-  }
+  read_call_runs(r, s.ops.size(), s.calls);
   if (s.calls.size() != s.ops.size()) {
     r.fail(std::to_string(s.calls.size()) + " calls for the stream's " + std::to_string(s.ops.size()) + " ops");
   }
-  if (!r.done()) r.fail("calls section has trailing bytes");
+}
+
+/// Ops a streaming decode hands over at a time.
+constexpr std::uint64_t kVisitBatch = 1u << 16;
+
+/// Whether the section at `at` is the calls section of stream `index`; if so,
+/// reads its calls into `calls` (checksum checked).
+bool calls_ahead(const char* base, std::size_t at, std::size_t end, const std::string& name, std::size_t index,
+                 std::vector<ops::Call>& calls) {
+  Reader r(base, at, end, name);
+  if (r.u8() != kCalls) return false;
+  const std::uint64_t len = r.varint();
+  if (len + 4 > r.left()) r.fail_at(at, "section of " + std::to_string(len) + " bytes runs past the end of the file");
+  const std::size_t body = r.pos();
+  Reader tail(base, body + len, body + len + 4, name);
+  if (crc(base + body, len) != tail.u32()) r.fail_at(at, "checksum mismatch in a calls section: the file is corrupted");
+  Reader pr(base, body, body + len, name);
+  if (pr.varint() != index) return false;
+  read_call_runs(pr, ~std::uint64_t{0}, calls);
+  return true;
 }
 
 FileBuffer encode_file(const ops::Trace& t) {
@@ -570,7 +618,9 @@ std::string encode(const ops::Trace& t) {
   return std::string(file.data(), file.size());
 }
 
-ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
+ops::Trace decode(const void* data, std::size_t size, const std::string& name) { return decode(data, size, name, {}); }
+
+ops::Trace decode(const void* data, std::size_t size, const std::string& name, const OpVisitor& visit) {
   const char* base = static_cast<const char*>(data);
   Reader head(base, 0, size, name);
   if (size < 8 || std::memcmp(base, kMagic, 8) != 0) head.fail_at(0, "not a .kmt file (bad magic)");
@@ -599,6 +649,14 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
   bool have_header = false, have_strings = false, ended = false;
   std::vector<std::uint64_t> known_size;
   std::vector<std::uint8_t> known;
+  // With a visitor, streams are decoded a batch of ops at a time and handed
+  // over, their calls with them (read first: a stream's calls section comes
+  // right after it), and kept nowhere.
+  std::size_t visited = 0;           // streams handed over
+  std::uint64_t visited_ops = 0;
+  std::int64_t calls_read_for = -1;  // the stream whose calls section was read ahead
+  std::vector<ops::Op> batch;
+  std::vector<ops::Call> calls;
   Reader r(base, header_size, file_size, name);
   for (std::uint32_t i = 0; i < sections; ++i) {
     const std::size_t at = r.pos();
@@ -664,9 +722,39 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
       }
       case kStream:
         if (!have_header || !have_strings) r.fail_at(at, "stream section before the header and string table");
-        decode_stream(pr, t, known_size, known);
+        if (!visit) {
+          decode_stream(pr, t, known_size, known);
+          break;
+        }
+        calls.clear();
+        if (i + 1 < sections && calls_ahead(base, body + len + 4, file_size, name, visited, calls)) {
+          calls_read_for = static_cast<std::int64_t>(visited);
+        }
+        {
+          std::uint64_t done = 0;
+          bool first = true;
+          decode_ops(pr, t, known_size, known, batch, kVisitBatch, [&](std::uint32_t cpu, const ops::Op* ops, std::size_t n) {
+            if (!calls.empty() && done + n > calls.size()) pr.fail("more ops than the stream's calls");
+            visit(t, OpBatch{cpu, std::span(ops, n), calls.empty() ? std::span<const ops::Call>() : std::span(calls.data() + done, n), first});
+            done += n;
+            first = false;
+          });
+          if (!calls.empty() && done != calls.size()) {
+            pr.fail(std::to_string(calls.size()) + " calls for the stream's " + std::to_string(done) + " ops");
+          }
+          visited_ops += done;
+          ++visited;
+        }
         break;
       case kCalls:
+        if (visit) {  // read ahead with its stream, or misplaced
+          Reader head_of(pr);
+          if (static_cast<std::int64_t>(head_of.varint()) != calls_read_for || calls_read_for + 1 != static_cast<std::int64_t>(visited)) {
+            pr.fail("calls section that does not follow its stream");
+          }
+          calls_read_for = -1;
+          break;
+        }
         decode_calls(pr, t);
         break;
       default:
@@ -680,13 +768,18 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name) {
   if (!ended) r.fail_at(r.pos(), "no end section: the file is truncated or corrupted");
   if (!r.done()) r.fail("data after the end section");
   if (!have_header || !have_strings) r.fail_at(header_size, "header or string table missing");
-  check_object_count(t, name);
+  check_object_count(t, name, visited_ops);
   return t;
 }
 
 ops::Trace load(const std::string& path) {
   Mapping m(path);
   return decode(m.data(), m.size(), path);
+}
+
+ops::Trace load(const std::string& path, const OpVisitor& visit) {
+  Mapping m(path);
+  return decode(m.data(), m.size(), path, visit);
 }
 
 void save(const ops::Trace& trace, const std::string& path) {

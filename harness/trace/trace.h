@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +38,22 @@ std::string encode(const ops::Trace& trace);
 
 /// Decodes .kmt bytes; `name` is the file named in errors.
 ops::Trace decode(const void* data, std::size_t size, const std::string& name);
+/// A run of one stream's ops, as a streaming decode hands them over.
+struct OpBatch {
+  std::uint32_t cpu;
+  std::span<const ops::Op> ops;
+  std::span<const ops::Call> calls;  // each op's KPI call; empty when the stream has none
+  bool first;                        // the stream's first batch (a stream of no ops has one, empty)
+};
+/// Called with each batch of ops as they are decoded, stream after stream;
+/// the trace's header, strings and counters are read by then.
+using OpVisitor = std::function<void(const ops::Trace& trace, const OpBatch& batch)>;
+/// Decodes .kmt bytes a batch of ops at a time: each batch goes to `visit`,
+/// then is dropped, so memory holds one batch (and the decoder's per-object
+/// sizes); the trace returned has no streams. Checks what decode() checks.
+ops::Trace decode(const void* data, std::size_t size, const std::string& name, const OpVisitor& visit);
+/// The same for a .kmt file (memory-mapped).
+ops::Trace load(const std::string& path, const OpVisitor& visit);
 
 /// Checks what save() requires; throws InputError(name, ...) on the first violation.
 void validate(const ops::Trace& trace, const std::string& name);
@@ -92,6 +110,11 @@ struct ImportOptions {
   /// KPI recordings: name call sites from the recorded objects' symbol tables
   /// (function+offset); false leaves them as object+offset (`--no-symbols`).
   bool symbols = true;
+  /// Threads parsing ftrace text, besides the one merging what they parse; 0:
+  /// one per core but one (one on two cores). The trace is the same for any.
+  unsigned threads = 0;
+  /// Bytes of ftrace text a thread takes at a time; 0: 512 KiB (tests cut finer).
+  std::size_t chunk_bytes = 0;
 };
 inline constexpr int kBadLinesKept = 10;
 
@@ -207,6 +230,9 @@ struct Info {
 Info summarize(const ops::Trace& trace, std::size_t top = 10);
 /// The counts of summarize() alone (no walk over the ops when the importer counted them).
 Info summarize_counts(const ops::Trace& trace);
+/// summarize() of a .kmt file, decoded a batch of ops at a time and never held
+/// whole (`trace info` on a .kmt); `header` gets the trace without its streams.
+Info summarize_file(const std::string& path, ops::Trace& header, std::size_t top = 10);
 std::string info_json(const ops::Trace& trace, const Info& info);
 void print_info(const ops::Trace& trace, const Info& info, std::ostream& out);
 

@@ -106,6 +106,67 @@ TEST(Kmt, EncodeDecodeRoundTrip) {
   }
 }
 
+// A streaming decode hands over the same ops, a batch at a time, with their
+// calls, and keeps no stream.
+TEST(Kmt, StreamingDecodeHandsOverEveryOpInBatches) {
+  ops::Trace t = sample_trace(3, 150000);  // streams of more than two batches
+  for (ops::Stream& s : t.streams) {
+    s.calls.resize(s.ops.size());
+    for (std::size_t i = 0; i < s.ops.size(); ++i) s.calls[i] = static_cast<ops::Call>(1 + i % 5);
+  }
+  t.streams[0].calls.clear();  // one stream with calls, one without
+  const std::string bytes = encode(t);
+  ops::Trace got;
+  std::vector<ops::Stream> seen;
+  std::size_t batches = 0;
+  const ops::Trace header = decode(bytes.data(), bytes.size(), "mem", [&](const ops::Trace&, const OpBatch& b) {
+    if (b.first) seen.push_back({b.cpu, {}, {}});
+    seen.back().ops.insert(seen.back().ops.end(), b.ops.begin(), b.ops.end());
+    seen.back().calls.insert(seen.back().calls.end(), b.calls.begin(), b.calls.end());
+    ++batches;
+  });
+  EXPECT_TRUE(header.streams.empty());
+  EXPECT_GE(batches, 6u);
+  got = header;
+  got.streams = seen;
+  expect_same(t, got);
+  EXPECT_EQ(seen[1].calls, t.streams[1].calls);
+  EXPECT_TRUE(seen[0].calls.empty());
+  // Damage is found as decode() finds it.
+  for (const std::size_t at : {bytes.size() / 3, bytes.size() - 10}) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x55);
+    EXPECT_THROW(decode(bad.data(), bad.size(), "mem", [](const ops::Trace&, const OpBatch&) {}), InputError) << at;
+  }
+}
+
+// `trace info` on a .kmt decodes it a batch at a time: the same figures as
+// summarize() over the trace in memory, with importer counters or without
+// them (counted from the ops), with KPI calls and a realloc pair across batches.
+TEST(Kmt, InfoOfAFileIsTheInfoOfTheTraceInMemory) {
+  for (const bool counters : {true, false}) {
+    ops::Trace t = sample_trace(5, 70000);
+    if (!counters) t.counters.clear();
+    ops::Stream& s = t.streams[1];
+    s.calls.assign(s.ops.size(), ops::Call::none);
+    for (std::size_t i = 65530; i < 65540; ++i) s.calls[i] = ops::Call::realloc;
+    s.ops[65536].kind = ops::OpKind::alloc;
+    s.ops[65536].object = t.object_count++;
+    s.ops[65535].kind = ops::OpKind::free;
+    s.ops[65535].time_ns = s.ops[65536].time_ns;
+    s.ops[65535].size = 64;
+    for (std::size_t i = 100; i < 200; ++i) s.calls[i] = ops::Call::io_malloc;
+    const std::string path = temp_path("info.kmt");
+    save(t, path);
+    ops::Trace header;
+    const Info streamed = summarize_file(path, header, 5);
+    const ops::Trace whole = load(path);
+    EXPECT_EQ(info_json(header, streamed), info_json(whole, summarize(whole, 5))) << "counters " << counters;
+    EXPECT_EQ(streamed.realloc_of_live, 1u);
+    std::filesystem::remove(path);
+  }
+}
+
 TEST(Kmt, EmptyTraceRoundTrips) {
   ops::Trace t;
   const std::string bytes = encode(t);
