@@ -66,7 +66,7 @@ BuddyBackend::~BuddyBackend() {
 }
 
 void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId node,
-                                   std::uint64_t max_phys) noexcept {
+                                   std::uint64_t max_phys, std::uint32_t gfp) noexcept {
   Shard& s = shards_[this_cpu_slot()];
   if ((align & (align - 1)) != 0 || size > (std::size_t{1} << 44)) {
     bump(s.failures, std::uint64_t{1});
@@ -81,12 +81,12 @@ void* BuddyBackend::allocate_large(std::size_t size, std::size_t align, NodeId n
   std::int64_t held = 0;
   if (size_order <= kMaxOrder && align_order <= kMaxOrder) {
     const unsigned order = std::max(size_order, align_order);
-    p = machine_.alloc_pages(order, node, max_phys);
+    p = machine_.alloc_pages(order, node, max_phys, gfp);
     shape = order == size_order ? kShapeBySize : static_cast<std::uint8_t>(order + 1);
     held = std::int64_t{1} << order;
   } else {
     p = machine_.alloc_contiguous(static_cast<std::size_t>(pages << kPageShift),
-                                  std::max(align, kPageSize), node, max_phys);
+                                  std::max(align, kPageSize), node, max_phys, gfp);
     shape = size_order <= kMaxOrder ? kShapeRun : kShapeBySize;
     held = static_cast<std::int64_t>(pages);
   }

@@ -5,6 +5,11 @@
 // a 4 KiB page. That waste is what this backend exists to show. Orders 0..3
 // go through the per-CPU page lists; beyond 4 MiB a page-granular contiguous
 // run is taken. Every block has a physical address.
+//
+// Requests keep the zones' watermarks as a kernel's page allocations do:
+// allocate is GFP_KERNEL (served down to min, reclaiming before it fails),
+// allocate_nowait GFP_ATOMIC (never reclaims, may take the reserve below min);
+// the replay's noblock and nowait steps come through the latter.
 #pragma once
 
 #include <array>
@@ -48,11 +53,19 @@ class BuddyBackend {
   BuddyBackend& operator=(const BuddyBackend&) = delete;
 
   void* allocate(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
-    return allocate_below(size, align, node, max_phys_);
+    return allocate_below(size, align, node, max_phys_, physmem::kGfpKernel);
   }
   /// Below 4 GiB: the page layer's DMA32 and DMA zones (GFP_DMA32).
   void* allocate_low(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
-    return allocate_below(size, align, node, std::min(max_phys_, kLowMemoryLimit - 1));
+    return allocate_below(size, align, node, std::min(max_phys_, kLowMemoryLimit - 1), physmem::kGfpKernel);
+  }
+  /// As allocate and allocate_low, for a request that may not wait (GFP_ATOMIC,
+  /// OSMalloc_noblock): it never reclaims and may dip into the reserve below min.
+  void* allocate_nowait(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
+    return allocate_below(size, align, node, max_phys_, physmem::kGfpAtomic);
+  }
+  void* allocate_low_nowait(std::size_t size, std::size_t align, TagId, NodeId node) noexcept {
+    return allocate_below(size, align, node, std::min(max_phys_, kLowMemoryLimit - 1), physmem::kGfpAtomic);
   }
   void free_low(void* p, std::size_t size) noexcept { free(p, size); }
 
@@ -105,10 +118,10 @@ class BuddyBackend {
     bump(s.blocks, blocks);
   }
 
-  void* allocate_below(std::size_t size, std::size_t align, NodeId node,
-                       std::uint64_t max_phys) noexcept {
+  void* allocate_below(std::size_t size, std::size_t align, NodeId node, std::uint64_t max_phys,
+                       std::uint32_t gfp) noexcept {
     if (size <= physmem::kPageSize && align <= physmem::kPageSize) [[likely]] {
-      void* p = machine_.alloc_pages(0, node, max_phys);
+      void* p = machine_.alloc_pages(0, node, max_phys, gfp);
       if (p != nullptr) [[likely]] {
         add_block(1, 1);
       } else {
@@ -117,10 +130,10 @@ class BuddyBackend {
       }
       return p;
     }
-    return allocate_large(size, align, node, max_phys);
+    return allocate_large(size, align, node, max_phys, gfp);
   }
-  void* allocate_large(std::size_t size, std::size_t align, NodeId node,
-                       std::uint64_t max_phys) noexcept;
+  void* allocate_large(std::size_t size, std::size_t align, NodeId node, std::uint64_t max_phys,
+                       std::uint32_t gfp) noexcept;
   void free_large(void* p, std::size_t size, std::uint64_t pfn) noexcept;
 
   physmem::Machine& machine_;

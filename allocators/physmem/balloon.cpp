@@ -13,11 +13,13 @@ std::uint64_t Machine::balloon_inflate(NodeId node, std::uint64_t pages) noexcep
   Balloon& b = balloons_[static_cast<std::size_t>(node)];
   std::lock_guard<std::mutex> hold_balloon(b.lock);
   std::uint64_t taken = 0;
+  bool below_low = false;
   // As a balloon driver asks for movable memory: the highest zone first, and
   // whole high-order blocks before splitting any, to leave small blocks be.
   for (auto it = n.zones.rbegin(); it != n.zones.rend() && taken < pages; ++it) {
     Zone& z = **it;
     std::lock_guard<std::mutex> hold_zone(z.lock);
+    const std::uint64_t before = taken;
     for (int order = static_cast<int>(kMaxOrder); order >= 0 && taken < pages;) {
       const std::uint64_t block = std::uint64_t{1} << order;
       if (pages - taken < block) {
@@ -36,8 +38,14 @@ std::uint64_t Machine::balloon_inflate(NodeId node, std::uint64_t pages) noexcep
       }
       taken += block;
     }
+    below_low |= taken != before && z.free_pages < z.wmark[1];
   }
   b.pages.fetch_add(taken, std::memory_order_relaxed);
+  // The balloon takes memory as a hypervisor does, the zones' reserves too;
+  // what it leaves below low is kswapd's to win back from the caches.
+  if (below_low) {
+    wake_kswapd(node);
+  }
   return taken;
 }
 

@@ -118,7 +118,10 @@ Machine::Machine(const TopologySpec& spec) {
   }
 }
 
-Machine::~Machine() { release(); }
+Machine::~Machine() {
+  stop_kswapd();  // a shrinker left registered: its thread must not outlive the memory it reclaims
+  release();
+}
 
 void Machine::release() noexcept {
   if (reservation_ != nullptr) {
@@ -185,6 +188,7 @@ void Machine::reserve_memory(const TopologySpec& spec) {
 
   mem_.resize(count);
   balloons_ = std::make_unique<Balloon[]>(count);
+  reclaim_ = std::make_unique<NodeReclaim[]>(count);
   node_count_ = count;
   for (unsigned k = 0; k < count; ++k) {
     NodeInfo& info = nodes_[k];
@@ -247,6 +251,12 @@ void Machine::reserve_memory(const TopologySpec& spec) {
     std::lock_guard<std::mutex> hold(z.lock);
     give_run(n0, z, n0.reserved, (1u << kMaxOrder) - n0.reserved);
   }
+  for (Node& n : mem_) {
+    for (auto& z : n.zones) {
+      z->managed = z->free_pages;
+    }
+  }
+  apply_watermark_params(spec.min_free_kbytes, spec.watermark_scale_factor);
 
   pcp_bytes_ = page_round(sizeof(PcpSet) * kMaxCpuSlots * count);
   pcp_ = static_cast<PcpSet*>(map_noreserve(pcp_bytes_, PROT_READ | PROT_WRITE));

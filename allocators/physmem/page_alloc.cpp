@@ -17,7 +17,42 @@ unsigned ceil_log2(std::uint64_t v) noexcept {
   return v <= 1 ? 0 : static_cast<unsigned>(64 - std::countl_zero(v - 1));
 }
 
+// The watermark an attempt is held to: Linux's ALLOC_WMARK_MIN/LOW (an index
+// into Zone::wmark), ALLOC_NO_WATERMARKS, ALLOC_HIGH and ALLOC_HARDER.
+constexpr unsigned kMarkMin = 0, kMarkLow = 1, kMarkIndex = 3;
+constexpr unsigned kMarkNone = 1u << 2, kMarkHighPrio = 1u << 3, kMarkHarder = 1u << 4;
+// How low an attempt left the zone it took from.
+constexpr unsigned kServedBelowLow = 1u << 0, kServedBelowMin = 1u << 1;
+
+unsigned slow_mark(std::uint32_t gfp) noexcept {
+  if ((gfp & kGfpWatermarks) == 0) {
+    return kMarkNone;
+  }
+  return kMarkMin | ((gfp & kGfpHigh) != 0 ? kMarkHighPrio : 0) | ((gfp & kGfpHarder) != 0 ? kMarkHarder : 0);
+}
+
 }  // namespace
+
+// ---- watermarks ------------------------------------------------------------------
+
+bool Machine::zone_allows(const Zone& z, std::uint64_t pages, unsigned mark) noexcept {
+  if ((mark & kMarkNone) != 0) {
+    return true;
+  }
+  std::uint64_t m = z.wmark[mark & kMarkIndex];
+  if ((mark & kMarkHighPrio) != 0) {
+    m -= m / 2;
+  }
+  if ((mark & kMarkHarder) != 0) {
+    m -= m / 4;
+  }
+  return z.free_pages >= m + pages;  // __zone_watermark_ok: what is left after it stays at the mark
+}
+
+unsigned Machine::zone_served(const Zone& z) noexcept {
+  return (z.free_pages < z.wmark[kMarkLow] ? kServedBelowLow : 0) |
+         (z.free_pages < z.wmark[kMarkMin] ? kServedBelowMin : 0);
+}
 
 // ---- free lists ---------------------------------------------------------------
 
@@ -124,7 +159,8 @@ void Machine::give_run(Node& n, Zone& z, std::uint32_t pfn, std::uint64_t pages)
 
 // ---- buddy ----------------------------------------------------------------------
 
-void* Machine::buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys) noexcept {
+void* Machine::buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys, unsigned mark,
+                           unsigned& served) noexcept {
   Node& n = mem_[static_cast<std::size_t>(node)];
   const std::uint64_t node_phys = nodes_[static_cast<std::size_t>(node)].phys_base;
   const std::uint64_t last = (kPageSize << order) - 1;
@@ -133,10 +169,13 @@ void* Machine::buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys) 
     if (node_phys + (std::uint64_t{z.begin} << kPageShift) + last > max_phys) {
       continue;
     }
-    std::uint32_t pfn;
+    std::uint32_t pfn = kNil;
     {
       std::lock_guard<std::mutex> hold(z.lock);
-      pfn = take(n, z, order, max_phys, node_phys);
+      if (zone_allows(z, std::uint64_t{1} << order, mark)) {
+        pfn = take(n, z, order, max_phys, node_phys);
+        served |= pfn != kNil ? zone_served(z) : 0;
+      }
     }
     if (pfn != kNil) {
       return reinterpret_cast<void*>(n.va + (std::uintptr_t{pfn} << kPageShift));
@@ -156,7 +195,8 @@ void Machine::buddy_free(void* p, unsigned order) noexcept {
 
 // ---- per-CPU page lists -----------------------------------------------------------
 
-void* Machine::pcp_refill(PcpSet& set, unsigned order, NodeId node) noexcept {
+void* Machine::pcp_refill(PcpSet& set, unsigned order, NodeId node, unsigned mark,
+                          unsigned& served) noexcept {
   Node& n = mem_[static_cast<std::size_t>(node)];
   const std::uint64_t node_phys = nodes_[static_cast<std::size_t>(node)].phys_base;
   void** stack = set.stack + kPcpOffset[order];
@@ -165,13 +205,15 @@ void* Machine::pcp_refill(PcpSet& set, unsigned order, NodeId node) noexcept {
   for (auto it = n.zones.rbegin(); it != n.zones.rend() && count < want; ++it) {
     Zone& z = **it;
     std::lock_guard<std::mutex> hold(z.lock);
-    while (count < want) {
+    const std::uint32_t before = count;
+    while (count < want && zone_allows(z, std::uint64_t{1} << order, mark)) {
       const std::uint32_t pfn = take(n, z, order, ~0ull, node_phys);
       if (pfn == kNil) {
         break;
       }
       stack[count++] = reinterpret_cast<void*>(n.va + (std::uintptr_t{pfn} << kPageShift));
     }
+    served |= count != before ? zone_served(z) : 0;
   }
   store(set.misses, set.misses + 1);
   if (count == 0) {
@@ -248,7 +290,8 @@ std::size_t Machine::drain_all_quiescent() noexcept {
 
 // ---- allocation entry points --------------------------------------------------------
 
-void* Machine::alloc_node(unsigned order, NodeId node, std::uint64_t max_phys) noexcept {
+void* Machine::get_page(unsigned order, NodeId node, std::uint64_t max_phys, unsigned mark,
+                        unsigned& served) noexcept {
   const bool pcp_ok = order < kPcpOrders && max_phys >= mem_[static_cast<std::size_t>(node)].phys_last;
   if (pcp_ok) {
     PcpSet& set = pcp(this_cpu_slot(), node);
@@ -258,48 +301,89 @@ void* Machine::alloc_node(unsigned order, NodeId node, std::uint64_t max_phys) n
       store(set.hits, set.hits + 1);
       return set.stack[kPcpOffset[order] + count - 1];
     }
-    if (void* p = pcp_refill(set, order, node)) {
+    if (void* p = pcp_refill(set, order, node, mark, served)) {
       return p;
     }
   }
-  if (void* p = buddy_alloc(node, order, max_phys)) {
-    return p;
+  return buddy_alloc(node, order, max_phys, mark, served);
+}
+
+void Machine::note_served(NodeId node, std::uint32_t gfp, unsigned served) noexcept {
+  NodeReclaim& r = reclaim_[static_cast<std::size_t>(node)];
+  if ((served & kServedBelowLow) == 0) {
+    // Memory above low again (frees, a balloon let go): kswapd may help this node again.
+    if (r.fruitless.load(std::memory_order_relaxed) != 0) {
+      r.fruitless.store(0, std::memory_order_relaxed);
+    }
+    return;
   }
-  // Out of memory on this node: give this CPU's cached pages back (they may
-  // coalesce into what is asked for) and try once more.
-  if (drain_slot(this_cpu_slot(), node, false) != 0) {
-    return buddy_alloc(node, order, max_phys);
+  r.below_low.fetch_add(1, std::memory_order_relaxed);
+  if ((served & kServedBelowMin) != 0) {
+    r.reserve.fetch_add(1, std::memory_order_relaxed);
+  }
+  if ((gfp & kGfpKswapdReclaim) != 0) {
+    wake_kswapd(node);
+  }
+}
+
+template <class Attempt>
+void* Machine::allocate_with(NodeId node, std::uint32_t gfp, const Attempt& attempt) noexcept {
+  const NodeId first = node == kAnyNode ? local_node() : node;
+  const std::size_t nodes = node == kAnyNode ? mem_.size() : 1;
+  // The local (or given) node first, then the others in order.
+  const auto nth = [&](std::size_t i) {
+    return i == 0 ? first : static_cast<NodeId>(i - 1 < static_cast<std::size_t>(first) ? i - 1 : i);
+  };
+  // The fast path: every node held to low, so that no node's reserve goes
+  // while another has memory to spare.
+  const unsigned fast = (gfp & kGfpWatermarks) != 0 ? kMarkLow : kMarkNone;
+  for (std::size_t i = 0; i < nodes; ++i) {
+    unsigned served = 0;
+    if (void* p = attempt(nth(i), fast, served)) {
+      note_served(nth(i), gfp, served);
+      return p;
+    }
+  }
+  const unsigned slow = slow_mark(gfp);
+  for (std::size_t i = 0; i < nodes; ++i) {
+    const NodeId k = nth(i);
+    if ((gfp & kGfpKswapdReclaim) != 0) {
+      wake_kswapd(k);
+    }
+    unsigned served = 0;
+    void* p = slow != fast ? attempt(k, slow, served) : nullptr;  // the same mark would find the same
+    // Out of memory on this node: give this CPU's cached pages back (they may
+    // coalesce into what is asked for) and try once more.
+    if (p == nullptr && drain_slot(this_cpu_slot(), k, false) != 0) {
+      p = attempt(k, slow, served);
+    }
+    if (p == nullptr && (gfp & kGfpDirectReclaim) != 0 && direct_reclaim(k) != 0) {
+      p = attempt(k, slow, served);
+    }
+    if (p != nullptr) {
+      note_served(k, gfp & ~kGfpKswapdReclaim, served);  // woken above already: once a request
+      return p;
+    }
+    if ((gfp & kGfpWatermarks) != 0) {
+      reclaim_[static_cast<std::size_t>(k)].min_failures.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   return nullptr;
 }
 
-void* Machine::alloc_on(unsigned order, NodeId node, std::uint64_t max_phys) noexcept {
-  if (order > kMaxOrder) {
+void* Machine::alloc_on(unsigned order, NodeId node, std::uint64_t max_phys, std::uint32_t gfp) noexcept {
+  if (order > kMaxOrder || (node != kAnyNode && (node < 0 || static_cast<std::size_t>(node) >= mem_.size()))) {
     return nullptr;
   }
-  if (node != kAnyNode) {
-    return node >= 0 && static_cast<std::size_t>(node) < mem_.size()
-               ? alloc_node(order, node, max_phys)
-               : nullptr;
-  }
-  const NodeId local = local_node();
-  if (void* p = alloc_node(order, local, max_phys)) {
-    return p;
-  }
-  for (std::size_t k = 0; k < mem_.size(); ++k) {
-    if (static_cast<NodeId>(k) != local) {
-      if (void* p = alloc_node(order, static_cast<NodeId>(k), max_phys)) {
-        return p;
-      }
-    }
-  }
-  return nullptr;
+  return allocate_with(node, gfp, [&](NodeId k, unsigned mark, unsigned& served) {
+    return get_page(order, k, max_phys, mark, served);
+  });
 }
 
 // ---- contiguous runs -------------------------------------------------------------------
 
 void* Machine::contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t align_bytes,
-                               std::uint64_t max_phys) noexcept {
+                               std::uint64_t max_phys, unsigned mark, unsigned& served) noexcept {
   Node& n = mem_[static_cast<std::size_t>(node)];
   const std::uint64_t node_phys = nodes_[static_cast<std::size_t>(node)].phys_base;
   const std::uint64_t step = std::max<std::uint64_t>(align_bytes, kPageSize << kMaxOrder);
@@ -308,6 +392,9 @@ void* Machine::contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t a
   for (auto it = n.zones.rbegin(); it != n.zones.rend(); ++it) {
     Zone& z = **it;
     std::lock_guard<std::mutex> hold(z.lock);
+    if (!zone_allows(z, pages, mark)) {
+      continue;
+    }
     const std::uint64_t zone_pa = node_phys + (std::uint64_t{z.begin} << kPageShift);
     for (std::uint64_t pa = (zone_pa + step - 1) & ~(step - 1);; pa += step) {
       const std::uint64_t s = (pa - node_phys) >> kPageShift;
@@ -335,6 +422,7 @@ void* Machine::contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t a
       }
       z.free_pages -= run_pages;
       give_run(n, z, static_cast<std::uint32_t>(s + pages), run_pages - pages);
+      served |= zone_served(z);
       return reinterpret_cast<void*>(n.va + (static_cast<std::uintptr_t>(s) << kPageShift));
     }
   }
@@ -342,13 +430,10 @@ void* Machine::contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t a
 }
 
 void* Machine::contiguous_on(NodeId node, std::uint64_t pages, unsigned align_order,
-                             std::uint64_t max_phys) noexcept {
+                             std::uint64_t max_phys, unsigned mark, unsigned& served) noexcept {
   if (pages <= kMaxBlockPages && align_order <= kMaxOrder) {
     const unsigned order = std::max(ceil_log2(pages), align_order);
-    void* p = buddy_alloc(node, order, max_phys);
-    if (p == nullptr && drain_slot(this_cpu_slot(), node, false) != 0) {
-      p = buddy_alloc(node, order, max_phys);
-    }
+    void* p = buddy_alloc(node, order, max_phys, mark, served);
     if (p != nullptr && pages < (1u << order)) {
       Node& n = mem_[static_cast<std::size_t>(node)];
       const auto pfn =
@@ -359,38 +444,21 @@ void* Machine::contiguous_on(NodeId node, std::uint64_t pages, unsigned align_or
     }
     return p;
   }
-  void* p = contiguous_scan(node, pages, kPageSize << align_order, max_phys);
-  if (p == nullptr && drain_slot(this_cpu_slot(), node, false) != 0) {
-    p = contiguous_scan(node, pages, kPageSize << align_order, max_phys);
-  }
-  return p;
+  return contiguous_scan(node, pages, kPageSize << align_order, max_phys, mark, served);
 }
 
 void* Machine::alloc_contiguous(std::size_t bytes, std::size_t align, NodeId node,
-                                std::uint64_t max_phys) noexcept {
-  if (bytes == 0 || bytes > (1ull << 44) || (align & (align - 1)) != 0 || align > va_align_) {
+                                std::uint64_t max_phys, std::uint32_t gfp) noexcept {
+  if (bytes == 0 || bytes > (1ull << 44) || (align & (align - 1)) != 0 || align > va_align_ ||
+      (node != kAnyNode && (node < 0 || static_cast<std::size_t>(node) >= mem_.size()))) {
     return nullptr;
   }
   const std::uint64_t pages = (bytes + kPageSize - 1) >> kPageShift;
   const unsigned align_order =
       align <= kPageSize ? 0 : static_cast<unsigned>(std::countr_zero(align)) - kPageShift;
-  if (node != kAnyNode) {
-    return node >= 0 && static_cast<std::size_t>(node) < mem_.size()
-               ? contiguous_on(node, pages, align_order, max_phys)
-               : nullptr;
-  }
-  const NodeId local = local_node();
-  if (void* p = contiguous_on(local, pages, align_order, max_phys)) {
-    return p;
-  }
-  for (std::size_t k = 0; k < mem_.size(); ++k) {
-    if (static_cast<NodeId>(k) != local) {
-      if (void* p = contiguous_on(static_cast<NodeId>(k), pages, align_order, max_phys)) {
-        return p;
-      }
-    }
-  }
-  return nullptr;
+  return allocate_with(node, gfp, [&](NodeId k, unsigned mark, unsigned& served) {
+    return contiguous_on(k, pages, align_order, max_phys, mark, served);
+  });
 }
 
 void Machine::free_contiguous(void* p, std::size_t bytes) noexcept {

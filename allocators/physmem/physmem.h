@@ -14,17 +14,28 @@
 // CPU slot (allocators/cpu_slot.h) and one node, so its fast path takes no lock.
 // Max-order blocks are carved from a zone's untouched memory on first need, so
 // a large simulated machine costs nothing until used.
+//
+// Each zone has Linux's watermarks min/low/high (from vm.min_free_kbytes and
+// vm.watermark_scale_factor). A request that keeps them (kGfpKernel,
+// kGfpAtomic) is served above low; below that it wakes the background
+// reclaimer (kswapd), which runs the registered shrinkers until every zone of
+// the node is above high, and is served down to min (an atomic request lower,
+// into the reserve); a request that may wait then reclaims itself.
 #pragma once
 
 #include <hwloc.h>
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -43,6 +54,43 @@ inline constexpr std::uint32_t kPcpDefaultBatchPages = 64;  // pages per refill 
 inline constexpr std::uint64_t kDmaLimit = 16ull << 20;   // ZONE_DMA ends here (ISA)
 inline constexpr std::uint64_t kDma32Limit = 4ull << 30;  // ZONE_DMA32 ends here
 inline constexpr std::uint64_t kReservedLowBytes = 1ull << 20;  // node 0's firmware area
+inline constexpr std::uint32_t kDefaultWatermarkScaleFactor = 10;  // vm.watermark_scale_factor, in 1/10000
+inline constexpr std::uint32_t kMaxWatermarkScaleFactor = 3000;    // Linux's limit for it (30%)
+
+/// How a page allocation may get its pages: the parts of Linux's gfp_t the page
+/// layer models. Flags combine; the presets below are what callers pass.
+enum Gfp : std::uint32_t {
+  kGfpWatermarks = 1u << 0,     // keep the zones' reserves: served above low, then above min once kswapd is woken
+  kGfpKswapdReclaim = 1u << 1,  // __GFP_KSWAPD_RECLAIM: wake the node's reclaimer when a zone falls below low
+  kGfpDirectReclaim = 1u << 2,  // __GFP_DIRECT_RECLAIM: may wait; runs the shrinkers itself before failing
+  kGfpHigh = 1u << 3,           // __GFP_HIGH (ALLOC_HIGH): min is halved
+  kGfpHarder = 1u << 4,         // ALLOC_HARDER, an atomic request's: what is left of min loses a quarter
+};
+/// GFP_KERNEL: may wait and reclaim; never takes a zone below min.
+inline constexpr std::uint32_t kGfpKernel = kGfpWatermarks | kGfpKswapdReclaim | kGfpDirectReclaim;
+/// GFP_ATOMIC, and what kmbench's noblock and nowait requests get: never waits
+/// or reclaims, and may take a zone down to 3/8 of min (the atomic reserve).
+inline constexpr std::uint32_t kGfpAtomic = kGfpWatermarks | kGfpKswapdReclaim | kGfpHigh | kGfpHarder;
+/// What every caller of the page layer got before it had watermarks, and still
+/// gets unless it asks for more: any free page, the reserve's too; a zone left
+/// below low wakes kswapd. The backends drawing their memory in chunks (zones,
+/// slab, jemalloc, mimalloc) and the KPI's page runs and DMA buffers use it.
+inline constexpr std::uint32_t kGfpNoWatermarks = kGfpKswapdReclaim;
+
+/// A zone's watermarks, in pages.
+struct ZoneWatermarks {
+  std::uint64_t min = 0, low = 0, high = 0;
+  bool operator==(const ZoneWatermarks&) const = default;
+};
+
+/// Linux's default vm.min_free_kbytes for lowmem_pages of memory:
+/// sqrt(16 x KiB), within [128, 262144] (mm/page_alloc.c, init_per_zone_wmark_min).
+std::uint64_t default_min_free_kbytes(std::uint64_t lowmem_pages) noexcept;
+/// A zone's marks as __setup_per_zone_wmarks sets them: min is the zone's share
+/// (by size) of min_free_kbytes; low = min + max(min / 4, pages x scale_factor /
+/// 10000), high = low + the same gap. pre: zone_pages <= lowmem_pages.
+ZoneWatermarks zone_watermarks(std::uint64_t zone_pages, std::uint64_t lowmem_pages,
+                               std::uint64_t min_free_kbytes, std::uint32_t scale_factor) noexcept;
 
 /// How the run's topology is chosen.
 struct TopologySpec {
@@ -54,6 +102,8 @@ struct TopologySpec {
   std::uint64_t low_bytes = 0;
   std::uint32_t pcp_high_pages = 0;   // per-CPU list high mark in pages (0: kPcpDefaultHighPages); <= kPcpCapPages
   std::uint32_t pcp_batch_pages = 0;  // pages moved per refill/spill (0: kPcpDefaultBatchPages); <= high
+  std::uint64_t min_free_kbytes = 0;         // vm.min_free_kbytes (0: default_min_free_kbytes of all RAM)
+  std::uint32_t watermark_scale_factor = 0;  // vm.watermark_scale_factor (0: 10); <= kMaxWatermarkScaleFactor
 };
 
 /// Parses a topology as users write it: "real", "synthetic:<hwloc string>" or
@@ -92,6 +142,8 @@ struct ZoneStats {
   ZoneKind kind = ZoneKind::normal;
   std::uint64_t phys_begin = 0, phys_end = 0;
   std::uint64_t free_pages = 0;
+  std::uint64_t managed_pages = 0;  // pages of the zone the allocator manages (reserved ones excluded)
+  ZoneWatermarks wmark;
   std::array<std::uint64_t, kMaxOrder + 1> free_blocks{};  // untouched memory counts at kMaxOrder
 };
 
@@ -104,6 +156,16 @@ struct NodeStats {
   std::uint64_t balloon_pages = 0;  // taken out of use by the balloon (neither free nor allocated)
   std::array<std::uint64_t, kMaxOrder + 1> free_blocks{};
   std::vector<ZoneStats> zones;
+  // Watermarks and reclaim, since the machine was made:
+  std::uint64_t below_low_allocs = 0;  // allocations that left a zone below its low mark
+  std::uint64_t reserve_allocs = 0;    // of which below min: atomic requests (or callers keeping no watermarks)
+  std::uint64_t min_failures = 0;      // requests keeping the watermarks that failed: no zone had pages above min
+  std::uint64_t kswapd_wakeups = 0;    // the reclaimer woken for this node
+  std::uint64_t kswapd_passes = 0;     // its passes over the shrinkers
+  std::uint64_t kswapd_reclaimed_pages = 0;  // what those passes gave back, as the shrinkers count it
+  std::uint64_t kswapd_failed_runs = 0;      // runs that ended with nothing freed and a zone still below high
+  std::uint64_t direct_reclaims = 0;         // shrinker passes run by an allocation that may wait
+  std::uint64_t direct_reclaimed_pages = 0;
 
   /// Largest free buddy block in bytes (0: none).
   std::uint64_t largest_free_bytes() const noexcept;
@@ -123,6 +185,8 @@ struct PageStats {
   std::uint64_t pcp_refills = 0;  // batches moved buddy -> pcp
   std::uint64_t pcp_spills = 0;   // batches moved pcp -> buddy (high mark reached, or a drain)
   std::uint32_t pcp_high_pages = 0, pcp_batch_pages = 0;  // the marks (set_pcp_marks)
+  std::uint64_t min_free_kbytes = 0;                       // the watermarks' parameters (set_watermark_params)
+  std::uint32_t watermark_scale_factor = 0;
   std::uint64_t metadata_bytes = 0;  // page descriptors and pcp lists actually reserved
 
   std::uint64_t free_pages() const noexcept;
@@ -175,17 +239,22 @@ class Machine {
   NodeId local_node() const noexcept;
 
   /// 2^order pages, naturally aligned physically and virtually, below max_phys
-  /// (inclusive); nullptr when none (never waits). node kAnyNode: the local node,
-  /// then the others; a given node: only that node.
-  void* alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys = ~0ull) noexcept;
+  /// (inclusive); nullptr when none. node kAnyNode: the local node, then the
+  /// others; a given node: only that node. gfp (Gfp): which watermarks hold
+  /// and whether the caller may reclaim; it waits for nothing but its own
+  /// reclaim (kGfpDirectReclaim). A hit in the CPU's page list is served
+  /// whatever the marks: its pages are already off the zones' free counts.
+  void* alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys = ~0ull,
+                    std::uint32_t gfp = kGfpNoWatermarks) noexcept;
   /// pre: p came from alloc_pages with this order and is not freed yet.
   void free_pages(void* p, unsigned order) noexcept;
 
   /// Page-granular runs of any length (Linux alloc_pages_exact; beyond kMaxOrder
   /// like alloc_contig_range): physically contiguous, aligned to `align` (a power
   /// of two; at least a page). nullptr when none, bytes is 0 or align is bad.
+  /// gfp as alloc_pages's.
   void* alloc_contiguous(std::size_t bytes, std::size_t align, NodeId node,
-                         std::uint64_t max_phys = ~0ull) noexcept;
+                         std::uint64_t max_phys = ~0ull, std::uint32_t gfp = kGfpNoWatermarks) noexcept;
   /// pre: [p, p + bytes rounded to pages) came from alloc_contiguous and is not freed yet.
   void free_contiguous(void* p, std::size_t bytes) noexcept;
 
@@ -219,6 +288,25 @@ class Machine {
   void set_pcp_marks(std::uint32_t high_pages, std::uint32_t batch_pages);
   std::uint32_t pcp_high_pages() const noexcept { return pcp_high_[0]; }
   std::uint32_t pcp_batch_pages() const noexcept { return pcp_batch_[0]; }
+
+  /// vm.min_free_kbytes and vm.watermark_scale_factor (0: Linux's default for
+  /// each): sets every zone's marks from them, as writing the sysctls does.
+  /// Throws UsageError when scale_factor exceeds kMaxWatermarkScaleFactor or
+  /// the marks would leave some zone no page above high.
+  void set_watermark_params(std::uint64_t min_free_kbytes, std::uint32_t scale_factor);
+  /// Sets one zone's marks (tests, experiments). Throws UsageError unless the
+  /// zone exists and min <= low <= high <= its managed pages.
+  void set_zone_watermarks(NodeId node, ZoneKind zone, ZoneWatermarks marks);
+
+  /// A cache owner's reclaim (Linux's shrinker): gives cached memory back to
+  /// the machine and returns the bytes. Run by kswapd, and by an allocation
+  /// that may wait (kGfpDirectReclaim) before it fails, on their own threads.
+  /// pre: thread safe, does not throw, and does not register or unregister shrinkers.
+  using Shrinker = std::function<std::size_t(ReclaimLevel)>;
+  /// Registers a shrinker; the first one starts kswapd. Returns its id.
+  std::uint64_t register_shrinker(Shrinker shrinker);
+  /// post: the shrinker runs no more; the last one's going stops kswapd (its thread is joined).
+  void unregister_shrinker(std::uint64_t id) noexcept;
 
   /// The balloon: memory taken out of a node's use, as a hypervisor's balloon
   /// driver takes it from a guest (docs/pressure.md). inflate takes up to
@@ -267,6 +355,8 @@ class Machine {
     std::uint32_t begin = 0, end = 0;  // page indices within the node
     std::uint32_t frontier = 0;        // [frontier, end): untouched, free at kMaxOrder
     std::uint64_t free_pages = 0;      // including untouched
+    std::uint64_t managed = 0;         // pages it can hand out (the firmware's excluded)
+    std::array<std::uint64_t, 3> wmark{};  // min, low, high (guarded by lock)
     std::array<std::uint32_t, kMaxOrder + 1> head{};
     std::array<std::uint64_t, kMaxOrder + 1> count{};
     mutable std::mutex lock;
@@ -308,17 +398,39 @@ class Machine {
   }
 
   NodeId local_node_slow() const noexcept;
-  void* alloc_on(unsigned order, NodeId node, std::uint64_t max_phys) noexcept;
-  void* alloc_node(unsigned order, NodeId node, std::uint64_t max_phys) noexcept;
+  // `mark` (page_alloc.cpp's kMark*): the watermark an attempt is held to.
+  // `served` gathers how low the zones it took from were left (kServed*).
+  void* alloc_on(unsigned order, NodeId node, std::uint64_t max_phys, std::uint32_t gfp) noexcept;
+  void* get_page(unsigned order, NodeId node, std::uint64_t max_phys, unsigned mark,
+                 unsigned& served) noexcept;
+  /// Linux's __alloc_pages around attempt(node, mark, served): every node at
+  /// low, then each in turn: kswapd woken, min, the CPU's lists drained, direct reclaim.
+  template <class Attempt>
+  void* allocate_with(NodeId node, std::uint32_t gfp, const Attempt& attempt) noexcept;
+  void note_served(NodeId node, std::uint32_t gfp, unsigned served) noexcept;
   std::size_t drain_slot(unsigned slot, NodeId node, bool keep_batch) noexcept;
-  void* pcp_refill(PcpSet& set, unsigned order, NodeId node) noexcept;
+  void* pcp_refill(PcpSet& set, unsigned order, NodeId node, unsigned mark, unsigned& served) noexcept;
   void pcp_spill(PcpSet& set, unsigned order, NodeId node, std::uint32_t keep) noexcept;
-  void* buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys) noexcept;
+  void* buddy_alloc(NodeId node, unsigned order, std::uint64_t max_phys, unsigned mark,
+                    unsigned& served) noexcept;
   void buddy_free(void* p, unsigned order) noexcept;
   void* contiguous_on(NodeId node, std::uint64_t pages, unsigned align_order,
-                      std::uint64_t max_phys) noexcept;
+                      std::uint64_t max_phys, unsigned mark, unsigned& served) noexcept;
   void* contiguous_scan(NodeId node, std::uint64_t pages, std::uint64_t align_bytes,
-                        std::uint64_t max_phys) noexcept;
+                        std::uint64_t max_phys, unsigned mark, unsigned& served) noexcept;
+  // pre (these two): z.lock held
+  static bool zone_allows(const Zone& z, std::uint64_t pages, unsigned mark) noexcept;
+  static unsigned zone_served(const Zone& z) noexcept;
+
+  // Reclaim (reclaim.cpp).
+  void wake_kswapd(NodeId node) noexcept;
+  void kswapd_main() noexcept;
+  bool kswapd_balance(NodeId node) noexcept;  // true: the node is balanced or the run freed something
+  bool node_balanced(NodeId node) const noexcept;
+  std::size_t run_shrinkers() noexcept;
+  std::size_t direct_reclaim(NodeId node) noexcept;
+  void stop_kswapd() noexcept;
+  void apply_watermark_params(std::uint64_t min_free_kbytes, std::uint32_t scale_factor);
 
   Zone& zone_of(Node& n, std::uint32_t pfn) noexcept;
   void list_push(Node& n, Zone& z, std::uint32_t pfn, unsigned order) noexcept;
@@ -348,6 +460,27 @@ class Machine {
     std::atomic<std::uint64_t> pages{0};
   };
   std::unique_ptr<Balloon[]> balloons_;
+  /// A node's watermark and reclaim counters, and its kswapd state.
+  struct NodeReclaim {
+    std::atomic<std::uint64_t> below_low{0}, reserve{0}, min_failures{0};
+    std::atomic<std::uint64_t> wakeups{0}, passes{0}, reclaimed_pages{0}, failed_runs{0};
+    std::atomic<std::uint64_t> direct{0}, direct_pages{0};
+    std::atomic<std::uint32_t> fruitless{0};  // consecutive kswapd runs that freed nothing
+    std::atomic<bool> pending{false};         // woken, and its run not over yet
+  };
+  std::unique_ptr<NodeReclaim[]> reclaim_;
+  std::uint64_t min_free_kbytes_ = 0;
+  std::uint32_t watermark_scale_factor_ = kDefaultWatermarkScaleFactor;
+  // kswapd: one thread for the machine (reclaim.cpp says why), alive while a shrinker is registered.
+  std::mutex registry_lock_;             // orders register/unregister, and the thread's start and join
+  mutable std::shared_mutex shrinker_lock_;  // shared while shrinkers run; exclusive to change the list
+  std::vector<std::pair<std::uint64_t, Shrinker>> shrinkers_;
+  std::uint64_t next_shrinker_ = 1;
+  std::atomic<unsigned> shrinker_count_{0};
+  std::mutex kswapd_lock_;
+  std::condition_variable kswapd_wake_;
+  bool kswapd_work_ = false, kswapd_stop_ = false;  // guarded by kswapd_lock_
+  std::thread kswapd_;
   unsigned node_count_ = 0;
   std::vector<NodeId> cpu_node_;  // by OS CPU number
   std::array<NodeId, kMaxCpuSlots> slot_node_{};  // synthetic: the node a CPU slot stands on
@@ -368,6 +501,10 @@ class Machine {
   std::array<std::uint32_t, kPcpOrders> pcp_high_{};   // in blocks of that order
   std::array<std::uint32_t, kPcpOrders> pcp_batch_{};
 };
+
+/// True on the machine's kswapd thread (Linux's current_is_kswapd()): for a
+/// shrinker that counts its background calls apart from direct reclaim.
+bool current_is_kswapd() noexcept;
 
 /// The process's machine: the one given to set_current_machine() or, on first
 /// use, the topology in $KMBENCH_TOPOLOGY (topology_from_string; default: the
@@ -397,7 +534,8 @@ inline NodeId Machine::local_node() const noexcept {
   return local_node_slow();
 }
 
-inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys) noexcept {
+inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max_phys,
+                                  std::uint32_t gfp) noexcept {
   const NodeId n0 = node == kAnyNode ? local_node() : node;
   if (static_cast<unsigned>(n0) < node_count_ && order < kPcpOrders &&
       max_phys >= mem_[static_cast<std::size_t>(n0)].phys_last) [[likely]] {
@@ -409,7 +547,7 @@ inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max
       return set.stack[kPcpOffset[order] + n - 1];
     }
   }
-  return alloc_on(order, node, max_phys);
+  return alloc_on(order, node, max_phys, gfp);
 }
 
 inline void Machine::free_pages(void* p, unsigned order) noexcept {

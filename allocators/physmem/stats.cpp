@@ -58,6 +58,8 @@ std::vector<Metric> PageStats::metrics() const {
       {"physmem.pcp.high_pages", static_cast<double>(pcp_high_pages)},
       {"physmem.pcp.batch_pages", static_cast<double>(pcp_batch_pages)},
       {"physmem.metadata_bytes", static_cast<double>(metadata_bytes)},
+      {"physmem.min_free_kbytes", static_cast<double>(min_free_kbytes)},
+      {"physmem.watermark_scale_factor", static_cast<double>(watermark_scale_factor)},
   };
   for (const NodeStats& n : nodes) {
     const std::string p = "physmem.node" + std::to_string(n.node) + ".";
@@ -76,8 +78,21 @@ std::vector<Metric> PageStats::metrics() const {
       out.push_back({p + "free_pages.order" + std::to_string(o),
                      static_cast<double>(n.free_blocks[o] << o)});
     }
+    out.push_back({p + "watermark.below_low_allocs", static_cast<double>(n.below_low_allocs)});
+    out.push_back({p + "watermark.reserve_allocs", static_cast<double>(n.reserve_allocs)});
+    out.push_back({p + "watermark.min_failures", static_cast<double>(n.min_failures)});
+    out.push_back({p + "kswapd.wakeups", static_cast<double>(n.kswapd_wakeups)});
+    out.push_back({p + "kswapd.passes", static_cast<double>(n.kswapd_passes)});
+    out.push_back({p + "kswapd.reclaimed_pages", static_cast<double>(n.kswapd_reclaimed_pages)});
+    out.push_back({p + "kswapd.failed_runs", static_cast<double>(n.kswapd_failed_runs)});
+    out.push_back({p + "direct_reclaim.passes", static_cast<double>(n.direct_reclaims)});
+    out.push_back({p + "direct_reclaim.reclaimed_pages", static_cast<double>(n.direct_reclaimed_pages)});
     for (const ZoneStats& z : n.zones) {
-      out.push_back({p + zone_name(z.kind) + ".free_pages", static_cast<double>(z.free_pages)});
+      const std::string zp = p + zone_name(z.kind) + ".";
+      out.push_back({zp + "free_pages", static_cast<double>(z.free_pages)});
+      out.push_back({zp + "wmark_min", static_cast<double>(z.wmark.min)});
+      out.push_back({zp + "wmark_low", static_cast<double>(z.wmark.low)});
+      out.push_back({zp + "wmark_high", static_cast<double>(z.wmark.high)});
     }
   }
   return out;
@@ -88,6 +103,8 @@ PageStats Machine::stats() const {
   out.metadata_bytes = meta_bytes_ + pcp_bytes_;
   out.pcp_high_pages = pcp_high_pages();
   out.pcp_batch_pages = pcp_batch_pages();
+  out.min_free_kbytes = min_free_kbytes_;
+  out.watermark_scale_factor = watermark_scale_factor_;
   const unsigned slots = cpu_slots_in_use();
   for (std::size_t k = 0; k < mem_.size(); ++k) {
     const Node& n = mem_[k];
@@ -101,9 +118,11 @@ PageStats Machine::stats() const {
       zs.kind = z.kind;
       zs.phys_begin = nodes_[k].phys_base + (std::uint64_t{z.begin} << kPageShift);
       zs.phys_end = nodes_[k].phys_base + (std::uint64_t{z.end} << kPageShift);
+      zs.managed_pages = z.managed;
       {
         std::lock_guard<std::mutex> hold(z.lock);
         zs.free_pages = z.free_pages;
+        zs.wmark = {z.wmark[0], z.wmark[1], z.wmark[2]};
         for (unsigned o = 0; o <= kMaxOrder; ++o) {
           zs.free_blocks[o] = z.count[o];
         }
@@ -115,6 +134,16 @@ PageStats Machine::stats() const {
       }
       ns.zones.push_back(zs);
     }
+    const NodeReclaim& r = reclaim_[k];
+    ns.below_low_allocs = r.below_low.load(std::memory_order_acquire);
+    ns.reserve_allocs = r.reserve.load(std::memory_order_acquire);
+    ns.min_failures = r.min_failures.load(std::memory_order_acquire);
+    ns.kswapd_wakeups = r.wakeups.load(std::memory_order_acquire);
+    ns.kswapd_passes = r.passes.load(std::memory_order_acquire);
+    ns.kswapd_reclaimed_pages = r.reclaimed_pages.load(std::memory_order_acquire);
+    ns.kswapd_failed_runs = r.failed_runs.load(std::memory_order_acquire);
+    ns.direct_reclaims = r.direct.load(std::memory_order_acquire);
+    ns.direct_reclaimed_pages = r.direct_pages.load(std::memory_order_acquire);
     for (unsigned slot = 0; slot < slots; ++slot) {
       const PcpSet& set = pcp(slot, static_cast<NodeId>(k));
       for (unsigned o = 0; o < kPcpOrders; ++o) {

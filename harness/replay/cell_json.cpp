@@ -71,6 +71,15 @@ nlohmann::json pressure_json(const PressureResult& p) {
                                   {"p50_ns", at(0.5)},
                                   {"p99_ns", at(0.99)},
                                   {"max_ns", background.empty() ? 0 : background.back()}}},
+          {"kswapd", {{"wakeups", p.record.kswapd.wakeups},
+                      {"passes", p.record.kswapd.passes},
+                      {"reclaimed_bytes", p.record.kswapd.reclaimed_bytes},
+                      {"failed_runs", p.record.kswapd.failed_runs}}},
+          {"watermarks", {{"below_low", p.record.kswapd.below_low_allocs},
+                          {"reserve", p.record.kswapd.reserve_allocs},
+                          {"min_failures", p.record.kswapd.min_failures},
+                          {"direct_reclaims", p.record.kswapd.direct_reclaims},
+                          {"direct_reclaimed_bytes", p.record.kswapd.direct_reclaimed_bytes}}},
           {"lifts_ns", p.record.lifts_ns},
           {"squeezes_ns", p.record.squeezes_ns},
           {"recovery_ns", p.recovery_ns},
@@ -476,7 +485,8 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
         << " given back, " << p.rescued << " allocations rescued; p50 " << p.reclaim_latency.p50_ns << " ns, p99 "
         << p.reclaim_latency.p99_ns << " ns, max " << p.reclaim_latency.max_ns << " ns; in the background "
         << p.record.background_reclaims << " calls, "
-        << human_bytes(static_cast<double>(p.record.background_reclaimed_bytes)) << " given back\n";
+        << human_bytes(static_cast<double>(p.record.background_reclaimed_bytes)) << " given back (kswapd woken "
+        << p.record.kswapd.wakeups << " times, " << p.record.kswapd.passes << " passes)\n";
   }
   for (const auto& [why, count] : r.dropped) {
     out << "  dropped         " << count << " " << why << "\n";

@@ -8,7 +8,22 @@ namespace kmbench::replay {
 namespace {
 
 constexpr std::size_t kMaxSamples = 4096;
-constexpr std::chrono::milliseconds kReclaimEvery{4};
+
+KswapdRecord kswapd_counters(const physmem::Machine& machine) {
+  KswapdRecord k;
+  for (const physmem::NodeStats& n : machine.stats().nodes) {
+    k.wakeups += n.kswapd_wakeups;
+    k.passes += n.kswapd_passes;
+    k.reclaimed_bytes += n.kswapd_reclaimed_pages << physmem::kPageShift;
+    k.failed_runs += n.kswapd_failed_runs;
+    k.below_low_allocs += n.below_low_allocs;
+    k.reserve_allocs += n.reserve_allocs;
+    k.min_failures += n.min_failures;
+    k.direct_reclaims += n.direct_reclaims;
+    k.direct_reclaimed_bytes += n.direct_reclaimed_pages << physmem::kPageShift;
+  }
+  return k;
+}
 
 }  // namespace
 
@@ -50,9 +65,26 @@ void PressureController::hold_caps() {
 }
 
 void PressureController::start() {
+  kswapd_before_ = kswapd_counters(machine_);
+  // Registered now, not with the caps: kswapd's calls claim a CPU slot, and by
+  // the timed pass every replay thread holds its own.
+  if (reclaim_) shrinker_ = machine_.register_shrinker([this](ReclaimLevel level) { return shrink(level); });
   start_ = std::chrono::steady_clock::now();
   apply({});
   thread_ = std::thread([this] { loop(); });
+}
+
+std::size_t PressureController::shrink(ReclaimLevel level) {
+  if (!physmem::current_is_kswapd()) return reclaim_(level);  // direct reclaim: the allocation's time, counted there
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::size_t bytes = reclaim_(level);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  // Only kswapd writes these, and stop() reads them after unregistering, which waits for it.
+  ++record_.background_reclaims;
+  record_.background_reclaimed_bytes += bytes;
+  record_.background_reclaim_ns.push_back(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
+  return bytes;
 }
 
 void PressureController::stop() {
@@ -63,6 +95,21 @@ void PressureController::stop() {
   }
   cv_.notify_all();
   thread_.join();
+  if (shrinker_ != 0) {
+    machine_.unregister_shrinker(shrinker_);
+    shrinker_ = 0;
+  }
+  const KswapdRecord after = kswapd_counters(machine_);
+  KswapdRecord& k = record_.kswapd;
+  k.wakeups = after.wakeups - kswapd_before_.wakeups;
+  k.passes = after.passes - kswapd_before_.passes;
+  k.reclaimed_bytes = after.reclaimed_bytes - kswapd_before_.reclaimed_bytes;
+  k.failed_runs = after.failed_runs - kswapd_before_.failed_runs;
+  k.below_low_allocs = after.below_low_allocs - kswapd_before_.below_low_allocs;
+  k.reserve_allocs = after.reserve_allocs - kswapd_before_.reserve_allocs;
+  k.min_failures = after.min_failures - kswapd_before_.min_failures;
+  k.direct_reclaims = after.direct_reclaims - kswapd_before_.direct_reclaims;
+  k.direct_reclaimed_bytes = after.direct_reclaimed_bytes - kswapd_before_.direct_reclaimed_bytes;
   const physmem::PageStats stats = machine_.stats();
   for (PressureNode& n : record_.nodes) {
     const physmem::NodeStats& s = stats.nodes[static_cast<std::size_t>(n.node)];
@@ -77,7 +124,6 @@ void PressureController::loop() {
     const auto now = std::chrono::steady_clock::now();
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_);
     apply({static_cast<std::uint64_t>(ns.count()), steps_done_.load(std::memory_order_relaxed)});
-    reclaim_if_short(now);
   }
 }
 
@@ -96,7 +142,6 @@ std::uint64_t PressureController::resize_balloon(std::size_t k, std::uint64_t av
 void PressureController::apply(PassPoint now) {
   ++record_.ticks;
   bool changed = record_.timeline.empty();
-  short_ = false;
   PressureSample sample{now.ns, now.ops, 0, 0};
   for (std::size_t k = 0; k < record_.nodes.size(); ++k) {
     PressureNode& n = record_.nodes[k];
@@ -111,7 +156,6 @@ void PressureController::apply(PassPoint now) {
     const std::uint64_t held = resize_balloon(k, available) << physmem::kPageShift;
     changed |= held != before << physmem::kPageShift;
     const std::uint64_t wanted = n.ram_bytes - std::min(available, n.ram_bytes);
-    short_ |= held + physmem::kPageSize <= wanted;
     n.balloon_peak_bytes = std::max(n.balloon_peak_bytes, held);
     n.max_shortfall_bytes = std::max(n.max_shortfall_bytes, wanted > held ? wanted - held : 0);
     sample.available_bytes += available;
@@ -125,18 +169,6 @@ void PressureController::apply(PassPoint now) {
     }
     record_.timeline.push_back(sample);
   }
-}
-
-void PressureController::reclaim_if_short(std::chrono::steady_clock::time_point now) {
-  if (!short_ || !reclaim_ || now - last_reclaim_ < kReclaimEvery) return;
-  last_reclaim_ = now;
-  std::size_t bytes = reclaim_(ReclaimLevel::trim);
-  if (bytes == 0) bytes = reclaim_(ReclaimLevel::drain);
-  const auto took = std::chrono::steady_clock::now() - now;
-  ++record_.background_reclaims;
-  record_.background_reclaimed_bytes += bytes;
-  record_.background_reclaim_ns.push_back(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()));
 }
 
 }  // namespace kmbench::replay

@@ -4,12 +4,14 @@
 // replay threads allocate. A balloon takes only free memory: when backends
 // hold more than the schedule leaves, it grows as they give memory back.
 //
-// While a balloon is short of its size, the controller reclaims in the
-// background as kswapd does, at most every 4 ms: the backend's trim, or its
-// drain when a trim gave nothing back. Caps hold from the first warm-up pass
-// on (memory is short from the start, so no backend comes to the timed pass
-// holding more than the cap); take and balloon clauses run on the timed
-// pass's clock and steps.
+// Background reclaim is the machine's kswapd (physmem.h): for the timed pass
+// the controller registers the backend's reclaim as a shrinker, which kswapd
+// runs (trim, or drain when a trim gave nothing back) whenever an allocation
+// or the balloon leaves a zone below its low watermark, until the node's
+// zones are above high or a pass frees nothing. Caps hold from the first
+// warm-up pass on (memory is short from the start, so no backend comes to the
+// timed pass holding more than the cap); take and balloon clauses run on the
+// timed pass's clock and steps.
 //
 // Replay threads that find no memory do what a kernel's allocation does
 // (replay_steps.h): a blocking allocation reclaims (the backend's trim, then
@@ -57,6 +59,14 @@ struct PressureNode {
   std::vector<double> unusable_index;
 };
 
+/// The machine's watermark and kswapd counters over the timed pass, summed over nodes
+/// (physmem::NodeStats).
+struct KswapdRecord {
+  std::uint64_t wakeups = 0, passes = 0, reclaimed_bytes = 0, failed_runs = 0;
+  std::uint64_t below_low_allocs = 0, reserve_allocs = 0, min_failures = 0;
+  std::uint64_t direct_reclaims = 0, direct_reclaimed_bytes = 0;
+};
+
 /// What the controller saw; the replay adds what its threads counted (PressureResult).
 struct PressureRecord {
   std::vector<PressureNode> nodes;
@@ -64,14 +74,15 @@ struct PressureRecord {
   std::vector<std::uint64_t> lifts_ns;    // when the memory left rose on some node (pressure eased)
   std::vector<std::uint64_t> squeezes_ns; // when it fell
   std::uint64_t ticks = 0;
-  // Background reclaim (kswapd's part): calls, bytes given back, each call's ns.
+  // Background reclaim: the backend's reclaim as kswapd ran it; calls, bytes given back, each call's ns.
   std::uint64_t background_reclaims = 0, background_reclaimed_bytes = 0;
   std::vector<std::uint64_t> background_reclaim_ns;
+  KswapdRecord kswapd;
 };
 
 class PressureController {
  public:
-  /// The backend's reclaim, for the background reclaimer (empty: the backend has none).
+  /// The backend's reclaim, kswapd's shrinker for the timed pass (empty: the backend has none).
   using Reclaim = std::function<std::size_t(ReclaimLevel)>;
   /// steps_done: all replay threads' steps so far (they add to it as they go).
   PressureController(PressureSpec spec, physmem::Machine& machine, std::uint64_t peak_live_bytes,
@@ -83,9 +94,11 @@ class PressureController {
 
   /// Inflates the balloons to the caps alone, before the warm-up passes.
   void hold_caps();
-  /// Applies the whole schedule at the timed pass's start, then keeps it on a thread of its own.
+  /// Applies the whole schedule at the timed pass's start, then keeps it on a thread of its own;
+  /// registers the backend's reclaim with the machine's kswapd.
   void start();
-  /// Stops the thread, notes the end state, and lets every balloon go. post: record() is final.
+  /// Stops the thread and kswapd's use of the backend, notes the end state, and lets every
+  /// balloon go. post: record() is final.
   void stop();
   const PressureRecord& record() const { return record_; }
 
@@ -95,14 +108,14 @@ class PressureController {
   void apply(PassPoint now);
   /// Inflates or deflates node k's balloon to leave `available` bytes; the pages it holds after.
   std::uint64_t resize_balloon(std::size_t k, std::uint64_t available);
-  /// Background reclaim while some balloon is short, at most every kReclaimEvery.
-  void reclaim_if_short(std::chrono::steady_clock::time_point now);
+  /// kswapd's shrinker: the backend's reclaim, timed when kswapd runs it.
+  std::size_t shrink(ReclaimLevel level);
 
   PressureSpec spec_;
   PressureSpec caps_;  // the cap clauses alone
   Reclaim reclaim_;
-  std::chrono::steady_clock::time_point last_reclaim_{};
-  bool short_ = false;  // some balloon held less than its target at the last tick
+  std::uint64_t shrinker_ = 0;  // its id with the machine (0: none registered)
+  KswapdRecord kswapd_before_;  // the machine's counters at the timed pass's start
   physmem::Machine& machine_;
   std::uint64_t peak_live_bytes_;
   const std::atomic<std::uint64_t>& steps_done_;
