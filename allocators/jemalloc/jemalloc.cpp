@@ -11,8 +11,6 @@ namespace kmbench {
 namespace {
 
 constexpr std::size_t kGranule = std::size_t{1} << nodemem::GranuleMap::kShift;
-// Simulated RAM per hook refill: an arena's first refill also holds its metadata.
-constexpr std::size_t kChunk = 16u << 20;
 
 std::size_t round_up(std::size_t v, std::size_t to) { return (v + to - 1) & ~(to - 1); }
 
@@ -74,11 +72,19 @@ JemallocBackend::~JemallocBackend() {
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < count; ++i) {
     Arena* a = arenas_[i].load(std::memory_order_acquire);
+    // Destruction purges and deallocates every extent and the arena's metadata
+    // through the hooks; what is left is the refill tail, or all of it if
+    // jemalloc could not destroy the arena.
     mallctl(("arena." + std::to_string(a->index) + ".destroy").c_str(), nullptr, nullptr, nullptr,
             0);
-    for (const auto& [p, bytes] : a->chunks) {
-      nodemem::GranuleMap::instance().set(p, bytes, 0);
-      memory_.unmap(p, bytes);
+    for (const auto& [begin, end] : a->held) {
+      if (!single_arena_) {
+        // A granule with a page still held was never another arena's: refills take whole free granules.
+        const std::uintptr_t first = begin & ~(kGranule - 1);
+        nodemem::GranuleMap::instance().set(reinterpret_cast<void*>(first),
+                                            round_up(end, kGranule) - first, 0);
+      }
+      memory_.unmap(reinterpret_cast<void*>(begin), end - begin);
     }
     delete a;
   }
@@ -95,10 +101,14 @@ unsigned JemallocBackend::create_arena(NodeId node, TagId tag, std::uint64_t max
   a->node = node;
   a->tag = tag;
   a->max_phys = max_phys;
-  // No destroy, commit, decommit or purge hook: the machine's memory stays the
-  // arena's and resident; jemalloc then only keeps its books.
-  a->hooks.hooks = extent_hooks_t{hook_alloc, hook_dalloc, nullptr,    nullptr,   nullptr,
-                                  nullptr,    nullptr,     hook_split, hook_merge};
+  // jemalloc offers every extent it purges to dalloc first, which gives the
+  // pages back, so no decommit or purge hook would be asked. No commit hook
+  // either: an extent's address is its physical page, which once given back
+  // may be another's by the time jemalloc would commit it again; given up
+  // altogether, the next extent is taken wherever the machine has pages.
+  // Nothing is retained: hook_alloc declines the grows that would be.
+  a->hooks.hooks = extent_hooks_t{hook_alloc, hook_dalloc, hook_destroy, nullptr,   nullptr,
+                                  nullptr,    nullptr,     hook_split,   hook_merge};
   a->hooks.arena = a;
   extent_hooks_t* hooks = &a->hooks.hooks;
   std::size_t len = sizeof a->index;
@@ -214,26 +224,23 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
   if (new_addr != nullptr) {
     return nullptr;  // extents are never grown in place: each range is handed out once
   }
+  if (!*commit) {
+    // jemalloc reserving address space to grow into (opt.retain): what it
+    // keeps of a grow for later, retained, would hold the machine's pages
+    // unused and out of purge's reach. Declined, jemalloc asks for each
+    // extent as it needs it, committed.
+    return nullptr;
+  }
   Arena& a = *reinterpret_cast<Hooks*>(hooks)->arena;
   std::lock_guard lock(a.mu);
   std::uintptr_t p = (a.cur + alignment - 1) & ~(alignment - 1);
   if (a.cur == 0 || p + size > a.end) {
-    const std::size_t bytes = round_up(size > kChunk ? size : kChunk, kGranule);
-    void* chunk = a.owner->memory_.map(bytes, alignment > kGranule ? alignment : kGranule, a.node,
-                                       a.max_phys);
-    if (chunk == nullptr) {
-      return nullptr;
+    if (!a.owner->refill(a, size, alignment)) {
+      return nullptr;  // the machine is out of pages: jemalloc fails the allocation
     }
-    try {
-      a.chunks.emplace_back(chunk, bytes);
-    } catch (...) {
-      a.owner->memory_.unmap(chunk, bytes);
-      return nullptr;
-    }
-    nodemem::GranuleMap::instance().set(chunk, bytes, static_cast<std::uint16_t>(a.local + 1));
-    a.chunk_bytes.fetch_add(bytes, std::memory_order_relaxed);
-    p = reinterpret_cast<std::uintptr_t>(chunk);
-    a.end = p + bytes;
+    p = a.cur;
+  } else if (p != a.cur) {
+    a.owner->give_back(a, a.cur, p);  // skipped to align p: no extent will begin there
   }
   a.cur = p + size;
   if (*zero) {
@@ -243,9 +250,99 @@ void* JemallocBackend::hook_alloc(extent_hooks_t* hooks, void* new_addr, std::si
   return reinterpret_cast<void*>(p);
 }
 
-// Extents are retained (jemalloc reuses them); chunks go back when the backend ends.
-bool JemallocBackend::hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, unsigned) {
+bool JemallocBackend::refill(Arena& a, std::size_t bytes, std::size_t align) noexcept {
+  // With several arenas, a block's arena is read from the granule map: refills
+  // are whole granules, so that no granule is shared by two arenas. A single
+  // arena needs no map and takes no more pages than jemalloc asks for.
+  const std::size_t unit = single_arena_ ? physmem::kPageSize : kGranule;
+  bytes = round_up(bytes, unit);
+  void* fresh = memory_.map(bytes, align > unit ? align : unit, a.node, a.max_phys);
+  if (fresh == nullptr) {
+    a.failed_refills.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  const auto begin = reinterpret_cast<std::uintptr_t>(fresh);
+  try {
+    a.held.emplace(begin, begin + bytes);
+  } catch (...) {
+    memory_.unmap(fresh, bytes);
+    return false;
+  }
+  if (!single_arena_) {
+    nodemem::GranuleMap::instance().set(fresh, bytes, static_cast<std::uint16_t>(a.local + 1));
+  }
+  a.hook_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (a.cur != a.end) {
+    give_back(a, a.cur, a.end);  // too short for this request; the machine may have a use for it
+  }
+  a.cur = begin;
+  a.end = begin + bytes;
   return true;
+}
+
+bool JemallocBackend::give_back(Arena& a, std::uintptr_t begin, std::uintptr_t end) noexcept {
+  auto first = a.held.upper_bound(begin);
+  if (begin >= end || first == a.held.begin() || (--first)->second <= begin) {
+    return false;
+  }
+  // Held ranges must cover [begin, end) without a gap; checked before anything changes.
+  auto last = first;
+  while (last->second < end) {
+    const auto next = std::next(last);
+    if (next == a.held.end() || next->first != last->second) {
+      return false;
+    }
+    last = next;
+  }
+  if (last->second > end) {
+    try {
+      a.held.emplace(end, last->second);  // the only step that can fail, so it goes first
+    } catch (...) {
+      return false;
+    }
+  }
+  for (auto it = first; it != a.held.end() && it->first < end;) {
+    const std::uintptr_t from = it->first > begin ? it->first : begin;
+    const std::uintptr_t to = it->second < end ? it->second : end;
+    memory_.unmap(reinterpret_cast<void*>(from), to - from);
+    if (it->first < begin) {
+      it->second = begin;
+      ++it;
+    } else {
+      it = a.held.erase(it);
+    }
+  }
+  a.hook_bytes.fetch_sub(end - begin, std::memory_order_relaxed);
+  a.returned_bytes.fetch_add(end - begin, std::memory_order_relaxed);
+  return true;
+}
+
+void JemallocBackend::give_back_tails() noexcept {
+  const unsigned count = arena_count_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < count; ++i) {
+    Arena& a = *arenas_[i].load(std::memory_order_acquire);
+    std::lock_guard lock(a.mu);
+    if (a.cur != a.end && give_back(a, a.cur, a.end)) {
+      a.cur = a.end = 0;
+    }
+  }
+}
+
+// jemalloc forgets the extent: its pages are the machine's again, and a later
+// extent is taken anew by hook_alloc. Declined only when the ranges cannot be
+// recorded; jemalloc then keeps the extent retained, still held.
+bool JemallocBackend::hook_dalloc(extent_hooks_t* hooks, void* addr, std::size_t size, bool,
+                                  unsigned) {
+  Arena& a = *reinterpret_cast<Hooks*>(hooks)->arena;
+  const auto begin = reinterpret_cast<std::uintptr_t>(addr);
+  std::lock_guard lock(a.mu);
+  return !a.owner->give_back(a, begin, begin + size);
+}
+
+// Retained extents (those whose dalloc was declined), when the arena is destroyed.
+void JemallocBackend::hook_destroy(extent_hooks_t* hooks, void* addr, std::size_t size, bool,
+                                   unsigned arena_ind) {
+  hook_dalloc(hooks, addr, size, true, arena_ind);
 }
 
 bool JemallocBackend::hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t,
@@ -253,6 +350,7 @@ bool JemallocBackend::hook_split(extent_hooks_t*, void*, std::size_t, std::size_
   return false;
 }
 
+// Extents of two refills may merge: held ranges are kept apart on their own.
 bool JemallocBackend::hook_merge(extent_hooks_t*, void*, std::size_t, void*, std::size_t, bool,
                                  unsigned) {
   return false;
@@ -286,29 +384,33 @@ void JemallocBackend::flush_thread_caches() noexcept {
 }
 
 std::size_t JemallocBackend::reclaim(ReclaimLevel level) {
-  const BackendStats before = stats();
+  const std::uint64_t before = footprint().mapped_bytes;
   if (level == ReclaimLevel::drain) {
     flush_thread_caches();
   }
-  // Purging moves dirty extents to the retained ones: bookkeeping only, as no
-  // hook gives the machine's memory back.
+  // Purging offers the dirty extents to hook_dalloc, which gives their pages
+  // back; decay does so for those older than decay_ms (none at -1).
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < count; ++i) {
     const std::string arena = "arena." + std::to_string(arenas_[i].load()->index);
     mallctl((arena + (level == ReclaimLevel::drain ? ".purge" : ".decay")).c_str(), nullptr,
             nullptr, nullptr, 0);
   }
-  const BackendStats after = stats();
-  return before.mapped_bytes > after.mapped_bytes ? before.mapped_bytes - after.mapped_bytes : 0;
+  if (level == ReclaimLevel::drain) {
+    give_back_tails();
+  }
+  // Other threads may take memory meanwhile: then this counts less than was given.
+  const std::uint64_t after = footprint().mapped_bytes;
+  return before > after ? before - after : 0;
 }
 
-// Every byte the hooks took from the machine: active, dirty and retained
-// extents and the arenas' metadata (jemalloc's mapped + retained).
+// Every byte the hooks hold of the machine's: active, dirty and retained
+// extents, the arenas' metadata, and the refill tails.
 BackendFootprint JemallocBackend::footprint() const {
   std::uint64_t hook_bytes = 0;
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   for (unsigned i = 0; i < count; ++i) {
-    hook_bytes += arenas_[i].load(std::memory_order_acquire)->chunk_bytes.load(std::memory_order_relaxed);
+    hook_bytes += arenas_[i].load(std::memory_order_acquire)->hook_bytes.load(std::memory_order_relaxed);
   }
   return {hook_bytes, hook_bytes};
 }
@@ -331,6 +433,7 @@ BackendStats JemallocBackend::stats() const {
   const unsigned count = arena_count_.load(std::memory_order_acquire);
   metric("arenas", count);
   std::int64_t live_blocks = 0, live_bytes = 0;
+  std::uint64_t returned = 0, failed_refills = 0;
   for (unsigned i = 0; i < count; ++i) {
     const Arena* a = arenas_[i].load(std::memory_order_acquire);
     const std::string base = "stats.arenas." + std::to_string(a->index) + ".";
@@ -355,7 +458,11 @@ BackendStats JemallocBackend::stats() const {
            static_cast<double>(read_ctl<std::size_t>(base + "pactive") * page));
     metric(m + "mapped", static_cast<double>(mapped));
     metric(m + "retained", static_cast<double>(read_ctl<std::size_t>(base + "retained")));
-    metric(m + "hook_bytes", static_cast<double>(a->chunk_bytes.load(std::memory_order_relaxed)));
+    metric(m + "hook_bytes", static_cast<double>(a->hook_bytes.load(std::memory_order_relaxed)));
+    metric(m + "hook_returned_bytes", static_cast<double>(a->returned_bytes.load(std::memory_order_relaxed)));
+    metric(m + "hook_failed_refills", static_cast<double>(a->failed_refills.load(std::memory_order_relaxed)));
+    returned += a->returned_bytes.load(std::memory_order_relaxed);
+    failed_refills += a->failed_refills.load(std::memory_order_relaxed);
     metric(m + "metadata", static_cast<double>(meta));
   }
   const BackendFootprint f = footprint();
@@ -364,6 +471,8 @@ BackendStats JemallocBackend::stats() const {
   s.live_blocks = live_blocks;
   s.live_bytes = live_bytes;
   metric("hook_mapped_bytes", static_cast<double>(f.mapped_bytes));
+  metric("hook_returned_bytes", static_cast<double>(returned));
+  metric("hook_failed_refills", static_cast<double>(failed_refills));
   // Process-wide figures (every arena, the process's own malloc included).
   metric("stats.allocated", static_cast<double>(read_ctl<std::size_t>("stats.allocated")));
   metric("stats.active", static_cast<double>(read_ctl<std::size_t>("stats.active")));

@@ -4,12 +4,18 @@
 // extents (and the arena's own metadata) from the simulated machine's node
 // memory (nodemem), resident like a kernel's direct map; optionally one arena
 // per (OSMalloc tag, node); and one arena over memory below 4 GiB for DMA32
-// requests (allocate_low). The memory is never given back: no purge or
-// decommit hook, decay off (dirty_decay_ms = muzzy_decay_ms = -1 unless
-// decay_ms says otherwise), extents retained. Explicit tcaches, one per
-// (CPU slot, arena), so a cached block never crosses arenas; or no tcache at
-// all (jemalloc-notcache). Blocks are freed with sdallocx; the arena of a
-// block is read from the granule map, not looked up in jemalloc.
+// requests (allocate_low). Memory goes back to the machine the way jemalloc
+// unmaps it with retain off: when it purges (decay, arena.<i>.purge, arena
+// destruction) it offers each extent to the dalloc hook, which gives its
+// pages back and takes the extent out of jemalloc's books; a later extent is
+// taken from the machine again by the alloc hook (a single arena takes the
+// pages it asks for; several take whole granules, for the granule map), and
+// when the machine has no pages left that allocation fails. Nothing is
+// retained. Decay is off (dirty_decay_ms = muzzy_decay_ms = -1 unless
+// decay_ms says otherwise), so pages go back on reclaim. Explicit tcaches,
+// one per (CPU slot, arena), so a cached block never crosses arenas; or no
+// tcache at all (jemalloc-notcache). Blocks are freed with sdallocx; the
+// arena of a block is read from the granule map, not looked up in jemalloc.
 //
 // Debian's libjemalloc is unprefixed: linking it makes it the process's
 // malloc, so this backend lives in the kmbench-jemalloc worker executable.
@@ -19,10 +25,10 @@
 
 #include <array>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
-#include <vector>
 
 #include "allocators/backend.h"
 #include "allocators/params.h"
@@ -148,10 +154,15 @@ class JemallocBackend {
     TagId tag = kNoTag;
     std::uint64_t max_phys = ~std::uint64_t{0};  // the low arena's memory lies below 4 GiB
     Hooks hooks{};
-    std::mutex mu;  // guards the chunk list and bump range
-    std::uintptr_t cur = 0, end = 0;
-    std::vector<std::pair<void*, std::size_t>> chunks;
-    std::atomic<std::uint64_t> chunk_bytes{0};
+    std::mutex mu;  // guards the refill's tail and the held ranges
+    std::uintptr_t cur = 0, end = 0;  // the last refill's tail, not handed to jemalloc yet
+    // The machine's pages this arena holds: begin → end, page granular. Ranges
+    // of two refills are never joined, so each lies in one zone of the page
+    // layer and goes back to it in one piece.
+    std::map<std::uintptr_t, std::uintptr_t> held;
+    std::atomic<std::uint64_t> hook_bytes{0};      // bytes in held
+    std::atomic<std::uint64_t> returned_bytes{0};  // given back to the machine so far
+    std::atomic<std::uint64_t> failed_refills{0};  // refills the machine had no pages for
   };
 
   static std::size_t effective(std::size_t size) noexcept { return size < kMinAlign ? kMinAlign : size; }
@@ -215,10 +226,20 @@ class JemallocBackend {
     return known != kNoArena ? known : create_low_arena();
   }
   unsigned create_low_arena() noexcept;
+  /// Takes at least bytes of the machine, aligned to align, as a's refill in
+  /// place of the last one, whose tail goes back; false when the machine has
+  /// none. pre: a.mu held.
+  bool refill(Arena& a, std::size_t bytes, std::size_t align) noexcept;
+  /// Gives [begin, end) back to the machine; false (nothing given) when a part
+  /// of it is not held or the ranges cannot be recorded. pre: a.mu held.
+  bool give_back(Arena& a, std::uintptr_t begin, std::uintptr_t end) noexcept;
+  /// Gives back each arena's refill tail, the part not handed to jemalloc yet.
+  void give_back_tails() noexcept;
 
   static void* hook_alloc(extent_hooks_t*, void* new_addr, std::size_t size,
                           std::size_t alignment, bool* zero, bool* commit, unsigned arena_ind);
   static bool hook_dalloc(extent_hooks_t*, void*, std::size_t, bool, unsigned);
+  static void hook_destroy(extent_hooks_t*, void*, std::size_t, bool, unsigned);
   static bool hook_split(extent_hooks_t*, void*, std::size_t, std::size_t, std::size_t, bool,
                          unsigned);
   static bool hook_merge(extent_hooks_t*, void*, std::size_t, void*, std::size_t, bool,

@@ -48,7 +48,9 @@ class NodeMemory {
   ///       contents are left as they are (not zeroed).
   void* map(std::size_t bytes, std::size_t align, NodeId node,
             std::uint64_t max_phys = ~std::uint64_t{0}) noexcept;
-  /// pre: p, bytes as returned by / given to map.
+  /// Gives pages back, the whole range or any part of it (page granular).
+  /// pre: [p, p + bytes) is page aligned, lies in one range map returned, and
+  ///      none of it was unmapped yet.
   void unmap(void* p, std::size_t bytes) noexcept;
 
   /// The node of the calling thread (its CPU; on a synthetic topology, its CPU slot's node).

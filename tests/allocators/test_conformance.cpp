@@ -272,8 +272,9 @@ TEST_P(Conformance, FootprintAgreesWithStats) {
 
 // Under memory pressure (docs/pressure.md) reclaim gives memory back to the
 // machine: zones' GC and slab's reap free emptied chunks and slabs; buddy
-// gives back the pages its CPU lists cache. jemalloc and mimalloc keep theirs,
-// as documented.
+// gives back the pages its CPU lists cache; jemalloc's purge gives the pages
+// of its emptied extents back through its dalloc hook. mimalloc keeps its
+// memory, as documented.
 TEST_P(Conformance, ReclaimGivesCachedMemoryBackToTheMachine) {
   if ((backend_->features() & kFeatureReclaim) == 0 || (backend_->features() & kFeaturePhysical) == 0) {
     GTEST_SKIP() << GetParam() << " has no reclaim, or its memory is not the machine's";
@@ -299,14 +300,16 @@ TEST_P(Conformance, ReclaimGivesCachedMemoryBackToTheMachine) {
   const std::size_t given = backend_->reclaim(ReclaimLevel::drain);
   const auto after = pages();
   const std::string name = GetParam();
-  if (name.starts_with("jemalloc") || name.starts_with("mimalloc")) {
-    // Their memory stays theirs (docs/pressure.md): jemalloc retains its extents, so reclaim
-    // gives nothing back; mimalloc's collect returns segments to its arenas, which stay pinned.
+  if (name.starts_with("mimalloc")) {
+    // Its memory stays its own (docs/pressure.md): mimalloc's collect returns
+    // segments to its arenas, which stay pinned.
     EXPECT_EQ(after.second, before.second) << "the machine gets nothing back";
-    if (name.starts_with("jemalloc")) EXPECT_EQ(given, 0u);
     return;
   }
   EXPECT_GT(given, 0u) << "bytes reclaim says it gave back";
+  if (name.starts_with("jemalloc")) {
+    EXPECT_GE(given, std::size_t{20000} * 256 * 3 / 4) << "most of what was freed";
+  }
   if (GetParam() == "buddy") {
     // buddy hands pages straight out: what it caches is its CPU lists, which go back to the buddy lists.
     EXPECT_EQ(after.first - before.first, given / physmem::kPageSize);
