@@ -212,7 +212,8 @@ class ObjectCache {
   Slab* slab_of_small(const void* buf) const noexcept;
   void hash_insert(Bufctl* bcp) noexcept;
   Bufctl* hash_remove(const void* buf) noexcept;
-  void hash_rescale() noexcept;
+  /// Grows the bufctl hash (makes it, the first time); false when there is still none.
+  bool hash_rescale() noexcept;
   enum class ListEnd { head, tail };
   void partial_insert(Slab* sp, ListEnd at) noexcept;
   void partial_remove(Slab* sp) noexcept;

@@ -31,15 +31,12 @@ ObjectCache::Bufctl* ObjectCache::hash_remove(const void* buf) noexcept {
   return nullptr;
 }
 
-void ObjectCache::hash_rescale() noexcept {
+bool ObjectCache::hash_rescale() noexcept {
   const std::size_t buckets = hash_buckets_ == 0 ? kPage / sizeof(Bufctl*) : hash_buckets_ * 4;
   auto* table = static_cast<Bufctl**>(
       kmem_.pages().alloc(buckets * sizeof(Bufctl*), kPage, kmem_.node()));
   if (table == nullptr) {
-    if (hash_ == nullptr) {
-      panic("no page for the bufctl hash table", nullptr, bufsize_);
-    }
-    return;
+    return hash_ != nullptr;  // a full table still works, with longer chains
   }
   for (std::size_t i = 0; i < buckets; ++i) {
     table[i] = nullptr;
@@ -59,6 +56,7 @@ void ObjectCache::hash_rescale() noexcept {
   }
   hash_ = table;
   hash_buckets_ = buckets;
+  return true;
 }
 
 std::uint64_t ObjectCache::hash_bytes() const {

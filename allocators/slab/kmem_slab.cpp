@@ -134,6 +134,12 @@ void* ObjectCache::slab_alloc() noexcept {
     sst_.buf_total += chunks_;
     partial_insert(sp, ListEnd::head);
   }
+  // illumos makes a hashed cache's table when it makes the cache (KM_SLEEP);
+  // here it is made on the first allocation, and with no page for it the
+  // allocation fails as on any page shortage (the slab waits on the partial list).
+  if (hashed_ && hash_ == nullptr && !hash_rescale()) {
+    return nullptr;
+  }
   void* buf;
   if (hashed_) {
     auto* bcp = static_cast<Bufctl*>(sp->head);
