@@ -282,6 +282,13 @@ class Builder {
   }
 
   ops::Trace finish();
+  /// finish() with metadata "input" (the file read) and, when not empty,
+  /// "import.error" (what stopped a --keep-partial import).
+  ops::Trace finish(const std::string& input, const std::string& error) {
+    set_metadata("input", input);
+    if (!error.empty()) set_metadata("import.error", error);
+    return finish();
+  }
 
  private:
   /// A block live in the capture. 24 bytes, so a table slot (with its key)

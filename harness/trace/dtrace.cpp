@@ -104,9 +104,7 @@ class DtraceParser {
       if (!options_.keep_partial) throw;
       error = e.what();
     }
-    b_.set_metadata("input", name_);
-    if (!error.empty()) b_.set_metadata("import.error", error);
-    ops::Trace t = b_.finish();
+    ops::Trace t = b_.finish(name_, error);
     t.counters["import.size_mismatches"] = size_mismatch_;
     return t;
   }

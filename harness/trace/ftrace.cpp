@@ -315,9 +315,7 @@ class FtraceImport {
       if (!options_.keep_partial) throw;
       error = e.what();
     }
-    b_.set_metadata("input", name_);
-    if (!error.empty()) b_.set_metadata("import.error", error);
-    ops::Trace t = b_.finish();
+    ops::Trace t = b_.finish(name_, error);
     if (trace_cmd_) t.header.capture_tool = "trace-cmd report";
     return t;
   }

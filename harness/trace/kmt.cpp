@@ -1,8 +1,6 @@
 // The .kmt binary format: encoder, decoder, load and save. The layout is
 // documented byte by byte in docs/kmt-format.md; keep the two in step.
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -394,40 +392,68 @@ void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_s
   t.streams.push_back(std::move(s));
 }
 
-/// A read-only memory mapping of a whole file.
-class Mapping {
- public:
-  explicit Mapping(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      throw InputError(path, "not a regular file");
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
-      data_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-      if (data_ == MAP_FAILED) {
-        ::close(fd_);
-        throw InputError(path, std::string("cannot map: ") + std::strerror(errno));
-      }
-    }
-  }
-  ~Mapping() {
-    if (data_ && data_ != MAP_FAILED) ::munmap(data_, size_);
-    ::close(fd_);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-  const char* data() const { return static_cast<const char*>(data_); }
-  std::size_t size() const { return size_; }
+/// Ops a streaming decode hands over at a time.
+constexpr std::uint64_t kVisitBatch = 1u << 16;
 
- private:
-  int fd_ = -1;
-  void* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+/// Reads the header section's fields into `t` (its format version aside).
+void read_header_section(Reader& pr, std::size_t body, std::uint64_t file_size, ops::Trace& t) {
+  t.header.source = pr.str();
+  t.header.capture_tool = pr.str();
+  t.header.page_size = pr.varint32("page size");
+  t.header.cpu_count = pr.varint32("cpu count");
+  t.header.node_count = pr.varint32("node count");
+  t.header.time_base_ns = pr.varint();
+  t.object_count = pr.varint32("object count");
+  const std::uint64_t n = pr.varint();
+  if (n > pr.left()) pr.fail("metadata count " + std::to_string(n) + " does not fit");
+  for (std::uint64_t j = 0; j < n; ++j) {
+    std::string k = pr.str();
+    t.header.metadata[std::move(k)] = pr.str();
+  }
+  if (!pr.done()) pr.fail("header section has trailing bytes");
+  if (t.object_count > file_size * 8) {
+    pr.fail_at(body, "object count " + std::to_string(t.object_count) + " is absurd for the file size");
+  }
+}
+
+void read_strings_section(Reader& pr, std::size_t body, ops::Trace& t) {
+  const std::uint64_t n = pr.varint();
+  if (n > pr.left() || n == 0) pr.fail("string count " + std::to_string(n) + " is impossible here");
+  t.strings.reserve(n);
+  for (std::uint64_t j = 0; j < n; ++j) t.strings.push_back(pr.str());
+  if (!t.strings[0].empty()) pr.fail_at(body, "strings[0] is not the empty string");
+  if (!pr.done()) pr.fail("string table has trailing bytes");
+}
+
+void read_counters_section(Reader& pr, ops::Trace& t) {
+  const std::uint64_t n = pr.varint();
+  if (n > pr.left()) pr.fail("counter count " + std::to_string(n) + " does not fit");
+  for (std::uint64_t j = 0; j < n; ++j) {
+    std::string k = pr.str();
+    t.counters[std::move(k)] = pr.varint();
+  }
+  if (!pr.done()) pr.fail("counter section has trailing bytes");
+}
+
+/// Decodes a stream section a batch of ops at a time into `visit`, each op
+/// with its call when `calls` (read ahead) has them; returns its op count.
+std::uint64_t visit_stream(Reader& pr, const ops::Trace& t, std::vector<std::uint64_t>& known_size,
+                           std::vector<std::uint8_t>& known, const std::vector<ops::Call>& calls,
+                           std::vector<ops::Op>& batch, const OpVisitor& visit) {
+  std::uint64_t done = 0;
+  bool first = true;
+  decode_ops(pr, t, known_size, known, batch, kVisitBatch, [&](std::uint32_t cpu, const ops::Op* ops, std::size_t n) {
+    if (!calls.empty() && done + n > calls.size()) pr.fail("more ops than the stream's calls");
+    const std::span<const ops::Call> these = calls.empty() ? std::span<const ops::Call>() : std::span(calls.data() + done, n);
+    visit(t, OpBatch{cpu, std::span(ops, n), these, first});
+    done += n;
+    first = false;
+  });
+  if (!calls.empty() && done != calls.size()) {
+    pr.fail(std::to_string(calls.size()) + " calls for the stream's " + std::to_string(done) + " ops");
+  }
+  return done;
+}
 
 }  // namespace
 
@@ -527,9 +553,6 @@ void decode_calls(Reader& r, ops::Trace& t) {
     r.fail(std::to_string(s.calls.size()) + " calls for the stream's " + std::to_string(s.ops.size()) + " ops");
   }
 }
-
-/// Ops a streaming decode hands over at a time.
-constexpr std::uint64_t kVisitBatch = 1u << 16;
 
 /// Whether the section at `at` is the calls section of stream `index`; if so,
 /// reads its calls into `calls` (checksum checked).
@@ -679,47 +702,20 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
       case kHeader: {
         if (have_header) r.fail_at(at, "second header section");
         t.header.format_version = version;
-        t.header.source = pr.str();
-        t.header.capture_tool = pr.str();
-        t.header.page_size = pr.varint32("page size");
-        t.header.cpu_count = pr.varint32("cpu count");
-        t.header.node_count = pr.varint32("node count");
-        t.header.time_base_ns = pr.varint();
-        t.object_count = pr.varint32("object count");
-        const std::uint64_t n = pr.varint();
-        if (n > pr.left()) pr.fail("metadata count " + std::to_string(n) + " does not fit");
-        for (std::uint64_t j = 0; j < n; ++j) {
-          std::string k = pr.str();
-          t.header.metadata[std::move(k)] = pr.str();
-        }
-        if (!pr.done()) pr.fail("header section has trailing bytes");
-        if (t.object_count > file_size * 8) pr.fail_at(body, "object count " + std::to_string(t.object_count) + " is absurd for the file size");
+        read_header_section(pr, body, file_size, t);
         known_size.assign(t.object_count, 0);
         known.assign(t.object_count, 0);
         have_header = true;
         break;
       }
-      case kStrings: {
+      case kStrings:
         if (have_strings) r.fail_at(at, "second string table");
-        const std::uint64_t n = pr.varint();
-        if (n > pr.left() || n == 0) pr.fail("string count " + std::to_string(n) + " is impossible here");
-        t.strings.reserve(n);
-        for (std::uint64_t j = 0; j < n; ++j) t.strings.push_back(pr.str());
-        if (!t.strings[0].empty()) pr.fail_at(body, "strings[0] is not the empty string");
-        if (!pr.done()) pr.fail("string table has trailing bytes");
+        read_strings_section(pr, body, t);
         have_strings = true;
         break;
-      }
-      case kCounters: {
-        const std::uint64_t n = pr.varint();
-        if (n > pr.left()) pr.fail("counter count " + std::to_string(n) + " does not fit");
-        for (std::uint64_t j = 0; j < n; ++j) {
-          std::string k = pr.str();
-          t.counters[std::move(k)] = pr.varint();
-        }
-        if (!pr.done()) pr.fail("counter section has trailing bytes");
+      case kCounters:
+        read_counters_section(pr, t);
         break;
-      }
       case kStream:
         if (!have_header || !have_strings) r.fail_at(at, "stream section before the header and string table");
         if (!visit) {
@@ -730,21 +726,8 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
         if (i + 1 < sections && calls_ahead(base, body + len + 4, file_size, name, visited, calls)) {
           calls_read_for = static_cast<std::int64_t>(visited);
         }
-        {
-          std::uint64_t done = 0;
-          bool first = true;
-          decode_ops(pr, t, known_size, known, batch, kVisitBatch, [&](std::uint32_t cpu, const ops::Op* ops, std::size_t n) {
-            if (!calls.empty() && done + n > calls.size()) pr.fail("more ops than the stream's calls");
-            visit(t, OpBatch{cpu, std::span(ops, n), calls.empty() ? std::span<const ops::Call>() : std::span(calls.data() + done, n), first});
-            done += n;
-            first = false;
-          });
-          if (!calls.empty() && done != calls.size()) {
-            pr.fail(std::to_string(calls.size()) + " calls for the stream's " + std::to_string(done) + " ops");
-          }
-          visited_ops += done;
-          ++visited;
-        }
+        visited_ops += visit_stream(pr, t, known_size, known, calls, batch, visit);
+        ++visited;
         break;
       case kCalls:
         if (visit) {  // read ahead with its stream, or misplaced
@@ -770,16 +753,6 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
   if (!have_header || !have_strings) r.fail_at(header_size, "header or string table missing");
   check_object_count(t, name, visited_ops);
   return t;
-}
-
-ops::Trace load(const std::string& path) {
-  Mapping m(path);
-  return decode(m.data(), m.size(), path);
-}
-
-ops::Trace load(const std::string& path, const OpVisitor& visit) {
-  Mapping m(path);
-  return decode(m.data(), m.size(), path, visit);
 }
 
 void save(const ops::Trace& trace, const std::string& path) {
