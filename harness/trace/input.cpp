@@ -184,6 +184,24 @@ Compression compression_of(std::string_view magic) {
   return Compression::none;
 }
 
+/// The decoded size the compressed data says it has, without decoding it; 0
+/// when it does not say. A zstd frame may carry its content size (the first
+/// frame's is taken: the zstd tool writes one frame); gzip's last four bytes
+/// are the size modulo 4 GiB. Either is taken when at least the compressed
+/// size, as text's is; xz's index is not read.
+std::uint64_t declared_size(Compression c, std::string_view in) {
+  if (c == Compression::zstd) {
+    const unsigned long long n = ZSTD_getFrameContentSize(in.data(), in.size());
+    return n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n < in.size() ? 0 : n;
+  }
+  if (c == Compression::gzip && in.size() >= 18) {
+    std::uint64_t isize = 0;
+    for (int i = 0; i < 4; ++i) isize |= std::uint64_t{static_cast<unsigned char>(in[in.size() - 4 + i])} << (8 * i);
+    return isize >= in.size() ? isize : 0;
+  }
+  return 0;
+}
+
 std::unique_ptr<Decompressor> decoder_for(Compression c, std::string_view in, const std::string& name) {
   switch (c) {
     case Compression::gzip: return std::make_unique<GzipDecoder>(in, name);
@@ -228,6 +246,7 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
     if (c == Compression::none) return;
     compressed_ = true;
     stream_ = decoder_for(c, raw_bytes(), name_);
+    declared_size_ = declared_size(c, raw_bytes());
     head_.resize(kHead);  // the first bytes, for format detection
     head_.resize(fill(*stream_, head_.data(), kHead));  // stops short of bad data
   } catch (...) {
@@ -315,7 +334,8 @@ std::uint64_t Input::size() const { return compressed_ ? bytes().size() : raw_si
 
 std::uint64_t Input::size_hint() const {
   if (!compressed_) return raw_size_;
-  return whole_ ? plain_.size() : raw_size_ * 8;
+  if (whole_) return plain_.size();
+  return declared_size_ ? declared_size_ : raw_size_ * 8;
 }
 
 std::string_view Input::head(std::size_t n) const {

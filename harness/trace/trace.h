@@ -142,7 +142,8 @@ class Input {
   std::size_t read(std::uint64_t offset, char* dst, std::size_t n) const;
   /// Bytes of the input (a compressed one is decoded whole to know).
   std::uint64_t size() const;
-  /// size() where it is known without decoding, else a guess (8x the compressed size).
+  /// size() where it is known without decoding (a plain file; the size a
+  /// zstd or gzip stream declares), else a guess (8x the compressed size).
   std::uint64_t size_hint() const;
   const std::string& name() const { return name_; }
   bool compressed() const { return compressed_; }
@@ -161,6 +162,7 @@ class Input {
   mutable void* map_ = nullptr;  // the file, once mapped
   mutable std::string head_;    // the first bytes (decoded)
   bool compressed_ = false;
+  std::uint64_t declared_size_ = 0;  // what the compressed stream says it decodes to (0: unsaid)
   std::unique_ptr<Decompressor> stream_;  // decodes what read() asks for next
   mutable std::uint64_t streamed_ = 0;  // bytes it decoded after head_
   mutable std::string plain_;   // the whole decoded input, once asked for

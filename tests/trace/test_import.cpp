@@ -573,5 +573,24 @@ TEST(Input, CompressedAndPlainReadTheSame) {
   EXPECT_EQ(plain.bytes(), xz.bytes());
 }
 
+// An import reserves room for the trace by the text's size; a compressed
+// capture's is what gzip's trailer or a zstd frame declares, without decoding.
+TEST(Input, SizeHintIsTheSizeACompressedStreamDeclares) {
+  const std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  const std::string plain = ::testing::TempDir() + "/hint.txt";
+  std::ofstream(plain, std::ios::binary) << text;
+  for (const char* tool : {"gzip", "zstd -q"}) {
+    const std::string out = plain + "." + std::string(tool).substr(0, 4);
+    const std::string cmd = std::string(tool) + " -c " + plain + " > " + out;  // from a file: zstd writes the size
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    EXPECT_EQ(Input(out).size_hint(), text.size()) << tool;
+  }
+  const std::string piped = plain + ".piped.zst";  // from a pipe it cannot: a guess
+  ASSERT_EQ(std::system(("cat " + plain + " | zstd -q -c > " + piped).c_str()), 0);
+  const Input guess(piped);
+  EXPECT_GT(guess.size_hint(), 0u);
+  EXPECT_EQ(guess.size(), text.size());
+}
+
 }  // namespace
 }  // namespace kmbench::trace
