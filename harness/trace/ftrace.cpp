@@ -327,8 +327,9 @@ class FtraceImport {
   /// Events the merge runs ahead of Builder::add, so the table slots are in cache.
   static constexpr std::size_t kAhead = 16;
 
-  /// One parsing thread per core but the merging one's: on two cores the
-  /// parse (with the read) and the merge take about the same time.
+  /// One parsing thread per core but the merging one's, and two on two cores:
+  /// there each of the three threads takes about a third of the work, and a
+  /// parsing thread idles while it waits for a slot, so two keep both cores busy.
   static unsigned default_threads() {
     const unsigned cores = std::thread::hardware_concurrency();
     return cores > 2 ? cores - 1 : 1 + (cores == 2);
