@@ -5,7 +5,8 @@
 # and interleaved; plots/profile_fidelity.py turns the run into the table.
 #   tools/bench-profile-fidelity.sh [OUTDIR] [CAPTURE...]
 # Default: /tmp/kmbench-fidelity and the captures in traces/. REPS sets the
-# repetitions (default 5), BUILD the build directory (default build).
+# repetitions (default 5), THREADS the replay threads (default 2), BUILD the
+# build directory (default build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-/tmp/kmbench-fidelity}
@@ -13,6 +14,7 @@ shift || true
 captures=("$@")
 [ ${#captures[@]} -gt 0 ] || captures=("$here"/traces/*.txt.xz)
 reps=${REPS:-5}
+threads=${THREADS:-2}
 kmbench=${BUILD:-$here/build}/harness/kmbench
 [ -x "$kmbench" ] || { echo "bench-profile-fidelity: no $kmbench (tools/build.sh first)" >&2; exit 2; }
 mkdir -p "$out/profiles"
@@ -21,7 +23,7 @@ cat > "$matrix" <<TOML
 name = "profile-fidelity"
 seed = 20261205
 backends = ["system", "zones", "slab", "buddy", "jemalloc", "mimalloc"]
-threads = [2]
+threads = [$threads]
 repetitions = $reps
 timeout_s = 300
 TOML

@@ -5,7 +5,9 @@
 #include <sys/random.h>
 
 #include <cstdio>
+#include <exception>
 #include <queue>
+#include <thread>
 
 #include "base/errors.h"
 #include "harness/profile/distribution.h"
@@ -34,6 +36,7 @@ struct Object {
   std::uint64_t t_free;
   std::uint32_t cpu;     // the allocation's
   bool freed, remote_free;
+  std::uint16_t free_cpu;  // the free's (CPUs past 65535 share the last number)
 
   bool live() const { return alloc != nullptr && !freed; }
 };
@@ -80,12 +83,10 @@ struct Transfer {
 
 /// What the walk over the operations found.
 struct Walk {
-  /// By object id, zero-filled on pages of its own (transparent huge pages):
-  /// a vector's fresh 4 KiB pages took a fault each.
-  trace::ZeroedPages object_pages;
-  Object* objects = nullptr;
+  Object* objects = nullptr;               // by object id, all zero at the start
   std::vector<Mapping> maps;               // by object id; empty when the trace maps nothing
   std::vector<std::uint32_t> alloc_order;  // objects in allocation order
+  std::vector<std::uint32_t> free_order;   // freed objects in the order of their frees
   std::vector<Transfer> transfers;
   std::uint64_t ops = 0, frees = 0, peak_live = 0;
   std::vector<std::uint64_t> live_set;
@@ -126,11 +127,11 @@ void close_transfer(Walk& w, std::uint32_t id, std::uint64_t now) {
   m.in_flight = false;
 }
 
-Walk walk(const ops::Trace& trace, const Span& span) {
+Walk walk(const ops::Trace& trace, const Span& span, Object* objects) {
   Walk w;
-  w.object_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(Object));
-  w.objects = w.object_pages.as<Object>();
+  w.objects = objects;
   w.alloc_order.reserve(trace.object_count);
+  w.free_order.reserve(trace.object_count);
   // The live set is sampled before the first operation later than each point.
   std::array<std::uint64_t, kLiveSetPoints> point_time;
   for (std::size_t k = 0; k < kLiveSetPoints; ++k) {
@@ -156,6 +157,8 @@ Walk walk(const ops::Trace& trace, const Span& span) {
       if (!o.live()) return;
       close_transfer(w, op.object, op.time_ns);
       o.ops = i - o.ops, o.t_free = op.time_ns, o.remote_free = cpu != o.cpu, o.freed = true;
+      o.free_cpu = static_cast<std::uint16_t>(std::min<std::uint32_t>(cpu, UINT16_MAX));
+      w.free_order.push_back(op.object);
       live -= o.alloc->size;
       ++w.frees;
     } else if (o.live()) {
@@ -201,8 +204,7 @@ int lifetime_decade(const Object& o) {
   return e;
 }
 
-std::string lifetime_label(const Object& o) {
-  const int d = lifetime_decade(o);
+std::string lifetime_label(int d) {
   return d == 19 ? std::string("live") : "1e" + std::to_string(d) + "ns";
 }
 
@@ -212,26 +214,27 @@ class Classifier {
   Classifier(const ops::Trace& trace, const BuildOptions& options)
       : trace_(trace), sites_(options.sites), key_(hash_key(options.salt)) {}
 
-  std::uint32_t classify(const Object& o, std::vector<Class>& classes) {
-    const ops::Op& a = *o.alloc;
+  /// The class of allocation `a`, in the order classes were first met; `life`
+  /// is its lifetime decade, read only when sites are merged.
+  std::uint32_t classify(const ops::Op& a, int life) {
     const bool cached = (a.flags & ops::kOpCache) != 0 && a.tag != 0;
     // A site's objects of one power-of-two size band: lifetimes depend on the size
     // (a site's short-lived large buffers, its long-lived small ones).
     Key k{static_cast<std::uint8_t>(a.kind), 0, static_cast<std::uint8_t>(std::bit_width(a.size)), a.site,
           cached ? a.tag : 0};
     if (sites_ == Sites::merged) {
-      k.life = static_cast<std::uint8_t>(lifetime_decade(o));
+      k.life = static_cast<std::uint8_t>(life);
       k.site = 0;
     }
     Recent& recent = recent_[KeyHash{}(k) % recent_.size()];
     if (recent.used && recent.key == k) return recent.id;
-    auto [it, inserted] = index_.try_emplace(k, static_cast<std::uint32_t>(classes.size()));
+    auto [it, inserted] = index_.try_emplace(k, static_cast<std::uint32_t>(classes_.size()));
     if (inserted) {
       Class c;
       c.kind = a.kind;
       c.cache = cached ? cache_name(a.tag) : "";
-      c.id = class_id(o, cached);
-      classes.push_back(std::move(c));
+      c.id = class_id(a, cached, life);
+      classes_.push_back(std::move(c));
     }
     recent = {k, it->second, true};
     return it->second;
@@ -262,8 +265,7 @@ class Classifier {
   /// "<kind>:<site>|<cache>/<band>" in clear, "s-<hash>/<band>" hashed,
   /// "m-<kind>-<band>-<lifetime>[-<cache hash>]" merged; <band> is the size
   /// band's lower bound ("512B": sizes 512..1023).
-  std::string class_id(const Object& o, bool cached) const {
-    const ops::Op& a = *o.alloc;
+  std::string class_id(const ops::Op& a, bool cached, int life) const {
     const std::string kind = class_kind_name(a.kind);
     const std::string& site = trace_.strings[a.site];
     const std::string cache = cached ? trace_.strings[a.tag] : "";
@@ -279,7 +281,7 @@ class Classifier {
         return id;
       case Sites::merged:
         id = "m-";
-        id += kind + "-" + band + "-" + lifetime_label(o);
+        id += kind + "-" + band + "-" + lifetime_label(life);
         if (cached) id += "-" + cache_name(a.tag);
         return id;
       case Sites::hashed:
@@ -302,6 +304,11 @@ class Classifier {
     bool used = false;
   };
   std::array<Recent, 256> recent_{};
+  std::vector<Class> classes_;  // by id: what classify() returns
+
+ public:
+  /// The classes met so far, each with its id, kind and cache, by the number classify() gave.
+  std::vector<Class>& classes() { return classes_; }
 };
 
 /// One class's counters while the objects are gone through.
@@ -310,7 +317,8 @@ struct ClassCounters {
   BinCounter lifetime_ops, lifetime_ns, interarrival, map_lifetime;
   ShareCounter cpus, flags, aligns, nodes, map_flags;
   KeyCounter<std::pair<std::uint32_t, std::uint32_t>> departures;
-  std::uint64_t frees = 0, remote_frees = 0, last_t = 0;
+  std::uint64_t frees = 0, remote_frees = 0, last_t = 0, stays = 0, free_stays = 0;
+  std::uint32_t last_cpu = 0, last_free_cpu = UINT32_MAX;
   bool seen = false;
 };
 
@@ -322,9 +330,13 @@ void count_object(const Span& span, const Object& o, std::uint32_t maps, Class& 
   k.aligns.add(a.align_log2);
   k.nodes.add(a.node);
   k.maps_per_object.add(maps);
-  if (k.seen) k.interarrival.add(a.time_ns - k.last_t);
+  if (k.seen) {
+    k.interarrival.add(a.time_ns - k.last_t);
+    if (o.cpu == k.last_cpu) ++k.stays;
+  }
   k.seen = true;
   k.last_t = a.time_ns;
+  k.last_cpu = o.cpu;
   const std::size_t b = time_bucket(span, a.time_ns);
   ++c.arrivals[b];
   if (!o.freed) {
@@ -353,6 +365,8 @@ void finish_class(Class& c, const ClassCounters& k) {
   c.align_mix = k.aligns.finish();
   c.node_mix = k.nodes.finish();
   c.remote_free_fraction = k.frees == 0 ? 0 : static_cast<double>(k.remote_frees) / static_cast<double>(k.frees);
+  c.cpu_stay = c.count < 2 ? 0 : static_cast<double>(k.stays) / static_cast<double>(c.count - 1);
+  c.free_cpu_stay = k.frees < 2 ? 0 : static_cast<double>(k.free_stays) / static_cast<double>(k.frees - 1);
   c.maps.per_object = k.maps_per_object.finish(kExactValues);
   c.maps.bytes = k.map_bytes.finish(kExactValues);
   c.maps.lifetime_ns = k.map_lifetime.finish();
@@ -364,11 +378,69 @@ int page_order(std::uint64_t bytes, std::uint32_t page_size) {
   return std::bit_width(pages - 1);
 }
 
+/// The walk, and every allocation's class. With sites hashed or in clear an
+/// allocation's class is its op's alone, so another thread finds them while
+/// this one walks; it first faults in the walk's object table, which the walk
+/// would otherwise stop to zero page by page.
+struct Found {
+  /// By object id, zero-filled on pages of its own (transparent huge pages).
+  trace::ZeroedPages object_pages;
+  Walk walk;
+  /// By object id: 1 + the classifier's number for the object's one
+  /// allocation, or kAgain for an object allocated more than once.
+  trace::ZeroedPages early_pages;
+  static constexpr std::uint32_t kAgain = UINT32_MAX;
+
+  /// The classifier's number for object `id`'s (last) allocation.
+  std::uint32_t class_of(std::uint32_t id, const Object& o, Classifier& classifier, Sites sites) const {
+    if (sites == Sites::merged) return classifier.classify(*o.alloc, lifetime_decade(o));
+    const std::uint32_t early = early_pages.as<std::uint32_t>()[id];
+    return early == kAgain ? classifier.classify(*o.alloc, 0) : early - 1;
+  }
+};
+
+Found walk_and_classify(const ops::Trace& trace, const Span& span, Classifier& classifier, Sites sites) {
+  Found f;
+  f.object_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(Object));
+  if (sites == Sites::merged) {
+    f.walk = walk(trace, span, f.object_pages.as<Object>());
+    return f;
+  }
+  f.early_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(std::uint32_t));
+  std::exception_ptr failed;
+  std::thread classify([&] {
+    try {
+      f.object_pages.populate();
+      std::uint32_t* early = f.early_pages.as<std::uint32_t>();
+      for (const ops::Stream& s : trace.streams) {
+        for (const ops::Op& op : s.ops) {
+          if (!is_alloc(op.kind)) continue;
+          std::uint32_t& e = early[op.object];
+          e = e == 0 ? classifier.classify(op, 0) + 1 : Found::kAgain;
+        }
+      }
+    } catch (...) {
+      failed = std::current_exception();
+    }
+  });
+  try {
+    f.walk = walk(trace, span, f.object_pages.as<Object>());
+  } catch (...) {
+    classify.join();
+    throw;
+  }
+  classify.join();
+  if (failed) std::rethrow_exception(failed);
+  return f;
+}
+
 }  // namespace
 
 Profile build(const ops::Trace& trace, const BuildOptions& options) {
   const Span span = span_of(trace);
-  const Walk w = walk(trace, span);
+  Classifier classifier(trace, options);
+  const Found found = walk_and_classify(trace, span, classifier, options.sites);
+  const Walk& w = found.walk;
   Profile p;
   p.sites = options.sites;
   p.source = trace.header.source;
@@ -383,25 +455,33 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
   p.peak_live_bytes = w.peak_live;
   p.live_set_bytes = w.live_set;
 
-  Classifier classifier(trace, options);
+  // Classes in the order their first allocation came (the classifier numbers
+  // them in the order it met them), with their counters.
+  std::vector<Class>& met = classifier.classes();
+  constexpr std::uint32_t kUnseen = UINT32_MAX;
+  std::vector<std::uint32_t> order;  // by classifier number
   std::vector<Class> classes;
   std::vector<ClassCounters> counters;
   BinCounter gaps;
   ShareCounter cpus, flags, orders;
   std::uint64_t frees = 0, remote = 0, last_t = 0;
-  // Each object's class, for its transfers (only when there are any).
-  std::vector<std::uint32_t> class_of(w.transfers.empty() ? 0 : trace.object_count, 0);
+  // Each object's class, for its transfers and its free.
+  std::vector<std::uint32_t> class_of(trace.object_count, 0);
   for (std::size_t n = 0; n < w.alloc_order.size(); ++n) {
     const std::uint32_t id = w.alloc_order[n];
     const Object& o = w.objects[id];
     const ops::Op& a = *o.alloc;
-    const std::uint32_t c = classifier.classify(o, classes);
-    if (!class_of.empty()) class_of[id] = c;
-    if (c == counters.size()) {
+    const std::uint32_t k = found.class_of(id, o, classifier, options.sites);
+    if (k >= order.size()) order.resize(met.size(), kUnseen);
+    std::uint32_t& c = order[k];
+    if (c == kUnseen) {
+      c = static_cast<std::uint32_t>(classes.size());
+      classes.push_back(std::move(met[k]));
       counters.emplace_back();
       classes[c].arrivals.assign(kTimeBuckets, 0);
       classes[c].censored_arrivals.assign(kTimeBuckets, 0);
     }
+    class_of[id] = c;
     count_object(span, o, w.maps.empty() ? 0 : w.maps[id].count, classes[c], counters[c]);
     if (n > 0) gaps.add(a.time_ns - last_t);
     last_t = a.time_ns;
@@ -409,6 +489,13 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
     flags.add(a.flags);
     if (a.kind == OpKind::page_alloc) orders.add(page_order(a.size, p.page_size));
     if (o.freed) ++frees, remote += o.remote_free ? 1 : 0;
+  }
+  // Frees in their order: on the CPU of the class's free before?
+  for (const std::uint32_t id : w.free_order) {
+    ClassCounters& k = counters[class_of[id]];
+    const std::uint16_t cpu = w.objects[id].free_cpu;
+    if (cpu == k.last_free_cpu) ++k.free_stays;
+    k.last_free_cpu = cpu;
   }
   for (const Transfer& t : w.transfers) {
     const std::uint32_t c = class_of[t.object];

@@ -55,7 +55,9 @@ Json class_json(const Class& c) {
       {"censored_arrivals", c.censored_arrivals},
       {"departures", departures_json(c.departures)},
       {"cpu_mix", shares_json(c.cpu_mix)},
+      {"cpu_stay", c.cpu_stay},
       {"remote_free_fraction", c.remote_free_fraction},
+      {"free_cpu_stay", c.free_cpu_stay},
       {"flag_mix", flag_shares_json(c.flag_mix)},
       {"align_mix", shares_json(c.align_mix)},
       {"node_mix", shares_json(c.node_mix)},
@@ -193,7 +195,7 @@ class Reader {
     return d;
   }
 
-  Class class_at(const Json& v, const std::string& path) const;
+  Class class_at(const Json& v, const std::string& path, int version) const;
 
   /// [from, to, count] triples, ascending, from <= to < kTimeBuckets; each
   /// row adds up to the bucket's freed arrivals.
@@ -235,10 +237,16 @@ std::uint64_t sum(const std::vector<std::uint64_t>& v) {
   return n;
 }
 
-Class Reader::class_at(const Json& v, const std::string& path) const {
-  only(v, path, {"id", "kind", "cache", "count", "censored", "sizes", "censored_sizes", "lifetime_ops", "lifetime_ns",
-                 "interarrival_ns", "arrivals", "censored_arrivals", "departures", "cpu_mix", "remote_free_fraction", "flag_mix",
-                 "align_mix", "node_mix", "maps"});
+Class Reader::class_at(const Json& v, const std::string& path, int version) const {
+  if (version == 1) {
+    only(v, path, {"id", "kind", "cache", "count", "censored", "sizes", "censored_sizes", "lifetime_ops", "lifetime_ns",
+                   "interarrival_ns", "arrivals", "censored_arrivals", "departures", "cpu_mix", "remote_free_fraction",
+                   "flag_mix", "align_mix", "node_mix", "maps"});
+  } else {
+    only(v, path, {"id", "kind", "cache", "count", "censored", "sizes", "censored_sizes", "lifetime_ops", "lifetime_ns",
+                   "interarrival_ns", "arrivals", "censored_arrivals", "departures", "cpu_mix", "cpu_stay",
+                   "remote_free_fraction", "free_cpu_stay", "flag_mix", "align_mix", "node_mix", "maps"});
+  }
   Class c;
   c.id = text(field(v, path, "id"), path + ".id");
   const std::string kind = text(field(v, path, "kind"), path + ".kind");
@@ -271,7 +279,17 @@ Class Reader::class_at(const Json& v, const std::string& path) const {
   if (sum(c.censored_arrivals) != c.censored) fail(path + ".censored_arrivals", "does not add up to censored");
   c.departures = departures(field(v, path, "departures"), path + ".departures", c);
   c.cpu_mix = shares(field(v, path, "cpu_mix"), path + ".cpu_mix");
+  if (version >= 2) {
+    c.cpu_stay = fraction(field(v, path, "cpu_stay"), path + ".cpu_stay");
+  } else {
+    for (const Share& s : c.cpu_mix) c.cpu_stay += s.share * s.share;  // independent draws
+  }
   c.remote_free_fraction = fraction(field(v, path, "remote_free_fraction"), path + ".remote_free_fraction");
+  if (version >= 2) {
+    c.free_cpu_stay = fraction(field(v, path, "free_cpu_stay"), path + ".free_cpu_stay");
+  } else {
+    for (const Share& s : c.cpu_mix) c.free_cpu_stay += s.share * s.share;  // no runs: free CPUs chosen one by one
+  }
   c.flag_mix = shares(field(v, path, "flag_mix"), path + ".flag_mix", true);
   c.align_mix = shares(field(v, path, "align_mix"), path + ".align_mix");
   c.node_mix = shares(field(v, path, "node_mix"), path + ".node_mix");
@@ -327,8 +345,8 @@ Profile from_json(std::string_view text, const std::string& name) {
   if (!j.is_object()) r.fail("$", "is not an object");
   if (!j.contains("format") || j["format"] != kFormat) r.fail("$.format", "is not \"kmbench-profile\"");
   const std::int64_t version = r.integer(r.field(j, "$", "version"), "$.version");
-  if (version != kVersion) {
-    r.fail("$.version", "is " + std::to_string(version) + "; this build reads version " + std::to_string(kVersion));
+  if (version != 1 && version != kVersion) {
+    r.fail("$.version", "is " + std::to_string(version) + "; this build reads versions 1 and " + std::to_string(kVersion));
   }
   r.only(j, "$", {"format", "version", "sites", "source", "page_size", "cpu_count", "node_count", "duration_ns", "ops",
                   "allocs", "frees", "objects", "peak_live_bytes", "interarrival_ns", "cpu_mix",
@@ -367,7 +385,7 @@ Profile from_json(std::string_view text, const std::string& name) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < classes.size(); ++i) {
     const std::string at = "$.classes[" + std::to_string(i) + "]";
-    p.classes.push_back(r.class_at(classes[i], at));
+    p.classes.push_back(r.class_at(classes[i], at, static_cast<int>(version)));
     if (!ids.insert(p.classes.back().id).second) r.fail(at + ".id", "repeats '" + p.classes.back().id + "'");
     allocs += p.classes.back().count;
   }

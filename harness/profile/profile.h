@@ -15,8 +15,9 @@
 
 namespace kmbench::profile {
 
-/// The schema version this build writes and the only one it reads.
-inline constexpr int kVersion = 1;
+/// The schema version this build writes. It also reads version 1, which had
+/// no CPU runs (cpu_stay, free_cpu_stay).
+inline constexpr int kVersion = 2;
 inline constexpr std::string_view kFormat = "kmbench-profile";
 
 inline constexpr std::size_t kExactValues = 16;   // most frequent sizes kept exactly, per class
@@ -81,7 +82,16 @@ struct Class {
   };
   std::vector<Flow> departures;  // by (from, to)
   std::vector<Share> cpu_mix;          // recorded CPU of the allocations
+  /// Allocations made on the CPU of the class's allocation before: a task
+  /// stays on its CPU for a while, so a per-CPU cache sees its own frees come
+  /// back. Version 1 had no such field; reading one, it is what independent
+  /// draws from cpu_mix give.
+  double cpu_stay = 0;
   double remote_free_fraction = 0;     // frees made on another CPU than the allocation's
+  /// Frees made on the CPU of the class's free before (in the order of the
+  /// frees): the task that frees (a pipe's reader) stays on its CPU too.
+  /// Version 1: what the independent choice of remote frees gives.
+  double free_cpu_stay = 0;
   std::vector<Share> flag_mix;         // OpFlag sets
   std::vector<Share> align_mix;        // align_log2
   std::vector<Share> node_mix;         // requested node (-1: any)

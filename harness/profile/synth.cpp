@@ -96,17 +96,26 @@ void emit_maps(Context& cx, const ClassSamplers& s, unsigned cpu, std::uint32_t 
   }
 }
 
-/// `n` arrival times in [from, from + width), whole nanoseconds: gaps drawn
-/// from the class's, scaled to fill the bucket.
+/// `n` arrival times in [from, from + width), whole nanoseconds, spaced by
+/// gaps drawn from the class's. When they fit in the bucket they keep their
+/// lengths and start at a random place in it, so a burst stays as dense as it
+/// was (stretched to fill the bucket, a burst in a quiet bucket would spread
+/// over all of it); when they do not fit, they are scaled down to fill it.
 std::vector<std::uint64_t> arrival_times(Context& cx, const ClassSamplers& s, std::uint64_t n, double from,
                                          double width) {
-  auto gap = [&] { return s.gaps.empty() ? cx.rng.exponential(1.0) : static_cast<double>(s.gaps.draw(cx.rng)) + 1e-3; };
+  const bool drawn = !s.gaps.empty();
+  auto gap = [&] { return drawn ? static_cast<double>(s.gaps.draw(cx.rng)) + 1e-3 : cx.rng.exponential(1.0); };
   std::vector<double> sums(n);
   double sum = 0;
   for (std::uint64_t i = 0; i < n; ++i) sums[i] = sum += gap();
   sum += gap();
+  double start = from, stretch = width / sum;
+  if (drawn && sum < width) {
+    start = from + cx.rng.unit() * (width - sum);
+    stretch = 1;
+  }
   std::vector<std::uint64_t> t(n);
-  for (std::uint64_t i = 0; i < n; ++i) t[i] = static_cast<std::uint64_t>(from + width * sums[i] / sum);
+  for (std::uint64_t i = 0; i < n; ++i) t[i] = static_cast<std::uint64_t>(start + stretch * sums[i]);
   return t;
 }
 
@@ -145,6 +154,88 @@ class Departures {
   std::uint64_t last_;
 };
 
+/// The CPUs of a class's allocations: each stays on the one before with the
+/// chance that makes "same CPU as the allocation before" as frequent as
+/// cpu_stay says, else is drawn from cpu_mix (which keeps the mix: a draw
+/// from it lands on the CPU before by chance too).
+class CpuChain {
+ public:
+  CpuChain(const Class& c, const ShareSampler& mix) : mix_(mix) {
+    double chance_same = 0;
+    for (const Share& s : c.cpu_mix) chance_same += s.share * s.share;
+    if (chance_same < 1) stay_ = std::clamp((c.cpu_stay - chance_same) / (1 - chance_same), 0.0, 1.0);
+  }
+  unsigned next(workloads::Rng& rng, unsigned streams) {
+    if (!started_ || !rng.chance(stay_)) cpu_ = static_cast<unsigned>(mix_.draw(rng, 0)) % streams;
+    started_ = true;
+    return cpu_;
+  }
+
+ private:
+  const ShareSampler& mix_;
+  double stay_ = 0;
+  unsigned cpu_ = 0;
+  bool started_ = false;
+};
+
+/// A chance that keeps a running share on target: `target` while on it,
+/// more while behind, less while ahead (never below 0 or above 1).
+double on_target(double target, std::uint64_t done, std::uint64_t hits) {
+  return std::clamp(target * static_cast<double>(done + 1) - static_cast<double>(hits), 0.0, 1.0);
+}
+
+/// The CPUs of a class's frees, chosen in the order of the frees. A free
+/// stays on the CPU of the free before as often as free_cpu_stay says, and is
+/// on another CPU than its allocation's as often as remote_free_fraction says.
+/// Both shares are steered as the frees go; the remote share comes first: a
+/// stay is not taken when it would take the remote frees more than 1% of the
+/// class's frees (or one free) from their share.
+class FreeCpus {
+ public:
+  FreeCpus(const Class& c, OpKind kind) : kind_(kind), stay_(c.free_cpu_stay), remote_(c.remote_free_fraction) {}
+
+  void add(std::uint64_t t, std::uint32_t object, unsigned alloc_cpu, std::uint64_t size, workloads::OpArgs args) {
+    frees_.push_back({t, object, alloc_cpu, size, args});
+  }
+
+  void emit(Context& cx, unsigned streams) {
+    std::stable_sort(frees_.begin(), frees_.end(), [](const Free& a, const Free& b) { return a.t < b.t; });
+    std::uint64_t n = 0, stays = 0, remote = 0;
+    unsigned before = 0;
+    // The remote share may stray this far (in frees) for a stay.
+    const double slack = std::max(1.0, static_cast<double>(frees_.size()) / 100);
+    for (const Free& f : frees_) {
+      const double ahead = static_cast<double>(remote) - remote_ * static_cast<double>(n);  // remote frees over the share
+      const bool stay_remote = before != f.alloc_cpu;
+      const bool stay = n > 0 && (stay_remote ? ahead + 1 <= slack : ahead - remote_ >= -slack) &&
+                        cx.rng.chance(on_target(stay_, n - 1, stays));
+      unsigned cpu = f.alloc_cpu;
+      if (stay) {
+        cpu = before;
+      } else if (streams > 1 && cx.rng.chance(on_target(remote_, n, remote))) {
+        cpu = (f.alloc_cpu + 1 + static_cast<unsigned>(cx.rng.below(streams - 1))) % streams;
+      }
+      if (n > 0 && cpu == before) ++stays;
+      if (cpu != f.alloc_cpu) ++remote;
+      ++n;
+      before = cpu;
+      cx.out.op(cpu, static_cast<double>(f.t), kind_, f.object, f.size, f.args);
+    }
+  }
+
+ private:
+  struct Free {
+    std::uint64_t t;
+    std::uint32_t object;
+    unsigned alloc_cpu;
+    std::uint64_t size;
+    workloads::OpArgs args;
+  };
+  OpKind kind_;
+  double stay_, remote_;
+  std::vector<Free> frees_;
+};
+
 void synth_class(Context& cx, const Class& c, unsigned streams) {
   const ClassSamplers s(c);
   workloads::OpArgs base;
@@ -153,6 +244,8 @@ void synth_class(Context& cx, const Class& c, unsigned streams) {
   const double width = cx.duration / static_cast<double>(kTimeBuckets);
   const auto last = static_cast<std::uint64_t>(cx.duration);
   const Departures departures(c, width, last);
+  CpuChain cpus(c, s.cpus);
+  FreeCpus frees(c, free_kind(c.kind));
   for (std::size_t k = 0; k < kTimeBuckets; ++k) {
     if (c.arrivals[k] == 0) continue;
     const std::uint64_t n = scaled(c.arrivals[k], cx.scale, cx.rng);
@@ -167,7 +260,7 @@ void synth_class(Context& cx, const Class& c, unsigned streams) {
       a.flags = c.cache.empty() ? (a.flags & ~ops::kOpCache) : (a.flags | ops::kOpCache);
       a.align_log2 = static_cast<std::uint8_t>(s.aligns.draw(cx.rng, 0));
       a.node = static_cast<std::int8_t>(s.nodes.draw(cx.rng, -1));
-      const unsigned cpu = static_cast<unsigned>(s.cpus.draw(cx.rng, 0)) % streams;
+      const unsigned cpu = cpus.next(cx.rng, streams);
       std::uint64_t size = (never_freed ? s.censored_sizes : s.sizes).draw(cx.rng);
       if (c.kind == OpKind::page_alloc) size = page_size_of(size, cx.page_size);
       const std::uint32_t object = cx.out.object();
@@ -179,13 +272,10 @@ void synth_class(Context& cx, const Class& c, unsigned streams) {
       }
       const std::uint64_t end = departures.free_time(s, k, t, cx.rng);
       emit_maps(cx, s, cpu, object, size, t, end, base);
-      unsigned free_cpu = cpu;
-      if (streams > 1 && cx.rng.chance(c.remote_free_fraction)) {
-        free_cpu = (cpu + 1 + static_cast<unsigned>(cx.rng.below(streams - 1))) % streams;
-      }
-      cx.out.op(free_cpu, static_cast<double>(end), free_kind(c.kind), object, size, a);
+      frees.add(end, object, cpu, size, a);
     }
   }
+  frees.emit(cx, streams);
 }
 
 unsigned stream_count(const Profile& p) {

@@ -29,9 +29,9 @@ run(2 "excludes" trace profile ${capture} -o ${WORK}/x.kprof.json --no-sites --k
 
 # Bad profiles: exit 2 naming the JSON path; nothing is replayed or written.
 file(READ ${p} text)
-string(REPLACE "\"version\": 1" "\"version\": 2" v2 "${text}")
-file(WRITE ${WORK}/v2.kprof.json "${v2}")
-run(2 "v2.kprof.json: $.version: is 2; this build reads version 1" workload synth --profile ${WORK}/v2.kprof.json
+string(REPLACE "\"version\": 2" "\"version\": 3" v3 "${text}")
+file(WRITE ${WORK}/v3.kprof.json "${v3}")
+run(2 "v3.kprof.json: $.version: is 3; this build reads versions 1 and 2" workload synth --profile ${WORK}/v3.kprof.json
     --backend slab --save ${WORK}/never.kmt)
 if(EXISTS ${WORK}/never.kmt)
   message(FATAL_ERROR "a refused profile left a trace behind")
@@ -57,7 +57,7 @@ foreach(n "\"--scale\"" "\"0.5\"" "\"synth\"")
     message(FATAL_ERROR "the [[profile]] cell's file lacks ${n}")
   endif()
 endforeach()
-file(WRITE ${WORK}/bad.toml "name = \"b\"\nbackends = [\"slab\"]\n[[profile]]\npath = \"v2.kprof.json\"\n")
+file(WRITE ${WORK}/bad.toml "name = \"b\"\nbackends = [\"slab\"]\n[[profile]]\npath = \"v3.kprof.json\"\n")
 run(2 "bad.toml:4|$.version" run ${WORK}/bad.toml -o ${WORK}/badrun)
 file(WRITE ${WORK}/badkey.toml "name = \"b\"\nbackends = [\"slab\"]\n[[profile]]\npath = \"sample.kprof.json\"\nparams = { scale = -1 }\n")
 run(2 "scale must be a positive number" run ${WORK}/badkey.toml -o ${WORK}/badrun2)

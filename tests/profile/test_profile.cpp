@@ -3,6 +3,8 @@
 // synthesize() makes of a profile.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <regex>
 #include <set>
@@ -156,8 +158,8 @@ std::string error_of(std::string text, const std::string& from, const std::strin
 
 TEST(Profile, BadProfilesAreRefusedNamingTheField) {
   const std::string text = to_json(build(known_trace(), {Sites::clear, "fixed"}));
-  EXPECT_EQ(error_of(text, "\"version\": 1", "\"version\": 2"),
-            "bad.kprof.json: $.version: is 2; this build reads version 1");
+  EXPECT_EQ(error_of(text, "\"version\": 2", "\"version\": 3"),
+            "bad.kprof.json: $.version: is 3; this build reads versions 1 and 2");
   EXPECT_EQ(error_of(text, "\"count\": 3", "\"count\": -3"), "bad.kprof.json: $.classes[0].count: -3 is negative");
   EXPECT_NE(error_of(text, "\"cpu_mix\": [\n  [\n   0,\n   0.8", "\"cpu_mix\": [\n  [\n   0,\n   0.9")
                 .find("$.cpu_mix: shares sum to 1.1"),
@@ -170,6 +172,37 @@ TEST(Profile, BadProfilesAreRefusedNamingTheField) {
             "bad.kprof.json: $.classes[0].censored: is more than the class's count");
   EXPECT_EQ(error_of(text, "\"frees\": 4", "\"frees\": 4, \"pid\": 7"), "bad.kprof.json: $.pid: is not a field of this object");
   EXPECT_NE(error_of(text, "{", "[").find("bad.kprof.json: not JSON"), std::string::npos);
+}
+
+/// The error from_json gives for the profile `j` (or "accepted").
+std::string error_of(const nlohmann::json& j) {
+  try {
+    from_json(j.dump(1), "bad.kprof.json");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+TEST(Profile, AVersion1ProfileIsReadWithCpusDrawnOneByOne) {
+  nlohmann::json j = nlohmann::json::parse(to_json(build(known_trace(), {Sites::clear, "fixed"})));
+  ASSERT_EQ(error_of(j), "accepted");
+  j["version"] = 1;
+  for (nlohmann::json& c : j["classes"]) c.erase("cpu_stay"), c.erase("free_cpu_stay");
+  const Profile p = from_json(j.dump(1), "v1.kprof.json");
+  // rx_alloc/64B allocates on CPU 0 only: drawn one by one, every allocation and free stays on it.
+  const Class& rx = class_named(p, "rx_alloc/64B");
+  EXPECT_DOUBLE_EQ(rx.cpu_stay, 1.0);
+  EXPECT_DOUBLE_EQ(rx.free_cpu_stay, 1.0);
+  // It is written back as version 2, which reads again; a version 2 field in version 1 is refused.
+  EXPECT_NO_THROW(from_json(to_json(p), "again.kprof.json"));
+  j["classes"][0]["cpu_stay"] = 0.5;
+  EXPECT_EQ(error_of(j), "bad.kprof.json: $.classes[0].cpu_stay: is not a field of this object");
+  j["version"] = 2;
+  j["classes"][0]["cpu_stay"] = 1.5;
+  EXPECT_EQ(error_of(j), "bad.kprof.json: $.classes[0].cpu_stay: is 1.5, not between 0 and 1");
+  j["classes"][0].erase("cpu_stay");
+  EXPECT_EQ(error_of(j), "bad.kprof.json: $.classes[0].cpu_stay: is missing");
 }
 
 /// What the capture names that a profile must not: pointers, tasks, pids, sites, caches, times.
@@ -264,6 +297,56 @@ TEST(ProfileSynth, SynthesisHasTheProfilesStatistics) {
 
   const Profile twice = build(synthesize(p, {2.0, 7}), {Sites::hashed, "fixed"});
   EXPECT_NEAR(static_cast<double>(twice.allocs) / static_cast<double>(p.allocs), 2.0, 0.04);
+}
+
+/// Two CPUs, one class. 64 batches: a task on one CPU (the batches take
+/// turns) allocates 32 objects 1 µs apart; another task frees them, 1 to 3 ms
+/// later, on the other CPU for every other batch.
+ops::Trace batch_trace() {
+  ops::Trace t;
+  t.header.source = "ftrace";
+  t.header.cpu_count = 2;
+  t.strings = {"", "inode_alloc"};
+  t.streams.resize(2);
+  t.streams[0].cpu = 0;
+  t.streams[1].cpu = 1;
+  workloads::Rng rng(5);
+  std::uint32_t object = 0;
+  for (std::uint64_t b = 0; b < 64; ++b) {
+    const std::uint64_t start = b * 5'000'000, gone = start + 1'000'000 + rng.between(0, 2'000'000);
+    auto& allocs = t.streams[b % 2].ops;
+    auto& frees = t.streams[b % 4 == 1 ? 0 : b % 2].ops;
+    for (std::uint64_t i = 0; i < 32; ++i) allocs.push_back(op(start + i * 1000, OpKind::alloc, object + i, 600, 1));
+    for (std::uint64_t i = 0; i < 32; ++i) frees.push_back(op(gone + i * 100, OpKind::free, object + (i * 7) % 32, 600));
+    object += 32;
+  }
+  for (ops::Stream& s : t.streams) {
+    std::stable_sort(s.ops.begin(), s.ops.end(), [](const ops::Op& a, const ops::Op& b) { return a.time_ns < b.time_ns; });
+  }
+  t.object_count = object;
+  return t;
+}
+
+TEST(ProfileSynth, RunsOnOneCpuComeBack) {
+  const Profile p = build(batch_trace(), {Sites::hashed, "fixed"});
+  ASSERT_EQ(p.classes.size(), 1u);
+  const Class& real = p.classes[0];
+  EXPECT_NEAR(real.cpu_stay, 1 - 63.0 / 2047, 1e-9);  // only a batch's first allocation changes CPU
+  EXPECT_DOUBLE_EQ(real.remote_free_fraction, 0.25);   // batches 1, 5, 9, ... are freed on CPU 0
+  const Class q = build(synthesize(p, {1.0, 7}), {Sites::hashed, "fixed"}).classes.at(0);
+  // As version 1 had it: CPUs drawn one by one.
+  Profile v1 = p;
+  v1.classes[0].cpu_stay = v1.classes[0].free_cpu_stay = 0.5;
+  const Class r = build(synthesize(v1, {1.0, 7}), {Sites::hashed, "fixed"}).classes.at(0);
+  std::printf("cpu_stay: capture %.3f, synthesis %.3f, drawn one by one %.3f\n", real.cpu_stay, q.cpu_stay, r.cpu_stay);
+  std::printf("free_cpu_stay: capture %.3f, synthesis %.3f, drawn one by one %.3f\n", real.free_cpu_stay,
+              q.free_cpu_stay, r.free_cpu_stay);
+  EXPECT_NEAR(q.cpu_stay, real.cpu_stay, 0.03);
+  EXPECT_NEAR(r.cpu_stay, 0.5, 0.05);
+  EXPECT_NEAR(q.remote_free_fraction, real.remote_free_fraction, 0.01);
+  EXPECT_NEAR(r.remote_free_fraction, real.remote_free_fraction, 0.01);
+  EXPECT_NEAR(q.free_cpu_stay, real.free_cpu_stay, 0.05);
+  EXPECT_LT(r.free_cpu_stay, 0.7);
 }
 
 TEST(ProfileSynth, SameSeedSameStream) {
