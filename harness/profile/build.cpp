@@ -148,7 +148,7 @@ Walk walk(const ops::Trace& trace, const Span& span, Object* objects) {
     const std::uint64_t i = w.ops++;
     Object& o = w.objects[op.object];
     if (is_alloc(op.kind)) {
-      o = Object{&op, i, 0, cpu, false, false};
+      o = Object{&op, i, 0, cpu, false, false, 0};
       if (!w.maps.empty()) w.maps[op.object] = Mapping{};
       w.alloc_order.push_back(op.object);
       live += op.size;
