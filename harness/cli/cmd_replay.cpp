@@ -17,7 +17,7 @@ void add_replay_command(CLI::App& app) {
   cmd->add_option("file", args->file, "Trace file")->required();
   add_replay_flags(cmd, args->flags);
   cmd->callback([args] {
-    const ops::Trace trace = trace::import_file(args->file);
+    ops::Trace trace = trace::import_file(args->file);
     replay::Source source{"trace", args->file, {}, std::nullopt, {}};
     for (const auto& [key, value] : trace.header.metadata) {
       if (key.rfind("param.", 0) == 0) source.params[key.substr(6)] = value;
@@ -26,7 +26,7 @@ void add_replay_command(CLI::App& app) {
         it != trace.header.metadata.end() && trace.header.metadata.count("workload") != 0) {
       source.seed = std::stoull(it->second);
     }
-    run_replay(trace, args->flags, source);
+    run_replay(std::move(trace), args->flags, source);
   });
 }
 

@@ -17,11 +17,11 @@ void run_synth(const Args& args) {
   if (args.profile.empty()) throw UsageError("workload synth needs --profile PROFILE (from `kmbench trace profile`)");
   if (!args.params.empty()) throw UsageError("workload synth takes --profile, --scale and --seed, not --param");
   const profile::Profile p = profile::load(args.profile);
-  const ops::Trace trace = profile::synthesize(p, {args.scale, args.seed});
+  ops::Trace trace = profile::synthesize(p, {args.scale, args.seed});
   if (!args.save.empty()) trace::save(trace, args.save);
   replay::Source source{"workload", "synth", {{"profile", args.profile}, {"scale", trace.header.metadata.at("param.scale")}},
                         args.seed, {}};
-  run_replay(trace, args.flags, source);
+  run_replay(std::move(trace), args.flags, source);
 }
 
 }  // namespace
@@ -56,12 +56,12 @@ void add_workload_command(CLI::App& app) {
     if (!args->profile.empty()) throw UsageError("--profile is for `kmbench workload synth`");
     const auto overrides = parse_key_values(args->params, "--param");
     const workloads::Params resolved = workloads::resolve_params(args->name, overrides);
-    const ops::Trace trace = workloads::generate(args->name, overrides, args->seed);
+    ops::Trace trace = workloads::generate(args->name, overrides, args->seed);
     if (!args->save.empty()) {
       trace::save(trace, args->save);
     }
     replay::Source source{"workload", args->name, resolved.values(), args->seed, {}};
-    run_replay(trace, args->flags, source);
+    run_replay(std::move(trace), args->flags, source);
   });
 }
 

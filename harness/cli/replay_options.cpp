@@ -1,5 +1,6 @@
 #include "harness/cli/replay_options.h"
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -65,7 +66,7 @@ std::map<std::string, std::string> parse_key_values(const std::vector<std::strin
   return out;
 }
 
-void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source source) {
+void run_replay(ops::Trace trace, const ReplayFlags& f, replay::Source source) {
   replay::Options o;
   for (const auto& [key, text] : f.options) {
     const replay::OptionSpec& spec = *replay::option_by_key(key);
@@ -73,7 +74,12 @@ void run_replay(const ops::Trace& trace, const ReplayFlags& f, replay::Source so
   }
   o.backend_params = parse_key_values(f.backend_params, "--backend-param");
   source.counters = trace.counters;
-  const replay::Result r = replay::run(trace, f.backend, o);
+  // The program holds all the run needs: the trace goes before the run, so a
+  // large capture is not held twice.
+  const unsigned threads = o.threads != 0 ? o.threads : static_cast<unsigned>(std::max<std::size_t>(trace.streams.size(), 1));
+  const replay::Program program = replay::build_program(trace, threads);
+  trace = ops::Trace{};
+  const replay::Result r = replay::run(program, f.backend, o);
   replay::print_summary(std::cout, r, source);
   if (!f.json.empty()) {
     replay::write_json_atomic(replay::cell_json(r, source), f.json);

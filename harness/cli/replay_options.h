@@ -32,7 +32,8 @@ void add_replay_flags(CLI::App* cmd, ReplayFlags& flags);
 std::map<std::string, std::string> parse_key_values(const std::vector<std::string>& items,
                                                     const std::string& option);
 
-/// Checks the flags, replays, prints the summary and writes --json.
-void run_replay(const ops::Trace& trace, const ReplayFlags& flags, replay::Source source);
+/// Checks the flags, replays, prints the summary and writes --json. The trace
+/// is let go once the replay program is built from it.
+void run_replay(ops::Trace trace, const ReplayFlags& flags, replay::Source source);
 
 }  // namespace kmbench::cli

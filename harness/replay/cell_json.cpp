@@ -386,6 +386,11 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   j["dependency_wait_ns"] = r.dependency_wait_ns;
   j["dependency"] = {{"checks", r.dependency_checks}, {"stalls", r.dependency_stalls},
                      {"wait_ns", r.dependency_wait_ns}};
+  const std::uint64_t replay_bytes = r.program_bytes + r.object_table_bytes;
+  j["replay_memory"] = {
+      {"program_bytes", r.program_bytes},
+      {"object_table_bytes", r.object_table_bytes},
+      {"bytes_per_op", r.events == 0 ? 0.0 : static_cast<double>(replay_bytes) / static_cast<double>(r.events)}};
   add_dma(j, r);
   j["numa"] = numa_json(r);
   add_accounting(j, r);
@@ -452,6 +457,12 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
   out << "  live at end     " << r.final_live_blocks << " blocks, "
       << human_bytes(static_cast<double>(r.final_live_bytes)) << "\n";
   out << "  failures        " << r.noblock_failures << " noblock, " << r.failed_allocs << " blocking\n";
+  out << "  replay memory   " << human_bytes(static_cast<double>(r.program_bytes + r.object_table_bytes))
+      << std::setprecision(3) << " ("
+      << (r.events == 0 ? 0.0
+                        : static_cast<double>(r.program_bytes + r.object_table_bytes) / static_cast<double>(r.events))
+      << " bytes an operation: program " << human_bytes(static_cast<double>(r.program_bytes)) << ", objects "
+      << human_bytes(static_cast<double>(r.object_table_bytes)) << ")\n";
   out << "  dependencies    " << r.dependency_checks << " cross-thread, " << r.dependency_stalls
       << " waited, " << std::setprecision(3) << static_cast<double>(r.dependency_wait_ns) / 1e6 << " ms\n";
   if (r.dma.transfers > 0) {

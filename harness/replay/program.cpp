@@ -478,6 +478,19 @@ std::uint64_t page_run_bytes(std::uint64_t size) noexcept {
 
 }  // namespace
 
+std::uint64_t program_bytes(const Program& program) {
+  std::uint64_t n = sizeof(Program);
+  for (const auto& t : program.threads) n += t.capacity() * sizeof(Step);
+  for (const auto& t : program.step_sites) n += t.capacity() * sizeof(std::uint32_t);
+  for (const auto& t : program.leftovers) n += t.capacity() * sizeof(Leftover);
+  n += program.requests.capacity() * sizeof(Request);
+  for (const SiteUse& s : program.sites) {
+    n += sizeof(SiteUse) + s.name.capacity() + s.requests.capacity() * sizeof(s.requests[0]);
+  }
+  for (const std::string& name : program.tag_names) n += sizeof(std::string) + name.capacity();
+  return n;
+}
+
 MemoryDemand memory_demand(const Program& program) {
   MemoryDemand d;
   struct Cursor {

@@ -90,6 +90,10 @@ struct Program {
 /// pre: threads >= 1. Throws InputError naming the object when an object id is out of range.
 Program build_program(const ops::Trace& trace, unsigned threads);
 
+/// The bytes a program holds: its steps, their sites, leftovers, requests and
+/// sites (the arrays' reserved room, strings included).
+std::uint64_t program_bytes(const Program& program);
+
 /// What a program asks of memory at its busiest, its steps taken in trace time order.
 struct MemoryDemand {
   std::uint64_t peak_live_bytes = 0;  // bytes asked for and not yet freed

@@ -187,6 +187,9 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   ts.allocator_ns_per_op = ts.allocator_ops > 0 ? ts.allocator_ns / static_cast<double>(ts.allocator_ops) : 0;
   r.dependency_wait_ns = static_cast<std::uint64_t>(ts.wait_ns);
   r.dependency_checks = s.program.cross_thread_waits;
+  r.program_bytes = program_bytes(s.program);
+  r.object_table_bytes = (std::uint64_t{s.program.object_count} + 1) *
+                         (sizeof(HeldBlock) + sizeof(std::uint32_t) + (sh.dma ? sizeof(DmaHandle) : 0));
   if (opt.mode == Mode::paced && r.events > 0) {
     r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
     r.paced_lag = summarize(lag, 1.0);
