@@ -8,66 +8,112 @@
 
 #include "base/errors.h"
 #include "harness/profile/distribution.h"
+#include "harness/profile/json_text.h"
 
 namespace kmbench::profile {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-Json distribution_json(const Distribution& d) {
-  Json exact = Json::array(), tail = Json::array();
-  for (const auto& [value, count] : d.exact) exact.push_back({value, count});
-  for (const Distribution::Bin& b : d.tail) tail.push_back({b.lo, b.hi, b.count});
-  return Json{{"exact", exact}, {"tail", tail}};
+void distribution_json(JsonText& j, const Distribution& d) {
+  j.open_object();
+  j.key("exact");
+  j.open_array();
+  for (const auto& [value, count] : d.exact) {
+    j.open_array();
+    j.value(value);
+    j.value(count);
+    j.close();
+  }
+  j.close();
+  j.key("tail");
+  j.open_array();
+  for (const Distribution::Bin& b : d.tail) {
+    j.open_array();
+    j.value(b.lo);
+    j.value(b.hi);
+    j.value(b.count);
+    j.close();
+  }
+  j.close();
+  j.close();
 }
 
-Json shares_json(const std::vector<Share>& shares) {
-  Json out = Json::array();
-  for (const Share& s : shares) out.push_back({s.key, s.share});
-  return out;
+/// [[key, share], ...]; flag keys as their names.
+void shares_json(JsonText& j, const std::vector<Share>& shares, bool flags = false) {
+  j.open_array();
+  for (const Share& s : shares) {
+    j.open_array();
+    if (flags) {
+      j.value(flag_names(static_cast<std::uint8_t>(s.key)));
+    } else {
+      j.value(s.key);
+    }
+    j.value(s.share);
+    j.close();
+  }
+  j.close();
 }
 
-Json flag_shares_json(const std::vector<Share>& shares) {
-  Json out = Json::array();
-  for (const Share& s : shares) out.push_back({flag_names(static_cast<std::uint8_t>(s.key)), s.share});
-  return out;
+void counts_json(JsonText& j, const std::vector<std::uint64_t>& counts) {
+  j.open_array();
+  for (const std::uint64_t n : counts) j.value(n);
+  j.close();
 }
 
-Json departures_json(const std::vector<Class::Flow>& flows) {
-  Json out = Json::array();
-  for (const Class::Flow& f : flows) out.push_back({f.from, f.to, f.count});
-  return out;
+void departures_json(JsonText& j, const std::vector<Class::Flow>& flows) {
+  j.open_array();
+  for (const Class::Flow& f : flows) {
+    j.open_array();
+    j.value(f.from);
+    j.value(f.to);
+    j.value(f.count);
+    j.close();
+  }
+  j.close();
 }
 
-Json class_json(const Class& c) {
-  return Json{
-      {"id", c.id},
-      {"kind", c.kind == ops::OpKind::page_alloc ? "page" : c.kind == ops::OpKind::dma_alloc ? "dma" : "alloc"},
-      {"cache", c.cache},
-      {"count", c.count},
-      {"censored", c.censored},
-      {"sizes", distribution_json(c.sizes)},
-      {"censored_sizes", distribution_json(c.censored_sizes)},
-      {"lifetime_ops", distribution_json(c.lifetime_ops)},
-      {"lifetime_ns", distribution_json(c.lifetime_ns)},
-      {"interarrival_ns", distribution_json(c.interarrival_ns)},
-      {"arrivals", c.arrivals},
-      {"censored_arrivals", c.censored_arrivals},
-      {"departures", departures_json(c.departures)},
-      {"cpu_mix", shares_json(c.cpu_mix)},
-      {"cpu_stay", c.cpu_stay},
-      {"remote_free_fraction", c.remote_free_fraction},
-      {"free_cpu_stay", c.free_cpu_stay},
-      {"flag_mix", flag_shares_json(c.flag_mix)},
-      {"align_mix", shares_json(c.align_mix)},
-      {"node_mix", shares_json(c.node_mix)},
-      {"maps",
-       {{"count", c.maps.count},
-        {"per_object", distribution_json(c.maps.per_object)},
-        {"bytes", distribution_json(c.maps.bytes)},
-        {"lifetime_ns", distribution_json(c.maps.lifetime_ns)},
-        {"flag_mix", flag_shares_json(c.maps.flag_mix)}}},
-  };
+/// A distribution, mix or count list as a member.
+template <class Write, class T>
+void member(JsonText& j, std::string_view name, Write write, const T& v) {
+  j.key(name);
+  write(j, v);
+}
+
+void class_json(JsonText& j, const Class& c) {
+  const auto dist = [](JsonText& t, const Distribution& d) { distribution_json(t, d); };
+  const auto mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s); };
+  const auto flag_mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s, true); };
+  j.open_object();
+  j.member("id", c.id);
+  j.member("kind", c.kind == ops::OpKind::page_alloc ? "page" : c.kind == ops::OpKind::dma_alloc ? "dma" : "alloc");
+  j.member("cache", c.cache);
+  j.member("count", c.count);
+  j.member("censored", c.censored);
+  member(j, "sizes", dist, c.sizes);
+  member(j, "censored_sizes", dist, c.censored_sizes);
+  member(j, "lifetime_ops", dist, c.lifetime_ops);
+  member(j, "lifetime_ns", dist, c.lifetime_ns);
+  member(j, "interarrival_ns", dist, c.interarrival_ns);
+  member(j, "arrivals", counts_json, c.arrivals);
+  member(j, "censored_arrivals", counts_json, c.censored_arrivals);
+  member(j, "departures", departures_json, c.departures);
+  member(j, "cpu_mix", mix, c.cpu_mix);
+  j.member("cpu_stay", c.cpu_stay);
+  j.member("remote_free_fraction", c.remote_free_fraction);
+  j.member("free_cpu_stay", c.free_cpu_stay);
+  member(j, "flag_mix", flag_mix, c.flag_mix);
+  member(j, "align_mix", mix, c.align_mix);
+  member(j, "node_mix", mix, c.node_mix);
+  j.key("maps");
+  j.open_object();
+  j.member("count", c.maps.count);
+  member(j, "per_object", dist, c.maps.per_object);
+  member(j, "bytes", dist, c.maps.bytes);
+  member(j, "lifetime_ns", dist, c.maps.lifetime_ns);
+  member(j, "flag_mix", flag_mix, c.maps.flag_mix);
+  j.close();
+  j.close();
 }
 
 /// Reads one JSON value, checking it; errors name the file and the value's path.
@@ -307,31 +353,36 @@ Class Reader::class_at(const Json& v, const std::string& path, int version) cons
 }  // namespace
 
 std::string to_json(const Profile& p) {
-  Json classes = Json::array();
-  for (const Class& c : p.classes) classes.push_back(class_json(c));
-  const Json j{
-      {"format", kFormat},
-      {"version", p.version},
-      {"sites", sites_name(p.sites)},
-      {"source", p.source},
-      {"page_size", p.page_size},
-      {"cpu_count", p.cpu_count},
-      {"node_count", p.node_count},
-      {"duration_ns", p.duration_ns},
-      {"ops", p.ops},
-      {"allocs", p.allocs},
-      {"frees", p.frees},
-      {"objects", p.objects},
-      {"peak_live_bytes", p.peak_live_bytes},
-      {"interarrival_ns", distribution_json(p.interarrival_ns)},
-      {"cpu_mix", shares_json(p.cpu_mix)},
-      {"remote_free_fraction", p.remote_free_fraction},
-      {"page_order_mix", shares_json(p.page_order_mix)},
-      {"flag_mix", flag_shares_json(p.flag_mix)},
-      {"live_set_bytes", p.live_set_bytes},
-      {"classes", classes},
-  };
-  return j.dump(1) + "\n";
+  const auto dist = [](JsonText& t, const Distribution& d) { distribution_json(t, d); };
+  const auto mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s); };
+  const auto flag_mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s, true); };
+  JsonText j;
+  j.open_object();
+  j.member("format", kFormat);
+  j.member("version", p.version);
+  j.member("sites", sites_name(p.sites));
+  j.member("source", p.source);
+  j.member("page_size", p.page_size);
+  j.member("cpu_count", p.cpu_count);
+  j.member("node_count", p.node_count);
+  j.member("duration_ns", p.duration_ns);
+  j.member("ops", p.ops);
+  j.member("allocs", p.allocs);
+  j.member("frees", p.frees);
+  j.member("objects", p.objects);
+  j.member("peak_live_bytes", p.peak_live_bytes);
+  member(j, "interarrival_ns", dist, p.interarrival_ns);
+  member(j, "cpu_mix", mix, p.cpu_mix);
+  j.member("remote_free_fraction", p.remote_free_fraction);
+  member(j, "page_order_mix", mix, p.page_order_mix);
+  member(j, "flag_mix", flag_mix, p.flag_mix);
+  member(j, "live_set_bytes", counts_json, p.live_set_bytes);
+  j.key("classes");
+  j.open_array();
+  for (const Class& c : p.classes) class_json(j, c);
+  j.close();
+  j.close();
+  return j.finish();
 }
 
 Profile from_json(std::string_view text, const std::string& name) {
