@@ -19,22 +19,11 @@ void distribution_json(JsonText& j, const Distribution& d) {
   j.open_object();
   j.key("exact");
   j.open_array();
-  for (const auto& [value, count] : d.exact) {
-    j.open_array();
-    j.value(value);
-    j.value(count);
-    j.close();
-  }
+  for (const auto& [value, count] : d.exact) j.row(value, count);
   j.close();
   j.key("tail");
   j.open_array();
-  for (const Distribution::Bin& b : d.tail) {
-    j.open_array();
-    j.value(b.lo);
-    j.value(b.hi);
-    j.value(b.count);
-    j.close();
-  }
+  for (const Distribution::Bin& b : d.tail) j.row(b.lo, b.hi, b.count);
   j.close();
   j.close();
 }
@@ -43,14 +32,11 @@ void distribution_json(JsonText& j, const Distribution& d) {
 void shares_json(JsonText& j, const std::vector<Share>& shares, bool flags = false) {
   j.open_array();
   for (const Share& s : shares) {
-    j.open_array();
     if (flags) {
-      j.value(flag_names(static_cast<std::uint8_t>(s.key)));
+      j.row(flag_names(static_cast<std::uint8_t>(s.key)), s.share);
     } else {
-      j.value(s.key);
+      j.row(s.key, s.share);
     }
-    j.value(s.share);
-    j.close();
   }
   j.close();
 }
@@ -63,13 +49,7 @@ void counts_json(JsonText& j, const std::vector<std::uint64_t>& counts) {
 
 void departures_json(JsonText& j, const std::vector<Class::Flow>& flows) {
   j.open_array();
-  for (const Class::Flow& f : flows) {
-    j.open_array();
-    j.value(f.from);
-    j.value(f.to);
-    j.value(f.count);
-    j.close();
-  }
+  for (const Class::Flow& f : flows) j.row(f.from, f.to, f.count);
   j.close();
 }
 

@@ -51,6 +51,14 @@ class JsonText {
     real(v);
   }
 
+  /// An array of these values: [a, b, ...].
+  template <class... T>
+  void row(const T&... values) {
+    open_array();
+    (value(values), ...);
+    close();
+  }
+
   /// key(name) then value(v).
   template <class T>
   void member(std::string_view name, const T& v) {
