@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -87,6 +88,7 @@ class JsonText {
   }
 
   void open(char bracket) {
+    if (depth_ == kMaxDepth) throw std::logic_error("JsonText: nested deeper than 16");
     next();
     out_ += bracket;
     levels_[depth_++] = {bracket, 0};
@@ -226,8 +228,9 @@ class JsonText {
     }
   }
 
+  static constexpr std::size_t kMaxDepth = 16;
   std::string out_;
-  Level levels_[16] = {};
+  Level levels_[kMaxDepth] = {};
   std::size_t depth_ = 0;
   bool keyed_ = false;
 };
