@@ -1,6 +1,5 @@
 #include "harness/cli/replay_options.h"
 
-#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -76,8 +75,7 @@ void run_replay(ops::Trace trace, const ReplayFlags& f, replay::Source source) {
   source.counters = trace.counters;
   // The program holds all the run needs: the trace goes before the run, so a
   // large capture is not held twice.
-  const unsigned threads = o.threads != 0 ? o.threads : static_cast<unsigned>(std::max<std::size_t>(trace.streams.size(), 1));
-  const replay::Program program = replay::build_program(trace, threads);
+  const replay::Program program = replay::build_program(trace, replay::replay_threads(trace, o));
   trace = ops::Trace{};
   const replay::Result r = replay::run(program, f.backend, o);
   replay::print_summary(std::cout, r, source);

@@ -103,7 +103,6 @@ class Ids {
     if (size_ == capacity_) throw std::length_error("profile: more object ids than reserved");
     ids_[size_++] = id;
   }
-  std::uint32_t& operator[](std::size_t i) { return ids_[i]; }
   std::uint32_t operator[](std::size_t i) const { return ids_[i]; }
   std::size_t size() const { return size_; }
   const std::uint32_t* begin() const { return ids_; }
@@ -276,6 +275,9 @@ class Classifier {
     return it->second;
   }
 
+  /// The classes met so far, each with its id, kind and cache, by the number classify() gave.
+  std::vector<Class>& classes() { return classes_; }
+
  private:
   struct Key {
     std::uint8_t kind, life, band;
@@ -341,10 +343,6 @@ class Classifier {
   };
   std::array<Recent, 256> recent_{};
   std::vector<Class> classes_;  // by id: what classify() returns
-
- public:
-  /// The classes met so far, each with its id, kind and cache, by the number classify() gave.
-  std::vector<Class>& classes() { return classes_; }
 };
 
 /// One class's counters while the objects are gone through.
@@ -502,7 +500,8 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
   ShareCounter cpus, flags, orders;
   std::uint64_t frees = 0, remote = 0, last_t = 0;
   // Each object's class, for its transfers and its free.
-  Ids class_of(trace.object_count);
+  trace::ZeroedPages class_pages(std::size_t{trace.object_count} * sizeof(std::uint32_t));
+  std::uint32_t* class_of = class_pages.as<std::uint32_t>();
   for (std::size_t n = 0; n < w.alloc_order.size(); ++n) {
     const std::uint32_t id = w.alloc_order[n];
     const Object& o = w.objects[id];

@@ -109,6 +109,14 @@ class ShareCounter {
   KeyCounter<std::int64_t> counts_;
 };
 
+/// The chance that two independent draws from `shares` give the same key:
+/// how often a CPU chosen afresh from a class's mix is the one before.
+inline double chance_same(const std::vector<Share>& shares) {
+  double p = 0;
+  for (const Share& s : shares) p += s.share * s.share;
+  return p;
+}
+
 /// Draws values from a Distribution: a point for an exact value, uniform within a bin.
 class Sampler {
  public:

@@ -41,6 +41,9 @@ void shares_json(JsonText& j, const std::vector<Share>& shares, bool flags = fal
   j.close();
 }
 
+void mix_json(JsonText& j, const std::vector<Share>& shares) { shares_json(j, shares); }
+void flag_mix_json(JsonText& j, const std::vector<Share>& shares) { shares_json(j, shares, true); }
+
 void counts_json(JsonText& j, const std::vector<std::uint64_t>& counts) {
   j.open_array();
   for (const std::uint64_t n : counts) j.value(n);
@@ -61,37 +64,34 @@ void member(JsonText& j, std::string_view name, Write write, const T& v) {
 }
 
 void class_json(JsonText& j, const Class& c) {
-  const auto dist = [](JsonText& t, const Distribution& d) { distribution_json(t, d); };
-  const auto mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s); };
-  const auto flag_mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s, true); };
   j.open_object();
   j.member("id", c.id);
   j.member("kind", c.kind == ops::OpKind::page_alloc ? "page" : c.kind == ops::OpKind::dma_alloc ? "dma" : "alloc");
   j.member("cache", c.cache);
   j.member("count", c.count);
   j.member("censored", c.censored);
-  member(j, "sizes", dist, c.sizes);
-  member(j, "censored_sizes", dist, c.censored_sizes);
-  member(j, "lifetime_ops", dist, c.lifetime_ops);
-  member(j, "lifetime_ns", dist, c.lifetime_ns);
-  member(j, "interarrival_ns", dist, c.interarrival_ns);
+  member(j, "sizes", distribution_json, c.sizes);
+  member(j, "censored_sizes", distribution_json, c.censored_sizes);
+  member(j, "lifetime_ops", distribution_json, c.lifetime_ops);
+  member(j, "lifetime_ns", distribution_json, c.lifetime_ns);
+  member(j, "interarrival_ns", distribution_json, c.interarrival_ns);
   member(j, "arrivals", counts_json, c.arrivals);
   member(j, "censored_arrivals", counts_json, c.censored_arrivals);
   member(j, "departures", departures_json, c.departures);
-  member(j, "cpu_mix", mix, c.cpu_mix);
+  member(j, "cpu_mix", mix_json, c.cpu_mix);
   j.member("cpu_stay", c.cpu_stay);
   j.member("remote_free_fraction", c.remote_free_fraction);
   j.member("free_cpu_stay", c.free_cpu_stay);
-  member(j, "flag_mix", flag_mix, c.flag_mix);
-  member(j, "align_mix", mix, c.align_mix);
-  member(j, "node_mix", mix, c.node_mix);
+  member(j, "flag_mix", flag_mix_json, c.flag_mix);
+  member(j, "align_mix", mix_json, c.align_mix);
+  member(j, "node_mix", mix_json, c.node_mix);
   j.key("maps");
   j.open_object();
   j.member("count", c.maps.count);
-  member(j, "per_object", dist, c.maps.per_object);
-  member(j, "bytes", dist, c.maps.bytes);
-  member(j, "lifetime_ns", dist, c.maps.lifetime_ns);
-  member(j, "flag_mix", flag_mix, c.maps.flag_mix);
+  member(j, "per_object", distribution_json, c.maps.per_object);
+  member(j, "bytes", distribution_json, c.maps.bytes);
+  member(j, "lifetime_ns", distribution_json, c.maps.lifetime_ns);
+  member(j, "flag_mix", flag_mix_json, c.maps.flag_mix);
   j.close();
   j.close();
 }
@@ -308,13 +308,13 @@ Class Reader::class_at(const Json& v, const std::string& path, int version) cons
   if (version >= 2) {
     c.cpu_stay = fraction(field(v, path, "cpu_stay"), path + ".cpu_stay");
   } else {
-    for (const Share& s : c.cpu_mix) c.cpu_stay += s.share * s.share;  // independent draws
+    c.cpu_stay = chance_same(c.cpu_mix);  // independent draws
   }
   c.remote_free_fraction = fraction(field(v, path, "remote_free_fraction"), path + ".remote_free_fraction");
   if (version >= 2) {
     c.free_cpu_stay = fraction(field(v, path, "free_cpu_stay"), path + ".free_cpu_stay");
   } else {
-    for (const Share& s : c.cpu_mix) c.free_cpu_stay += s.share * s.share;  // no runs: free CPUs chosen one by one
+    c.free_cpu_stay = chance_same(c.cpu_mix);  // no runs: free CPUs chosen one by one
   }
   c.flag_mix = shares(field(v, path, "flag_mix"), path + ".flag_mix", true);
   c.align_mix = shares(field(v, path, "align_mix"), path + ".align_mix");
@@ -333,9 +333,6 @@ Class Reader::class_at(const Json& v, const std::string& path, int version) cons
 }  // namespace
 
 std::string to_json(const Profile& p) {
-  const auto dist = [](JsonText& t, const Distribution& d) { distribution_json(t, d); };
-  const auto mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s); };
-  const auto flag_mix = [](JsonText& t, const std::vector<Share>& s) { shares_json(t, s, true); };
   JsonText j;
   j.open_object();
   j.member("format", kFormat);
@@ -351,11 +348,11 @@ std::string to_json(const Profile& p) {
   j.member("frees", p.frees);
   j.member("objects", p.objects);
   j.member("peak_live_bytes", p.peak_live_bytes);
-  member(j, "interarrival_ns", dist, p.interarrival_ns);
-  member(j, "cpu_mix", mix, p.cpu_mix);
+  member(j, "interarrival_ns", distribution_json, p.interarrival_ns);
+  member(j, "cpu_mix", mix_json, p.cpu_mix);
   j.member("remote_free_fraction", p.remote_free_fraction);
-  member(j, "page_order_mix", mix, p.page_order_mix);
-  member(j, "flag_mix", flag_mix, p.flag_mix);
+  member(j, "page_order_mix", mix_json, p.page_order_mix);
+  member(j, "flag_mix", flag_mix_json, p.flag_mix);
   member(j, "live_set_bytes", counts_json, p.live_set_bytes);
   j.key("classes");
   j.open_array();

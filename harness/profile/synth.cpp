@@ -161,9 +161,8 @@ class Departures {
 class CpuChain {
  public:
   CpuChain(const Class& c, const ShareSampler& mix) : mix_(mix) {
-    double chance_same = 0;
-    for (const Share& s : c.cpu_mix) chance_same += s.share * s.share;
-    if (chance_same < 1) stay_ = std::clamp((c.cpu_stay - chance_same) / (1 - chance_same), 0.0, 1.0);
+    const double by_chance = chance_same(c.cpu_mix);
+    if (by_chance < 1) stay_ = std::clamp((c.cpu_stay - by_chance) / (1 - by_chance), 0.0, 1.0);
   }
   unsigned next(workloads::Rng& rng, unsigned streams) {
     if (!started_ || !rng.chance(stay_)) cpu_ = static_cast<unsigned>(mix_.draw(rng, 0)) % streams;

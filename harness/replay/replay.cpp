@@ -344,10 +344,12 @@ Result run(const Program& program, std::string_view backend, const Options& opti
   return std::move(s.result);
 }
 
+unsigned replay_threads(const ops::Trace& trace, const Options& options) {
+  return options.threads != 0 ? options.threads : static_cast<unsigned>(std::max<std::size_t>(trace.streams.size(), 1));
+}
+
 Result run(const ops::Trace& trace, std::string_view backend, const Options& options) {
-  unsigned threads = options.threads;
-  if (threads == 0) threads = static_cast<unsigned>(std::max<std::size_t>(trace.streams.size(), 1));
-  return run(build_program(trace, threads), backend, options);
+  return run(build_program(trace, replay_threads(trace, options)), backend, options);
 }
 
 }  // namespace kmbench::replay

@@ -295,6 +295,9 @@ struct Result {
 /// handed-out bytes of each (measure_handed_out).
 void record_handed_out(Result& r, const Program& program, const std::vector<std::uint64_t>& handed);
 
+/// The replay threads for a trace: options.threads, or one per stream.
+unsigned replay_threads(const ops::Trace& trace, const Options& options);
+
 /// Runs program through the named in-process backend.
 /// Throws UsageError for an unknown backend, one that runs in a worker
 /// executable, a node not in the topology, bad options or a demand the
