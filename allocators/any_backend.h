@@ -49,6 +49,8 @@ struct BackendOps {
   void (*free)(void* self, void* p, std::size_t size, TagId) noexcept;
   void* (*allocate_direct)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;
   void (*free_direct)(void* self, void* p, std::size_t size) noexcept;
+  /// allocate_direct at kMinAlign on any node: kalloc's call, with nothing to pass but size and tag.
+  void* (*allocate_heap)(void* self, std::size_t size, TagId) noexcept;
   std::size_t (*usable_size)(const void* self, void* p, std::size_t size) noexcept;  // may be null
   std::uint64_t (*physical_address)(const void* self, const void* p) noexcept;      // may be null
   std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
@@ -73,6 +75,9 @@ inline constexpr BackendOps kOpsFor = {
       return static_cast<Counting<B>*>(self)->inner().allocate(size, align, tag, node);
     },
     [](void* self, void* p, std::size_t size) noexcept { static_cast<Counting<B>*>(self)->inner().free(p, size); },
+    [](void* self, std::size_t size, TagId tag) noexcept {
+      return static_cast<Counting<B>*>(self)->inner().allocate(size, kMinAlign, tag, kAnyNode);
+    },
     (B::kFeatures & kFeatureUsableSize)
         ? +[](const void* self, void* p, std::size_t size) noexcept -> std::size_t {
             if constexpr ((B::kFeatures & kFeatureUsableSize) != 0) {
@@ -170,8 +175,11 @@ class AnyBackend {
     void* self = nullptr;
     void* (*allocate)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept = nullptr;
     void (*free)(void* self, void* p, std::size_t size) noexcept = nullptr;
+    void* (*allocate_heap)(void* self, std::size_t size, TagId) noexcept = nullptr;
   };
-  DirectCalls direct_calls() const noexcept { return {self_, ops_->allocate_direct, ops_->free_direct}; }
+  DirectCalls direct_calls() const noexcept {
+    return {self_, ops_->allocate_direct, ops_->free_direct, ops_->allocate_heap};
+  }
   /// Bytes handed out for a block of that requested size (size when unknown).
   std::size_t usable_size(void* p, std::size_t size) const noexcept {
     return ops_->usable_size ? ops_->usable_size(self_, p, size) : size;

@@ -18,7 +18,10 @@ inline constexpr unsigned kUnclaimedSlot = kMaxCpuSlots;
 
 namespace detail {
 unsigned acquire_cpu_slot();  // slow path: claims the lowest free slot; aborts if none
-inline thread_local unsigned tls_cpu_slot = kUnclaimedSlot;
+// initial-exec: one load from the thread's block, not a call through the TLS
+// resolver, even from position-independent code (kmbench is linked into
+// programs and preloaded libraries, never dlopen()ed).
+[[gnu::tls_model("initial-exec")]] inline thread_local unsigned tls_cpu_slot = kUnclaimedSlot;
 }  // namespace detail
 
 /// The calling thread's slot, in [0, kMaxCpuSlots). Owned by this thread until it exits.

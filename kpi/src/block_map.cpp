@@ -39,9 +39,10 @@ std::atomic<std::uint64_t>* BlockMap::install(unsigned shift, std::uintptr_t add
       munmap(fresh, kRootsBytes);  // another thread made it first
     }
   }
-  std::atomic<Leaf>* root = roots + root_of(shift);
+  const Tier& tier = tier_of_shift(shift);
+  std::atomic<Leaf>* root = roots + tier.root;
   constexpr std::size_t kLeafBytes = (std::size_t{1} << kLeafBits) * sizeof(std::uint64_t);
-  const std::uintptr_t word = word_index(shift, addr);
+  const std::uintptr_t word = (addr >> tier.word_shift) & tier.word_mask;
   std::atomic<Leaf>& slot = root[word >> kLeafBits];
   Leaf leaf = slot.load(std::memory_order_acquire);
   if (leaf == nullptr) {

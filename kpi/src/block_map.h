@@ -82,39 +82,70 @@ class BlockRecord {
   std::uint64_t word_ = 0;
 };
 
+/// What a lookup needs of one of the map's tiers (BlockMap): the record of a
+/// block at addr is word (addr >> word_shift) & word_mask among the tier's
+/// records (the granule's index, spread), in the index's leaves from `root` on.
+struct BlockTier {
+  std::uint64_t word_mask;
+  std::uint64_t granule_mask;  // the block's offset in its granule: addr & granule_mask
+  std::uint64_t root;
+  std::uint32_t word_shift;
+  std::uint32_t shift;  // log2 of the granule: 4, 6, 8, 10 or 12
+};
+
+/// The tiers by the bit width of the block's size: widths up to 6 (under 64
+/// bytes) the first, 7-8 the second, ..., 13 and up (4 KiB and up) the last.
+/// Words from one granule's record to the next (the spread, as a shift): 2
+/// words for 16-byte granules, a cache line's 8 for the others; each tier's
+/// index is 2^25 leaves from the one before.
+constexpr std::array<BlockTier, 65> kBlockTierByWidth = [] {
+  std::array<BlockTier, 65> table{};
+  for (unsigned width = 0; width < table.size(); ++width) {
+    const unsigned t = unsigned(std::clamp((int(width) - 5) >> 1, 0, 4));
+    const unsigned shift = 4 + 2 * t;
+    const unsigned spread = shift - 3 < 3 ? shift - 3 : 3;
+    table[width] = {~((std::uint64_t{1} << spread) - 1), (std::uint64_t{1} << shift) - 1, std::uint64_t{t} << 25,
+                    shift - spread, shift};
+  }
+  return table;
+}();
+
 class BlockMap {
  public:
   static constexpr unsigned kTiers = 5;
   static constexpr unsigned kAddressBits = 48;  // user-space addresses on x86_64 and arm64
   static constexpr unsigned kLargestShift = 12;
 
+  using Tier = BlockTier;
+  /// The tier of a block of `size` bytes: one load, indexed by the size's bit width.
+  static constexpr const Tier& tier(std::uint64_t size) noexcept { return kBlockTierByWidth[std::bit_width(size | 1)]; }
+  /// The tier whose granule is 1 << shift.
+  static constexpr const Tier& tier_of_shift(unsigned shift) noexcept { return kBlockTierByWidth[shift + 1]; }
   /// log2 of the granule of the tier of a block of `size` bytes: 4, 6, 8, 10 or 12.
-  /// Arithmetic, not a table: it heads the chain of loads that finds a record.
-  static unsigned granule_shift(std::uint64_t size) noexcept {
-    const int tier = std::clamp((int(std::bit_width(size)) - 5) >> 1, 0, int(kTiers) - 1);
-    return 4 + 2 * unsigned(tier);
-  }
+  static constexpr unsigned granule_shift(std::uint64_t size) noexcept { return tier(size).shift; }
 
   /// The record word a block of that tier at addr has, or would have.
   /// pre: addr is 16-aligned, below 2^kAddressBits; size <= BlockRecord::kMaxSize
-  static std::uint64_t live_word(Family f, std::uint64_t size, std::uint32_t tag, unsigned shift,
+  static std::uint64_t live_word(Family f, std::uint64_t size, std::uint32_t tag, const Tier& t,
                                  std::uintptr_t addr) noexcept {
-    const std::uint64_t offset = addr & ((std::uintptr_t{1} << shift) - 1);
-    return BlockRecord::live(f, size, tag, 0).word() | offset << 48;  // offset / 16 << 52
+    return BlockRecord::live(f, size, tag, 0).word() | (addr & t.granule_mask) << 48;  // offset / 16 << 52
   }
   /// True when no record can be kept for a block at addr of size (the slow path decides).
   static bool out_of_range(std::uintptr_t addr, std::uint64_t size) noexcept {
     return ((addr & 15) | (addr >> kAddressBits) | (size >> BlockRecord::kSizeBits)) != 0;
   }
 
-  /// The record's word in the tier of granule 1 << shift, or nullptr when no record was ever kept near addr.
+  /// The record's word in tier t, or nullptr when no record was ever kept near addr.
   /// pre: !out_of_range(addr, 0)
-  std::atomic<std::uint64_t>* existing(unsigned shift, std::uintptr_t addr) const noexcept {
-    const std::atomic<Leaf>* roots = roots_.load(std::memory_order_acquire);  // loads ahead of the shift
+  std::atomic<std::uint64_t>* existing(const Tier& t, std::uintptr_t addr) const noexcept {
+    const std::atomic<Leaf>* roots = roots_.load(std::memory_order_acquire);
     if (roots == nullptr) [[unlikely]] return nullptr;
-    const std::uintptr_t word = word_index(shift, addr);
-    const Leaf leaf = roots[root_of(shift) + (word >> kLeafBits)].load(std::memory_order_acquire);
+    const std::uintptr_t word = (addr >> t.word_shift) & t.word_mask;
+    const Leaf leaf = roots[t.root + (word >> kLeafBits)].load(std::memory_order_acquire);
     return leaf != nullptr ? &leaf[word & kLeafMask] : nullptr;
+  }
+  std::atomic<std::uint64_t>* existing(unsigned shift, std::uintptr_t addr) const noexcept {
+    return existing(tier_of_shift(shift), addr);
   }
   /// As existing, reserving the leaf (and the tier's index) on first use.
   /// nullptr only when no memory is left for them.
@@ -143,27 +174,20 @@ class BlockMap {
   static constexpr unsigned kLeafBits = 20;  // words per leaf: 8 MiB of address space reserved
   static constexpr std::uintptr_t kLeafMask = (std::uintptr_t{1} << kLeafBits) - 1;
 
-  /// Words from one granule's record to the next, as a shift: 2 words (16 bytes)
-  /// for 16-byte granules, a cache line for the others. A cache line of
-  /// records then covers one cache line of the blocks (or more), so two
-  /// threads share a line of records only where they share a line of blocks.
-  static constexpr unsigned spread(unsigned shift) { return shift - 3 < 3 ? shift - 3 : 3; }
-  /// The record's word counted from the start of the tier's records.
-  static std::uintptr_t word_index(unsigned shift, std::uintptr_t addr) noexcept {
-    return (addr >> shift) << spread(shift);
-  }
   /// Every tier's index of leaves lies in one reservation, each at a fixed
-  /// offset, so that a lookup's first load does not wait for the size's tier.
+  /// offset (BlockTier::root), so that a lookup's first load does not wait for the size's tier.
   static constexpr unsigned kRootBits = 25;  // leaves per tier's index, at most (tiers of 16 and 64 bytes)
-  static constexpr std::size_t root_of(unsigned shift) { return std::size_t((shift - 4) >> 1) << kRootBits; }
 
   using Leaf = std::atomic<std::uint64_t>*;
   std::atomic<std::uint64_t>* install(unsigned shift, std::uintptr_t addr) noexcept;
-
 
   std::atomic<std::atomic<Leaf>*> roots_{nullptr};  // kTiers indexes of 1 << kRootBits leaves
   static_assert(kAddressBits - 4 + 1 - kLeafBits <= kRootBits && kAddressBits - 6 + 3 - kLeafBits <= kRootBits);
   std::atomic<std::size_t> leaves_reserved_{0};
 };
+
+static_assert(BlockMap::tier(16).shift == 4 && BlockMap::tier(64).shift == 6 && BlockMap::tier(255).shift == 6 &&
+              BlockMap::tier(4095).shift == 10 && BlockMap::tier(1 << 20).shift == 12 &&
+              BlockMap::tier(1 << 20).root == std::uint64_t{BlockMap::kTiers - 1} << 25);
 
 }  // namespace kmbench::kpi::detail

@@ -58,15 +58,16 @@ struct __OSMallocTag__ {
   alignas(64) std::atomic<std::int64_t> folded_bytes{0};
   alignas(64) std::atomic<std::int64_t> peak_bytes{0};
 
-  kmbench::kpi::detail::TagSlot& share() noexcept {
-    kmbench::kpi::detail::TagSlot* s = slots[kmbench::this_cpu_slot()].load(std::memory_order_relaxed);
+  /// The share of the calling thread, whose CPU slot is `slot`.
+  kmbench::kpi::detail::TagSlot& share(unsigned slot) noexcept {
+    kmbench::kpi::detail::TagSlot* s = slots[slot].load(std::memory_order_relaxed);
     return s != nullptr ? *s : new_share();
   }
   kmbench::kpi::detail::TagSlot& new_share() noexcept;
 
-  void count_alloc(std::int64_t bytes) noexcept {
+  void count_alloc(std::int64_t bytes, unsigned slot) noexcept {
     using kmbench::kpi::detail::bump;
-    kmbench::kpi::detail::TagSlot& s = share();
+    kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.allocs, std::uint64_t{1});
     std::int64_t pending = s.pending_bytes.load(std::memory_order_relaxed) + bytes;
     if (pending > kFoldBytes) [[unlikely]] {
@@ -79,9 +80,9 @@ struct __OSMallocTag__ {
     while (seen > peak && !peak_bytes.compare_exchange_weak(peak, seen, std::memory_order_relaxed)) {
     }
   }
-  void count_free(std::int64_t bytes) noexcept {
+  void count_free(std::int64_t bytes, unsigned slot) noexcept {
     using kmbench::kpi::detail::bump;
-    kmbench::kpi::detail::TagSlot& s = share();
+    kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.frees, std::uint64_t{1});
     std::int64_t pending = s.pending_bytes.load(std::memory_order_relaxed) - bytes;
     if (pending < 0) [[unlikely]] {
@@ -119,16 +120,18 @@ inline AnyBackend& active_backend() {
   return open_from_environment();
 }
 /// The active backend's direct calls, each in a word of its own (set with g_backend, before it).
+/// Before a backend is open the allocation words hold calls that open it first, so no caller tests them.
 extern std::atomic<void*> g_direct_self;
 extern std::atomic<decltype(AnyBackend::DirectCalls::allocate)> g_direct_allocate;
+extern std::atomic<decltype(AnyBackend::DirectCalls::allocate_heap)> g_direct_allocate_heap;
 extern std::atomic<decltype(AnyBackend::DirectCalls::free)> g_direct_free;
 inline void* backend_allocate(std::size_t size, std::size_t align, TagId tag) noexcept {
-  auto fn = g_direct_allocate.load(std::memory_order_acquire);
-  if (fn == nullptr) [[unlikely]] {
-    open_from_environment();
-    fn = g_direct_allocate.load(std::memory_order_acquire);
+  if (align == kMinAlign) {
+    return g_direct_allocate_heap.load(std::memory_order_acquire)(g_direct_self.load(std::memory_order_relaxed), size,
+                                                                  tag);
   }
-  return fn(g_direct_self.load(std::memory_order_relaxed), size, align, tag, kAnyNode);
+  return g_direct_allocate.load(std::memory_order_acquire)(g_direct_self.load(std::memory_order_relaxed), size, align,
+                                                           tag, kAnyNode);
 }
 /// pre: p came from backend_allocate with this size.
 inline void backend_free(void* p, std::size_t size) noexcept {
@@ -168,25 +171,33 @@ inline std::uint64_t backing_size(Family family, std::uint64_t size, Mode mode) 
 
 // ---- accounts
 
-/// One CPU slot's counts per family (requested bytes in strict mode, backing bytes in xnu mode).
-struct alignas(64) FamilySlot {
-  std::atomic<std::uint64_t> allocs[kFamilies] = {};
-  std::atomic<std::uint64_t> frees[kFamilies] = {};
-  std::atomic<std::int64_t> live_bytes[kFamilies] = {};
+/// One family's counts in one CPU slot (requested bytes in strict mode,
+/// backing bytes in xnu mode): a call touches one line of its slot.
+struct FamilyCounts {
+  std::atomic<std::uint64_t> allocs{0};
+  std::atomic<std::uint64_t> frees{0};
+  std::atomic<std::int64_t> live_bytes{0};
+  std::uint64_t unused = 0;  // 32 bytes: two families to a cache line
+};
+/// One CPU slot's counts, 256 bytes apart so the slot's index finds them with a shift.
+struct alignas(256) FamilySlot {
+  FamilyCounts family[kFamilies];
 };
 extern FamilySlot g_family_slots[kMaxCpuSlots];
 
 inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
-  FamilySlot& s = g_family_slots[this_cpu_slot()];
-  bump(s.allocs[std::size_t(f)], std::uint64_t{1});
-  bump(s.live_bytes[std::size_t(f)], static_cast<std::int64_t>(bytes));
-  if (tag != nullptr) tag->count_alloc(static_cast<std::int64_t>(bytes));
+  const unsigned slot = this_cpu_slot();
+  FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
+  bump(c.allocs, std::uint64_t{1});
+  bump(c.live_bytes, static_cast<std::int64_t>(bytes));
+  if (tag != nullptr) tag->count_alloc(static_cast<std::int64_t>(bytes), slot);
 }
 inline void account_free(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
-  FamilySlot& s = g_family_slots[this_cpu_slot()];
-  bump(s.frees[std::size_t(f)], std::uint64_t{1});
-  bump(s.live_bytes[std::size_t(f)], -static_cast<std::int64_t>(bytes));
-  if (tag != nullptr) tag->count_free(static_cast<std::int64_t>(bytes));
+  const unsigned slot = this_cpu_slot();
+  FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
+  bump(c.frees, std::uint64_t{1});
+  bump(c.live_bytes, -static_cast<std::int64_t>(bytes));
+  if (tag != nullptr) tag->count_free(static_cast<std::int64_t>(bytes), slot);
 }
 
 // ---- records (strict mode: every block; xnu mode: page runs)
@@ -207,10 +218,10 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
 inline bool record_block(Family family, void* p, std::uint64_t size, __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
-    const unsigned shift = BlockMap::granule_shift(size);
-    if (std::atomic<std::uint64_t>* w = g_blocks.existing(shift, addr)) [[likely]] {
+    const BlockMap::Tier& tier = BlockMap::tier(size);
+    if (std::atomic<std::uint64_t>* w = g_blocks.existing(tier, addr)) [[likely]] {
       if (!BlockRecord(w->load(std::memory_order_relaxed)).is_live()) [[likely]] {
-        w->store(BlockMap::live_word(family, size, tag_id(tag), shift, addr), std::memory_order_relaxed);
+        w->store(BlockMap::live_word(family, size, tag_id(tag), tier, addr), std::memory_order_relaxed);
         return true;
       }
     }
@@ -228,9 +239,9 @@ inline std::uint64_t retire_block(Family expected, const char* fn, void* p, std:
                                   __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
-    const unsigned shift = BlockMap::granule_shift(size);
-    if (std::atomic<std::uint64_t>* w = g_blocks.existing(shift, addr)) [[likely]] {
-      const std::uint64_t want = BlockMap::live_word(expected, size, tag_id(tag), shift, addr);
+    const BlockMap::Tier& tier = BlockMap::tier(size);
+    if (std::atomic<std::uint64_t>* w = g_blocks.existing(tier, addr)) [[likely]] {
+      const std::uint64_t want = BlockMap::live_word(expected, size, tag_id(tag), tier, addr);
       if (w->load(std::memory_order_relaxed) == want) [[likely]] {
         w->store(BlockRecord(want).freed().word(), std::memory_order_relaxed);  // before the backend can hand p out again
         return size;
@@ -268,12 +279,17 @@ inline void* backing_allocate(Family family, std::uint64_t bytes, std::size_t al
 void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                                      std::uint64_t max_phys) noexcept;
 
+/// Sets g_page_runs_recorded, once: xnu mode's heap frees then take the path that checks for page runs.
+void note_page_runs() noexcept;
+
 /// Allocates a block of `family` and accounts (and, where recorded, records) it. post: nullptr on failure.
 ///  pre: align is a power of two; max_phys bounds the physical address (page families only).
-[[gnu::always_inline]] inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
-                      std::uint64_t max_phys = ~0ull, Wait wait = Wait::may_wait) noexcept {
-  const Mode mode = active_mode();
-  if (size > BlockRecord::kMaxSize) return nullptr;
+[[gnu::always_inline]] inline void* allocate_in(Mode mode, Family family, std::uint64_t size, std::size_t align,
+                                              __OSMallocTag__* tag, std::uint64_t max_phys = ~0ull,
+                                              Wait wait = Wait::may_wait) noexcept {
+  // xnu mode's heap blocks up to kalloc's largest class need no other bound.
+  const bool kalloc_sized = mode == Mode::xnu && !is_page_family(family) && size <= 16384;
+  if (!kalloc_sized && size > BlockRecord::kMaxSize) return nullptr;
   const std::uint64_t bytes = backing_size(family, size, mode);
   void* p = backing_allocate(family, bytes, align, tag, max_phys);
   if (p == nullptr) [[unlikely]] {
@@ -282,7 +298,7 @@ void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::si
     if (p == nullptr) return nullptr;
   }
   if (is_page_family(family) && !g_page_runs_recorded.load(std::memory_order_relaxed)) {
-    g_page_runs_recorded.store(true, std::memory_order_relaxed);
+    note_page_runs();
   }
   if (recorded(family, mode) && !record_block(family, p, size, tag)) [[unlikely]] {
     if (is_page_family(family)) {
@@ -295,27 +311,96 @@ void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::si
   account_alloc(family, mode == Mode::strict ? size : bytes, tag);
   return p;
 }
+[[gnu::always_inline]] inline void* allocate(Family family, std::uint64_t size, std::size_t align, __OSMallocTag__* tag,
+                                           std::uint64_t max_phys = ~0ull, Wait wait = Wait::may_wait) noexcept {
+  return allocate_in(active_mode(), family, size, align, tag, max_phys, wait);
+}
 
 /// Checks a free (panics on misuse), then gives the memory back. `fn` names the
-/// KPI function; `tag` is the tag OSFree was given (or nullptr).
-[[gnu::always_inline]] inline void release(Family expected, const char* fn, void* p, std::uint64_t size,
-                    __OSMallocTag__* tag) noexcept {
+/// KPI function; `tag` is the tag OSFree was given (or nullptr). In xnu mode a
+/// heap free looks for a page run at p once page runs exist (`page_runs`).
+/// The counts go first, so that the backend's free is the last call (a jump).
+[[gnu::always_inline]] inline void release_in(Mode mode, bool page_runs, Family expected, const char* fn, void* p,
+                                             std::uint64_t size, __OSMallocTag__* tag) noexcept {
   if (p == nullptr) return;
-  const Mode mode = active_mode();
   if (recorded(expected, mode)) {
     size = retire_block(expected, fn, p, size, tag);  // the recorded size (xnu: of the same pages)
-  } else if (g_page_runs_recorded.load(std::memory_order_relaxed) &&
+  } else if (page_runs &&
              g_blocks.find(BlockMap::kLargestShift, reinterpret_cast<std::uintptr_t>(p)).is_live()) [[unlikely]] {
     page_run_given_to_heap_free(expected, fn, p, size, tag);
   }
   const std::uint64_t bytes = backing_size(expected, size, mode);
+  account_free(expected, mode == Mode::strict ? size : bytes, tag);
   if (is_page_family(expected)) {
     pages_free(p, bytes);
   } else {
     backend_free(p, bytes);
   }
-  account_free(expected, mode == Mode::strict ? size : bytes, tag);
 }
+[[gnu::always_inline]] inline void release(Family expected, const char* fn, void* p, std::uint64_t size,
+                                          __OSMallocTag__* tag) noexcept {
+  release_in(active_mode(), g_page_runs_recorded.load(std::memory_order_relaxed), expected, fn, p, size, tag);
+}
+
+// ---- the hot calls
+
+/// IOMalloc, IOFree, OSMalloc, OSFree and OSObject's new and delete each jump
+/// through a word of their own (IOMalloc is `return g_io_malloc_calls.allocate
+/// (size, nullptr, caller)`). refresh_hot_calls() points the words at the
+/// calls' general path (the first calls, while recording) or at a path made
+/// for the mode alone, which asks nothing already answered. `site` is the KPI
+/// call's return address, for the recording.
+using HotAllocate = void* (*)(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
+using HotRelease = void (*)(void* p, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
+
+/// general: the backend or the mode not known yet, or the calls recorded;
+/// xnu_page_runs: xnu mode once a page run exists (its heap frees check for one).
+enum class HotPath : unsigned { general, xnu, xnu_page_runs, strict };
+inline constexpr std::size_t kHotPaths = 4;
+
+/// One pair of hot calls' entries for each path (each KPI file keeps its own).
+struct HotEntries {
+  HotAllocate allocate[kHotPaths];
+  HotRelease release[kHotPaths];
+};
+/// The words the calls jump through.
+struct HotCalls {
+  std::atomic<HotAllocate> allocate;
+  std::atomic<HotRelease> release;
+};
+extern const HotEntries kIOMallocEntries, kOSMallocEntries, kOSObjectEntries;
+extern HotCalls g_io_malloc_calls, g_os_malloc_calls, g_os_object_calls;
+
+/// Points every hot call at the path the backend, the mode, the recording and
+/// the page runs call for. Called after any of them changes; lock-free, so a
+/// forked child may call it.
+void refresh_hot_calls() noexcept;
+
+/// A heap family's allocation on the path of mode M, at kMinAlign. Untagged
+/// families (kTagged false) ignore `tag`.
+template <Family F, Mode M, bool kTagged>
+[[gnu::noinline]] void* hot_allocate(std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
+  static_assert(!is_page_family(F));
+  return allocate_in(M, F, size, kMinAlign, kTagged ? tag : nullptr);
+}
+/// The KPI function a hot free names in a panic.
+constexpr const char* hot_free_name(Family f) {
+  return f == Family::io_malloc ? "IOFree" : f == Family::os_malloc ? "OSFree" : "OSObject::operator delete";
+}
+/// A heap family's free on the path of mode M.
+template <Family F, Mode M, bool kPageRuns, bool kTagged>
+[[gnu::noinline]] void hot_release(void* p, std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
+  static_assert(!is_page_family(F));
+  release_in(M, kPageRuns, F, hot_free_name(F), p, size, kTagged ? tag : nullptr);
+}
+/// The entries of an untagged heap family whose general paths are given.
+template <Family F, HotAllocate kGeneralAllocate, HotRelease kGeneralRelease>
+inline constexpr HotEntries kHeapEntries = {
+    {kGeneralAllocate, &hot_allocate<F, Mode::xnu, false>, &hot_allocate<F, Mode::xnu, false>,
+     &hot_allocate<F, Mode::strict, false>},
+    {kGeneralRelease, &hot_release<F, Mode::xnu, false, false>, &hot_release<F, Mode::xnu, true, false>,
+     &hot_release<F, Mode::strict, false, false>},
+};
 
 /// The machine page runs come from (nullptr: physmem::current_machine()).
 /// pre: no page run is live.

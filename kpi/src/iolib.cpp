@@ -12,6 +12,7 @@
 #include "core.h"
 #include "record.h"
 
+using kmbench::kpi::Mode;
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
 
@@ -51,18 +52,38 @@ T* mapped(IOPhysicalAddress address, const char* fn) {
 
 }  // namespace
 
+using kmbench::ops::Call;
+
+namespace {
+
+// IOMalloc's and IOFree's paths before the hot path is known, and while the
+// calls are recorded (kd::HotCalls).
+void* io_malloc_general(std::uint64_t size, __OSMallocTag__*, const void* site) noexcept {
+  void* p = kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr);
+  KMBENCH_KPI_RECORD_AT(site, Call::io_malloc, p, size, 0, 0);
+  return p;
+}
+
+void io_free_general(void* address, std::uint64_t size, __OSMallocTag__*, const void* site) noexcept {
+  KMBENCH_KPI_RECORD_AT(site, Call::io_free, address, size, 0, 0);
+  kd::release(Family::io_malloc, "IOFree", address, size, nullptr);
+}
+
+}  // namespace
+
+constinit const kd::HotEntries kd::kIOMallocEntries =
+    kd::kHeapEntries<Family::io_malloc, &io_malloc_general, &io_free_general>;
+constinit kd::HotCalls kd::g_io_malloc_calls{&io_malloc_general, &io_free_general};
+
 extern "C" {
 
 // Each call records itself (record.h) with the caller's return address: an
 // allocation once it has its block (nullptr when it failed), a free before the
 // block can be handed out again, so that a reader ordering the records by time
 // never sees a block's next allocation before its free.
-using kmbench::ops::Call;
 
 void* IOMalloc(vm_size_t size) {
-  void* p = kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr);
-  KMBENCH_KPI_RECORD(Call::io_malloc, p, size, 0, 0);
-  return p;
+  return kd::g_io_malloc_calls.allocate.load(std::memory_order_acquire)(size, nullptr, __builtin_return_address(0));
 }
 
 void* IOMallocZero(vm_size_t size) {
@@ -75,8 +96,7 @@ void* IOMallocZero(vm_size_t size) {
 }
 
 void IOFree(void* address, vm_size_t size) {
-  KMBENCH_KPI_RECORD(Call::io_free, address, size, 0, 0);
-  kd::release(Family::io_malloc, "IOFree", address, size, nullptr);
+  kd::g_io_malloc_calls.release.load(std::memory_order_acquire)(address, size, nullptr, __builtin_return_address(0));
 }
 
 void* IOMallocAligned(vm_size_t size, vm_offset_t alignment) {

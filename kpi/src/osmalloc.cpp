@@ -9,6 +9,7 @@
 #include "record.h"
 
 using kmbench::kpi::TagUsage;
+using kmbench::kpi::Mode;
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
 
@@ -23,9 +24,9 @@ constexpr int kActive = static_cast<int>(TagUsage::State::active);
 constexpr int kPending = static_cast<int>(TagUsage::State::freed_pending);
 constexpr int kReleased = static_cast<int>(TagUsage::State::released);
 
-/// Panics unless tag is a tag blocks may be allocated with (or, for frees, one that is
-/// waiting for its last block).
-void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size, bool for_free) {
+/// check_tag's every case but an active tag's.
+[[gnu::noinline]] void check_tag_slow(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size,
+                                      bool for_free) {
   if (tag == nullptr) {
     kd::panic(fn, addr, size, nullptr, "NULL tag");
   }
@@ -43,6 +44,16 @@ void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t 
   }
   kd::panic(fn, addr, size, tag->name, "tag was freed by OSMalloc_Tagfree%s",
             waiting ? " (its release waits for its last block)" : "");
+}
+
+/// Panics unless tag is a tag blocks may be allocated with (or, for frees, one that is
+/// waiting for its last block).
+inline void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size, bool for_free) {
+  if (tag != nullptr && tag->magic == __OSMallocTag__::kMagic &&
+      tag->state.load(std::memory_order_acquire) == kActive) [[likely]] {
+    return;
+  }
+  check_tag_slow(tag, fn, addr, size, for_free);
 }
 
 /// A tag's state as reported: a deferred release is done once its last block is freed.
@@ -144,11 +155,55 @@ void OSMalloc_Tagfree(OSMallocTag tag) {
 // Records (record.h): aux the tag, aux2 its flags (a pageable tag's blocks are the pageable family).
 using kmbench::ops::Call;
 
-void* OSMalloc(uint32_t size, OSMallocTag tag) {
+}  // extern "C"
+
+namespace {
+
+constexpr const char* kOSFree = "OSFree";
+
+// OSMalloc's and OSFree's paths before the hot path is known, while the calls
+// are recorded, and for a pageable tag's pages (kd::HotCalls).
+void* os_malloc_general(std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
   check_tag(tag, "OSMalloc", nullptr, size, false);
   void* p = kd::allocate(family_for(tag, size), size, kmbench::kMinAlign, tag);
-  KMBENCH_KPI_RECORD(Call::os_malloc, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
+  KMBENCH_KPI_RECORD_AT(site, Call::os_malloc, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
   return p;
+}
+
+void os_free_general(void* addr, std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
+  check_tag(tag, kOSFree, addr, size, true);
+  KMBENCH_KPI_RECORD_AT(site, Call::os_free, addr, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
+  kd::release(family_for(tag, size), kOSFree, addr, size, tag);
+}
+
+// The mode's own paths: a tag's heap blocks (its pageable pages take the general path).
+template <Mode M>
+[[gnu::noinline]] void* os_malloc_hot(std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
+  check_tag(tag, "OSMalloc", nullptr, size, false);
+  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_malloc_general(size, tag, site);
+  return kd::allocate_in(M, Family::os_malloc, size, kmbench::kMinAlign, tag);
+}
+
+template <Mode M, bool kPageRuns>
+[[gnu::noinline]] void os_free_hot(void* addr, std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
+  check_tag(tag, kOSFree, addr, size, true);
+  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_free_general(addr, size, tag, site);
+  kd::release_in(M, kPageRuns, Family::os_malloc, kOSFree, addr, size, tag);
+}
+
+}  // namespace
+
+constinit const kd::HotEntries kd::kOSMallocEntries = {
+    {&os_malloc_general, &os_malloc_hot<Mode::xnu>, &os_malloc_hot<Mode::xnu>, &os_malloc_hot<Mode::strict>},
+    {&os_free_general, &os_free_hot<Mode::xnu, false>, &os_free_hot<Mode::xnu, true>,
+     &os_free_hot<Mode::strict, false>},
+};
+constinit kd::HotCalls kd::g_os_malloc_calls{&os_malloc_general, &os_free_general};
+
+extern "C" {
+
+void* OSMalloc(uint32_t size, OSMallocTag tag) {
+  return kd::g_os_malloc_calls.allocate.load(std::memory_order_acquire)(size, tag, __builtin_return_address(0));
 }
 
 namespace {
@@ -177,9 +232,7 @@ void* OSMalloc_nowait(uint32_t size, OSMallocTag tag) {
 }
 
 void OSFree(void* addr, uint32_t size, OSMallocTag tag) {
-  check_tag(tag, "OSFree", addr, size, true);
-  KMBENCH_KPI_RECORD(Call::os_free, addr, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
-  kd::release(family_for(tag, size), "OSFree", addr, size, tag);
+  kd::g_os_malloc_calls.release.load(std::memory_order_acquire)(addr, size, tag, __builtin_return_address(0));
 }
 
 }  // extern "C"

@@ -8,6 +8,7 @@
 #include "core.h"
 #include "record.h"
 
+using kmbench::kpi::Mode;
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
 
@@ -163,17 +164,34 @@ const OSMetaClass* OSObject::getMetaClass() const { return &gMetaClass; }
 OSObject::OSObject(const OSMetaClass*) : retainCount(1) {}
 OSObject::~OSObject() {}
 
-// Records (record.h): the object's block; its class follows from the
-// constructors (kmbenchConstructed), the most derived one last.
-void* OSObject::operator new(size_t size) noexcept {
+namespace {
+
+// OSObject's new and delete before the hot path is known and while the calls
+// are recorded (kd::HotCalls; record.h): the object's block; its class follows
+// from the constructors (kmbenchConstructed), the most derived one last.
+void* object_new_general(std::uint64_t size, __OSMallocTag__*, const void* site) noexcept {
   void* p = kd::allocate(Family::os_object, size, kmbench::kMinAlign, nullptr);
-  KMBENCH_KPI_RECORD(kmbench::ops::Call::os_object_new, p, size, 0, 0);
+  KMBENCH_KPI_RECORD_AT(site, kmbench::ops::Call::os_object_new, p, size, 0, 0);
   return p;
 }
 
+void object_delete_general(void* mem, std::uint64_t size, __OSMallocTag__*, const void* site) noexcept {
+  KMBENCH_KPI_RECORD_AT(site, kmbench::ops::Call::os_object_delete, mem, size, 0, 0);
+  kd::release(Family::os_object, kd::hot_free_name(Family::os_object), mem, size, nullptr);
+}
+
+}  // namespace
+
+constinit const kd::HotEntries kd::kOSObjectEntries =
+    kd::kHeapEntries<Family::os_object, &object_new_general, &object_delete_general>;
+constinit kd::HotCalls kd::g_os_object_calls{&object_new_general, &object_delete_general};
+
+void* OSObject::operator new(size_t size) noexcept {
+  return kd::g_os_object_calls.allocate.load(std::memory_order_acquire)(size, nullptr, __builtin_return_address(0));
+}
+
 void OSObject::operator delete(void* mem, size_t size) {
-  KMBENCH_KPI_RECORD(kmbench::ops::Call::os_object_delete, mem, size, 0, 0);
-  kd::release(Family::os_object, "OSObject::operator delete", mem, size, nullptr);
+  kd::g_os_object_calls.release.load(std::memory_order_acquire)(mem, size, nullptr, __builtin_return_address(0));
 }
 
 bool OSObject::init() { return true; }

@@ -171,6 +171,7 @@ void write_header(const std::string& text) {
 void at_fork_child() {
   // The child does not write into its parent's recording.
   g_record_state.store(0, std::memory_order_relaxed);
+  refresh_hot_calls();
   g_fd = -1;
   t_log = nullptr;
 }
@@ -216,6 +217,7 @@ void start_locked(const std::string& path) {
     std::atexit(stop_at_exit);
   }
   g_record_state.store(1, std::memory_order_release);
+  refresh_hot_calls();
 }
 
 }  // namespace
@@ -227,6 +229,7 @@ bool record_from_environment() noexcept {
   const char* env = std::getenv("KMBENCH_RECORD");
   if (env == nullptr || *env == '\0') {
     g_record_state.store(0, std::memory_order_release);
+    refresh_hot_calls();
     return false;
   }
   const std::string path = base::with_pid(env);
@@ -300,6 +303,7 @@ void stop_recording() {
   std::lock_guard start_lock(kd::g_start_mutex);
   int on = 1;
   if (!kd::g_record_state.compare_exchange_strong(on, 0, std::memory_order_acq_rel)) return;
+  kd::refresh_hot_calls();
   kd::record_class_names();  // classes of objects loaded since the start
   std::lock_guard lock(kd::g_mutex);
   for (kd::ThreadLog* log = kd::g_logs; log != nullptr; log = log->next) kd::flush(log);

@@ -55,10 +55,14 @@ class RecordQuiet {
 
 /// Records a KPI call made from the function this expands in: its return
 /// address is the caller's call site.
-#define KMBENCH_KPI_RECORD(call, address, size, aux, aux2)                                          \
+#define KMBENCH_KPI_RECORD(call, address, size, aux, aux2) \
+  KMBENCH_KPI_RECORD_AT(__builtin_return_address(0), call, address, size, aux, aux2)
+
+/// Records a KPI call made from `site` (a hot call's general path, out of line, is given its caller's).
+#define KMBENCH_KPI_RECORD_AT(site, call, address, size, aux, aux2)                                  \
   do {                                                                                              \
     if (::kmbench::kpi::detail::recording()) [[unlikely]] {                                         \
       ::kmbench::kpi::detail::record_call(static_cast<std::uint8_t>(call), (address), (size), (aux), \
-                                          (aux2), __builtin_return_address(0));                     \
+                                          (aux2), (site));                                          \
     }                                                                                               \
   } while (0)

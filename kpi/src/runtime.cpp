@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "core.h"
+#include "record.h"
 
 namespace kmbench::kpi {
 namespace detail {
@@ -16,14 +17,27 @@ namespace {
 
 std::mutex g_backend_mutex;
 
+// The direct calls before a backend is open: each opens KMBENCH_BACKEND's, then makes the call.
+void* open_then_allocate(void*, std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
+  open_from_environment();
+  return backend_allocate(size, align, tag);
+}
+void* open_then_allocate_heap(void*, std::size_t size, TagId tag) noexcept {
+  open_from_environment();
+  return backend_allocate(size, kMinAlign, tag);
+}
+constexpr AnyBackend::DirectCalls kOpeners{nullptr, &open_then_allocate, nullptr, &open_then_allocate_heap};
+
 /// Makes b the active backend: its direct calls first, the allocate word last (readers start from it).
 /// nullptr: none, the next use opens KMBENCH_BACKEND's.
 void publish(AnyBackend* b) {
-  const AnyBackend::DirectCalls calls = b != nullptr ? b->direct_calls() : AnyBackend::DirectCalls{};
+  const AnyBackend::DirectCalls calls = b != nullptr ? b->direct_calls() : kOpeners;
   g_direct_self.store(calls.self, std::memory_order_relaxed);
   g_direct_free.store(calls.free, std::memory_order_release);
+  g_direct_allocate_heap.store(calls.allocate_heap, std::memory_order_release);
   g_direct_allocate.store(calls.allocate, std::memory_order_release);
   g_backend.store(b, std::memory_order_release);
+  refresh_hot_calls();
 }
 
 /// The worker a backend lives in: its executable's name after "kmbench-" (kmbench-jemalloc: jemalloc),
@@ -80,7 +94,48 @@ Mode mode_from_environment() {
   }
   int expected = -1;
   g_mode.compare_exchange_strong(expected, static_cast<int>(m), std::memory_order_relaxed);
+  refresh_hot_calls();
   return static_cast<Mode>(g_mode.load(std::memory_order_relaxed));
+}
+
+namespace {
+
+HotPath hot_path_now() noexcept {
+  const int mode = g_mode.load(std::memory_order_seq_cst);
+  if (mode < 0 || g_backend.load(std::memory_order_seq_cst) == nullptr ||
+      g_record_state.load(std::memory_order_seq_cst) != 0) {
+    return HotPath::general;
+  }
+  if (static_cast<Mode>(mode) == Mode::strict) return HotPath::strict;
+  return g_page_runs_recorded.load(std::memory_order_seq_cst) ? HotPath::xnu_page_runs : HotPath::xnu;
+}
+
+void point_hot_calls(HotPath path) noexcept {
+  const auto i = static_cast<std::size_t>(path);
+  for (auto [calls, entries] : {std::pair{&g_io_malloc_calls, &kIOMallocEntries},
+                                std::pair{&g_os_malloc_calls, &kOSMallocEntries},
+                                std::pair{&g_os_object_calls, &kOSObjectEntries}}) {
+    calls->allocate.store(entries->allocate[i], std::memory_order_seq_cst);
+    calls->release.store(entries->release[i], std::memory_order_seq_cst);
+  }
+}
+
+}  // namespace
+
+void refresh_hot_calls() noexcept {
+  // Whoever points the calls reads the inputs again afterwards: the last
+  // pointing made is then checked against inputs read after it, never stale.
+  HotPath path = hot_path_now();
+  for (;;) {
+    point_hot_calls(path);
+    const HotPath again = hot_path_now();
+    if (again == path) return;
+    path = again;
+  }
+}
+
+void note_page_runs() noexcept {
+  if (!g_page_runs_recorded.exchange(true, std::memory_order_seq_cst)) refresh_hot_calls();
 }
 
 namespace {
@@ -139,7 +194,8 @@ extern constinit const std::array<std::uint16_t, 16384 / 16 + 1> g_kalloc_class_
 
 std::atomic<AnyBackend*> g_backend{nullptr};
 std::atomic<void*> g_direct_self{nullptr};
-std::atomic<decltype(AnyBackend::DirectCalls::allocate)> g_direct_allocate{nullptr};
+std::atomic<decltype(AnyBackend::DirectCalls::allocate)> g_direct_allocate{kOpeners.allocate};
+std::atomic<decltype(AnyBackend::DirectCalls::allocate_heap)> g_direct_allocate_heap{kOpeners.allocate_heap};
 std::atomic<decltype(AnyBackend::DirectCalls::free)> g_direct_free{nullptr};
 std::atomic<int> g_mode{-1};
 FamilySlot g_family_slots[kMaxCpuSlots];
@@ -185,7 +241,8 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
           "the backend returned a block that overlaps a live %s block of %llu bytes", family_name(old.family()),
           static_cast<unsigned long long>(old.size()));
   }
-  w->store(BlockMap::live_word(family, size, tag_id(tag), shift, addr), std::memory_order_relaxed);
+  w->store(BlockMap::live_word(family, size, tag_id(tag), BlockMap::tier_of_shift(shift), addr),
+           std::memory_order_relaxed);
   return true;
 }
 
@@ -269,6 +326,7 @@ void set_mode(Mode mode) {
                      std::to_string(live) + " KPI blocks are live; the mode changes only while none is");
   }
   g_mode.store(static_cast<int>(mode), std::memory_order_relaxed);
+  refresh_hot_calls();
 }
 
 Mode mode() { return active_mode(); }
@@ -350,10 +408,10 @@ std::vector<FamilyUsage> family_usage() {
     FamilyUsage u;
     u.family = family_name(Family(f));
     for (unsigned s = 0; s < slots; ++s) {
-      const FamilySlot& c = g_family_slots[s];
-      u.allocs += c.allocs[f].load(std::memory_order_relaxed);
-      u.frees += c.frees[f].load(std::memory_order_relaxed);
-      u.live_bytes += c.live_bytes[f].load(std::memory_order_relaxed);
+      const FamilyCounts& c = g_family_slots[s].family[f];
+      u.allocs += c.allocs.load(std::memory_order_relaxed);
+      u.frees += c.frees.load(std::memory_order_relaxed);
+      u.live_bytes += c.live_bytes.load(std::memory_order_relaxed);
     }
     u.live_blocks = static_cast<std::int64_t>(u.allocs) - static_cast<std::int64_t>(u.frees);
     out.push_back(std::move(u));
@@ -366,8 +424,9 @@ std::int64_t live_blocks() {
   const unsigned slots = cpu_slots_in_use();
   for (unsigned s = 0; s < slots; ++s) {
     for (std::size_t f = 0; f < kFamilies; ++f) {
-      n += static_cast<std::int64_t>(g_family_slots[s].allocs[f].load(std::memory_order_relaxed)) -
-           static_cast<std::int64_t>(g_family_slots[s].frees[f].load(std::memory_order_relaxed));
+      const FamilyCounts& c = g_family_slots[s].family[f];
+      n += static_cast<std::int64_t>(c.allocs.load(std::memory_order_relaxed)) -
+           static_cast<std::int64_t>(c.frees.load(std::memory_order_relaxed));
     }
   }
   return n;

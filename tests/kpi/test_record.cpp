@@ -174,6 +174,44 @@ TEST(KpiRecord, EveryCallComesBackWithItsFamilyFlagsTagClassAndSite) {
   std::remove(path.c_str());
 }
 
+// IOMalloc, IOFree, OSMalloc and OSFree jump through words the KPI points at
+// a path for the mode alone once nothing records: a recording started later
+// still sees every call from its start, with the driver's site, and none after its stop.
+TEST(KpiRecord, TheHotCallsAreRecordedFromTheStartToTheStopWithTheirSites) {
+  const std::string path = temp_path("hot.kmr");
+  OSMallocTag tag = OSMalloc_Tagalloc("com.kmbench.test.hot", OSMT_DEFAULT);
+  IOFree(IOMalloc(48), 48);  // before the start: on the mode's path
+  OSFree(OSMalloc(48, tag), 48, tag);
+  kpi::start_recording(path);
+  void* a = IOMalloc(100);
+  void* b = OSMalloc(200, tag);
+  OSString* s = OSString::withCString("hot");
+  s->release();
+  IOFree(a, 100);
+  OSFree(b, 200, tag);
+  kpi::stop_recording();
+  IOFree(IOMalloc(48), 48);  // after the stop: on the mode's path again
+  OSFree(OSMalloc(48, tag), 48, tag);
+  OSMalloc_Tagfree(tag);
+
+  const ops::Trace t = trace::import_file(path);
+  const auto calls = calls_of(t);
+  EXPECT_EQ(calls.at("OSMalloc"), 1u);
+  EXPECT_EQ(calls.at("OSFree"), 1u);
+  EXPECT_EQ(calls.at("OSObject::operator new"), 1u);
+  EXPECT_EQ(calls.at("OSObject::operator delete"), 1u);
+  // The string's characters are IOMalloc'd too.
+  EXPECT_EQ(calls.at("IOMalloc"), 2u);
+  EXPECT_EQ(calls.at("IOFree"), 2u);
+  for (ops::Call c : {ops::Call::io_malloc, ops::Call::os_malloc}) {
+    const ops::Op* op = first_op(t, c);
+    ASSERT_NE(op, nullptr);
+    const std::string& site = t.strings[op->site];
+    EXPECT_NE(site.find("TheHotCallsAreRecordedFromTheStartToTheStopWithTheirSites"), std::string::npos) << site;
+  }
+  std::remove(path.c_str());
+}
+
 TEST(KpiRecord, ThreadsFreeingEachOthersBlocksMergeWithEveryFreeAfterItsAllocation) {
   const std::string path = temp_path("threads.kmr");
   kpi::start_recording(path);
