@@ -18,6 +18,7 @@
 #include "allocators/cpu_slot.h"
 #include "block_map.h"
 #include "kmbench/kpi.h"
+#include "libkern/OSMalloc.h"
 
 namespace kmbench::kpi::detail {
 
@@ -59,13 +60,13 @@ struct __OSMallocTag__ {
   alignas(64) std::atomic<std::int64_t> peak_bytes{0};
 
   /// The share of the calling thread, whose CPU slot is `slot`.
-  kmbench::kpi::detail::TagSlot& share(unsigned slot) noexcept {
+  [[gnu::always_inline]] kmbench::kpi::detail::TagSlot& share(unsigned slot) noexcept {
     kmbench::kpi::detail::TagSlot* s = slots[slot].load(std::memory_order_relaxed);
     return s != nullptr ? *s : new_share();
   }
   kmbench::kpi::detail::TagSlot& new_share() noexcept;
 
-  void count_alloc(std::int64_t bytes, unsigned slot) noexcept {
+  [[gnu::always_inline]] void count_alloc(std::int64_t bytes, unsigned slot) noexcept {
     using kmbench::kpi::detail::bump;
     kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.allocs, std::uint64_t{1});
@@ -80,7 +81,7 @@ struct __OSMallocTag__ {
     while (seen > peak && !peak_bytes.compare_exchange_weak(peak, seen, std::memory_order_relaxed)) {
     }
   }
-  void count_free(std::int64_t bytes, unsigned slot) noexcept {
+  [[gnu::always_inline]] void count_free(std::int64_t bytes, unsigned slot) noexcept {
     using kmbench::kpi::detail::bump;
     kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.frees, std::uint64_t{1});
@@ -137,6 +138,24 @@ inline void* backend_allocate(std::size_t size, std::size_t align, TagId tag) no
 inline void backend_free(void* p, std::size_t size) noexcept {
   g_direct_free.load(std::memory_order_acquire)(g_direct_self.load(std::memory_order_relaxed), p, size);
 }
+
+/// How a path reaches the backend for heap blocks (kMinAlign): AnyHeap through
+/// the published words, whatever the backend; HeapOf<B> with the backend's
+/// own calls inline, for a path made for backends of type B (hot_backends.cpp).
+struct AnyHeap {
+  static void* allocate(std::size_t size, TagId tag) noexcept { return backend_allocate(size, kMinAlign, tag); }
+  static void free(void* p, std::size_t size) noexcept { backend_free(p, size); }
+};
+template <class B>
+struct HeapOf {
+  static B& backend() noexcept {
+    return static_cast<Counting<B>*>(g_direct_self.load(std::memory_order_relaxed))->inner();
+  }
+  static void* allocate(std::size_t size, TagId tag) noexcept {
+    return backend().allocate(size, kMinAlign, tag, kAnyNode);
+  }
+  static void free(void* p, std::size_t size) noexcept { backend().free(p, size); }
+};
 /// The name of the tag of that id, for messages ("(unknown tag)" when none has it).
 const char* tag_name_of_id(TagId id) noexcept;
 /// The active backend's name, or "(none)" before first use; never opens one.
@@ -185,14 +204,14 @@ struct alignas(256) FamilySlot {
 };
 extern FamilySlot g_family_slots[kMaxCpuSlots];
 
-inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
+[[gnu::always_inline]] inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
   const unsigned slot = this_cpu_slot();
   FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
   bump(c.allocs, std::uint64_t{1});
   bump(c.live_bytes, static_cast<std::int64_t>(bytes));
   if (tag != nullptr) tag->count_alloc(static_cast<std::int64_t>(bytes), slot);
 }
-inline void account_free(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
+[[gnu::always_inline]] inline void account_free(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
   const unsigned slot = this_cpu_slot();
   FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
   bump(c.frees, std::uint64_t{1});
@@ -215,7 +234,8 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
 
 /// Records a block the backend just returned. post: false when no record can be
 /// kept for it (no memory for the map): the caller gives the block back.
-inline bool record_block(Family family, void* p, std::uint64_t size, __OSMallocTag__* tag) noexcept {
+[[gnu::always_inline]] inline bool record_block(Family family, void* p, std::uint64_t size,
+                                               __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
     const BlockMap::Tier& tier = BlockMap::tier(size);
@@ -235,7 +255,7 @@ inline bool record_block(Family family, void* p, std::uint64_t size, __OSMallocT
 std::uint64_t retire_slow(Family expected, const char* fn, void* p, std::uint64_t size,
                           __OSMallocTag__* tag) noexcept;
 
-inline std::uint64_t retire_block(Family expected, const char* fn, void* p, std::uint64_t size,
+[[gnu::always_inline]] inline std::uint64_t retire_block(Family expected, const char* fn, void* p, std::uint64_t size,
                                   __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
@@ -265,12 +285,14 @@ void pages_free(void* p, std::uint64_t bytes) noexcept;
 enum class Wait : bool { may_wait, never };
 
 /// The memory of a block of `family`: the page layer's, or the active backend's.
+template <class Heap = AnyHeap>
 inline void* backing_allocate(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                               std::uint64_t max_phys) noexcept {
   if (is_page_family(family)) {
     return pages_alloc(bytes, std::max<std::size_t>(align, kPage), max_phys);
   }
-  return backend_allocate(bytes, std::max<std::size_t>(align, kMinAlign), tag_id(tag));
+  if (align <= kMinAlign) return Heap::allocate(bytes, tag_id(tag));
+  return backend_allocate(bytes, align, tag_id(tag));
 }
 
 /// A call that may wait found no memory: the backend reclaims (trim, then
@@ -284,6 +306,7 @@ void note_page_runs() noexcept;
 
 /// Allocates a block of `family` and accounts (and, where recorded, records) it. post: nullptr on failure.
 ///  pre: align is a power of two; max_phys bounds the physical address (page families only).
+template <class Heap = AnyHeap>
 [[gnu::always_inline]] inline void* allocate_in(Mode mode, Family family, std::uint64_t size, std::size_t align,
                                               __OSMallocTag__* tag, std::uint64_t max_phys = ~0ull,
                                               Wait wait = Wait::may_wait) noexcept {
@@ -291,7 +314,7 @@ void note_page_runs() noexcept;
   const bool kalloc_sized = mode == Mode::xnu && !is_page_family(family) && size <= 16384;
   if (!kalloc_sized && size > BlockRecord::kMaxSize) return nullptr;
   const std::uint64_t bytes = backing_size(family, size, mode);
-  void* p = backing_allocate(family, bytes, align, tag, max_phys);
+  void* p = backing_allocate<Heap>(family, bytes, align, tag, max_phys);
   if (p == nullptr) [[unlikely]] {
     if (wait == Wait::never) return nullptr;
     p = backing_allocate_after_reclaim(family, bytes, align, tag, max_phys);
@@ -304,7 +327,7 @@ void note_page_runs() noexcept;
     if (is_page_family(family)) {
       pages_free(p, bytes);
     } else {
-      backend_free(p, bytes);
+      Heap::free(p, bytes);
     }
     return nullptr;
   }
@@ -320,6 +343,7 @@ void note_page_runs() noexcept;
 /// KPI function; `tag` is the tag OSFree was given (or nullptr). In xnu mode a
 /// heap free looks for a page run at p once page runs exist (`page_runs`).
 /// The counts go first, so that the backend's free is the last call (a jump).
+template <class Heap = AnyHeap>
 [[gnu::always_inline]] inline void release_in(Mode mode, bool page_runs, Family expected, const char* fn, void* p,
                                              std::uint64_t size, __OSMallocTag__* tag) noexcept {
   if (p == nullptr) return;
@@ -334,7 +358,7 @@ void note_page_runs() noexcept;
   if (is_page_family(expected)) {
     pages_free(p, bytes);
   } else {
-    backend_free(p, bytes);
+    Heap::free(p, bytes);
   }
 }
 [[gnu::always_inline]] inline void release(Family expected, const char* fn, void* p, std::uint64_t size,
@@ -378,29 +402,85 @@ void refresh_hot_calls() noexcept;
 
 /// A heap family's allocation on the path of mode M, at kMinAlign. Untagged
 /// families (kTagged false) ignore `tag`.
-template <Family F, Mode M, bool kTagged>
+template <Family F, Mode M, bool kTagged, class Heap = AnyHeap>
 [[gnu::noinline]] void* hot_allocate(std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
   static_assert(!is_page_family(F));
-  return allocate_in(M, F, size, kMinAlign, kTagged ? tag : nullptr);
+  return allocate_in<Heap>(M, F, size, kMinAlign, kTagged ? tag : nullptr);
 }
 /// The KPI function a hot free names in a panic.
 constexpr const char* hot_free_name(Family f) {
   return f == Family::io_malloc ? "IOFree" : f == Family::os_malloc ? "OSFree" : "OSObject::operator delete";
 }
 /// A heap family's free on the path of mode M.
-template <Family F, Mode M, bool kPageRuns, bool kTagged>
+template <Family F, Mode M, bool kPageRuns, bool kTagged, class Heap = AnyHeap>
 [[gnu::noinline]] void hot_release(void* p, std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
   static_assert(!is_page_family(F));
-  release_in(M, kPageRuns, F, hot_free_name(F), p, size, kTagged ? tag : nullptr);
+  release_in<Heap>(M, kPageRuns, F, hot_free_name(F), p, size, kTagged ? tag : nullptr);
 }
-/// The entries of an untagged heap family whose general paths are given.
-template <Family F, HotAllocate kGeneralAllocate, HotRelease kGeneralRelease>
+/// The mode paths' entries of an untagged heap family, with the general
+/// paths given (nullptr: a backend's own table, whose general paths are the KPI's).
+template <Family F, HotAllocate kGeneralAllocate, HotRelease kGeneralRelease, class Heap = AnyHeap>
 inline constexpr HotEntries kHeapEntries = {
-    {kGeneralAllocate, &hot_allocate<F, Mode::xnu, false>, &hot_allocate<F, Mode::xnu, false>,
-     &hot_allocate<F, Mode::strict, false>},
-    {kGeneralRelease, &hot_release<F, Mode::xnu, false, false>, &hot_release<F, Mode::xnu, true, false>,
-     &hot_release<F, Mode::strict, false, false>},
+    {kGeneralAllocate, &hot_allocate<F, Mode::xnu, false, Heap>, &hot_allocate<F, Mode::xnu, false, Heap>,
+     &hot_allocate<F, Mode::strict, false, Heap>},
+    {kGeneralRelease, &hot_release<F, Mode::xnu, false, false, Heap>, &hot_release<F, Mode::xnu, true, false, Heap>,
+     &hot_release<F, Mode::strict, false, false, Heap>},
 };
+
+// OSMalloc's and OSFree's: the tag is checked first (osmalloc.cpp has the general paths).
+
+/// Tag states (kmbench::kpi::TagUsage::State).
+inline constexpr int kTagActive = static_cast<int>(TagUsage::State::active);
+/// Panics unless tag is a tag blocks may be allocated with (or, for frees, one
+/// that is waiting for its last block); every case but an active tag's.
+void check_tag_slow(__OSMallocTag__* tag, const char* fn, const void* addr, std::uint64_t size, bool for_free);
+[[gnu::always_inline]] inline void check_tag(__OSMallocTag__* tag, const char* fn, const void* addr,
+                                             std::uint64_t size, bool for_free) {
+  if (tag != nullptr && tag->magic == __OSMallocTag__::kMagic &&
+      tag->state.load(std::memory_order_acquire) == kTagActive) [[likely]] {
+    return;
+  }
+  check_tag_slow(tag, fn, addr, size, for_free);
+}
+/// A tag's block's family: a pageable tag's page-sized blocks are pages.
+inline Family family_for(const __OSMallocTag__* tag, std::uint64_t size) {
+  return (tag->flags & OSMT_PAGEABLE) != 0 && size >= kPage ? Family::os_pageable : Family::os_malloc;
+}
+/// OSMalloc's and OSFree's general paths (osmalloc.cpp): a pageable tag's pages take them too.
+void* os_malloc_general(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
+void os_free_general(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
+
+template <Mode M, class Heap = AnyHeap>
+[[gnu::noinline]] void* os_malloc_hot(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  check_tag(tag, "OSMalloc", nullptr, size, false);
+  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_malloc_general(size, tag, site);
+  return allocate_in<Heap>(M, Family::os_malloc, size, kMinAlign, tag);
+}
+template <Mode M, bool kPageRuns, class Heap = AnyHeap>
+[[gnu::noinline]] void os_free_hot(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  check_tag(tag, "OSFree", addr, size, true);
+  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_free_general(addr, size, tag, site);
+  release_in<Heap>(M, kPageRuns, Family::os_malloc, "OSFree", addr, size, tag);
+}
+template <HotAllocate kGeneralAllocate, HotRelease kGeneralRelease, class Heap = AnyHeap>
+inline constexpr HotEntries kTaggedEntries = {
+    {kGeneralAllocate, &os_malloc_hot<Mode::xnu, Heap>, &os_malloc_hot<Mode::xnu, Heap>,
+     &os_malloc_hot<Mode::strict, Heap>},
+    {kGeneralRelease, &os_free_hot<Mode::xnu, false, Heap>, &os_free_hot<Mode::xnu, true, Heap>,
+     &os_free_hot<Mode::strict, false, Heap>},
+};
+
+/// The hot calls' mode paths made for one backend type, its calls inline
+/// (hot_backends.cpp), so that a driver's call into the KPI makes one call
+/// into the backend's code, as a kext's kalloc does, not two.
+struct BackendHotEntries {
+  const HotEntries* io_malloc;
+  const HotEntries* os_malloc;
+  const HotEntries* os_object;
+};
+/// Those of the backend whose direct calls these are; nullptr for a type this
+/// build has none for (its calls then go through the words, AnyHeap).
+const BackendHotEntries* backend_hot_entries(const AnyBackend::DirectCalls& calls) noexcept;
 
 /// The machine page runs come from (nullptr: physmem::current_machine()).
 /// pre: no page run is live.

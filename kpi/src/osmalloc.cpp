@@ -24,9 +24,19 @@ constexpr int kActive = static_cast<int>(TagUsage::State::active);
 constexpr int kPending = static_cast<int>(TagUsage::State::freed_pending);
 constexpr int kReleased = static_cast<int>(TagUsage::State::released);
 
-/// check_tag's every case but an active tag's.
-[[gnu::noinline]] void check_tag_slow(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size,
-                                      bool for_free) {
+/// A tag's state as reported: a deferred release is done once its last block is freed.
+TagUsage::State state_of(const __OSMallocTag__& tag) {
+  const int state = tag.state.load(std::memory_order_acquire);
+  return state == kPending && tag.live_blocks() == 0 ? TagUsage::State::released
+                                                     : static_cast<TagUsage::State>(state);
+}
+
+}  // namespace
+
+using kd::check_tag;
+using kd::family_for;
+
+void kd::check_tag_slow(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size, bool for_free) {
   if (tag == nullptr) {
     kd::panic(fn, addr, size, nullptr, "NULL tag");
   }
@@ -45,30 +55,6 @@ constexpr int kReleased = static_cast<int>(TagUsage::State::released);
   kd::panic(fn, addr, size, tag->name, "tag was freed by OSMalloc_Tagfree%s",
             waiting ? " (its release waits for its last block)" : "");
 }
-
-/// Panics unless tag is a tag blocks may be allocated with (or, for frees, one that is
-/// waiting for its last block).
-inline void check_tag(OSMallocTag tag, const char* fn, const void* addr, std::uint64_t size, bool for_free) {
-  if (tag != nullptr && tag->magic == __OSMallocTag__::kMagic &&
-      tag->state.load(std::memory_order_acquire) == kActive) [[likely]] {
-    return;
-  }
-  check_tag_slow(tag, fn, addr, size, for_free);
-}
-
-/// A tag's state as reported: a deferred release is done once its last block is freed.
-TagUsage::State state_of(const __OSMallocTag__& tag) {
-  const int state = tag.state.load(std::memory_order_acquire);
-  return state == kPending && tag.live_blocks() == 0 ? TagUsage::State::released
-                                                     : static_cast<TagUsage::State>(state);
-}
-
-Family family_for(OSMallocTag tag, std::uint64_t size) {
-  return (tag->flags & OSMT_PAGEABLE) != 0 && size >= kd::kPage ? Family::os_pageable
-                                                                 : Family::os_malloc;
-}
-
-}  // namespace
 
 kd::TagSlot& __OSMallocTag__::new_share() noexcept {
   // Only this slot's thread creates its share; readers find it through the acquire load.
@@ -157,48 +143,26 @@ using kmbench::ops::Call;
 
 }  // extern "C"
 
-namespace {
-
 constexpr const char* kOSFree = "OSFree";
 
 // OSMalloc's and OSFree's paths before the hot path is known, while the calls
 // are recorded, and for a pageable tag's pages (kd::HotCalls).
-void* os_malloc_general(std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
+void* kd::os_malloc_general(std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
   check_tag(tag, "OSMalloc", nullptr, size, false);
   void* p = kd::allocate(family_for(tag, size), size, kmbench::kMinAlign, tag);
   KMBENCH_KPI_RECORD_AT(site, Call::os_malloc, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
   return p;
 }
 
-void os_free_general(void* addr, std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
+void kd::os_free_general(void* addr, std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
   check_tag(tag, kOSFree, addr, size, true);
   KMBENCH_KPI_RECORD_AT(site, Call::os_free, addr, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
   kd::release(family_for(tag, size), kOSFree, addr, size, tag);
 }
 
-// The mode's own paths: a tag's heap blocks (its pageable pages take the general path).
-template <Mode M>
-[[gnu::noinline]] void* os_malloc_hot(std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
-  check_tag(tag, "OSMalloc", nullptr, size, false);
-  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_malloc_general(size, tag, site);
-  return kd::allocate_in(M, Family::os_malloc, size, kmbench::kMinAlign, tag);
-}
-
-template <Mode M, bool kPageRuns>
-[[gnu::noinline]] void os_free_hot(void* addr, std::uint64_t size, OSMallocTag tag, const void* site) noexcept {
-  check_tag(tag, kOSFree, addr, size, true);
-  if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_free_general(addr, size, tag, site);
-  kd::release_in(M, kPageRuns, Family::os_malloc, kOSFree, addr, size, tag);
-}
-
-}  // namespace
-
-constinit const kd::HotEntries kd::kOSMallocEntries = {
-    {&os_malloc_general, &os_malloc_hot<Mode::xnu>, &os_malloc_hot<Mode::xnu>, &os_malloc_hot<Mode::strict>},
-    {&os_free_general, &os_free_hot<Mode::xnu, false>, &os_free_hot<Mode::xnu, true>,
-     &os_free_hot<Mode::strict, false>},
-};
-constinit kd::HotCalls kd::g_os_malloc_calls{&os_malloc_general, &os_free_general};
+constinit const kd::HotEntries kd::kOSMallocEntries =
+    kd::kTaggedEntries<&kd::os_malloc_general, &kd::os_free_general>;
+constinit kd::HotCalls kd::g_os_malloc_calls{&kd::os_malloc_general, &kd::os_free_general};
 
 extern "C" {
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 #include "core.h"
 #include "record.h"
@@ -16,6 +17,9 @@ namespace detail {
 namespace {
 
 std::mutex g_backend_mutex;
+
+/// The mode paths made for the active backend's type (nullptr: none; its calls take the words).
+std::atomic<const BackendHotEntries*> g_backend_hot{nullptr};
 
 // The direct calls before a backend is open: each opens KMBENCH_BACKEND's, then makes the call.
 void* open_then_allocate(void*, std::size_t size, std::size_t align, TagId tag, NodeId) noexcept {
@@ -37,6 +41,7 @@ void publish(AnyBackend* b) {
   g_direct_allocate_heap.store(calls.allocate_heap, std::memory_order_release);
   g_direct_allocate.store(calls.allocate, std::memory_order_release);
   g_backend.store(b, std::memory_order_release);
+  g_backend_hot.store(b != nullptr ? backend_hot_entries(calls) : nullptr, std::memory_order_seq_cst);
   refresh_hot_calls();
 }
 
@@ -112,11 +117,14 @@ HotPath hot_path_now() noexcept {
 
 void point_hot_calls(HotPath path) noexcept {
   const auto i = static_cast<std::size_t>(path);
-  for (auto [calls, entries] : {std::pair{&g_io_malloc_calls, &kIOMallocEntries},
-                                std::pair{&g_os_malloc_calls, &kOSMallocEntries},
-                                std::pair{&g_os_object_calls, &kOSObjectEntries}}) {
-    calls->allocate.store(entries->allocate[i], std::memory_order_seq_cst);
-    calls->release.store(entries->release[i], std::memory_order_seq_cst);
+  const BackendHotEntries* own = path == HotPath::general ? nullptr : g_backend_hot.load(std::memory_order_seq_cst);
+  using Word = std::tuple<HotCalls*, const HotEntries*, const HotEntries*>;  // the word, the KPI's, the backend's
+  for (auto [calls, entries, owns] : {Word{&g_io_malloc_calls, &kIOMallocEntries, own ? own->io_malloc : nullptr},
+                                      Word{&g_os_malloc_calls, &kOSMallocEntries, own ? own->os_malloc : nullptr},
+                                      Word{&g_os_object_calls, &kOSObjectEntries, own ? own->os_object : nullptr}}) {
+    const HotEntries* e = owns != nullptr ? owns : entries;
+    calls->allocate.store(e->allocate[i], std::memory_order_seq_cst);
+    calls->release.store(e->release[i], std::memory_order_seq_cst);
   }
 }
 
@@ -330,6 +338,14 @@ void set_mode(Mode mode) {
 }
 
 Mode mode() { return active_mode(); }
+
+bool calls_inline() {
+  const BackendHotEntries* own = g_backend_hot.load(std::memory_order_acquire);
+  const HotPath path = hot_path_now();
+  return own != nullptr && path != HotPath::general &&
+         g_io_malloc_calls.allocate.load(std::memory_order_acquire) ==
+             own->io_malloc->allocate[static_cast<std::size_t>(path)];
+}
 
 AnyBackend& backend() { return active_backend(); }
 

@@ -52,6 +52,22 @@ TEST_P(IOLib, IOMallocOfZeroIsARealSixteenByteBlock) {
   IOFree(b, 0);
 }
 
+// Every backend this library is built with has paths of its own: a driver's
+// IOMalloc runs the backend's code inline, in both modes, and the counts and
+// checks still hold on them.
+TEST_P(IOLib, TheHotCallsRunTheBackendInlineInBothModes) {
+  for (kpi::Mode mode : {kpi::Mode::strict, kpi::Mode::xnu}) {
+    kpi::set_mode(mode);
+    void* p = IOMalloc(100);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(kpi::calls_inline()) << GetParam();
+    EXPECT_EQ(family("IOMalloc").live_blocks, 1);
+    EXPECT_EQ(family("IOMalloc").live_bytes, mode == kpi::Mode::strict ? 100 : 128);
+    IOFree(p, 100);
+    EXPECT_EQ(family("IOMalloc").live_bytes, 0);
+  }
+}
+
 TEST_P(IOLib, FreesOfNullAreNoOps) {
   const auto before = kpi::family_usage();
   IOFree(nullptr, 0);

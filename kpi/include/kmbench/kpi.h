@@ -23,6 +23,11 @@ enum class Mode { strict, xnu };
 
 void set_mode(Mode mode);
 Mode mode();
+/// Whether IOMalloc, IOFree, OSMalloc, OSFree and OSObject's new and delete
+/// run the active backend's code inline, on a path made for its type and the
+/// mode (false before the first call, while recording, and for a backend
+/// type this library was not built with: then through its function table).
+bool calls_inline();
 /// "strict" / "xnu"; throws UsageError on anything else.
 Mode parse_mode(std::string_view text);
 
