@@ -255,8 +255,8 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
 std::uint64_t retire_slow(Family expected, const char* fn, void* p, std::uint64_t size,
                           __OSMallocTag__* tag) noexcept;
 
-[[gnu::always_inline]] inline std::uint64_t retire_block(Family expected, const char* fn, void* p, std::uint64_t size,
-                                  __OSMallocTag__* tag) noexcept {
+[[gnu::always_inline]] inline std::uint64_t retire_block(Family expected, const char* fn, void* p,
+                                                        std::uint64_t size, __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
     const BlockMap::Tier& tier = BlockMap::tier(size);
@@ -372,8 +372,9 @@ template <class Heap = AnyHeap>
 /// through a word of their own (IOMalloc is `return g_io_malloc_calls.allocate
 /// (size, nullptr, caller)`). refresh_hot_calls() points the words at the
 /// calls' general path (the first calls, while recording) or at a path made
-/// for the mode alone, which asks nothing already answered. `site` is the KPI
-/// call's return address, for the recording.
+/// for the mode (and, where the build has one, the backend's type) alone,
+/// which asks nothing already answered. `site` is the KPI call's return
+/// address, for the recording.
 using HotAllocate = void* (*)(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
 using HotRelease = void (*)(void* p, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
 
