@@ -20,6 +20,7 @@
 #include "kmbench/kpi.h"
 #include "libkern/OSMalloc.h"
 
+
 namespace kmbench::kpi::detail {
 
 /// A counter only one thread writes (its CPU slot's): a load and a store, no read-modify-write.
@@ -96,6 +97,10 @@ struct __OSMallocTag__ {
   std::int64_t live_blocks() const noexcept;
   std::int64_t live_bytes() const noexcept;
 };
+
+// The core's globals and functions are the KPI's own: hidden, a position-
+// independent path reaches each word with one load, not two through the GOT.
+#pragma GCC visibility push(hidden)
 
 namespace kmbench::kpi::detail {
 
@@ -495,3 +500,5 @@ std::uint64_t pages_phys(const void* p) noexcept;
 void* pages_virt(std::uint64_t pa) noexcept;
 
 }  // namespace kmbench::kpi::detail
+
+#pragma GCC visibility pop

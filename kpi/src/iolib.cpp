@@ -82,10 +82,6 @@ extern "C" {
 // block can be handed out again, so that a reader ordering the records by time
 // never sees a block's next allocation before its free.
 
-void* IOMalloc(vm_size_t size) {
-  return kd::g_io_malloc_calls.allocate.load(std::memory_order_acquire)(size, nullptr, __builtin_return_address(0));
-}
-
 void* IOMallocZero(vm_size_t size) {
   void* p = kd::allocate(Family::io_malloc, size, kmbench::kMinAlign, nullptr);
   if (p != nullptr) {
@@ -93,10 +89,6 @@ void* IOMallocZero(vm_size_t size) {
   }
   KMBENCH_KPI_RECORD(Call::io_malloc_zero, p, size, 0, 0);
   return p;
-}
-
-void IOFree(void* address, vm_size_t size) {
-  kd::g_io_malloc_calls.release.load(std::memory_order_acquire)(address, size, nullptr, __builtin_return_address(0));
 }
 
 void* IOMallocAligned(vm_size_t size, vm_offset_t alignment) {

@@ -166,10 +166,6 @@ constinit kd::HotCalls kd::g_os_malloc_calls{&kd::os_malloc_general, &kd::os_fre
 
 extern "C" {
 
-void* OSMalloc(uint32_t size, OSMallocTag tag) {
-  return kd::g_os_malloc_calls.allocate.load(std::memory_order_acquire)(size, tag, __builtin_return_address(0));
-}
-
 namespace {
 
 void* malloc_noblock(uint32_t size, OSMallocTag tag, const char* fn) {
@@ -193,10 +189,6 @@ void* OSMalloc_nowait(uint32_t size, OSMallocTag tag) {
   void* p = malloc_noblock(size, tag, "OSMalloc_nowait");
   KMBENCH_KPI_RECORD(Call::os_malloc_nowait, p, size, reinterpret_cast<std::uintptr_t>(tag), tag->flags);
   return p;
-}
-
-void OSFree(void* addr, uint32_t size, OSMallocTag tag) {
-  kd::g_os_malloc_calls.release.load(std::memory_order_acquire)(addr, size, tag, __builtin_return_address(0));
 }
 
 }  // extern "C"

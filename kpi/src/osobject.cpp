@@ -186,14 +186,6 @@ constinit const kd::HotEntries kd::kOSObjectEntries =
     kd::kHeapEntries<Family::os_object, &object_new_general, &object_delete_general>;
 constinit kd::HotCalls kd::g_os_object_calls{&object_new_general, &object_delete_general};
 
-void* OSObject::operator new(size_t size) noexcept {
-  return kd::g_os_object_calls.allocate.load(std::memory_order_acquire)(size, nullptr, __builtin_return_address(0));
-}
-
-void OSObject::operator delete(void* mem, size_t size) {
-  kd::g_os_object_calls.release.load(std::memory_order_acquire)(mem, size, nullptr, __builtin_return_address(0));
-}
-
 bool OSObject::init() { return true; }
 
 void OSObject::free() {

@@ -211,7 +211,9 @@ TEST_P(IOLib, MemoryComesFromTheActiveBackend) {
   void* a = IOMalloc(200);
   void* b = IOMallocAligned(300, 1024);
   EXPECT_EQ(kpi::backend().name(), GetParam());
-  if (before >= 0) EXPECT_GE(backend_live_blocks(), 2);  // slab's count holds its CPU caches too
+  if (before >= 0) {
+    EXPECT_GE(backend_live_blocks(), 2);  // slab's count holds its CPU caches too
+  }
   EXPECT_EQ(kpi::live_blocks(), 2);
   // The KPI calls the backend past its counting decorator: the decorator saw none of it.
   EXPECT_EQ(kpi::backend().stats().allocs, 0u);

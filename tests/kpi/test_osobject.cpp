@@ -131,7 +131,9 @@ TEST_P(OSObjectTest, ObjectMemoryComesFromTheActiveBackend) {
   const std::int64_t before = backend_live_blocks();
   KmTestBigBuffer* big = OSTypeAlloc(KmTestBigBuffer);
   ASSERT_NE(big, nullptr);
-  if (before >= 0) EXPECT_GE(backend_live_blocks(), 1);  // slab's count holds its CPU caches too
+  if (before >= 0) {
+    EXPECT_GE(backend_live_blocks(), 1);  // slab's count holds its CPU caches too
+  }
   EXPECT_EQ(family("OSObject").live_bytes, static_cast<std::int64_t>(sizeof(KmTestBigBuffer)));
   big->release();
   EXPECT_EQ(family("OSObject").live_blocks, 0);
