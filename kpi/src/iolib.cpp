@@ -12,7 +12,6 @@
 #include "core.h"
 #include "record.h"
 
-using kmbench::kpi::Mode;
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
 

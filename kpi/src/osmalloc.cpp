@@ -9,7 +9,6 @@
 #include "record.h"
 
 using kmbench::kpi::TagUsage;
-using kmbench::kpi::Mode;
 using kmbench::kpi::detail::Family;
 namespace kd = kmbench::kpi::detail;
 
