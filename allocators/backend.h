@@ -153,6 +153,20 @@ concept Backend =
        { b.reallocate(p, size, size, align, tag, node) } noexcept -> std::same_as<void*>;
      });
 
+/// Optional: a backend's per-CPU paths alone, for a caller that keeps its own
+/// slow path out of line (the KPI's hot calls try them inline, so they need
+/// no frame). Neither makes a call.
+///  post try_allocate: a block as allocate(size, kMinAlign, any tag, kAnyNode)
+///       gives, or nullptr with nothing changed (the caller then calls allocate)
+///  pre  try_free: as free's
+///  post try_free: true once p is freed as free(p, size) frees it, or false with
+///       nothing changed (the caller then calls free, which also reports misuse)
+template <class B>
+concept TriesInline = requires(B& b, void* p, std::size_t size) {
+  { b.try_allocate(size) } noexcept -> std::same_as<void*>;
+  { b.try_free(p, size) } noexcept -> std::same_as<bool>;
+};
+
 /// realloc for every backend: the backend's own where it has one
 /// (kFeatureRealloc); else what a kernel does across size classes (krealloc,
 /// kalloc's realloc): allocate the new block, copy what both hold, free the old.

@@ -82,6 +82,32 @@ class BuddyBackend {
     free_large(p, size, pfn);
   }
 
+  /// allocate's and free's CPU page list paths alone (a page for a block of a
+  /// page or less, kMinAlign, any node), for a caller that keeps its own slow
+  /// path out of line, as the KPI's hot calls do: neither makes a call.
+  /// nullptr or false: nothing was taken or written, and the caller goes on to
+  /// allocate or free.
+  void* try_allocate(std::size_t size) noexcept {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (size <= physmem::kPageSize && slot < kMaxCpuSlots) [[likely]] {
+      if (void* p = machine_.try_alloc_pages(slot, 0, max_phys_)) [[likely]] {
+        add_block_at(slot, 1, 1);
+        return p;
+      }
+    }
+    return nullptr;
+  }
+  bool try_free(void* p, std::size_t size) noexcept {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (size <= physmem::kPageSize && slot < kMaxCpuSlots &&
+        shape_[machine_.phys_of(p) >> physmem::kPageShift] == kShapeBySize &&
+        machine_.try_free_pages(slot, p, 0)) [[likely]] {
+      add_block_at(slot, -1, -1);
+      return true;
+    }
+    return false;
+  }
+
   std::size_t usable_size(void* p, std::size_t size) const noexcept;
   std::uint64_t physical_address(const void* p) const noexcept { return machine_.phys_of(p); }
   /// Gives the calling CPU slot's cached pages back to the buddy (trim keeps a batch per list).
@@ -112,8 +138,9 @@ class BuddyBackend {
   static T load(const T& counter) noexcept {
     return std::atomic_ref<T>(const_cast<T&>(counter)).load(std::memory_order_relaxed);
   }
-  void add_block(std::int64_t pages, std::int64_t blocks) noexcept {
-    Shard& s = shards_[this_cpu_slot()];
+  void add_block(std::int64_t pages, std::int64_t blocks) noexcept { add_block_at(this_cpu_slot(), pages, blocks); }
+  void add_block_at(unsigned slot, std::int64_t pages, std::int64_t blocks) noexcept {
+    Shard& s = shards_[slot];
     bump(s.pages, pages);
     bump(s.blocks, blocks);
   }

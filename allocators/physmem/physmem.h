@@ -248,6 +248,14 @@ class Machine {
                     std::uint32_t gfp = kGfpNoWatermarks) noexcept;
   /// pre: p came from alloc_pages with this order and is not freed yet.
   void free_pages(void* p, unsigned order) noexcept;
+  /// alloc_pages(order, kAnyNode, max_phys) and free_pages's CPU page list
+  /// paths alone, for the calling thread's CPU slot `slot`: neither makes a
+  /// call. nullptr or false, with nothing changed, when the list is empty or
+  /// full or is not the one to serve the request (a machine of several nodes,
+  /// a ceiling below the node's memory); the caller then calls alloc_pages or
+  /// free_pages.
+  void* try_alloc_pages(unsigned slot, unsigned order, std::uint64_t max_phys) noexcept;
+  bool try_free_pages(unsigned slot, void* p, unsigned order) noexcept;
 
   /// Page-granular runs of any length (Linux alloc_pages_exact; beyond kMaxOrder
   /// like alloc_contig_range): physically contiguous, aligned to `align` (a power
@@ -548,6 +556,32 @@ inline void* Machine::alloc_pages(unsigned order, NodeId node, std::uint64_t max
     }
   }
   return alloc_on(order, node, max_phys, gfp);
+}
+
+inline void* Machine::try_alloc_pages(unsigned slot, unsigned order, std::uint64_t max_phys) noexcept {
+  if (node_count_ == 1 && order < kPcpOrders && max_phys >= mem_[0].phys_last) [[likely]] {
+    PcpSet& set = pcp(slot, 0);
+    const std::uint32_t n = set.count[order];
+    if (n != 0) [[likely]] {
+      store(set.count[order], n - 1);
+      store(set.hits, set.hits + 1);
+      return set.stack[kPcpOffset[order] + n - 1];
+    }
+  }
+  return nullptr;
+}
+
+inline bool Machine::try_free_pages(unsigned slot, void* p, unsigned order) noexcept {
+  if (node_count_ == 1 && order < kPcpOrders) [[likely]] {
+    PcpSet& set = pcp(slot, 0);
+    const std::uint32_t n = set.count[order];
+    if (n != pcp_high_[order]) [[likely]] {
+      set.stack[kPcpOffset[order] + n] = p;
+      store(set.count[order], n + 1);
+      return true;
+    }
+  }
+  return false;
 }
 
 inline void Machine::free_pages(void* p, unsigned order) noexcept {

@@ -67,7 +67,8 @@ inline constexpr MagType kMagTypes[] = {
 inline constexpr unsigned kMagTypeCount = sizeof(kMagTypes) / sizeof(kMagTypes[0]);
 
 namespace detail {
-inline thread_local int t_slot = -1;
+// initial-exec, as kmbench::detail::tls_cpu_slot: one load, no call to the TLS resolver.
+[[gnu::tls_model("initial-exec")]] inline thread_local int t_slot = -1;
 unsigned claim_slot() noexcept;  // this_cpu_slot(), registered so reclaim can flush it once idle
 }  // namespace detail
 
@@ -133,6 +134,26 @@ class ObjectCache {
       return;
     }
     free_slow(cc, buf);
+  }
+
+  /// alloc_at's and free_at's loaded-magazine paths alone, for a caller that
+  /// keeps its own slow path out of line: neither makes a call. nullptr or
+  /// false: nothing was taken or written (the magazine is spent or full, or
+  /// the cache debugs), and the caller goes on to alloc_at or free_at.
+  void* try_alloc_at(unsigned slot) noexcept {
+    CpuCache& cc = cpu_[slot];
+    if (cc.rounds > 0 && !cc.debug) [[likely]] {
+      return cc.loaded->rounds[--cc.rounds];
+    }
+    return nullptr;
+  }
+  bool try_free_at(unsigned slot, void* buf) noexcept {
+    CpuCache& cc = cpu_[slot];
+    if (static_cast<unsigned>(cc.rounds) < static_cast<unsigned>(cc.magsize) && !cc.debug) [[likely]] {
+      cc.loaded->rounds[cc.rounds++] = buf;
+      return true;
+    }
+    return false;
   }
 
   /// Returns magazines beyond the depot's working set (trim) or every magazine

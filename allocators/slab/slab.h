@@ -131,6 +131,30 @@ class SlabBackend {
     free_slow(p, size);
   }
 
+  /// allocate's and free's CPU-layer paths alone (kMinAlign, any node), for a
+  /// caller that keeps its own slow path out of line, as the KPI's hot calls
+  /// do: neither makes a call. nullptr or false: nothing was taken or written
+  /// (no slot yet, a home node not yet known, a spent or full magazine), and
+  /// the caller goes on to allocate or free.
+  void* try_allocate(std::size_t size) noexcept {
+    const int slot = slab::detail::t_slot;
+    if (size <= slab::kSmallMax && slot >= 0) [[likely]] {
+      const int node = nodes_ == 1 ? 0 : home_[static_cast<unsigned>(slot)];
+      if (node >= 0) [[likely]] {
+        return kmalloc_[node][slab::kClassTables.small[(size + 15) >> 4]]->try_alloc_at(static_cast<unsigned>(slot));
+      }
+    }
+    return nullptr;
+  }
+  bool try_free(void* p, std::size_t size) noexcept {
+    const int slot = slab::detail::t_slot;
+    if (size <= slab::kSmallMax && slot >= 0 && nodes_ == 1 &&
+        aligned_live_.load(std::memory_order_relaxed) == 0) [[likely]] {
+      return kmalloc_[0][slab::kClassTables.small[(size + 15) >> 4]]->try_free_at(static_cast<unsigned>(slot), p);
+    }
+    return false;
+  }
+
   /// Memory below 4 GiB, as illumos's kalloca serves DMA attributes: caches
   /// of the kmalloc sizes over their own arena (kmem_io_4G) on node 0.
   void* allocate_low(std::size_t size, std::size_t align, TagId, NodeId) noexcept;

@@ -322,11 +322,7 @@ class ZonesBackend {
             return allocate_slow(size, align, tag, node);
           }
         }
-        --cur;
-        zc.alloc_cur.store(cur, std::memory_order_relaxed);
-        void* p = zc.alloc_mag->elems()[cur];
-        static_cast<std::uint64_t*>(p)[1] = 0;  // the free cookie
-        return p;
+        return take(zc, cur);
       }
     }
     return allocate_slow(size, align, tag, node);
@@ -336,29 +332,14 @@ class ZonesBackend {
   /// A double free, a free of a foreign pointer, or a size of another class panics.
   void free(void* p, std::size_t size) noexcept {
     if (size <= zones::kMaxSmall) [[likely]] {
-      const unsigned number = classes_.number_of(size);
-      // The cache is named by the size and this CPU's node, not by the page
-      // entry, so the stores below need not wait for the page map, which
-      // only confirms them. (An element of another node takes the slow path
-      // to that node's cache.)
-      zones::ZoneCache& zc =
-          home_caches_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed)[number];
-      const std::uintptr_t page = map_page(p);
-      auto* words = static_cast<std::uint64_t*>(p);
-      const std::uint64_t mark = cookie(p);
-      // Each test expected on its own: [[likely]] on the whole condition
-      // left the fast path out of line, a taken jump more per free.
-      if (__builtin_expect(page < map_pages_, 1) &&
-          __builtin_expect(map_[page].key() == zc.key, 1) &&
-          __builtin_expect(words[1] != mark, 1)) {
+      zones::ZoneCache& zc = home_cache(size);
+      if (is_home_element(zc, p)) {
         std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
         if (cur >= zc.free_limit) [[unlikely]] {
           cur = unload(zc);
         }
         if (cur < zc.free_limit) [[likely]] {
-          zc.free_mag->elems()[cur] = p;
-          zc.free_cur.store(cur + 1, std::memory_order_relaxed);
-          words[1] = mark;
+          put(zc, cur, p);
           return;
         }
       }
@@ -366,6 +347,34 @@ class ZonesBackend {
     if (p != nullptr) {
       free_slow(p, size);
     }
+  }
+
+  /// allocate's and free's per-CPU paths alone (kMinAlign, any node), for a
+  /// caller that keeps its own slow path out of line, as the KPI's hot calls
+  /// do: neither makes a call. nullptr or false: nothing was taken or written,
+  /// and the caller goes on to allocate or free.
+  void* try_allocate(std::size_t size) noexcept {
+    if (size <= zones::kMaxSmall) [[likely]] {
+      zones::ZoneCache& zc = home_cache(size);
+      const std::uint32_t cur = zc.alloc_cur.load(std::memory_order_relaxed);
+      if (cur != 0) [[likely]] {
+        return take(zc, cur);
+      }
+    }
+    return nullptr;
+  }
+  bool try_free(void* p, std::size_t size) noexcept {
+    if (size <= zones::kMaxSmall) [[likely]] {
+      zones::ZoneCache& zc = home_cache(size);
+      if (is_home_element(zc, p)) {
+        const std::uint32_t cur = zc.free_cur.load(std::memory_order_relaxed);
+        if (cur < zc.free_limit) [[likely]] {
+          put(zc, cur, p);
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   /// kalloc's realloc (krealloc): the block stays where it is when the new
@@ -426,6 +435,38 @@ class ZonesBackend {
 
   std::uint64_t cookie(const void* p) const noexcept {
     return reinterpret_cast<std::uintptr_t>(p) ^ secret_;
+  }
+
+  // The inline paths' pieces.
+  /// This CPU's home-node cache of size's class. The cache is named by the
+  /// size and this CPU's node, not by the page entry, so a free's stores need
+  /// not wait for the page map, which only confirms them (an element of
+  /// another node takes the slow path to that node's cache).
+  zones::ZoneCache& home_cache(std::size_t size) noexcept {
+    return home_caches_[this_cpu_slot_or_unclaimed()].load(std::memory_order_relaxed)[classes_.number_of(size)];
+  }
+  /// Whether p is a live element of zc's zone: its page is the zone's and its
+  /// free cookie is not set (a double free or a foreign pointer is not).
+  bool is_home_element(const zones::ZoneCache& zc, const void* p) const noexcept {
+    const std::uintptr_t page = map_page(p);
+    // Each test expected on its own: [[likely]] on the whole condition
+    // left the fast path out of line, a taken jump more per free.
+    return __builtin_expect(page < map_pages_, 1) && __builtin_expect(map_[page].key() == zc.key, 1) &&
+           __builtin_expect(static_cast<const std::uint64_t*>(p)[1] != cookie(p), 1);
+  }
+  /// Takes the element below alloc_cur (cur, nonzero) and clears its free cookie.
+  static void* take(zones::ZoneCache& zc, std::uint32_t cur) noexcept {
+    --cur;
+    zc.alloc_cur.store(cur, std::memory_order_relaxed);
+    void* p = zc.alloc_mag->elems()[cur];
+    static_cast<std::uint64_t*>(p)[1] = 0;
+    return p;
+  }
+  /// Puts p at free_cur (cur, below free_limit) and sets its free cookie.
+  void put(zones::ZoneCache& zc, std::uint32_t cur, void* p) noexcept {
+    zc.free_mag->elems()[cur] = p;
+    zc.free_cur.store(cur + 1, std::memory_order_relaxed);
+    static_cast<std::uint64_t*>(p)[1] = cookie(p);
   }
 
   // Magazine exchanges that stay on this CPU (defined in zones_cache.cpp).

@@ -229,6 +229,45 @@ TEST(Buddy, PcpMarksAreTheBackendsWhileItLives) {
   EXPECT_EQ(m.pcp_high_pages(), physmem::kPcpDefaultHighPages) << "a refused backend leaves the marks";
 }
 
+// try_allocate and try_free (the KPI's hot calls use them inline) take and give
+// only this CPU's page list: LIFO with allocate and free, nullptr once the list
+// is empty, false once it holds pcp_high pages, and nothing for blocks above a
+// page or a machine of two nodes. The counts are exact through them.
+TEST(Buddy, TriesTakeAndGiveOnlyThisCpusPageList) {
+  physmem::Machine m(synthetic("pack:1 [numa] core:1 pu:1", 64 * kMiB));
+  {
+    BackendConfig config = on(m);
+    config.params = {{"pcp_high", "32"}, {"pcp_batch", "8"}};
+    BuddyBackend b(config);
+    void* p = b.allocate(64, 16, kNoTag, kAnyNode);
+    ASSERT_NE(p, nullptr);
+    b.free(p, 64);
+    EXPECT_EQ(b.try_allocate(64), p);
+    std::vector<void*> pages{p};
+    while (void* q = b.try_allocate(64)) {
+      pages.push_back(q);
+      ASSERT_LE(pages.size(), 32u);
+    }
+    EXPECT_EQ(b.try_allocate(2 * kPageSize), nullptr);
+    while (pages.size() < 40) pages.push_back(b.allocate(64, 16, kNoTag, kAnyNode));
+    EXPECT_EQ(b.stats().live_blocks, 40);
+    std::size_t given = 0;
+    while (given < pages.size() && b.try_free(pages[given], 64)) ++given;
+    EXPECT_EQ(given, 32u) << "the list takes pcp_high pages, then the full free spills";
+    for (std::size_t i = given; i < pages.size(); ++i) b.free(pages[i], 64);
+    void* big = b.allocate(2 * kPageSize, 16, kNoTag, kAnyNode);
+    ASSERT_NE(big, nullptr);
+    EXPECT_FALSE(b.try_free(big, 2 * kPageSize));
+    b.free(big, 2 * kPageSize);
+    expect_all_free(m, b);
+  }
+  physmem::Machine two(synthetic("pack:2 [numa] core:1 pu:1", 64 * kMiB));
+  BuddyBackend b(on(two));
+  void* p = b.allocate(64, 16, kNoTag, kAnyNode);
+  b.free(p, 64);
+  EXPECT_EQ(b.try_allocate(64), nullptr);  // the full path finds the local node
+}
+
 TEST(Buddy, RegistryOpensItOnTheGivenMachine) {
   physmem::Machine m(synthetic("pack:2 [numa] core:1 pu:1", 32 * kMiB));
   const BackendInfo* info = find_backend("buddy");

@@ -369,5 +369,39 @@ TEST(SlabNuma, BlocksLandOnTheNodeAskedForOnASyntheticTwoNodeMachine) {
   EXPECT_EQ(b->kmalloc_cache(1, 64)->stats().slabs, 0u);
 }
 
+// try_allocate and try_free (the KPI's hot calls use them inline) take and give
+// only the loaded magazine's rounds: LIFO with allocate and free, nullptr or
+// false once it is spent or full, and nothing at all in a debugging cache.
+TEST(SlabBackend, TriesTakeAndGiveOnlyTheLoadedMagazinesRounds) {
+  auto b = make_slab();
+  void* p = b->allocate(64, kMinAlign, kNoTag, kAnyNode);
+  ASSERT_NE(p, nullptr);
+  b->free(p, 64);
+  EXPECT_EQ(b->try_allocate(64), p);  // the round free just gave
+  EXPECT_TRUE(b->try_free(p, 64));
+  std::vector<void*> taken;
+  while (void* q = b->try_allocate(64)) {
+    taken.push_back(q);
+    ASSERT_LE(taken.size(), 143u) << "more rounds than the largest magazine holds";
+  }
+  EXPECT_LE(taken.size(), static_cast<std::size_t>(b->kmalloc_cache(0, 64)->magazine_size()));
+  EXPECT_EQ(std::set<void*>(taken.begin(), taken.end()).size(), taken.size());
+  void* r = b->allocate(64, kMinAlign, kNoTag, kAnyNode);  // the full path reloads
+  ASSERT_NE(r, nullptr);
+  taken.push_back(r);
+  std::size_t given = 0;
+  while (given < taken.size() && b->try_free(taken[given], 64)) ++given;
+  EXPECT_GE(given, 1u);
+  for (std::size_t i = given; i < taken.size(); ++i) b->free(taken[i], 64);
+  EXPECT_EQ(b->try_allocate(slab::kSmallMax + 1), nullptr);  // beyond the caches
+
+  auto debug = make_slab("debug=on");
+  void* d = debug->allocate(64, kMinAlign, kNoTag, kAnyNode);
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(debug->try_free(d, 64));  // the buftag checks are the full path's
+  debug->free(d, 64);
+  EXPECT_EQ(debug->try_allocate(64), nullptr);
+}
+
 }  // namespace
 }  // namespace kmbench

@@ -454,5 +454,41 @@ TEST(ZonesNuma, CachedFreesOfAnotherNodesElementsGoBackToThatNode) {
   EXPECT_EQ(b.metric("backend.zones.kalloc.256.elements_in_use"), 0);
 }
 
+// try_allocate and try_free (the KPI's hot calls use them inline) take and give
+// only this CPU's magazines: nullptr or false when the alloc magazine is spent
+// or the free magazine full, when caching is off, and for an element already
+// freed (the full free is the one that panics).
+TEST(ZonesCache, TriesTakeAndGiveOnlyThisCpusMagazines) {
+  ZonesBackend b(config_with({{"cache", "on"}}));
+  void* p = b.allocate(64, kMinAlign, kNoTag, kAnyNode);  // the slow path loads the magazines
+  ASSERT_NE(p, nullptr);
+  b.free(p, 64);
+  EXPECT_FALSE(b.try_free(p, 64));  // freed already: its cookie is set
+  std::vector<void*> taken;
+  while (void* q = b.try_allocate(64)) {
+    taken.push_back(q);
+    ASSERT_LE(taken.size(), 4096u);
+  }
+  EXPECT_FALSE(taken.empty());
+  EXPECT_EQ(std::set<void*>(taken.begin(), taken.end()).size(), taken.size());
+  for (int i = 0; i < 300; ++i) {  // past what the magazines hold
+    void* q = b.allocate(64, kMinAlign, kNoTag, kAnyNode);
+    ASSERT_NE(q, nullptr);
+    taken.push_back(q);
+  }
+  std::size_t given = 0;
+  while (given < taken.size() && b.try_free(taken[given], 64)) ++given;
+  EXPECT_LT(given, taken.size()) << "a free magazine took every element";
+  for (std::size_t i = given; i < taken.size(); ++i) b.free(taken[i], 64);
+  EXPECT_EQ(b.metric("backend.zones.kalloc.64.elements_in_use"), 0);
+
+  ZonesBackend uncached(config_with({{"cache", "off"}}));
+  void* u = uncached.allocate(64, kMinAlign, kNoTag, kAnyNode);
+  ASSERT_NE(u, nullptr);
+  EXPECT_FALSE(uncached.try_free(u, 64));
+  uncached.free(u, 64);
+  EXPECT_EQ(uncached.try_allocate(64), nullptr);
+}
+
 }  // namespace
 }  // namespace kmbench
