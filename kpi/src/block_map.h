@@ -126,25 +126,25 @@ class BlockMap {
 
   /// The record word a block of that tier at addr has, or would have.
   /// pre: addr is 16-aligned, below 2^kAddressBits; size <= BlockRecord::kMaxSize
-  static std::uint64_t live_word(Family f, std::uint64_t size, std::uint32_t tag, const Tier& t,
+  [[gnu::always_inline]] static std::uint64_t live_word(Family f, std::uint64_t size, std::uint32_t tag, const Tier& t,
                                  std::uintptr_t addr) noexcept {
     return BlockRecord::live(f, size, tag, 0).word() | (addr & t.granule_mask) << 48;  // offset / 16 << 52
   }
   /// True when no record can be kept for a block at addr of size (the slow path decides).
-  static bool out_of_range(std::uintptr_t addr, std::uint64_t size) noexcept {
+  [[gnu::always_inline]] static bool out_of_range(std::uintptr_t addr, std::uint64_t size) noexcept {
     return ((addr & 15) | (addr >> kAddressBits) | (size >> BlockRecord::kSizeBits)) != 0;
   }
 
   /// The record's word in tier t, or nullptr when no record was ever kept near addr.
   /// pre: !out_of_range(addr, 0)
-  std::atomic<std::uint64_t>* existing(const Tier& t, std::uintptr_t addr) const noexcept {
+  [[gnu::always_inline]] std::atomic<std::uint64_t>* existing(const Tier& t, std::uintptr_t addr) const noexcept {
     const std::atomic<Leaf>* roots = roots_.load(std::memory_order_acquire);
     if (roots == nullptr) [[unlikely]] return nullptr;
     const std::uintptr_t word = (addr >> t.word_shift) & t.word_mask;
     const Leaf leaf = roots[t.root + (word >> kLeafBits)].load(std::memory_order_acquire);
     return leaf != nullptr ? &leaf[word & kLeafMask] : nullptr;
   }
-  std::atomic<std::uint64_t>* existing(unsigned shift, std::uintptr_t addr) const noexcept {
+  [[gnu::always_inline]] std::atomic<std::uint64_t>* existing(unsigned shift, std::uintptr_t addr) const noexcept {
     return existing(tier_of_shift(shift), addr);
   }
   /// As existing, reserving the leaf (and the tier's index) on first use.
@@ -154,7 +154,7 @@ class BlockMap {
     return w != nullptr ? w : install(shift, addr);
   }
   /// The record for addr in that tier without reserving anything (empty when none).
-  BlockRecord find(unsigned shift, std::uintptr_t addr) const noexcept {
+  [[gnu::always_inline]] BlockRecord find(unsigned shift, std::uintptr_t addr) const noexcept {
     if (out_of_range(addr, 0)) return {};
     const std::atomic<std::uint64_t>* w = existing(shift, addr);
     return w != nullptr ? BlockRecord(w->load(std::memory_order_relaxed)) : BlockRecord{};

@@ -5,7 +5,8 @@
 // The path is inline so that IOMalloc's body is the whole of it: the backend
 // past its counting decorator, then, in strict mode, the block's record
 // (block_map.h), then the CPU slot's counters. Nothing on it is shared between
-// threads but what the backend itself shares.
+// threads but what the backend itself shares, and the block records' cache
+// lines, which neighbouring blocks of two threads may share.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +26,7 @@ namespace kmbench::kpi::detail {
 
 /// A counter only one thread writes (its CPU slot's): a load and a store, no read-modify-write.
 template <class T>
-inline void bump(std::atomic<T>& c, T delta) noexcept {
+[[gnu::always_inline]] inline void bump(std::atomic<T>& c, T delta) noexcept {
   c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
 }
 
@@ -68,8 +69,14 @@ struct __OSMallocTag__ {
   kmbench::kpi::detail::TagSlot& new_share() noexcept;
 
   [[gnu::always_inline]] void count_alloc(std::int64_t bytes, unsigned slot) noexcept {
+    count_alloc_in(share(slot), bytes);
+  }
+  [[gnu::always_inline]] void count_free(std::int64_t bytes, unsigned slot) noexcept {
+    count_free_in(share(slot), bytes);
+  }
+  /// The counts in the calling thread's share s.
+  [[gnu::always_inline]] void count_alloc_in(kmbench::kpi::detail::TagSlot& s, std::int64_t bytes) noexcept {
     using kmbench::kpi::detail::bump;
-    kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.allocs, std::uint64_t{1});
     std::int64_t pending = s.pending_bytes.load(std::memory_order_relaxed) + bytes;
     if (pending > kFoldBytes) [[unlikely]] {
@@ -82,9 +89,8 @@ struct __OSMallocTag__ {
     while (seen > peak && !peak_bytes.compare_exchange_weak(peak, seen, std::memory_order_relaxed)) {
     }
   }
-  [[gnu::always_inline]] void count_free(std::int64_t bytes, unsigned slot) noexcept {
+  [[gnu::always_inline]] void count_free_in(kmbench::kpi::detail::TagSlot& s, std::int64_t bytes) noexcept {
     using kmbench::kpi::detail::bump;
-    kmbench::kpi::detail::TagSlot& s = share(slot);
     bump(s.frees, std::uint64_t{1});
     std::int64_t pending = s.pending_bytes.load(std::memory_order_relaxed) - bytes;
     if (pending < 0) [[unlikely]] {
@@ -148,6 +154,7 @@ inline void backend_free(void* p, std::size_t size) noexcept {
 /// the published words, whatever the backend; HeapOf<B> with the backend's
 /// own calls inline, for a path made for backends of type B (hot_backends.cpp).
 struct AnyHeap {
+  static constexpr bool kTries = false;
   static void* allocate(std::size_t size, TagId tag) noexcept { return backend_allocate(size, kMinAlign, tag); }
   static void free(void* p, std::size_t size) noexcept { backend_free(p, size); }
 };
@@ -160,6 +167,9 @@ struct HeapOf {
     return backend().allocate(size, kMinAlign, tag, kAnyNode);
   }
   static void free(void* p, std::size_t size) noexcept { backend().free(p, size); }
+  static constexpr bool kTries = TriesInline<B>;
+  static void* try_allocate(std::size_t size) noexcept { return backend().try_allocate(size); }
+  static bool try_free(void* p, std::size_t size) noexcept { return backend().try_free(p, size); }
 };
 /// The name of the tag of that id, for messages ("(unknown tag)" when none has it).
 const char* tag_name_of_id(TagId id) noexcept;
@@ -209,18 +219,25 @@ struct alignas(256) FamilySlot {
 };
 extern FamilySlot g_family_slots[kMaxCpuSlots];
 
-[[gnu::always_inline]] inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
-  const unsigned slot = this_cpu_slot();
+/// The family's counts in CPU slot `slot` (the calling thread's).
+[[gnu::always_inline]] inline void count_family_alloc(unsigned slot, Family f, std::uint64_t bytes) noexcept {
   FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
   bump(c.allocs, std::uint64_t{1});
   bump(c.live_bytes, static_cast<std::int64_t>(bytes));
+}
+[[gnu::always_inline]] inline void count_family_free(unsigned slot, Family f, std::uint64_t bytes) noexcept {
+  FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
+  bump(c.frees, std::uint64_t{1});
+  bump(c.live_bytes, -static_cast<std::int64_t>(bytes));
+}
+[[gnu::always_inline]] inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
+  const unsigned slot = this_cpu_slot();
+  count_family_alloc(slot, f, bytes);
   if (tag != nullptr) tag->count_alloc(static_cast<std::int64_t>(bytes), slot);
 }
 [[gnu::always_inline]] inline void account_free(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
   const unsigned slot = this_cpu_slot();
-  FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
-  bump(c.frees, std::uint64_t{1});
-  bump(c.live_bytes, -static_cast<std::int64_t>(bytes));
+  count_family_free(slot, f, bytes);
   if (tag != nullptr) tag->count_free(static_cast<std::int64_t>(bytes), slot);
 }
 
@@ -239,8 +256,9 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
 
 /// Records a block the backend just returned. post: false when no record can be
 /// kept for it (no memory for the map): the caller gives the block back.
-[[gnu::always_inline]] inline bool record_block(Family family, void* p, std::uint64_t size,
-                                               __OSMallocTag__* tag) noexcept {
+/// record_block's common case alone: false (nothing written) when it needs record_slow.
+[[gnu::always_inline]] inline bool try_record_block(Family family, void* p, std::uint64_t size,
+                                                   __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
     const BlockMap::Tier& tier = BlockMap::tier(size);
@@ -251,7 +269,11 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
       }
     }
   }
-  return record_slow(family, p, size, tag);
+  return false;
+}
+[[gnu::always_inline]] inline bool record_block(Family family, void* p, std::uint64_t size,
+                                               __OSMallocTag__* tag) noexcept {
+  return try_record_block(family, p, size, tag) || record_slow(family, p, size, tag);
 }
 
 /// The block a free names, checked against its record; panics on any misuse.
@@ -260,8 +282,10 @@ bool record_slow(Family family, void* p, std::uint64_t size, __OSMallocTag__* ta
 std::uint64_t retire_slow(Family expected, const char* fn, void* p, std::uint64_t size,
                           __OSMallocTag__* tag) noexcept;
 
-[[gnu::always_inline]] inline std::uint64_t retire_block(Family expected, const char* fn, void* p,
-                                                        std::uint64_t size, __OSMallocTag__* tag) noexcept {
+/// retire_block's common case alone, the record exactly as the free names it:
+/// false (nothing written) when it needs retire_slow.
+[[gnu::always_inline]] inline bool try_retire_block(Family expected, void* p, std::uint64_t size,
+                                                   __OSMallocTag__* tag) noexcept {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   if (!BlockMap::out_of_range(addr, size)) [[likely]] {
     const BlockMap::Tier& tier = BlockMap::tier(size);
@@ -269,11 +293,15 @@ std::uint64_t retire_slow(Family expected, const char* fn, void* p, std::uint64_
       const std::uint64_t want = BlockMap::live_word(expected, size, tag_id(tag), tier, addr);
       if (w->load(std::memory_order_relaxed) == want) [[likely]] {
         w->store(BlockRecord(want).freed().word(), std::memory_order_relaxed);  // before the backend can hand p out again
-        return size;
+        return true;
       }
     }
   }
-  return retire_slow(expected, fn, p, size, tag);
+  return false;
+}
+[[gnu::always_inline]] inline std::uint64_t retire_block(Family expected, const char* fn, void* p,
+                                                        std::uint64_t size, __OSMallocTag__* tag) noexcept {
+  return try_retire_block(expected, p, size, tag) ? size : retire_slow(expected, fn, p, size, tag);
 }
 
 /// xnu mode's heap free given a page run (OSFree of a pageable block with a wired size, say).
@@ -406,22 +434,108 @@ extern HotCalls g_io_malloc_calls, g_os_malloc_calls, g_os_object_calls;
 /// forked child may call it.
 void refresh_hot_calls() noexcept;
 
-/// A heap family's allocation on the path of mode M, at kMinAlign. Untagged
-/// families (kTagged false) ignore `tag`.
+// A path made for a backend type whose per-CPU paths make no call
+// (HeapOf<B>::kTries) first tries the whole call inline: the backend's try,
+// the record (strict mode) and the counts. Whatever step would call out
+// sends the call on, as a tail call, to the same path in full (`full`)
+// before that step has changed anything, or to a finish_* that completes
+// what is begun. The try so makes no call that returns to it, and needs no
+// register saved and no frame: a kext's kalloc, inline, and a few loads and
+// stores. The full path is the one a heap of any type takes.
+
+/// The requests the tries take: kalloc's classes, whose backing size is a table load.
+inline constexpr std::uint64_t kTryMax = 16384;
+
+/// A tried allocation whose record needs record_slow: records, counts and
+/// returns p, or gives p back and returns nullptr when no record can be kept.
+template <Family F, Mode M, class Heap>
+[[gnu::noinline]] void* finish_allocate(void* p, std::uint64_t size, __OSMallocTag__* tag) noexcept {
+  if (!record_slow(F, p, size, tag)) {
+    Heap::free(p, backing_size(F, size, M));
+    return nullptr;
+  }
+  account_alloc(F, M == Mode::strict ? size : backing_size(F, size, M), tag);
+  return p;
+}
+/// A tried free, checked and counted, whose backend needs its full free.
+template <class Heap>
+[[gnu::noinline]] void finish_release(void* p, std::uint64_t bytes) noexcept {
+  Heap::free(p, bytes);
+}
+
+/// The try of a heap family's allocation (see above), which ends the call.
+/// share: tag's share at slot, or nullptr (untagged).
+template <Family F, Mode M, class Heap, HotAllocate kFull>
+[[gnu::always_inline]] inline void* try_allocate_in(unsigned slot, std::uint64_t size, __OSMallocTag__* tag,
+                                                  TagSlot* share, const void* site) noexcept {
+  const std::uint64_t bytes = backing_size(F, size, M);
+  void* p = Heap::try_allocate(bytes);
+  if (p == nullptr) [[unlikely]] return kFull(size, tag, site);
+  if (M == Mode::strict && !try_record_block(F, p, size, tag)) [[unlikely]] {
+    return finish_allocate<F, M, Heap>(p, size, tag);
+  }
+  const std::uint64_t counted = M == Mode::strict ? size : bytes;
+  count_family_alloc(slot, F, counted);
+  if (share != nullptr) tag->count_alloc_in(*share, static_cast<std::int64_t>(counted));
+  return p;
+}
+/// The try of a heap family's free, which ends the call.
+template <Family F, Mode M, bool kPageRuns, class Heap, HotRelease kFull>
+[[gnu::always_inline]] inline void try_release_in(unsigned slot, void* p, std::uint64_t size, __OSMallocTag__* tag,
+                                                  TagSlot* share, const void* site) noexcept {
+  if constexpr (M == Mode::strict) {
+    if (!try_retire_block(F, p, size, tag)) [[unlikely]] return kFull(p, size, tag, site);
+  } else if constexpr (kPageRuns) {
+    if (g_blocks.find(BlockMap::kLargestShift, reinterpret_cast<std::uintptr_t>(p)).is_live()) [[unlikely]] {
+      return kFull(p, size, tag, site);
+    }
+  }
+  const std::uint64_t bytes = backing_size(F, size, M);
+  const std::uint64_t counted = M == Mode::strict ? size : bytes;
+  count_family_free(slot, F, counted);
+  if (share != nullptr) tag->count_free_in(*share, static_cast<std::int64_t>(counted));
+  if (!Heap::try_free(p, bytes)) [[unlikely]] return finish_release<Heap>(p, bytes);
+}
+
+/// A heap family's allocation on the path of mode M, at kMinAlign, in full.
+/// Untagged families (kTagged false) ignore `tag`.
 template <Family F, Mode M, bool kTagged, class Heap = AnyHeap>
-[[gnu::noinline]] void* hot_allocate(std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
+[[gnu::noinline]] void* hot_allocate_full(std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
   static_assert(!is_page_family(F));
   return allocate_in<Heap>(M, F, size, kMinAlign, kTagged ? tag : nullptr);
+}
+/// A heap family's allocation on the path of mode M: tried first where the heap can.
+template <Family F, Mode M, bool kTagged, class Heap = AnyHeap>
+[[gnu::noinline]] void* hot_allocate(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  if constexpr (Heap::kTries) {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (size <= kTryMax && slot < kMaxCpuSlots) [[likely]] {
+      return try_allocate_in<F, M, Heap, &hot_allocate_full<F, M, kTagged, Heap>>(slot, size, nullptr, nullptr, site);
+    }
+  }
+  return hot_allocate_full<F, M, kTagged, Heap>(size, tag, site);
 }
 /// The KPI function a hot free names in a panic.
 constexpr const char* hot_free_name(Family f) {
   return f == Family::io_malloc ? "IOFree" : f == Family::os_malloc ? "OSFree" : "OSObject::operator delete";
 }
-/// A heap family's free on the path of mode M.
+/// A heap family's free on the path of mode M, in full.
 template <Family F, Mode M, bool kPageRuns, bool kTagged, class Heap = AnyHeap>
-[[gnu::noinline]] void hot_release(void* p, std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
+[[gnu::noinline]] void hot_release_full(void* p, std::uint64_t size, __OSMallocTag__* tag, const void*) noexcept {
   static_assert(!is_page_family(F));
   release_in<Heap>(M, kPageRuns, F, hot_free_name(F), p, size, kTagged ? tag : nullptr);
+}
+/// A heap family's free on the path of mode M: tried first where the heap can.
+template <Family F, Mode M, bool kPageRuns, bool kTagged, class Heap = AnyHeap>
+[[gnu::noinline]] void hot_release(void* p, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  if constexpr (Heap::kTries) {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (p != nullptr && size <= kTryMax && slot < kMaxCpuSlots) [[likely]] {
+      return try_release_in<F, M, kPageRuns, Heap, &hot_release_full<F, M, kPageRuns, kTagged, Heap>>(
+          slot, p, size, nullptr, nullptr, site);
+    }
+  }
+  hot_release_full<F, M, kPageRuns, kTagged, Heap>(p, size, tag, site);
 }
 /// The mode paths' entries of an untagged heap family, with the general
 /// paths given (nullptr: a backend's own table, whose general paths are the KPI's).
@@ -457,16 +571,51 @@ void* os_malloc_general(std::uint64_t size, __OSMallocTag__* tag, const void* si
 void os_free_general(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept;
 
 template <Mode M, class Heap = AnyHeap>
-[[gnu::noinline]] void* os_malloc_hot(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+[[gnu::noinline]] void* os_malloc_full(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
   check_tag(tag, "OSMalloc", nullptr, size, false);
   if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_malloc_general(size, tag, site);
   return allocate_in<Heap>(M, Family::os_malloc, size, kMinAlign, tag);
 }
 template <Mode M, bool kPageRuns, class Heap = AnyHeap>
-[[gnu::noinline]] void os_free_hot(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+[[gnu::noinline]] void os_free_full(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
   check_tag(tag, "OSFree", addr, size, true);
   if (family_for(tag, size) != Family::os_malloc) [[unlikely]] return os_free_general(addr, size, tag, site);
   release_in<Heap>(M, kPageRuns, Family::os_malloc, "OSFree", addr, size, tag);
+}
+/// Whether a try may take an OSMalloc or OSFree of tag: an active tag with a
+/// share at `slot` already, and a heap block (a pageable tag's pages are not).
+[[gnu::always_inline]] inline TagSlot* tag_share_for_try(__OSMallocTag__* tag, unsigned slot,
+                                                         std::uint64_t size) noexcept {
+  if (tag == nullptr || tag->magic != __OSMallocTag__::kMagic ||
+      tag->state.load(std::memory_order_acquire) != kTagActive || family_for(tag, size) != Family::os_malloc) {
+    return nullptr;
+  }
+  return tag->slots[slot].load(std::memory_order_relaxed);  // nullptr: the full path makes it
+}
+template <Mode M, class Heap = AnyHeap>
+[[gnu::noinline]] void* os_malloc_hot(std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  if constexpr (Heap::kTries) {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (size <= kTryMax && slot < kMaxCpuSlots) [[likely]] {
+      if (TagSlot* share = tag_share_for_try(tag, slot, size)) [[likely]] {
+        return try_allocate_in<Family::os_malloc, M, Heap, &os_malloc_full<M, Heap>>(slot, size, tag, share, site);
+      }
+    }
+  }
+  return os_malloc_full<M, Heap>(size, tag, site);
+}
+template <Mode M, bool kPageRuns, class Heap = AnyHeap>
+[[gnu::noinline]] void os_free_hot(void* addr, std::uint64_t size, __OSMallocTag__* tag, const void* site) noexcept {
+  if constexpr (Heap::kTries) {
+    const unsigned slot = this_cpu_slot_or_unclaimed();
+    if (addr != nullptr && size <= kTryMax && slot < kMaxCpuSlots) [[likely]] {
+      if (TagSlot* share = tag_share_for_try(tag, slot, size)) [[likely]] {
+        return try_release_in<Family::os_malloc, M, kPageRuns, Heap, &os_free_full<M, kPageRuns, Heap>>(
+            slot, addr, size, tag, share, site);
+      }
+    }
+  }
+  os_free_full<M, kPageRuns, Heap>(addr, size, tag, site);
 }
 template <HotAllocate kGeneralAllocate, HotRelease kGeneralRelease, class Heap = AnyHeap>
 inline constexpr HotEntries kTaggedEntries = {

@@ -77,6 +77,42 @@ TEST_P(OSMallocTest, AccountingPerTagReturnsToZeroAndKeepsThePeak) {
   EXPECT_EQ(tag("com.kmbench.acct").state, kpi::TagUsage::State::released);
 }
 
+// OSMalloc and OSFree on a backend whose per-CPU caches the hot calls try
+// inline (zones with its caches on, slab), with more blocks live than the
+// caches hold: the tag's counts and peak are exact in both modes, through
+// every hand-over to the full path.
+TEST_P(OSMallocTest, TaggedHotCallsKeepTheTagsCountsExactWhenTheCachesSpill) {
+  BackendConfig config = conformance_config();
+  if (GetParam() == "zones") config.params["cache"] = "on";
+  kpi::use_backend(GetParam(), config);
+  for (kpi::Mode mode : {kpi::Mode::strict, kpi::Mode::xnu}) {
+    kpi::set_mode(mode);
+    const std::string name = std::string("com.kmbench.spill.") + (mode == kpi::Mode::strict ? "strict" : "xnu");
+    OSMallocTag t = OSMalloc_Tagalloc(name.c_str(), OSMT_DEFAULT);
+    std::vector<void*> blocks;
+    for (int i = 0; i < 2000; ++i) {
+      void* p = OSMalloc(64, t);
+      ASSERT_NE(p, nullptr) << i;
+      std::memset(p, 0x22, 64);
+      blocks.push_back(p);
+    }
+    kpi::TagUsage u = tag(name);
+    EXPECT_EQ(u.live_blocks, 2000);
+    EXPECT_EQ(u.live_bytes, 2000 * 64);
+    EXPECT_EQ(u.peak_live_bytes, 2000 * 64);  // one thread: exact
+    for (void* p : blocks) {
+      OSFree(p, 64, t);
+    }
+    u = tag(name);
+    EXPECT_EQ(u.live_blocks, 0);
+    EXPECT_EQ(u.live_bytes, 0);
+    EXPECT_EQ(u.allocs, 2000u);
+    EXPECT_EQ(u.frees, 2000u);
+    EXPECT_EQ(family("OSMalloc").live_blocks, 0);
+    OSMalloc_Tagfree(t);
+  }
+}
+
 /// A backend that remembers the tag each allocation was asked with (over the C heap).
 struct TagRecordingBackend {
   static constexpr BackendVariant kVariants[] = {{"tag-recorder", "remembers tags", ""}};
