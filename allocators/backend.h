@@ -158,7 +158,7 @@ concept Backend =
 /// no frame). Neither makes a call.
 ///  post try_allocate: a block as allocate(size, kMinAlign, any tag, kAnyNode)
 ///       gives, or nullptr with nothing changed (the caller then calls allocate)
-///  pre  try_free: as free's
+///  pre  try_free: as free's, and p is not nullptr
 ///  post try_free: true once p is freed as free(p, size) frees it, or false with
 ///       nothing changed (the caller then calls free, which also reports misuse)
 template <class B>
