@@ -11,21 +11,45 @@ constexpr std::size_t kMaxSamples = 4096;
 
 KswapdRecord kswapd_counters(const physmem::Machine& machine) {
   KswapdRecord k;
-  for (const physmem::NodeStats& n : machine.stats().nodes) {
-    k.wakeups += n.kswapd_wakeups;
-    k.passes += n.kswapd_passes;
-    k.reclaimed_bytes += n.kswapd_reclaimed_pages << physmem::kPageShift;
-    k.failed_runs += n.kswapd_failed_runs;
-    k.below_low_allocs += n.below_low_allocs;
-    k.reserve_allocs += n.reserve_allocs;
-    k.min_failures += n.min_failures;
-    k.direct_reclaims += n.direct_reclaims;
-    k.direct_reclaimed_bytes += n.direct_reclaimed_pages << physmem::kPageShift;
-  }
+  for (const physmem::NodeStats& n : machine.stats().nodes) k += KswapdRecord::of(n);
   return k;
 }
 
+/// KswapdRecord's counters, for the member-by-member operators.
+constexpr std::uint64_t KswapdRecord::* kKswapdCounters[] = {
+    &KswapdRecord::wakeups,          &KswapdRecord::passes,         &KswapdRecord::reclaimed_bytes,
+    &KswapdRecord::failed_runs,      &KswapdRecord::below_low_allocs, &KswapdRecord::reserve_allocs,
+    &KswapdRecord::min_failures,     &KswapdRecord::direct_reclaims, &KswapdRecord::direct_reclaimed_bytes,
+};
+static_assert(sizeof(kKswapdCounters) / sizeof(kKswapdCounters[0]) * sizeof(std::uint64_t) == sizeof(KswapdRecord),
+              "every counter of KswapdRecord is in kKswapdCounters");
+
 }  // namespace
+
+KswapdRecord KswapdRecord::of(const physmem::NodeStats& n) {
+  KswapdRecord k;
+  k.wakeups = n.kswapd_wakeups;
+  k.passes = n.kswapd_passes;
+  k.reclaimed_bytes = n.kswapd_reclaimed_pages << physmem::kPageShift;
+  k.failed_runs = n.kswapd_failed_runs;
+  k.below_low_allocs = n.below_low_allocs;
+  k.reserve_allocs = n.reserve_allocs;
+  k.min_failures = n.min_failures;
+  k.direct_reclaims = n.direct_reclaims;
+  k.direct_reclaimed_bytes = n.direct_reclaimed_pages << physmem::kPageShift;
+  return k;
+}
+
+KswapdRecord& KswapdRecord::operator+=(const KswapdRecord& o) {
+  for (auto m : kKswapdCounters) this->*m += o.*m;
+  return *this;
+}
+
+KswapdRecord KswapdRecord::operator-(const KswapdRecord& o) const {
+  KswapdRecord d;
+  for (auto m : kKswapdCounters) d.*m = this->*m - o.*m;
+  return d;
+}
 
 PressureController::PressureController(PressureSpec spec, physmem::Machine& machine,
                                        std::uint64_t peak_live_bytes,
@@ -99,17 +123,7 @@ void PressureController::stop() {
     machine_.unregister_shrinker(shrinker_);
     shrinker_ = 0;
   }
-  const KswapdRecord after = kswapd_counters(machine_);
-  KswapdRecord& k = record_.kswapd;
-  k.wakeups = after.wakeups - kswapd_before_.wakeups;
-  k.passes = after.passes - kswapd_before_.passes;
-  k.reclaimed_bytes = after.reclaimed_bytes - kswapd_before_.reclaimed_bytes;
-  k.failed_runs = after.failed_runs - kswapd_before_.failed_runs;
-  k.below_low_allocs = after.below_low_allocs - kswapd_before_.below_low_allocs;
-  k.reserve_allocs = after.reserve_allocs - kswapd_before_.reserve_allocs;
-  k.min_failures = after.min_failures - kswapd_before_.min_failures;
-  k.direct_reclaims = after.direct_reclaims - kswapd_before_.direct_reclaims;
-  k.direct_reclaimed_bytes = after.direct_reclaimed_bytes - kswapd_before_.direct_reclaimed_bytes;
+  record_.kswapd = kswapd_counters(machine_) - kswapd_before_;
   const physmem::PageStats stats = machine_.stats();
   for (PressureNode& n : record_.nodes) {
     const physmem::NodeStats& s = stats.nodes[static_cast<std::size_t>(n.node)];

@@ -35,6 +35,7 @@
 
 namespace kmbench::physmem {
 class Machine;
+struct NodeStats;
 }
 
 namespace kmbench::replay {
@@ -65,6 +66,12 @@ struct KswapdRecord {
   std::uint64_t wakeups = 0, passes = 0, reclaimed_bytes = 0, failed_runs = 0;
   std::uint64_t below_low_allocs = 0, reserve_allocs = 0, min_failures = 0;
   std::uint64_t direct_reclaims = 0, direct_reclaimed_bytes = 0;
+
+  /// One node's counters.
+  static KswapdRecord of(const physmem::NodeStats& n);
+  /// Member by member.
+  KswapdRecord& operator+=(const KswapdRecord& o);
+  KswapdRecord operator-(const KswapdRecord& o) const;
 };
 
 /// What the controller saw; the replay adds what its threads counted (PressureResult).

@@ -151,12 +151,6 @@ bool in_force(const PressureClause& c, PassPoint now) {
 
 }  // namespace
 
-bool PressureSpec::lifts() const {
-  return std::any_of(clauses.begin(), clauses.end(), [](const PressureClause& c) {
-    return c.kind == PressureClause::Kind::balloon || (c.kind == PressureClause::Kind::take && c.lasts.set());
-  });
-}
-
 PressureSpec parse_pressure(const std::string& text) {
   PressureSpec spec;
   spec.text = text;

@@ -45,8 +45,6 @@ struct PressureSpec {
   std::string text;  // as given
   std::vector<PressureClause> clauses;
   bool empty() const { return clauses.empty(); }
-  /// True when some clause's limit is lifted during the pass (take ... for, balloon).
-  bool lifts() const;
 };
 
 /// Parses SPEC; "" and "none" give an empty spec. Throws UsageError naming the
