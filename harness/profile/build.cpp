@@ -1,47 +1,47 @@
-// Building a profile: one walk over the trace's operations in time order
-// (streams merged) records each object's life, its DMA transfers and the
-// live-set curve; then the objects are grouped into classes and each class's
-// distributions are counted.
-#include <sys/random.h>
-
+// Building a profile: two passes over the trace's operations in time order
+// (the streams merged), side by side on two threads. One classes every
+// allocation and counts how each class's allocations arrive; the other walks
+// every object's life and counts, as each ends, what became of it (its
+// lifetime, its free, its DMA transfers), and the live-set curve. With call
+// sites merged, a class depends on the lifetime: the walk then classes each
+// allocation as it ends, and the arrivals are counted after it.
+#include <atomic>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <queue>
 #include <stdexcept>
 #include <thread>
 
 #include "base/errors.h"
+#include "base/spin_lock.h"
+#include "harness/profile/classifier.h"
 #include "harness/profile/distribution.h"
 #include "harness/trace/pages.h"
 
 namespace kmbench::profile {
 namespace {
 
+using classing::Classifier;
+using classing::kNeverFreed;
+using classing::lifetime_decade;
 using ops::OpKind;
 
 bool is_alloc(OpKind k) { return k == OpKind::alloc || k == OpKind::page_alloc || k == OpKind::dma_alloc; }
 bool is_free(OpKind k) { return k == OpKind::free || k == OpKind::page_free || k == OpKind::dma_free; }
 
-const char* class_kind_name(OpKind k) {
-  return k == OpKind::page_alloc ? "page" : k == OpKind::dma_alloc ? "dma" : "alloc";
-}
-
-/// One object's life as the walk finds it. Its allocation is the trace's own
-/// op, so the table holds only what the walk adds: 32 bytes, two to a cache
-/// line. The table is a profile's one large allocation, and faulting in fresh
-/// memory (in a virtual machine above all) cost more than the walk over it.
-/// All zero: never allocated.
-struct Object {
-  const ops::Op* alloc;  // the (last) allocation
-  std::uint64_t ops;     // live: the allocation's index in time order; freed: operations from it to the free
-  std::uint64_t t_free;
-  std::uint32_t cpu;     // the allocation's
-  bool freed, remote_free;
-  std::uint16_t free_cpu;  // the free's (CPUs past 65535 share the last number)
-
-  bool live() const { return alloc != nullptr && !freed; }
+/// A live object, as the walk keeps it by object id: 16 bytes. Its
+/// allocation is the trace's own op (which stream it lies in gives the CPU),
+/// and what became of it is counted when it is freed, so the table holds only
+/// what finds the allocation again. All zero: not live (never allocated, or
+/// freed). The table is a profile's one large allocation, and faulting in
+/// fresh memory (in a virtual machine above all) cost more than the walk over it.
+struct Live {
+  const ops::Op* alloc;  // nullptr: not live
+  std::uint32_t index;   // the allocation's number among the operations in time order
+  std::uint32_t nth;     // ... among the allocations
 };
-static_assert(sizeof(Object) == 32);
+static_assert(sizeof(Live) == 16);
 
 /// An object's DMA transfers: how many so far, and the one in flight.
 struct Mapping {
@@ -54,8 +54,7 @@ struct Mapping {
 /// The first and the last operation's times.
 struct Span {
   std::uint64_t t0 = 0, t1 = 0;
-  std::uint64_t width = 1;      // t1 - t0 + 1 (at least 1)
-  double buckets_per_ns = 0;    // kTimeBuckets / width
+  std::uint64_t width = 1;  // t1 - t0 + 1 (at least 1)
 };
 
 Span span_of(const ops::Trace& trace) {
@@ -68,66 +67,46 @@ Span span_of(const ops::Trace& trace) {
     first = false;
   }
   span.width = std::max<std::uint64_t>(1, span.t1 - span.t0 + 1);
-  span.buckets_per_ns = static_cast<double>(kTimeBuckets) / static_cast<double>(span.width);
   return span;
 }
 
-/// The time bucket (of kTimeBuckets over the span) of `t`: (t - t0) *
-/// kTimeBuckets / width, rounded down. Estimated in floating point, then made
-/// exact by a step either way: a 64-bit division per object was a fifth of
-/// the counting.
-std::size_t time_bucket(const Span& span, std::uint64_t t) {
-  using u128 = unsigned __int128;
-  const u128 x = static_cast<u128>(t - span.t0) * kTimeBuckets;
-  auto q = static_cast<std::uint64_t>(static_cast<double>(t - span.t0) * span.buckets_per_ns);
-  while (q > 0 && static_cast<u128>(q) * span.width > x) --q;
-  while (static_cast<u128>(q + 1) * span.width <= x) ++q;
-  return static_cast<std::size_t>(q);
-}
-
-struct Transfer {
-  std::uint32_t object;
-  std::uint64_t bytes, ns;
-  std::uint8_t flags;
-};
-
-/// Object ids on zero-filled pages of their own (transparent huge pages): a
-/// vector's fresh 4 KiB pages took a fault each, and on a virtual machine the
-/// faults cost more than the writes. Room for `capacity` ids is reserved, and
-/// only what is written is ever faulted in.
-class Ids {
+/// The time bucket (of kTimeBuckets over the span) of the operations of a
+/// walk in time order: bucket b holds the times t with (t - t0) *
+/// kTimeBuckets / width rounded down equal to b. It moves on as the time does,
+/// without arithmetic per operation.
+class BucketClock {
  public:
-  explicit Ids(std::size_t capacity = 0)
-      : pages_(capacity * sizeof(std::uint32_t)), ids_(pages_.as<std::uint32_t>()), capacity_(capacity) {}
-  void push_back(std::uint32_t id) {
-    if (size_ == capacity_) throw std::length_error("profile: more object ids than reserved");
-    ids_[size_++] = id;
+  explicit BucketClock(const Span& span) {
+    using u128 = unsigned __int128;
+    for (std::size_t b = 0; b < kTimeBuckets; ++b) {
+      const u128 from = (static_cast<u128>(b) * span.width + kTimeBuckets - 1) / kTimeBuckets;  // ceil
+      start_[b] = span.t0 + static_cast<std::uint64_t>(from);
+    }
+    next_ = kTimeBuckets > 1 ? start_[1] : UINT64_MAX;
   }
-  std::uint32_t operator[](std::size_t i) const { return ids_[i]; }
-  std::size_t size() const { return size_; }
-  const std::uint32_t* begin() const { return ids_; }
-  const std::uint32_t* end() const { return ids_ + size_; }
+  /// The bucket of `t`, no earlier than the last one asked for.
+  std::uint32_t at(std::uint64_t t) {
+    if (t >= next_) [[unlikely]] {
+      while (b_ + 1 < kTimeBuckets && t >= start_[b_ + 1]) ++b_;
+      next_ = b_ + 1 < kTimeBuckets ? start_[b_ + 1] : UINT64_MAX;
+    }
+    return b_;
+  }
+  /// The bucket of any `t` in the span.
+  std::uint32_t of(std::uint64_t t) const {
+    return static_cast<std::uint32_t>(std::upper_bound(start_.begin() + 1, start_.end(), t) - start_.begin() - 1);
+  }
 
  private:
-  trace::ZeroedPages pages_;
-  std::uint32_t* ids_;
-  std::size_t capacity_, size_ = 0;
-};
-
-/// What the walk over the operations found.
-struct Walk {
-  Object* objects = nullptr;               // by object id, all zero at the start
-  std::vector<Mapping> maps;               // by object id; empty when the trace maps nothing
-  Ids alloc_order;  // objects in allocation order
-  Ids free_order;   // freed objects in the order of their frees
-  std::vector<Transfer> transfers;
-  std::uint64_t ops = 0, frees = 0, peak_live = 0;
-  std::vector<std::uint64_t> live_set;
+  std::array<std::uint64_t, kTimeBuckets> start_;
+  std::uint64_t next_;  // start_[b_ + 1], or past every time
+  std::uint32_t b_ = 0;
 };
 
 /// Visits every operation in time order (ties: lower stream first) with its
-/// stream's CPU; `soon` sees the operation kAhead places further in the same
-/// stream first, to start loading what its visit will touch.
+/// stream's CPU. Before, `soon(far, near)` sees the operations kAhead and
+/// kAhead / 2 places further in the same stream, to start loading what their
+/// visits will touch in two steps (what `far` names, then what that names).
 template <class Soon, class Visit>
 void for_each_in_time_order(const ops::Trace& trace, Soon&& soon, Visit&& visit) {
   constexpr std::size_t kAhead = 16;
@@ -145,7 +124,7 @@ void for_each_in_time_order(const ops::Trace& trace, Soon&& soon, Visit&& visit)
     const Head limit = heads.empty() ? Head{UINT64_MAX, SIZE_MAX} : heads.top();
     std::size_t& i = next[s];
     do {
-      if (i + kAhead < ops.size()) soon(ops[i + kAhead]);
+      if (i + kAhead < ops.size()) soon(ops[i + kAhead], ops[i + kAhead / 2]);
       visit(ops[i], trace.streams[s].cpu);
       ++i;
     } while (i < ops.size() && Head{ops[i].time_ns, s} < limit);
@@ -153,319 +132,473 @@ void for_each_in_time_order(const ops::Trace& trace, Soon&& soon, Visit&& visit)
   }
 }
 
-void close_transfer(Walk& w, std::uint32_t id, std::uint64_t now) {
-  if (w.maps.empty() || !w.maps[id].in_flight) return;
-  Mapping& m = w.maps[id];
-  w.transfers.push_back({id, m.bytes, now - m.t, m.flags});
-  m.in_flight = false;
-}
-
-Walk walk(const ops::Trace& trace, const Span& span, Object* objects) {
-  Walk w;
-  w.objects = objects;
-  std::size_t op_count = 0;
-  for (const ops::Stream& s : trace.streams) op_count += s.ops.size();
-  w.alloc_order = Ids(op_count);
-  w.free_order = Ids(op_count);
-  // The live set is sampled before the first operation later than each point.
-  std::array<std::uint64_t, kLiveSetPoints> point_time;
-  for (std::size_t k = 0; k < kLiveSetPoints; ++k) {
-    point_time[k] = span.t0 + static_cast<std::uint64_t>(static_cast<unsigned __int128>(span.t1 - span.t0) * k /
-                                                         (kLiveSetPoints - 1));
-  }
-  w.live_set.assign(kLiveSetPoints, 0);
-  std::size_t point = 0;
-  std::uint64_t live = 0;
-  // A free's object is anywhere in the table (a cache miss each): it is loaded a few operations early.
-  const auto soon = [&](const ops::Op& op) { __builtin_prefetch(&w.objects[op.object], 1); };
-  for_each_in_time_order(trace, soon, [&](const ops::Op& op, std::uint32_t cpu) {
-    while (point < kLiveSetPoints && point_time[point] < op.time_ns) w.live_set[point++] = live;
-    const std::uint64_t i = w.ops++;
-    Object& o = w.objects[op.object];
-    if (is_alloc(op.kind)) {
-      o = Object{&op, i, 0, cpu, false, false, 0};
-      if (!w.maps.empty()) w.maps[op.object] = Mapping{};
-      w.alloc_order.push_back(op.object);
-      live += op.size;
-      w.peak_live = std::max(w.peak_live, live);
-    } else if (is_free(op.kind)) {
-      if (!o.live()) return;
-      close_transfer(w, op.object, op.time_ns);
-      o.ops = i - o.ops, o.t_free = op.time_ns, o.remote_free = cpu != o.cpu, o.freed = true;
-      o.free_cpu = static_cast<std::uint16_t>(std::min<std::uint32_t>(cpu, UINT16_MAX));
-      w.free_order.push_back(op.object);
-      live -= o.alloc->size;
-      ++w.frees;
-    } else if (o.live()) {
-      close_transfer(w, op.object, op.time_ns);  // a map completes the transfer before it
-      if (op.kind == OpKind::dma_map) {
-        if (w.maps.empty()) w.maps.resize(trace.object_count);
-        Mapping& m = w.maps[op.object];
-        m.in_flight = true, m.t = op.time_ns, m.flags = op.flags;
-        m.bytes = op.size == 0 ? o.alloc->size : std::min(op.size, o.alloc->size);
-        ++m.count;
-      }
-    }
-  });
-  while (point < kLiveSetPoints) w.live_set[point++] = live;
-  for (std::uint32_t id = 0; id < w.maps.size(); ++id) close_transfer(w, id, span.t1);
-  return w;
-}
-
-std::array<std::uint8_t, 16> hash_key(const std::string& salt) {
-  std::array<std::uint8_t, 16> key{};
-  if (salt.empty()) {
-    if (getrandom(key.data(), key.size(), 0) != static_cast<ssize_t>(key.size())) {
-      throw RunError("trace profile: getrandom failed; cannot make the site hash key");
-    }
-    return key;
-  }
-  for (std::size_t i = 0; i < salt.size(); ++i) key[i % key.size()] ^= static_cast<std::uint8_t>(salt[i] + i / 16);
-  return key;
-}
-
-std::string hex16(std::uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-/// Lifetime bin of the merged classes: the decade of nanoseconds (0..18), or 19: never freed.
-int lifetime_decade(const Object& o) {
-  if (!o.freed) return 19;
-  const std::uint64_t ns = o.t_free - o.alloc->time_ns;
-  int e = 0;
-  for (std::uint64_t decade = 10; e < 18 && ns >= decade; decade *= 10) ++e;
-  return e;
-}
-
-std::string lifetime_label(int d) {
-  return d == 19 ? std::string("live") : "1e" + std::to_string(d) + "ns";
-}
-
-/// Groups objects into classes and names them.
-class Classifier {
- public:
-  Classifier(const ops::Trace& trace, const BuildOptions& options)
-      : trace_(trace), sites_(options.sites), key_(hash_key(options.salt)) {}
-
-  /// The class of allocation `a`, in the order classes were first met; `life`
-  /// is its lifetime decade, read only when sites are merged.
-  std::uint32_t classify(const ops::Op& a, int life) {
-    const bool cached = (a.flags & ops::kOpCache) != 0 && a.tag != 0;
-    // A site's objects of one power-of-two size band: lifetimes depend on the size
-    // (a site's short-lived large buffers, its long-lived small ones).
-    Key k{static_cast<std::uint8_t>(a.kind), 0, static_cast<std::uint8_t>(std::bit_width(a.size)), a.site,
-          cached ? a.tag : 0};
-    if (sites_ == Sites::merged) {
-      k.life = static_cast<std::uint8_t>(life);
-      k.site = 0;
-    }
-    Recent& recent = recent_[KeyHash{}(k) % recent_.size()];
-    if (recent.used && recent.key == k) return recent.id;
-    auto [it, inserted] = index_.try_emplace(k, static_cast<std::uint32_t>(classes_.size()));
-    if (inserted) {
-      Class c;
-      c.kind = a.kind;
-      c.cache = cached ? cache_name(a.tag) : "";
-      c.id = class_id(a, cached, life);
-      classes_.push_back(std::move(c));
-    }
-    recent = {k, it->second, true};
-    return it->second;
-  }
-
-  /// The classes met so far, each with its id, kind and cache, by the number classify() gave.
-  std::vector<Class>& classes() { return classes_; }
-
- private:
-  struct Key {
-    std::uint8_t kind, life, band;
-    std::uint32_t site, tag;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const {
-      const std::uint64_t x = (std::uint64_t{k.site} << 32 | k.tag) ^
-                              (std::uint64_t{k.kind} << 16 | std::uint64_t{k.life} << 8 | k.band) * 0x9e3779b97f4a7c15ull;
-      return static_cast<std::size_t>(x ^ (x >> 29));
-    }
-  };
-
-  std::string cache_name(std::uint32_t tag) const {
-    const std::string& name = trace_.strings[tag];
-    if (sites_ == Sites::clear) return name;
-    std::string id = "c-";
-    id += hex16(siphash(key_, "cache\n" + name));
-    return id;
-  }
-
-  /// "<kind>:<site>|<cache>/<band>" in clear, "s-<hash>/<band>" hashed,
-  /// "m-<kind>-<band>-<lifetime>[-<cache hash>]" merged; <band> is the size
-  /// band's lower bound ("512B": sizes 512..1023).
-  std::string class_id(const ops::Op& a, bool cached, int life) const {
-    const std::string kind = class_kind_name(a.kind);
-    const std::string& site = trace_.strings[a.site];
-    const std::string cache = cached ? trace_.strings[a.tag] : "";
-    const std::uint64_t lo = a.size == 0 ? 0 : std::uint64_t{1} << (std::bit_width(a.size) - 1);
-    const std::string band = std::to_string(lo) + "B";
-    std::string id;
-    switch (sites_) {
-      case Sites::clear:
-        if (a.kind != OpKind::alloc) id += kind + ":";
-        id += site.empty() ? "(no site)" : site;
-        if (cached) id += "|" + cache;
-        id += "/" + band;
-        return id;
-      case Sites::merged:
-        id = "m-";
-        id += kind + "-" + band + "-" + lifetime_label(life);
-        if (cached) id += "-" + cache_name(a.tag);
-        return id;
-      case Sites::hashed:
-        break;
-    }
-    id = "s-";
-    id += hex16(siphash(key_, kind + "\n" + site + "\n" + cache)) + "/" + band;
-    return id;
-  }
-
-  const ops::Trace& trace_;
-  Sites sites_;
-  std::array<std::uint8_t, 16> key_;
-  std::unordered_map<Key, std::uint32_t, KeyHash> index_;
-  /// Keys met lately, by hash: most lookups end here. The unordered_map's
-  /// division and bucket walk per object were the largest cost of counting.
-  struct Recent {
-    Key key{};
-    std::uint32_t id = 0;
-    bool used = false;
-  };
-  std::array<Recent, 256> recent_{};
-  std::vector<Class> classes_;  // by id: what classify() returns
+/// One class's counters of what its allocations show in the order they came:
+/// how many, from which CPUs, with which flags, how far apart.
+struct ArrivalCounters {
+  std::array<std::uint32_t, kTimeBuckets> arrivals{};  // by time bucket
+  ValueCounter sizes;
+  BinCounter interarrival;
+  /// (CPU, flags, alignment, node) counted together, one count instead of
+  /// four: a class has few such sets.
+  KeyCounter<std::uint64_t> traits;
+  std::uint64_t count = 0, last_t = 0, stays = 0;
+  std::uint32_t last_cpu = 0;
 };
 
-/// One class's counters while the objects are gone through.
-struct ClassCounters {
-  ValueCounter sizes, censored_sizes, maps_per_object, map_bytes;
-  BinCounter lifetime_ops, lifetime_ns, interarrival, map_lifetime;
-  ShareCounter cpus, flags, aligns, nodes, map_flags;
+std::uint64_t traits_key(const ops::Op& a, std::uint32_t cpu) {
+  return std::uint64_t{cpu} << 32 | std::uint64_t{a.flags} << 16 | std::uint64_t{a.align_log2} << 8 |
+         static_cast<std::uint8_t>(a.node);
+}
+
+/// The shares of each trait from their counts together.
+struct TraitShares {
+  std::vector<Share> cpus, flags, aligns, nodes;
+  explicit TraitShares(const KeyCounter<std::uint64_t>& traits) {
+    ShareCounter c, f, a, n;
+    for (const auto& [key, count] : traits.counts()) {
+      c.add(static_cast<std::int64_t>(key >> 32), count);
+      f.add(static_cast<std::int64_t>((key >> 16) & 0xff), count);
+      a.add(static_cast<std::int64_t>((key >> 8) & 0xff), count);
+      n.add(static_cast<std::int8_t>(key & 0xff), count);
+    }
+    cpus = c.finish(), flags = f.finish(), aligns = a.finish(), nodes = n.finish();
+  }
+};
+
+/// One class's counters of what became of its freed objects: sizes,
+/// lifetimes, when they came and went, their frees and DMA transfers. What
+/// was never freed is what the arrivals counted less what was freed.
+struct FateCounters {
+  std::array<std::uint32_t, kTimeBuckets> arrivals{};  // of the freed objects, by time bucket
+  ValueCounter sizes, map_bytes;
+  /// DMA maps per object, counted at each object's end once the trace has
+  /// mapped anything (`ended` objects); the others were never mapped.
+  ValueCounter maps_per_object;
+  std::uint64_t ended = 0;
+  BinCounter lifetime_ops, lifetime_ns, map_lifetime;
+  ShareCounter map_flags;
   KeyCounter<std::pair<std::uint32_t, std::uint32_t>> departures;
-  std::uint64_t frees = 0, remote_frees = 0, last_t = 0, stays = 0, free_stays = 0;
-  std::uint32_t last_cpu = 0, last_free_cpu = UINT32_MAX;
-  bool seen = false;
+  std::uint64_t frees = 0, remote_frees = 0, free_stays = 0, transfers = 0;
+  std::uint32_t last_free_cpu = UINT32_MAX;
 };
 
-void count_object(const Span& span, const Object& o, std::uint32_t maps, Class& c, ClassCounters& k) {
-  const ops::Op& a = *o.alloc;
-  ++c.count;
-  k.cpus.add(o.cpu);
-  k.flags.add(a.flags);
-  k.aligns.add(a.align_log2);
-  k.nodes.add(a.node);
-  k.maps_per_object.add(maps);
-  if (k.seen) {
-    k.interarrival.add(a.time_ns - k.last_t);
-    if (o.cpu == k.last_cpu) ++k.stays;
-  }
-  k.seen = true;
-  k.last_t = a.time_ns;
-  k.last_cpu = o.cpu;
-  const std::size_t b = time_bucket(span, a.time_ns);
-  ++c.arrivals[b];
-  if (!o.freed) {
-    ++c.censored;
-    ++c.censored_arrivals[b];
-    k.censored_sizes.add(a.size);
-    return;
-  }
+void count_arrival(const ops::Op& a, std::uint32_t cpu, std::uint32_t bucket, ArrivalCounters& k) {
+  ++k.arrivals[bucket];
   k.sizes.add(a.size);
-  k.departures.add({static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(time_bucket(span, o.t_free))});
-  k.lifetime_ops.add(o.ops);
-  k.lifetime_ns.add(o.t_free - a.time_ns);
-  ++k.frees;
-  if (o.remote_free) ++k.remote_frees;
+  k.traits.add(traits_key(a, cpu));
+  if (k.count > 0) {
+    k.interarrival.add(a.time_ns - k.last_t);
+    if (cpu == k.last_cpu) ++k.stays;
+  }
+  ++k.count;
+  k.last_t = a.time_ns;
+  k.last_cpu = cpu;
 }
 
-void finish_class(Class& c, const ClassCounters& k) {
-  c.sizes = k.sizes.finish(kExactValues);
-  for (const auto& [buckets, count] : k.departures.counts()) c.departures.push_back({buckets.first, buckets.second, count});
-  c.censored_sizes = k.censored_sizes.finish(kExactValues);
-  c.lifetime_ops = k.lifetime_ops.finish();
-  c.lifetime_ns = k.lifetime_ns.finish();
-  c.interarrival_ns = k.interarrival.finish();
-  c.cpu_mix = k.cpus.finish();
-  c.flag_mix = k.flags.finish();
-  c.align_mix = k.aligns.finish();
-  c.node_mix = k.nodes.finish();
-  c.remote_free_fraction = k.frees == 0 ? 0 : static_cast<double>(k.remote_frees) / static_cast<double>(k.frees);
-  c.cpu_stay = c.count < 2 ? 0 : static_cast<double>(k.stays) / static_cast<double>(c.count - 1);
-  c.free_cpu_stay = k.frees < 2 ? 0 : static_cast<double>(k.free_stays) / static_cast<double>(k.frees - 1);
-  c.maps.per_object = k.maps_per_object.finish(kExactValues);
-  c.maps.bytes = k.map_bytes.finish(kExactValues);
-  c.maps.lifetime_ns = k.map_lifetime.finish();
-  c.maps.flag_mix = k.map_flags.finish();
+/// A free of `o`, allocated on `alloc_cpu` in time bucket `alloc_bucket`:
+/// the `index`th operation, at `t` in time bucket `bucket`, on `cpu`.
+[[gnu::always_inline]] inline void count_free(const Live& o, std::uint32_t alloc_cpu, std::uint32_t alloc_bucket,
+                                              std::uint32_t index, std::uint64_t t, std::uint32_t bucket,
+                                              std::uint32_t cpu, FateCounters& k) {
+  const ops::Op& a = *o.alloc;
+  ++k.arrivals[alloc_bucket];
+  k.sizes.add(a.size);
+  k.departures.add({alloc_bucket, bucket});
+  k.lifetime_ops.add(index - o.index);
+  k.lifetime_ns.add(t - a.time_ns);
+  ++k.frees;
+  if (cpu != alloc_cpu) ++k.remote_frees;
+  if (cpu == k.last_free_cpu) ++k.free_stays;
+  k.last_free_cpu = cpu;
+}
+
+void finish_class(Class& c, const ArrivalCounters& a, FateCounters& f) {
+  c.count = a.count;
+  c.censored = a.count - f.frees;
+  c.arrivals.assign(a.arrivals.begin(), a.arrivals.end());
+  c.censored_arrivals.resize(kTimeBuckets);
+  for (std::size_t b = 0; b < kTimeBuckets; ++b) c.censored_arrivals[b] = a.arrivals[b] - f.arrivals[b];
+  c.sizes = f.sizes.finish(kExactValues);
+  for (const auto& [buckets, count] : f.departures.counts())
+    c.departures.push_back({buckets.first, buckets.second, count});
+  ValueCounter censored_sizes = a.sizes;
+  censored_sizes.subtract(f.sizes);
+  c.censored_sizes = censored_sizes.finish(kExactValues);
+  c.lifetime_ops = f.lifetime_ops.finish();
+  c.lifetime_ns = f.lifetime_ns.finish();
+  c.interarrival_ns = a.interarrival.finish();
+  TraitShares traits(a.traits);
+  c.cpu_mix = std::move(traits.cpus);
+  c.flag_mix = std::move(traits.flags);
+  c.align_mix = std::move(traits.aligns);
+  c.node_mix = std::move(traits.nodes);
+  c.remote_free_fraction = f.frees == 0 ? 0 : static_cast<double>(f.remote_frees) / static_cast<double>(f.frees);
+  c.cpu_stay = c.count < 2 ? 0 : static_cast<double>(a.stays) / static_cast<double>(c.count - 1);
+  c.free_cpu_stay = f.frees < 2 ? 0 : static_cast<double>(f.free_stays) / static_cast<double>(f.frees - 1);
+  c.maps.count = f.transfers;
+  if (c.count > f.ended) f.maps_per_object.add(0, c.count - f.ended);
+  c.maps.per_object = f.maps_per_object.finish(kExactValues);
+  c.maps.bytes = f.map_bytes.finish(kExactValues);
+  c.maps.lifetime_ns = f.map_lifetime.finish();
+  c.maps.flag_mix = f.map_flags.finish();
 }
 
 int page_order(std::uint64_t bytes, std::uint32_t page_size) {
-  const std::uint64_t pages = std::max<std::uint64_t>(1, (bytes + page_size - 1) / page_size);
+  const std::uint64_t rounded = bytes + page_size - 1;
+  // Pages are a power of two (a shift) but for a hand-made trace's (a division).
+  const std::uint64_t pages = std::max<std::uint64_t>(
+      1, std::has_single_bit(page_size) ? rounded >> std::countr_zero(page_size) : rounded / page_size);
   return std::bit_width(pages - 1);
 }
 
-/// The walk, and every allocation's class. With sites hashed or in clear an
-/// allocation's class is its op's alone, so another thread finds them while
-/// this one walks; it first faults in the walk's object table, which the walk
-/// would otherwise stop to zero page by page.
-struct Found {
-  /// By object id, zero-filled on pages of its own (transparent huge pages).
-  trace::ZeroedPages object_pages;
-  Walk walk;
-  /// By object id: 1 + the classifier's number for the object's one
-  /// allocation, or kAgain for an object allocated more than once.
-  trace::ZeroedPages early_pages;
-  static constexpr std::uint32_t kAgain = UINT32_MAX;
-
-  /// The classifier's number for object `id`'s (last) allocation.
-  std::uint32_t class_of(std::uint32_t id, const Object& o, Classifier& classifier, Sites sites) const {
-    if (sites == Sites::merged) return classifier.classify(*o.alloc, lifetime_decade(o));
-    const std::uint32_t early = early_pages.as<std::uint32_t>()[id];
-    return early == kAgain ? classifier.classify(*o.alloc, 0) : early - 1;
-  }
-};
-
-Found walk_and_classify(const ops::Trace& trace, const Span& span, Classifier& classifier, Sites sites) {
-  Found f;
-  f.object_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(Object));
-  if (sites == Sites::merged) {
-    f.walk = walk(trace, span, f.object_pages.as<Object>());
-    return f;
-  }
-  f.early_pages = trace::ZeroedPages(std::size_t{trace.object_count} * sizeof(std::uint32_t));
-  std::exception_ptr failed;
-  std::thread classify([&] {
+/// Runs `beside` on a second thread while `here` runs on this one; when both
+/// have stopped, rethrows the exception `beside` threw, else the one `here`
+/// threw (`here` may have stopped because `beside` did).
+template <class Here, class Beside>
+void side_by_side(Here&& here, Beside&& beside) {
+  std::exception_ptr here_failed, beside_failed;
+  std::thread second([&] {
     try {
-      f.object_pages.populate();
-      std::uint32_t* early = f.early_pages.as<std::uint32_t>();
-      for (const ops::Stream& s : trace.streams) {
-        for (const ops::Op& op : s.ops) {
-          if (!is_alloc(op.kind)) continue;
-          std::uint32_t& e = early[op.object];
-          e = e == 0 ? classifier.classify(op, 0) + 1 : Found::kAgain;
-        }
-      }
+      beside();
     } catch (...) {
-      failed = std::current_exception();
+      beside_failed = std::current_exception();
     }
   });
   try {
-    f.walk = walk(trace, span, f.object_pages.as<Object>());
+    here();
   } catch (...) {
-    classify.join();
-    throw;
+    here_failed = std::current_exception();
   }
-  classify.join();
-  if (failed) std::rethrow_exception(failed);
-  return f;
+  second.join();
+  if (beside_failed) std::rethrow_exception(beside_failed);
+  if (here_failed) std::rethrow_exception(here_failed);
+}
+
+/// Each allocation's class (the classifier's number), by the allocation's
+/// number in time order. With sites hashed or in clear, an allocation's class
+/// is its op's alone, and a second thread finds them while the walk goes on:
+/// the walk then waits at a free whose allocation the classing has not
+/// reached, which it seldom does (classing an allocation costs less than
+/// walking from it to its free).
+class AllocClasses {
+ public:
+  explicit AllocClasses(std::size_t allocs) : pages_(allocs * sizeof(std::uint32_t)), of_(pages_.as<std::uint32_t>()) {}
+
+  /// The classing thread's side: allocation `nth` is of class `c`, the
+  /// allocations set in the order of their numbers.
+  void set(std::uint32_t nth, std::uint32_t c) {
+    of_[nth] = c;
+    if ((nth + 1) % kPublish == 0) ready_.store(nth + 1, std::memory_order_release);
+  }
+  /// Without a classing thread: in any order, then finish().
+  void put(std::uint32_t nth, std::uint32_t c) { of_[nth] = c; }
+  /// Every allocation is set (the first `count`), or the classing stopped.
+  void finish(std::uint32_t count) { ready_.store(count, std::memory_order_release); }
+  void abandon() {
+    abandoned_.store(true, std::memory_order_relaxed);
+    ready_.store(UINT32_MAX, std::memory_order_release);
+  }
+
+  /// Starts loading allocation `nth`'s class (the walk's side, soon to get it).
+  void prefetch(std::uint32_t nth) const { __builtin_prefetch(&of_[nth]); }
+
+  /// The walk's side: the class of allocation `nth`, once it is set.
+  std::uint32_t get(std::uint32_t nth) {
+    if (nth >= known_) wait_for(nth);
+    return of_[nth];
+  }
+
+ private:
+  static constexpr std::uint32_t kPublish = 256;  // allocations set between two stores of `ready_`
+  void wait_for(std::uint32_t nth) {
+    for (int spins = 0; (known_ = ready_.load(std::memory_order_acquire)) <= nth; ++spins) {
+      if (spins < 64) {
+        base::cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    if (abandoned_.load(std::memory_order_relaxed)) throw std::runtime_error("profile: the classing stopped");
+  }
+
+  trace::ZeroedPages pages_;
+  std::uint32_t* of_;
+  // The classing thread stores, the walk loads: lines of their own.
+  alignas(64) std::atomic<std::uint32_t> ready_{0};
+  std::atomic<bool> abandoned_{false};
+  alignas(64) std::uint32_t known_ = 0;  // the walk's last look at ready_
+};
+
+/// Makes `by_class` `n` long, with room for a few hundred classes at once:
+/// moving counters of kilobytes to fresh pages whenever a class came was a
+/// tenth of the walk.
+template <class Counters>
+void grow_to(std::vector<Counters>& by_class, std::size_t n) {
+  if (n > by_class.capacity()) by_class.reserve(std::max<std::size_t>(256, 2 * n));
+  by_class.resize(n);
+}
+
+/// What the arrival pass counts: by the classifier's numbers, and over all
+/// allocations.
+struct Arrivals {
+  std::vector<ArrivalCounters> by_class;
+  std::vector<std::uint32_t> order;  // by class: its place among the classes by first allocation
+  std::uint32_t met = 0;             // classes placed so far
+  std::uint32_t allocs = 0;
+  std::uint64_t last_t = 0;
+  BinCounter gaps;
+  KeyCounter<std::uint64_t> traits;  // (CPU, flags, alignment, node) together, as a class's
+  ShareCounter page_orders;
+
+  /// Counts allocation `a`, on `cpu` in time bucket `bucket`, of class `c`.
+  void add(const ops::Op& a, std::uint32_t cpu, std::uint32_t bucket, std::uint32_t c, std::uint32_t page_size) {
+    if (c >= by_class.size()) [[unlikely]]
+      grow_to(by_class, std::size_t{c} + 1), order.resize(std::size_t{c} + 1, UINT32_MAX);
+    if (order[c] == UINT32_MAX) order[c] = met++;
+    count_arrival(a, cpu, bucket, by_class[c]);
+    if (allocs++ > 0) gaps.add(a.time_ns - last_t);
+    last_t = a.time_ns;
+    traits.add(traits_key(a, cpu));
+    if (a.kind == OpKind::page_alloc) page_orders.add(page_order(a.size, page_size));
+  }
+};
+
+/// What the walk counts: by the classifier's numbers, and over the trace.
+struct Fates {
+  std::vector<FateCounters> by_class;
+  std::uint64_t ops = 0, allocs = 0, frees = 0, remote_frees = 0, peak_live = 0;
+  std::vector<std::uint64_t> live_set;
+
+  FateCounters& of(std::uint32_t c) {
+    if (c >= by_class.size()) [[unlikely]]
+      grow(c);
+    return by_class[c];
+  }
+  [[gnu::noinline]] void grow(std::uint32_t c) { grow_to(by_class, std::size_t{c} + 1); }
+};
+
+/// The allocations in time order, of the class `class_of(op, nth)` gives,
+/// counted into `n`.
+template <class ClassOf>
+void count_arrivals(const ops::Trace& trace, const Span& span, Arrivals& n, ClassOf&& class_of) {
+  std::uint32_t nth = 0;
+  BucketClock clock(span);
+  for_each_in_time_order(
+      trace, [](const ops::Op&, const ops::Op&) {},
+      [&](const ops::Op& a, std::uint32_t cpu) {
+        if (is_alloc(a.kind)) n.add(a, cpu, clock.at(a.time_ns), class_of(a, nth++), trace.header.page_size);
+      });
+}
+
+/// The walk: every operation in time order, each object's life and DMA
+/// transfers counted into its class as it ends, and the live-set curve.
+class Walker {
+ public:
+  Walker(const ops::Trace& trace, const Span& span, const AllocClasses& classes, Fates& n)
+      : trace_(trace),
+        span_(span),
+        classes_(classes),
+        n_(n),
+        clock_(span),
+        table_(std::size_t{trace.object_count} * sizeof(Live)),
+        objects_(table_.as<Live>()) {
+    // Faulted in at once: taken one by one, the faults cost the walk a fifth of its time.
+    table_.populate();
+    for (const ops::Stream& s : trace.streams) {
+      if (!s.ops.empty()) streams_.push_back({reinterpret_cast<std::uintptr_t>(s.ops.data()), s.cpu});
+    }
+    std::sort(streams_.begin(), streams_.end());
+  }
+
+  /// Walks the trace. `class_at_end(o, t)` is the class of live object `o`'s
+  /// allocation, which ends with a free at `t`, or never (t: nullopt).
+  template <class ClassAtEnd>
+  void walk(ClassAtEnd&& class_at_end) {
+    std::array<std::uint64_t, kLiveSetPoints> point_time;
+    for (std::size_t k = 0; k < kLiveSetPoints; ++k) {
+      point_time[k] = span_.t0 + static_cast<std::uint64_t>(static_cast<unsigned __int128>(span_.t1 - span_.t0) * k /
+                                                            (kLiveSetPoints - 1));
+    }
+    n_.live_set.assign(kLiveSetPoints, 0);
+    std::size_t point = 0;
+    std::uint64_t next_point = point_time[0];
+    std::uint64_t live = 0;
+    std::uint32_t nth = 0;
+    BucketClock clock = clock_;
+    // A free's object is anywhere in the table, and its allocation anywhere
+    // in the trace (a cache miss each): they are loaded a few operations early.
+    const auto soon = [&](const ops::Op& far, const ops::Op& near) {
+      __builtin_prefetch(&objects_[far.object], 1);
+      if (is_free(near.kind) && objects_[near.object].alloc != nullptr) {
+        __builtin_prefetch(objects_[near.object].alloc);
+        classes_.prefetch(objects_[near.object].nth);
+      }
+    };
+    for_each_in_time_order(trace_, soon, [&](const ops::Op& op, std::uint32_t cpu) {
+      if (op.time_ns > next_point) [[unlikely]] {
+        while (point < kLiveSetPoints && point_time[point] < op.time_ns) n_.live_set[point++] = live;
+        next_point = point < kLiveSetPoints ? point_time[point] : UINT64_MAX;
+      }
+      const auto i = static_cast<std::uint32_t>(n_.ops++);
+      Live& o = objects_[op.object];
+      if (is_alloc(op.kind)) {
+        // An allocation of an object still live: the one before is never freed.
+        if (o.alloc != nullptr) end(op.object, o, class_at_end(o, std::nullopt), std::nullopt);
+        o = Live{&op, i, nth++};
+        live += op.size;
+        n_.peak_live = std::max(n_.peak_live, live);
+      } else if (is_free(op.kind)) {
+        if (o.alloc == nullptr) return;
+        live -= o.alloc->size;
+        const std::uint32_t c = class_at_end(o, op.time_ns);
+        const std::uint32_t alloc_cpu = cpu_of(o.alloc);
+        ++n_.frees;
+        if (cpu != alloc_cpu) ++n_.remote_frees;
+        count_free(o, alloc_cpu, clock_.of(o.alloc->time_ns), i, op.time_ns, clock.at(op.time_ns), cpu, n_.of(c));
+        if (!maps_.empty()) end(op.object, o, c, op.time_ns);
+        o.alloc = nullptr;
+      } else if (o.alloc != nullptr) {
+        // Any other operation on it (a map, an unmap) completes the transfer in flight.
+        if (!maps_.empty() && maps_[op.object].in_flight) {
+          Mapping& m = maps_[op.object];
+          done_.push_back({o.nth, m.bytes, op.time_ns - m.t, m.flags});
+          m.in_flight = false;
+        }
+        if (op.kind == OpKind::dma_map) {
+          if (maps_.empty()) maps_.resize(trace_.object_count);
+          Mapping& m = maps_[op.object];
+          m.in_flight = true, m.t = op.time_ns, m.flags = op.flags;
+          m.bytes = op.size == 0 ? o.alloc->size : std::min(op.size, o.alloc->size);
+          ++m.count;
+        }
+      }
+    });
+    while (point < kLiveSetPoints) n_.live_set[point++] = live;
+    n_.allocs = nth;
+  }
+
+  /// Whether any object was mapped for DMA.
+  bool mapped() const { return !maps_.empty(); }
+
+  /// After the walk, the objects still live, which are never freed: their
+  /// classes, when the walk finds them (sites merged), and their DMA
+  /// transfers. What else they count is the arrivals less the frees.
+  template <class ClassAtEnd>
+  void end_live(ClassAtEnd&& class_at_end) {
+    for (std::uint32_t id = 0; id < trace_.object_count; ++id) {
+      Live& o = objects_[id];
+      if (o.alloc != nullptr) end(id, o, class_at_end(o, std::nullopt), std::nullopt);
+    }
+  }
+
+  /// Then, with every allocation classed (`class_of(nth)`), the transfers a map completed.
+  template <class ClassOf>
+  void count_completed_transfers(ClassOf&& class_of) {
+    for (const Done& d : done_) count_transfer(n_.of(class_of(d.nth)), d.bytes, d.ns, d.flags);
+  }
+
+ private:
+  /// A transfer a map completed, counted once its object's class is known.
+  struct Done {
+    std::uint32_t nth;  // the object's allocation
+    std::uint64_t bytes, ns;
+    std::uint8_t flags;
+  };
+
+  static void count_transfer(FateCounters& k, std::uint64_t bytes, std::uint64_t ns, std::uint8_t flags) {
+    k.map_bytes.add(bytes);
+    k.map_lifetime.add(ns);
+    k.map_flags.add(flags);
+    ++k.transfers;
+  }
+
+  /// The CPU of the stream `op` lies in.
+  std::uint32_t cpu_of(const ops::Op* op) const {
+    const auto at = reinterpret_cast<std::uintptr_t>(op);
+    const auto next = std::upper_bound(streams_.begin(), streams_.end(), std::pair{at, UINT32_MAX});
+    return std::prev(next)->second;
+  }
+
+  /// The end of `o`'s life, of class `c`, by a free at `t` or never: the
+  /// transfer it had in flight ends with it (at the capture's end if never
+  /// freed), and its maps are counted.
+  void end(std::uint32_t id, Live& o, std::uint32_t c, std::optional<std::uint64_t> t) {
+    if (!maps_.empty()) {
+      Mapping& m = maps_[id];
+      FateCounters& k = n_.of(c);
+      if (m.in_flight) count_transfer(k, m.bytes, t.value_or(span_.t1) - m.t, m.flags);
+      k.maps_per_object.add(m.count);
+      ++k.ended;
+      m = Mapping{};
+    }
+    o.alloc = nullptr;
+  }
+
+  const ops::Trace& trace_;
+  const Span& span_;
+  const AllocClasses& classes_;
+  Fates& n_;
+  const BucketClock clock_;
+  std::vector<std::pair<std::uintptr_t, std::uint32_t>> streams_;  // (first op's address, CPU), by address
+  trace::ZeroedPages table_;
+  Live* objects_;              // by object id
+  std::vector<Mapping> maps_;  // by object id; empty when the trace maps nothing
+  std::vector<Done> done_;
+};
+
+/// The number of operations, which numbers fit in 32 bits.
+std::size_t op_count(const ops::Trace& trace) {
+  std::size_t n = 0;
+  for (const ops::Stream& s : trace.streams) n += s.ops.size();
+  if (n >= UINT32_MAX)
+    throw RunError("trace profile: more than 2^32 - 1 operations; profile the capture in parts (--from, --to)");
+  return n;
+}
+
+/// Everything a profile counts, by the classifier's numbers.
+struct Counts {
+  alignas(64) Arrivals arrivals;  // the classing thread's, when there is one
+  alignas(64) Fates fates;        // the walk's
+};
+
+/// Counts everything. With sites merged, an allocation's class needs its
+/// lifetime: the walk classes each allocation at its end, and the arrivals
+/// are counted after. Otherwise a second thread classes the allocations and
+/// counts their arrivals while this one walks.
+void count(const ops::Trace& trace, const Span& span, Classifier& classifier, Sites sites, Counts& n) {
+  AllocClasses classes(op_count(trace));
+  Walker walker(trace, span, classes, n.fates);
+  const auto class_of = [&](std::uint32_t nth) { return classes.get(nth); };
+  if (sites == Sites::merged) {
+    const auto class_at_end = [&](const Live& o, std::optional<std::uint64_t> t) {
+      const std::uint32_t c = classifier.classify(*o.alloc, t ? lifetime_decade(*t - o.alloc->time_ns) : kNeverFreed);
+      classes.put(o.nth, c);
+      return c;
+    };
+    walker.walk(class_at_end);
+    walker.end_live(class_at_end);
+    classes.finish(static_cast<std::uint32_t>(n.fates.allocs));
+    walker.count_completed_transfers(class_of);
+    count_arrivals(trace, span, n.arrivals, [&](const ops::Op&, std::uint32_t nth) { return class_of(nth); });
+    return;
+  }
+  const auto class_at_end = [&](const Live& o, std::optional<std::uint64_t>) { return classes.get(o.nth); };
+  side_by_side([&] { walker.walk(class_at_end); },
+               [&] {
+                 try {
+                   count_arrivals(trace, span, n.arrivals, [&](const ops::Op& a, std::uint32_t nth) {
+                     const std::uint32_t c = classifier.classify(a, 0);
+                     classes.set(nth, c);
+                     return c;
+                   });
+                   classes.finish(n.arrivals.allocs);
+                 } catch (...) {
+                   classes.abandon();
+                   throw;
+                 }
+               });
+  if (walker.mapped()) walker.end_live(class_at_end);
+  walker.count_completed_transfers(class_of);
 }
 
 }  // namespace
@@ -473,8 +606,8 @@ Found walk_and_classify(const ops::Trace& trace, const Span& span, Classifier& c
 Profile build(const ops::Trace& trace, const BuildOptions& options) {
   const Span span = span_of(trace);
   Classifier classifier(trace, options);
-  const Found found = walk_and_classify(trace, span, classifier, options.sites);
-  const Walk& w = found.walk;
+  Counts n;
+  count(trace, span, classifier, options.sites, n);
   Profile p;
   p.sites = options.sites;
   p.source = trace.header.source;
@@ -482,71 +615,31 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
   p.cpu_count = trace.header.cpu_count;
   p.node_count = trace.header.node_count;
   p.duration_ns = span.t1 - span.t0;
-  p.ops = w.ops;
-  p.allocs = w.alloc_order.size();
-  p.frees = w.frees;
+  p.ops = n.fates.ops;
+  p.allocs = n.fates.allocs;
+  p.frees = n.fates.frees;
   p.objects = trace.object_count;
-  p.peak_live_bytes = w.peak_live;
-  p.live_set_bytes = w.live_set;
+  p.peak_live_bytes = n.fates.peak_live;
+  p.live_set_bytes = n.fates.live_set;
 
-  // Classes in the order their first allocation came (the classifier numbers
-  // them in the order it met them), with their counters.
+  // The classes in the order their first allocations came.
   std::vector<Class>& met = classifier.classes();
-  constexpr std::uint32_t kUnseen = UINT32_MAX;
-  std::vector<std::uint32_t> order;  // by classifier number
-  std::vector<Class> classes;
-  std::vector<ClassCounters> counters;
-  BinCounter gaps;
-  ShareCounter cpus, flags, orders;
-  std::uint64_t frees = 0, remote = 0, last_t = 0;
-  // Each object's class, for its transfers and its free.
-  trace::ZeroedPages class_pages(std::size_t{trace.object_count} * sizeof(std::uint32_t));
-  std::uint32_t* class_of = class_pages.as<std::uint32_t>();
-  for (std::size_t n = 0; n < w.alloc_order.size(); ++n) {
-    const std::uint32_t id = w.alloc_order[n];
-    const Object& o = w.objects[id];
-    const ops::Op& a = *o.alloc;
-    const std::uint32_t k = found.class_of(id, o, classifier, options.sites);
-    if (k >= order.size()) order.resize(met.size(), kUnseen);
-    std::uint32_t& c = order[k];
-    if (c == kUnseen) {
-      c = static_cast<std::uint32_t>(classes.size());
-      classes.push_back(std::move(met[k]));
-      counters.emplace_back();
-      classes[c].arrivals.assign(kTimeBuckets, 0);
-      classes[c].censored_arrivals.assign(kTimeBuckets, 0);
-    }
-    class_of[id] = c;
-    count_object(span, o, w.maps.empty() ? 0 : w.maps[id].count, classes[c], counters[c]);
-    if (n > 0) gaps.add(a.time_ns - last_t);
-    last_t = a.time_ns;
-    cpus.add(o.cpu);
-    flags.add(a.flags);
-    if (a.kind == OpKind::page_alloc) orders.add(page_order(a.size, p.page_size));
-    if (o.freed) ++frees, remote += o.remote_free ? 1 : 0;
+  const Arrivals& a = n.arrivals;
+  std::vector<Class> classes(a.met);
+  for (std::uint32_t c = 0; c < a.order.size(); ++c) {
+    Class& out = classes[a.order[c]];
+    out = std::move(met[c]);
+    finish_class(out, a.by_class[c], n.fates.of(c));
   }
-  // Frees in their order: on the CPU of the class's free before?
-  for (const std::uint32_t id : w.free_order) {
-    ClassCounters& k = counters[class_of[id]];
-    const std::uint16_t cpu = w.objects[id].free_cpu;
-    if (cpu == k.last_free_cpu) ++k.free_stays;
-    k.last_free_cpu = cpu;
-  }
-  for (const Transfer& t : w.transfers) {
-    const std::uint32_t c = class_of[t.object];
-    counters[c].map_bytes.add(t.bytes);
-    counters[c].map_lifetime.add(t.ns);
-    counters[c].map_flags.add(t.flags);
-    ++classes[c].maps.count;
-  }
-  for (std::size_t c = 0; c < classes.size(); ++c) finish_class(classes[c], counters[c]);
-  std::stable_sort(classes.begin(), classes.end(), [](const Class& a, const Class& b) { return a.count > b.count; });
+  std::stable_sort(classes.begin(), classes.end(), [](const Class& x, const Class& y) { return x.count > y.count; });
   p.classes = std::move(classes);
-  p.interarrival_ns = gaps.finish();
-  p.cpu_mix = cpus.finish();
-  p.flag_mix = flags.finish();
-  p.page_order_mix = orders.finish();
-  p.remote_free_fraction = frees == 0 ? 0 : static_cast<double>(remote) / static_cast<double>(frees);
+  p.interarrival_ns = a.gaps.finish();
+  TraitShares traits(a.traits);
+  p.cpu_mix = std::move(traits.cpus);
+  p.flag_mix = std::move(traits.flags);
+  p.page_order_mix = a.page_orders.finish();
+  p.remote_free_fraction =
+      n.fates.frees == 0 ? 0 : static_cast<double>(n.fates.remote_frees) / static_cast<double>(n.fates.frees);
   return p;
 }
 

@@ -1,5 +1,7 @@
 #include "harness/profile/distribution.h"
 
+#include <stdexcept>
+
 #include <cstring>
 
 namespace kmbench::profile {
@@ -21,6 +23,18 @@ const char* sites_name(Sites s) {
       return "clear";
   }
   return "?";
+}
+
+void ValueCounter::subtract(const ValueCounter& part) {
+  if (run_ != 0) counts_[run_value_] += run_;
+  run_ = 0;
+  const auto take = [&](std::uint64_t v, std::uint64_t n) {
+    const auto it = counts_.find(v);
+    if (it == counts_.end() || it->second < n) throw std::logic_error("ValueCounter::subtract: not a part");
+    if ((it->second -= n) == 0) counts_.erase(it);
+  };
+  for (const auto& [v, n] : part.counts_) take(v, n);
+  if (part.run_ != 0) take(part.run_value_, part.run_);
 }
 
 Distribution ValueCounter::finish(std::size_t exact) const {

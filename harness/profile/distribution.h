@@ -38,7 +38,9 @@ inline std::uint64_t log_bin_hi(int bin) {
   return log_bin_lo(bin) + (std::uint64_t{1} << (e - 2)) - 1;
 }
 
-/// Counts values into log bins only (lifetimes, gaps).
+/// Counts values into log bins only (lifetimes, gaps): at most 2^32 - 1 of
+/// them, as a profile numbers its operations in 32 bits. A kilobyte, not two:
+/// a class has four of these.
 class BinCounter {
  public:
   void add(std::uint64_t v) { ++bins_[static_cast<std::size_t>(log_bin(v))]; }
@@ -51,7 +53,7 @@ class BinCounter {
   }
 
  private:
-  std::array<std::uint64_t, kLogBins> bins_{};
+  std::array<std::uint32_t, kLogBins> bins_{};
 };
 
 /// Counts values exactly; finish() keeps the most frequent `exact` of them and bins the rest.
@@ -59,15 +61,17 @@ class BinCounter {
 /// line and enters the table once.
 class ValueCounter {
  public:
-  void add(std::uint64_t v) {
+  void add(std::uint64_t v, std::uint64_t n = 1) {
     if (run_ != 0 && v == run_value_) {
-      ++run_;
+      run_ += n;
       return;
     }
     if (run_ != 0) counts_[run_value_] += run_;
     run_value_ = v;
-    run_ = 1;
+    run_ = n;
   }
+  /// Takes away what `part` counted, which this counter counted too.
+  void subtract(const ValueCounter& part);
   Distribution finish(std::size_t exact) const;
 
  private:
@@ -82,19 +86,22 @@ class ValueCounter {
 template <class K>
 class KeyCounter {
  public:
-  void add(const K& key) {
-    if (last_ >= counts_.size() || !(counts_[last_].first == key)) {
-      auto it = std::lower_bound(counts_.begin(), counts_.end(), key,
-                                 [](const auto& entry, const K& k) { return entry.first < k; });
-      if (it == counts_.end() || !(it->first == key)) it = counts_.insert(it, {key, 0});
-      last_ = static_cast<std::size_t>(it - counts_.begin());
-    }
-    ++counts_[last_].second;
+  void add(const K& key, std::uint64_t n = 1) {
+    if (last_ >= counts_.size() || !(counts_[last_].first == key)) [[unlikely]] find(key);
+    counts_[last_].second += n;
   }
   /// (key, count), ascending by key.
   const std::vector<std::pair<K, std::uint64_t>>& counts() const { return counts_; }
 
  private:
+  /// Makes `key`'s entry the last counted (a new one: with count 0).
+  [[gnu::noinline]] void find(const K& key) {
+    auto it = std::lower_bound(counts_.begin(), counts_.end(), key,
+                               [](const auto& entry, const K& k) { return entry.first < k; });
+    if (it == counts_.end() || !(it->first == key)) it = counts_.insert(it, {key, 0});
+    last_ = static_cast<std::size_t>(it - counts_.begin());
+  }
+
   std::vector<std::pair<K, std::uint64_t>> counts_;
   std::size_t last_ = 0;
 };
@@ -102,7 +109,7 @@ class KeyCounter {
 /// Counts categories; finish() gives their shares, by key.
 class ShareCounter {
  public:
-  void add(std::int64_t key) { counts_.add(key); }
+  void add(std::int64_t key, std::uint64_t n = 1) { counts_.add(key, n); }
   std::vector<Share> finish() const;
 
  private:

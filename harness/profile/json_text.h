@@ -67,6 +67,10 @@ class JsonText {
     value(v);
   }
 
+  /// Room for `bytes` of text: a string grown by doubling took a fresh page
+  /// fault for every page of every copy.
+  void reserve(std::size_t bytes) { out_.reserve(bytes); }
+
   /// The text so far, with a final newline once everything is closed.
   std::string finish() {
     out_ += '\n';

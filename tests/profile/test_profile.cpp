@@ -5,10 +5,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <fstream>
+#include <map>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "base/errors.h"
 #include "harness/profile/distribution.h"
@@ -134,6 +139,161 @@ TEST(Profile, BuildCountsAKnownTrace) {
   ASSERT_EQ(p.page_order_mix.size(), 1u);
   EXPECT_EQ(p.page_order_mix[0].key, 1);
   EXPECT_DOUBLE_EQ(p.remote_free_fraction, 2.0 / 4);  // object 2 and the page
+}
+
+TEST(Profile, AnObjectAllocatedAgainWhileLiveLeavesTheFirstAllocationNeverFreed) {
+  ops::Trace t;
+  t.strings = {"", "rx_alloc"};
+  t.object_count = 1;
+  t.streams.resize(1);
+  t.streams[0].ops = {op(0, OpKind::alloc, 0, 64, 1), op(10, OpKind::alloc, 0, 64, 1), op(50, OpKind::free, 0, 64)};
+  for (Sites s : {Sites::clear, Sites::hashed, Sites::merged}) {
+    const Profile p = build(t, {s, "fixed"});
+    EXPECT_EQ(p.allocs, 2u);
+    EXPECT_EQ(p.frees, 1u);
+    EXPECT_EQ(p.peak_live_bytes, 128u);  // the first allocation's bytes are never given back
+    std::uint64_t count = 0, censored = 0, freed_64 = 0, censored_64 = 0, lived_40 = 0;
+    for (const Class& c : p.classes) {
+      count += c.count, censored += c.censored;
+      freed_64 += count_of(c.sizes, 64), censored_64 += count_of(c.censored_sizes, 64);
+      lived_40 += count_of(c.lifetime_ns, 40);
+    }
+    EXPECT_EQ(count, 2u);
+    EXPECT_EQ(censored, 1u);
+    EXPECT_EQ(freed_64, 1u);
+    EXPECT_EQ(censored_64, 1u);
+    EXPECT_EQ(lived_40, 1u);  // the free ends the second allocation
+  }
+}
+
+/// A trace of `streams` CPUs whose objects, of 4 sites and 3 sizes, live a
+/// random number of operations (a tenth never freed), some freed on another
+/// CPU, some mapped for DMA; operations tie in time across streams.
+ops::Trace random_trace(std::uint32_t streams, std::uint32_t objects, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  ops::Trace t;
+  t.header.page_size = 4096;
+  t.strings = {"", "a", "b", "c", "d"};
+  t.object_count = objects;
+  t.streams.resize(streams);
+  for (std::uint32_t s = 0; s < streams; ++s) t.streams[s].cpu = s * 2;  // CPUs 0, 2, 4, ...
+  std::vector<std::uint64_t> clock(streams, 0);
+  const auto add = [&](std::uint32_t s, ops::Op o) {
+    clock[s] += rng() % 3;  // 0: a tie with the operation before
+    o.time_ns = clock[s];
+    t.streams[s].ops.push_back(o);
+  };
+  struct Pending {
+    std::uint64_t at;
+    std::uint32_t object, stream;
+    std::uint64_t size;
+  };
+  std::vector<Pending> pending;
+  for (std::uint32_t id = 0; id < objects; ++id) {
+    const std::uint32_t s = static_cast<std::uint32_t>(rng() % streams);
+    const std::uint64_t size = std::uint64_t{16} << (rng() % 3);
+    const bool page = rng() % 8 == 0;
+    add(s, op(0, page ? OpKind::page_alloc : OpKind::alloc, id, page ? 8192 : size, 1 + rng() % 4));
+    if (rng() % 6 == 0) add(s, op(0, OpKind::dma_map, id, 0));
+    if (rng() % 10 != 0) {
+      const std::uint32_t to = rng() % 4 == 0 ? static_cast<std::uint32_t>(rng() % streams) : s;
+      pending.push_back({clock[s] + rng() % 2000, id, to, page ? 8192 : size});
+    }
+    // Free what is due, on its own stream, later in time than its allocation.
+    for (std::size_t k = 0; k < pending.size();) {
+      Pending& f = pending[k];
+      if (f.at > clock[s]) {
+        ++k;
+        continue;
+      }
+      clock[f.stream] = std::max(clock[f.stream], f.at);
+      const bool page_free = f.size == 8192;
+      add(f.stream, op(0, page_free ? OpKind::page_free : OpKind::free, f.object, f.size));
+      f = pending.back();
+      pending.pop_back();
+    }
+  }
+  return t;
+}
+
+/// Counts the same things as build() by the plainest means: every operation
+/// sorted by (time, stream), each object's allocation remembered in a map.
+struct Naive {
+  std::uint64_t ops = 0, allocs = 0, frees = 0, remote = 0, never_freed = 0, peak = 0;
+  std::map<std::string, std::uint64_t> count, censored;  // by "<site>/<band>"
+
+  explicit Naive(const ops::Trace& t) {
+    struct At {
+      std::uint64_t time;
+      std::size_t stream, index;
+      bool operator<(const At& o) const { return std::tie(time, stream, index) < std::tie(o.time, o.stream, o.index); }
+    };
+    std::vector<At> order;
+    for (std::size_t s = 0; s < t.streams.size(); ++s) {
+      for (std::size_t i = 0; i < t.streams[s].ops.size(); ++i) order.push_back({t.streams[s].ops[i].time_ns, s, i});
+    }
+    std::sort(order.begin(), order.end());
+    struct Alloc {
+      std::uint32_t cpu;
+      std::uint64_t size;
+      std::string cls;
+    };
+    std::map<std::uint32_t, Alloc> live;
+    std::uint64_t live_bytes = 0;
+    for (const At& at : order) {
+      const ops::Op& o = t.streams[at.stream].ops[at.index];
+      const std::uint32_t cpu = t.streams[at.stream].cpu;
+      ++ops;
+      if (o.kind == OpKind::alloc || o.kind == OpKind::page_alloc) {
+        std::string cls = (o.kind == OpKind::page_alloc ? "page:" : "") + t.strings[o.site] + "/" +
+                          std::to_string(std::uint64_t{1} << (std::bit_width(o.size) - 1)) + "B";
+        ++allocs, ++count[cls];
+        live[o.object] = {cpu, o.size, cls};
+        live_bytes += o.size, peak = std::max(peak, live_bytes);
+      } else if (o.kind == OpKind::free || o.kind == OpKind::page_free) {
+        const auto it = live.find(o.object);
+        if (it == live.end()) continue;
+        ++frees;
+        if (it->second.cpu != cpu) ++remote;
+        live_bytes -= it->second.size;
+        live.erase(it);
+      }
+    }
+    for (const auto& [id, a] : live) ++never_freed, ++censored[a.cls];
+  }
+};
+
+TEST(Profile, BuildCountsAsANaiveWalkDoesAcrossStreamsAndModes) {
+  // Thousands of allocations over five streams: the classing thread runs far
+  // ahead of and behind the walk, which waits for it at frees.
+  const ops::Trace t = random_trace(5, 40000, 7);
+  const Naive naive(t);
+  ASSERT_GT(naive.never_freed, 0u);
+  for (Sites s : {Sites::clear, Sites::hashed, Sites::merged}) {
+    const Profile p = build(t, {s, "fixed"});
+    EXPECT_EQ(p.ops, naive.ops);
+    EXPECT_EQ(p.allocs, naive.allocs);
+    EXPECT_EQ(p.frees, naive.frees);
+    EXPECT_EQ(p.peak_live_bytes, naive.peak);
+    EXPECT_DOUBLE_EQ(p.remote_free_fraction, static_cast<double>(naive.remote) / static_cast<double>(naive.frees));
+    std::uint64_t count = 0, censored = 0, lifetimes = 0;
+    for (const Class& c : p.classes) {
+      count += c.count, censored += c.censored;
+      for (const auto& b : c.lifetime_ns.tail) lifetimes += b.count;
+      for (const auto& [v, n] : c.lifetime_ns.exact) lifetimes += n;
+    }
+    EXPECT_EQ(count, naive.allocs);
+    EXPECT_EQ(censored, naive.never_freed);
+    EXPECT_EQ(lifetimes, naive.frees);
+  }
+  // With sites in clear, every class's counts.
+  const Profile p = build(t, {Sites::clear, "fixed"});
+  ASSERT_EQ(p.classes.size(), naive.count.size());
+  for (const auto& [id, n] : naive.count) {
+    const Class& c = class_named(p, id);
+    EXPECT_EQ(c.count, n) << id;
+    EXPECT_EQ(c.censored, naive.censored.count(id) ? naive.censored.at(id) : 0u) << id;
+  }
 }
 
 TEST(Profile, JsonRoundTripsExactly) {
