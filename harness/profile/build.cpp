@@ -347,19 +347,17 @@ struct Arrivals {
   std::uint32_t allocs = 0;
   std::uint64_t last_t = 0;
   BinCounter gaps;
-  KeyCounter<std::uint64_t> traits;  // (CPU, flags, alignment, node) together, as a class's
-  ShareCounter page_orders;
 
   /// Counts allocation `a`, on `cpu` in time bucket `bucket`, of class `c`.
-  void add(const ops::Op& a, std::uint32_t cpu, std::uint32_t bucket, std::uint32_t c, std::uint32_t page_size) {
+  /// (What all allocations share of CPUs, flags and page orders is summed
+  /// from the classes' counts at the end.)
+  void add(const ops::Op& a, std::uint32_t cpu, std::uint32_t bucket, std::uint32_t c) {
     if (c >= by_class.size()) [[unlikely]]
       grow_to(by_class, std::size_t{c} + 1), order.resize(std::size_t{c} + 1, UINT32_MAX);
     if (order[c] == UINT32_MAX) order[c] = met++;
     count_arrival(a, cpu, bucket, by_class[c]);
     if (allocs++ > 0) gaps.add(a.time_ns - last_t);
     last_t = a.time_ns;
-    traits.add(traits_key(a, cpu));
-    if (a.kind == OpKind::page_alloc) page_orders.add(page_order(a.size, page_size));
   }
 };
 
@@ -386,7 +384,7 @@ void count_arrivals(const ops::Trace& trace, const Span& span, Arrivals& n, Clas
   for_each_in_time_order(
       trace, [](const ops::Op&, const ops::Op&) {},
       [&](const ops::Op& a, std::uint32_t cpu) {
-        if (is_alloc(a.kind)) n.add(a, cpu, clock.at(a.time_ns), class_of(a, nth++), trace.header.page_size);
+        if (is_alloc(a.kind)) n.add(a, cpu, clock.at(a.time_ns), class_of(a, nth++));
       });
 }
 
@@ -626,18 +624,26 @@ Profile build(const ops::Trace& trace, const BuildOptions& options) {
   std::vector<Class>& met = classifier.classes();
   const Arrivals& a = n.arrivals;
   std::vector<Class> classes(a.met);
+  KeyCounter<std::uint64_t> traits;
+  ShareCounter page_orders;
   for (std::uint32_t c = 0; c < a.order.size(); ++c) {
     Class& out = classes[a.order[c]];
     out = std::move(met[c]);
-    finish_class(out, a.by_class[c], n.fates.of(c));
+    const ArrivalCounters& k = a.by_class[c];
+    finish_class(out, k, n.fates.of(c));
+    for (const auto& [key, count] : k.traits.counts()) traits.add(key, count);
+    if (out.kind == OpKind::page_alloc) {
+      k.sizes.for_each(
+          [&](std::uint64_t size, std::uint64_t count) { page_orders.add(page_order(size, p.page_size), count); });
+    }
   }
   std::stable_sort(classes.begin(), classes.end(), [](const Class& x, const Class& y) { return x.count > y.count; });
   p.classes = std::move(classes);
   p.interarrival_ns = a.gaps.finish();
-  TraitShares traits(a.traits);
-  p.cpu_mix = std::move(traits.cpus);
-  p.flag_mix = std::move(traits.flags);
-  p.page_order_mix = a.page_orders.finish();
+  TraitShares shares(traits);
+  p.cpu_mix = std::move(shares.cpus);
+  p.flag_mix = std::move(shares.flags);
+  p.page_order_mix = page_orders.finish();
   p.remote_free_fraction =
       n.fates.frees == 0 ? 0 : static_cast<double>(n.fates.remote_frees) / static_cast<double>(n.fates.frees);
   return p;

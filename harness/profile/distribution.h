@@ -72,6 +72,18 @@ class ValueCounter {
   }
   /// Takes away what `part` counted, which this counter counted too.
   void subtract(const ValueCounter& part);
+  /// Calls f(value, count) for every value counted (in no order).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [v, n] : counts_) {
+      if (run_ != 0 && v == run_value_) continue;
+      f(v, n);
+    }
+    if (run_ != 0) {
+      const auto it = counts_.find(run_value_);
+      f(run_value_, run_ + (it == counts_.end() ? 0 : it->second));
+    }
+  }
   Distribution finish(std::size_t exact) const;
 
  private:

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Times `kmbench trace profile` of a capture against `kmbench trace import` of
+# the same capture, the two in turn so both see the same machine state, and
+# prints the median of the run-by-run ratios (profile / import), the medians
+# of each and their peak resident memory.
+#   tools/profile-speed.sh CAPTURE [RUNS]        (default 21 runs of each)
+# The page cache is warmed first; quote the ratio, not the absolute times.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+capture=${1:?usage: tools/profile-speed.sh CAPTURE [RUNS]}
+runs=${2:-21}
+kmbench=${KMBENCH:-$here/build/harness/kmbench}
+[[ -r $capture ]] || { echo "profile-speed: cannot read '$capture'" >&2; exit 2; }
+[[ -x $kmbench ]] || { echo "profile-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "profile-speed: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+now() { date +%s%N; }
+# One run of "$@" (its outputs removed first): "<nanoseconds> <peak KiB>".
+timed() {
+  rm -f "$work/out.kmt" "$work/out.kprof.json"
+  local t0 t1
+  t0=$(now)
+  /usr/bin/time -f %M -o "$work/rss" "$@" > /dev/null 2>&1
+  t1=$(now)
+  echo "$((t1 - t0)) $(cat "$work/rss")"
+}
+cat "$capture" > /dev/null  # warm the page cache
+timed "$kmbench" trace import "$capture" -o "$work/out.kmt" > /dev/null  # and the binary
+for _ in $(seq "$runs"); do
+  echo "$(timed "$kmbench" trace import "$capture" -o "$work/out.kmt") $(timed "$kmbench" trace profile "$capture" -o "$work/out.kprof.json")"
+done | /usr/bin/python3 -c '
+import statistics, sys
+size = int(sys.argv[1])
+rows = [tuple(map(int, line.split())) for line in sys.stdin]
+imp, prof = (statistics.median(r[i] for r in rows) / 1e9 for i in (0, 2))
+ratio = statistics.median(r[2] / r[0] for r in rows)
+imp_rss, prof_rss = (max(r[i] for r in rows) / 1024 for i in (1, 3))
+print(f"{len(rows)} runs of each, {size / 1e6:.0f} MB, {sys.argv[2]} cores: import median {imp * 1e3:.1f} ms "
+      f"(peak {imp_rss:.0f} MiB), profile median {prof * 1e3:.1f} ms (peak {prof_rss:.0f} MiB); "
+      f"profile / import, run by run: median {ratio:.3f}")
+' "$(stat -c %s "$capture")" "$(nproc)"
