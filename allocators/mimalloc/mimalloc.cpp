@@ -1,6 +1,9 @@
 #include "allocators/mimalloc/mimalloc.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <map>
 #include <atomic>
@@ -114,13 +117,23 @@ mi_arena_id_t make_arena(nodemem::NodeMemory& memory, std::size_t bytes, NodeId 
                    std::to_string(node) + (max_phys < kLowMemoryLimit ? " below 4 GiB" : "") +
                    " (" + memory.description() + ")");
   }
+  // Zero, and said to be. The machine's RAM holds what other backends wrote
+  // there, and mimalloc 2.0 reads parts of an arena as zero even when told it
+  // is not (microsoft/mimalloc#703): it crashed on a free list it found in a
+  // slab's old blocks. A resident machine's pages are cleared in place; else
+  // they are dropped, to read as zero when touched.
+  if (memory.machine().populated()) {
+    std::memset(region, 0, bytes);
+  } else if (::madvise(region, bytes, MADV_DONTNEED) != 0) {
+    std::memset(region, 0, bytes);
+  }
   // Committed and pinned: mimalloc then never resets, decommits or purges it.
   // Exclusive: only heaps made in this arena use it, and they use nothing else.
   // No numa_node: mimalloc would then refuse it to threads of other nodes, but
   // a remote allocation is a placement kmbench measures.
   mi_arena_id_t id = 0;
   if (!mi_manage_os_memory_ex(region, bytes, /*is_committed=*/true, /*is_large=*/false,
-                              /*is_zero=*/false, /*numa_node=*/-1, /*exclusive=*/true, &id)) {
+                              /*is_zero=*/true, /*numa_node=*/-1, /*exclusive=*/true, &id)) {
     memory.unmap(region, bytes);
     throw RunError("mimalloc: mi_manage_os_memory_ex refused the arena of node " +
                    std::to_string(node));
