@@ -51,6 +51,8 @@ struct BackendOps {
   void (*free_direct)(void* self, void* p, std::size_t size) noexcept;
   /// allocate_direct at kMinAlign on any node: kalloc's call, with nothing to pass but size and tag.
   void* (*allocate_heap)(void* self, std::size_t size, TagId) noexcept;
+  /// allocate_direct for a request that may not wait: the backend's allocate_nowait where it has one.
+  void* (*allocate_direct_nowait)(void* self, std::size_t size, std::size_t align, TagId, NodeId) noexcept;
   std::size_t (*usable_size)(const void* self, void* p, std::size_t size) noexcept;  // may be null
   std::uint64_t (*physical_address)(const void* self, const void* p) noexcept;      // may be null
   std::size_t (*reclaim)(void* self, ReclaimLevel);                                  // may be null
@@ -77,6 +79,13 @@ inline constexpr BackendOps kOpsFor = {
     [](void* self, void* p, std::size_t size) noexcept { static_cast<Counting<B>*>(self)->inner().free(p, size); },
     [](void* self, std::size_t size, TagId tag) noexcept {
       return static_cast<Counting<B>*>(self)->inner().allocate(size, kMinAlign, tag, kAnyNode);
+    },
+    [](void* self, std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+      if constexpr (NowaitBackend<B>) {
+        return static_cast<Counting<B>*>(self)->inner().allocate_nowait(size, align, tag, node);
+      } else {
+        return static_cast<Counting<B>*>(self)->inner().allocate(size, align, tag, node);
+      }
     },
     (B::kFeatures & kFeatureUsableSize)
         ? +[](const void* self, void* p, std::size_t size) noexcept -> std::size_t {
@@ -164,7 +173,12 @@ class AnyBackend {
   void* allocate_direct(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     return ops_->allocate_direct(self_, size, align, tag, node);
   }
-  /// pre: p came from allocate_direct with this size (or is nullptr)
+  /// allocate_direct for a request that may not wait (OSMalloc_noblock): the
+  /// backend's no-wait call where it has one (NowaitBackend), else allocate.
+  void* allocate_direct_nowait(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
+    return ops_->allocate_direct_nowait(self_, size, align, tag, node);
+  }
+  /// pre: p came from allocate_direct or allocate_direct_nowait with this size (or is nullptr)
   void free_direct(void* p, std::size_t size) noexcept {
     if (p != nullptr) ops_->free_direct(self_, p, size);
   }

@@ -167,6 +167,16 @@ concept TriesInline = requires(B& b, void* p, std::size_t size) {
   { b.try_free(p, size) } noexcept -> std::same_as<bool>;
 };
 
+/// Optional: calls for a request that may not wait (buddy: GFP_ATOMIC, which
+/// never reclaims and may take the zones' reserve below min): the replay's
+/// noblock steps and the KPI's OSMalloc_noblock and _nowait come through them.
+///  post: as allocate and allocate_low
+template <class B>
+concept NowaitBackend = requires(B& b, std::size_t size, TagId tag, NodeId node) {
+  { b.allocate_nowait(size, size, tag, node) } noexcept -> std::same_as<void*>;
+  { b.allocate_low_nowait(size, size, tag, node) } noexcept -> std::same_as<void*>;
+};
+
 /// realloc for every backend: the backend's own where it has one
 /// (kFeatureRealloc); else what a kernel does across size classes (krealloc,
 /// kalloc's realloc): allocate the new block, copy what both hold, free the old.

@@ -82,14 +82,6 @@ template <class B>
 inline constexpr bool kHasLow = (B::kFeatures & kFeatureLowMemory) != 0;
 template <class B>
 inline constexpr bool kPhysical = (B::kFeatures & kFeaturePhysical) != 0;
-/// A backend with calls for requests that may not wait (buddy: GFP_ATOMIC,
-/// which may take the zones' reserve below min and never reclaims).
-template <class B>
-concept NowaitBackend = requires(B& b, std::size_t size, TagId tag, NodeId node) {
-  { b.allocate_nowait(size, size, tag, node) } noexcept -> std::same_as<void*>;
-  { b.allocate_low_nowait(size, size, tag, node) } noexcept -> std::same_as<void*>;
-};
-
 /// The backend's own call for an allocation step: below 4 GiB for a dma32
 /// step where the backend can, its no-wait call for a noblock step where it
 /// has one. (A zeroed step is cleared after the call, as kzalloc clears after

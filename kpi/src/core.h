@@ -328,6 +328,13 @@ inline void* backing_allocate(Family family, std::uint64_t bytes, std::size_t al
   return backend_allocate(bytes, align, tag_id(tag));
 }
 
+/// The memory of a block of `family` for a call that may not wait
+/// (OSMalloc_noblock, _nowait): a heap block from the backend's no-wait call,
+/// which may take a reserve a call that may wait is kept from (buddy's below
+/// min, as GFP_ATOMIC does), and never reclaims.
+void* backing_allocate_nowait(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
+                              std::uint64_t max_phys) noexcept;
+
 /// A call that may wait found no memory: the backend reclaims (trim, then
 /// drain) and the allocation is tried again after each; then it fails. The
 /// wait is bounded by those two passes (kmbench::kpi::reclaim_stats counts them).
@@ -347,7 +354,8 @@ template <class Heap = AnyHeap>
   const bool kalloc_sized = mode == Mode::xnu && !is_page_family(family) && size <= 16384;
   if (!kalloc_sized && size > BlockRecord::kMaxSize) return nullptr;
   const std::uint64_t bytes = backing_size(family, size, mode);
-  void* p = backing_allocate<Heap>(family, bytes, align, tag, max_phys);
+  void* p = wait == Wait::never ? backing_allocate_nowait(family, bytes, align, tag, max_phys)
+                                : backing_allocate<Heap>(family, bytes, align, tag, max_phys);
   if (p == nullptr) [[unlikely]] {
     if (wait == Wait::never) return nullptr;
     p = backing_allocate_after_reclaim(family, bytes, align, tag, max_phys);

@@ -398,6 +398,12 @@ namespace {
 std::atomic<std::uint64_t> g_reclaims{0}, g_rescued{0};
 }
 
+void* backing_allocate_nowait(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
+                              std::uint64_t max_phys) noexcept {
+  if (is_page_family(family)) return backing_allocate(family, bytes, align, tag, max_phys);
+  return active_backend().allocate_direct_nowait(bytes, std::max(align, kMinAlign), tag_id(tag), kAnyNode);
+}
+
 void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                                      std::uint64_t max_phys) noexcept {
   for (const ReclaimLevel level : {ReclaimLevel::trim, ReclaimLevel::drain}) {

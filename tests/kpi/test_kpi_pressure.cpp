@@ -6,6 +6,7 @@
 #include <IOKit/IOLib.h>
 #include <libkern/OSMalloc.h>
 
+#include <cstring>
 #include <vector>
 
 #include "allocators/physmem/physmem.h"
@@ -70,6 +71,35 @@ TEST_P(KpiPressure, OnlyCallsThatMayWaitReclaimWhenTheMachineIsShort) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ReclaimingBackends, KpiPressure, ::testing::Values("zones", "slab"));
+
+// buddy keeps the zones' watermarks: a call that may wait is served down to
+// min, while OSMalloc_noblock, as GFP_ATOMIC, may take the reserve below it.
+TEST(KpiPressureBuddy, OSMallocNoblockTakesTheReserveCallsThatMayWaitAreKeptFrom) {
+  BackendConfig config;
+  config.machine = &small_machine();
+  kpi::use_backend("buddy", config);
+  OSMallocTag tag = OSMalloc_Tagalloc("kmbench.test.reserve", OSMT_DEFAULT);
+  std::vector<void*> waited;
+  while (void* p = OSMalloc(2048, tag)) {
+    waited.push_back(p);
+    ASSERT_LT(waited.size(), 1u << 20);
+  }
+  ASSERT_GT(waited.size(), 1000u);
+  EXPECT_EQ(IOMalloc(2048), nullptr) << "a call that may wait stops at min";
+  std::vector<void*> reserve;
+  while (void* p = OSMalloc_noblock(2048, tag)) {
+    std::memset(p, 0x5a, 2048);
+    reserve.push_back(p);
+    ASSERT_LT(reserve.size(), 1u << 20);
+  }
+  EXPECT_GT(reserve.size(), 0u) << "OSMalloc_noblock takes pages below min";
+  EXPECT_LT(reserve.size(), waited.size()) << "the reserve is a part of memory, not more of it";
+  for (void* p : reserve) OSFree(p, 2048, tag);
+  for (void* p : waited) OSFree(p, 2048, tag);
+  OSMalloc_Tagfree(tag);
+  EXPECT_EQ(kpi::live_blocks(), 0);
+  kpi::use_backend("system");
+}
 
 }  // namespace
 }  // namespace kmbench
