@@ -89,9 +89,13 @@ TEST(Mimalloc, EachThreadHasItsOwnHeapsAndFreesCrossThreads) {
 // still gets arenas it can trust. (It once crashed here: mimalloc 2.0 takes
 // parts of an arena as zero whatever it is told.)
 TEST(Mimalloc, ArenasOverRamAnotherBackendWroteServeThreadsThatFreeEachOthersBlocks) {
-  physmem::TopologySpec spec;
-  spec.node_bytes = 512u << 20;
-  auto* machine = new physmem::Machine(spec);  // never deleted: mimalloc keeps its arenas for the process
+  // A machine of its own (mimalloc makes a machine's arenas once), kept for the process as mimalloc keeps them.
+  static physmem::Machine own([] {
+    physmem::TopologySpec spec;
+    spec.node_bytes = 512u << 20;
+    return spec;
+  }());
+  physmem::Machine* machine = &own;
   std::vector<std::pair<void*, std::size_t>> dirty;
   for (std::size_t bytes = 256u << 20; bytes >= (1u << 20); bytes /= 2) {
     while (void* p = machine->alloc_contiguous(bytes, 4096, 0, ~std::uint64_t{0})) {
