@@ -19,9 +19,9 @@ IODirection direction_of(const Step& s) {
 
 DmaHandle dma_prepare(void* block, const Step& s) noexcept {
   DmaHandle h;
-  if (block == nullptr || s.size == 0) return h;
+  if (block == nullptr || s.size() == 0) return h;
   IOMemoryDescriptor* md = IOMemoryDescriptor::withAddressRange(
-      reinterpret_cast<mach_vm_address_t>(block), s.size, direction_of(s), kernel_task);
+      reinterpret_cast<mach_vm_address_t>(block), s.size(), direction_of(s), kernel_task);
   if (md == nullptr) return h;
   const UInt8 bits = (s.flags & ops::kOpDma32) != 0 ? 32 : 64;
   IODMACommand* cmd = IODMACommand::withSpecification(kIODMACommandOutputHost64, bits, 0);

@@ -26,7 +26,7 @@ struct DmaHandle {
   bool bounced = false;  // the device was given a bounce buffer, not the block itself
 };
 
-/// Prepares a transfer of s.size bytes at `block` in the step's direction and
+/// Prepares a transfer of s.size() bytes at `block` in the step's direction and
 /// generates its segments. post: an empty handle when the KPI refused it.
 DmaHandle dma_prepare(void* block, const Step& s) noexcept;
 /// Completes the transfer and releases what dma_prepare made. post: h is empty.

@@ -45,7 +45,7 @@ KpiTags::~KpiTags() {
 }
 
 void* kpi_allocate(const Step& st, const KpiTags& tags) noexcept {
-  const vm_size_t size = st.size;
+  const vm_size_t size = st.size();
   const vm_size_t align = vm_size_t{1} << st.align_log2;
   switch (st.call) {
     case Call::io_malloc:
@@ -75,7 +75,7 @@ void* kpi_allocate(const Step& st, const KpiTags& tags) noexcept {
 }
 
 void kpi_free(void* p, const Step& st, const KpiTags& tags) noexcept {
-  const vm_size_t size = st.size;
+  const vm_size_t size = st.size();
   switch (st.call) {
     case Call::io_malloc:
     case Call::io_malloc_zero:

@@ -16,6 +16,10 @@ namespace {
 
 using ops::OpKind;
 
+/// The largest operation size a step takes: page operations are rounded up to
+/// whole pages, and the rounded size must stay below kStepSizeLimit.
+constexpr std::uint64_t kMaxStepSize = kStepSizeLimit - kPageBytes;
+
 enum class Class : std::uint8_t { alloc, free, map, unmap };
 
 Class class_of(OpKind k) noexcept {
@@ -44,7 +48,7 @@ struct Ref {
 /// What the load-time simulation knows about one object.
 struct Object {
   std::uint64_t size = 0;
-  std::uint32_t ordinal = 0;
+  bool placed = false;  // a step of the object is placed (the next on another thread waits for it)
   std::uint32_t last_thread = 0;
   std::uint32_t last_index = 0;
   std::uint32_t maps = 0;
@@ -163,7 +167,9 @@ class ProgramBuilder {
       : trace_(trace), threads_(threads), tags_(trace, prog_.tag_names), order_(threads), life_(threads),
         objects_(trace.object_count), cursor_(threads, 0), last_stream_(threads, 0) {
     prog_.threads.resize(threads);
-    prog_.step_sites.resize(threads);
+    sites_.resize(threads);
+    prog_.handoffs.resize(threads);
+    marks_.resize(threads);
     prog_.object_count = trace.object_count;
   }
 
@@ -172,9 +178,10 @@ class ProgramBuilder {
     count_pending();
     assign_lifetimes();
     schedule();
+    collect_handoffs();
     collect_leftovers();
     std::move(book_).finish(prog_.requests, prog_.sites);
-    if (prog_.sites.empty()) prog_.step_sites.clear();
+    pack_sites();
     return std::move(prog_);
   }
 
@@ -198,6 +205,11 @@ class ProgramBuilder {
           throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) +
                                         ": unknown kind " + std::to_string(static_cast<unsigned>(op.kind)));
         }
+        if (op.size > kMaxStepSize) {
+          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) + ": size " +
+                                        std::to_string(op.size) + " is beyond the largest a replay takes (" +
+                                        std::to_string(kMaxStepSize) + " bytes)");
+        }
         t0_ = std::min(t0_, op.time_ns);
         dst.push_back({s, i});
       }
@@ -208,6 +220,16 @@ class ProgramBuilder {
     }
     if (t0_ == std::numeric_limits<std::uint64_t>::max()) {
       t0_ = 0;
+    }
+    for (unsigned t = 0; t < threads_; ++t) {
+      if (!order_[t].empty() && op_at(order_[t].back()).time_ns - t0_ >= kStepTimeLimit) {
+        const Ref& r = order_[t].back();
+        throw InputError("trace", "stream " + std::to_string(r.stream) + " operation " + std::to_string(r.index) +
+                                      ": it comes " + std::to_string(op_at(r).time_ns - t0_) +
+                                      " ns after the first, beyond the 2^56 ns a replay spans");
+      }
+      prog_.threads[t].reserve(order_[t].size());  // a step an operation, less those dropped
+      sites_[t].reserve(order_[t].size());
     }
   }
 
@@ -336,7 +358,7 @@ class ProgramBuilder {
     Step* before = steps.empty() ? nullptr : &steps.back();
     const bool pending = before != nullptr && (before->ctl & kStepReallocFrom) != 0;
     if (pending && call == ops::Call::realloc && s.kind == OpKind::alloc && last_stream_[t] == stream_ &&
-        before->time_ns == s.time_ns && (s.ctl & kStepLow) == 0 && before->align_log2 == s.align_log2) {
+        before->time_ns() == s.time_ns() && (s.ctl & kStepLow) == 0 && before->align_log2 == s.align_log2) {
       s.ctl |= kStepReallocTo;
       ++prog_.realloc_pairs;
       return;
@@ -358,18 +380,23 @@ class ProgramBuilder {
   void place(unsigned t, const ops::Op& op, ops::Call call) {
     Object& o = objects_[op.object];
     Step s;
-    s.time_ns = op.time_ns - t0_;
+    s.set_time_ns(op.time_ns - t0_);
     s.object = op.object;
     s.kind = op.kind;
     s.node = op.node;
     s.flags = op.flags;
-    s.ordinal = o.ordinal++;
     if (op.kind == OpKind::dma_map) ++prog_.dma_maps;
-    if (s.ordinal > 0 && o.last_thread != t) {
+    if (o.placed && o.last_thread != t) {
+      if (prog_.cross_thread_waits == std::numeric_limits<std::uint32_t>::max()) {
+        throw InputError("trace", "more than 2^32 - 1 operations wait for another thread's on their object");
+      }
+      const auto handoff = static_cast<std::uint32_t>(prog_.cross_thread_waits++);
       s.ctl |= kStepWait;
+      marks_[t].push_back({static_cast<std::uint32_t>(prog_.threads[t].size()), false, handoff});
       prog_.threads[o.last_thread][o.last_index].ctl |= kStepPublish;
-      ++prog_.cross_thread_waits;
+      marks_[o.last_thread].push_back({o.last_index, true, handoff});
     }
+    o.placed = true;
     switch (class_of(op.kind)) {
       case Class::alloc:
         place_allocation(op, o, s);
@@ -377,7 +404,7 @@ class ProgramBuilder {
         prog_.kpi_steps += s.call != ops::Call::none ? 1 : 0;
         break;
       case Class::free:
-        s.size = o.size;
+        s.set_size(o.size);
         s.tag = o.tag;
         s.align_log2 = o.align_log2;
         s.call = o.call;  // a KPI block goes back through the free of its own family
@@ -389,7 +416,7 @@ class ProgramBuilder {
         break;
       case Class::map:
       case Class::unmap:
-        s.size = op.size == 0 ? o.size : std::min(op.size, o.size);
+        s.set_size(op.size == 0 ? o.size : std::min(op.size, o.size));
         s.tag = o.tag;
         if (op.kind == OpKind::dma_map) {
           ++o.maps;
@@ -403,42 +430,79 @@ class ProgramBuilder {
     o.last_thread = t;
     o.last_index = static_cast<std::uint32_t>(prog_.threads[t].size());
     prog_.threads[t].push_back(s);
-    prog_.step_sites[t].push_back(o.site);
-    prog_.duration_ns = std::max(prog_.duration_ns, s.time_ns);
+    sites_[t].push_back(o.site);
+    prog_.duration_ns = std::max(prog_.duration_ns, s.time_ns());
   }
 
   /// An allocation's size and alignment (whole pages for page and DMA
   /// allocations), its dense tag; the object becomes live.
   void place_allocation(const ops::Op& op, Object& o, Step& s) {
     std::uint8_t align = std::max<std::uint8_t>(op.align_log2, log2_floor(kMinAlign));
-    s.size = op.size;
+    std::uint64_t size = op.size;
     if (op.kind != OpKind::alloc) {
-      s.size = (op.size + kPageBytes - 1) & ~(kPageBytes - 1);
+      size = (op.size + kPageBytes - 1) & ~(kPageBytes - 1);
       align = std::max<std::uint8_t>(align, log2_floor(kPageBytes));
     }
+    s.set_size(size);
     s.align_log2 = align;
     s.tag = tags_(op.tag);
-    prog_.alloc_bytes += s.size;
+    prog_.alloc_bytes += size;
     o.low = (op.flags & ops::kOpDma32) != 0;
     if (o.low) s.ctl |= kStepLow;
     o.live = true;
     ++o.lifetime;
     o.maps = 0;
-    o.size = s.size;
+    o.size = size;
     o.tag = s.tag;
     o.align_log2 = align;
     o.site = book_.site_slot(op.site, trace_.strings);
     o.alloc_cpu = cpu_;
-    book_.allocated(s.size, align, o.low, op.kind != OpKind::alloc, o.site);
+    book_.allocated(size, align, o.low, op.kind != OpKind::alloc, o.site);
+  }
+
+  /// Each thread's handoffs in the order its steps take them: by step, a
+  /// step's wait before its publish.
+  void collect_handoffs() {
+    for (unsigned t = 0; t < threads_; ++t) {
+      std::vector<Mark>& marks = marks_[t];
+      std::sort(marks.begin(), marks.end(), [](const Mark& a, const Mark& b) {
+        return std::tie(a.index, a.publish) < std::tie(b.index, b.publish);
+      });
+      std::vector<std::uint32_t>& out = prog_.handoffs[t];
+      out.reserve(marks.size());
+      for (const Mark& m : marks) out.push_back(m.handoff);
+      std::vector<Mark>().swap(marks);
+    }
+  }
+
+  /// Each thread's sites as the program keeps them: one word a step, two
+  /// beyond 65,536 sites; none when no allocation names a site.
+  void pack_sites() {
+    prog_.wide_sites = prog_.sites.size() > 65536;
+    if (prog_.sites.empty()) return;
+    const std::size_t words = prog_.wide_sites ? 2 : 1;
+    prog_.step_sites.resize(threads_);
+    for (unsigned t = 0; t < threads_; ++t) {
+      std::vector<std::uint16_t>& out = prog_.step_sites[t];
+      out.reserve(sites_[t].size() * words);
+      for (const std::uint32_t site : sites_[t]) {
+        out.push_back(static_cast<std::uint16_t>(site));
+        if (words == 2) out.push_back(static_cast<std::uint16_t>(site >> 16));
+      }
+      std::vector<std::uint32_t>().swap(sites_[t]);
+    }
   }
 
   /// What is still allocated or mapped at the end, on the thread that last touched it.
   void collect_leftovers() {
     prog_.leftovers.resize(threads_);
+    std::vector<std::size_t> count(threads_, 0);
+    for (const Object& o : objects_) count[o.last_thread] += o.live || o.maps > 0 ? 1 : 0;
+    for (unsigned t = 0; t < threads_; ++t) prog_.leftovers[t].reserve(count[t]);
     for (std::uint32_t id = 0; id < trace_.object_count; ++id) {
       const Object& o = objects_[id];
       if (o.live || o.maps > 0) {
-        prog_.leftovers[o.last_thread].push_back({o.size, id, o.tag, o.live, o.low, o.call});
+        prog_.leftovers[o.last_thread].push_back(Leftover::of(o.size, id, o.tag, o.live, o.low, o.call));
       }
     }
   }
@@ -450,6 +514,13 @@ class ProgramBuilder {
   std::vector<std::vector<Ref>> order_;           // by thread: the operations in time order
   std::vector<std::vector<std::uint32_t>> life_;  // by thread, like order_: each operation's lifetime
   std::vector<Object> objects_;
+  struct Mark {
+    std::uint32_t index;  // of a step on the thread that waits or publishes
+    bool publish;         // the step publishes the handoff (else waits for it)
+    std::uint32_t handoff;
+  };
+  std::vector<std::vector<Mark>> marks_;          // by thread, in no order
+  std::vector<std::vector<std::uint32_t>> sites_;  // by thread, parallel to its steps: each one's site slot
   std::vector<std::size_t> cursor_;               // by thread: the next operation to place
   std::uint64_t remaining_ = 0;
   std::uint32_t cpu_ = 0;                         // recorded CPU of the operation being placed
@@ -481,7 +552,8 @@ std::uint64_t page_run_bytes(std::uint64_t size) noexcept {
 std::uint64_t program_bytes(const Program& program) {
   std::uint64_t n = sizeof(Program);
   for (const auto& t : program.threads) n += t.capacity() * sizeof(Step);
-  for (const auto& t : program.step_sites) n += t.capacity() * sizeof(std::uint32_t);
+  for (const auto& t : program.step_sites) n += t.capacity() * sizeof(std::uint16_t);
+  for (const auto& t : program.handoffs) n += t.capacity() * sizeof(std::uint32_t);
   for (const auto& t : program.leftovers) n += t.capacity() * sizeof(Leftover);
   n += program.requests.capacity() * sizeof(Request);
   for (const SiteUse& s : program.sites) {
@@ -503,7 +575,7 @@ MemoryDemand memory_demand(const Program& program) {
   };
   std::priority_queue<Cursor, std::vector<Cursor>, std::greater<>> next;
   for (unsigned t = 0; t < program.threads.size(); ++t) {
-    if (!program.threads[t].empty()) next.push({program.threads[t][0].time_ns, t, 0});
+    if (!program.threads[t].empty()) next.push({program.threads[t][0].time_ns(), t, 0});
   }
   std::vector<std::uint32_t> mapped(program.object_count, 0);  // 32-bit transfers in flight
   std::vector<bool> low(program.object_count, false);
@@ -513,21 +585,22 @@ MemoryDemand memory_demand(const Program& program) {
     next.pop();
     const Step& s = program.threads[c.thread][c.index];
     if (c.index + 1 < program.threads[c.thread].size()) {
-      next.push({program.threads[c.thread][c.index + 1].time_ns, c.thread, c.index + 1});
+      next.push({program.threads[c.thread][c.index + 1].time_ns(), c.thread, c.index + 1});
     }
-    const std::uint64_t run = page_run_bytes(s.size);
+    const std::uint64_t size = s.size();
+    const std::uint64_t run = page_run_bytes(size);
     if (is_alloc(s.kind)) {
-      live += s.size;
+      live += size;
       pages += run;
       low[s.object] = (s.ctl & kStepLow) != 0;
       if (low[s.object]) low_pages += run;
-      d.largest_block = std::max(d.largest_block, s.size);
+      d.largest_block = std::max(d.largest_block, size);
     } else if (is_free(s.kind)) {
-      live -= s.size;
+      live -= size;
       pages -= run;
       if (low[s.object]) low_pages -= run;
     } else if ((s.flags & ops::kOpDma32) != 0 && !low[s.object]) {
-      const std::uint64_t bytes = (s.size + kPageBytes - 1) / kPageBytes * kPageBytes;
+      const std::uint64_t bytes = (size + kPageBytes - 1) / kPageBytes * kPageBytes;
       if (s.kind == ops::OpKind::dma_map) {
         bounce += bytes;
         ++mapped[s.object];

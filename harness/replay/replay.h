@@ -254,7 +254,7 @@ struct Result {
   std::uint64_t noblock_failures = 0;
   std::uint64_t failed_allocs = 0;  // blocking allocations that returned null
   /// The replay's own memory: the program, and the tables by object id the
-  /// threads share (each object's block and sequence number, DMA handles).
+  /// threads share (each object's block and DMA handle) and the handoffs between them.
   std::uint64_t program_bytes = 0, object_table_bytes = 0;
   std::uint64_t dependency_checks = 0;  // steps ordered after another thread's
   std::uint64_t dependency_stalls = 0;  // of which had to wait

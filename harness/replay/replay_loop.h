@@ -43,14 +43,15 @@ namespace kmbench::replay {
 
 /// One pass over a thread's steps. kTimed: the timed pass (latency, split and
 /// counts when kLatency; pacing when kPaced); else a warm-up, as fast as possible.
-/// `sites`, when not null, runs beside `steps`: the timed pass with latency
-/// charges each step's allocator time to its call site.
+/// `handoffs` gives the steps that wait or publish their handoffs, in order.
+/// `sites`, when it has a column, runs beside `steps`: the timed pass with
+/// latency charges each step's allocator time to its call site.
 template <bool kTimed, bool kLatency, bool kPaced, class B>
-void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_t* sites, Shared& sh,
-              ThreadOutcome& out) {
+void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_t* handoffs,
+              SiteCursor sites, Shared& sh, ThreadOutcome& out) {
   HeldBlock* blocks = sh.blocks.get();
-  const bool by_site = kTimed && kLatency && sites != nullptr;
-  const PassContext c{sh.seq.get(),
+  const bool by_site = kTimed && kLatency && sites.at != nullptr;
+  const PassContext c{sh.handoffs.get(),
                       sh.dma.get(),
                       sh.machine,
                       sh.floor_ticks,
@@ -71,7 +72,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
   for (const Step& st : steps) {
     std::uint32_t site = 0;
     if (by_site) {
-      site = *sites++;
+      site = sites.next();
       asm volatile("" : "+r"(site));  // loaded here, before the step's timed intervals, not inside one
     }
     if constexpr (kTimed) {
@@ -83,7 +84,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
       pace(st, sh, start, out);
     }
     if ((st.ctl & kStepWait) != 0) [[unlikely]] {
-      wait_for_object<kTimed>(st, c, sh, out);
+      wait_for_handoff<kTimed>(c.handoffs[*handoffs++], sh, out);
     }
     HeldBlock& held = blocks[st.object];
     switch (st.kind) {
@@ -115,7 +116,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
         break;
     }
     if ((st.ctl & kStepPublish) != 0) [[unlikely]] {
-      c.seq[st.object].store(st.ordinal + 1, std::memory_order_release);
+      c.handoffs[*handoffs++].store(1, std::memory_order_release);
     }
     if constexpr (kTimed) {
       if (--countdown == 0) [[unlikely]] {
@@ -142,11 +143,11 @@ void free_leftovers(Counting<B>& b, const std::vector<Leftover>& leftovers, Shar
     HeldBlock& held = sh.blocks[l.object];
     if (held.block != nullptr) {
       Step st;
-      st.size = l.size;
+      st.set_size(l.size());
       st.tag = l.tag;
       st.ctl = l.low ? kStepLow : 0;
       st.call = l.call;
-      if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(l.size, held.handed_out, l.tag);
+      if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(l.size(), held.handed_out, l.tag);
       if (st.call != ops::Call::none) {
         kpi_free(held.block, st, *sh.kpi_tags);
       } else {
@@ -181,8 +182,9 @@ void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, 
     out.node = sh.machine->local_node();  // on a synthetic topology, claims this thread's CPU slot
   }
   const std::vector<Step>& steps = prog.threads[t];
-  const std::uint32_t* sites = prog.step_sites.empty() ? nullptr : prog.step_sites[t].data();
-  if (sites != nullptr) out.site_time.assign(2 * prog.sites.size(), 0);
+  const std::uint32_t* handoffs = prog.handoffs[t].data();
+  const SiteCursor sites{prog.step_sites.empty() ? nullptr : prog.step_sites[t].data(), prog.wide_sites};
+  if (sites.at != nullptr) out.site_time.assign(2 * prog.sites.size(), 0);
   std::uint32_t seen = 0;
   for (;;) {
     sh.generation.wait(seen, std::memory_order_acquire);
@@ -196,15 +198,15 @@ void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, 
     }
     switch (cmd) {
       case Command::warm:
-        run_pass<false, false, false>(b, steps, nullptr, sh, out);
+        run_pass<false, false, false>(b, steps, handoffs, SiteCursor{}, sh, out);
         break;
       case Command::timed:
         if (opt.latency) {
-          opt.mode == Mode::paced ? run_pass<true, true, true>(b, steps, sites, sh, out)
-                                  : run_pass<true, true, false>(b, steps, sites, sh, out);
+          opt.mode == Mode::paced ? run_pass<true, true, true>(b, steps, handoffs, sites, sh, out)
+                                  : run_pass<true, true, false>(b, steps, handoffs, sites, sh, out);
         } else {
-          opt.mode == Mode::paced ? run_pass<true, false, true>(b, steps, nullptr, sh, out)
-                                  : run_pass<true, false, false>(b, steps, nullptr, sh, out);
+          opt.mode == Mode::paced ? run_pass<true, false, true>(b, steps, handoffs, SiteCursor{}, sh, out)
+                                  : run_pass<true, false, false>(b, steps, handoffs, SiteCursor{}, sh, out);
         }
         break;
       case Command::leftovers:
@@ -283,7 +285,7 @@ LatencySummary summarize(const LatencyHistogram& h, double ns_per_unit);
 
 // The parts of a run that do not depend on the backend's type (run_outcome.cpp).
 
-/// Sizes the shared block and sequence tables and copies the pass settings.
+/// Sizes the shared block and handoff tables and copies the pass settings.
 void init_shared(Shared& sh, const RunSetup& s);
 /// Merges what the threads measured into s.result: events, duration, latency,
 /// the time split, NUMA locality, flag counts, paced lag.
@@ -328,8 +330,8 @@ std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
     issue(sh, Command::warm);
     pass_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - w0).count());
     issue(sh, Command::leftovers);
-    for (std::uint32_t o = 0; o <= s.program.object_count; ++o) {
-      sh.seq[o].store(0, std::memory_order_relaxed);
+    for (std::uint64_t h = 0; h < s.program.cross_thread_waits; ++h) {
+      sh.handoffs[h].store(0, std::memory_order_relaxed);
     }
     if constexpr (RewindingBackend<B>) {
       if (b.stats().live_blocks == 0) b.inner().rewind();

@@ -82,11 +82,12 @@ struct HeldBlock {
   std::uint64_t handed_out = 0;
 };
 
-/// State the replay threads share: blocks and sequence numbers by object id,
+/// State the replay threads share: blocks by object id, the handoffs,
 /// the command channel and the safepoint.
 struct Shared {
   std::unique_ptr<HeldBlock[]> blocks;
-  std::unique_ptr<std::atomic<std::uint32_t>[]> seq;
+  /// By handoff (Program::handoffs): 1 once published; none when no step waits for another thread.
+  std::unique_ptr<std::atomic<std::uint32_t>[]> handoffs;
   std::unique_ptr<DmaHandle[]> dma;  // by object id; only when the program maps buffers for DMA
   std::uint32_t objects = 0;
   unsigned threads = 0;

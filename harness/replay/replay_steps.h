@@ -91,40 +91,40 @@ inline void* allocate_step(B& b, const Step& st) noexcept {
   const std::size_t align = std::size_t{1} << st.align_log2;
   if constexpr (NowaitBackend<B>) {
     if ((st.flags & ops::kOpNoblock) != 0) [[unlikely]] {
-      return (st.ctl & kStepLow) != 0 ? b.allocate_low_nowait(st.size, align, st.tag, st.node)
-                                      : b.allocate_nowait(st.size, align, st.tag, st.node);
+      return (st.ctl & kStepLow) != 0 ? b.allocate_low_nowait(st.size(), align, st.tag, st.node)
+                                      : b.allocate_nowait(st.size(), align, st.tag, st.node);
     }
   }
   if constexpr (kHasLow<B>) {
     if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-      return b.allocate_low(st.size, align, st.tag, st.node);
+      return b.allocate_low(st.size(), align, st.tag, st.node);
     }
   }
-  return b.allocate(st.size, align, st.tag, st.node);
+  return b.allocate(st.size(), align, st.tag, st.node);
 }
 
 template <Backend B>
 inline void free_step(B& b, void* p, const Step& st) noexcept {
   if constexpr (kHasLow<B>) {
     if ((st.ctl & kStepLow) != 0) [[unlikely]] {
-      b.free_low(p, st.size);
+      b.free_low(p, st.size());
       return;
     }
   }
-  b.free(p, st.size);
+  b.free(p, st.size());
 }
 
 /// The writes to a new block: zero-filling a zeroed step, then --touch.
 [[gnu::always_inline]] inline void touch_block(void* p, const Step& s, Touch touch) noexcept {
   if ((s.flags & ops::kOpZero) != 0) {
-    std::memset(p, 0, s.size);
+    std::memset(p, 0, s.size());
   }
-  if (touch == Touch::none || s.size == 0) {
+  if (touch == Touch::none || s.size() == 0) {
     return;
   }
   auto* bytes = static_cast<volatile unsigned char*>(p);
   if (touch == Touch::pages || s.kind != ops::OpKind::alloc) {
-    for (std::uint64_t off = 0; off < s.size; off += kPageBytes) {
+    for (std::uint64_t off = 0; off < s.size(); off += kPageBytes) {
       bytes[off] = 1;
     }
   } else {
@@ -139,7 +139,7 @@ inline void free_step(B& b, void* p, const Step& st) noexcept {
 
 /// What a pass reads on every step, loaded once before its loop.
 struct PassContext {
-  std::atomic<std::uint32_t>* seq;
+  std::atomic<std::uint32_t>* handoffs;  // Shared::handoffs
   DmaHandle* dma;
   const physmem::Machine* machine;
   std::uint64_t floor_ticks;
@@ -165,7 +165,7 @@ KMBENCH_STEP_INLINE std::uint64_t end_interval() noexcept {
 /// the capture / speed, then records how late the step starts.
 KMBENCH_STEP_INLINE void pace(const Step& st, Shared& sh, Clock::time_point start, ThreadOutcome& out) {
   const auto target =
-      start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(st.time_ns) / sh.speed));
+      start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(st.time_ns()) / sh.speed));
   auto now = Clock::now();
   if (now < target) {
     const std::uint64_t p0 = ticks();
@@ -189,17 +189,16 @@ KMBENCH_STEP_INLINE void pace(const Step& st, Shared& sh, Clock::time_point star
 }
 
 /// A step that depends on another thread's step on the same object waits
-/// until that one is published (counted as wait, less safepoint parking).
+/// until that one publishes their handoff (counted as wait, less safepoint parking).
 template <bool kTimed>
-KMBENCH_STEP_INLINE void wait_for_object(const Step& st, const PassContext& c, Shared& sh, ThreadOutcome& out) {
-  std::atomic<std::uint32_t>& q = c.seq[st.object];
-  if (q.load(std::memory_order_acquire) >= st.ordinal) {
+KMBENCH_STEP_INLINE void wait_for_handoff(std::atomic<std::uint32_t>& q, Shared& sh, ThreadOutcome& out) {
+  if (q.load(std::memory_order_acquire) != 0) {
     return;
   }
   const std::uint64_t w0 = ticks();
   std::uint64_t parked = 0;
   unsigned spins = 0;
-  while (q.load(std::memory_order_acquire) < st.ordinal) {
+  while (q.load(std::memory_order_acquire) == 0) {
     if constexpr (kTimed) {
       if (sh.pause.load(std::memory_order_relaxed)) {
         parked += park(sh);
@@ -289,12 +288,12 @@ KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const P
     count_failure(st, out);
   } else if (c.locality) {
     const NodeId mem = c.machine->node_of(p);
-    if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size;
+    if (mem >= 0 && static_cast<unsigned>(mem) < kLocalityNodes) out.bytes_on[static_cast<unsigned>(mem)] += st.size();
     if (mem == out.node) {
-      out.local_bytes += st.size;
+      out.local_bytes += st.size();
       ++out.local_allocs;
     } else {
-      out.remote_bytes += st.size;
+      out.remote_bytes += st.size();
       ++out.remote_allocs;
     }
   }
@@ -349,7 +348,7 @@ KMBENCH_STEP_INLINE void allocation_step(Counting<B>& b, const Step& st, std::ui
   const std::uint64_t t1 = end_interval<kLatency>();
   held.block = p;
   touch_new_block<kTimed, kLatency>(p, st, t1, c, out);
-  held.handed_out = b.count_alloc(p, st.size, st.tag);
+  held.handed_out = b.count_alloc(p, st.size(), st.tag);
   if constexpr (kTimed) {
     charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
     count_allocation<B>(st, p, c, out);
@@ -371,7 +370,7 @@ KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std
   Step written = st;
   written.flags &= static_cast<std::uint8_t>(~ops::kOpZero);  // the KPI zeroed what it was asked to
   touch_new_block<kTimed, kLatency>(p, written, t1, c, out);
-  held.handed_out = kpi_from_pages(st) ? HeldBlock::kNotBackend : b.count_alloc(p, st.size, st.tag);
+  held.handed_out = kpi_from_pages(st) ? HeldBlock::kNotBackend : b.count_alloc(p, st.size(), st.tag);
   if constexpr (kTimed) {
     charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
     ++out.alloc_steps;
@@ -423,7 +422,7 @@ KMBENCH_STEP_INLINE void release_step(Counting<B>& b, const Step& st, std::uint3
   if (p == nullptr) [[unlikely]] {
     return;
   }
-  b.count_free_handed(st.size, held.handed_out, st.tag);
+  b.count_free_handed(st.size(), held.handed_out, st.tag);
   const std::uint64_t t0 = begin_interval<kLatency>();
   free_step(b.inner(), p, st);
   charge_call<kTimed, kLatency>(st, site, end_interval<kLatency>() - t0, c, out);
@@ -437,7 +436,7 @@ KMBENCH_STEP_INLINE void kpi_release_step(Counting<B>& b, const Step& st, std::u
   if (p == nullptr) [[unlikely]] {
     return;
   }
-  if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(st.size, held.handed_out, st.tag);
+  if (held.handed_out != HeldBlock::kNotBackend) b.count_free_handed(st.size(), held.handed_out, st.tag);
   const std::uint64_t t0 = begin_interval<kLatency>();
   kpi_free(p, st, *c.kpi_tags);
   charge_call<kTimed, kLatency>(st, site, end_interval<kLatency>() - t0, c, out);
@@ -451,7 +450,7 @@ KMBENCH_STEP_INLINE void hold_for_realloc(const Step& st, HeldBlock& held, Reall
                                           ThreadOutcome& out) {
   const std::uint64_t handed_out = held.handed_out;
   void* p = take_block<kTimed, kLatency>(st, held, c, out);
-  stash = {p, handed_out, st.size, st.tag};
+  stash = {p, handed_out, st.size(), st.tag};
 }
 
 /// The allocation step of a joined realloc: the block the step before held is
@@ -471,8 +470,8 @@ KMBENCH_STEP_INLINE void realloc_step(Counting<B>& b, const Step& st, std::uint3
   const std::size_t align = std::size_t{1} << st.align_log2;
   const bool own = c.realloc == Realloc::backend && (B::kFeatures & kFeatureRealloc) != 0;
   const std::uint64_t t0 = begin_interval<kLatency>();
-  void* p = own ? kmbench::reallocate(b.inner(), old, stash.size, st.size, align, st.tag, st.node)
-                : copy_reallocate(b.inner(), old, stash.size, st.size, align, st.tag, st.node);
+  void* p = own ? kmbench::reallocate(b.inner(), old, stash.size, st.size(), align, st.tag, st.node)
+                : copy_reallocate(b.inner(), old, stash.size, st.size(), align, st.tag, st.node);
   const std::uint64_t t1 = end_interval<kLatency>();
   b.count_free_handed(stash.size, stash.handed_out, stash.tag);
   if (p == nullptr) [[unlikely]] {
@@ -480,7 +479,7 @@ KMBENCH_STEP_INLINE void realloc_step(Counting<B>& b, const Step& st, std::uint3
   }
   held.block = p;
   touch_new_block<kTimed, kLatency>(p, st, t1, c, out);
-  held.handed_out = b.count_alloc(p, st.size, st.tag);
+  held.handed_out = b.count_alloc(p, st.size(), st.tag);
   if constexpr (kTimed) {
     if constexpr (kLatency) {
       out.allocator_ticks += t1 - t0;

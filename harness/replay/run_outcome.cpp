@@ -13,7 +13,9 @@ void init_shared(Shared& sh, const RunSetup& s) {
   sh.objects = prog.object_count;
   sh.threads = static_cast<unsigned>(prog.threads.size());
   sh.blocks = std::make_unique<HeldBlock[]>(prog.object_count + 1);
-  sh.seq = std::make_unique<std::atomic<std::uint32_t>[]>(prog.object_count + 1);
+  if (prog.cross_thread_waits > 0) {
+    sh.handoffs = std::make_unique<std::atomic<std::uint32_t>[]>(prog.cross_thread_waits);
+  }
   if (prog.dma_maps > 0) sh.dma = std::make_unique<DmaHandle[]>(prog.object_count + 1);
   sh.speed = opt.speed;
   sh.touch = opt.touch;
@@ -188,8 +190,8 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   r.dependency_wait_ns = static_cast<std::uint64_t>(ts.wait_ns);
   r.dependency_checks = s.program.cross_thread_waits;
   r.program_bytes = program_bytes(s.program);
-  r.object_table_bytes = (std::uint64_t{s.program.object_count} + 1) *
-                         (sizeof(HeldBlock) + sizeof(std::uint32_t) + (sh.dma ? sizeof(DmaHandle) : 0));
+  r.object_table_bytes = (std::uint64_t{s.program.object_count} + 1) * (sizeof(HeldBlock) + (sh.dma ? sizeof(DmaHandle) : 0)) +
+                         s.program.cross_thread_waits * sizeof(std::uint32_t);
   if (opt.mode == Mode::paced && r.events > 0) {
     r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
     r.paced_lag = summarize(lag, 1.0);

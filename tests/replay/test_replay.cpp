@@ -62,10 +62,11 @@ TEST(Replay, CrossThreadFreeRunsAfterItsAllocationWhateverTheTimestamps) {
     EXPECT_TRUE(r.accounting_ok) << r.accounting_detail;
     EXPECT_EQ(r.dependency_checks, kObjects);
     EXPECT_EQ(r.latency[static_cast<int>(OpKind::free)].count, kObjects);
-    // The replay's own memory: at least its 32-byte steps, and by object its block and sequence number.
-    EXPECT_GE(r.program_bytes, 2u * kObjects * sizeof(Step));
+    // The replay's own memory: at least its 24-byte steps and, for each
+    // handoff, its number on both threads; by object its block, and a flag a handoff.
+    EXPECT_GE(r.program_bytes, 2u * kObjects * (sizeof(Step) + sizeof(std::uint32_t)));
     EXPECT_LT(r.program_bytes, 2u * kObjects * (sizeof(Step) + 8) + 4096);
-    EXPECT_EQ(r.object_table_bytes, (kObjects + 1) * (sizeof(HeldBlock) + sizeof(std::uint32_t)));
+    EXPECT_EQ(r.object_table_bytes, (kObjects + 1) * sizeof(HeldBlock) + kObjects * sizeof(std::uint32_t));
   }
 }
 
