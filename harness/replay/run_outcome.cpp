@@ -190,8 +190,9 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   r.dependency_wait_ns = static_cast<std::uint64_t>(ts.wait_ns);
   r.dependency_checks = s.program.cross_thread_waits;
   r.program_bytes = program_bytes(s.program);
-  r.object_table_bytes = (std::uint64_t{s.program.object_count} + 1) * (sizeof(HeldBlock) + (sh.dma ? sizeof(DmaHandle) : 0)) +
-                         s.program.cross_thread_waits * sizeof(std::uint32_t);
+  const std::uint64_t by_object = sizeof(HeldBlock) + (sh.dma ? sizeof(DmaHandle) : 0);
+  r.object_table_bytes = (std::uint64_t{s.program.object_count} + 1) * by_object +
+                         s.program.cross_thread_waits * sizeof(std::uint32_t);  // the handoffs
   if (opt.mode == Mode::paced && r.events > 0) {
     r.paced_mean_lag_ns = lag_sum / static_cast<double>(r.events);
     r.paced_lag = summarize(lag, 1.0);

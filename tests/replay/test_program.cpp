@@ -139,8 +139,8 @@ TEST(Program, AStepThatWaitsAndPublishesTakesItsWaitsHandoffFirst) {
     EXPECT_NE(from.thread, w.thread) << "handoff " << h;
     EXPECT_EQ(p.threads[from.thread][from.index].object, p.threads[w.thread][w.index].object) << "handoff " << h;
     // The waiting step is the object's next after the publishing one.
-    const std::uint64_t t_from = p.threads[from.thread][from.index].time_ns(), t_to = p.threads[w.thread][w.index].time_ns();
-    EXPECT_EQ(t_to, t_from + 1) << "handoff " << h;
+    const Step& before = p.threads[from.thread][from.index];
+    EXPECT_EQ(p.threads[w.thread][w.index].time_ns(), before.time_ns() + 1) << "handoff " << h;
   }
   // The map (thread 1) and the unmap (thread 0) wait, then publish.
   EXPECT_EQ(p.threads[1][0].ctl, kStepWait | kStepPublish);
