@@ -164,15 +164,24 @@ class LineParser {
       if (at != std::string_view::npos) out_->cpu_count = static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P"));
       return true;
     }
-    if (whole.starts_with("CPU:")) {  // "CPU:1 [LOST 12 EVENTS]" or "CPU:0 [232250 EVENTS DROPPED]"
+    // trace-cmd report names an instance's buffer before its lines: "NAME: CPU:0 [...]".
+    if (const std::size_t at = whole.find(": CPU:");
+        at != std::string_view::npos && whole.substr(0, at).find(' ') == std::string_view::npos) {
+      whole.remove_prefix(at + 2);
+    }
+    // "CPU:1 [LOST 12 EVENTS]" (tracefs), "CPU:0 [232250 EVENTS DROPPED]" or,
+    // when the count is not known, "CPU:0 [EVENTS DROPPED]" (trace-cmd).
+    if (whole.starts_with("CPU:")) {
       std::size_t i = whole.find('[');
       if (i == std::string_view::npos) c.fail("unrecognised line '" + std::string(whole.substr(0, 80)) + "'");
       ++i;
       if (whole.substr(i).starts_with("LOST ")) i += 5;
       std::size_t j = i;
       while (j < whole.size() && is_digit(whole[j])) ++j;
-      if (j == i) c.fail("unrecognised lost-events line '" + std::string(whole.substr(0, 80)) + "'");
-      out_->lost += parse_uint(whole.substr(i, j - i), c, "lost count");
+      if (j == i && !whole.substr(i).starts_with("EVENTS DROPPED]")) {
+        c.fail("unrecognised lost-events line '" + std::string(whole.substr(0, 80)) + "'");
+      }
+      out_->lost += j == i ? 0 : parse_uint(whole.substr(i, j - i), c, "lost count");
       ++out_->lost_markers;
       return true;
     }

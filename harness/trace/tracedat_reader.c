@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <trace-cmd/trace-cmd.h>
 
@@ -15,9 +16,11 @@ struct kmb_ctx {
 static int on_record(struct tracecmd_input *handle, struct tep_record *record, int cpu, void *data) {
   struct kmb_ctx *c = data;
   (void)handle;
-  if (record->missed_events > 0) {
+  if (record->missed_events != 0) { /* below 0: events were lost, how many is not known */
     char lost[96];
-    int n = snprintf(lost, sizeof lost, "CPU:%d [LOST %lld EVENTS]", cpu, record->missed_events);
+    int n = record->missed_events > 0
+                ? snprintf(lost, sizeof lost, "CPU:%d [LOST %lld EVENTS]", cpu, record->missed_events)
+                : snprintf(lost, sizeof lost, "CPU:%d [EVENTS DROPPED]", cpu);
     c->fn(c->user, lost, (size_t)n);
   }
   struct tep_event *event = tep_find_event_by_record(c->tep, record);
@@ -41,15 +44,40 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
     snprintf(err, err_size, "not a readable trace-cmd trace.dat%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
     return -1;
   }
+  /* The top buffer and every instance's (trace-cmd record -B NAME), merged
+   * in time order as trace-cmd report shows them. */
+  int instances = tracecmd_buffer_instances(handle);
+  if (instances < 0) instances = 0;
+  struct tracecmd_input **handles = calloc((size_t)instances + 1, sizeof *handles);
+  if (!handles) {
+    tracecmd_close(handle);
+    snprintf(err, err_size, "out of memory for %d buffers", instances + 1);
+    return -1;
+  }
+  int n = 0;
+  handles[n++] = handle;
+  for (int i = 0; i < instances; ++i) {
+    struct tracecmd_input *instance = tracecmd_buffer_instance_handle(handle, i);
+    if (!instance) {
+      const char *name = tracecmd_buffer_instance_name(handle, i);
+      snprintf(err, err_size, "libtracecmd could not open buffer '%s'", name ? name : "?");
+      for (int k = n - 1; k >= 0; --k) tracecmd_close(handles[k]);
+      free(handles);
+      return -1;
+    }
+    handles[n++] = instance;
+  }
   struct kmb_ctx c;
   c.tep = tracecmd_get_tep(handle);
   c.fn = fn;
   c.user = ctx;
   trace_seq_init(&c.seq);
   *cpus = tep_get_cpus(c.tep);
-  int r = tracecmd_iterate_events(handle, NULL, 0, on_record, &c);
+  int r = n == 1 ? tracecmd_iterate_events(handle, NULL, 0, on_record, &c)
+                 : tracecmd_iterate_events_multi(handles, n, on_record, &c);
   trace_seq_destroy(&c.seq);
-  tracecmd_close(handle);
+  for (int k = n - 1; k >= 0; --k) tracecmd_close(handles[k]);
+  free(handles);
   if (r < 0) {
     snprintf(err, err_size, "libtracecmd could not read the events");
     return -1;

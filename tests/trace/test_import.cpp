@@ -425,6 +425,21 @@ TEST(DtraceImport, SkipBadLinesKeepsTheRecordsAround) {
   EXPECT_EQ(t.header.metadata.at("import.bad_line.1").rfind("d.txt:3: ", 0), 0u);
 }
 
+/// The same capture through `trace-cmd report` gives the same trace; false
+/// when trace-cmd is not installed.
+bool agrees_with_its_report(const ops::Trace& t, const std::string& dat) {
+  const std::string report = ::testing::TempDir() + "/report.txt";
+  const std::string cmd = "trace-cmd report -i " + dat + " > " + report + " 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) return false;
+  const ops::Trace r = import_file(report);
+  for (const char* k : {"events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs", "page_frees",
+                        "never_freed", "peak_live_bytes", "lost_events"}) {
+    EXPECT_EQ(c(t, k), c(r, k)) << dat << ": " << k;
+  }
+  EXPECT_EQ(t.op_count(), r.op_count()) << dat;
+  return true;
+}
+
 TEST(TraceDatImport, AgreesWithTheTextOfTheSameCapture) {
   const ops::Trace t = import_file(kData + "/small-trace.dat");
   EXPECT_EQ(detect_format(std::string_view("\x17\x08\x44tracing6", 11)), Format::tracedat);
@@ -432,16 +447,18 @@ TEST(TraceDatImport, AgreesWithTheTextOfTheSameCapture) {
   EXPECT_GT(c(t, "lost_events"), 0u);
   EXPECT_EQ(t.header.cpu_count, 2u);
   EXPECT_NO_THROW(validate(t, "small"));
-  // The same capture through `trace-cmd report` (when the tool is installed) gives the same trace.
-  const std::string report = ::testing::TempDir() + "/small-report.txt";
-  const std::string cmd = "trace-cmd report -i " + kData + "/small-trace.dat > " + report + " 2>/dev/null";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "trace-cmd is not installed";
-  const ops::Trace r = import_file(report);
-  for (const char* k : {"events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs", "page_frees",
-                        "never_freed", "peak_live_bytes", "lost_events"}) {
-    EXPECT_EQ(c(t, k), c(r, k)) << k;
-  }
-  EXPECT_EQ(t.op_count(), r.op_count());
+  if (!agrees_with_its_report(t, kData + "/small-trace.dat")) GTEST_SKIP() << "trace-cmd is not installed";
+}
+
+// `trace-cmd record -B NAME` and `trace-cmd extract -B NAME` keep the events
+// in an instance's buffer; the top buffer of this file is empty.
+TEST(TraceDatImport, ReadsTheEventsOfEveryBuffer) {
+  const ops::Trace t = import_file(kData + "/instance-trace.dat");
+  EXPECT_GT(c(t, "events"), 1000u);
+  EXPECT_GT(t.op_count(), 500u);
+  EXPECT_EQ(t.header.cpu_count, 2u);
+  EXPECT_NO_THROW(validate(t, "instance"));
+  if (!agrees_with_its_report(t, kData + "/instance-trace.dat")) GTEST_SKIP() << "trace-cmd is not installed";
 }
 
 TEST(TraceDatImport, JunkIsAnInputError) {

@@ -121,6 +121,8 @@ TEST(FtraceChunks, LinesThatAreNotEventsAreCountedOnce) {
   text += s.substr(0, s.find('\n', 30000) + 1);
   text += "# entries-in-buffer/entries-written: 1/1   #P:4\n";
   text += "CPU:1 [LOST 12 EVENTS]\nCPU:0 [232250 EVENTS DROPPED]\n";
+  // trace-cmd report: an instance's buffer named first, and a loss of unknown size.
+  text += "kmbench-test: CPU:1 [7 EVENTS DROPPED]\nCPU:0 [EVENTS DROPPED]\n";
   text += "   bash-1 [000] .....   9.000001: some_unknown_event: x=1\n";
   text += s.substr(s.find('\n', 30000) + 1);
   text += "CPU:3 [LOST 5 EVENTS]\n";
@@ -129,8 +131,8 @@ TEST(FtraceChunks, LinesThatAreNotEventsAreCountedOnce) {
   o.threads = 2;
   o.chunk_bytes = 512;
   const ops::Trace t = import_ftrace(text, "t.txt", o);
-  EXPECT_EQ(t.counters.at("import.lost_events"), 12u + 232250u + 5u);
-  EXPECT_EQ(t.counters.at("import.lost_markers"), 3u);
+  EXPECT_EQ(t.counters.at("import.lost_events"), 12u + 232250u + 7u + 5u);
+  EXPECT_EQ(t.counters.at("import.lost_markers"), 5u);
   EXPECT_EQ(t.counters.at("import.skipped.some_unknown_event"), 1u);
   EXPECT_EQ(t.header.cpu_count, 4u);
 }
