@@ -554,6 +554,11 @@ ops::Trace import_ftrace(std::string_view text, const std::string& name, const I
   return ftrace::FtraceImport(source, text.size(), name, options).run();
 }
 
+ops::Trace import_ftrace(const std::function<std::size_t(char* dst, std::size_t n)>& read, std::uint64_t size_hint,
+                         const std::string& name, const ImportOptions& options) {
+  return ftrace::FtraceImport(read, size_hint, name, options).run();
+}
+
 ops::Trace import_ftrace(const Input& in, const ImportOptions& options) {
   std::uint64_t at = 0;
   const auto source = [&](char* dst, std::size_t n) {

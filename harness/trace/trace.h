@@ -179,6 +179,10 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options = {
 ops::Trace import_ftrace(std::string_view text, const std::string& name, const ImportOptions& options);
 /// The same, reading `in` front to back a window at a time.
 ops::Trace import_ftrace(const Input& in, const ImportOptions& options);
+/// The same, reading the text as `read` gives it: up to n bytes into dst, how
+/// many it gave, 0 at the end. `size_hint` guesses the text's size.
+ops::Trace import_ftrace(const std::function<std::size_t(char* dst, std::size_t n)>& read, std::uint64_t size_hint,
+                         const std::string& name, const ImportOptions& options);
 ops::Trace import_dtrace(std::string_view text, const std::string& name, const ImportOptions& options);
 ops::Trace import_tracedat(const std::string& path, const std::string& name, const ImportOptions& options);
 /// A KPI record log (KMBENCH_RECORD, ops/kpi_record.h); one cut short by a crash

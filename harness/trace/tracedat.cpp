@@ -1,16 +1,17 @@
 // trace-cmd's binary trace.dat: libtracecmd formats each kmem/dma record as
 // a `trace-cmd report` line (tracedat_reader.c) and the ftrace text importer
-// reads those, so both paths apply the same rules.
+// reads those as they come, so both paths apply the same rules and the text
+// is never held whole.
 //
 // libtracecmd trusts the file it reads: some damaged files make it free a
 // buffer twice (3.1.6's tracecmd_alloc_fd, for one). So it runs in a child
-// process that sends the lines back through a pipe; a file that kills the
-// child is bad input, reported with what the child last said, and kmbench
-// goes on.
+// process that writes the lines into a pipe; a file that kills the child is
+// bad input, reported with what the child last said, and kmbench goes on.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,13 +30,10 @@
 namespace kmbench::trace {
 namespace {
 
-/// What the child sends: frames of a head and `len` bytes. The last frame is
-/// `done` (an int: the CPU count) or `error` (libtracecmd's message).
-enum class FrameKind : std::uint32_t { line, done, error };
-struct FrameHead {
-  FrameKind kind;
-  std::uint32_t len;
-};
+/// The child's exit status when libtracecmd refused the file; its message
+/// follows kErrorMark on the child's stderr.
+constexpr int kRefused = 5;
+constexpr std::string_view kErrorMark = "kmbench-tracedat-error: ";
 
 /// A descriptor closed when it goes out of scope.
 class Fd {
@@ -54,15 +52,20 @@ class Fd {
   int fd_;
 };
 
-/// The child's side: frames gathered into pipe-sized writes.
-class FrameWriter {
+/// The child's side: lines gathered into pipe-sized writes.
+class LineWriter {
  public:
-  explicit FrameWriter(int fd) : fd_(fd) {}
+  explicit LineWriter(int fd) : fd_(fd) {}
 
-  void frame(FrameKind kind, const void* data, std::size_t len) {
-    const FrameHead head{kind, static_cast<std::uint32_t>(len)};
-    put(&head, sizeof head);
-    put(data, len);
+  void line(const char* data, std::size_t len) {
+    if (used_ + len + 1 > sizeof buf_) flush();
+    if (len + 1 > sizeof buf_) {
+      if (!base::write_all(fd_, data, len) || !base::write_all(fd_, "\n", 1)) ::_exit(3);
+      return;
+    }
+    std::memcpy(buf_ + used_, data, len);
+    buf_[used_ + len] = '\n';
+    used_ += len + 1;
   }
 
   void flush() {
@@ -71,16 +74,6 @@ class FrameWriter {
   }
 
  private:
-  void put(const void* data, std::size_t len) {
-    if (used_ + len > sizeof buf_) flush();
-    if (len > sizeof buf_) {
-      if (!base::write_all(fd_, static_cast<const char*>(data), len)) ::_exit(3);
-      return;
-    }
-    std::memcpy(buf_ + used_, data, len);
-    used_ += len;
-  }
-
   int fd_;
   std::size_t used_ = 0;
   char buf_[1 << 16];
@@ -91,27 +84,30 @@ class FrameWriter {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // an import that is given up on takes the child with it
   if (::getppid() != parent) ::_exit(4);
   ::dup2(err_fd, STDERR_FILENO);  // glibc's and the sanitizers' last words, for the report
-  static FrameWriter out(out_fd);
+  static LineWriter out(out_fd);
   int cpus = 0;
   char err[256] = {};
   const auto send_line = [](void* ctx, const char* line, std::size_t len) {
-    static_cast<FrameWriter*>(ctx)->frame(FrameKind::line, line, len);
+    static_cast<LineWriter*>(ctx)->line(line, len);
   };
-  if (kmb_tracedat_read(path, send_line, &out, &cpus, err, sizeof err) == 0) {
-    out.frame(FrameKind::done, &cpus, sizeof cpus);
-  } else {
-    out.frame(FrameKind::error, err, std::strlen(err));
-  }
+  const int r = kmb_tracedat_read(path, send_line, &out, &cpus, err, sizeof err);
   out.flush();
-  ::_exit(0);
+  if (r == 0) ::_exit(0);
+  const std::string said = std::string(kErrorMark) + err + "\n";
+  (void)!::write(STDERR_FILENO, said.data(), said.size());
+  ::_exit(kRefused);
+}
+
+/// What the child wrote to its stderr (the start of it).
+std::string child_said(int err_fd) {
+  char buf[4096];
+  const ssize_t n = ::pread(err_fd, buf, sizeof buf - 1, 0);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
 /// The first line the child wrote to its stderr, without a sanitizer's "==pid==" prefix.
-std::string first_words(int err_fd) {
-  char buf[1024];
-  const ssize_t n = ::pread(err_fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return {};
-  std::string_view s(buf, static_cast<std::size_t>(n));
+std::string first_words(const std::string& said) {
+  std::string_view s(said);
   while (!s.empty() && (s.front() == '\n' || s.front() == ' ')) s.remove_prefix(1);
   s = s.substr(0, s.find('\n'));
   if (s.starts_with("==")) {
@@ -121,15 +117,32 @@ std::string first_words(int err_fd) {
   return std::string(s.substr(0, 200));
 }
 
-/// Why the child ended without its last frame.
-std::string death(int status, int err_fd) {
+/// Why the child ended as it did: libtracecmd's own message when it refused
+/// the file, else how it died; "" when it finished.
+std::string failure(int status, int err_fd) {
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  const std::string said = child_said(err_fd);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kRefused) {
+    const std::size_t at = said.find(kErrorMark);
+    if (at != std::string::npos) {
+      const std::size_t from = at + kErrorMark.size();
+      return said.substr(from, said.find('\n', from) - from);
+    }
+  }
   std::string why = WIFSIGNALED(status) ? "libtracecmd was killed by signal " + std::to_string(WTERMSIG(status)) +
                                               " (" + ::strsignal(WTERMSIG(status)) + ")"
                                         : "libtracecmd stopped with exit status " + std::to_string(WEXITSTATUS(status));
   why += " reading this file: it is damaged or not a trace-cmd trace.dat";
-  const std::string said = first_words(err_fd);
-  if (!said.empty()) why += " (it said: " + said + ")";
+  const std::string words = first_words(said);
+  if (!words.empty()) why += " (it said: " + words + ")";
   return why;
+}
+
+int reap(pid_t child) {
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
 }
 
 }  // namespace
@@ -141,6 +154,7 @@ ops::Trace import_tracedat(const std::string& path, const std::string& name, con
   Fd to_parent(p[1]);
   Fd child_err(::memfd_create("kmbench-libtracecmd-stderr", MFD_CLOEXEC));
   if (child_err.get() < 0) throw RunError(std::string("cannot make a memfd: ") + std::strerror(errno));
+  ::fcntl(p[0], F_SETPIPE_SZ, 1 << 20);  // fewer switches between the child and the reading thread
 
   const pid_t parent = ::getpid();
   const pid_t child = ::fork();
@@ -148,51 +162,41 @@ ops::Trace import_tracedat(const std::string& path, const std::string& name, con
   if (child == 0) read_in_child(path.c_str(), parent, to_parent.get(), child_err.get());
   to_parent.reset();
 
-  // Frames are parsed as they arrive; `pending` holds a frame cut by a read.
-  std::string text;
-  std::string pending;
-  int cpus = 0;
-  bool finished = false;
-  bool failed = false;
-  std::string error;
-  char chunk[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(from_child.get(), chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    pending.append(chunk, static_cast<std::size_t>(n));
-    std::size_t at = 0;
-    while (pending.size() - at >= sizeof(FrameHead)) {
-      FrameHead head;
-      std::memcpy(&head, pending.data() + at, sizeof head);
-      if (pending.size() - at - sizeof head < head.len) break;
-      const char* body = pending.data() + at + sizeof head;
-      switch (head.kind) {
-        case FrameKind::line:
-          text.append(body, head.len);
-          text.push_back('\n');
-          break;
-        case FrameKind::done:
-          std::memcpy(&cpus, body, std::min<std::size_t>(head.len, sizeof cpus));
-          finished = true;
-          break;
-        case FrameKind::error:
-          error.assign(body, head.len);
-          finished = failed = true;
-          break;
-      }
-      at += sizeof head + head.len;
+  const auto read_lines = [fd = from_child.get(), &name](char* dst, std::size_t n) -> std::size_t {
+    for (;;) {
+      const ssize_t got = ::read(fd, dst, n);
+      if (got >= 0) return static_cast<std::size_t>(got);
+      if (errno != EINTR) throw InputError(name, std::string("cannot read libtracecmd's lines: ") + std::strerror(errno));
     }
-    pending.erase(0, at);
+  };
+  // The text's size is not known before it is read: a compressed trace.dat
+  // (version 7) holds about a thirtieth of it, an uncompressed one a third.
+  struct stat st {};
+  const std::uint64_t file_bytes = ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  ops::Trace t;
+  try {
+    t = import_ftrace(read_lines, file_bytes * 16, name, options);
+  } catch (const InputError&) {
+    // A child that died mid-line leaves a cut line: its death is the news.
+    ::kill(child, SIGKILL);
+    const int status = reap(child);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+      if (std::string why = failure(status, child_err.get()); !why.empty()) throw InputError(name, why);
+    }
+    throw;
   }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  // An import that stopped early (--keep-partial) may have left the child
+  // writing; one that read to the end met the pipe's end, which the child's
+  // exit closed, and the kill changes nothing.
+  const bool partial = t.header.metadata.contains("import.error");
+  if (partial) ::kill(child, SIGKILL);
+  const int status = reap(child);
+  if (!(partial && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+    if (std::string why = failure(status, child_err.get()); !why.empty()) {
+      if (!partial) throw InputError(name, why);
+      t.header.metadata["import.error"] = name + ": " + why;  // what cut the lines short
+    }
   }
-  if (!finished) throw InputError(name, death(status, child_err.get()));
-  if (failed) throw InputError(name, error);
-
-  text.insert(0, "cpus=" + std::to_string(cpus > 0 ? cpus : 1) + "\n");
-  ops::Trace t = import_ftrace(text, name, options);
   t.header.capture_tool = "trace-cmd trace.dat (libtracecmd)";
   return t;
 }

@@ -73,6 +73,9 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
   c.user = ctx;
   trace_seq_init(&c.seq);
   *cpus = tep_get_cpus(c.tep);
+  char head[32];
+  int len = snprintf(head, sizeof head, "cpus=%d", *cpus > 0 ? *cpus : 1); /* as trace-cmd report begins */
+  fn(ctx, head, (size_t)len);
   int r = n == 1 ? tracecmd_iterate_events(handle, NULL, 0, on_record, &c)
                  : tracecmd_iterate_events_multi(handles, n, on_record, &c);
   trace_seq_destroy(&c.seq);

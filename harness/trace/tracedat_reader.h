@@ -9,7 +9,8 @@
 extern "C" {
 #endif
 
-/* Receives one line (no newline) for each kmem:* / dma:* record, in file order. */
+/* Receives one line (no newline): first "cpus=N", then one for each kmem:* /
+ * dma:* record and each loss of records, in time order. */
 typedef void (*kmb_tracedat_line_fn)(void *ctx, const char *line, size_t len);
 
 /* Reads the trace.dat at `path`. Returns 0, or -1 with a message in `err`.
