@@ -17,6 +17,11 @@ typedef void (*kmb_tracedat_line_fn)(void *ctx, const char *line, size_t len);
  * post: *cpus holds the capture's CPU count on success. */
 int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err, size_t err_size);
 
+/* For tests: how many records of each kmem event are written both ways and
+ * compared before the fields alone write them (64); below 0, libtraceevent
+ * writes every record. Not thread-safe: set it before reading. */
+void kmb_tracedat_set_checked(int records);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
+#include "harness/trace/tracedat_reader.h"
 #include "ops/size_classes.h"
 
 namespace kmbench::trace {
@@ -459,6 +460,42 @@ TEST(TraceDatImport, ReadsTheEventsOfEveryBuffer) {
   EXPECT_EQ(t.header.cpu_count, 2u);
   EXPECT_NO_THROW(validate(t, "instance"));
   if (!agrees_with_its_report(t, kData + "/instance-trace.dat")) GTEST_SKIP() << "trace-cmd is not installed";
+}
+
+/// The lines the trace.dat reader writes for `dat`, `checked` as kmb_tracedat_set_checked takes it.
+std::vector<std::string> tracedat_lines(const std::string& dat, int checked) {
+  std::vector<std::string> lines;
+  kmb_tracedat_set_checked(checked);
+  int cpus = 0;
+  char err[256] = {};
+  const auto add = [](void* ctx, const char* line, std::size_t len) {
+    static_cast<std::vector<std::string>*>(ctx)->emplace_back(line, len);
+  };
+  EXPECT_EQ(kmb_tracedat_read(dat.c_str(), add, &lines, &cpus, err, sizeof err), 0) << err;
+  kmb_tracedat_set_checked(64);
+  return lines;
+}
+
+// The kmem lines written from the records' fields, none of them checked
+// against libtraceevent, are the lines libtraceevent writes, byte for byte;
+// a kmem event the importer does not read is its head and name.
+TEST(TraceDatImport, LinesWrittenFromTheFieldsAreLibtraceeventsLines) {
+  for (const char* file : {"/small-trace.dat", "/instance-trace.dat"}) {
+    const std::vector<std::string> fast = tracedat_lines(kData + file, 0);
+    const std::vector<std::string> slow = tracedat_lines(kData + file, -1);
+    ASSERT_EQ(fast.size(), slow.size()) << file;
+    std::size_t written = 0;  // slab and page events written from their fields
+    for (std::size_t i = 0; i < fast.size(); ++i) {
+      if (fast[i] == slow[i]) {
+        written += fast[i].find(" call_site=") != std::string::npos || fast[i].find(" pfn=0x") != std::string::npos;
+        continue;
+      }
+      // Only the events the importer skips by name lose their fields.
+      ASSERT_EQ(fast[i].back(), ':') << file << " line " << i << "\n" << fast[i] << "\n" << slow[i];
+      ASSERT_EQ(slow[i].rfind(fast[i] + " ", 0), 0u) << file << " line " << i;
+    }
+    EXPECT_GT(written, 500u) << file;
+  }
 }
 
 TEST(TraceDatImport, JunkIsAnInputError) {
