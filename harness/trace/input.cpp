@@ -23,6 +23,19 @@ constexpr std::size_t kChunk = 1 << 20;
 
 bool starts_with(std::string_view s, std::string_view magic) { return s.substr(0, magic.size()) == magic; }
 
+/// Up to n bytes from fd into dst, fewer only at its end.
+std::size_t read_full(int fd, char* dst, std::size_t n, const std::string& name) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::read(fd, dst + done, n - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw InputError(name, std::string("cannot read: ") + std::strerror(errno));
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  return done;
+}
+
 std::string read_fd(int fd, const std::string& name) {
   std::string out;
   for (;;) {
@@ -216,8 +229,7 @@ std::unique_ptr<Decompressor> decoder_for(Compression c, std::string_view in, co
 
 Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
   if (path == "-") {
-    raw_ = read_fd(0, name_);
-    raw_size_ = raw_.size();
+    open_pipe(0);
   } else {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
@@ -234,11 +246,11 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
       fd_ = fd;
       raw_size_ = static_cast<std::uint64_t>(st.st_size);
     } else {
-      raw_ = read_fd(fd, name_);  // a pipe or device
-      raw_size_ = raw_.size();
-      ::close(fd);
+      owns_pipe_ = true;  // a pipe or device
+      open_pipe(fd);
     }
   }
+  if (pipe_ >= 0) return;
   try {
     char magic[6];
     const std::size_t got = read_raw(0, magic, sizeof magic);
@@ -255,7 +267,33 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
   }
 }
 
-Input::~Input() { release(); }
+Input::~Input() {
+  release();
+  if (owns_pipe_ && pipe_ >= 0) ::close(pipe_);
+}
+
+/// A pipe (or stdin, or a device) is read once, front to back: its first
+/// bytes tell the format; plain text is then read as the importer asks for
+/// it, never held whole. A compressed one is read whole (its decoders take
+/// the compressed bytes in memory) and decoded as a file's is.
+void Input::open_pipe(int fd) {
+  std::string head(kHead, '\0');
+  try {
+    head.resize(read_full(fd, head.data(), head.size(), name_));
+    if (compression_of(std::string_view(head).substr(0, 6)) == Compression::none) {
+      head_ = std::move(head);
+      pipe_ = fd;
+      return;
+    }
+    raw_ = std::move(head) + read_fd(fd, name_);
+  } catch (...) {
+    if (owns_pipe_) ::close(fd);
+    throw;
+  }
+  if (owns_pipe_) ::close(fd);
+  owns_pipe_ = false;
+  raw_size_ = raw_.size();
+}
 
 void Input::release() {
   stream_.reset();
@@ -313,6 +351,14 @@ std::size_t Input::read_raw(std::uint64_t offset, char* dst, std::size_t n) cons
 }
 
 std::string_view Input::bytes() const {
+  if (pipe_ >= 0) {
+    if (!whole_) {
+      if (piped_ > 0) throw std::logic_error(name_ + ": a piped input was asked for whole after being read in part");
+      plain_ = head_ + read_fd(pipe_, name_);
+      whole_ = true;
+    }
+    return plain_;
+  }
   if (!compressed_) return raw_bytes();
   if (!whole_) {  // decoded again from the start: the stream may be part way through
     const auto d = decoder_for(compression_of(raw_bytes().substr(0, 6)), raw_bytes(), name_);
@@ -330,15 +376,17 @@ std::string_view Input::bytes() const {
   return plain_;
 }
 
-std::uint64_t Input::size() const { return compressed_ ? bytes().size() : raw_size_; }
+std::uint64_t Input::size() const { return compressed_ || pipe_ >= 0 ? bytes().size() : raw_size_; }
 
 std::uint64_t Input::size_hint() const {
+  if (pipe_ >= 0) return whole_ ? plain_.size() : kPipeGuess;
   if (!compressed_) return raw_size_;
   if (whole_) return plain_.size();
   return declared_size_ ? declared_size_ : raw_size_ * 8;
 }
 
 std::string_view Input::head(std::size_t n) const {
+  if (pipe_ >= 0) return whole_ || n > kHead ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
   if (compressed_) {  // head_ holds all there is up to kHead, or up to bad data
     return whole_ || n > kHead ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
   }
@@ -351,6 +399,25 @@ std::string_view Input::head(std::size_t n) const {
 }
 
 std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
+  if (pipe_ >= 0 && !whole_) {
+    if (offset < head_.size()) {
+      n = std::min<std::size_t>(n, head_.size() - static_cast<std::size_t>(offset));
+      std::memcpy(dst, head_.data() + offset, n);
+      return n;
+    }
+    if (offset != head_.size() + piped_) {
+      throw std::logic_error(name_ + ": a piped input is read front to back, once");
+    }
+    const std::size_t got = read_full(pipe_, dst, n, name_);
+    piped_ += got;
+    return got;
+  }
+  if (pipe_ >= 0) {
+    if (offset >= plain_.size()) return 0;
+    n = std::min<std::size_t>(n, plain_.size() - static_cast<std::size_t>(offset));
+    std::memcpy(dst, plain_.data() + offset, n);
+    return n;
+  }
   if (!compressed_) return read_raw(offset, dst, n);
   if (!whole_) {
     if (offset < head_.size()) {

@@ -125,7 +125,9 @@ class Decompressor;
 /// memory-mapped whole on the first call of bytes(); a compressed one is
 /// decompressed as read() goes, or whole on the first call of bytes(). Bad or
 /// truncated compressed data throws InputError (with the byte offset) from
-/// whichever call meets it.
+/// whichever call meets it. Uncompressed stdin (or a pipe) is read as read()
+/// goes, front to back once, or whole on a first call of bytes() before any
+/// read() past its first 64 KiB.
 class Input {
  public:
   explicit Input(const std::string& path);
@@ -145,6 +147,8 @@ class Input {
   /// size() where it is known without decoding (a plain file; the size a
   /// zstd or gzip stream declares), else a guess (8x the compressed size).
   std::uint64_t size_hint() const;
+  /// size_hint() of a pipe, whose size is known only at its end.
+  static constexpr std::uint64_t kPipeGuess = std::uint64_t{1} << 30;
   const std::string& name() const { return name_; }
   bool compressed() const { return compressed_; }
 
@@ -154,6 +158,7 @@ class Input {
   std::string_view raw_bytes() const;
   std::size_t read_raw(std::uint64_t offset, char* dst, std::size_t n) const;
   void release();
+  void open_pipe(int fd);
 
   std::string name_;
   int fd_ = -1;                 // a plain file's, open until the destructor
@@ -167,6 +172,9 @@ class Input {
   mutable std::uint64_t streamed_ = 0;  // bytes it decoded after head_
   mutable std::string plain_;   // the whole decoded input, once asked for
   mutable bool whole_ = false;
+  int pipe_ = -1;               // an uncompressed pipe's, read as read() goes (head_: its first bytes)
+  bool owns_pipe_ = false;      // closed by the destructor (stdin is not)
+  mutable std::uint64_t piped_ = 0;  // bytes read from it after head_
 };
 
 /// Guesses the format from the first bytes.

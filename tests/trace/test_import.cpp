@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <thread>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -644,6 +648,82 @@ TEST(Input, SizeHintIsTheSizeACompressedStreamDeclares) {
   const Input guess(piped);
   EXPECT_GT(guess.size_hint(), 0u);
   EXPECT_EQ(guess.size(), text.size());
+}
+
+/// A pipe whose other end a thread fills with `bytes`; the read end is named
+/// as /proc/self/fd/N. The destructor waits for the writer.
+class FilledPipe {
+ public:
+  explicit FilledPipe(std::string bytes) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    read_ = fds[0];
+    writer_ = std::thread([fd = fds[1], bytes = std::move(bytes)] {
+      for (std::size_t at = 0; at < bytes.size();) {
+        const ssize_t n = ::write(fd, bytes.data() + at, bytes.size() - at);
+        if (n <= 0) break;  // the reader went away
+        at += static_cast<std::size_t>(n);
+      }
+      ::close(fd);
+    });
+  }
+  ~FilledPipe() {
+    ::close(read_);  // a reader that stopped early unblocks the writer
+    writer_.join();
+  }
+  std::string path() const { return "/proc/self/fd/" + std::to_string(read_); }
+
+ private:
+  int read_ = -1;
+  std::thread writer_;
+};
+
+/// The .kmt of a trace, whatever input it was named by.
+std::string unnamed(ops::Trace t) {
+  t.header.metadata.erase("input");
+  return encode(t);
+}
+
+// A pipe (stdin, or a capture streamed from a live system) is read as the
+// import goes, never held whole, and gives the trace the same text as a file
+// gives; a .kmt or a compressed capture through a pipe is read whole, as before.
+TEST(Input, APipeReadsAsTheSameTextFromAFile) {
+  const std::string sample(Input(kData + "/ftrace-sample.txt.xz").bytes());
+  const std::string text = sample + "# " + std::string(300 * 1024, 'x') + "\n" + sample;  // more than a head
+  ImportOptions o;
+  o.chunk_bytes = 64 * 1024;  // several chunks and threads
+  o.threads = 2;
+  const std::string want = unnamed(import_ftrace(text, "capture", o));
+  {
+    const FilledPipe pipe(text);
+    const Input in(pipe.path());
+    EXPECT_FALSE(in.compressed());
+    EXPECT_EQ(in.size_hint(), Input::kPipeGuess);
+    EXPECT_EQ(detect_format(in.head(4096)), Format::ftrace);
+    EXPECT_EQ(unnamed(import_ftrace(in, o)), want);
+  }
+  {
+    const FilledPipe pipe(text);
+    const Input in(pipe.path());
+    EXPECT_EQ(in.bytes(), text);  // whole, when asked before any read
+    EXPECT_EQ(in.size(), text.size());
+  }
+  const ops::Trace t = import_ftrace(text, "capture", {});
+  {
+    const FilledPipe pipe(encode(t));
+    EXPECT_EQ(unnamed(import_file(pipe.path())), unnamed(t));
+  }
+  const std::string zst = ::testing::TempDir() + "/piped.txt.zst";
+  std::ofstream(::testing::TempDir() + "/piped.txt", std::ios::binary) << text;
+  ASSERT_EQ(std::system(("zstd -q -f -c " + ::testing::TempDir() + "/piped.txt > " + zst).c_str()), 0);
+  std::ifstream z(zst, std::ios::binary);
+  const std::string compressed((std::istreambuf_iterator<char>(z)), std::istreambuf_iterator<char>());
+  {
+    const FilledPipe pipe(compressed);
+    const Input in(pipe.path());
+    EXPECT_TRUE(in.compressed());
+    EXPECT_EQ(unnamed(import_ftrace(in, o)), want);
+  }
 }
 
 }  // namespace
