@@ -129,7 +129,7 @@ wait "$reader" 2>/dev/null || true
 reader=""
 grep -v '^#' "$inst/trace" >> "$tmp" || true  # anything the reader did not consume
 "${compress[@]}" < "$tmp" > "$out"
-lines=$(grep -c ': ' "$tmp" || true)
+lines=$(grep -v '^#' "$tmp" | grep -c ': ' || true)  # the header's own lines are comments
 rm -f "$tmp"
 echo "ftrace-capture: $lines event lines -> $out" >&2
 exit $status
