@@ -466,9 +466,16 @@ TEST(TraceDatImport, ReadsTheEventsOfEveryBuffer) {
   if (!agrees_with_its_report(t, kData + "/instance-trace.dat")) GTEST_SKIP() << "trace-cmd is not installed";
 }
 
+// LeakSanitizer's switches, present in a sanitizer build only.
+extern "C" void __lsan_disable() __attribute__((weak));
+extern "C" void __lsan_enable() __attribute__((weak));
+
 /// The lines the trace.dat reader writes for `dat`, `checked` as kmb_tracedat_set_checked takes it.
+/// It runs here, not in the import's child: libtraceevent 1.7's event parser
+/// leaks a few bytes, which LeakSanitizer is told to let pass.
 std::vector<std::string> tracedat_lines(const std::string& dat, int checked) {
   std::vector<std::string> lines;
+  if (__lsan_disable) __lsan_disable();
   kmb_tracedat_set_checked(checked);
   int cpus = 0;
   char err[256] = {};
@@ -477,6 +484,7 @@ std::vector<std::string> tracedat_lines(const std::string& dat, int checked) {
   };
   EXPECT_EQ(kmb_tracedat_read(dat.c_str(), add, &lines, &cpus, err, sizeof err), 0) << err;
   kmb_tracedat_set_checked(64);
+  if (__lsan_enable) __lsan_enable();
   return lines;
 }
 
@@ -514,7 +522,12 @@ TEST(TraceDatImport, AFileThatKillsLibtracecmdIsAnInputError) {
     import_file(kData + "/damaged-trace.dat");
     FAIL() << "a damaged trace.dat was imported";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("damaged or not a trace-cmd trace.dat"), std::string::npos) << e.what();
+    // Where the allocator lets the double free pass (ThreadSanitizer's), libtracecmd refuses the file instead.
+    const std::string what = e.what();
+    EXPECT_TRUE(what.find("damaged or not a trace-cmd trace.dat") != std::string::npos ||
+                what.find("not a readable trace-cmd trace.dat") != std::string::npos)
+        << what;
+    EXPECT_EQ(what.rfind(kData + "/damaged-trace.dat: ", 0), 0u) << what;
   }
   // and the next file reads as if nothing had happened
   EXPECT_GT(c(import_file(kData + "/small-trace.dat"), "events"), 500u);
