@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "allocators/direct_reclaim.h"
 #include "allocators/physmem/physmem.h"
 #include "harness/replay/dma_path.h"
 #include "harness/replay/footprint.h"
@@ -51,7 +52,7 @@ struct alignas(64) ThreadOutcome {
   std::array<std::array<std::uint64_t, 2>, 3> failures{};  // [alloc, page, dma][blocking, noblock]
   std::uint64_t alloc_steps = 0, skipped_frees = 0, skipped_maps = 0;
   std::uint64_t reclaim_calls = 0, reclaimed_bytes = 0, rescued = 0, reclaim_skipped = 0;
-  std::uint64_t reclaim_backoff_until = 0;  // tick: reclaim gave nothing back, failures skip it until then
+  ReclaimBackoff reclaim_backoff;  // reclaim gave nothing back: failures skip it until then
   LatencyHistogram reclaim_latency;
   std::vector<std::pair<std::uint64_t, std::uint8_t>> failure_ticks;  // (tick, kind) of each failure
   // By call site (the program's step_sites): [2s] allocator ticks, [2s + 1] timed calls; empty without sites.

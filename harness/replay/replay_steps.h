@@ -11,6 +11,7 @@
 #include <cstring>
 #include <thread>
 
+#include "allocators/direct_reclaim.h"
 #include "allocators/counting.h"
 #include "allocators/physmem/physmem.h"
 #include "base/spin_lock.h"
@@ -240,42 +241,31 @@ KMBENCH_STEP_INLINE void record_latency(ThreadOutcome& out, const Step& st, std:
   out.failure_ticks.emplace_back(ticks(), kind);
 }
 
-/// A blocking allocation that found no memory, as a kernel's does: the
-/// backend reclaims (trim, then drain) and the call is tried again after each.
-/// A noblock or nowait allocation never waits for reclaim. When both passes
-/// gave nothing back, the thread's next failures skip reclaim for
-/// kReclaimBackoffNs, as a kernel stops retrying reclaim that makes no
-/// progress. Each reclaim is timed apart (in the timed pass); the whole stays
-/// in the allocation's own time.
-inline constexpr double kReclaimBackoffNs = 1e6;
+/// A blocking allocation that found no memory, as a kernel's does: direct
+/// reclaim (allocators/direct_reclaim.h: trim, then drain, the call tried
+/// again after each, and a backoff after passes that gave nothing back). A
+/// noblock or nowait allocation never waits for reclaim. Each pass is timed
+/// apart (in the timed pass); the whole stays in the allocation's own time.
 template <bool kTimed, class B, class Retry>
 [[gnu::noinline]] void* allocate_after_reclaim(Counting<B>& b, const Step& st, ThreadOutcome& out, Retry retry) {
   if constexpr ((B::kFeatures & kFeatureReclaim) == 0) {
     return nullptr;  // nothing cached to give back
   } else {
     if ((st.flags & ops::kOpNoblock) != 0) return nullptr;
-    if (ticks() < out.reclaim_backoff_until) {
-      out.reclaim_skipped += kTimed ? 1 : 0;
-      return nullptr;
-    }
-    std::size_t given = 0;
-    for (const ReclaimLevel level : {ReclaimLevel::trim, ReclaimLevel::drain}) {
-      const std::uint64_t t0 = ticks();
-      const std::size_t bytes = b.reclaim(level);
-      given += bytes;
-      void* p = retry();
-      if constexpr (kTimed) {
-        out.reclaim_latency.record(ticks() - t0);
-        ++out.reclaim_calls;
-        out.reclaimed_bytes += bytes;
-        out.rescued += p != nullptr ? 1 : 0;
-      }
-      if (p != nullptr) return p;
-    }
-    if (given == 0) {
-      out.reclaim_backoff_until = ticks() + static_cast<std::uint64_t>(kReclaimBackoffNs / ns_per_tick());
-    }
-    return nullptr;
+    bool skipped = false;
+    void* p = reclaim_and_retry(
+        out.reclaim_backoff, [&](ReclaimLevel level) { return b.reclaim(level); }, retry,
+        [&](const ReclaimPass& pass) {
+          if constexpr (kTimed) {
+            out.reclaim_latency.record(ticks() - pass.began);
+            ++out.reclaim_calls;
+            out.reclaimed_bytes += pass.bytes;
+            out.rescued += pass.block != nullptr ? 1 : 0;
+          }
+        },
+        &skipped);
+    out.reclaim_skipped += kTimed && skipped ? 1 : 0;
+    return p;
   }
 }
 

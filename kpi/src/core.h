@@ -335,9 +335,10 @@ inline void* backing_allocate(Family family, std::uint64_t bytes, std::size_t al
 void* backing_allocate_nowait(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                               std::uint64_t max_phys) noexcept;
 
-/// A call that may wait found no memory: the backend reclaims (trim, then
-/// drain) and the allocation is tried again after each; then it fails. The
-/// wait is bounded by those two passes (kmbench::kpi::reclaim_stats counts them).
+/// A call that may wait found no memory: direct reclaim (trim, then drain,
+/// the allocation tried again after each; then it fails), with the replay's
+/// policy and backoff (allocators/direct_reclaim.h). The wait is bounded by
+/// those two passes (kmbench::kpi::reclaim_stats counts them).
 void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                                      std::uint64_t max_phys) noexcept;
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "allocators/direct_reclaim.h"
 #include "core.h"
 #include "record.h"
 
@@ -32,9 +33,13 @@ void* open_then_allocate_heap(void*, std::size_t size, TagId tag) noexcept {
 }
 constexpr AnyBackend::DirectCalls kOpeners{nullptr, &open_then_allocate, nullptr, &open_then_allocate_heap};
 
+/// Counts the backends published: a thread's reclaim backoff belongs to one.
+std::atomic<std::uint64_t> g_backend_generation{0};
+
 /// Makes b the active backend: its direct calls first, the allocate word last (readers start from it).
 /// nullptr: none, the next use opens KMBENCH_BACKEND's.
 void publish(AnyBackend* b) {
+  g_backend_generation.fetch_add(1, std::memory_order_relaxed);
   const AnyBackend::DirectCalls calls = b != nullptr ? b->direct_calls() : kOpeners;
   g_direct_self.store(calls.self, std::memory_order_relaxed);
   g_direct_free.store(calls.free, std::memory_order_release);
@@ -395,7 +400,14 @@ void use_backend(std::string_view name, BackendConfig config) {
 
 namespace detail {
 namespace {
-std::atomic<std::uint64_t> g_reclaims{0}, g_rescued{0};
+std::atomic<std::uint64_t> g_reclaims{0}, g_rescued{0}, g_reclaims_skipped{0};
+/// A thread's backoff, and the backend it was earned on (a backend put in
+/// since starts with none).
+struct ThreadBackoff {
+  ReclaimBackoff backoff;
+  std::uint64_t generation = 0;
+};
+thread_local ThreadBackoff t_reclaim;
 }
 
 void* backing_allocate_nowait(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
@@ -406,21 +418,26 @@ void* backing_allocate_nowait(Family family, std::uint64_t bytes, std::size_t al
 
 void* backing_allocate_after_reclaim(Family family, std::uint64_t bytes, std::size_t align, __OSMallocTag__* tag,
                                      std::uint64_t max_phys) noexcept {
-  for (const ReclaimLevel level : {ReclaimLevel::trim, ReclaimLevel::drain}) {
-    g_reclaims.fetch_add(1, std::memory_order_relaxed);
-    active_backend().reclaim(level);
-    if (void* p = backing_allocate(family, bytes, align, tag, max_phys)) {
-      g_rescued.fetch_add(1, std::memory_order_relaxed);
-      return p;
-    }
-  }
-  return nullptr;
+  const std::uint64_t generation = g_backend_generation.load(std::memory_order_relaxed);
+  if (t_reclaim.generation != generation) t_reclaim = {ReclaimBackoff{}, generation};
+  bool skipped = false;
+  void* p = reclaim_and_retry(
+      t_reclaim.backoff, [](ReclaimLevel level) { return active_backend().reclaim(level); },
+      [&] { return backing_allocate(family, bytes, align, tag, max_phys); },
+      [](const ReclaimPass& pass) {
+        g_reclaims.fetch_add(1, std::memory_order_relaxed);
+        if (pass.block != nullptr) g_rescued.fetch_add(1, std::memory_order_relaxed);
+      },
+      &skipped);
+  if (skipped) g_reclaims_skipped.fetch_add(1, std::memory_order_relaxed);
+  return p;
 }
 
 }  // namespace detail
 
 ReclaimStats reclaim_stats() {
-  return {g_reclaims.load(std::memory_order_relaxed), g_rescued.load(std::memory_order_relaxed)};
+  return {g_reclaims.load(std::memory_order_relaxed), g_rescued.load(std::memory_order_relaxed),
+          g_reclaims_skipped.load(std::memory_order_relaxed)};
 }
 
 std::vector<FamilyUsage> family_usage() {

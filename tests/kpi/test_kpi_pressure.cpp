@@ -70,6 +70,29 @@ TEST_P(KpiPressure, OnlyCallsThatMayWaitReclaimWhenTheMachineIsShort) {
   EXPECT_EQ(kpi::live_blocks(), 0);
 }
 
+// Reclaim that gave nothing back is not run again on every failure: the
+// thread's next failures skip it for a while (allocators/direct_reclaim.h),
+// as the replay's blocking allocations do.
+TEST_P(KpiPressure, FailuresAfterReclaimThatGaveNothingBackSkipIt) {
+  physmem::Machine& m = small_machine();
+  m.drain_all_quiescent();
+  m.balloon_inflate(0, m.stats().nodes[0].total_pages);  // every free page
+  const kpi::ReclaimStats before = kpi::reclaim_stats();
+  std::vector<void*> got;
+  for (int i = 0; i < 200; ++i) {  // a new page's worth each: nothing the backend holds serves them
+    if (void* p = IOMalloc(64 * 1024)) got.push_back(p);
+  }
+  const kpi::ReclaimStats after = kpi::reclaim_stats();
+  EXPECT_TRUE(got.empty());
+  EXPECT_GE(after.reclaims, before.reclaims + 2) << "the first failure runs both passes";
+  EXPECT_EQ(after.rescued, before.rescued);
+  EXPECT_GT(after.skipped, before.skipped) << "later failures, close behind it, skip reclaim";
+  EXPECT_EQ(after.reclaims - before.reclaims + 2 * (after.skipped - before.skipped), 2u * 200u)
+      << "each failure ran both passes or skipped both";
+  for (void* p : got) IOFree(p, 64 * 1024);
+  m.balloon_deflate(0, m.balloon_pages(0));
+}
+
 INSTANTIATE_TEST_SUITE_P(ReclaimingBackends, KpiPressure, ::testing::Values("zones", "slab"));
 
 // buddy keeps the zones' watermarks: a call that may wait is served down to

@@ -104,6 +104,7 @@ std::int64_t live_blocks();
 struct ReclaimStats {
   std::uint64_t reclaims = 0;  // reclaim passes run
   std::uint64_t rescued = 0;   // allocations that then succeeded
+  std::uint64_t skipped = 0;   // failures that skipped reclaim: the thread's last passes gave nothing back
 };
 ReclaimStats reclaim_stats();
 
