@@ -50,7 +50,7 @@ struct alignas(64) ThreadOutcome {
   std::uint64_t kpi_calls = 0;       // allocation and free steps run through the KPI
   // Failures and reclaim (under memory pressure, pressure.h).
   std::array<std::array<std::uint64_t, 2>, 3> failures{};  // [alloc, page, dma][blocking, noblock]
-  std::uint64_t alloc_steps = 0, skipped_frees = 0, skipped_maps = 0;
+  std::uint64_t skipped_frees = 0, skipped_maps = 0;
   std::uint64_t reclaim_calls = 0, reclaimed_bytes = 0, rescued = 0, reclaim_skipped = 0;
   ReclaimBackoff reclaim_backoff;  // reclaim gave nothing back: failures skip it until then
   LatencyHistogram reclaim_latency;

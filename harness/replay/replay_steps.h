@@ -273,7 +273,6 @@ template <bool kTimed, class B, class Retry>
 /// is on, and the flags the backend honoured or not.
 template <class B>
 KMBENCH_STEP_INLINE void count_allocation(const Step& st, const void* p, const PassContext& c, ThreadOutcome& out) {
-  ++out.alloc_steps;
   if (p == nullptr) [[unlikely]] {
     count_failure(st, out);
   } else if (c.locality) {
@@ -363,7 +362,6 @@ KMBENCH_STEP_INLINE void kpi_allocation_step(Counting<B>& b, const Step& st, std
   held.handed_out = kpi_from_pages(st) ? HeldBlock::kNotBackend : b.count_alloc(p, st.size(), st.tag);
   if constexpr (kTimed) {
     charge_call<kTimed, kLatency>(st, site, t1 - t0, c, out);
-    ++out.alloc_steps;
     if (p == nullptr) [[unlikely]] {
       count_failure(st, out);
     }

@@ -89,15 +89,14 @@ namespace {
 
 /// What the threads counted under pressure, with the controller's record:
 /// failures by kind and over time, reclaim, and the recovery after each lift.
-void merge_pressure(PressureResult& p, const std::vector<ThreadOutcome>& outcomes, std::uint64_t start_tick,
-                    std::uint64_t end_tick, double npt) {
+void merge_pressure(PressureResult& p, const Program& program, const std::vector<ThreadOutcome>& outcomes,
+                    std::uint64_t start_tick, std::uint64_t end_tick, double npt) {
   LatencyHistogram reclaim;
   std::vector<std::pair<std::uint64_t, std::uint8_t>> failures;  // (ns from the start, kind)
   for (const ThreadOutcome& o : outcomes) {
     for (std::size_t k = 0; k < 3; ++k) {
       for (std::size_t w = 0; w < 2; ++w) p.failures[k][w] += o.failures[k][w];
     }
-    p.allocations += o.alloc_steps;
     p.skipped_frees += o.skipped_frees;
     p.skipped_maps += o.skipped_maps;
     p.reclaim_calls += o.reclaim_calls;
@@ -110,6 +109,7 @@ void merge_pressure(PressureResult& p, const std::vector<ThreadOutcome>& outcome
                             kind);
     }
   }
+  for (const Request& q : program.requests) p.allocations += q.count;  // the pass runs every allocation step once
   std::uint64_t failed = 0;
   for (const auto& k : p.failures) failed += k[0] + k[1];
   p.failures_per_1000 = p.allocations > 0 ? 1000.0 * static_cast<double>(failed) / static_cast<double>(p.allocations) : 0;
@@ -200,7 +200,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
   for (int k = 0; k < ops::kOpKinds; ++k) r.latency[k] = summarize(merged[k], npt);
   r.realloc_latency = summarize(realloc_latency, npt);
   r.numa_measured = r.numa.measured;
-  merge_pressure(r.pressure, outcomes, sh.start_tick, end_tick, npt);
+  merge_pressure(r.pressure, s.program, outcomes, sh.start_tick, end_tick, npt);
 }
 
 void describe_memory(Result& r, std::uint32_t features, const physmem::Machine& machine) {
