@@ -95,8 +95,8 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options) {
     case Format::dtrace: return import_dtrace(in.bytes(), in.name(), options);
     case Format::kpi_record: return import_kpi_record(in.bytes(), in.name(), options);
     case Format::tracedat: {
-      if (!in.compressed() && path != "-") return import_tracedat(path, in.name(), options);
-      TempFile tmp;  // libtracecmd reads a file: give it the decompressed bytes
+      if (!in.compressed() && in.is_file()) return import_tracedat(path, in.name(), options);
+      TempFile tmp;  // libtracecmd reads a file: give it the (decompressed) bytes
       std::string name = "/tmp/kmbench-tracedat.XXXXXX";
       const int fd = ::mkstemp(name.data());
       if (fd < 0) throw RunError(std::string("cannot create a temporary file: ") + std::strerror(errno));

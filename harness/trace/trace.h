@@ -151,6 +151,8 @@ class Input {
   static constexpr std::uint64_t kPipeGuess = std::uint64_t{1} << 30;
   const std::string& name() const { return name_; }
   bool compressed() const { return compressed_; }
+  /// A regular file, read in place (not stdin, a pipe or a device).
+  bool is_file() const { return fd_ >= 0; }
 
  private:
   static constexpr std::size_t kHead = std::size_t{1} << 16;

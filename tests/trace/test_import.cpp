@@ -729,6 +729,12 @@ TEST(Input, APipeReadsAsTheSameTextFromAFile) {
   const std::string zst = ::testing::TempDir() + "/piped.txt.zst";
   std::ofstream(::testing::TempDir() + "/piped.txt", std::ios::binary) << text;
   ASSERT_EQ(std::system(("zstd -q -f -c " + ::testing::TempDir() + "/piped.txt > " + zst).c_str()), 0);
+  {
+    // libtracecmd reads a file: a trace.dat through a pipe is given to it whole, as a temporary file.
+    std::ifstream f(kData + "/small-trace.dat", std::ios::binary);
+    const FilledPipe pipe(std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()));
+    EXPECT_EQ(unnamed(import_file(pipe.path())), unnamed(import_file(kData + "/small-trace.dat")));
+  }
   std::ifstream z(zst, std::ios::binary);
   const std::string compressed((std::istreambuf_iterator<char>(z)), std::istreambuf_iterator<char>());
   {
