@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -102,14 +103,10 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options) {
       if (fd < 0) throw RunError(std::string("cannot create a temporary file: ") + std::strerror(errno));
       tmp.path = name;
       const std::string_view b = in.bytes();
-      std::size_t done = 0;
-      while (done < b.size()) {
-        const ssize_t n = ::write(fd, b.data() + done, b.size() - done);
-        if (n <= 0 && errno != EINTR) {
-          ::close(fd);
-          throw RunError(std::string("cannot write a temporary file: ") + std::strerror(errno));
-        }
-        if (n > 0) done += static_cast<std::size_t>(n);
+      if (!base::write_all(fd, b.data(), b.size())) {
+        const int err = errno;
+        ::close(fd);
+        throw RunError(std::string("cannot write a temporary file: ") + std::strerror(err));
       }
       ::close(fd);
       return import_tracedat(tmp.path, in.name(), options);

@@ -41,14 +41,9 @@ std::string read_fd(int fd, const std::string& name) {
   for (;;) {
     const std::size_t at = out.size();
     out.resize(at + kChunk);
-    const ssize_t n = ::read(fd, out.data() + at, kChunk);
-    if (n < 0 && errno == EINTR) {
-      out.resize(at);
-      continue;
-    }
-    if (n < 0) throw InputError(name, std::string("cannot read: ") + std::strerror(errno));
-    out.resize(at + static_cast<std::size_t>(n));
-    if (n == 0) return out;
+    const std::size_t got = read_full(fd, out.data() + at, kChunk, name);
+    out.resize(at + got);
+    if (got < kChunk) return out;
   }
 }
 

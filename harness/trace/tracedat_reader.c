@@ -51,7 +51,6 @@ struct plan {
   int checked;
   int n;
   struct item items[kMaxItems];
-  struct tep_format_field *gfp; /* the value ITEM_BY_GFP depends on */
   struct tep_format_field *pfn; /* page events: a failed allocation (pfn -1) is left to libtraceevent */
   /* libtraceevent's kmem plugin writes "(CALL_SITE) " before the fields: 1 if
    * it does for this event, 0 if not, -1 before the first record says. */
@@ -109,7 +108,7 @@ static const struct item kPageAlloc[] = {
 static const struct item kPageFree[] = {
     {"page=", "pfn", ITEM_HEX, NULL}, {" pfn=0x", "pfn", ITEM_HEX_BARE, NULL}, {" order=", "order", ITEM_UDEC, NULL}};
 static const struct item kPageFreeBatched[] = {
-    {"page=", "pfn", ITEM_HEX, NULL}, {" pfn=0x", "pfn", ITEM_HEX_BARE, NULL}, {" order=0", "pfn", ITEM_LIT, NULL}};
+    {"page=", "pfn", ITEM_HEX, NULL}, {" pfn=0x", "pfn", ITEM_HEX_BARE, NULL}, {" order=0", NULL, ITEM_LIT, NULL}};
 
 struct shape {
   const char *event;
@@ -140,10 +139,10 @@ static void make_plan(struct plan *p, struct tep_event *event) {
     p->n = kShapes[s].n;
     for (int i = 0; i < p->n; ++i) {
       p->items[i] = kShapes[s].items[i];
+      if (p->items[i].kind == ITEM_LIT) continue;
       p->items[i].field = tep_find_field(event, p->items[i].field_name);
       if (!p->items[i].field || p->items[i].field->size > 8) return; /* another kernel's event: libtraceevent */
       if (p->items[i].kind == ITEM_STR && !(p->items[i].field->flags & TEP_FIELD_IS_DYNAMIC)) return;
-      if (p->items[i].kind == ITEM_BY_GFP) p->gfp = p->items[i].field;
     }
     if (strncmp(event->name, "mm_page", 7) == 0) p->pfn = tep_find_field(event, "pfn");
     p->paren = p->items[0].kind == ITEM_SYM ? -1 : 0;
@@ -194,17 +193,20 @@ static char *put_hex(char *at, const char *end, unsigned long long v) {
   return at;
 }
 
-/* The word after `key` in libtraceevent's fields of this record. */
-static const char *info_word(struct kmb_ctx *c, struct tep_event *event, struct tep_record *record, const char *key,
-                             size_t *len) {
+/* libtraceevent's fields of the record being written, in c->info: written once a record. */
+static const char *render_info(struct kmb_ctx *c, struct tep_record *record) {
   if (!c->info_ready) {
     trace_seq_reset(&c->info);
     tep_print_event(c->tep, &c->info, record, "%s", TEP_PRINT_INFO);
     trace_seq_terminate(&c->info);
     c->info_ready = 1;
   }
-  (void)event;
-  const char *at = strstr(c->info.buffer, key);
+  return c->info.buffer;
+}
+
+/* The word after `key` in libtraceevent's fields of this record. */
+static const char *info_word(struct kmb_ctx *c, struct tep_record *record, const char *key, size_t *len) {
+  const char *at = strstr(render_info(c, record), key);
   if (!at) return NULL;
   at += strlen(key);
   *len = strcspn(at, " ");
@@ -244,7 +246,7 @@ static const char *named(struct kmb_ctx *c, struct tep_event *event, struct tep_
     if (c->cache[j].value == value && c->cache[j].what == what) return c->cache[j].text;
   }
   size_t len = 0;
-  const char *word = info_word(c, event, record, key[0] == ' ' ? key + 1 : key, &len);
+  const char *word = info_word(c, record, key[0] == ' ' ? key + 1 : key, &len);
   if (!word) return NULL;
   char *text = malloc(len + 1);
   if (!text) return NULL;
@@ -302,17 +304,15 @@ static int write_fast(struct kmb_ctx *c, struct plan *p, struct tep_event *event
   if (p->pfn && (read_field(p->pfn, record, &v) != 0 || v == ~0ull)) return -1;
   char *at = put_head(c, start, end, event, record, cpu);
   c->info_ready = 0;
+  const char *site = NULL; /* the call site's name, once the "(CALL_SITE) " before the fields asked for it */
   if (p->paren != 0) {
-    if (p->paren < 0) {
-      size_t len;
-      p->paren = info_word(c, event, record, "", &len) && c->info.buffer[0] == '(';
-    }
+    if (p->paren < 0) p->paren = render_info(c, record)[0] == '(';
     if (p->paren) {  /* the call site, as the item that prints it names it */
       if (read_field(p->items[0].field, record, &v) != 0) return -1;
-      const char *text = named(c, event, record, 0, p->items[0].key, v);
-      if (!text) return -1;
+      site = named(c, event, record, 0, p->items[0].key, v);
+      if (!site) return -1;
       at = put(at, end, "(", 1);
-      at = put(at, end, text, strlen(text));
+      at = put(at, end, site, strlen(site));
       at = put(at, end, ") ", 2);
     }
   }
@@ -335,7 +335,7 @@ static int write_fast(struct kmb_ctx *c, struct plan *p, struct tep_event *event
       case ITEM_SYM:
       case ITEM_GFP:
       case ITEM_BY_GFP: {
-        const char *text = named(c, event, record, i, it->key, v);
+        const char *text = i == 0 && site ? site : named(c, event, record, i, it->key, v);
         if (!text) return -1;
         at = put(at, end, text, strlen(text));
         break;
