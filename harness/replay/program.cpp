@@ -478,9 +478,8 @@ class ProgramBuilder {
   /// Each thread's sites as the program keeps them: one word a step, two
   /// beyond 65,536 sites; none when no allocation names a site.
   void pack_sites() {
-    prog_.wide_sites = prog_.sites.size() > 65536;
     if (prog_.sites.empty()) return;
-    const std::size_t words = prog_.wide_sites ? 2 : 1;
+    const std::size_t words = prog_.wide_sites() ? 2 : 1;
     prog_.step_sites.resize(threads_);
     for (unsigned t = 0; t < threads_; ++t) {
       std::vector<std::uint16_t>& out = prog_.step_sites[t];

@@ -126,9 +126,10 @@ struct Program {
   /// By thread, parallel to `threads`: each step's call site (its allocation's
   /// index in `sites`), so the timed pass can time by site; empty with `sites`.
   /// A site takes one 16-bit word when there are at most 65,536 sites, else
-  /// two (`wide_sites`), the low word first.
+  /// two (wide_sites()), the low word first.
   std::vector<std::vector<std::uint16_t>> step_sites;
-  bool wide_sites = false;
+
+  bool wide_sites() const noexcept { return sites.size() > 65536; }
 };
 
 /// Reads a thread's call-site column (Program::step_sites) in step order.

@@ -183,7 +183,7 @@ void replay_thread(Counting<B>& b, const Program& prog, unsigned t, Shared& sh, 
   }
   const std::vector<Step>& steps = prog.threads[t];
   const std::uint32_t* handoffs = prog.handoffs[t].data();
-  const SiteCursor sites{prog.step_sites.empty() ? nullptr : prog.step_sites[t].data(), prog.wide_sites};
+  const SiteCursor sites{prog.step_sites.empty() ? nullptr : prog.step_sites[t].data(), prog.wide_sites()};
   if (sites.at != nullptr) out.site_time.assign(2 * prog.sites.size(), 0);
   std::uint32_t seen = 0;
   for (;;) {
