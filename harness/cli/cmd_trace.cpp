@@ -51,9 +51,9 @@ trace::ImportOptions to_options(const ImportArgs& a) {
 
 namespace {
 
-void print_counts(const ops::Trace& t, const std::string& out) {
+void print_counts(const ops::Trace& t, std::uint64_t ops, const std::string& out) {
   const trace::Info i = trace::summarize_counts(t);
-  std::cerr << "kmbench trace: " << out << ": " << i.ops << " ops, " << i.objects << " objects, " << t.streams.size()
+  std::cerr << "kmbench trace: " << out << ": " << ops << " ops, " << i.objects << " objects, " << t.streams.size()
             << " streams; " << i.events << " events (" << i.unmatched_frees << " unmatched frees, " << i.null_frees
             << " NULL frees, " << i.never_freed << " never freed, " << i.lost_events << " lost, "
             << i.skipped_events << " skipped, " << i.filtered_events << " filtered)\n";
@@ -88,13 +88,13 @@ void add_trace_command(CLI::App& app) {
     cmd->callback([=] {
       trace::ImportOptions o = to_options(*args);
       o.keep_partial = *keep;
-      const ops::Trace t = trace::import_file(*in, o);
-      trace::save(t, *out);
+      const trace::ImportedFile f = trace::import_to_file(*in, o, *out);
+      const ops::Trace& t = f.head;
       const auto err = t.header.metadata.find("import.error");
       if (err != t.header.metadata.end()) {
         throw InputError(err->second + " (partial trace kept in " + *out + ")");  // names the file
       }
-      if (!*quiet) print_counts(t, *out);
+      if (!*quiet) print_counts(t, f.ops, *out);
     });
   }
   {

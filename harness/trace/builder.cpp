@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/errors.h"
+#include "harness/trace/spill.h"
 
 namespace kmbench::trace {
 namespace {
@@ -41,6 +42,7 @@ Builder::Builder(std::string source, std::string capture_tool, const ImportOptio
   if (f.from_s >= 0) from_ns_ = static_cast<std::uint64_t>(std::llround(f.from_s * 1e9));
   if (f.to_s >= 0) to_ns_ = static_cast<std::uint64_t>(std::llround(f.to_s * 1e9));
   kinds_ = f.kinds;
+  spill_ = options.spill;
 }
 
 std::uint32_t Builder::intern(std::string_view s) {
@@ -86,8 +88,16 @@ void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::
     si = static_cast<std::int32_t>(trace_.streams.size());
     trace_.streams.push_back({e.cpu, {}, {}});
     std::vector<ops::Op>& ops = trace_.streams.back().ops;
-    ops.reserve(stream_reserve_);
+    ops.reserve(spilling_ ? spill_->window() : stream_reserve_);
     advise_huge(ops.data(), ops.capacity() * sizeof(ops::Op));
+    if (spilling_) spill_->append(static_cast<std::size_t>(si), e.cpu, {}, {});
+  }
+  if (spill_) {
+    if (spilling_ && trace_.streams[static_cast<std::size_t>(si)].ops.size() == spill_->window()) {
+      spill_stream(static_cast<std::size_t>(si));
+    } else if (!spilling_ && ++held_ > spill_->hold()) {
+      start_spilling();
+    }
   }
   ops::Stream& stream = trace_.streams[static_cast<std::size_t>(si)];
   std::vector<ops::Op>& s = stream.ops;
@@ -97,8 +107,9 @@ void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::
   }
   ops::Op op;
   op.time_ns = e.time_ns;
-  if (!s.empty() && op.time_ns < s.back().time_ns) {
-    op.time_ns = s.back().time_ns;
+  const std::uint64_t last = !s.empty() ? s.back().time_ns : spilling_ ? spill_->last_time(static_cast<std::size_t>(si)) : 0;
+  if (op.time_ns < last) {
+    op.time_ns = last;
     ++clamped_;
   }
   op.size = size;
@@ -214,7 +225,28 @@ void Builder::add(const Event& e, bool selected) {
   emit(e, kind, live.object, live.size, live.tag ? live.tag : e.tag);
 }
 
+void Builder::spill_stream(std::size_t index) {
+  ops::Stream& s = trace_.streams[index];
+  spill_->append(index, s.cpu, s.ops, s.calls);
+  s.ops.clear();
+  s.calls.clear();
+}
+
+void Builder::start_spilling() {
+  spilling_ = true;
+  for (std::size_t i = 0; i < trace_.streams.size(); ++i) {
+    spill_stream(i);
+    std::vector<ops::Op>& ops = trace_.streams[i].ops;
+    std::vector<ops::Op>().swap(ops);  // give the held room back
+    ops.reserve(spill_->window());
+    std::vector<ops::Call>().swap(trace_.streams[i].calls);
+  }
+}
+
 ops::Trace Builder::finish() {
+  if (spilling_) {
+    for (std::size_t i = 0; i < trace_.streams.size(); ++i) spill_stream(i);
+  }
   ops::Trace t = std::move(trace_);
   const std::uint64_t base = min_time_ == ~std::uint64_t{0} ? 0 : min_time_;
   t.header.time_base_ns = base;

@@ -310,6 +310,10 @@ class Builder {
     }
   }
   void emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::uint64_t size, std::uint32_t tag);
+  /// Hands stream `index`'s ops (and calls) to the spill and empties it.
+  void spill_stream(std::size_t index);
+  /// Past the spill's hold: hands every stream's ops over, and keeps a window each from now on.
+  void start_spilling();
 
   ops::Trace trace_;
   StringIds ids_{trace_.strings};
@@ -322,6 +326,9 @@ class Builder {
   std::vector<std::int32_t> stream_of_cpu_;
   std::uint32_t cpu_hint_ = 0;
   std::size_t stream_reserve_ = 0;
+  OpSpill* spill_ = nullptr;
+  bool spilling_ = false;    // the ops go to spill_ a window at a time
+  std::size_t held_ = 0;     // ops held in memory until then
   std::uint64_t last_time_ = 0, min_time_ = ~std::uint64_t{0};
   std::uint64_t live_bytes_ = 0, peak_live_ = 0;
   std::uint64_t events_ = 0, allocs_ = 0, frees_ = 0, null_frees_ = 0, unmatched_ = 0, page_allocs_ = 0;

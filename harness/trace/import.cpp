@@ -7,6 +7,7 @@
 
 #include "base/errors.h"
 #include "base/file_io.h"
+#include "harness/trace/spill.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -114,6 +115,22 @@ ops::Trace import_file(const std::string& path, const ImportOptions& options) {
     case Format::auto_detect: break;
   }
   throw UsageError("no format");
+}
+
+ImportedFile import_to_file(const std::string& path, const ImportOptions& options, const std::string& out) {
+  const std::size_t slash = out.rfind('/');
+  OpSpill spill(slash == std::string::npos ? "." : slash == 0 ? "/" : out.substr(0, slash));
+  ImportOptions o = options;
+  o.spill = &spill;
+  ImportedFile f{import_file(path, o), 0};
+  if (spill.empty()) {  // read whole: a .kmt, the text form, or a trace of no ops
+    save(f.head, out);
+    f.ops = f.head.op_count();
+  } else {
+    save(f.head, spill, out);
+    f.ops = spill.op_count();
+  }
+  return f;
 }
 
 }  // namespace kmbench::trace

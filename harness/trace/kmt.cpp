@@ -1,148 +1,20 @@
-// The .kmt binary format: encoder, decoder, load and save. The layout is
-// documented byte by byte in docs/kmt-format.md; keep the two in step.
-#include <sys/mman.h>
-#include <unistd.h>
-#include <zlib.h>
-
-#include <array>
-#include <cassert>
-#include <cerrno>
-#include <cstdio>
+// The .kmt binary format: decoder and load. The encoder and save are in
+// kmt_encode.cpp; the layout is documented byte by byte in
+// docs/kmt-format.md; keep the three in step.
 #include <cstring>
-#include <memory>
-#include <numeric>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "base/errors.h"
-#include "base/file_io.h"
-#include "harness/trace/pages.h"
+#include "harness/trace/kmt_codec.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
+
+using namespace kmt;
+
 namespace {
-
-constexpr char kMagic[8] = {'K', 'M', 'B', 'T', 'R', 'A', 'C', 'E'};
-constexpr std::size_t kFixedHeader = 32;
-
-enum Section : std::uint8_t { kEnd = 0, kHeader = 1, kStrings = 2, kCounters = 3, kStream = 4, kCalls = 64 };
-constexpr std::uint8_t kFirstOptionalSection = 64;  // unknown ids at or above are skipped
-
-// Op header byte bits (docs/kmt-format.md, "Ops").
-constexpr std::uint8_t kHasFlags = 1u << 3;
-constexpr std::uint8_t kHasPlacement = 1u << 4;
-constexpr std::uint8_t kHasSize = 1u << 5;
-constexpr std::uint8_t kHasSiteTag = 1u << 6;
-constexpr std::uint8_t kReservedBit = 1u << 7;
-
-bool frees_object(ops::OpKind k) {
-  return k == ops::OpKind::free || k == ops::OpKind::page_free || k == ops::OpKind::dma_free ||
-         k == ops::OpKind::dma_unmap;
-}
-
-std::uint32_t crc(const char* p, std::size_t n) {
-  return static_cast<std::uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(p), n));
-}
-
-/// Appends little-endian integers, varints and strings to a growing buffer.
-class Writer {
- public:
-  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void u64(std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
-  }
-  void varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      u8(static_cast<std::uint8_t>(v | 0x80));
-      v >>= 7;
-    }
-    u8(static_cast<std::uint8_t>(v));
-  }
-  void svarint(std::int64_t v) {
-    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-  }
-  void str(std::string_view s) {
-    varint(s.size());
-    out_.append(s);
-  }
-  void bytes(std::string_view s) { out_.append(s); }
-  std::string& buffer() { return out_; }
-
- private:
-  std::string out_;
-};
-
-/// Writes into a buffer sized for the worst case: the encoder's hot loop does no
-/// capacity checks.
-class RawWriter {
- public:
-  explicit RawWriter(char* p) : p_(p), begin_(p) {}
-  void u8(std::uint8_t v) { *p_++ = static_cast<char>(v); }
-  void varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      *p_++ = static_cast<char>(v | 0x80);
-      v >>= 7;
-    }
-    *p_++ = static_cast<char>(v);
-  }
-  void svarint(std::int64_t v) {
-    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-  }
-  void bytes(std::string_view s) {
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
-  }
-  std::size_t size() const { return static_cast<std::size_t>(p_ - begin_); }
-
- private:
-  char* p_;
-  char* begin_;
-};
-constexpr std::size_t kMaxOpBytes = 1 + 10 + 10 + 1 + 1 + 10 + 10 + 10 + 10;
-
-/// The bytes of a whole file, in one buffer sized for the worst case up front:
-/// the stream ops are encoded in place, never copied from section to file.
-class FileBuffer {
- public:
-  explicit FileBuffer(std::size_t capacity) : pages_(capacity), data_(pages_.as<char>()), capacity_(capacity) {}
-  char* data() { return data_; }
-  std::size_t size() const { return size_; }
-  void append(std::string_view s) {
-    std::memcpy(data_ + size_, s.data(), s.size());
-    size_ += s.size();
-  }
-  /// A section whose payload `fill(RawWriter&)` writes, at most `max_payload` bytes.
-  template <class Fill>
-  void section(Section id, std::size_t max_payload, Fill fill) {
-    char* head = data_ + size_;
-    char* payload = head + kMaxHead;
-    RawWriter w(payload);
-    fill(w);
-    const std::size_t n = w.size();
-    assert(n <= max_payload && size_ + kMaxHead + n + 4 <= capacity_);
-    (void)max_payload;
-    RawWriter h(head);
-    h.u8(id);
-    h.varint(n);
-    if (h.size() != kMaxHead) std::memmove(head + h.size(), payload, n);  // close the gap
-    size_ += h.size() + n;
-    const std::uint32_t c = crc(data_ + size_ - n, n);
-    for (int i = 0; i < 4; ++i) data_[size_++] = static_cast<char>(c >> (8 * i));
-  }
-  void section(Section id, std::string_view payload) {
-    section(id, payload.size(), [&](RawWriter& w) { w.bytes(payload); });
-  }
-  /// Room a section of `max_payload` bytes needs, headers and checksum included.
-  static constexpr std::size_t room(std::size_t max_payload) { return kMaxHead + max_payload + 4; }
-
- private:
-  static constexpr std::size_t kMaxHead = 1 + 10;  // id and a varint length
-  ZeroedPages pages_;  // only the pages written are ever touched
-  char* data_;
-  std::size_t capacity_, size_ = 0;
-};
 
 /// Bounds-checked reading; every error names the absolute byte offset.
 class Reader {
@@ -208,110 +80,6 @@ class Reader {
   std::size_t pos_, end_;
   const std::string* name_;
 };
-
-std::string encode_header(const ops::Trace& t) {
-  Writer w;
-  w.str(t.header.source);
-  w.str(t.header.capture_tool);
-  w.varint(t.header.page_size);
-  w.varint(t.header.cpu_count);
-  w.varint(t.header.node_count);
-  w.varint(t.header.time_base_ns);
-  w.varint(t.object_count);
-  w.varint(t.header.metadata.size());
-  for (const auto& [k, v] : t.header.metadata) {
-    w.str(k);
-    w.str(v);
-  }
-  return std::move(w.buffer());
-}
-
-/// Per-stream coder state, identical in encoder and decoder.
-struct StreamState {
-  std::uint64_t time = 0;
-  std::uint32_t object = 0;
-  std::uint64_t alloc_size = 0;
-  std::array<std::uint32_t, ops::kOpKinds> site{}, tag{};
-
-  /// Moves past `op`, of kind k. An allocation's size is remembered for its
-  /// object: a free of the same size need not carry it.
-  void pass(const ops::Op& op, std::uint8_t k, std::uint64_t* known_size, std::uint8_t* known) {
-    time = op.time_ns;
-    object = op.object;
-    site[k] = op.site;
-    tag[k] = op.tag;
-    if (!frees_object(op.kind)) {
-      alloc_size = op.size;
-      known_size[op.object] = op.size;
-      known[op.object] = 1;
-    }
-  }
-};
-
-std::uint64_t time_unit(const ops::Stream& s) {
-  std::uint64_t g = 0;
-  for (const ops::Op& op : s.ops) {
-    const bool divides = g == 1000 ? op.time_ns % 1000 == 0 : g != 0 && op.time_ns % g == 0;
-    if (!divides) g = std::gcd(g, op.time_ns);
-    if (g == 1) break;
-  }
-  return g == 0 ? 1 : g;
-}
-
-/// dt / unit, with the common units divided by constants (a multiply).
-std::uint64_t in_units(std::uint64_t dt, std::uint64_t unit) {
-  if (unit == 1000) return dt / 1000;
-  if (unit == 1) return dt;
-  return dt / unit;
-}
-
-// Checks what validate() checks, in the same pass.
-constexpr std::size_t kMaxStreamHead = 3 * 10;
-std::size_t max_stream_bytes(const ops::Stream& s) { return kMaxStreamHead + s.ops.size() * kMaxOpBytes; }
-
-void encode_stream(const ops::Trace& t, const ops::Stream& s, std::uint64_t* known_size, std::uint8_t* known,
-                   RawWriter& w) {
-  const auto bad = [&](std::size_t i, const char* what) {
-    throw InputError("(trace being encoded)",
-                     "stream cpu " + std::to_string(s.cpu) + " op " + std::to_string(i) + ": " + what);
-  };
-  const std::size_t strings = t.strings.size();
-  const std::uint64_t unit = time_unit(s);
-  w.varint(s.cpu);
-  w.varint(unit);
-  w.varint(s.ops.size());
-  StreamState st;
-  for (std::size_t i = 0; i < s.ops.size(); ++i) {
-    const ops::Op& op = s.ops[i];
-    if (op.object >= t.object_count) bad(i, "object id beyond object_count");
-    if (op.site >= strings || op.tag >= strings) bad(i, "string id beyond the string table");
-    if (static_cast<int>(op.kind) >= ops::kOpKinds) bad(i, "unknown op kind");
-    if (op.time_ns < st.time) bad(i, "time goes backwards");
-    if (op.align_log2 > 63 || op.node < -1) bad(i, "bad alignment or node");
-    const auto k = static_cast<std::uint8_t>(op.kind);
-    std::uint8_t h = k;
-    if (op.flags) h |= kHasFlags;
-    if (op.align_log2 || op.node != -1) h |= kHasPlacement;
-    const bool implicit_size = frees_object(op.kind) ? (known[op.object] && known_size[op.object] == op.size)
-                                                     : op.size == st.alloc_size;
-    if (!implicit_size) h |= kHasSize;
-    if (op.site != st.site[k] || op.tag != st.tag[k]) h |= kHasSiteTag;
-    w.u8(h);
-    w.varint(in_units(op.time_ns - st.time, unit));
-    w.svarint(static_cast<std::int64_t>(op.object) - static_cast<std::int64_t>(st.object));
-    if (h & kHasFlags) w.u8(op.flags);
-    if (h & kHasPlacement) {
-      w.u8(op.align_log2);
-      w.svarint(op.node);
-    }
-    if (h & kHasSize) w.varint(op.size);
-    if (h & kHasSiteTag) {
-      w.varint(op.site);
-      w.varint(op.tag);
-    }
-    st.pass(op, k, known_size, known);
-  }
-}
 
 /// Decodes a stream section's ops into `buffer`, `batch` at a time, handing
 /// each run of them to `take(cpu, ops, n)`; returns the stream's CPU. With a
@@ -457,20 +225,6 @@ std::uint64_t visit_stream(Reader& pr, const ops::Trace& t, std::vector<std::uin
 
 }  // namespace
 
-namespace {
-
-/// Every object is made by an operation, so ids beyond the op count are
-/// noise that would still cost a replay an array slot each.
-void check_object_count(const ops::Trace& t, const std::string& name, std::uint64_t other_ops = 0) {
-  const std::uint64_t ops = t.op_count() + other_ops;  // other_ops: streams already handed over
-  if (t.object_count > ops) {
-    throw InputError(name, "object_count " + std::to_string(t.object_count) + " is more than the trace's " +
-                               std::to_string(ops) + " operations can use");
-  }
-}
-
-}  // namespace
-
 void validate(const ops::Trace& t, const std::string& name) {
   if (t.strings.empty() || !t.strings[0].empty()) throw InputError(name, "strings[0] must be the empty string");
   check_object_count(t, name);
@@ -499,32 +253,6 @@ void validate(const ops::Trace& t, const std::string& name) {
 }
 
 namespace {
-
-/// The calls section of stream `index` (docs/kmt-format.md): runs of one call; "" when the stream has none.
-std::string encode_calls(std::size_t index, const ops::Stream& s) {
-  if (s.calls.empty()) return {};
-  if (s.calls.size() != s.ops.size()) {
-    throw InputError("(trace being encoded)", "stream cpu " + std::to_string(s.cpu) + " has " +
-                                                  std::to_string(s.calls.size()) + " calls for " +
-                                                  std::to_string(s.ops.size()) + " ops");
-  }
-  Writer w;
-  std::vector<std::pair<std::uint64_t, ops::Call>> runs;
-  for (const ops::Call c : s.calls) {
-    if (!runs.empty() && runs.back().second == c) {
-      ++runs.back().first;
-    } else {
-      runs.emplace_back(1, c);
-    }
-  }
-  w.varint(index);
-  w.varint(runs.size());
-  for (const auto& [n, c] : runs) {
-    w.varint(n);
-    w.u8(static_cast<std::uint8_t>(c));
-  }
-  return w.buffer();
-}
 
 /// Reads a calls section's runs (after its stream index) into `calls`, at
 /// most `ops` of them.
@@ -571,75 +299,7 @@ bool calls_ahead(const char* base, std::size_t at, std::size_t end, const std::s
   return true;
 }
 
-FileBuffer encode_file(const ops::Trace& t) {
-  if (t.strings.empty() || !t.strings[0].empty()) {
-    throw InputError("(trace being encoded)", "strings[0] must be the empty string");
-  }
-  check_object_count(t, "(trace being encoded)");
-  const std::string header = encode_header(t);
-  Writer strings;
-  strings.varint(t.strings.size());
-  for (const std::string& s : t.strings) strings.str(s);
-  Writer counters;
-  counters.varint(t.counters.size());
-  for (const auto& [k, v] : t.counters) {
-    counters.str(k);
-    counters.varint(v);
-  }
-  std::size_t capacity = kFixedHeader + FileBuffer::room(header.size()) + FileBuffer::room(strings.buffer().size()) +
-                         FileBuffer::room(counters.buffer().size()) + FileBuffer::room(0);
-  std::vector<std::string> calls(t.streams.size());
-  for (std::size_t i = 0; i < t.streams.size(); ++i) {
-    capacity += FileBuffer::room(max_stream_bytes(t.streams[i]));
-    calls[i] = encode_calls(i, t.streams[i]);
-    if (!calls[i].empty()) capacity += FileBuffer::room(calls[i].size());
-  }
-
-  FileBuffer file(capacity);
-  Writer fixed;
-  fixed.bytes(std::string_view(kMagic, 8));
-  fixed.u32(kFormatVersion);
-  fixed.u32(kFixedHeader);
-  fixed.u64(0);  // file size, patched below
-  fixed.u32(0);  // section count, patched below
-  fixed.u32(0);  // header CRC, patched below
-  file.append(fixed.buffer());
-  std::uint32_t sections = 0;
-  file.section(kHeader, header);
-  file.section(kStrings, strings.buffer());
-  file.section(kCounters, counters.buffer());
-  sections += 3;
-  // The size each object was allocated with, once an op has allocated it.
-  const ZeroedPages known_size(t.object_count * sizeof(std::uint64_t));
-  const ZeroedPages known(t.object_count);
-  for (std::size_t i = 0; i < t.streams.size(); ++i) {
-    file.section(kStream, max_stream_bytes(t.streams[i]), [&](RawWriter& w) {
-      encode_stream(t, t.streams[i], known_size.as<std::uint64_t>(), known.as<std::uint8_t>(), w);
-    });
-    ++sections;
-    if (!calls[i].empty()) {
-      file.section(kCalls, calls[i]);
-      ++sections;
-    }
-  }
-  file.section(kEnd, "");
-  ++sections;
-
-  char* out = file.data();
-  const std::uint64_t size = file.size();
-  for (int i = 0; i < 8; ++i) out[16 + i] = static_cast<char>(size >> (8 * i));
-  for (int i = 0; i < 4; ++i) out[24 + i] = static_cast<char>(sections >> (8 * i));
-  const std::uint32_t hcrc = crc(out, 28);
-  for (int i = 0; i < 4; ++i) out[28 + i] = static_cast<char>(hcrc >> (8 * i));
-  return file;
-}
-
 }  // namespace
-
-std::string encode(const ops::Trace& t) {
-  FileBuffer file = encode_file(t);
-  return std::string(file.data(), file.size());
-}
 
 ops::Trace decode(const void* data, std::size_t size, const std::string& name) { return decode(data, size, name, {}); }
 
@@ -753,14 +413,6 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
   if (!have_header || !have_strings) r.fail_at(header_size, "header or string table missing");
   check_object_count(t, name, visited_ops);
   return t;
-}
-
-void save(const ops::Trace& trace, const std::string& path) {
-  FileBuffer file = encode_file(trace);
-  const std::string_view bytes(file.data(), file.size());
-  base::AtomicFile out(path);
-  out.write(bytes);
-  out.commit();
 }
 
 }  // namespace kmbench::trace

@@ -94,6 +94,8 @@ struct ImportFilter {
   std::uint32_t kinds = kKindAll;  // EventKindBit
 };
 
+class OpSpill;  // harness/trace/spill.h
+
 /// How to import: format, filters, strictness.
 struct ImportOptions {
   Format format = Format::auto_detect;
@@ -115,6 +117,9 @@ struct ImportOptions {
   unsigned threads = 0;
   /// Bytes of ftrace text a thread takes at a time; 0: 512 KiB (tests cut finer).
   std::size_t chunk_bytes = 0;
+  /// Where the ops go instead of the trace's streams (import_to_file); the
+  /// trace returned then has streams with their cpu alone. null: in memory.
+  OpSpill* spill = nullptr;
 };
 inline constexpr int kBadLinesKept = 10;
 
@@ -184,6 +189,18 @@ Format detect_format(std::string_view head);
 
 /// Reads any supported input (a .kmt too) into a trace.
 ops::Trace import_file(const std::string& path, const ImportOptions& options = {});
+
+/// A capture imported into a .kmt file: the trace without its ops, and their count.
+struct ImportedFile {
+  ops::Trace head;
+  std::uint64_t ops = 0;
+};
+/// import_file() then save() to `out`, without holding the ops: each stream's
+/// ops go to a temporary file beside `out` a window at a time, and are encoded
+/// from there, so memory follows the capture's live objects, not its length.
+/// Writes the same bytes as save(import_file(path, options), out). A .kmt or
+/// the text form is read whole, as import_file() reads it.
+ImportedFile import_to_file(const std::string& path, const ImportOptions& options, const std::string& out);
 
 /// Parsers by format; `name` is the file named in errors.
 ops::Trace import_ftrace(std::string_view text, const std::string& name, const ImportOptions& options);

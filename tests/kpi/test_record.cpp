@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "harness/trace/spill.h"
 #include "harness/trace/trace.h"
 #include "kmbench/kpi.h"
 #include "ops/kpi_record.h"
@@ -241,6 +242,42 @@ TEST(KpiRecord, ThreadsFreeingEachOthersBlocksMergeWithEveryFreeAfterItsAllocati
   EXPECT_EQ(t.counters.at("import.unmatched_frees"), 0u);
   EXPECT_EQ(t.counters.at("import.pointer_reuse"), 0u);
   EXPECT_EQ(t.counters.at("import.never_freed"), 0u);
+  std::remove(path.c_str());
+}
+
+TEST(KpiRecord, ASpilledImportKeepsEveryCallAndWritesTheSameBytes) {
+  const std::string path = temp_path("spill.kmr");
+  kpi::start_recording(path);
+  OSMallocTag tag = OSMalloc_Tagalloc("com.kmbench.test.spill", OSMT_DEFAULT);
+  std::vector<std::pair<void*, int>> blocks;
+  for (int i = 0; i < 3000; ++i) {  // runs of one call, and calls that change op by op
+    blocks.emplace_back(i % 3 == 0 ? OSMalloc(48, tag) : i % 7 == 0 ? IOMallocZero(80) : IOMalloc(64), i);
+  }
+  for (const auto& [p, i] : blocks) {
+    if (i % 3 == 0) {
+      OSFree(p, 48, tag);
+    } else {
+      IOFree(p, i % 7 == 0 ? 80 : 64);
+    }
+  }
+  OSMalloc_Tagfree(tag);
+  kpi::stop_recording();
+
+  const std::string whole = trace::encode(trace::import_file(path));
+  for (const std::size_t window : {std::size_t{1}, std::size_t{5}, std::size_t{1000}}) {
+    trace::OpSpill spill(std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp"), 0, window);
+    trace::ImportOptions o;
+    o.spill = &spill;
+    const ops::Trace head = trace::import_file(path, o);
+    EXPECT_EQ(head.op_count(), 0u);
+    const std::string out = temp_path("spill.kmt");
+    trace::save(head, spill, out);
+    EXPECT_TRUE(read_file(out) == whole) << "window " << window;
+    const ops::Trace back = trace::load(out);
+    EXPECT_EQ(calls_of(back)["OSMalloc"], 1000u);
+    EXPECT_EQ(calls_of(back)["IOMallocZero"], 286u);
+    std::remove(out.c_str());
+  }
   std::remove(path.c_str());
 }
 
