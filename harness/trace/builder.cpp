@@ -107,7 +107,9 @@ void Builder::emit(const Event& e, ops::OpKind kind, std::uint32_t object, std::
   }
   ops::Op op;
   op.time_ns = e.time_ns;
-  const std::uint64_t last = !s.empty() ? s.back().time_ns : spilling_ ? spill_->last_time(static_cast<std::size_t>(si)) : 0;
+  const std::uint64_t last = !s.empty()  ? s.back().time_ns
+                             : spilling_ ? spill_->last_time(static_cast<std::size_t>(si))
+                                         : 0;
   if (op.time_ns < last) {
     op.time_ns = last;
     ++clamped_;

@@ -63,6 +63,8 @@ class Decompressor {
     if (!error_.empty()) throw InputError(name_, error_);
     return decode(dst, n);
   }
+  /// Bytes of the compressed input the decoder is done with.
+  virtual std::size_t consumed() const = 0;
 
  protected:
   virtual std::size_t decode(char* dst, std::size_t n) = 0;
@@ -116,6 +118,7 @@ class GzipDecoder final : public Decompressor {
     }
     return n - z_.avail_out;
   }
+  std::size_t consumed() const override { return fed_ - z_.avail_in; }
 
  private:
   static constexpr std::size_t kFeed = std::size_t{1} << 30;
@@ -147,6 +150,7 @@ class XzDecoder final : public Decompressor {
     }
     return n - s_.avail_out;
   }
+  std::size_t consumed() const override { return in_.size() - s_.avail_in; }
 
  private:
   lzma_stream s_ = LZMA_STREAM_INIT;
@@ -177,6 +181,7 @@ class ZstdDecoder final : public Decompressor {
     }
     return ob.pos;
   }
+  std::size_t consumed() const override { return ib_.pos; }
 
  private:
   ZSTD_DStream* d_;
@@ -316,8 +321,8 @@ std::size_t Input::fill(Decompressor& d, char* dst, std::size_t n) {
 
 std::string_view Input::raw_bytes() const {
   if (fd_ < 0) return raw_;
-  if (!map_ && raw_size_ > 0) {  // a plain file, mapped on first use
-    void* m = ::mmap(nullptr, raw_size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_, 0);
+  if (!map_ && raw_size_ > 0) {  // a file, mapped on first use; a compressed one is decoded as it faults in
+    void* m = ::mmap(nullptr, raw_size_, PROT_READ, compressed_ ? MAP_PRIVATE : MAP_PRIVATE | MAP_POPULATE, fd_, 0);
     if (m == MAP_FAILED) throw InputError(name_, std::string("cannot map: ") + std::strerror(errno));
     ::madvise(m, raw_size_, MADV_SEQUENTIAL);
     map_ = m;
@@ -423,6 +428,7 @@ std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
     if (offset == head_.size() + streamed_) {  // the next bytes: decoded straight into dst
       const std::size_t got = fill(*stream_, dst, n);
       streamed_ += got;
+      release_consumed();
       return got;
     }
   }
@@ -431,6 +437,18 @@ std::size_t Input::read(std::uint64_t offset, char* dst, std::size_t n) const {
   n = std::min<std::size_t>(n, all.size() - static_cast<std::size_t>(offset));
   std::memcpy(dst, all.data() + offset, n);
   return n;
+}
+
+/// Gives back the pages of a mapped compressed file that the stream has
+/// decoded, a MiB at a time: memory holds the part being decoded, not
+/// the file. They are the file's own pages, read again if decoded again.
+void Input::release_consumed() const {
+  if (!map_) return;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t done = stream_->consumed() / page * page;
+  if (done < released_ + kReleaseStep) return;
+  ::madvise(static_cast<char*>(map_) + released_, done - released_, MADV_DONTNEED);
+  released_ = done;
 }
 
 }  // namespace kmbench::trace

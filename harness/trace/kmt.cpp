@@ -2,6 +2,7 @@
 // kmt_encode.cpp; the layout is documented byte by byte in
 // docs/kmt-format.md; keep the three in step.
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -85,9 +86,8 @@ class Reader {
 /// each run of them to `take(cpu, ops, n)`; returns the stream's CPU. With a
 /// batch of the whole stream, `buffer` ends up holding the stream's ops.
 template <class Take>
-std::uint32_t decode_ops(Reader& r, const ops::Trace& t, std::vector<std::uint64_t>& known_size,
-                         std::vector<std::uint8_t>& known, std::vector<ops::Op>& buffer, std::uint64_t batch,
-                         Take take) {
+std::uint32_t decode_ops(Reader& r, const ops::Trace& t, KnownSizes& known, std::vector<ops::Op>& buffer,
+                         std::uint64_t batch, Take take) {
   const std::uint32_t cpu = r.varint32("cpu");
   const std::size_t unit_at = r.pos();
   const std::uint64_t unit = r.varint();
@@ -128,8 +128,8 @@ std::uint32_t decode_ops(Reader& r, const ops::Trace& t, std::vector<std::uint64
       if (h & kHasSize) {
         op.size = r.varint();
       } else if (frees_object(op.kind)) {
-        if (!known[op.object]) r.fail_at(at, "implicit size of object " + std::to_string(op.object) + " never allocated before");
-        op.size = known_size[op.object];
+        if (!known.known(op.object)) r.fail_at(at, "implicit size of object " + std::to_string(op.object) + " never allocated before");
+        op.size = known.size(op.object);
       } else {
         op.size = st.alloc_size;
       }
@@ -143,7 +143,7 @@ std::uint32_t decode_ops(Reader& r, const ops::Trace& t, std::vector<std::uint64
         op.site = st.site[k];
         op.tag = st.tag[k];
       }
-      st.pass(op, k, known_size.data(), known.data());
+      st.pass(op, k, known);
     }
     take(cpu, buffer.data(), m);
     done += m;
@@ -153,10 +153,9 @@ std::uint32_t decode_ops(Reader& r, const ops::Trace& t, std::vector<std::uint64
   return cpu;
 }
 
-void decode_stream(Reader& r, ops::Trace& t, std::vector<std::uint64_t>& known_size,
-                   std::vector<std::uint8_t>& known) {
+void decode_stream(Reader& r, ops::Trace& t, KnownSizes& known) {
   ops::Stream s;
-  s.cpu = decode_ops(r, t, known_size, known, s.ops, ~std::uint64_t{0}, [](std::uint32_t, const ops::Op*, std::size_t) {});
+  s.cpu = decode_ops(r, t, known, s.ops, ~std::uint64_t{0}, [](std::uint32_t, const ops::Op*, std::size_t) {});
   t.streams.push_back(std::move(s));
 }
 
@@ -205,12 +204,11 @@ void read_counters_section(Reader& pr, ops::Trace& t) {
 
 /// Decodes a stream section a batch of ops at a time into `visit`, each op
 /// with its call when `calls` (read ahead) has them; returns its op count.
-std::uint64_t visit_stream(Reader& pr, const ops::Trace& t, std::vector<std::uint64_t>& known_size,
-                           std::vector<std::uint8_t>& known, const std::vector<ops::Call>& calls,
+std::uint64_t visit_stream(Reader& pr, const ops::Trace& t, KnownSizes& known, const std::vector<ops::Call>& calls,
                            std::vector<ops::Op>& batch, const OpVisitor& visit) {
   std::uint64_t done = 0;
   bool first = true;
-  decode_ops(pr, t, known_size, known, batch, kVisitBatch, [&](std::uint32_t cpu, const ops::Op* ops, std::size_t n) {
+  decode_ops(pr, t, known, batch, kVisitBatch, [&](std::uint32_t cpu, const ops::Op* ops, std::size_t n) {
     if (!calls.empty() && done + n > calls.size()) pr.fail("more ops than the stream's calls");
     const std::span<const ops::Call> these = calls.empty() ? std::span<const ops::Call>() : std::span(calls.data() + done, n);
     visit(t, OpBatch{cpu, std::span(ops, n), these, first});
@@ -330,8 +328,7 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
   ops::Trace t;
   t.strings.clear();
   bool have_header = false, have_strings = false, ended = false;
-  std::vector<std::uint64_t> known_size;
-  std::vector<std::uint8_t> known;
+  std::optional<KnownSizes> known;
   // With a visitor, streams are decoded a batch of ops at a time and handed
   // over, their calls with them (read first: a stream's calls section comes
   // right after it), and kept nowhere.
@@ -363,8 +360,7 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
         if (have_header) r.fail_at(at, "second header section");
         t.header.format_version = version;
         read_header_section(pr, body, file_size, t);
-        known_size.assign(t.object_count, 0);
-        known.assign(t.object_count, 0);
+        known.emplace(t.object_count);
         have_header = true;
         break;
       }
@@ -379,14 +375,14 @@ ops::Trace decode(const void* data, std::size_t size, const std::string& name, c
       case kStream:
         if (!have_header || !have_strings) r.fail_at(at, "stream section before the header and string table");
         if (!visit) {
-          decode_stream(pr, t, known_size, known);
+          decode_stream(pr, t, *known);
           break;
         }
         calls.clear();
         if (i + 1 < sections && calls_ahead(base, body + len + 4, file_size, name, visited, calls)) {
           calls_read_for = static_cast<std::int64_t>(visited);
         }
-        visited_ops += visit_stream(pr, t, known_size, known, calls, batch, visit);
+        visited_ops += visit_stream(pr, t, *known, calls, batch, visit);
         ++visited;
         break;
       case kCalls:

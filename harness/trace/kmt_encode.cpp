@@ -169,10 +169,8 @@ std::size_t max_stream_bytes(const ops::Stream& s) { return kMaxStreamHead + s.o
 /// same for a stream held whole and one read back from a spill.
 class OpEncoder {
  public:
-  OpEncoder(const ops::Trace& t, std::uint32_t cpu, std::uint64_t unit, std::uint64_t* known_size,
-            std::uint8_t* known)
-      : cpu_(cpu), unit_(unit), strings_(t.strings.size()), objects_(t.object_count), known_size_(known_size),
-        known_(known) {}
+  OpEncoder(const ops::Trace& t, std::uint32_t cpu, std::uint64_t unit, KnownSizes& known)
+      : cpu_(cpu), unit_(unit), strings_(t.strings.size()), objects_(t.object_count), known_(known) {}
   /// The stream section's payload head: cpu, time unit, op count.
   void head(std::uint64_t count, RawWriter& w) const {
     w.varint(cpu_);
@@ -189,8 +187,7 @@ class OpEncoder {
     std::uint8_t h = k;
     if (op.flags) h |= kHasFlags;
     if (op.align_log2 || op.node != -1) h |= kHasPlacement;
-    const bool implicit_size = frees_object(op.kind) ? (known_[op.object] && known_size_[op.object] == op.size)
-                                                     : op.size == st_.alloc_size;
+    const bool implicit_size = frees_object(op.kind) ? known_.is(op.object, op.size) : op.size == st_.alloc_size;
     if (!implicit_size) h |= kHasSize;
     if (op.site != st_.site[k] || op.tag != st_.tag[k]) h |= kHasSiteTag;
     w.u8(h);
@@ -206,7 +203,7 @@ class OpEncoder {
       w.varint(op.site);
       w.varint(op.tag);
     }
-    st_.pass(op, k, known_size_, known_);
+    st_.pass(op, k, known_);
     ++index_;
   }
 
@@ -217,15 +214,13 @@ class OpEncoder {
   }
   std::uint32_t cpu_;
   std::uint64_t unit_, strings_, objects_;
-  std::uint64_t* known_size_;
-  std::uint8_t* known_;
+  KnownSizes& known_;
   StreamState st_;
   std::uint64_t index_ = 0;
 };
 
-void encode_stream(const ops::Trace& t, const ops::Stream& s, std::uint64_t* known_size, std::uint8_t* known,
-                   RawWriter& w) {
-  OpEncoder e(t, s.cpu, time_unit(s), known_size, known);
+void encode_stream(const ops::Trace& t, const ops::Stream& s, KnownSizes& known, RawWriter& w) {
+  OpEncoder e(t, s.cpu, time_unit(s), known);
   e.head(s.ops.size(), w);
   for (const ops::Op& op : s.ops) e.op(op, w);
 }
@@ -300,12 +295,6 @@ std::string fixed_header(std::uint64_t size, std::uint32_t sections) {
   return std::move(fixed.buffer());
 }
 
-/// The size each object was allocated with, once an op has allocated it.
-struct KnownSizes {
-  explicit KnownSizes(std::uint64_t objects) : size(objects * sizeof(std::uint64_t)), known(objects) {}
-  ZeroedPages size, known;
-};
-
 FileBuffer encode_file(const ops::Trace& t) {
   const Preamble p = preamble(t, t.op_count());
   std::size_t capacity = kFixedHeader + FileBuffer::room(p.header.size()) + FileBuffer::room(p.strings.size()) +
@@ -324,11 +313,10 @@ FileBuffer encode_file(const ops::Trace& t) {
   file.section(kStrings, p.strings);
   file.section(kCounters, p.counters);
   sections += 3;
-  const KnownSizes known(t.object_count);
+  KnownSizes known(t.object_count);
   for (std::size_t i = 0; i < t.streams.size(); ++i) {
-    file.section(kStream, max_stream_bytes(t.streams[i]), [&](RawWriter& w) {
-      encode_stream(t, t.streams[i], known.size.as<std::uint64_t>(), known.known.as<std::uint8_t>(), w);
-    });
+    file.section(kStream, max_stream_bytes(t.streams[i]),
+                 [&](RawWriter& w) { encode_stream(t, t.streams[i], known, w); });
     ++sections;
     if (!calls[i].empty()) {
       file.section(kCalls, calls[i]);
@@ -396,10 +384,10 @@ class SectionWriter {
 
 /// Encodes a spilled stream's payload into `to`; returns its length and CRC.
 std::pair<std::uint64_t, std::uint32_t> encode_spilled(const ops::Trace& t, const OpSpill& spill,
-                                                       const OpSpill::Stream& s, const KnownSizes& known,
+                                                       const OpSpill::Stream& s, KnownSizes& known,
                                                        const TempFd& to) {
   const std::uint64_t base = t.header.time_base_ns;
-  OpEncoder e(t, s.cpu, OpSpill::time_unit(s, base), known.size.as<std::uint64_t>(), known.known.as<std::uint8_t>());
+  OpEncoder e(t, s.cpu, OpSpill::time_unit(s, base), known);
   const std::size_t window = spill.window();
   std::vector<ops::Op> ops(window);
   std::vector<char> bytes(kMaxStreamHead + window * kMaxOpBytes);
@@ -447,7 +435,7 @@ void save(const ops::Trace& head, const OpSpill& spill, const std::string& path)
   out.section(kHeader, p.header);
   out.section(kStrings, p.strings);
   out.section(kCounters, p.counters);
-  const KnownSizes known(head.object_count);
+  KnownSizes known(head.object_count);
   const TempFd encoded(spill.dir(), "a stream being encoded");
   for (std::size_t i = 0; i < head.streams.size(); ++i) {
     const OpSpill::Stream* s = spill.find(head.streams[i].cpu);

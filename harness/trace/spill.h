@@ -17,27 +17,24 @@ namespace kmbench::trace {
 /// A file in a folder that no path names (O_TMPFILE, or created and unlinked
 /// at once): gone when closed, even after a crash.
 class TempFd {
-public:
+ public:
   /// Throws RunError naming `dir` and `what` the file is for.
-  TempFd(const std::string &dir, const char *what);
+  TempFd(const std::string& dir, const char* what);
   ~TempFd();
-  TempFd(const TempFd &) = delete;
-  TempFd &operator=(const TempFd &) = delete;
-  TempFd(TempFd &&o) noexcept
-      : fd_(std::exchange(o.fd_, -1)), dir_(std::move(o.dir_)), what_(o.what_) {
-  }
+  TempFd(const TempFd&) = delete;
+  TempFd& operator=(const TempFd&) = delete;
+  TempFd(TempFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)), dir_(std::move(o.dir_)), what_(o.what_) {}
   int fd() const { return fd_; }
-  /// Writes n bytes at `offset`; throws RunError naming the folder (a full
-  /// disk, say).
-  void write_at(std::uint64_t offset, const void *data, std::size_t n) const;
+  /// Writes n bytes at `offset`; throws RunError naming the folder (a full disk, say).
+  void write_at(std::uint64_t offset, const void* data, std::size_t n) const;
   /// Reads n bytes at `offset`; throws RunError if fewer are there.
-  void read_at(std::uint64_t offset, void *data, std::size_t n) const;
+  void read_at(std::uint64_t offset, void* data, std::size_t n) const;
 
-private:
-  [[noreturn]] void fail(const char *doing, int err) const;
+ private:
+  [[noreturn]] void fail(const char* doing, int err) const;
   int fd_ = -1;
   std::string dir_;
-  const char *what_;
+  const char* what_;
 };
 
 /// Each stream's ops, appended to a file of its own in `dir` as the importer
@@ -49,27 +46,23 @@ private:
 /// without a spill, and spills only a trace that grows beyond them: writing
 /// them out and reading them back costs a small trace more than it spares.
 class OpSpill {
-public:
+ public:
   /// Ops held in memory (all streams) before the import spills: 64 MiB.
   static constexpr std::size_t kHold = std::size_t{1} << 21;
   /// Once spilling, the ops the importer keeps for a stream before it hands
   /// them over: 1 MiB.
   static constexpr std::size_t kWindow = std::size_t{1} << 15;
 
-  explicit OpSpill(std::string dir, std::size_t hold = kHold,
-                   std::size_t window = kWindow);
+  explicit OpSpill(std::string dir, std::size_t hold = kHold, std::size_t window = kWindow);
   std::size_t hold() const { return hold_; }
   std::size_t window() const { return window_; }
-  const std::string &dir() const { return dir_; }
+  const std::string& dir() const { return dir_; }
 
   /// Appends ops to stream `index` (the importer's numbering; a new index
   /// opens a stream for `cpu`). `calls` is empty (none known) or one per op.
-  void append(std::size_t index, std::uint32_t cpu,
-              std::span<const ops::Op> ops, std::span<const ops::Call> calls);
+  void append(std::size_t index, std::uint32_t cpu, std::span<const ops::Op> ops, std::span<const ops::Call> calls);
   /// The time of the last op appended to stream `index`; 0 before any.
-  std::uint64_t last_time(std::size_t index) const {
-    return index < streams_.size() ? streams_[index].last_time : 0;
-  }
+  std::uint64_t last_time(std::size_t index) const { return index < streams_.size() ? streams_[index].last_time : 0; }
   /// Ops appended to every stream.
   std::uint64_t op_count() const { return ops_; }
   bool empty() const { return streams_.empty(); }
@@ -79,22 +72,19 @@ public:
     std::uint32_t cpu = 0;
     TempFd file;
     std::uint64_t count = 0, first_time = 0, last_time = 0;
-    std::uint64_t step_gcd =
-        0; // gcd of every time step after the first op (0: none yet, or all 0)
-    std::vector<std::pair<std::uint64_t, ops::Call>>
-        calls;             // runs of one call, over every op
-    bool any_call = false; // a run is of a known call
+    std::uint64_t step_gcd = 0;  // gcd of every time step after the first op (0: none yet, or all 0)
+    std::vector<std::pair<std::uint64_t, ops::Call>> calls;  // runs of one call, over every op
+    bool any_call = false;                                   // a run is of a known call
   };
   /// The stream of `cpu`; nullptr if none.
-  const Stream *find(std::uint32_t cpu) const;
+  const Stream* find(std::uint32_t cpu) const;
   /// Reads ops [from, from + n) of `s` into dst.
-  void read(const Stream &s, std::uint64_t from, ops::Op *dst,
-            std::size_t n) const;
+  void read(const Stream& s, std::uint64_t from, ops::Op* dst, std::size_t n) const;
   /// The time unit the encoder uses for `s` once its times are made relative
   /// to `base`: the gcd of all of them, as for a stream held in memory.
-  static std::uint64_t time_unit(const Stream &s, std::uint64_t base);
+  static std::uint64_t time_unit(const Stream& s, std::uint64_t base);
 
-private:
+ private:
   std::string dir_;
   std::size_t hold_, window_;
   std::vector<Stream> streams_;
@@ -106,7 +96,6 @@ private:
 /// same trace held whole, byte for byte. Memory holds one window of ops and
 /// the encoder's size of each object; each stream's encoded ops go through a
 /// temporary file in the spill's folder.
-void save(const ops::Trace &head, const OpSpill &spill,
-          const std::string &path);
+void save(const ops::Trace& head, const OpSpill& spill, const std::string& path);
 
-} // namespace kmbench::trace
+}  // namespace kmbench::trace

@@ -166,6 +166,8 @@ class Input {
   std::size_t read_raw(std::uint64_t offset, char* dst, std::size_t n) const;
   void release();
   void open_pipe(int fd);
+  void release_consumed() const;
+  static constexpr std::size_t kReleaseStep = std::size_t{1} << 20;
 
   std::string name_;
   int fd_ = -1;                 // a plain file's, open until the destructor
@@ -177,6 +179,7 @@ class Input {
   std::uint64_t declared_size_ = 0;  // what the compressed stream says it decodes to (0: unsaid)
   std::unique_ptr<Decompressor> stream_;  // decodes what read() asks for next
   mutable std::uint64_t streamed_ = 0;  // bytes it decoded after head_
+  mutable std::size_t released_ = 0;    // bytes of the mapped compressed file given back
   mutable std::string plain_;   // the whole decoded input, once asked for
   mutable bool whole_ = false;
   int pipe_ = -1;               // an uncompressed pipe's, read as read() goes (head_: its first bytes)

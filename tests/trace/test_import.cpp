@@ -644,6 +644,57 @@ TEST(Input, CompressedAndPlainReadTheSame) {
   EXPECT_EQ(plain.bytes(), xz.bytes());
 }
 
+// A compressed file is mapped and decoded front to back, and the pages it has
+// decoded are given back a MiB at a time: megabytes of compressed text, in
+// each format, read and import as the text does.
+TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
+  std::string text = "# tracer: nop\n";
+  std::uint64_t x = 0x9E3779B97F4A7C15ull, t = 1000000;
+  const auto next = [&x] { return x ^= x << 13, x ^= x >> 7, x ^= x << 17; };
+  std::vector<std::uint64_t> live;
+  char line[256];
+  while (text.size() < (std::size_t{20} << 20)) {
+    t += next() % 50;
+    const std::uint64_t r = next();
+    if (live.empty() || r % 3 != 0) {
+      const std::uint64_t ptr = 0xffff800000000000ull | (next() & 0xfffffffff0ull);
+      std::snprintf(line, sizeof line,
+                    "   task-%u [%03u] ..... %llu.%06llu: kmalloc: call_site=site_%u+0x%x/0x200 ptr=%#llx "
+                    "bytes_req=%u bytes_alloc=%u gfp_flags=GFP_KERNEL\n",
+                    static_cast<unsigned>(r % 4000), static_cast<unsigned>(r % 2),
+                    static_cast<unsigned long long>(t / 1000000), static_cast<unsigned long long>(t % 1000000),
+                    static_cast<unsigned>(r % 37), static_cast<unsigned>(r % 400), static_cast<unsigned long long>(ptr),
+                    static_cast<unsigned>(r % 3000 + 1), static_cast<unsigned>(r % 3000 + 8));
+      live.push_back(ptr);
+    } else {
+      const std::size_t i = next() % live.size();
+      std::snprintf(line, sizeof line,
+                    "   task-%u [%03u] ..... %llu.%06llu: kfree: call_site=free_%u+0x10/0x80 ptr=%#llx\n",
+                    static_cast<unsigned>(r % 4000), static_cast<unsigned>(r % 2),
+                    static_cast<unsigned long long>(t / 1000000), static_cast<unsigned long long>(t % 1000000),
+                    static_cast<unsigned>(r % 5), static_cast<unsigned long long>(live[i]));
+      live[i] = live.back();
+      live.pop_back();
+    }
+    text += line;
+  }
+  const std::string plain = ::testing::TempDir() + "/large.txt";
+  std::ofstream(plain, std::ios::binary) << text;
+  for (const char* tool : {"gzip", "xz", "zstd"}) {
+    const std::string out = plain + "." + tool;
+    const std::string cmd = std::string(tool) + " -1 -c " + plain + " > " + out;
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ASSERT_GT(std::ifstream(out, std::ios::binary | std::ios::ate).tellg(), 2 << 20) << tool << ": too small to test";
+    const Input in(out);
+    std::string pieces;
+    std::vector<char> piece(std::size_t{1} << 20);
+    for (std::size_t n; (n = in.read(pieces.size(), piece.data(), piece.size())) > 0;) pieces.append(piece.data(), n);
+    EXPECT_TRUE(pieces == text) << tool;
+    EXPECT_TRUE(in.bytes() == text) << tool << ": decoded whole again, after its pages were given back";
+    EXPECT_TRUE(encode(import_file(out)) == encode(import_ftrace(text, out, {}))) << tool;
+  }
+}
+
 // An import reserves room for the trace by the text's size; a compressed
 // capture's is what gzip's trailer or a zstd frame declares, without decoding.
 TEST(Input, SizeHintIsTheSizeACompressedStreamDeclares) {

@@ -106,6 +106,40 @@ TEST(Kmt, EncodeDecodeRoundTrip) {
   }
 }
 
+// A free leaves its size out when it is its object's size; the sizes 4-byte
+// slots cannot hold (4 GiB - 2 and up) are kept aside, and still left out.
+TEST(Kmt, FreesOfHugeBlocksLeaveTheirSizeOutAndRoundTrip) {
+  const std::uint64_t sizes[] = {0, 1, 0xfffffffdull, 0xfffffffeull, 0xffffffffull, 0x100000000ull, 1ull << 39};
+  ops::Trace t;
+  t.strings = {""};
+  ops::Stream s{0, {}, {}};
+  std::uint64_t time = 0;
+  for (const std::uint64_t size : sizes) {
+    ops::Op op;
+    op.kind = ops::OpKind::page_alloc;
+    op.object = t.object_count++;
+    op.size = size;
+    op.time_ns = time += 1000;
+    s.ops.push_back(op);
+  }
+  for (std::uint32_t o = 0; o < t.object_count; ++o) {
+    ops::Op op;
+    op.kind = ops::OpKind::page_free;
+    op.object = o;
+    op.size = sizes[o];
+    op.time_ns = time += 1000;
+    s.ops.push_back(op);
+  }
+  t.streams.push_back(s);
+  const std::string bytes = encode(t);
+  expect_same(t, decode(bytes.data(), bytes.size(), "mem"));
+  // The same trace with each free's size one more must spell the sizes out.
+  for (std::size_t i = std::size(sizes); i < t.streams[0].ops.size(); ++i) ++t.streams[0].ops[i].size;
+  const std::string spelled = encode(t);
+  expect_same(t, decode(spelled.data(), spelled.size(), "mem"));
+  EXPECT_GE(spelled.size(), bytes.size() + std::size(sizes) * 2);
+}
+
 // A streaming decode hands over the same ops, a batch at a time, with their
 // calls, and keeps no stream.
 TEST(Kmt, StreamingDecodeHandsOverEveryOpInBatches) {

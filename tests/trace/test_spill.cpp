@@ -22,29 +22,27 @@ namespace {
 const std::string kData = KMBENCH_TRACE_TEST_DATA;
 
 std::string temp_dir() {
-  const char *dir = std::getenv("TMPDIR");
+  const char* dir = std::getenv("TMPDIR");
   return dir != nullptr && *dir != '\0' ? dir : "/tmp";
 }
 
-std::string temp_path(const std::string &name) {
-  return temp_dir() + "/kmbench-test-spill-" + std::to_string(::getpid()) +
-         "-" + name;
+std::string temp_path(const std::string& name) {
+  return temp_dir() + "/kmbench-test-spill-" + std::to_string(::getpid()) + "-" + name;
 }
 
-std::string read_file(const std::string &path) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::string write_text(const std::string &name, const std::string &text) {
+std::string write_text(const std::string& name, const std::string& text) {
   const std::string path = temp_path(name);
   std::ofstream(path, std::ios::binary) << text;
   return path;
 }
 
 /// The .kmt written through a spill of `hold` and `window` ops.
-std::string spilled(const std::string &capture, ImportOptions o,
-                    std::size_t hold, std::size_t window) {
+std::string spilled(const std::string& capture, ImportOptions o, std::size_t hold, std::size_t window) {
   OpSpill spill(temp_dir(), hold, window);
   o.spill = &spill;
   const ops::Trace head = import_file(capture, o);
@@ -62,47 +60,36 @@ std::string spilled(const std::string &capture, ImportOptions o,
 
 /// Checks holds of none, some and all of the capture, windows of 1 op to
 /// the default, on one thread and on three with small chunks.
-void expect_spills_write_what_memory_writes(const std::string &capture,
-                                            ImportOptions o,
-                                            const std::string &what) {
+void expect_spills_write_what_memory_writes(const std::string& capture, ImportOptions o, const std::string& what) {
   const std::string whole = encode(import_file(capture, o));
-  const std::tuple<std::size_t, std::size_t, unsigned> cases[] = {
-      {0, 1, 1},
-      {0, 7, 3},
-      {1000, 64, 1},
-      {5000, 4096, 3},
-      {OpSpill::kHold, OpSpill::kWindow, 0},
-      {0, OpSpill::kWindow, 0}};
-  for (const auto &[hold, window, threads] : cases) {
+  const std::tuple<std::size_t, std::size_t, unsigned> cases[] = {{0, 1, 1},
+                                                                  {0, 7, 3},
+                                                                  {1000, 64, 1},
+                                                                  {5000, 4096, 3},
+                                                                  {OpSpill::kHold, OpSpill::kWindow, 0},
+                                                                  {0, OpSpill::kWindow, 0}};
+  for (const auto& [hold, window, threads] : cases) {
     o.threads = threads;
     o.chunk_bytes = threads > 1 ? 4096 : 0;
     const std::string bytes = spilled(capture, o, hold, window);
-    EXPECT_EQ(bytes.size(), whole.size())
-        << what << ": hold " << hold << ", window " << window;
-    EXPECT_TRUE(bytes == whole) << what << ": hold " << hold << ", window "
-                                << window << ", " << threads << " threads";
+    EXPECT_EQ(bytes.size(), whole.size()) << what << ": hold " << hold << ", window " << window;
+    EXPECT_TRUE(bytes == whole) << what << ": hold " << hold << ", window " << window << ", " << threads << " threads";
   }
 }
 
 TEST(OpSpill, ARealCaptureWritesTheSameBytesAsAnImportInMemory) {
-  expect_spills_write_what_memory_writes(kData + "/ftrace-sample.txt.xz", {},
-                                         "sample");
+  expect_spills_write_what_memory_writes(kData + "/ftrace-sample.txt.xz", {}, "sample");
   ImportOptions o;
   o.filter.site_regex = "alloc_skb|kmem_cache";
   o.filter.kinds = kKindKmalloc | kKindCache;
-  expect_spills_write_what_memory_writes(kData + "/ftrace-sample.txt.xz", o,
-                                         "sample, filtered");
+  expect_spills_write_what_memory_writes(kData + "/ftrace-sample.txt.xz", o, "sample, filtered");
 }
 
 TEST(OpSpill, OtherCapturesWriteTheSameBytes) {
-  expect_spills_write_what_memory_writes(kData + "/imperfect.ftrace", {},
-                                         "imperfect ftrace");
-  expect_spills_write_what_memory_writes(kData + "/sample.dtrace", {},
-                                         "dtrace");
-  expect_spills_write_what_memory_writes(kData + "/small-trace.dat", {},
-                                         "trace.dat");
-  expect_spills_write_what_memory_writes(kData + "/instance-trace.dat", {},
-                                         "trace.dat, instance buffer");
+  expect_spills_write_what_memory_writes(kData + "/imperfect.ftrace", {}, "imperfect ftrace");
+  expect_spills_write_what_memory_writes(kData + "/sample.dtrace", {}, "dtrace");
+  expect_spills_write_what_memory_writes(kData + "/small-trace.dat", {}, "trace.dat");
+  expect_spills_write_what_memory_writes(kData + "/instance-trace.dat", {}, "trace.dat, instance buffer");
 }
 
 TEST(OpSpill, AStreamsTimeUnitCountsItsFirstTimeFromTheWholeCapturesStart) {
@@ -127,8 +114,7 @@ TEST(OpSpill, AStreamsTimeUnitCountsItsFirstTimeFromTheWholeCapturesStart) {
 
 TEST(OpSpill, ADamagedCaptureKeptPartialWritesTheSameBytes) {
   std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
-  text.insert(text.find('\n', text.size() / 2) + 1,
-              "this is not an event line\n");
+  text.insert(text.find('\n', text.size() / 2) + 1, "this is not an event line\n");
   const std::string path = write_text("damaged.txt", text);
   ImportOptions o;
   o.keep_partial = true;
@@ -162,7 +148,7 @@ TEST(OpSpill, AFolderThatCannotHoldTheSpillIsNamed) {
   try {
     import_file(kData + "/ftrace-sample.txt.xz", o);
     FAIL() << "no error";
-  } catch (const RunError &e) {
+  } catch (const RunError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-kmbench-folder: cannot "
                                          "create a temporary file for the "
                                          "import's operations"),
@@ -171,5 +157,5 @@ TEST(OpSpill, AFolderThatCannotHoldTheSpillIsNamed) {
   }
 }
 
-} // namespace
-} // namespace kmbench::trace
+}  // namespace
+}  // namespace kmbench::trace
