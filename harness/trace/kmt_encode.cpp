@@ -124,7 +124,8 @@ class FileBuffer {
   static constexpr std::size_t kMaxHead = 1 + 10;  // id and a varint length
   ZeroedPages pages_;  // only the pages written are ever touched
   char* data_;
-  std::size_t capacity_, size_ = 0;
+  [[maybe_unused]] std::size_t capacity_;  // checked by an assert
+  std::size_t size_ = 0;
 };
 
 std::string encode_header(const ops::Trace& t) {
