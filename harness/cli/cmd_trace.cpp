@@ -120,8 +120,7 @@ void add_trace_command(CLI::App& app) {
       if (plain_kmt()) {
         i = trace::summarize_file(*in, t, *top);  // a batch of ops at a time: never the whole trace in memory
       } else {
-        t = trace::import_file(*in, o);
-        i = trace::summarize(t, *top);
+        i = trace::summarize_capture(*in, o, t, *top);  // ops spilled to $TMPDIR once they outgrow memory's share
       }
       if (*json) {
         std::cout << trace::info_json(t, i) << "\n";

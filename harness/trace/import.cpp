@@ -133,4 +133,14 @@ ImportedFile import_to_file(const std::string& path, const ImportOptions& option
   return f;
 }
 
+Info summarize_capture(const std::string& path, const ImportOptions& options, ops::Trace& header, std::size_t top) {
+  const char* tmp = std::getenv("TMPDIR");
+  OpSpill spill(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp");
+  ImportOptions o = options;
+  o.spill = &spill;
+  header = import_file(path, o);
+  // Held in memory, or a .kmt or text form read whole: nothing was spilled.
+  return spill.empty() ? summarize(header, top) : summarize(header, spill, top);
+}
+
 }  // namespace kmbench::trace

@@ -8,6 +8,7 @@
 #include <ostream>
 #include <unordered_map>
 
+#include "harness/trace/spill.h"
 #include "harness/trace/trace.h"
 #include "ops/size_classes.h"
 
@@ -280,6 +281,17 @@ Info summarize_file(const std::string& path, ops::Trace& header, std::size_t top
   if (!summary) summary = std::make_unique<Summary>(header);
   summary->rebind(header);
   return summary->finish(top);
+}
+
+Info summarize(const ops::Trace& head, const OpSpill& spill, std::size_t top) {
+  Summary summary(head);
+  for (const ops::Stream& s : head.streams) {
+    spill.visit(*spill.find(s.cpu), head.header.time_base_ns,
+                [&](std::span<const ops::Op> ops, std::span<const ops::Call> calls, bool first) {
+                  summary.add(OpBatch{s.cpu, ops, calls, first});
+                });
+  }
+  return summary.finish(top);
 }
 
 std::string info_json(const ops::Trace& t, const Info& i) {

@@ -3,6 +3,7 @@
 // a window at a time; save(head, spill, path) encodes them from there.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness/trace/trace.h"
 #include "ops/ops.h"
 
 namespace kmbench::trace {
@@ -80,6 +82,30 @@ class OpSpill {
   const Stream* find(std::uint32_t cpu) const;
   /// Reads ops [from, from + n) of `s` into dst.
   void read(const Stream& s, std::uint64_t from, ops::Op* dst, std::size_t n) const;
+  /// Hands `s`'s ops to visit(ops, calls, first) a window at a time, their
+  /// times counted from `base` as the trace's are; calls is empty when the
+  /// stream has none, else one per op.
+  template <class Visit>
+  void visit(const Stream& s, std::uint64_t base, Visit visit) const {
+    std::vector<ops::Op> ops(std::min<std::uint64_t>(s.count, window_));
+    std::vector<ops::Call> calls;
+    std::size_t run = 0;
+    std::uint64_t left_in_run = s.calls.empty() ? 0 : s.calls[0].first;
+    for (std::uint64_t from = 0; from < s.count || from == 0; from += window_) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(window_, s.count - from));
+      read(s, from, ops.data(), n);
+      for (std::size_t i = 0; i < n; ++i) ops[i].time_ns -= std::min(ops[i].time_ns, base);
+      calls.clear();
+      while (s.any_call && calls.size() < n) {
+        if (left_in_run == 0) left_in_run = s.calls[++run].first;
+        const std::uint64_t take = std::min<std::uint64_t>(left_in_run, n - calls.size());
+        calls.insert(calls.end(), take, s.calls[run].second);
+        left_in_run -= take;
+      }
+      visit(std::span<const ops::Op>(ops.data(), n), std::span<const ops::Call>(calls), from == 0);
+      if (s.count == 0) break;
+    }
+  }
   /// The time unit the encoder uses for `s` once its times are made relative
   /// to `base`: the gcd of all of them, as for a stream held in memory.
   static std::uint64_t time_unit(const Stream& s, std::uint64_t base);
@@ -97,5 +123,8 @@ class OpSpill {
 /// the encoder's size of each object; each stream's encoded ops go through a
 /// temporary file in the spill's folder.
 void save(const ops::Trace& head, const OpSpill& spill, const std::string& path);
+
+/// summarize() of `head` with the ops of `spill` (info.cpp).
+Info summarize(const ops::Trace& head, const OpSpill& spill, std::size_t top = 10);
 
 }  // namespace kmbench::trace

@@ -269,6 +269,11 @@ Info summarize_counts(const ops::Trace& trace);
 /// summarize() of a .kmt file, decoded a batch of ops at a time and never held
 /// whole (`trace info` on a .kmt); `header` gets the trace without its streams.
 Info summarize_file(const std::string& path, ops::Trace& header, std::size_t top = 10);
+/// summarize() of a capture (any format import_file() reads), imported with
+/// its ops spilled to a temporary folder ($TMPDIR, else /tmp) once they
+/// outgrow memory's share, as import_to_file() spills them, and summarized
+/// from there; `header` gets the trace without its ops.
+Info summarize_capture(const std::string& path, const ImportOptions& options, ops::Trace& header, std::size_t top = 10);
 std::string info_json(const ops::Trace& trace, const Info& info);
 void print_info(const ops::Trace& trace, const Info& info, std::ostream& out);
 

@@ -263,13 +263,16 @@ TEST(KpiRecord, ASpilledImportKeepsEveryCallAndWritesTheSameBytes) {
   OSMalloc_Tagfree(tag);
   kpi::stop_recording();
 
-  const std::string whole = trace::encode(trace::import_file(path));
+  const ops::Trace held = trace::import_file(path);
+  const std::string whole = trace::encode(held);
+  const std::string info = trace::info_json(held, trace::summarize(held));
   for (const std::size_t window : {std::size_t{1}, std::size_t{5}, std::size_t{1000}}) {
     trace::OpSpill spill(std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp"), 0, window);
     trace::ImportOptions o;
     o.spill = &spill;
     const ops::Trace head = trace::import_file(path, o);
     EXPECT_EQ(head.op_count(), 0u);
+    EXPECT_EQ(trace::info_json(head, trace::summarize(head, spill)), info) << "window " << window;
     const std::string out = temp_path("spill.kmt");
     trace::save(head, spill, out);
     EXPECT_TRUE(read_file(out) == whole) << "window " << window;

@@ -125,6 +125,21 @@ TEST(OpSpill, ADamagedCaptureKeptPartialWritesTheSameBytes) {
   std::remove(path.c_str());
 }
 
+TEST(OpSpill, ASpilledTraceSummarizesAsTheTraceInMemory) {
+  const std::string capture = kData + "/ftrace-sample.txt.xz";
+  const ops::Trace t = import_file(capture);
+  const std::string want = info_json(t, summarize(t, 1000));
+  for (const std::size_t window : {std::size_t{1}, std::size_t{100}, OpSpill::kWindow}) {
+    OpSpill spill(temp_dir(), 0, window);
+    ImportOptions o;
+    o.spill = &spill;
+    const ops::Trace head = import_file(capture, o);
+    EXPECT_EQ(info_json(head, summarize(head, spill, 1000)), want) << "window " << window;
+  }
+  ops::Trace header;
+  EXPECT_EQ(info_json(header, summarize_capture(capture, {}, header, 1000)), want);
+}
+
 TEST(OpSpill, ImportToFileWritesWhatSaveWritesAndCountsTheOps) {
   const std::string capture = kData + "/ftrace-sample.txt.xz";
   const ops::Trace t = import_file(capture);
