@@ -177,6 +177,17 @@ concept NowaitBackend = requires(B& b, std::size_t size, TagId tag, NodeId node)
   { b.allocate_low_nowait(size, size, tag, node) } noexcept -> std::same_as<void*>;
 };
 
+/// Optional: a backend that tunes itself as it runs (slab grows a cache's
+/// magazines when its depot lock is contended; zones with cache=auto turn a
+/// zone's per-CPU caching on) counts the changes it made so far. A replay's
+/// warm-up goes on until a pass makes none, so the timed pass measures the
+/// state the backend settles in, not wherever one warm-up pass left it.
+///  post: adaptations() never decreases; call it when no other thread uses the backend
+template <class B>
+concept AdaptingBackend = requires(const B& b) {
+  { b.adaptations() } -> std::same_as<std::uint64_t>;
+};
+
 /// realloc for every backend: the backend's own where it has one
 /// (kFeatureRealloc); else what a kernel does across size classes (krealloc,
 /// kalloc's realloc): allocate the new block, copy what both hold, free the old.

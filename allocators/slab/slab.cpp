@@ -331,6 +331,16 @@ BackendFootprint SlabBackend::footprint() const {
   return {held, held};
 }
 
+std::uint64_t SlabBackend::adaptations() const {
+  std::uint64_t n = 0;
+  const auto add = [&n](const slab::Kmem& kmem) {
+    for (const slab::ObjectCache* cp : kmem.caches()) n += cp->stats().magazine_resizes;
+  };
+  for (unsigned node = 0; node < nodes_; ++node) add(*kmem_[node]);
+  add(*io_);
+  return n;
+}
+
 BackendStats SlabBackend::stats() const {
   BackendStats out;
   const BackendFootprint f = footprint();

@@ -168,6 +168,8 @@ class SlabBackend {
   /// every thread using the backend has done so.
   void flush_thread_caches() noexcept;
   BackendStats stats() const;
+  /// Magazine resizes so far, over every cache (AdaptingBackend).
+  std::uint64_t adaptations() const;
   BackendFootprint footprint() const;  // stats()'s mapped and resident bytes, nothing else
 
   /// kmem_cache_create on a node (kAnyNode: the caller's). Objects come out of

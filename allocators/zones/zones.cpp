@@ -162,6 +162,12 @@ std::uint64_t ZonesBackend::physical_address(const void* p) const noexcept {
   return state_->machine->phys_of(p);
 }
 
+std::uint64_t ZonesBackend::adaptations() const {
+  std::uint64_t n = 0;
+  for (const auto& z : state_->zones) n += z->caching.load(std::memory_order_relaxed) ? 1 : 0;
+  return n;
+}
+
 bool ZonesBackend::caching_enabled(unsigned node, unsigned cls) const noexcept {
   return state_->zones[node * classes_.count + cls]->caching.load(std::memory_order_relaxed);
 }

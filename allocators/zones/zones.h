@@ -419,6 +419,8 @@ class ZonesBackend {
   unsigned node_count() const noexcept { return node_count_; }
   /// True once the zone of that class on that node caches per CPU.
   bool caching_enabled(unsigned node, unsigned cls) const noexcept;
+  /// Zones whose per-CPU caching is on (AdaptingBackend: cache=auto turns it on under contention).
+  std::uint64_t adaptations() const;
   /// One statistic by name (0 when there is none): a convenience over stats().
   double metric(std::string_view name) const;
 

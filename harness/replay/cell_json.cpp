@@ -364,6 +364,8 @@ nlohmann::json cell_json(const Result& r, const Source& source) {
   j["placement"] = std::string(name_of(r.options.placement));
   j["touch"] = std::string(name_of(r.options.touch));
   j["warmup"] = r.options.warmup;
+  j["warmup_passes"] = r.warmup_passes;
+  j["settled"] = r.settled;
   j["figure"] = r.figure;
   j["topology"] = {{"kind", r.topology_kind}, {"description", r.topology_description},
                    {"nodes", r.topology_nodes}};

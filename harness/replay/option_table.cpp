@@ -55,6 +55,13 @@ std::vector<OptionSpec> make_table() {
                .lo = 0, .hi = 100,
                .set = [](Options& o, const std::string& v) { o.warmup = static_cast<unsigned>(std::stoul(v)); },
                .get = [](const Options& o) { return std::to_string(o.warmup); }});
+  t.push_back({.key = "settle", .flag = "--settle", .type = T::integer,
+               .help = "Warm-up passes at most while the backend still tunes itself (slab's magazine "
+                       "sizes, zones' per-CPU caching): a pass that changed them is followed by another; "
+                       "at least --warmup",
+               .lo = 0, .hi = 100,
+               .set = [](Options& o, const std::string& v) { o.settle = static_cast<unsigned>(std::stoul(v)); },
+               .get = [](const Options& o) { return std::to_string(o.settle); }});
   t.push_back({.key = "memory", .flag = "--memory", .type = T::bytes,
                .help = "Simulated RAM per node, e.g. 4g (default: sized from the stream's peak demand)",
                .set = [](Options& o, const std::string& v) { o.node_bytes = std::stoull(v); }});

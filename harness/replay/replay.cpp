@@ -195,10 +195,8 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   r.topology_description = m.topology_description() + ", " +
                            std::to_string(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))) + " CPUs";
   r.topology_nodes = nodes;
-  r.figure = options.warmup == 0 ? "cold: no warm-up pass"
-                                 : "steady state: " + std::to_string(options.warmup) +
-                                       " untimed warm-up pass" + (options.warmup == 1 ? "" : "es") +
-                                       " first";
+  r.warmup_passes = options.warmup;  // until the warm-up says how many it ran
+  r.figure = warm_up_figure(r);
   r.dropped = s.program.dropped;
   r.via_kpi = via_kpi;
   if (via_kpi) {
@@ -252,7 +250,7 @@ void finish_run(RunSetup& s) {
   }
   add("replay.events", static_cast<double>(r.events));
   add("replay.ops_per_sec", r.ops_per_sec);
-  add("replay.warmup_passes", options.warmup);
+  add("replay.warmup_passes", r.warmup_passes);
   if (r.time.measured) {
     add("replay.allocator_ns_per_op", r.time.allocator_ns_per_op);
     add("replay.time.allocator_ns", r.time.allocator_ns);
@@ -350,6 +348,15 @@ unsigned replay_threads(const ops::Trace& trace, const Options& options) {
 
 Result run(const ops::Trace& trace, std::string_view backend, const Options& options) {
   return run(build_program(trace, replay_threads(trace, options)), backend, options);
+}
+
+std::string warm_up_figure(const Result& r) {
+  const unsigned n = r.warmup_passes;
+  if (n == 0) return "cold: no warm-up pass";
+  std::string f = "steady state: " + std::to_string(n) + " untimed warm-up pass" + (n == 1 ? "" : "es") + " first";
+  if (n > r.options.warmup) f += ", until the backend stopped adapting";
+  if (!r.settled) f += "; the backend still adapted in the last";
+  return f;
 }
 
 }  // namespace kmbench::replay

@@ -82,6 +82,9 @@ struct Options {
   double speed = 1.0;          // paced: trace time / speed
   unsigned threads = 0;        // 0: one per stream
   unsigned warmup = 1;         // untimed passes (as fast as possible) before the timed one; 0: cold
+  /// Warm-up passes at most while the backend still adapts (AdaptingBackend:
+  /// a pass that changed its tuning is followed by another); at least `warmup`.
+  unsigned settle = 8;
   NodeId node = kAnyNode;      // threads pinned to this node's CPUs; kAnyNode: the process's CPUs
   Placement placement = Placement::local;
   bool drain = false;          // free every live block at the end and check accounting
@@ -225,6 +228,8 @@ struct Result {
   std::string topology_kind, topology_description;
   unsigned topology_nodes = 1;
   std::string figure;     // "steady state: N warm-up passes" or "cold: no warm-up"
+  unsigned warmup_passes = 0;  // run: options.warmup, or more while the backend adapted
+  bool settled = true;         // the last warm-up pass left the backend's tuning as it found it
 
   std::uint64_t events = 0;
   std::uint64_t duration_ns = 0;

@@ -320,12 +320,33 @@ std::vector<std::thread> start_replay_threads(Counting<B>& b, RunSetup& s, Share
   return threads;
 }
 
-/// Warm-up passes: the same stream, untimed; what each leaves is freed, the
-/// allocator's state stays. Returns the last pass's duration (0: none).
+/// What an adapting backend changed of its tuning so far; 0 for the others.
 template <class B>
-std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
+std::uint64_t adaptations_of(const B& b) {
+  if constexpr (AdaptingBackend<B>) {
+    return b.adaptations();
+  } else {
+    return 0;
+  }
+}
+
+/// The figure a run's warm-up makes of its timed pass.
+std::string warm_up_figure(const Result& r);
+
+/// Warm-up passes: the same stream, untimed; what each leaves is freed, the
+/// allocator's state stays. options.warmup of them, and more while the
+/// backend still adapts (a pass changed its tuning), up to options.settle in
+/// all. Returns the last pass's duration (0: none).
+template <class B>
+std::uint64_t warm_up(Counting<B>& b, RunSetup& s, Shared& sh) {
+  Result& r = s.result;
+  const unsigned least = r.options.warmup;
+  const unsigned most = std::max(least, r.options.settle);
   std::uint64_t pass_ns = 0;
-  for (unsigned w = 0; w < s.result.options.warmup; ++w) {
+  std::uint64_t seen = adaptations_of(b.inner());
+  bool adapted = false;
+  unsigned passes = 0;
+  while (passes < least || (passes > 0 && adapted && passes < most)) {
     const auto w0 = Clock::now();
     issue(sh, Command::warm);
     pass_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - w0).count());
@@ -336,7 +357,14 @@ std::uint64_t warm_up(Counting<B>& b, const RunSetup& s, Shared& sh) {
     if constexpr (RewindingBackend<B>) {
       if (b.stats().live_blocks == 0) b.inner().rewind();
     }
+    ++passes;
+    const std::uint64_t now = adaptations_of(b.inner());
+    adapted = now != seen;
+    seen = now;
   }
+  r.warmup_passes = passes;
+  r.settled = !adapted;
+  r.figure = warm_up_figure(r);
   return pass_ns;
 }
 
