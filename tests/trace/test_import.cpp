@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -433,10 +434,17 @@ TEST(DtraceImport, SkipBadLinesKeepsTheRecordsAround) {
 /// The same capture through `trace-cmd report` gives the same trace; false
 /// when trace-cmd is not installed.
 bool agrees_with_its_report(const ops::Trace& t, const std::string& dat) {
-  const std::string report = ::testing::TempDir() + "/report.txt";
+  // A file of this process and capture's own: ctest runs other tests calling this at the same time.
+  const std::string report = ::testing::TempDir() + "/report-" + std::to_string(::getpid()) + "-" +
+                             dat.substr(dat.rfind('/') + 1) + ".txt";
   const std::string cmd = "trace-cmd report -i " + dat + " > " + report + " 2>/dev/null";
-  if (std::system(cmd.c_str()) != 0) return false;
+  const int status = std::system(cmd.c_str());
+  if (status != 0) {
+    std::remove(report.c_str());
+    return false;
+  }
   const ops::Trace r = import_file(report);
+  std::remove(report.c_str());
   for (const char* k : {"events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs", "page_frees",
                         "never_freed", "peak_live_bytes", "lost_events"}) {
     EXPECT_EQ(c(t, k), c(r, k)) << dat << ": " << k;
