@@ -389,29 +389,19 @@ std::pair<std::uint64_t, std::uint32_t> encode_spilled(const ops::Trace& t, cons
                                                        const TempFd& to) {
   const std::uint64_t base = t.header.time_base_ns;
   OpEncoder e(t, s.cpu, OpSpill::time_unit(s, base), known);
-  const std::size_t window = spill.window();
-  std::vector<ops::Op> ops(window);
-  std::vector<char> bytes(kMaxStreamHead + window * kMaxOpBytes);
+  std::vector<char> bytes(kMaxStreamHead + spill.window() * kMaxOpBytes);
   std::uint64_t length = 0;
   uLong sum = crc32_z(0, nullptr, 0);
-  const auto flush = [&](const RawWriter& w) {
+  RawWriter w(bytes.data());
+  e.head(s.count, w);
+  // A window of ops at a time, the first with the head (a stream of no ops: the head alone).
+  spill.visit(s, base, [&](std::span<const ops::Op> ops, std::span<const ops::Call>, bool) {
+    for (const ops::Op& op : ops) e.op(op, w);
     to.write_at(length, bytes.data(), w.size());
     sum = crc32_z(sum, reinterpret_cast<const Bytef*>(bytes.data()), w.size());
     length += w.size();
-  };
-  RawWriter w(bytes.data());
-  e.head(s.count, w);
-  for (std::uint64_t from = 0; from < s.count; from += window) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(window, s.count - from));
-    spill.read(s, from, ops.data(), n);
-    for (std::size_t i = 0; i < n; ++i) {
-      ops[i].time_ns -= std::min(ops[i].time_ns, base);
-      e.op(ops[i], w);
-    }
-    flush(w);
     w = RawWriter(bytes.data());
-  }
-  if (s.count == 0) flush(w);
+  });
   return {length, static_cast<std::uint32_t>(sum)};
 }
 
