@@ -661,7 +661,7 @@ TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
   const auto next = [&x] { return x ^= x << 13, x ^= x >> 7, x ^= x << 17; };
   std::vector<std::uint64_t> live;
   char line[256];
-  while (text.size() < (std::size_t{20} << 20)) {
+  while (text.size() < (std::size_t{14} << 20)) {
     t += next() % 50;
     const std::uint64_t r = next();
     if (live.empty() || r % 3 != 0) {
@@ -671,7 +671,7 @@ TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
                     "bytes_req=%u bytes_alloc=%u gfp_flags=GFP_KERNEL\n",
                     static_cast<unsigned>(r % 4000), static_cast<unsigned>(r % 2),
                     static_cast<unsigned long long>(t / 1000000), static_cast<unsigned long long>(t % 1000000),
-                    static_cast<unsigned>(r % 37), static_cast<unsigned>(r % 400), static_cast<unsigned long long>(ptr),
+                    static_cast<unsigned>(r % 37), static_cast<unsigned>(next() % 0xfff0), static_cast<unsigned long long>(ptr),
                     static_cast<unsigned>(r % 3000 + 1), static_cast<unsigned>(r % 3000 + 8));
       live.push_back(ptr);
     } else {
@@ -699,8 +699,11 @@ TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
     for (std::size_t n; (n = in.read(pieces.size(), piece.data(), piece.size())) > 0;) pieces.append(piece.data(), n);
     EXPECT_TRUE(pieces == text) << tool;
     EXPECT_TRUE(in.bytes() == text) << tool << ": decoded whole again, after its pages were given back";
-    EXPECT_TRUE(encode(import_file(out)) == encode(import_ftrace(text, out, {}))) << tool;
+    // The import reads through the same Input: one compressor checks it.
+    if (std::string_view(tool) == "zstd") EXPECT_TRUE(encode(import_file(out)) == encode(import_ftrace(text, out, {})));
+    std::remove(out.c_str());
   }
+  std::remove(plain.c_str());
 }
 
 // An import reserves room for the trace by the text's size; a compressed
