@@ -1,12 +1,14 @@
-// trace-cmd's binary trace.dat: libtracecmd formats each kmem/dma record as
-// a `trace-cmd report` line (tracedat_reader.c) and the ftrace text importer
+// trace-cmd's binary trace.dat: each kmem/dma record is formatted as a
+// `trace-cmd report` line (tracedat_reader.c) and the ftrace text importer
 // reads those as they come, so both paths apply the same rules and the text
-// is never held whole.
+// is never held whole. Version 7 files are read by kmbench's own reader
+// (tracedat_file.c), the others by libtracecmd.
 //
-// libtracecmd trusts the file it reads: some damaged files make it free a
-// buffer twice (3.1.6's tracecmd_alloc_fd, for one). So it runs in a child
-// process that writes the lines into a pipe; a file that kills the child is
-// bad input, reported with what the child last said, and kmbench goes on.
+// The reading runs in a child process that writes the lines into a pipe, so
+// formatting and parsing overlap. It also keeps kmbench safe from
+// libtracecmd, which trusts the file it reads: some damaged files make it free
+// a buffer twice (3.1.6's tracecmd_alloc_fd, for one). A file that kills the
+// child is bad input, reported with what the child last said, and kmbench goes on.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -18,6 +20,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -34,6 +37,8 @@ namespace {
 /// follows kErrorMark on the child's stderr.
 constexpr int kRefused = 5;
 constexpr std::string_view kErrorMark = "kmbench-tracedat-error: ";
+/// On success, the child says which reader read the file after this.
+constexpr std::string_view kReaderMark = "kmbench-tracedat-reader: ";
 
 /// A descriptor closed when it goes out of scope.
 class Fd {
@@ -90,9 +95,14 @@ class LineWriter {
   const auto send_line = [](void* ctx, const char* line, std::size_t len) {
     static_cast<LineWriter*>(ctx)->line(line, len);
   };
-  const int r = kmb_tracedat_read(path, send_line, &out, &cpus, err, sizeof err);
+  int reader = KMB_TRACEDAT_ANY;
+  const int r = kmb_tracedat_read(path, send_line, &out, &cpus, &reader, err, sizeof err);
   out.flush();
-  if (r == 0) ::_exit(0);
+  if (r == 0) {
+    const std::string said = std::string(kReaderMark) + (reader == KMB_TRACEDAT_OWN ? "own" : "libtracecmd") + "\n";
+    (void)!::write(STDERR_FILENO, said.data(), said.size());
+    ::_exit(0);
+  }
   const std::string said = std::string(kErrorMark) + err + "\n";
   (void)!::write(STDERR_FILENO, said.data(), said.size());
   ::_exit(kRefused);
@@ -129,9 +139,11 @@ std::string failure(int status, int err_fd) {
       return said.substr(from, said.find('\n', from) - from);
     }
   }
-  std::string why = WIFSIGNALED(status) ? "libtracecmd was killed by signal " + std::to_string(WTERMSIG(status)) +
-                                              " (" + ::strsignal(WTERMSIG(status)) + ")"
-                                        : "libtracecmd stopped with exit status " + std::to_string(WEXITSTATUS(status));
+  std::string why = WIFSIGNALED(status) ? "the trace.dat reader (libtraceevent, or libtracecmd) was killed by signal " +
+                                              std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) +
+                                              ")"
+                                        : "the trace.dat reader stopped with exit status " +
+                                              std::to_string(WEXITSTATUS(status));
   why += " reading this file: it is damaged or not a trace-cmd trace.dat";
   const std::string words = first_words(said);
   if (!words.empty()) why += " (it said: " + words + ")";
@@ -145,9 +157,20 @@ int reap(pid_t child) {
   return status;
 }
 
+/// KMBENCH_TRACEDAT_READER: auto (the own reader, else libtracecmd), own or libtracecmd.
+int chosen_reader() {
+  const char* env = std::getenv("KMBENCH_TRACEDAT_READER");
+  const std::string_view v = env != nullptr ? env : "";
+  if (v.empty() || v == "auto") return KMB_TRACEDAT_ANY;
+  if (v == "own") return KMB_TRACEDAT_OWN;
+  if (v == "libtracecmd") return KMB_TRACEDAT_LIBTRACECMD;
+  throw UsageError("KMBENCH_TRACEDAT_READER='" + std::string(v) + "': auto, own or libtracecmd");
+}
+
 }  // namespace
 
 ops::Trace import_tracedat(const std::string& path, const std::string& name, const ImportOptions& options) {
+  kmb_tracedat_set_reader(chosen_reader());  // the child reads with it
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) throw RunError(std::string("cannot make a pipe: ") + std::strerror(errno));
   Fd from_child(p[0]);
@@ -197,7 +220,9 @@ ops::Trace import_tracedat(const std::string& path, const std::string& name, con
       t.header.metadata["import.error"] = name + ": " + why;  // what cut the lines short
     }
   }
-  t.header.capture_tool = "trace-cmd trace.dat (libtracecmd)";
+  const std::string said = child_said(child_err.get());
+  const bool own = said.find(std::string(kReaderMark) + "own") != std::string::npos;
+  t.header.capture_tool = own ? "trace-cmd trace.dat" : "trace-cmd trace.dat (libtracecmd)";
   return t;
 }
 

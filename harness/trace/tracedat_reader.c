@@ -7,6 +7,8 @@
 #include <string.h>
 #include <trace-cmd/trace-cmd.h>
 
+#include "harness/trace/tracedat_file.h"
+
 /* A kmem record is written as trace-cmd report writes it. libtraceevent's
  * tep_print_event evaluates the event's whole print format for each record
  * (the gfp flag table alone is a long expression), which took nine tenths of
@@ -377,10 +379,9 @@ static void write_slow(struct kmb_ctx *c, struct tep_record *record) {
   trace_seq_terminate(&c->seq);
 }
 
-static int on_record(struct tracecmd_input *handle, struct tep_record *record, int slot, void *data) {
+/* Writes the line of one record (and one of the events lost before it). */
+static void on_record(struct tep_record *record, void *data) {
   struct kmb_ctx *c = data;
-  (void)handle;
-  (void)slot; /* across several buffers, a slot of all their CPUs: the record knows its own */
   const int cpu = record->cpu;
   if (record->missed_events != 0) { /* below 0: events were lost, how many is not known */
     char lost[96];
@@ -391,21 +392,21 @@ static int on_record(struct tracecmd_input *handle, struct tep_record *record, i
   }
   struct tep_event *event = tep_find_event_by_record(c->tep, record);
   if (!event || !event->system || (strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0)) {
-    return 0;
+    return;
   }
   struct plan *p = plan_of(c, event);
   if (p && p->state == PLAN_NAME) {
     char *at = put_head(c, c->line, c->line + sizeof c->line, event, record, cpu);
     if (at) {
       c->fn(c->user, c->line, (size_t)(at - c->line) - 1); /* without the space after "NAME:" */
-      return 0;
+      return;
     }
   }
   if (p && p->state == PLAN_FAST && g_checked >= 0) {
     const int len = write_fast(c, p, event, record, cpu);
     if (len >= 0 && p->checked >= g_checked) {
       c->fn(c->user, c->line, (size_t)len);
-      return 0;
+      return;
     }
     write_slow(c, record);
     if (len >= 0 && ++p->checked <= g_checked &&
@@ -413,14 +414,52 @@ static int on_record(struct tracecmd_input *handle, struct tep_record *record, i
       p->state = PLAN_SLOW; /* this kernel prints the event otherwise */
     }
     c->fn(c->user, c->seq.buffer, c->seq.len);
-    return 0;
+    return;
   }
   write_slow(c, record);
   c->fn(c->user, c->seq.buffer, c->seq.len);
+  return;
+}
+
+static int on_libtracecmd_record(struct tracecmd_input *handle, struct tep_record *record, int slot, void *data) {
+  (void)handle;
+  (void)slot; /* across several buffers, a slot of all their CPUs: the record knows its own */
+  on_record(record, data);
   return 0;
 }
 
-int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err, size_t err_size) {
+/* The writer's state for the records of `tep`; the first line ("cpus=N") written. */
+static struct kmb_ctx *start_lines(struct tep_handle *tep, kmb_tracedat_line_fn fn, void *user, int *cpus) {
+  struct kmb_ctx *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->tep = tep;
+  c->fn = fn;
+  c->user = user;
+  trace_seq_init(&c->seq);
+  trace_seq_init(&c->info);
+  *cpus = tep_get_cpus(tep);
+  char head[32];
+  const int len = snprintf(head, sizeof head, "cpus=%d", *cpus > 0 ? *cpus : 1); /* as trace-cmd report begins */
+  fn(user, head, (size_t)len);
+  return c;
+}
+
+static void end_lines(struct kmb_ctx *c) {
+  trace_seq_destroy(&c->seq);
+  trace_seq_destroy(&c->info);
+  for (size_t i = 0; i < c->cache_cap; ++i) free(c->cache[i].text);
+  free(c->cache);
+  free(c->plans);
+  free(c);
+}
+
+static int g_reader = KMB_TRACEDAT_ANY;
+
+void kmb_tracedat_set_reader(int reader) { g_reader = reader; }
+
+/* libtracecmd's reading of the file. */
+static int read_with_libtracecmd(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err,
+                                 size_t err_size) {
   tracecmd_set_loglevel(TEP_LOG_NONE);
   errno = 0;
   struct tracecmd_input *handle = tracecmd_open(path, 0);
@@ -451,35 +490,47 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
     }
     handles[n++] = instance;
   }
-  struct kmb_ctx *c = calloc(1, sizeof *c);
-  if (!c) {
-    for (int k = n - 1; k >= 0; --k) tracecmd_close(handles[k]);
-    free(handles);
-    snprintf(err, err_size, "out of memory");
-    return -1;
+  struct kmb_ctx *c = start_lines(tracecmd_get_tep(handle), fn, ctx, cpus);
+  int r = -1;
+  if (c) {
+    r = n == 1 ? tracecmd_iterate_events(handle, NULL, 0, on_libtracecmd_record, c)
+               : tracecmd_iterate_events_multi(handles, n, on_libtracecmd_record, c);
+    end_lines(c);
   }
-  c->tep = tracecmd_get_tep(handle);
-  c->fn = fn;
-  c->user = ctx;
-  trace_seq_init(&c->seq);
-  trace_seq_init(&c->info);
-  *cpus = tep_get_cpus(c->tep);
-  char head[32];
-  int len = snprintf(head, sizeof head, "cpus=%d", *cpus > 0 ? *cpus : 1); /* as trace-cmd report begins */
-  fn(ctx, head, (size_t)len);
-  int r = n == 1 ? tracecmd_iterate_events(handle, NULL, 0, on_record, c)
-                 : tracecmd_iterate_events_multi(handles, n, on_record, c);
-  trace_seq_destroy(&c->seq);
-  trace_seq_destroy(&c->info);
-  for (size_t i = 0; i < c->cache_cap; ++i) free(c->cache[i].text);
-  free(c->cache);
-  free(c->plans);
-  free(c);
   for (int k = n - 1; k >= 0; --k) tracecmd_close(handles[k]);
   free(handles);
   if (r < 0) {
-    snprintf(err, err_size, "libtracecmd could not read the events");
+    snprintf(err, err_size, c ? "libtracecmd could not read the events" : "out of memory");
     return -1;
   }
   return 0;
+}
+
+int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, int *reader, char *err,
+                      size_t err_size) {
+  if (g_reader != KMB_TRACEDAT_LIBTRACECMD) {
+    struct kmb_tdfile *f = NULL;
+    char why[256] = {0};
+    const int opened = kmb_tdfile_open(path, &f, why, sizeof why);
+    if (opened == KMB_TD_OPENED) {
+      *reader = KMB_TRACEDAT_OWN;
+      struct kmb_ctx *c = start_lines(kmb_tdfile_tep(f), fn, ctx, cpus);
+      const int r = c ? kmb_tdfile_iterate(f, on_record, c, why, sizeof why) : -1;
+      if (c) end_lines(c);
+      kmb_tdfile_close(f);
+      if (r == 0) return 0;
+      snprintf(err, err_size, "trace.dat damaged: %s", c ? why : "out of memory");
+      return -1;
+    }
+    if (opened == KMB_TD_BAD) {
+      snprintf(err, err_size, "not a readable trace-cmd trace.dat: %s", why);
+      return -1;
+    }
+    if (g_reader == KMB_TRACEDAT_OWN) {
+      snprintf(err, err_size, "a trace.dat only libtracecmd reads (%s)", why);
+      return -1;
+    }
+  }
+  *reader = KMB_TRACEDAT_LIBTRACECMD;
+  return read_with_libtracecmd(path, fn, ctx, cpus, err, err_size);
 }
