@@ -45,15 +45,18 @@ struct item {
 };
 
 /* PLAN_NAME: a kmem event the ftrace importer does not read (it counts
- * them by name): its head and name alone. */
-enum plan_state { PLAN_UNKNOWN, PLAN_FAST, PLAN_SLOW, PLAN_NAME };
+ * them by name): its head and name alone. PLAN_SKIP: an event of neither kmem
+ * nor dma, not written. */
+enum plan_state { PLAN_UNKNOWN, PLAN_FAST, PLAN_SLOW, PLAN_NAME, PLAN_SKIP };
 
 struct plan {
   enum plan_state state;
   int checked;
   int n;
   struct item items[kMaxItems];
+  size_t key_len[kMaxItems];
   struct tep_format_field *pfn; /* page events: a failed allocation (pfn -1) is left to libtraceevent */
+  size_t name_len;              /* the event's */
   /* libtraceevent's kmem plugin writes "(CALL_SITE) " before the fields: 1 if
    * it does for this event, 0 if not, -1 before the first record says. */
   int paren;
@@ -65,6 +68,7 @@ struct cached {
   uint32_t what; /* event id << 4 | item index */
   uint32_t used;
   char *text;
+  size_t len;
 };
 
 /* The task names of recent pids, libtraceevent's strings */
@@ -86,6 +90,7 @@ struct kmb_ctx {
   struct cached *cache; /* open addressing; a power of two */
   size_t cache_cap, cache_used;
   int info_ready;
+  int same_endian; /* the file's numbers are the host's: fields are read as they lie */
   struct comm comms[kComms];
   char line[kLine];
 };
@@ -130,6 +135,9 @@ static const struct shape kShapes[] = {
 static const char *const kOtherRead[] = {"kmalloc_node", "kmem_cache_alloc_node"};
 
 static void make_plan(struct plan *p, struct tep_event *event) {
+  p->name_len = strlen(event->name);
+  p->state = PLAN_SKIP;
+  if (!event->system || (strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0)) return;
   p->state = PLAN_SLOW;
   if (strcmp(event->system, "kmem") != 0) return;
   p->state = PLAN_NAME;
@@ -141,6 +149,7 @@ static void make_plan(struct plan *p, struct tep_event *event) {
     p->n = kShapes[s].n;
     for (int i = 0; i < p->n; ++i) {
       p->items[i] = kShapes[s].items[i];
+      p->key_len[i] = strlen(p->items[i].key);
       if (p->items[i].kind == ITEM_LIT) continue;
       p->items[i].field = tep_find_field(event, p->items[i].field_name);
       if (!p->items[i].field || p->items[i].field->size > 8) return; /* another kernel's event: libtraceevent */
@@ -178,12 +187,28 @@ static char *put(char *at, const char *end, const char *s, size_t n) {
 }
 
 static char *put_udec(char *at, const char *end, unsigned long long v) {
+  static const char kPairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
   char digits[24];
-  int n = 0;
-  do digits[n++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-  if (!at || end - at < n) return NULL;
-  while (n > 0) *at++ = digits[--n];
-  return at;
+  char *d = digits + sizeof digits;
+  while (v >= 100) { /* two digits a division */
+    const unsigned pair = (unsigned)(v % 100);
+    v /= 100;
+    *--d = kPairs[2 * pair + 1];
+    *--d = kPairs[2 * pair];
+  }
+  if (v >= 10) {
+    *--d = kPairs[2 * v + 1];
+    *--d = kPairs[2 * v];
+  } else {
+    *--d = (char)('0' + v);
+  }
+  const size_t n = (size_t)(digits + sizeof digits - d);
+  if (!at || (size_t)(end - at) < n) return NULL;
+  memcpy(at, d, n);
+  return at + n;
 }
 
 static char *put_hex(char *at, const char *end, unsigned long long v) {
@@ -240,12 +265,15 @@ static int cache_grow(struct kmb_ctx *c) {
 
 /* The string libtraceevent writes after `key` for `value`, asked once. */
 static const char *named(struct kmb_ctx *c, struct tep_event *event, struct tep_record *record, int item,
-                         const char *key, uint64_t value) {
+                         const char *key, uint64_t value, size_t *text_len) {
   const uint32_t what = (uint32_t)event->id << 4 | (uint32_t)item;
   if (c->cache_used * 2 >= c->cache_cap && cache_grow(c) != 0) return NULL;
   size_t j = mix(value, what) & (c->cache_cap - 1);
   for (; c->cache[j].used; j = (j + 1) & (c->cache_cap - 1)) {
-    if (c->cache[j].value == value && c->cache[j].what == what) return c->cache[j].text;
+    if (c->cache[j].value == value && c->cache[j].what == what) {
+      *text_len = c->cache[j].len;
+      return c->cache[j].text;
+    }
   }
   size_t len = 0;
   const char *word = info_word(c, record, key[0] == ' ' ? key + 1 : key, &len);
@@ -254,14 +282,27 @@ static const char *named(struct kmb_ctx *c, struct tep_event *event, struct tep_
   if (!text) return NULL;
   memcpy(text, word, len);
   text[len] = 0;
-  c->cache[j] = (struct cached){value, what, 1, text};
+  c->cache[j] = (struct cached){value, what, 1, text, len};
   ++c->cache_used;
+  *text_len = len;
   return text;
 }
 
-static int read_field(struct tep_format_field *f, struct tep_record *record, unsigned long long *v) {
+static int read_field(const struct kmb_ctx *c, struct tep_format_field *f, struct tep_record *record,
+                      unsigned long long *v) {
   if (f->offset + f->size > record->size) return -1;
-  if (tep_read_number_field(f, record->data, v) != 0) return -1;
+  const unsigned char *at = (const unsigned char *)record->data + f->offset;
+  if (c->same_endian && f->size == 8) {
+    uint64_t x;
+    memcpy(&x, at, 8);
+    *v = x;
+  } else if (c->same_endian && f->size == 4) {
+    uint32_t x;
+    memcpy(&x, at, 4);
+    *v = x;
+  } else if (tep_read_number_field(f, record->data, v) != 0) {
+    return -1;
+  }
   if ((f->flags & TEP_FIELD_IS_SIGNED) && f->size < 8 && (*v >> (f->size * 8 - 1)) & 1) {
     *v |= ~0ull << (f->size * 8);
   }
@@ -269,8 +310,8 @@ static int read_field(struct tep_format_field *f, struct tep_record *record, uns
 }
 
 /* The head trace-cmd report writes: "COMM-PID [CPU] SECONDS: EVENT: ". */
-static char *put_head(struct kmb_ctx *c, char *at, const char *end, struct tep_event *event, struct tep_record *record,
-                      int cpu) {
+static char *put_head(struct kmb_ctx *c, char *at, const char *end, struct tep_event *event, size_t name_len,
+                      struct tep_record *record, int cpu) {
   const int pid = tep_data_pid(c->tep, record);
   struct comm *known = &c->comms[(unsigned)pid % kComms];
   if (!known->name || known->pid != pid) {
@@ -294,7 +335,7 @@ static char *put_head(struct kmb_ctx *c, char *at, const char *end, struct tep_e
   at = put(at, end, ".", 1);
   at = put(at, end, ns, 9);
   at = put(at, end, ": ", 2);
-  at = put(at, end, event->name, strlen(event->name));
+  at = put(at, end, event->name, name_len);
   return put(at, end, ": ", 2);
 }
 
@@ -303,28 +344,29 @@ static int write_fast(struct kmb_ctx *c, struct plan *p, struct tep_event *event
   char *const start = c->line;
   const char *const end = c->line + sizeof c->line;
   unsigned long long v;
-  if (p->pfn && (read_field(p->pfn, record, &v) != 0 || v == ~0ull)) return -1;
-  char *at = put_head(c, start, end, event, record, cpu);
+  if (p->pfn && (read_field(c, p->pfn, record, &v) != 0 || v == ~0ull)) return -1;
+  char *at = put_head(c, start, end, event, p->name_len, record, cpu);
   c->info_ready = 0;
   const char *site = NULL; /* the call site's name, once the "(CALL_SITE) " before the fields asked for it */
+  size_t site_len = 0;
   if (p->paren != 0) {
     if (p->paren < 0) p->paren = render_info(c, record)[0] == '(';
     if (p->paren) {  /* the call site, as the item that prints it names it */
-      if (read_field(p->items[0].field, record, &v) != 0) return -1;
-      site = named(c, event, record, 0, p->items[0].key, v);
+      if (read_field(c, p->items[0].field, record, &v) != 0) return -1;
+      site = named(c, event, record, 0, p->items[0].key, v, &site_len);
       if (!site) return -1;
       at = put(at, end, "(", 1);
-      at = put(at, end, site, strlen(site));
+      at = put(at, end, site, site_len);
       at = put(at, end, ") ", 2);
     }
   }
   for (int i = 0; i < p->n && at; ++i) {
     const struct item *it = &p->items[i];
-    at = put(at, end, it->key, strlen(it->key));
+    at = put(at, end, it->key, p->key_len[i]);
     if (it->kind == ITEM_LIT) continue;
     if (it->kind == ITEM_STR) {
       unsigned long long loc;
-      if (read_field(it->field, record, &loc) != 0) return -1;
+      if (read_field(c, it->field, record, &loc) != 0) return -1;
       unsigned off = (unsigned)(loc & 0xffff), len = (unsigned)(loc >> 16) & 0xffff;
       if (it->field->flags & TEP_FIELD_IS_RELATIVE) off += (unsigned)(it->field->offset + it->field->size);
       if (off + len > (unsigned)record->size) return -1;
@@ -332,14 +374,15 @@ static int write_fast(struct kmb_ctx *c, struct plan *p, struct tep_event *event
       at = put(at, end, s, strnlen(s, len));
       continue;
     }
-    if (read_field(it->field, record, &v) != 0) return -1;
+    if (read_field(c, it->field, record, &v) != 0) return -1;
     switch (it->kind) {
       case ITEM_SYM:
       case ITEM_GFP:
       case ITEM_BY_GFP: {
-        const char *text = i == 0 && site ? site : named(c, event, record, i, it->key, v);
+        size_t text_len = site_len;
+        const char *text = i == 0 && site ? site : named(c, event, record, i, it->key, v, &text_len);
         if (!text) return -1;
-        at = put(at, end, text, strlen(text));
+        at = put(at, end, text, text_len);
         break;
       }
       case ITEM_HEX:
@@ -391,12 +434,11 @@ static void on_record(struct tep_record *record, void *data) {
     c->fn(c->user, lost, (size_t)n);
   }
   struct tep_event *event = tep_find_event_by_record(c->tep, record);
-  if (!event || !event->system || (strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0)) {
-    return;
-  }
+  if (!event || !event->system) return;
   struct plan *p = plan_of(c, event);
+  if (p ? p->state == PLAN_SKIP : strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0) return;
   if (p && p->state == PLAN_NAME) {
-    char *at = put_head(c, c->line, c->line + sizeof c->line, event, record, cpu);
+    char *at = put_head(c, c->line, c->line + sizeof c->line, event, p->name_len, record, cpu);
     if (at) {
       c->fn(c->user, c->line, (size_t)(at - c->line) - 1); /* without the space after "NAME:" */
       return;
@@ -437,6 +479,7 @@ static struct kmb_ctx *start_lines(struct tep_handle *tep, kmb_tracedat_line_fn 
   c->user = user;
   trace_seq_init(&c->seq);
   trace_seq_init(&c->info);
+  c->same_endian = tep_is_file_bigendian(tep) == tep_is_local_bigendian(tep);
   *cpus = tep_get_cpus(tep);
   char head[32];
   const int len = snprintf(head, sizeof head, "cpus=%d", *cpus > 0 ? *cpus : 1); /* as trace-cmd report begins */
