@@ -1,0 +1,46 @@
+#!/bin/bash
+# Times `kmbench trace import` of a trace.dat against the import of its
+# `trace-cmd report` text, and against the trace.dat read by libtracecmd
+# (KMBENCH_TRACEDAT_READER=libtracecmd), the three in turn so all see the same
+# machine state, and prints the medians, the run-by-run ratios and each one's
+# peak resident memory (the largest process: the import or its reading child).
+#   tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]      (default 9 runs of each)
+# CAPTURE.txt is `trace-cmd report -i CAPTURE.dat > CAPTURE.txt`. The page
+# cache is warmed first; quote the ratios, not the absolute times.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+dat=${1:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
+txt=${2:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
+runs=${3:-9}
+kmbench=${KMBENCH:-$here/build/harness/kmbench}
+for f in "$dat" "$txt"; do [[ -r $f ]] || { echo "tracedat-speed: cannot read '$f'" >&2; exit 2; }; done
+[[ -x $kmbench ]] || { echo "tracedat-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "tracedat-speed: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+now() { date +%s%N; }
+# One import of "$1" (the reader chosen by "$2"): "<nanoseconds> <peak KiB>".
+timed() {
+  rm -f "$work/out.kmt"
+  local t0 t1
+  t0=$(now)
+  KMBENCH_TRACEDAT_READER=$2 /usr/bin/time -f %M -o "$work/rss" "$kmbench" trace import "$1" -o "$work/out.kmt" -q
+  t1=$(now)
+  echo "$((t1 - t0)) $(cat "$work/rss")"
+}
+cat "$dat" "$txt" > /dev/null  # warm the page cache
+timed "$dat" auto > /dev/null  # and the binary
+for _ in $(seq "$runs"); do
+  echo "$(timed "$dat" auto) $(timed "$txt" auto) $(timed "$dat" libtracecmd)"
+done | /usr/bin/python3 -c '
+import statistics, sys
+rows = [tuple(map(int, line.split())) for line in sys.stdin]
+own, text, lib = (statistics.median(r[i] for r in rows) / 1e9 for i in (0, 2, 4))
+own_rss, text_rss, lib_rss = (max(r[i] for r in rows) / 1024 for i in (1, 3, 5))
+vs_text = statistics.median(r[0] / r[2] for r in rows)
+vs_lib = statistics.median(r[0] / r[4] for r in rows)
+print(f"{len(rows)} runs of each on {sys.argv[1]} cores: trace.dat {own:.3f} s (peak {own_rss:.0f} MiB), "
+      f"its text {text:.3f} s (peak {text_rss:.0f} MiB), trace.dat by libtracecmd {lib:.3f} s (peak {lib_rss:.0f} MiB); "
+      f"run by run, trace.dat / text: median {vs_text:.2f}, own reader / libtracecmd: median {vs_lib:.2f}")
+' "$(nproc)"
