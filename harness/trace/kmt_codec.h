@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <unordered_map>
 
@@ -29,6 +30,14 @@ inline constexpr std::uint8_t kHasPlacement = 1u << 4;
 inline constexpr std::uint8_t kHasSize = 1u << 5;
 inline constexpr std::uint8_t kHasSiteTag = 1u << 6;
 inline constexpr std::uint8_t kReservedBit = 1u << 7;
+
+/// gcd(g, v), as a stream's time unit is folded from its times (or their
+/// steps) one by one: the common unit, 1000, is tested by a division by a
+/// constant; gcd(0, v) is v.
+inline std::uint64_t fold_unit(std::uint64_t g, std::uint64_t v) {
+  const bool divides = g == 1000 ? v % 1000 == 0 : g != 0 && v % g == 0;
+  return divides ? g : std::gcd(g, v);
+}
 
 inline bool frees_object(ops::OpKind k) {
   return k == ops::OpKind::free || k == ops::OpKind::page_free || k == ops::OpKind::dma_free ||

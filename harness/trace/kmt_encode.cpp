@@ -148,8 +148,7 @@ std::string encode_header(const ops::Trace& t) {
 std::uint64_t time_unit(const ops::Stream& s) {
   std::uint64_t g = 0;
   for (const ops::Op& op : s.ops) {
-    const bool divides = g == 1000 ? op.time_ns % 1000 == 0 : g != 0 && op.time_ns % g == 0;
-    if (!divides) g = std::gcd(g, op.time_ns);
+    g = kmt::fold_unit(g, op.time_ns);
     if (g == 1) break;
   }
   return g == 0 ? 1 : g;

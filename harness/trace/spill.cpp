@@ -11,6 +11,7 @@
 
 #include "base/errors.h"
 #include "base/file_io.h"
+#include "harness/trace/kmt_codec.h"
 
 namespace kmbench::trace {
 
@@ -70,9 +71,7 @@ void OpSpill::append(std::size_t index, std::uint32_t cpu, std::span<const ops::
   std::uint64_t g = s.step_gcd, prev = s.count == 0 ? ops.front().time_ns : s.last_time;
   if (s.count == 0) s.first_time = prev;
   for (const ops::Op& op : ops) {
-    const std::uint64_t step = op.time_ns - prev;
-    const bool divides = g == 1000 ? step % 1000 == 0 : g != 0 && step % g == 0;
-    if (!divides) g = std::gcd(g, step);
+    g = kmt::fold_unit(g, op.time_ns - prev);
     prev = op.time_ns;
   }
   s.step_gcd = g;
