@@ -133,8 +133,7 @@ TEST(ReallocReplay, EveryBackendRunsTheJoinedReallocsAndDrainsToZero) {
 class RefusingZones : public test_support::ForwardingZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"refusing-zones", "zones whose realloc refuses large blocks", ""}};
-  static constexpr std::uint32_t kFeatures =
-      (ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory}) | kFeatureRealloc;
+  static constexpr std::uint32_t kFeatures = kForwardedFeatures | kFeatureRealloc;
   using ForwardingZones::ForwardingZones;
   void* reallocate(void* p, std::size_t old_size, std::size_t new_size, std::size_t align, TagId tag,
                    NodeId node) noexcept {

@@ -315,8 +315,7 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
 class LeakyZones : public test_support::ForwardingZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"leaky-zones", "zones losing frees", ""}};
-  static constexpr std::uint32_t kFeatures =
-      ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory | kFeatureRealloc};
+  static constexpr std::uint32_t kFeatures = kForwardedFeatures;
   using ForwardingZones::ForwardingZones;
   void free(void* p, std::size_t size) noexcept {
     if (frees_.fetch_add(1, std::memory_order_relaxed) % 97 != 96) zones_.free(p, size);
@@ -395,8 +394,7 @@ TEST(Warmup, ThePassesRunOnTheStateTheLastOneLeftAndResultsSayWhichFigure) {
 class TuningZones : public test_support::ForwardingZones {
  public:
   static constexpr BackendVariant kVariants[] = {{"tuning-zones", "zones that adapts over its first passes", ""}};
-  static constexpr std::uint32_t kFeatures =
-      ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory | kFeatureRealloc};
+  static constexpr std::uint32_t kFeatures = kForwardedFeatures;
   using ForwardingZones::ForwardingZones;
   static inline std::uint64_t per_pass = 0, passes = 0;
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {

@@ -9,6 +9,11 @@ namespace kmbench::test_support {
 
 class ForwardingZones {
  public:
+  /// zones' features but for those that need methods it does not forward
+  /// (low memory, realloc): a derived class's kFeatures starts from these.
+  static constexpr std::uint32_t kForwardedFeatures =
+      ZonesBackend::kFeatures & ~std::uint32_t{kFeatureLowMemory | kFeatureRealloc};
+
   explicit ForwardingZones(const BackendConfig& config) : zones_(config) {}
   void* allocate(std::size_t size, std::size_t align, TagId tag, NodeId node) noexcept {
     return zones_.allocate(size, align, tag, node);
