@@ -27,8 +27,10 @@ void add_import_options(CLI::App* cmd, ImportArgs& a) {
   cmd->add_flag("--no-symbols", a.no_symbols,
                 "KPI recordings: leave call sites as object+offset instead of naming their functions");
   cmd->add_option("--threads", a.threads,
-                  "ftrace text: threads parsing it beside the one merging their work (0: one per core, less one "
-                  "where there are more than two); the trace is the same for any number")
+                  "ftrace text and trace.dat: threads parsing it beside the one merging their work (0: one per "
+                  "core, less one where there are more than two; for a trace.dat, less one more for its reading "
+                  "process, and none beside the merging one on two or three cores); the trace is the same for any "
+                  "number")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
 }
