@@ -67,13 +67,13 @@ struct cpu_data {
   size_t packed_cap;
   struct kbuffer *kbuf;
   char *page;             /* the page kbuf holds, or NULL */
-  struct tep_record head; /* the next record, when has_head */
-  int has_head;
+  struct tep_record head; /* the next record, while the CPU is in the merge's heap */
   const struct buffer *buffer;
 };
 
 struct buffer {
   char *name;
+  int compressed; /* its data section's flag, read when the records are */
   uint64_t section;
   uint32_t page_size;
   int ncpus;
@@ -93,7 +93,8 @@ struct kmb_tdfile {
   uint64_t section_at[OPT_SECTIONS]; /* by option id; 0: not in the file */
   struct buffer *buffers;            /* the top buffer ("") first, then the others as the options list them */
   int nbuffers;
-  int cpu_count; /* CPUCOUNT; 0 if absent */
+  int cpu_count;              /* CPUCOUNT; 0 if absent */
+  const char *const *systems; /* the event systems whose formats are parsed (NULL: all) */
 };
 
 static int say(char *why, size_t n, int result, const char *fmt, ...) {
@@ -356,8 +357,14 @@ static int read_options(struct kmb_tdfile *f, uint64_t off, char *why, size_t wn
 
 static int g_parse_text = 1;
 
-/* The event systems whose records tracedat_reader.c writes. */
-static int wanted(const char *system) { return strcmp(system, "kmem") == 0 || strcmp(system, "dma") == 0; }
+/* Whether `system` is one the caller asked for (NULL: all). */
+static int wanted(const char *const *systems, const char *system) {
+  if (!systems) return 1;
+  for (; *systems; ++systems) {
+    if (strcmp(*systems, system) == 0) return 1;
+  }
+  return 0;
+}
 
 void kmb_tdfile_parse_text(int parse) { g_parse_text = parse; }
 
@@ -402,10 +409,9 @@ static int read_formats(struct kmb_tdfile *f, char *why, size_t wn) {
           for (uint64_t e = 0; e < events && c.ok; ++e) {
             const uint64_t n = take(&c, 8);
             const char *format = take_bytes(&c, n);
-            /* Only the kmem and dma events are written (tracedat_reader.c): the others, a
-             * thousand formats and most of the time of opening a file, are left unparsed.
-             * As libtracecmd does, a format libtraceevent refuses is skipped. */
-            if (format && g_parse_text && wanted(system)) tep_parse_event(f->tep, format, (unsigned long)n, system);
+            /* As libtracecmd does, a format libtraceevent refuses is skipped. */
+            if (format && g_parse_text && wanted(f->systems, system))
+              tep_parse_event(f->tep, format, (unsigned long)n, system);
           }
         }
         break;
@@ -433,11 +439,12 @@ static int read_formats(struct kmb_tdfile *f, char *why, size_t wn) {
   return KMB_TD_OPENED;
 }
 
-int kmb_tdfile_open(const char *path, struct kmb_tdfile **out, char *why, size_t wn) {
+int kmb_tdfile_open(const char *path, const char *const *systems, struct kmb_tdfile **out, char *why, size_t wn) {
   *out = NULL;
   struct kmb_tdfile *f = calloc(1, sizeof *f);
   if (!f) return say(why, wn, KMB_TD_BAD, "out of memory");
   f->fd = -1;
+  f->systems = systems;
   int r = KMB_TD_BAD;
   struct stat st;
   f->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -536,7 +543,8 @@ static int room(char **buf, size_t *cap, size_t n) {
 }
 
 /* Loads the CPU's next data: a chunk, or raw pages. 1, 0 at the end, -1 if damaged. */
-static int next_data(struct kmb_tdfile *f, struct cpu_data *d, int compressed, char *why, size_t wn) {
+static int next_data(struct kmb_tdfile *f, struct cpu_data *d, char *why, size_t wn) {
+  const int compressed = d->buffer->compressed;
   const char *name = d->buffer->name;
   /* A compressed CPU's size leaves out the chunk count before its chunks (trace-cmd 3.1 writes it so). */
   const uint64_t end = d->offset + d->size + (compressed ? 4 : 0);
@@ -576,7 +584,7 @@ static int next_data(struct kmb_tdfile *f, struct cpu_data *d, int compressed, c
 }
 
 /* Puts the CPU's next record in d->head. 1, 0 at the end of its data, -1 if damaged. */
-static int advance(struct kmb_tdfile *f, struct cpu_data *d, int compressed, char *why, size_t wn) {
+static int advance(struct kmb_tdfile *f, struct cpu_data *d, char *why, size_t wn) {
   const size_t page_size = d->buffer->page_size;
   for (;;) {
     if (d->page) {
@@ -604,7 +612,7 @@ static int advance(struct kmb_tdfile *f, struct cpu_data *d, int compressed, cha
       d->page = NULL;
     }
     if (d->page_at >= d->data_size) {
-      const int r = next_data(f, d, compressed, why, wn);
+      const int r = next_data(f, d, why, wn);
       if (r <= 0) return r;
     }
     char *page = d->data + d->page_at;
@@ -644,24 +652,22 @@ int kmb_tdfile_iterate(struct kmb_tdfile *f, void (*fn)(struct tep_record *, voi
   for (int b = 0; b < f->nbuffers; ++b) nslots += f->buffers[b].ncpus;
   struct cpu_data **slots = calloc(nslots ? (size_t)nslots : 1, sizeof *slots);
   int *heap = calloc(nslots ? (size_t)nslots : 1, sizeof *heap);
-  int *compressed = calloc(nslots ? (size_t)nslots : 1, sizeof *compressed);
   int r = 0, n = 0;
-  if (!slots || !heap || !compressed) {
+  if (!slots || !heap) {
     r = say(why, wn, -1, "out of memory");
     goto out;
   }
   nslots = 0;
   for (int b = 0; b < f->nbuffers && r == 0; ++b) {
     struct buffer *buf = &f->buffers[b];
-    int buffer_compressed = 0;
     if (buf->ncpus > 0) { /* the buffer's section header says whether its data is compressed */
       unsigned char h[kSectionHeader];
       if (read_at(f, buf->section, h, sizeof h) != 0) {
         r = say(why, wn, -1, "the data section of buffer '%s' lies past the end of the file", buf->name);
         break;
       }
-      buffer_compressed = (le(h + 2, 2) & kSectionCompressed) != 0;
-      if (buffer_compressed && f->comp == COMP_NONE) {
+      buf->compressed = (le(h + 2, 2) & kSectionCompressed) != 0;
+      if (buf->compressed && f->comp == COMP_NONE) {
         r = say(why, wn, -1, "buffer '%s' is compressed in a file that names no compression", buf->name);
         break;
       }
@@ -676,7 +682,7 @@ int kmb_tdfile_iterate(struct kmb_tdfile *f, void (*fn)(struct tep_record *, voi
         break;
       }
       if (f->old_format) kbuffer_set_old_format(d->kbuf);
-      if (d->size > 0 && buffer_compressed) {
+      if (d->size > 0 && buf->compressed) {
         unsigned char count[4];
         if (d->offset + d->size + 4 > f->file_size || read_at(f, d->offset, count, 4) != 0) {
           r = say(why, wn, -1, "CPU %d of buffer '%s' has no chunk count", d->cpu, buf->name);
@@ -685,13 +691,12 @@ int kmb_tdfile_iterate(struct kmb_tdfile *f, void (*fn)(struct tep_record *, voi
         d->chunks_left = (uint32_t)le(count, 4);
         d->at += 4;
       }
-      compressed[nslots] = buffer_compressed;
       slots[nslots++] = d;
     }
   }
   for (int s = 0; s < nslots && r == 0; ++s) {
     if (slots[s]->size == 0) continue;
-    const int got = advance(f, slots[s], compressed[s], why, wn);
+    const int got = advance(f, slots[s], why, wn);
     if (got < 0) r = -1;
     if (got > 0) heap[n++] = s;
   }
@@ -699,7 +704,7 @@ int kmb_tdfile_iterate(struct kmb_tdfile *f, void (*fn)(struct tep_record *, voi
   while (r == 0 && n > 0) {
     const int s = heap[0];
     fn(&slots[s]->head, ctx);
-    const int got = advance(f, slots[s], compressed[s], why, wn);
+    const int got = advance(f, slots[s], why, wn);
     if (got < 0) {
       r = -1;
       break;
@@ -710,7 +715,6 @@ int kmb_tdfile_iterate(struct kmb_tdfile *f, void (*fn)(struct tep_record *, voi
 out:
   free(slots);
   free(heap);
-  free(compressed);
   return r;
 }
 

@@ -27,9 +27,14 @@ struct kmb_tdfile;
 
 enum { KMB_TD_OPENED = 0, KMB_TD_NOT_HERE = 1, KMB_TD_BAD = -1 };
 
-/* Opens `path` and reads everything but the trace data. Returns KMB_TD_OPENED
- * with *out set, else KMB_TD_NOT_HERE or KMB_TD_BAD with the reason in `why`. */
-int kmb_tdfile_open(const char *path, struct kmb_tdfile **out, char *why, size_t why_size);
+/* Opens `path` and reads everything but the trace data. Only the event
+ * formats of `systems` (NULL-terminated; NULL: all) are parsed: the others,
+ * a thousand formats, were most of the time of opening a file, and their
+ * records then have no event. `systems` must outlive the file. Returns
+ * KMB_TD_OPENED with *out set, else KMB_TD_NOT_HERE or KMB_TD_BAD with the
+ * reason in `why`. */
+int kmb_tdfile_open(const char *path, const char *const *systems, struct kmb_tdfile **out, char *why,
+                    size_t why_size);
 
 /* The file's event formats, symbols and command lines, with libtraceevent's plugins. */
 struct tep_handle *kmb_tdfile_tep(struct kmb_tdfile *f);

@@ -134,10 +134,20 @@ static const struct shape kShapes[] = {
  * that have no shape here: older kernels' names, written by libtraceevent. */
 static const char *const kOtherRead[] = {"kmalloc_node", "kmem_cache_alloc_node"};
 
+/* The event systems whose records are written; the own reader parses no other formats. */
+static const char *const kWritten[] = {"kmem", "dma", NULL};
+
+static int written(const char *system) {
+  for (const char *const *w = kWritten; *w; ++w) {
+    if (strcmp(*w, system) == 0) return 1;
+  }
+  return 0;
+}
+
 static void make_plan(struct plan *p, struct tep_event *event) {
   p->name_len = strlen(event->name);
   p->state = PLAN_SKIP;
-  if (!event->system || (strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0)) return;
+  if (!event->system || !written(event->system)) return;
   p->state = PLAN_SLOW;
   if (strcmp(event->system, "kmem") != 0) return;
   p->state = PLAN_NAME;
@@ -436,7 +446,7 @@ static void on_record(struct tep_record *record, void *data) {
   struct tep_event *event = tep_find_event_by_record(c->tep, record);
   if (!event || !event->system) return;
   struct plan *p = plan_of(c, event);
-  if (p ? p->state == PLAN_SKIP : strcmp(event->system, "kmem") != 0 && strcmp(event->system, "dma") != 0) return;
+  if (p ? p->state == PLAN_SKIP : !written(event->system)) return;
   if (p && p->state == PLAN_NAME) {
     char *at = put_head(c, c->line, c->line + sizeof c->line, event, p->name_len, record, cpu);
     if (at) {
@@ -554,7 +564,7 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
   if (g_reader != KMB_TRACEDAT_LIBTRACECMD) {
     struct kmb_tdfile *f = NULL;
     char why[256] = {0};
-    const int opened = kmb_tdfile_open(path, &f, why, sizeof why);
+    const int opened = kmb_tdfile_open(path, kWritten, &f, why, sizeof why);
     if (opened == KMB_TD_OPENED) {
       *reader = KMB_TRACEDAT_OWN;
       struct kmb_ctx *c = start_lines(kmb_tdfile_tep(f), fn, ctx, cpus);

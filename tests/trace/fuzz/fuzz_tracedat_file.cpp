@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   __lsan_disable();  // libtraceevent 1.7's event parser leaks a few bytes per format
   kmb_tdfile* f = nullptr;
   char why[256];
-  if (kmb_tdfile_open(path.c_str(), &f, why, sizeof why) == KMB_TD_OPENED) {
+  if (kmb_tdfile_open(path.c_str(), nullptr, &f, why, sizeof why) == KMB_TD_OPENED) {
     unsigned sum = 0;
     kmb_tdfile_iterate(f, touch, &sum, why, sizeof why);
     kmb_tdfile_close(f);
