@@ -1,6 +1,6 @@
-// Reading an input: a plain file in pieces or memory-mapped, stdin whole; gzip,
-// xz and zstd data (recognised by magic bytes, not by name) is decompressed as
-// it is read, or whole when asked for whole.
+// Reading an input: a plain file in pieces or memory-mapped, a pipe as it
+// comes; gzip, xz and zstd data (recognised by magic bytes, not by name) is
+// decompressed as it is read, or whole when asked for whole.
 #include <fcntl.h>
 #include <lzma.h>
 #include <sys/mman.h>
@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
@@ -49,11 +50,21 @@ std::string read_fd(int fd, const std::string& name) {
 
 }  // namespace
 
+/// Where a Decompressor's compressed bytes come from, a piece at a time: a
+/// mapped file's (or memory's) all at once, a pipe's as it is read, so that a
+/// compressed stream on stdin is never held whole.
+class CompressedFeed {
+ public:
+  virtual ~CompressedFeed() = default;
+  /// The next compressed bytes, valid until the next call; empty at the end.
+  virtual std::string_view next() = 0;
+};
+
 /// Decompresses front to back, a piece per read(). Errors name the byte offset
 /// in the compressed input.
 class Decompressor {
  public:
-  Decompressor(std::string_view in, const std::string& name) : in_(in), name_(name) {}
+  Decompressor(std::unique_ptr<CompressedFeed> feed, const std::string& name) : feed_(std::move(feed)), name_(name) {}
   virtual ~Decompressor() = default;
   Decompressor(const Decompressor&) = delete;
   Decompressor& operator=(const Decompressor&) = delete;
@@ -68,6 +79,27 @@ class Decompressor {
 
  protected:
   virtual std::size_t decode(char* dst, std::size_t n) = 0;
+  /// Up to `max` compressed bytes the codec has not had yet; empty at the end
+  /// of the input. pre: the codec holds none of the bytes it had before (a
+  /// pipe's piece is gone once the next is read).
+  std::string_view input(std::size_t max) {
+    if (!more_input()) return {};
+    const std::string_view piece = window_.substr(pos_, max);
+    pos_ += piece.size();
+    return piece;
+  }
+  /// Whether input() has more to give, reading the next piece if it must. Same pre.
+  bool more_input() {
+    while (pos_ == window_.size() && !ended_) {
+      base_ += window_.size();
+      window_ = feed_->next();
+      pos_ = 0;
+      ended_ = window_.empty();
+    }
+    return pos_ < window_.size();
+  }
+  /// Compressed bytes given to the codec so far.
+  std::size_t given() const { return base_ + pos_; }
   /// Ends decoding at bad data: throws now if this read produced nothing.
   std::size_t stop(std::size_t offset, const std::string& what, std::size_t produced) {
     error_ = "byte offset " + std::to_string(offset) + ": " + what;
@@ -75,19 +107,66 @@ class Decompressor {
     if (produced == 0) throw InputError(name_, error_);
     return produced;
   }
-  std::string_view in_;
-  const std::string& name_;
   bool done_ = false;
+  bool ended_ = false;  // the feed gave its last piece
 
  private:
+  std::unique_ptr<CompressedFeed> feed_;
+  const std::string& name_;
+  std::string_view window_;  // the feed's current piece
+  std::size_t pos_ = 0;      // bytes of it given to the codec
+  std::size_t base_ = 0;     // compressed bytes before it
   std::string error_;
 };
 
 namespace {
 
+/// All the compressed bytes at once (a mapped file, or memory).
+class WholeFeed final : public CompressedFeed {
+ public:
+  explicit WholeFeed(std::string_view all) : all_(all) {}
+  std::string_view next() override { return std::exchange(all_, std::string_view()); }
+
+ private:
+  std::string_view all_;
+};
+
+/// A pipe's compressed bytes: the ones read to recognise it, then a read at a time.
+class PipeFeed final : public CompressedFeed {
+ public:
+  PipeFeed(std::string first, int fd, bool owns_fd, const std::string& name)
+      : piece_(std::move(first)), fd_(fd), owns_fd_(owns_fd), name_(name) {}
+  ~PipeFeed() override {
+    if (owns_fd_) ::close(fd_);
+  }
+  PipeFeed(const PipeFeed&) = delete;
+  PipeFeed& operator=(const PipeFeed&) = delete;
+  std::string_view next() override {
+    if (first_) {
+      first_ = false;
+      return piece_;
+    }
+    piece_.resize(kChunk);
+    for (;;) {
+      const ssize_t got = ::read(fd_, piece_.data(), piece_.size());
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw InputError(name_, std::string("cannot read: ") + std::strerror(errno));
+      piece_.resize(static_cast<std::size_t>(got));
+      return piece_;
+    }
+  }
+
+ private:
+  std::string piece_;
+  bool first_ = true;
+  int fd_;
+  bool owns_fd_;
+  const std::string& name_;
+};
+
 class GzipDecoder final : public Decompressor {
  public:
-  GzipDecoder(std::string_view in, const std::string& name) : Decompressor(in, name) {
+  GzipDecoder(std::unique_ptr<CompressedFeed> feed, const std::string& name) : Decompressor(std::move(feed), name) {
     if (inflateInit2(&z_, 15 + 32) != Z_OK) throw RunError("zlib: inflateInit2 failed");
   }
   ~GzipDecoder() override { inflateEnd(&z_); }
@@ -96,14 +175,13 @@ class GzipDecoder final : public Decompressor {
     z_.next_out = reinterpret_cast<Bytef*>(dst);
     z_.avail_out = static_cast<uInt>(n);
     while (z_.avail_out > 0 && !done_) {
-      if (z_.avail_in == 0 && fed_ < in_.size()) {  // zlib counts input in 32 bits
-        const std::size_t more = std::min(in_.size() - fed_, kFeed);
-        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in_.data() + fed_));
-        z_.avail_in = static_cast<uInt>(more);
-        fed_ += more;
+      if (z_.avail_in == 0) {  // zlib counts input in 32 bits
+        const std::string_view more = input(kFeed);
+        z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(more.data()));
+        z_.avail_in = static_cast<uInt>(more.size());
       }
       const int r = inflate(&z_, Z_NO_FLUSH);
-      const bool input_gone = z_.avail_in == 0 && fed_ == in_.size();
+      const bool input_gone = z_.avail_in == 0 && !more_input();
       if (r == Z_STREAM_END) {
         if (input_gone) {
           done_ = true;
@@ -111,46 +189,48 @@ class GzipDecoder final : public Decompressor {
           inflateReset(&z_);  // concatenated gzip members
         }
       } else if (r == Z_BUF_ERROR && input_gone) {
-        return stop(in_.size(), "truncated gzip data", n - z_.avail_out);
+        return stop(given(), "truncated gzip data", n - z_.avail_out);
       } else if (r != Z_OK && r != Z_BUF_ERROR) {
-        return stop(fed_ - z_.avail_in, "corrupt gzip data", n - z_.avail_out);
+        return stop(consumed(), "corrupt gzip data", n - z_.avail_out);
       }
     }
     return n - z_.avail_out;
   }
-  std::size_t consumed() const override { return fed_ - z_.avail_in; }
+  std::size_t consumed() const override { return given() - z_.avail_in; }
 
  private:
   static constexpr std::size_t kFeed = std::size_t{1} << 30;
   z_stream z_{};
-  std::size_t fed_ = 0;
 };
 
 class XzDecoder final : public Decompressor {
  public:
-  XzDecoder(std::string_view in, const std::string& name) : Decompressor(in, name) {
+  XzDecoder(std::unique_ptr<CompressedFeed> feed, const std::string& name) : Decompressor(std::move(feed), name) {
     if (lzma_stream_decoder(&s_, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) {
       throw RunError("liblzma: decoder init failed");
     }
-    s_.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-    s_.avail_in = in.size();
   }
   ~XzDecoder() override { lzma_end(&s_); }
   std::size_t decode(char* dst, std::size_t n) override {
     s_.next_out = reinterpret_cast<std::uint8_t*>(dst);
     s_.avail_out = n;
     while (s_.avail_out > 0 && !done_) {
-      const lzma_ret r = lzma_code(&s_, LZMA_FINISH);
+      if (s_.avail_in == 0) {
+        const std::string_view more = input(SIZE_MAX);
+        s_.next_in = reinterpret_cast<const std::uint8_t*>(more.data());
+        s_.avail_in = more.size();
+      }
+      // Concatenated streams end only where the input does.
+      const lzma_ret r = lzma_code(&s_, ended_ ? LZMA_FINISH : LZMA_RUN);
       if (r == LZMA_STREAM_END) {
         done_ = true;
       } else if (r != LZMA_OK) {
-        return stop(in_.size() - s_.avail_in, r == LZMA_BUF_ERROR ? "truncated xz data" : "corrupt xz data",
-                    n - s_.avail_out);
+        return stop(consumed(), r == LZMA_BUF_ERROR ? "truncated xz data" : "corrupt xz data", n - s_.avail_out);
       }
     }
     return n - s_.avail_out;
   }
-  std::size_t consumed() const override { return in_.size() - s_.avail_in; }
+  std::size_t consumed() const override { return given() - s_.avail_in; }
 
  private:
   lzma_stream s_ = LZMA_STREAM_INIT;
@@ -158,34 +238,37 @@ class XzDecoder final : public Decompressor {
 
 class ZstdDecoder final : public Decompressor {
  public:
-  ZstdDecoder(std::string_view in, const std::string& name) : Decompressor(in, name), d_(ZSTD_createDStream()) {
+  ZstdDecoder(std::unique_ptr<CompressedFeed> feed, const std::string& name)
+      : Decompressor(std::move(feed), name), d_(ZSTD_createDStream()) {
     if (!d_) throw RunError("libzstd: cannot create a decoder");
-    ib_ = ZSTD_inBuffer{in.data(), in.size(), 0};
   }
   ~ZstdDecoder() override { ZSTD_freeDStream(d_); }
   std::size_t decode(char* dst, std::size_t n) override {
     ZSTD_outBuffer ob{dst, n, 0};
     while (ob.pos < ob.size && !done_) {
-      const std::size_t before = ob.pos;
-      const std::size_t left = ZSTD_decompressStream(d_, &ob, &ib_);
-      if (ZSTD_isError(left)) {
-        return stop(ib_.pos, std::string("corrupt zstd data (") + ZSTD_getErrorName(left) + ")", ob.pos);
-      }
       if (ib_.pos == ib_.size) {
-        if (left == 0) {
-          done_ = true;  // the last frame is decoded and flushed
-        } else if (ob.pos == before) {
-          return stop(in_.size(), "truncated zstd data", ob.pos);
+        const std::string_view more = input(SIZE_MAX);
+        ib_ = ZSTD_inBuffer{more.data(), more.size(), 0};
+        if (ended_ && left_ == 0) {  // the last frame is decoded and flushed
+          done_ = true;
+          break;
         }
       }
+      const std::size_t before = ob.pos;
+      left_ = ZSTD_decompressStream(d_, &ob, &ib_);
+      if (ZSTD_isError(left_)) {
+        return stop(consumed(), std::string("corrupt zstd data (") + ZSTD_getErrorName(left_) + ")", ob.pos);
+      }
+      if (ended_ && ob.pos == before) return stop(given(), "truncated zstd data", ob.pos);
     }
     return ob.pos;
   }
-  std::size_t consumed() const override { return ib_.pos; }
+  std::size_t consumed() const override { return given() - (ib_.size - ib_.pos); }
 
  private:
   ZSTD_DStream* d_;
   ZSTD_inBuffer ib_{};
+  std::size_t left_ = 1;  // what the last call said a frame still needs; 0: none begun
 };
 
 enum class Compression { none, gzip, xz, zstd };
@@ -215,11 +298,12 @@ std::uint64_t declared_size(Compression c, std::string_view in) {
   return 0;
 }
 
-std::unique_ptr<Decompressor> decoder_for(Compression c, std::string_view in, const std::string& name) {
+std::unique_ptr<Decompressor> decoder_for(Compression c, std::unique_ptr<CompressedFeed> feed,
+                                          const std::string& name) {
   switch (c) {
-    case Compression::gzip: return std::make_unique<GzipDecoder>(in, name);
-    case Compression::xz: return std::make_unique<XzDecoder>(in, name);
-    case Compression::zstd: return std::make_unique<ZstdDecoder>(in, name);
+    case Compression::gzip: return std::make_unique<GzipDecoder>(std::move(feed), name);
+    case Compression::xz: return std::make_unique<XzDecoder>(std::move(feed), name);
+    case Compression::zstd: return std::make_unique<ZstdDecoder>(std::move(feed), name);
     case Compression::none: break;
   }
   return nullptr;
@@ -250,14 +334,14 @@ Input::Input(const std::string& path) : name_(path == "-" ? "(stdin)" : path) {
       open_pipe(fd);
     }
   }
-  if (pipe_ >= 0) return;
+  if (fd_ < 0) return;  // a pipe
   try {
     char magic[6];
     const std::size_t got = read_raw(0, magic, sizeof magic);
     const Compression c = compression_of(std::string_view(magic, got));
     if (c == Compression::none) return;
     compressed_ = true;
-    stream_ = decoder_for(c, raw_bytes(), name_);
+    stream_ = decoder_for(c, std::make_unique<WholeFeed>(raw_bytes()), name_);
     declared_size_ = declared_size(c, raw_bytes());
     head_.resize(kHead);  // the first bytes, for format detection
     head_.resize(fill(*stream_, head_.data(), kHead));  // stops short of bad data
@@ -274,25 +358,28 @@ Input::~Input() {
 
 /// A pipe (or stdin, or a device) is read once, front to back: its first
 /// bytes tell the format; plain text is then read as the importer asks for
-/// it, never held whole. A compressed one is read whole (its decoders take
-/// the compressed bytes in memory) and decoded as a file's is.
+/// it, and a compressed stream decoded as it is read, the decoder reading
+/// the pipe a piece at a time. Neither is held whole unless asked for whole.
 void Input::open_pipe(int fd) {
   std::string head(kHead, '\0');
   try {
     head.resize(read_full(fd, head.data(), head.size(), name_));
-    if (compression_of(std::string_view(head).substr(0, 6)) == Compression::none) {
-      head_ = std::move(head);
-      pipe_ = fd;
-      return;
-    }
-    raw_ = std::move(head) + read_fd(fd, name_);
   } catch (...) {
     if (owns_pipe_) ::close(fd);
     throw;
   }
-  if (owns_pipe_) ::close(fd);
-  owns_pipe_ = false;
-  raw_size_ = raw_.size();
+  const Compression c = compression_of(std::string_view(head).substr(0, 6));
+  if (c == Compression::none) {
+    head_ = std::move(head);
+    pipe_ = fd;
+    return;
+  }
+  compressed_ = piped_stream_ = true;
+  if (c == Compression::zstd) declared_size_ = declared_size(c, head);  // a frame's header may say
+  stream_ = decoder_for(c, std::make_unique<PipeFeed>(std::move(head), fd, owns_pipe_, name_), name_);
+  owns_pipe_ = false;  // the feed closes it
+  head_.resize(kHead);
+  head_.resize(fill(*stream_, head_.data(), kHead));  // stops short of bad data
 }
 
 void Input::release() {
@@ -320,7 +407,6 @@ std::size_t Input::fill(Decompressor& d, char* dst, std::size_t n) {
 }
 
 std::string_view Input::raw_bytes() const {
-  if (fd_ < 0) return raw_;
   if (!map_ && raw_size_ > 0) {  // a file, mapped on first use; a compressed one is decoded as it faults in
     void* m = ::mmap(nullptr, raw_size_, PROT_READ, compressed_ ? MAP_PRIVATE : MAP_PRIVATE | MAP_POPULATE, fd_, 0);
     if (m == MAP_FAILED) throw InputError(name_, std::string("cannot map: ") + std::strerror(errno));
@@ -331,12 +417,6 @@ std::string_view Input::raw_bytes() const {
 }
 
 std::size_t Input::read_raw(std::uint64_t offset, char* dst, std::size_t n) const {
-  if (fd_ < 0) {
-    if (offset >= raw_.size()) return 0;
-    n = std::min<std::size_t>(n, raw_.size() - offset);
-    std::memcpy(dst, raw_.data() + offset, n);
-    return n;
-  }
   std::size_t done = 0;
   while (done < n) {
     const ssize_t got = ::pread(fd_, dst + done, n - done, static_cast<off_t>(offset + done));
@@ -360,9 +440,18 @@ std::string_view Input::bytes() const {
     return plain_;
   }
   if (!compressed_) return raw_bytes();
-  if (!whole_) {  // decoded again from the start: the stream may be part way through
-    const auto d = decoder_for(compression_of(raw_bytes().substr(0, 6)), raw_bytes(), name_);
+  if (!whole_) {
+    std::unique_ptr<Decompressor> again;
+    Decompressor* d;
     std::string out;
+    if (piped_stream_) {  // a pipe is decoded once: the rest of its stream, after the head
+      if (streamed_ > 0) throw std::logic_error(name_ + ": a piped input was asked for whole after being read in part");
+      d = stream_.get();
+      out = head_;
+    } else {  // decoded again from the start: the stream may be part way through
+      again = decoder_for(compression_of(raw_bytes().substr(0, 6)), std::make_unique<WholeFeed>(raw_bytes()), name_);
+      d = again.get();
+    }
     for (;;) {
       const std::size_t at = out.size();
       out.resize(at + kChunk);
@@ -382,7 +471,8 @@ std::uint64_t Input::size_hint() const {
   if (pipe_ >= 0) return whole_ ? plain_.size() : kPipeGuess;
   if (!compressed_) return raw_size_;
   if (whole_) return plain_.size();
-  return declared_size_ ? declared_size_ : raw_size_ * 8;
+  if (declared_size_) return declared_size_;
+  return piped_stream_ ? kPipeGuess : raw_size_ * 8;
 }
 
 std::string_view Input::head(std::size_t n) const {
@@ -390,7 +480,7 @@ std::string_view Input::head(std::size_t n) const {
   if (compressed_) {  // head_ holds all there is up to kHead, or up to bad data
     return whole_ || n > kHead ? bytes().substr(0, n) : std::string_view(head_).substr(0, n);
   }
-  if (fd_ < 0 || map_) return raw_bytes().substr(0, n);
+  if (map_) return raw_bytes().substr(0, n);
   if (head_.size() < std::min<std::uint64_t>(n, raw_size_)) {
     head_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(n, raw_size_)));
     head_.resize(read_raw(0, head_.data(), head_.size()));

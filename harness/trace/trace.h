@@ -130,9 +130,9 @@ class Decompressor;
 /// memory-mapped whole on the first call of bytes(); a compressed one is
 /// decompressed as read() goes, or whole on the first call of bytes(). Bad or
 /// truncated compressed data throws InputError (with the byte offset) from
-/// whichever call meets it. Uncompressed stdin (or a pipe) is read as read()
-/// goes, front to back once, or whole on a first call of bytes() before any
-/// read() past its first 64 KiB.
+/// whichever call meets it. Stdin (or a pipe), compressed or not, is read as
+/// read() goes, front to back once, or whole on a first call of bytes() before
+/// any read() past its first 64 KiB (decoded).
 class Input {
  public:
   explicit Input(const std::string& path);
@@ -172,10 +172,10 @@ class Input {
   std::string name_;
   int fd_ = -1;                 // a plain file's, open until the destructor
   std::uint64_t raw_size_ = 0;  // bytes of the file (compressed or not)
-  std::string raw_;             // stdin's or a pipe's bytes
   mutable void* map_ = nullptr;  // the file, once mapped
   mutable std::string head_;    // the first bytes (decoded)
   bool compressed_ = false;
+  bool piped_stream_ = false;   // compressed, from a pipe: decoded once, as it is read
   std::uint64_t declared_size_ = 0;  // what the compressed stream says it decodes to (0: unsaid)
   std::unique_ptr<Decompressor> stream_;  // decodes what read() asks for next
   mutable std::uint64_t streamed_ = 0;  // bytes it decoded after head_
