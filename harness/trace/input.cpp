@@ -361,21 +361,30 @@ Input::~Input() {
 /// it, and a compressed stream decoded as it is read, the decoder reading
 /// the pipe a piece at a time. Neither is held whole unless asked for whole.
 void Input::open_pipe(int fd) {
+  // The magic bytes first: a compressed stream then goes to its decoder a
+  // read at a time, and plain text is read on to a whole head.
+  constexpr std::size_t kMagic = 6, kZstdHeader = 18;  // a zstd frame's header, with its content size
   std::string head(kHead, '\0');
+  Compression c;
   try {
-    head.resize(read_full(fd, head.data(), head.size(), name_));
+    head.resize(read_full(fd, head.data(), kMagic, name_));
+    c = compression_of(head);
+    const std::size_t want = c == Compression::none ? kHead : c == Compression::zstd ? kZstdHeader : kMagic;
+    if (head.size() == kMagic && want > kMagic) {
+      head.resize(want);
+      head.resize(kMagic + read_full(fd, head.data() + kMagic, want - kMagic, name_));
+    }
   } catch (...) {
     if (owns_pipe_) ::close(fd);
     throw;
   }
-  const Compression c = compression_of(std::string_view(head).substr(0, 6));
   if (c == Compression::none) {
     head_ = std::move(head);
     pipe_ = fd;
     return;
   }
   compressed_ = piped_stream_ = true;
-  if (c == Compression::zstd) declared_size_ = declared_size(c, head);  // a frame's header may say
+  declared_size_ = declared_size(c, head);  // what a zstd frame's header may say
   stream_ = decoder_for(c, std::make_unique<PipeFeed>(std::move(head), fd, owns_pipe_, name_), name_);
   owns_pipe_ = false;  // the feed closes it
   head_.resize(kHead);
