@@ -835,12 +835,25 @@ TEST(Input, APipeReadsAsTheSameTextFromAFile) {
 
 // A compressed capture on stdin is decoded as the pipe is read, a piece at a
 // time: the writer is still blocked on the pipe while the first MiB of text
-// is read, and nothing is held whole. The text, the errors at a cut and what
-// keep_partial keeps are those of the same bytes in a file.
+// is read, and nothing is held whole. The text, the error at a cut and what
+// an import keeps of a cut capture are those of the same bytes in a file.
 TEST(Input, ACompressedPipeIsDecodedAsItComesNotHeldWhole) {
   const std::string text = varied_capture(std::size_t{8} << 20);
   const std::string plain = ::testing::TempDir() + "/piped-" + std::to_string(::getpid()) + ".txt";
   std::ofstream(plain, std::ios::binary) << text;
+  /// The text `path` reads as, a piece at a time, and the error that stopped it, but for the input's name.
+  const auto read_all = [](const std::string& path, std::string& error) {
+    std::string out;
+    try {
+      const Input in(path);
+      std::vector<char> piece(100000);
+      for (std::size_t n; (n = in.read(out.size(), piece.data(), piece.size())) > 0;) out.append(piece.data(), n);
+    } catch (const InputError& e) {
+      const std::string what = e.what();
+      error = what.substr(what.find(": "));
+    }
+    return out;
+  };
   for (const std::string tool : {"gzip", "xz", "zstd"}) {
     const std::string file = plain + "." + tool;
     ASSERT_EQ(std::system((tool + " -1 -c " + plain + " > " + file).c_str()), 0) << tool;
@@ -871,36 +884,32 @@ TEST(Input, ACompressedPipeIsDecodedAsItComesNotHeldWhole) {
       const Input in(pipe.path());
       EXPECT_TRUE(in.bytes() == text) << tool << ": whole, when asked before any read";
     }
-    {
-      const FilledPipe pipe(compressed);
-      EXPECT_TRUE(unnamed(import_file(pipe.path())) == unnamed(import_file(plain))) << tool;
-    }
+    // Cut in the middle: the same text, then the same error, with the same byte offset.
     const std::string cut = compressed.substr(0, compressed.size() / 2);
     std::ofstream(file, std::ios::binary) << cut;
-    std::string from_file;
-    try {
-      import_file(file);
-      ADD_FAILURE() << tool << ": a cut capture was imported";
-    } catch (const InputError& e) {
-      from_file = e.what();
-    }
-    EXPECT_NE(from_file.find("truncated " + tool + " data"), std::string::npos) << from_file;
-    try {
-      const FilledPipe pipe(cut);
-      import_file(pipe.path());
-      ADD_FAILURE() << tool << ": a cut capture was imported from a pipe";
-    } catch (const InputError& e) {
-      // The same message but for the input's name: the byte offset is the pipe's too.
-      const std::string what = e.what();
-      EXPECT_EQ(what.substr(what.find(": ")), from_file.substr(from_file.find(": "))) << what;
-    }
-    ImportOptions keep;
-    keep.keep_partial = true;
-    const ops::Trace from_disk = import_file(file, keep);
+    std::string from_file, from_pipe;
+    const std::string file_text = read_all(file, from_file);
     const FilledPipe pipe(cut);
-    const ops::Trace piped = import_file(pipe.path(), keep);
-    EXPECT_GT(piped.op_count(), 1000u) << tool;
-    EXPECT_EQ(piped.op_count(), from_disk.op_count()) << tool;
+    EXPECT_TRUE(read_all(pipe.path(), from_pipe) == file_text) << tool;
+    EXPECT_GT(file_text.size(), text.size() / 4) << tool;
+    EXPECT_NE(from_file.find("truncated " + tool + " data"), std::string::npos) << from_file;
+    EXPECT_EQ(from_pipe, from_file) << tool;
+    if (tool == "zstd") {  // the import reads through the same Input
+      {
+        const FilledPipe whole(compressed);
+        EXPECT_TRUE(unnamed(import_file(whole.path())) == unnamed(import_file(plain)));
+      }
+      ImportOptions keep;
+      keep.keep_partial = true;
+      const ops::Trace from_disk = import_file(file, keep);
+      const FilledPipe again(cut);
+      const ops::Trace piped = import_file(again.path(), keep);
+      EXPECT_GT(piped.op_count(), 1000u);
+      EXPECT_EQ(piped.op_count(), from_disk.op_count());
+      EXPECT_EQ(piped.header.metadata.at("import.error").substr(piped.header.metadata.at("import.error").find(": ")),
+                from_disk.header.metadata.at("import.error").substr(
+                    from_disk.header.metadata.at("import.error").find(": ")));
+    }
     std::remove(file.c_str());
   }
   std::remove(plain.c_str());
