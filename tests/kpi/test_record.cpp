@@ -13,8 +13,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -26,20 +24,14 @@
 #include "harness/trace/trace.h"
 #include "kmbench/kpi.h"
 #include "ops/kpi_record.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::testing {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TMPDIR");
-  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/kmbench-test-record-" +
-         std::to_string(::getpid()) + "-" + name;
-}
+using test_support::read_file;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string temp_path(const std::string& name) { return test_support::temp_path("record", name); }
 
 /// Ops of the trace by KPI call name, over every stream.
 std::map<std::string, std::uint64_t> calls_of(const ops::Trace& t) {

@@ -4,12 +4,12 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <sstream>
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::trace {
 namespace {
@@ -94,9 +94,7 @@ void expect_same(const ops::Trace& a, const ops::Trace& b) {
   }
 }
 
-std::string temp_path(const std::string& leaf) {
-  return (std::filesystem::temp_directory_path() / ("kmt-test-" + std::to_string(::getpid()) + "-" + leaf)).string();
-}
+std::string temp_path(const std::string& leaf) { return test_support::temp_path("kmt", leaf); }
 
 TEST(Kmt, EncodeDecodeRoundTrip) {
   for (unsigned seed = 0; seed < 6; ++seed) {
@@ -252,11 +250,7 @@ TEST(Kmt, EveryFlippedByteIsDetected) {
 TEST(Kmt, NewerVersionIsRefusedByName) {
   const std::string path = temp_path("new.kmt");
   save(sample_trace(4, 10), path);
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string bytes = test_support::read_file(path);
   bytes[8] = 2;  // version 2, with a matching header CRC
   const auto c = static_cast<std::uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), 28));
   for (int i = 0; i < 4; ++i) bytes[28 + i] = static_cast<char>(c >> (8 * i));

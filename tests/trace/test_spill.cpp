@@ -7,8 +7,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -16,30 +14,19 @@
 #include "base/errors.h"
 #include "harness/trace/spill.h"
 #include "harness/trace/trace.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::trace {
 namespace {
 
 const std::string kData = KMBENCH_TRACE_TEST_DATA;
 
-std::string temp_dir() {
-  const char* dir = std::getenv("TMPDIR");
-  return dir != nullptr && *dir != '\0' ? dir : "/tmp";
-}
+using test_support::read_file;
+using test_support::temp_dir;
 
-std::string temp_path(const std::string& name) {
-  return temp_dir() + "/kmbench-test-spill-" + std::to_string(::getpid()) + "-" + name;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+std::string temp_path(const std::string& name) { return test_support::temp_path("spill", name); }
 std::string write_text(const std::string& name, const std::string& text) {
-  const std::string path = temp_path(name);
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
+  return test_support::write_file(temp_path(name), text);
 }
 
 /// The .kmt written through a spill of `hold` and `window` ops.

@@ -8,34 +8,22 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
 #include "harness/trace/tracedat_reader.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::trace {
 namespace {
 
 const std::string kData = KMBENCH_TRACE_TEST_DATA;
 
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "/kmbench-test-tracedat-" + std::to_string(::getpid()) + "-" + name;
-}
+using test_support::read_file;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string write_file(const std::string& name, const std::string& bytes) {
-  const std::string path = temp_path(name);
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
-}
+std::string temp_path(const std::string& name) { return test_support::temp_path("tracedat", name); }
 
 /// `dat` converted by `trace-cmd convert ARGS`, or "" when trace-cmd is not installed.
 std::string converted(const std::string& dat, const std::string& name, const std::string& args) {
@@ -171,7 +159,7 @@ Layout layout_of(const std::string& b) {
 
 /// Imports `bytes` as a file; the InputError's message (which must name the file), or "" if it imported.
 std::string import_error(const std::string& name, const std::string& bytes) {
-  const std::string path = write_file(name, bytes);
+  const std::string path = test_support::write_file(temp_path(name), bytes);
   std::string what;
   try {
     import_file(path);
