@@ -6,34 +6,22 @@
 #   tools/profile-speed.sh CAPTURE [RUNS]        (default 21 runs of each)
 # The page cache is warmed first; quote the ratio, not the absolute times.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
 capture=${1:?usage: tools/profile-speed.sh CAPTURE [RUNS]}
 runs=${2:-21}
-kmbench=${KMBENCH:-$here/build/harness/kmbench}
-[[ -r $capture ]] || { echo "profile-speed: cannot read '$capture'" >&2; exit 2; }
-[[ -x $kmbench ]] || { echo "profile-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "profile-speed: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-now() { date +%s%N; }
-# One run of "$@" (its outputs removed first): "<nanoseconds> <peak KiB>".
-timed() {
-  rm -f "$work/out.kmt" "$work/out.kprof.json"
-  local t0 t1
-  t0=$(now)
-  /usr/bin/time -f %M -o "$work/rss" "$@" > /dev/null 2>&1
-  t1=$(now)
-  echo "$((t1 - t0)) $(cat "$work/rss")"
-}
+source "$(dirname "$0")/speed-common.sh"
+speed_setup profile-speed "$capture"
 cat "$capture" > /dev/null  # warm the page cache
 timed "$kmbench" trace import "$capture" -o "$work/out.kmt" > /dev/null  # and the binary
 for _ in $(seq "$runs"); do
-  echo "$(timed "$kmbench" trace import "$capture" -o "$work/out.kmt") $(timed "$kmbench" trace profile "$capture" -o "$work/out.kprof.json")"
+  imported=$(timed "$kmbench" trace import "$capture" -o "$work/out.kmt")
+  profiled=$(timed "$kmbench" trace profile "$capture" -o "$work/out.kprof.json")
+  echo "$imported $profiled"
 done | /usr/bin/python3 -c '
 import statistics, sys
 size = int(sys.argv[1])
 rows = [tuple(map(int, line.split())) for line in sys.stdin]
+if not rows:
+    sys.exit("no run finished")
 imp, prof = (statistics.median(r[i] for r in rows) / 1e9 for i in (0, 2))
 ratio = statistics.median(r[2] / r[0] for r in rows)
 imp_rss, prof_rss = (max(r[i] for r in rows) / 1024 for i in (1, 3))

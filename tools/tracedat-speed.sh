@@ -8,34 +8,25 @@
 # CAPTURE.txt is `trace-cmd report -i CAPTURE.dat > CAPTURE.txt`. The page
 # cache is warmed first; quote the ratios, not the absolute times.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
 dat=${1:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
 txt=${2:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
 runs=${3:-9}
-kmbench=${KMBENCH:-$here/build/harness/kmbench}
-for f in "$dat" "$txt"; do [[ -r $f ]] || { echo "tracedat-speed: cannot read '$f'" >&2; exit 2; }; done
-[[ -x $kmbench ]] || { echo "tracedat-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "tracedat-speed: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-now() { date +%s%N; }
-# One import of "$1" (the reader chosen by "$2"): "<nanoseconds> <peak KiB>".
-timed() {
-  rm -f "$work/out.kmt"
-  local t0 t1
-  t0=$(now)
-  KMBENCH_TRACEDAT_READER=$2 /usr/bin/time -f %M -o "$work/rss" "$kmbench" trace import "$1" -o "$work/out.kmt" -q
-  t1=$(now)
-  echo "$((t1 - t0)) $(cat "$work/rss")"
-}
+source "$(dirname "$0")/speed-common.sh"
+speed_setup tracedat-speed "$dat" "$txt"
+# One import of "$1" with the reader "$2" (its child's memory counted): "<nanoseconds> <peak KiB>".
+import_with() { timed env KMBENCH_TRACEDAT_READER="$2" "$kmbench" trace import "$1" -o "$work/out.kmt" -q; }
 cat "$dat" "$txt" > /dev/null  # warm the page cache
-timed "$dat" auto > /dev/null  # and the binary
+import_with "$dat" auto > /dev/null  # and the binary
 for _ in $(seq "$runs"); do
-  echo "$(timed "$dat" auto) $(timed "$txt" auto) $(timed "$dat" libtracecmd)"
+  own=$(import_with "$dat" auto)
+  text=$(import_with "$txt" auto)
+  lib=$(import_with "$dat" libtracecmd)
+  echo "$own $text $lib"
 done | /usr/bin/python3 -c '
 import statistics, sys
 rows = [tuple(map(int, line.split())) for line in sys.stdin]
+if not rows:
+    sys.exit("no run finished")
 own, text, lib = (statistics.median(r[i] for r in rows) / 1e9 for i in (0, 2, 4))
 own_rss, text_rss, lib_rss = (max(r[i] for r in rows) / 1024 for i in (1, 3, 5))
 vs_text = statistics.median(r[0] / r[2] for r in rows)
