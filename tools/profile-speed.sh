@@ -8,6 +8,7 @@
 set -euo pipefail
 capture=${1:?usage: tools/profile-speed.sh CAPTURE [RUNS]}
 runs=${2:-21}
+# shellcheck source=tools/speed-common.sh
 source "$(dirname "$0")/speed-common.sh"
 speed_setup profile-speed "$capture"
 cat "$capture" > /dev/null  # warm the page cache

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tools/profile-speed.sh and tools/tracedat-speed.sh: the kmbench
 # they time, the checks a run needs, a scratch directory, and one timed run.
 

@@ -11,6 +11,7 @@ set -euo pipefail
 dat=${1:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
 txt=${2:?usage: tools/tracedat-speed.sh CAPTURE.dat CAPTURE.txt [RUNS]}
 runs=${3:-9}
+# shellcheck source=tools/speed-common.sh
 source "$(dirname "$0")/speed-common.sh"
 speed_setup tracedat-speed "$dat" "$txt"
 # One import of "$1" with the reader "$2" (its child's memory counted): "<nanoseconds> <peak KiB>".
