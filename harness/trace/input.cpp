@@ -135,30 +135,28 @@ class WholeFeed final : public CompressedFeed {
 class PipeFeed final : public CompressedFeed {
  public:
   PipeFeed(std::string first, int fd, bool owns_fd, const std::string& name)
-      : piece_(std::move(first)), fd_(fd), owns_fd_(owns_fd), name_(name) {}
+      : first_(std::move(first)), fd_(fd), owns_fd_(owns_fd), name_(name) {}
   ~PipeFeed() override {
     if (owns_fd_) ::close(fd_);
   }
   PipeFeed(const PipeFeed&) = delete;
   PipeFeed& operator=(const PipeFeed&) = delete;
   std::string_view next() override {
-    if (first_) {
-      first_ = false;
-      return piece_;
+    if (!buffer_) {  // first the bytes read to recognise the stream, then reads into one buffer
+      buffer_ = std::make_unique<char[]>(kChunk);
+      return first_;
     }
-    piece_.resize(kChunk);
     for (;;) {
-      const ssize_t got = ::read(fd_, piece_.data(), piece_.size());
+      const ssize_t got = ::read(fd_, buffer_.get(), kChunk);
       if (got < 0 && errno == EINTR) continue;
       if (got < 0) throw InputError(name_, std::string("cannot read: ") + std::strerror(errno));
-      piece_.resize(static_cast<std::size_t>(got));
-      return piece_;
+      return {buffer_.get(), static_cast<std::size_t>(got)};
     }
   }
 
  private:
-  std::string piece_;
-  bool first_ = true;
+  std::string first_;
+  std::unique_ptr<char[]> buffer_;
   int fd_;
   bool owns_fd_;
   const std::string& name_;
