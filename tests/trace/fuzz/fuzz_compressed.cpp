@@ -2,10 +2,12 @@
 // file (the decoder given them all at once) and through a pipe written a few
 // bytes at a time (the decoder given them a read at a time), decode to the
 // same text, and stop, if they stop, with the same InputError after the same
-// text. Of corrupt data, only that it is corrupt must agree: a decoder takes
-// in what it is given before it finds the corruption, and a pipe gives less
-// at a time, so the byte offset, and the reason zstd gives, may differ. The
-// first byte picks the pipe's writes: 1 to 256 bytes each.
+// text. Of corrupt data, only that it is corrupt must agree, and the text
+// before it one's a prefix of the other's: a decoder takes in what it is
+// given before it finds the corruption, and a pipe gives less at a time, so
+// the byte offset and the reason zstd gives may differ, and zstd, given a
+// whole frame at once, reports none of the blocks it decoded before a
+// corrupt one. The first byte picks the pipe's writes: 1 to 256 bytes each.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -86,7 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   ::close(fds[0]);
   writer.join();
 
-  if (whole.text != piped.text || whole.error != piped.error) {
+  const bool corrupt = whole.error.rfind("corrupt ", 0) == 0;
+  const std::size_t common = std::min(whole.text.size(), piped.text.size());
+  const bool same_text = corrupt ? whole.text.compare(0, common, piped.text, 0, common) == 0 : whole.text == piped.text;
+  if (!same_text || whole.error != piped.error) {
     std::fprintf(stderr, "as a file: %zu bytes, then '%s'\nthrough a pipe in writes of %zu: %zu bytes, then '%s'\n",
                  whole.text.size(), whole.error.c_str(), write_size, piped.text.size(), piped.error.c_str());
     std::abort();
