@@ -12,6 +12,7 @@
 
 #include "allocators/physmem/physmem.h"
 #include "base/errors.h"
+#include "base/proc.h"
 
 namespace kmbench::physmem {
 namespace {
@@ -34,24 +35,6 @@ void* map_noreserve(std::size_t bytes, int prot) {
 std::size_t page_round(std::size_t bytes) { return (bytes + kPageSize - 1) & ~(kPageSize - 1); }
 
 }  // namespace
-
-std::uint64_t proc_kib_field(const char* path, const char* field) {
-  std::FILE* f = std::fopen(path, "r");
-  if (f == nullptr) {
-    return 0;
-  }
-  const std::size_t len = std::strlen(field);
-  char line[256];
-  unsigned long long kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, field, len) == 0 && line[len] == ':' &&
-        std::sscanf(line + len + 1, "%llu kB", &kb) == 1) {
-      break;
-    }
-  }
-  std::fclose(f);
-  return kb << 10;
-}
 
 const char* zone_name(ZoneKind kind) noexcept {
   switch (kind) {
@@ -327,7 +310,7 @@ PopulateStats Machine::populate() {
   }
   fill(pcp_, pcp_bytes_, false, "per-CPU page lists");
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  out.huge_bytes = proc_kib_field("/proc/self/smaps_rollup", "AnonHugePages");
+  out.huge_bytes = base::proc_kib_field("/proc/self/smaps_rollup", "AnonHugePages");
   populated_ = true;
   return out;
 }

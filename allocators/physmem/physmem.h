@@ -115,9 +115,6 @@ TopologySpec topology_from_string(const std::string& text, std::uint64_t node_by
 /// RAM until populate()).
 std::uint64_t default_node_bytes(unsigned node_count) noexcept;
 
-/// A "Field:  N kB" line of a /proc file (meminfo, smaps_rollup) in bytes; 0 when absent.
-std::uint64_t proc_kib_field(const char* path, const char* field);
-
 /// Makes [p, p + bytes) resident (MADV_POPULATE_WRITE, else a write per page):
 /// for a backend's own tables over a populated machine. false if it could not.
 bool populate_range(void* p, std::size_t bytes, bool huge = false) noexcept;

@@ -10,8 +10,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "allocators/physmem/physmem.h"
 #include "base/errors.h"
+#include "base/proc.h"
 #include "harness/profile/distribution.h"
 
 namespace kmbench::profile {
@@ -28,7 +28,7 @@ std::uint64_t scaled(std::uint64_t x, double scale, workloads::Rng& rng) {
 
 /// The bytes the kernel reports as available (MemAvailable), else physical memory.
 std::uint64_t available_bytes() {
-  const std::uint64_t available = physmem::proc_kib_field("/proc/meminfo", "MemAvailable");
+  const std::uint64_t available = base::available_memory_bytes();
   if (available != 0) return available;
   return static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }

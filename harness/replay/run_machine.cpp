@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "base/proc.h"
 
 namespace kmbench::replay {
 namespace {
@@ -38,10 +39,6 @@ Held& held() {
 }
 
 }  // namespace
-
-std::uint64_t available_memory_bytes() {
-  return physmem::proc_kib_field("/proc/meminfo", "MemAvailable");
-}
 
 MachinePlan plan_machine(const std::string& topology, const MemoryDemand& d, unsigned threads,
                          std::uint64_t node_bytes) {
@@ -100,7 +97,7 @@ physmem::Machine& run_machine(const MachinePlan& plan, physmem::PopulateStats& p
       }
       h.machine.reset();
     }
-    const std::uint64_t available = available_memory_bytes();
+    const std::uint64_t available = base::available_memory_bytes();
     auto too_large = [&](std::uint64_t ram, const std::string& nodes) {
       return UsageError("the simulated machine needs " + mib(ram) + " of resident memory (" +
                         nodes + " of " + mib(plan.spec.node_bytes) + "; " + plan.sizing +

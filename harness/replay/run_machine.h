@@ -33,7 +33,4 @@ MachinePlan plan_machine(const std::string& topology, const MemoryDemand& demand
 physmem::Machine& run_machine(const MachinePlan& plan, physmem::PopulateStats& populated,
                               bool& reused);
 
-/// Bytes of memory this system can give now (MemAvailable), 0 when unknown.
-std::uint64_t available_memory_bytes();
-
 }  // namespace kmbench::replay
