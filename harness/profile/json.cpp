@@ -15,6 +15,19 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+/// The largest allocation or transfer a profile may hold: the 48-bit address
+/// space (256 TiB). Sizes beyond it are no allocator's, and synthesis rounds
+/// page allocations up without overflow below it.
+constexpr std::uint64_t kMaxBytes = (std::uint64_t{1} << 48) - 1;
+/// The longest capture a profile may describe: 2^53 ns (104 days), so that
+/// every time is exact as a double, as synthesis lays times out.
+constexpr std::uint64_t kMaxDuration = std::uint64_t{1} << 53;
+
+/// What bounds a class's values: the profile's duration and operation count.
+struct Limits {
+  std::uint64_t duration_ns = 0, ops = 0;
+};
+
 void distribution_json(JsonText& j, const Distribution& d) {
   j.open_object();
   j.key("exact");
@@ -147,6 +160,26 @@ class Reader {
   std::uint64_t count_of(const Json& obj, const std::string& path, const char* key) const {
     return count(field(obj, path, key), path + "." + key);
   }
+  /// A count at most `most`.
+  std::uint64_t count_of(const Json& obj, const std::string& path, const char* key, std::uint64_t most,
+                         const char* why) const {
+    const std::uint64_t n = count_of(obj, path, key);
+    if (n > most) {
+      fail(path + "." + key, std::to_string(n) + " is more than " + std::to_string(most) + " (" + why + ")");
+    }
+    return n;
+  }
+  /// a + b, which must not pass 2^64 - 1 (counts that wrap around could add up to anything).
+  std::uint64_t add(std::uint64_t a, std::uint64_t b, const std::string& path) const {
+    std::uint64_t sum;
+    if (__builtin_add_overflow(a, b, &sum)) fail(path, "counts add up to more than 2^64 - 1");
+    return sum;
+  }
+  std::uint64_t sum(const std::vector<std::uint64_t>& v, const std::string& path) const {
+    std::uint64_t n = 0;
+    for (std::uint64_t x : v) n = add(n, x, path);
+    return n;
+  }
 
   Distribution distribution(const Json& v, const std::string& path) const {
     only(v, path, {"exact", "tail"});
@@ -166,6 +199,11 @@ class Reader {
       if (!tail[i].is_array() || tail[i].size() != 3) fail(at, "is not a [lo, hi, count] bin");
       Distribution::Bin b{count(tail[i][0], at + "[0]"), count(tail[i][1], at + "[1]"), count(tail[i][2], at + "[2]")};
       if (b.hi < b.lo) fail(at, "ends before it starts");
+      const int bin = log_bin(b.lo);
+      if (log_bin_lo(bin) != b.lo || log_bin_hi(bin) != b.hi) {
+        fail(at, "is not a log bin (four per power of two: this lo's bin is [" + std::to_string(log_bin_lo(bin)) +
+                     ", " + std::to_string(log_bin_hi(bin)) + "])");
+      }
       if (!d.tail.empty() && b.lo <= d.tail.back().hi) fail(at, "overlaps or precedes the bin before it");
       d.tail.push_back(b);
     }
@@ -210,18 +248,70 @@ class Reader {
     return out;
   }
 
-  /// A distribution whose counts must add up to `expected` (what it describes).
+  /// A distribution whose counts must add up to `expected` (what it describes)
+  /// and whose values are at most `most` (a bin may start there).
   Distribution distribution_of(const Json& obj, const std::string& path, const char* key, std::uint64_t expected,
-                               const char* of) const {
-    Distribution d = distribution(field(obj, path, key), path + "." + key);
-    if (d.total() != expected) {
-      fail(path + "." + key, "counts " + std::to_string(d.total()) + " values, but " + of + " is " +
-                                 std::to_string(expected));
+                               const char* of, std::uint64_t most, const char* why) const {
+    const std::string at = path + "." + key;
+    Distribution d = distribution(field(obj, path, key), at);
+    std::uint64_t total = 0;
+    for (const auto& [value, n] : d.exact) total = add(total, n, at);
+    for (const Distribution::Bin& b : d.tail) total = add(total, b.count, at);
+    if (total != expected) {
+      fail(at, "counts " + std::to_string(total) + " values, but " + of + " is " + std::to_string(expected));
+    }
+    for (std::size_t i = 0; i < d.exact.size(); ++i) {
+      if (d.exact[i].first > most) {
+        fail(at + ".exact[" + std::to_string(i) + "][0]",
+             std::to_string(d.exact[i].first) + " is more than " + std::to_string(most) + " (" + why + ")");
+      }
+    }
+    for (std::size_t i = 0; i < d.tail.size(); ++i) {
+      if (d.tail[i].lo > most) {
+        fail(at + ".tail[" + std::to_string(i) + "][0]",
+             std::to_string(d.tail[i].lo) + " is more than " + std::to_string(most) + " (" + why + ")");
+      }
     }
     return d;
   }
 
-  Class class_at(const Json& v, const std::string& path, int version) const;
+  /// Shares whose keys lie in [lo, hi] (what the key names: a CPU, a node, ...).
+  std::vector<Share> shares_within(const Json& v, const std::string& path, std::int64_t lo, std::int64_t hi,
+                                   const char* what) const {
+    std::vector<Share> out = shares(v, path);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (out[i].key < lo || out[i].key > hi) {
+        fail(path + "[" + std::to_string(i) + "][0]", std::to_string(out[i].key) + " is not within " +
+                                                          std::to_string(lo) + " and " + std::to_string(hi) + " (" +
+                                                          what + ")");
+      }
+    }
+    return out;
+  }
+
+  Class class_at(const Json& v, const std::string& path, int version, const Limits& limits) const;
+
+  /// Maps per object, over the objects, make the maps: exactly, or within
+  /// the bins' bounds where values are binned. A synthesis draws each
+  /// object's maps from this distribution, so it must not promise more.
+  void maps_add_up(const Distribution& per_object, std::uint64_t maps, const std::string& path) const {
+    unsigned __int128 least = 0, most = 0;
+    for (const auto& [value, n] : per_object.exact) {
+      least += static_cast<unsigned __int128>(value) * n;
+      most += static_cast<unsigned __int128>(value) * n;
+    }
+    for (const Distribution::Bin& b : per_object.tail) {
+      least += static_cast<unsigned __int128>(b.lo) * b.count;
+      most += static_cast<unsigned __int128>(b.hi) * b.count;
+    }
+    const auto text = [](unsigned __int128 v) {
+      return v > UINT64_MAX ? std::string("more than 2^64 - 1") : std::to_string(static_cast<std::uint64_t>(v));
+    };
+    if (maps < least || maps > most) {
+      fail(path, "makes " + (least == most ? text(least) : text(least) + " to " + text(most)) +
+                     " maps, but maps.count is " + std::to_string(maps));
+    }
+  }
 
   /// [from, to, count] triples, ascending, from <= to < kTimeBuckets; each
   /// row adds up to the bucket's freed arrivals.
@@ -240,7 +330,7 @@ class Reader {
       if (!out.empty() && std::pair(f.from, f.to) <= std::pair(out.back().from, out.back().to)) {
         fail(at, "is not after the triple before it");
       }
-      rows[f.from] += f.count;
+      rows[f.from] = add(rows[f.from], f.count, path);
       out.push_back(f);
     }
     for (std::size_t b = 0; b < kTimeBuckets; ++b) {
@@ -257,13 +347,12 @@ class Reader {
   std::string name_;
 };
 
-std::uint64_t sum(const std::vector<std::uint64_t>& v) {
-  std::uint64_t n = 0;
-  for (std::uint64_t x : v) n += x;
-  return n;
-}
+/// The ranges of a mix's keys.
+constexpr std::int64_t kMaxCpu = 65535;     // as the importers take them
+constexpr std::int64_t kMaxNode = 127;      // an op's node is a signed byte; -1: any
+constexpr std::int64_t kMaxAlignLog2 = 63;  // alignment 1 << key
 
-Class Reader::class_at(const Json& v, const std::string& path, int version) const {
+Class Reader::class_at(const Json& v, const std::string& path, int version, const Limits& limits) const {
   if (version == 1) {
     only(v, path, {"id", "kind", "cache", "count", "censored", "sizes", "censored_sizes", "lifetime_ops", "lifetime_ns",
                    "interarrival_ns", "arrivals", "censored_arrivals", "departures", "cpu_mix", "remote_free_fraction",
@@ -289,22 +378,30 @@ Class Reader::class_at(const Json& v, const std::string& path, int version) cons
   c.count = count_of(v, path, "count");
   c.censored = count_of(v, path, "censored");
   if (c.censored > c.count) fail(path + ".censored", "is more than the class's count");
-  c.sizes = distribution_of(v, path, "sizes", c.count - c.censored, "count - censored");
-  c.censored_sizes = distribution_of(v, path, "censored_sizes", c.censored, "censored");
-  c.lifetime_ops = distribution_of(v, path, "lifetime_ops", c.count - c.censored, "count - censored");
-  c.lifetime_ns = distribution_of(v, path, "lifetime_ns", c.count - c.censored, "count - censored");
-  c.interarrival_ns = distribution_of(v, path, "interarrival_ns", c.count == 0 ? 0 : c.count - 1, "count - 1");
+  const char* const size_limit = "256 TiB, the address space";
+  const char* const time_limit = "the profile's duration_ns";
+  c.sizes = distribution_of(v, path, "sizes", c.count - c.censored, "count - censored", kMaxBytes, size_limit);
+  c.censored_sizes = distribution_of(v, path, "censored_sizes", c.censored, "censored", kMaxBytes, size_limit);
+  c.lifetime_ops = distribution_of(v, path, "lifetime_ops", c.count - c.censored, "count - censored", limits.ops,
+                                   "the profile's ops");
+  c.lifetime_ns =
+      distribution_of(v, path, "lifetime_ns", c.count - c.censored, "count - censored", limits.duration_ns, time_limit);
+  c.interarrival_ns = distribution_of(v, path, "interarrival_ns", c.count == 0 ? 0 : c.count - 1, "count - 1",
+                                      limits.duration_ns, time_limit);
   c.arrivals = counts(field(v, path, "arrivals"), path + ".arrivals", kTimeBuckets);
-  if (sum(c.arrivals) != c.count) fail(path + ".arrivals", "adds up to " + std::to_string(sum(c.arrivals)) + ", not count");
+  const std::uint64_t arrived = sum(c.arrivals, path + ".arrivals");
+  if (arrived != c.count) fail(path + ".arrivals", "adds up to " + std::to_string(arrived) + ", not count");
   c.censored_arrivals = counts(field(v, path, "censored_arrivals"), path + ".censored_arrivals", kTimeBuckets);
   for (std::size_t b = 0; b < kTimeBuckets; ++b) {
     if (c.censored_arrivals[b] > c.arrivals[b]) {
       fail(path + ".censored_arrivals[" + std::to_string(b) + "]", "is more than arrivals[" + std::to_string(b) + "]");
     }
   }
-  if (sum(c.censored_arrivals) != c.censored) fail(path + ".censored_arrivals", "does not add up to censored");
+  if (sum(c.censored_arrivals, path + ".censored_arrivals") != c.censored) {
+    fail(path + ".censored_arrivals", "does not add up to censored");
+  }
   c.departures = departures(field(v, path, "departures"), path + ".departures", c);
-  c.cpu_mix = shares(field(v, path, "cpu_mix"), path + ".cpu_mix");
+  c.cpu_mix = shares_within(field(v, path, "cpu_mix"), path + ".cpu_mix", 0, kMaxCpu, "a CPU");
   if (version >= 2) {
     c.cpu_stay = fraction(field(v, path, "cpu_stay"), path + ".cpu_stay");
   } else {
@@ -317,15 +414,18 @@ Class Reader::class_at(const Json& v, const std::string& path, int version) cons
     c.free_cpu_stay = chance_same(c.cpu_mix);  // no runs: free CPUs chosen one by one
   }
   c.flag_mix = shares(field(v, path, "flag_mix"), path + ".flag_mix", true);
-  c.align_mix = shares(field(v, path, "align_mix"), path + ".align_mix");
-  c.node_mix = shares(field(v, path, "node_mix"), path + ".node_mix");
+  c.align_mix = shares_within(field(v, path, "align_mix"), path + ".align_mix", 0, kMaxAlignLog2, "a log2 alignment");
+  c.node_mix = shares_within(field(v, path, "node_mix"), path + ".node_mix", -1, kMaxNode, "a node; -1: any");
   const std::string mp = path + ".maps";
   const Json& m = field(v, path, "maps");
   only(m, mp, {"count", "per_object", "bytes", "lifetime_ns", "flag_mix"});
   c.maps.count = count_of(m, mp, "count");
-  c.maps.per_object = distribution_of(m, mp, "per_object", c.count, "the class's count");
-  c.maps.bytes = distribution_of(m, mp, "bytes", c.maps.count, "maps.count");
-  c.maps.lifetime_ns = distribution_of(m, mp, "lifetime_ns", c.maps.count, "maps.count");
+  c.maps.per_object =
+      distribution_of(m, mp, "per_object", c.count, "the class's count", c.maps.count, "maps.count: all its maps");
+  maps_add_up(c.maps.per_object, c.maps.count, mp + ".per_object");
+  c.maps.bytes = distribution_of(m, mp, "bytes", c.maps.count, "maps.count", kMaxBytes, size_limit);
+  c.maps.lifetime_ns =
+      distribution_of(m, mp, "lifetime_ns", c.maps.count, "maps.count", limits.duration_ns, time_limit);
   c.maps.flag_mix = shares(field(m, mp, "flag_mix"), mp + ".flag_mix", true);
   return c;
 }
@@ -367,7 +467,7 @@ Profile from_json(std::string_view text, const std::string& name) {
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // a syntax error, or a number beyond a double (out_of_range)
     throw InputError(name, std::string("not JSON: ") + e.what());
   }
   const Reader r(name);
@@ -392,21 +492,22 @@ Profile from_json(std::string_view text, const std::string& name) {
     r.fail("$.sites", "is '" + sites + "', not hashed, merged or clear");
   }
   p.source = r.text(r.field(j, "$", "source"), "$.source");
-  p.page_size = static_cast<std::uint32_t>(r.count_of(j, "$", "page_size"));
+  p.page_size = static_cast<std::uint32_t>(r.count_of(j, "$", "page_size", std::uint64_t{1} << 30, "a 1 GiB page"));
   if (p.page_size == 0 || (p.page_size & (p.page_size - 1)) != 0) r.fail("$.page_size", "is not a power of two");
-  p.cpu_count = static_cast<std::uint32_t>(r.count_of(j, "$", "cpu_count"));
-  p.node_count = static_cast<std::uint32_t>(r.count_of(j, "$", "node_count"));
-  p.duration_ns = r.count_of(j, "$", "duration_ns");
+  p.cpu_count = static_cast<std::uint32_t>(r.count_of(j, "$", "cpu_count", kMaxCpu + 1, "CPUs the importers take"));
+  p.node_count = static_cast<std::uint32_t>(r.count_of(j, "$", "node_count", kMaxNode + 1, "nodes an op can name"));
+  p.duration_ns = r.count_of(j, "$", "duration_ns", kMaxDuration, "104 days");
   p.ops = r.count_of(j, "$", "ops");
   p.allocs = r.count_of(j, "$", "allocs");
   p.frees = r.count_of(j, "$", "frees");
   p.objects = r.count_of(j, "$", "objects");
   p.peak_live_bytes = r.count_of(j, "$", "peak_live_bytes");
   if (p.frees > p.allocs) r.fail("$.frees", "is more than $.allocs");
-  p.interarrival_ns = r.distribution_of(j, "$", "interarrival_ns", p.allocs == 0 ? 0 : p.allocs - 1, "$.allocs - 1");
-  p.cpu_mix = r.shares(r.field(j, "$", "cpu_mix"), "$.cpu_mix");
+  p.interarrival_ns = r.distribution_of(j, "$", "interarrival_ns", p.allocs == 0 ? 0 : p.allocs - 1, "$.allocs - 1",
+                                       p.duration_ns, "the profile's duration_ns");
+  p.cpu_mix = r.shares_within(r.field(j, "$", "cpu_mix"), "$.cpu_mix", 0, kMaxCpu, "a CPU");
   p.remote_free_fraction = r.fraction(r.field(j, "$", "remote_free_fraction"), "$.remote_free_fraction");
-  p.page_order_mix = r.shares(r.field(j, "$", "page_order_mix"), "$.page_order_mix");
+  p.page_order_mix = r.shares_within(r.field(j, "$", "page_order_mix"), "$.page_order_mix", 0, 63, "a page order");
   p.flag_mix = r.shares(r.field(j, "$", "flag_mix"), "$.flag_mix", true);
   p.live_set_bytes = r.counts(r.field(j, "$", "live_set_bytes"), "$.live_set_bytes", kLiveSetPoints);
   const Json& classes = r.array(r.field(j, "$", "classes"), "$.classes");
@@ -414,9 +515,9 @@ Profile from_json(std::string_view text, const std::string& name) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < classes.size(); ++i) {
     const std::string at = "$.classes[" + std::to_string(i) + "]";
-    p.classes.push_back(r.class_at(classes[i], at, static_cast<int>(version)));
+    p.classes.push_back(r.class_at(classes[i], at, static_cast<int>(version), {p.duration_ns, p.ops}));
     if (!ids.insert(p.classes.back().id).second) r.fail(at + ".id", "repeats '" + p.classes.back().id + "'");
-    allocs += p.classes.back().count;
+    allocs = r.add(allocs, p.classes.back().count, "$.classes");
   }
   if (allocs != p.allocs) {
     r.fail("$.classes", "hold " + std::to_string(allocs) + " allocations, but $.allocs is " + std::to_string(p.allocs));

@@ -125,6 +125,7 @@ class Departures {
  public:
   Departures(const Class& c, double width, std::uint64_t last) : rows_(kTimeBuckets), width_(width), last_(last) {
     for (const Class::Flow& f : c.departures) {
+      if (f.count == 0) continue;  // a row of none is no row: an empty one draws a lifetime instead
       auto& row = rows_[f.from];
       row.emplace_back((row.empty() ? 0 : row.back().first) + f.count, f.to);
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <regex>
@@ -363,6 +364,67 @@ TEST(Profile, AVersion1ProfileIsReadWithCpusDrawnOneByOne) {
   EXPECT_EQ(error_of(j), "bad.kprof.json: $.classes[0].cpu_stay: is 1.5, not between 0 and 1");
   j["classes"][0].erase("cpu_stay");
   EXPECT_EQ(error_of(j), "bad.kprof.json: $.classes[0].cpu_stay: is missing");
+}
+
+// A profile is shared, so it is outside input: what would make a synthesis
+// loop for ever, overflow, or lay out an invalid stream is refused too.
+TEST(Profile, ProfilesThatWouldMisleadTheSynthesisAreRefused) {
+  const std::string text = to_json(build(known_trace(), {Sites::clear, "fixed"}));
+  EXPECT_EQ(error_of(text, "\"version\": 2", "\"version\": 3e93734"),
+            "bad.kprof.json: not JSON: [json.exception.out_of_range.406] number overflow parsing '3e93734'");
+
+  const nlohmann::json good = nlohmann::json::parse(text);
+  ASSERT_EQ(error_of(good), "accepted");
+  ASSERT_EQ(good["classes"][0]["id"], "rx_alloc/64B");
+  ASSERT_EQ(good["classes"][1]["id"], "page:page_pool/8192B");
+  const auto refused = [&](const std::function<void(nlohmann::json&)>& change) {
+    nlohmann::json j = good;
+    change(j);
+    return error_of(j);
+  };
+  // Counts that wrap around 2^64 to add up to what they should.
+  EXPECT_EQ(refused([](nlohmann::json& j) {
+              for (int b : {0, 1}) {
+                auto& a = j["classes"][0]["arrivals"][b];
+                a = a.get<std::uint64_t>() + (std::uint64_t{1} << 63);
+              }
+            }),
+            "bad.kprof.json: $.classes[0].arrivals: counts add up to more than 2^64 - 1");
+  // A bin as wide as one likes: a draw from [256, 2^60] could be anything.
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["classes"][0]["lifetime_ns"]["tail"][1][1] = 400; }),
+            "bad.kprof.json: $.classes[0].lifetime_ns.tail[1]: is not a log bin (four per power of two: this lo's "
+            "bin is [256, 319])");
+  // Values no capture can have.
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["classes"][0]["sizes"]["exact"][0][0] = std::uint64_t{1} << 60; }),
+            "bad.kprof.json: $.classes[0].sizes.exact[0][0]: 1152921504606846976 is more than 281474976710655 (256 "
+            "TiB, the address space)");
+  EXPECT_EQ(refused([](nlohmann::json& j) {
+              j["classes"][0]["lifetime_ns"]["tail"][1] = nlohmann::json::array({2048, 2559, 1});
+            }),
+            "bad.kprof.json: $.classes[0].lifetime_ns.tail[1][0]: 2048 is more than 1030 (the profile's duration_ns)");
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["duration_ns"] = std::uint64_t{1} << 60; }),
+            "bad.kprof.json: $.duration_ns: 1152921504606846976 is more than 9007199254740992 (104 days)");
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["page_size"] = std::uint64_t{1} << 33; }),
+            "bad.kprof.json: $.page_size: 8589934592 is more than 1073741824 (a 1 GiB page)");
+  // Keys that name no CPU, alignment or node.
+  EXPECT_EQ(refused([](nlohmann::json& j) {
+              j["classes"][0]["cpu_mix"] = nlohmann::json::array({{-1, 1.0}});
+            }),
+            "bad.kprof.json: $.classes[0].cpu_mix[0][0]: -1 is not within 0 and 65535 (a CPU)");
+  EXPECT_EQ(refused([](nlohmann::json& j) {
+              j["classes"][0]["align_mix"] = nlohmann::json::array({{200, 1.0}});
+            }),
+            "bad.kprof.json: $.classes[0].align_mix[0][0]: 200 is not within 0 and 63 (a log2 alignment)");
+  EXPECT_EQ(refused([](nlohmann::json& j) {
+              j["classes"][0]["node_mix"] = nlohmann::json::array({{300, 1.0}});
+            }),
+            "bad.kprof.json: $.classes[0].node_mix[0][0]: 300 is not within -1 and 127 (a node; -1: any)");
+  // Maps per object that make more (or fewer) maps than the class had: each
+  // synthesized object draws its maps from them.
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["classes"][1]["maps"]["count"] = 3; }),
+            "bad.kprof.json: $.classes[1].maps.per_object: makes 2 maps, but maps.count is 3");
+  EXPECT_EQ(refused([](nlohmann::json& j) { j["classes"][1]["maps"]["per_object"]["exact"][0][0] = 1000; }),
+            "bad.kprof.json: $.classes[1].maps.per_object.exact[0][0]: 1000 is more than 2 (maps.count: all its maps)");
 }
 
 /// What the capture names that a profile must not: pointers, tasks, pids, sites, caches, times.
