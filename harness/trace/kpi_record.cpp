@@ -4,10 +4,12 @@
 // every call turned into an op (with its KPI call) by the capture Builder.
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -130,6 +132,7 @@ Log read_log(std::string_view bytes, const std::string& name) {
                                      " bytes is not a whole number of records");
         }
         const std::size_t n = h.bytes / sizeof(Record);
+        if (n == 0) break;  // a thread that flushed nothing
         const std::size_t first = log.records.size();
         log.records.resize(first + n);
         std::memcpy(static_cast<void*>(log.records.data() + first), payload, h.bytes);
@@ -161,9 +164,11 @@ struct TickClock {
       ns_per_tick = static_cast<double>(last.second - ns0) / static_cast<double>(last.first - t0);
     }
   }
-  std::uint64_t ns(std::uint64_t ticks) const {
+  /// nullopt for a time stamp no recording has: 2^63 ns (292 years) or more from the first reading.
+  std::optional<std::uint64_t> ns(std::uint64_t ticks) const {
     const double d = (static_cast<double>(ticks) - static_cast<double>(t0)) * ns_per_tick;
-    return d <= -static_cast<double>(ns0) ? 0 : ns0 + static_cast<std::int64_t>(d);
+    if (!(std::fabs(d) < 0x1p63)) return std::nullopt;
+    return d <= -static_cast<double>(ns0) ? 0 : ns0 + static_cast<std::uint64_t>(static_cast<std::int64_t>(d));
   }
 };
 
@@ -274,8 +279,17 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
       ++unknown;
       continue;
     }
+    if (e.align_log2 > 63) {
+      throw InputError(name, "a record asks for an alignment of 2^" + std::to_string(e.align_log2) +
+                                 " bytes, more than any address has");
+    }
     e.cpu = r.cpu;
-    e.time_ns = clock.ns(r.ticks);
+    const std::optional<std::uint64_t> ns = clock.ns(r.ticks);
+    if (!ns) {
+      throw InputError(name, "a record's time stamp (" + std::to_string(r.ticks) +
+                                 " ticks) lies 2^63 ns or more from the log's first clock reading");
+    }
+    e.time_ns = *ns;
     auto [it, fresh] = site_ids.try_emplace(r.site, 0);
     if (fresh) it->second = b.intern(symbols.name(r.site));  // each distinct site named once
     e.site = it->second;

@@ -8,17 +8,24 @@
 #include <IOKit/IOLib.h>
 #include <gtest/gtest.h>
 #include <libkern/OSMalloc.h>
+#include <fcntl.h>
 #include <libkern/c++/OSString.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
+#include <future>
 #include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/crc32c.h"
 #include "base/errors.h"
 #include "harness/trace/spill.h"
 #include "harness/trace/trace.h"
@@ -313,6 +320,94 @@ TEST(KpiRecord, ALogCutShortReadsUpToItsLastWholeBlockAndSaysWhere) {
   const ops::Trace d = trace::import_kpi_record(damaged, "damaged.kmr", {});
   EXPECT_NE(d.header.metadata.at("record.cut").find("checksum"), std::string::npos);
   std::remove(path.c_str());
+}
+
+/// A log made by hand: the file header, then each block with its checksum.
+std::string hand_made_log(const std::vector<std::pair<ops::kpirec::BlockType, std::string>>& blocks) {
+  std::string log(ops::kpirec::kMagic, sizeof ops::kpirec::kMagic);
+  const std::uint32_t version = ops::kpirec::kVersion, reserved = 0;
+  log.append(reinterpret_cast<const char*>(&version), 4).append(reinterpret_cast<const char*>(&reserved), 4);
+  std::uint64_t flush = 0;
+  for (const auto& [type, payload] : blocks) {
+    ops::kpirec::BlockHeader h{};
+    h.type = type;
+    h.bytes = static_cast<std::uint32_t>(payload.size());
+    h.crc = base::crc32c(payload.data(), payload.size());
+    h.ticks = (flush += 1000);  // a tick a nanosecond
+    h.mono_ns = flush;
+    log.append(reinterpret_cast<const char*>(&h), sizeof h).append(payload);
+  }
+  return log;
+}
+
+std::string record_bytes(std::uint64_t ticks, ops::Call call, std::uint8_t align_log2 = 0) {
+  ops::kpirec::Record r{};
+  r.ticks = ticks;
+  r.address = 0x10000;
+  r.size = 4096;
+  r.call = static_cast<std::uint8_t>(call);
+  r.align_log2 = align_log2;
+  return std::string(reinterpret_cast<const char*>(&r), sizeof r);
+}
+
+// A log whose checksums hold can still say what no recording says (a
+// recorder's bug, or a file made to look like a log): the import refuses it
+// by name, rather than handing a replay an impossible operation.
+TEST(KpiRecord, RecordsNoRecordingHasAreRefusedByName) {
+  using ops::kpirec::BlockType;
+  const auto error_of = [](const std::string& log) {
+    try {
+      trace::import_kpi_record(log, "made.kmr", {});
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const std::string end = "";
+  EXPECT_EQ(error_of(hand_made_log({{BlockType::records, record_bytes(1500, ops::Call::io_malloc)},
+                                    {BlockType::records, ""},  // a thread that flushed nothing
+                                    {BlockType::end, end}})),
+            "accepted");
+  EXPECT_EQ(error_of(hand_made_log({{BlockType::records, record_bytes(1500, ops::Call::io_buffer_alloc, 200)},
+                                    {BlockType::end, end}})),
+            "made.kmr: a record asks for an alignment of 2^200 bytes, more than any address has");
+  EXPECT_EQ(error_of(hand_made_log({{BlockType::records, record_bytes(~std::uint64_t{0}, ops::Call::io_malloc)},
+                                    {BlockType::records, record_bytes(2500, ops::Call::io_malloc)},
+                                    {BlockType::end, end}})),
+            "made.kmr: a record's time stamp (18446744073709551615 ticks) lies 2^63 ns or more from the log's first "
+            "clock reading");
+}
+
+// A log's modules name files of the recording machine. Here such a path may
+// be a FIFO: naming the sites must not wait on it for a writer.
+TEST(KpiRecord, AModulePathThatIsAFifoLeavesItsSitesUnnamed) {
+  const std::string fifo = temp_path("module.fifo");
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  ops::kpirec::Module m{};
+  m.lo = 0x400000;
+  m.hi = 0x500000;
+  m.path_bytes = static_cast<std::uint16_t>(fifo.size());
+  std::string modules(reinterpret_cast<const char*>(&m), sizeof m);
+  modules += fifo;
+  std::string record = record_bytes(1500, ops::Call::io_malloc);
+  const std::uint64_t site = 0x401234;
+  std::memcpy(record.data() + offsetof(ops::kpirec::Record, site), &site, sizeof site);
+  const std::string log = hand_made_log({{ops::kpirec::BlockType::modules, modules},
+                                         {ops::kpirec::BlockType::records, record},
+                                         {ops::kpirec::BlockType::end, ""}});
+  std::promise<std::string> named;
+  std::future<std::string> done = named.get_future();
+  std::thread reader([&] {
+    const ops::Trace t = trace::import_kpi_record(log, "fifo.kmr", {});
+    named.set_value(t.strings.at(t.streams.at(0).ops.at(0).site));
+  });
+  const bool returned = done.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  if (!returned) ::close(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK));  // let a reader blocked in open() go
+  reader.join();
+  ASSERT_TRUE(returned) << "the import waited on the FIFO";
+  EXPECT_EQ(done.get(), fifo.substr(fifo.rfind('/') + 1) + "+0x401234");  // object+offset, unnamed
+  std::remove(fifo.c_str());
 }
 
 TEST(KpiRecord, BadLogsAndBadPathsAreRefusedByName) {
