@@ -56,6 +56,28 @@ def dig(obj, path):
     return v if math.isfinite(v) else None
 
 
+# The fields every reader here takes from an index entry and a cell file's
+# "cell", with their JSON types (results/README.md): a run written by hand,
+# merged from elsewhere or damaged is refused naming the field, not met with
+# a traceback half way through a chart.
+ENTRY_FIELDS = {"id": str, "group": str, "status": str, "file": str, "backend": str, "label": str,
+                "threads": int, "placement": str, "topology": str, "mode": str}
+CELL_FIELDS = {"id": str, "group": str, "backend": str, "label": str, "threads": int, "repetition": int}
+STATUSES = ("ok", "failed", "pending")
+
+
+def check_fields(obj, fields, where):
+    """obj must be a JSON object holding each of `fields` with its type (a bool is no number)."""
+    if not isinstance(obj, dict):
+        raise BadInput(f"{where}: is not an object")
+    for key, kind in fields.items():
+        v = obj.get(key)
+        if key not in obj:
+            raise BadInput(f"{where}.{key}: is missing")
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise BadInput(f"{where}.{key}: is {json.dumps(v)[:40]}, not {'a whole number' if kind is int else 'a string'}")
+
+
 class Run:
     """One run directory: its index and cell files."""
 
@@ -65,18 +87,33 @@ class Run:
         if not os.path.isfile(index_path):
             raise BadInput(f"{run_dir}: not a run directory (no index.json)")
         self.index = read_json(index_path)
-        if self.index.get("schema") != "kmbench.run/1":
+        if not isinstance(self.index, dict) or self.index.get("schema") != "kmbench.run/1":
             raise BadInput(f"{index_path}: not a kmbench.run/1 index")
+        entries = self.index.get("cells", [])
+        if not isinstance(entries, list):
+            raise BadInput(f"{index_path}: cells: is not a list")
         self.cells = []  # cell files (dicts), in index order; pending cells have none
-        for entry in self.index.get("cells", []):
-            path = os.path.join(run_dir, entry.get("file", ""))
-            if entry.get("status") == "pending" or not os.path.isfile(path):
+        for i, entry in enumerate(entries):
+            where = f"{index_path}: cells[{i}]"
+            check_fields(entry, ENTRY_FIELDS, where)
+            if entry["status"] not in STATUSES:
+                raise BadInput(f"{where}.status: is {json.dumps(entry['status'])}, not ok, failed or pending")
+            path = os.path.join(run_dir, entry["file"])
+            if entry["status"] == "pending" or not os.path.isfile(path):
                 continue
             cell = read_json(path)
-            if cell.get("schema") != "kmbench.run-cell/1":
+            if not isinstance(cell, dict) or cell.get("schema") != "kmbench.run-cell/1":
                 raise BadInput(f"{path}: not a kmbench.run-cell/1 file")
+            check_fields(cell.get("cell"), CELL_FIELDS, f"{path}: cell")
+            if cell["cell"]["id"] != entry["id"]:
+                raise BadInput(f"{path}: cell.id: is {json.dumps(cell['cell']['id'])}, but the index "
+                               f"({where}) names it for {json.dumps(entry['id'])}")
+            if cell.get("status") not in STATUSES:
+                raise BadInput(f"{path}: status: is {json.dumps(cell.get('status'))[:40]}, not ok, failed or pending")
+            if cell["status"] == "ok" and not isinstance(cell.get("result"), dict):
+                raise BadInput(f"{path}: result: an ok cell's result is not an object")
             self.cells.append(cell)
-        self.entries = self.index.get("cells", [])
+        self.entries = entries
 
     def backend_order(self):
         """The backends in the catalogue's order (index "backends"); a run
