@@ -31,6 +31,8 @@ nlohmann::json read_json(const std::string& path) {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(path, "byte " + std::to_string(e.byte) + ": not valid JSON");
+  } catch (const nlohmann::json::exception& e) {  // a number beyond a double
+    throw InputError(path, std::string("not valid JSON: ") + e.what());
   }
 }
 
@@ -325,6 +327,54 @@ static nlohmann::json merge_traces(const std::vector<std::string>& inputs, const
   return traces;
 }
 
+/// A name that stays inside the directory it is joined to: not empty, no
+/// "/", not "." or "..".
+static bool plain_name(const nlohmann::json& v) {
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos;
+}
+
+/// What merge_runs reads of a shard's index, checked before anything is
+/// copied: a shard written by hand or damaged is refused naming the field,
+/// and no cell id or capture path of it leads outside the directories.
+static void check_index(const nlohmann::json& index, const std::string& path) {
+  const auto bad = [&](const std::string& field, const std::string& what) {
+    throw InputError(path, field + ": " + what);
+  };
+  if (!index.is_object() || index.value("schema", nlohmann::json()) != kRunSchema) {
+    throw InputError(path, std::string("not a ") + kRunSchema + " index");
+  }
+  if (!index.contains("matrix") || !index["matrix"].is_object()) bad("matrix", "is not an object");
+  if (!index.contains("seed")) bad("seed", "is missing");
+  if (!index.contains("order") || !index["order"].is_array()) bad("order", "is not a list");
+  for (std::size_t i = 0; i < index["order"].size(); ++i) {
+    if (!index["order"][i].is_string()) bad("order[" + std::to_string(i) + "]", "is not a cell id");
+  }
+  if (!index.contains("cells") || !index["cells"].is_array()) bad("cells", "is not a list");
+  for (std::size_t i = 0; i < index["cells"].size(); ++i) {
+    const nlohmann::json& e = index["cells"][i];
+    const std::string at = "cells[" + std::to_string(i) + "]";
+    if (!e.is_object()) bad(at, "is not an object");
+    if (!plain_name(e.value("id", nlohmann::json()))) bad(at + ".id", "is not a cell id (a name without '/')");
+    const nlohmann::json status = e.value("status", nlohmann::json());
+    if (status != "ok" && status != "failed" && status != "pending") {
+      bad(at + ".status", "is not ok, failed or pending");
+    }
+  }
+  const nlohmann::json traces = index.value("traces", nlohmann::json::array());
+  if (!traces.is_array()) bad("traces", "is not a list");
+  for (std::size_t i = 0; i < traces.size(); ++i) {
+    const nlohmann::json kmt = traces[i].is_object() ? traces[i].value("kmt", nlohmann::json()) : nlohmann::json();
+    bool inside = kmt.is_string() && !kmt.get_ref<const std::string&>().empty();
+    if (inside) {
+      const fs::path p(kmt.get<std::string>());
+      for (const auto& part : p) inside = inside && part != ".." && !p.is_absolute();
+    }
+    if (!inside) bad("traces[" + std::to_string(i) + "].kmt", "is not a path inside the run directory");
+  }
+}
+
 void merge_runs(const std::vector<std::string>& inputs, const std::string& out_dir) {
   if (inputs.empty()) {
     throw UsageError("merge needs at least one run directory");
@@ -338,12 +388,11 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
       throw UsageError("merge: the output directory " + out_dir + " is also an input");
     }
     const nlohmann::json index = read_json(index_path(in));
-    if (index.value("schema", "") != kRunSchema) {
-      throw InputError(index_path(in), std::string("not a ") + kRunSchema + " index");
-    }
+    check_index(index, index_path(in));
     if (merged.is_null()) {
       merged = index;
-    } else if (index["matrix"]["hash"] != merged["matrix"]["hash"] || index["seed"] != merged["seed"]) {
+    } else if (index["matrix"].value("hash", nlohmann::json()) != merged["matrix"].value("hash", nlohmann::json()) ||
+               index["seed"] != merged["seed"]) {
       throw InputError(index_path(in), "a run of another matrix file or seed than " +
                                            index_path(inputs.front()) + ": cannot merge");
     } else if (!merged.contains("latency_reference") && index.contains("latency_reference")) {
@@ -363,13 +412,22 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
       }
     }
   }
-  fs::create_directories(cells_dir(out_dir));
+  // Every cell file is read and checked before the merged run is begun.
+  std::map<std::string, nlohmann::json> files;
   for (const auto& [id, e] : entries) {
     if (e["status"] == "pending") {
       continue;
     }
     const std::string src = cell_path(from[id], id);
     nlohmann::json cell = read_json(src);
+    if (!cell.is_object() || !cell.contains("cell") || !cell["cell"].is_object() ||
+        cell["cell"].value("id", nlohmann::json()) != id) {
+      throw InputError(src, "is not the cell file of " + id + " (its cell.id differs, or it has none)");
+    }
+    files.emplace(id, std::move(cell));
+  }
+  fs::create_directories(cells_dir(out_dir));
+  for (const auto& [id, cell] : files) {
     write_atomic(cell_path(out_dir, id), cell.dump(1) + "\n");
     const fs::path err = fs::path(cells_dir(from[id])) / (id + ".stderr");
     if (fs::exists(err)) {

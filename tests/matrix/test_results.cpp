@@ -1,8 +1,11 @@
 // Result files: atomic writes, exports that keep failed cells missing, merging shards.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "base/errors.h"
 #include "results/results.h"
@@ -133,6 +136,56 @@ TEST(Results, MergeRefusesOtherMatrices) {
   EXPECT_EQ(load_cells((root / "merged").string()).size(), 2u);
   EXPECT_TRUE(fs::exists(root / "merged" / "benchmark.json"));
   EXPECT_THROW(merge_runs({a, c}, (root / "merged2").string()), InputError);
+  fs::remove_all(root);
+}
+
+// A shard comes from another machine: what would make the merge read or
+// write outside the directories, or stop with a library's message, is refused
+// naming the file and the field, before anything is written.
+TEST(Results, MergeRefusesADamagedShardNamingTheField) {
+  const auto root = fs::temp_directory_path() / ("kmbench_test_results_damaged_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  const auto shard = [&](const std::string& name, const std::function<void(nlohmann::json&)>& change,
+                         const std::string& cell_id = "g.r0") {
+    const std::string dir = (root / name).string();
+    fs::create_directories(cells_dir(dir));
+    write_atomic(cell_path(dir, "g.r0"), cell_file(cell_id, "g", true, 0).dump());
+    nlohmann::json index = {{"schema", kRunSchema}, {"run_id", name}, {"matrix", {{"hash", "h"}}}, {"seed", 1},
+                            {"order", {"g.r0"}}, {"cells", {{{"id", "g.r0"}, {"group", "g"}, {"status", "ok"}}}}};
+    change(index);
+    write_atomic(index_path(dir), index.dump());
+    return dir;
+  };
+  const auto error_of = [&](const std::string& dir) {
+    const std::string out = (root / ("out-" + fs::path(dir).filename().string())).string();
+    try {
+      merge_runs({dir}, out);
+    } catch (const InputError& e) {
+      EXPECT_FALSE(fs::exists(out)) << "a refused merge wrote " << out;
+      return std::string(e.what());
+    }
+    return std::string("merged");
+  };
+  EXPECT_EQ(error_of(shard("fine", [](nlohmann::json&) {})), "merged");
+  const std::string list = shard("list", [](nlohmann::json& i) { i = nlohmann::json::array({i}); });
+  EXPECT_EQ(error_of(list), index_path(list) + ": not a kmbench.run/1 index");
+  const std::string up = shard("up", [](nlohmann::json& i) { i["cells"][0]["id"] = "../../escaped"; });
+  EXPECT_EQ(error_of(up), index_path(up) + ": cells[0].id: is not a cell id (a name without '/')");
+  EXPECT_FALSE(fs::exists(root / "escaped.json"));
+  const std::string status = shard("status", [](nlohmann::json& i) { i["cells"][0]["status"] = 3; });
+  EXPECT_EQ(error_of(status), index_path(status) + ": cells[0].status: is not ok, failed or pending");
+  const std::string order = shard("order", [](nlohmann::json& i) { i.erase("order"); });
+  EXPECT_EQ(error_of(order), index_path(order) + ": order: is not a list");
+  const std::string kmt = shard("kmt", [](nlohmann::json& i) {
+    i["traces"] = {{{"label", "net"}, {"kmt", "../../net.kmt"}}};
+  });
+  EXPECT_EQ(error_of(kmt), index_path(kmt) + ": traces[0].kmt: is not a path inside the run directory");
+  const std::string other = shard("other", [](nlohmann::json&) {}, "someone.else.r0");
+  EXPECT_EQ(error_of(other), cell_path(other, "g.r0") + ": is not the cell file of g.r0 (its cell.id differs, or it has none)");
+  const std::string huge = (root / "huge").string();
+  fs::create_directories(huge);
+  write_atomic(index_path(huge), "{\"schema\": \"kmbench.run/1\", \"seed\": 1e99999}");
+  EXPECT_NE(error_of(huge).find(index_path(huge) + ": not valid JSON"), std::string::npos);
   fs::remove_all(root);
 }
 
