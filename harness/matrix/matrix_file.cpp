@@ -358,7 +358,8 @@ class EntryReader {
         p = std::filesystem::absolute(std::filesystem::path(path_).parent_path() / p);
       }
       if (!std::filesystem::is_regular_file(p)) {
-        check_.fail(*name_node, c.source_kind + " file '" + p.string() + "' does not exist");
+        check_.fail(*name_node, c.source_kind + " file '" + p.string() + "' " +
+                                    (std::filesystem::exists(p) ? "is not a regular file" : "does not exist"));
       }
       c.source = p.lexically_normal().string();
       c.label = std::filesystem::path(c.source).stem().string();

@@ -60,6 +60,10 @@ echo "== a missing capture is rejected before anything runs"
 matrix missing.toml cap.txt.xz nosuch.txt.xz
 rejected missing.toml run2 "missing.toml:11: trace file '$work/nosuch.txt.xz' does not exist"
 [ ! -e run2 ] || fail "a run directory was made for a missing capture"
+mkdir -p adir.txt
+matrix dir.toml cap.txt.xz adir.txt
+rejected dir.toml run2 "dir.toml:11: trace file '$work/adir.txt' is not a regular file"
+[ ! -e run2 ] || fail "a run directory was made for a capture that is a directory"
 
 echo "== a damaged capture is rejected before anything runs"
 head -c 40000 "$sample" > truncated.txt.xz
