@@ -48,6 +48,19 @@ const char* zone_name(ZoneKind kind) noexcept {
   return "?";
 }
 
+/// The objects at the last level of an hwloc synthetic description: the
+/// product of its levels' counts ("pack:2 [numa] core:4 pu:2": 16), saturated.
+static std::uint64_t synthetic_leaves(const std::string& s) {
+  std::uint64_t leaves = 1;
+  for (std::size_t at = s.find(':'); at != std::string::npos; at = s.find(':', at + 1)) {
+    std::uint64_t n = 0;
+    std::size_t d = at + 1;
+    for (; d < s.size() && s[d] >= '0' && s[d] <= '9' && n <= kMaxSyntheticLeaves; ++d) n = n * 10 + (s[d] - '0');
+    if (d > at + 1) leaves = std::min<std::uint64_t>(leaves * std::max<std::uint64_t>(n, 1), kMaxSyntheticLeaves + 1);
+  }
+  return leaves;
+}
+
 TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes) {
   TopologySpec spec;
   spec.node_bytes = node_bytes;
@@ -59,6 +72,12 @@ TopologySpec topology_from_string(const std::string& text, std::uint64_t node_by
   } else if (kind == "synthetic" && !rest.empty()) {
     spec.kind = TopologySpec::Kind::synthetic;
     spec.text = rest;
+    // hwloc builds a synthetic machine in time quadratic in its objects: 100,000 took minutes.
+    if (synthetic_leaves(rest) > kMaxSyntheticLeaves) {
+      throw UsageError("topology '" + text + "': more than " + std::to_string(kMaxSyntheticLeaves) +
+                       " objects at its last level (threads run on " + std::to_string(kMaxCpuSlots) +
+                       " CPU slots)");
+    }
   } else if (kind == "xml" && !rest.empty()) {
     spec.kind = TopologySpec::Kind::xml;
     spec.text = rest;

@@ -106,8 +106,13 @@ struct TopologySpec {
   std::uint32_t watermark_scale_factor = 0;  // vm.watermark_scale_factor (0: 10); <= kMaxWatermarkScaleFactor
 };
 
+/// The most objects a synthetic topology's last level may have (PUs, or
+/// whatever it ends with).
+inline constexpr std::uint64_t kMaxSyntheticLeaves = 4096;
+
 /// Parses a topology as users write it: "real", "synthetic:<hwloc string>" or
-/// "xml:<path>". Throws UsageError naming the text.
+/// "xml:<path>". Throws UsageError naming the text, or a synthetic machine
+/// of more than kMaxSyntheticLeaves objects at its last level.
 TopologySpec topology_from_string(const std::string& text, std::uint64_t node_bytes = 0);
 
 /// Simulated RAM per node when TopologySpec::node_bytes is 0: 8 GiB over all

@@ -122,6 +122,16 @@ TEST(Topology, ParsedFromTheTextUsersWrite) {
   EXPECT_THROW(topology_from_string("synthetic:"), UsageError);
   EXPECT_THROW(topology_from_string("numa"), UsageError);
   EXPECT_THROW(topology_from_string("real:2"), UsageError);
+  // hwloc takes minutes over 100,000 objects: refused before it starts.
+  EXPECT_EQ(topology_from_string("synthetic:pack:64 [numa] core:16 pu:4").kind, TopologySpec::Kind::synthetic);
+  try {
+    topology_from_string("synthetic:pack:100000 [numa] pu:1");
+    FAIL() << "a synthetic machine of 100,000 PUs was taken";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "topology 'synthetic:pack:100000 [numa] pu:1': more than 4096 objects at its last level "
+                           "(threads run on 256 CPU slots)");
+  }
+  EXPECT_THROW(topology_from_string("synthetic:pack:2 core:99999999999999999999999 pu:1"), UsageError);
 }
 
 TEST(Machine, DefaultLayoutHasDmaDma32AndNormalZones) {
