@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "allocators/physmem/physmem.h"
+#include "base/errors.h"
 
 namespace kmbench::replay {
 namespace {
@@ -66,6 +67,14 @@ PressureController::PressureController(PressureSpec spec, physmem::Machine& mach
     if (c.kind == PressureClause::Kind::cap) caps_.clauses.push_back(c);
   }
   const physmem::PageStats stats = machine_.stats();
+  for (const PressureClause& c : spec_.clauses) {
+    if (c.node != kAnyNode && static_cast<std::size_t>(c.node) >= stats.nodes.size()) {
+      const std::size_t n = stats.nodes.size();
+      throw UsageError("--pressure: clause '" + c.text + "' names node " + std::to_string(c.node) +
+                       ", but the machine has " + std::to_string(n) +
+                       (n == 1 ? " node (0)" : " nodes (0 to " + std::to_string(n - 1) + ")") + " (docs/pressure.md)");
+    }
+  }
   for (const physmem::NodeStats& n : stats.nodes) {
     PressureNode node;
     node.node = n.node;

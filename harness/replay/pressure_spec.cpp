@@ -90,6 +90,7 @@ PassTime read_time(std::string_view clause, std::string_view key, std::string_vi
 
 PressureClause read_clause(std::string_view clause) {
   PressureClause c;
+  c.text = std::string(clause);
   const std::vector<std::string_view> fields = split(clause, ',');
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const std::string_view f = trim(fields[i]);
@@ -176,7 +177,8 @@ std::uint64_t available_bytes(const PressureSpec& spec, NodeId node, std::uint64
       const double taken = c.percent ? c.amount / 100.0 * static_cast<double>(node_ram_bytes) : c.amount;
       limit = static_cast<double>(node_ram_bytes) - std::min(taken, static_cast<double>(node_ram_bytes));
     }
-    available = std::min(available, static_cast<std::uint64_t>(std::max(0.0, limit)));
+    // A cap far above the node's RAM (1e99% of the peak) leaves it all: a double beyond 2^64 has no integer.
+    if (limit < static_cast<double>(available)) available = static_cast<std::uint64_t>(std::max(0.0, limit));
   }
   return available;
 }

@@ -39,6 +39,7 @@ struct PressureClause {
   PassTime lasts;        // take: how long (unset: to the end)
   PassTime period;       // balloon
   NodeId node = kAnyNode;
+  std::string text;      // the clause as given (for errors)
 };
 
 struct PressureSpec {

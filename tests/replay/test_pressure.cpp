@@ -117,6 +117,23 @@ TEST(PressureSpec, TheTightestClauseInForceSetsWhatIsLeft) {
   EXPECT_EQ(available_bytes(balloon, 1, ram, live, {0, 49}), 900 * kMiB) << "the first half of a period";
   EXPECT_EQ(available_bytes(balloon, 1, ram, live, {0, 50}), ram) << "the second";
   EXPECT_EQ(available_bytes(balloon, 0, ram, live, {0, 49}), ram) << "another node";
+  // A cap far above the node leaves it all, however far: 1e99% of the peak is no integer.
+  EXPECT_EQ(available_bytes(parse_pressure("cap=1e99%"), 0, ram, live, {}), ram);
+  EXPECT_EQ(available_bytes(parse_pressure("cap=1000000%"), 0, ram, live, {}), ram);
+}
+
+TEST(PressureController, RefusesAClauseForANodeTheMachineLacks) {
+  physmem::TopologySpec spec;
+  spec.node_bytes = 64 * kMiB;
+  physmem::Machine m(spec);
+  std::atomic<std::uint64_t> steps{0};
+  try {
+    PressureController c(parse_pressure("cap=50%,node=9"), m, 0, steps, {});
+    FAIL() << "a cap on node 9 of a one-node machine was taken (and would have squeezed nothing)";
+  } catch (const UsageError& e) {
+    EXPECT_STREQ(e.what(), "--pressure: clause 'cap=50%,node=9' names node 9, but the machine has 1 node (0) "
+                           "(docs/pressure.md)");
+  }
 }
 
 TEST(PressureController, HoldsTheBalloonAtTheScheduleAndLetsItGo) {
