@@ -128,9 +128,14 @@ inline constexpr std::uint64_t kPage = 4096;
 
 using ops::OpKind;
 
-/// A count of CPU streams (queues, threads): at least one.
+/// The most CPU streams a workload may have: a stream per CPU slot and then some.
+inline constexpr std::uint64_t kMaxStreams = 4096;
+
+/// A count of CPU streams (queues, threads): 1 to kMaxStreams.
 inline unsigned stream_count(const Params& p, std::string_view key) {
-  return static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64(key)));
+  const std::uint64_t n = p.u64(key, 1);
+  if (n > kMaxStreams) p.refuse(key, "is above " + std::to_string(kMaxStreams) + " streams");
+  return static_cast<unsigned>(n);
 }
 
 /// Block sizes from two byte parameters: lo at least `floor`, hi at least lo.
@@ -140,12 +145,13 @@ struct SizeRange {
 };
 inline SizeRange size_range(const Params& p, std::string_view min_key, std::string_view max_key,
                             std::uint64_t floor = 1) {
-  const std::uint64_t lo = std::max(floor, p.bytes(min_key));
-  return {lo, std::max(lo, p.bytes(max_key))};
+  const std::uint64_t lo = p.bytes(min_key, floor), hi = p.bytes(max_key);
+  if (hi < lo) p.refuse(max_key, "is below " + std::string(min_key) + " (" + std::to_string(lo) + " bytes)");
+  return {lo, hi};
 }
 
 /// The `op_ns` parameter, time per operation: at least 1 ns.
-inline double op_time_ns(const Params& p) { return std::max(1.0, p.real("op_ns")); }
+inline double op_time_ns(const Params& p) { return p.real("op_ns", 1); }
 
 // The workloads, one file each: name, summary, parameters and generator.
 WorkloadInfo nic_workload();

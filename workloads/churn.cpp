@@ -9,10 +9,10 @@ namespace {
 ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const unsigned streams = stream_count(p, "streams");
   const std::uint64_t total = p.u64("ops");
-  const std::uint64_t high = std::max<std::uint64_t>(8, p.u64("live"));
-  const std::uint64_t phases = std::max<std::uint64_t>(1, p.u64("phases"));
-  const std::uint64_t small_max = std::max<std::uint64_t>(16, p.bytes("small_max"));
-  const std::uint64_t large_max = std::max<std::uint64_t>(1024, p.bytes("large_max"));
+  const std::uint64_t high = p.u64("live", 8);
+  const std::uint64_t phases = p.u64("phases", 1);
+  const std::uint64_t small_max = p.bytes("small_max", 16);
+  const std::uint64_t large_max = p.bytes("large_max", 1024);
   const double large = p.real("large_fraction");
   const double pages = p.real("page_fraction");
   const double cross = p.real("cross");

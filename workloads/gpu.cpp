@@ -12,7 +12,7 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
   const unsigned streams = stream_count(p, "streams");
   const std::uint64_t buffers = p.u64("buffers");
   const auto [granule, max] = size_range(p, "min", "max", kPage);
-  const std::uint64_t budget = std::max(max, p.bytes("budget"));
+  const std::uint64_t budget = p.bytes("budget", max);  // the largest buffer alone fits under it
   const double small_ratio = p.real("small_ratio");
   const double gap_ns = p.real("interval_us") * 1e3;
 

@@ -10,9 +10,9 @@ namespace {
 ops::Trace generate_larson(const Params& p, std::uint64_t seed) {
   const unsigned threads = stream_count(p, "threads");
   const std::uint64_t rounds = p.u64("rounds");
-  const std::uint64_t slots = std::max<std::uint64_t>(1, p.u64("slots"));
+  const std::uint64_t slots = p.u64("slots", 1);
   const auto [lo, hi] = size_range(p, "min", "max");
-  const std::uint64_t epochs = std::max<std::uint64_t>(1, p.u64("epochs"));
+  const std::uint64_t epochs = p.u64("epochs", 1);
   const double op_ns = op_time_ns(p);
 
   Rng rng(seed);

@@ -20,10 +20,10 @@ ops::Trace generate_nic(const Params& p, std::uint64_t seed) {
   const unsigned queues = stream_count(p, "queues");
   const std::uint64_t packets = p.u64("packets");
   const double tx_ratio = p.real("tx_ratio");
-  const std::uint64_t ring = std::max<std::uint64_t>(1, p.u64("ring"));
+  const std::uint64_t ring = p.u64("ring", 1);
   const auto jumbo_queues = static_cast<unsigned>(p.real("jumbo") * queues + 0.5);
-  const std::uint64_t burst = std::max<std::uint64_t>(1, p.u64("burst"));
-  const double pps = std::max(1.0, p.real("pps"));
+  const std::uint64_t burst = p.u64("burst", 1);
+  const double pps = p.real("pps", 1);
   const double remote = p.real("remote_free");
   const double consume_ns = p.real("consume_us") * 1e3;
   const std::uint64_t skb = p.bytes("skb");

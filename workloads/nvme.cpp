@@ -13,11 +13,11 @@ namespace {
 
 ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
   const unsigned queues = stream_count(p, "queues");
-  const std::uint64_t depth = std::max<std::uint64_t>(1, p.u64("depth"));
+  const std::uint64_t depth = p.u64("depth", 1);
   const std::uint64_t ios = p.u64("ios");
   const auto [min_io, max_io] = size_range(p, "min_io", "max_io", kPage);
   const double read_ratio = p.real("read_ratio");
-  const double gap_ns = 1e9 * queues / std::max(1.0, p.real("iops"));
+  const double gap_ns = 1e9 * queues / p.real("iops", 1);
   const double service_ns = p.real("service_us") * 1e3;
   const double remote = p.real("remote_complete");
 

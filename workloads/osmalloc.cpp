@@ -10,9 +10,9 @@ namespace {
 
 ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
   const unsigned streams = stream_count(p, "streams");
-  const unsigned tags = static_cast<unsigned>(std::max<std::uint64_t>(1, p.u64("tags")));
+  const unsigned tags = static_cast<unsigned>(p.u64("tags", 1));
   const std::uint64_t total = p.u64("ops");
-  const std::uint64_t target = std::max<std::uint64_t>(1, p.u64("live"));
+  const std::uint64_t target = p.u64("live", 1);
   const double noblock = p.real("noblock");
   const double pageable = p.real("pageable");
   const std::uint64_t unload_every = p.u64("unload_every");

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 #include "base/errors.h"
 #include "base/units.h"
@@ -85,7 +87,7 @@ double Params::real(std::string_view key) const {
   const double v = std::strtod(text.c_str(), &end);
   std::string rest = end;
   const bool suffix = rest.size() == 1 && std::string_view("kmgtKMGT").find(rest[0]) != std::string_view::npos;
-  if (end == text.c_str() || errno != 0 || !(rest.empty() || suffix) || v < 0) {
+  if (end == text.c_str() || errno != 0 || !(rest.empty() || suffix) || !std::isfinite(v) || v < 0) {
     throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + text +
                      "' is not a non-negative number");
   }
@@ -94,11 +96,37 @@ double Params::real(std::string_view key) const {
 
 std::uint64_t Params::u64(std::string_view key) const {
   const double v = real(key);
-  if (v != static_cast<double>(static_cast<std::uint64_t>(v))) {
+  if (!(v < 0x1p64) || v != std::floor(v)) {  // 1e30 has no 64-bit integer: tested before the conversion
     throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + raw(key) +
                      "' is not a whole number");
   }
   return static_cast<std::uint64_t>(v);
+}
+
+void Params::refuse(std::string_view key, const std::string& what) const {
+  throw UsageError("workload " + workload_ + ": parameter " + std::string(key) + "='" + raw(key) + "' " + what);
+}
+
+std::uint64_t Params::u64(std::string_view key, std::uint64_t least) const {
+  const std::uint64_t v = u64(key);
+  if (v < least) refuse(key, "is below " + std::to_string(least));
+  return v;
+}
+
+double Params::real(std::string_view key, double least) const {
+  const double v = real(key);
+  if (v < least) {
+    std::ostringstream at_least;
+    at_least << least;
+    refuse(key, "is below " + at_least.str());
+  }
+  return v;
+}
+
+std::uint64_t Params::bytes(std::string_view key, std::uint64_t least) const {
+  const std::uint64_t v = bytes(key);
+  if (v < least) refuse(key, "is below " + std::to_string(least) + " bytes");
+  return v;
 }
 
 std::uint64_t Params::bytes(std::string_view key) const {

@@ -15,8 +15,8 @@ ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
   const std::uint64_t transfers = p.u64("transfers");
   const auto [lo, hi] = size_range(p, "min", "max");
   const double dma32_buffers = p.real("dma32_buffers");
-  const std::uint64_t inflight_max = std::max<std::uint64_t>(1, p.u64("inflight"));
-  const double gap_ns = 1e9 / std::max(1.0, p.real("rate"));
+  const std::uint64_t inflight_max = p.u64("inflight", 1);
+  const double gap_ns = 1e9 / p.real("rate", 1);
   const double service_ns = p.real("service_us") * 1e3;
   const unsigned irq = static_cast<unsigned>(p.u64("irq_stream") % streams);
 

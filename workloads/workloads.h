@@ -30,6 +30,13 @@ class Params {
   double real(std::string_view key) const;
   /// A byte count: digits with an optional k/m/g suffix (powers of 1024).
   std::uint64_t bytes(std::string_view key) const;
+  /// The same, refused below `least` (a count of queues, a ring's size, a
+  /// rate): a value a generator cannot use is an error, not quietly raised.
+  std::uint64_t u64(std::string_view key, std::uint64_t least) const;
+  double real(std::string_view key, double least) const;
+  std::uint64_t bytes(std::string_view key, std::uint64_t least) const;
+  /// A UsageError naming this workload and parameter `key` (as given) with `what` is wrong.
+  [[noreturn]] void refuse(std::string_view key, const std::string& what) const;
   /// One of `allowed` (a '|'-separated list), as given.
   std::string choice(std::string_view key, std::string_view allowed) const;
   const std::map<std::string, std::string>& values() const { return values_; }

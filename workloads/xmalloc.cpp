@@ -10,7 +10,7 @@ ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
   const unsigned threads = stream_count(p, "threads");
   const std::uint64_t items = p.u64("items");
   const auto [lo, hi] = size_range(p, "min", "max");
-  const std::uint64_t batch = std::max<std::uint64_t>(1, p.u64("batch"));
+  const std::uint64_t batch = p.u64("batch", 1);
   const double delay_ns = p.real("delay_us") * 1e3;
   const double op_ns = op_time_ns(p);
 

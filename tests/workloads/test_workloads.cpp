@@ -158,6 +158,36 @@ TEST(WorkloadParams, UnknownWorkloadOrKeyAndBadValuesAreUsageErrors) {
   EXPECT_EQ(p.bytes("min"), 2u << 20);
 }
 
+/// The message generate() refuses `params` of `workload` with, or "generated".
+std::string refusal(const std::string& workload, const std::map<std::string, std::string>& params) {
+  try {
+    generate(workload, params, 1);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "generated";
+}
+
+// A value a generator cannot use is refused naming it, not quietly raised to
+// one it can (a queue depth of 0 ran as 1; a budget below the largest buffer
+// ran as that buffer), and no number is converted beyond its type.
+TEST(WorkloadParams, ValuesAGeneratorCannotUseAreRefusedNotRaised) {
+  EXPECT_EQ(refusal("nvme", {{"depth", "0"}}), "workload nvme: parameter depth='0' is below 1");
+  EXPECT_EQ(refusal("larson", {{"threads", "0"}}), "workload larson: parameter threads='0' is below 1");
+  EXPECT_EQ(refusal("nic", {{"queues", "5000"}}), "workload nic: parameter queues='5000' is above 4096 streams");
+  EXPECT_EQ(refusal("nic", {{"pps", "0.5"}}), "workload nic: parameter pps='0.5' is below 1");
+  EXPECT_EQ(refusal("churn", {{"live", "7"}}), "workload churn: parameter live='7' is below 8");
+  EXPECT_EQ(refusal("gpu", {{"budget", "0"}}), "workload gpu: parameter budget='0' is below 268435456 bytes");
+  EXPECT_EQ(refusal("xmalloc", {{"min", "4k"}, {"max", "1k"}}),
+            "workload xmalloc: parameter max='1k' is below min (4096 bytes)");
+  EXPECT_EQ(refusal("nvme", {{"min_io", "1k"}}), "workload nvme: parameter min_io='1k' is below 4096 bytes");
+  EXPECT_EQ(refusal("churn", {{"ops", "1e30"}}), "workload churn: parameter ops='1e30' is not a whole number");
+  EXPECT_EQ(refusal("nic", {{"tx_ratio", "nan"}}),
+            "workload nic: parameter tx_ratio='nan' is not a non-negative number");
+  EXPECT_EQ(refusal("nic", {{"pps", "inf"}}), "workload nic: parameter pps='inf' is not a non-negative number");
+  EXPECT_EQ(refusal("nvme", {{"depth", "1"}, {"ios", "50"}}), "generated");
+}
+
 TEST(WorkloadShapes, DmaWorkloadsMapWhatTheyAllocateAndUsb32AsksFor32Bits) {
   const ops::Trace usb = generate("usb32", brief("usb32"), 2);
   std::uint64_t maps = 0, dma32 = 0;
