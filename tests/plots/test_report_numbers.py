@@ -8,29 +8,19 @@ import glob
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "plots"))
-import charts  # noqa: E402
-import leaderboard  # noqa: E402
-import runs  # noqa: E402
+import charts
+import leaderboard
+import runs
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("fixture") / "run")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out], check=True)
-    return out
-
-
-def cell_values(run_dir, path):
+def cell_values(fixture_run, path):
     """group → the metric over its successful repetitions, read from the cell files alone."""
     out = {}
-    for name in glob.glob(os.path.join(run_dir, "cells", "*.json")):
+    for name in glob.glob(os.path.join(fixture_run, "cells", "*.json")):
         with open(name) as f:
             doc = json.load(f)
         if doc["status"] != "ok":
@@ -42,13 +32,13 @@ def cell_values(run_dir, path):
     return out
 
 
-def test_leaderboard_medians_and_ratios_come_from_the_cells(run_dir):
-    run = runs.Run(run_dir)
+def test_leaderboard_medians_and_ratios_come_from_the_cells(fixture_run):
+    run = runs.Run(fixture_run)
     rows = leaderboard.baseline_rows(run, "system", 0.05, 0.03)
     boards = leaderboard.leaderboards(run, "system", rows)
     assert [b["label"] for b in boards] == ["nic", "churn"]
-    ns = cell_values(run_dir, ("allocator_ns_per_op",))
-    foot = cell_values(run_dir, ("footprint", "peak_footprint_bytes"))
+    ns = cell_values(fixture_run, ("allocator_ns_per_op",))
+    foot = cell_values(fixture_run, ("footprint", "peak_footprint_bytes"))
     for b in boards:
         assert b["threads"] == 2
         base_group = f"{b['label']}.system.t2.local.real.fast"
@@ -65,15 +55,15 @@ def test_leaderboard_medians_and_ratios_come_from_the_cells(run_dir):
                 assert r["vs_base_ns"]["ratio"] == pytest.approx(np.median(ns[r["group"]]) / np.median(ns[base_group]))
 
 
-def test_baseline_must_be_a_backend_of_the_run(run_dir):
-    run = runs.Run(run_dir)
+def test_baseline_must_be_a_backend_of_the_run(fixture_run):
+    run = runs.Run(fixture_run)
     assert leaderboard.pick_baseline(run) == "system"
     assert leaderboard.pick_baseline(run, "slab") == "slab"
     with pytest.raises(ValueError, match="--baseline nosuch: the run has no such backend"):
         leaderboard.pick_baseline(run, "nosuch")
 
 
-def test_allocator_chart_draws_the_cells_values(run_dir, tmp_path, monkeypatch):
+def test_allocator_chart_draws_the_cells_values(fixture_run, tmp_path, monkeypatch):
     figures = {}
 
     def keep(fig, view, out_dir, name, heading, title, caption):
@@ -81,9 +71,9 @@ def test_allocator_chart_draws_the_cells_values(run_dir, tmp_path, monkeypatch):
         return charts.Chart(name, title, "", "", caption)
 
     monkeypatch.setattr(charts, "finish", keep)
-    view = charts.View(runs.Run(run_dir))
+    view = charts.View(runs.Run(fixture_run))
     charts.allocator(view, str(tmp_path))
-    ns = cell_values(run_dir, ("allocator_ns_per_op",))
+    ns = cell_values(fixture_run, ("allocator_ns_per_op",))
     for label in ("nic", "churn"):
         ax = figures[f"allocator_{label}"].axes[0]
         medians = sorted(round(line.get_ydata()[0], 6) for line in ax.lines
@@ -101,21 +91,21 @@ def plot(*args):
     return subprocess.run([kmbench, "plot", *args], capture_output=True, text=True)
 
 
-def test_report_shows_the_leaderboard_and_an_a_a_compare(run_dir, tmp_path):
+def test_report_shows_the_leaderboard_and_an_a_a_compare(fixture_run, tmp_path):
     out = tmp_path / "report"
-    done = plot(run_dir, "-o", str(out), "--compare", run_dir, "--baseline", "zones", "--margin", "5")
+    done = plot(fixture_run, "-o", str(out), "--compare", fixture_run, "--baseline", "zones", "--margin", "5")
     assert done.returncode == 0, done.stderr
     page = (out / "report.html").read_text()
     assert "<h2>Leaderboards</h2>" in page
     assert "VERDICT backends vs zones:" in page
     assert "Benjamini-Hochberg" in page and "±5%" in page
-    assert f"VERDICT this run vs {os.path.basename(run_dir)}: NO DIFFERENCE" in page  # a run against itself
-    ns = cell_values(run_dir, ("allocator_ns_per_op",))
+    assert f"VERDICT this run vs {os.path.basename(fixture_run)}: NO DIFFERENCE" in page  # a run against itself
+    ns = cell_values(fixture_run, ("allocator_ns_per_op",))
     assert f"<td class=\"num\">{runs.fmt_num(float(np.median(ns['nic.slab.t2.local.real.fast'])))}</td>" in page
 
 
-def test_report_rejects_an_unknown_baseline(run_dir, tmp_path):
-    done = plot(run_dir, "-o", str(tmp_path / "r"), "--baseline", "nosuch")
+def test_report_rejects_an_unknown_baseline(fixture_run, tmp_path):
+    done = plot(fixture_run, "-o", str(tmp_path / "r"), "--baseline", "nosuch")
     assert done.returncode == 2
     assert "--baseline nosuch: the run has no such backend (it has system, zones, slab, buddy, jemalloc)" in done.stderr
     assert not (tmp_path / "r" / "report.html").exists()

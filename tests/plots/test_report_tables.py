@@ -11,28 +11,17 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "plots"))
-import report  # noqa: E402
-import runs  # noqa: E402
-import tables  # noqa: E402
+import report
+import runs
+import tables
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("fixture") / "run")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out, "--trace"],
-                   check=True)
-    return out
-
-
-def one_result(run_dir, label, backend):
+def one_result(fixture_run_with_trace, label, backend):
     """A successful cell's result, read straight from the files."""
-    for name in sorted(glob.glob(os.path.join(run_dir, "cells", f"{label}.{backend}.*.json"))):
+    for name in sorted(glob.glob(os.path.join(fixture_run_with_trace, "cells", f"{label}.{backend}.*.json"))):
         with open(name) as f:
             doc = json.load(f)
         if doc["status"] == "ok":
@@ -52,14 +41,14 @@ def rows_of(html_table):
             for tr in re.findall(r"<tr>(.*?)</tr>", html_table, re.S)]
 
 
-def test_fragmentation_table_shows_the_cells_bytes(run_dir):
-    run = runs.Run(run_dir)
+def test_fragmentation_table_shows_the_cells_bytes(fixture_run_with_trace):
+    run = runs.Run(fixture_run_with_trace)
     page = tables.fragmentation_section(run, report.table)
     capture = section(page, "<h3>capture</h3>")
     rows = {r[0]: r for r in rows_of(capture) if r}
     head = ["size class", "allocations", "requested", "Linux"] + tables.backends_of(run, "capture")
     for backend in ("zones", "slab", "buddy", "jemalloc"):
-        frag = one_result(run_dir, "capture", backend)["internal_fragmentation"]
+        frag = one_result(fixture_run_with_trace, "capture", backend)["internal_fragmentation"]
         for c in frag["classes"]:
             row = rows[tables.class_label(c)]
             want = tables.fmt_bytes(c["handed_out_bytes"])
@@ -67,7 +56,7 @@ def test_fragmentation_table_shows_the_cells_bytes(run_dir):
             assert row[head.index(backend)] == f"{want} (+{pct:.1f}%)"
             assert row[1] == str(c["allocs"])
             assert row[2] == tables.fmt_bytes(c["requested_bytes"])
-    kernel = one_result(run_dir, "capture", "slab")["kernel_slack"]
+    kernel = one_result(fixture_run_with_trace, "capture", "slab")["kernel_slack"]
     for c in kernel["classes"]:
         pct = 100.0 * (c["bytes_alloc"] - c["bytes_req"]) / c["bytes_req"]
         assert rows[tables.class_label(c)][3] == f"{tables.fmt_bytes(c['bytes_alloc'])} (+{pct:.1f}%)"
@@ -77,27 +66,27 @@ def test_fragmentation_table_shows_the_cells_bytes(run_dir):
     total = kernel["total"]
     assert (f"Linux paid {tables.fmt_bytes(total['bytes_alloc'] - total['bytes_req'])} of slack on "
             f"{total['allocs']} slab requests") in capture
-    slab = one_result(run_dir, "capture", "slab")["internal_fragmentation"]["classes"]
+    slab = one_result(fixture_run_with_trace, "capture", "slab")["internal_fragmentation"]["classes"]
     slab_slack = sum(c["handed_out_bytes"] - c["requested_bytes"] for c in slab if c["class"] != "pages")
     assert f"slab {tables.fmt_bytes(slab_slack)}" in capture
     assert "system not recorded" in re.sub("<[^>]+>", "", capture)
 
 
-def test_workloads_have_no_kernel_column_figures(run_dir):
-    page = tables.fragmentation_section(runs.Run(run_dir), report.table)
+def test_workloads_have_no_kernel_column_figures(fixture_run_with_trace):
+    page = tables.fragmentation_section(runs.Run(fixture_run_with_trace), report.table)
     for label in ("nic", "churn"):
         rows = [r for r in rows_of(section(page, f"<h3>{label}</h3>")) if r]
         assert rows and all(r[3] == "not recorded" for r in rows)
         assert "0 B" not in section(page, f"<h3>{label}</h3>")
 
 
-def test_call_site_table_shows_counts_cross_cpu_frees_times_and_shares(run_dir):
-    run = runs.Run(run_dir)
+def test_call_site_table_shows_counts_cross_cpu_frees_times_and_shares(fixture_run_with_trace):
+    run = runs.Run(fixture_run_with_trace)
     page = tables.call_site_section(run, report.table)
     backends = tables.backends_of(run, "capture")
     by_count = rows_of(section(page, "<h3>capture: by allocations</h3>"))
     by_bytes = rows_of(section(page, "<h3>capture: by bytes</h3>"))
-    sites = {s["site"]: s for s in one_result(run_dir, "capture", "zones")["call_sites"]["sites"]}
+    sites = {s["site"]: s for s in one_result(fixture_run_with_trace, "capture", "zones")["call_sites"]["sites"]}
     assert [r[0] for r in by_count if r] == [s["site"] for s in sorted(sites.values(), key=lambda s: -s["allocs"])]
     assert [r[0] for r in by_bytes if r] == [s["site"] for s in sorted(sites.values(), key=lambda s: -s["bytes"])]
     for r in (r for r in by_count if r):
@@ -106,7 +95,7 @@ def test_call_site_table_shows_counts_cross_cpu_frees_times_and_shares(run_dir):
         assert r[2] == tables.fmt_bytes(s["bytes"])
         assert r[3] == f"{100.0 * s['cross_cpu_frees'] / s['frees']:.1f}% of {s['frees']}"
         for b in backends:
-            res = one_result(run_dir, "capture", b)
+            res = one_result(fixture_run_with_trace, "capture", b)
             cell = r[4 + backends.index(b)]
             if res.get("call_sites") is None:
                 assert cell == "not recorded"
@@ -115,18 +104,16 @@ def test_call_site_table_shows_counts_cross_cpu_frees_times_and_shares(run_dir):
                 assert cell == f"{entry['allocator_ns_per_op']:.1f} ns · {100.0 * entry['footprint_share']:.2f}%"
 
 
-def test_a_run_without_sites_says_so(tmp_path):
-    out = str(tmp_path / "plain")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out], check=True)
-    page = tables.call_site_section(runs.Run(out), report.table)
+def test_a_run_without_sites_says_so(fixture_run):
+    page = tables.call_site_section(runs.Run(fixture_run), report.table)
     assert "not recorded" in page and "<table>" not in page
 
 
-def test_kmbench_plot_puts_both_tables_in_the_report(run_dir, tmp_path):
+def test_kmbench_plot_puts_both_tables_in_the_report(fixture_run_with_trace, tmp_path):
     kmbench = os.environ.get("KMBENCH")
     if not kmbench:
         pytest.skip("KMBENCH (the kmbench binary) not set")
-    done = subprocess.run([kmbench, "plot", run_dir, "-o", str(tmp_path / "r")], capture_output=True, text=True)
+    done = subprocess.run([kmbench, "plot", fixture_run_with_trace, "-o", str(tmp_path / "r")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "r" / "report.html").read_text()
     assert "<h2>Internal fragmentation</h2>" in page and "<h2>Call sites</h2>" in page

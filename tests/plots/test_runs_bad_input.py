@@ -7,20 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "plots"))
-import runs  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("fixture") / "run")
-    subprocess.run([sys.executable, os.path.join(HERE, "..", "matrix", "make_fixture_run.py"), out], check=True)
-    return out
+import runs
 
 
 def damaged(fixture_run, tmp_path, change_index=None, change_cell=None):
