@@ -160,13 +160,15 @@ class Reader {
   std::uint64_t count_of(const Json& obj, const std::string& path, const char* key) const {
     return count(field(obj, path, key), path + "." + key);
   }
+  /// `v`, the value at `path`, must be at most `most` (`why` says what bounds it).
+  void at_most(std::uint64_t v, std::uint64_t most, const std::string& path, const char* why) const {
+    if (v > most) fail(path, std::to_string(v) + " is more than " + std::to_string(most) + " (" + why + ")");
+  }
   /// A count at most `most`.
   std::uint64_t count_of(const Json& obj, const std::string& path, const char* key, std::uint64_t most,
                          const char* why) const {
     const std::uint64_t n = count_of(obj, path, key);
-    if (n > most) {
-      fail(path + "." + key, std::to_string(n) + " is more than " + std::to_string(most) + " (" + why + ")");
-    }
+    at_most(n, most, path + "." + key, why);
     return n;
   }
   /// a + b, which must not pass 2^64 - 1 (counts that wrap around could add up to anything).
@@ -261,16 +263,10 @@ class Reader {
       fail(at, "counts " + std::to_string(total) + " values, but " + of + " is " + std::to_string(expected));
     }
     for (std::size_t i = 0; i < d.exact.size(); ++i) {
-      if (d.exact[i].first > most) {
-        fail(at + ".exact[" + std::to_string(i) + "][0]",
-             std::to_string(d.exact[i].first) + " is more than " + std::to_string(most) + " (" + why + ")");
-      }
+      at_most(d.exact[i].first, most, at + ".exact[" + std::to_string(i) + "][0]", why);
     }
     for (std::size_t i = 0; i < d.tail.size(); ++i) {
-      if (d.tail[i].lo > most) {
-        fail(at + ".tail[" + std::to_string(i) + "][0]",
-             std::to_string(d.tail[i].lo) + " is more than " + std::to_string(most) + " (" + why + ")");
-      }
+      at_most(d.tail[i].lo, most, at + ".tail[" + std::to_string(i) + "][0]", why);
     }
     return d;
   }
