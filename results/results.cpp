@@ -365,7 +365,10 @@ static void check_index(const nlohmann::json& index, const std::string& path) {
   const nlohmann::json traces = index.value("traces", nlohmann::json::array());
   if (!traces.is_array()) bad("traces", "is not a list");
   for (std::size_t i = 0; i < traces.size(); ++i) {
-    const nlohmann::json kmt = traces[i].is_object() ? traces[i].value("kmt", nlohmann::json()) : nlohmann::json();
+    if (!traces[i].is_object() || !traces[i].value("label", nlohmann::json()).is_string()) {
+      bad("traces[" + std::to_string(i) + "].label", "is not a string");
+    }
+    const nlohmann::json kmt = traces[i].value("kmt", nlohmann::json());
     bool inside = kmt.is_string() && !kmt.get_ref<const std::string&>().empty();
     if (inside) {
       const fs::path p(kmt.get<std::string>());

@@ -180,6 +180,8 @@ TEST(Results, MergeRefusesADamagedShardNamingTheField) {
     i["traces"] = {{{"label", "net"}, {"kmt", "../../net.kmt"}}};
   });
   EXPECT_EQ(error_of(kmt), index_path(kmt) + ": traces[0].kmt: is not a path inside the run directory");
+  const std::string label = shard("label", [](nlohmann::json& i) { i["traces"] = {{{"label", 7}, {"kmt", "a.kmt"}}}; });
+  EXPECT_EQ(error_of(label), index_path(label) + ": traces[0].label: is not a string");
   const std::string other = shard("other", [](nlohmann::json&) {}, "someone.else.r0");
   EXPECT_EQ(error_of(other), cell_path(other, "g.r0") + ": is not the cell file of g.r0 (its cell.id differs, or it has none)");
   const std::string huge = (root / "huge").string();
