@@ -164,11 +164,15 @@ struct TickClock {
       ns_per_tick = static_cast<double>(last.second - ns0) / static_cast<double>(last.first - t0);
     }
   }
-  /// nullopt for a time stamp no recording has: 2^63 ns (292 years) or more from the first reading.
+  /// nullopt for a time stamp no recording has: 2^63 ns (292 years) or more
+  /// from the first reading, or past 2^64 - 1 ns.
   std::optional<std::uint64_t> ns(std::uint64_t ticks) const {
     const double d = (static_cast<double>(ticks) - static_cast<double>(t0)) * ns_per_tick;
     if (!(std::fabs(d) < 0x1p63)) return std::nullopt;
-    return d <= -static_cast<double>(ns0) ? 0 : ns0 + static_cast<std::uint64_t>(static_cast<std::int64_t>(d));
+    if (d <= -static_cast<double>(ns0)) return 0;
+    std::uint64_t t;
+    if (__builtin_add_overflow(ns0, static_cast<std::int64_t>(d), &t)) return std::nullopt;
+    return t;
   }
 };
 
@@ -287,7 +291,8 @@ ops::Trace import_kpi_record(std::string_view bytes, const std::string& name, co
     const std::optional<std::uint64_t> ns = clock.ns(r.ticks);
     if (!ns) {
       throw InputError(name, "a record's time stamp (" + std::to_string(r.ticks) +
-                                 " ticks) lies 2^63 ns or more from the log's first clock reading");
+                                 " ticks) is no time a recording has: 2^63 ns or more from the log's first clock "
+                                 "reading, or past 2^64 - 1 ns");
     }
     e.time_ns = *ns;
     auto [it, fresh] = site_ids.try_emplace(r.site, 0);

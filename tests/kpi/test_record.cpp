@@ -323,7 +323,8 @@ TEST(KpiRecord, ALogCutShortReadsUpToItsLastWholeBlockAndSaysWhere) {
 }
 
 /// A log made by hand: the file header, then each block with its checksum.
-std::string hand_made_log(const std::vector<std::pair<ops::kpirec::BlockType, std::string>>& blocks) {
+std::string hand_made_log(const std::vector<std::pair<ops::kpirec::BlockType, std::string>>& blocks,
+                          std::uint64_t mono_base = 0) {
   std::string log(ops::kpirec::kMagic, sizeof ops::kpirec::kMagic);
   const std::uint32_t version = ops::kpirec::kVersion, reserved = 0;
   log.append(reinterpret_cast<const char*>(&version), 4).append(reinterpret_cast<const char*>(&reserved), 4);
@@ -334,7 +335,7 @@ std::string hand_made_log(const std::vector<std::pair<ops::kpirec::BlockType, st
     h.bytes = static_cast<std::uint32_t>(payload.size());
     h.crc = base::crc32c(payload.data(), payload.size());
     h.ticks = (flush += 1000);  // a tick a nanosecond
-    h.mono_ns = flush;
+    h.mono_ns = mono_base + flush;
     log.append(reinterpret_cast<const char*>(&h), sizeof h).append(payload);
   }
   return log;
@@ -374,8 +375,14 @@ TEST(KpiRecord, RecordsNoRecordingHasAreRefusedByName) {
   EXPECT_EQ(error_of(hand_made_log({{BlockType::records, record_bytes(~std::uint64_t{0}, ops::Call::io_malloc)},
                                     {BlockType::records, record_bytes(2500, ops::Call::io_malloc)},
                                     {BlockType::end, end}})),
-            "made.kmr: a record's time stamp (18446744073709551615 ticks) lies 2^63 ns or more from the log's first "
-            "clock reading");
+            "made.kmr: a record's time stamp (18446744073709551615 ticks) is no time a recording has: 2^63 ns or "
+            "more from the log's first clock reading, or past 2^64 - 1 ns");
+  // A clock that reads near 2^64 ns: a time stamp 2^62 ticks on would wrap past it.
+  EXPECT_EQ(error_of(hand_made_log({{BlockType::records, record_bytes(std::uint64_t{1} << 62, ops::Call::io_malloc)},
+                                    {BlockType::end, end}},
+                                   ~std::uint64_t{0} - 10000)),
+            "made.kmr: a record's time stamp (4611686018427387904 ticks) is no time a recording has: 2^63 ns or "
+            "more from the log's first clock reading, or past 2^64 - 1 ns");
 }
 
 // A log's modules name files of the recording machine. Here such a path may
