@@ -8,9 +8,14 @@
 namespace kmbench::workloads {
 namespace {
 
+/// The most tags: a driver each, and far more drivers than a machine loads.
+constexpr std::uint64_t kMaxTags = 65536;
+
 ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
   const unsigned streams = stream_count(p, "streams");
-  const unsigned tags = static_cast<unsigned>(p.u64("tags", 1));
+  const std::uint64_t tag_count = p.u64("tags", 1);
+  if (tag_count > kMaxTags) p.refuse("tags", "is above " + std::to_string(kMaxTags) + " tags");
+  const auto tags = static_cast<unsigned>(tag_count);
   const std::uint64_t total = p.u64("ops");
   const std::uint64_t target = p.u64("live", 1);
   const double noblock = p.real("noblock");

@@ -177,6 +177,9 @@ TEST(WorkloadParams, ValuesAGeneratorCannotUseAreRefusedNotRaised) {
   EXPECT_EQ(refusal("nic", {{"queues", "5000"}}), "workload nic: parameter queues='5000' is above 4096 streams");
   EXPECT_EQ(refusal("nic", {{"pps", "0.5"}}), "workload nic: parameter pps='0.5' is below 1");
   EXPECT_EQ(refusal("churn", {{"live", "7"}}), "workload churn: parameter live='7' is below 8");
+  // 2^32 + 1 tags were one tag (the count cut to 32 bits); a hundred million ran out of memory.
+  EXPECT_EQ(refusal("osmalloc", {{"tags", "4294967297"}}),
+            "workload osmalloc: parameter tags='4294967297' is above 65536 tags");
   EXPECT_EQ(refusal("gpu", {{"budget", "0"}}), "workload gpu: parameter budget='0' is below 268435456 bytes");
   EXPECT_EQ(refusal("xmalloc", {{"min", "4k"}, {"max", "1k"}}),
             "workload xmalloc: parameter max='1k' is below min (4096 bytes)");
