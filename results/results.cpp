@@ -369,12 +369,10 @@ static void check_index(const nlohmann::json& index, const std::string& path) {
       bad("traces[" + std::to_string(i) + "].label", "is not a string");
     }
     const nlohmann::json kmt = traces[i].value("kmt", nlohmann::json());
-    bool inside = kmt.is_string() && !kmt.get_ref<const std::string&>().empty();
-    if (inside) {
-      const fs::path p(kmt.get<std::string>());
-      for (const auto& part : p) inside = inside && part != ".." && !p.is_absolute();
+    const fs::path p = kmt.is_string() ? fs::path(kmt.get<std::string>()) : fs::path();
+    if (p.empty() || p.is_absolute() || std::find(p.begin(), p.end(), "..") != p.end()) {
+      bad("traces[" + std::to_string(i) + "].kmt", "is not a path inside the run directory");
     }
-    if (!inside) bad("traces[" + std::to_string(i) + "].kmt", "is not a path inside the run directory");
   }
 }
 
