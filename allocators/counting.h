@@ -213,6 +213,10 @@ class Counting {
     return out;
   }
 
+  /// The live bytes now, and their peak since reset_peaks(): one load each.
+  std::int64_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }
+  std::int64_t peak_live_bytes() const noexcept { return peak_live_bytes_.load(std::memory_order_relaxed); }
+
   /// stats()'s live bytes and the backend's footprint, without the rest.
   CountingFootprint footprint() const {
     return {footprint_of(backend_), live_bytes_.load(std::memory_order_relaxed)};

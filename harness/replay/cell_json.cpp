@@ -172,6 +172,7 @@ nlohmann::json footprint_json(const Result& r) {
           {"sampling_stopped_ns", r.sampling_stopped_ns},
           {"sample_interval_us", r.sample_interval_us},
           {"sample_every_ops", r.sample_every_ops},
+          {"peak_samples", r.peak_samples},
           {"source", r.footprint_source},
           {"timeline", timeline}};
 }

@@ -162,6 +162,7 @@ RunSetup prepare_run(const Program& program, std::string_view backend, const Opt
   const unsigned threads = static_cast<unsigned>(std::max<std::size_t>(program.threads.size(), 1));
   MemoryDemand demand = memory_demand(program);
   const std::uint64_t stream_peak_live = demand.peak_live_bytes;
+  s.stream_peak_live = stream_peak_live;
   if (!machine_backed && !via_kpi) {
     // glibc and bump keep their blocks elsewhere: the machine holds what the
     // DMA layer takes from it (bounce buffers) and nothing else.

@@ -253,6 +253,7 @@ struct Result {
   std::uint64_t sampling_stopped_ns = 0;  // wall time every replay thread stood stopped for a sample
   std::uint64_t sample_interval_us = 0;  // the interval the sampler started with
   std::uint64_t sample_every_ops = 0;    // each replay thread also samples every this many of its steps
+  std::uint64_t peak_samples = 0;        // samples taken where the live bytes peaked (sample_at_peak)
 
   std::int64_t final_live_blocks = 0;
   std::int64_t final_live_bytes = 0;

@@ -98,6 +98,7 @@ void run_pass(Counting<B>& b, const std::vector<Step>& steps, const std::uint32_
         } else {
           allocation_step<kTimed, kLatency>(b, st, site, held, c, out);
         }
+        if constexpr (kTimed) out.pause_ticks += maybe_sample_at_peak(b, sh);
         break;
       case ops::OpKind::free:
       case ops::OpKind::page_free:
@@ -270,6 +271,7 @@ struct RunSetup {
   physmem::Machine* machine = nullptr;
   std::vector<int> cpus;
   BackendConfig config;      // the run's machine, CPU slots, parameters, demand
+  std::uint64_t stream_peak_live = 0;  // bytes asked for and not yet freed, at most, in stream order
   Result result;
 };
 
@@ -372,8 +374,7 @@ std::uint64_t warm_up(Counting<B>& b, RunSetup& s, Shared& sh) {
 /// bytes, or the process RSS for a backend that cannot tell).
 template <class B>
 void timed_pass(Counting<B>& b, Result& r, Shared& sh, PressureController* pressure, std::uint64_t warm_pass_ns,
-                bool use_rss,
-                std::uint64_t steps) {
+                bool use_rss, std::uint64_t steps, std::int64_t warm_peak_live) {
   std::uint64_t below_live = 0;
   double max_pause_ns = 0;
   std::uint64_t stopped_ns = 0;  // the pass wholly stopped: from the last thread's halt to the restart
@@ -406,6 +407,8 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, PressureController* press
   sh.sampler = &sampler;
   sh.sample_every_steps = sampling_every_steps(steps);
   r.sample_every_ops = sh.sample_every_steps;
+  sh.peak_sample_at.store(first_peak_mark(warm_peak_live, sh.threads), std::memory_order_relaxed);
+  sh.peak_samples.store(0, std::memory_order_relaxed);
   rusage before{}, after{};
   issue(sh, Command::timed, [&] {
     sampler.start();
@@ -421,6 +424,8 @@ void timed_pass(Counting<B>& b, Result& r, Shared& sh, PressureController* press
   }
   sampler.stop();
   sh.sampler = nullptr;
+  sh.peak_sample_at.store(INT64_MAX, std::memory_order_relaxed);
+  r.peak_samples = sh.peak_samples.load(std::memory_order_relaxed);
   r.dma = kpi::dma_stats();
   r.minor_faults = static_cast<std::uint64_t>(after.ru_minflt - before.ru_minflt);
   r.major_faults = static_cast<std::uint64_t>(after.ru_majflt - before.ru_majflt);
@@ -465,6 +470,9 @@ void run_on(Counting<B>& b, RunSetup& s) {
     pressure->hold_caps();
   }
   const std::uint64_t warm_pass_ns = warm_up(b, s, sh);
+  // Where the timed pass first samples at its peak: the warm-up's, or cold, the stream's.
+  const std::int64_t warm_peak_live =
+      r.warmup_passes > 0 ? b.peak_live_bytes() : static_cast<std::int64_t>(s.stream_peak_live);
   b.reset_peaks();
   dma_reset_counters();
   const bool use_rss = (B::kFeatures & kFeaturePhysical) == 0 && b.stats().backend.mapped_bytes == 0;
@@ -472,7 +480,7 @@ void run_on(Counting<B>& b, RunSetup& s) {
   for (const auto& t : s.program.threads) steps += t.size();
   const std::vector<KpiFamilyCount> kpi_before = r.via_kpi ? kpi_family_counts() : std::vector<KpiFamilyCount>{};
   const kpi::ReclaimStats kpi_reclaims = kpi::reclaim_stats();
-  timed_pass(b, r, sh, pressure ? &*pressure : nullptr, warm_pass_ns, use_rss, steps);
+  timed_pass(b, r, sh, pressure ? &*pressure : nullptr, warm_pass_ns, use_rss, steps, warm_peak_live);
   if (r.via_kpi) {
     r.kpi_families = kpi_family_delta(kpi_before, kpi_family_counts());
     r.pressure.kpi_reclaims = kpi::reclaim_stats().reclaims - kpi_reclaims.reclaims;

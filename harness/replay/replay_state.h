@@ -105,6 +105,10 @@ struct Shared {
   // Samples by step count: each replay thread samples every this many of its steps (0: never).
   FootprintSampler* sampler = nullptr;
   std::uint64_t sample_every_steps = 0;
+  // Samples at the live peak: a replay thread whose allocation lifts the live
+  // bytes to peak_sample_at or more samples at once (sample_at_peak).
+  std::atomic<std::int64_t> peak_sample_at{INT64_MAX};
+  std::atomic<std::uint64_t> peak_samples{0};
   // Settings.
   double speed = 1;
   Touch touch = Touch::first;

@@ -77,6 +77,37 @@ auto at_safepoint(Shared& sh, F&& f) {
   return ticks() - t0;
 }
 
+/// Samples at the live peak. Samples at fixed points miss a peak that lasts a
+/// few steps, and the peak footprint then reads below the exact peak live
+/// bytes, which no backend can hold. So the thread whose allocation lifts the
+/// live bytes to `sh.peak_sample_at` or above samples right after it, and
+/// moves the mark just above the bytes it saw; after kExactPeakSamples such
+/// samples, 1/64 above them. The timed pass starts with the mark at the
+/// warm-up's peak (first_peak_mark). With one thread, whose passes repeat the
+/// same steps, that is one sample, at the peak itself. With several the peak
+/// moves from pass to pass (the mark starts an eighth lower, and a pass whose
+/// peak stays below it is not sampled there), and a sample waits for the
+/// other threads to end the step they are in: a free among them lowers the
+/// live bytes it sees.
+inline constexpr std::uint64_t kExactPeakSamples = 16;
+inline std::int64_t first_peak_mark(std::int64_t warm_peak_live, unsigned threads) {
+  const std::int64_t mark = threads > 1 ? warm_peak_live - warm_peak_live / 8 : warm_peak_live;
+  return std::max<std::int64_t>(mark, 1);
+}
+[[gnu::noinline, gnu::cold]] inline std::uint64_t sample_at_peak(Shared& sh, std::int64_t live, std::int64_t mark) {
+  const std::uint64_t taken = sh.peak_samples.load(std::memory_order_relaxed);
+  const std::int64_t next = live + 1 + (taken < kExactPeakSamples ? 0 : live / 64);
+  if (!sh.peak_sample_at.compare_exchange_strong(mark, next, std::memory_order_relaxed)) return 0;  // another took it
+  sh.peak_samples.fetch_add(1, std::memory_order_relaxed);
+  return sample_at_step(sh);
+}
+template <class B>
+[[gnu::always_inline]] inline std::uint64_t maybe_sample_at_peak(const Counting<B>& b, Shared& sh) {
+  const std::int64_t live = b.live_bytes();
+  const std::int64_t mark = sh.peak_sample_at.load(std::memory_order_relaxed);
+  return live < mark ? 0 : sample_at_peak(sh, live, mark);
+}
+
 // ---- one step's parts -------------------------------------------------------
 
 template <class B>

@@ -288,9 +288,8 @@ TEST(CellJson, HasEveryKeyOfItsSchema) {
     }
   }
   EXPECT_EQ(j["latency"]["dma_prepare"]["count"], 10);
-  for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "peak_sampled_live_bytes",
-                        "fragmentation", "below_live_samples", "sample_interval_us", "sample_every_ops",
-                        "timeline"}) {
+  for (const char* k : {"peak_footprint_bytes", "peak_live_bytes", "peak_sampled_live_bytes", "fragmentation",
+                        "below_live_samples", "sample_interval_us", "sample_every_ops", "peak_samples", "timeline"}) {
     EXPECT_TRUE(j["footprint"].contains(k)) << k;
   }
   EXPECT_GE(j["footprint"]["timeline"].size(), 2u);
@@ -455,6 +454,41 @@ TEST(Sampling, DefaultIntervalGivesAboutAHundredSamplesPerPass) {
   // A pass of a few intervals has samples between its first and its last.
   if (r.duration_ns > 4 * 1000 * r.sample_interval_us) {
     EXPECT_GE(r.timeline.size(), 3u) << r.duration_ns;
+  }
+}
+
+// A stream whose live bytes peak for one step, between two samples by step
+// count, with a block that takes its own memory from the machine and gives it
+// back when freed (zones' kalloc_large, slab's and buddy's pages): samples at
+// fixed points alone miss the peak, and the peak footprint would read below
+// the peak live bytes. The replay also samples where the live bytes peak.
+TEST(Sampling, APeakOfLiveBytesBetweenSamplesIsSampledSoTheFootprintHoldsIt) {
+  constexpr std::uint32_t kSmall = 10'000;
+  constexpr std::uint64_t kSpike = std::uint64_t{8} << 20;
+  ops::Trace t;
+  t.streams.resize(1);
+  t.object_count = kSmall + 1;
+  std::uint64_t time = 0;
+  auto& ops = t.streams[0].ops;
+  for (std::uint32_t i = 0; i < kSmall; ++i) {
+    ops.push_back(make(time++, OpKind::alloc, i, 64));
+    if (i == kSmall / 2 + 17) {  // between two samples by step count (every 1% of the steps)
+      ops.push_back(make(time++, OpKind::alloc, kSmall, kSpike));
+      ops.push_back(make(time++, OpKind::free, kSmall, kSpike));
+    }
+    ops.push_back(make(time++, OpKind::free, i, 64));
+  }
+  Options o = quiet();
+  o.sample_ms = 60'000;  // no sample by time within the pass
+  for (const char* backend : {"zones", "slab", "buddy", "system"}) {
+    const Result r = run(t, backend, o);
+    EXPECT_TRUE(r.accounting_ok) << backend << ": " << r.accounting_detail;
+    EXPECT_GE(r.peak_live_bytes, static_cast<std::int64_t>(kSpike)) << backend;
+    EXPECT_EQ(r.peak_sampled_live_bytes, r.peak_live_bytes) << backend;
+    EXPECT_GE(static_cast<std::int64_t>(r.peak_footprint_bytes), r.peak_live_bytes) << backend;
+    EXPECT_EQ(r.footprint_below_live, 0u) << backend;
+    EXPECT_GE(r.fragmentation, 1.0) << backend;
+    EXPECT_EQ(r.peak_samples, 1u) << backend;  // one thread: one sample, at the peak
   }
 }
 
