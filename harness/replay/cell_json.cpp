@@ -144,11 +144,15 @@ void add_latency(nlohmann::json& j, const Result& r) {
   j["latency_recorder"] = {{"enabled", r.options.latency},
                            {"ns_per_record", r.recorder.ns_per_record},
                            {"timer_floor_ns", r.recorder.timer_floor_ns},
+                           {"timer_resolution_ns", r.recorder.timer_resolution_ns},
                            {"overhead_fraction", r.recorder_overhead_fraction},
-                           {"note", "every operation timed with rdtsc into a log histogram (8 buckets "
-                                    "per power of two); percentiles are bucket upper bounds; the "
-                                    "timer floor is taken off each; an allocation's time is the "
-                                    "backend's call alone (touching is timed apart)"}};
+                           {"note",
+                            "every operation timed with rdtsc into a log histogram (8 buckets "
+                            "per power of two); percentiles are bucket upper bounds, of "
+                            "intervals read in steps of timer_resolution_ns, each less the "
+                            "timer floor's median; sums of intervals (the time split, ns per "
+                            "op) less its mean (timer_floor_ns); an allocation's time is the "
+                            "backend's call alone (touching is timed apart)"}};
   if (r.options.mode == Mode::paced) {
     j["paced"] = {{"lag", latency_json(r.paced_lag)},
                   {"max_lag_ns", r.paced_max_lag_ns},
@@ -441,8 +445,8 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
   }
   if (r.options.latency) {
     out << std::setprecision(1) << "  recorder        " << r.recorder.ns_per_record << " ns/op, timer floor "
-        << r.recorder.timer_floor_ns << " ns (taken off), " << std::setprecision(2)
-        << 100 * r.recorder_overhead_fraction << "% of thread time\n";
+        << r.recorder.timer_floor_ns << " ns (taken off), resolution " << r.recorder.timer_resolution_ns << " ns, "
+        << std::setprecision(2) << 100 * r.recorder_overhead_fraction << "% of thread time\n";
   }
   if (r.options.mode == Mode::paced) {
     out << std::setprecision(0) << "  paced lag (ns)  p50 " << r.paced_lag.p50_ns << ", p99 " << r.paced_lag.p99_ns

@@ -81,6 +81,23 @@ std::uint64_t sampling_every_steps(std::uint64_t steps) {
   return std::max<std::uint64_t>(1, steps / kSamplesBySteps);
 }
 
+TimerFloor timer_floor_of(std::vector<std::uint64_t>& ticks) {
+  std::sort(ticks.begin(), ticks.end());
+  TimerFloor f;
+  f.median = ticks[ticks.size() / 2];
+  const std::uint64_t cut = 4 * std::max<std::uint64_t>(f.median, 1);
+  double sum = 0;
+  std::size_t n = 0;
+  for (const std::uint64_t t : ticks) {
+    if (t > cut) break;
+    sum += static_cast<double>(t);
+    ++n;
+    if (n > 1 && t != ticks[n - 2] && (f.step == 0 || t - ticks[n - 2] < f.step)) f.step = t - ticks[n - 2];
+  }
+  f.mean = n > 0 ? sum / static_cast<double>(n) : static_cast<double>(f.median);
+  return f;
+}
+
 RecorderCost measure_recorder_cost() {
   constexpr int kRounds = 200000;
   LatencyHistogram h;
@@ -97,13 +114,12 @@ RecorderCost measure_recorder_cost() {
     const std::uint64_t t0 = interval_end();
     end_floor[static_cast<std::size_t>(i)] = interval_end() - t0;
   }
-  std::nth_element(floor.begin(), floor.begin() + kRounds / 2, floor.end());
-  std::nth_element(end_floor.begin(), end_floor.begin() + kRounds / 2, end_floor.end());
   RecorderCost c;
   c.ns_per_record = static_cast<double>(spent) * ns_per_tick() / kRounds;
-  c.timer_floor_ticks = floor[kRounds / 2];
-  c.end_floor_ticks = end_floor[kRounds / 2];
-  c.timer_floor_ns = static_cast<double>(c.timer_floor_ticks) * ns_per_tick();
+  c.floor = timer_floor_of(floor);
+  c.end_floor = timer_floor_of(end_floor);
+  c.timer_floor_ns = c.floor.mean * ns_per_tick();
+  c.timer_resolution_ns = static_cast<double>(c.floor.step) * ns_per_tick();
   return c;
 }
 
@@ -309,6 +325,7 @@ void finish_run(RunSetup& s) {
   if (options.latency) {
     add("replay.recorder.ns_per_record", r.recorder.ns_per_record);
     add("replay.recorder.timer_floor_ns", r.recorder.timer_floor_ns);
+    add("replay.recorder.timer_resolution_ns", r.recorder.timer_resolution_ns);
     add("replay.recorder.overhead_fraction", r.recorder_overhead_fraction);
   }
   if (options.mode == Mode::paced) {

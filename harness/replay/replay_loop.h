@@ -258,11 +258,10 @@ inline void issue(Shared& sh, Command cmd) {
 
 // ---- a run --------------------------------------------------------------------
 
-/// A sum of timed intervals less the timer's own share (its floor per interval).
-inline std::uint64_t sub_floor(std::uint64_t ticks_sum, std::uint64_t intervals,
-                               std::uint64_t floor) noexcept {
-  const std::uint64_t f = intervals * floor;
-  return ticks_sum > f ? ticks_sum - f : 0;
+/// A sum of timed intervals less the timer's own share (its mean floor per
+/// interval, TimerFloor), in ticks; never below 0.
+inline double sub_floor(std::uint64_t ticks_sum, std::uint64_t intervals, double floor) noexcept {
+  return std::max(0.0, static_cast<double>(ticks_sum) - static_cast<double>(intervals) * floor);
 }
 
 /// Everything a run needs before its backend exists, and its result.

@@ -114,7 +114,8 @@ struct Shared {
   Touch touch = Touch::first;
   Realloc realloc = Realloc::backend;
   const KpiTags* kpi_tags = nullptr;  // a replay through the KPI's OSMalloc tags
-  std::uint64_t floor_ticks = 0;
+  std::uint64_t floor_ticks = 0;      // the timer floor's median, taken off each timed interval
+  double floor_mean_ticks = 0;        // its mean, taken off sums of them
   const physmem::Machine* machine = nullptr;  // for NUMA locality (null: not measured)
   // Memory pressure: failed blocking allocations reclaim and retry; the
   // controller reads the steps done, which the threads add at each sample point.

@@ -20,7 +20,8 @@ void init_shared(Shared& sh, const RunSetup& s) {
   sh.speed = opt.speed;
   sh.touch = opt.touch;
   sh.realloc = opt.realloc;
-  sh.floor_ticks = s.result.recorder.timer_floor_ticks;
+  sh.floor_ticks = s.result.recorder.floor.median;
+  sh.floor_mean_ticks = s.result.recorder.floor.mean;
   sh.machine = s.machine->node_count() > 1 ? s.machine : nullptr;
   sh.pressure = !opt.pressure.empty();
 }
@@ -28,12 +29,12 @@ void init_shared(Shared& sh, const RunSetup& s) {
 namespace {
 
 /// One thread's time split, in ns, added to the run's (floors taken off).
-void add_time_split(TimeSplit& ts, const ThreadOutcome& o, const Shared& sh, std::uint64_t end_floor_ticks,
+void add_time_split(TimeSplit& ts, const ThreadOutcome& o, const Shared& sh, double end_floor_ticks,
                     std::uint64_t end_tick, double npt, bool latency) {
-  const std::uint64_t floor = sh.floor_ticks;
-  const double alloc = static_cast<double>(sub_floor(o.allocator_ticks, o.allocator_ops, floor)) * npt;
-  const double touch = static_cast<double>(sub_floor(o.touch_ticks, o.touches, end_floor_ticks)) * npt;
-  const double dma = static_cast<double>(sub_floor(o.dma_ticks, o.dma_steps, floor)) * npt;
+  const double floor = sh.floor_mean_ticks;
+  const double alloc = sub_floor(o.allocator_ticks, o.allocator_ops, floor) * npt;
+  const double touch = sub_floor(o.touch_ticks, o.touches, end_floor_ticks) * npt;
+  const double dma = sub_floor(o.dma_ticks, o.dma_steps, floor) * npt;
   const double wait = static_cast<double>(o.wait_ticks) * npt;
   const double pause = static_cast<double>(o.pause_ticks) * npt;
   const double pacing = static_cast<double>(o.pacing_ticks) * npt;
@@ -65,11 +66,11 @@ void add_locality(NumaLocality& numa, const ThreadOutcome& o) {
 }
 
 /// One thread's allocator time by call site, added to the run's sites.
-void add_site_time(std::vector<SiteResult>& sites, const ThreadOutcome& o, std::uint64_t floor, double npt) {
+void add_site_time(std::vector<SiteResult>& sites, const ThreadOutcome& o, double floor, double npt) {
   for (std::size_t i = 0; 2 * i < o.site_time.size(); ++i) {
     const std::uint64_t ticks = o.site_time[2 * i], calls = o.site_time[2 * i + 1];
     sites[i].timed_ops += calls;
-    sites[i].allocator_ns += static_cast<double>(sub_floor(ticks, calls, floor)) * npt;
+    sites[i].allocator_ns += sub_floor(ticks, calls, floor) * npt;
   }
 }
 
@@ -174,7 +175,7 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     r.dependency_stalls += o.stalls;
     r.paced_max_lag_ns = std::max(r.paced_max_lag_ns, o.max_lag_ns);
     lag_sum += o.lag_sum_ns;
-    add_time_split(ts, o, sh, r.recorder.end_floor_ticks, end_tick, npt, opt.latency);
+    add_time_split(ts, o, sh, r.recorder.end_floor.mean, end_tick, npt, opt.latency);
     if (r.numa.measured) add_locality(r.numa, o);
     add_flags(r.flags, o.flags);
     r.reallocs.calls += o.reallocs.calls;
@@ -182,8 +183,8 @@ void merge_outcomes(const std::vector<ThreadOutcome>& outcomes, const Shared& sh
     r.reallocs.failed += o.reallocs.failed;
     r.reallocs.own += o.reallocs.own;
     realloc_latency.merge(o.realloc_latency);
-    r.realloc_allocator_ns += static_cast<double>(sub_floor(o.realloc_ticks, o.reallocs.calls, sh.floor_ticks)) * npt;
-    add_site_time(r.sites, o, sh.floor_ticks, npt);
+    r.realloc_allocator_ns += sub_floor(o.realloc_ticks, o.reallocs.calls, sh.floor_mean_ticks) * npt;
+    add_site_time(r.sites, o, sh.floor_mean_ticks, npt);
   }
   ts.thread_ns = static_cast<double>(r.duration_ns) * static_cast<double>(outcomes.size());
   ts.allocator_ns_per_op = ts.allocator_ops > 0 ? ts.allocator_ns / static_cast<double>(ts.allocator_ops) : 0;

@@ -209,6 +209,28 @@ TEST(LatencyHistogram, BucketsCoverTheirValuesAndQuantilesAreUpperBounds) {
   EXPECT_EQ(h.quantile(1.0), 1000u);
 }
 
+// A counter that reads in steps of 26 ticks: an empty interval 49.4 ticks
+// long reads 26 or 52 (and now and then 78) in the proportions that average
+// to 49.4. The mean over the uninterrupted readings is that length; the
+// median (52) is not, and sums of intervals take the mean off.
+TEST(TimerFloor, TheMeanOfSteppedReadingsIsTheIntervalAndInterruptionsAreLeftOut) {
+  std::vector<std::uint64_t> ticks;
+  ticks.insert(ticks.end(), 1220, 26);
+  ticks.insert(ticks.end(), 8730, 52);
+  ticks.insert(ticks.end(), 50, 78);
+  ticks.insert(ticks.end(), 3, 250'000);  // interrupted
+  const TimerFloor f = timer_floor_of(ticks);
+  EXPECT_EQ(f.median, 52u);
+  EXPECT_EQ(f.step, 26u);
+  EXPECT_NEAR(f.mean, (1220 * 26 + 8730 * 52 + 50 * 78) / 10000.0, 1e-9);
+  EXPECT_DOUBLE_EQ(sub_floor(1000, 10, f.mean), 1000 - 10 * f.mean);
+  EXPECT_DOUBLE_EQ(sub_floor(100, 10, f.mean), 0.0);  // never below 0
+
+  std::vector<std::uint64_t> one(5, 30);  // a counter finer than the interval: no step seen
+  EXPECT_EQ(timer_floor_of(one).step, 0u);
+  EXPECT_DOUBLE_EQ(timer_floor_of(one).mean, 30.0);
+}
+
 // dma_map/dma_unmap go through the KPI's IODMACommand: its segments, bounce
 // buffers and IOMMU mappings are what the result reports.
 TEST(DmaPath, TransfersGoThroughTheKpisDmaCommand) {
