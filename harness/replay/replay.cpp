@@ -110,7 +110,22 @@ RecorderCost measure_recorder_cost() {
     floor[static_cast<std::size_t>(i)] = t1 - t0;
   }
   const std::uint64_t spent = ticks() - begin;
+  // The floors: each interval started after a pause of its own length, so
+  // that the starts fall anywhere between two of the counter's steps, as a
+  // run's calls do (back to back, they can keep one phase of the steps).
+  std::uint32_t seed = 1;
+  const auto pause = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    for (std::uint32_t n = seed >> 26; n > 0; --n) asm volatile("");
+  };
   for (int i = 0; i < kRounds; ++i) {
+    pause();
+    const std::uint64_t t0 = interval_begin();
+    const std::uint64_t t1 = interval_end();
+    floor[static_cast<std::size_t>(i)] = t1 - t0;
+  }
+  for (int i = 0; i < kRounds; ++i) {
+    pause();
     const std::uint64_t t0 = interval_end();
     end_floor[static_cast<std::size_t>(i)] = interval_end() - t0;
   }
