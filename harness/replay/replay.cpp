@@ -90,9 +90,10 @@ TimerFloor timer_floor_of(std::vector<std::uint64_t>& ticks) {
   std::size_t n = 0;
   for (const std::uint64_t t : ticks) {
     if (t > cut) break;
+    const std::uint64_t gap = n > 0 ? t - ticks[n - 1] : 0;  // to the reading before, in sorted order
+    if (gap > 0 && (f.step == 0 || gap < f.step)) f.step = gap;
     sum += static_cast<double>(t);
     ++n;
-    if (n > 1 && t != ticks[n - 2] && (f.step == 0 || t - ticks[n - 2] < f.step)) f.step = t - ticks[n - 2];
   }
   f.mean = n > 0 ? sum / static_cast<double>(n) : static_cast<double>(f.median);
   return f;
@@ -107,7 +108,6 @@ RecorderCost measure_recorder_cost() {
     const std::uint64_t t0 = interval_begin();
     const std::uint64_t t1 = interval_end();
     h.record(t1 - t0);
-    floor[static_cast<std::size_t>(i)] = t1 - t0;
   }
   const std::uint64_t spent = ticks() - begin;
   // The floors: each interval started after a pause of its own length, so
