@@ -13,10 +13,12 @@ mkdir -p "$out"
 run() {  # EXECUTABLE BACKEND-SPEC FILE
   [[ -x $1 ]] || { echo "bench-kpi: no $1 (build with KMBENCH_BUILD_BENCHMARKS=ON)" >&2; exit 2; }
   echo "bench-kpi: $2" >&2
-  # Repetitions interleaved at random, so that a slow spell of the machine
-  # falls on every case alike; the recording cases are left out (a recording,
-  # once started, stays on: kpi/README.md measures them on their own).
-  KMBENCH_BACKEND=$2 "$1" --benchmark_filter=-recording --benchmark_repetitions="$reps" \
+  # The budgets' cases run paired (own.call and the KPI round by round, see
+  # bench_kpi.cpp), with the inlined own pair beside them; repetitions are
+  # interleaved at random, so that a slow spell of the machine falls on every
+  # case alike. The unpaired pair/* cases and the recording ones are left out
+  # (a recording, once started, stays on: kpi/README.md measures them on their own).
+  KMBENCH_BACKEND=$2 "$1" --benchmark_filter='^(paired/|pair/own/)' --benchmark_repetitions="$reps" \
     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
     --benchmark_min_time=0.05 --benchmark_out="$out/$3.json" --benchmark_out_format=json > /dev/null
 }
