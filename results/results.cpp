@@ -133,6 +133,7 @@ constexpr Column kColumns[] = {
     {"peak_footprint_bytes", "/result/footprint/peak_footprint_bytes"},
     {"peak_live_bytes", "/result/footprint/peak_live_bytes"},
     {"fragmentation", "/result/footprint/fragmentation"},
+    {"peak_sampled_footprint_bytes", "/result/footprint/peak_sampled_footprint_bytes"},
     {"final_live_blocks", "/result/final_live_blocks"},
     {"noblock_failures", "/result/noblock_failures"},
     {"dependency_wait_ns", "/result/dependency_wait_ns"},

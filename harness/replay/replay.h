@@ -242,10 +242,15 @@ struct Result {
   double recorder_overhead_fraction = 0;  // recorder time / replay thread time
   MachineInfo machine;
 
+  /// The most memory the backend held: the highest sample, and never less than
+  /// peak_live_bytes where the samples show the backend holds its live bytes
+  /// (record_footprint).
   std::uint64_t peak_footprint_bytes = 0;
+  std::uint64_t peak_sampled_footprint_bytes = 0;  // the highest sample alone
+  bool peak_footprint_from_live = false;           // peak_live_bytes exceeded every sample
   std::int64_t peak_live_bytes = 0;          // exact (Counting), over the timed pass
   std::int64_t peak_sampled_live_bytes = 0;  // over the samples
-  double fragmentation = 0;       // peak footprint / peak live bytes, over the same samples
+  double fragmentation = 0;                  // highest sampled footprint / highest sampled live bytes
   std::string footprint_source;   // "backend mapped bytes" or "process RSS"
   std::uint64_t footprint_below_live = 0;  // samples whose footprint was below their live bytes
   std::vector<FootprintSample> timeline;

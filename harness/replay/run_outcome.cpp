@@ -228,11 +228,25 @@ void describe_memory(Result& r, std::uint32_t features, const physmem::Machine& 
 
 void record_footprint(Result& r, const CountingStats& before_drain, bool use_rss) {
   for (const FootprintSample& f : r.timeline) {
-    r.peak_footprint_bytes = std::max(r.peak_footprint_bytes, use_rss ? f.rss_bytes : f.mapped_bytes);
+    r.peak_sampled_footprint_bytes = std::max(r.peak_sampled_footprint_bytes, use_rss ? f.rss_bytes : f.mapped_bytes);
     r.peak_sampled_live_bytes = std::max(r.peak_sampled_live_bytes, f.live_bytes);
   }
   r.peak_live_bytes = before_drain.peak_live_bytes;
-  r.fragmentation = r.peak_sampled_live_bytes > 0 ? static_cast<double>(r.peak_footprint_bytes) /
+  // Samples are moments: with several replay threads the one taken at the
+  // live peak can come a step after it (docs/REPLAY.md), when a free has
+  // already given memory back. The backend's mapped bytes hold every live
+  // block at every instant (Counting counts a block live after the backend
+  // hands it out and no longer before it is given back), so at the live peak
+  // it held at least the peak live bytes: a bound on its peak as sure as any
+  // sample, where every sample of the run shows it holding its live bytes.
+  // The process RSS need not hold blocks never touched, and is not bounded so.
+  r.peak_footprint_bytes = r.peak_sampled_footprint_bytes;
+  const auto live_peak = static_cast<std::uint64_t>(std::max<std::int64_t>(r.peak_live_bytes, 0));
+  if (!use_rss && r.footprint_below_live == 0 && live_peak > r.peak_sampled_footprint_bytes) {
+    r.peak_footprint_bytes = live_peak;
+    r.peak_footprint_from_live = true;
+  }
+  r.fragmentation = r.peak_sampled_live_bytes > 0 ? static_cast<double>(r.peak_sampled_footprint_bytes) /
                                                         static_cast<double>(r.peak_sampled_live_bytes)
                                                   : 0;
   r.final_live_blocks = before_drain.live_blocks;

@@ -514,6 +514,54 @@ TEST(Sampling, APeakOfLiveBytesBetweenSamplesIsSampledSoTheFootprintHoldsIt) {
   }
 }
 
+// With several replay threads the sample at the live peak can come a step
+// after it, a free already made: the peak footprint is then the peak live
+// bytes, which the backend held at that instant, and says so; never for the
+// process RSS, nor for a run whose samples show a backend below its live bytes.
+TEST(Sampling, APeakFootprintNoSampleCaughtIsBoundedByThePeakLiveBytes) {
+  const auto sample = [](std::uint64_t mapped, std::int64_t live) {
+    FootprintSample f;
+    f.mapped_bytes = f.resident_bytes = mapped;
+    f.rss_bytes = mapped / 2;
+    f.live_bytes = live;
+    return f;
+  };
+  CountingStats stats;
+  stats.peak_live_bytes = 12'000'000;
+  const auto recorded = [&](bool use_rss, std::uint64_t below_live) {
+    Result r;
+    r.timeline = {sample(4'000'000, 3'000'000), sample(11'000'000, 10'500'000), sample(9'000'000, 8'000'000)};
+    r.footprint_below_live = below_live;
+    record_footprint(r, stats, use_rss);
+    return r;
+  };
+
+  const Result missed = recorded(false, 0);
+  EXPECT_EQ(missed.peak_sampled_footprint_bytes, 11'000'000u);
+  EXPECT_EQ(missed.peak_footprint_bytes, 12'000'000u);
+  EXPECT_TRUE(missed.peak_footprint_from_live);
+  EXPECT_EQ(missed.peak_live_bytes, 12'000'000);
+  EXPECT_EQ(missed.peak_sampled_live_bytes, 10'500'000);
+  EXPECT_DOUBLE_EQ(missed.fragmentation, 11'000'000.0 / 10'500'000.0);  // over the samples alone
+  const nlohmann::json j = cell_json(missed, Source{"trace", "peak.kmt", {}, std::nullopt, {}})["footprint"];
+  EXPECT_EQ(j["peak_footprint_bytes"], 12'000'000u);
+  EXPECT_EQ(j["peak_sampled_footprint_bytes"], 11'000'000u);
+  EXPECT_EQ(j["peak_footprint_from_live"], true);
+
+  const Result rss = recorded(true, 0);
+  EXPECT_EQ(rss.peak_footprint_bytes, 5'500'000u);
+  EXPECT_FALSE(rss.peak_footprint_from_live);
+
+  const Result unsound = recorded(false, 1);
+  EXPECT_EQ(unsound.peak_footprint_bytes, 11'000'000u);
+  EXPECT_FALSE(unsound.peak_footprint_from_live);
+
+  stats.peak_live_bytes = 10'500'000;  // a sample above the live peak: the samples' peak stands
+  const Result caught = recorded(false, 0);
+  EXPECT_EQ(caught.peak_footprint_bytes, 11'000'000u);
+  EXPECT_FALSE(caught.peak_footprint_from_live);
+}
+
 // Paced replay keeps the capture's pace: on a light capture the timed pass
 // lasts the capture's span / speed, and how late steps started is reported.
 TEST(Paced, DurationIsTheCapturesSpanOverTheSpeed) {
