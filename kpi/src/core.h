@@ -225,17 +225,32 @@ struct alignas(256) FamilySlot {
 };
 extern FamilySlot g_family_slots[kMaxCpuSlots];
 
+/// Whether a family's counts are kept in the family slots. OSMalloc's are not:
+/// every OSMalloc block has a tag, whose shares count it (and the tag's
+/// pageable blocks, counted in os_pageable too), so family_usage() takes them
+/// from the tags; an OSMalloc/OSFree pair so counts once, not twice.
+constexpr bool counted_by_family(Family f) { return f != Family::os_malloc; }
+
 /// The family's counts in CPU slot `slot` (the calling thread's).
 [[gnu::always_inline]] inline void count_family_alloc(unsigned slot, Family f, std::uint64_t bytes) noexcept {
+  if (!counted_by_family(f)) return;
   FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
   bump(c.allocs, std::uint64_t{1});
   bump(c.live_bytes, static_cast<std::int64_t>(bytes));
 }
 [[gnu::always_inline]] inline void count_family_free(unsigned slot, Family f, std::uint64_t bytes) noexcept {
+  if (!counted_by_family(f)) return;
   FamilyCounts& c = g_family_slots[slot].family[std::size_t(f)];
   bump(c.frees, std::uint64_t{1});
   bump(c.live_bytes, -static_cast<std::int64_t>(bytes));
 }
+/// What every tag's shares counted, over all tags ever made: blocks of the
+/// os_malloc and os_pageable families (osmalloc.cpp).
+struct TagTotals {
+  std::uint64_t allocs = 0, frees = 0;
+  std::int64_t live_bytes = 0;
+};
+TagTotals all_tags_totals() noexcept;
 [[gnu::always_inline]] inline void account_alloc(Family f, std::uint64_t bytes, __OSMallocTag__* tag) noexcept {
   const unsigned slot = this_cpu_slot();
   count_family_alloc(slot, f, bytes);

@@ -83,6 +83,21 @@ std::int64_t __OSMallocTag__::live_bytes() const noexcept {
   return n;
 }
 
+kd::TagTotals kd::all_tags_totals() noexcept {
+  TagTotals t;
+  std::lock_guard lock(g_tags_mutex);
+  for (const __OSMallocTag__* tag = g_first_tag; tag != nullptr; tag = tag->next) {
+    for (const auto& slot : tag->slots) {
+      if (const kd::TagSlot* share = slot.load(std::memory_order_acquire)) {
+        t.allocs += share->allocs.load(std::memory_order_relaxed);
+        t.frees += share->frees.load(std::memory_order_relaxed);
+      }
+    }
+    t.live_bytes += tag->live_bytes();
+  }
+  return t;
+}
+
 const char* kd::tag_name_of_id(kmbench::TagId id) noexcept {
   if (id >= kd::BlockRecord::kMaxTag) {
     return "(a tag of id 65535 or more)";

@@ -441,10 +441,10 @@ ReclaimStats reclaim_stats() {
 }
 
 std::vector<FamilyUsage> family_usage() {
-  std::vector<FamilyUsage> out;
+  std::vector<FamilyUsage> out(kFamilies);
   const unsigned slots = cpu_slots_in_use();
   for (std::size_t f = 0; f < kFamilies; ++f) {
-    FamilyUsage u;
+    FamilyUsage& u = out[f];
     u.family = family_name(Family(f));
     for (unsigned s = 0; s < slots; ++s) {
       const FamilyCounts& c = g_family_slots[s].family[f];
@@ -452,22 +452,23 @@ std::vector<FamilyUsage> family_usage() {
       u.frees += c.frees.load(std::memory_order_relaxed);
       u.live_bytes += c.live_bytes.load(std::memory_order_relaxed);
     }
-    u.live_blocks = static_cast<std::int64_t>(u.allocs) - static_cast<std::int64_t>(u.frees);
-    out.push_back(std::move(u));
   }
+  // OSMalloc's blocks are counted by their tags alone (counted_by_family),
+  // which count the pageable tags' page blocks (os_pageable) too.
+  static_assert(!counted_by_family(Family::os_malloc) && counted_by_family(Family::os_pageable));
+  const TagTotals tags = all_tags_totals();
+  const FamilyUsage& pageable = out[std::size_t(Family::os_pageable)];
+  FamilyUsage& os = out[std::size_t(Family::os_malloc)];
+  os.allocs = tags.allocs - pageable.allocs;
+  os.frees = tags.frees - pageable.frees;
+  os.live_bytes = tags.live_bytes - pageable.live_bytes;
+  for (FamilyUsage& u : out) u.live_blocks = static_cast<std::int64_t>(u.allocs) - static_cast<std::int64_t>(u.frees);
   return out;
 }
 
 std::int64_t live_blocks() {
   std::int64_t n = 0;
-  const unsigned slots = cpu_slots_in_use();
-  for (unsigned s = 0; s < slots; ++s) {
-    for (std::size_t f = 0; f < kFamilies; ++f) {
-      const FamilyCounts& c = g_family_slots[s].family[f];
-      n += static_cast<std::int64_t>(c.allocs.load(std::memory_order_relaxed)) -
-           static_cast<std::int64_t>(c.frees.load(std::memory_order_relaxed));
-    }
-  }
+  for (const FamilyUsage& u : family_usage()) n += u.live_blocks;
   return n;
 }
 

@@ -171,6 +171,62 @@ TEST_P(OSMallocTest, PageableTagsGivePageableMemoryFromOnePageUp) {
   OSMalloc_Tagfree(t);
 }
 
+// The OSMalloc family's counts are its tags' (less the pageable tags' page
+// blocks, which are OSMalloc(pageable)'s): exact over several tags, a tag
+// freed with its blocks gone, blocks freed through the hot calls and the
+// full path, and a pageable tag's blocks on either side of a page, in both
+// modes (xnu mode counts kalloc's classes, as the tags do).
+TEST_P(OSMallocTest, TheOSMallocFamilyCountsWhatItsTagsCount) {
+  for (const kpi::Mode mode : {kpi::Mode::strict, kpi::Mode::xnu}) {
+    kpi::set_mode(mode);
+    const kpi::FamilyUsage os0 = family("OSMalloc"), pg0 = family("OSMalloc(pageable)");
+    OSMallocTag wired = OSMalloc_Tagalloc("com.kmbench.fam.w", OSMT_DEFAULT);
+    OSMallocTag pageable = OSMalloc_Tagalloc("com.kmbench.fam.p", OSMT_PAGEABLE);
+    OSMallocTag gone = OSMalloc_Tagalloc("com.kmbench.fam.g", OSMT_DEFAULT);
+    void* g = OSMalloc(48, gone);
+    OSFree(g, 48, gone);
+    OSMalloc_Tagfree(gone);
+    struct Block {
+      void* p;
+      std::uint32_t size;
+      OSMallocTag tag;
+    };
+    std::vector<Block> blocks;
+    for (std::uint32_t i = 0; i < 300; ++i) {  // more than the per-CPU caches hold
+      const std::uint32_t size = 16 + (i % 7) * 40;
+      blocks.push_back({OSMalloc(size, wired), size, wired});
+    }
+    blocks.push_back({OSMalloc(100, pageable), 100, pageable});    // OSMalloc: under a page
+    blocks.push_back({OSMalloc(8192, pageable), 8192, pageable});  // OSMalloc(pageable)
+    blocks.push_back({OSMalloc_noblock(5000, wired), 5000, wired});
+    for (const Block& b : blocks) ASSERT_NE(b.p, nullptr) << b.size;
+
+    const kpi::TagUsage w = tag("com.kmbench.fam.w"), p = tag("com.kmbench.fam.p");
+    const kpi::FamilyUsage os = family("OSMalloc"), pg = family("OSMalloc(pageable)");
+    EXPECT_EQ(os.allocs - os0.allocs, 302u + 1u);  // and the freed tag's block
+    EXPECT_EQ(os.frees - os0.frees, 1u);
+    EXPECT_EQ(os.live_blocks - os0.live_blocks, 302);
+    EXPECT_EQ(pg.live_blocks - pg0.live_blocks, 1);
+    EXPECT_EQ(pg.live_bytes - pg0.live_bytes, 8192);
+    EXPECT_EQ(os.live_bytes - os0.live_bytes, w.live_bytes + p.live_bytes - 8192);
+    if (mode == kpi::Mode::strict) {
+      std::int64_t asked = 0;
+      for (const Block& b : blocks) asked += b.tag == wired || b.size < 4096 ? b.size : 0;
+      EXPECT_EQ(os.live_bytes - os0.live_bytes, asked);
+    }
+    // Freed in reverse: the first frees find full caches, the last empty ones.
+    for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) OSFree(it->p, it->size, it->tag);
+    const kpi::FamilyUsage os1 = family("OSMalloc"), pg1 = family("OSMalloc(pageable)");
+    EXPECT_EQ(os1.live_blocks, os0.live_blocks);
+    EXPECT_EQ(os1.live_bytes, os0.live_bytes);
+    EXPECT_EQ(os1.frees - os0.frees, 303u);
+    EXPECT_EQ(pg1.live_bytes, pg0.live_bytes);
+    EXPECT_EQ(kpi::live_blocks(), 0);
+    OSMalloc_Tagfree(wired);
+    OSMalloc_Tagfree(pageable);
+  }
+}
+
 TEST_P(OSMallocTest, NoblockAndNowaitServeWiredTags) {
   OSMallocTag t = OSMalloc_Tagalloc("com.kmbench.nb", OSMT_DEFAULT);
   void* a = OSMalloc_noblock(128, t);
