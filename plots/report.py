@@ -82,6 +82,7 @@ def environment_section(run):
 def summary_section(run):
     groups = run.groups()
     rows = []
+    bounded_groups = [0]  # groups whose peak footprint is the peak live bytes in some repetition
     for group, es in groups.items():
         e = es[0]
         ok = [x for x in es if x["status"] == "ok"]
@@ -95,17 +96,26 @@ def summary_section(run):
         def med_of(path, unit=""):
             v = run.values(group, path)
             return fmt_num(float(np.median(v)), unit) if v else "<span class='missing'>missing</span>"
+        bounded = sum(1 for c in run.ok() if c["cell"]["group"] == group
+                      and c["result"].get("footprint", {}).get("peak_footprint_from_live") is True)
+        footprint = med_of(("footprint", "peak_footprint_bytes"), "bytes")
+        if bounded:
+            footprint += f" <span class='sub' title='{bounded} repetition(s): no sample caught the live peak'>*</span>"
+            bounded_groups[0] += 1
         rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]),
                      esc(e["topology"]), esc(e["mode"]),
                      f"<span class='{'ok' if len(ok) == len(es) else 'bad'}'>{len(ok)}/{len(es)}</span>",
                      med_of(("allocator_ns_per_op",)), tput, med_of(("faults", "minor_per_op")),
                      med_of(("latency", "alloc", "p99_ns")), med_of(("latency", "free", "p99_ns")),
-                     med_of(("footprint", "peak_footprint_bytes"), "bytes"), med_of(("footprint", "fragmentation"))))
+                     footprint, med_of(("footprint", "fragmentation"))))
     rows.sort(key=lambda r: r[:4])
+    bounded_note = (f" A peak footprint marked * ({bounded_groups[0]} group(s)) comes in some repetition from the "
+                    "peak live bytes: with several replay threads no sample caught the live peak, and the backend "
+                    "held at least those bytes then (docs/REPLAY.md)." if bounded_groups[0] else "")
     return ("<h2>Results</h2><p class='sub'>Medians over successful repetitions of the timed pass; "
             "allocator time is inside the backends' own calls (the figure that ranks them), throughput is "
             "the whole pass's (harness included); throughput brackets are the quartiles. A group without a successful repetition is <span class='missing'>missing</span>, "
-            "never zero.</p>" +
+            "never zero." + bounded_note + "</p>" +
             table(["source", "backend", "threads", "placement", "topology", "mode", "ok",
                    "allocator [ns/op]", "throughput [ops/s]", "minor faults/op", "alloc p99 [ns]",
                    "free p99 [ns]", "peak footprint", "fragmentation"], rows,
