@@ -118,3 +118,29 @@ def test_kmbench_plot_puts_both_tables_in_the_report(fixture_run_with_trace, tmp
     page = (tmp_path / "r" / "report.html").read_text()
     assert "<h2>Internal fragmentation</h2>" in page and "<h2>Call sites</h2>" in page
     assert "Linux paid" in page and "<code>skb_clone+0x2c/0x90</code>" in page
+
+
+def test_a_peak_footprint_set_by_the_peak_live_bytes_is_marked(fixture_run, tmp_path):
+    """A group whose peak footprint came, in some repetition, from the peak
+    live bytes (no sample caught the live peak) is marked, with a note; a run
+    without such a repetition has neither."""
+    import shutil
+    assert "A peak footprint marked *" not in report.summary_section(runs.Run(fixture_run))
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(fixture_run, run_dir)
+    marked = None
+    for name in sorted(glob.glob(os.path.join(run_dir, "cells", "*.json"))):
+        with open(name) as f:
+            doc = json.load(f)
+        if doc["status"] == "ok" and marked is None:
+            doc["result"]["footprint"]["peak_footprint_from_live"] = True
+            marked = doc["cell"]["group"]
+            with open(name, "w") as f:
+                json.dump(doc, f)
+    assert marked is not None
+    page = report.summary_section(runs.Run(run_dir))
+    assert "A peak footprint marked * (1 group(s))" in page
+    stars = [r for r in re.findall(r"<tr>(.*?)</tr>", page) if "no sample caught the live peak" in r]
+    assert len(stars) == 1
+    label, backend = marked.split(".")[:2]
+    assert f">{label}<" in stars[0] and f">{backend}<" in stars[0]
