@@ -42,6 +42,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "allocators/registry.h"
@@ -170,7 +171,7 @@ void drain_before_run(const benchmark::State&) { g_drain(); }
 /// with 2 threads both run the same kind of round at once. A spin: a round
 /// lasts microseconds, and a sleeping thread woken for each would measure
 /// the scheduler's wake-up. Reused by every paired benchmark in turn (they
-/// never run at once); sized by each benchmark's first thread.
+/// never run at once); sized before each run (before_paired_run).
 class RoundStart {
  public:
   void reset(int threads) {
@@ -186,7 +187,14 @@ class RoundStart {
       generation_.store(g + 1, std::memory_order_release);
       return;
     }
-    while (generation_.load(std::memory_order_acquire) == g) kmbench::base::cpu_relax();
+    // Spins, then yields: with fewer cores than threads the one awaited may be off its core.
+    for (unsigned spins = 0; generation_.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 4096) {
+        kmbench::base::cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
   }
 
  private:
