@@ -82,7 +82,7 @@ def environment_section(run):
 def summary_section(run):
     groups = run.groups()
     rows = []
-    bounded_groups = [0]  # groups whose peak footprint is the peak live bytes in some repetition
+    bounded_groups = 0  # groups whose peak footprint is the peak live bytes in some repetition
     for group, es in groups.items():
         e = es[0]
         ok = [x for x in es if x["status"] == "ok"]
@@ -101,7 +101,7 @@ def summary_section(run):
         footprint = med_of(("footprint", "peak_footprint_bytes"), "bytes")
         if bounded:
             footprint += f" <span class='sub' title='{bounded} repetition(s): no sample caught the live peak'>*</span>"
-            bounded_groups[0] += 1
+            bounded_groups += 1
         rows.append((esc(e["label"]), esc(e["backend"]), esc(e["threads"]), esc(e["placement"]),
                      esc(e["topology"]), esc(e["mode"]),
                      f"<span class='{'ok' if len(ok) == len(es) else 'bad'}'>{len(ok)}/{len(es)}</span>",
@@ -109,9 +109,9 @@ def summary_section(run):
                      med_of(("latency", "alloc", "p99_ns")), med_of(("latency", "free", "p99_ns")),
                      footprint, med_of(("footprint", "fragmentation"))))
     rows.sort(key=lambda r: r[:4])
-    bounded_note = (f" A peak footprint marked * ({bounded_groups[0]} group(s)) comes in some repetition from the "
+    bounded_note = (f" A peak footprint marked * ({bounded_groups} group(s)) comes in some repetition from the "
                     "peak live bytes: with several replay threads no sample caught the live peak, and the backend "
-                    "held at least those bytes then (docs/REPLAY.md)." if bounded_groups[0] else "")
+                    "held at least those bytes then (docs/REPLAY.md)." if bounded_groups else "")
     return ("<h2>Results</h2><p class='sub'>Medians over successful repetitions of the timed pass; "
             "allocator time is inside the backends' own calls (the figure that ranks them), throughput is "
             "the whole pass's (harness included); throughput brackets are the quartiles. A group without a successful repetition is <span class='missing'>missing</span>, "

@@ -169,7 +169,7 @@ nlohmann::json footprint_json(const Result& r) {
   }
   return {{"peak_footprint_bytes", r.peak_footprint_bytes},
           {"peak_sampled_footprint_bytes", r.peak_sampled_footprint_bytes},
-          {"peak_footprint_from_live", r.peak_footprint_from_live},
+          {"peak_footprint_from_live", r.peak_footprint_from_live()},
           {"peak_live_bytes", r.peak_live_bytes},
           {"peak_sampled_live_bytes", r.peak_sampled_live_bytes},
           {"fragmentation", r.fragmentation},
@@ -461,9 +461,10 @@ void print_summary(std::ostream& out, const Result& r, const Source& source) {
   out << "  memory          " << r.machine.memory_source << "\n";
   out << "  footprint       peak " << human_bytes(static_cast<double>(r.peak_footprint_bytes)) << " ("
       << r.footprint_source
-      << (r.peak_footprint_from_live ? "; the peak live bytes, as no sample caught the live peak: the highest sample " +
-                                           human_bytes(static_cast<double>(r.peak_sampled_footprint_bytes))
-                                     : "")
+      << (r.peak_footprint_from_live()
+              ? "; the peak live bytes, as no sample caught the live peak: the highest sample " +
+                    human_bytes(static_cast<double>(r.peak_sampled_footprint_bytes))
+              : "")
       << "), peak live " << human_bytes(static_cast<double>(r.peak_live_bytes)) << std::setprecision(2)
       << ", fragmentation " << r.fragmentation << " (" << r.timeline.size() << " samples)\n";
   out << "  live at end     " << r.final_live_blocks << " blocks, "

@@ -247,7 +247,8 @@ struct Result {
   /// (record_footprint).
   std::uint64_t peak_footprint_bytes = 0;
   std::uint64_t peak_sampled_footprint_bytes = 0;  // the highest sample alone
-  bool peak_footprint_from_live = false;           // peak_live_bytes exceeded every sample
+  /// Whether peak_live_bytes exceeded every sample and so is the peak footprint.
+  bool peak_footprint_from_live() const { return peak_footprint_bytes > peak_sampled_footprint_bytes; }
   std::int64_t peak_live_bytes = 0;          // exact (Counting), over the timed pass
   std::int64_t peak_sampled_live_bytes = 0;  // over the samples
   double fragmentation = 0;                  // highest sampled footprint / highest sampled live bytes

@@ -242,10 +242,7 @@ void record_footprint(Result& r, const CountingStats& before_drain, bool use_rss
   // The process RSS need not hold blocks never touched, and is not bounded so.
   r.peak_footprint_bytes = r.peak_sampled_footprint_bytes;
   const auto live_peak = static_cast<std::uint64_t>(std::max<std::int64_t>(r.peak_live_bytes, 0));
-  if (!use_rss && r.footprint_below_live == 0 && live_peak > r.peak_sampled_footprint_bytes) {
-    r.peak_footprint_bytes = live_peak;
-    r.peak_footprint_from_live = true;
-  }
+  if (!use_rss && r.footprint_below_live == 0) r.peak_footprint_bytes = std::max(r.peak_footprint_bytes, live_peak);
   r.fragmentation = r.peak_sampled_live_bytes > 0 ? static_cast<double>(r.peak_sampled_footprint_bytes) /
                                                         static_cast<double>(r.peak_sampled_live_bytes)
                                                   : 0;

@@ -59,7 +59,7 @@ using Blocks = std::array<void*, kPairs>;
 
 /// One round of kPairs pairs: allocate and free, kPairs times.
 template <class Api>
-[[gnu::always_inline]] inline void lifo_round(Api& api, std::size_t size, Blocks&) {
+[[gnu::always_inline]] inline void lifo_round(Api& api, std::size_t size) {
   for (int i = 0; i < kPairs; ++i) {
     void* p = api.alloc(size);
     benchmark::DoNotOptimize(p);
@@ -82,9 +82,8 @@ template <class Api>
 template <class Api>
 void lifo(benchmark::State& state, Api api) {
   const auto size = static_cast<std::size_t>(state.range(0));
-  Blocks blocks;
   api.begin(state);
-  for (auto _ : state) lifo_round(api, size, blocks);
+  for (auto _ : state) lifo_round(api, size);
   state.SetItemsProcessed(state.iterations() * kPairs);
 }
 
@@ -227,7 +226,7 @@ void paired(benchmark::State& state, Kpi kpi, OwnCall<B> own) {
     if constexpr (kBatch) {
       batch_round(api, size, blocks);
     } else {
-      lifo_round(api, size, blocks);
+      lifo_round(api, size);
     }
     return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kPairs;
   };

@@ -539,7 +539,7 @@ TEST(Sampling, APeakFootprintNoSampleCaughtIsBoundedByThePeakLiveBytes) {
   const Result missed = recorded(false, 0);
   EXPECT_EQ(missed.peak_sampled_footprint_bytes, 11'000'000u);
   EXPECT_EQ(missed.peak_footprint_bytes, 12'000'000u);
-  EXPECT_TRUE(missed.peak_footprint_from_live);
+  EXPECT_TRUE(missed.peak_footprint_from_live());
   EXPECT_EQ(missed.peak_live_bytes, 12'000'000);
   EXPECT_EQ(missed.peak_sampled_live_bytes, 10'500'000);
   EXPECT_DOUBLE_EQ(missed.fragmentation, 11'000'000.0 / 10'500'000.0);  // over the samples alone
@@ -550,16 +550,16 @@ TEST(Sampling, APeakFootprintNoSampleCaughtIsBoundedByThePeakLiveBytes) {
 
   const Result rss = recorded(true, 0);
   EXPECT_EQ(rss.peak_footprint_bytes, 5'500'000u);
-  EXPECT_FALSE(rss.peak_footprint_from_live);
+  EXPECT_FALSE(rss.peak_footprint_from_live());
 
   const Result unsound = recorded(false, 1);
   EXPECT_EQ(unsound.peak_footprint_bytes, 11'000'000u);
-  EXPECT_FALSE(unsound.peak_footprint_from_live);
+  EXPECT_FALSE(unsound.peak_footprint_from_live());
 
   stats.peak_live_bytes = 10'500'000;  // a sample above the live peak: the samples' peak stands
   const Result caught = recorded(false, 0);
   EXPECT_EQ(caught.peak_footprint_bytes, 11'000'000u);
-  EXPECT_FALSE(caught.peak_footprint_from_live);
+  EXPECT_FALSE(caught.peak_footprint_from_live());
 }
 
 // Paced replay keeps the capture's pace: on a light capture the timed pass
