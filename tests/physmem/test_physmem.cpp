@@ -11,6 +11,7 @@
 
 #include "allocators/physmem/physmem.h"
 #include "base/errors.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::physmem {
 namespace {
@@ -84,7 +85,8 @@ TEST(Topology, XmlExportLoadsAsSyntheticTopology) {
   ASSERT_EQ(hwloc_topology_init(&t), 0);
   ASSERT_EQ(hwloc_topology_set_synthetic(t, "pack:3 [numa] core:1 pu:2"), 0);
   ASSERT_EQ(hwloc_topology_load(t), 0);
-  const std::string path = ::testing::TempDir() + "kmbench_topology.xml";
+  test_support::TempFiles files("physmem");
+  const std::string path = files.path("topology.xml");
   ASSERT_EQ(hwloc_topology_export_xml(t, path.c_str(), 0), 0);
   hwloc_topology_destroy(t);
 
@@ -93,7 +95,6 @@ TEST(Topology, XmlExportLoadsAsSyntheticTopology) {
   EXPECT_TRUE(m.synthetic());
   EXPECT_EQ(m.node_count(), 3u);
   EXPECT_EQ(m.node(2).cpus.size(), 2u);
-  std::remove(path.c_str());
 }
 
 TEST(Topology, BadSpecsAreUsageErrors) {

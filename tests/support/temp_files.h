@@ -4,10 +4,13 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kmbench::test_support {
 
@@ -21,6 +24,27 @@ inline std::string temp_dir() {
 inline std::string temp_path(const std::string& suite, const std::string& name) {
   return temp_dir() + "/kmbench-test-" + suite + "-" + std::to_string(::getpid()) + "-" + name;
 }
+
+/// A test's files, named by temp_path() and removed when it ends, passed or
+/// failed (an ASSERT returns early).
+class TempFiles {
+ public:
+  explicit TempFiles(std::string suite) : suite_(std::move(suite)) {}
+  TempFiles(const TempFiles&) = delete;
+  TempFiles& operator=(const TempFiles&) = delete;
+  ~TempFiles() {
+    for (const std::string& p : paths_) std::remove(p.c_str());
+  }
+  /// A path of this process's own for `name`, removed with the others.
+  std::string path(const std::string& name) {
+    paths_.push_back(temp_path(suite_, name));
+    return paths_.back();
+  }
+
+ private:
+  std::string suite_;
+  std::vector<std::string> paths_;
+};
 
 /// The bytes of the file at `path` ("" when it cannot be read).
 inline std::string read_file(const std::string& path) {

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <stdexcept>
-#include <thread>
 #include <map>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -19,6 +19,7 @@
 #include "harness/trace/trace.h"
 #include "harness/trace/tracedat_reader.h"
 #include "ops/size_classes.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::trace {
 namespace {
@@ -319,7 +320,8 @@ TEST(FtraceImport, QuickPathEdgesReadAsTheGeneralPathDoes) {
 // same text in memory does.
 TEST(FtraceImport, AFileReadsInWindowsAsTheTextInMemory) {
   const std::string sample(Input(kData + "/ftrace-sample.txt.xz").bytes());
-  const std::string path = ::testing::TempDir() + "/windows.txt";
+  test_support::TempFiles files("import");
+  const std::string path = files.path("windows.txt");
   const auto write = [&](const std::string& text) { std::ofstream(path, std::ios::binary) << text; };
 
   std::string text = sample + "# " + std::string(1300 * 1024, 'x') + "\n" + sample;
@@ -437,16 +439,11 @@ TEST(DtraceImport, SkipBadLinesKeepsTheRecordsAround) {
 /// when trace-cmd is not installed.
 bool agrees_with_its_report(const ops::Trace& t, const std::string& dat) {
   // A file of this process and capture's own: ctest runs other tests calling this at the same time.
-  const std::string report = ::testing::TempDir() + "/report-" + std::to_string(::getpid()) + "-" +
-                             dat.substr(dat.rfind('/') + 1) + ".txt";
+  test_support::TempFiles files("import");
+  const std::string report = files.path("report-" + dat.substr(dat.rfind('/') + 1) + ".txt");
   const std::string cmd = "trace-cmd report -i " + dat + " > " + report + " 2>/dev/null";
-  const int status = std::system(cmd.c_str());
-  if (status != 0) {
-    std::remove(report.c_str());
-    return false;
-  }
+  if (std::system(cmd.c_str()) != 0) return false;
   const ops::Trace r = import_file(report);
-  std::remove(report.c_str());
   for (const char* k : {"events", "allocs", "frees", "null_frees", "unmatched_frees", "page_allocs", "page_frees",
                         "never_freed", "peak_live_bytes", "lost_events"}) {
     EXPECT_EQ(c(t, k), c(r, k)) << dat << ": " << k;
@@ -521,7 +518,8 @@ TEST(TraceDatImport, LinesWrittenFromTheFieldsAreLibtraceeventsLines) {
 }
 
 TEST(TraceDatImport, JunkIsAnInputError) {
-  const std::string path = ::testing::TempDir() + "/junk.dat";
+  test_support::TempFiles files("import");
+  const std::string path = files.path("junk.dat");
   std::ofstream(path) << std::string("\x17\x08\x44tracing6\0\0\0garbage", 22);
   EXPECT_THROW(import_file(path), InputError);
 }
@@ -613,8 +611,9 @@ TEST(Input, CompressedAndPlainReadTheSame) {
   const Input xz(kData + "/ftrace-sample.txt.xz");
   EXPECT_TRUE(xz.compressed());
   EXPECT_EQ(detect_format(xz.bytes().substr(0, 4096)), Format::ftrace);
+  test_support::TempFiles files("import");
   for (const char* tool : {"gzip", "zstd"}) {
-    const std::string out = ::testing::TempDir() + "/sample." + tool;
+    const std::string out = files.path(std::string("sample.") + tool);
     const std::string cmd = std::string("xz -dc ") + kData + "/ftrace-sample.txt.xz | " + tool + " -c > " + out;
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     const Input other(out);
@@ -650,10 +649,11 @@ TEST(Input, CompressedAndPlainReadTheSame) {
     EXPECT_GT(partial.op_count(), 100u) << tool;
     EXPECT_NE(partial.header.metadata.at("import.error").find("truncated"), std::string::npos) << tool;
   }
-  std::ofstream(::testing::TempDir() + "/junk.gz", std::ios::binary) << "\x1f\x8b this is not gzip data";
-  EXPECT_THROW(Input{::testing::TempDir() + "/junk.gz"}, InputError) << "corrupt at the start";
+  const std::string junk = files.path("junk.gz");
+  std::ofstream(junk, std::ios::binary) << "\x1f\x8b this is not gzip data";
+  EXPECT_THROW(Input{junk}, InputError) << "corrupt at the start";
   // A plain file: its head and pieces read without mapping it, then the same bytes whole.
-  const std::string out = ::testing::TempDir() + "/sample.txt";
+  const std::string out = files.path("sample.txt");
   std::ofstream(out, std::ios::binary) << xz.bytes();
   const Input plain(out);
   EXPECT_FALSE(plain.compressed());
@@ -707,10 +707,11 @@ std::string varied_capture(std::size_t bytes) {
 // each format, read and import as the text does.
 TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
   const std::string text = varied_capture(std::size_t{14} << 20);
-  const std::string plain = ::testing::TempDir() + "/large.txt";
+  test_support::TempFiles files("import");
+  const std::string plain = files.path("large.txt");
   std::ofstream(plain, std::ios::binary) << text;
   for (const char* tool : {"gzip", "xz", "zstd"}) {
-    const std::string out = plain + "." + tool;
+    const std::string out = files.path(std::string("large.txt.") + tool);
     const std::string cmd = std::string(tool) + " -1 -c " + plain + " > " + out;
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     ASSERT_GT(std::ifstream(out, std::ios::binary | std::ios::ate).tellg(), 2 << 20) << tool << ": too small to test";
@@ -724,24 +725,24 @@ TEST(Input, ALargeCompressedCaptureReadsAsItsText) {
     if (std::string_view(tool) == "zstd") {
       EXPECT_TRUE(encode(import_file(out)) == encode(import_ftrace(text, out, {})));
     }
-    std::remove(out.c_str());
+    std::remove(out.c_str());  // now: the next one's room
   }
-  std::remove(plain.c_str());
 }
 
 // An import reserves room for the trace by the text's size; a compressed
 // capture's is what gzip's trailer or a zstd frame declares, without decoding.
 TEST(Input, SizeHintIsTheSizeACompressedStreamDeclares) {
   const std::string text(Input(kData + "/ftrace-sample.txt.xz").bytes());
-  const std::string plain = ::testing::TempDir() + "/hint.txt";
+  test_support::TempFiles files("import");
+  const std::string plain = files.path("hint.txt");
   std::ofstream(plain, std::ios::binary) << text;
   for (const char* tool : {"gzip", "zstd -q"}) {
-    const std::string out = plain + "." + std::string(tool).substr(0, 4);
+    const std::string out = files.path("hint.txt." + std::string(tool).substr(0, 4));
     const std::string cmd = std::string(tool) + " -c " + plain + " > " + out;  // from a file: zstd writes the size
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     EXPECT_EQ(Input(out).size_hint(), text.size()) << tool;
   }
-  const std::string piped = plain + ".piped.zst";  // from a pipe it cannot: a guess
+  const std::string piped = files.path("hint.txt.piped.zst");  // from a pipe it cannot: a guess
   ASSERT_EQ(std::system(("cat " + plain + " | zstd -q -c > " + piped).c_str()), 0);
   const Input guess(piped);
   EXPECT_GT(guess.size_hint(), 0u);
@@ -819,9 +820,10 @@ TEST(Input, APipeReadsAsTheSameTextFromAFile) {
     const FilledPipe pipe(encode(t));
     EXPECT_EQ(unnamed(import_file(pipe.path())), unnamed(t));
   }
-  const std::string zst = ::testing::TempDir() + "/piped.txt.zst";
-  std::ofstream(::testing::TempDir() + "/piped.txt", std::ios::binary) << text;
-  ASSERT_EQ(std::system(("zstd -q -f -c " + ::testing::TempDir() + "/piped.txt > " + zst).c_str()), 0);
+  test_support::TempFiles files("import");
+  const std::string plain = files.path("piped.txt"), zst = files.path("piped.txt.zst");
+  std::ofstream(plain, std::ios::binary) << text;
+  ASSERT_EQ(std::system(("zstd -q -f -c " + plain + " > " + zst).c_str()), 0);
   {
     // libtracecmd reads a file: a trace.dat through a pipe is given to it whole, as a temporary file.
     std::ifstream f(kData + "/small-trace.dat", std::ios::binary);
@@ -844,7 +846,8 @@ TEST(Input, APipeReadsAsTheSameTextFromAFile) {
 // an import keeps of a cut capture are those of the same bytes in a file.
 TEST(Input, ACompressedPipeIsDecodedAsItComesNotHeldWhole) {
   const std::string text = varied_capture(std::size_t{8} << 20);
-  const std::string plain = ::testing::TempDir() + "/piped-" + std::to_string(::getpid()) + ".txt";
+  test_support::TempFiles files("import");
+  const std::string plain = files.path("piped.txt");
   std::ofstream(plain, std::ios::binary) << text;
   /// The text `path` reads as, a piece at a time, and the error that stopped it, but for the input's name.
   const auto read_all = [](const std::string& path, std::string& error) {
@@ -860,7 +863,7 @@ TEST(Input, ACompressedPipeIsDecodedAsItComesNotHeldWhole) {
     return out;
   };
   for (const std::string tool : {"gzip", "xz", "zstd"}) {
-    const std::string file = plain + "." + tool;
+    const std::string file = files.path("piped.txt." + tool);
     ASSERT_EQ(std::system((tool + " -1 -c " + plain + " > " + file).c_str()), 0) << tool;
     std::ifstream f(file, std::ios::binary);
     const std::string compressed((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -915,9 +918,8 @@ TEST(Input, ACompressedPipeIsDecodedAsItComesNotHeldWhole) {
                 from_disk.header.metadata.at("import.error").substr(
                     from_disk.header.metadata.at("import.error").find(": ")));
     }
-    std::remove(file.c_str());
+    std::remove(file.c_str());  // now: the next one's room
   }
-  std::remove(plain.c_str());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "base/errors.h"
 #include "harness/trace/trace.h"
+#include "tests/support/temp_files.h"
 
 namespace kmbench::trace {
 namespace {
@@ -149,7 +150,8 @@ TEST(FtraceChunks, EmptyAndTinyInputs) {
 // A file read in chunks by threads: the same trace as the text in memory read whole.
 TEST(FtraceChunks, AFileOnThreadsReadsAsTheTextInMemory) {
   const std::string text = sample();
-  const std::string path = ::testing::TempDir() + "/chunks.txt";
+  test_support::TempFiles files("chunks");
+  const std::string path = files.path("chunks.txt");
   {
     std::FILE* f = std::fopen(path.c_str(), "wb");
     ASSERT_NE(f, nullptr);

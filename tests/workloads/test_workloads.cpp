@@ -9,6 +9,7 @@
 #include "base/errors.h"
 #include "harness/replay/replay.h"
 #include "harness/trace/trace.h"
+#include "tests/support/temp_files.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::workloads {
@@ -81,10 +82,10 @@ TEST_P(EachWorkload, EveryOperationCanBeOrderedAndEverythingIsFreed) {
 
 TEST_P(EachWorkload, SavesAndLoadsAsKmt) {
   const ops::Trace t = generate(GetParam(), brief(GetParam()), 11);
-  const std::string path = ::testing::TempDir() + "/workload-" + GetParam() + ".kmt";
+  test_support::TempFiles files("workloads");
+  const std::string path = files.path(GetParam() + ".kmt");
   trace::save(t, path);
   const ops::Trace back = trace::load(path);
-  std::remove(path.c_str());
   EXPECT_TRUE(same_ops(t, back));
   EXPECT_EQ(back.header.metadata.at("workload"), GetParam());
 }
