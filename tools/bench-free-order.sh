@@ -11,25 +11,12 @@
 # sets the repetitions (default 9), THREADS the replay threads (default 2),
 # BUILD the build directory (default build).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-/tmp/kmbench-free-order}
-shift || true
-captures=("$@")
-[ ${#captures[@]} -gt 0 ] || captures=("$here"/traces/*.txt.xz)
-reps=${REPS:-9}
-threads=${THREADS:-2}
-kmbench=${BUILD:-$here/build}/harness/kmbench
-[ -x "$kmbench" ] || { echo "bench-free-order: no $kmbench (tools/build.sh first)" >&2; exit 2; }
+# shellcheck source=tools/bench-common.sh
+source "$(dirname "$0")/bench-common.sh"
+bench_setup bench-free-order /tmp/kmbench-free-order 9 "$@"
 mkdir -p "$out/traces"
 matrix=$out/free-order.toml
-cat > "$matrix" <<TOML
-name = "free-order"
-seed = 20261207
-backends = ["system", "zones", "slab", "buddy", "jemalloc", "mimalloc"]
-threads = [$threads]
-repetitions = $reps
-timeout_s = 300
-TOML
+bench_matrix "$matrix" free-order 20261207
 for capture in "${captures[@]}"; do
   capture=$(realpath "$capture")
   name=$(basename "$capture"); name=${name%%.*}

@@ -8,25 +8,12 @@
 # repetitions (default 5), THREADS the replay threads (default 2), BUILD the
 # build directory (default build).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-/tmp/kmbench-fidelity}
-shift || true
-captures=("$@")
-[ ${#captures[@]} -gt 0 ] || captures=("$here"/traces/*.txt.xz)
-reps=${REPS:-5}
-threads=${THREADS:-2}
-kmbench=${BUILD:-$here/build}/harness/kmbench
-[ -x "$kmbench" ] || { echo "bench-profile-fidelity: no $kmbench (tools/build.sh first)" >&2; exit 2; }
+# shellcheck source=tools/bench-common.sh
+source "$(dirname "$0")/bench-common.sh"
+bench_setup bench-profile-fidelity /tmp/kmbench-fidelity 5 "$@"
 mkdir -p "$out/profiles"
 matrix=$out/fidelity.toml
-cat > "$matrix" <<TOML
-name = "profile-fidelity"
-seed = 20261205
-backends = ["system", "zones", "slab", "buddy", "jemalloc", "mimalloc"]
-threads = [$threads]
-repetitions = $reps
-timeout_s = 300
-TOML
+bench_matrix "$matrix" profile-fidelity 20261205
 for capture in "${captures[@]}"; do
   capture=$(realpath "$capture")
   name=$(basename "$capture"); name=${name%%.*}

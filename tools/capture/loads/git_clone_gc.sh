@@ -6,7 +6,7 @@ set -e
 repo=${1:-$(cd "$(dirname "$0")/../../.." && pwd)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for i in 1 2 3; do
+for _ in 1 2 3; do
   rm -rf "$work/clone"
   git clone -q --no-local "$repo" "$work/clone"
   git -C "$work/clone" gc -q --aggressive
