@@ -77,10 +77,13 @@ class Op:
 def read_dump(path):
     """(header lines, [(stream line, [Op])]) of a `trace dump` text."""
     head, streams, ended = [], [], False
-    with (sys.stdin if path == "-" else open(path, encoding="ascii", errors="strict")) as f:
+    with (sys.stdin.buffer if path == "-" else open(path, "rb")) as f:
         for n, raw in enumerate(f, 1):
-            text = raw.rstrip("\n")
             where = f"{path}:{n}"
+            try:
+                text = raw.decode("ascii").rstrip("\n")
+            except UnicodeDecodeError:
+                raise BadInput(f"{where}: not ASCII text (`kmbench trace dump` escapes every other byte)") from None
             if ended:
                 if text.strip():
                     raise BadInput(f"{where}: text after 'end'")
@@ -212,7 +215,7 @@ def main():
         head, streams = read_dump(args.input)
         kinds = FreeKinds()
         moved = reorder(streams, args.order, args.seed, kinds)
-    except (BadInput, UnicodeDecodeError) as e:
+    except BadInput as e:
         print(f"reorder-frees: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:

@@ -167,6 +167,7 @@ def test_random_is_the_same_for_a_seed_and_moves_some_frees(tmp_path):
     ("25 wobble 0 64", "unknown op kind 'wobble'"),
     ("25 alloc x 64", "must be numbers"),
     ("25 alloc 1 64", "object 1 is allocated a second time"),
+    ("25 alloc 10 64 site=\u00e9", "not ASCII text"),
 ])
 def test_bad_input_exits_2_naming_the_line(tmp_path, line, message):
     streams = [(OPS[0][0], OPS[0][1][:2] + [line] + OPS[0][1][2:]), OPS[1]]
