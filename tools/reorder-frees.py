@@ -111,19 +111,23 @@ class LiveSet:
     def __init__(self, order, rng):
         self.order, self.rng = order, rng
         self.objects = deque() if order in ("oldest", "newest") else []
-        self.where = {}  # object -> index in objects (random, recorded)
+        self.where = {}  # object -> index in objects (random)
 
     def add(self, obj):
-        if self.order in ("random", "recorded"):
+        if self.order == "recorded":
+            return  # each free takes its own object: nothing to choose from
+        if self.order == "random":
             self.where[obj] = len(self.objects)
         self.objects.append(obj)
 
     def take(self, recorded):
+        if self.order == "recorded":
+            return recorded
         if self.order == "oldest":
             return self.objects.popleft()
         if self.order == "newest":
             return self.objects.pop()
-        i = self.where[recorded] if self.order == "recorded" else self.rng.randrange(len(self.objects))
+        i = self.rng.randrange(len(self.objects))
         obj, last = self.objects[i], self.objects[-1]
         self.objects[i] = last
         self.where[last] = i
@@ -176,15 +180,14 @@ def reorder(streams, order, seed, kinds):
     # A free's class is its recorded object's; the object it takes is one of
     # the class's live ones in the rewritten trace, of which there are as
     # many at every instant as in the recorded one.
-    recorded_class, size_of, classes, allocated, number = {}, {}, {}, set(), {}
+    recorded_class, size_of, classes, number = {}, {}, {}, {}  # number: each object's in allocation order
     moved = 0
     for _, s, i in ops:
         op = streams[s][1][i]
         if op.kind in ALLOCS:
-            if op.obj in allocated:
+            if op.obj in number:
                 raise BadInput(f"{op.line}: object {op.obj} is allocated a second time; reordering needs an object "
                                "id per allocation, as `kmbench trace import` gives")
-            allocated.add(op.obj)
             flags = (op.field("flags") or "").split("|")
             cache = op.field("tag") if "cache" in flags else None
             key = (ALLOCS[op.kind], op.field("site"), cache, op.size.bit_length())
