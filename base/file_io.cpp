@@ -27,13 +27,46 @@ bool write_all(int fd, const void* data, std::size_t n) noexcept {
   return true;
 }
 
-AtomicFile::AtomicFile(std::string path, unsigned mode) : path_(std::move(path)), tmp_(path_ + ".tmp.XXXXXX") {
+namespace {
+
+/// The file a write to `path` lands in: `path` itself, or the end of the
+/// chain of symbolic links it starts (which may not exist yet).
+std::string resolve_links(const std::string& path) {
+  std::string at = path;
+  for (int hops = 0; hops < 40; ++hops) {  // as the kernel's ELOOP limit
+    struct stat st;
+    if (::lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return at;
+    std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096), '\0');
+    const ssize_t n = ::readlink(at.c_str(), target.data(), target.size());
+    if (n < 0) return at;
+    target.resize(static_cast<std::size_t>(n));
+    if (target.empty() || target[0] != '/') {  // relative to the link's own directory
+      const std::size_t slash = at.rfind('/');
+      if (slash != std::string::npos) target = at.substr(0, slash + 1) + target;
+    }
+    at = target;
+  }
+  return at;
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path, unsigned mode) : path_(std::move(path)), dest_(resolve_links(path_)) {
+  struct stat st;
+  const bool exists = ::stat(dest_.c_str(), &st) == 0;
+  if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    fd_ = ::open(dest_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) fail("cannot open it for writing", errno);
+    return;
+  }
+  tmp_ = dest_ + ".tmp.XXXXXX";
   fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
   if (fd_ < 0) {
     const int err = errno;
     tmp_.clear();
     fail("cannot create a temporary file beside it", err);
   }
+  if (exists && S_ISREG(st.st_mode)) mode = st.st_mode & 07777;
   if (::fchmod(fd_, mode) != 0) fail("cannot set its mode", errno);
 }
 
@@ -51,12 +84,22 @@ void AtomicFile::commit() {
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) fail("cannot close", errno);
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " over it", errno);
+  if (tmp_.empty()) return;  // written straight into a stream
+  if (::rename(tmp_.c_str(), dest_.c_str()) != 0) fail("cannot rename " + tmp_ + " over it", errno);
   tmp_.clear();
 }
 
 void AtomicFile::fail(const std::string& what, int err) {
   throw RunError(path_ + ": " + what + ": " + std::strerror(err));
+}
+
+void refuse_output_over_input(const std::string& output, const std::string& input) {
+  if (output == "-" || input == "-") return;
+  struct stat out, in;
+  if (::stat(output.c_str(), &out) != 0 || ::stat(input.c_str(), &in) != 0) return;
+  if (out.st_dev == in.st_dev && out.st_ino == in.st_ino && S_ISREG(out.st_mode)) {
+    throw UsageError("output " + output + " is the input " + input + ": writing it would destroy what is read");
+  }
 }
 
 void write_file_atomic(const std::string& path, std::string_view text) {

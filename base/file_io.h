@@ -18,6 +18,12 @@ bool write_all(int fd, const void* data, std::size_t n) noexcept;
 /// over it by commit(): a crash or an error leaves the old file (or none),
 /// never a truncated one. Destroyed without commit(), it removes its
 /// temporary file. Errors throw RunError naming the file and the reason.
+///
+/// A destination that is a symbolic link is written through it: the file it
+/// names is replaced, the link stays. One that is not a regular file (a pipe,
+/// a terminal, /dev/stdout) is written straight into, as a stream has no
+/// "whole" to appear at once; replacing it would put a regular file in its
+/// place. A regular file replaced keeps its permissions; a new one has `mode`.
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path, unsigned mode = 0644);
@@ -33,10 +39,16 @@ class AtomicFile {
  private:
   void fail(const std::string& what, int err);
 
-  std::string path_;
-  std::string tmp_;
+  std::string path_;  // as given, for messages
+  std::string dest_;  // the file replaced: path_, or what its links name
+  std::string tmp_;   // empty when writing straight into dest_
   int fd_ = -1;
 };
+
+/// Throws UsageError when `output` names the same file as `input` (through
+/// links or another spelling): writing it would destroy what is being read.
+/// Either may not exist yet; "-" (standard input or output) is never a file here.
+void refuse_output_over_input(const std::string& output, const std::string& input);
 
 /// The whole of `text` in `path`, atomically (AtomicFile).
 void write_file_atomic(const std::string& path, std::string_view text);

@@ -16,6 +16,7 @@
 
 #include "base/errors.h"
 #include "base/file_io.h"
+#include "base/json_nesting.h"
 
 namespace kmbench::results {
 namespace fs = std::filesystem;
@@ -27,8 +28,16 @@ nlohmann::json read_json(const std::string& path) {
   if (!in) {
     throw InputError(path, "cannot read");
   }
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw InputError(path, "cannot read");
+  // A run's files nest a few levels; far deeper would overflow the parser's stack.
+  constexpr std::size_t kMaxNesting = 64;
+  if (const auto at = base::json_nested_beyond(text, kMaxNesting)) {
+    throw InputError(
+        path, "byte " + std::to_string(*at) + ": JSON nested more than " + std::to_string(kMaxNesting) + " deep");
+  }
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(path, "byte " + std::to_string(e.byte) + ": not valid JSON");
   } catch (const nlohmann::json::exception& e) {  // a number beyond a double

@@ -25,7 +25,7 @@ profile::Profile load_side(const std::string& path, const ImportArgs& args) {
   }
   profile::BuildOptions o;
   o.sites = profile::Sites::clear;  // in memory only: two captures compare by their site names
-  return profile::build(trace::import_file(path, to_options(args)), o);
+  return profile::build(trace::import_file(in, path, to_options(args)), o);
 }
 
 std::string fixed(double v, int digits) {
@@ -92,6 +92,7 @@ void add_profile_commands(CLI::App* trace_cmd) {
     cmd->add_flag("--keep-sites", *keep_sites, "Keep call sites in clear (for internal use only)")->excludes(merged);
     add_import_options(cmd, *args);
     cmd->callback([=] {
+      base::refuse_output_over_input(*out, *in);
       profile::BuildOptions o;
       o.sites = *no_sites ? profile::Sites::merged : *keep_sites ? profile::Sites::clear : profile::Sites::hashed;
       const profile::Profile p = profile::build(trace::import_file(*in, to_options(*args)), o);

@@ -88,6 +88,7 @@ void add_trace_command(CLI::App& app) {
     cmd->add_flag("--keep-partial", *keep, "On bad input, still write what was read before the error (exit 2)");
     cmd->add_flag("-q,--quiet", *quiet, "Do not print the summary line");
     cmd->callback([=] {
+      base::refuse_output_over_input(*out, *in);
       trace::ImportOptions o = to_options(*args);
       o.keep_partial = *keep;
       const trace::ImportedFile f = trace::import_to_file(*in, o, *out);
@@ -140,6 +141,7 @@ void add_trace_command(CLI::App& app) {
     cmd->add_option("-o,--output", *out, "Write the text here instead of stdout");
     add_import_options(cmd, *args);
     cmd->callback([=] {
+      if (!out->empty()) base::refuse_output_over_input(*out, *in);
       const ops::Trace t = trace::import_file(*in, to_options(*args));
       if (out->empty()) {
         trace::dump(t, std::cout);
@@ -157,6 +159,7 @@ void add_trace_command(CLI::App& app) {
     cmd->add_option("input", *in, "Text form file, or - for stdin")->required();
     cmd->add_option("-o,--output", *out, "Output .kmt file")->required();
     cmd->callback([=] {
+      base::refuse_output_over_input(*out, *in);
       trace::Input text(*in);
       const ops::Trace t = trace::undump(text.bytes(), text.name());
       trace::save(t, *out);

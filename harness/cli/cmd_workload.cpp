@@ -1,6 +1,8 @@
 #include <memory>
+#include <optional>
 
 #include "base/errors.h"
+#include "base/file_io.h"
 #include "harness/cli/command.h"
 #include "harness/cli/replay_options.h"
 #include "harness/profile/profile.h"
@@ -11,17 +13,37 @@ namespace kmbench::cli {
 
 namespace {
 
+/// Replays a generated stream; with --save, also writes it as a .kmt. The
+/// file is written before the replay (which lets the stream go) but appears
+/// under its name only once the replay has run, or failed at run time (a
+/// stream that crashed a backend is worth keeping): bad usage or input
+/// leaves an existing file as it was.
+void replay_and_save(ops::Trace trace, const std::string& save, const ReplayFlags& flags, replay::Source source) {
+  std::optional<base::AtomicFile> saved;
+  if (!save.empty()) {
+    saved.emplace(save);
+    saved->write(trace::encode(trace));
+  }
+  try {
+    run_replay(std::move(trace), flags, std::move(source));
+  } catch (const RunError&) {
+    if (saved) saved->commit();
+    throw;
+  }
+  if (saved) saved->commit();
+}
+
 /// `workload synth --profile P`: the profile's stream, replayed like any workload.
 template <class Args>
 void run_synth(const Args& args) {
   if (args.profile.empty()) throw UsageError("workload synth needs --profile PROFILE (from `kmbench trace profile`)");
   if (!args.params.empty()) throw UsageError("workload synth takes --profile, --scale and --seed, not --param");
+  if (!args.save.empty()) base::refuse_output_over_input(args.save, args.profile);
   const profile::Profile p = profile::load(args.profile);
   ops::Trace trace = profile::synthesize(p, {args.scale, args.seed});
-  if (!args.save.empty()) trace::save(trace, args.save);
   replay::Source source{"workload", "synth", {{"profile", args.profile}, {"scale", trace.header.metadata.at("param.scale")}},
                         args.seed, {}};
-  run_replay(std::move(trace), args.flags, source);
+  replay_and_save(std::move(trace), args.save, args.flags, std::move(source));
 }
 
 }  // namespace
@@ -57,11 +79,8 @@ void add_workload_command(CLI::App& app) {
     const auto overrides = parse_key_values(args->params, "--param");
     const workloads::Params resolved = workloads::resolve_params(args->name, overrides);
     ops::Trace trace = workloads::generate(args->name, overrides, args->seed);
-    if (!args->save.empty()) {
-      trace::save(trace, args->save);
-    }
     replay::Source source{"workload", args->name, resolved.values(), args->seed, {}};
-    run_replay(std::move(trace), args->flags, source);
+    replay_and_save(std::move(trace), args->save, args->flags, std::move(source));
   });
 }
 

@@ -64,5 +64,12 @@ int main(int argc, char** argv) {
     std::cerr << "kmbench: " << e.what() << "\n";
     return cli::kExitRunFailed;
   }
+  // What a command printed must have arrived: on a full disk the output is
+  // lost, and the command has failed, not succeeded.
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "kmbench: a write to standard output failed: what it printed is incomplete\n";
+    return cli::kExitRunFailed;
+  }
   return cli::kExitOk;
 }

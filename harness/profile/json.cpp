@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "base/json_nesting.h"
 #include "harness/profile/distribution.h"
 #include "harness/profile/json_text.h"
 
@@ -22,6 +23,8 @@ constexpr std::uint64_t kMaxBytes = (std::uint64_t{1} << 48) - 1;
 /// The longest capture a profile may describe: 2^53 ns (104 days), so that
 /// every time is exact as a double, as synthesis lays times out.
 constexpr std::uint64_t kMaxDuration = std::uint64_t{1} << 53;
+/// How deep a profile's JSON may nest (its own values go six deep).
+constexpr std::size_t kMaxNesting = 64;
 
 /// What bounds a class's values: the profile's duration and operation count.
 struct Limits {
@@ -460,6 +463,10 @@ std::string to_json(const Profile& p) {
 }
 
 Profile from_json(std::string_view text, const std::string& name) {
+  if (const auto at = base::json_nested_beyond(text, kMaxNesting)) {
+    throw InputError(name, "byte " + std::to_string(*at) + ": not a profile: JSON nested more than " +
+                               std::to_string(kMaxNesting) + " deep");
+  }
   Json j;
   try {
     j = Json::parse(text);

@@ -87,7 +87,11 @@ Format detect_format(std::string_view head) {
 }
 
 ops::Trace import_file(const std::string& path, const ImportOptions& options) {
-  Input in(path);
+  const Input in(path);
+  return import_file(in, path, options);
+}
+
+ops::Trace import_file(const Input& in, const std::string& path, const ImportOptions& options) {
   Format f = options.format;
   if (f == Format::auto_detect) f = detect_format(in.head(4096));
   switch (f) {

@@ -192,6 +192,9 @@ Format detect_format(std::string_view head);
 
 /// Reads any supported input (a .kmt too) into a trace.
 ops::Trace import_file(const std::string& path, const ImportOptions& options = {});
+/// import_file() of an input already open (`path` is the one it was opened
+/// with): a caller that looked at its head first (standard input cannot be opened twice).
+ops::Trace import_file(const Input& in, const std::string& path, const ImportOptions& options = {});
 
 /// A capture imported into a .kmt file: the trace without its ops, and their count.
 struct ImportedFile {

@@ -1,5 +1,6 @@
 // base/: what the layers above rely on, checked on real files, processes and threads.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "base/crc32c.h"
 #include "base/errors.h"
 #include "base/file_io.h"
+#include "base/json_nesting.h"
 #include "base/process.h"
 #include "base/spin_lock.h"
 #include "base/units.h"
@@ -102,6 +104,43 @@ TEST(AtomicFile, AnUnwritableDirectoryIsARunErrorNamingTheFile) {
   } catch (const RunError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.json"), std::string::npos) << e.what();
   }
+}
+
+TEST(AtomicFile, AReplacedFileKeepsItsPermissions) {
+  const fs::path p = scratch("private.txt");
+  write_file_atomic(p, "old\n");
+  fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+  write_file_atomic(p, "new\n");
+  EXPECT_EQ(slurp(p), "new\n");
+  EXPECT_EQ(fs::status(p).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST(AtomicFile, APipeIsWrittenIntoNotReplaced) {
+  const fs::path p = scratch("pipe");
+  fs::remove(p);
+  ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = slurp(p); });
+  write_file_atomic(p, "through the pipe\n");
+  reader.join();
+  EXPECT_EQ(got, "through the pipe\n");
+  EXPECT_TRUE(fs::is_fifo(fs::symlink_status(p)));
+  fs::remove(p);
+}
+
+TEST(AtomicFile, AnOutputThatIsItsInputIsRefused) {
+  const fs::path p = scratch("input.txt");
+  write_file_atomic(p, "read\n");
+  EXPECT_THROW(refuse_output_over_input(p.string(), (p.parent_path() / "." / p.filename()).string()), UsageError);
+  EXPECT_NO_THROW(refuse_output_over_input((p.string() + ".out"), p.string()));  // a new file
+  EXPECT_NO_THROW(refuse_output_over_input("-", "-"));
+}
+
+TEST(JsonNesting, FindsTheFirstBracketBeyondTheLimitOutsideStrings) {
+  EXPECT_EQ(json_nested_beyond(R"({"a": [[1]]})", 3), std::nullopt);
+  EXPECT_EQ(json_nested_beyond(R"({"a": [[1]]})", 2), std::optional<std::size_t>(7));
+  EXPECT_EQ(json_nested_beyond(R"({"[[[[\"[[": 1})", 1), std::nullopt);  // brackets in a string, an escaped quote
+  EXPECT_EQ(json_nested_beyond(std::string(100000, '['), 64), std::optional<std::size_t>(64));
 }
 
 TEST(WriteAll, WritesEveryByteThroughAPipeSmallerThanTheData) {

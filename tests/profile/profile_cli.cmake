@@ -61,3 +61,24 @@ file(WRITE ${WORK}/bad.toml "name = \"b\"\nbackends = [\"slab\"]\n[[profile]]\np
 run(2 "bad.toml:4|$.version" run ${WORK}/bad.toml -o ${WORK}/badrun)
 file(WRITE ${WORK}/badkey.toml "name = \"b\"\nbackends = [\"slab\"]\n[[profile]]\npath = \"sample.kprof.json\"\nparams = { scale = -1 }\n")
 run(2 "scale must be a positive number" run ${WORK}/badkey.toml -o ${WORK}/badrun2)
+
+# JSON nested far deeper than a profile: refused by byte offset, not a stack overflow.
+string(REPEAT "[" 100000 open)
+string(REPEAT "]" 100000 close)
+file(WRITE ${WORK}/deep.kprof.json "{\"source\": ${open}${close}, \"a\": 1, \"b\": 2}")
+run(2 "deep.kprof.json: byte 74: not a profile: JSON nested more than 64 deep" trace diff ${WORK}/deep.kprof.json ${p})
+run(2 "nested more than 64 deep" workload synth --profile ${WORK}/deep.kprof.json --backend slab)
+
+# --save keeps an existing file when the command is refused (here, its backend).
+file(WRITE ${WORK}/kept.kmt "kept\n")
+run(2 "unknown backend 'no-such'" workload synth --profile ${p} --backend no-such --save ${WORK}/kept.kmt)
+run(2 "unknown backend 'no-such'" workload nic --backend no-such --save ${WORK}/kept.kmt)
+file(READ ${WORK}/kept.kmt kept)
+if(NOT kept STREQUAL "kept\n")
+  message(FATAL_ERROR "a refused workload replaced the --save file")
+endif()
+file(GLOB temps ${WORK}/kept.kmt.tmp*)
+if(temps)
+  message(FATAL_ERROR "temporary files left behind: ${temps}")
+endif()
+run(2 "is the input" workload synth --profile ${p} --backend slab --save ${p})

@@ -61,3 +61,35 @@ run(2 "cannot open" trace info ${WORK}/missing.kmt)
 execute_process(COMMAND head -c 5000 ${WORK}/s.kmt OUTPUT_FILE ${WORK}/cut.kmt)
 run(2 "cut.kmt: byte offset 5000: truncated" trace info ${WORK}/cut.kmt)
 run(2 "cut.kmt: byte offset" trace dump ${WORK}/cut.kmt)
+
+# An output that is the input is refused; the capture stays as it was.
+file(COPY ${DATA}/imperfect.ftrace DESTINATION ${WORK}/same)
+file(SHA256 ${WORK}/same/imperfect.ftrace before)
+run(2 "is the input" trace import ${WORK}/same/imperfect.ftrace -o ${WORK}/same/imperfect.ftrace)
+run(2 "is the input" trace dump ${WORK}/s.kmt -o ${WORK}/same/../s.kmt)
+file(SHA256 ${WORK}/same/imperfect.ftrace after)
+if(NOT before STREQUAL after)
+  message(FATAL_ERROR "an import over its own input changed the capture")
+endif()
+
+# An output through a symbolic link replaces the file it names; the link stays.
+file(WRITE ${WORK}/named.txt "old\n")
+file(CREATE_LINK named.txt ${WORK}/link.txt SYMBOLIC)
+run(0 "" trace dump ${WORK}/s.kmt -o ${WORK}/link.txt)
+if(NOT IS_SYMLINK ${WORK}/link.txt)
+  message(FATAL_ERROR "writing through a link replaced the link")
+endif()
+file(READ ${WORK}/named.txt head LIMIT 64)
+string(FIND "${head}" "kmt-text" at)
+if(NOT at EQUAL 0)
+  message(FATAL_ERROR "writing through a link left its file as it was: '${head}'")
+endif()
+
+# Standard output that takes nothing (a full disk): the command fails.
+if(EXISTS /dev/full)
+  run_io("" /dev/full 1 "a write to standard output failed" trace dump ${WORK}/s.kmt)
+endif()
+
+# `trace diff -` reads standard input whole, as the file itself.
+run_io(${DATA}/imperfect.ftrace "" 0 "allocations, B/A       1.000|class overlap          1.000"
+       trace diff - ${DATA}/imperfect.ftrace)
