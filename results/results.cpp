@@ -49,6 +49,12 @@ std::string cells_dir(const std::string& run_dir) { return (fs::path(run_dir) / 
 std::string cell_path(const std::string& run_dir, const std::string& id) {
   return (fs::path(cells_dir(run_dir)) / (id + ".json")).string();
 }
+bool holds_cell_files(const std::string& run_dir) {
+  std::error_code ec;
+  const fs::path cells = cells_dir(run_dir);
+  if (!fs::is_directory(cells, ec)) return false;
+  return fs::directory_iterator(cells, ec) != fs::directory_iterator();
+}
 std::string index_path(const std::string& run_dir) {
   return (fs::path(run_dir) / "index.json").string();
 }
@@ -67,13 +73,55 @@ std::vector<nlohmann::json> load_cells(const std::string& run_dir) {
   std::sort(files.begin(), files.end());
   for (const auto& f : files) {
     nlohmann::json j = read_json(f.string());
-    if (j.value("schema", "") != kCellFileSchema || !j.contains("cell") ||
-        !j["cell"].contains("id") || !j.contains("status")) {
-      throw InputError(f.string(), std::string("not a ") + kCellFileSchema + " cell file");
-    }
+    check_cell_file(j, f.string());
     out.push_back(std::move(j));
   }
   return out;
+}
+
+void check_cell_file(const nlohmann::json& j, const std::string& path, const std::string& id) {
+  const auto bad = [&](const std::string& field, const std::string& what) {
+    throw InputError(path, field + ": " + what);
+  };
+  if (!j.is_object() || j.value("schema", nlohmann::json()) != kCellFileSchema) {
+    throw InputError(path, std::string("not a ") + kCellFileSchema + " cell file");
+  }
+  const auto object = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_object()) bad(key, "is not an object");
+    return j[key];
+  };
+  const nlohmann::json& cell = object("cell");
+  object("run");
+  if (!cell.value("id", nlohmann::json()).is_string()) bad("cell.id", "is not a string");
+  if (!id.empty() && cell["id"] != id) bad("cell.id", "is " + cell["id"].dump() + ", not this file's cell " + id);
+  for (const char* key : {"label", "backend", "placement", "topology", "mode", "source", "source_kind"}) {
+    if (cell.contains(key) && !cell[key].is_string()) bad(std::string("cell.") + key, "is not a string");
+  }
+  for (const char* key : {"threads", "repetition"}) {
+    if (cell.contains(key) && !cell[key].is_number_unsigned()) bad(std::string("cell.") + key, "is not a count");
+  }
+  if (cell.contains("params")) {
+    const nlohmann::json& params = cell["params"];
+    if (!params.is_array()) bad("cell.params", "is not a list");
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const nlohmann::json& kv = params[i];
+      if (!kv.is_array() || kv.size() != 2 || !kv[0].is_string() || !kv[1].is_string()) {
+        bad("cell.params[" + std::to_string(i) + "]", "is not a [key, value] pair of strings");
+      }
+    }
+  }
+  const nlohmann::json status = j.value("status", nlohmann::json());
+  if (status != "ok" && status != "failed") bad("status", "is not ok or failed");
+  const nlohmann::json failure = j.value("failure", nlohmann::json());
+  if (!failure.is_null() && !failure.is_string()) bad("failure", "is not a string or null");
+  for (const char* key : {"wall_s", "cpu_s"}) {
+    if (j.contains(key) && !j[key].is_number()) bad(key, "is not a number");
+  }
+  if (status == "ok") {
+    if (!j.contains("result")) bad("result", "is missing from an ok cell");
+    const std::string why = check_cell_result(j["result"]);
+    if (!why.empty()) bad("result", why);
+  }
 }
 
 std::string check_cell_result(const nlohmann::json& r) {
@@ -291,14 +339,14 @@ std::string csv_export(const std::vector<nlohmann::json>& cells) {
       params += (params.empty() ? "" : ";") + p.at(0).get<std::string>() + "=" +
                 p.at(1).get<std::string>();
     }
+    const nlohmann::json failure = c.value("failure", nlohmann::json());
     out << csv_field(c["run"].value("run_id", "")) << ',' << csv_field(cell.value("id", "")) << ','
-        << csv_field(c.value("status", "")) << ','
-        << csv_field(c["failure"].is_string() ? c["failure"].get<std::string>() : "") << ','
-        << csv_field(cell.value("backend", "")) << ',' << csv_field(cell.value("source_kind", ""))
-        << ',' << csv_field(cell.value("source", "")) << ',' << csv_field(cell.value("label", ""))
-        << ',' << csv_field(params) << ',' << cell.value("threads", 0u) << ','
-        << csv_field(cell.value("placement", "")) << ',' << csv_field(cell.value("topology", ""))
-        << ',' << csv_field(cell.value("mode", "")) << ',' << cell.value("repetition", 0u);
+        << csv_field(c.value("status", "")) << ',' << csv_field(failure.is_string() ? failure.get<std::string>() : "")
+        << ',' << csv_field(cell.value("backend", "")) << ',' << csv_field(cell.value("source_kind", "")) << ','
+        << csv_field(cell.value("source", "")) << ',' << csv_field(cell.value("label", "")) << ',' << csv_field(params)
+        << ',' << cell.value("threads", 0u) << ',' << csv_field(cell.value("placement", "")) << ','
+        << csv_field(cell.value("topology", "")) << ',' << csv_field(cell.value("mode", "")) << ','
+        << cell.value("repetition", 0u);
     const bool ok = c.value("status", "") == "ok";
     for (const Column& col : kColumns) {
       const std::string p = col.pointer;
@@ -348,7 +396,7 @@ static bool plain_name(const nlohmann::json& v) {
 /// What merge_runs reads of a shard's index, checked before anything is
 /// copied: a shard written by hand or damaged is refused naming the field,
 /// and no cell id or capture path of it leads outside the directories.
-static void check_index(const nlohmann::json& index, const std::string& path) {
+void check_index(const nlohmann::json& index, const std::string& path) {
   const auto bad = [&](const std::string& field, const std::string& what) {
     throw InputError(path, field + ": " + what);
   };
@@ -394,10 +442,13 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
   std::map<std::string, nlohmann::json> entries;  // cell id → index entry
   std::map<std::string, std::string> from;        // cell id → source run dir
   nlohmann::json shards = nlohmann::json::array();
+  std::map<std::string, std::string> shard_of;  // "K/N" → the run directory holding it
+  std::set<fs::path> seen;
   for (const auto& in : inputs) {
     if (fs::absolute(in) == fs::absolute(out_dir)) {
       throw UsageError("merge: the output directory " + out_dir + " is also an input");
     }
+    if (!seen.insert(fs::weakly_canonical(in)).second) throw UsageError("merge: " + in + " is given twice");
     const nlohmann::json index = read_json(index_path(in));
     check_index(index, index_path(in));
     if (merged.is_null()) {
@@ -408,6 +459,20 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
                                            index_path(inputs.front()) + ": cannot merge");
     } else if (!merged.contains("latency_reference") && index.contains("latency_reference")) {
       merged["latency_reference"] = index["latency_reference"];  // the first shard's that has one
+    }
+    // Shards of one run split it N ways, each K once: two runs of K/N, or of K/N and K'/N', do not add up.
+    for (const auto& s : index.value("shards", nlohmann::json::array())) {
+      const nlohmann::json text = s.is_object() ? s.value("shard", nlohmann::json()) : nlohmann::json();
+      const std::string k_of_n = text.is_string() ? text.get<std::string>() : "";
+      const std::size_t slash = k_of_n.find('/');
+      if (slash == std::string::npos) throw InputError(index_path(in), "shards: an entry without its shard K/N");
+      const auto [it, fresh] = shard_of.emplace(k_of_n, in);
+      if (!fresh) throw InputError(index_path(in), "shard " + k_of_n + " is in " + it->second + " too: cannot merge");
+      const std::string n = k_of_n.substr(slash + 1), first = shard_of.begin()->first;
+      if (first.substr(first.find('/') + 1) != n) {
+        throw InputError(index_path(in), "shard " + k_of_n + " splits the run another way than shard " + first + " (" +
+                                             shard_of.begin()->second + "): cannot merge");
+      }
     }
     for (const auto& s : index.value("shards", nlohmann::json::array())) {
       shards.push_back(s);
@@ -431,10 +496,7 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
     }
     const std::string src = cell_path(from[id], id);
     nlohmann::json cell = read_json(src);
-    if (!cell.is_object() || !cell.contains("cell") || !cell["cell"].is_object() ||
-        cell["cell"].value("id", nlohmann::json()) != id) {
-      throw InputError(src, "is not the cell file of " + id + " (its cell.id differs, or it has none)");
-    }
+    check_cell_file(cell, src, id);
     files.emplace(id, std::move(cell));
   }
   fs::create_directories(cells_dir(out_dir));

@@ -30,9 +30,22 @@ nlohmann::json read_json(const std::string& path);
 std::string cells_dir(const std::string& run_dir);
 std::string cell_path(const std::string& run_dir, const std::string& cell_id);
 std::string index_path(const std::string& run_dir);
+/// Whether the run directory's cells/ holds any file (a run's results, with or without its index).
+bool holds_cell_files(const std::string& run_dir);
 
 /// Every cell file of a run, sorted by cell id. Throws InputError on a malformed file.
 std::vector<nlohmann::json> load_cells(const std::string& run_dir);
+
+/// Checks a cell file's object (read from `path`) as far as the exports,
+/// merge and resume read it: its schema, the cell's identity and the types of
+/// its fields, and an ok cell's result (check_cell_result). `id`, when not
+/// empty, is the cell id the file must hold. Throws InputError naming the
+/// file and the field.
+void check_cell_file(const nlohmann::json& cell_file, const std::string& path, const std::string& id = "");
+
+/// Checks a run's index.json object (read from `path`) as merge and resume
+/// read it. Throws InputError naming the file and the field.
+void check_index(const nlohmann::json& index, const std::string& path);
 
 /// Checks a cell's kmbench.cell/2 object: "" when usable, else what is wrong.
 std::string check_cell_result(const nlohmann::json& result);

@@ -169,8 +169,8 @@ void add_matrix_commands(CLI::App& app) {
     cmd->add_option("runs", *inputs, "Shard run directories")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("-o,--out", *out, "The merged run directory")->required();
     cmd->callback([inputs, out] {
-      if (fs::exists(results::index_path(*out))) {
-        throw UsageError(*out + " already holds a run");
+      if (fs::exists(results::index_path(*out)) || results::holds_cell_files(*out)) {
+        throw UsageError(*out + " already holds a run (or its cell files)");
       }
       results::merge_runs(*inputs, *out);
       const auto index = results::read_json(results::index_path(*out));

@@ -269,15 +269,24 @@ namespace {
 nlohmann::json check_resumable(const std::string& ipath, const Matrix& m, const RunOptions& opt,
                                const std::string& shard_text) {
   if (!fs::exists(ipath)) {
+    if (!opt.resume && results::holds_cell_files(opt.run_dir)) {
+      throw UsageError(opt.run_dir +
+                       " holds cell files but no index.json: pass --resume to continue that run "
+                       "(its cells are checked and kept), or choose another -o");
+    }
     return nullptr;
   }
   const nlohmann::json old = results::read_json(ipath);
   if (!opt.resume) {
     throw UsageError(opt.run_dir + " already holds a run: pass --resume to continue it, or choose another -o");
   }
+  results::check_index(old, ipath);
   const auto shards = old.value("shards", nlohmann::json::array());
-  if (old["matrix"]["hash"] != m.hash || old["seed"] != m.seed || shards.size() != 1 ||
-      shards[0].value("shard", "") != shard_text) {
+  if (!shards.is_array() || (shards.size() == 1 && !shards[0].is_object())) {
+    throw InputError(ipath, "shards: is not a list of {shard, cells}");
+  }
+  if (old["matrix"].value("hash", nlohmann::json()) != m.hash || old["seed"] != m.seed || shards.size() != 1 ||
+      shards[0].value("shard", nlohmann::json()) != shard_text) {
     throw UsageError(opt.run_dir + " holds a run of another matrix file, seed or shard: cannot resume it");
   }
   return old;
@@ -424,15 +433,16 @@ class MatrixRun {
       if (opt_.resume && fs::exists(path)) {
         try {
           const nlohmann::json old = results::read_json(path);
-          const std::string st = old.value("status", "");
-          if (old.value("schema", "") == results::kCellFileSchema &&
-              (st == "ok" || (st == "failed" && !opt_.retry_failed))) {
-            entries_[c.id] = index_entry(c, st, old.value("wall_s", 0.0),
-                                         old["failure"].is_string() ? old["failure"].get<std::string>() : "");
+          results::check_cell_file(old, path, c.id);
+          const std::string st = old["status"];
+          if (st == "ok" || !opt_.retry_failed) {
+            const nlohmann::json failure = old.value("failure", nlohmann::json());
+            entries_[c.id] =
+                index_entry(c, st, old.value("wall_s", 0.0), failure.is_string() ? failure.get<std::string>() : "");
             continue;
           }
         } catch (const InputError&) {
-          // An unreadable cell file is run again.
+          // An unreadable cell file, or another cell's, is run again.
         }
       }
       todo.push_back(&c);

@@ -102,6 +102,23 @@ grep -q "(6 ran, 4 skipped)" <<< "$out" || fail "retry failed: $out"
 set +e; "$km" run m.toml -o run1 --cell-exe "$fake" > /dev/null 2>&1; rc=$?; set -e
 [ $rc -eq 2 ] || fail "an existing run without --resume must be refused ($rc)"
 
+echo "== a run whose index is gone keeps its cells; resume checks whose each file is"
+cp -r run1 noindex; rm noindex/index.json
+before=$(md5sum noindex/cells/*.json)
+set +e; out=$("$km" run m.toml -o noindex --cell-exe "$fake" 2>&1); rc=$?; set -e
+[ $rc -eq 2 ] && grep -q "holds cell files but no index.json" <<< "$out" || fail "cells without an index: $rc $out"
+[ "$(md5sum noindex/cells/*.json)" = "$before" ] || fail "a refused run rewrote the cells"
+set +e; out=$("$km" merge run1 -o noindex 2>&1); rc=$?; set -e
+[ $rc -eq 2 ] || fail "merge into cell files without an index must be refused ($rc): $out"
+cp $c/ok.system.t1.local.real.fast.r0.json $c/ok.system.t1.local.real.fast.r1.json  # another cell's file
+set +e; out=$("$km" run m.toml -o run1 --resume --cell-exe "$fake" 2>&1); set -e
+grep -q "(1 ran, 9 skipped)" <<< "$out" || fail "resume must run again a cell whose file is another's: $out"
+has $c/ok.system.t1.local.real.fast.r1.json "d['cell']['id']" "ok.system.t1.local.real.fast.r1" ||
+  fail "the cell run again holds another's id"
+cp -r run1 badindex; echo '[]' > badindex/index.json
+set +e; out=$("$km" run m.toml -o badindex --resume --cell-exe "$fake" 2>&1); rc=$?; set -e
+[ $rc -eq 2 ] && grep -q "badindex/index.json: not a kmbench.run/1 index" <<< "$out" || fail "damaged index: $rc $out"
+
 echo "== shards and merge"
 set +e
 "$km" run m.toml -o s1 --shard 1/2 --cell-exe "$fake" > /dev/null 2>&1

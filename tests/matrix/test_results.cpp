@@ -1,8 +1,8 @@
 // Result files: atomic writes, exports that keep failed cells missing, merging shards.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -113,21 +113,26 @@ TEST(Results, CsvKeepsFailedCellsWithEmptyMetrics) {
 TEST(Results, MergeRefusesOtherMatrices) {
   const auto root = fs::temp_directory_path() / "kmbench_test_results_merge";
   fs::remove_all(root);
-  auto make = [&](const std::string& name, const std::string& hash, const std::string& id, bool ok,
-                  double l1_ns = 0) {
+  auto make = [&](const std::string& name, const std::string& hash, const std::string& id, bool ok, double l1_ns = 0,
+                  const std::string& shard = "") {
     const std::string dir = (root / name).string();
     fs::create_directories(cells_dir(dir));
     write_atomic(cell_path(dir, id), cell_file(id, "g", ok, 0).dump());
-    nlohmann::json index = {{"schema", kRunSchema}, {"run_id", name},
-                            {"matrix", {{"hash", hash}, {"path", "m.toml"}}}, {"seed", 1},
-                            {"order", {"g.r0", "g.r1"}}, {"shards", {{{"shard", name}}}},
+    std::string k_of_n = shard.empty() ? name : shard;
+    std::replace(k_of_n.begin(), k_of_n.end(), '-', '/');
+    nlohmann::json index = {{"schema", kRunSchema},
+                            {"run_id", name},
+                            {"matrix", {{"hash", hash}, {"path", "m.toml"}}},
+                            {"seed", 1},
+                            {"order", {"g.r0", "g.r1"}},
+                            {"shards", {{{"shard", k_of_n}}}},
                             {"cells", {{{"id", id}, {"group", "g"}, {"status", ok ? "ok" : "failed"}}}}};
     if (l1_ns > 0) index["latency_reference"] = {{"l1_ns", l1_ns}, {"dram_ns", 90.0}};
     write_atomic(index_path(dir), index.dump());
     return dir;
   };
   const std::string a = make("1-2", "h", "g.r0", true, 1.25), b = make("2-2", "h", "g.r1", false, 2.5);
-  const std::string c = make("other", "h2", "g.r1", true);
+  const std::string c = make("other", "h2", "g.r1", true, 0, "2/2");
   merge_runs({a, b}, (root / "merged").string());
   const auto merged = read_json(index_path((root / "merged").string()));
   EXPECT_EQ(merged["latency_reference"]["l1_ns"], 1.25);  // the shards' reference lines stay
@@ -136,6 +141,22 @@ TEST(Results, MergeRefusesOtherMatrices) {
   EXPECT_EQ(load_cells((root / "merged").string()).size(), 2u);
   EXPECT_TRUE(fs::exists(root / "merged" / "benchmark.json"));
   EXPECT_THROW(merge_runs({a, c}, (root / "merged2").string()), InputError);
+  // Shards that do not add up to one run: one twice, or two split another way; a run given twice.
+  const std::string again = make("again", "h", "g.r1", true, 0, "1/2");
+  const std::string thirds = make("thirds", "h", "g.r1", true, 0, "2/3");
+  const auto refusal = [&](const std::vector<std::string>& runs, const std::string& out) {
+    try {
+      merge_runs(runs, (root / out).string());
+    } catch (const std::exception& e) {
+      EXPECT_FALSE(fs::exists(root / out)) << "a refused merge wrote " << out;
+      return std::string(e.what());
+    }
+    return std::string("merged");
+  };
+  EXPECT_EQ(refusal({a, again}, "m3"), index_path(again) + ": shard 1/2 is in " + a + " too: cannot merge");
+  EXPECT_EQ(refusal({a, thirds}, "m4"),
+            index_path(thirds) + ": shard 2/3 splits the run another way than shard 1/2 (" + a + "): cannot merge");
+  EXPECT_EQ(refusal({a, a}, "m5"), "merge: " + a + " is given twice");
   fs::remove_all(root);
 }
 
@@ -183,7 +204,24 @@ TEST(Results, MergeRefusesADamagedShardNamingTheField) {
   const std::string label = shard("label", [](nlohmann::json& i) { i["traces"] = {{{"label", 7}, {"kmt", "a.kmt"}}}; });
   EXPECT_EQ(error_of(label), index_path(label) + ": traces[0].label: is not a string");
   const std::string other = shard("other", [](nlohmann::json&) {}, "someone.else.r0");
-  EXPECT_EQ(error_of(other), cell_path(other, "g.r0") + ": is not the cell file of g.r0 (its cell.id differs, or it has none)");
+  EXPECT_EQ(error_of(other), cell_path(other, "g.r0") + ": cell.id: is \"someone.else.r0\", not this file's cell g.r0");
+  // A damaged cell file is refused by its field before anything is written (merge read it with bare JSON errors).
+  const auto damaged = [&](const std::string& name, const std::function<void(nlohmann::json&)>& change) {
+    const std::string dir = shard(name, [](nlohmann::json&) {});
+    nlohmann::json cell = cell_file("g.r0", "g", true, 0);
+    change(cell);
+    write_atomic(cell_path(dir, "g.r0"), cell.dump());
+    return std::make_pair(dir, error_of(dir));
+  };
+  const auto [no_run, no_run_error] = damaged("norun", [](nlohmann::json& c) { c.erase("run"); });
+  EXPECT_EQ(no_run_error, cell_path(no_run, "g.r0") + ": run: is not an object");
+  const auto [params, params_error] = damaged("params", [](nlohmann::json& c) { c["cell"]["params"] = {{1, 2}}; });
+  EXPECT_EQ(params_error, cell_path(params, "g.r0") + ": cell.params[0]: is not a [key, value] pair of strings");
+  const auto [events, events_error] = damaged("events", [](nlohmann::json& c) { c["result"]["events"] = nullptr; });
+  EXPECT_EQ(events_error,
+            cell_path(events, "g.r0") + ": result: the cell's events, duration_ns or ops_per_sec is not a number");
+  const auto [array_cell, array_error] = damaged("cell-list", [](nlohmann::json& c) { c = {1, 2}; });
+  EXPECT_EQ(array_error, cell_path(array_cell, "g.r0") + ": not a kmbench.run-cell/1 cell file");
   const std::string huge = (root / "huge").string();
   fs::create_directories(huge);
   write_atomic(index_path(huge), "{\"schema\": \"kmbench.run/1\", \"seed\": 1e99999}");
