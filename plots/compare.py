@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from runs import METRICS, BadInput, Run, compare_runs, fail_bad_input
+from runs import METRICS, BadInput, Run, check_output_file, compare_runs, fail_bad_input, write_output
 from stats import DEFAULT_ALPHA, DEFAULT_MARGIN, verdict_line
 
 
@@ -23,6 +23,8 @@ def main():
     if not 0 <= a.margin < 100 or not 0 < a.alpha < 1:
         ap.error(f"--margin {a.margin} must lie in [0, 100) and --alpha {a.alpha} in (0, 1)")
     try:
+        if a.json:
+            check_output_file("--json", a.json)
         run_a, run_b = Run(a.run_a), Run(a.run_b)
     except BadInput as e:
         fail_bad_input(e)
@@ -46,8 +48,12 @@ def main():
     line = verdict_line(rows, [k for k, *_ in METRICS], a.alpha, margin)
     print(line)
     if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump({"run_a": a.run_a, "run_b": a.run_b, "alpha": a.alpha, "margin": margin, "rows": rows, "verdict": line}, f, indent=1)
+        text = json.dumps({"run_a": a.run_a, "run_b": a.run_b, "alpha": a.alpha, "margin": margin, "rows": rows,
+                           "verdict": line}, indent=1)
+        try:
+            write_output("--json", a.json, text)
+        except BadInput as e:
+            fail_bad_input(e)
     return 0
 
 

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from leaderboard import baseline_rows, board_cells, leaderboards, pick_baseline
-from runs import METRICS, BadInput, Run, compare_runs, fail_bad_input, fmt_num
+from runs import METRICS, BadInput, Run, compare_runs, fail_bad_input, fmt_num, output_dir, write_output
 from stats import CORRECTION, DEFAULT_ALPHA, DEFAULT_MARGIN, margin_text, verdict_line
 from tables import call_site_section, fragmentation_section
 
@@ -226,13 +226,15 @@ def main():
     if not 0 <= a.margin < 100 or not 0 < a.alpha < 1:
         ap.error(f"--margin {a.margin} must lie in [0, 100) and --alpha {a.alpha} in (0, 1)")
     margin = a.margin / 100
+    charts_dir = os.path.join(a.out, "charts")
     try:
         run = Run(a.run)
         base = pick_baseline(run, a.baseline) if run.entries else None
+        output_dir("-o", a.out)
+        output_dir("-o", charts_dir)
     except (BadInput, ValueError) as e:
         fail_bad_input(e)
     from charts import all_charts  # matplotlib only once the input is known good
-    charts_dir = os.path.join(a.out, "charts")
     charts = all_charts(run, charts_dir)
     rows = baseline_rows(run, base, a.alpha, margin) if base else []
     boards = leaderboards(run, base, rows) if base else []
@@ -262,12 +264,11 @@ def main():
               verdicts, compare_html, failures_section(run), environment_section(run),
               "<h2>Matrix file</h2><pre>" + esc(run.index.get("matrix", {}).get("text", "")) + "</pre>",
               "</body></html>"]
-    os.makedirs(a.out, exist_ok=True)
     out = os.path.join(a.out, "report.html")
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
-    os.replace(tmp, out)
+    try:
+        write_output("-o", out, "\n".join(parts))
+    except BadInput as e:
+        fail_bad_input(e)
     print(f"report: {out}")
     print(f"charts: {charts_dir} ({len(charts)} charts, PNG and SVG)")
     return 0

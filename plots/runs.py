@@ -34,6 +34,44 @@ def fail_bad_input(err):
     sys.exit(EXIT_BAD_INPUT)
 
 
+def output_dir(option, path):
+    """Creates the directory an option names (and its parents), or BadInput naming the option, the
+    path and why not."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise BadInput(f"{option} {path}: is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"{option} {path}: cannot create the directory ({e.strerror})")
+
+
+def check_output_file(option, path):
+    """Before anything is computed: the file an option names can be written (it is not a directory,
+    its directory exists), or BadInput naming the option, the path and why not."""
+    parent = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise BadInput(f"{option} {path}: is a directory")
+    if not os.path.isdir(parent):
+        raise BadInput(f"{option} {path}: its directory {parent} "
+                       f"{'is not a directory' if os.path.exists(parent) else 'does not exist'}")
+
+
+def write_output(option, path, text):
+    """text into the file an option names, atomically (a temporary file, then rename: an earlier file
+    stays whole when this fails), or BadInput naming the option, the path and why not."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise BadInput(f"{option} {path}: cannot write ({e.strerror})")
+
+
 def read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -45,13 +83,22 @@ def read_json(path):
 
 
 def dig(obj, path):
-    """obj[path[0]][path[1]]... as a float, or None when absent or not a number."""
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
+    """obj[path[0]][path[1]]... as a float, or None when absent or null (a figure a cell did not
+    measure, e.g. time.* with --no-latency: docs/REPLAY.md). A value of another type (a string, a
+    bool, an object where a number belongs, or a number or string where an object belongs) is no
+    figure: BadInput naming the JSON path, never a value silently dropped."""
+    for i, key in enumerate(path):
+        if obj is None:
+            return None
+        if not isinstance(obj, dict):
+            raise BadInput(f"{'.'.join(path[:i])}: is {json.dumps(obj)[:40]}, not an object")
+        if key not in obj:
             return None
         obj = obj[key]
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+    if obj is None:
         return None
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+        raise BadInput(f"{'.'.join(path)}: is {json.dumps(obj)[:40]}, not a number")
     v = float(obj)
     return v if math.isfinite(v) else None
 
@@ -64,6 +111,15 @@ ENTRY_FIELDS = {"id": str, "group": str, "status": str, "file": str, "backend": 
                 "threads": int, "placement": str, "topology": str, "mode": str}
 CELL_FIELDS = {"id": str, "group": str, "backend": str, "label": str, "threads": int, "repetition": int}
 STATUSES = ("ok", "failed", "pending")
+
+# Every figure the readers here take from an ok cell's result with dig() (METRICS; the charts' time
+# split, faults, DMA and live bytes): each is a number or null, checked when the run is read.
+NUMBER_PATHS = list(dict.fromkeys(
+    [path for _, path, _, _ in METRICS] +
+    [("events",), ("faults", "minor_per_op"), ("footprint", "peak_live_bytes")] +
+    [("dma", k) for k in ("transfers", "segments", "segments_per_transfer", "bounce_bytes")] +
+    [("time", k) for k in ("allocator_ns", "touch_ns", "dma_ns", "wait_ns", "harness_ns", "sampling_ns",
+                           "pacing_ns", "idle_ns")]))
 
 
 def check_fields(obj, fields, where):
@@ -99,8 +155,12 @@ class Run:
             if entry["status"] not in STATUSES:
                 raise BadInput(f"{where}.status: is {json.dumps(entry['status'])}, not ok, failed or pending")
             path = os.path.join(run_dir, entry["file"])
-            if entry["status"] == "pending" or not os.path.isfile(path):
+            if entry["status"] == "pending":
                 continue
+            if not os.path.isfile(path):
+                if entry["status"] == "ok":  # its repetition would vanish from every figure unnoticed
+                    raise BadInput(f"{path}: is missing, but the index ({where}) records the cell as ok")
+                continue  # a failed cell: no figures either way
             cell = read_json(path)
             if not isinstance(cell, dict) or cell.get("schema") != "kmbench.run-cell/1":
                 raise BadInput(f"{path}: not a kmbench.run-cell/1 file")
@@ -112,6 +172,12 @@ class Run:
                 raise BadInput(f"{path}: status: is {json.dumps(cell.get('status'))[:40]}, not ok, failed or pending")
             if cell["status"] == "ok" and not isinstance(cell.get("result"), dict):
                 raise BadInput(f"{path}: result: an ok cell's result is not an object")
+            if cell["status"] == "ok":
+                for number in NUMBER_PATHS:
+                    try:
+                        dig(cell["result"], number)
+                    except BadInput as e:
+                        raise BadInput(f"{path}: result.{e}") from None
             self.cells.append(cell)
         self.entries = entries
 

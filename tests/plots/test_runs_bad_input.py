@@ -90,3 +90,131 @@ def test_compare_and_plot_exit_2_with_the_message(fixture_run, tmp_path):
         assert p.returncode == 2, (args, p.stderr)
         assert "cells[0].threads: is \"2\", not a whole number" in p.stderr
         assert "Traceback" not in p.stderr
+
+
+def ok_cell_file(run_dir):
+    """The path of the run's first ok cell file."""
+    with open(os.path.join(run_dir, "index.json")) as f:
+        entry = next(e for e in json.load(f)["cells"] if e["status"] == "ok")
+    return os.path.join(run_dir, entry["file"])
+
+
+def without_first_ok_cell_file(fixture_run, tmp_path):
+    out = damaged(fixture_run, tmp_path)
+    os.remove(ok_cell_file(out))
+    return out
+
+
+def test_an_ok_cell_whose_file_is_missing_is_refused_naming_the_file(fixture_run, tmp_path):
+    out = without_first_ok_cell_file(fixture_run, tmp_path)
+    message = refusal(out)
+    assert ok_cell_file(out) in message and "is missing, but the index" in message and "as ok" in message
+
+
+def test_a_run_without_its_cells_directory_is_refused(fixture_run, tmp_path):
+    out = damaged(fixture_run, tmp_path)
+    shutil.rmtree(os.path.join(out, "cells"))
+    assert "/cells/" in refusal(out) and "is missing, but the index" in refusal(out)
+
+
+def test_a_failed_cell_without_its_file_is_still_read(fixture_run, tmp_path):
+    out = damaged(fixture_run, tmp_path)
+    with open(os.path.join(out, "index.json")) as f:
+        failed = [e for e in json.load(f)["cells"] if e["status"] == "failed"]
+    for e in failed:
+        os.remove(os.path.join(out, e["file"]))
+    assert len(runs.Run(out).cells) == 100 - len(failed)
+
+
+def set_in_result(cell, path, value):
+    obj = cell["result"]
+    for key in path[:-1]:
+        obj = obj[key]
+    obj[path[-1]] = value
+    return cell
+
+
+@pytest.mark.parametrize("path,value,says", [
+    (("ops_per_sec",), "fast", 'result.ops_per_sec: is "fast", not a number'),
+    (("ops_per_sec",), True, "result.ops_per_sec: is true, not a number"),
+    (("allocator_ns_per_op",), {"ns": 1}, 'result.allocator_ns_per_op: is {"ns": 1}, not a number'),
+    (("footprint", "peak_footprint_bytes"), "4 MiB", 'result.footprint.peak_footprint_bytes: is "4 MiB", not a number'),
+    (("footprint",), 5, "result.footprint: is 5, not an object"),
+    (("time", "allocator_ns"), "12", 'result.time.allocator_ns: is "12", not a number'),
+    (("dma", "transfers"), [1], "result.dma.transfers: is [1], not a number"),
+])
+def test_a_metric_that_is_not_a_number_is_refused_naming_the_file_and_field(fixture_run, tmp_path, path, value,
+                                                                            says):
+    message = refusal(damaged(fixture_run, tmp_path, change_cell=lambda c: set_in_result(c, path, value)))
+    assert says in message and "/cells/" in message
+
+
+def test_a_null_metric_is_no_value_not_an_error(fixture_run, tmp_path):
+    """As --no-latency writes them (docs/REPLAY.md): allocator time and time.* parts null."""
+    def no_latency(cell):
+        for path in (("allocator_ns_per_op",), ("time", "allocator_ns"), ("time", "touch_ns"),
+                     ("time", "harness_ns"), ("footprint", "fragmentation")):
+            set_in_result(cell, path, None)
+        return cell
+    out = damaged(fixture_run, tmp_path, change_cell=no_latency)
+    run = runs.Run(out)
+    cell = next(c for c in run.cells if c["status"] == "ok")
+    group = cell["cell"]["group"]
+    ok = sum(1 for c in run.ok() if c["cell"]["group"] == group)
+    assert len(run.values(group, ("allocator_ns_per_op",))) == ok - 1
+    assert len(run.values(group, ("ops_per_sec",))) == ok
+
+
+def kmbench(*args):
+    p = subprocess.run([os.environ["KMBENCH"], *args], capture_output=True, text=True)
+    assert "Traceback" not in p.stderr, (args, p.stderr)
+    return p
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_compare_and_plot_exit_2_naming_a_missing_or_non_numeric_cell(fixture_run, tmp_path):
+    missing = without_first_ok_cell_file(fixture_run, tmp_path / "missing")
+    not_number = damaged(fixture_run, tmp_path / "not_number",
+                         change_cell=lambda c: set_in_result(c, ("ops_per_sec",), "fast"))
+    for bad, says in ((missing, f"{ok_cell_file(missing)}: is missing"),
+                      (not_number, f'{ok_cell_file(not_number)}: result.ops_per_sec: is "fast", not a number')):
+        for args in (["compare", fixture_run, bad], ["plot", bad, "-o", str(tmp_path / "charts")]):
+            p = kmbench(*args)
+            assert p.returncode == 2, (args, p.stderr)
+            assert says in p.stderr
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_plot_to_a_file_exits_2_naming_the_option_and_leaves_the_file(fixture_run, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    p = kmbench("plot", fixture_run, "-o", str(afile))
+    assert p.returncode == 2, p.stderr
+    assert f"-o {afile}: is not a directory" in p.stderr
+    assert afile.read_text() == "kept\n"
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+@pytest.mark.parametrize("where,says", [
+    ("nonexist/dir/x.json", "nonexist/dir does not exist"),
+    ("somedir", "is a directory"),
+    ("afile/x.json", "afile is not a directory"),
+])
+def test_compare_json_that_cannot_be_written_exits_2_naming_the_option(fixture_run, tmp_path, where, says):
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "afile").write_text("kept\n")
+    path = str(tmp_path / where)
+    p = kmbench("compare", fixture_run, fixture_run, "--json", path)
+    assert p.returncode == 2, p.stderr
+    line = next(l for l in p.stderr.splitlines() if "--json" in l)
+    assert f"--json {path}: " in line and says in line
+    assert (tmp_path / "afile").read_text() == "kept\n"
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_compare_json_is_written(fixture_run, tmp_path):
+    path = tmp_path / "x.json"
+    p = kmbench("compare", fixture_run, fixture_run, "--json", str(path))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(path.read_text())["verdict"] in p.stdout
+    assert not os.path.exists(str(path) + ".tmp")
