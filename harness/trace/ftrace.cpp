@@ -161,7 +161,7 @@ class LineParser {
   bool other_line(std::string_view whole, const LineCtx& c) {
     if (whole[0] == '#') {
       const std::size_t at = whole.find("#P:");
-      if (at != std::string_view::npos) out_->cpu_count = static_cast<std::uint32_t>(parse_uint(whole.substr(at + 3), c, "#P"));
+      if (at != std::string_view::npos) out_->cpu_count = cpu_count(whole.substr(at + 3), c, "#P");
       return true;
     }
     // trace-cmd report names an instance's buffer before its lines: "NAME: CPU:0 [...]".
@@ -187,10 +187,17 @@ class LineParser {
     }
     if (whole.starts_with("cpus=")) {
       out_->trace_cmd = true;
-      out_->cpu_count = static_cast<std::uint32_t>(parse_uint(whole.substr(5), c, "cpus"));
+      out_->cpu_count = cpu_count(whole.substr(5), c, "cpus");
       return true;
     }
     return whole.starts_with("version = ") || (whole.starts_with("CPU ") && whole.ends_with(" is empty"));
+  }
+
+  /// The CPU count a heading gives ("#P:2", "cpus=2"): at most 65536, the CPUs a trace can name.
+  static std::uint32_t cpu_count(std::string_view text, const LineCtx& c, const char* what) {
+    const std::uint64_t n = parse_uint(text, c, what);
+    if (n > 65536) c.fail(std::string(what) + " gives " + std::to_string(n) + " CPUs (the most is 65536)");
+    return static_cast<std::uint32_t>(n);
   }
 
   /// Reads "TASK-PID [CPU] [FLAGS] TIMESTAMP:" from `p`, the line's first non-blank
@@ -211,9 +218,10 @@ class LineParser {
       }
       ++br;
     }
+    if (cpu_end - br > 6) c.fail("absurd cpu number '" + std::string(br + 1, cpu_end) + "' (the most is 65535)");
     cpu = 0;
     for (const char* d = br + 1; d < cpu_end; ++d) cpu = cpu * 10 + static_cast<std::uint32_t>(*d - '0');
-    if (cpu_end - br > 6) c.fail("absurd cpu number");
+    if (cpu >= 65536) c.fail("absurd cpu number " + std::to_string(cpu) + " (the most is 65535)");
     q = cpu_end + 1;
     for (int token = 0;; ++token) {
       q = scan_.skip(q, e, ' ');
@@ -224,7 +232,13 @@ class LineParser {
       }
       q = scan_.find(q, e, ' ');
       if (w == q || token > 1) c.fail("no timestamp in event line '" + excerpt(p, e) + "'");
-      if (q[-1] == ':' && parse_timestamp(std::string_view(w, static_cast<std::size_t>(q - 1 - w)), ts)) return;
+      const std::string_view stamp(w, static_cast<std::size_t>(q > w ? q - 1 - w : 0));
+      if (q[-1] == ':' && parse_timestamp(stamp, ts)) return;
+      if (q[-1] == ':' && !stamp.empty() && stamp.find_first_not_of("0123456789.") == std::string_view::npos &&
+          stamp.find('.') > 10) {
+        c.fail("timestamp " + std::string(stamp) + " is beyond " + std::to_string(kMaxTimestampSeconds) +
+               " s (nanoseconds past 64 bits)");
+      }
     }
   }
 

@@ -160,11 +160,14 @@ std::int64_t parse_int(std::string_view v, const LineCtx& c, const char* field) 
 }
 
 /// "285.740306" (seconds) → ns; up to 9 fraction digits.
+/// The most seconds a timestamp may hold: with any fraction, its nanoseconds fit in 64 bits.
+inline constexpr std::uint64_t kMaxTimestampSeconds = 18446744072;
+
 bool parse_timestamp(std::string_view v, std::uint64_t& ns) {
   std::size_t i = 0;
   std::uint64_t sec = 0;
   while (i < v.size() && is_digit(v[i])) sec = sec * 10 + static_cast<std::uint64_t>(v[i++] - '0');
-  if (i == 0 || i > 12) return false;
+  if (i == 0 || i > 12 || sec > kMaxTimestampSeconds) return false;
   std::uint64_t frac = 0;
   int digits = 0;
   if (i < v.size() && v[i] == '.') {
@@ -187,7 +190,7 @@ bool quick_timestamp(const char*& p, const char* e, std::uint64_t& ns) {
   const char* q = p;
   std::uint64_t sec = 0;
   while (q < e && is_digit(*q) && q - p <= 12) sec = sec * 10 + static_cast<std::uint64_t>(*q++ - '0');
-  if (q == p || q - p > 12) return false;
+  if (q == p || q - p > 12 || sec > kMaxTimestampSeconds) return false;
   std::uint64_t frac = 0;
   int digits = 0;
   if (q < e && *q == '.') {

@@ -89,6 +89,8 @@ template <class Take>
 std::uint32_t decode_ops(Reader& r, const ops::Trace& t, KnownSizes& known, std::vector<ops::Op>& buffer,
                          std::uint64_t batch, Take take) {
   const std::uint32_t cpu = r.varint32("cpu");
+  if (cpu > kMaxStreamCpu)
+    r.fail("stream cpu " + std::to_string(cpu) + " is more than " + std::to_string(kMaxStreamCpu));
   const std::size_t unit_at = r.pos();
   const std::uint64_t unit = r.varint();
   if (unit == 0) r.fail_at(unit_at, "time unit 0");
@@ -178,6 +180,7 @@ void read_header_section(Reader& pr, std::size_t body, std::uint64_t file_size, 
     t.header.metadata[std::move(k)] = pr.str();
   }
   if (!pr.done()) pr.fail("header section has trailing bytes");
+  if (const std::string why = header_problem(t.header); !why.empty()) pr.fail_at(body, why);
   if (t.object_count > file_size * 8) {
     pr.fail_at(body, "object count " + std::to_string(t.object_count) + " is absurd for the file size");
   }

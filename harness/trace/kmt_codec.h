@@ -104,6 +104,20 @@ struct StreamState {
   }
 };
 
+/// What is wrong with a trace header's machine, or "": a page is a power of
+/// two up to 1 GiB, CPUs at most 65536 (ops name a CPU in 16 bits), nodes at
+/// most 128 (an op's node is a signed byte). A profile holds the same bounds.
+inline std::string header_problem(const ops::Header& h) {
+  if (h.page_size == 0 || (h.page_size & (h.page_size - 1)) != 0 || h.page_size > (1u << 30)) {
+    return "page size " + std::to_string(h.page_size) + " is not a power of two up to 1 GiB";
+  }
+  if (h.cpu_count > 65536) return "cpu count " + std::to_string(h.cpu_count) + " is more than 65536";
+  if (h.node_count > 128) return "node count " + std::to_string(h.node_count) + " is more than 128";
+  return "";
+}
+/// The largest CPU number a stream may have.
+inline constexpr std::uint32_t kMaxStreamCpu = 65535;
+
 /// Every object is made by an operation, so ids beyond the op count are
 /// noise that would still cost a replay an array slot each.
 inline void check_object_count(const ops::Trace& t, const std::string& name, std::uint64_t other_ops = 0) {

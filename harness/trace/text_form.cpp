@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "base/errors.h"
+#include "harness/trace/kmt_codec.h"
 #include "harness/trace/trace.h"
 
 namespace kmbench::trace {
@@ -197,12 +198,12 @@ ops::Trace undump(std::string_view text, const std::string& name) {
       t.header.source = line.quoted();
     } else if (key == "capture_tool") {
       t.header.capture_tool = line.quoted();
-    } else if (key == "page_size") {
-      t.header.page_size = line.number<std::uint32_t>("page size");
-    } else if (key == "cpu_count") {
-      t.header.cpu_count = line.number<std::uint32_t>("cpu count");
-    } else if (key == "node_count") {
-      t.header.node_count = line.number<std::uint32_t>("node count");
+    } else if (key == "page_size" || key == "cpu_count" || key == "node_count") {
+      const auto n = line.number<std::uint32_t>(key == "page_size"   ? "page size"
+                                                : key == "cpu_count" ? "cpu count"
+                                                                     : "node count");
+      (key == "page_size" ? t.header.page_size : key == "cpu_count" ? t.header.cpu_count : t.header.node_count) = n;
+      if (const std::string why = kmt::header_problem(t.header); !why.empty()) line.fail(why);
     } else if (key == "time_base_ns") {
       t.header.time_base_ns = line.number<std::uint64_t>("time base");
     } else if (key == "object_count") {
@@ -219,7 +220,9 @@ ops::Trace undump(std::string_view text, const std::string& name) {
       std::string k = line.quoted();
       t.counters[std::move(k)] = line.number<std::uint64_t>("counter value");
     } else if (key == "stream") {
-      t.streams.push_back({line.number<std::uint32_t>("cpu"), {}, {}});
+      const auto cpu = line.number<std::uint32_t>("cpu");
+      if (cpu > kmt::kMaxStreamCpu) line.fail("stream cpu " + std::to_string(cpu) + " is more than 65535");
+      t.streams.push_back({cpu, {}, {}});
       stream = &t.streams.back();
     } else if (key == "end") {
       ended = true;

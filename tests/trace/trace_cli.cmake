@@ -93,3 +93,14 @@ endif()
 # `trace diff -` reads standard input whole, as the file itself.
 run_io(${DATA}/imperfect.ftrace "" 0 "allocations, B/A       1.000|class overlap          1.000"
        trace diff - ${DATA}/imperfect.ftrace)
+
+# Values past what a trace can hold are refused by file and line, not wrapped or taken.
+set(event "kmalloc: call_site=a ptr=1 bytes_req=8 bytes_alloc=16 gfp_flags=GFP_KERNEL node=-1 accounted=true")
+file(WRITE ${WORK}/late.txt "   bash-1 [001] ..... 18446744072.999999999: ${event}\n   bash-1 [001] ..... 18446744073.000000: ${event}\n")
+run(2 "late.txt:2: timestamp 18446744073.000000 is beyond 18446744072 s" trace import ${WORK}/late.txt -o ${WORK}/late.kmt)
+file(WRITE ${WORK}/cpus.txt "#P:4294967297\n   bash-1 [001] ..... 1.000000: ${event}\n")
+run(2 "cpus.txt:1: #P gives 4294967297 CPUs (the most is 65536)" trace import ${WORK}/cpus.txt -o ${WORK}/cpus.kmt)
+file(WRITE ${WORK}/cpu.txt "   bash-1 [70000] ..... 1.000000: ${event}\n")
+run(2 "cpu.txt:1: absurd cpu number 70000" trace import ${WORK}/cpu.txt -o ${WORK}/cpu.kmt)
+file(WRITE ${WORK}/page.txt "kmt-text 1\nsource \"x\"\ncapture_tool \"y\"\npage_size 3\nobject_count 1\nstream 0\n0 alloc 0 64\nend\n")
+run(2 "page.txt:4: page size 3 is not a power of two" trace undump ${WORK}/page.txt -o ${WORK}/page.kmt)
