@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/errors.h"
+#include "base/proc.h"
 #include "base/units.h"
 #include "harness/cli/command.h"
 #include "harness/env/latency_probe.h"
@@ -44,9 +45,11 @@ void add_env_command(CLI::App& app) {
                                              "(a dependent pointer chase; what `kmbench run` records)");
   auto a = std::make_shared<LatencyArgs>();
   cmd->add_flag("--json", a->json, "Print the JSON object a run's index.json holds as latency_reference");
+  // Ranges checked on the text: CLI11 reads "-1" into an unsigned count as 2^64 - 1 (a pass that never ends).
+  const CLI::Range loads(1.0, 1e10);
   cmd->add_option("--passes", a->passes, "Timed passes per level (the median is reported)")->capture_default_str();
-  cmd->add_option("--loads", a->loads, "Loads per pass in the caches")->capture_default_str();
-  cmd->add_option("--dram-loads", a->dram_loads, "Loads per pass in DRAM")->capture_default_str();
+  cmd->add_option("--loads", a->loads, "Loads per pass in the caches")->capture_default_str()->check(loads);
+  cmd->add_option("--dram-loads", a->dram_loads, "Loads per pass in DRAM")->capture_default_str()->check(loads);
   cmd->add_option("--dram-bytes", a->dram_bytes, "The DRAM buffer (default 256m, at least 16x the LLC buffer)");
   cmd->callback([a] {
     LatencyProbeSettings s;
@@ -56,6 +59,11 @@ void add_env_command(CLI::App& app) {
     if (!a->dram_bytes.empty()) {
       const auto b = base::parse_bytes(a->dram_bytes);
       if (!b || *b == 0) throw UsageError("--dram-bytes '" + a->dram_bytes + "' is not a byte count such as 256m");
+      const std::uint64_t available = base::available_memory_bytes();
+      if (available != 0 && *b > available / 2) {
+        throw UsageError("--dram-bytes '" + a->dram_bytes + "' is more than half the memory available (" +
+                         std::to_string(available >> 20) + " MiB)");
+      }
       s.dram_bytes = *b;
     }
     if (s.passes == 0 || s.loads_per_pass == 0 || s.dram_loads_per_pass == 0) {

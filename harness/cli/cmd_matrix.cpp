@@ -169,6 +169,7 @@ void add_matrix_commands(CLI::App& app) {
     cmd->add_option("runs", *inputs, "Shard run directories")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("-o,--out", *out, "The merged run directory")->required();
     cmd->callback([inputs, out] {
+      if (fs::exists(*out) && !fs::is_directory(*out)) throw UsageError("-o " + *out + ": is not a directory");
       if (fs::exists(results::index_path(*out)) || results::holds_cell_files(*out)) {
         throw UsageError(*out + " already holds a run (or its cell files)");
       }

@@ -62,7 +62,15 @@ void add_workload_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   cmd->add_option("name", args->name, "Workload (see `kmbench list`), or synth with --profile")->required();
   cmd->add_option("--param", args->params, "Workload parameter key=value (repeatable)");
-  cmd->add_option("--seed", args->seed, "Random seed: the same seed gives the same stream")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed: the same seed gives the same stream")
+      ->capture_default_str()
+      ->check(CLI::Validator(  // digits only: CLI11 reads "-1" into an unsigned seed as 2^64 - 1
+          [](const std::string& v) {
+            return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos
+                       ? std::string()
+                       : "'" + v + "' is not a whole number from 0 to 2^64 - 1";
+          },
+          "UINT"));
   cmd->add_option("--save", args->save, "Also write the generated stream as a .kmt trace");
   auto* profile = cmd->add_option("--profile", args->profile,
                                   "synth: the profile (`kmbench trace profile`) whose statistics the stream has");

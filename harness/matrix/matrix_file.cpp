@@ -728,7 +728,9 @@ std::pair<unsigned, unsigned> parse_shard(const std::string& text) {
   unsigned k = 0, n = 0;
   char slash = 0, extra = 0;
   std::istringstream in(text);
-  if (!(in >> k >> slash >> n) || slash != '/' || (in >> extra) || n == 0 || k == 0 || k > n) {
+  // Digits only: reading "-1" into an unsigned wraps it to 2^32 - 1 instead of failing.
+  if (text.find_first_not_of("0123456789/") != std::string::npos || !(in >> k >> slash >> n) || slash != '/' ||
+      (in >> extra) || n == 0 || k == 0 || k > n) {
     throw UsageError("--shard '" + text + "' must be K/N with 1 <= K <= N (e.g. 2/4)");
   }
   return {k, n};

@@ -268,6 +268,9 @@ namespace {
 /// index (null when there is none).
 nlohmann::json check_resumable(const std::string& ipath, const Matrix& m, const RunOptions& opt,
                                const std::string& shard_text) {
+  if (fs::exists(opt.run_dir) && !fs::is_directory(opt.run_dir)) {
+    throw UsageError("-o " + opt.run_dir + ": is not a directory");
+  }
   if (!fs::exists(ipath)) {
     if (!opt.resume && results::holds_cell_files(opt.run_dir)) {
       throw UsageError(opt.run_dir +

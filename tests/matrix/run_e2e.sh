@@ -119,6 +119,11 @@ cp -r run1 badindex; echo '[]' > badindex/index.json
 set +e; out=$("$km" run m.toml -o badindex --resume --cell-exe "$fake" 2>&1); rc=$?; set -e
 [ $rc -eq 2 ] && grep -q "badindex/index.json: not a kmbench.run/1 index" <<< "$out" || fail "damaged index: $rc $out"
 
+echo hi > afile
+set +e; out=$("$km" run m.toml -o afile --cell-exe "$fake" 2>&1); rc=$?; set -e
+[ $rc -eq 2 ] && grep -q -- "-o afile: is not a directory" <<< "$out" || fail "run -o on a file: $rc $out"
+[ "$(cat afile)" = hi ] || fail "run -o on a file changed it"
+
 echo "== shards and merge"
 set +e
 "$km" run m.toml -o s1 --shard 1/2 --cell-exe "$fake" > /dev/null 2>&1
