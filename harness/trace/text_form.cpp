@@ -170,6 +170,13 @@ void dump(const ops::Trace& t, std::ostream& out) {
   out << "end\n";
 }
 
+/// A `stream CPU` line's CPU, at most the largest a stream may have.
+static std::uint32_t stream_cpu(Line& line) {
+  const auto cpu = line.number<std::uint32_t>("cpu");
+  if (cpu > kmt::kMaxStreamCpu) line.fail("stream cpu " + std::to_string(cpu) + " is more than 65535");
+  return cpu;
+}
+
 ops::Trace undump(std::string_view text, const std::string& name) {
   ops::Trace t;
   std::uint64_t number = 0, object_count_line = 0;
@@ -220,9 +227,7 @@ ops::Trace undump(std::string_view text, const std::string& name) {
       std::string k = line.quoted();
       t.counters[std::move(k)] = line.number<std::uint64_t>("counter value");
     } else if (key == "stream") {
-      const auto cpu = line.number<std::uint32_t>("cpu");
-      if (cpu > kmt::kMaxStreamCpu) line.fail("stream cpu " + std::to_string(cpu) + " is more than 65535");
-      t.streams.push_back({cpu, {}, {}});
+      t.streams.push_back({stream_cpu(line), {}, {}});
       stream = &t.streams.back();
     } else if (key == "end") {
       ended = true;
