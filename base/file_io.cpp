@@ -51,14 +51,15 @@ std::string resolve_links(const std::string& path) {
 
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path, unsigned mode) : path_(std::move(path)), dest_(resolve_links(path_)) {
+AtomicFile::AtomicFile(std::string path, unsigned mode) : path_(std::move(path)), dest_(path_) {
   struct stat st;
-  const bool exists = ::stat(dest_.c_str(), &st) == 0;
+  const bool exists = ::stat(path_.c_str(), &st) == 0;  // through links, /dev/stdout's to a pipe among them
   if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-    fd_ = ::open(dest_.c_str(), O_WRONLY | O_CLOEXEC);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd_ < 0) fail("cannot open it for writing", errno);
     return;
   }
+  dest_ = resolve_links(path_);
   tmp_ = dest_ + ".tmp.XXXXXX";
   fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
   if (fd_ < 0) {

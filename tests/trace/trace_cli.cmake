@@ -104,3 +104,8 @@ file(WRITE ${WORK}/cpu.txt "   bash-1 [70000] ..... 1.000000: ${event}\n")
 run(2 "cpu.txt:1: absurd cpu number 70000" trace import ${WORK}/cpu.txt -o ${WORK}/cpu.kmt)
 file(WRITE ${WORK}/page.txt "kmt-text 1\nsource \"x\"\ncapture_tool \"y\"\npage_size 3\nobject_count 1\nstream 0\n0 alloc 0 64\nend\n")
 run(2 "page.txt:4: page size 3 is not a power of two" trace undump ${WORK}/page.txt -o ${WORK}/page.kmt)
+
+# -o /dev/stdout (a link to a pipe here) is written into, as standard output.
+if(EXISTS /dev/stdout)
+  run(0 "kmt-text 1|stream 0" trace dump ${WORK}/s.kmt -o /dev/stdout)
+endif()
