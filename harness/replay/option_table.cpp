@@ -41,7 +41,7 @@ std::vector<OptionSpec> make_table() {
                .set = [](Options& o, const std::string& v) { o.mode = enum_of<Mode>(v, kModes); },
                .get = [](const Options& o) { return std::string(name_of(o.mode)); }});
   t.push_back({.key = "speed", .flag = "--speed", .type = T::number,
-               .help = "Paced mode: trace time divided by this factor", .lo = 0, .hi = 1e9,
+               .help = "Paced mode: trace time divided by this factor", .lo = 1e-6, .hi = 1e9,
                .set = [](Options& o, const std::string& v) { o.speed = std::stod(v); },
                .get = [](const Options& o) { return number_text(o.speed); }});
   t.push_back({.key = "threads", .flag = "--threads", .type = T::integer,

@@ -196,8 +196,9 @@ KMBENCH_STEP_INLINE std::uint64_t end_interval() noexcept {
 /// Paced: waits (outside the safepoint's active set) for the step's time in
 /// the capture / speed, then records how late the step starts.
 KMBENCH_STEP_INLINE void pace(const Step& st, Shared& sh, Clock::time_point start, ThreadOutcome& out) {
-  const auto target =
-      start + std::chrono::nanoseconds(static_cast<std::int64_t>(static_cast<double>(st.time_ns()) / sh.speed));
+  // A step 292 years away waits as long as one at the int64 nanoseconds' end: the cast of more is undefined.
+  const double ns = std::min(static_cast<double>(st.time_ns()) / sh.speed, 9.2e18);
+  const auto target = start + std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
   auto now = Clock::now();
   if (now < target) {
     const std::uint64_t p0 = ticks();
