@@ -21,6 +21,8 @@ namespace kmbench::matrix {
 namespace {
 
 constexpr unsigned kMaxRepetitions = 1000;
+/// Cells a matrix may have: a run of a hundred thousand cells takes days.
+constexpr std::size_t kMaxCells = 100'000;
 
 std::string scalar_text(const toml::node& n);
 
@@ -334,7 +336,7 @@ class EntryReader {
     check_backend_values(backend_params, axes.backends);
     check_.check_placements(axes, entry_node);
     proto.line = entry_node.source().begin.line;
-    sweep(proto, params, backend_params, axes, cells);
+    sweep(entry_node, proto, params, backend_params, axes, cells);
   }
 
  private:
@@ -457,10 +459,19 @@ class EntryReader {
 
   /// One group of cells per point of the sweep (every combination of the listed values); a point's
   /// label is the entry's with the swept values ("nic@magazine=16,cache=on").
-  void sweep(const Cell& proto, const std::vector<Setting>& params, const std::vector<Setting>& backend_params,
-             const Axes& axes, std::vector<Cell>& cells) {
+  void sweep(const toml::node& entry_node, const Cell& proto, const std::vector<Setting>& params,
+             const std::vector<Setting>& backend_params, const Axes& axes, std::vector<Cell>& cells) {
     std::vector<Setting> all = params;
     all.insert(all.end(), backend_params.begin(), backend_params.end());
+    // Counted before any is made: lists of 40 values in six keys are 4 billion cells.
+    double count = double(axes.repetitions) * double(axes.topologies.size()) * double(axes.placements.size()) *
+                   double(axes.threads.size()) * double(axes.backends.size());
+    for (const Setting& s : all) count *= double(s.values.size());
+    if (count + double(cells.size()) > double(kMaxCells)) {
+      const toml::node& at = all.empty() ? entry_node : *all.front().nodes.front();
+      check_.fail(at, "the matrix would have " + std::to_string(static_cast<unsigned long long>(count) + cells.size()) +
+                          " cells (the most is " + std::to_string(kMaxCells) + "): fewer sweep values or repetitions");
+    }
     std::vector<std::size_t> point(all.size(), 0);
     while (true) {
       Cell c = proto;

@@ -113,6 +113,17 @@ TEST(MatrixFile, RejectsImpossibleValues) {
   }
 }
 
+TEST(MatrixFile, RefusesASweepOfMoreCellsThanARunCanHoldBeforeMakingThem) {
+  std::string values = "[";
+  for (int i = 0; i < 40; ++i) values += (i ? ", " : "") + std::to_string(1000 + i);
+  values += "]";
+  const std::string e = error_of(
+      "backends = [\"system\"]\nrepetitions = 100\n[[workload]]\nname = \"nic\"\n"
+      "params = { packets = " +
+      values + ", seed = " + values + " }\n");
+  EXPECT_NE(e.find("m.toml:5: the matrix would have 160000 cells (the most is 100000)"), std::string::npos) << e;
+}
+
 TEST(MatrixFile, RemotePlacementNeedsTwoNodes) {
   std::string e = error_of("backends = [\"system\"]\nplacements = [\"local\", \"remote\"]\n"
                            "[[workload]]\nname = \"churn\"\n");
