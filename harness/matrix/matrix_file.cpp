@@ -477,6 +477,21 @@ class EntryReader {
       Cell c = proto;
       c.params = values_at(params, point, 0, &c.sweep);
       c.backend_params = values_at(backend_params, point, params.size(), &c.sweep);
+      if (c.source_kind == "workload") {  // each point's values as `kmbench workload` reads them, before any cell runs
+        const toml::node& at = all.empty() ? entry_node : *all.front().nodes.front();
+        std::map<std::string, std::string> values(c.params.begin(), c.params.end());
+        if (const auto seed = values.find("seed"); seed != values.end()) {  // the cell's --seed, not the workload's
+          if (seed->second.empty() || seed->second.find_first_not_of("0123456789") != std::string::npos) {
+            check_.fail(at, "seed '" + seed->second + "' is not a whole number from 0 to 2^64 - 1");
+          }
+          values.erase(seed);
+        }
+        try {
+          workloads::resolve_params(c.source, values);
+        } catch (const UsageError& e) {
+          check_.fail(at, e.what());
+        }
+      }
       if (!c.sweep.empty()) {
         c.base_label = proto.label;
         std::string at;

@@ -113,6 +113,18 @@ TEST(MatrixFile, RejectsImpossibleValues) {
   }
 }
 
+// Every cell of such an entry failed at run time (exit 1), and a seed of -1 ran as 2^64 - 1.
+TEST(MatrixFile, RejectsAWorkloadParameterValueBeforeAnyCellRuns) {
+  for (const auto& [bad, why] : {std::pair{"packets = -5", "parameter packets='-5' is not a non-negative number"},
+                                 std::pair{"packets = [100, \"many\"]", "packets='many' is not a non-negative number"},
+                                 std::pair{"seed = -1", "seed '-1' is not a whole number"}}) {
+    const std::string e =
+        error_of(std::string("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nparams = { ") + bad + " }\n");
+    EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << bad << " → " << e;
+    EXPECT_NE(e.find(why), std::string::npos) << bad << " → " << e;
+  }
+}
+
 TEST(MatrixFile, RefusesASweepOfMoreCellsThanARunCanHoldBeforeMakingThem) {
   std::string values = "[";
   for (int i = 0; i < 40; ++i) values += (i ? ", " : "") + std::to_string(1000 + i);
