@@ -1,4 +1,5 @@
 // `kmbench trace`: import captures into .kmt, inspect, dump and undump traces.
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -47,6 +48,11 @@ trace::ImportOptions to_options(const ImportArgs& a) {
   o.skip_bad_lines = a.skip_bad_lines;
   o.symbols = !a.no_symbols;
   o.threads = a.threads;
+  for (const auto& [flag, v] : {std::pair{"--from", a.from}, std::pair{"--to", a.to}}) {
+    if (!std::isfinite(v) || (v < 0 && v != -1)) {  // NaN passed every comparison: the window was silently ignored
+      throw UsageError(std::string(flag) + " " + std::to_string(v) + " is not a time in seconds from 0");
+    }
+  }
   if (a.from >= 0 && a.to >= 0 && a.to < a.from) throw UsageError("--to is before --from");
   return o;
 }

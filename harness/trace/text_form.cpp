@@ -170,6 +170,13 @@ void dump(const ops::Trace& t, std::ostream& out) {
   out << "end\n";
 }
 
+/// An `object_count` line's count, on line `number`; the first such line's number is kept in `first`.
+static std::uint32_t object_count_once(Line& line, std::uint64_t& first, std::uint64_t number) {
+  if (first != 0) line.fail("object_count given again (first at line " + std::to_string(first) + ")");
+  first = number;
+  return line.number<std::uint32_t>("object count");
+}
+
 /// A `stream CPU` line's CPU, at most the largest a stream may have.
 static std::uint32_t stream_cpu(Line& line) {
   const auto cpu = line.number<std::uint32_t>("cpu");
@@ -214,8 +221,7 @@ ops::Trace undump(std::string_view text, const std::string& name) {
     } else if (key == "time_base_ns") {
       t.header.time_base_ns = line.number<std::uint64_t>("time base");
     } else if (key == "object_count") {
-      t.object_count = line.number<std::uint32_t>("object count");
-      object_count_line = number;
+      t.object_count = object_count_once(line, object_count_line, number);
     } else if (key == "meta") {
       std::string k = line.quoted();
       t.header.metadata[std::move(k)] = line.quoted();

@@ -109,3 +109,12 @@ run(2 "page.txt:4: page size 3 is not a power of two" trace undump ${WORK}/page.
 if(EXISTS /dev/stdout)
   run(0 "kmt-text 1|stream 0" trace dump ${WORK}/s.kmt -o /dev/stdout)
 endif()
+
+# A window of NaN seconds was ignored; an object_count given twice took the second.
+run(2 "--from nan is not a time in seconds" trace info ${WORK}/s.kmt --from nan)
+file(WRITE ${WORK}/twice.txt "kmt-text 1\nobject_count 10\nstream 0\n0 alloc 9 64\nobject_count 1\nend\n")
+run(2 "twice.txt:5: object_count given again (first at line 2)" trace undump ${WORK}/twice.txt -o ${WORK}/twice.kmt)
+# A replay names the trace whose operation it cannot take.
+file(WRITE ${WORK}/huge.txt "kmt-text 1\nobject_count 1\nstream 0\n0 alloc 0 2000000000000\nend\n")
+run(0 "" trace undump ${WORK}/huge.txt -o ${WORK}/huge.kmt)
+run(2 "huge.kmt: stream 0 operation 0: size 2000000000000 is beyond the largest a replay takes" replay ${WORK}/huge.kmt --backend slab)
