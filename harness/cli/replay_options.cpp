@@ -75,16 +75,9 @@ void run_replay(ops::Trace trace, const ReplayFlags& f, replay::Source source) {
   source.counters = trace.counters;
   // The program holds all the run needs: the trace goes before the run, so a
   // large capture is not held twice.
-  const replay::Program program = [&] {
-    try {
-      return replay::build_program(trace, replay::replay_threads(trace, o));
-    } catch (const InputError& e) {  // the program calls its input "trace": say which
-      const std::string what = e.what();
-      if (what.rfind("trace: ", 0) != 0) throw;
-      throw InputError(source.kind == "trace" ? source.name : source.name + " (the stream the workload made)",
-                       what.substr(7));
-    }
-  }();
+  const replay::Program program =
+      replay::build_program(trace, replay::replay_threads(trace, o),
+                            source.kind == "trace" ? source.name : source.name + " (the stream the workload made)");
   trace = ops::Trace{};
   const replay::Result r = replay::run(program, f.backend, o);
   replay::print_summary(std::cout, r, source);

@@ -163,9 +163,16 @@ class TagIds {
 /// on an object runs after the one before it.
 class ProgramBuilder {
  public:
-  ProgramBuilder(const ops::Trace& trace, unsigned threads)
-      : trace_(trace), threads_(threads), tags_(trace, prog_.tag_names), order_(threads), life_(threads),
-        objects_(trace.object_count), cursor_(threads, 0), last_stream_(threads, 0) {
+  ProgramBuilder(const ops::Trace& trace, unsigned threads, const std::string& name)
+      : trace_(trace),
+        name_(name),
+        threads_(threads),
+        tags_(trace, prog_.tag_names),
+        order_(threads),
+        life_(threads),
+        objects_(trace.object_count),
+        cursor_(threads, 0),
+        last_stream_(threads, 0) {
     prog_.threads.resize(threads);
     sites_.resize(threads);
     prog_.handoffs.resize(threads);
@@ -197,18 +204,18 @@ class ProgramBuilder {
       for (std::uint32_t i = 0; i < ops_of.size(); ++i) {
         const ops::Op& op = ops_of[i];
         if (op.object >= trace_.object_count) {
-          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) +
-                                        ": object " + std::to_string(op.object) +
-                                        " is not below the object count " + std::to_string(trace_.object_count));
+          throw InputError(name_, "stream " + std::to_string(s) + " operation " + std::to_string(i) + ": object " +
+                                      std::to_string(op.object) + " is not below the object count " +
+                                      std::to_string(trace_.object_count));
         }
         if (static_cast<unsigned>(op.kind) >= ops::kOpKinds) {
-          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) +
-                                        ": unknown kind " + std::to_string(static_cast<unsigned>(op.kind)));
+          throw InputError(name_, "stream " + std::to_string(s) + " operation " + std::to_string(i) +
+                                      ": unknown kind " + std::to_string(static_cast<unsigned>(op.kind)));
         }
         if (op.size > kMaxStepSize) {
-          throw InputError("trace", "stream " + std::to_string(s) + " operation " + std::to_string(i) + ": size " +
-                                        std::to_string(op.size) + " is beyond the largest a replay takes (" +
-                                        std::to_string(kMaxStepSize) + " bytes)");
+          throw InputError(name_, "stream " + std::to_string(s) + " operation " + std::to_string(i) + ": size " +
+                                      std::to_string(op.size) + " is beyond the largest a replay takes (" +
+                                      std::to_string(kMaxStepSize) + " bytes)");
         }
         t0_ = std::min(t0_, op.time_ns);
         dst.push_back({s, i});
@@ -224,9 +231,9 @@ class ProgramBuilder {
     for (unsigned t = 0; t < threads_; ++t) {
       if (!order_[t].empty() && op_at(order_[t].back()).time_ns - t0_ >= kStepTimeLimit) {
         const Ref& r = order_[t].back();
-        throw InputError("trace", "stream " + std::to_string(r.stream) + " operation " + std::to_string(r.index) +
-                                      ": it comes " + std::to_string(op_at(r).time_ns - t0_) +
-                                      " ns after the first, beyond the 2^56 ns a replay spans");
+        throw InputError(name_, "stream " + std::to_string(r.stream) + " operation " + std::to_string(r.index) +
+                                    ": it comes " + std::to_string(op_at(r).time_ns - t0_) +
+                                    " ns after the first, beyond the 2^56 ns a replay spans");
       }
       prog_.threads[t].reserve(order_[t].size());  // a step an operation, less those dropped
       sites_[t].reserve(order_[t].size());
@@ -388,7 +395,7 @@ class ProgramBuilder {
     if (op.kind == OpKind::dma_map) ++prog_.dma_maps;
     if (o.placed && o.last_thread != t) {
       if (prog_.cross_thread_waits == std::numeric_limits<std::uint32_t>::max()) {
-        throw InputError("trace", "more than 2^32 - 1 operations wait for another thread's on their object");
+        throw InputError(name_, "more than 2^32 - 1 operations wait for another thread's on their object");
       }
       const auto handoff = static_cast<std::uint32_t>(prog_.cross_thread_waits++);
       s.ctl |= kStepWait;
@@ -507,6 +514,7 @@ class ProgramBuilder {
   }
 
   const ops::Trace& trace_;
+  const std::string name_;  // the trace's, for errors
   const unsigned threads_;
   Program prog_;
   TagIds tags_;
@@ -534,8 +542,8 @@ class ProgramBuilder {
 bool is_alloc(ops::OpKind k) noexcept { return class_of(k) == Class::alloc; }
 bool is_free(ops::OpKind k) noexcept { return class_of(k) == Class::free; }
 
-Program build_program(const ops::Trace& trace, unsigned threads) {
-  return ProgramBuilder(trace, threads).build();
+Program build_program(const ops::Trace& trace, unsigned threads, const std::string& name) {
+  return ProgramBuilder(trace, threads, name).build();
 }
 
 namespace {

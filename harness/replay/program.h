@@ -144,9 +144,10 @@ struct SiteCursor {
   }
 };
 
-/// pre: threads >= 1. Throws InputError naming the object when an object id is
-/// out of range, or naming the operation when its size or time is beyond a step's.
-Program build_program(const ops::Trace& trace, unsigned threads);
+/// pre: threads >= 1. Throws InputError (of `name`, the trace's file or source)
+/// naming the object when an object id is out of range, or naming the
+/// operation when its size or time is beyond a step's.
+Program build_program(const ops::Trace& trace, unsigned threads, const std::string& name = "trace");
 
 /// The bytes a program holds: its steps, their sites, leftovers, requests and
 /// sites (the arrays' reserved room, strings included).
