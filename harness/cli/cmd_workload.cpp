@@ -3,6 +3,7 @@
 
 #include "base/errors.h"
 #include "base/file_io.h"
+#include "base/units.h"
 #include "harness/cli/command.h"
 #include "harness/cli/replay_options.h"
 #include "harness/profile/profile.h"
@@ -66,9 +67,7 @@ void add_workload_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Validator(  // digits only: CLI11 reads "-1" into an unsigned seed as 2^64 - 1
           [](const std::string& v) {
-            return !v.empty() && v.find_first_not_of("0123456789") == std::string::npos
-                       ? std::string()
-                       : "'" + v + "' is not a whole number from 0 to 2^64 - 1";
+            return base::parse_count(v) ? std::string() : "'" + v + "' is not a whole number from 0 to 2^64 - 1";
           },
           "UINT"));
   cmd->add_option("--save", args->save, "Also write the generated stream as a .kmt trace");

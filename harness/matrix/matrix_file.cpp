@@ -1,6 +1,7 @@
 // Matrix files: TOML → checked cells. Every rejection names the file and line.
 #include <hwloc.h>
 #include <numa.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -8,13 +9,13 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "allocators/any_backend.h"
 #include "base/errors.h"
+#include "base/units.h"
 #include "harness/matrix/matrix.h"
-#include "harness/replay/option_table.h"
 #include "harness/profile/profile.h"
+#include "harness/replay/option_table.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::matrix {
@@ -481,7 +482,7 @@ class EntryReader {
         const toml::node& at = all.empty() ? entry_node : *all.front().nodes.front();
         std::map<std::string, std::string> values(c.params.begin(), c.params.end());
         if (const auto seed = values.find("seed"); seed != values.end()) {  // the cell's --seed, not the workload's
-          if (seed->second.empty() || seed->second.find_first_not_of("0123456789") != std::string::npos) {
+          if (!base::parse_count(seed->second)) {
             check_.fail(at, "seed '" + seed->second + "' is not a whole number from 0 to 2^64 - 1");
           }
           values.erase(seed);

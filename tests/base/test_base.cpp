@@ -136,6 +136,14 @@ TEST(AtomicFile, AnOutputThatIsItsInputIsRefused) {
   EXPECT_NO_THROW(refuse_output_over_input("-", "-"));
 }
 
+TEST(Units, ACountIsDigitsAloneWithinSixtyFourBits) {
+  EXPECT_EQ(parse_count("0"), std::optional<std::uint64_t>(0));
+  EXPECT_EQ(parse_count("18446744073709551615"), std::optional<std::uint64_t>(UINT64_MAX));
+  for (const char* bad : {"", "-1", "18446744073709551616", "1k", " 1", "1.0", "+1"}) {
+    EXPECT_EQ(parse_count(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(JsonNesting, FindsTheFirstBracketBeyondTheLimitOutsideStrings) {
   EXPECT_EQ(json_nested_beyond(R"({"a": [[1]]})", 3), std::nullopt);
   EXPECT_EQ(json_nested_beyond(R"({"a": [[1]]})", 2), std::optional<std::size_t>(7));
