@@ -234,8 +234,9 @@ class LineParser {
       if (w == q || token > 1) c.fail("no timestamp in event line '" + excerpt(p, e) + "'");
       const std::string_view stamp(w, static_cast<std::size_t>(q > w ? q - 1 - w : 0));
       if (q[-1] == ':' && parse_timestamp(stamp, ts)) return;
+      // Seconds of 11 or more digits, and at most one '.': a timestamp, only too late for 64-bit nanoseconds.
       if (q[-1] == ':' && !stamp.empty() && stamp.find_first_not_of("0123456789.") == std::string_view::npos &&
-          stamp.find('.') > 10) {
+          stamp.find('.') > 10 && stamp.find('.') == stamp.rfind('.')) {
         c.fail("timestamp " + std::string(stamp) + " is beyond " + std::to_string(kMaxTimestampSeconds) +
                " s (nanoseconds past 64 bits)");
       }
