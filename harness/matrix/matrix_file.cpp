@@ -4,7 +4,9 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -16,6 +18,8 @@
 #include "harness/matrix/matrix.h"
 #include "harness/profile/profile.h"
 #include "harness/replay/option_table.h"
+#include "harness/replay/pressure_spec.h"
+#include "harness/trace/trace.h"
 #include "workloads/workloads.h"
 
 namespace kmbench::matrix {
@@ -186,6 +190,30 @@ class Checker {
     }
   }
 
+  /// A node the entry's replay names (`node`, a pressure clause's node=N) must
+  /// be in each topology the entry runs on.
+  void check_named_nodes(const Axes& axes, const std::vector<std::pair<std::string, std::string>>& options,
+                         const toml::node& at) const {
+    std::vector<std::pair<long, std::string>> named;  // node, what names it
+    for (const auto& [flag, value] : options) {
+      if (flag == "--node" && value != "-1") named.emplace_back(std::stol(value), "'node = " + value + "'");
+      if (flag != "--pressure") continue;
+      for (const replay::PressureClause& c : replay::parse_pressure(value).clauses) {
+        if (c.node != kAnyNode) named.emplace_back(c.node, "pressure clause '" + c.text + "'");
+      }
+    }
+    for (const auto& topo : axes.topologies) {
+      const unsigned nodes = topology_nodes(topo, catalog_);
+      for (const auto& [node, what] : named) {
+        if (node >= static_cast<long>(nodes)) {
+          fail(at, what + " names node " + std::to_string(node) + ", but topology '" + topo + "' has " +
+                       std::to_string(nodes) +
+                       (nodes == 1 ? " node (0)" : " nodes (0 to " + std::to_string(nodes - 1) + ")"));
+        }
+      }
+    }
+  }
+
   /// A value for a replay option, checked by the option table (one message
   /// per mistake, here with this file and line).
   std::string option_value(const toml::node& n, std::string_view key) const {
@@ -336,6 +364,12 @@ class EntryReader {
     }
     check_backend_values(backend_params, axes.backends);
     check_.check_placements(axes, entry_node);
+    if (const toml::node* n = entry->get("replay")) {
+      check_.check_named_nodes(axes, proto.options, *n);
+    }
+    if (kind == "trace") {
+      check_kmt(proto.source, *entry->get("path"));
+    }
     proto.line = entry_node.source().begin.line;
     sweep(entry_node, proto, params, backend_params, axes, cells);
   }
@@ -382,6 +416,17 @@ class EntryReader {
     }
     check_.fail(*name_node, "unknown workload '" + c.source + "' (known: " +
                                 (catalog_.workloads.empty() ? "none in this build" : names(catalog_.workloads)) + ")");
+  }
+
+  /// A .kmt the entry replays is decoded whole, once per file (its ops dropped as
+  /// they come): a truncated or damaged one stops the matrix before anything runs.
+  void check_kmt(const std::string& source, const toml::node& at) {
+    if (std::filesystem::path(source).extension() != ".kmt" || !kmt_checked_.insert(source).second) return;
+    try {
+      trace::load(source, [](const ops::Trace&, const trace::OpBatch&) {});
+    } catch (const InputError& e) {
+      check_.fail(at, e.what());
+    }
   }
 
   /// A table of scalars or non-empty lists of distinct scalars.
@@ -549,6 +594,7 @@ class EntryReader {
   const Catalog& catalog_;
   const std::string& path_;
   std::set<std::string> labels_;
+  std::set<std::string> kmt_checked_;  // .kmt files decoded (check_kmt)
 };
 
 }  // namespace
@@ -658,12 +704,19 @@ Matrix parse_matrix(std::string_view text, const std::string& path, const Catalo
 }
 
 Matrix load_matrix(const std::string& path, const Catalog& catalog) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(path, "is a directory, not a matrix file (the run directory goes after -o)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw InputError(path, "cannot read the matrix file");
+    throw InputError(path, std::string("cannot read the matrix file: ") + std::strerror(errno));
   }
   std::stringstream buf;
   buf << in.rdbuf();
+  if (in.bad()) {
+    throw InputError(path, std::string("cannot read the matrix file: ") + std::strerror(errno));
+  }
   return parse_matrix(buf.str(), path, catalog);
 }
 

@@ -111,11 +111,14 @@ std::vector<OptionSpec> make_table() {
                .choices = {std::begin(kKpiModes), std::end(kKpiModes)},
                .set = [](Options& o, const std::string& v) { o.kpi_mode = enum_of<kpi::Mode>(v, kKpiModes); },
                .get = [](const Options& o) { return std::string(name_of(o.kpi_mode)); }});
-  t.push_back({.key = "pressure", .flag = "--pressure", .type = T::text,
+  t.push_back({.key = "pressure",
+               .flag = "--pressure",
+               .type = T::text,
                .help = "Memory pressure over the timed pass, through the machine's balloon: cap=SIZE|P% "
                        "(P% of the stream's peak live bytes), take=SIZE|P%[,at=WHEN][,for=SPAN], "
                        "balloon=SIZE|P%,period=SPAN, each with [,node=N]; clauses joined by ';'; times as "
                        "250ms or 5000ops (docs/pressure.md). none: no pressure",
+               .parses = true,
                .set = [](Options& o, const std::string& v) { o.pressure = parse_pressure(v); },
                .get = [](const Options& o) { return o.pressure.empty() ? std::string("none") : o.pressure.text; }});
   t.push_back({.key = "latency", .flag = "--no-latency", .type = T::flag,
@@ -229,6 +232,10 @@ std::string check_option(const OptionSpec& spec, std::string_view text, std::str
     }
     case OptionType::text:
       ok = !text.empty();
+      if (ok && spec.parses) {
+        Options scratch;  // the option's own parser names what is wrong (a pressure clause)
+        spec.set(scratch, canonical);
+      }
       break;
   }
   if (!ok) {

@@ -1,5 +1,6 @@
 // Matrix files: expansion into cells, rejections naming the line, run order and shards.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include "base/errors.h"
 #include "harness/matrix/matrix.h"
 #include "harness/replay/option_table.h"
+#include "harness/trace/trace.h"
 
 namespace kmbench::matrix {
 namespace {
@@ -167,10 +169,12 @@ TEST(MatrixFile, RejectsDuplicateLabelsAndEmptyMatrix) {
             std::string::npos);
 }
 
-TEST(MatrixFile, TraceMustExist) {
-  const auto dir = std::filesystem::temp_directory_path() / "kmbench_test_matrix_trace";
+TEST(MatrixFile, TraceMustExistAndDecode) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kmbench_test_matrix_trace." + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "x.kmt") << "ok";
+  ops::Trace t;
+  t.streams.resize(1);
+  trace::save(t, (dir / "x.kmt").string());
   const std::string text = "backends = [\"system\"]\n[[trace]]\npath = \"x.kmt\"\n";
   const Matrix m = parse_matrix(text, (dir / "m.toml").string(), test_catalog());
   EXPECT_EQ(m.cells.front().source, (dir / "x.kmt").string());
@@ -178,7 +182,52 @@ TEST(MatrixFile, TraceMustExist) {
   EXPECT_THROW(parse_matrix("backends = [\"system\"]\n[[trace]]\npath = \"nope.kmt\"\n",
                             (dir / "m.toml").string(), test_catalog()),
                InputError);
+  // A damaged .kmt stops the matrix at load, by the entry's line and the file's byte, not each cell at run time.
+  std::filesystem::resize_file(dir / "x.kmt", std::filesystem::file_size(dir / "x.kmt") - 1);
+  std::string e;
+  try {
+    parse_matrix("backends = [\"system\"]\nrepetitions = 1\n\n[[trace]]\npath = \"x.kmt\"\n", (dir / "m.toml").string(),
+                 test_catalog());
+  } catch (const InputError& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("m.toml:5:"), std::string::npos) << e;
+  EXPECT_NE(e.find("x.kmt: byte offset"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
   std::filesystem::remove_all(dir);
+}
+
+TEST(MatrixFile, ADirectoryOrAMissingFileIsNamedForWhatItIs) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kmbench_test_matrix_dir." + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto error_loading = [](const std::string& path) {
+    try {
+      load_matrix(path, test_catalog());
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_loading(dir.string()),
+            dir.string() + ": is a directory, not a matrix file (the run directory goes after -o)");
+  EXPECT_EQ(error_loading((dir / "none.toml").string()),
+            (dir / "none.toml").string() + ": cannot read the matrix file: No such file or directory");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(MatrixFile, NodesAnEntryNamesAreInEachOfItsTopologies) {
+  const std::string head = "backends = [\"system\"]\nrepetitions = 1\n[[workload]]\nname = \"churn\"\n";
+  const std::string two = "topology = \"synthetic:pack:2 [numa] pu:1\"\n";
+  std::string e = error_of(head + "replay = { node = 1 }\n");
+  EXPECT_NE(e.find("m.toml:5: 'node = 1' names node 1, but topology 'real' has 1 node (0)"), std::string::npos) << e;
+  e = error_of(head + two + "replay = { pressure = \"cap=50%;take=10%,node=2\" }\n");
+  EXPECT_NE(e.find("m.toml:6: pressure clause 'take=10%,node=2' names node 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("has 2 nodes (0 to 1)"), std::string::npos) << e;
+  // Each topology of the entry: the real one-node machine lacks node 1.
+  e = error_of(head + "topology = [\"synthetic:pack:2 [numa] pu:1\", \"real\"]\nreplay = { node = 1 }\n");
+  EXPECT_NE(e.find("topology 'real'"), std::string::npos) << e;
+  EXPECT_EQ(error_of(head + two + "replay = { node = 1, pressure = \"cap=50%,node=1\" }\n"), "");
+  EXPECT_EQ(error_of(head + "replay = { node = -1, pressure = \"cap=50%\" }\n"), "");
 }
 
 TEST(RunOrder, SeededInterleavedAndComplete) {
@@ -319,12 +368,11 @@ TEST(MatrixFile, ReplayOptionMistakesReadAsOnTheCommandLine) {
     const char* flag;
     const char* value;
   };
-  for (const Case& c : {Case{"replay = { touch = \"all\" }", "--touch", "all"},
-                        Case{"replay = { warmup = 101 }", "--warmup", "101"},
-                        Case{"replay = { iommu = 7 }", "--iommu", "7"},
-                        Case{"replay = { memory = \"4q\" }", "--memory", "4q"},
-                        Case{"mode = \"slow\"", "--mode", "slow"},
-                        Case{"placements = [\"far\"]", "--placement", "far"}}) {
+  for (const Case& c :
+       {Case{"replay = { touch = \"all\" }", "--touch", "all"}, Case{"replay = { warmup = 101 }", "--warmup", "101"},
+        Case{"replay = { iommu = 7 }", "--iommu", "7"}, Case{"replay = { memory = \"4q\" }", "--memory", "4q"},
+        Case{"replay = { pressure = \"cap=garbage\" }", "--pressure", "cap=garbage"},
+        Case{"mode = \"slow\"", "--mode", "slow"}, Case{"placements = [\"far\"]", "--placement", "far"}}) {
     const replay::OptionSpec& spec = *replay::option_by_flag(c.flag);
     std::string cli;
     try {
