@@ -65,6 +65,11 @@ AtomicFile::AtomicFile(std::string path, unsigned mode) : path_(std::move(path))
   if (fd_ < 0) {
     const int err = errno;
     tmp_.clear();
+    if (err == ENOENT || err == ENOTDIR) {  // the path's mistake, not the machine's
+      const std::size_t slash = dest_.rfind('/');
+      const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dest_.substr(0, slash);
+      throw UsageError(path_ + ": cannot write it: directory " + dir + " does not exist (or is not a directory)");
+    }
     fail("cannot create a temporary file beside it", err);
   }
   if (exists && S_ISREG(st.st_mode)) mode = st.st_mode & 07777;

@@ -17,7 +17,8 @@ bool write_all(int fd, const void* data, std::size_t n) noexcept;
 /// A file written under a temporary name beside its destination and renamed
 /// over it by commit(): a crash or an error leaves the old file (or none),
 /// never a truncated one. Destroyed without commit(), it removes its
-/// temporary file. Errors throw RunError naming the file and the reason.
+/// temporary file. Errors throw RunError naming the file and the reason, but
+/// a path whose directory does not exist, a mistake in the path, which throws UsageError.
 ///
 /// A destination that is a symbolic link is written through it: the file it
 /// names is replaced, the link stays. One that is not a regular file (a pipe,

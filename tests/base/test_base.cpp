@@ -97,12 +97,23 @@ TEST(AtomicFile, AbandonedWithoutCommitLeavesTheOldFileAndNoTemporary) {
   EXPECT_EQ(entries_in(p.parent_path()), before);
 }
 
-TEST(AtomicFile, AnUnwritableDirectoryIsARunErrorNamingTheFile) {
+TEST(AtomicFile, AMissingDirectoryIsAUsageErrorAndAnUnwritableOneARunError) {
   try {
     write_file_atomic("/nonexistent-dir/x.json", "x");
     FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.json: cannot write it: directory /nonexistent-dir does "
+                                         "not exist"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(write_file_atomic("/dev/null/x.json", "x"), UsageError);  // a file where the directory should be
+  try {
+    write_file_atomic("/sys/x.json", "x");  // sysfs takes no new file, not even root's
+    FAIL() << "no error";
   } catch (const RunError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/sys/x.json: cannot create a temporary file beside it"), std::string::npos)
+        << e.what();
   }
 }
 
