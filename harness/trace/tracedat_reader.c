@@ -510,14 +510,20 @@ static int g_reader = KMB_TRACEDAT_ANY;
 
 void kmb_tracedat_set_reader(int reader) { g_reader = reader; }
 
-/* libtracecmd's reading of the file. */
-static int read_with_libtracecmd(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, char *err,
-                                 size_t err_size) {
+/* libtracecmd's reading of the file; `left_why` says why the own reader left it
+ * to libtracecmd ("" when it was not asked). */
+static int read_with_libtracecmd(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, const char *left_why,
+                                 char *err, size_t err_size) {
   tracecmd_set_loglevel(TEP_LOG_NONE);
-  errno = 0;
   struct tracecmd_input *handle = tracecmd_open(path, 0);
   if (!handle) {
-    snprintf(err, err_size, "not a readable trace-cmd trace.dat%s%s", errno ? ": " : "", errno ? strerror(errno) : "");
+    /* No errno here: libtracecmd leaves one of whatever it tried last (a plugin
+     * folder, say), not a word about this file. */
+    if (*left_why) {
+      snprintf(err, err_size, "not a readable trace-cmd trace.dat: libtracecmd cannot open it (%s)", left_why);
+    } else {
+      snprintf(err, err_size, "not a readable trace-cmd trace.dat: libtracecmd cannot open it");
+    }
     return -1;
   }
   /* The top buffer and every instance's (trace-cmd record -B NAME), merged
@@ -561,9 +567,9 @@ static int read_with_libtracecmd(const char *path, kmb_tracedat_line_fn fn, void
 
 int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int *cpus, int *reader, char *err,
                       size_t err_size) {
+  char why[256] = {0};
   if (g_reader != KMB_TRACEDAT_LIBTRACECMD) {
     struct kmb_tdfile *f = NULL;
-    char why[256] = {0};
     const int opened = kmb_tdfile_open(path, kWritten, &f, why, sizeof why);
     if (opened == KMB_TD_OPENED) {
       *reader = KMB_TRACEDAT_OWN;
@@ -585,5 +591,5 @@ int kmb_tracedat_read(const char *path, kmb_tracedat_line_fn fn, void *ctx, int 
     }
   }
   *reader = KMB_TRACEDAT_LIBTRACECMD;
-  return read_with_libtracecmd(path, fn, ctx, cpus, err, err_size);
+  return read_with_libtracecmd(path, fn, ctx, cpus, why, err, err_size);
 }
