@@ -1,7 +1,8 @@
 """`kmbench compare RUN_A RUN_B`: per group and metric, the ratio of medians
 B/A with a 95% bootstrap confidence interval and a Mann-Whitney U test over
 repetitions, judged together (Benjamini-Hochberg, equivalence margin:
-stats.py), then one verdict line."""
+stats.py), then one verdict line. Two runs without a group that has
+successful cells in both are refused (exit 2): there is no verdict to pass."""
 import argparse
 import json
 import math
@@ -47,6 +48,10 @@ def main():
               f"{r['ratio']:>7.3f}  {ci:>15} {r['p']:>7.4f} {r['p_adj']:>7.4f}  {r['verdict']} ({r['better']} is better)")
     line = verdict_line(rows, [k for k, *_ in METRICS], a.alpha, margin)
     print(line)
+    if not any(r["metric"] != "*" for r in rows):
+        # The table above says why for each group; --json is not written (an earlier file stays as it was).
+        fail_bad_input(f"{a.run_a} and {a.run_b}: the runs share no group with successful cells in both, "
+                       "nothing to compare")
     if a.json:
         text = json.dumps({"run_a": a.run_a, "run_b": a.run_b, "alpha": a.alpha, "margin": margin, "rows": rows,
                            "verdict": line}, indent=1)

@@ -19,13 +19,18 @@ LEADERBOARD_METRICS = {
 
 
 def pick_baseline(run, wanted=None):
-    """The baseline backend: `wanted` if given (it must be in the run), else system when the run has it,
-    else the run's first backend. Raises ValueError naming the run's backends."""
-    backends = run.backend_order()
+    """The baseline backend: `wanted` if given (the run must have cells of it: a backend the catalogue
+    lists but the matrix did not run is no baseline), else system when the run has cells of it, else the
+    run's first backend; None for a run without cells and no `wanted`. Raises ValueError naming the run's
+    backends."""
+    backends = [b for b in run.backend_order() if any(e["backend"] == b for e in run.entries)]
     if wanted:
         if wanted not in backends:
-            raise ValueError(f"--baseline {wanted}: the run has no such backend (it has {', '.join(backends)})")
+            raise ValueError(f"--baseline {wanted}: the run has no such backend "
+                             f"({'it has ' + ', '.join(backends) if backends else 'it has no cells'})")
         return wanted
+    if not backends:
+        return None
     return "system" if "system" in backends else backends[0]
 
 

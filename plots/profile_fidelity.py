@@ -14,7 +14,7 @@ import sys
 from itertools import combinations
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runs import BadInput, Run, dig, fail_bad_input  # noqa: E402
+from runs import BadInput, Run, check_output_file, dig, fail_bad_input, write_output  # noqa: E402
 from stats import bootstrap_median_ci  # noqa: E402
 
 LIVE_LIMIT = 0.10
@@ -73,6 +73,15 @@ def capture_rows(run, name):
             "pairs_flipped": [f"{a}<{b}" for a, b in pairs if (a, b) not in kept]}
 
 
+def capture_names(run):
+    """The captures of a run: each NAME of a label NAME-real; BadInput when it has none."""
+    names = [lbl[: -len("-real")] for lbl in run.labels() if lbl.endswith("-real")]
+    if not names:
+        raise BadInput(f"{run.dir}: no capture pairs found (no labels NAME-real and NAME-synth: "
+                       "tools/bench-profile-fidelity.sh writes them)")
+    return names
+
+
 def mib(v):
     return f"{v / 2**20:.1f}"
 
@@ -106,15 +115,18 @@ def main():
     ap.add_argument("--json", help="also write the figures as JSON here")
     args = ap.parse_args()
     try:
+        if args.json:
+            check_output_file("--json", args.json)
         run = Run(args.run_dir)
-        names = [lbl[: -len("-real")] for lbl in run.labels() if lbl.endswith("-real")]
-        results = [capture_rows(run, n) for n in names]
+        results = [capture_rows(run, n) for n in capture_names(run)]
     except BadInput as e:
         fail_bad_input(e)
     print_table(results)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        try:
+            write_output("--json", args.json, json.dumps(results, indent=1))
+        except BadInput as e:
+            fail_bad_input(e)
 
 
 if __name__ == "__main__":

@@ -186,11 +186,8 @@ def verdicts_section(run, base, rows, alpha, margin):
                    "p adj", "verdict"], trs, num_cols=(5, 6, 7, 8)), line)
 
 
-def compare_section(run, other_dir, alpha, margin):
-    try:
-        other = Run(other_dir)
-    except BadInput as e:
-        fail_bad_input(e)
+def compare_section(run, other, alpha, margin):
+    """This run against the earlier run `other` (a Run, read and checked with this one), judged together."""
     rows = compare_runs(other, run, alpha, margin)
     line = verdict_line(rows, [k for k, *_ in METRICS], alpha, margin, what=f"this run vs {other.run_id}")
     trs = []
@@ -229,7 +226,8 @@ def main():
     charts_dir = os.path.join(a.out, "charts")
     try:
         run = Run(a.run)
-        base = pick_baseline(run, a.baseline) if run.entries else None
+        other = Run(a.compare) if a.compare else None  # checked, as the run is, before anything is written
+        base = pick_baseline(run, a.baseline)
         output_dir("-o", a.out)
         output_dir("-o", charts_dir)
     except (BadInput, ValueError) as e:
@@ -239,7 +237,7 @@ def main():
     rows = baseline_rows(run, base, a.alpha, margin) if base else []
     boards = leaderboards(run, base, rows) if base else []
     verdicts, line = verdicts_section(run, base, rows, a.alpha, margin) if base else ("", None)
-    compare_html, compare_line = compare_section(run, a.compare, a.alpha, margin) if a.compare else ("", None)
+    compare_html, compare_line = compare_section(run, other, a.alpha, margin) if other else ("", None)
     s = run.index.get("summary", {})
     head = (f"{s.get('ok', 0)} of {s.get('cells', 0)} cells succeeded, {s.get('failed', 0)} failed, "
             f"{s.get('pending', 0)} not run")

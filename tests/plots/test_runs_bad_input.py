@@ -1,15 +1,20 @@
 """A run directory that was written by hand, merged from elsewhere or damaged
 is refused naming the file and the field (plots/runs.py, exit 2 from
-`kmbench compare` and `kmbench plot`), never met with a traceback.
+`kmbench compare` and `kmbench plot`), never met with a traceback; so are
+two runs with nothing to compare, a --baseline the run lacks, a --compare run
+that does not read (before any chart is written) and a profile_fidelity.py run
+without capture pairs or with a --json path it cannot write.
 Run by ctest (plots.runs_bad_input) as:
     KMBENCH=path/to/kmbench python3 -m pytest tests/plots/test_runs_bad_input.py"""
 import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
+import leaderboard
 import runs
 
 
@@ -217,4 +222,140 @@ def test_compare_json_is_written(fixture_run, tmp_path):
     p = kmbench("compare", fixture_run, fixture_run, "--json", str(path))
     assert p.returncode == 0, p.stderr
     assert json.loads(path.read_text())["verdict"] in p.stdout
+    assert not os.path.exists(str(path) + ".tmp")
+
+
+def with_cells(fixture_run, tmp_path, keep):
+    """A copy of the fixture run with only the index entries `keep` accepts."""
+    return damaged(fixture_run, tmp_path, change_index=lambda i: dict(i, cells=[e for e in i["cells"] if keep(e)]))
+
+
+def all_failed(fixture_run, tmp_path):
+    """A copy of the fixture run whose every cell failed (without its file, as a failed cell may be)."""
+    def fail_all(index):
+        for e in index["cells"]:
+            e["status"] = "failed"
+        return index
+    out = damaged(fixture_run, tmp_path, change_index=fail_all)
+    shutil.rmtree(os.path.join(out, "cells"))
+    return out
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+@pytest.mark.parametrize("other", ["another matrix", "every cell failed", "no cells"])
+def test_compare_of_runs_sharing_no_successful_group_exits_2_and_leaves_the_json(fixture_run, tmp_path, other):
+    """CI reads the exit status: "nothing to compare" is no pass."""
+    run_a = with_cells(fixture_run, tmp_path / "a", keep=lambda e: e["label"] == "nic")
+    run_b = {"another matrix": lambda: with_cells(fixture_run, tmp_path / "b", keep=lambda e: e["label"] == "churn"),
+             "every cell failed": lambda: all_failed(fixture_run, tmp_path / "b"),
+             "no cells": lambda: with_cells(fixture_run, tmp_path / "b", keep=lambda e: False)}[other]()
+    earlier = tmp_path / "cmp.json"
+    earlier.write_text("kept\n")
+    p = kmbench("compare", run_a, run_b, "--json", str(earlier))
+    assert p.returncode == 2, p.stderr
+    assert f"{run_a} and {run_b}: the runs share no group with successful cells in both" in p.stderr
+    assert earlier.read_text() == "kept\n"
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_compare_of_runs_sharing_some_successful_group_exits_0(fixture_run, tmp_path):
+    p = kmbench("compare", fixture_run, with_cells(fixture_run, tmp_path, keep=lambda e: e["label"] == "nic"))
+    assert p.returncode == 0, p.stderr
+    assert "only in run A" in p.stdout
+
+
+CATALOGUE = ["system", "mimalloc", "zones", "slab", "buddy", "jemalloc"]  # index "backends": every one kmbench has
+
+
+def with_catalogue(index):
+    index["backends"] = CATALOGUE
+    return index
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+@pytest.mark.parametrize("run,baseline,says", [
+    ("no cells", "nosuch", "--baseline nosuch: the run has no such backend (it has no cells)"),
+    ("catalogue lists it", "mimalloc", "--baseline mimalloc: the run has no such backend (it has system, zones"),
+])
+def test_plot_with_a_baseline_the_run_lacks_exits_2_naming_the_option(fixture_run, tmp_path, run, baseline, says):
+    if run == "no cells":
+        bad = with_cells(fixture_run, tmp_path, keep=lambda e: False)
+    else:  # a backend of the catalogue the matrix did not run
+        bad = damaged(fixture_run, tmp_path, change_index=with_catalogue)
+    out = tmp_path / "report"
+    p = kmbench("plot", bad, "-o", str(out), "--baseline", baseline)
+    assert p.returncode == 2, p.stderr
+    assert says in p.stderr
+    assert not out.exists()
+
+
+def test_the_default_baseline_is_a_backend_with_cells(fixture_run, tmp_path):
+    """Not system when the catalogue lists it but the matrix did not run it: every verdict would be missing."""
+    no_system = damaged(fixture_run, tmp_path, change_index=lambda i: with_catalogue(
+        dict(i, cells=[e for e in i["cells"] if e["backend"] != "system"])))
+    assert leaderboard.pick_baseline(runs.Run(no_system)) == "zones"
+    no_cells = with_cells(fixture_run, tmp_path / "empty", keep=lambda e: False)
+    assert leaderboard.pick_baseline(runs.Run(no_cells)) is None
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_plot_with_a_damaged_compare_run_exits_2_before_writing_anything(fixture_run, tmp_path):
+    bad = damaged(fixture_run, tmp_path, change_index=lambda i: first(i, threads="2"))
+    out = tmp_path / "report"
+    p = kmbench("plot", fixture_run, "-o", str(out), "--compare", bad)
+    assert p.returncode == 2, p.stderr
+    assert f"{bad}/index.json: cells[0].threads: is \"2\", not a whole number" in p.stderr
+    assert not out.exists()
+
+
+def profile_fidelity(*args):
+    script = os.path.join(os.path.dirname(runs.__file__), "profile_fidelity.py")
+    p = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    assert "Traceback" not in p.stderr, (args, p.stderr)
+    return p
+
+
+def capture_pair(fixture_run, tmp_path):
+    """A copy of the fixture run whose sources are one capture: nic as cap-real, churn as cap-synth."""
+    names = {"nic": "cap-real", "churn": "cap-synth"}
+    out = damaged(fixture_run, tmp_path, change_index=lambda i: dict(
+        i, cells=[dict(e, label=names[e["label"]]) for e in i["cells"]]))
+    for name in os.listdir(os.path.join(out, "cells")):
+        path = os.path.join(out, "cells", name)
+        with open(path) as f:
+            cell = json.load(f)
+        cell["cell"]["label"] = names[cell["cell"]["label"]]
+        with open(path, "w") as f:
+            json.dump(cell, f)
+    return out
+
+
+def test_profile_fidelity_of_a_run_without_capture_pairs_exits_2(fixture_run):
+    p = profile_fidelity(fixture_run)
+    assert p.returncode == 2, p.stderr
+    assert f"{fixture_run}: no capture pairs found" in p.stderr
+
+
+@pytest.mark.parametrize("where,says", [
+    ("nonexist/dir/x.json", "nonexist/dir does not exist"),
+    ("somedir", "is a directory"),
+    ("afile/x.json", "afile is not a directory"),
+])
+def test_profile_fidelity_json_that_cannot_be_written_exits_2_naming_the_option(fixture_run, tmp_path, where, says):
+    (tmp_path / "somedir").mkdir()
+    (tmp_path / "afile").write_text("kept\n")
+    path = str(tmp_path / where)
+    p = profile_fidelity(capture_pair(fixture_run, tmp_path), "--json", path)
+    assert p.returncode == 2, p.stderr
+    assert f"--json {path}: " in p.stderr and says in p.stderr
+    assert p.stdout == ""  # refused before any work
+    assert (tmp_path / "afile").read_text() == "kept\n"
+
+
+def test_profile_fidelity_json_is_written(fixture_run, tmp_path):
+    path = tmp_path / "fidelity.json"
+    p = profile_fidelity(capture_pair(fixture_run, tmp_path), "--json", str(path))
+    assert p.returncode == 0, p.stderr
+    assert [r["capture"] for r in json.loads(path.read_text())] == ["cap"]
+    assert "| cap |" in p.stdout
     assert not os.path.exists(str(path) + ".tmp")
