@@ -18,6 +18,8 @@ ops::Trace generate_churn(const Params& p, std::uint64_t seed) {
   const double cross = p.real("cross");
   const double op_ns = op_time_ns(p);
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("churn", streams);
   const std::uint32_t small_tag = b.str("churn_small"), large_tag = b.str("churn_large"),

@@ -16,6 +16,8 @@ ops::Trace generate_gpu(const Params& p, std::uint64_t seed) {
   const double small_ratio = p.real("small_ratio");
   const double gap_ns = p.real("interval_us") * 1e3;
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("gpu", streams);
   const std::uint32_t big_tag = b.str("gpu_vram_backing"), cmd_tag = b.str("gpu_command_buffer"),

@@ -21,6 +21,8 @@ ops::Trace generate_nvme(const Params& p, std::uint64_t seed) {
   const double service_ns = p.real("service_us") * 1e3;
   const double remote = p.real("remote_complete");
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("nvme", queues);
   const std::uint32_t ring_tag = b.str("nvme_queue"), io_tag = b.str("nvme_io_buffer"),

@@ -23,6 +23,8 @@ ops::Trace generate_osmalloc(const Params& p, std::uint64_t seed) {
   const std::uint64_t unload_every = p.u64("unload_every");
   const double op_ns = op_time_ns(p);
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("osmalloc", streams);
   const std::uint32_t site = b.str("OSMalloc");

@@ -59,6 +59,7 @@ Params resolve_params(std::string_view workload, const std::map<std::string, std
       params.choice(p.key, p.choices);
     }
   }
+  w->generate(Params(workload, values, /*check_only=*/true), 0);  // its ranges, before any stream is made
   return params;
 }
 

@@ -20,6 +20,8 @@ ops::Trace generate_usb32(const Params& p, std::uint64_t seed) {
   const double service_ns = p.real("service_us") * 1e3;
   const unsigned irq = static_cast<unsigned>(p.u64("irq_stream") % streams);
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("usb32", streams);
   const std::uint32_t urb_tag = b.str("usb_urb"), low_tag = b.str("usb_dma32_buffer"),

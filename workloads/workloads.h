@@ -24,8 +24,8 @@ struct ParamSpec {
 /// A workload's parameters, defaults filled in; typed getters throw UsageError naming the key.
 class Params {
  public:
-  Params(std::string_view workload, std::map<std::string, std::string> values)
-      : workload_(workload), values_(std::move(values)) {}
+  Params(std::string_view workload, std::map<std::string, std::string> values, bool check_only = false)
+      : workload_(workload), values_(std::move(values)), check_only_(check_only) {}
   std::uint64_t u64(std::string_view key) const;
   double real(std::string_view key) const;
   /// A byte count: digits with an optional k/m/g suffix (powers of 1024).
@@ -40,17 +40,22 @@ class Params {
   /// One of `allowed` (a '|'-separated list), as given.
   std::string choice(std::string_view key, std::string_view allowed) const;
   const std::map<std::string, std::string>& values() const { return values_; }
+  /// A generator given these parameters reads (so checks) every one and returns an empty trace.
+  bool check_only() const { return check_only_; }
 
  private:
   const std::string& raw(std::string_view key) const;
   std::string workload_;
   std::map<std::string, std::string> values_;
+  bool check_only_ = false;
 };
 
 struct WorkloadInfo {
   std::string_view name;
   std::string_view summary;
   std::vector<ParamSpec> params;
+  /// Reads every parameter before it generates anything: with params.check_only(),
+  /// it returns an empty trace there (resolve_params checks the values so).
   ops::Trace (*generate)(const Params& params, std::uint64_t seed);
 };
 
@@ -60,7 +65,9 @@ const std::vector<WorkloadInfo>& all_workloads();
 /// The workload of that name, or nullptr.
 const WorkloadInfo* find_workload(std::string_view name);
 
-/// Defaults overridden by `overrides`. Throws UsageError naming an unknown workload or key.
+/// Defaults overridden by `overrides`, each value checked as the generator
+/// checks it (its ranges: queues, a ring's size, min below max). Throws
+/// UsageError naming an unknown workload or key, or the value at fault.
 Params resolve_params(std::string_view workload, const std::map<std::string, std::string>& overrides);
 
 /// Generates the named workload. The trace's header records the workload,

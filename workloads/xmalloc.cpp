@@ -14,6 +14,8 @@ ops::Trace generate_xmalloc(const Params& p, std::uint64_t seed) {
   const double delay_ns = p.real("delay_us") * 1e3;
   const double op_ns = op_time_ns(p);
 
+  if (p.check_only()) return {};
+
   Rng rng(seed);
   Builder b("xmalloc", threads);
   const OpArgs args{0, b.str("xmalloc_item"), b.str("xmalloc_producer")};

@@ -19,7 +19,7 @@ namespace {
 Catalog test_catalog() {
   Catalog c;
   c.backends = {"system", "slab", "zones"};
-  c.workloads = {{"nic", {"packets", "seed"}}, {"churn", {}}};
+  c.workloads = {{"nic", {"packets", "queues", "seed"}}, {"churn", {}}};
   c.real_nodes = 1;
   return c;
 }
@@ -117,9 +117,12 @@ TEST(MatrixFile, RejectsImpossibleValues) {
 
 // Every cell of such an entry failed at run time (exit 1), and a seed of -1 ran as 2^64 - 1.
 TEST(MatrixFile, RejectsAWorkloadParameterValueBeforeAnyCellRuns) {
-  for (const auto& [bad, why] : {std::pair{"packets = -5", "parameter packets='-5' is not a non-negative number"},
-                                 std::pair{"packets = [100, \"many\"]", "packets='many' is not a non-negative number"},
-                                 std::pair{"seed = -1", "seed '-1' is not a whole number"}}) {
+  for (const auto& [bad, why] :
+       {std::pair{"packets = -5", "parameter packets='-5' is not a non-negative number"},
+        std::pair{"packets = [100, \"many\"]", "packets='many' is not a non-negative number"},
+        std::pair{"seed = -1", "seed '-1' is not a whole number"},
+        // a value in its form but out of the generator's range: a sweep point too
+        std::pair{"packets = [100, 200], queues = [2, 5000]", "parameter queues='5000' is above 4096 streams"}}) {
     const std::string e =
         error_of(std::string("backends = [\"system\"]\n[[workload]]\nname = \"nic\"\nparams = { ") + bad + " }\n");
     EXPECT_NE(e.find("m.toml:4:"), std::string::npos) << bad << " → " << e;

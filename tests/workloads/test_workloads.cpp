@@ -80,6 +80,16 @@ TEST_P(EachWorkload, EveryOperationCanBeOrderedAndEverythingIsFreed) {
   EXPECT_EQ(p.steps, t.op_count());
 }
 
+// resolve_params reads every value through the generator, which stops once it has read them.
+TEST_P(EachWorkload, CheckingItsParametersGeneratesNothing) {
+  const WorkloadInfo* w = find_workload(GetParam());
+  ASSERT_NE(w, nullptr);
+  const Params checking(GetParam(), resolve_params(GetParam(), {}).values(), /*check_only=*/true);
+  const ops::Trace t = w->generate(checking, 1);
+  EXPECT_EQ(t.op_count(), 0u);
+  EXPECT_TRUE(t.streams.empty());
+}
+
 TEST_P(EachWorkload, SavesAndLoadsAsKmt) {
   const ops::Trace t = generate(GetParam(), brief(GetParam()), 11);
   test_support::TempFiles files("workloads");
@@ -160,13 +170,23 @@ TEST(WorkloadParams, UnknownWorkloadOrKeyAndBadValuesAreUsageErrors) {
 }
 
 /// The message generate() refuses `params` of `workload` with, or "generated".
+/// resolve_params, what a matrix checks its entries with at load, refuses them
+/// with the same message, or takes them as generate() does.
 std::string refusal(const std::string& workload, const std::map<std::string, std::string>& params) {
+  std::string resolved = "generated";
+  try {
+    resolve_params(workload, params);
+  } catch (const UsageError& e) {
+    resolved = e.what();
+  }
+  std::string generated = "generated";
   try {
     generate(workload, params, 1);
   } catch (const UsageError& e) {
-    return e.what();
+    generated = e.what();
   }
-  return "generated";
+  EXPECT_EQ(resolved, generated) << workload;
+  return generated;
 }
 
 // A value a generator cannot use is refused naming it, not quietly raised to
