@@ -11,7 +11,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 jq_py() { "$py" -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 has() { grep -q -- "$3" <<< "$(jq_py "$1" "$2")"; }
 
-for b in ok abort segv hang badjson nojson exit3; do echo "$b" > "$b.kmt"; done
+# Real .kmt files (the matrix decodes each at load); their names tell fake_cell.py how to behave.
+"$km" trace import "$src/../trace/data/ftrace-sample.txt.xz" -o ok.kmt 2> /dev/null
+for b in abort segv hang badjson nojson exit3; do cp ok.kmt "$b.kmt"; done
 cat > m.toml <<'TOML'
 name = "e2e"
 seed = 11

@@ -45,7 +45,7 @@ TEST(Results, AtomicWriteReplacesWholeFile) {
   std::getline(in, s);
   EXPECT_EQ(s, "second");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
-  EXPECT_THROW(write_atomic((dir / "no" / "such" / "dir").string(), "x"), RunError);
+  EXPECT_THROW(write_atomic((dir / "no" / "such" / "dir").string(), "x"), UsageError);  // the path is wrong
   fs::remove_all(dir);
 }
 
