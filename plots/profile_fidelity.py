@@ -27,17 +27,30 @@ def median(xs):
     return (s[n // 2] + s[(n - 1) // 2]) / 2
 
 
+def figure(run, cell, path):
+    """One figure of an ok cell the table needs, or BadInput naming the cell file and the field: null or
+    missing (allocator time in a run made with --no-latency), or a peak of 0 bytes, which no ratio can
+    be taken of."""
+    v = dig(cell["result"], path)
+    where = f"{run.file_of(cell)}: result.{'.'.join(path)}"
+    if v is None:
+        why = " (a run made with --no-latency times no calls)" if path == ("allocator_ns_per_op",) else ""
+        raise BadInput(f"{where}: is null or missing, and the profile fidelity table needs it{why}")
+    if path != ("allocator_ns_per_op",) and v <= 0:
+        raise BadInput(f"{where}: is {v:g}, not a peak above 0 bytes (the table divides by it)")
+    return v
+
+
 def samples(run, label):
     """backend -> {metric: [values over repetitions]} for one label."""
     out = {}
     for c in run.ok():
         if c["cell"]["label"] != label:
             continue
-        r = c["result"]
         m = out.setdefault(c["cell"]["backend"], {"ns": [], "live": [], "footprint": []})
-        m["ns"].append(r["allocator_ns_per_op"])
-        m["live"].append(dig(r, ("footprint", "peak_live_bytes")))
-        m["footprint"].append(dig(r, ("footprint", "peak_footprint_bytes")))
+        m["ns"].append(figure(run, c, ("allocator_ns_per_op",)))
+        m["live"].append(figure(run, c, ("footprint", "peak_live_bytes")))
+        m["footprint"].append(figure(run, c, ("footprint", "peak_footprint_bytes")))
     return out
 
 
@@ -56,8 +69,10 @@ def separated_pairs(real):
 def capture_rows(run, name):
     real, synth = samples(run, name + "-real"), samples(run, name + "-synth")
     if not real or not synth:
-        raise BadInput(f"{run.dir}: no cells for {name}-real and {name}-synth")
+        raise BadInput(f"{run.dir}: {name}-{'real' if not real else 'synth'} has no successful cells")
     backends = [b for b in run.backend_order() if b in real and b in synth]
+    if not backends:
+        raise BadInput(f"{run.dir}: {name}-real and {name}-synth share no backend with successful cells")
     live_real = median([v for b in backends for v in real[b]["live"]])
     live_synth = median([v for b in backends for v in synth[b]["live"]])
     rows = []
@@ -74,8 +89,15 @@ def capture_rows(run, name):
 
 
 def capture_names(run):
-    """The captures of a run: each NAME of a label NAME-real; BadInput when it has none."""
-    names = [lbl[: -len("-real")] for lbl in run.labels() if lbl.endswith("-real")]
+    """The captures of a run: each NAME of labels NAME-real and NAME-synth; BadInput when it has none, or
+    a label of the one kind without its other half."""
+    labels = run.labels()
+    names = [lbl[: -len("-real")] for lbl in labels if lbl.endswith("-real")]
+    synths = [lbl[: -len("-synth")] for lbl in labels if lbl.endswith("-synth")]
+    for name, has, lacks in [(n, "real", "synth") for n in names] + [(n, "synth", "real") for n in synths]:
+        if f"{name}-{lacks}" not in labels:
+            raise BadInput(f"{run.dir}: label {name}-{has} has no {name}-{lacks} beside it (a capture pair is "
+                           "NAME-real and NAME-synth: tools/bench-profile-fidelity.sh writes them)")
     if not names:
         raise BadInput(f"{run.dir}: no capture pairs found (no labels NAME-real and NAME-synth: "
                        "tools/bench-profile-fidelity.sh writes them)")

@@ -11,7 +11,9 @@ with the 95% bootstrap interval of the median, the worst minor page faults
 per step of any repetition, and bump's median as a share of mimalloc's. For
 each pair: every two backends whose intervals are apart in both sources must
 come in the same order; the pairs that do not are listed.
-Exits 2 on a run directory it cannot read, 1 when a pair disagrees.
+Exits 2 on a run directory it cannot read, one without a cell that has an
+allocator time, or a --pair that is not LABEL:OTHER or names a source the run
+lacks; 1 when a pair disagrees.
 """
 import argparse
 import itertools
@@ -52,6 +54,14 @@ def ranking(run, scenario, name):
     return out
 
 
+def pair_option(p):
+    """--pair LABEL:OTHER as (LABEL, OTHER), or BadInput naming the option."""
+    first, colon, other = p.partition(":")
+    if not colon or not first or not other:
+        raise BadInput(f"--pair {p}: is not LABEL:OTHER (two source labels joined by a colon, e.g. nic:churn)")
+    return first, other
+
+
 def apart(a, b):
     return a[1][1] < b[1][0] or b[1][1] < a[1][0]
 
@@ -62,12 +72,18 @@ def main():
     ap.add_argument("--pair", action="append", default=[], metavar="LABEL:OTHER")
     a = ap.parse_args()
     try:
+        pairs_asked = [pair_option(p) for p in a.pair]
         run = Run(a.run)
     except BadInput as e:
         fail_bad_input(e)
+    if not run.entries:
+        fail_bad_input(f"{a.run}: the run has no cells, nothing to rank")
     name, varied = scenarios(run)
     labels = list(dict.fromkeys(name(e) for e in run.entries))
     rankings = {label: ranking(run, label, name) for label in labels}
+    if not any(rankings.values()):
+        fail_bad_input(f"{a.run}: no cell has an allocator time to rank by (every cell failed or did not run, "
+                       "or the run was made with --no-latency)")
     for label in labels:
         r = rankings[label]
         print(f"== {label}: allocator ns per call, median [95% CI] over repetitions; worst minor faults per step")
@@ -78,8 +94,7 @@ def main():
     def with_label(scenario, label):
         return " ".join([label] + scenario.split(" ")[1:])
     pairs = []
-    for p in a.pair:
-        first, other = p.split(":", 1)
+    for first, other in pairs_asked:
         pairs += [(l, with_label(l, other)) for l in labels if l.split(" ")[0] == first] or [(first, other)]
     if not a.pair:
         pairs = [(l, with_label(l, l.split(" ")[0] + "-touch-none")) for l in labels

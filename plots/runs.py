@@ -111,6 +111,10 @@ ENTRY_FIELDS = {"id": str, "group": str, "status": str, "file": str, "backend": 
                 "threads": int, "placement": str, "topology": str, "mode": str}
 CELL_FIELDS = {"id": str, "group": str, "backend": str, "label": str, "threads": int, "repetition": int}
 STATUSES = ("ok", "failed", "pending")
+# What an index entry and its cell file's "cell" both hold (kmbench run writes both from one cell): the
+# index sorts a cell into its group and the file gives its figures, so they must agree.
+SHARED_FIELDS = ("id", "group", "backend", "label", "source_kind", "threads", "placement", "topology", "mode",
+                 "repetition", "sweep", "base_label")
 
 # Every figure the readers here take from an ok cell's result with dig() (METRICS; the charts' time
 # split, faults, DMA and live bytes): each is a number or null, checked when the run is read.
@@ -120,6 +124,88 @@ NUMBER_PATHS = list(dict.fromkeys(
     [("dma", k) for k in ("transfers", "segments", "segments_per_transfer", "bounce_bytes")] +
     [("time", k) for k in ("allocator_ns", "touch_ns", "dma_ns", "wait_ns", "harness_ns", "sampling_ns",
                            "pacing_ns", "idle_ns")]))
+
+
+# The index's other fields the readers take (results/README.md): (JSON path, what it must be, whether null
+# stands for "not recorded"); "*" is every member of an object or list. An absent field is not recorded.
+INDEX_FIELDS = [
+    (("backends",), "a list of strings", True),
+    (("op_kinds",), "a list of strings", True),
+    (("summary",), "an object", False),
+    *((("summary", k), "a whole number", False) for k in ("cells", "ok", "failed", "pending")),
+    (("matrix",), "an object", False),
+    *((("matrix", k), "a string", False) for k in ("name", "path", "hash", "text")),
+    (("shards",), "a list of objects", False),
+    (("shards", "*", "shard"), "a string", False),
+    (("topology",), "an object", False),
+    (("topology", "real_nodes"), "a whole number", False),
+    (("topology", "used"), "an object", False),
+    (("topology", "used", "*"), "an object", False),
+    (("latency_reference",), "an object", True),
+    (("environment",), "an object", False),
+    (("environment", "git"), "an object", False),
+    (("environment", "versions"), "an object", False),
+    (("environment", "versions", "*"), "an object", False),
+    (("environment", "machine"), "an object", False),
+    (("environment", "machine", "memory_bytes"), "a number", True),
+    (("environment", "machine", "caches"), "a list of objects", True),
+    (("environment", "machine", "load_avg"), "a list of numbers", True),
+    (("environment", "machine", "cpu_governor"), "a string or an object of CPU lists", True),
+    (("environment", "machine", "smt"), "an object", True),
+    (("environment", "machine", "smt", "active"), "true or false", True),
+    (("environment", "machine", "transparent_hugepages"), "an object", True),
+    (("environment", "machine", "not_read"), "an object", False),
+]
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_whole(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+KINDS = {
+    "an object": lambda v: isinstance(v, dict),
+    "a string": lambda v: isinstance(v, str),
+    "a number": is_number,
+    "a whole number": is_whole,
+    "true or false": lambda v: isinstance(v, bool),
+    "a list of strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "a list of numbers": lambda v: isinstance(v, list) and all(is_number(x) for x in v),
+    "a list of objects": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    "a string or an object of CPU lists": lambda v: isinstance(v, str) or isinstance(v, dict) and all(
+        isinstance(cpus, list) and all(is_whole(c) for c in cpus) for cpus in v.values()),
+}
+
+
+def members(obj, path, where):
+    """(JSON path, value) of each field `path` names in obj, null ones too; none below an absent or null
+    field, or below one of another type (its own entry in INDEX_FIELDS names it)."""
+    key, rest = path[0], path[1:]
+    if key == "*" and isinstance(obj, dict):
+        found = [(f"{where}.{k}", v) for k, v in obj.items()]
+    elif key == "*" and isinstance(obj, list):
+        found = [(f"{where}[{i}]", v) for i, v in enumerate(obj)]
+    elif key != "*" and isinstance(obj, dict) and key in obj:
+        found = [(f"{where}.{key}" if where else key, obj[key])]
+    else:
+        found = []
+    for name, v in found:
+        if not rest:
+            yield name, v
+        elif v is not None:
+            yield from members(v, rest, name)
+
+
+def check_index_fields(index, where):
+    """Each of INDEX_FIELDS the index holds is what the readers take it for, or BadInput naming its JSON
+    path (a field is checked before its members)."""
+    for path, kind, nullable in INDEX_FIELDS:
+        for name, v in members(index, path, ""):
+            if not (v is None and nullable) and not KINDS[kind](v):
+                raise BadInput(f"{where}: {name}: is {json.dumps(v)[:40]}, not {kind}")
 
 
 def check_fields(obj, fields, where):
@@ -134,6 +220,17 @@ def check_fields(obj, fields, where):
             raise BadInput(f"{where}.{key}: is {json.dumps(v)[:40]}, not {'a whole number' if kind is int else 'a string'}")
 
 
+def check_agrees(cell, path, entry, where):
+    """A cell file says what its index entry says of the cell (SHARED_FIELDS, as far as both hold them)
+    and of its status, or BadInput naming the file, the field and both values: the index sorts the cell
+    into its group, the file gives its figures."""
+    pairs = [(f"cell.{k}", cell["cell"][k], k, entry[k]) for k in SHARED_FIELDS if k in cell["cell"] and k in entry]
+    for field, mine, key, theirs in pairs + [("status", cell["status"], "status", entry["status"])]:
+        if mine != theirs or type(mine) is not type(theirs):
+            raise BadInput(f"{path}: {field}: is {json.dumps(mine)[:40]}, but the index ({where}.{key}) "
+                           f"has {json.dumps(theirs)[:40]}")
+
+
 class Run:
     """One run directory: its index and cell files."""
 
@@ -145,10 +242,12 @@ class Run:
         self.index = read_json(index_path)
         if not isinstance(self.index, dict) or self.index.get("schema") != "kmbench.run/1":
             raise BadInput(f"{index_path}: not a kmbench.run/1 index")
+        check_index_fields(self.index, index_path)
         entries = self.index.get("cells", [])
         if not isinstance(entries, list):
             raise BadInput(f"{index_path}: cells: is not a list")
         self.cells = []  # cell files (dicts), in index order; pending cells have none
+        self.files = {}  # cell id -> the path of its file
         for i, entry in enumerate(entries):
             where = f"{index_path}: cells[{i}]"
             check_fields(entry, ENTRY_FIELDS, where)
@@ -165,11 +264,9 @@ class Run:
             if not isinstance(cell, dict) or cell.get("schema") != "kmbench.run-cell/1":
                 raise BadInput(f"{path}: not a kmbench.run-cell/1 file")
             check_fields(cell.get("cell"), CELL_FIELDS, f"{path}: cell")
-            if cell["cell"]["id"] != entry["id"]:
-                raise BadInput(f"{path}: cell.id: is {json.dumps(cell['cell']['id'])}, but the index "
-                               f"({where}) names it for {json.dumps(entry['id'])}")
             if cell.get("status") not in STATUSES:
                 raise BadInput(f"{path}: status: is {json.dumps(cell.get('status'))[:40]}, not ok, failed or pending")
+            check_agrees(cell, path, entry, where)
             if cell["status"] == "ok" and not isinstance(cell.get("result"), dict):
                 raise BadInput(f"{path}: result: an ok cell's result is not an object")
             if cell["status"] == "ok":
@@ -179,7 +276,12 @@ class Run:
                     except BadInput as e:
                         raise BadInput(f"{path}: result.{e}") from None
             self.cells.append(cell)
+            self.files[entry["id"]] = path
         self.entries = entries
+
+    def file_of(self, cell):
+        """The path of a cell's file."""
+        return self.files[cell["cell"]["id"]]
 
     def backend_order(self):
         """The backends in the catalogue's order (index "backends"); a run

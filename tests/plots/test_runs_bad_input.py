@@ -2,8 +2,10 @@
 is refused naming the file and the field (plots/runs.py, exit 2 from
 `kmbench compare` and `kmbench plot`), never met with a traceback; so are
 two runs with nothing to compare, a --baseline the run lacks, a --compare run
-that does not read (before any chart is written) and a profile_fidelity.py run
-without capture pairs or with a --json path it cannot write.
+that does not read (before any chart is written), a profile_fidelity.py run
+without capture pairs, with half a pair, without a figure the table needs or
+with a --json path it cannot write, and a rankings.py --pair that is no pair or
+run with nothing to rank.
 Run by ctest (plots.runs_bad_input) as:
     KMBENCH=path/to/kmbench python3 -m pytest tests/plots/test_runs_bad_input.py"""
 import json
@@ -189,6 +191,135 @@ def test_compare_and_plot_exit_2_naming_a_missing_or_non_numeric_cell(fixture_ru
             assert says in p.stderr
 
 
+def with_cell(cell, **fields):
+    cell["cell"].update(fields)
+    return cell
+
+
+# The first ok cell of the fixture is cells[0] of its index: nic.system.t1.local.real.fast.r0.
+@pytest.mark.parametrize("change,says", [
+    (lambda c: with_cell(c, backend="slab"), 'cell.backend: is "slab", but the index ({index}: cells[0].backend) '
+                                             'has "system"'),
+    (lambda c: with_cell(c, group="nic.slab.t1.local.real.fast"),
+     'cell.group: is "nic.slab.t1.local.real.fast", but the index ({index}: cells[0].group) has '
+     '"nic.system.t1.local.real.fast"'),
+    (lambda c: with_cell(c, label="churn"),
+     'cell.label: is "churn", but the index ({index}: cells[0].label) has "nic"'),
+    (lambda c: with_cell(c, threads=2), "cell.threads: is 2, but the index ({index}: cells[0].threads) has 1"),
+    (lambda c: with_cell(c, placement="remote"),
+     'cell.placement: is "remote", but the index ({index}: cells[0].placement) has "local"'),
+    (lambda c: with_cell(c, repetition=4), "cell.repetition: is 4, but the index ({index}: cells[0].repetition) has 0"),
+    (lambda c: with_cell(c, source_kind="trace"),
+     'cell.source_kind: is "trace", but the index ({index}: cells[0].source_kind) has "workload"'),
+    (lambda c: dict(c, status="failed", result=None),
+     'status: is "failed", but the index ({index}: cells[0].status) has "ok"'),
+])
+def test_a_cell_file_that_disagrees_with_its_index_entry_is_refused_naming_both(fixture_run, tmp_path, change, says):
+    """The index sorts a cell into its group, its file gives the figures: a file of another backend, source,
+    thread count, ... or status would count under the wrong group."""
+    out = damaged(fixture_run, tmp_path, change_cell=change)
+    assert f"{ok_cell_file(out)}: " + says.format(index=os.path.join(out, "index.json")) in refusal(out)
+
+
+def test_an_index_entry_failed_whose_file_says_ok_is_refused(fixture_run, tmp_path):
+    """Else groups() counts the repetition as failed while values() takes its figures."""
+    out = damaged(fixture_run, tmp_path, change_index=lambda i: first(i, status="failed"))
+    path = os.path.join(out, "cells", "nic.system.t1.local.real.fast.r0.json")
+    assert (f'{path}: status: is "ok", but the index ({out}/index.json: cells[0].status) has "failed"'
+            in refusal(out))
+
+
+def test_a_sweep_point_is_compared_with_its_index_entry_too(fixture_run, tmp_path):
+    """sweep and base_label, which kmbench run writes in both, are compared too (the fixture's cells hold
+    neither: a field only one side holds is not compared)."""
+    def sweep_index(index):
+        for e in index["cells"]:
+            e.update(sweep=[["packets", "200"]], base_label="nic")
+        return index
+    out = damaged(fixture_run, tmp_path, change_index=sweep_index)
+    for name in os.listdir(os.path.join(out, "cells")):
+        path = os.path.join(out, "cells", name)
+        with open(path) as f:
+            cell = json.load(f)
+        cell["cell"].update(sweep=[["packets", "200"]], base_label="nic")
+        with open(path, "w") as f:
+            json.dump(cell, f)
+    assert len(runs.Run(out).cells) == 100
+    with open(ok_cell_file(out)) as f:
+        cell = json.load(f)
+    with open(ok_cell_file(out), "w") as f:
+        json.dump(with_cell(cell, sweep=[["packets", "400"]]), f)
+    assert 'cell.sweep: is [["packets", "400"]], but the index' in refusal(out)
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+def test_compare_and_plot_exit_2_naming_a_cell_file_that_disagrees_with_its_index(fixture_run, tmp_path):
+    bad = damaged(fixture_run, tmp_path, change_cell=lambda c: with_cell(c, backend="slab"))
+    says = (f'{ok_cell_file(bad)}: cell.backend: is "slab", but the index ({bad}/index.json: cells[0].backend) '
+            'has "system"')
+    for args in (["compare", fixture_run, bad], ["plot", bad, "-o", str(tmp_path / "charts")]):
+        p = kmbench(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert says in p.stderr
+
+
+def machine(index, **fields):
+    index["environment"]["machine"].update(fields)
+    return index
+
+
+@pytest.mark.parametrize("change,says", [
+    (lambda i: dict(i, backends="system"), 'index.json: backends: is "system", not a list of strings'),
+    (lambda i: dict(i, backends=["system", 3]), 'index.json: backends: is ["system", 3], not a list of strings'),
+    (lambda i: dict(i, op_kinds={"alloc": 1}), 'index.json: op_kinds: is {"alloc": 1}, not a list of strings'),
+    (lambda i: dict(i, summary=[]), "index.json: summary: is [], not an object"),
+    (lambda i: dict(i, summary=dict(i["summary"], ok="all")), 'index.json: summary.ok: is "all", not a whole number'),
+    (lambda i: dict(i, matrix="fixture"), 'index.json: matrix: is "fixture", not an object'),
+    (lambda i: dict(i, environment=None), "index.json: environment: is null, not an object"),
+    (lambda i: dict(i, environment=dict(i["environment"], machine="Fixture CPU")),
+     'index.json: environment.machine: is "Fixture CPU", not an object'),
+    (lambda i: machine(i, memory_bytes="8 GiB"),
+     'index.json: environment.machine.memory_bytes: is "8 GiB", not a number'),
+    (lambda i: machine(i, load_avg="0.5 0.25"), 'index.json: environment.machine.load_avg: is "0.5 0.25", not a list'),
+    (lambda i: machine(i, cpu_governor={"performance": "0"}),
+     'environment.machine.cpu_governor: is {"performance": "0"}, not a string or an object of CPU lists'),
+    (lambda i: machine(i, smt={"active": "yes"}),
+     'index.json: environment.machine.smt.active: is "yes", not true or false'),
+    (lambda i: machine(i, not_read=None), "index.json: environment.machine.not_read: is null, not an object"),
+    (lambda i: dict(i, environment=dict(i["environment"], versions={"kmbench": "0.1.0"})),
+     'index.json: environment.versions.kmbench: is "0.1.0", not an object'),
+    (lambda i: dict(i, shards=[{"shard": 1}]), "index.json: shards[0].shard: is 1, not a string"),
+    (lambda i: dict(i, topology=dict(i["topology"], real_nodes="1")),
+     'index.json: topology.real_nodes: is "1", not a whole number'),
+    (lambda i: dict(i, latency_reference=[]), "index.json: latency_reference: is [], not an object"),
+])
+def test_an_index_field_of_another_type_is_refused_naming_its_json_path(fixture_run, tmp_path, change, says):
+    assert says in refusal(damaged(fixture_run, tmp_path, change_index=change))
+
+
+def test_an_index_field_null_or_absent_where_that_means_not_recorded_still_reads(fixture_run, tmp_path):
+    def not_recorded(index):
+        index.update(backends=None, op_kinds=None, latency_reference=None)
+        del index["summary"]
+        return machine(index, memory_bytes=None, caches=None, load_avg=None, cpu_governor=None, smt=None,
+                       transparent_hugepages=None)
+    assert len(runs.Run(damaged(fixture_run, tmp_path, change_index=not_recorded)).cells) == 100
+
+
+@pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
+@pytest.mark.parametrize("change,says", [
+    (lambda i: dict(i, environment=dict(i["environment"], machine="Fixture CPU")),
+     'index.json: environment.machine: is "Fixture CPU", not an object'),
+    (lambda i: dict(i, backends="system"), 'index.json: backends: is "system", not a list of strings'),
+])
+def test_compare_and_plot_exit_2_naming_an_index_field_of_another_type(fixture_run, tmp_path, change, says):
+    bad = damaged(fixture_run, tmp_path, change_index=change)
+    for args in (["compare", fixture_run, bad], ["plot", bad, "-o", str(tmp_path / "charts")]):
+        p = kmbench(*args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert f"{bad}/{says}" in p.stderr
+
+
 @pytest.mark.skipif("KMBENCH" not in os.environ, reason="needs KMBENCH=path/to/kmbench")
 def test_plot_to_a_file_exits_2_naming_the_option_and_leaves_the_file(fixture_run, tmp_path):
     afile = tmp_path / "afile"
@@ -315,9 +446,10 @@ def profile_fidelity(*args):
     return p
 
 
-def capture_pair(fixture_run, tmp_path):
-    """A copy of the fixture run whose sources are one capture: nic as cap-real, churn as cap-synth."""
-    names = {"nic": "cap-real", "churn": "cap-synth"}
+def capture_pair(fixture_run, tmp_path, names=None):
+    """A copy of the fixture run whose sources are one capture: nic as cap-real, churn as cap-synth (or
+    its sources renamed as `names` says)."""
+    names = names or {"nic": "cap-real", "churn": "cap-synth"}
     out = damaged(fixture_run, tmp_path, change_index=lambda i: dict(
         i, cells=[dict(e, label=names[e["label"]]) for e in i["cells"]]))
     for name in os.listdir(os.path.join(out, "cells")):
@@ -359,3 +491,97 @@ def test_profile_fidelity_json_is_written(fixture_run, tmp_path):
     assert [r["capture"] for r in json.loads(path.read_text())] == ["cap"]
     assert "| cap |" in p.stdout
     assert not os.path.exists(str(path) + ".tmp")
+
+
+DELETE = object()  # in_ok_cell: remove the figure
+
+
+def in_ok_cell(run_dir, path, value):
+    """The run's first ok cell file with the figure at `path` set to value (None: null), or removed (DELETE)."""
+    with open(ok_cell_file(run_dir)) as f:
+        cell = json.load(f)
+    if value is DELETE:
+        obj = cell["result"]
+        for key in path[:-1]:
+            obj = obj[key]
+        del obj[path[-1]]
+    else:
+        set_in_result(cell, path, value)
+    with open(ok_cell_file(run_dir), "w") as f:
+        json.dump(cell, f)
+    return run_dir
+
+
+@pytest.mark.parametrize("path,value,says", [
+    (("allocator_ns_per_op",), None, "result.allocator_ns_per_op: is null or missing, and the profile fidelity "
+                                     "table needs it (a run made with --no-latency times no calls)"),
+    (("allocator_ns_per_op",), DELETE, "result.allocator_ns_per_op: is null or missing"),
+    (("footprint", "peak_live_bytes"), None, "result.footprint.peak_live_bytes: is null or missing"),
+    (("footprint", "peak_footprint_bytes"), None, "result.footprint.peak_footprint_bytes: is null or missing"),
+    (("footprint", "peak_footprint_bytes"), 0, "result.footprint.peak_footprint_bytes: is 0, not a peak above 0 bytes"),
+    (("footprint", "peak_live_bytes"), 0, "result.footprint.peak_live_bytes: is 0, not a peak above 0 bytes"),
+])
+def test_profile_fidelity_without_a_figure_it_needs_exits_2_naming_the_cell_file(fixture_run, tmp_path, path, value,
+                                                                                 says):
+    run = in_ok_cell(capture_pair(fixture_run, tmp_path), path, value)
+    p = profile_fidelity(run)
+    assert p.returncode == 2, p.stderr
+    assert f"{ok_cell_file(run)}: {says}" in p.stderr
+
+
+@pytest.mark.parametrize("lone", ["lone-synth", "lone-real"])
+def test_profile_fidelity_with_half_a_capture_pair_exits_2_naming_the_label(fixture_run_with_trace, tmp_path, lone):
+    """Beside a whole pair (cap), a NAME-synth without NAME-real, or the reverse, is not passed over."""
+    run = capture_pair(fixture_run_with_trace, tmp_path, {"nic": "cap-real", "churn": "cap-synth", "capture": lone})
+    p = profile_fidelity(run)
+    assert p.returncode == 2, p.stderr
+    other = lone.replace("synth", "real") if lone.endswith("synth") else lone.replace("real", "synth")
+    assert f"{run}: label {lone} has no {other} beside it" in p.stderr
+
+
+def rankings(*args):
+    script = os.path.join(os.path.dirname(runs.__file__), "rankings.py")
+    p = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    assert "Traceback" not in p.stderr, (args, p.stderr)
+    return p
+
+
+@pytest.mark.parametrize("pair", ["nic", "nic:", ":churn"])
+def test_rankings_with_a_pair_that_is_not_label_colon_other_exits_2_naming_the_option(fixture_run, pair):
+    p = rankings(fixture_run, "--pair", pair)
+    assert p.returncode == 2, p.stderr
+    assert f"--pair {pair}: is not LABEL:OTHER" in p.stderr
+    assert p.stdout == ""  # refused before any ranking
+
+
+def no_allocator_time(fixture_run, tmp_path):
+    """A copy of the fixture run as --no-latency writes it: every allocator time null."""
+    out = damaged(fixture_run, tmp_path)
+    for name in os.listdir(os.path.join(out, "cells")):
+        path = os.path.join(out, "cells", name)
+        with open(path) as f:
+            cell = json.load(f)
+        if cell["status"] == "ok":
+            with open(path, "w") as f:
+                json.dump(set_in_result(cell, ("allocator_ns_per_op",), None), f)
+    return out
+
+
+@pytest.mark.parametrize("run,says", [
+    ("no cells", "the run has no cells, nothing to rank"),
+    ("every cell failed", "no cell has an allocator time to rank by"),
+    ("no allocator time", "no cell has an allocator time to rank by"),
+])
+def test_rankings_of_a_run_with_nothing_to_rank_exits_2(fixture_run, tmp_path, run, says):
+    run_dir = {"no cells": lambda: with_cells(fixture_run, tmp_path, keep=lambda e: False),
+               "every cell failed": lambda: all_failed(fixture_run, tmp_path),
+               "no allocator time": lambda: no_allocator_time(fixture_run, tmp_path)}[run]()
+    p = rankings(run_dir)
+    assert p.returncode == 2, p.stderr
+    assert f"{run_dir}: {says}" in p.stderr
+
+
+def test_rankings_of_the_fixture_exits_0(fixture_run):
+    p = rankings(fixture_run, "--pair", "nic:churn")
+    assert p.returncode in (0, 1), p.stderr
+    assert "== nic t2 vs churn t2:" in p.stdout
