@@ -10,7 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+case "$*" in
+  "") ;;
+  --quick) quick=1 ;;
+  -h|--help) sed -n '2,9s/^# \{0,1\}//p' tools/test.sh; exit 0 ;;
+  *) echo "tools/test.sh: unknown arguments '$*' (usage: tools/test.sh [--quick])" >&2; exit 2 ;;
+esac
 jobs=$(nproc)
 
 tools/install-deps.sh
