@@ -79,6 +79,23 @@ std::vector<nlohmann::json> load_cells(const std::string& run_dir) {
   return out;
 }
 
+void check_cell_agrees(const nlohmann::json& j, const std::string& path, const nlohmann::json& entry,
+                       const std::string& index) {
+  const auto agree = [&](const std::string& field, const nlohmann::json& mine, const nlohmann::json& theirs,
+                         const std::string& key) {
+    if (mine != theirs) {
+      throw InputError(
+          path, field + ": is " + mine.dump() + ", but its entry in " + index + " has " + key + " " + theirs.dump());
+    }
+  };
+  const nlohmann::json& cell = j.at("cell");  // there: check_cell_file came first
+  for (const char* key : {"id", "group", "backend", "label", "source_kind", "threads", "placement", "topology", "mode",
+                          "repetition", "sweep", "base_label"}) {
+    if (cell.contains(key) && entry.contains(key)) agree(std::string("cell.") + key, cell[key], entry[key], key);
+  }
+  agree("status", j.at("status"), entry.value("status", nlohmann::json()), "status");
+}
+
 void check_cell_file(const nlohmann::json& j, const std::string& path, const std::string& id) {
   const auto bad = [&](const std::string& field, const std::string& what) {
     throw InputError(path, field + ": " + what);
@@ -497,6 +514,7 @@ void merge_runs(const std::vector<std::string>& inputs, const std::string& out_d
     const std::string src = cell_path(from[id], id);
     nlohmann::json cell = read_json(src);
     check_cell_file(cell, src, id);
+    check_cell_agrees(cell, src, e, index_path(from[id]));
     files.emplace(id, std::move(cell));
   }
   fs::create_directories(cells_dir(out_dir));

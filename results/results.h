@@ -43,6 +43,14 @@ std::vector<nlohmann::json> load_cells(const std::string& run_dir);
 /// file and the field.
 void check_cell_file(const nlohmann::json& cell_file, const std::string& path, const std::string& id = "");
 
+/// Checks that a cell file (read from `path`, checked by check_cell_file) says
+/// what its entry in the index file `index` says of the cell, in every field
+/// both hold, and of its status: the index sorts a cell into its group, the
+/// file gives its figures. Throws InputError naming the file, the field and
+/// both values.
+void check_cell_agrees(const nlohmann::json& cell_file, const std::string& path, const nlohmann::json& entry,
+                       const std::string& index);
+
 /// Checks a run's index.json object (read from `path`) as merge and resume
 /// read it. Throws InputError naming the file and the field.
 void check_index(const nlohmann::json& index, const std::string& path);

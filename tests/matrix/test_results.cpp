@@ -205,6 +205,13 @@ TEST(Results, MergeRefusesADamagedShardNamingTheField) {
   EXPECT_EQ(error_of(label), index_path(label) + ": traces[0].label: is not a string");
   const std::string other = shard("other", [](nlohmann::json&) {}, "someone.else.r0");
   EXPECT_EQ(error_of(other), cell_path(other, "g.r0") + ": cell.id: is \"someone.else.r0\", not this file's cell g.r0");
+  // A cell file must say what its entry says: the index groups the cell, the file gives its figures.
+  const std::string backend = shard("backend", [](nlohmann::json& i) { i["cells"][0]["backend"] = "zones"; });
+  EXPECT_EQ(error_of(backend), cell_path(backend, "g.r0") + ": cell.backend: is \"slab\", but its entry in " +
+                                   index_path(backend) + " has backend \"zones\"");
+  const std::string failed = shard("failed", [](nlohmann::json& i) { i["cells"][0]["status"] = "failed"; });
+  EXPECT_EQ(error_of(failed), cell_path(failed, "g.r0") + ": status: is \"ok\", but its entry in " +
+                                  index_path(failed) + " has status \"failed\"");
   // A damaged cell file is refused by its field before anything is written (merge read it with bare JSON errors).
   const auto damaged = [&](const std::string& name, const std::function<void(nlohmann::json&)>& change) {
     const std::string dir = shard(name, [](nlohmann::json&) {});
