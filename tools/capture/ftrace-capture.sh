@@ -8,7 +8,7 @@
 #
 # Options:
 #   -o FILE       output (.gz, .xz or .zst compress it; '-' writes to stdout)
-#   -t SECONDS    capture for this long (instead of a command)
+#   -t SECONDS    capture for this long, a positive number (not with a command)
 #   -b KB         per-CPU ring buffer size (default 8192)
 #   -e LIST       event groups: slab,page,dma (default: all three; dma only if present)
 #   -f FUNCTION   keep slab events whose call site is in FUNCTION (repeatable)
@@ -16,30 +16,99 @@
 #   -p PID        trace only this process (set_event_pid)
 # The capture streams trace_pipe while it runs, so a long capture is not
 # limited by the ring buffer; "CPU:N [LOST M EVENTS]" lines record overruns.
+# Options, the command and OUT (not a directory, in one that exists and can be
+# written) are checked before tracing starts: exit 2 naming the one at fault.
+# The capture is written beside OUT and renamed to it when complete, and only
+# when the command succeeded: when it fails (exit 1, its status said) the
+# capture goes to OUT.failed and OUT is left as it was (with -o - it goes to
+# stdout). An interrupted capture leaves nothing behind.
 set -euo pipefail
 
-out="" seconds="" buffer_kb=8192 groups="slab,page,dma" pid=""
+out="" seconds="" timed="" buffer_kb=8192 groups="slab,page,dma" pid=""
 functions=() modules=()
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; }
+fail() { echo "ftrace-capture: $1" >&2; exit "${2:-2}"; }
+bad_usage() { echo "ftrace-capture: $1" >&2; usage >&2; exit 2; }
 while getopts "o:t:b:e:f:m:p:h" opt; do
   case $opt in
     o) out=$OPTARG ;;
-    t) seconds=$OPTARG ;;
+    t) seconds=$OPTARG timed=1 ;;
     b) buffer_kb=$OPTARG ;;
     e) groups=$OPTARG ;;
     f) functions+=("$OPTARG") ;;
     m) modules+=("$OPTARG") ;;
     p) pid=$OPTARG ;;
-    *) usage ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ -n "$out" ] || { echo "ftrace-capture: -o OUT is required" >&2; usage; }
-if [ -z "$seconds" ] && [ $# -eq 0 ]; then
-  echo "ftrace-capture: give -t SECONDS or a command after --" >&2
-  usage
+[ -n "$out" ] || bad_usage "-o OUT is required"
+if [ -n "$timed" ]; then
+  [ $# -eq 0 ] || bad_usage "give -t SECONDS or a command after --, not both"
+  [[ $seconds =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ && $seconds =~ [1-9] ]] ||
+    fail "-t $seconds: not a positive number of seconds"
+elif [ $# -eq 0 ]; then
+  bad_usage "give -t SECONDS or a command after --"
+else
+  command -v -- "$1" > /dev/null || fail "command not found: $1"
 fi
-[ "$(id -u)" -eq 0 ] || { echo "ftrace-capture: needs root (tracefs)" >&2; exit 2; }
+[[ $buffer_kb =~ ^[1-9][0-9]*$ ]] || fail "-b $buffer_kb: not a positive number of KB"
+[[ -z $pid || $pid =~ ^[1-9][0-9]*$ ]] || fail "-p $pid: not a process id"
+IFS=, read -ra group_list <<< "$groups"
+[ ${#group_list[@]} -gt 0 ] || fail "-e: no event group given (slab, page or dma)"
+for g in "${group_list[@]}"; do
+  case $g in
+    slab|page|dma) ;;
+    *) fail "-e $groups: unknown event group '$g' (slab, page or dma)" ;;
+  esac
+done
+if [ "$out" != - ]; then
+  [ ! -d "$out" ] || fail "-o $out: is a directory"
+  [ ! -e "$out" ] || [ -f "$out" ] || fail "-o $out: not a regular file (-o - writes to stdout)"
+  [ -d "$(dirname -- "$out")" ] || fail "-o $out: no such directory $(dirname -- "$out")"
+fi
+[ "$(id -u)" -eq 0 ] || fail "needs root (tracefs)"
+[[ -z $pid || -d /proc/$pid ]] || fail "-p $pid: no such process"
+
+# Call-site filters (slab events carry call_site): functions by name, modules by address range.
+filter=""
+for f in "${functions[@]}"; do
+  awk -v f="$f" '$3 == f && $2 ~ /^[tTwW]$/ { found = 1; exit } END { exit !found }' /proc/kallsyms ||
+    fail "-f $f: not a traceable kernel function (not in /proc/kallsyms)"
+  filter+="${filter:+ || }call_site.function == $f"
+done
+for m in "${modules[@]}"; do
+  line=$(grep "^$m " /proc/modules || true)
+  [ -n "$line" ] || fail "-m $m: module '$m' is not loaded"
+  size=$(echo "$line" | awk '{print $2}')
+  base=$(echo "$line" | awk '{print $6}')
+  [ "$base" != "0x0000000000000000" ] || fail "-m $m: module addresses are hidden (kptr_restrict)" 1
+  filter+="${filter:+ || }(call_site >= $base && call_site < $(printf '0x%x' $((base + size))))"
+done
+
+# The capture is gathered in $tmp and written compressed to $part, beside OUT
+# (a symlink's target), which then becomes OUT or OUT.failed: both are made
+# now, so a bad OUT costs no capture.
+inst="" reader="" tmp="" part="" real=""
+cleanup() {
+  if [ -n "$reader" ]; then  # the instance cannot go while trace_pipe is open
+    kill "$reader" 2>/dev/null || true
+    wait "$reader" 2>/dev/null || true
+  fi
+  if [ -n "$inst" ]; then
+    echo 0 > "$inst/tracing_on" 2>/dev/null || true
+    rmdir "$inst" 2>/dev/null || true
+  fi
+  [ -z "$tmp" ] || rm -f -- "$tmp"
+  [ -z "$part" ] || rm -f -- "$part"
+}
+trap cleanup EXIT
+tmp=$(mktemp "${TMPDIR:-/tmp}/kmbench-ftrace.XXXXXX")
+if [ "$out" != - ]; then
+  real=$(readlink -f -- "$out")
+  part=$(mktemp --suffix=.part "$real.XXXXXX" 2>/dev/null) || fail "-o $out: cannot write in $(dirname -- "$real")"
+fi
 
 # tracefs: mount it if nothing provides it yet.
 tracefs=""
@@ -50,19 +119,12 @@ if [ -z "$tracefs" ]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
   [ -e /sys/kernel/tracing/trace_pipe ] && tracefs=/sys/kernel/tracing
 fi
-[ -n "$tracefs" ] || { echo "ftrace-capture: cannot find or mount tracefs" >&2; exit 1; }
+[ -n "$tracefs" ] || fail "cannot find or mount tracefs" 1
 
+mkdir "$tracefs/instances/kmbench-$$" || fail "cannot make a tracing instance in $tracefs/instances" 1
 inst="$tracefs/instances/kmbench-$$"
-mkdir "$inst"
-reader=""
-cleanup() {
-  [ -n "$reader" ] && kill "$reader" 2>/dev/null || true
-  echo 0 > "$inst/tracing_on" 2>/dev/null || true
-  rmdir "$inst" 2>/dev/null || true
-}
-trap cleanup EXIT
 echo 0 > "$inst/tracing_on"
-echo "$buffer_kb" > "$inst/buffer_size_kb"
+echo "$buffer_kb" 2>/dev/null > "$inst/buffer_size_kb" || fail "-b $buffer_kb: the kernel refused this buffer size"
 
 events=()
 [[ ,$groups, == *,slab,* ]] && events+=(kmem/kmalloc kmem/kmalloc_node kmem/kfree kmem/kmem_cache_alloc
@@ -72,41 +134,26 @@ if [[ ,$groups, == *,dma,* ]] && [ -d "$inst/events/dma" ]; then
   for e in "$inst"/events/dma/*/; do events+=("dma/$(basename "$e")"); done
 fi
 
-# Call-site filters (slab events carry call_site): functions by name, modules by address range.
-filter=""
-for f in "${functions[@]}"; do
-  filter+="${filter:+ || }call_site.function == $f"
-done
-for m in "${modules[@]}"; do
-  line=$(grep "^$m " /proc/modules || true)
-  [ -n "$line" ] || { echo "ftrace-capture: module '$m' is not loaded" >&2; exit 2; }
-  size=$(echo "$line" | awk '{print $2}')
-  base=$(echo "$line" | awk '{print $6}')
-  [ "$base" != "0x0000000000000000" ] || { echo "ftrace-capture: module addresses are hidden (kptr_restrict)" >&2; exit 1; }
-  filter+="${filter:+ || }(call_site >= $base && call_site < $(printf '0x%x' $((base + size))))"
-done
-
 enabled=0
 for e in "${events[@]}"; do
   [ -d "$inst/events/$e" ] || continue
   if [ -n "$filter" ] && grep -q 'call_site' "$inst/events/$e/format"; then
-    echo "$filter" > "$inst/events/$e/filter"
+    echo "$filter" 2>/dev/null > "$inst/events/$e/filter" || fail "the kernel refused the filter '$filter' on $e"
   fi
   echo 1 > "$inst/events/$e/enable"
   enabled=$((enabled + 1))
 done
-[ $enabled -gt 0 ] || { echo "ftrace-capture: none of the events exist on this kernel" >&2; exit 1; }
-[ -n "$pid" ] && echo "$pid" > "$inst/set_event_pid"
+[ $enabled -gt 0 ] || fail "-e $groups: none of these events exist on this kernel"
+if [ -n "$pid" ]; then
+  echo "$pid" 2>/dev/null > "$inst/set_event_pid" || fail "-p $pid: the kernel refused this pid"
+fi
 
 case $out in
-  -) compress=(cat) ;;
   *.gz) compress=(gzip -c) ;;
   *.xz) compress=(xz -T1 -c) ;;
   *.zst) compress=(zstd -q -c) ;;
   *) compress=(cat) ;;
 esac
-[ "$out" = "-" ] && out=/dev/stdout
-tmp=$(mktemp "${TMPDIR:-/tmp}/kmbench-ftrace.XXXXXX")
 {
   echo "# kmbench ftrace capture: kernel $(uname -r), host $(uname -n), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# events: ${events[*]}"
@@ -128,8 +175,22 @@ kill "$reader" 2>/dev/null || true
 wait "$reader" 2>/dev/null || true
 reader=""
 grep -v '^#' "$inst/trace" >> "$tmp" || true  # anything the reader did not consume
-"${compress[@]}" < "$tmp" > "$out"
 lines=$(grep -v '^#' "$tmp" | grep -c ': ' || true)  # the header's own lines are comments
-rm -f "$tmp"
+
+kept() { echo "ftrace-capture: cannot write $1: the capture is kept in $tmp" >&2; tmp=""; exit 2; }
+if [ "$out" = - ]; then
+  dest=stdout
+  "${compress[@]}" < "$tmp" || kept "$dest"
+else
+  dest=$real
+  [ $status -eq 0 ] || dest=$out.failed
+  if [ -f "$dest" ]; then mode=$(stat -c %a -- "$dest"); else mode=$(printf '%o' $((0666 & ~0$(umask)))); fi
+  { "${compress[@]}" < "$tmp" > "$part" && chmod "$mode" "$part" && mv -fT -- "$part" "$dest"; } || kept "$dest"
+  part=""
+fi
+if [ $status -ne 0 ]; then
+  [ "$out" = - ] || echo "ftrace-capture: $out is left as it was" >&2
+  fail "the command failed (exit status $status): its capture, $lines event lines, went to $dest" 1
+fi
+[ "$out" != - ] || out=stdout
 echo "ftrace-capture: $lines event lines -> $out" >&2
-exit $status
