@@ -9,29 +9,30 @@
 #   tools/bench-free-order.sh [OUTDIR] [CAPTURE...]
 # Default: /tmp/kmbench-free-order and the ftrace captures in traces/. REPS
 # sets the repetitions (default 9), THREADS the replay threads (default 2),
-# BUILD the build directory (default build).
+# BUILD the build directory (default build). The first argument is always
+# OUTDIR. The run goes to OUTDIR/run.new/run and replaces OUTDIR/run only when
+# every cell succeeded; bad arguments exit 2 before anything is written.
 set -euo pipefail
 # shellcheck source=tools/bench-common.sh
 source "$(dirname "$0")/bench-common.sh"
 bench_setup bench-free-order /tmp/kmbench-free-order 9 "$@"
 mkdir -p "$out/traces"
 matrix=$out/free-order.toml
-bench_matrix "$matrix" free-order 20261207
-for capture in "${captures[@]}"; do
-  capture=$(realpath "$capture")
-  name=$(basename "$capture"); name=${name%%.*}
+bench_matrix "$matrix.new" free-order 20261207
+for i in "${!captures[@]}"; do
+  capture=${captures[i]} name=${names[i]}
   "$kmbench" trace dump "$capture" > "$out/traces/$name.txt"
   for order in recorded random oldest newest; do
     /usr/bin/python3 "$here/tools/reorder-frees.py" --order "$order" "$out/traces/$name.txt" "$out/traces/$name-$order.txt"
     "$kmbench" trace undump "$out/traces/$name-$order.txt" -o "$out/traces/$name-$order.kmt"
     rm "$out/traces/$name-$order.txt"
-    printf '\n[[trace]]\npath = "traces/%s-%s.kmt"\nlabel = "%s:%s"\n' "$name" "$order" "$name" "$order" >> "$matrix"
+    printf '\n[[trace]]\npath = "traces/%s-%s.kmt"\nlabel = "%s:%s"\n' "$name" "$order" "$name" "$order" >> "$matrix.new"
   done
   rm "$out/traces/$name.txt"
 done
-rm -rf "$out/run"
-"$kmbench" run "$matrix" -o "$out/run"
-/usr/bin/python3 - "$out/run/cells.csv" "$here/plots" <<'PY' | tee "$out/free-order.md"
+mv "$matrix.new" "$matrix"
+bench_run "$matrix"
+/usr/bin/python3 - "$out/run/cells.csv" "$here/plots" > "$out/free-order.md.new" <<'PY'
 import collections, csv, statistics, sys
 sys.path.insert(0, sys.argv[2])
 from stats import compare_samples, judge  # the run comparison's own statistics
@@ -69,3 +70,5 @@ print(f"\nMedians of {min(len(v) for v in ns.values())} or more repetitions. \"s
       "Mann-Whitney U test, Benjamini-Hochberg corrected over the table, below 0.05, a 95% bootstrap interval "
       "of the ratio without 1, and more than 3% from 1 (`kmbench compare`'s rule); no word: no difference shown.")
 PY
+mv "$out/free-order.md.new" "$out/free-order.md"
+cat "$out/free-order.md"

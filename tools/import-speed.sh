@@ -5,17 +5,22 @@
 # median of the run-by-run ratios (import / wc -l) with a 95% bootstrap
 # interval, and the import's MB/s.
 #   tools/import-speed.sh CAPTURE.txt [RUNS]        (default 15 runs)
-# Make a large capture with tools/capture/ftrace-capture.sh. The page cache is
-# warmed first; the ratio is the figure to quote, not the absolute times.
+# CAPTURE.txt is the text itself: a compressed one is refused (decompress it
+# first), as wc -l and the MB/s would be of the compressed bytes. Make a large
+# capture with tools/capture/ftrace-capture.sh. The page cache is warmed
+# first; the ratio is the figure to quote, not the absolute times. Bad
+# arguments, and a capture kmbench cannot read, exit 2.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-capture=${1:?usage: tools/import-speed.sh CAPTURE.txt [RUNS]}
+(($# >= 1 && $# <= 2)) || { echo "usage: tools/import-speed.sh CAPTURE.txt [RUNS]" >&2; exit 2; }
+capture=$1
 runs=${2:-15}
-kmbench=${KMBENCH:-$here/build/harness/kmbench}
-[[ -r $capture ]] || { echo "import-speed: cannot read '$capture'" >&2; exit 2; }
-[[ -x $kmbench ]] || { echo "import-speed: no kmbench at '$kmbench' (build first, or set KMBENCH)" >&2; exit 2; }
+# shellcheck source=tools/speed-common.sh
+source "$(dirname "$0")/speed-common.sh"
+speed_check import-speed "$runs" "$capture"
+speed_input import-speed "$capture" text
 out=$(mktemp --suffix=.kmt)
-trap 'rm -f "$out"' EXIT
+times=$(mktemp)
+trap 'rm -f "$out" "$times"' EXIT
 
 now() { date +%s%N; }
 cat "$capture" > /dev/null  # warm the page cache
@@ -24,7 +29,8 @@ for _ in $(seq "$runs"); do
   wc -l "$capture" > /dev/null; t2=$(now)
   "$kmbench" trace import "$capture" -o "$out" -q --threads 1; t3=$(now)
   echo "$((t1 - t0)) $((t2 - t1)) $((t3 - t2))"
-done | /usr/bin/python3 -c '
+done > "$times"  # a failed import stops the script with its status
+/usr/bin/python3 -c '
 import random, statistics, sys
 size = int(sys.argv[1])
 rows = [tuple(map(int, line.split())) for line in sys.stdin]
@@ -36,4 +42,4 @@ print(f"{len(rows)} runs, {size / 1e6:.0f} MB, {sys.argv[2]} cores: import media
       f"({size / 1e6 / imp:.0f} MB/s), wc -l median {wc * 1e3:.1f} ms; import / wc -l = {imp / wc:.2f}x "
       f"(run by run: median {statistics.median(ratios):.2f}x, 95% interval {boot[49]:.2f} to {boot[1949]:.2f}); "
       f"on one thread (--threads 1) {one * 1e3:.1f} ms = {one / wc:.2f}x")
-' "$(stat -c %s "$capture")" "$(nproc)"
+' "$(stat -c %s "$capture")" "$(nproc)" < "$times"

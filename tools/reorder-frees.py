@@ -26,12 +26,15 @@ text form of `kmbench trace dump` and `kmbench trace undump`:
     tools/reorder-frees.py --order random in.txt out.txt
     kmbench trace undump out.txt -o random.kmt
 
-Traces with DMA maps or KPI calls are refused: a map names its object, and a
-KPI free its family. Exits 2 naming the file and line of a line it cannot
-read.
+The input or the output may be - for standard input or output. An output
+file is written beside itself and renamed when whole, so an earlier one
+stays as it was when writing fails. Traces with DMA maps or KPI calls are
+refused: a map names its object, and a KPI free its family. Exits 2 naming
+the file and line of a line it cannot read, or an output it cannot write.
 """
 import argparse
 import bisect
+import os
 import random
 import sys
 from collections import Counter, defaultdict, deque
@@ -207,31 +210,71 @@ def reorder(streams, order, seed, kinds):
     return moved
 
 
+def check_output(path):
+    """Before the input is read: the output can be written, or BadInput naming it."""
+    if path == "-":
+        return
+    parent = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise BadInput(f"output {path}: is a directory")
+    if not os.path.isdir(parent):
+        raise BadInput(f"output {path}: its directory {parent} "
+                       f"{'is not a directory' if os.path.exists(parent) else 'does not exist'}")
+
+
+def dump_lines(head, streams):
+    yield from head
+    for header, body in streams:
+        yield header
+        yield from (op.text() for op in body)
+    yield "end"
+
+
+def write_dump(path, head, streams):
+    """The text to path: - is standard output, a regular file is replaced only once written whole, and
+    anything else (/dev/null) is written in place."""
+    if path == "-":
+        sys.stdout.writelines(line + "\n" for line in dump_lines(head, streams))
+        sys.stdout.flush()
+        return
+    in_place = os.path.exists(path) and not os.path.isfile(path)
+    tmp = path if in_place else path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as out:
+            out.writelines(line + "\n" for line in dump_lines(head, streams))
+        if not in_place:
+            os.replace(tmp, path)
+    except OSError as e:
+        if not in_place and os.path.exists(tmp):
+            os.remove(tmp)
+        raise BadInput(f"output {path}: cannot write ({e.strerror})") from None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--order", choices=ORDERS, required=True, help="which live object of its class each free takes")
     ap.add_argument("--seed", type=int, default=1, help="for --order random (default 1)")
     ap.add_argument("input", help="`kmbench trace dump` text, or - for stdin")
-    ap.add_argument("output", help="text for `kmbench trace undump`")
+    ap.add_argument("output", help="text for `kmbench trace undump`, or - for stdout")
     args = ap.parse_args()
     try:
+        check_output(args.output)
         head, streams = read_dump(args.input)
         kinds = FreeKinds()
         moved = reorder(streams, args.order, args.seed, kinds)
+        write_dump(args.output, head, streams)
     except BadInput as e:
         print(f"reorder-frees: {e}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # standard output closed early: no more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except OSError as e:
         print(f"reorder-frees: {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(2)
-    with open(args.output, "w", encoding="ascii") as out:
-        out.write("\n".join(head) + "\n")
-        for header, body in streams:
-            out.write(header + "\n")
-            out.writelines(op.text() + "\n" for op in body)
-        out.write("end\n")
     frees = sum(op.kind in FREES for _, body in streams for op in body)
-    print(f"reorder-frees: {args.output}: {moved} of {frees} frees take another object (--order {args.order}); "
+    name = "standard output" if args.output == "-" else args.output
+    print(f"reorder-frees: {name}: {moved} of {frees} frees take another object (--order {args.order}); "
           f"of its class's live objects a free takes the {kinds.summary()}", file=sys.stderr)
 
 

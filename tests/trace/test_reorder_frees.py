@@ -1,7 +1,8 @@
 """tools/reorder-frees.py: each free keeps its time, stream and class and takes
 a live object of its class in the order asked; the recorded order gives the
-input back; bad input exits 2 naming the line; and a real capture's
-reorderings load back as traces (KMBENCH: the kmbench binary)."""
+input back; bad input exits 2 naming the line, and an output that cannot be
+written naming it; - is standard output; and a real capture's reorderings
+load back as traces (KMBENCH: the kmbench binary)."""
 import collections
 import os
 import subprocess
@@ -198,3 +199,25 @@ def test_a_real_capture_reordered_loads_back_with_every_free_matched(tmp_path):
         subprocess.run([kmbench, "trace", "undump", str(tmp_path / "out.txt"), "-o", str(kmt)], check=True)
         back = subprocess.run([kmbench, "trace", "dump", str(kmt)], capture_output=True, text=True, check=True)
         assert back.stdout == out
+
+
+@pytest.mark.parametrize("output", ["missing/out.txt", "adir", "afile/out.txt"])
+def test_an_output_that_cannot_be_written_exits_2_naming_it(tmp_path, output):
+    (tmp_path / "in.txt").write_text(dump_text())
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("a file\n")
+    p = subprocess.run([sys.executable, TOOL, "--order", "oldest", "in.txt", output], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert f"output {output}:" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert (tmp_path / "afile").read_text() == "a file\n" and not os.listdir(tmp_path / "adir")
+
+
+def test_dash_is_standard_output_as_it_is_standard_input(tmp_path):
+    (tmp_path / "in.txt").write_text(dump_text())
+    p = subprocess.run([sys.executable, TOOL, "--order", "recorded", "-", "-"], capture_output=True, text=True,
+                       cwd=tmp_path, input=dump_text())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == dump_text()
+    assert "standard output: 0 of 8 frees" in p.stderr, p.stderr
+    assert not (tmp_path / "-").exists()
