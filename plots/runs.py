@@ -155,6 +155,9 @@ INDEX_FIELDS = [
     (("environment", "machine", "smt", "active"), "true or false", True),
     (("environment", "machine", "transparent_hugepages"), "an object", True),
     (("environment", "machine", "not_read"), "an object", False),
+    # a cell entry's sweep point (the sweep charts group and order by them)
+    (("cells", "*", "sweep"), "a list of [key, value] pairs of strings", False),
+    (("cells", "*", "base_label"), "a string", False),
 ]
 
 
@@ -175,6 +178,8 @@ KINDS = {
     "a list of strings": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "a list of numbers": lambda v: isinstance(v, list) and all(is_number(x) for x in v),
     "a list of objects": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    "a list of [key, value] pairs of strings": lambda v: isinstance(v, list) and all(
+        isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x) for x in v),
     "a string or an object of CPU lists": lambda v: isinstance(v, str) or isinstance(v, dict) and all(
         isinstance(cpus, list) and all(is_whole(c) for c in cpus) for cpus in v.values()),
 }

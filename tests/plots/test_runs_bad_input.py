@@ -263,6 +263,11 @@ def test_compare_and_plot_exit_2_naming_a_cell_file_that_disagrees_with_its_inde
         assert says in p.stderr
 
 
+def entry(index, **fields):
+    index["cells"][0].update(fields)
+    return index
+
+
 def machine(index, **fields):
     index["environment"]["machine"].update(fields)
     return index
@@ -292,6 +297,9 @@ def machine(index, **fields):
     (lambda i: dict(i, topology=dict(i["topology"], real_nodes="1")),
      'index.json: topology.real_nodes: is "1", not a whole number'),
     (lambda i: dict(i, latency_reference=[]), "index.json: latency_reference: is [], not an object"),
+    (lambda i: entry(i, sweep=[["magazine", 16]]),
+     'index.json: cells[0].sweep: is [["magazine", 16]], not a list of [key, value] pairs of strings'),
+    (lambda i: entry(i, base_label=None), "index.json: cells[0].base_label: is null, not a string"),
 ])
 def test_an_index_field_of_another_type_is_refused_naming_its_json_path(fixture_run, tmp_path, change, says):
     assert says in refusal(damaged(fixture_run, tmp_path, change_index=change))
