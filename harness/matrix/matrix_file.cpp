@@ -176,24 +176,12 @@ class Checker {
     }
   }
 
-  /// Placements other than local need two nodes in the topology.
-  void check_placements(const Axes& axes, const toml::node& at) const {
-    for (const auto& topo : axes.topologies) {
-      const unsigned nodes = topology_nodes(topo, catalog_);
-      for (const auto& p : axes.placements) {
-        if (p != "local" && nodes < 2) {
-          fail(at, "placement '" + p + "' needs two NUMA nodes, topology '" + topo + "' has " +
-                       std::to_string(nodes) +
-                       " (run it on a multi-node machine, or simulate two nodes with a synthetic topology)");
-        }
-      }
-    }
-  }
-
-  /// A node the entry's replay names (`node`, a pressure clause's node=N) must
-  /// be in each topology the entry runs on.
-  void check_named_nodes(const Axes& axes, const std::vector<std::pair<std::string, std::string>>& options,
-                         const toml::node& at) const {
+  /// Each topology the entry runs on (loaded once) has the nodes the entry
+  /// asks for: two for a placement other than local (refused at the entry),
+  /// and every node its replay names, `node` or a pressure clause's node=N
+  /// (refused at `replay`).
+  void check_nodes(const Axes& axes, const std::vector<std::pair<std::string, std::string>>& options,
+                   const toml::node& entry, const toml::node* replay) const {
     std::vector<std::pair<long, std::string>> named;  // node, what names it
     for (const auto& [flag, value] : options) {
       if (flag == "--node" && value != "-1") named.emplace_back(std::stol(value), "'node = " + value + "'");
@@ -204,11 +192,18 @@ class Checker {
     }
     for (const auto& topo : axes.topologies) {
       const unsigned nodes = topology_nodes(topo, catalog_);
+      for (const auto& p : axes.placements) {
+        if (p != "local" && nodes < 2) {
+          fail(entry, "placement '" + p + "' needs two NUMA nodes, topology '" + topo + "' has " +
+                          std::to_string(nodes) +
+                          " (run it on a multi-node machine, or simulate two nodes with a synthetic topology)");
+        }
+      }
       for (const auto& [node, what] : named) {
         if (node >= static_cast<long>(nodes)) {
-          fail(at, what + " names node " + std::to_string(node) + ", but topology '" + topo + "' has " +
-                       std::to_string(nodes) +
-                       (nodes == 1 ? " node (0)" : " nodes (0 to " + std::to_string(nodes - 1) + ")"));
+          fail(*replay, what + " names node " + std::to_string(node) + ", but topology '" + topo + "' has " +
+                            std::to_string(nodes) +
+                            (nodes == 1 ? " node (0)" : " nodes (0 to " + std::to_string(nodes - 1) + ")"));
         }
       }
     }
@@ -363,10 +358,7 @@ class EntryReader {
       check_.fail(entry_node, where + " has no backends: set 'backends' at the top or here");
     }
     check_backend_values(backend_params, axes.backends);
-    check_.check_placements(axes, entry_node);
-    if (const toml::node* n = entry->get("replay")) {
-      check_.check_named_nodes(axes, proto.options, *n);
-    }
+    check_.check_nodes(axes, proto.options, entry_node, entry->get("replay"));
     if (kind == "trace") {
       check_kmt(proto.source, *entry->get("path"));
     }

@@ -118,7 +118,6 @@ std::vector<OptionSpec> make_table() {
                        "(P% of the stream's peak live bytes), take=SIZE|P%[,at=WHEN][,for=SPAN], "
                        "balloon=SIZE|P%,period=SPAN, each with [,node=N]; clauses joined by ';'; times as "
                        "250ms or 5000ops (docs/pressure.md). none: no pressure",
-               .parses = true,
                .set = [](Options& o, const std::string& v) { o.pressure = parse_pressure(v); },
                .get = [](const Options& o) { return o.pressure.empty() ? std::string("none") : o.pressure.text; }});
   t.push_back({.key = "latency", .flag = "--no-latency", .type = T::flag,
@@ -232,8 +231,8 @@ std::string check_option(const OptionSpec& spec, std::string_view text, std::str
     }
     case OptionType::text:
       ok = !text.empty();
-      if (ok && spec.parses) {
-        Options scratch;  // the option's own parser names what is wrong (a pressure clause)
+      if (ok) {
+        Options scratch;  // the option's own setter names what is wrong (a pressure clause)
         spec.set(scratch, canonical);
       }
       break;

@@ -19,7 +19,7 @@ enum class OptionType : std::uint8_t {
   integer,  // a whole number within [lo, hi]
   number,   // a number within (lo, hi]
   bytes,    // a byte count: digits with an optional k, m, g or t
-  text,     // checked by `set` when `parses`, else by the layer that uses it (a topology: hwloc)
+  text,     // checked by `set` (UsageError: a pressure schedule), or by the layer that uses it (a topology: hwloc)
 };
 
 struct OptionSpec {
@@ -32,7 +32,6 @@ struct OptionSpec {
   bool negated = false;      // flag: the command line's flag sets the option false
   bool zero_is_off = false;  // integer: 0 is allowed too, and turns the option off
   bool per_entry = true;     // may stand in a matrix entry's `replay = { ... }` (else a matrix axis)
-  bool parses = false;       // text: `set` parses it and throws UsageError on a bad value (checked with it)
   void (*set)(Options&, const std::string& checked) = nullptr;
   std::string (*get)(const Options&) = nullptr;  // the value as text (defaults in help)
 };
